@@ -1,0 +1,46 @@
+// Clock: the only source of time in dtx, so that tests control it.
+//
+// Thread safety: implementations are thread-safe.
+
+#ifndef DTX_CLOCK_H_
+#define DTX_CLOCK_H_
+
+#include <atomic>
+#include <chrono>
+
+#include "dtx/core_export.h"
+#include "dtx/model.h"
+
+namespace dtx {
+
+class DTX_CORE_EXPORT Clock {
+ public:
+  virtual ~Clock();
+  virtual TimePoint Now() const = 0;
+};
+
+// The system's wall clock. Stateless; the returned object lives forever.
+DTX_CORE_EXPORT const Clock& SystemClock();
+
+// A clock that moves only when told to, for tests. Starts at a fixed,
+// millisecond-aligned instant so that journal round trips compare equal.
+class DTX_CORE_EXPORT FakeClock : public Clock {
+ public:
+  FakeClock();
+  explicit FakeClock(TimePoint start);
+
+  TimePoint Now() const override;
+  void Advance(std::chrono::milliseconds d);
+  void Set(TimePoint t);
+
+ private:
+  std::atomic<int64_t> now_ms_;
+};
+
+// Milliseconds since the Unix epoch, as the journal stores time.
+DTX_CORE_EXPORT int64_t ToUnixMillis(TimePoint t);
+DTX_CORE_EXPORT TimePoint FromUnixMillis(int64_t ms);
+
+}  // namespace dtx
+
+#endif  // DTX_CLOCK_H_

@@ -1,0 +1,17 @@
+// Umbrella header: everything a host needs from dtx::core.
+
+#ifndef DTX_DTX_H_
+#define DTX_DTX_H_
+
+#include "dtx/clock.h"
+#include "dtx/id_generator.h"
+#include "dtx/journal.h"
+#include "dtx/limits.h"
+#include "dtx/logger.h"
+#include "dtx/model.h"
+#include "dtx/options.h"
+#include "dtx/result.h"
+#include "dtx/status.h"
+#include "dtx/version.h"
+
+#endif  // DTX_DTX_H_

@@ -1,0 +1,193 @@
+// Journal: the durable record of global transactions and their branches. The
+// coordinator calls it; storage/ implements it (SqliteJournal), and every
+// implementation passes the same contract tests (tests/storage/
+// journal_contract_test.h).
+//
+// Writes are asynchronous: each is queued and `done` runs once the write is
+// durable (or has failed, in which case nothing of it was written). An
+// implementation may commit many queued writes together (group commit); each
+// write still succeeds or fails on its own. Completions run on the journal's
+// own thread: they must be short and must not block, in particular not on
+// another journal write.
+//
+// Reads are synchronous and see every write whose completion has run.
+//
+// Status codes returned by writes:
+//   kInvalidArgument     a field over its limit (dtx/limits.h) or malformed;
+//   kResourceExhausted   a payload over kMaxPayloadBytes, or the disk is full;
+//   kAlreadyExists       the gid (SaveNew) or a (branch_id, op) exists;
+//   kNotFound            no transaction with that gid (or branch row);
+//   kFailedPrecondition  the stored status is not the expected one, or the
+//                        journal is closed;
+//   kUnavailable         the store is busy or locked by another process, or an
+//                        i/o error: retrying may succeed;
+//   kDataLoss            the store is corrupt.
+//
+// Thread safety: implementations are thread-safe.
+
+#ifndef DTX_JOURNAL_H_
+#define DTX_JOURNAL_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dtx/core_export.h"
+#include "dtx/model.h"
+#include "dtx/result.h"
+#include "dtx/status.h"
+
+namespace dtx {
+
+using WriteDone = std::function<void(Status)>;
+
+// A compare-and-set of a global status.
+struct StatusChange {
+  std::string gid;
+  TransStatus from = TransStatus::kPrepared;
+  TransStatus to = TransStatus::kSubmitted;
+  // Written when set.
+  std::optional<std::string> rollback_reason;
+  std::optional<std::string> result;
+  // Rescheduling written with the change, when set.
+  std::optional<std::chrono::seconds> next_cron_interval;
+  std::optional<TimePoint> next_cron_time;
+};
+
+// The result of one branch call.
+struct BranchUpdate {
+  std::string branch_id;
+  BranchOp op = BranchOp::kAction;
+  BranchStatus status = BranchStatus::kSucceed;
+};
+
+// Rescheduling of an unfinished transaction (dtm's TouchCronTime).
+struct CronUpdate {
+  std::string gid;
+  TransStatus expected = TransStatus::kSubmitted;  // compare-and-set guard
+  std::chrono::seconds next_cron_interval{0};
+  TimePoint next_cron_time{};
+  std::optional<int64_t> retry_count;  // written when set
+};
+
+// A request to take due transactions for processing.
+struct ClaimRequest {
+  // Unfinished transactions with next_cron_time <= now are due.
+  TimePoint now{};
+  // Recorded in `owner` of each claimed transaction.
+  std::string owner;
+  // The claimed transactions' next_cron_time becomes this, so that no other
+  // claimer takes them before the lease runs out.
+  TimePoint lease_until{};
+  std::size_t limit = 16;
+};
+
+// Filters of List(); all optional, combined with AND.
+struct ListQuery {
+  std::optional<TransStatus> status;
+  std::optional<TransType> trans_type;
+  std::optional<TimePoint> created_from;  // inclusive
+  std::optional<TimePoint> created_to;    // inclusive
+  // 0 for the first page, then ListPage::next_cursor.
+  int64_t cursor = 0;
+  std::size_t limit = 100;
+};
+
+struct ListPage {
+  std::vector<GlobalTrans> transactions;  // newest first
+  int64_t next_cursor = 0;                // 0 when there is no next page
+};
+
+// Position in the due order (next_cron_time, id); default = the beginning.
+struct DueCursor {
+  TimePoint next_cron_time{};
+  int64_t id = 0;
+};
+
+struct DuePage {
+  std::vector<GlobalTrans> transactions;  // by next_cron_time, then id
+  std::optional<DueCursor> next;          // unset when this was the last page
+};
+
+class DTX_CORE_EXPORT Journal {
+ public:
+  virtual ~Journal();
+
+  // ---- Writes ----------------------------------------------------------------
+
+  // Inserts `trans` and its `branches` (in order) if trans.gid is new; the gid
+  // of each branch is taken from trans. kAlreadyExists, with nothing written,
+  // when the gid exists. A zero create_time / update_time is set to now.
+  virtual void SaveNew(GlobalTrans trans, std::vector<Branch> branches, WriteDone done) = 0;
+
+  // Appends `branches` to `gid` if its status is `expected` (checked atomically
+  // with the insert). kNotFound, kFailedPrecondition (other status),
+  // kAlreadyExists (a duplicate (branch_id, op)); all or nothing.
+  virtual void AppendBranches(std::string gid, TransStatus expected, std::vector<Branch> branches,
+                              WriteDone done) = 0;
+
+  // Compare-and-set of the global status: applies `change` only if the stored
+  // status is change.from. Sets finish_time (to succeed) or rollback_time (to
+  // failed). kNotFound, kFailedPrecondition.
+  virtual void ChangeStatus(StatusChange change, WriteDone done) = 0;
+
+  // Records branch results of `gid` while its status is `expected` (when set).
+  // kNotFound (gid or a row), kFailedPrecondition; all or nothing.
+  virtual void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
+                              std::vector<BranchUpdate> updates, WriteDone done) = 0;
+
+  // Reschedules an unfinished transaction. kNotFound, kFailedPrecondition.
+  virtual void TouchCron(CronUpdate update, WriteDone done) = 0;
+
+  // Makes an unfinished transaction due at `now` (dtm's resetNextCronTime).
+  // kNotFound, kFailedPrecondition (finished).
+  virtual void MakeDue(std::string gid, TimePoint now, WriteDone done) = 0;
+
+  // Atomically takes up to request.limit due unfinished transactions, the
+  // earliest due first, setting their owner and moving their next_cron_time
+  // to request.lease_until. Two claimers never receive the same transaction
+  // within one lease.
+  virtual void Claim(ClaimRequest request,
+                     std::function<void(Result<std::vector<GlobalTrans>>)> done) = 0;
+
+  // `done` runs once every write queued before this call is durable.
+  virtual void Flush(WriteDone done) = 0;
+
+  // ---- Reads -----------------------------------------------------------------
+
+  // The transaction and its branches in registration order. kNotFound.
+  virtual Result<TransWithBranches> Find(const std::string& gid) = 0;
+
+  // A page of transactions matching `query`, newest first.
+  virtual Result<ListPage> List(const ListQuery& query) = 0;
+
+  // A page of unfinished transactions due at `now` (next_cron_time <= now),
+  // earliest first, starting after `after`. Costs O(limit), not O(all rows).
+  virtual Result<DuePage> ListDue(TimePoint now, std::size_t limit, DueCursor after) = 0;
+
+  // ---- Life cycle ------------------------------------------------------------
+
+  // Completes every queued write, then refuses new ones (kFailedPrecondition)
+  // and releases the store. Idempotent; the destructor calls it.
+  virtual void Close() = 0;
+};
+
+// Blocks until the asynchronous write started by `start` completes, and
+// returns its status. For tools and tests; never call it from a completion.
+//
+//   Status s = WaitForWrite([&](WriteDone done) {
+//     journal->SaveNew(trans, branches, std::move(done));
+//   });
+DTX_CORE_EXPORT Status WaitForWrite(const std::function<void(WriteDone)>& start);
+
+// The same for Claim.
+DTX_CORE_EXPORT Result<std::vector<GlobalTrans>> WaitForClaim(Journal& journal,
+                                                              ClaimRequest request);
+
+}  // namespace dtx
+
+#endif  // DTX_JOURNAL_H_

@@ -1,0 +1,69 @@
+// Options of a coordinator, with dtm's defaults (conf.sample.yml), and the
+// retry policy that spaces out branch retries.
+//
+// Thread safety: plain values; thread-compatible.
+
+#ifndef DTX_OPTIONS_H_
+#define DTX_OPTIONS_H_
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "dtx/core_export.h"
+#include "dtx/status.h"
+
+namespace dtx {
+
+// When a branch call must be repeated, the transaction is due again after an
+// interval: Reset() after progress, Keep() after ONGOING, Backoff() after an
+// error. dtm doubles without limit; dtx caps the interval at max_interval
+// (0 = no cap, dtm's behaviour).
+struct DTX_CORE_EXPORT RetryPolicy {
+  // dtm's RetryInterval: the first interval, and the one Reset() returns.
+  std::chrono::seconds initial_interval{10};
+  // Each Backoff() multiplies the interval by this. dtm uses 2.
+  int factor = 2;
+  // Upper bound of Backoff(); 0 disables the cap. An uncapped doubling reaches
+  // days after ~15 failures, so dtx caps at one hour by default.
+  std::chrono::seconds max_interval{3600};
+
+  std::chrono::seconds Reset() const { return initial_interval; }
+  std::chrono::seconds Keep(std::chrono::seconds current) const { return current; }
+  // min(current * factor, max_interval); saturates instead of overflowing.
+  std::chrono::seconds Backoff(std::chrono::seconds current) const;
+
+  // kInvalidArgument when initial_interval <= 0, factor < 1, or a non-zero
+  // max_interval below initial_interval.
+  Status Validate() const;
+};
+
+struct DTX_CORE_EXPORT Options {
+  // ---- Storage -------------------------------------------------------------
+  // Path of the SQLite journal used when no Journal is injected.
+  std::string journal_path = "dtx.db";
+
+  // ---- Retry and timeouts (dtm's names in comments) -------------------------
+  // RetryInterval and the back-off rule.
+  RetryPolicy retry;
+  // TimeoutToFail: a prepared tcc or msg transaction older than this is
+  // aborted (tcc) or checked back (msg). Sagas time out only when a
+  // per-transaction value is given.
+  std::chrono::seconds timeout_to_fail{35};
+  // RequestTimeout: the deadline of every branch call.
+  std::chrono::seconds request_timeout{3};
+  // TransCronInterval: how often the journal is polled for due transactions
+  // that no timer of this process is waiting for (restarts, other processes).
+  std::chrono::seconds cron_interval{3};
+
+  // ---- Performance -----------------------------------------------------------
+  // Threads running the coordinator's io_context.
+  std::size_t io_threads = 1;
+
+  // kInvalidArgument naming the first bad field.
+  Status Validate() const;
+};
+
+}  // namespace dtx
+
+#endif  // DTX_OPTIONS_H_

@@ -1,0 +1,26 @@
+#include "dtx/journal.h"
+
+#include <future>
+#include <memory>
+
+namespace dtx {
+
+Journal::~Journal() = default;
+
+Status WaitForWrite(const std::function<void(WriteDone)>& start) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  std::future<Status> future = promise->get_future();
+  start([promise](Status s) { promise->set_value(std::move(s)); });
+  return future.get();
+}
+
+Result<std::vector<GlobalTrans>> WaitForClaim(Journal& journal, ClaimRequest request) {
+  auto promise = std::make_shared<std::promise<Result<std::vector<GlobalTrans>>>>();
+  auto future = promise->get_future();
+  journal.Claim(std::move(request), [promise](Result<std::vector<GlobalTrans>> r) {
+    promise->set_value(std::move(r));
+  });
+  return future.get();
+}
+
+}  // namespace dtx

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package dtx needs to build, test and run its demos.
+# Idempotent: packages already present are left alone and apt-get update runs at
+# most once per invocation. Run as root (or with sudo available).
+set -euo pipefail
+
+# Build tool chain and the libraries dtx links against.
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config ccache clang-format
+  libsqlite3-dev sqlite3
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libasio-dev libspdlog-dev
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+  else
+    echo "setup: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "setup: done"

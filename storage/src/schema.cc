@@ -1,0 +1,169 @@
+// The journal's tables, modelled on dtm's trans_global and trans_branch_op and
+// keeping their column names where they mean the same thing.
+//
+// trans_global: one row per global transaction.
+//   id                 INTEGER PRIMARY KEY. Insertion order; List() pages by it.
+//   gid                TEXT UNIQUE. The global transaction id.
+//   trans_type         TEXT. PERSISTED: tcc | saga | msg | xa | workflow.
+//   status             TEXT. PERSISTED: prepared | submitted | aborting |
+//                      succeed | failed.
+//   query_prepared     TEXT. msg: the check-back URL.
+//   protocol           TEXT. grpc (http is dtm's other value).
+//   create_time, update_time, finish_time, rollback_time
+//                      INTEGER, milliseconds since the Unix epoch (dtm stores
+//                      datetimes; integers sort and compare without parsing).
+//                      finish_time is set on succeed, rollback_time on failed.
+//   options            TEXT. The per-transaction options as JSON; the engine
+//                      owns the format.
+//   custom_data        TEXT. Mode-specific JSON (saga orders, msg delay).
+//   next_cron_interval INTEGER, seconds. The current retry interval.
+//   next_cron_time     INTEGER, ms. When the transaction is next due.
+//   owner              TEXT. The coordinator that last claimed it.
+//   ext_data           TEXT. dtm's legacy headers; kept for compatibility.
+//   result             TEXT. workflow result.
+//   rollback_reason    TEXT. Why it rolled back.
+//   retry_count        INTEGER. Saga RetryLimit counter. Not in dtm, which
+//                      keeps it in memory and so resets it on every restart.
+//
+// trans_branch_op: one row per (branch, op) of a transaction, in registration
+// order (id). (gid, branch_id, op) is unique.
+//   id, gid, url       as named; url may be empty (dtm: succeed without a call).
+//   bin_data           BLOB. The payload sent with the call.
+//   branch_id          TEXT. "01", "02", nested "0201", msg check-back "00".
+//   op                 TEXT. PERSISTED: try | confirm | cancel | action |
+//                      compensate | commit | rollback | msg.
+//   status             TEXT. PERSISTED: prepared | succeed | failed.
+//   finish_time, rollback_time, create_time, update_time   INTEGER ms.
+//   (dtm's deprecated `data` column is not kept.)
+//
+// Indexes:
+//   trans_global_due   next_cron_time, only over unfinished rows (a partial
+//                      index). It plays the part of dtm's
+//                      status_next_cron_time: the due scan of Claim and ListDue
+//                      is a range scan in due order costing O(due), and
+//                      finished rows, the bulk of an old journal, cost neither
+//                      index space nor scan time.
+//   gid (unique), and (gid, branch_id, op) (unique) on trans_branch_op.
+//
+// Versions (PRAGMA user_version; PRAGMA application_id is "dtx1"):
+//   1  the tables above.
+// A migration is appended to kMigrations and never edited once released.
+
+#include "schema.h"
+
+#include <array>
+#include <string>
+
+namespace dtx::internal {
+
+const char* const kGlobalColumns =
+    "id, gid, trans_type, status, protocol, query_prepared, options, custom_data, ext_data, "
+    "result, rollback_reason, create_time, update_time, finish_time, rollback_time, "
+    "next_cron_interval, next_cron_time, owner, retry_count";
+
+const char* const kBranchColumns =
+    "id, gid, url, bin_data, branch_id, op, status, create_time, update_time, finish_time, "
+    "rollback_time";
+
+namespace {
+
+// kMigrations[v] takes a database from version v to v + 1.
+constexpr std::array<const char*, 1> kMigrations = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE trans_global (
+  id INTEGER PRIMARY KEY,
+  gid TEXT NOT NULL UNIQUE,
+  trans_type TEXT NOT NULL,
+  status TEXT NOT NULL,
+  query_prepared TEXT NOT NULL DEFAULT '',
+  protocol TEXT NOT NULL DEFAULT 'grpc',
+  create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL,
+  finish_time INTEGER,
+  rollback_time INTEGER,
+  options TEXT NOT NULL DEFAULT '',
+  custom_data TEXT NOT NULL DEFAULT '',
+  next_cron_interval INTEGER NOT NULL DEFAULT 0,
+  next_cron_time INTEGER NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT '',
+  ext_data TEXT NOT NULL DEFAULT '',
+  result TEXT NOT NULL DEFAULT '',
+  rollback_reason TEXT NOT NULL DEFAULT '',
+  retry_count INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX trans_global_due ON trans_global(next_cron_time)
+  WHERE status IN ('prepared', 'submitted', 'aborting');
+CREATE TABLE trans_branch_op (
+  id INTEGER PRIMARY KEY,
+  gid TEXT NOT NULL,
+  url TEXT NOT NULL DEFAULT '',
+  bin_data BLOB NOT NULL DEFAULT x'',
+  branch_id TEXT NOT NULL,
+  op TEXT NOT NULL,
+  status TEXT NOT NULL,
+  finish_time INTEGER,
+  rollback_time INTEGER,
+  create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL,
+  UNIQUE (gid, branch_id, op)
+) STRICT;
+)sql",
+};
+
+static_assert(kMigrations.size() == kJournalSchemaVersion);
+
+Status NotAJournal(const Db& db, std::string_view why) {
+  return FailedPreconditionError("journal: " + db.path() + ": " + std::string(why));
+}
+
+}  // namespace
+
+Status MigrateSchema(Db& db) {
+  // Cheap unlocked look first: an up-to-date journal is the common case and
+  // must open even while another process holds the write lock.
+  DTX_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
+  DTX_ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version"));
+  if (app_id == kJournalApplicationId && version == kJournalSchemaVersion) return Status::Ok();
+
+  DTX_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  auto fail = [&db](Status s) {
+    db.Exec("ROLLBACK").IgnoreError();
+    return s;
+  };
+  // Read again under the write lock: another process may have migrated it.
+  auto app_id_now = db.QueryInt("PRAGMA application_id");
+  if (!app_id_now.ok()) return fail(app_id_now.status());
+  auto version_now = db.QueryInt("PRAGMA user_version");
+  if (!version_now.ok()) return fail(version_now.status());
+  app_id = *app_id_now;
+  version = *version_now;
+
+  if (app_id != 0 && app_id != kJournalApplicationId) {
+    return fail(NotAJournal(db, "is a SQLite database of another application, not a dtx journal"));
+  }
+  if (version > kJournalSchemaVersion) {
+    return fail(NotAJournal(db, "was written by a newer dtx (schema version " +
+                                    std::to_string(version) + ", this build knows up to " +
+                                    std::to_string(kJournalSchemaVersion) + ")"));
+  }
+  if (app_id == 0) {
+    auto tables = db.QueryInt("SELECT COUNT(*) FROM sqlite_schema");
+    if (!tables.ok()) return fail(tables.status());
+    if (*tables != 0) {
+      return fail(NotAJournal(db, "is a SQLite database with other tables, not a dtx journal"));
+    }
+  }
+  for (int64_t v = version; v < kJournalSchemaVersion; ++v) {
+    Status s = db.Exec(kMigrations[static_cast<std::size_t>(v)]);
+    if (!s.ok()) return fail(s.WithPrefix("migration to schema version " + std::to_string(v + 1)));
+  }
+  Status s = db.Exec("PRAGMA user_version = " + std::to_string(kJournalSchemaVersion) +
+                     "; PRAGMA application_id = " + std::to_string(kJournalApplicationId));
+  if (!s.ok()) return fail(s);
+  s = db.Exec("COMMIT");
+  if (!s.ok()) return fail(s);
+  return Status::Ok();
+}
+
+}  // namespace dtx::internal

@@ -1,0 +1,514 @@
+#include "sqlite_journal_ops.h"
+
+#include <string>
+#include <utility>
+
+#include "dtx/clock.h"
+#include "dtx/limits.h"
+#include "schema.h"
+
+namespace dtx::internal {
+
+std::string DueSelectSql() {
+  return std::string("SELECT ") + kGlobalColumns +
+         " FROM trans_global WHERE status IN ('prepared', 'submitted', 'aborting') "
+         "AND next_cron_time <= ?1 AND (next_cron_time, id) > (?2, ?3) "
+         "ORDER BY next_cron_time, id LIMIT ?4";
+}
+
+namespace {
+
+std::string GidPrefix(std::string_view gid) { return "journal: gid " + std::string(gid) + ": "; }
+
+Status ValidateTransFields(const GlobalTrans& t) {
+  DTX_RETURN_IF_ERROR(ValidateGid(t.gid).WithPrefix("journal"));
+  const std::string prefix = "journal: gid " + t.gid;
+  DTX_RETURN_IF_ERROR(ValidateText("protocol", t.protocol).WithPrefix(prefix));
+  DTX_RETURN_IF_ERROR(ValidateUrl(t.query_prepared).WithPrefix(prefix + ": query_prepared"));
+  DTX_RETURN_IF_ERROR(ValidateText("options", t.options).WithPrefix(prefix));
+  DTX_RETURN_IF_ERROR(ValidateText("custom_data", t.custom_data).WithPrefix(prefix));
+  DTX_RETURN_IF_ERROR(ValidateText("ext_data", t.ext_data).WithPrefix(prefix));
+  DTX_RETURN_IF_ERROR(ValidateText("result", t.result).WithPrefix(prefix));
+  DTX_RETURN_IF_ERROR(ValidateText("rollback_reason", t.rollback_reason).WithPrefix(prefix));
+  DTX_RETURN_IF_ERROR(ValidateText("owner", t.owner).WithPrefix(prefix));
+  return Status::Ok();
+}
+
+Status ValidateBranchFields(const std::string& gid, const std::vector<Branch>& branches) {
+  const std::string prefix = "journal: gid " + gid;
+  if (branches.size() > kMaxBranchesPerTrans) {
+    return InvalidArgumentError(prefix + ": " + std::to_string(branches.size()) +
+                                " branches, over the limit of " +
+                                std::to_string(kMaxBranchesPerTrans));
+  }
+  for (const Branch& b : branches) {
+    DTX_RETURN_IF_ERROR(ValidateBranchId(b.branch_id).WithPrefix(prefix));
+    const std::string branch_prefix =
+        prefix + ": branch " + b.branch_id + "/" + std::string(ToString(b.op));
+    DTX_RETURN_IF_ERROR(ValidateUrl(b.url).WithPrefix(branch_prefix));
+    DTX_RETURN_IF_ERROR(ValidatePayload(b.bin_data).WithPrefix(branch_prefix));
+  }
+  return Status::Ok();
+}
+
+std::optional<int64_t> OptMillis(const std::optional<TimePoint>& t) {
+  if (!t) return std::nullopt;
+  return ToUnixMillis(*t);
+}
+
+std::optional<TimePoint> ReadOptTime(const Stmt& s, int col) {
+  if (s.IsNull(col)) return std::nullopt;
+  return FromUnixMillis(s.Int(col));
+}
+
+// After a guarded UPDATE changed nothing: tells apart an unknown gid from one
+// whose status is not the expected one.
+Status ExplainMiss(Db& db, const std::string& gid, std::string_view expected) {
+  auto stmt_or = db.Prepare("SELECT status FROM trans_global WHERE gid = ?1");
+  if (!stmt_or.ok()) return stmt_or.status();
+  StmtGuard stmt(*stmt_or);
+  stmt->BindText(1, gid);
+  const int rc = stmt->Step();
+  if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
+  if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
+  return FailedPreconditionError(GidPrefix(gid) + "status is '" + stmt->Text(0) + "', expected " +
+                                 std::string(expected));
+}
+
+// Checks the stored status of `gid` inside the writer's transaction.
+Status RequireStatus(Db& db, const std::string& gid, TransStatus expected) {
+  auto stmt_or = db.Prepare("SELECT status FROM trans_global WHERE gid = ?1");
+  if (!stmt_or.ok()) return stmt_or.status();
+  StmtGuard stmt(*stmt_or);
+  stmt->BindText(1, gid);
+  const int rc = stmt->Step();
+  if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
+  if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
+  const std::string stored = stmt->Text(0);
+  if (stored != ToString(expected)) {
+    return FailedPreconditionError(GidPrefix(gid) + "status is '" + stored + "', expected '" +
+                                   std::string(ToString(expected)) + "'");
+  }
+  return Status::Ok();
+}
+
+Status InsertBranches(Db& db, const std::string& gid, const std::vector<Branch>& branches,
+                      int64_t now_ms) {
+  DTX_ASSIGN_OR_RETURN(
+      Stmt * stmt,
+      db.Prepare("INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, "
+                 "finish_time, rollback_time, create_time, update_time) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+  for (const Branch& b : branches) {
+    StmtGuard guard(stmt);
+    stmt->BindText(1, gid);
+    stmt->BindText(2, b.url);
+    stmt->BindBlob(3, b.bin_data);
+    stmt->BindText(4, b.branch_id);
+    stmt->BindText(5, ToString(b.op));
+    stmt->BindText(6, ToString(b.status));
+    stmt->BindOptInt(7, OptMillis(b.finish_time));
+    stmt->BindOptInt(8, OptMillis(b.rollback_time));
+    const int64_t created =
+        b.create_time == TimePoint{} ? now_ms : ToUnixMillis(b.create_time);
+    stmt->BindInt(9, created);
+    stmt->BindInt(10, now_ms);
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) {
+      if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+        return AlreadyExistsError(GidPrefix(gid) + "branch " + b.branch_id + "/" +
+                                  std::string(ToString(b.op)) + " already exists");
+      }
+      return db.Error(rc, "insert branch of " + gid);
+    }
+  }
+  return Status::Ok();
+}
+
+// A write with a plain completion callback.
+class SimpleOp : public WriteOp {
+ public:
+  explicit SimpleOp(WriteDone done) : done_(std::move(done)) {}
+  void Complete(Status status) override {
+    if (done_) done_(std::move(status));
+  }
+
+ private:
+  WriteDone done_;
+};
+
+class SaveNewOp final : public SimpleOp {
+ public:
+  SaveNewOp(GlobalTrans trans, std::vector<Branch> branches, WriteDone done)
+      : SimpleOp(std::move(done)), trans_(std::move(trans)), branches_(std::move(branches)) {}
+
+  Status Apply(Db& db, int64_t now_ms) override {
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * stmt,
+        db.Prepare("INSERT INTO trans_global (gid, trans_type, status, protocol, query_prepared, "
+                   "options, custom_data, ext_data, result, rollback_reason, create_time, "
+                   "update_time, finish_time, rollback_time, next_cron_interval, "
+                   "next_cron_time, owner, retry_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                   "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+                   "ON CONFLICT (gid) DO NOTHING"));
+    const GlobalTrans& t = trans_;
+    {
+      StmtGuard guard(stmt);
+      stmt->BindText(1, t.gid);
+      stmt->BindText(2, ToString(t.trans_type));
+      stmt->BindText(3, ToString(t.status));
+      stmt->BindText(4, t.protocol);
+      stmt->BindText(5, t.query_prepared);
+      stmt->BindText(6, t.options);
+      stmt->BindText(7, t.custom_data);
+      stmt->BindText(8, t.ext_data);
+      stmt->BindText(9, t.result);
+      stmt->BindText(10, t.rollback_reason);
+      stmt->BindInt(11, t.create_time == TimePoint{} ? now_ms : ToUnixMillis(t.create_time));
+      stmt->BindInt(12, now_ms);
+      stmt->BindOptInt(13, OptMillis(t.finish_time));
+      stmt->BindOptInt(14, OptMillis(t.rollback_time));
+      stmt->BindInt(15, t.next_cron_interval.count());
+      stmt->BindInt(16, ToUnixMillis(t.next_cron_time));
+      stmt->BindText(17, t.owner);
+      stmt->BindInt(18, t.retry_count);
+      const int rc = stmt->Step();
+      if (rc != SQLITE_DONE) return db.Error(rc, "insert " + t.gid);
+    }
+    if (db.changes() == 0) return AlreadyExistsError(GidPrefix(t.gid) + "already exists");
+    return InsertBranches(db, t.gid, branches_, now_ms);
+  }
+
+ private:
+  GlobalTrans trans_;
+  std::vector<Branch> branches_;
+};
+
+class AppendBranchesOp final : public SimpleOp {
+ public:
+  AppendBranchesOp(std::string gid, TransStatus expected, std::vector<Branch> branches,
+                   WriteDone done)
+      : SimpleOp(std::move(done)),
+        gid_(std::move(gid)),
+        expected_(expected),
+        branches_(std::move(branches)) {}
+
+  Status Apply(Db& db, int64_t now_ms) override {
+    DTX_RETURN_IF_ERROR(RequireStatus(db, gid_, expected_));
+    return InsertBranches(db, gid_, branches_, now_ms);
+  }
+
+ private:
+  std::string gid_;
+  TransStatus expected_;
+  std::vector<Branch> branches_;
+};
+
+class ChangeStatusOp final : public SimpleOp {
+ public:
+  ChangeStatusOp(StatusChange change, WriteDone done)
+      : SimpleOp(std::move(done)), c_(std::move(change)) {}
+
+  Status Apply(Db& db, int64_t now_ms) override {
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * stmt,
+        db.Prepare("UPDATE trans_global SET status = ?1, update_time = ?2, "
+                   "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE finish_time END, "
+                   "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE rollback_time END, "
+                   "rollback_reason = COALESCE(?3, rollback_reason), "
+                   "result = COALESCE(?4, result), "
+                   "next_cron_interval = COALESCE(?5, next_cron_interval), "
+                   "next_cron_time = COALESCE(?6, next_cron_time) "
+                   "WHERE gid = ?7 AND status = ?8"));
+    StmtGuard guard(stmt);
+    stmt->BindText(1, ToString(c_.to));
+    stmt->BindInt(2, now_ms);
+    stmt->BindOptText(3, c_.rollback_reason);
+    stmt->BindOptText(4, c_.result);
+    stmt->BindOptInt(5, c_.next_cron_interval
+                            ? std::optional<int64_t>(c_.next_cron_interval->count())
+                            : std::nullopt);
+    stmt->BindOptInt(6, OptMillis(c_.next_cron_time));
+    stmt->BindText(7, c_.gid);
+    stmt->BindText(8, ToString(c_.from));
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return db.Error(rc, "change status of " + c_.gid);
+    if (db.changes() == 0) {
+      return ExplainMiss(db, c_.gid, "'" + std::string(ToString(c_.from)) + "'");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  StatusChange c_;
+};
+
+class UpdateBranchesOp final : public SimpleOp {
+ public:
+  UpdateBranchesOp(std::string gid, std::optional<TransStatus> expected,
+                   std::vector<BranchUpdate> updates, WriteDone done)
+      : SimpleOp(std::move(done)),
+        gid_(std::move(gid)),
+        expected_(expected),
+        updates_(std::move(updates)) {}
+
+  Status Apply(Db& db, int64_t now_ms) override {
+    if (expected_) DTX_RETURN_IF_ERROR(RequireStatus(db, gid_, *expected_));
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * stmt,
+        db.Prepare("UPDATE trans_branch_op SET status = ?1, update_time = ?2, "
+                   "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time ELSE ?2 END "
+                   "WHERE gid = ?3 AND branch_id = ?4 AND op = ?5"));
+    for (const BranchUpdate& u : updates_) {
+      StmtGuard guard(stmt);
+      stmt->BindText(1, ToString(u.status));
+      stmt->BindInt(2, now_ms);
+      stmt->BindText(3, gid_);
+      stmt->BindText(4, u.branch_id);
+      stmt->BindText(5, ToString(u.op));
+      const int rc = stmt->Step();
+      if (rc != SQLITE_DONE) return db.Error(rc, "update branch of " + gid_);
+      if (db.changes() == 0) {
+        return NotFoundError(GidPrefix(gid_) + "branch " + u.branch_id + "/" +
+                             std::string(ToString(u.op)) + " not found");
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string gid_;
+  std::optional<TransStatus> expected_;
+  std::vector<BranchUpdate> updates_;
+};
+
+class TouchCronOp final : public SimpleOp {
+ public:
+  TouchCronOp(CronUpdate update, WriteDone done)
+      : SimpleOp(std::move(done)), u_(std::move(update)) {}
+
+  Status Apply(Db& db, int64_t now_ms) override {
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * stmt,
+        db.Prepare("UPDATE trans_global SET next_cron_interval = ?1, next_cron_time = ?2, "
+                   "update_time = ?3, retry_count = COALESCE(?4, retry_count) "
+                   "WHERE gid = ?5 AND status = ?6"));
+    StmtGuard guard(stmt);
+    stmt->BindInt(1, u_.next_cron_interval.count());
+    stmt->BindInt(2, ToUnixMillis(u_.next_cron_time));
+    stmt->BindInt(3, now_ms);
+    stmt->BindOptInt(4, u_.retry_count);
+    stmt->BindText(5, u_.gid);
+    stmt->BindText(6, ToString(u_.expected));
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return db.Error(rc, "touch cron of " + u_.gid);
+    if (db.changes() == 0) {
+      return ExplainMiss(db, u_.gid, "'" + std::string(ToString(u_.expected)) + "'");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  CronUpdate u_;
+};
+
+class MakeDueOp final : public SimpleOp {
+ public:
+  MakeDueOp(std::string gid, TimePoint now, WriteDone done)
+      : SimpleOp(std::move(done)), gid_(std::move(gid)), now_(now) {}
+
+  Status Apply(Db& db, int64_t now_ms) override {
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * stmt, db.Prepare("UPDATE trans_global SET next_cron_time = ?1, update_time = ?2 "
+                                "WHERE gid = ?3 AND status IN ('prepared', 'submitted', "
+                                "'aborting')"));
+    StmtGuard guard(stmt);
+    stmt->BindInt(1, ToUnixMillis(now_));
+    stmt->BindInt(2, now_ms);
+    stmt->BindText(3, gid_);
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return db.Error(rc, "make due " + gid_);
+    if (db.changes() == 0) return ExplainMiss(db, gid_, "an unfinished status");
+    return Status::Ok();
+  }
+
+ private:
+  std::string gid_;
+  TimePoint now_;
+};
+
+class ClaimOp final : public WriteOp {
+ public:
+  ClaimOp(ClaimRequest request, std::function<void(Result<std::vector<GlobalTrans>>)> done)
+      : request_(std::move(request)), done_(std::move(done)) {}
+
+  Status Apply(Db& db, int64_t now_ms) override {
+    claimed_.clear();
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * stmt,
+        db.Prepare(std::string("UPDATE trans_global SET owner = ?1, next_cron_time = ?2, "
+                               "update_time = ?3 WHERE id IN (SELECT id FROM trans_global "
+                               "WHERE status IN ('prepared', 'submitted', 'aborting') "
+                               "AND next_cron_time <= ?4 ORDER BY next_cron_time, id "
+                               "LIMIT ?5) RETURNING ") +
+                   kGlobalColumns));
+    StmtGuard guard(stmt);
+    stmt->BindText(1, request_.owner);
+    stmt->BindInt(2, ToUnixMillis(request_.lease_until));
+    stmt->BindInt(3, now_ms);
+    stmt->BindInt(4, ToUnixMillis(request_.now));
+    stmt->BindInt(5, static_cast<int64_t>(request_.limit));
+    for (;;) {
+      const int rc = stmt->Step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return db.Error(rc, "claim");
+      DTX_ASSIGN_OR_RETURN(GlobalTrans t, ReadGlobalRow(*stmt, db.path()));
+      claimed_.push_back(std::move(t));
+    }
+    return Status::Ok();
+  }
+
+  void Complete(Status status) override {
+    if (!done_) return;
+    if (status.ok()) {
+      done_(std::move(claimed_));
+    } else {
+      done_(std::move(status));
+    }
+  }
+
+ private:
+  ClaimRequest request_;
+  std::function<void(Result<std::vector<GlobalTrans>>)> done_;
+  std::vector<GlobalTrans> claimed_;
+};
+
+class NoStoreOp final : public SimpleOp {
+ public:
+  NoStoreOp(Status status, WriteDone done) : SimpleOp(std::move(done)), status_(std::move(status)) {}
+  Status Apply(Db&, int64_t) override { return status_; }
+  bool touches_db() const override { return false; }
+
+ private:
+  Status status_;
+};
+
+}  // namespace
+
+std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans, std::vector<Branch> branches,
+                                     WriteDone done) {
+  Status s = ValidateTransFields(trans);
+  if (s.ok()) s = ValidateBranchFields(trans.gid, branches);
+  if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
+  return std::make_unique<SaveNewOp>(std::move(trans), std::move(branches), std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakeAppendBranches(std::string gid, TransStatus expected,
+                                            std::vector<Branch> branches, WriteDone done) {
+  Status s = ValidateGid(gid).WithPrefix("journal");
+  if (s.ok()) s = ValidateBranchFields(gid, branches);
+  if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
+  return std::make_unique<AppendBranchesOp>(std::move(gid), expected, std::move(branches),
+                                            std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakeChangeStatus(StatusChange change, WriteDone done) {
+  Status s = ValidateGid(change.gid).WithPrefix("journal");
+  if (s.ok() && change.rollback_reason) {
+    s = ValidateText("rollback_reason", *change.rollback_reason).WithPrefix("journal");
+  }
+  if (s.ok() && change.result) s = ValidateText("result", *change.result).WithPrefix("journal");
+  if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
+  return std::make_unique<ChangeStatusOp>(std::move(change), std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid, std::optional<TransStatus> expected,
+                                            std::vector<BranchUpdate> updates, WriteDone done) {
+  Status s = ValidateGid(gid).WithPrefix("journal");
+  if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
+  return std::make_unique<UpdateBranchesOp>(std::move(gid), expected, std::move(updates),
+                                            std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done) {
+  Status s = ValidateGid(update.gid).WithPrefix("journal");
+  if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
+  return std::make_unique<TouchCronOp>(std::move(update), std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now, WriteDone done) {
+  Status s = ValidateGid(gid).WithPrefix("journal");
+  if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
+  return std::make_unique<MakeDueOp>(std::move(gid), now, std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request,
+                                   std::function<void(Result<std::vector<GlobalTrans>>)> done) {
+  if (request.limit == 0) request.limit = 1;
+  return std::make_unique<ClaimOp>(std::move(request), std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakeFlush(WriteDone done) {
+  return std::make_unique<NoStoreOp>(Status::Ok(), std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakeRejected(Status status, WriteDone done) {
+  return std::make_unique<NoStoreOp>(std::move(status), std::move(done));
+}
+
+Result<GlobalTrans> ReadGlobalRow(const Stmt& s, const std::string& path) {
+  GlobalTrans t;
+  t.id = s.Int(0);
+  t.gid = s.Text(1);
+  auto bad = [&](const Status& st) {
+    return DataLossError("journal: " + path + ": gid " + t.gid + ": " + st.message());
+  };
+  auto type = ParseTransType(s.Text(2));
+  if (!type.ok()) return bad(type.status());
+  t.trans_type = *type;
+  auto status = ParseTransStatus(s.Text(3));
+  if (!status.ok()) return bad(status.status());
+  t.status = *status;
+  t.protocol = s.Text(4);
+  t.query_prepared = s.Text(5);
+  t.options = s.Text(6);
+  t.custom_data = s.Text(7);
+  t.ext_data = s.Text(8);
+  t.result = s.Text(9);
+  t.rollback_reason = s.Text(10);
+  t.create_time = FromUnixMillis(s.Int(11));
+  t.update_time = FromUnixMillis(s.Int(12));
+  t.finish_time = ReadOptTime(s, 13);
+  t.rollback_time = ReadOptTime(s, 14);
+  t.next_cron_interval = std::chrono::seconds(s.Int(15));
+  t.next_cron_time = FromUnixMillis(s.Int(16));
+  t.owner = s.Text(17);
+  t.retry_count = s.Int(18);
+  return t;
+}
+
+Result<Branch> ReadBranchRow(const Stmt& s, const std::string& path) {
+  Branch b;
+  b.id = s.Int(0);
+  b.gid = s.Text(1);
+  b.url = s.Text(2);
+  b.bin_data = s.Blob(3);
+  b.branch_id = s.Text(4);
+  auto bad = [&](const Status& st) {
+    return DataLossError("journal: " + path + ": gid " + b.gid + " branch " + b.branch_id + ": " +
+                         st.message());
+  };
+  auto op = ParseBranchOp(s.Text(5));
+  if (!op.ok()) return bad(op.status());
+  b.op = *op;
+  auto status = ParseBranchStatus(s.Text(6));
+  if (!status.ok()) return bad(status.status());
+  b.status = *status;
+  b.create_time = FromUnixMillis(s.Int(7));
+  b.update_time = FromUnixMillis(s.Int(8));
+  b.finish_time = ReadOptTime(s, 9);
+  b.rollback_time = ReadOptTime(s, 10);
+  return b;
+}
+
+}  // namespace dtx::internal

@@ -1,0 +1,62 @@
+// The journal's writes, each a WriteOp that the writer thread applies inside a
+// group-committed SQLite transaction, and the row readers shared with the
+// read path.
+//
+// Thread safety: a WriteOp is built on any thread, then owned by the writer
+// thread.
+
+#ifndef DTX_STORAGE_SQLITE_JOURNAL_OPS_H_
+#define DTX_STORAGE_SQLITE_JOURNAL_OPS_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dtx/journal.h"
+#include "sqlite_handle.h"
+
+namespace dtx::internal {
+
+class WriteOp {
+ public:
+  virtual ~WriteOp() = default;
+  // Applies the write inside the writer's open transaction (and a savepoint of
+  // its own). `now_ms` stamps update_time and friends.
+  virtual Status Apply(Db& db, int64_t now_ms) = 0;
+  // Runs once with the final status, after the COMMIT (or its failure).
+  virtual void Complete(Status status) = 0;
+  // False for writes that need no SQL (Flush, and writes rejected up front).
+  virtual bool touches_db() const { return true; }
+};
+
+std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans, std::vector<Branch> branches,
+                                     WriteDone done);
+std::unique_ptr<WriteOp> MakeAppendBranches(std::string gid, TransStatus expected,
+                                            std::vector<Branch> branches, WriteDone done);
+std::unique_ptr<WriteOp> MakeChangeStatus(StatusChange change, WriteDone done);
+std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid, std::optional<TransStatus> expected,
+                                            std::vector<BranchUpdate> updates, WriteDone done);
+std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done);
+std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now, WriteDone done);
+std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request,
+                                   std::function<void(Result<std::vector<GlobalTrans>>)> done);
+// Completes with OK after every earlier write is durable.
+std::unique_ptr<WriteOp> MakeFlush(WriteDone done);
+// Completes with `status` without touching the store.
+std::unique_ptr<WriteOp> MakeRejected(Status status, WriteDone done);
+
+// Read one row selected with kGlobalColumns / kBranchColumns. kDataLoss for a
+// stored value this build cannot parse.
+Result<GlobalTrans> ReadGlobalRow(const Stmt& stmt, const std::string& path);
+Result<Branch> ReadBranchRow(const Stmt& stmt, const std::string& path);
+
+// The SQL shared by ListDue and Claim: unfinished rows due at ?1, after the
+// cursor (?2, ?3), in due order, at most ?4.
+std::string DueSelectSql();
+
+}  // namespace dtx::internal
+
+#endif  // DTX_STORAGE_SQLITE_JOURNAL_OPS_H_

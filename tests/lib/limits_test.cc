@@ -1,0 +1,61 @@
+#include "dtx/limits.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace dtx {
+namespace {
+
+TEST(LimitsTest, GidRules) {
+  EXPECT_TRUE(ValidateGid("4kq2bM7sKxYtUvW9aZ3c8d").ok());
+  EXPECT_TRUE(ValidateGid("TestSagaNormal-1").ok());
+  EXPECT_TRUE(ValidateGid(std::string(kMaxGidBytes, 'g')).ok());
+  EXPECT_EQ(ValidateGid("").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateGid(std::string(kMaxGidBytes + 1, 'g')).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateGid("a b").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateGid("a\nb").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateGid(std::string("a\0b", 3)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateGid("caf\xc3\xa9").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateGid("a\x7f").code(), StatusCode::kInvalidArgument);
+}
+
+TEST(LimitsTest, MessagesNameTheFieldAndLimit) {
+  const Status s = ValidateGid(std::string(200, 'g'));
+  EXPECT_EQ(s.message(), "gid is 200 bytes, over the limit of 128");
+  EXPECT_EQ(ValidateBranchId("").message(), "branch id is empty");
+}
+
+TEST(LimitsTest, BranchIdRules) {
+  EXPECT_TRUE(ValidateBranchId("01").ok());
+  EXPECT_TRUE(ValidateBranchId("01-02").ok());
+  EXPECT_FALSE(ValidateBranchId("").ok());
+  EXPECT_FALSE(ValidateBranchId("0 1").ok());
+  EXPECT_FALSE(ValidateBranchId(std::string(kMaxBranchIdBytes + 1, '1')).ok());
+}
+
+TEST(LimitsTest, UrlRules) {
+  EXPECT_TRUE(ValidateUrl("").ok());
+  EXPECT_TRUE(ValidateUrl("localhost:9000/api.trans.v1.Trans/TransIn").ok());
+  EXPECT_TRUE(ValidateUrl(std::string(kMaxUrlBytes, 'u')).ok());
+  EXPECT_FALSE(ValidateUrl(std::string(kMaxUrlBytes + 1, 'u')).ok());
+  EXPECT_FALSE(ValidateUrl("host:1/a.B/C\r\n").ok());
+}
+
+TEST(LimitsTest, PayloadOverTheLimitIsResourceExhausted) {
+  EXPECT_TRUE(ValidatePayload("").ok());
+  EXPECT_TRUE(ValidatePayload(std::string(kMaxPayloadBytes, 'p')).ok());
+  EXPECT_EQ(ValidatePayload(std::string(kMaxPayloadBytes + 1, 'p')).code(),
+            StatusCode::kResourceExhausted);
+}
+
+TEST(LimitsTest, TextLimit) {
+  EXPECT_TRUE(ValidateText("custom_data", std::string(kMaxTextBytes, 't')).ok());
+  const Status s = ValidateText("custom_data", std::string(kMaxTextBytes + 1, 't'));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("custom_data"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dtx

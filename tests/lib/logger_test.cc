@@ -1,0 +1,56 @@
+#include "dtx/logger.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "dtx/spdlog_logger.h"
+
+namespace dtx {
+namespace {
+
+TEST(LoggerTest, NullLoggerWantsNothing) {
+  auto logger = NewNullLogger();
+  EXPECT_FALSE(logger->ShouldLog(LogLevel::kError));
+  int evaluated = 0;
+  DTX_LOG(logger, LogLevel::kError, "x" << ++evaluated);
+  EXPECT_EQ(evaluated, 0);  // the message is not even built
+}
+
+TEST(LoggerTest, SpdlogAdapterWritesThroughTheHostsLogger) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  auto host = std::make_shared<spdlog::logger>("host", sink);
+  host->set_pattern("%l %v");
+  host->set_level(spdlog::level::info);
+  auto logger = NewSpdlogLogger(host);
+
+  EXPECT_FALSE(logger->ShouldLog(LogLevel::kDebug));
+  EXPECT_TRUE(logger->ShouldLog(LogLevel::kWarn));
+  DTX_LOG(logger, LogLevel::kDebug, "hidden");
+  DTX_LOG(logger, LogLevel::kWarn, "gid=" << "g1" << " retry " << 3);
+  host->flush();
+  EXPECT_EQ(out.str(), "warning gid=g1 retry 3\n");
+}
+
+TEST(LoggerTest, LevelsParse) {
+  EXPECT_EQ(*ParseLogLevel("debug"), LogLevel::kDebug);
+  EXPECT_EQ(*ParseLogLevel("INFO"), LogLevel::kInfo);
+  EXPECT_EQ(*ParseLogLevel("warning"), LogLevel::kWarn);
+  EXPECT_EQ(*ParseLogLevel("error"), LogLevel::kError);
+  EXPECT_EQ(*ParseLogLevel("off"), LogLevel::kOff);
+  EXPECT_EQ(ParseLogLevel("loud").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ToString(LogLevel::kWarn), "warn");
+}
+
+TEST(LoggerTest, StderrLoggerHonoursItsLevel) {
+  auto logger = NewStderrLogger(LogLevel::kWarn);
+  EXPECT_FALSE(logger->ShouldLog(LogLevel::kInfo));
+  EXPECT_TRUE(logger->ShouldLog(LogLevel::kError));
+}
+
+}  // namespace
+}  // namespace dtx
