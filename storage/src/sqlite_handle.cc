@@ -1,6 +1,9 @@
 #include "sqlite_handle.h"
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 namespace dtx::internal {
@@ -84,6 +87,31 @@ std::string Stmt::Blob(int col) const {
   return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
 }
 
+namespace {
+
+// SQLite reports every failure to open as SQLITE_CANTOPEN, and its last errno
+// may come from a later probe; look at the file system ourselves to say why.
+Status ExplainOpenFailure(const std::string& path, Status fallback) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string prefix = "journal: " + path + ": open: ";
+  if (access(dir.c_str(), F_OK) != 0) {
+    return NotFoundError(prefix + "directory " + dir + " does not exist");
+  }
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    return PermissionDeniedError(prefix + "directory " + dir + " is not writable (" +
+                                 std::strerror(errno) +
+                                 "); SQLite needs to create -wal and -shm files beside the journal");
+  }
+  if (access(path.c_str(), F_OK) == 0 && access(path.c_str(), R_OK | W_OK) != 0) {
+    return PermissionDeniedError(prefix + "file is not readable and writable (" +
+                                 std::strerror(errno) + ")");
+  }
+  return fallback;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create, int busy_timeout_ms) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
@@ -92,7 +120,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create, int b
   if (rc != SQLITE_OK) {
     Status s = SqliteStatus(raw, rc, path, "open");
     sqlite3_close(raw);
-    return s;
+    return ExplainOpenFailure(path, std::move(s));
   }
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, busy_timeout_ms);

@@ -1,0 +1,616 @@
+// The Journal contract, as a typed test suite that every implementation
+// instantiates (SqliteJournal now; a PostgreSQL journal later), so that they
+// cannot drift apart.
+//
+// A Factory type provides:
+//   // A fresh, empty journal whose timestamps come from `clock`.
+//   std::unique_ptr<Journal> Make(const Clock* clock);
+
+#ifndef DTX_TESTS_STORAGE_JOURNAL_CONTRACT_TEST_H_
+#define DTX_TESTS_STORAGE_JOURNAL_CONTRACT_TEST_H_
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dtx/clock.h"
+#include "dtx/journal.h"
+#include "dtx/limits.h"
+#include "status_matchers.h"
+
+namespace dtx::testing {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+inline Branch MakeBranch(std::string branch_id, BranchOp op, std::string url = "",
+                         std::string payload = "") {
+  Branch b;
+  b.branch_id = std::move(branch_id);
+  b.op = op;
+  b.url = std::move(url);
+  b.bin_data = std::move(payload);
+  return b;
+}
+
+// A saga as dtm stores it: per step a compensate row, then an action row.
+inline std::vector<Branch> SagaBranches(int steps) {
+  std::vector<Branch> out;
+  for (int i = 1; i <= steps; ++i) {
+    const std::string id = (i < 10 ? "0" : "") + std::to_string(i);
+    out.push_back(MakeBranch(id, BranchOp::kCompensate, "localhost:9000/busi.Busi/Revert" + id,
+                             "payload-" + id));
+    out.push_back(
+        MakeBranch(id, BranchOp::kAction, "localhost:9000/busi.Busi/Do" + id, "payload-" + id));
+  }
+  return out;
+}
+
+template <typename Factory>
+class JournalContractTest : public ::testing::Test {
+ protected:
+  void SetUp() override { journal_ = factory_.Make(&clock_); }
+
+  GlobalTrans NewTrans(std::string gid, TransStatus status = TransStatus::kSubmitted,
+                       TransType type = TransType::kSaga) {
+    GlobalTrans t;
+    t.gid = std::move(gid);
+    t.trans_type = type;
+    t.status = status;
+    t.create_time = clock_.Now();
+    t.next_cron_interval = seconds(10);
+    t.next_cron_time = clock_.Now() + seconds(10);
+    return t;
+  }
+
+  Status Save(const GlobalTrans& t, std::vector<Branch> branches = {}) {
+    return WaitForWrite(
+        [&](WriteDone done) { journal_->SaveNew(t, std::move(branches), std::move(done)); });
+  }
+  Status Append(const std::string& gid, TransStatus expected, std::vector<Branch> branches) {
+    return WaitForWrite([&](WriteDone done) {
+      journal_->AppendBranches(gid, expected, std::move(branches), std::move(done));
+    });
+  }
+  Status Change(StatusChange c) {
+    return WaitForWrite([&](WriteDone done) { journal_->ChangeStatus(c, std::move(done)); });
+  }
+  Status Change(const std::string& gid, TransStatus from, TransStatus to) {
+    StatusChange c;
+    c.gid = gid;
+    c.from = from;
+    c.to = to;
+    return Change(c);
+  }
+  Status Update(const std::string& gid, std::optional<TransStatus> expected,
+                std::vector<BranchUpdate> updates) {
+    return WaitForWrite([&](WriteDone done) {
+      journal_->UpdateBranches(gid, expected, std::move(updates), std::move(done));
+    });
+  }
+  Status Touch(CronUpdate u) {
+    return WaitForWrite([&](WriteDone done) { journal_->TouchCron(u, std::move(done)); });
+  }
+  Result<std::vector<GlobalTrans>> ClaimDue(std::string owner, seconds lease,
+                                            std::size_t limit = 16) {
+    ClaimRequest r;
+    r.now = clock_.Now();
+    r.owner = std::move(owner);
+    r.lease_until = clock_.Now() + lease;
+    r.limit = limit;
+    return WaitForClaim(*journal_, r);
+  }
+  // gids of the transactions due now, read page by page.
+  std::vector<std::string> DueGids(std::size_t page_size) {
+    std::vector<std::string> out;
+    DueCursor cursor;
+    for (int pages = 0; pages < 10000; ++pages) {
+      auto page = journal_->ListDue(clock_.Now(), page_size, cursor);
+      EXPECT_OK(page);
+      if (!page.ok()) break;
+      for (const auto& t : page->transactions) out.push_back(t.gid);
+      if (!page->next) break;
+      cursor = *page->next;
+    }
+    return out;
+  }
+
+  Factory factory_;
+  FakeClock clock_;
+  std::unique_ptr<Journal> journal_;
+};
+
+TYPED_TEST_SUITE_P(JournalContractTest);
+
+TYPED_TEST_P(JournalContractTest, SaveNewThenFindRoundTripsEveryField) {
+  GlobalTrans t = this->NewTrans("g-roundtrip", TransStatus::kPrepared, TransType::kMsg);
+  t.protocol = "grpc";
+  t.query_prepared = "localhost:9000/busi.Busi/QueryPrepared";
+  t.options = R"({"wait_result":true,"branch_headers":{"x-test":"1"}})";
+  t.custom_data = R"({"delay":5})";
+  t.ext_data = "{}";
+  t.rollback_reason = "";
+  t.owner = "coordinator-a";
+  t.retry_count = 2;
+  t.next_cron_interval = seconds(20);
+  t.next_cron_time = this->clock_.Now() + seconds(20);
+  std::vector<Branch> branches = SagaBranches(2);
+  branches[1].bin_data = std::string("\0\x01\xff binary", 10);
+  ASSERT_OK(this->Save(t, branches));
+
+  ASSERT_OK_AND_ASSIGN(TransWithBranches got, this->journal_->Find("g-roundtrip"));
+  EXPECT_GT(got.trans.id, 0);
+  EXPECT_EQ(got.trans.gid, "g-roundtrip");
+  EXPECT_EQ(got.trans.trans_type, TransType::kMsg);
+  EXPECT_EQ(got.trans.status, TransStatus::kPrepared);
+  EXPECT_EQ(got.trans.protocol, "grpc");
+  EXPECT_EQ(got.trans.query_prepared, t.query_prepared);
+  EXPECT_EQ(got.trans.options, t.options);
+  EXPECT_EQ(got.trans.custom_data, t.custom_data);
+  EXPECT_EQ(got.trans.ext_data, "{}");
+  EXPECT_EQ(got.trans.owner, "coordinator-a");
+  EXPECT_EQ(got.trans.retry_count, 2);
+  EXPECT_EQ(got.trans.create_time, this->clock_.Now());
+  EXPECT_EQ(got.trans.update_time, this->clock_.Now());
+  EXPECT_FALSE(got.trans.finish_time.has_value());
+  EXPECT_FALSE(got.trans.rollback_time.has_value());
+  EXPECT_EQ(got.trans.next_cron_interval, seconds(20));
+  EXPECT_EQ(got.trans.next_cron_time, t.next_cron_time);
+
+  ASSERT_EQ(got.branches.size(), 4u);
+  for (std::size_t i = 0; i < branches.size(); ++i) {
+    EXPECT_EQ(got.branches[i].gid, "g-roundtrip");
+    EXPECT_EQ(got.branches[i].branch_id, branches[i].branch_id);
+    EXPECT_EQ(got.branches[i].op, branches[i].op);
+    EXPECT_EQ(got.branches[i].url, branches[i].url);
+    EXPECT_EQ(got.branches[i].bin_data, branches[i].bin_data);
+    EXPECT_EQ(got.branches[i].status, BranchStatus::kPrepared);
+    EXPECT_EQ(got.branches[i].create_time, this->clock_.Now());
+    if (i > 0) {
+      EXPECT_GT(got.branches[i].id, got.branches[i - 1].id);
+    }
+  }
+}
+
+TYPED_TEST_P(JournalContractTest, FindUnknownGidIsNotFound) {
+  EXPECT_THAT(this->journal_->Find("nope"), StatusIs(StatusCode::kNotFound, "nope"));
+}
+
+TYPED_TEST_P(JournalContractTest, SaveNewOfAnExistingGidWritesNothing) {
+  ASSERT_OK(this->Save(this->NewTrans("g-dup"), SagaBranches(1)));
+  GlobalTrans second = this->NewTrans("g-dup", TransStatus::kPrepared, TransType::kTcc);
+  second.custom_data = "changed";
+  EXPECT_THAT(this->Save(second, SagaBranches(3)), StatusIs(StatusCode::kAlreadyExists, "g-dup"));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-dup"));
+  EXPECT_EQ(got.trans.trans_type, TransType::kSaga);
+  EXPECT_EQ(got.trans.status, TransStatus::kSubmitted);
+  EXPECT_EQ(got.trans.custom_data, "");
+  EXPECT_EQ(got.branches.size(), 2u);
+}
+
+TYPED_TEST_P(JournalContractTest, SaveNewWithADuplicateBranchWritesNothing) {
+  std::vector<Branch> branches = SagaBranches(1);
+  branches.push_back(branches.back());
+  EXPECT_THAT(this->Save(this->NewTrans("g-dupbranch"), branches),
+              StatusIs(StatusCode::kAlreadyExists, "branch 01/action"));
+  EXPECT_THAT(this->journal_->Find("g-dupbranch"), StatusIs(StatusCode::kNotFound));
+  // The gid is still free.
+  EXPECT_OK(this->Save(this->NewTrans("g-dupbranch"), SagaBranches(1)));
+}
+
+TYPED_TEST_P(JournalContractTest, AppendBranchesOnlyWhileTheStatusIsExpected) {
+  ASSERT_OK(this->Save(this->NewTrans("g-tcc", TransStatus::kPrepared, TransType::kTcc)));
+  ASSERT_OK(this->Append("g-tcc", TransStatus::kPrepared,
+                         {MakeBranch("01", BranchOp::kCancel, "h:1/s.S/Cancel", "p1"),
+                          MakeBranch("01", BranchOp::kConfirm, "h:1/s.S/Confirm", "p1")}));
+  ASSERT_OK(this->Append("g-tcc", TransStatus::kPrepared,
+                         {MakeBranch("02", BranchOp::kCancel), MakeBranch("02", BranchOp::kConfirm)}));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-tcc"));
+  ASSERT_EQ(got.branches.size(), 4u);
+  EXPECT_EQ(got.branches[0].branch_id, "01");
+  EXPECT_EQ(got.branches[0].op, BranchOp::kCancel);
+  EXPECT_EQ(got.branches[3].branch_id, "02");
+  EXPECT_EQ(got.branches[3].op, BranchOp::kConfirm);
+
+  ASSERT_OK(this->Change("g-tcc", TransStatus::kPrepared, TransStatus::kSubmitted));
+  EXPECT_THAT(this->Append("g-tcc", TransStatus::kPrepared, {MakeBranch("03", BranchOp::kCancel)}),
+              StatusIs(StatusCode::kFailedPrecondition, "submitted"));
+  ASSERT_OK_AND_ASSIGN(got, this->journal_->Find("g-tcc"));
+  EXPECT_EQ(got.branches.size(), 4u);
+}
+
+TYPED_TEST_P(JournalContractTest, AppendBranchesToAMissingGidIsNotFound) {
+  EXPECT_THAT(this->Append("ghost", TransStatus::kPrepared, {MakeBranch("01", BranchOp::kCancel)}),
+              StatusIs(StatusCode::kNotFound, "ghost"));
+}
+
+TYPED_TEST_P(JournalContractTest, AppendingADuplicateBranchAppendsNothing) {
+  ASSERT_OK(this->Save(this->NewTrans("g-tcc2", TransStatus::kPrepared, TransType::kTcc)));
+  ASSERT_OK(this->Append("g-tcc2", TransStatus::kPrepared, {MakeBranch("01", BranchOp::kCancel)}));
+  EXPECT_THAT(this->Append("g-tcc2", TransStatus::kPrepared,
+                           {MakeBranch("02", BranchOp::kCancel), MakeBranch("01", BranchOp::kCancel)}),
+              StatusIs(StatusCode::kAlreadyExists));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-tcc2"));
+  EXPECT_EQ(got.branches.size(), 1u);  // "02" was not kept either
+}
+
+TYPED_TEST_P(JournalContractTest, ChangeStatusIsACompareAndSet) {
+  ASSERT_OK(this->Save(this->NewTrans("g-cas", TransStatus::kPrepared)));
+  this->clock_.Advance(seconds(1));
+  EXPECT_THAT(this->Change("g-cas", TransStatus::kSubmitted, TransStatus::kSucceed),
+              StatusIs(StatusCode::kFailedPrecondition, "prepared"));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-cas"));
+  EXPECT_EQ(got.trans.status, TransStatus::kPrepared);
+
+  StatusChange c;
+  c.gid = "g-cas";
+  c.from = TransStatus::kPrepared;
+  c.to = TransStatus::kAborting;
+  c.rollback_reason = "Timeout after 35 seconds";
+  c.next_cron_interval = seconds(40);
+  c.next_cron_time = this->clock_.Now() + seconds(40);
+  ASSERT_OK(this->Change(c));
+  ASSERT_OK_AND_ASSIGN(got, this->journal_->Find("g-cas"));
+  EXPECT_EQ(got.trans.status, TransStatus::kAborting);
+  EXPECT_EQ(got.trans.rollback_reason, "Timeout after 35 seconds");
+  EXPECT_EQ(got.trans.next_cron_interval, seconds(40));
+  EXPECT_EQ(got.trans.next_cron_time, this->clock_.Now() + seconds(40));
+  EXPECT_EQ(got.trans.update_time, this->clock_.Now());
+  EXPECT_FALSE(got.trans.rollback_time.has_value());
+
+  // A second change from the old status loses.
+  EXPECT_THAT(this->Change("g-cas", TransStatus::kPrepared, TransStatus::kSubmitted),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(this->Change("ghost", TransStatus::kPrepared, TransStatus::kSubmitted),
+              StatusIs(StatusCode::kNotFound));
+}
+
+TYPED_TEST_P(JournalContractTest, FinalStatusesStampTheirTimes) {
+  ASSERT_OK(this->Save(this->NewTrans("g-ok")));
+  ASSERT_OK(this->Save(this->NewTrans("g-bad", TransStatus::kAborting)));
+  this->clock_.Advance(seconds(3));
+  StatusChange ok;
+  ok.gid = "g-ok";
+  ok.from = TransStatus::kSubmitted;
+  ok.to = TransStatus::kSucceed;
+  ok.result = "done";
+  ASSERT_OK(this->Change(ok));
+  ASSERT_OK(this->Change("g-bad", TransStatus::kAborting, TransStatus::kFailed));
+  ASSERT_OK_AND_ASSIGN(auto good, this->journal_->Find("g-ok"));
+  EXPECT_EQ(good.trans.finish_time, this->clock_.Now());
+  EXPECT_FALSE(good.trans.rollback_time.has_value());
+  EXPECT_EQ(good.trans.result, "done");
+  ASSERT_OK_AND_ASSIGN(auto bad, this->journal_->Find("g-bad"));
+  EXPECT_EQ(bad.trans.rollback_time, this->clock_.Now());
+  EXPECT_FALSE(bad.trans.finish_time.has_value());
+}
+
+TYPED_TEST_P(JournalContractTest, UpdateBranchesRecordsResults) {
+  ASSERT_OK(this->Save(this->NewTrans("g-br"), SagaBranches(2)));
+  this->clock_.Advance(seconds(1));
+  ASSERT_OK(this->Update("g-br", TransStatus::kSubmitted,
+                         {{"01", BranchOp::kAction, BranchStatus::kSucceed},
+                          {"02", BranchOp::kAction, BranchStatus::kFailed}}));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-br"));
+  EXPECT_EQ(got.branches[0].status, BranchStatus::kPrepared);
+  EXPECT_EQ(got.branches[1].status, BranchStatus::kSucceed);
+  EXPECT_EQ(got.branches[1].finish_time, this->clock_.Now());
+  EXPECT_EQ(got.branches[1].update_time, this->clock_.Now());
+  EXPECT_EQ(got.branches[3].status, BranchStatus::kFailed);
+  EXPECT_FALSE(got.branches[0].finish_time.has_value());
+}
+
+TYPED_TEST_P(JournalContractTest, UpdateBranchesIsAllOrNothing) {
+  ASSERT_OK(this->Save(this->NewTrans("g-br2"), SagaBranches(1)));
+  EXPECT_THAT(this->Update("g-br2", std::nullopt,
+                           {{"01", BranchOp::kAction, BranchStatus::kSucceed},
+                            {"09", BranchOp::kAction, BranchStatus::kSucceed}}),
+              StatusIs(StatusCode::kNotFound, "branch 09/action"));
+  EXPECT_THAT(this->Update("g-br2", TransStatus::kAborting,
+                           {{"01", BranchOp::kAction, BranchStatus::kSucceed}}),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(this->Update("ghost", std::nullopt, {{"01", BranchOp::kAction, BranchStatus::kSucceed}}),
+              StatusIs(StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-br2"));
+  EXPECT_EQ(got.branches[1].status, BranchStatus::kPrepared);
+}
+
+TYPED_TEST_P(JournalContractTest, TouchCronReschedulesAndKeepsTheRetryCount) {
+  ASSERT_OK(this->Save(this->NewTrans("g-cron")));
+  CronUpdate u;
+  u.gid = "g-cron";
+  u.expected = TransStatus::kSubmitted;
+  u.next_cron_interval = seconds(20);
+  u.next_cron_time = this->clock_.Now() + seconds(20);
+  u.retry_count = 3;
+  ASSERT_OK(this->Touch(u));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-cron"));
+  EXPECT_EQ(got.trans.next_cron_interval, seconds(20));
+  EXPECT_EQ(got.trans.next_cron_time, this->clock_.Now() + seconds(20));
+  EXPECT_EQ(got.trans.retry_count, 3);
+
+  u.retry_count.reset();
+  u.next_cron_interval = seconds(40);
+  ASSERT_OK(this->Touch(u));
+  ASSERT_OK_AND_ASSIGN(got, this->journal_->Find("g-cron"));
+  EXPECT_EQ(got.trans.retry_count, 3);  // unset means unchanged
+  EXPECT_EQ(got.trans.next_cron_interval, seconds(40));
+
+  u.expected = TransStatus::kAborting;
+  EXPECT_THAT(this->Touch(u), StatusIs(StatusCode::kFailedPrecondition));
+  u.gid = "ghost";
+  EXPECT_THAT(this->Touch(u), StatusIs(StatusCode::kNotFound));
+}
+
+TYPED_TEST_P(JournalContractTest, MakeDueAppliesOnlyToUnfinishedTransactions) {
+  ASSERT_OK(this->Save(this->NewTrans("g-late")));
+  ASSERT_OK(this->Save(this->NewTrans("g-done", TransStatus::kSucceed)));
+  EXPECT_TRUE(this->DueGids(10).empty());
+  ASSERT_OK(WaitForWrite([&](WriteDone done) {
+    this->journal_->MakeDue("g-late", this->clock_.Now(), std::move(done));
+  }));
+  EXPECT_THAT(this->DueGids(10), ::testing::ElementsAre("g-late"));
+  EXPECT_THAT(WaitForWrite([&](WriteDone done) {
+                this->journal_->MakeDue("g-done", this->clock_.Now(), std::move(done));
+              }),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(WaitForWrite([&](WriteDone done) {
+                this->journal_->MakeDue("ghost", this->clock_.Now(), std::move(done));
+              }),
+              StatusIs(StatusCode::kNotFound));
+}
+
+TYPED_TEST_P(JournalContractTest, ListDuePagesUnfinishedDueTransactionsInDueOrder) {
+  // 25 due at distinct times (saved in a shuffled order), 5 due at the same
+  // instant, some in the future, some finished.
+  std::vector<int> order;
+  for (int i = 0; i < 25; ++i) order.push_back((i * 7) % 25);
+  const TimePoint base = this->clock_.Now();
+  for (int i : order) {
+    GlobalTrans t = this->NewTrans("due-" + std::to_string(100 + i));
+    t.next_cron_time = base - seconds(100 - i);
+    ASSERT_OK(this->Save(t));
+  }
+  for (int i = 0; i < 5; ++i) {
+    GlobalTrans t = this->NewTrans("tie-" + std::to_string(i), TransStatus::kAborting);
+    t.next_cron_time = base;
+    ASSERT_OK(this->Save(t));
+  }
+  GlobalTrans future = this->NewTrans("future");
+  future.next_cron_time = base + seconds(1);
+  ASSERT_OK(this->Save(future));
+  for (auto st : {TransStatus::kSucceed, TransStatus::kFailed}) {
+    GlobalTrans t = this->NewTrans(std::string("finished-") + std::string(ToString(st)), st);
+    t.next_cron_time = base - seconds(1000);
+    ASSERT_OK(this->Save(t));
+  }
+  GlobalTrans prepared = this->NewTrans("prepared", TransStatus::kPrepared);
+  prepared.next_cron_time = base - seconds(1);
+  ASSERT_OK(this->Save(prepared));
+
+  for (std::size_t page_size : {1u, 4u, 31u, 100u}) {
+    const std::vector<std::string> gids = this->DueGids(page_size);
+    ASSERT_EQ(gids.size(), 31u) << "page size " << page_size;
+    for (int i = 0; i < 25; ++i) EXPECT_EQ(gids[i], "due-" + std::to_string(100 + i));
+    EXPECT_EQ(gids[25], "prepared");
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(gids[26 + i], "tie-" + std::to_string(i));
+  }
+}
+
+TYPED_TEST_P(JournalContractTest, ListFiltersAndPagesNewestFirst) {
+  for (int i = 0; i < 12; ++i) {
+    GlobalTrans t = this->NewTrans("l-" + std::to_string(i),
+                                   i % 3 == 0 ? TransStatus::kSucceed : TransStatus::kSubmitted,
+                                   i % 2 == 0 ? TransType::kSaga : TransType::kTcc);
+    t.create_time = this->clock_.Now() + seconds(i);
+    ASSERT_OK(this->Save(t));
+  }
+  // Everything, 5 per page.
+  std::vector<std::string> all;
+  ListQuery q;
+  q.limit = 5;
+  for (int pages = 0; pages < 10; ++pages) {
+    ASSERT_OK_AND_ASSIGN(ListPage page, this->journal_->List(q));
+    for (const auto& t : page.transactions) all.push_back(t.gid);
+    if (page.next_cursor == 0) break;
+    q.cursor = page.next_cursor;
+  }
+  ASSERT_EQ(all.size(), 12u);
+  EXPECT_EQ(all.front(), "l-11");
+  EXPECT_EQ(all.back(), "l-0");
+
+  ListQuery by_status;
+  by_status.status = TransStatus::kSucceed;
+  ASSERT_OK_AND_ASSIGN(ListPage s, this->journal_->List(by_status));
+  std::vector<std::string> gids;
+  for (const auto& t : s.transactions) gids.push_back(t.gid);
+  EXPECT_THAT(gids, ::testing::ElementsAre("l-9", "l-6", "l-3", "l-0"));
+  EXPECT_EQ(s.next_cursor, 0);
+
+  ListQuery combined;
+  combined.trans_type = TransType::kTcc;
+  combined.status = TransStatus::kSubmitted;
+  combined.created_from = this->clock_.Now() + seconds(3);
+  combined.created_to = this->clock_.Now() + seconds(7);
+  ASSERT_OK_AND_ASSIGN(ListPage c, this->journal_->List(combined));
+  gids.clear();
+  for (const auto& t : c.transactions) gids.push_back(t.gid);
+  EXPECT_THAT(gids, ::testing::ElementsAre("l-7", "l-5"));
+}
+
+TYPED_TEST_P(JournalContractTest, ClaimLeasesDueTransactions) {
+  const TimePoint base = this->clock_.Now();
+  for (int i = 0; i < 5; ++i) {
+    GlobalTrans t = this->NewTrans("c-" + std::to_string(i));
+    t.next_cron_time = base - seconds(10 - i);
+    ASSERT_OK(this->Save(t));
+  }
+  GlobalTrans done = this->NewTrans("c-done", TransStatus::kFailed);
+  done.next_cron_time = base - seconds(100);
+  ASSERT_OK(this->Save(done));
+
+  ASSERT_OK_AND_ASSIGN(auto first, this->ClaimDue("owner-a", seconds(10), 3));
+  ASSERT_EQ(first.size(), 3u);
+  std::set<std::string> got;
+  for (const auto& t : first) {
+    got.insert(t.gid);
+    EXPECT_EQ(t.owner, "owner-a");
+    EXPECT_EQ(t.next_cron_time, base + seconds(10));
+  }
+  EXPECT_EQ(got, (std::set<std::string>{"c-0", "c-1", "c-2"}));  // earliest due first
+
+  ASSERT_OK_AND_ASSIGN(auto second, this->ClaimDue("owner-b", seconds(10)));
+  got.clear();
+  for (const auto& t : second) got.insert(t.gid);
+  EXPECT_EQ(got, (std::set<std::string>{"c-3", "c-4"}));
+  ASSERT_OK_AND_ASSIGN(auto none, this->ClaimDue("owner-c", seconds(10)));
+  EXPECT_TRUE(none.empty());
+
+  ASSERT_OK_AND_ASSIGN(auto stored, this->journal_->Find("c-0"));
+  EXPECT_EQ(stored.trans.owner, "owner-a");
+
+  // When the lease runs out the transactions are due again.
+  this->clock_.Advance(seconds(10));
+  ASSERT_OK_AND_ASSIGN(auto again, this->ClaimDue("owner-c", seconds(10)));
+  EXPECT_EQ(again.size(), 5u);
+}
+
+TYPED_TEST_P(JournalContractTest, ConcurrentClaimersNeverShareATransaction) {
+  constexpr int kTrans = 200;
+  for (int i = 0; i < kTrans; ++i) {
+    GlobalTrans t = this->NewTrans("cc-" + std::to_string(i));
+    t.next_cron_time = this->clock_.Now() - seconds(1);
+    ASSERT_OK(this->Save(t));
+  }
+  std::mutex mu;
+  std::map<std::string, int> claims;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (;;) {
+        auto r = this->ClaimDue("w" + std::to_string(w), seconds(60), 7);
+        ASSERT_OK(r);
+        if (r->empty()) return;
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto& t : *r) ++claims[t.gid];
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(claims.size(), static_cast<std::size_t>(kTrans));
+  for (const auto& [gid, n] : claims) EXPECT_EQ(n, 1) << gid;
+}
+
+TYPED_TEST_P(JournalContractTest, ValuesOverTheLimitsWriteNothing) {
+  EXPECT_THAT(this->Save(this->NewTrans(std::string(kMaxGidBytes + 1, 'g'))),
+              StatusIs(StatusCode::kInvalidArgument, "over the limit"));
+  EXPECT_THAT(this->Save(this->NewTrans("bad gid")), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(this->Save(this->NewTrans("")), StatusIs(StatusCode::kInvalidArgument));
+  std::vector<Branch> big = {MakeBranch("01", BranchOp::kAction, "h:1/s.S/M",
+                                        std::string(kMaxPayloadBytes + 1, 'x'))};
+  EXPECT_THAT(this->Save(this->NewTrans("g-big"), big),
+              StatusIs(StatusCode::kResourceExhausted, "payload"));
+  EXPECT_THAT(this->journal_->Find("g-big"), StatusIs(StatusCode::kNotFound));
+  GlobalTrans text = this->NewTrans("g-text");
+  text.custom_data = std::string(kMaxTextBytes + 1, 'c');
+  EXPECT_THAT(this->Save(text), StatusIs(StatusCode::kInvalidArgument, "custom_data"));
+  std::vector<Branch> bad_id = {MakeBranch("0\n1", BranchOp::kAction)};
+  EXPECT_THAT(this->Save(this->NewTrans("g-badid"), bad_id), StatusIs(StatusCode::kInvalidArgument));
+
+  // The largest allowed payload is stored whole.
+  std::vector<Branch> max = {MakeBranch("01", BranchOp::kAction, "h:1/s.S/M",
+                                        std::string(kMaxPayloadBytes, 'y'))};
+  ASSERT_OK(this->Save(this->NewTrans("g-max"), max));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-max"));
+  EXPECT_EQ(got.branches[0].bin_data.size(), kMaxPayloadBytes);
+}
+
+TYPED_TEST_P(JournalContractTest, FlushCompletesAfterEarlierWrites) {
+  std::atomic<int> done_before_flush{0};
+  for (int i = 0; i < 50; ++i) {
+    this->journal_->SaveNew(this->NewTrans("f-" + std::to_string(i)), {},
+                            [&](Status s) {
+                              EXPECT_OK(s);
+                              ++done_before_flush;
+                            });
+  }
+  ASSERT_OK(WaitForWrite([&](WriteDone done) { this->journal_->Flush(std::move(done)); }));
+  EXPECT_EQ(done_before_flush.load(), 50);
+  ListQuery q;
+  q.limit = 1000;
+  ASSERT_OK_AND_ASSIGN(auto page, this->journal_->List(q));
+  EXPECT_EQ(page.transactions.size(), 50u);
+}
+
+TYPED_TEST_P(JournalContractTest, ManyThreadsWritingLoseAndDuplicateNothing) {
+  constexpr int kThreads = 16;
+  constexpr int kEach = 60;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kThreads; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string gid = "mt-" + std::to_string(w) + "-" + std::to_string(i);
+        ASSERT_OK(this->Save(this->NewTrans(gid), SagaBranches(1)));
+        ASSERT_OK(this->Update(gid, TransStatus::kSubmitted,
+                               {{"01", BranchOp::kAction, BranchStatus::kSucceed}}));
+        ASSERT_OK(this->Change(gid, TransStatus::kSubmitted, TransStatus::kSucceed));
+        // A duplicate insert from another thread's point of view fails alone.
+        EXPECT_THAT(this->Save(this->NewTrans(gid)), StatusIs(StatusCode::kAlreadyExists));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> seen;
+  ListQuery q;
+  q.limit = 97;
+  for (int pages = 0; pages < 100; ++pages) {
+    ASSERT_OK_AND_ASSIGN(ListPage page, this->journal_->List(q));
+    for (const auto& t : page.transactions) {
+      EXPECT_TRUE(seen.insert(t.gid).second) << "listed twice: " << t.gid;
+      EXPECT_EQ(t.status, TransStatus::kSucceed) << t.gid;
+    }
+    if (page.next_cursor == 0) break;
+    q.cursor = page.next_cursor;
+  }
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kThreads * kEach));
+  ASSERT_OK_AND_ASSIGN(auto one, this->journal_->Find("mt-7-33"));
+  ASSERT_EQ(one.branches.size(), 2u);
+  EXPECT_EQ(one.branches[1].status, BranchStatus::kSucceed);
+}
+
+TYPED_TEST_P(JournalContractTest, ClosedJournalRefusesWork) {
+  ASSERT_OK(this->Save(this->NewTrans("g-before-close")));
+  this->journal_->Close();
+  this->journal_->Close();  // idempotent
+  EXPECT_THAT(this->Save(this->NewTrans("g-after-close")),
+              StatusIs(StatusCode::kFailedPrecondition, "closed"));
+  EXPECT_THAT(this->journal_->Find("g-before-close"), StatusIs(StatusCode::kFailedPrecondition));
+}
+
+REGISTER_TYPED_TEST_SUITE_P(JournalContractTest, SaveNewThenFindRoundTripsEveryField,
+                            FindUnknownGidIsNotFound, SaveNewOfAnExistingGidWritesNothing,
+                            SaveNewWithADuplicateBranchWritesNothing,
+                            AppendBranchesOnlyWhileTheStatusIsExpected,
+                            AppendBranchesToAMissingGidIsNotFound,
+                            AppendingADuplicateBranchAppendsNothing, ChangeStatusIsACompareAndSet,
+                            FinalStatusesStampTheirTimes, UpdateBranchesRecordsResults,
+                            UpdateBranchesIsAllOrNothing, TouchCronReschedulesAndKeepsTheRetryCount,
+                            MakeDueAppliesOnlyToUnfinishedTransactions,
+                            ListDuePagesUnfinishedDueTransactionsInDueOrder,
+                            ListFiltersAndPagesNewestFirst, ClaimLeasesDueTransactions,
+                            ConcurrentClaimersNeverShareATransaction,
+                            ValuesOverTheLimitsWriteNothing, FlushCompletesAfterEarlierWrites,
+                            ManyThreadsWritingLoseAndDuplicateNothing, ClosedJournalRefusesWork);
+
+}  // namespace dtx::testing
+
+#endif  // DTX_TESTS_STORAGE_JOURNAL_CONTRACT_TEST_H_

@@ -1,0 +1,161 @@
+// A second process for the journal tests.
+//
+//   journal_test_helper stream <path> <threads> <prefix>
+//       Writes transactions (gids <prefix>s<thread>-<n>) from <threads>
+//       threads until killed. For each
+//       write it prints one line once the write is acknowledged:
+//         new <gid>   SaveNew(gid, submitted, branches 01/compensate, 01/action)
+//         br <gid>    UpdateBranches(gid, 01/action -> succeed)
+//         end <gid>   ChangeStatus(gid, submitted -> succeed)
+//   journal_test_helper lock <path>
+//       Holds the write lock of a journal (BEGIN IMMEDIATE), prints "locked",
+//       and releases it when stdin closes.
+//   journal_test_helper exclusive <path>
+//       Holds the file in exclusive locking mode, so that no other process can
+//       even read it; prints "locked"; releases it when stdin closes.
+//   journal_test_helper open <path> [--as-nobody]
+//       Opens the journal (after switching to uid/gid 65534 when asked),
+//       writes one transaction, and prints the status of each step.
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sqlite3.h>
+
+#include "dtx/journal.h"
+#include "dtx/storage/sqlite_journal.h"
+
+namespace {
+
+std::mutex out_mu;
+
+// One write(2) per line: the line reaches the pipe whole, and is there even if
+// the process is killed right after.
+void Emit(const std::string& line) {
+  std::lock_guard<std::mutex> lock(out_mu);
+  const std::string text = line + "\n";
+  if (write(STDOUT_FILENO, text.data(), text.size()) < 0) _exit(3);
+}
+
+void WaitForStdinClose() {
+  char c;
+  while (read(STDIN_FILENO, &c, 1) > 0) {
+  }
+}
+
+int Stream(const std::string& path, int threads, const std::string& prefix) {
+  dtx::SqliteJournalOptions options;
+  options.path = path;
+  auto journal_or = dtx::SqliteJournal::Open(options);
+  if (!journal_or.ok()) {
+    std::cerr << journal_or.status() << "\n";
+    return 2;
+  }
+  auto journal = std::move(journal_or).value();
+  std::vector<std::thread> workers;
+  for (int w = 0; w < threads; ++w) {
+    workers.emplace_back([&journal, &prefix, w] {
+      for (int i = 0;; ++i) {
+        const std::string gid = prefix + "s" + std::to_string(w) + "-" + std::to_string(i);
+        dtx::GlobalTrans t;
+        t.gid = gid;
+        t.trans_type = dtx::TransType::kSaga;
+        t.status = dtx::TransStatus::kSubmitted;
+        std::vector<dtx::Branch> branches(2);
+        branches[0].branch_id = branches[1].branch_id = "01";
+        branches[0].op = dtx::BranchOp::kCompensate;
+        branches[1].op = dtx::BranchOp::kAction;
+        branches[1].bin_data = "payload of " + gid;
+        dtx::Status s = dtx::WaitForWrite([&](dtx::WriteDone done) {
+          journal->SaveNew(t, branches, std::move(done));
+        });
+        if (!s.ok()) _exit(4);
+        Emit("new " + gid);
+        s = dtx::WaitForWrite([&](dtx::WriteDone done) {
+          journal->UpdateBranches(gid, dtx::TransStatus::kSubmitted,
+                                  {{"01", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed}},
+                                  std::move(done));
+        });
+        if (!s.ok()) _exit(5);
+        Emit("br " + gid);
+        dtx::StatusChange c;
+        c.gid = gid;
+        c.from = dtx::TransStatus::kSubmitted;
+        c.to = dtx::TransStatus::kSucceed;
+        s = dtx::WaitForWrite(
+            [&](dtx::WriteDone done) { journal->ChangeStatus(c, std::move(done)); });
+        if (!s.ok()) _exit(6);
+        Emit("end " + gid);
+      }
+    });
+  }
+  for (auto& t : workers) t.join();  // never: the test kills us
+  return 0;
+}
+
+int HoldLock(const std::string& path, bool exclusive) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return 2;
+  const char* sql = exclusive ? "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; "
+                                "UPDATE trans_global SET owner = owner; COMMIT; "
+                                "BEGIN EXCLUSIVE;"
+                              : "BEGIN IMMEDIATE; UPDATE trans_global SET owner = owner;";
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::cerr << "lock: " << (err ? err : "?") << "\n";
+    return 2;
+  }
+  Emit("locked");
+  WaitForStdinClose();
+  sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  return 0;
+}
+
+int OpenOnce(const std::string& path, bool as_nobody) {
+  if (as_nobody) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) {
+      Emit("setuid failed: " + std::string(std::strerror(errno)));
+      return 2;
+    }
+  }
+  dtx::SqliteJournalOptions options;
+  options.path = path;
+  options.busy_timeout = std::chrono::milliseconds(200);
+  auto journal = dtx::SqliteJournal::Open(options);
+  if (!journal.ok()) {
+    Emit("open " + journal.status().ToString());
+    return 0;
+  }
+  Emit("open OK");
+  dtx::GlobalTrans t;
+  t.gid = "opened-by-helper";
+  dtx::Status s = dtx::WaitForWrite(
+      [&](dtx::WriteDone done) { (*journal)->SaveNew(t, {}, std::move(done)); });
+  Emit("write " + s.ToString());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 4 && args[0] == "stream") return Stream(args[1], std::stoi(args[2]), args[3]);
+  if (args.size() == 2 && args[0] == "lock") return HoldLock(args[1], false);
+  if (args.size() == 2 && args[0] == "exclusive") return HoldLock(args[1], true);
+  if (args.size() >= 2 && args[0] == "open") {
+    return OpenOnce(args[1], args.size() == 3 && args[2] == "--as-nobody");
+  }
+  std::cerr << "usage: journal_test_helper stream <path> <threads> <prefix> | lock <path> | "
+               "exclusive <path> | open <path> [--as-nobody]\n";
+  return 1;
+}

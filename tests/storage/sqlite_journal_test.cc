@@ -1,0 +1,295 @@
+// SqliteJournal: the Journal contract, plus what is particular to SQLite
+// (reopening, group commit, the schema, files that are not journals, a full
+// disk). Tests that need a second process are in
+// sqlite_journal_process_test.cc.
+
+#include "dtx/storage/sqlite_journal.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include <sqlite3.h>
+
+#include "journal_contract_test.h"
+#include "status_matchers.h"
+#include "temp_dir.h"
+
+namespace dtx::testing {
+namespace {
+
+struct SqliteFactory {
+  std::unique_ptr<Journal> Make(const Clock* clock) {
+    SqliteJournalOptions options;
+    options.path = dir.File("journal.db");
+    options.clock = clock;
+    // The contract does not depend on fsync; NORMAL keeps the suite fast.
+    options.synchronous = SqliteJournalOptions::Sync::kNormal;
+    auto journal = SqliteJournal::Open(options);
+    EXPECT_OK(journal);
+    return std::move(journal).value();
+  }
+  TempDir dir;
+};
+
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, JournalContractTest, SqliteFactory);
+
+GlobalTrans Trans(const std::string& gid, const Clock& clock) {
+  GlobalTrans t;
+  t.gid = gid;
+  t.trans_type = TransType::kSaga;
+  t.status = TransStatus::kSubmitted;
+  t.create_time = clock.Now();
+  t.next_cron_time = clock.Now() + std::chrono::seconds(10);
+  return t;
+}
+
+Status Save(Journal& j, const GlobalTrans& t, std::vector<Branch> b = {}) {
+  return WaitForWrite([&](WriteDone done) { j.SaveNew(t, std::move(b), std::move(done)); });
+}
+
+class SqliteJournalTest : public ::testing::Test {
+ protected:
+  SqliteJournalOptions Options() {
+    SqliteJournalOptions o;
+    o.path = dir_.File("journal.db");
+    o.clock = &clock_;
+    return o;
+  }
+  std::unique_ptr<SqliteJournal> Open(SqliteJournalOptions o) {
+    auto j = SqliteJournal::Open(std::move(o));
+    EXPECT_OK(j);
+    return j.ok() ? std::move(j).value() : nullptr;
+  }
+  // Runs SQL on the file with a plain SQLite connection.
+  void RawExec(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+};
+
+TEST_F(SqliteJournalTest, DataSurvivesCloseAndReopen) {
+  {
+    auto j = Open(Options());
+    ASSERT_OK(Save(*j, Trans("g-persist", clock_), SagaBranches(2)));
+    j->Close();
+  }
+  auto j = Open(Options());
+  ASSERT_OK_AND_ASSIGN(auto got, j->Find("g-persist"));
+  EXPECT_EQ(got.branches.size(), 4u);
+  EXPECT_THAT(Save(*j, Trans("g-persist", clock_)), StatusIs(StatusCode::kAlreadyExists));
+}
+
+TEST_F(SqliteJournalTest, ConcurrentWritersShareCommits) {
+  auto j = Open(Options());
+  constexpr int kThreads = 32;
+  constexpr int kEach = 20;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kThreads; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < kEach; ++i) {
+        ASSERT_OK(Save(*j, Trans("gc-" + std::to_string(w) + "-" + std::to_string(i), clock_)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto stats = j->stats();
+  EXPECT_EQ(stats.writes, static_cast<uint64_t>(kThreads * kEach));
+  // With 32 writers waiting on fsync, commits carry several writes each.
+  EXPECT_LT(stats.commits, stats.writes);
+}
+
+TEST_F(SqliteJournalTest, OneWritePerCommitWhenGroupCommitIsOff) {
+  SqliteJournalOptions o = Options();
+  o.max_batch_writes = 1;
+  auto j = Open(o);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 8; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < 5; ++i) {
+        ASSERT_OK(Save(*j, Trans("one-" + std::to_string(w) + "-" + std::to_string(i), clock_)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(j->stats().commits, 40u);
+  EXPECT_EQ(j->stats().writes, 40u);
+}
+
+TEST_F(SqliteJournalTest, FailedWriteInABatchDoesNotFailItsNeighbours) {
+  auto j = Open(Options());
+  ASSERT_OK(Save(*j, Trans("exists", clock_)));
+  // Queue a burst so that the writes share one commit.
+  std::vector<std::pair<std::string, Status>> results(40);
+  std::atomic<int> pending{40};
+  for (int i = 0; i < 40; ++i) {
+    const std::string gid = i % 4 == 0 ? "exists" : "burst-" + std::to_string(i);
+    results[i].first = gid;
+    j->SaveNew(Trans(gid, clock_), SagaBranches(1), [&, i](Status s) {
+      results[i].second = s;
+      --pending;
+    });
+  }
+  ASSERT_OK(WaitForWrite([&](WriteDone done) { j->Flush(std::move(done)); }));
+  EXPECT_EQ(pending.load(), 0);
+  for (const auto& [gid, s] : results) {
+    if (gid == "exists") {
+      EXPECT_THAT(s, StatusIs(StatusCode::kAlreadyExists));
+    } else {
+      EXPECT_OK(s);
+      ASSERT_OK_AND_ASSIGN(auto got, j->Find(gid));
+      EXPECT_EQ(got.branches.size(), 2u);
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto kept, j->Find("exists"));
+  EXPECT_TRUE(kept.branches.empty());
+}
+
+TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
+  auto j = Open(Options());
+  j->Close();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("journal.db").c_str(), &db), SQLITE_OK);
+  auto query_int = [db](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    const int64_t v = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return v;
+  };
+  EXPECT_EQ(query_int("PRAGMA user_version"), 1);
+  EXPECT_EQ(query_int("PRAGMA application_id"), 0x64747831);
+  EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
+                      "('trans_global', 'trans_branch_op', 'trans_global_due')"),
+            3);
+  sqlite3_close(db);
+  // Opening again does not migrate twice.
+  EXPECT_NE(Open(Options()), nullptr);
+}
+
+TEST_F(SqliteJournalTest, DueScansUseThePartialIndexInOrder) {
+  auto j = Open(Options());
+  ASSERT_OK_AND_ASSIGN(std::string plan, j->ExplainDueQuery());
+  EXPECT_THAT(plan, ::testing::HasSubstr("USING INDEX trans_global_due"));
+  EXPECT_THAT(plan, ::testing::Not(::testing::HasSubstr("TEMP B-TREE")));
+  EXPECT_THAT(plan, ::testing::Not(::testing::HasSubstr("SCAN trans_global\n")));
+}
+
+TEST_F(SqliteJournalTest, ANewerSchemaIsRefused) {
+  { auto j = Open(Options()); }
+  RawExec(dir_.File("journal.db"), "PRAGMA user_version = 99");
+  EXPECT_THAT(SqliteJournal::Open(Options()),
+              StatusIs(StatusCode::kFailedPrecondition, "newer dtx (schema version 99"));
+}
+
+TEST_F(SqliteJournalTest, AnotherApplicationsDatabaseIsRefused) {
+  const std::string path = dir_.File("journal.db");
+  RawExec(path, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)");
+  EXPECT_THAT(SqliteJournal::Open(Options()),
+              StatusIs(StatusCode::kFailedPrecondition, "not a dtx journal"));
+  RawExec(path, "PRAGMA application_id = 42");
+  EXPECT_THAT(SqliteJournal::Open(Options()),
+              StatusIs(StatusCode::kFailedPrecondition, "another application"));
+  // Untouched: the refused file keeps its table.
+  RawExec(path, "SELECT * FROM customers");
+}
+
+TEST_F(SqliteJournalTest, GarbageFileIsDataLoss) {
+  const std::string path = dir_.File("journal.db");
+  {
+    std::ofstream f(path, std::ios::binary);
+    for (int i = 0; i < 4096; ++i) f << "this is not a database ";
+  }
+  EXPECT_THAT(SqliteJournal::Open(Options()),
+              StatusIs(StatusCode::kDataLoss, "not a database"));
+}
+
+TEST_F(SqliteJournalTest, DamagedPagesAreDataLossNotACrash) {
+  const std::string path = dir_.File("journal.db");
+  {
+    auto j = Open(Options());
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_OK(Save(*j, Trans("dmg-" + std::to_string(i), clock_), SagaBranches(3)));
+    }
+  }  // the last close checkpoints the WAL into the main file
+  {
+    // Overwrite everything after the first page (the header and schema).
+    std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(0, std::ios::end);
+    const std::streamoff size = f.tellp();
+    ASSERT_GT(size, 8 * 4096);
+    f.seekp(4096);
+    const std::string junk(static_cast<std::size_t>(size - 4096), '\xa5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  SqliteJournalOptions verify = Options();
+  verify.verify_on_open = true;
+  EXPECT_THAT(SqliteJournal::Open(verify), StatusIs(StatusCode::kDataLoss));
+
+  // Without the check, Open may succeed, but every read that touches the
+  // damage reports it.
+  auto j = SqliteJournal::Open(Options());
+  if (j.ok()) {
+    EXPECT_THAT((*j)->Find("dmg-10"), StatusIs(StatusCode::kDataLoss));
+    ListQuery q;
+    EXPECT_THAT((*j)->List(q), StatusIs(StatusCode::kDataLoss));
+  } else {
+    EXPECT_THAT(j, StatusIs(StatusCode::kDataLoss));
+  }
+}
+
+TEST_F(SqliteJournalTest, FullDiskFailsTheWriteAndLosesNothing) {
+  SqliteJournalOptions o = Options();
+  o.max_page_count = 40;
+  auto j = Open(o);
+  std::vector<std::string> saved;
+  Status last;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string gid = "full-" + std::to_string(i);
+    last = Save(*j, Trans(gid, clock_), {MakeBranch("01", BranchOp::kAction, "h:1/s.S/M",
+                                                    std::string(2000, 'p'))});
+    if (!last.ok()) break;
+    saved.push_back(gid);
+  }
+  ASSERT_THAT(last, StatusIs(StatusCode::kResourceExhausted, "disk full"));
+  ASSERT_FALSE(saved.empty());
+  const std::string failed_gid = "full-" + std::to_string(saved.size());
+  EXPECT_THAT(j->Find(failed_gid), StatusIs(StatusCode::kNotFound));
+  for (const auto& gid : saved) ASSERT_OK(j->Find(gid));
+  j->Close();
+
+  // With room again, the same write succeeds and the earlier ones are intact.
+  o.max_page_count = 100000;
+  j = Open(o);
+  ASSERT_OK(Save(*j, Trans(failed_gid, clock_)));
+  for (const auto& gid : saved) {
+    ASSERT_OK_AND_ASSIGN(auto got, j->Find(gid));
+    EXPECT_EQ(got.branches.at(0).bin_data.size(), 2000u);
+  }
+}
+
+TEST_F(SqliteJournalTest, MissingDirectoryIsNotFound) {
+  SqliteJournalOptions o = Options();
+  o.path = dir_.File("no/such/dir/journal.db");
+  EXPECT_THAT(SqliteJournal::Open(o), StatusIs(StatusCode::kNotFound, "no/such/dir"));
+}
+
+TEST_F(SqliteJournalTest, EmptyPathIsInvalid) {
+  SqliteJournalOptions o = Options();
+  o.path.clear();
+  EXPECT_THAT(SqliteJournal::Open(o), StatusIs(StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace dtx::testing
