@@ -12,11 +12,13 @@ double Latencies::Percentile(double q) {
     std::sort(us_.begin(), us_.end());
     sorted_ = true;
   }
-  const auto index = static_cast<std::size_t>(q * static_cast<double>(us_.size() - 1));
+  const auto index =
+      static_cast<std::size_t>(q * static_cast<double>(us_.size() - 1));
   return us_[index];
 }
 
-std::string Flag(int argc, char** argv, const std::string& name, const std::string& fallback) {
+std::string Flag(int argc, char** argv, const std::string& name,
+                 const std::string& fallback) {
   for (int i = 1; i + 1 < argc; ++i) {
     if (argv[i] == name) return argv[i + 1];
   }
@@ -34,8 +36,8 @@ std::vector<int> ParseIntList(const std::string& text) {
 }
 
 void PrintResult(const std::string& name, double value, double baseline) {
-  std::printf("RESULT %s value=%.0f baseline=%.0f ratio=%.2f\n", name.c_str(), value, baseline,
-              baseline > 0 ? value / baseline : 0.0);
+  std::printf("RESULT %s value=%.0f baseline=%.0f ratio=%.2f\n", name.c_str(),
+              value, baseline, baseline > 0 ? value / baseline : 0.0);
   std::fflush(stdout);
 }
 

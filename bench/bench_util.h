@@ -15,7 +15,9 @@ namespace dtx::bench {
 class Latencies {
  public:
   void Add(std::chrono::nanoseconds d) { us_.push_back(d.count() / 1000.0); }
-  void Merge(const Latencies& other) { us_.insert(us_.end(), other.us_.begin(), other.us_.end()); }
+  void Merge(const Latencies& other) {
+    us_.insert(us_.end(), other.us_.begin(), other.us_.end());
+  }
   // q in [0, 1]; 0 when empty.
   double Percentile(double q);
   std::size_t count() const { return us_.size(); }
@@ -26,7 +28,8 @@ class Latencies {
 };
 
 // "--name value" from argv, or `fallback`.
-std::string Flag(int argc, char** argv, const std::string& name, const std::string& fallback);
+std::string Flag(int argc, char** argv, const std::string& name,
+                 const std::string& fallback);
 // "1,16,64" -> {1, 16, 64}
 std::vector<int> ParseIntList(const std::string& text);
 

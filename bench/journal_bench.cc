@@ -13,7 +13,10 @@
 //
 //   dtx_journal_bench [--seconds 5] [--writers 1,16,64] [--dir /tmp]
 
-#include <stdlib.h>
+#include "dtx/journal.h"
+#include "dtx/storage/sqlite_journal.h"
+
+#include "bench_util.h"
 
 #include <atomic>
 #include <chrono>
@@ -21,13 +24,10 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <stdlib.h>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "bench_util.h"
-#include "dtx/journal.h"
-#include "dtx/storage/sqlite_journal.h"
 
 namespace dtx::bench {
 namespace {
@@ -41,10 +41,11 @@ struct RunResult {
   double writes_per_commit = 0;
 };
 
-RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync, bool group, int writers,
-              double seconds) {
+RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync,
+              bool group, int writers, double seconds) {
   const std::string path = dir + "/bench.db";
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  for (const char* suffix : {"", "-wal", "-shm"})
+    std::filesystem::remove(path + suffix);
   SqliteJournalOptions options;
   options.path = path;
   options.synchronous = sync;
@@ -76,7 +77,8 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync, bool grou
         writes.fetch_add(1, std::memory_order_relaxed);
       };
       for (int i = 0; !stop.load(std::memory_order_relaxed); ++i) {
-        const std::string gid = "b" + std::to_string(w) + "-" + std::to_string(i);
+        const std::string gid =
+            "b" + std::to_string(w) + "-" + std::to_string(i);
         GlobalTrans t;
         t.gid = gid;
         t.trans_type = TransType::kSaga;
@@ -87,17 +89,21 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync, bool grou
         branches[1].op = BranchOp::kAction;
         branches[0].url = branches[1].url = "localhost:9000/busi.Busi/TransOut";
         branches[0].bin_data = branches[1].bin_data = payload;
-        timed([&](WriteDone done) { journal.SaveNew(t, branches, std::move(done)); });
         timed([&](WriteDone done) {
-          journal.UpdateBranches(gid, TransStatus::kSubmitted,
-                                 {{"01", BranchOp::kAction, BranchStatus::kSucceed}},
-                                 std::move(done));
+          journal.SaveNew(t, branches, std::move(done));
+        });
+        timed([&](WriteDone done) {
+          journal.UpdateBranches(
+              gid, TransStatus::kSubmitted,
+              {{"01", BranchOp::kAction, BranchStatus::kSucceed}},
+              std::move(done));
         });
         StatusChange c;
         c.gid = gid;
         c.from = TransStatus::kSubmitted;
         c.to = TransStatus::kSucceed;
-        timed([&](WriteDone done) { journal.ChangeStatus(c, std::move(done)); });
+        timed(
+            [&](WriteDone done) { journal.ChangeStatus(c, std::move(done)); });
       }
       std::lock_guard<std::mutex> lock(mu);
       all.Merge(mine);
@@ -108,7 +114,8 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync, bool grou
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   const uint64_t done_writes = writes.load();
   const auto after = journal.stats();
-  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const double elapsed =
+      std::chrono::duration<double>(Clock::now() - start).count();
   stop = true;
   for (auto& t : threads) t.join();
   journal.Close();
@@ -119,44 +126,52 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync, bool grou
   r.p99_us = all.Percentile(0.99);
   const uint64_t commits = after.commits - before.commits;
   r.writes_per_commit =
-      commits > 0 ? static_cast<double>(after.writes - before.writes) / static_cast<double>(commits)
+      commits > 0 ? static_cast<double>(after.writes - before.writes) /
+                        static_cast<double>(commits)
                   : 0;
   return r;
 }
 
 int Main(int argc, char** argv) {
   const double seconds = std::stod(Flag(argc, argv, "--seconds", "5"));
-  const std::vector<int> writer_counts = ParseIntList(Flag(argc, argv, "--writers", "1,16,64"));
+  const std::vector<int> writer_counts =
+      ParseIntList(Flag(argc, argv, "--writers", "1,16,64"));
   std::string dir = Flag(argc, argv, "--dir", "");
   std::string made_dir;
   if (dir.empty()) {
-    std::string pattern = std::filesystem::temp_directory_path().string() + "/dtx-bench-XXXXXX";
+    std::string pattern =
+        std::filesystem::temp_directory_path().string() + "/dtx-bench-XXXXXX";
     if (mkdtemp(pattern.data()) == nullptr) return 1;
     dir = made_dir = pattern;
   }
-  std::printf("dtx_journal_bench: %.1f s per run, write mix = SaveNew(+2 branches), "
-              "UpdateBranches, ChangeStatus; files in %s\n\n",
-              seconds, dir.c_str());
-  std::printf("%-7s %-16s %8s %12s %10s %10s %14s\n", "sync", "commit", "writers", "writes/s",
-              "p50 us", "p99 us", "writes/commit");
+  std::printf(
+      "dtx_journal_bench: %.1f s per run, write mix = SaveNew(+2 branches), "
+      "UpdateBranches, ChangeStatus; files in %s\n\n",
+      seconds, dir.c_str());
+  std::printf("%-7s %-16s %8s %12s %10s %10s %14s\n", "sync", "commit",
+              "writers", "writes/s", "p50 us", "p99 us", "writes/commit");
   std::fflush(stdout);
 
-  for (auto sync : {SqliteJournalOptions::Sync::kFull, SqliteJournalOptions::Sync::kNormal}) {
-    const char* sync_name = sync == SqliteJournalOptions::Sync::kFull ? "full" : "normal";
+  for (auto sync : {SqliteJournalOptions::Sync::kFull,
+                    SqliteJournalOptions::Sync::kNormal}) {
+    const char* sync_name =
+        sync == SqliteJournalOptions::Sync::kFull ? "full" : "normal";
     std::map<std::pair<bool, int>, RunResult> results;
     for (bool group : {false, true}) {
       for (int writers : writer_counts) {
         RunResult r = Run(dir, sync, group, writers, seconds);
         results[{group, writers}] = r;
         std::printf("%-7s %-16s %8d %12.0f %10.0f %10.0f %14.1f\n", sync_name,
-                    group ? "group" : "one-per-commit", writers, r.writes_per_second, r.p50_us,
-                    r.p99_us, r.writes_per_commit);
+                    group ? "group" : "one-per-commit", writers,
+                    r.writes_per_second, r.p50_us, r.p99_us,
+                    r.writes_per_commit);
         std::fflush(stdout);
       }
     }
     const int most = writer_counts.back();
     PrintResult(std::string("journal_group_commit_") + sync_name,
-                results[{true, most}].writes_per_second, results[{false, most}].writes_per_second);
+                results[{true, most}].writes_per_second,
+                results[{false, most}].writes_per_second);
     std::printf("\n");
   }
   if (!made_dir.empty()) std::filesystem::remove_all(made_dir);

@@ -24,15 +24,20 @@ FakeClock::FakeClock() : now_ms_(kFakeClockStartMs) {}
 FakeClock::FakeClock(TimePoint start) : now_ms_(ToUnixMillis(start)) {}
 
 TimePoint FakeClock::Now() const { return FromUnixMillis(now_ms_.load()); }
-void FakeClock::Advance(std::chrono::milliseconds d) { now_ms_.fetch_add(d.count()); }
+void FakeClock::Advance(std::chrono::milliseconds d) {
+  now_ms_.fetch_add(d.count());
+}
 void FakeClock::Set(TimePoint t) { now_ms_.store(ToUnixMillis(t)); }
 
 int64_t ToUnixMillis(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             t.time_since_epoch())
+      .count();
 }
 
 TimePoint FromUnixMillis(int64_t ms) {
-  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(ms)));
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+      std::chrono::milliseconds(ms)));
 }
 
 }  // namespace dtx

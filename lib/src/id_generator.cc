@@ -1,12 +1,11 @@
 #include "dtx/id_generator.h"
 
-#include <sys/random.h>
-
 #include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <sys/random.h>
 
 namespace dtx {
 namespace {
@@ -51,10 +50,9 @@ class RandomIdGenerator final : public IdGenerator {
     std::string out(kGidLength, kGidAlphabet[0]);
     for (std::size_t i = kGidLength; i-- > 0;) {
       // Long division of the 128-bit value by 57, 32 bits at a time.
-      const std::array<uint32_t, 4> parts = {static_cast<uint32_t>(hi >> 32),
-                                             static_cast<uint32_t>(hi),
-                                             static_cast<uint32_t>(lo >> 32),
-                                             static_cast<uint32_t>(lo)};
+      const std::array<uint32_t, 4> parts = {
+          static_cast<uint32_t>(hi >> 32), static_cast<uint32_t>(hi),
+          static_cast<uint32_t>(lo >> 32), static_cast<uint32_t>(lo)};
       std::array<uint32_t, 4> quotient{};
       uint64_t rem = 0;
       for (std::size_t k = 0; k < parts.size(); ++k) {

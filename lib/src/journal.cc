@@ -14,12 +14,15 @@ Status WaitForWrite(const std::function<void(WriteDone)>& start) {
   return future.get();
 }
 
-Result<std::vector<GlobalTrans>> WaitForClaim(Journal& journal, ClaimRequest request) {
-  auto promise = std::make_shared<std::promise<Result<std::vector<GlobalTrans>>>>();
+Result<std::vector<GlobalTrans>> WaitForClaim(Journal& journal,
+                                              ClaimRequest request) {
+  auto promise =
+      std::make_shared<std::promise<Result<std::vector<GlobalTrans>>>>();
   auto future = promise->get_future();
-  journal.Claim(std::move(request), [promise](Result<std::vector<GlobalTrans>> r) {
-    promise->set_value(std::move(r));
-  });
+  journal.Claim(std::move(request),
+                [promise](Result<std::vector<GlobalTrans>> r) {
+                  promise->set_value(std::move(r));
+                });
   return future.get();
 }
 

@@ -1,12 +1,12 @@
 #include "dtx/logger.h"
 
-#include <cctype>
-#include <string>
+#include "dtx/spdlog_logger.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "dtx/spdlog_logger.h"
+#include <cctype>
+#include <string>
 
 namespace dtx {
 namespace {
@@ -39,7 +39,8 @@ std::string_view ToString(LogLevel level) {
 
 Result<LogLevel> ParseLogLevel(std::string_view text) {
   std::string lower(text);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : lower)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower == "debug") return LogLevel::kDebug;
   if (lower == "info") return LogLevel::kInfo;
   if (lower == "warn" || lower == "warning") return LogLevel::kWarn;
@@ -49,7 +50,9 @@ Result<LogLevel> ParseLogLevel(std::string_view text) {
                               "' (want debug, info, warn, error or off)");
 }
 
-std::shared_ptr<Logger> NewNullLogger() { return std::make_shared<NullLogger>(); }
+std::shared_ptr<Logger> NewNullLogger() {
+  return std::make_shared<NullLogger>();
+}
 
 std::shared_ptr<Logger> NewStderrLogger(LogLevel min_level) {
   // Not registered in spdlog's global registry: dtx keeps no global state.

@@ -15,18 +15,20 @@ constexpr std::array<std::pair<TransType, std::string_view>, 5> kTransTypes = {{
     {TransType::kXa, "xa"},
     {TransType::kWorkflow, "workflow"},
 }};
-constexpr std::array<std::pair<TransStatus, std::string_view>, 5> kTransStatuses = {{
-    {TransStatus::kPrepared, "prepared"},
-    {TransStatus::kSubmitted, "submitted"},
-    {TransStatus::kAborting, "aborting"},
-    {TransStatus::kSucceed, "succeed"},
-    {TransStatus::kFailed, "failed"},
-}};
-constexpr std::array<std::pair<BranchStatus, std::string_view>, 3> kBranchStatuses = {{
-    {BranchStatus::kPrepared, "prepared"},
-    {BranchStatus::kSucceed, "succeed"},
-    {BranchStatus::kFailed, "failed"},
-}};
+constexpr std::array<std::pair<TransStatus, std::string_view>, 5>
+    kTransStatuses = {{
+        {TransStatus::kPrepared, "prepared"},
+        {TransStatus::kSubmitted, "submitted"},
+        {TransStatus::kAborting, "aborting"},
+        {TransStatus::kSucceed, "succeed"},
+        {TransStatus::kFailed, "failed"},
+    }};
+constexpr std::array<std::pair<BranchStatus, std::string_view>, 3>
+    kBranchStatuses = {{
+        {BranchStatus::kPrepared, "prepared"},
+        {BranchStatus::kSucceed, "succeed"},
+        {BranchStatus::kFailed, "failed"},
+    }};
 constexpr std::array<std::pair<BranchOp, std::string_view>, 8> kBranchOps = {{
     {BranchOp::kTry, "try"},
     {BranchOp::kConfirm, "confirm"},
@@ -47,7 +49,8 @@ std::string_view Spell(const Table& table, Enum value) {
 }
 
 template <typename Enum, typename Table>
-Result<Enum> Parse(const Table& table, std::string_view what, std::string_view text) {
+Result<Enum> Parse(const Table& table, std::string_view what,
+                   std::string_view text) {
   for (const auto& [e, spelling] : table) {
     if (spelling == text) return e;
   }
@@ -62,8 +65,12 @@ Result<Enum> Parse(const Table& table, std::string_view what, std::string_view t
 }  // namespace
 
 std::string_view ToString(TransType type) { return Spell(kTransTypes, type); }
-std::string_view ToString(TransStatus status) { return Spell(kTransStatuses, status); }
-std::string_view ToString(BranchStatus status) { return Spell(kBranchStatuses, status); }
+std::string_view ToString(TransStatus status) {
+  return Spell(kTransStatuses, status);
+}
+std::string_view ToString(BranchStatus status) {
+  return Spell(kBranchStatuses, status);
+}
 std::string_view ToString(BranchOp op) { return Spell(kBranchOps, op); }
 
 Result<TransType> ParseTransType(std::string_view text) {

@@ -6,8 +6,10 @@ namespace dtx {
 
 std::chrono::seconds RetryPolicy::Backoff(std::chrono::seconds current) const {
   using Rep = std::chrono::seconds::rep;
-  const Rep cur = current.count() > 0 ? current.count() : initial_interval.count();
-  const Rep limit = max_interval.count() > 0 ? max_interval.count() : std::numeric_limits<Rep>::max();
+  const Rep cur =
+      current.count() > 0 ? current.count() : initial_interval.count();
+  const Rep limit = max_interval.count() > 0 ? max_interval.count()
+                                             : std::numeric_limits<Rep>::max();
   if (factor <= 1) return std::chrono::seconds(cur < limit ? cur : limit);
   if (cur > limit / factor) return std::chrono::seconds(limit);
   const Rep next = cur * factor;
@@ -16,12 +18,16 @@ std::chrono::seconds RetryPolicy::Backoff(std::chrono::seconds current) const {
 
 Status RetryPolicy::Validate() const {
   if (initial_interval.count() <= 0) {
-    return InvalidArgumentError("options: retry.initial_interval must be positive");
-  }
-  if (factor < 1) return InvalidArgumentError("options: retry.factor must be at least 1");
-  if (max_interval.count() < 0 || (max_interval.count() > 0 && max_interval < initial_interval)) {
     return InvalidArgumentError(
-        "options: retry.max_interval must be 0 (no cap) or at least retry.initial_interval");
+        "options: retry.initial_interval must be positive");
+  }
+  if (factor < 1)
+    return InvalidArgumentError("options: retry.factor must be at least 1");
+  if (max_interval.count() < 0 ||
+      (max_interval.count() > 0 && max_interval < initial_interval)) {
+    return InvalidArgumentError(
+        "options: retry.max_interval must be 0 (no cap) or at least "
+        "retry.initial_interval");
   }
   return Status::Ok();
 }
@@ -37,8 +43,10 @@ Status Options::Validate() const {
   if (cron_interval.count() <= 0) {
     return InvalidArgumentError("options: cron_interval must be positive");
   }
-  if (io_threads == 0) return InvalidArgumentError("options: io_threads must be at least 1");
-  if (journal_path.empty()) return InvalidArgumentError("options: journal_path is empty");
+  if (io_threads == 0)
+    return InvalidArgumentError("options: io_threads must be at least 1");
+  if (journal_path.empty())
+    return InvalidArgumentError("options: journal_path is empty");
   return Status::Ok();
 }
 

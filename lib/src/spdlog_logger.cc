@@ -1,8 +1,8 @@
 #include "dtx/spdlog_logger.h"
 
-#include <cstdlib>
-
 #include <spdlog/spdlog.h>
+
+#include <cstdlib>
 
 namespace dtx {
 namespace {
@@ -25,7 +25,8 @@ spdlog::level::level_enum ToSpdlog(LogLevel level) {
 
 class SpdlogLogger final : public Logger {
  public:
-  explicit SpdlogLogger(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
+  explicit SpdlogLogger(std::shared_ptr<spdlog::logger> logger)
+      : logger_(std::move(logger)) {}
 
   bool ShouldLog(LogLevel level) const override {
     return level != LogLevel::kOff && logger_->should_log(ToSpdlog(level));
@@ -41,7 +42,8 @@ class SpdlogLogger final : public Logger {
 
 }  // namespace
 
-std::shared_ptr<Logger> NewSpdlogLogger(std::shared_ptr<spdlog::logger> logger) {
+std::shared_ptr<Logger> NewSpdlogLogger(
+    std::shared_ptr<spdlog::logger> logger) {
   if (logger == nullptr) std::abort();  // REQUIRES violated: a bug in the host
   return std::make_shared<SpdlogLogger>(std::move(logger));
 }

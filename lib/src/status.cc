@@ -57,16 +57,28 @@ Status Status::WithPrefix(std::string_view prefix) const {
   return Status(code(), message);
 }
 
-std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.ToString(); }
+std::ostream& operator<<(std::ostream& os, const Status& s) {
+  return os << s.ToString();
+}
 
-Status CancelledError(std::string_view m) { return Status(StatusCode::kCancelled, m); }
-Status UnknownError(std::string_view m) { return Status(StatusCode::kUnknown, m); }
-Status InvalidArgumentError(std::string_view m) { return Status(StatusCode::kInvalidArgument, m); }
+Status CancelledError(std::string_view m) {
+  return Status(StatusCode::kCancelled, m);
+}
+Status UnknownError(std::string_view m) {
+  return Status(StatusCode::kUnknown, m);
+}
+Status InvalidArgumentError(std::string_view m) {
+  return Status(StatusCode::kInvalidArgument, m);
+}
 Status DeadlineExceededError(std::string_view m) {
   return Status(StatusCode::kDeadlineExceeded, m);
 }
-Status NotFoundError(std::string_view m) { return Status(StatusCode::kNotFound, m); }
-Status AlreadyExistsError(std::string_view m) { return Status(StatusCode::kAlreadyExists, m); }
+Status NotFoundError(std::string_view m) {
+  return Status(StatusCode::kNotFound, m);
+}
+Status AlreadyExistsError(std::string_view m) {
+  return Status(StatusCode::kAlreadyExists, m);
+}
 Status PermissionDeniedError(std::string_view m) {
   return Status(StatusCode::kPermissionDenied, m);
 }
@@ -76,11 +88,23 @@ Status ResourceExhaustedError(std::string_view m) {
 Status FailedPreconditionError(std::string_view m) {
   return Status(StatusCode::kFailedPrecondition, m);
 }
-Status AbortedError(std::string_view m) { return Status(StatusCode::kAborted, m); }
-Status OutOfRangeError(std::string_view m) { return Status(StatusCode::kOutOfRange, m); }
-Status UnimplementedError(std::string_view m) { return Status(StatusCode::kUnimplemented, m); }
-Status InternalError(std::string_view m) { return Status(StatusCode::kInternal, m); }
-Status UnavailableError(std::string_view m) { return Status(StatusCode::kUnavailable, m); }
-Status DataLossError(std::string_view m) { return Status(StatusCode::kDataLoss, m); }
+Status AbortedError(std::string_view m) {
+  return Status(StatusCode::kAborted, m);
+}
+Status OutOfRangeError(std::string_view m) {
+  return Status(StatusCode::kOutOfRange, m);
+}
+Status UnimplementedError(std::string_view m) {
+  return Status(StatusCode::kUnimplemented, m);
+}
+Status InternalError(std::string_view m) {
+  return Status(StatusCode::kInternal, m);
+}
+Status UnavailableError(std::string_view m) {
+  return Status(StatusCode::kUnavailable, m);
+}
+Status DataLossError(std::string_view m) {
+  return Status(StatusCode::kDataLoss, m);
+}
 
 }  // namespace dtx

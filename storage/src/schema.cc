@@ -2,10 +2,10 @@
 // keeping their column names where they mean the same thing.
 //
 // trans_global: one row per global transaction.
-//   id                 INTEGER PRIMARY KEY. Insertion order; List() pages by it.
-//   gid                TEXT UNIQUE. The global transaction id.
-//   trans_type         TEXT. PERSISTED: tcc | saga | msg | xa | workflow.
-//   status             TEXT. PERSISTED: prepared | submitted | aborting |
+//   id                 INTEGER PRIMARY KEY. Insertion order; List() pages by
+//   it. gid                TEXT UNIQUE. The global transaction id. trans_type
+//   TEXT. PERSISTED: tcc | saga | msg | xa | workflow. status             TEXT.
+//   PERSISTED: prepared | submitted | aborting |
 //                      succeed | failed.
 //   query_prepared     TEXT. msg: the check-back URL.
 //   protocol           TEXT. grpc (http is dtm's other value).
@@ -27,10 +27,10 @@
 //
 // trans_branch_op: one row per (branch, op) of a transaction, in registration
 // order (id). (gid, branch_id, op) is unique.
-//   id, gid, url       as named; url may be empty (dtm: succeed without a call).
-//   bin_data           BLOB. The payload sent with the call.
-//   branch_id          TEXT. "01", "02", nested "0201", msg check-back "00".
-//   op                 TEXT. PERSISTED: try | confirm | cancel | action |
+//   id, gid, url       as named; url may be empty (dtm: succeed without a
+//   call). bin_data           BLOB. The payload sent with the call. branch_id
+//   TEXT. "01", "02", nested "0201", msg check-back "00". op TEXT. PERSISTED:
+//   try | confirm | cancel | action |
 //                      compensate | commit | rollback | msg.
 //   status             TEXT. PERSISTED: prepared | succeed | failed.
 //   finish_time, rollback_time, create_time, update_time   INTEGER ms.
@@ -57,12 +57,15 @@
 namespace dtx::internal {
 
 const char* const kGlobalColumns =
-    "id, gid, trans_type, status, protocol, query_prepared, options, custom_data, ext_data, "
-    "result, rollback_reason, create_time, update_time, finish_time, rollback_time, "
+    "id, gid, trans_type, status, protocol, query_prepared, options, "
+    "custom_data, ext_data, "
+    "result, rollback_reason, create_time, update_time, finish_time, "
+    "rollback_time, "
     "next_cron_interval, next_cron_time, owner, retry_count";
 
 const char* const kBranchColumns =
-    "id, gid, url, bin_data, branch_id, op, status, create_time, update_time, finish_time, "
+    "id, gid, url, bin_data, branch_id, op, status, create_time, update_time, "
+    "finish_time, "
     "rollback_time";
 
 namespace {
@@ -114,7 +117,8 @@ CREATE TABLE trans_branch_op (
 static_assert(kMigrations.size() == kJournalSchemaVersion);
 
 Status NotAJournal(const Db& db, std::string_view why) {
-  return FailedPreconditionError("journal: " + db.path() + ": " + std::string(why));
+  return FailedPreconditionError("journal: " + db.path() + ": " +
+                                 std::string(why));
 }
 
 }  // namespace
@@ -124,7 +128,8 @@ Status MigrateSchema(Db& db) {
   // must open even while another process holds the write lock.
   DTX_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
   DTX_ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version"));
-  if (app_id == kJournalApplicationId && version == kJournalSchemaVersion) return Status::Ok();
+  if (app_id == kJournalApplicationId && version == kJournalSchemaVersion)
+    return Status::Ok();
 
   DTX_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
   auto fail = [&db](Status s) {
@@ -140,26 +145,32 @@ Status MigrateSchema(Db& db) {
   version = *version_now;
 
   if (app_id != 0 && app_id != kJournalApplicationId) {
-    return fail(NotAJournal(db, "is a SQLite database of another application, not a dtx journal"));
+    return fail(NotAJournal(
+        db, "is a SQLite database of another application, not a dtx journal"));
   }
   if (version > kJournalSchemaVersion) {
-    return fail(NotAJournal(db, "was written by a newer dtx (schema version " +
-                                    std::to_string(version) + ", this build knows up to " +
-                                    std::to_string(kJournalSchemaVersion) + ")"));
+    return fail(NotAJournal(
+        db, "was written by a newer dtx (schema version " +
+                std::to_string(version) + ", this build knows up to " +
+                std::to_string(kJournalSchemaVersion) + ")"));
   }
   if (app_id == 0) {
     auto tables = db.QueryInt("SELECT COUNT(*) FROM sqlite_schema");
     if (!tables.ok()) return fail(tables.status());
     if (*tables != 0) {
-      return fail(NotAJournal(db, "is a SQLite database with other tables, not a dtx journal"));
+      return fail(NotAJournal(
+          db, "is a SQLite database with other tables, not a dtx journal"));
     }
   }
   for (int64_t v = version; v < kJournalSchemaVersion; ++v) {
     Status s = db.Exec(kMigrations[static_cast<std::size_t>(v)]);
-    if (!s.ok()) return fail(s.WithPrefix("migration to schema version " + std::to_string(v + 1)));
+    if (!s.ok())
+      return fail(
+          s.WithPrefix("migration to schema version " + std::to_string(v + 1)));
   }
-  Status s = db.Exec("PRAGMA user_version = " + std::to_string(kJournalSchemaVersion) +
-                     "; PRAGMA application_id = " + std::to_string(kJournalApplicationId));
+  Status s = db.Exec(
+      "PRAGMA user_version = " + std::to_string(kJournalSchemaVersion) +
+      "; PRAGMA application_id = " + std::to_string(kJournalApplicationId));
   if (!s.ok()) return fail(s);
   s = db.Exec("COMMIT");
   if (!s.ok()) return fail(s);

@@ -3,10 +3,11 @@
 #ifndef DTX_STORAGE_SCHEMA_H_
 #define DTX_STORAGE_SCHEMA_H_
 
-#include <cstdint>
-
 #include "dtx/status.h"
+
 #include "sqlite_handle.h"
+
+#include <cstdint>
 
 namespace dtx::internal {
 

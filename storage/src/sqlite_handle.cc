@@ -1,14 +1,14 @@
 #include "sqlite_handle.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <unistd.h>
 
 namespace dtx::internal {
 
-Status SqliteStatus(sqlite3* db, int rc, std::string_view path, std::string_view context) {
+Status SqliteStatus(sqlite3* db, int rc, std::string_view path,
+                    std::string_view context) {
   std::string message = "journal: ";
   message += path;
   message += ": ";
@@ -20,29 +20,36 @@ Status SqliteStatus(sqlite3* db, int rc, std::string_view path, std::string_view
   switch (primary) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return UnavailableError(message + " (locked by another connection or process)");
+      return UnavailableError(message +
+                              " (locked by another connection or process)");
     case SQLITE_FULL:
-      return ResourceExhaustedError(message + " (disk full or max_page_count reached)");
+      return ResourceExhaustedError(message +
+                                    " (disk full or max_page_count reached)");
     case SQLITE_TOOBIG:
       return ResourceExhaustedError(message);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return DataLossError(message + " (the file is damaged or not a database)");
+      return DataLossError(message +
+                           " (the file is damaged or not a database)");
     case SQLITE_READONLY:
     case SQLITE_PERM:
     case SQLITE_AUTH:
       return PermissionDeniedError(message);
     case SQLITE_CANTOPEN:
-      if (sys_errno == ENOENT) return NotFoundError(message + " (no such file or directory)");
+      if (sys_errno == ENOENT)
+        return NotFoundError(message + " (no such file or directory)");
       if (sys_errno == EACCES || sys_errno == EROFS || sys_errno == EPERM) {
-        return PermissionDeniedError(message + " (permission denied or read-only file system)");
+        return PermissionDeniedError(
+            message + " (permission denied or read-only file system)");
       }
       return UnavailableError(message);
     case SQLITE_IOERR:
       if (sys_errno == EACCES || sys_errno == EROFS || sys_errno == EPERM) {
-        return PermissionDeniedError(message + " (permission denied or read-only file system)");
+        return PermissionDeniedError(
+            message + " (permission denied or read-only file system)");
       }
-      if (sys_errno == ENOSPC) return ResourceExhaustedError(message + " (disk full)");
+      if (sys_errno == ENOSPC)
+        return ResourceExhaustedError(message + " (disk full)");
       return UnavailableError(message + " (i/o error)");
     case SQLITE_NOMEM:
       return ResourceExhaustedError(message + " (out of memory)");
@@ -68,8 +75,9 @@ bool IsStorageFailure(const Status& status) {
 
 Status Stmt::Run(std::string_view context) {
   const int rc = Step();
-  Status s = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? Status::Ok()
-                                                     : SqliteStatus(db_, rc, *path_, context);
+  Status s = (rc == SQLITE_DONE || rc == SQLITE_ROW)
+                 ? Status::Ok()
+                 : SqliteStatus(db_, rc, *path_, context);
   Reset();
   return s;
 }
@@ -77,14 +85,17 @@ Status Stmt::Run(std::string_view context) {
 std::string Stmt::Text(int col) const {
   const auto* p = sqlite3_column_text(stmt_, col);
   const int n = sqlite3_column_bytes(stmt_, col);
-  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n))
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<std::size_t>(n))
            : std::string();
 }
 
 std::string Stmt::Blob(int col) const {
   const void* p = sqlite3_column_blob(stmt_, col);
   const int n = sqlite3_column_bytes(stmt_, col);
-  return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+  return p ? std::string(static_cast<const char*>(p),
+                         static_cast<std::size_t>(n))
+           : std::string();
 }
 
 namespace {
@@ -93,18 +104,23 @@ namespace {
 // may come from a later probe; look at the file system ourselves to say why.
 Status ExplainOpenFailure(const std::string& path, Status fallback) {
   const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir = slash == std::string::npos
+                              ? "."
+                              : (slash == 0 ? "/" : path.substr(0, slash));
   const std::string prefix = "journal: " + path + ": open: ";
   if (access(dir.c_str(), F_OK) != 0) {
     return NotFoundError(prefix + "directory " + dir + " does not exist");
   }
   if (access(dir.c_str(), W_OK | X_OK) != 0) {
-    return PermissionDeniedError(prefix + "directory " + dir + " is not writable (" +
-                                 std::strerror(errno) +
-                                 "); SQLite needs to create -wal and -shm files beside the journal");
+    return PermissionDeniedError(
+        prefix + "directory " + dir + " is not writable (" +
+        std::strerror(errno) +
+        "); SQLite needs to create -wal and -shm files beside the journal");
   }
-  if (access(path.c_str(), F_OK) == 0 && access(path.c_str(), R_OK | W_OK) != 0) {
-    return PermissionDeniedError(prefix + "file is not readable and writable (" +
+  if (access(path.c_str(), F_OK) == 0 &&
+      access(path.c_str(), R_OK | W_OK) != 0) {
+    return PermissionDeniedError(prefix +
+                                 "file is not readable and writable (" +
                                  std::strerror(errno) + ")");
   }
   return fallback;
@@ -112,7 +128,8 @@ Status ExplainOpenFailure(const std::string& path, Status fallback) {
 
 }  // namespace
 
-Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create, int busy_timeout_ms) {
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create,
+                                     int busy_timeout_ms) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (create) flags |= SQLITE_OPEN_CREATE;
@@ -144,7 +161,8 @@ Result<int64_t> Db::QueryInt(const std::string& sql) {
   StmtGuard guard(stmt);
   const int rc = stmt->Step();
   if (rc != SQLITE_ROW) {
-    if (rc == SQLITE_DONE) return InternalError("journal: " + path_ + ": no row from " + sql);
+    if (rc == SQLITE_DONE)
+      return InternalError("journal: " + path_ + ": no row from " + sql);
     return Error(rc, sql);
   }
   return stmt->Int(0);
@@ -154,8 +172,9 @@ Result<Stmt*> Db::Prepare(const std::string& sql) {
   auto it = stmts_.find(sql);
   if (it != stmts_.end()) return it->second.get();
   sqlite3_stmt* raw = nullptr;
-  const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
-                                    SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+  const int rc =
+      sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                         SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
   if (rc != SQLITE_OK) return Error(rc, "prepare");
   auto stmt = std::make_unique<Stmt>(raw, db_, &path_);
   Stmt* out = stmt.get();

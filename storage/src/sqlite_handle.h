@@ -6,6 +6,11 @@
 #ifndef DTX_STORAGE_SQLITE_HANDLE_H_
 #define DTX_STORAGE_SQLITE_HANDLE_H_
 
+#include "dtx/result.h"
+#include "dtx/status.h"
+
+#include <sqlite3.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -13,16 +18,12 @@
 #include <string_view>
 #include <unordered_map>
 
-#include <sqlite3.h>
-
-#include "dtx/result.h"
-#include "dtx/status.h"
-
 namespace dtx::internal {
 
 // Maps a SQLite result code of an operation on `db` to a Status whose message
 // names the file and what was being done.
-Status SqliteStatus(sqlite3* db, int rc, std::string_view path, std::string_view context);
+Status SqliteStatus(sqlite3* db, int rc, std::string_view path,
+                    std::string_view context);
 
 // True for statuses that mean the store itself failed (full, busy, corrupt,
 // i/o), as opposed to a request that does not apply (not found, exists...).
@@ -39,10 +40,12 @@ class Stmt {
   // Binds are 1-based, as in SQLite.
   void BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void BindText(int i, std::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()),
+                      SQLITE_TRANSIENT);
   }
   void BindBlob(int i, std::string_view v) {
-    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()),
+                      SQLITE_TRANSIENT);
   }
   void BindNull(int i) { sqlite3_bind_null(stmt_, i); }
   void BindOptInt(int i, const std::optional<int64_t>& v) {
@@ -66,7 +69,9 @@ class Stmt {
   Status Run(std::string_view context);
 
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  bool IsNull(int col) const {
+    return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+  }
   std::string Text(int col) const;
   std::string Blob(int col) const;
 

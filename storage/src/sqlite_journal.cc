@@ -16,16 +16,16 @@
 
 #include "dtx/storage/sqlite_journal.h"
 
+#include "schema.h"
+#include "sqlite_handle.h"
+#include "sqlite_journal_ops.h"
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include "schema.h"
-#include "sqlite_handle.h"
-#include "sqlite_journal_ops.h"
 
 namespace dtx {
 
@@ -44,7 +44,8 @@ struct SqliteJournal::Impl {
   Status ConfigureWriter();
   void Enqueue(std::unique_ptr<WriteOp> op);
   void WriterLoop();
-  void RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch, std::vector<Status>& results);
+  void RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
+                std::vector<Status>& results);
   void Close();
 
   // Read connections.
@@ -78,10 +79,12 @@ struct SqliteJournal::Impl {
 
 Status SqliteJournal::Impl::OpenStore() {
   const int busy_ms = static_cast<int>(options.busy_timeout.count());
-  DTX_ASSIGN_OR_RETURN(writer, Db::Open(options.path, /*create=*/true, busy_ms));
+  DTX_ASSIGN_OR_RETURN(writer,
+                       Db::Open(options.path, /*create=*/true, busy_ms));
   // The first statement reads the header: a file that is not a database fails
   // here with kDataLoss.
-  DTX_ASSIGN_OR_RETURN(int64_t ignored, writer->QueryInt("PRAGMA schema_version"));
+  DTX_ASSIGN_OR_RETURN(int64_t ignored,
+                       writer->QueryInt("PRAGMA schema_version"));
   (void)ignored;
   if (options.verify_on_open) {
     DTX_ASSIGN_OR_RETURN(Stmt * check, writer->Prepare("PRAGMA quick_check"));
@@ -90,7 +93,8 @@ Status SqliteJournal::Impl::OpenStore() {
     if (rc != SQLITE_ROW) return writer->Error(rc, "quick_check");
     const std::string verdict = check->Text(0);
     if (verdict != "ok") {
-      return DataLossError("journal: " + options.path + ": quick_check: " + verdict);
+      return DataLossError("journal: " + options.path +
+                           ": quick_check: " + verdict);
     }
   }
   DTX_RETURN_IF_ERROR(ConfigureWriter());
@@ -98,29 +102,35 @@ Status SqliteJournal::Impl::OpenStore() {
 }
 
 Status SqliteJournal::Impl::ConfigureWriter() {
-  DTX_ASSIGN_OR_RETURN(Stmt * mode, writer->Prepare("PRAGMA journal_mode = WAL"));
+  DTX_ASSIGN_OR_RETURN(Stmt * mode,
+                       writer->Prepare("PRAGMA journal_mode = WAL"));
   {
     StmtGuard guard(mode);
     const int rc = mode->Step();
     if (rc != SQLITE_ROW) return writer->Error(rc, "set journal_mode=WAL");
     if (mode->Text(0) != "wal") {
-      return UnavailableError("journal: " + options.path +
-                              ": cannot switch to WAL mode (journal_mode is " + mode->Text(0) +
-                              "; is another process holding it in exclusive mode?)");
+      return UnavailableError(
+          "journal: " + options.path +
+          ": cannot switch to WAL mode (journal_mode is " + mode->Text(0) +
+          "; is another process holding it in exclusive mode?)");
     }
   }
-  const char* sync =
-      options.synchronous == SqliteJournalOptions::Sync::kFull ? "FULL" : "NORMAL";
-  DTX_RETURN_IF_ERROR(writer->Exec(std::string("PRAGMA synchronous = ") + sync));
+  const char* sync = options.synchronous == SqliteJournalOptions::Sync::kFull
+                         ? "FULL"
+                         : "NORMAL";
+  DTX_RETURN_IF_ERROR(
+      writer->Exec(std::string("PRAGMA synchronous = ") + sync));
   if (options.max_page_count) {
-    DTX_ASSIGN_OR_RETURN(int64_t pages, writer->QueryInt("PRAGMA max_page_count = " +
-                                                         std::to_string(*options.max_page_count)));
+    DTX_ASSIGN_OR_RETURN(
+        int64_t pages,
+        writer->QueryInt("PRAGMA max_page_count = " +
+                         std::to_string(*options.max_page_count)));
     (void)pages;
   }
   auto prepare = [this](const char* sql, std::unique_ptr<Stmt>* out) -> Status {
     sqlite3_stmt* raw = nullptr;
-    const int rc = sqlite3_prepare_v3(writer->raw(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw,
-                                      nullptr);
+    const int rc = sqlite3_prepare_v3(writer->raw(), sql, -1,
+                                      SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
     if (rc != SQLITE_OK) return writer->Error(rc, "prepare");
     *out = std::make_unique<Stmt>(raw, writer->raw(), &writer->path());
     return Status::Ok();
@@ -140,7 +150,8 @@ void SqliteJournal::Impl::Enqueue(std::unique_ptr<WriteOp> op) {
     }
   }
   // Closed: complete on the caller's thread; there is no writer thread left.
-  op->Complete(FailedPreconditionError("journal: " + options.path + ": closed"));
+  op->Complete(
+      FailedPreconditionError("journal: " + options.path + ": closed"));
 }
 
 void SqliteJournal::Impl::WriterLoop() {
@@ -151,14 +162,16 @@ void SqliteJournal::Impl::WriterLoop() {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [this] { return !queue.empty() || closing; });
       if (queue.empty()) break;  // closing and drained
-      const std::size_t n = std::min(queue.size(), std::max<std::size_t>(1, options.max_batch_writes));
+      const std::size_t n = std::min(
+          queue.size(), std::max<std::size_t>(1, options.max_batch_writes));
       for (std::size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue.front()));
         queue.pop_front();
       }
     }
     RunBatch(batch, results);
-    for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->Complete(std::move(results[i]));
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      batch[i]->Complete(std::move(results[i]));
     batch.clear();
   }
 }
@@ -180,12 +193,14 @@ void SqliteJournal::Impl::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
   auto fail_all = [&](const Status& cause) {
     if (writer->in_transaction()) writer->Exec("ROLLBACK").IgnoreError();
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i]->touches_db() && (results[i].ok() || !internal::IsStorageFailure(cause))) {
+      if (batch[i]->touches_db() &&
+          (results[i].ok() || !internal::IsStorageFailure(cause))) {
         results[i] = cause;
       }
     }
     DTX_LOG(logger, LogLevel::kError,
-            "journal: batch of " << batch.size() << " writes rolled back: " << cause);
+            "journal: batch of " << batch.size()
+                                 << " writes rolled back: " << cause);
   };
 
   Status begin = writer->Exec("BEGIN IMMEDIATE");
@@ -241,7 +256,8 @@ void SqliteJournal::Impl::Close() {
 Result<std::unique_ptr<Db>> SqliteJournal::Impl::TakeReader() {
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (closing) return FailedPreconditionError("journal: " + options.path + ": closed");
+    if (closing)
+      return FailedPreconditionError("journal: " + options.path + ": closed");
   }
   {
     std::lock_guard<std::mutex> lock(readers_mu);
@@ -252,7 +268,8 @@ Result<std::unique_ptr<Db>> SqliteJournal::Impl::TakeReader() {
     }
   }
   const int busy_ms = static_cast<int>(options.busy_timeout.count());
-  DTX_ASSIGN_OR_RETURN(auto db, Db::Open(options.path, /*create=*/false, busy_ms));
+  DTX_ASSIGN_OR_RETURN(auto db,
+                       Db::Open(options.path, /*create=*/false, busy_ms));
   DTX_RETURN_IF_ERROR(db->Exec("PRAGMA query_only = 1"));
   return db;
 }
@@ -263,52 +280,64 @@ void SqliteJournal::Impl::ReturnReader(std::unique_ptr<Db> db) {
 }
 
 template <typename Fn>
-auto SqliteJournal::Impl::WithReader(Fn&& fn) -> decltype(fn(std::declval<Db&>())) {
+auto SqliteJournal::Impl::WithReader(Fn&& fn)
+    -> decltype(fn(std::declval<Db&>())) {
   auto db_or = TakeReader();
   if (!db_or.ok()) return db_or.status();
   std::unique_ptr<Db> db = std::move(db_or).value();
   Status begin = db->Exec("BEGIN");
   if (!begin.ok()) return begin;
   auto result = fn(*db);
-  db->Exec("COMMIT").IgnoreError();  // a read transaction; ending it cannot lose data
+  db->Exec("COMMIT")
+      .IgnoreError();  // a read transaction; ending it cannot lose data
   ReturnReader(std::move(db));
   return result;
 }
 
 // ---- SqliteJournal ----------------------------------------------------------
 
-SqliteJournal::SqliteJournal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteJournal::SqliteJournal(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
 
 SqliteJournal::~SqliteJournal() { Close(); }
 
-Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(SqliteJournalOptions options) {
-  if (options.path.empty()) return InvalidArgumentError("journal: path is empty");
+Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
+    SqliteJournalOptions options) {
+  if (options.path.empty())
+    return InvalidArgumentError("journal: path is empty");
   auto impl = std::make_unique<Impl>(std::move(options));
   DTX_RETURN_IF_ERROR(impl->OpenStore());
   Impl* raw = impl.get();
   raw->thread = std::thread([raw] { raw->WriterLoop(); });
-  DTX_LOG(raw->logger, LogLevel::kInfo, "journal: opened " << raw->options.path);
+  DTX_LOG(raw->logger, LogLevel::kInfo,
+          "journal: opened " << raw->options.path);
   return std::unique_ptr<SqliteJournal>(new SqliteJournal(std::move(impl)));
 }
 
-void SqliteJournal::SaveNew(GlobalTrans trans, std::vector<Branch> branches, WriteDone done) {
-  impl_->Enqueue(internal::MakeSaveNew(std::move(trans), std::move(branches), std::move(done)));
+void SqliteJournal::SaveNew(GlobalTrans trans, std::vector<Branch> branches,
+                            WriteDone done) {
+  impl_->Enqueue(internal::MakeSaveNew(std::move(trans), std::move(branches),
+                                       std::move(done)));
 }
 
 void SqliteJournal::AppendBranches(std::string gid, TransStatus expected,
-                                   std::vector<Branch> branches, WriteDone done) {
-  impl_->Enqueue(internal::MakeAppendBranches(std::move(gid), expected, std::move(branches),
-                                              std::move(done)));
+                                   std::vector<Branch> branches,
+                                   WriteDone done) {
+  impl_->Enqueue(internal::MakeAppendBranches(
+      std::move(gid), expected, std::move(branches), std::move(done)));
 }
 
 void SqliteJournal::ChangeStatus(StatusChange change, WriteDone done) {
-  impl_->Enqueue(internal::MakeChangeStatus(std::move(change), std::move(done)));
+  impl_->Enqueue(
+      internal::MakeChangeStatus(std::move(change), std::move(done)));
 }
 
-void SqliteJournal::UpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                                   std::vector<BranchUpdate> updates, WriteDone done) {
-  impl_->Enqueue(internal::MakeUpdateBranches(std::move(gid), expected, std::move(updates),
-                                              std::move(done)));
+void SqliteJournal::UpdateBranches(std::string gid,
+                                   std::optional<TransStatus> expected,
+                                   std::vector<BranchUpdate> updates,
+                                   WriteDone done) {
+  impl_->Enqueue(internal::MakeUpdateBranches(
+      std::move(gid), expected, std::move(updates), std::move(done)));
 }
 
 void SqliteJournal::TouchCron(CronUpdate update, WriteDone done) {
@@ -319,31 +348,37 @@ void SqliteJournal::MakeDue(std::string gid, TimePoint now, WriteDone done) {
   impl_->Enqueue(internal::MakeMakeDue(std::move(gid), now, std::move(done)));
 }
 
-void SqliteJournal::Claim(ClaimRequest request,
-                          std::function<void(Result<std::vector<GlobalTrans>>)> done) {
+void SqliteJournal::Claim(
+    ClaimRequest request,
+    std::function<void(Result<std::vector<GlobalTrans>>)> done) {
   impl_->Enqueue(internal::MakeClaim(std::move(request), std::move(done)));
 }
 
-void SqliteJournal::Flush(WriteDone done) { impl_->Enqueue(internal::MakeFlush(std::move(done))); }
+void SqliteJournal::Flush(WriteDone done) {
+  impl_->Enqueue(internal::MakeFlush(std::move(done)));
+}
 
 Result<TransWithBranches> SqliteJournal::Find(const std::string& gid) {
   const std::string& path = impl_->options.path;
   return impl_->WithReader([&](Db& db) -> Result<TransWithBranches> {
     TransWithBranches out;
     {
-      DTX_ASSIGN_OR_RETURN(Stmt * stmt,
-                           db.Prepare(std::string("SELECT ") + internal::kGlobalColumns +
-                                      " FROM trans_global WHERE gid = ?1"));
+      DTX_ASSIGN_OR_RETURN(
+          Stmt * stmt,
+          db.Prepare(std::string("SELECT ") + internal::kGlobalColumns +
+                     " FROM trans_global WHERE gid = ?1"));
       StmtGuard guard(stmt);
       stmt->BindText(1, gid);
       const int rc = stmt->Step();
-      if (rc == SQLITE_DONE) return NotFoundError("journal: gid " + gid + ": not found");
+      if (rc == SQLITE_DONE)
+        return NotFoundError("journal: gid " + gid + ": not found");
       if (rc != SQLITE_ROW) return db.Error(rc, "find " + gid);
       DTX_ASSIGN_OR_RETURN(out.trans, internal::ReadGlobalRow(*stmt, path));
     }
-    DTX_ASSIGN_OR_RETURN(Stmt * stmt,
-                         db.Prepare(std::string("SELECT ") + internal::kBranchColumns +
-                                    " FROM trans_branch_op WHERE gid = ?1 ORDER BY id"));
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * stmt,
+        db.Prepare(std::string("SELECT ") + internal::kBranchColumns +
+                   " FROM trans_branch_op WHERE gid = ?1 ORDER BY id"));
     StmtGuard guard(stmt);
     stmt->BindText(1, gid);
     for (;;) {
@@ -360,14 +395,16 @@ Result<TransWithBranches> SqliteJournal::Find(const std::string& gid) {
 Result<ListPage> SqliteJournal::List(const ListQuery& query) {
   // The statement text depends only on which filters are present, so at most
   // 32 variants are compiled and cached per connection.
-  std::string sql = std::string("SELECT ") + internal::kGlobalColumns + " FROM trans_global";
+  std::string sql =
+      std::string("SELECT ") + internal::kGlobalColumns + " FROM trans_global";
   std::vector<std::string> where;
   if (query.cursor > 0) where.push_back("id < ?1");
   if (query.status) where.push_back("status = ?2");
   if (query.trans_type) where.push_back("trans_type = ?3");
   if (query.created_from) where.push_back("create_time >= ?4");
   if (query.created_to) where.push_back("create_time <= ?5");
-  for (std::size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+  for (std::size_t i = 0; i < where.size(); ++i)
+    sql += (i == 0 ? " WHERE " : " AND ") + where[i];
   sql += " ORDER BY id DESC LIMIT ?6";
   const std::size_t limit = query.limit == 0 ? 100 : query.limit;
   const std::string& path = impl_->options.path;
@@ -388,12 +425,14 @@ Result<ListPage> SqliteJournal::List(const ListQuery& query) {
       DTX_ASSIGN_OR_RETURN(GlobalTrans t, internal::ReadGlobalRow(*stmt, path));
       page.transactions.push_back(std::move(t));
     }
-    if (page.transactions.size() == limit) page.next_cursor = page.transactions.back().id;
+    if (page.transactions.size() == limit)
+      page.next_cursor = page.transactions.back().id;
     return page;
   });
 }
 
-Result<DuePage> SqliteJournal::ListDue(TimePoint now, std::size_t limit, DueCursor after) {
+Result<DuePage> SqliteJournal::ListDue(TimePoint now, std::size_t limit,
+                                       DueCursor after) {
   if (limit == 0) limit = 1;
   const std::string& path = impl_->options.path;
   return impl_->WithReader([&](Db& db) -> Result<DuePage> {
@@ -424,10 +463,13 @@ Result<std::string> SqliteJournal::ExplainDueQuery() {
     std::string plan;
     for (const std::string& sql :
          {internal::DueSelectSql(),
-          std::string("SELECT id FROM trans_global WHERE status IN ('prepared', 'submitted', "
-                      "'aborting') AND next_cron_time <= ?1 ORDER BY next_cron_time, id "
+          std::string("SELECT id FROM trans_global WHERE status IN "
+                      "('prepared', 'submitted', "
+                      "'aborting') AND next_cron_time <= ?1 ORDER BY "
+                      "next_cron_time, id "
                       "LIMIT ?2")}) {
-      DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare("EXPLAIN QUERY PLAN " + sql));
+      DTX_ASSIGN_OR_RETURN(Stmt * stmt,
+                           db.Prepare("EXPLAIN QUERY PLAN " + sql));
       StmtGuard guard(stmt);
       for (;;) {
         const int rc = stmt->Step();

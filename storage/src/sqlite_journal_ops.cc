@@ -1,45 +1,53 @@
 #include "sqlite_journal_ops.h"
 
-#include <string>
-#include <utility>
-
 #include "dtx/clock.h"
 #include "dtx/limits.h"
+
 #include "schema.h"
+
+#include <string>
+#include <utility>
 
 namespace dtx::internal {
 
 std::string DueSelectSql() {
   return std::string("SELECT ") + kGlobalColumns +
-         " FROM trans_global WHERE status IN ('prepared', 'submitted', 'aborting') "
+         " FROM trans_global WHERE status IN ('prepared', 'submitted', "
+         "'aborting') "
          "AND next_cron_time <= ?1 AND (next_cron_time, id) > (?2, ?3) "
          "ORDER BY next_cron_time, id LIMIT ?4";
 }
 
 namespace {
 
-std::string GidPrefix(std::string_view gid) { return "journal: gid " + std::string(gid) + ": "; }
+std::string GidPrefix(std::string_view gid) {
+  return "journal: gid " + std::string(gid) + ": ";
+}
 
 Status ValidateTransFields(const GlobalTrans& t) {
   DTX_RETURN_IF_ERROR(ValidateGid(t.gid).WithPrefix("journal"));
   const std::string prefix = "journal: gid " + t.gid;
   DTX_RETURN_IF_ERROR(ValidateText("protocol", t.protocol).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(ValidateUrl(t.query_prepared).WithPrefix(prefix + ": query_prepared"));
+  DTX_RETURN_IF_ERROR(
+      ValidateUrl(t.query_prepared).WithPrefix(prefix + ": query_prepared"));
   DTX_RETURN_IF_ERROR(ValidateText("options", t.options).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(ValidateText("custom_data", t.custom_data).WithPrefix(prefix));
+  DTX_RETURN_IF_ERROR(
+      ValidateText("custom_data", t.custom_data).WithPrefix(prefix));
   DTX_RETURN_IF_ERROR(ValidateText("ext_data", t.ext_data).WithPrefix(prefix));
   DTX_RETURN_IF_ERROR(ValidateText("result", t.result).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(ValidateText("rollback_reason", t.rollback_reason).WithPrefix(prefix));
+  DTX_RETURN_IF_ERROR(
+      ValidateText("rollback_reason", t.rollback_reason).WithPrefix(prefix));
   DTX_RETURN_IF_ERROR(ValidateText("owner", t.owner).WithPrefix(prefix));
   return Status::Ok();
 }
 
-Status ValidateBranchFields(const std::string& gid, const std::vector<Branch>& branches) {
+Status ValidateBranchFields(const std::string& gid,
+                            const std::vector<Branch>& branches) {
   const std::string prefix = "journal: gid " + gid;
   if (branches.size() > kMaxBranchesPerTrans) {
-    return InvalidArgumentError(prefix + ": " + std::to_string(branches.size()) +
-                                " branches, over the limit of " +
-                                std::to_string(kMaxBranchesPerTrans));
+    return InvalidArgumentError(
+        prefix + ": " + std::to_string(branches.size()) +
+        " branches, over the limit of " + std::to_string(kMaxBranchesPerTrans));
   }
   for (const Branch& b : branches) {
     DTX_RETURN_IF_ERROR(ValidateBranchId(b.branch_id).WithPrefix(prefix));
@@ -71,7 +79,8 @@ Status ExplainMiss(Db& db, const std::string& gid, std::string_view expected) {
   const int rc = stmt->Step();
   if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
   if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
-  return FailedPreconditionError(GidPrefix(gid) + "status is '" + stmt->Text(0) + "', expected " +
+  return FailedPreconditionError(GidPrefix(gid) + "status is '" +
+                                 stmt->Text(0) + "', expected " +
                                  std::string(expected));
 }
 
@@ -86,17 +95,19 @@ Status RequireStatus(Db& db, const std::string& gid, TransStatus expected) {
   if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
   const std::string stored = stmt->Text(0);
   if (stored != ToString(expected)) {
-    return FailedPreconditionError(GidPrefix(gid) + "status is '" + stored + "', expected '" +
+    return FailedPreconditionError(GidPrefix(gid) + "status is '" + stored +
+                                   "', expected '" +
                                    std::string(ToString(expected)) + "'");
   }
   return Status::Ok();
 }
 
-Status InsertBranches(Db& db, const std::string& gid, const std::vector<Branch>& branches,
-                      int64_t now_ms) {
+Status InsertBranches(Db& db, const std::string& gid,
+                      const std::vector<Branch>& branches, int64_t now_ms) {
   DTX_ASSIGN_OR_RETURN(
       Stmt * stmt,
-      db.Prepare("INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, "
+      db.Prepare("INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, "
+                 "op, status, "
                  "finish_time, rollback_time, create_time, update_time) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
   for (const Branch& b : branches) {
@@ -116,8 +127,9 @@ Status InsertBranches(Db& db, const std::string& gid, const std::vector<Branch>&
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) {
       if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-        return AlreadyExistsError(GidPrefix(gid) + "branch " + b.branch_id + "/" +
-                                  std::string(ToString(b.op)) + " already exists");
+        return AlreadyExistsError(GidPrefix(gid) + "branch " + b.branch_id +
+                                  "/" + std::string(ToString(b.op)) +
+                                  " already exists");
       }
       return db.Error(rc, "insert branch of " + gid);
     }
@@ -140,17 +152,23 @@ class SimpleOp : public WriteOp {
 class SaveNewOp final : public SimpleOp {
  public:
   SaveNewOp(GlobalTrans trans, std::vector<Branch> branches, WriteDone done)
-      : SimpleOp(std::move(done)), trans_(std::move(trans)), branches_(std::move(branches)) {}
+      : SimpleOp(std::move(done)),
+        trans_(std::move(trans)),
+        branches_(std::move(branches)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare("INSERT INTO trans_global (gid, trans_type, status, protocol, query_prepared, "
-                   "options, custom_data, ext_data, result, rollback_reason, create_time, "
-                   "update_time, finish_time, rollback_time, next_cron_interval, "
-                   "next_cron_time, owner, retry_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                   "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
-                   "ON CONFLICT (gid) DO NOTHING"));
+        db.Prepare(
+            "INSERT INTO trans_global (gid, trans_type, status, protocol, "
+            "query_prepared, "
+            "options, custom_data, ext_data, result, rollback_reason, "
+            "create_time, "
+            "update_time, finish_time, rollback_time, next_cron_interval, "
+            "next_cron_time, owner, retry_count) VALUES (?1, ?2, ?3, ?4, ?5, "
+            "?6, ?7, ?8, "
+            "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+            "ON CONFLICT (gid) DO NOTHING"));
     const GlobalTrans& t = trans_;
     {
       StmtGuard guard(stmt);
@@ -164,7 +182,9 @@ class SaveNewOp final : public SimpleOp {
       stmt->BindText(8, t.ext_data);
       stmt->BindText(9, t.result);
       stmt->BindText(10, t.rollback_reason);
-      stmt->BindInt(11, t.create_time == TimePoint{} ? now_ms : ToUnixMillis(t.create_time));
+      stmt->BindInt(11, t.create_time == TimePoint{}
+                            ? now_ms
+                            : ToUnixMillis(t.create_time));
       stmt->BindInt(12, now_ms);
       stmt->BindOptInt(13, OptMillis(t.finish_time));
       stmt->BindOptInt(14, OptMillis(t.rollback_time));
@@ -175,7 +195,8 @@ class SaveNewOp final : public SimpleOp {
       const int rc = stmt->Step();
       if (rc != SQLITE_DONE) return db.Error(rc, "insert " + t.gid);
     }
-    if (db.changes() == 0) return AlreadyExistsError(GidPrefix(t.gid) + "already exists");
+    if (db.changes() == 0)
+      return AlreadyExistsError(GidPrefix(t.gid) + "already exists");
     return InsertBranches(db, t.gid, branches_, now_ms);
   }
 
@@ -186,8 +207,8 @@ class SaveNewOp final : public SimpleOp {
 
 class AppendBranchesOp final : public SimpleOp {
  public:
-  AppendBranchesOp(std::string gid, TransStatus expected, std::vector<Branch> branches,
-                   WriteDone done)
+  AppendBranchesOp(std::string gid, TransStatus expected,
+                   std::vector<Branch> branches, WriteDone done)
       : SimpleOp(std::move(done)),
         gid_(std::move(gid)),
         expected_(expected),
@@ -213,8 +234,10 @@ class ChangeStatusOp final : public SimpleOp {
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
         db.Prepare("UPDATE trans_global SET status = ?1, update_time = ?2, "
-                   "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE finish_time END, "
-                   "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE rollback_time END, "
+                   "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE "
+                   "finish_time END, "
+                   "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE "
+                   "rollback_time END, "
                    "rollback_reason = COALESCE(?3, rollback_reason), "
                    "result = COALESCE(?4, result), "
                    "next_cron_interval = COALESCE(?5, next_cron_interval), "
@@ -225,16 +248,18 @@ class ChangeStatusOp final : public SimpleOp {
     stmt->BindInt(2, now_ms);
     stmt->BindOptText(3, c_.rollback_reason);
     stmt->BindOptText(4, c_.result);
-    stmt->BindOptInt(5, c_.next_cron_interval
-                            ? std::optional<int64_t>(c_.next_cron_interval->count())
-                            : std::nullopt);
+    stmt->BindOptInt(
+        5, c_.next_cron_interval
+               ? std::optional<int64_t>(c_.next_cron_interval->count())
+               : std::nullopt);
     stmt->BindOptInt(6, OptMillis(c_.next_cron_time));
     stmt->BindText(7, c_.gid);
     stmt->BindText(8, ToString(c_.from));
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "change status of " + c_.gid);
     if (db.changes() == 0) {
-      return ExplainMiss(db, c_.gid, "'" + std::string(ToString(c_.from)) + "'");
+      return ExplainMiss(db, c_.gid,
+                         "'" + std::string(ToString(c_.from)) + "'");
     }
     return Status::Ok();
   }
@@ -257,7 +282,8 @@ class UpdateBranchesOp final : public SimpleOp {
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
         db.Prepare("UPDATE trans_branch_op SET status = ?1, update_time = ?2, "
-                   "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time ELSE ?2 END "
+                   "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time "
+                   "ELSE ?2 END "
                    "WHERE gid = ?3 AND branch_id = ?4 AND op = ?5"));
     for (const BranchUpdate& u : updates_) {
       StmtGuard guard(stmt);
@@ -290,7 +316,8 @@ class TouchCronOp final : public SimpleOp {
   Status Apply(Db& db, int64_t now_ms) override {
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare("UPDATE trans_global SET next_cron_interval = ?1, next_cron_time = ?2, "
+        db.Prepare("UPDATE trans_global SET next_cron_interval = ?1, "
+                   "next_cron_time = ?2, "
                    "update_time = ?3, retry_count = COALESCE(?4, retry_count) "
                    "WHERE gid = ?5 AND status = ?6"));
     StmtGuard guard(stmt);
@@ -303,7 +330,8 @@ class TouchCronOp final : public SimpleOp {
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "touch cron of " + u_.gid);
     if (db.changes() == 0) {
-      return ExplainMiss(db, u_.gid, "'" + std::string(ToString(u_.expected)) + "'");
+      return ExplainMiss(db, u_.gid,
+                         "'" + std::string(ToString(u_.expected)) + "'");
     }
     return Status::Ok();
   }
@@ -319,9 +347,11 @@ class MakeDueOp final : public SimpleOp {
 
   Status Apply(Db& db, int64_t now_ms) override {
     DTX_ASSIGN_OR_RETURN(
-        Stmt * stmt, db.Prepare("UPDATE trans_global SET next_cron_time = ?1, update_time = ?2 "
-                                "WHERE gid = ?3 AND status IN ('prepared', 'submitted', "
-                                "'aborting')"));
+        Stmt * stmt,
+        db.Prepare(
+            "UPDATE trans_global SET next_cron_time = ?1, update_time = ?2 "
+            "WHERE gid = ?3 AND status IN ('prepared', 'submitted', "
+            "'aborting')"));
     StmtGuard guard(stmt);
     stmt->BindInt(1, ToUnixMillis(now_));
     stmt->BindInt(2, now_ms);
@@ -339,19 +369,22 @@ class MakeDueOp final : public SimpleOp {
 
 class ClaimOp final : public WriteOp {
  public:
-  ClaimOp(ClaimRequest request, std::function<void(Result<std::vector<GlobalTrans>>)> done)
+  ClaimOp(ClaimRequest request,
+          std::function<void(Result<std::vector<GlobalTrans>>)> done)
       : request_(std::move(request)), done_(std::move(done)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
     claimed_.clear();
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare(std::string("UPDATE trans_global SET owner = ?1, next_cron_time = ?2, "
-                               "update_time = ?3 WHERE id IN (SELECT id FROM trans_global "
-                               "WHERE status IN ('prepared', 'submitted', 'aborting') "
-                               "AND next_cron_time <= ?4 ORDER BY next_cron_time, id "
-                               "LIMIT ?5) RETURNING ") +
-                   kGlobalColumns));
+        db.Prepare(
+            std::string(
+                "UPDATE trans_global SET owner = ?1, next_cron_time = ?2, "
+                "update_time = ?3 WHERE id IN (SELECT id FROM trans_global "
+                "WHERE status IN ('prepared', 'submitted', 'aborting') "
+                "AND next_cron_time <= ?4 ORDER BY next_cron_time, id "
+                "LIMIT ?5) RETURNING ") +
+            kGlobalColumns));
     StmtGuard guard(stmt);
     stmt->BindText(1, request_.owner);
     stmt->BindInt(2, ToUnixMillis(request_.lease_until));
@@ -385,7 +418,8 @@ class ClaimOp final : public WriteOp {
 
 class NoStoreOp final : public SimpleOp {
  public:
-  NoStoreOp(Status status, WriteDone done) : SimpleOp(std::move(done)), status_(std::move(status)) {}
+  NoStoreOp(Status status, WriteDone done)
+      : SimpleOp(std::move(done)), status_(std::move(status)) {}
   Status Apply(Db&, int64_t) override { return status_; }
   bool touches_db() const override { return false; }
 
@@ -395,39 +429,47 @@ class NoStoreOp final : public SimpleOp {
 
 }  // namespace
 
-std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans, std::vector<Branch> branches,
+std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans,
+                                     std::vector<Branch> branches,
                                      WriteDone done) {
   Status s = ValidateTransFields(trans);
   if (s.ok()) s = ValidateBranchFields(trans.gid, branches);
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
-  return std::make_unique<SaveNewOp>(std::move(trans), std::move(branches), std::move(done));
+  return std::make_unique<SaveNewOp>(std::move(trans), std::move(branches),
+                                     std::move(done));
 }
 
-std::unique_ptr<WriteOp> MakeAppendBranches(std::string gid, TransStatus expected,
-                                            std::vector<Branch> branches, WriteDone done) {
+std::unique_ptr<WriteOp> MakeAppendBranches(std::string gid,
+                                            TransStatus expected,
+                                            std::vector<Branch> branches,
+                                            WriteDone done) {
   Status s = ValidateGid(gid).WithPrefix("journal");
   if (s.ok()) s = ValidateBranchFields(gid, branches);
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
-  return std::make_unique<AppendBranchesOp>(std::move(gid), expected, std::move(branches),
-                                            std::move(done));
+  return std::make_unique<AppendBranchesOp>(
+      std::move(gid), expected, std::move(branches), std::move(done));
 }
 
 std::unique_ptr<WriteOp> MakeChangeStatus(StatusChange change, WriteDone done) {
   Status s = ValidateGid(change.gid).WithPrefix("journal");
   if (s.ok() && change.rollback_reason) {
-    s = ValidateText("rollback_reason", *change.rollback_reason).WithPrefix("journal");
+    s = ValidateText("rollback_reason", *change.rollback_reason)
+            .WithPrefix("journal");
   }
-  if (s.ok() && change.result) s = ValidateText("result", *change.result).WithPrefix("journal");
+  if (s.ok() && change.result)
+    s = ValidateText("result", *change.result).WithPrefix("journal");
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
   return std::make_unique<ChangeStatusOp>(std::move(change), std::move(done));
 }
 
-std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                                            std::vector<BranchUpdate> updates, WriteDone done) {
+std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid,
+                                            std::optional<TransStatus> expected,
+                                            std::vector<BranchUpdate> updates,
+                                            WriteDone done) {
   Status s = ValidateGid(gid).WithPrefix("journal");
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
-  return std::make_unique<UpdateBranchesOp>(std::move(gid), expected, std::move(updates),
-                                            std::move(done));
+  return std::make_unique<UpdateBranchesOp>(
+      std::move(gid), expected, std::move(updates), std::move(done));
 }
 
 std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done) {
@@ -436,14 +478,16 @@ std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done) {
   return std::make_unique<TouchCronOp>(std::move(update), std::move(done));
 }
 
-std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now, WriteDone done) {
+std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,
+                                     WriteDone done) {
   Status s = ValidateGid(gid).WithPrefix("journal");
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
   return std::make_unique<MakeDueOp>(std::move(gid), now, std::move(done));
 }
 
-std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request,
-                                   std::function<void(Result<std::vector<GlobalTrans>>)> done) {
+std::unique_ptr<WriteOp> MakeClaim(
+    ClaimRequest request,
+    std::function<void(Result<std::vector<GlobalTrans>>)> done) {
   if (request.limit == 0) request.limit = 1;
   return std::make_unique<ClaimOp>(std::move(request), std::move(done));
 }
@@ -461,7 +505,8 @@ Result<GlobalTrans> ReadGlobalRow(const Stmt& s, const std::string& path) {
   t.id = s.Int(0);
   t.gid = s.Text(1);
   auto bad = [&](const Status& st) {
-    return DataLossError("journal: " + path + ": gid " + t.gid + ": " + st.message());
+    return DataLossError("journal: " + path + ": gid " + t.gid + ": " +
+                         st.message());
   };
   auto type = ParseTransType(s.Text(2));
   if (!type.ok()) return bad(type.status());
@@ -495,8 +540,8 @@ Result<Branch> ReadBranchRow(const Stmt& s, const std::string& path) {
   b.bin_data = s.Blob(3);
   b.branch_id = s.Text(4);
   auto bad = [&](const Status& st) {
-    return DataLossError("journal: " + path + ": gid " + b.gid + " branch " + b.branch_id + ": " +
-                         st.message());
+    return DataLossError("journal: " + path + ": gid " + b.gid + " branch " +
+                         b.branch_id + ": " + st.message());
   };
   auto op = ParseBranchOp(s.Text(5));
   if (!op.ok()) return bad(op.status());

@@ -8,15 +8,16 @@
 #ifndef DTX_STORAGE_SQLITE_JOURNAL_OPS_H_
 #define DTX_STORAGE_SQLITE_JOURNAL_OPS_H_
 
+#include "dtx/journal.h"
+
+#include "sqlite_handle.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "dtx/journal.h"
-#include "sqlite_handle.h"
 
 namespace dtx::internal {
 
@@ -32,17 +33,24 @@ class WriteOp {
   virtual bool touches_db() const { return true; }
 };
 
-std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans, std::vector<Branch> branches,
+std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans,
+                                     std::vector<Branch> branches,
                                      WriteDone done);
-std::unique_ptr<WriteOp> MakeAppendBranches(std::string gid, TransStatus expected,
-                                            std::vector<Branch> branches, WriteDone done);
+std::unique_ptr<WriteOp> MakeAppendBranches(std::string gid,
+                                            TransStatus expected,
+                                            std::vector<Branch> branches,
+                                            WriteDone done);
 std::unique_ptr<WriteOp> MakeChangeStatus(StatusChange change, WriteDone done);
-std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                                            std::vector<BranchUpdate> updates, WriteDone done);
+std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid,
+                                            std::optional<TransStatus> expected,
+                                            std::vector<BranchUpdate> updates,
+                                            WriteDone done);
 std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done);
-std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now, WriteDone done);
-std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request,
-                                   std::function<void(Result<std::vector<GlobalTrans>>)> done);
+std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,
+                                     WriteDone done);
+std::unique_ptr<WriteOp> MakeClaim(
+    ClaimRequest request,
+    std::function<void(Result<std::vector<GlobalTrans>>)> done);
 // Completes with OK after every earlier write is durable.
 std::unique_ptr<WriteOp> MakeFlush(WriteDone done);
 // Completes with `status` without touching the store.

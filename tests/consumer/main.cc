@@ -1,11 +1,11 @@
 // Builds against the installed package: one transaction through the SQLite
 // journal, printed back.
 
-#include <cstdio>
-#include <string>
-
 #include "dtx/dtx.h"
 #include "dtx/storage/sqlite_journal.h"
+
+#include <cstdio>
+#include <string>
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -24,8 +24,9 @@ int main(int argc, char** argv) {
   trans.gid = ids->NewGid();
   trans.trans_type = dtx::TransType::kSaga;
   trans.status = dtx::TransStatus::kSubmitted;
-  dtx::Status s = dtx::WaitForWrite(
-      [&](dtx::WriteDone done) { (*journal)->SaveNew(trans, {}, std::move(done)); });
+  dtx::Status s = dtx::WaitForWrite([&](dtx::WriteDone done) {
+    (*journal)->SaveNew(trans, {}, std::move(done));
+  });
   if (!s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;

@@ -16,7 +16,8 @@ TEST(LimitsTest, GidRules) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateGid("a b").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateGid("a\nb").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateGid(std::string("a\0b", 3)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateGid(std::string("a\0b", 3)).code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateGid("caf\xc3\xa9").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateGid("a\x7f").code(), StatusCode::kInvalidArgument);
 }
@@ -51,8 +52,10 @@ TEST(LimitsTest, PayloadOverTheLimitIsResourceExhausted) {
 }
 
 TEST(LimitsTest, TextLimit) {
-  EXPECT_TRUE(ValidateText("custom_data", std::string(kMaxTextBytes, 't')).ok());
-  const Status s = ValidateText("custom_data", std::string(kMaxTextBytes + 1, 't'));
+  EXPECT_TRUE(
+      ValidateText("custom_data", std::string(kMaxTextBytes, 't')).ok());
+  const Status s =
+      ValidateText("custom_data", std::string(kMaxTextBytes + 1, 't'));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("custom_data"), std::string::npos);
 }

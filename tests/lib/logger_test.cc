@@ -1,13 +1,12 @@
 #include "dtx/logger.h"
 
+#include "dtx/spdlog_logger.h"
+
 #include <gtest/gtest.h>
-
-#include <sstream>
-
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "dtx/spdlog_logger.h"
+#include <sstream>
 
 namespace dtx {
 namespace {
@@ -31,7 +30,10 @@ TEST(LoggerTest, SpdlogAdapterWritesThroughTheHostsLogger) {
   EXPECT_FALSE(logger->ShouldLog(LogLevel::kDebug));
   EXPECT_TRUE(logger->ShouldLog(LogLevel::kWarn));
   DTX_LOG(logger, LogLevel::kDebug, "hidden");
-  DTX_LOG(logger, LogLevel::kWarn, "gid=" << "g1" << " retry " << 3);
+  DTX_LOG(logger, LogLevel::kWarn,
+          "gid="
+              << "g1"
+              << " retry " << 3);
   host->flush();
   EXPECT_EQ(out.str(), "warning gid=g1 retry 3\n");
 }
@@ -42,7 +44,8 @@ TEST(LoggerTest, LevelsParse) {
   EXPECT_EQ(*ParseLogLevel("warning"), LogLevel::kWarn);
   EXPECT_EQ(*ParseLogLevel("error"), LogLevel::kError);
   EXPECT_EQ(*ParseLogLevel("off"), LogLevel::kOff);
-  EXPECT_EQ(ParseLogLevel("loud").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseLogLevel("loud").status().code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(ToString(LogLevel::kWarn), "warn");
 }
 

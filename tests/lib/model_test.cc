@@ -30,19 +30,22 @@ TEST(ModelTest, SpellingsAreDtms) {
 }
 
 TEST(ModelTest, ParsingRoundTrips) {
-  for (auto t : {TransType::kTcc, TransType::kSaga, TransType::kMsg, TransType::kXa,
-                 TransType::kWorkflow}) {
+  for (auto t : {TransType::kTcc, TransType::kSaga, TransType::kMsg,
+                 TransType::kXa, TransType::kWorkflow}) {
     EXPECT_EQ(*ParseTransType(ToString(t)), t);
   }
-  for (auto s : {TransStatus::kPrepared, TransStatus::kSubmitted, TransStatus::kAborting,
-                 TransStatus::kSucceed, TransStatus::kFailed}) {
+  for (auto s :
+       {TransStatus::kPrepared, TransStatus::kSubmitted, TransStatus::kAborting,
+        TransStatus::kSucceed, TransStatus::kFailed}) {
     EXPECT_EQ(*ParseTransStatus(ToString(s)), s);
   }
-  for (auto s : {BranchStatus::kPrepared, BranchStatus::kSucceed, BranchStatus::kFailed}) {
+  for (auto s : {BranchStatus::kPrepared, BranchStatus::kSucceed,
+                 BranchStatus::kFailed}) {
     EXPECT_EQ(*ParseBranchStatus(ToString(s)), s);
   }
-  for (auto op : {BranchOp::kTry, BranchOp::kConfirm, BranchOp::kCancel, BranchOp::kAction,
-                  BranchOp::kCompensate, BranchOp::kCommit, BranchOp::kRollback, BranchOp::kMsg}) {
+  for (auto op : {BranchOp::kTry, BranchOp::kConfirm, BranchOp::kCancel,
+                  BranchOp::kAction, BranchOp::kCompensate, BranchOp::kCommit,
+                  BranchOp::kRollback, BranchOp::kMsg}) {
     EXPECT_EQ(*ParseBranchOp(ToString(op)), op);
   }
 }

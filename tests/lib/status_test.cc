@@ -51,7 +51,8 @@ TEST(StatusTest, EveryBuilderSetsItsCode) {
   EXPECT_EQ(AlreadyExistsError("x").code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(PermissionDeniedError("x").code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(ResourceExhaustedError("x").code(), StatusCode::kResourceExhausted);
-  EXPECT_EQ(FailedPreconditionError("x").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(FailedPreconditionError("x").code(),
+            StatusCode::kFailedPrecondition);
   EXPECT_EQ(AbortedError("x").code(), StatusCode::kAborted);
   EXPECT_EQ(OutOfRangeError("x").code(), StatusCode::kOutOfRange);
   EXPECT_EQ(UnimplementedError("x").code(), StatusCode::kUnimplemented);
@@ -61,7 +62,8 @@ TEST(StatusTest, EveryBuilderSetsItsCode) {
 }
 
 TEST(StatusTest, CodeNamesAreGrpcSpellings) {
-  EXPECT_EQ(StatusCodeName(StatusCode::kFailedPrecondition), "FAILED_PRECONDITION");
+  EXPECT_EQ(StatusCodeName(StatusCode::kFailedPrecondition),
+            "FAILED_PRECONDITION");
   EXPECT_EQ(StatusCodeName(StatusCode::kDataLoss), "DATA_LOSS");
   EXPECT_EQ(StatusCodeName(static_cast<StatusCode>(99)), "UNKNOWN_CODE");
 }

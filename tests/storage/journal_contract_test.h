@@ -9,6 +9,12 @@
 #ifndef DTX_TESTS_STORAGE_JOURNAL_CONTRACT_TEST_H_
 #define DTX_TESTS_STORAGE_JOURNAL_CONTRACT_TEST_H_
 
+#include "dtx/clock.h"
+#include "dtx/journal.h"
+#include "dtx/limits.h"
+
+#include "status_matchers.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -22,18 +28,13 @@
 #include <thread>
 #include <vector>
 
-#include "dtx/clock.h"
-#include "dtx/journal.h"
-#include "dtx/limits.h"
-#include "status_matchers.h"
-
 namespace dtx::testing {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-inline Branch MakeBranch(std::string branch_id, BranchOp op, std::string url = "",
-                         std::string payload = "") {
+inline Branch MakeBranch(std::string branch_id, BranchOp op,
+                         std::string url = "", std::string payload = "") {
   Branch b;
   b.branch_id = std::move(branch_id);
   b.op = op;
@@ -47,10 +48,12 @@ inline std::vector<Branch> SagaBranches(int steps) {
   std::vector<Branch> out;
   for (int i = 1; i <= steps; ++i) {
     const std::string id = (i < 10 ? "0" : "") + std::to_string(i);
-    out.push_back(MakeBranch(id, BranchOp::kCompensate, "localhost:9000/busi.Busi/Revert" + id,
+    out.push_back(MakeBranch(id, BranchOp::kCompensate,
+                             "localhost:9000/busi.Busi/Revert" + id,
                              "payload-" + id));
-    out.push_back(
-        MakeBranch(id, BranchOp::kAction, "localhost:9000/busi.Busi/Do" + id, "payload-" + id));
+    out.push_back(MakeBranch(id, BranchOp::kAction,
+                             "localhost:9000/busi.Busi/Do" + id,
+                             "payload-" + id));
   }
   return out;
 }
@@ -60,7 +63,8 @@ class JournalContractTest : public ::testing::Test {
  protected:
   void SetUp() override { journal_ = factory_.Make(&clock_); }
 
-  GlobalTrans NewTrans(std::string gid, TransStatus status = TransStatus::kSubmitted,
+  GlobalTrans NewTrans(std::string gid,
+                       TransStatus status = TransStatus::kSubmitted,
                        TransType type = TransType::kSaga) {
     GlobalTrans t;
     t.gid = std::move(gid);
@@ -73,16 +77,20 @@ class JournalContractTest : public ::testing::Test {
   }
 
   Status Save(const GlobalTrans& t, std::vector<Branch> branches = {}) {
-    return WaitForWrite(
-        [&](WriteDone done) { journal_->SaveNew(t, std::move(branches), std::move(done)); });
-  }
-  Status Append(const std::string& gid, TransStatus expected, std::vector<Branch> branches) {
     return WaitForWrite([&](WriteDone done) {
-      journal_->AppendBranches(gid, expected, std::move(branches), std::move(done));
+      journal_->SaveNew(t, std::move(branches), std::move(done));
+    });
+  }
+  Status Append(const std::string& gid, TransStatus expected,
+                std::vector<Branch> branches) {
+    return WaitForWrite([&](WriteDone done) {
+      journal_->AppendBranches(gid, expected, std::move(branches),
+                               std::move(done));
     });
   }
   Status Change(StatusChange c) {
-    return WaitForWrite([&](WriteDone done) { journal_->ChangeStatus(c, std::move(done)); });
+    return WaitForWrite(
+        [&](WriteDone done) { journal_->ChangeStatus(c, std::move(done)); });
   }
   Status Change(const std::string& gid, TransStatus from, TransStatus to) {
     StatusChange c;
@@ -94,11 +102,13 @@ class JournalContractTest : public ::testing::Test {
   Status Update(const std::string& gid, std::optional<TransStatus> expected,
                 std::vector<BranchUpdate> updates) {
     return WaitForWrite([&](WriteDone done) {
-      journal_->UpdateBranches(gid, expected, std::move(updates), std::move(done));
+      journal_->UpdateBranches(gid, expected, std::move(updates),
+                               std::move(done));
     });
   }
   Status Touch(CronUpdate u) {
-    return WaitForWrite([&](WriteDone done) { journal_->TouchCron(u, std::move(done)); });
+    return WaitForWrite(
+        [&](WriteDone done) { journal_->TouchCron(u, std::move(done)); });
   }
   Result<std::vector<GlobalTrans>> ClaimDue(std::string owner, seconds lease,
                                             std::size_t limit = 16) {
@@ -132,7 +142,8 @@ class JournalContractTest : public ::testing::Test {
 TYPED_TEST_SUITE_P(JournalContractTest);
 
 TYPED_TEST_P(JournalContractTest, SaveNewThenFindRoundTripsEveryField) {
-  GlobalTrans t = this->NewTrans("g-roundtrip", TransStatus::kPrepared, TransType::kMsg);
+  GlobalTrans t =
+      this->NewTrans("g-roundtrip", TransStatus::kPrepared, TransType::kMsg);
   t.protocol = "grpc";
   t.query_prepared = "localhost:9000/busi.Busi/QueryPrepared";
   t.options = R"({"wait_result":true,"branch_headers":{"x-test":"1"}})";
@@ -147,7 +158,8 @@ TYPED_TEST_P(JournalContractTest, SaveNewThenFindRoundTripsEveryField) {
   branches[1].bin_data = std::string("\0\x01\xff binary", 10);
   ASSERT_OK(this->Save(t, branches));
 
-  ASSERT_OK_AND_ASSIGN(TransWithBranches got, this->journal_->Find("g-roundtrip"));
+  ASSERT_OK_AND_ASSIGN(TransWithBranches got,
+                       this->journal_->Find("g-roundtrip"));
   EXPECT_GT(got.trans.id, 0);
   EXPECT_EQ(got.trans.gid, "g-roundtrip");
   EXPECT_EQ(got.trans.trans_type, TransType::kMsg);
@@ -182,14 +194,17 @@ TYPED_TEST_P(JournalContractTest, SaveNewThenFindRoundTripsEveryField) {
 }
 
 TYPED_TEST_P(JournalContractTest, FindUnknownGidIsNotFound) {
-  EXPECT_THAT(this->journal_->Find("nope"), StatusIs(StatusCode::kNotFound, "nope"));
+  EXPECT_THAT(this->journal_->Find("nope"),
+              StatusIs(StatusCode::kNotFound, "nope"));
 }
 
 TYPED_TEST_P(JournalContractTest, SaveNewOfAnExistingGidWritesNothing) {
   ASSERT_OK(this->Save(this->NewTrans("g-dup"), SagaBranches(1)));
-  GlobalTrans second = this->NewTrans("g-dup", TransStatus::kPrepared, TransType::kTcc);
+  GlobalTrans second =
+      this->NewTrans("g-dup", TransStatus::kPrepared, TransType::kTcc);
   second.custom_data = "changed";
-  EXPECT_THAT(this->Save(second, SagaBranches(3)), StatusIs(StatusCode::kAlreadyExists, "g-dup"));
+  EXPECT_THAT(this->Save(second, SagaBranches(3)),
+              StatusIs(StatusCode::kAlreadyExists, "g-dup"));
   ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-dup"));
   EXPECT_EQ(got.trans.trans_type, TransType::kSaga);
   EXPECT_EQ(got.trans.status, TransStatus::kSubmitted);
@@ -202,18 +217,22 @@ TYPED_TEST_P(JournalContractTest, SaveNewWithADuplicateBranchWritesNothing) {
   branches.push_back(branches.back());
   EXPECT_THAT(this->Save(this->NewTrans("g-dupbranch"), branches),
               StatusIs(StatusCode::kAlreadyExists, "branch 01/action"));
-  EXPECT_THAT(this->journal_->Find("g-dupbranch"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(this->journal_->Find("g-dupbranch"),
+              StatusIs(StatusCode::kNotFound));
   // The gid is still free.
   EXPECT_OK(this->Save(this->NewTrans("g-dupbranch"), SagaBranches(1)));
 }
 
 TYPED_TEST_P(JournalContractTest, AppendBranchesOnlyWhileTheStatusIsExpected) {
-  ASSERT_OK(this->Save(this->NewTrans("g-tcc", TransStatus::kPrepared, TransType::kTcc)));
+  ASSERT_OK(this->Save(
+      this->NewTrans("g-tcc", TransStatus::kPrepared, TransType::kTcc)));
+  ASSERT_OK(this->Append(
+      "g-tcc", TransStatus::kPrepared,
+      {MakeBranch("01", BranchOp::kCancel, "h:1/s.S/Cancel", "p1"),
+       MakeBranch("01", BranchOp::kConfirm, "h:1/s.S/Confirm", "p1")}));
   ASSERT_OK(this->Append("g-tcc", TransStatus::kPrepared,
-                         {MakeBranch("01", BranchOp::kCancel, "h:1/s.S/Cancel", "p1"),
-                          MakeBranch("01", BranchOp::kConfirm, "h:1/s.S/Confirm", "p1")}));
-  ASSERT_OK(this->Append("g-tcc", TransStatus::kPrepared,
-                         {MakeBranch("02", BranchOp::kCancel), MakeBranch("02", BranchOp::kConfirm)}));
+                         {MakeBranch("02", BranchOp::kCancel),
+                          MakeBranch("02", BranchOp::kConfirm)}));
   ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-tcc"));
   ASSERT_EQ(got.branches.size(), 4u);
   EXPECT_EQ(got.branches[0].branch_id, "01");
@@ -221,23 +240,29 @@ TYPED_TEST_P(JournalContractTest, AppendBranchesOnlyWhileTheStatusIsExpected) {
   EXPECT_EQ(got.branches[3].branch_id, "02");
   EXPECT_EQ(got.branches[3].op, BranchOp::kConfirm);
 
-  ASSERT_OK(this->Change("g-tcc", TransStatus::kPrepared, TransStatus::kSubmitted));
-  EXPECT_THAT(this->Append("g-tcc", TransStatus::kPrepared, {MakeBranch("03", BranchOp::kCancel)}),
+  ASSERT_OK(
+      this->Change("g-tcc", TransStatus::kPrepared, TransStatus::kSubmitted));
+  EXPECT_THAT(this->Append("g-tcc", TransStatus::kPrepared,
+                           {MakeBranch("03", BranchOp::kCancel)}),
               StatusIs(StatusCode::kFailedPrecondition, "submitted"));
   ASSERT_OK_AND_ASSIGN(got, this->journal_->Find("g-tcc"));
   EXPECT_EQ(got.branches.size(), 4u);
 }
 
 TYPED_TEST_P(JournalContractTest, AppendBranchesToAMissingGidIsNotFound) {
-  EXPECT_THAT(this->Append("ghost", TransStatus::kPrepared, {MakeBranch("01", BranchOp::kCancel)}),
+  EXPECT_THAT(this->Append("ghost", TransStatus::kPrepared,
+                           {MakeBranch("01", BranchOp::kCancel)}),
               StatusIs(StatusCode::kNotFound, "ghost"));
 }
 
 TYPED_TEST_P(JournalContractTest, AppendingADuplicateBranchAppendsNothing) {
-  ASSERT_OK(this->Save(this->NewTrans("g-tcc2", TransStatus::kPrepared, TransType::kTcc)));
-  ASSERT_OK(this->Append("g-tcc2", TransStatus::kPrepared, {MakeBranch("01", BranchOp::kCancel)}));
+  ASSERT_OK(this->Save(
+      this->NewTrans("g-tcc2", TransStatus::kPrepared, TransType::kTcc)));
+  ASSERT_OK(this->Append("g-tcc2", TransStatus::kPrepared,
+                         {MakeBranch("01", BranchOp::kCancel)}));
   EXPECT_THAT(this->Append("g-tcc2", TransStatus::kPrepared,
-                           {MakeBranch("02", BranchOp::kCancel), MakeBranch("01", BranchOp::kCancel)}),
+                           {MakeBranch("02", BranchOp::kCancel),
+                            MakeBranch("01", BranchOp::kCancel)}),
               StatusIs(StatusCode::kAlreadyExists));
   ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-tcc2"));
   EXPECT_EQ(got.branches.size(), 1u);  // "02" was not kept either
@@ -246,8 +271,9 @@ TYPED_TEST_P(JournalContractTest, AppendingADuplicateBranchAppendsNothing) {
 TYPED_TEST_P(JournalContractTest, ChangeStatusIsACompareAndSet) {
   ASSERT_OK(this->Save(this->NewTrans("g-cas", TransStatus::kPrepared)));
   this->clock_.Advance(seconds(1));
-  EXPECT_THAT(this->Change("g-cas", TransStatus::kSubmitted, TransStatus::kSucceed),
-              StatusIs(StatusCode::kFailedPrecondition, "prepared"));
+  EXPECT_THAT(
+      this->Change("g-cas", TransStatus::kSubmitted, TransStatus::kSucceed),
+      StatusIs(StatusCode::kFailedPrecondition, "prepared"));
   ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-cas"));
   EXPECT_EQ(got.trans.status, TransStatus::kPrepared);
 
@@ -268,10 +294,12 @@ TYPED_TEST_P(JournalContractTest, ChangeStatusIsACompareAndSet) {
   EXPECT_FALSE(got.trans.rollback_time.has_value());
 
   // A second change from the old status loses.
-  EXPECT_THAT(this->Change("g-cas", TransStatus::kPrepared, TransStatus::kSubmitted),
-              StatusIs(StatusCode::kFailedPrecondition));
-  EXPECT_THAT(this->Change("ghost", TransStatus::kPrepared, TransStatus::kSubmitted),
-              StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(
+      this->Change("g-cas", TransStatus::kPrepared, TransStatus::kSubmitted),
+      StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(
+      this->Change("ghost", TransStatus::kPrepared, TransStatus::kSubmitted),
+      StatusIs(StatusCode::kNotFound));
 }
 
 TYPED_TEST_P(JournalContractTest, FinalStatusesStampTheirTimes) {
@@ -284,7 +312,8 @@ TYPED_TEST_P(JournalContractTest, FinalStatusesStampTheirTimes) {
   ok.to = TransStatus::kSucceed;
   ok.result = "done";
   ASSERT_OK(this->Change(ok));
-  ASSERT_OK(this->Change("g-bad", TransStatus::kAborting, TransStatus::kFailed));
+  ASSERT_OK(
+      this->Change("g-bad", TransStatus::kAborting, TransStatus::kFailed));
   ASSERT_OK_AND_ASSIGN(auto good, this->journal_->Find("g-ok"));
   EXPECT_EQ(good.trans.finish_time, this->clock_.Now());
   EXPECT_FALSE(good.trans.rollback_time.has_value());
@@ -318,7 +347,8 @@ TYPED_TEST_P(JournalContractTest, UpdateBranchesIsAllOrNothing) {
   EXPECT_THAT(this->Update("g-br2", TransStatus::kAborting,
                            {{"01", BranchOp::kAction, BranchStatus::kSucceed}}),
               StatusIs(StatusCode::kFailedPrecondition));
-  EXPECT_THAT(this->Update("ghost", std::nullopt, {{"01", BranchOp::kAction, BranchStatus::kSucceed}}),
+  EXPECT_THAT(this->Update("ghost", std::nullopt,
+                           {{"01", BranchOp::kAction, BranchStatus::kSucceed}}),
               StatusIs(StatusCode::kNotFound));
   ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-br2"));
   EXPECT_EQ(got.branches[1].status, BranchStatus::kPrepared);
@@ -360,16 +390,19 @@ TYPED_TEST_P(JournalContractTest, MakeDueAppliesOnlyToUnfinishedTransactions) {
   }));
   EXPECT_THAT(this->DueGids(10), ::testing::ElementsAre("g-late"));
   EXPECT_THAT(WaitForWrite([&](WriteDone done) {
-                this->journal_->MakeDue("g-done", this->clock_.Now(), std::move(done));
+                this->journal_->MakeDue("g-done", this->clock_.Now(),
+                                        std::move(done));
               }),
               StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_THAT(WaitForWrite([&](WriteDone done) {
-                this->journal_->MakeDue("ghost", this->clock_.Now(), std::move(done));
+                this->journal_->MakeDue("ghost", this->clock_.Now(),
+                                        std::move(done));
               }),
               StatusIs(StatusCode::kNotFound));
 }
 
-TYPED_TEST_P(JournalContractTest, ListDuePagesUnfinishedDueTransactionsInDueOrder) {
+TYPED_TEST_P(JournalContractTest,
+             ListDuePagesUnfinishedDueTransactionsInDueOrder) {
   // 25 due at distinct times (saved in a shuffled order), 5 due at the same
   // instant, some in the future, some finished.
   std::vector<int> order;
@@ -381,7 +414,8 @@ TYPED_TEST_P(JournalContractTest, ListDuePagesUnfinishedDueTransactionsInDueOrde
     ASSERT_OK(this->Save(t));
   }
   for (int i = 0; i < 5; ++i) {
-    GlobalTrans t = this->NewTrans("tie-" + std::to_string(i), TransStatus::kAborting);
+    GlobalTrans t =
+        this->NewTrans("tie-" + std::to_string(i), TransStatus::kAborting);
     t.next_cron_time = base;
     ASSERT_OK(this->Save(t));
   }
@@ -389,7 +423,8 @@ TYPED_TEST_P(JournalContractTest, ListDuePagesUnfinishedDueTransactionsInDueOrde
   future.next_cron_time = base + seconds(1);
   ASSERT_OK(this->Save(future));
   for (auto st : {TransStatus::kSucceed, TransStatus::kFailed}) {
-    GlobalTrans t = this->NewTrans(std::string("finished-") + std::string(ToString(st)), st);
+    GlobalTrans t = this->NewTrans(
+        std::string("finished-") + std::string(ToString(st)), st);
     t.next_cron_time = base - seconds(1000);
     ASSERT_OK(this->Save(t));
   }
@@ -400,17 +435,20 @@ TYPED_TEST_P(JournalContractTest, ListDuePagesUnfinishedDueTransactionsInDueOrde
   for (std::size_t page_size : {1u, 4u, 31u, 100u}) {
     const std::vector<std::string> gids = this->DueGids(page_size);
     ASSERT_EQ(gids.size(), 31u) << "page size " << page_size;
-    for (int i = 0; i < 25; ++i) EXPECT_EQ(gids[i], "due-" + std::to_string(100 + i));
+    for (int i = 0; i < 25; ++i)
+      EXPECT_EQ(gids[i], "due-" + std::to_string(100 + i));
     EXPECT_EQ(gids[25], "prepared");
-    for (int i = 0; i < 5; ++i) EXPECT_EQ(gids[26 + i], "tie-" + std::to_string(i));
+    for (int i = 0; i < 5; ++i)
+      EXPECT_EQ(gids[26 + i], "tie-" + std::to_string(i));
   }
 }
 
 TYPED_TEST_P(JournalContractTest, ListFiltersAndPagesNewestFirst) {
   for (int i = 0; i < 12; ++i) {
-    GlobalTrans t = this->NewTrans("l-" + std::to_string(i),
-                                   i % 3 == 0 ? TransStatus::kSucceed : TransStatus::kSubmitted,
-                                   i % 2 == 0 ? TransType::kSaga : TransType::kTcc);
+    GlobalTrans t = this->NewTrans(
+        "l-" + std::to_string(i),
+        i % 3 == 0 ? TransStatus::kSucceed : TransStatus::kSubmitted,
+        i % 2 == 0 ? TransType::kSaga : TransType::kTcc);
     t.create_time = this->clock_.Now() + seconds(i);
     ASSERT_OK(this->Save(t));
   }
@@ -466,7 +504,8 @@ TYPED_TEST_P(JournalContractTest, ClaimLeasesDueTransactions) {
     EXPECT_EQ(t.owner, "owner-a");
     EXPECT_EQ(t.next_cron_time, base + seconds(10));
   }
-  EXPECT_EQ(got, (std::set<std::string>{"c-0", "c-1", "c-2"}));  // earliest due first
+  EXPECT_EQ(
+      got, (std::set<std::string>{"c-0", "c-1", "c-2"}));  // earliest due first
 
   ASSERT_OK_AND_ASSIGN(auto second, this->ClaimDue("owner-b", seconds(10)));
   got.clear();
@@ -513,18 +552,23 @@ TYPED_TEST_P(JournalContractTest, ConcurrentClaimersNeverShareATransaction) {
 TYPED_TEST_P(JournalContractTest, ValuesOverTheLimitsWriteNothing) {
   EXPECT_THAT(this->Save(this->NewTrans(std::string(kMaxGidBytes + 1, 'g'))),
               StatusIs(StatusCode::kInvalidArgument, "over the limit"));
-  EXPECT_THAT(this->Save(this->NewTrans("bad gid")), StatusIs(StatusCode::kInvalidArgument));
-  EXPECT_THAT(this->Save(this->NewTrans("")), StatusIs(StatusCode::kInvalidArgument));
-  std::vector<Branch> big = {MakeBranch("01", BranchOp::kAction, "h:1/s.S/M",
-                                        std::string(kMaxPayloadBytes + 1, 'x'))};
+  EXPECT_THAT(this->Save(this->NewTrans("bad gid")),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(this->Save(this->NewTrans("")),
+              StatusIs(StatusCode::kInvalidArgument));
+  std::vector<Branch> big = {
+      MakeBranch("01", BranchOp::kAction, "h:1/s.S/M",
+                 std::string(kMaxPayloadBytes + 1, 'x'))};
   EXPECT_THAT(this->Save(this->NewTrans("g-big"), big),
               StatusIs(StatusCode::kResourceExhausted, "payload"));
   EXPECT_THAT(this->journal_->Find("g-big"), StatusIs(StatusCode::kNotFound));
   GlobalTrans text = this->NewTrans("g-text");
   text.custom_data = std::string(kMaxTextBytes + 1, 'c');
-  EXPECT_THAT(this->Save(text), StatusIs(StatusCode::kInvalidArgument, "custom_data"));
+  EXPECT_THAT(this->Save(text),
+              StatusIs(StatusCode::kInvalidArgument, "custom_data"));
   std::vector<Branch> bad_id = {MakeBranch("0\n1", BranchOp::kAction)};
-  EXPECT_THAT(this->Save(this->NewTrans("g-badid"), bad_id), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(this->Save(this->NewTrans("g-badid"), bad_id),
+              StatusIs(StatusCode::kInvalidArgument));
 
   // The largest allowed payload is stored whole.
   std::vector<Branch> max = {MakeBranch("01", BranchOp::kAction, "h:1/s.S/M",
@@ -543,7 +587,8 @@ TYPED_TEST_P(JournalContractTest, FlushCompletesAfterEarlierWrites) {
                               ++done_before_flush;
                             });
   }
-  ASSERT_OK(WaitForWrite([&](WriteDone done) { this->journal_->Flush(std::move(done)); }));
+  ASSERT_OK(WaitForWrite(
+      [&](WriteDone done) { this->journal_->Flush(std::move(done)); }));
   EXPECT_EQ(done_before_flush.load(), 50);
   ListQuery q;
   q.limit = 1000;
@@ -558,13 +603,17 @@ TYPED_TEST_P(JournalContractTest, ManyThreadsWritingLoseAndDuplicateNothing) {
   for (int w = 0; w < kThreads; ++w) {
     threads.emplace_back([&, w] {
       for (int i = 0; i < kEach; ++i) {
-        const std::string gid = "mt-" + std::to_string(w) + "-" + std::to_string(i);
+        const std::string gid =
+            "mt-" + std::to_string(w) + "-" + std::to_string(i);
         ASSERT_OK(this->Save(this->NewTrans(gid), SagaBranches(1)));
-        ASSERT_OK(this->Update(gid, TransStatus::kSubmitted,
-                               {{"01", BranchOp::kAction, BranchStatus::kSucceed}}));
-        ASSERT_OK(this->Change(gid, TransStatus::kSubmitted, TransStatus::kSucceed));
+        ASSERT_OK(
+            this->Update(gid, TransStatus::kSubmitted,
+                         {{"01", BranchOp::kAction, BranchStatus::kSucceed}}));
+        ASSERT_OK(
+            this->Change(gid, TransStatus::kSubmitted, TransStatus::kSucceed));
         // A duplicate insert from another thread's point of view fails alone.
-        EXPECT_THAT(this->Save(this->NewTrans(gid)), StatusIs(StatusCode::kAlreadyExists));
+        EXPECT_THAT(this->Save(this->NewTrans(gid)),
+                    StatusIs(StatusCode::kAlreadyExists));
       }
     });
   }
@@ -593,23 +642,25 @@ TYPED_TEST_P(JournalContractTest, ClosedJournalRefusesWork) {
   this->journal_->Close();  // idempotent
   EXPECT_THAT(this->Save(this->NewTrans("g-after-close")),
               StatusIs(StatusCode::kFailedPrecondition, "closed"));
-  EXPECT_THAT(this->journal_->Find("g-before-close"), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(this->journal_->Find("g-before-close"),
+              StatusIs(StatusCode::kFailedPrecondition));
 }
 
-REGISTER_TYPED_TEST_SUITE_P(JournalContractTest, SaveNewThenFindRoundTripsEveryField,
-                            FindUnknownGidIsNotFound, SaveNewOfAnExistingGidWritesNothing,
-                            SaveNewWithADuplicateBranchWritesNothing,
-                            AppendBranchesOnlyWhileTheStatusIsExpected,
-                            AppendBranchesToAMissingGidIsNotFound,
-                            AppendingADuplicateBranchAppendsNothing, ChangeStatusIsACompareAndSet,
-                            FinalStatusesStampTheirTimes, UpdateBranchesRecordsResults,
-                            UpdateBranchesIsAllOrNothing, TouchCronReschedulesAndKeepsTheRetryCount,
-                            MakeDueAppliesOnlyToUnfinishedTransactions,
-                            ListDuePagesUnfinishedDueTransactionsInDueOrder,
-                            ListFiltersAndPagesNewestFirst, ClaimLeasesDueTransactions,
-                            ConcurrentClaimersNeverShareATransaction,
-                            ValuesOverTheLimitsWriteNothing, FlushCompletesAfterEarlierWrites,
-                            ManyThreadsWritingLoseAndDuplicateNothing, ClosedJournalRefusesWork);
+REGISTER_TYPED_TEST_SUITE_P(
+    JournalContractTest, SaveNewThenFindRoundTripsEveryField,
+    FindUnknownGidIsNotFound, SaveNewOfAnExistingGidWritesNothing,
+    SaveNewWithADuplicateBranchWritesNothing,
+    AppendBranchesOnlyWhileTheStatusIsExpected,
+    AppendBranchesToAMissingGidIsNotFound,
+    AppendingADuplicateBranchAppendsNothing, ChangeStatusIsACompareAndSet,
+    FinalStatusesStampTheirTimes, UpdateBranchesRecordsResults,
+    UpdateBranchesIsAllOrNothing, TouchCronReschedulesAndKeepsTheRetryCount,
+    MakeDueAppliesOnlyToUnfinishedTransactions,
+    ListDuePagesUnfinishedDueTransactionsInDueOrder,
+    ListFiltersAndPagesNewestFirst, ClaimLeasesDueTransactions,
+    ConcurrentClaimersNeverShareATransaction, ValuesOverTheLimitsWriteNothing,
+    FlushCompletesAfterEarlierWrites, ManyThreadsWritingLoseAndDuplicateNothing,
+    ClosedJournalRefusesWork);
 
 }  // namespace dtx::testing
 

@@ -4,9 +4,9 @@
 //       Writes transactions (gids <prefix>s<thread>-<n>) from <threads>
 //       threads until killed. For each
 //       write it prints one line once the write is acknowledged:
-//         new <gid>   SaveNew(gid, submitted, branches 01/compensate, 01/action)
-//         br <gid>    UpdateBranches(gid, 01/action -> succeed)
-//         end <gid>   ChangeStatus(gid, submitted -> succeed)
+//         new <gid>   SaveNew(gid, submitted, branches 01/compensate,
+//         01/action) br <gid>    UpdateBranches(gid, 01/action -> succeed) end
+//         <gid>   ChangeStatus(gid, submitted -> succeed)
 //   journal_test_helper lock <path>
 //       Holds the write lock of a journal (BEGIN IMMEDIATE), prints "locked",
 //       and releases it when stdin closes.
@@ -17,8 +17,10 @@
 //       Opens the journal (after switching to uid/gid 65534 when asked),
 //       writes one transaction, and prints the status of each step.
 
-#include <sys/types.h>
-#include <unistd.h>
+#include "dtx/journal.h"
+#include "dtx/storage/sqlite_journal.h"
+
+#include <sqlite3.h>
 
 #include <atomic>
 #include <cstdio>
@@ -26,13 +28,10 @@
 #include <iostream>
 #include <mutex>
 #include <string>
+#include <sys/types.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
-
-#include <sqlite3.h>
-
-#include "dtx/journal.h"
-#include "dtx/storage/sqlite_journal.h"
 
 namespace {
 
@@ -65,7 +64,8 @@ int Stream(const std::string& path, int threads, const std::string& prefix) {
   for (int w = 0; w < threads; ++w) {
     workers.emplace_back([&journal, &prefix, w] {
       for (int i = 0;; ++i) {
-        const std::string gid = prefix + "s" + std::to_string(w) + "-" + std::to_string(i);
+        const std::string gid =
+            prefix + "s" + std::to_string(w) + "-" + std::to_string(i);
         dtx::GlobalTrans t;
         t.gid = gid;
         t.trans_type = dtx::TransType::kSaga;
@@ -81,9 +81,10 @@ int Stream(const std::string& path, int threads, const std::string& prefix) {
         if (!s.ok()) _exit(4);
         Emit("new " + gid);
         s = dtx::WaitForWrite([&](dtx::WriteDone done) {
-          journal->UpdateBranches(gid, dtx::TransStatus::kSubmitted,
-                                  {{"01", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed}},
-                                  std::move(done));
+          journal->UpdateBranches(
+              gid, dtx::TransStatus::kSubmitted,
+              {{"01", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed}},
+              std::move(done));
         });
         if (!s.ok()) _exit(5);
         Emit("br " + gid);
@@ -91,8 +92,9 @@ int Stream(const std::string& path, int threads, const std::string& prefix) {
         c.gid = gid;
         c.from = dtx::TransStatus::kSubmitted;
         c.to = dtx::TransStatus::kSucceed;
-        s = dtx::WaitForWrite(
-            [&](dtx::WriteDone done) { journal->ChangeStatus(c, std::move(done)); });
+        s = dtx::WaitForWrite([&](dtx::WriteDone done) {
+          journal->ChangeStatus(c, std::move(done));
+        });
         if (!s.ok()) _exit(6);
         Emit("end " + gid);
       }
@@ -105,10 +107,11 @@ int Stream(const std::string& path, int threads, const std::string& prefix) {
 int HoldLock(const std::string& path, bool exclusive) {
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return 2;
-  const char* sql = exclusive ? "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; "
-                                "UPDATE trans_global SET owner = owner; COMMIT; "
-                                "BEGIN EXCLUSIVE;"
-                              : "BEGIN IMMEDIATE; UPDATE trans_global SET owner = owner;";
+  const char* sql =
+      exclusive ? "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; "
+                  "UPDATE trans_global SET owner = owner; COMMIT; "
+                  "BEGIN EXCLUSIVE;"
+                : "BEGIN IMMEDIATE; UPDATE trans_global SET owner = owner;";
   char* err = nullptr;
   if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::cerr << "lock: " << (err ? err : "?") << "\n";
@@ -139,8 +142,9 @@ int OpenOnce(const std::string& path, bool as_nobody) {
   Emit("open OK");
   dtx::GlobalTrans t;
   t.gid = "opened-by-helper";
-  dtx::Status s = dtx::WaitForWrite(
-      [&](dtx::WriteDone done) { (*journal)->SaveNew(t, {}, std::move(done)); });
+  dtx::Status s = dtx::WaitForWrite([&](dtx::WriteDone done) {
+    (*journal)->SaveNew(t, {}, std::move(done));
+  });
   Emit("write " + s.ToString());
   return 0;
 }
@@ -149,13 +153,16 @@ int OpenOnce(const std::string& path, bool as_nobody) {
 
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.size() == 4 && args[0] == "stream") return Stream(args[1], std::stoi(args[2]), args[3]);
+  if (args.size() == 4 && args[0] == "stream")
+    return Stream(args[1], std::stoi(args[2]), args[3]);
   if (args.size() == 2 && args[0] == "lock") return HoldLock(args[1], false);
-  if (args.size() == 2 && args[0] == "exclusive") return HoldLock(args[1], true);
+  if (args.size() == 2 && args[0] == "exclusive")
+    return HoldLock(args[1], true);
   if (args.size() >= 2 && args[0] == "open") {
     return OpenOnce(args[1], args.size() == 3 && args[2] == "--as-nobody");
   }
-  std::cerr << "usage: journal_test_helper stream <path> <threads> <prefix> | lock <path> | "
+  std::cerr << "usage: journal_test_helper stream <path> <threads> <prefix> | "
+               "lock <path> | "
                "exclusive <path> | open <path> [--as-nobody]\n";
   return 1;
 }

@@ -2,23 +2,23 @@
 // middle of a write stream, a file locked by another process, a directory this
 // process may not write.
 
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "dtx/clock.h"
+#include "dtx/journal.h"
+#include "dtx/storage/sqlite_journal.h"
+
+#include "status_matchers.h"
+#include "subprocess.h"
+#include "temp_dir.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
+#include <signal.h>
 #include <string>
-
-#include "dtx/clock.h"
-#include "dtx/journal.h"
-#include "dtx/storage/sqlite_journal.h"
-#include "status_matchers.h"
-#include "subprocess.h"
-#include "temp_dir.h"
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace dtx::testing {
 namespace {
@@ -36,8 +36,9 @@ Subprocess StartHelper(const std::vector<std::string>& args) {
   return std::move(p).value();
 }
 
-std::unique_ptr<SqliteJournal> OpenJournal(const std::string& path,
-                                           std::chrono::milliseconds busy = std::chrono::seconds(5)) {
+std::unique_ptr<SqliteJournal> OpenJournal(
+    const std::string& path,
+    std::chrono::milliseconds busy = std::chrono::seconds(5)) {
   SqliteJournalOptions o;
   o.path = path;
   o.busy_timeout = busy;
@@ -61,7 +62,8 @@ TEST(SqliteJournalCrashTest, EveryAcknowledgedWriteSurvivesSigkill) {
     Subprocess writer = StartHelper({"stream", path, "8", prefix});
     for (int lines = 0; lines < kill_after[round]; ++lines) {
       auto line = writer.ReadLine();
-      ASSERT_TRUE(line.has_value()) << "writer stopped early in round " << round;
+      ASSERT_TRUE(line.has_value())
+          << "writer stopped early in round " << round;
       const auto space = line->find(' ');
       const std::string kind = line->substr(0, space);
       const int step = kind == "new" ? 1 : kind == "br" ? 2 : 3;
@@ -103,12 +105,15 @@ TEST(SqliteJournalLockTest, WritesWaitForAnotherProcessesLockThenFailClearly) {
   ASSERT_NE(journal, nullptr);
   GlobalTrans t;
   t.gid = "before-lock";
-  ASSERT_OK(WaitForWrite([&](WriteDone done) { journal->SaveNew(t, {}, std::move(done)); }));
+  ASSERT_OK(WaitForWrite(
+      [&](WriteDone done) { journal->SaveNew(t, {}, std::move(done)); }));
 
   Subprocess holder = StartHelper({"lock", path});
   ASSERT_EQ(holder.ReadLine(), "locked");
   t.gid = "during-lock";
-  EXPECT_THAT(WaitForWrite([&](WriteDone done) { journal->SaveNew(t, {}, std::move(done)); }),
+  EXPECT_THAT(WaitForWrite([&](WriteDone done) {
+                journal->SaveNew(t, {}, std::move(done));
+              }),
               StatusIs(StatusCode::kUnavailable, "locked by another"));
   // Reads are not blocked by a writer in WAL mode.
   EXPECT_OK(journal->Find("before-lock"));
@@ -117,11 +122,13 @@ TEST(SqliteJournalLockTest, WritesWaitForAnotherProcessesLockThenFailClearly) {
   holder.CloseStdin();
   EXPECT_EQ(holder.Wait(), 0);
   // The caller was told; retrying now succeeds.
-  EXPECT_OK(WaitForWrite([&](WriteDone done) { journal->SaveNew(t, {}, std::move(done)); }));
+  EXPECT_OK(WaitForWrite(
+      [&](WriteDone done) { journal->SaveNew(t, {}, std::move(done)); }));
   EXPECT_OK(journal->Find("during-lock"));
 }
 
-TEST(SqliteJournalLockTest, OpenFailsClearlyWhileAnotherProcessHoldsTheFileExclusively) {
+TEST(SqliteJournalLockTest,
+     OpenFailsClearlyWhileAnotherProcessHoldsTheFileExclusively) {
   TempDir dir;
   const std::string path = dir.File("exclusive.db");
   OpenJournal(path).reset();  // create it
@@ -147,7 +154,8 @@ TEST(SqliteJournalPermissionTest, ReadOnlyDirectoryIsPermissionDenied) {
   Subprocess opener = StartHelper(args);
   auto line = opener.ReadLine();
   ASSERT_TRUE(line.has_value());
-  EXPECT_THAT(*line, ::testing::StartsWith("open PERMISSION_DENIED: journal: " + ro));
+  EXPECT_THAT(*line,
+              ::testing::StartsWith("open PERMISSION_DENIED: journal: " + ro));
   EXPECT_EQ(opener.Wait(), 0);
 }
 

@@ -5,17 +5,16 @@
 
 #include "dtx/storage/sqlite_journal.h"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include <fstream>
-#include <thread>
-
-#include <sqlite3.h>
-
 #include "journal_contract_test.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <fstream>
+#include <thread>
 
 namespace dtx::testing {
 namespace {
@@ -47,7 +46,8 @@ GlobalTrans Trans(const std::string& gid, const Clock& clock) {
 }
 
 Status Save(Journal& j, const GlobalTrans& t, std::vector<Branch> b = {}) {
-  return WaitForWrite([&](WriteDone done) { j.SaveNew(t, std::move(b), std::move(done)); });
+  return WaitForWrite(
+      [&](WriteDone done) { j.SaveNew(t, std::move(b), std::move(done)); });
 }
 
 class SqliteJournalTest : public ::testing::Test {
@@ -87,7 +87,8 @@ TEST_F(SqliteJournalTest, DataSurvivesCloseAndReopen) {
   auto j = Open(Options());
   ASSERT_OK_AND_ASSIGN(auto got, j->Find("g-persist"));
   EXPECT_EQ(got.branches.size(), 4u);
-  EXPECT_THAT(Save(*j, Trans("g-persist", clock_)), StatusIs(StatusCode::kAlreadyExists));
+  EXPECT_THAT(Save(*j, Trans("g-persist", clock_)),
+              StatusIs(StatusCode::kAlreadyExists));
 }
 
 TEST_F(SqliteJournalTest, ConcurrentWritersShareCommits) {
@@ -98,7 +99,9 @@ TEST_F(SqliteJournalTest, ConcurrentWritersShareCommits) {
   for (int w = 0; w < kThreads; ++w) {
     threads.emplace_back([&, w] {
       for (int i = 0; i < kEach; ++i) {
-        ASSERT_OK(Save(*j, Trans("gc-" + std::to_string(w) + "-" + std::to_string(i), clock_)));
+        ASSERT_OK(
+            Save(*j, Trans("gc-" + std::to_string(w) + "-" + std::to_string(i),
+                           clock_)));
       }
     });
   }
@@ -117,7 +120,9 @@ TEST_F(SqliteJournalTest, OneWritePerCommitWhenGroupCommitIsOff) {
   for (int w = 0; w < 8; ++w) {
     threads.emplace_back([&, w] {
       for (int i = 0; i < 5; ++i) {
-        ASSERT_OK(Save(*j, Trans("one-" + std::to_string(w) + "-" + std::to_string(i), clock_)));
+        ASSERT_OK(
+            Save(*j, Trans("one-" + std::to_string(w) + "-" + std::to_string(i),
+                           clock_)));
       }
     });
   }
@@ -133,7 +138,8 @@ TEST_F(SqliteJournalTest, FailedWriteInABatchDoesNotFailItsNeighbours) {
   std::vector<std::pair<std::string, Status>> results(40);
   std::atomic<int> pending{40};
   for (int i = 0; i < 40; ++i) {
-    const std::string gid = i % 4 == 0 ? "exists" : "burst-" + std::to_string(i);
+    const std::string gid =
+        i % 4 == 0 ? "exists" : "burst-" + std::to_string(i);
     results[i].first = gid;
     j->SaveNew(Trans(gid, clock_), SagaBranches(1), [&, i](Status s) {
       results[i].second = s;
@@ -170,9 +176,10 @@ TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
   };
   EXPECT_EQ(query_int("PRAGMA user_version"), 1);
   EXPECT_EQ(query_int("PRAGMA application_id"), 0x64747831);
-  EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
-                      "('trans_global', 'trans_branch_op', 'trans_global_due')"),
-            3);
+  EXPECT_EQ(
+      query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
+                "('trans_global', 'trans_branch_op', 'trans_global_due')"),
+      3);
   sqlite3_close(db);
   // Opening again does not migrate twice.
   EXPECT_NE(Open(Options()), nullptr);
@@ -183,14 +190,16 @@ TEST_F(SqliteJournalTest, DueScansUseThePartialIndexInOrder) {
   ASSERT_OK_AND_ASSIGN(std::string plan, j->ExplainDueQuery());
   EXPECT_THAT(plan, ::testing::HasSubstr("USING INDEX trans_global_due"));
   EXPECT_THAT(plan, ::testing::Not(::testing::HasSubstr("TEMP B-TREE")));
-  EXPECT_THAT(plan, ::testing::Not(::testing::HasSubstr("SCAN trans_global\n")));
+  EXPECT_THAT(plan,
+              ::testing::Not(::testing::HasSubstr("SCAN trans_global\n")));
 }
 
 TEST_F(SqliteJournalTest, ANewerSchemaIsRefused) {
   { auto j = Open(Options()); }
   RawExec(dir_.File("journal.db"), "PRAGMA user_version = 99");
   EXPECT_THAT(SqliteJournal::Open(Options()),
-              StatusIs(StatusCode::kFailedPrecondition, "newer dtx (schema version 99"));
+              StatusIs(StatusCode::kFailedPrecondition,
+                       "newer dtx (schema version 99"));
 }
 
 TEST_F(SqliteJournalTest, AnotherApplicationsDatabaseIsRefused) {
@@ -220,7 +229,8 @@ TEST_F(SqliteJournalTest, DamagedPagesAreDataLossNotACrash) {
   {
     auto j = Open(Options());
     for (int i = 0; i < 300; ++i) {
-      ASSERT_OK(Save(*j, Trans("dmg-" + std::to_string(i), clock_), SagaBranches(3)));
+      ASSERT_OK(
+          Save(*j, Trans("dmg-" + std::to_string(i), clock_), SagaBranches(3)));
     }
   }  // the last close checkpoints the WAL into the main file
   {
@@ -257,8 +267,9 @@ TEST_F(SqliteJournalTest, FullDiskFailsTheWriteAndLosesNothing) {
   Status last;
   for (int i = 0; i < 1000; ++i) {
     const std::string gid = "full-" + std::to_string(i);
-    last = Save(*j, Trans(gid, clock_), {MakeBranch("01", BranchOp::kAction, "h:1/s.S/M",
-                                                    std::string(2000, 'p'))});
+    last = Save(*j, Trans(gid, clock_),
+                {MakeBranch("01", BranchOp::kAction, "h:1/s.S/M",
+                            std::string(2000, 'p'))});
     if (!last.ok()) break;
     saved.push_back(gid);
   }
@@ -282,7 +293,8 @@ TEST_F(SqliteJournalTest, FullDiskFailsTheWriteAndLosesNothing) {
 TEST_F(SqliteJournalTest, MissingDirectoryIsNotFound) {
   SqliteJournalOptions o = Options();
   o.path = dir_.File("no/such/dir/journal.db");
-  EXPECT_THAT(SqliteJournal::Open(o), StatusIs(StatusCode::kNotFound, "no/such/dir"));
+  EXPECT_THAT(SqliteJournal::Open(o),
+              StatusIs(StatusCode::kNotFound, "no/such/dir"));
 }
 
 TEST_F(SqliteJournalTest, EmptyPathIsInvalid) {

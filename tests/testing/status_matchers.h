@@ -7,11 +7,11 @@
 #ifndef DTX_TESTS_TESTING_STATUS_MATCHERS_H_
 #define DTX_TESTS_TESTING_STATUS_MATCHERS_H_
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include "dtx/result.h"
 #include "dtx/status.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 namespace dtx::testing {
 
@@ -27,15 +27,16 @@ MATCHER(IsOk, "is OK") {
   return s.ok();
 }
 
-MATCHER_P(StatusIs, code, "has code " + std::string(::dtx::StatusCodeName(code))) {
+MATCHER_P(StatusIs, code,
+          "has code " + std::string(::dtx::StatusCodeName(code))) {
   const Status& s = ::dtx::testing::GetStatus(arg);
   *result_listener << s.ToString();
   return s.code() == code;
 }
 
 MATCHER_P2(StatusIs, code, substring,
-           "has code " + std::string(::dtx::StatusCodeName(code)) + " and a message containing '" +
-               std::string(substring) + "'") {
+           "has code " + std::string(::dtx::StatusCodeName(code)) +
+               " and a message containing '" + std::string(substring) + "'") {
   const Status& s = ::dtx::testing::GetStatus(arg);
   *result_listener << s.ToString();
   return s.code() == code && s.message().find(substring) != std::string::npos;
@@ -46,8 +47,9 @@ MATCHER_P2(StatusIs, code, substring,
 #define EXPECT_OK(expr) EXPECT_THAT((expr), ::dtx::testing::IsOk())
 #define ASSERT_OK(expr) ASSERT_THAT((expr), ::dtx::testing::IsOk())
 
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL_(DTX_STATUS_CONCAT_(dtx_test_result_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                      \
+  ASSERT_OK_AND_ASSIGN_IMPL_(DTX_STATUS_CONCAT_(dtx_test_result_, __LINE__), \
+                             lhs, expr)
 #define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   ASSERT_OK(tmp);                                  \

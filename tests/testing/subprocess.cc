@@ -1,14 +1,13 @@
 #include "subprocess.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 extern char** environ;
 
@@ -18,24 +17,28 @@ Result<Subprocess> Subprocess::Start(const std::vector<std::string>& argv) {
   int in_pipe[2];
   int out_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) {
-    return InternalError(std::string("subprocess: pipe: ") + std::strerror(errno));
+    return InternalError(std::string("subprocess: pipe: ") +
+                         std::strerror(errno));
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in_pipe[0], STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  const int rc =
+      posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   close(in_pipe[0]);
   close(out_pipe[1]);
   if (rc != 0) {
     close(in_pipe[1]);
     close(out_pipe[0]);
-    return InternalError("subprocess: spawn " + argv[0] + ": " + std::strerror(rc));
+    return InternalError("subprocess: spawn " + argv[0] + ": " +
+                         std::strerror(rc));
   }
   return Subprocess(pid, in_pipe[1], out_pipe[0]);
 }
@@ -60,7 +63,8 @@ Subprocess::~Subprocess() {
   if (out_fd_ >= 0) close(out_fd_);
 }
 
-std::optional<std::string> Subprocess::ReadLine(std::chrono::milliseconds timeout) {
+std::optional<std::string> Subprocess::ReadLine(
+    std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     const auto nl = buffer_.find('\n');

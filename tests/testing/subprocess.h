@@ -4,14 +4,13 @@
 #ifndef DTX_TESTS_TESTING_SUBPROCESS_H_
 #define DTX_TESTS_TESTING_SUBPROCESS_H_
 
-#include <sys/types.h>
+#include "dtx/result.h"
 
 #include <chrono>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
-
-#include "dtx/result.h"
 
 namespace dtx::testing {
 
@@ -29,7 +28,8 @@ class Subprocess {
 
   // The next line of the child's stdout without its newline; nullopt at end of
   // output or when nothing arrives within `timeout`.
-  std::optional<std::string> ReadLine(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  std::optional<std::string> ReadLine(
+      std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Writes to the child's stdin.
   bool Write(const std::string& text);
   // Closes the child's stdin.
@@ -40,7 +40,8 @@ class Subprocess {
   pid_t pid() const { return pid_; }
 
  private:
-  Subprocess(pid_t pid, int in_fd, int out_fd) : pid_(pid), in_fd_(in_fd), out_fd_(out_fd) {}
+  Subprocess(pid_t pid, int in_fd, int out_fd)
+      : pid_(pid), in_fd_(in_fd), out_fd_(out_fd) {}
 
   pid_t pid_ = -1;
   int in_fd_ = -1;

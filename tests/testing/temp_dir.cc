@@ -1,16 +1,16 @@
 #include "temp_dir.h"
 
-#include <stdlib.h>
-#include <sys/stat.h>
-
 #include <cstdlib>
 #include <filesystem>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 namespace dtx::testing {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/dtx-test-XXXXXX";
+  std::string pattern =
+      std::string(base != nullptr ? base : "/tmp") + "/dtx-test-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) std::abort();
   // World-traversable, so that helpers running as another user can reach it.
   chmod(pattern.c_str(), 0755);

@@ -5,11 +5,11 @@
 #ifndef DTX_CLOCK_H_
 #define DTX_CLOCK_H_
 
-#include <atomic>
-#include <chrono>
-
 #include "dtx/core_export.h"
 #include "dtx/model.h"
+
+#include <atomic>
+#include <chrono>
 
 namespace dtx {
 

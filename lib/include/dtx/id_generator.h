@@ -10,10 +10,10 @@
 #ifndef DTX_ID_GENERATOR_H_
 #define DTX_ID_GENERATOR_H_
 
+#include "dtx/core_export.h"
+
 #include <memory>
 #include <string>
-
-#include "dtx/core_export.h"
 
 namespace dtx {
 

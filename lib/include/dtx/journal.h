@@ -28,6 +28,11 @@
 #ifndef DTX_JOURNAL_H_
 #define DTX_JOURNAL_H_
 
+#include "dtx/core_export.h"
+#include "dtx/model.h"
+#include "dtx/result.h"
+#include "dtx/status.h"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -35,11 +40,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "dtx/core_export.h"
-#include "dtx/model.h"
-#include "dtx/result.h"
-#include "dtx/status.h"
 
 namespace dtx {
 
@@ -117,18 +117,20 @@ class DTX_CORE_EXPORT Journal {
  public:
   virtual ~Journal();
 
-  // ---- Writes ----------------------------------------------------------------
+  // ---- Writes
+  // ----------------------------------------------------------------
 
   // Inserts `trans` and its `branches` (in order) if trans.gid is new; the gid
   // of each branch is taken from trans. kAlreadyExists, with nothing written,
   // when the gid exists. A zero create_time / update_time is set to now.
-  virtual void SaveNew(GlobalTrans trans, std::vector<Branch> branches, WriteDone done) = 0;
+  virtual void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
+                       WriteDone done) = 0;
 
   // Appends `branches` to `gid` if its status is `expected` (checked atomically
   // with the insert). kNotFound, kFailedPrecondition (other status),
   // kAlreadyExists (a duplicate (branch_id, op)); all or nothing.
-  virtual void AppendBranches(std::string gid, TransStatus expected, std::vector<Branch> branches,
-                              WriteDone done) = 0;
+  virtual void AppendBranches(std::string gid, TransStatus expected,
+                              std::vector<Branch> branches, WriteDone done) = 0;
 
   // Compare-and-set of the global status: applies `change` only if the stored
   // status is change.from. Sets finish_time (to succeed) or rollback_time (to
@@ -137,8 +139,10 @@ class DTX_CORE_EXPORT Journal {
 
   // Records branch results of `gid` while its status is `expected` (when set).
   // kNotFound (gid or a row), kFailedPrecondition; all or nothing.
-  virtual void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                              std::vector<BranchUpdate> updates, WriteDone done) = 0;
+  virtual void UpdateBranches(std::string gid,
+                              std::optional<TransStatus> expected,
+                              std::vector<BranchUpdate> updates,
+                              WriteDone done) = 0;
 
   // Reschedules an unfinished transaction. kNotFound, kFailedPrecondition.
   virtual void TouchCron(CronUpdate update, WriteDone done) = 0;
@@ -151,13 +155,15 @@ class DTX_CORE_EXPORT Journal {
   // earliest due first, setting their owner and moving their next_cron_time
   // to request.lease_until. Two claimers never receive the same transaction
   // within one lease.
-  virtual void Claim(ClaimRequest request,
-                     std::function<void(Result<std::vector<GlobalTrans>>)> done) = 0;
+  virtual void Claim(
+      ClaimRequest request,
+      std::function<void(Result<std::vector<GlobalTrans>>)> done) = 0;
 
   // `done` runs once every write queued before this call is durable.
   virtual void Flush(WriteDone done) = 0;
 
-  // ---- Reads -----------------------------------------------------------------
+  // ---- Reads
+  // -----------------------------------------------------------------
 
   // The transaction and its branches in registration order. kNotFound.
   virtual Result<TransWithBranches> Find(const std::string& gid) = 0;
@@ -167,9 +173,11 @@ class DTX_CORE_EXPORT Journal {
 
   // A page of unfinished transactions due at `now` (next_cron_time <= now),
   // earliest first, starting after `after`. Costs O(limit), not O(all rows).
-  virtual Result<DuePage> ListDue(TimePoint now, std::size_t limit, DueCursor after) = 0;
+  virtual Result<DuePage> ListDue(TimePoint now, std::size_t limit,
+                                  DueCursor after) = 0;
 
-  // ---- Life cycle ------------------------------------------------------------
+  // ---- Life cycle
+  // ------------------------------------------------------------
 
   // Completes every queued write, then refuses new ones (kFailedPrecondition)
   // and releases the store. Idempotent; the destructor calls it.
@@ -182,11 +190,12 @@ class DTX_CORE_EXPORT Journal {
 //   Status s = WaitForWrite([&](WriteDone done) {
 //     journal->SaveNew(trans, branches, std::move(done));
 //   });
-DTX_CORE_EXPORT Status WaitForWrite(const std::function<void(WriteDone)>& start);
+DTX_CORE_EXPORT Status
+WaitForWrite(const std::function<void(WriteDone)>& start);
 
 // The same for Claim.
-DTX_CORE_EXPORT Result<std::vector<GlobalTrans>> WaitForClaim(Journal& journal,
-                                                              ClaimRequest request);
+DTX_CORE_EXPORT Result<std::vector<GlobalTrans>> WaitForClaim(
+    Journal& journal, ClaimRequest request);
 
 }  // namespace dtx
 

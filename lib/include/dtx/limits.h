@@ -9,11 +9,11 @@
 #ifndef DTX_LIMITS_H_
 #define DTX_LIMITS_H_
 
-#include <cstddef>
-#include <string_view>
-
 #include "dtx/core_export.h"
 #include "dtx/status.h"
+
+#include <cstddef>
+#include <string_view>
 
 namespace dtx {
 
@@ -36,7 +36,8 @@ DTX_CORE_EXPORT Status ValidateUrl(std::string_view url);
 // At most kMaxPayloadBytes (kResourceExhausted otherwise).
 DTX_CORE_EXPORT Status ValidatePayload(std::string_view payload);
 // At most kMaxTextBytes; `what` names the field in the error.
-DTX_CORE_EXPORT Status ValidateText(std::string_view what, std::string_view text);
+DTX_CORE_EXPORT Status ValidateText(std::string_view what,
+                                    std::string_view text);
 
 }  // namespace dtx
 

@@ -9,12 +9,12 @@
 #ifndef DTX_LOGGER_H_
 #define DTX_LOGGER_H_
 
+#include "dtx/core_export.h"
+#include "dtx/result.h"
+
 #include <memory>
 #include <sstream>
 #include <string_view>
-
-#include "dtx/core_export.h"
-#include "dtx/result.h"
 
 namespace dtx {
 
@@ -37,20 +37,21 @@ class DTX_CORE_EXPORT Logger {
 DTX_CORE_EXPORT std::shared_ptr<Logger> NewNullLogger();
 
 // Writes "<time> [dtx] [level] message" lines to stderr (through spdlog).
-DTX_CORE_EXPORT std::shared_ptr<Logger> NewStderrLogger(LogLevel min_level = LogLevel::kInfo);
+DTX_CORE_EXPORT std::shared_ptr<Logger> NewStderrLogger(
+    LogLevel min_level = LogLevel::kInfo);
 
 }  // namespace dtx
 
 // Logs `expr`, a chain of `<<` operands, when `logger` (a pointer) wants the
 // level: DTX_LOG(logger_, dtx::LogLevel::kInfo, "gid=" << gid << " submitted");
-#define DTX_LOG(logger, level, expr)                        \
-  do {                                                      \
-    auto* dtx_logger_ = &*(logger);                         \
-    if (dtx_logger_->ShouldLog(level)) {                    \
-      std::ostringstream dtx_log_os_;                       \
-      dtx_log_os_ << expr;                                  \
-      dtx_logger_->Log(level, dtx_log_os_.str());           \
-    }                                                       \
+#define DTX_LOG(logger, level, expr)              \
+  do {                                            \
+    auto* dtx_logger_ = &*(logger);               \
+    if (dtx_logger_->ShouldLog(level)) {          \
+      std::ostringstream dtx_log_os_;             \
+      dtx_log_os_ << expr;                        \
+      dtx_logger_->Log(level, dtx_log_os_.str()); \
+    }                                             \
   } while (false)
 
 #endif  // DTX_LOGGER_H_

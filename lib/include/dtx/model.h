@@ -10,15 +10,15 @@
 #ifndef DTX_MODEL_H_
 #define DTX_MODEL_H_
 
+#include "dtx/core_export.h"
+#include "dtx/result.h"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "dtx/core_export.h"
-#include "dtx/result.h"
 
 namespace dtx {
 

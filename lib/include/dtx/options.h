@@ -6,12 +6,12 @@
 #ifndef DTX_OPTIONS_H_
 #define DTX_OPTIONS_H_
 
+#include "dtx/core_export.h"
+#include "dtx/status.h"
+
 #include <chrono>
 #include <cstddef>
 #include <string>
-
-#include "dtx/core_export.h"
-#include "dtx/status.h"
 
 namespace dtx {
 
@@ -29,7 +29,9 @@ struct DTX_CORE_EXPORT RetryPolicy {
   std::chrono::seconds max_interval{3600};
 
   std::chrono::seconds Reset() const { return initial_interval; }
-  std::chrono::seconds Keep(std::chrono::seconds current) const { return current; }
+  std::chrono::seconds Keep(std::chrono::seconds current) const {
+    return current;
+  }
   // min(current * factor, max_interval); saturates instead of overflowing.
   std::chrono::seconds Backoff(std::chrono::seconds current) const;
 
@@ -56,8 +58,9 @@ struct DTX_CORE_EXPORT Options {
   // that no timer of this process is waiting for (restarts, other processes).
   std::chrono::seconds cron_interval{3};
 
-  // ---- Performance -----------------------------------------------------------
-  // Threads running the coordinator's io_context.
+  // ---- Performance
+  // ----------------------------------------------------------- Threads running
+  // the coordinator's io_context.
   std::size_t io_threads = 1;
 
   // kInvalidArgument naming the first bad field.

@@ -10,12 +10,12 @@
 #ifndef DTX_RESULT_H_
 #define DTX_RESULT_H_
 
+#include "dtx/status.h"
+
 #include <cstdlib>
 #include <optional>
 #include <type_traits>
 #include <utility>
-
-#include "dtx/status.h"
 
 namespace dtx {
 
@@ -26,18 +26,19 @@ class [[nodiscard]] Result {
 
  public:
   // A value. Implicit so that `return value;` works.
-  Result(const T& value) : value_(value) {}             // NOLINT
-  Result(T&& value) : value_(std::move(value)) {}       // NOLINT
+  Result(const T& value) : value_(value) {}        // NOLINT
+  Result(T&& value) : value_(std::move(value)) {}  // NOLINT
   // An error. REQUIRES: !status.ok(); an OK status becomes kInternal.
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     if (status_.ok()) {
-      status_ = Status(StatusCode::kInternal, "result: built from an OK status");
+      status_ =
+          Status(StatusCode::kInternal, "result: built from an OK status");
     }
   }
-  template <typename U,
-            typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                        !std::is_same_v<std::decay_t<U>, T> &&
-                                        !std::is_same_v<std::decay_t<U>, Status>>>
+  template <typename U, typename = std::enable_if_t<
+                            std::is_constructible_v<T, U&&> &&
+                            !std::is_same_v<std::decay_t<U>, T> &&
+                            !std::is_same_v<std::decay_t<U>, Status>>>
   Result(U&& value) : value_(std::forward<U>(value)) {}  // NOLINT
 
   bool ok() const { return value_.has_value(); }
@@ -88,8 +89,9 @@ class [[nodiscard]] Result {
 // Evaluates `expr` (a Result<T>); on error returns its Status from the
 // enclosing function, otherwise moves the value into `lhs`, which may be a
 // declaration ("auto x") or an existing variable.
-#define DTX_ASSIGN_OR_RETURN(lhs, expr) \
-  DTX_ASSIGN_OR_RETURN_IMPL_(DTX_STATUS_CONCAT_(dtx_result_, __LINE__), lhs, expr)
+#define DTX_ASSIGN_OR_RETURN(lhs, expr)                                      \
+  DTX_ASSIGN_OR_RETURN_IMPL_(DTX_STATUS_CONCAT_(dtx_result_, __LINE__), lhs, \
+                             expr)
 
 #define DTX_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \

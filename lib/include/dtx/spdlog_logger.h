@@ -7,10 +7,10 @@
 #ifndef DTX_SPDLOG_LOGGER_H_
 #define DTX_SPDLOG_LOGGER_H_
 
-#include <memory>
-
 #include "dtx/core_export.h"
 #include "dtx/logger.h"
+
+#include <memory>
 
 namespace spdlog {
 class logger;
@@ -20,7 +20,8 @@ namespace dtx {
 
 // Writes through `logger`, whose level and sinks stay the host's.
 // REQUIRES: logger != nullptr.
-DTX_CORE_EXPORT std::shared_ptr<Logger> NewSpdlogLogger(std::shared_ptr<spdlog::logger> logger);
+DTX_CORE_EXPORT std::shared_ptr<Logger> NewSpdlogLogger(
+    std::shared_ptr<spdlog::logger> logger);
 
 }  // namespace dtx
 

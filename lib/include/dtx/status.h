@@ -21,12 +21,12 @@
 #ifndef DTX_STATUS_H_
 #define DTX_STATUS_H_
 
+#include "dtx/core_export.h"
+
 #include <memory>
 #include <ostream>
 #include <string>
 #include <string_view>
-
-#include "dtx/core_export.h"
 
 namespace dtx {
 
@@ -114,9 +114,9 @@ DTX_CORE_EXPORT Status DataLossError(std::string_view message);
 }  // namespace dtx
 
 // Returns from the enclosing function when `expr` (a Status) is not OK.
-#define DTX_RETURN_IF_ERROR(expr)                        \
-  do {                                                   \
-    ::dtx::Status dtx_status_macro_ = (expr);            \
+#define DTX_RETURN_IF_ERROR(expr)                          \
+  do {                                                     \
+    ::dtx::Status dtx_status_macro_ = (expr);              \
     if (!dtx_status_macro_.ok()) return dtx_status_macro_; \
   } while (false)
 

@@ -25,17 +25,17 @@
 #ifndef DTX_STORAGE_SQLITE_JOURNAL_H_
 #define DTX_STORAGE_SQLITE_JOURNAL_H_
 
+#include "dtx/clock.h"
+#include "dtx/journal.h"
+#include "dtx/logger.h"
+#include "dtx/storage/sqlite_export.h"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include "dtx/clock.h"
-#include "dtx/journal.h"
-#include "dtx/logger.h"
-#include "dtx/storage/sqlite_export.h"
 
 namespace dtx {
 
@@ -76,27 +76,32 @@ struct DTX_SQLITE_EXPORT SqliteJournalOptions {
 
 class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {
  public:
-  static Result<std::unique_ptr<SqliteJournal>> Open(SqliteJournalOptions options);
+  static Result<std::unique_ptr<SqliteJournal>> Open(
+      SqliteJournalOptions options);
 
   ~SqliteJournal() override;
   SqliteJournal(const SqliteJournal&) = delete;
   SqliteJournal& operator=(const SqliteJournal&) = delete;
 
-  void SaveNew(GlobalTrans trans, std::vector<Branch> branches, WriteDone done) override;
-  void AppendBranches(std::string gid, TransStatus expected, std::vector<Branch> branches,
-                      WriteDone done) override;
+  void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
+               WriteDone done) override;
+  void AppendBranches(std::string gid, TransStatus expected,
+                      std::vector<Branch> branches, WriteDone done) override;
   void ChangeStatus(StatusChange change, WriteDone done) override;
   void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                      std::vector<BranchUpdate> updates, WriteDone done) override;
+                      std::vector<BranchUpdate> updates,
+                      WriteDone done) override;
   void TouchCron(CronUpdate update, WriteDone done) override;
   void MakeDue(std::string gid, TimePoint now, WriteDone done) override;
-  void Claim(ClaimRequest request,
-             std::function<void(Result<std::vector<GlobalTrans>>)> done) override;
+  void Claim(
+      ClaimRequest request,
+      std::function<void(Result<std::vector<GlobalTrans>>)> done) override;
   void Flush(WriteDone done) override;
 
   Result<TransWithBranches> Find(const std::string& gid) override;
   Result<ListPage> List(const ListQuery& query) override;
-  Result<DuePage> ListDue(TimePoint now, std::size_t limit, DueCursor after) override;
+  Result<DuePage> ListDue(TimePoint now, std::size_t limit,
+                          DueCursor after) override;
 
   void Close() override;
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds dtx and runs every test: installs missing Debian packages first
+# (scripts/setup.sh), configures, builds, then runs ctest.
+#
+#   scripts/test.sh                      # RelWithDebInfo build in ./build
+#   DTX_SANITIZE=address,undefined BUILD_DIR=build-asan scripts/test.sh
+#   CTEST_ARGS="-L unit" scripts/test.sh # a subset
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+BUILD_DIR="${BUILD_DIR:-build}"
+BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}"
+JOBS="${JOBS:-$(nproc)}"
+args=(-G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DDTX_WERROR=ON)
+if [ -n "${DTX_SANITIZE:-}" ]; then
+  args+=(-DDTX_SANITIZE="$DTX_SANITIZE")
+fi
+
+echo "test: configuring $BUILD_DIR ($BUILD_TYPE${DTX_SANITIZE:+, sanitize=$DTX_SANITIZE})"
+cmake -S . -B "$BUILD_DIR" "${args[@]}" >/dev/null
+echo "test: building with $JOBS jobs"
+cmake --build "$BUILD_DIR" -j "$JOBS"
+echo "test: running tests"
+# shellcheck disable=SC2086
+ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j "$JOBS" ${CTEST_ARGS:-}
