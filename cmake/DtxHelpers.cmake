@@ -94,7 +94,7 @@ function(dtx_install_package)
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
     RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-  foreach(dir lib/include storage/include)
+  foreach(dir lib/include storage/include transport/include)
     install(DIRECTORY "${PROJECT_SOURCE_DIR}/${dir}/" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
   endforeach()
   install(DIRECTORY "${PROJECT_BINARY_DIR}/include/" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -106,4 +106,40 @@ function(dtx_install_package)
     VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
   install(FILES "${PROJECT_BINARY_DIR}/dtxConfig.cmake" "${PROJECT_BINARY_DIR}/dtxConfigVersion.cmake"
     DESTINATION ${config_dir})
+endfunction()
+
+# dtx_proto_library(<target> PROTO_DIR <dir> PROTOS <file.proto>...)
+# Generates message and gRPC code into the build tree (never committed) and
+# builds it once, in a static library of its own, without our warnings.
+function(dtx_proto_library target)
+  cmake_parse_arguments(ARG "" "PROTO_DIR" "PROTOS" ${ARGN})
+  find_program(DTX_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+  set(out_dir "${CMAKE_CURRENT_BINARY_DIR}/gen")
+  file(MAKE_DIRECTORY "${out_dir}")
+  set(sources "")
+  foreach(proto IN LISTS ARG_PROTOS)
+    get_filename_component(name "${proto}" NAME_WE)
+    get_filename_component(rel_dir "${proto}" DIRECTORY)
+    set(prefix "${out_dir}/${rel_dir}/${name}")
+    if(rel_dir STREQUAL "")
+      set(prefix "${out_dir}/${name}")
+    endif()
+    set(generated "${prefix}.pb.cc" "${prefix}.pb.h" "${prefix}.grpc.pb.cc" "${prefix}.grpc.pb.h")
+    add_custom_command(
+      OUTPUT ${generated}
+      COMMAND protobuf::protoc
+        --proto_path=${ARG_PROTO_DIR}
+        --cpp_out=${out_dir}
+        --grpc_out=${out_dir}
+        --plugin=protoc-gen-grpc=${DTX_GRPC_CPP_PLUGIN}
+        "${ARG_PROTO_DIR}/${proto}"
+      DEPENDS "${ARG_PROTO_DIR}/${proto}" protobuf::protoc
+      COMMENT "protoc ${proto}"
+      VERBATIM)
+    list(APPEND sources "${prefix}.pb.cc" "${prefix}.grpc.pb.cc")
+  endforeach()
+  add_library(${target} STATIC ${sources})
+  set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON CXX_STANDARD 17)
+  target_include_directories(${target} SYSTEM PUBLIC "${out_dir}")
+  target_link_libraries(${target} PUBLIC protobuf::libprotobuf gRPC::grpc++)
 endfunction()

@@ -3,6 +3,7 @@
 #ifndef DTX_DTX_H_
 #define DTX_DTX_H_
 
+#include "dtx/branch_client.h"
 #include "dtx/clock.h"
 #include "dtx/id_generator.h"
 #include "dtx/journal.h"

@@ -117,6 +117,18 @@ struct TransWithBranches {
   std::vector<Branch> branches;
 };
 
+// What a branch call carries about its transaction: dtm's gRPC metadata
+// dtm-gid, dtm-trans_type, dtm-branch_id, dtm-op and dtm-dtm.
+struct TransInfo {
+  std::string gid;
+  TransType trans_type = TransType::kSaga;
+  std::string branch_id;
+  BranchOp op = BranchOp::kAction;
+  // The coordinator's address as the caller knows it; empty when the
+  // coordinator itself calls (as dtm does).
+  std::string dtm;
+};
+
 }  // namespace dtx
 
 #endif  // DTX_MODEL_H_

@@ -1,0 +1,98 @@
+// BranchClient: how the coordinator calls a branch (a confirm, cancel,
+// action, compensate or check-back) of a global transaction. transport/
+// implements it over gRPC (GrpcBranchClient); tests script it.
+//
+// A call never throws and never aborts the process: every problem, from a
+// malformed URL to a dead service, comes back as a BranchResult.
+//
+// Thread safety: implementations are thread-safe.
+
+#ifndef DTX_BRANCH_CLIENT_H_
+#define DTX_BRANCH_CLIENT_H_
+
+#include "dtx/core_export.h"
+#include "dtx/model.h"
+#include "dtx/status.h"
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dtx {
+
+// dtm's classes of a branch answer. Not a Status: what each class means
+// depends on the op (only a saga action's kFailure is final).
+enum class BranchOutcome {
+  kSuccess,    // gRPC OK
+  kFailure,    // gRPC ABORTED: roll back (or retry, for ops that must finish)
+  kOngoing,    // gRPC FAILED_PRECONDITION: not yet; call again later
+  kTransient,  // anything else: retry with back-off
+};
+
+DTX_CORE_EXPORT std::string_view ToString(BranchOutcome outcome);
+
+// One call of a branch.
+struct BranchRequest {
+  // "<server>/<pkg.Service>/<Method>", e.g.
+  // "localhost:9000/api.trans.v1.Trans/TransIn" or
+  // "discovery://127.0.0.1:2379/trans/api.trans.v1.Trans/TransIn".
+  std::string url;
+  // The serialized request message, sent as is.
+  std::string payload;
+  // dtm's metadata: dtm-gid, dtm-trans_type, dtm-branch_id, dtm-op, dtm-dtm.
+  TransInfo info;
+  // Added after dtm's keys (dtm's BranchHeaders). Keys are lower-cased; a key
+  // or value gRPC would reject fails this call only.
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Deadline of the call; zero means the client's default.
+  std::chrono::milliseconds timeout{0};
+};
+
+struct BranchResult {
+  BranchOutcome outcome = BranchOutcome::kTransient;
+  // The gRPC status of the answer (its code and message), or the local error
+  // that prevented the call (kInvalidArgument for a bad URL or header,
+  // kResourceExhausted for an oversized payload, kCancelled at shutdown).
+  Status status;
+  // The reply message bytes on success.
+  std::string reply;
+};
+
+// Runs a closure on the caller's execution context (an asio strand, a thread
+// pool...). Must not block and must not run the closure inline if the caller
+// holds locks the closure needs.
+using Executor = std::function<void(std::function<void()>)>;
+
+class DTX_CORE_EXPORT BranchClient {
+ public:
+  using Callback = std::function<void(BranchResult)>;
+
+  virtual ~BranchClient();
+
+  // Starts the call and returns at once. `done` runs exactly once, through
+  // `executor`; with no executor it runs on the transport's thread and must
+  // then be trivial (fulfil a promise, post elsewhere).
+  virtual void Call(BranchRequest request, Executor executor,
+                    Callback done) = 0;
+
+  // Checks that `url` can be called: kInvalidArgument naming the URL when it
+  // is malformed or uses a scheme the configured driver does not support.
+  // Lets a coordinator reject a bad transaction at Submit.
+  virtual Status ValidateUrl(std::string_view url) = 0;
+
+  // Cancels calls in flight (their callbacks run with kCancelled), refuses new
+  // ones, and waits until every callback has been handed off. Idempotent.
+  virtual void Shutdown() = 0;
+};
+
+// Blocks until the call completes. For tools, tests and host threads; never
+// call it from a callback of the same client.
+DTX_CORE_EXPORT BranchResult CallAndWait(BranchClient& client,
+                                         BranchRequest request);
+
+}  // namespace dtx
+
+#endif  // DTX_BRANCH_CLIENT_H_

@@ -1,0 +1,440 @@
+// GrpcBranchClient against real gRPC servers on 127.0.0.1.
+
+#include "dtx/transport/grpc_branch_client.h"
+
+#include "dtx/limits.h"
+
+#include "branch_test_server.h"
+#include "dtx_test.pb.h"
+#include "status_matchers.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <thread>
+
+namespace dtx::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A one-thread executor, standing in for the coordinator's strand.
+class TestExecutor {
+ public:
+  TestExecutor() : thread_([this] { Loop(); }) {}
+  ~TestExecutor() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  Executor executor() {
+    return [this](std::function<void()> fn) {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(fn));
+      cv_.notify_one();
+    };
+  }
+  std::thread::id id() const { return thread_.get_id(); }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto fn = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+class GrpcBranchClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = BranchTestServer::Start();
+    client_ = NewClient();
+  }
+
+  std::unique_ptr<GrpcBranchClient> NewClient(
+      GrpcBranchClientOptions options = {}) {
+    auto c = GrpcBranchClient::Create(std::move(options));
+    EXPECT_OK(c);
+    return std::move(c).value();
+  }
+
+  BranchRequest Request(const std::string& method, std::string payload = "p") {
+    BranchRequest r;
+    r.url = server_->address() + method;
+    r.payload = std::move(payload);
+    r.info.gid = "gid-1";
+    r.info.trans_type = TransType::kSaga;
+    r.info.branch_id = "01";
+    r.info.op = BranchOp::kAction;
+    return r;
+  }
+
+  std::unique_ptr<BranchTestServer> server_;
+  std::unique_ptr<GrpcBranchClient> client_;
+};
+
+TEST_F(GrpcBranchClientTest, EveryOutcomeClass) {
+  server_->SetHandler("/busi.Busi/Fail", [](const ReceivedCall&) {
+    return TestReply::Status(10, "FAILURE");
+  });
+  server_->SetHandler("/busi.Busi/Ongoing", [](const ReceivedCall&) {
+    return TestReply::Status(9, "ONGOING");
+  });
+  server_->SetHandler("/busi.Busi/OldOngoing", [](const ReceivedCall&) {
+    return TestReply::Status(10, "ONGOING");
+  });
+  server_->SetHandler("/busi.Busi/Broken", [](const ReceivedCall&) {
+    return TestReply::Status(13, "database is down");
+  });
+
+  BranchResult ok = CallAndWait(*client_, Request("/busi.Busi/Ok", "hello"));
+  EXPECT_EQ(ok.outcome, BranchOutcome::kSuccess);
+  EXPECT_OK(ok.status);
+  EXPECT_EQ(ok.reply, "hello");
+
+  BranchResult fail = CallAndWait(*client_, Request("/busi.Busi/Fail"));
+  EXPECT_EQ(fail.outcome, BranchOutcome::kFailure);
+  EXPECT_THAT(fail.status, StatusIs(StatusCode::kAborted, "FAILURE"));
+
+  EXPECT_EQ(CallAndWait(*client_, Request("/busi.Busi/Ongoing")).outcome,
+            BranchOutcome::kOngoing);
+  EXPECT_EQ(CallAndWait(*client_, Request("/busi.Busi/OldOngoing")).outcome,
+            BranchOutcome::kOngoing);
+
+  BranchResult broken = CallAndWait(*client_, Request("/busi.Busi/Broken"));
+  EXPECT_EQ(broken.outcome, BranchOutcome::kTransient);
+  EXPECT_THAT(broken.status,
+              StatusIs(StatusCode::kInternal, "database is down"));
+}
+
+TEST_F(GrpcBranchClientTest, ServerReceivesDtmMetadataThenBranchHeaders) {
+  BranchRequest r = Request("/api.trans.v1.Trans/TransIn", "payload");
+  r.info.trans_type = TransType::kTcc;
+  r.info.branch_id = "0201";
+  r.info.op = BranchOp::kConfirm;
+  r.info.dtm = "localhost:36790";
+  r.headers = {{"X-Tenant", "acme"}, {"trace-bin", std::string("\0\x01", 2)}};
+  ASSERT_EQ(CallAndWait(*client_, r).outcome, BranchOutcome::kSuccess);
+
+  auto calls = server_->Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  const ReceivedCall& c = calls[0];
+  EXPECT_EQ(c.method, "/api.trans.v1.Trans/TransIn");
+  EXPECT_EQ(c.payload, "payload");
+  EXPECT_EQ(c.Get("dtm-gid"), "gid-1");
+  EXPECT_EQ(c.Get("dtm-trans_type"), "tcc");
+  EXPECT_EQ(c.Get("dtm-branch_id"), "0201");
+  EXPECT_EQ(c.Get("dtm-op"), "confirm");
+  EXPECT_EQ(c.Get("dtm-dtm"), "localhost:36790");
+  EXPECT_EQ(c.metadata.count("dtm-dtm"), 1u);
+  EXPECT_EQ(c.Get("x-tenant"), "acme");
+  EXPECT_EQ(c.Get("trace-bin"), std::string("\0\x01", 2));
+}
+
+TEST_F(GrpcBranchClientTest, EmptyDtmValueIsStillSent) {
+  ASSERT_EQ(CallAndWait(*client_, Request("/busi.Busi/Ok")).outcome,
+            BranchOutcome::kSuccess);
+  auto calls = server_->Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].metadata.count("dtm-dtm"), 1u);
+  EXPECT_EQ(calls[0].Get("dtm-dtm"), "");
+}
+
+TEST_F(GrpcBranchClientTest, InvalidHeadersFailThatCallOnly) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"x-a", "new\nline"},
+      {"x-a", "caf\xc3\xa9"},
+      {"bad key", "v"},
+      {"", "v"},
+      {"grpc-timeout", "1S"}};
+  for (const auto& header : bad) {
+    BranchRequest r = Request("/busi.Busi/Ok");
+    r.headers = {header};
+    BranchResult result = CallAndWait(*client_, r);
+    EXPECT_EQ(result.outcome, BranchOutcome::kFailure) << header.first;
+    EXPECT_THAT(result.status,
+                StatusIs(StatusCode::kInvalidArgument, "header"));
+  }
+  BranchRequest bad_gid = Request("/busi.Busi/Ok");
+  bad_gid.info.gid = "gid\r\n";
+  EXPECT_THAT(CallAndWait(*client_, bad_gid).status,
+              StatusIs(StatusCode::kInvalidArgument, "dtm-gid"));
+  EXPECT_EQ(server_->Calls().size(), 0u);
+  // The process is alive and the client still works.
+  EXPECT_EQ(CallAndWait(*client_, Request("/busi.Busi/Ok")).outcome,
+            BranchOutcome::kSuccess);
+}
+
+TEST_F(GrpcBranchClientTest, SlowHandlerHitsTheDeadline) {
+  server_->SetHandler("/busi.Busi/Slow", [](const ReceivedCall&) {
+    TestReply r = TestReply::Ok();
+    r.delay = milliseconds(2000);
+    return r;
+  });
+  BranchRequest r = Request("/busi.Busi/Slow");
+  r.timeout = milliseconds(200);
+  const auto start = std::chrono::steady_clock::now();
+  BranchResult result = CallAndWait(*client_, r);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1500));
+  EXPECT_EQ(result.outcome, BranchOutcome::kTransient);
+  EXPECT_THAT(result.status, StatusIs(StatusCode::kDeadlineExceeded));
+}
+
+TEST_F(GrpcBranchClientTest, DefaultTimeoutApplies) {
+  server_->SetHandler("/busi.Busi/Hang", [](const ReceivedCall&) {
+    TestReply r;
+    r.hang = true;
+    return r;
+  });
+  GrpcBranchClientOptions options;
+  options.default_timeout = milliseconds(150);
+  auto client = NewClient(options);
+  EXPECT_THAT(CallAndWait(*client, Request("/busi.Busi/Hang")).status,
+              StatusIs(StatusCode::kDeadlineExceeded));
+}
+
+TEST_F(GrpcBranchClientTest, UnreachablePortIsTransient) {
+  const std::string address = server_->address();
+  server_->Shutdown();
+  BranchRequest r = Request("/busi.Busi/Ok");
+  r.url = address + "/busi.Busi/Ok";
+  BranchResult result = CallAndWait(*client_, r);
+  EXPECT_EQ(result.outcome, BranchOutcome::kTransient);
+  EXPECT_THAT(result.status, StatusIs(StatusCode::kUnavailable));
+}
+
+TEST_F(GrpcBranchClientTest, UnknownMethodIsUnimplementedAndTransient) {
+  auto typed = BranchTestServer::Start(BranchTestServer::Kind::kTypedEchoOnly);
+  BranchRequest r = Request("/busi.Busi/NoSuchMethod");
+  r.url = typed->address() + "/busi.Busi/NoSuchMethod";
+  BranchResult result = CallAndWait(*client_, r);
+  EXPECT_EQ(result.outcome, BranchOutcome::kTransient);
+  EXPECT_THAT(result.status, StatusIs(StatusCode::kUnimplemented));
+
+  // The typed method itself answers: raw bytes are a valid message.
+  dtx::test::Payload p;
+  p.set_data("typed");
+  r.url = typed->address() + "/dtx.test.Busi/Echo";
+  r.payload = p.SerializeAsString();
+  BranchResult echo = CallAndWait(*client_, r);
+  ASSERT_EQ(echo.outcome, BranchOutcome::kSuccess) << echo.status;
+  dtx::test::Payload back;
+  ASSERT_TRUE(back.ParseFromString(echo.reply));
+  EXPECT_EQ(back.data(), "typed");
+}
+
+TEST_F(GrpcBranchClientTest, EmptyAndLargestPayloadsArrive) {
+  EXPECT_EQ(CallAndWait(*client_, Request("/busi.Busi/Ok", "")).outcome,
+            BranchOutcome::kSuccess);
+  const std::string big(kMaxPayloadBytes, 'x');
+  BranchResult result = CallAndWait(*client_, Request("/busi.Busi/Ok", big));
+  ASSERT_EQ(result.outcome, BranchOutcome::kSuccess) << result.status;
+  EXPECT_EQ(result.reply.size(), big.size());
+  auto calls = server_->Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].payload, "");
+  EXPECT_EQ(calls[1].payload.size(), kMaxPayloadBytes);
+}
+
+TEST_F(GrpcBranchClientTest, PayloadOverTheLimitIsAClearError) {
+  BranchResult result = CallAndWait(
+      *client_,
+      Request("/busi.Busi/Ok", std::string(kMaxPayloadBytes + 1, 'x')));
+  EXPECT_EQ(result.outcome, BranchOutcome::kFailure);
+  EXPECT_THAT(result.status,
+              StatusIs(StatusCode::kResourceExhausted, "over the limit"));
+  EXPECT_EQ(server_->Calls().size(), 0u);
+}
+
+TEST_F(GrpcBranchClientTest, BadUrlsFailAtOnceNamingTheUrl) {
+  for (const char* url :
+       {"", "localhost:1", "kubernetes:///busi.ns:9000/pkg.Svc/M",
+        "discovery:///busi/pkg.Svc/M", "http://localhost:8080/pkg.Svc/M",
+        "local host:1/pkg.Svc/M"}) {
+    BranchRequest r = Request("/x.Y/Z");
+    r.url = url;
+    r.timeout = std::chrono::seconds(30);
+    const auto start = std::chrono::steady_clock::now();
+    BranchResult result = CallAndWait(*client_, r);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000))
+        << url;
+    EXPECT_EQ(result.outcome, BranchOutcome::kFailure) << url;
+    EXPECT_THAT(result.status, StatusIs(StatusCode::kInvalidArgument)) << url;
+    EXPECT_THAT(client_->ValidateUrl(url),
+                StatusIs(StatusCode::kInvalidArgument));
+  }
+  EXPECT_OK(client_->ValidateUrl("localhost:9000/api.trans.v1.Trans/TransIn"));
+}
+
+TEST_F(GrpcBranchClientTest, CompletionRunsOnTheCallersExecutor) {
+  TestExecutor strand;
+  std::promise<std::thread::id> ran_on;
+  client_->Call(Request("/busi.Busi/Ok"), strand.executor(),
+                [&](BranchResult r) {
+                  EXPECT_EQ(r.outcome, BranchOutcome::kSuccess);
+                  ran_on.set_value(std::this_thread::get_id());
+                });
+  EXPECT_EQ(ran_on.get_future().get(), strand.id());
+}
+
+TEST_F(GrpcBranchClientTest, ChannelsAreSharedPerTarget) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(CallAndWait(*client_, Request("/busi.Busi/M" + std::to_string(i)))
+                  .outcome,
+              BranchOutcome::kSuccess);
+  }
+  EXPECT_THAT(client_->OpenChannelTargets(),
+              ::testing::ElementsAre(server_->address()));
+}
+
+TEST_F(GrpcBranchClientTest, RoundRobinOverTwoServers) {
+  auto second = BranchTestServer::Start();
+  const std::string lists[] = {
+      "direct:///" + server_->address() + "," + second->address(),
+      "ipv4:" + server_->address() + "," + second->address()};
+  for (const std::string& server : lists) {
+    const std::size_t before_a = server_->Calls().size();
+    const std::size_t before_b = second->Calls().size();
+    for (int i = 0; i < 20; ++i) {
+      BranchRequest r = Request("/busi.Busi/Ok");
+      r.url = server + "/busi.Busi/Ok";
+      ASSERT_EQ(CallAndWait(*client_, r).outcome, BranchOutcome::kSuccess)
+          << server;
+    }
+    const std::size_t a = server_->Calls().size() - before_a;
+    const std::size_t b = second->Calls().size() - before_b;
+    EXPECT_EQ(a + b, 20u);
+    EXPECT_GE(a, 8u) << server;
+    EXPECT_GE(b, 8u) << server;
+  }
+}
+
+TEST_F(GrpcBranchClientTest, AddressSetChangesOpenAndCloseOnlyWhatChanged) {
+  auto b = BranchTestServer::Start();
+  auto c = BranchTestServer::Start();
+  auto resolver = std::make_shared<StaticServiceResolver>();
+  GrpcBranchClientOptions options;
+  options.driver = "dtm-driver-kratos";
+  options.resolver = resolver;
+  auto client = NewClient(options);
+  const std::string ta = "ipv4:" + server_->address();
+  const std::string tb = "ipv4:" + b->address();
+  const std::string tc = "ipv4:" + c->address();
+  auto call = [&] {
+    BranchRequest r = Request("/busi.Busi/Ok");
+    r.url = "discovery://127.0.0.1:2379/trans/busi.Busi/Ok";
+    return CallAndWait(*client, r);
+  };
+
+  EXPECT_THAT(call().status,
+              StatusIs(StatusCode::kUnavailable));  // unknown yet
+  resolver->Set("trans", {server_->address(), b->address()});
+  for (int i = 0; i < 4; ++i)
+    ASSERT_EQ(call().outcome, BranchOutcome::kSuccess);
+  auto targets = client->OpenChannelTargets();
+  EXPECT_THAT(targets, ::testing::UnorderedElementsAre(ta, tb));
+  EXPECT_EQ(server_->Calls().size(), 2u);
+  EXPECT_EQ(b->Calls().size(), 2u);
+
+  resolver->Set("trans", {b->address(), c->address()});
+  for (int i = 0; i < 4; ++i)
+    ASSERT_EQ(call().outcome, BranchOutcome::kSuccess);
+  EXPECT_THAT(client->OpenChannelTargets(),
+              ::testing::UnorderedElementsAre(tb, tc));
+  EXPECT_EQ(server_->Calls().size(), 2u);  // a left the set
+  EXPECT_EQ(b->Calls().size() + c->Calls().size(), 6u);
+  EXPECT_GE(c->Calls().size(), 1u);
+}
+
+TEST_F(GrpcBranchClientTest, DiscoveryWithoutResolverIsAClearError) {
+  GrpcBranchClientOptions options;
+  options.driver = "dtm-driver-kratos";
+  auto client = NewClient(options);
+  BranchRequest r = Request("/busi.Busi/Ok");
+  r.url = "discovery:///trans/busi.Busi/Ok";
+  EXPECT_THAT(CallAndWait(*client, r).status,
+              StatusIs(StatusCode::kFailedPrecondition, "registry"));
+}
+
+TEST_F(GrpcBranchClientTest, UnknownDriverOrBadServiceConfigFailCreate) {
+  GrpcBranchClientOptions options;
+  options.driver = "dtm-driver-gozero";
+  EXPECT_THAT(GrpcBranchClient::Create(options),
+              StatusIs(StatusCode::kInvalidArgument, "dtm-driver-gozero"));
+  options = {};
+  options.service_config = "{not json";
+  EXPECT_THAT(GrpcBranchClient::Create(options),
+              StatusIs(StatusCode::kInvalidArgument, "service config"));
+}
+
+TEST_F(GrpcBranchClientTest, ShutdownCancelsCallsInFlight) {
+  server_->SetHandler("/busi.Busi/Hang", [](const ReceivedCall&) {
+    TestReply r;
+    r.hang = true;
+    return r;
+  });
+  constexpr int kCalls = 8;
+  std::atomic<int> cancelled{0};
+  std::atomic<int> done{0};
+  for (int i = 0; i < kCalls; ++i) {
+    BranchRequest r = Request("/busi.Busi/Hang");
+    r.timeout = std::chrono::seconds(60);
+    client_->Call(r, nullptr, [&](BranchResult result) {
+      if (result.status.code() == StatusCode::kCancelled) ++cancelled;
+      ++done;
+    });
+  }
+  while (server_->CallCount("/busi.Busi/Hang") < kCalls) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  client_->Shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(done.load(), kCalls);
+  EXPECT_EQ(cancelled.load(), kCalls);
+  EXPECT_EQ(client_->InFlight(), 0u);
+  // After shutdown, calls complete at once with kCancelled.
+  EXPECT_THAT(CallAndWait(*client_, Request("/busi.Busi/Ok")).status,
+              StatusIs(StatusCode::kCancelled));
+}
+
+TEST_F(GrpcBranchClientTest, TenThousandConcurrentCalls) {
+  constexpr int kCalls = 10000;
+  TestExecutor strand;
+  std::atomic<int> ok{0};
+  std::promise<void> all_done;
+  std::atomic<int> remaining{kCalls};
+  for (int i = 0; i < kCalls; ++i) {
+    client_->Call(Request("/busi.Busi/Ok", std::to_string(i)),
+                  strand.executor(), [&](BranchResult r) {
+                    if (r.outcome == BranchOutcome::kSuccess) ++ok;
+                    if (--remaining == 0) all_done.set_value();
+                  });
+  }
+  all_done.get_future().get();
+  EXPECT_EQ(ok.load(), kCalls);
+  EXPECT_EQ(client_->InFlight(), 0u);
+  EXPECT_EQ(server_->Calls().size(), static_cast<std::size_t>(kCalls));
+}
+
+}  // namespace
+}  // namespace dtx::testing

@@ -1,0 +1,424 @@
+// GrpcBranchClient.
+//
+// A call goes: route lookup (the URL's parsed server and method, cached per
+// URL) -> channel pick (one cached channel per target string; for address
+// sets, one per address, picked round-robin) -> GenericStub::UnaryCall with
+// the payload as raw bytes -> on a gRPC thread, the answer becomes a
+// BranchResult that is handed to the caller's executor. Nothing else happens
+// on gRPC's threads.
+//
+// Address sets (direct:/// and discovery://) are shared by every URL of the
+// same server. When a resolver returns a new snapshot, the set is rebuilt from
+// the channel pool, which keeps the channels of addresses still present;
+// channels no longer referenced by any set or call are then closed.
+
+#include "dtx/transport/grpc_branch_client.h"
+
+#include "dtx/limits.h"
+#include "dtx/transport/branch_url.h"
+
+#include "metadata.h"
+#include "outcome_mapping.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/validate_service_config.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace dtx {
+namespace {
+
+struct Channel {
+  std::string target;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<grpc::GenericStub> stub;
+};
+
+// The channels of one address set (direct:/// list or registry service).
+struct AddressChannels {
+  std::string service;  // empty for a fixed list
+  std::mutex mu;
+  AddressSet snapshot;                             // guarded by mu
+  std::vector<std::shared_ptr<Channel>> channels;  // guarded by mu
+  std::atomic<uint64_t> next{0};
+};
+
+struct Route {
+  std::string method;
+  std::shared_ptr<Channel> single;       // kChannel
+  std::shared_ptr<AddressChannels> set;  // kAddresses, kService
+};
+
+constexpr std::size_t kMaxCachedRoutes = 10000;
+
+}  // namespace
+
+struct GrpcBranchClient::Impl {
+  explicit Impl(GrpcBranchClientOptions o) : options(std::move(o)) {
+    logger = options.logger ? options.logger : NewNullLogger();
+  }
+
+  Result<std::shared_ptr<Route>> GetRoute(const std::string& url);
+  std::shared_ptr<Channel> GetChannel(const std::string& target);
+  void SweepChannels();
+  Result<std::shared_ptr<Channel>> Pick(Route& route);
+  Status Refresh(AddressChannels& set, const AddressSet& snapshot);
+  void Finish(Executor& executor, Callback& done, BranchResult result);
+
+  GrpcBranchClientOptions options;
+  std::shared_ptr<Logger> logger;
+
+  std::shared_mutex routes_mu;
+  std::unordered_map<std::string, std::shared_ptr<Route>> routes;  // guarded
+
+  std::mutex sets_mu;
+  std::unordered_map<std::string, std::shared_ptr<AddressChannels>> sets;
+
+  mutable std::mutex channels_mu;
+  std::unordered_map<std::string, std::shared_ptr<Channel>> channels;
+
+  struct CallState;
+  mutable std::mutex calls_mu;
+  std::condition_variable calls_cv;
+  std::unordered_set<CallState*> calls;  // guarded by calls_mu
+  bool shut_down = false;                // guarded by calls_mu
+};
+
+struct GrpcBranchClient::Impl::CallState {
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+  std::shared_ptr<Channel> channel;
+  std::shared_ptr<Route> route;
+  Executor executor;
+  Callback done;
+};
+
+namespace {
+
+void DeleteString(void* p) { delete static_cast<std::string*>(p); }
+
+// Wraps the payload without copying it.
+grpc::ByteBuffer ToByteBuffer(std::string payload) {
+  if (payload.empty()) return grpc::ByteBuffer(nullptr, 0);
+  auto* owned = new std::string(std::move(payload));
+  grpc::Slice slice(owned->data(), owned->size(), &DeleteString, owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string FromByteBuffer(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return {};
+  std::string out;
+  out.reserve(buffer.Length());
+  for (const auto& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Route>> GrpcBranchClient::Impl::GetRoute(
+    const std::string& url) {
+  {
+    std::shared_lock<std::shared_mutex> lock(routes_mu);
+    auto it = routes.find(url);
+    if (it != routes.end()) return it->second;
+  }
+  DTX_ASSIGN_OR_RETURN(BranchUrl parts, SplitBranchUrl(url));
+  DTX_ASSIGN_OR_RETURN(BranchTarget target,
+                       ParseBranchServer(parts.server, options.driver));
+  auto route = std::make_shared<Route>();
+  route->method = parts.method;
+  switch (target.kind) {
+    case BranchTarget::Kind::kChannel:
+      route->single = GetChannel(target.channel_target);
+      break;
+    case BranchTarget::Kind::kAddresses:
+    case BranchTarget::Kind::kService: {
+      if (target.kind == BranchTarget::Kind::kService && !options.resolver) {
+        return FailedPreconditionError(
+            "branch url '" + url + "': no service registry is configured for " +
+            "discovery:// URLs (MicroService.Target)");
+      }
+      std::lock_guard<std::mutex> lock(sets_mu);
+      auto& set = sets[parts.server];
+      if (!set) {
+        set = std::make_shared<AddressChannels>();
+        if (target.kind == BranchTarget::Kind::kService) {
+          set->service = target.service;
+        } else {
+          DTX_RETURN_IF_ERROR(
+              Refresh(*set, std::make_shared<const std::vector<std::string>>(
+                                std::move(target.addresses))));
+        }
+      }
+      route->set = set;
+      break;
+    }
+  }
+  std::unique_lock<std::shared_mutex> lock(routes_mu);
+  if (routes.size() < kMaxCachedRoutes) routes.emplace(url, route);
+  return route;
+}
+
+std::shared_ptr<Channel> GrpcBranchClient::Impl::GetChannel(
+    const std::string& target) {
+  std::lock_guard<std::mutex> lock(channels_mu);
+  auto& slot = channels[target];
+  if (!slot) {
+    grpc::ChannelArguments args;
+    args.SetServiceConfigJSON(options.service_config);
+    args.SetMaxReceiveMessageSize(options.max_reply_bytes);
+    args.SetMaxSendMessageSize(-1);  // payloads are checked against our limit
+    slot = std::make_shared<Channel>();
+    slot->target = target;
+    slot->channel = grpc::CreateCustomChannel(
+        target, grpc::InsecureChannelCredentials(), args);
+    slot->stub = std::make_unique<grpc::GenericStub>(slot->channel);
+    DTX_LOG(logger, LogLevel::kDebug,
+            "branch client: opened channel " << target);
+  }
+  return slot;
+}
+
+void GrpcBranchClient::Impl::SweepChannels() {
+  std::vector<std::shared_ptr<Channel>> closing;  // destroyed outside the lock
+  {
+    std::lock_guard<std::mutex> lock(channels_mu);
+    for (auto it = channels.begin(); it != channels.end();) {
+      if (it->second.use_count() == 1) {
+        DTX_LOG(logger, LogLevel::kDebug,
+                "branch client: closed channel " << it->first);
+        closing.push_back(std::move(it->second));
+        it = channels.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+Status GrpcBranchClient::Impl::Refresh(AddressChannels& set,
+                                       const AddressSet& snapshot) {
+  std::vector<std::shared_ptr<Channel>> fresh;
+  for (const std::string& address : *snapshot) {
+    auto target = ChannelTargetForAddress(address);
+    if (!target.ok()) {
+      DTX_LOG(logger, LogLevel::kWarn,
+              "branch client: skipping address of '"
+                  << set.service << "': " << target.status());
+      continue;
+    }
+    fresh.push_back(GetChannel(*target));
+  }
+  if (fresh.empty()) {
+    return UnavailableError("branch client: no usable address for '" +
+                            set.service + "'");
+  }
+  set.channels.swap(fresh);
+  set.snapshot = snapshot;
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<Channel>> GrpcBranchClient::Impl::Pick(Route& route) {
+  if (route.single) return route.single;
+  AddressChannels& set = *route.set;
+  bool changed = false;
+  std::shared_ptr<Channel> picked;
+  {
+    AddressSet snapshot;
+    if (!set.service.empty()) {
+      DTX_ASSIGN_OR_RETURN(snapshot, options.resolver->Resolve(set.service));
+    }
+    std::lock_guard<std::mutex> lock(set.mu);
+    if (snapshot && snapshot != set.snapshot) {
+      DTX_RETURN_IF_ERROR(Refresh(set, snapshot));
+      changed = true;
+    }
+    if (set.channels.empty()) {
+      return UnavailableError("branch client: no address for '" + set.service +
+                              "'");
+    }
+    picked = set.channels[set.next.fetch_add(1, std::memory_order_relaxed) %
+                          set.channels.size()];
+  }
+  if (changed) SweepChannels();
+  return picked;
+}
+
+void GrpcBranchClient::Impl::Finish(Executor& executor, Callback& done,
+                                    BranchResult result) {
+  if (executor) {
+    executor([done = std::move(done), result = std::move(result)]() mutable {
+      done(std::move(result));
+    });
+  } else {
+    done(std::move(result));
+  }
+}
+
+GrpcBranchClient::GrpcBranchClient(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+GrpcBranchClient::~GrpcBranchClient() { Shutdown(); }
+
+Result<std::unique_ptr<GrpcBranchClient>> GrpcBranchClient::Create(
+    GrpcBranchClientOptions options) {
+  if (options.driver != kDefaultDriver && options.driver != kKratosDriver) {
+    return InvalidArgumentError(
+        "branch client: unknown micro-service driver '" + options.driver +
+        "' (want '" + std::string(kDefaultDriver) + "' or '" +
+        std::string(kKratosDriver) + "')");
+  }
+  const std::string error =
+      grpc::experimental::ValidateServiceConfigJSON(options.service_config);
+  if (!error.empty()) {
+    return InvalidArgumentError("branch client: bad service config: " + error);
+  }
+  if (options.default_timeout.count() <= 0) {
+    return InvalidArgumentError(
+        "branch client: default_timeout must be positive");
+  }
+  return std::unique_ptr<GrpcBranchClient>(
+      new GrpcBranchClient(std::make_unique<Impl>(std::move(options))));
+}
+
+void GrpcBranchClient::Call(BranchRequest request, Executor executor,
+                            Callback done) {
+  Impl& impl = *impl_;
+  auto fail = [&](BranchOutcome outcome, Status status) {
+    BranchResult r;
+    r.outcome = outcome;
+    r.status = std::move(status);
+    impl.Finish(executor, done, std::move(r));
+  };
+  {
+    std::lock_guard<std::mutex> lock(impl.calls_mu);
+    if (impl.shut_down) {
+      return fail(BranchOutcome::kTransient,
+                  CancelledError("branch client: shut down"));
+    }
+  }
+  auto route = impl.GetRoute(request.url);
+  if (!route.ok()) {
+    const bool permanent =
+        route.status().code() == StatusCode::kInvalidArgument;
+    return fail(permanent ? BranchOutcome::kFailure : BranchOutcome::kTransient,
+                route.status());
+  }
+  Status s = ValidatePayload(request.payload);
+  if (!s.ok()) {
+    return fail(BranchOutcome::kFailure,
+                s.WithPrefix("branch call " + request.url));
+  }
+
+  auto state = std::make_unique<Impl::CallState>();
+  grpc::ClientContext& ctx = state->context;
+  // dtm's keys first, then the branch headers; everything checked before it
+  // reaches gRPC, which aborts the process on a value it rejects.
+  const std::pair<const char*, const std::string*> fixed[] = {
+      {"dtm-gid", &request.info.gid},
+      {"dtm-branch_id", &request.info.branch_id},
+      {"dtm-dtm", &request.info.dtm}};
+  for (const auto& [key, value] : fixed) {
+    s = internal::CheckMetadataValue(key, *value);
+    if (!s.ok())
+      return fail(BranchOutcome::kFailure, s.WithPrefix("branch call"));
+  }
+  ctx.AddMetadata("dtm-gid", request.info.gid);
+  ctx.AddMetadata("dtm-trans_type",
+                  std::string(ToString(request.info.trans_type)));
+  ctx.AddMetadata("dtm-branch_id", request.info.branch_id);
+  ctx.AddMetadata("dtm-op", std::string(ToString(request.info.op)));
+  ctx.AddMetadata("dtm-dtm", request.info.dtm);
+  for (auto& [key, value] : request.headers) {
+    s = internal::NormalizeMetadataKey(&key);
+    if (s.ok()) s = internal::CheckMetadataValue(key, value);
+    if (!s.ok())
+      return fail(BranchOutcome::kFailure, s.WithPrefix("branch call"));
+    ctx.AddMetadata(key, value);
+  }
+  const auto timeout = request.timeout.count() > 0
+                           ? request.timeout
+                           : impl.options.default_timeout;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+
+  auto channel = impl.Pick(**route);
+  if (!channel.ok()) return fail(BranchOutcome::kTransient, channel.status());
+
+  state->request = ToByteBuffer(std::move(request.payload));
+  state->channel = std::move(channel).value();
+  state->route = std::move(route).value();
+  state->executor = std::move(executor);
+  state->done = std::move(done);
+  Impl::CallState* raw = state.get();
+  {
+    std::lock_guard<std::mutex> lock(impl.calls_mu);
+    if (impl.shut_down) {
+      return fail(BranchOutcome::kTransient,
+                  CancelledError("branch client: shut down"));
+    }
+    impl.calls.insert(raw);
+  }
+  state.release();  // owned by the completion below
+  raw->channel->stub->UnaryCall(
+      &raw->context, raw->route->method, grpc::StubOptions(), &raw->request,
+      &raw->response, [&impl, raw](const grpc::Status& status) {
+        std::unique_ptr<Impl::CallState> owned(raw);
+        BranchResult r;
+        r.outcome = internal::OutcomeFromGrpc(status.error_code(),
+                                              status.error_message());
+        if (status.ok()) {
+          r.reply = FromByteBuffer(owned->response);
+        } else {
+          r.status = Status(static_cast<StatusCode>(status.error_code()),
+                            status.error_message());
+        }
+        impl.Finish(owned->executor, owned->done, std::move(r));
+        std::lock_guard<std::mutex> lock(impl.calls_mu);
+        impl.calls.erase(raw);
+        if (impl.calls.empty()) impl.calls_cv.notify_all();
+      });
+}
+
+Status GrpcBranchClient::ValidateUrl(std::string_view url) {
+  DTX_ASSIGN_OR_RETURN(BranchUrl parts, SplitBranchUrl(url));
+  DTX_ASSIGN_OR_RETURN(BranchTarget target,
+                       ParseBranchServer(parts.server, impl_->options.driver));
+  if (target.kind == BranchTarget::Kind::kService && !impl_->options.resolver) {
+    return FailedPreconditionError("branch url '" + std::string(url) +
+                                   "': no service registry is configured");
+  }
+  return Status::Ok();
+}
+
+void GrpcBranchClient::Shutdown() {
+  std::unique_lock<std::mutex> lock(impl_->calls_mu);
+  impl_->shut_down = true;
+  for (auto* call : impl_->calls) call->context.TryCancel();
+  impl_->calls_cv.wait(lock, [this] { return impl_->calls.empty(); });
+}
+
+std::vector<std::string> GrpcBranchClient::OpenChannelTargets() const {
+  std::vector<std::string> out;
+  std::lock_guard<std::mutex> lock(impl_->channels_mu);
+  for (const auto& [target, channel] : impl_->channels) out.push_back(target);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::size_t GrpcBranchClient::InFlight() const {
+  std::lock_guard<std::mutex> lock(impl_->calls_mu);
+  return impl_->calls.size();
+}
+
+}  // namespace dtx

@@ -1,0 +1,28 @@
+#include "dtx/transport/service_resolver.h"
+
+namespace dtx {
+
+ServiceResolver::~ServiceResolver() = default;
+
+void StaticServiceResolver::Set(const std::string& service,
+                                std::vector<std::string> addresses) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (addresses.empty()) {
+    services_.erase(service);
+  } else {
+    services_[service] =
+        std::make_shared<const std::vector<std::string>>(std::move(addresses));
+  }
+}
+
+Result<AddressSet> StaticServiceResolver::Resolve(const std::string& service) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = services_.find(service);
+  if (it == services_.end()) {
+    return UnavailableError("resolver: service '" + service +
+                            "' has no known address");
+  }
+  return it->second;
+}
+
+}  // namespace dtx
