@@ -1,0 +1,51 @@
+// dtx_echo_server: the branch service of the benchmarks, run in its own
+// process. Serves dtx.test.Busi/Echo (callback API) on 127.0.0.1 and prints
+// "port <n>" once ready; exits when stdin closes.
+//
+//   dtx_echo_server [--port 0]
+
+#include "bench_util.h"
+#include "dtx_test.grpc.pb.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+namespace {
+
+class EchoService final : public dtx::test::Busi::CallbackService {
+  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* context,
+                                 const dtx::test::Payload* request,
+                                 dtx::test::Payload* reply) override {
+    reply->set_data(request->data());
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string port_flag = dtx::bench::Flag(argc, argv, "--port", "0");
+  EchoService service;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:" + port_flag,
+                           grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    std::fprintf(stderr, "dtx_echo_server: cannot listen\n");
+    return 1;
+  }
+  std::printf("port %d\n", port);
+  std::fflush(stdout);
+  char c;
+  while (read(STDIN_FILENO, &c, 1) > 0) {
+  }
+  server->Shutdown();
+  return 0;
+}
