@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache clang-format
   libsqlite3-dev sqlite3
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libasio-dev libspdlog-dev
+  libasio-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
 )

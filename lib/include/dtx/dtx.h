@@ -5,6 +5,8 @@
 
 #include "dtx/branch_client.h"
 #include "dtx/clock.h"
+#include "dtx/coordinator.h"
+#include "dtx/dtm_api.h"
 #include "dtx/id_generator.h"
 #include "dtx/journal.h"
 #include "dtx/limits.h"
@@ -13,6 +15,7 @@
 #include "dtx/options.h"
 #include "dtx/result.h"
 #include "dtx/status.h"
+#include "dtx/transaction.h"
 #include "dtx/version.h"
 
 #endif  // DTX_DTX_H_

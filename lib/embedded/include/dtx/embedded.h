@@ -1,0 +1,41 @@
+// The zero-configuration coordinator: the SQLite journal at
+// options.journal_path and the gRPC branch client, wired from Options.
+//
+//   dtx::Options options;
+//   options.journal_path = "/var/lib/payments/dtx.db";
+//   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::OpenEmbeddedCoordinator(options));
+//
+// Part of dtx::dtx (it links dtx::core, dtx::sqlite and dtx::grpc).
+
+#ifndef DTX_EMBEDDED_H_
+#define DTX_EMBEDDED_H_
+
+#include <memory>
+#include <string>
+
+#include "dtx/coordinator.h"
+#include "dtx/embedded_export.h"
+
+namespace dtx {
+
+class ServiceResolver;
+
+struct EmbeddedOptions {
+  // dtm's MicroService.Driver: "default" or "dtm-driver-kratos".
+  std::string driver = "default";
+  // The registry behind discovery:// URLs (Kratos driver); may be null.
+  std::shared_ptr<ServiceResolver> resolver;
+  // false: SQLite synchronous=NORMAL (survives a process crash, not power
+  // loss).
+  bool durable_on_power_loss = true;
+  // Borrowed; null: the system clock.
+  const Clock* clock = nullptr;
+  std::shared_ptr<Logger> logger;
+};
+
+DTX_EMBEDDED_EXPORT Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
+    Options options, EmbeddedOptions embedded = {});
+
+}  // namespace dtx
+
+#endif  // DTX_EMBEDDED_H_

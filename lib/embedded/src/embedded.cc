@@ -1,0 +1,36 @@
+#include "dtx/embedded.h"
+
+#include "dtx/storage/sqlite_journal.h"
+#include "dtx/transport/grpc_branch_client.h"
+
+namespace dtx {
+
+Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(Options options,
+                                                             EmbeddedOptions embedded) {
+  DTX_RETURN_IF_ERROR(options.Validate());
+  SqliteJournalOptions journal_options;
+  journal_options.path = options.journal_path;
+  journal_options.synchronous = embedded.durable_on_power_loss
+                                    ? SqliteJournalOptions::Sync::kFull
+                                    : SqliteJournalOptions::Sync::kNormal;
+  journal_options.clock = embedded.clock;
+  journal_options.logger = embedded.logger;
+  DTX_ASSIGN_OR_RETURN(auto journal, SqliteJournal::Open(journal_options));
+
+  GrpcBranchClientOptions client_options;
+  client_options.driver = embedded.driver;
+  client_options.resolver = embedded.resolver;
+  client_options.default_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.request_timeout);
+  client_options.logger = embedded.logger;
+  DTX_ASSIGN_OR_RETURN(auto client, GrpcBranchClient::Create(client_options));
+
+  CoordinatorDeps deps;
+  deps.journal = std::move(journal);
+  deps.branch_client = std::move(client);
+  deps.clock = embedded.clock;
+  deps.logger = embedded.logger;
+  return Coordinator::Open(std::move(options), std::move(deps));
+}
+
+}  // namespace dtx

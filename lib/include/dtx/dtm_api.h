@@ -1,0 +1,104 @@
+// DtmApi: the coordinator's API, shaped like dtm's gRPC service dtmgimp.Dtm
+// (NewGid, Prepare, Submit, Abort, RegisterBranch) plus Query. The embedded
+// Coordinator implements it in-process; a remote client implements it over
+// dtm's protocol. The client API (TccGlobalTransaction, Saga, Msg) is written
+// against it, so the same application code runs embedded or remote.
+//
+// Status codes follow dtm's classes: kAborted is dtm's FAILURE (the request
+// cannot succeed: wrong status, a failed WaitResult transaction),
+// kFailedPrecondition is ONGOING, kInvalidArgument a malformed request,
+// kNotFound an unknown gid.
+//
+// Thread safety: implementations are thread-safe; calls block the caller.
+
+#ifndef DTX_DTM_API_H_
+#define DTX_DTM_API_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dtx/core_export.h"
+#include "dtx/model.h"
+#include "dtx/result.h"
+
+namespace dtx {
+
+class BranchClient;
+
+// Per-transaction options (dtm's DtmTransOptions). Zero means "use the
+// coordinator's default".
+struct TransOptions {
+  // Submit/Abort return after the first processing pass, with its outcome.
+  bool wait_result = false;
+  std::chrono::seconds timeout_to_fail{0};
+  std::chrono::seconds retry_interval{0};
+  std::chrono::seconds request_timeout{0};
+  // Saga: how often one action may be retried before the saga rolls back.
+  int64_t retry_limit = 0;
+  // Sent as gRPC metadata with every branch call of the transaction.
+  std::map<std::string, std::string> branch_headers;
+  // Msg: call the steps concurrently instead of in order.
+  bool concurrent = false;
+};
+
+// One step of a saga (action and compensate) or a msg (action only).
+struct TransStep {
+  std::string action;
+  std::string compensate;
+};
+
+// A request to Prepare, Submit or Abort (dtm's DtmRequest).
+struct TransRequest {
+  std::string gid;
+  TransType trans_type = TransType::kSaga;
+  TransOptions options;
+  // Saga: {"orders":{"1":[0]},"concurrent":true}; msg: {"delay":5}.
+  std::string custom_data;
+  std::vector<TransStep> steps;
+  std::vector<std::string> payloads;  // one per step
+  std::string query_prepared;         // msg check-back URL
+  std::string rollback_reason;        // tcc Abort
+};
+
+// A TCC branch (dtm's DtmBranchRequest).
+struct BranchRegistration {
+  std::string gid;
+  TransType trans_type = TransType::kTcc;
+  std::string branch_id;
+  std::string confirm_url;
+  std::string cancel_url;
+  std::string payload;  // sent again with confirm or cancel
+};
+
+class DTX_CORE_EXPORT DtmApi {
+ public:
+  virtual ~DtmApi();
+
+  virtual Result<std::string> NewGid() = 0;
+  // tcc and msg: records the transaction as prepared. Idempotent while it is
+  // prepared; kAborted in any other status.
+  virtual Status Prepare(const TransRequest& request) = 0;
+  // Saga: records and starts it. tcc and msg: commits a prepared one.
+  // kAborted when the transaction cannot be submitted.
+  virtual Status Submit(const TransRequest& request) = 0;
+  // tcc: rolls back (cancels); msg: fails a prepared message.
+  virtual Status Abort(const TransRequest& request) = 0;
+  // tcc: records a branch's confirm and cancel; only while prepared.
+  virtual Status RegisterBranch(const BranchRegistration& branch) = 0;
+  // The transaction and its branches; kNotFound.
+  virtual Result<TransWithBranches> Query(const std::string& gid) = 0;
+
+  // The client that the client API uses for its own branch calls (TCC try,
+  // msg check-back); owned by this object.
+  virtual BranchClient& branch_client() = 0;
+  // This coordinator's address as branch services should see it (dtm-dtm);
+  // empty when embedded.
+  virtual std::string address() const = 0;
+};
+
+}  // namespace dtx
+
+#endif  // DTX_DTM_API_H_

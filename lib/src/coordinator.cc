@@ -1,0 +1,674 @@
+// Coordinator: the DtmApi requests, the scheduler that takes due transactions
+// from the journal, and the life cycle.
+//
+// Requests that create a transaction write it to the journal first (SaveNew)
+// and start processing once it is durable. Requests that change an existing
+// transaction run on its runtime's strand (WithRuntime), so that within this
+// process one transaction is changed by one thread at a time; between
+// processes, the journal's compare-and-set and leases keep them apart.
+//
+// The scheduler polls the journal every cron_interval, and earlier when a
+// transaction of this process is due (a heap of wake-up times), claiming due
+// transactions with a lease and processing them.
+
+#include "dtx/coordinator.h"
+
+#include <asio/post.hpp>
+#include <chrono>
+#include <future>
+
+#include "coordinator_impl.h"
+#include "dtx/limits.h"
+
+namespace dtx {
+namespace {
+
+constexpr std::size_t kClaimBatch = 64;
+
+std::string StepId(std::size_t i) {
+  std::string id = std::to_string(i + 1);
+  return id.size() < 2 ? "0" + id : id;
+}
+
+Status ValidateHeaders(const std::map<std::string, std::string>& headers) {
+  for (const auto& [key, value] : headers) {
+    if (key.empty() || key.rfind("grpc-", 0) == 0) {
+      return InvalidArgumentError("branch header key '" + key + "' is empty or reserved");
+    }
+    for (char c : key) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.';
+      if (!ok) return InvalidArgumentError("branch header key '" + key + "' has a bad character");
+    }
+    const bool binary = key.size() >= 4 && key.substr(key.size() - 4) == "-bin";
+    for (char c : value) {
+      const auto u = static_cast<unsigned char>(c);
+      if (!binary && (u < 0x20 || u > 0x7e)) {
+        return InvalidArgumentError("branch header '" + key +
+                                    "' has a value with a non-printable byte");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateOptions(const TransOptions& o) {
+  if (o.timeout_to_fail.count() < 0 || o.retry_interval.count() < 0 ||
+      o.request_timeout.count() < 0 || o.retry_limit < 0) {
+    return InvalidArgumentError("options: negative timeout, interval or retry limit");
+  }
+  return ValidateHeaders(o.branch_headers);
+}
+
+}  // namespace
+
+Status Coordinator::Impl::Await(std::future<Status>& f) {
+  while (f.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (shut_down) return UnavailableError("coordinator: shut down");
+  }
+  return f.get();
+}
+
+Status Coordinator::Impl::CheckOpen() {
+  std::lock_guard<std::mutex> lock(mu);
+  if (stopping) return UnavailableError("coordinator: shut down");
+  return Status::Ok();
+}
+
+std::chrono::seconds Coordinator::Impl::Lease() const {
+  return std::max(options.retry.initial_interval, 2 * options.request_timeout);
+}
+
+std::shared_ptr<TransRuntime> Coordinator::Impl::Activate(TransWithBranches data, bool* created) {
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = active[data.trans.gid];
+  if (slot) {
+    *created = false;
+    return slot;
+  }
+  auto rt = std::make_shared<TransRuntime>(this, asio::make_strand(io));
+  rt->trans = std::move(data.trans);
+  rt->branches = std::move(data.branches);
+  auto opts = internal::DecodeOptions(rt->trans.options);
+  if (opts.ok()) {
+    rt->opts = *opts;
+  } else {
+    DTX_LOG(logger, LogLevel::kError, "gid=" << rt->trans.gid << ": " << opts.status());
+  }
+  if (rt->trans.trans_type == TransType::kSaga) {
+    auto custom = internal::DecodeSagaCustom(rt->trans.custom_data,
+                                             static_cast<int>(rt->branches.size() / 2));
+    if (custom.ok()) {
+      rt->saga = *custom;
+    } else {
+      DTX_LOG(logger, LogLevel::kError, "gid=" << rt->trans.gid << ": " << custom.status());
+      rt->saga.orders.assign(rt->branches.size() / 2, {});
+    }
+  } else if (rt->trans.trans_type == TransType::kMsg) {
+    rt->msg_delay_s = internal::DecodeMsgDelay(rt->trans.custom_data).value_or(0);
+  }
+  rt->in_flight.assign(rt->branches.size(), 0);
+  rt->blocked.assign(rt->branches.size(), 0);
+  rt->interval = rt->trans.next_cron_interval.count() > 0 ? rt->trans.next_cron_interval
+                                                          : BaseInterval(*rt);
+  slot = rt;
+  *created = true;
+  return rt;
+}
+
+void Coordinator::Impl::WithRuntime(
+    const std::string& gid, std::function<void(std::shared_ptr<TransRuntime>, Status)> fn) {
+  std::shared_ptr<TransRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (stopping) return fn(nullptr, UnavailableError("coordinator: shut down"));
+    auto it = active.find(gid);
+    if (it != active.end()) rt = it->second;
+  }
+  if (!rt) {
+    auto data = journal->Find(gid);
+    if (!data.ok()) return fn(nullptr, data.status());
+    bool created = false;
+    rt = Activate(std::move(data).value(), &created);
+  }
+  Post(rt, [this, rt, gid, fn] {
+    if (rt->evicted) {
+      WithRuntime(gid, fn);  // it left memory meanwhile: load it again
+      return;
+    }
+    fn(rt, Status::Ok());
+  });
+}
+
+void Coordinator::Impl::AddWakeup(TimePoint at, const std::string& gid) {
+  std::lock_guard<std::mutex> lock(mu);
+  wakeups.emplace(at, gid);
+}
+
+Status Coordinator::Impl::ClaimDueOnce(std::size_t* claimed) {
+  const TimePoint now = clock->Now();
+  ClaimRequest req;
+  req.now = now;
+  req.owner = owner;
+  req.lease_until = now + Lease();
+  req.limit = kClaimBatch;
+  auto got = WaitForClaim(*journal, req);
+  if (!got.ok()) return got.status();
+  *claimed = got->size();
+  for (GlobalTrans& t : *got) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stopping) return UnavailableError("coordinator: shut down");
+      if (active.count(t.gid) != 0) continue;  // already being worked on here
+    }
+    auto data = journal->Find(t.gid);
+    if (!data.ok()) {
+      DTX_LOG(logger, LogLevel::kError, "gid=" << t.gid << ": cannot load: " << data.status());
+      continue;
+    }
+    bool created = false;
+    auto rt = Activate(std::move(data).value(), &created);
+    if (created) {
+      DTX_LOG(logger, LogLevel::kDebug,
+              "gid=" << t.gid << " due (" << ToString(t.status) << "), resuming");
+      Post(rt, [this, rt] { Advance(rt); });
+    }
+  }
+  return Status::Ok();
+}
+
+void Coordinator::Impl::Poll() {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (stopping) return;
+    const TimePoint now = clock->Now();
+    while (!wakeups.empty() && wakeups.top().first <= now) wakeups.pop();
+  }
+  // Claims run on an io thread; the journal's reads and the claim's commit
+  // wait for the disk, but only the scheduler's strand waits with them.
+  std::size_t claimed = 0;
+  Status s = ClaimDueOnce(&claimed);
+  if (!s.ok()) {
+    DTX_LOG(logger, LogLevel::kError, "scheduler: claiming due transactions: " << s);
+  }
+  if (s.ok() && claimed == kClaimBatch) {
+    asio::post(sched, [this] { Poll(); });
+    return;
+  }
+  ArmPoll();
+}
+
+void Coordinator::Impl::ArmPoll() {
+  TimePoint next;
+  const TimePoint now = clock->Now();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (stopping) return;
+    next = now + options.cron_interval;
+    if (!wakeups.empty() && wakeups.top().first < next) next = wakeups.top().first;
+  }
+  auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(next - now);
+  if (wait.count() < 0) wait = {};
+  poll_timer.expires_after(wait);
+  poll_timer.async_wait([this](const asio::error_code& ec) {
+    if (!ec) Poll();
+  });
+}
+
+// ---- Coordinator --------------------------------------------------------------
+
+Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Coordinator::~Coordinator() { Shutdown(); }
+
+Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options, CoordinatorDeps deps) {
+  DTX_RETURN_IF_ERROR(options.Validate());
+  if (!deps.journal) return InvalidArgumentError("coordinator: no journal");
+  if (!deps.branch_client) return InvalidArgumentError("coordinator: no branch client");
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->journal = std::move(deps.journal);
+  impl->client = std::move(deps.branch_client);
+  impl->clock = deps.clock != nullptr ? deps.clock : &SystemClock();
+  impl->logger = deps.logger ? deps.logger : NewNullLogger();
+  impl->ids = deps.ids ? std::move(deps.ids) : NewRandomIdGenerator();
+  impl->owner = "dtx-" + impl->ids->NewGid();
+  impl->work.emplace(impl->io.get_executor());
+  Impl* raw = impl.get();
+  for (std::size_t i = 0; i < raw->options.io_threads; ++i) {
+    raw->threads.emplace_back([raw] { raw->io.run(); });
+  }
+  DTX_LOG(raw->logger, LogLevel::kInfo,
+          "coordinator: started as " << raw->owner << " with " << raw->options.io_threads
+                                     << " io thread(s)");
+  asio::post(raw->sched, [raw] { raw->Poll(); });
+  return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
+}
+
+Result<std::string> Coordinator::NewGid() {
+  DTX_RETURN_IF_ERROR(impl_->CheckOpen());
+  return impl_->ids->NewGid();
+}
+
+namespace {
+
+// The status a WaitResult caller sees once the first pass is over.
+Status OutcomeOfSubmit(const GlobalTrans& t, bool stopped) {
+  if (t.status == TransStatus::kSucceed) return Status::Ok();
+  if (t.status == TransStatus::kFailed) {
+    return AbortedError(t.rollback_reason.empty() ? "gid " + t.gid + " failed"
+                                                  : t.rollback_reason);
+  }
+  if (stopped) return UnavailableError("coordinator: shut down before gid " + t.gid + " ended");
+  return FailedPreconditionError("gid " + t.gid + " is still " +
+                                 std::string(ToString(t.status)) +
+                                 " after the first pass; dtx keeps retrying it");
+}
+
+Status OutcomeOfAbort(const GlobalTrans& t, bool stopped) {
+  if (t.status == TransStatus::kFailed) return Status::Ok();
+  if (stopped) return UnavailableError("coordinator: shut down before gid " + t.gid + " ended");
+  return FailedPreconditionError("gid " + t.gid + " is still " +
+                                 std::string(ToString(t.status)) + "; dtx keeps retrying it");
+}
+
+}  // namespace
+
+Status Coordinator::Prepare(const TransRequest& req) {
+  Impl& c = *impl_;
+  DTX_RETURN_IF_ERROR(c.CheckOpen());
+  DTX_RETURN_IF_ERROR(ValidateGid(req.gid));
+  DTX_RETURN_IF_ERROR(ValidateOptions(req.options));
+  if (req.trans_type != TransType::kTcc && req.trans_type != TransType::kMsg) {
+    return InvalidArgumentError("prepare: trans type '" + std::string(ToString(req.trans_type)) +
+                                "' has no prepare phase (want tcc or msg)");
+  }
+  GlobalTrans t;
+  t.gid = req.gid;
+  t.trans_type = req.trans_type;
+  t.status = TransStatus::kPrepared;
+  t.options = internal::EncodeOptions(req.options);
+  t.custom_data = req.custom_data;
+  t.query_prepared = req.query_prepared;
+  t.create_time = c.clock->Now();
+  std::vector<Branch> branches;
+  if (req.trans_type == TransType::kMsg) {
+    if (req.steps.empty()) return InvalidArgumentError("msg: no steps");
+    if (req.payloads.size() > req.steps.size()) {
+      return InvalidArgumentError("msg: more payloads than steps");
+    }
+    DTX_RETURN_IF_ERROR(internal::DecodeMsgDelay(req.custom_data).status());
+    if (!req.query_prepared.empty()) DTX_RETURN_IF_ERROR(c.client->ValidateUrl(req.query_prepared));
+    for (std::size_t i = 0; i < req.steps.size(); ++i) {
+      if (!req.steps[i].action.empty()) DTX_RETURN_IF_ERROR(c.client->ValidateUrl(req.steps[i].action));
+      Branch b;
+      b.branch_id = StepId(i);
+      b.op = BranchOp::kAction;
+      b.url = req.steps[i].action;
+      if (i < req.payloads.size()) b.bin_data = req.payloads[i];
+      branches.push_back(std::move(b));
+    }
+  } else if (!req.steps.empty()) {
+    return InvalidArgumentError("tcc: steps are registered with RegisterBranch, not sent");
+  }
+  // Due when it times out: that is when a prepared tcc is cancelled and a
+  // prepared msg checked back.
+  TransRuntime probe(&c, asio::make_strand(c.io));
+  probe.trans = t;
+  probe.opts = req.options;
+  t.next_cron_interval = c.BaseInterval(probe);
+  t.next_cron_time = t.create_time + c.TimeoutOf(probe);
+  Status s = WaitForWrite([&](WriteDone done) { c.journal->SaveNew(t, branches, std::move(done)); });
+  if (s.code() == StatusCode::kAlreadyExists) {
+    DTX_ASSIGN_OR_RETURN(auto existing, c.journal->Find(req.gid));
+    if (existing.trans.status == TransStatus::kPrepared) return Status::Ok();
+    return AbortedError("current status '" + std::string(ToString(existing.trans.status)) +
+                        "', cannot prepare");
+  }
+  if (s.ok()) {
+    DTX_LOG(c.logger, LogLevel::kInfo,
+            "gid=" << t.gid << " " << ToString(t.trans_type) << " prepared");
+  }
+  return s;
+}
+
+Status Coordinator::Submit(const TransRequest& req) {
+  Impl& c = *impl_;
+  DTX_RETURN_IF_ERROR(c.CheckOpen());
+  DTX_RETURN_IF_ERROR(ValidateGid(req.gid));
+  DTX_RETURN_IF_ERROR(ValidateOptions(req.options));
+  if (req.trans_type != TransType::kSaga && req.trans_type != TransType::kTcc &&
+      req.trans_type != TransType::kMsg) {
+    return InvalidArgumentError("submit: trans type '" + std::string(ToString(req.trans_type)) +
+                                "' is not supported (want saga, tcc or msg)");
+  }
+  const bool wait = req.options.wait_result;
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  auto waiter = [promise](const GlobalTrans& t, bool stopped) {
+    promise->set_value(OutcomeOfSubmit(t, stopped));
+  };
+
+  if (req.trans_type == TransType::kSaga || req.trans_type == TransType::kMsg) {
+    // A new saga or msg is written whole, already submitted.
+    std::vector<Branch> branches;
+    if (req.steps.empty()) {
+      return InvalidArgumentError(std::string(ToString(req.trans_type)) + ": no steps");
+    }
+    if (req.payloads.size() > req.steps.size()) {
+      return InvalidArgumentError(std::string(ToString(req.trans_type)) +
+                                  ": more payloads than steps");
+    }
+    if (req.trans_type == TransType::kSaga) {
+      DTX_RETURN_IF_ERROR(
+          internal::DecodeSagaCustom(req.custom_data, static_cast<int>(req.steps.size()))
+              .status());
+    } else {
+      DTX_RETURN_IF_ERROR(internal::DecodeMsgDelay(req.custom_data).status());
+    }
+    for (std::size_t i = 0; i < req.steps.size(); ++i) {
+      const std::string payload = i < req.payloads.size() ? req.payloads[i] : std::string();
+      for (const std::string* url : {&req.steps[i].compensate, &req.steps[i].action}) {
+        if (!url->empty()) {
+          Status v = c.client->ValidateUrl(*url);
+          if (!v.ok()) return v.WithPrefix("step " + std::to_string(i));
+        }
+      }
+      if (req.trans_type == TransType::kSaga) {
+        Branch comp;
+        comp.branch_id = StepId(i);
+        comp.op = BranchOp::kCompensate;
+        comp.url = req.steps[i].compensate;
+        comp.bin_data = payload;
+        branches.push_back(std::move(comp));
+      } else if (!req.steps[i].compensate.empty()) {
+        return InvalidArgumentError("msg: steps have no compensate");
+      }
+      Branch action;
+      action.branch_id = StepId(i);
+      action.op = BranchOp::kAction;
+      action.url = req.steps[i].action;
+      action.bin_data = payload;
+      branches.push_back(std::move(action));
+    }
+    GlobalTrans t;
+    t.gid = req.gid;
+    t.trans_type = req.trans_type;
+    t.status = TransStatus::kSubmitted;
+    t.options = internal::EncodeOptions(req.options);
+    t.custom_data = req.custom_data;
+    t.query_prepared = req.query_prepared;
+    t.create_time = c.clock->Now();
+    TransRuntime probe(&c, asio::make_strand(c.io));
+    probe.opts = req.options;
+    probe.trans = t;
+    t.next_cron_interval = c.BaseInterval(probe);
+    t.next_cron_time = t.create_time + t.next_cron_interval;
+    TransWithBranches data{t, branches};
+    Status s = WaitForWrite(
+        [&](WriteDone done) { c.journal->SaveNew(t, std::move(branches), std::move(done)); });
+    if (s.ok()) {
+      DTX_LOG(c.logger, LogLevel::kInfo,
+              "gid=" << t.gid << " " << ToString(t.trans_type) << " submitted with "
+                     << req.steps.size() << " step(s)");
+      bool created = false;
+      auto rt = c.Activate(std::move(data), &created);
+      c.Post(rt, [&c, rt, wait, waiter] {
+        if (wait) rt->waiters.push_back(waiter);
+        c.Advance(rt);
+      });
+      if (!wait) return Status::Ok();
+      return c.Await(future);
+    }
+    if (s.code() != StatusCode::kAlreadyExists || req.trans_type == TransType::kSaga) {
+      if (s.code() == StatusCode::kAlreadyExists) {
+        // A saga submitted again: process what is stored, as dtm does, if it
+        // is still submitted.
+        auto existing = c.journal->Find(req.gid);
+        if (existing.ok() && existing->trans.status != TransStatus::kSubmitted) {
+          return AbortedError("current status '" +
+                              std::string(ToString(existing->trans.status)) +
+                              "', cannot submit");
+        }
+      } else {
+        return s;
+      }
+    }
+  }
+
+  // An existing transaction: a prepared tcc or msg, or a resubmission.
+  auto reply = std::make_shared<std::promise<Status>>();
+  auto reply_future = reply->get_future();
+  c.WithRuntime(req.gid, [&c, reply, wait, waiter](std::shared_ptr<TransRuntime> rt, Status st) {
+    if (!rt) {
+      reply->set_value(st);
+      return;
+    }
+    const TransStatus status = rt->trans.status;
+    if (status == TransStatus::kPrepared && rt->trans.trans_type != TransType::kSaga) {
+      c.Decide(rt, TransStatus::kSubmitted, "", [rt, reply, wait, waiter](Status s) {
+        if (!s.ok()) {
+          reply->set_value(s.code() == StatusCode::kFailedPrecondition
+                               ? AbortedError("current status '" +
+                                              std::string(ToString(rt->trans.status)) +
+                                              "', cannot submit")
+                               : s);
+          return;
+        }
+        if (wait) rt->waiters.push_back(waiter);
+        reply->set_value(Status::Ok());
+      });
+      return;
+    }
+    if (status == TransStatus::kSubmitted) {
+      // Submitted again: keep processing from the journal's branches (dtm
+      // would mark a tcc succeed without confirming; see docs/semantics.md).
+      if (wait) rt->waiters.push_back(waiter);
+      reply->set_value(Status::Ok());
+      c.Advance(rt);
+      return;
+    }
+    reply->set_value(AbortedError("current status '" + std::string(ToString(status)) +
+                                  "', cannot submit"));
+    c.MaybeEvict(rt);
+  });
+  Status r = c.Await(reply_future);
+  if (!r.ok() || !wait) return r;
+  return c.Await(future);
+}
+
+Status Coordinator::Abort(const TransRequest& req) {
+  Impl& c = *impl_;
+  DTX_RETURN_IF_ERROR(c.CheckOpen());
+  DTX_RETURN_IF_ERROR(ValidateGid(req.gid));
+  DTX_RETURN_IF_ERROR(ValidateText("rollback_reason", req.rollback_reason));
+  const bool wait = req.options.wait_result;
+  auto outcome = std::make_shared<std::promise<Status>>();
+  auto outcome_future = outcome->get_future();
+  auto reply = std::make_shared<std::promise<Status>>();
+  auto reply_future = reply->get_future();
+  c.WithRuntime(req.gid, [&c, req, reply, outcome, wait](std::shared_ptr<TransRuntime> rt,
+                                                         Status st) {
+    if (!rt) {
+      reply->set_value(st);
+      return;
+    }
+    const GlobalTrans& t = rt->trans;
+    auto cannot = [&] {
+      reply->set_value(AbortedError("trans type '" + std::string(ToString(t.trans_type)) +
+                                    "' current status '" + std::string(ToString(t.status)) +
+                                    "', cannot abort"));
+      c.MaybeEvict(rt);
+    };
+    if (t.trans_type != req.trans_type) return cannot();
+    auto waiter = [outcome](const GlobalTrans& g, bool stopped) {
+      outcome->set_value(OutcomeOfAbort(g, stopped));
+    };
+    if (t.trans_type == TransType::kMsg && t.status == TransStatus::kPrepared) {
+      c.Decide(rt, TransStatus::kFailed, req.rollback_reason, [reply, outcome](Status s) {
+        reply->set_value(s);
+        outcome->set_value(s);
+      });
+      return;
+    }
+    if (t.trans_type != TransType::kTcc) return cannot();
+    if (t.status == TransStatus::kPrepared) {
+      c.Decide(rt, TransStatus::kAborting, req.rollback_reason,
+               [rt, reply, wait, waiter](Status s) {
+                 if (s.ok() && wait) rt->waiters.push_back(waiter);
+                 reply->set_value(s);
+               });
+      return;
+    }
+    if (t.status == TransStatus::kAborting) {
+      if (wait) rt->waiters.push_back(waiter);
+      reply->set_value(Status::Ok());
+      c.Advance(rt);
+      return;
+    }
+    cannot();
+  });
+  Status r = c.Await(reply_future);
+  if (!r.ok() || !wait) return r;
+  return c.Await(outcome_future);
+}
+
+Status Coordinator::RegisterBranch(const BranchRegistration& b) {
+  Impl& c = *impl_;
+  DTX_RETURN_IF_ERROR(c.CheckOpen());
+  DTX_RETURN_IF_ERROR(ValidateGid(b.gid));
+  DTX_RETURN_IF_ERROR(ValidateBranchId(b.branch_id));
+  if (b.trans_type != TransType::kTcc) {
+    return InvalidArgumentError("register branch: trans type '" +
+                                std::string(ToString(b.trans_type)) +
+                                "' is not supported (want tcc)");
+  }
+  for (const std::string* url : {&b.confirm_url, &b.cancel_url}) {
+    if (!url->empty()) DTX_RETURN_IF_ERROR(c.client->ValidateUrl(*url));
+  }
+  DTX_RETURN_IF_ERROR(ValidatePayload(b.payload));
+  Branch cancel;
+  cancel.branch_id = b.branch_id;
+  cancel.op = BranchOp::kCancel;
+  cancel.url = b.cancel_url;
+  cancel.bin_data = b.payload;
+  Branch confirm = cancel;
+  confirm.op = BranchOp::kConfirm;
+  confirm.url = b.confirm_url;
+  // A prepared tcc is not processed, and leaving prepared re-reads the
+  // journal's branches, so the write needs no runtime.
+  Status s = WaitForWrite([&](WriteDone done) {
+    c.journal->AppendBranches(b.gid, TransStatus::kPrepared, {cancel, confirm}, std::move(done));
+  });
+  if (s.code() == StatusCode::kFailedPrecondition) {
+    return AbortedError("no trans with gid: " + b.gid + " status: prepared found");
+  }
+  return s;
+}
+
+Result<TransWithBranches> Coordinator::Query(const std::string& gid) {
+  DTX_RETURN_IF_ERROR(impl_->CheckOpen());
+  return impl_->journal->Find(gid);
+}
+
+BranchClient& Coordinator::branch_client() { return *impl_->client; }
+
+std::string Coordinator::address() const { return ""; }
+
+Result<ListPage> Coordinator::List(const ListQuery& query) {
+  DTX_RETURN_IF_ERROR(impl_->CheckOpen());
+  return impl_->journal->List(query);
+}
+
+Status Coordinator::ForceStop(const std::string& gid) {
+  Impl& c = *impl_;
+  DTX_RETURN_IF_ERROR(c.CheckOpen());
+  auto reply = std::make_shared<std::promise<Status>>();
+  auto future = reply->get_future();
+  c.WithRuntime(gid, [&c, reply](std::shared_ptr<TransRuntime> rt, Status st) {
+    if (!rt) {
+      reply->set_value(st);
+      return;
+    }
+    if (IsFinished(rt->trans.status) || rt->deciding) {
+      reply->set_value(AbortedError("global transaction force stop error. status: " +
+                                    std::string(ToString(rt->trans.status))));
+      c.MaybeEvict(rt);
+      return;
+    }
+    c.Decide(rt, TransStatus::kFailed, "force stopped", [reply](Status s) { reply->set_value(s); });
+  });
+  return c.Await(future);
+}
+
+Status Coordinator::RetryNow(const std::string& gid) {
+  Impl& c = *impl_;
+  DTX_RETURN_IF_ERROR(c.CheckOpen());
+  std::shared_ptr<TransRuntime> rt;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.active.find(gid);
+    if (it != c.active.end()) rt = it->second;
+  }
+  if (rt) {
+    c.Post(rt, [&c, rt] {
+      std::fill(rt->blocked.begin(), rt->blocked.end(), 0);
+      rt->checkback_blocked = false;
+      rt->wake_at.reset();
+      c.Advance(rt);
+    });
+    return Status::Ok();
+  }
+  DTX_RETURN_IF_ERROR(WaitForWrite(
+      [&](WriteDone done) { c.journal->MakeDue(gid, c.clock->Now(), std::move(done)); }));
+  asio::post(c.sched, [&c] { c.Poll(); });
+  return Status::Ok();
+}
+
+Status Coordinator::RunDue() {
+  DTX_RETURN_IF_ERROR(impl_->CheckOpen());
+  for (;;) {
+    std::size_t claimed = 0;
+    DTX_RETURN_IF_ERROR(impl_->ClaimDueOnce(&claimed));
+    if (claimed < kClaimBatch) break;
+  }
+  WaitIdle();
+  return Status::Ok();
+}
+
+void Coordinator::WaitIdle() {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->idle_cv.wait(lock, [this] { return impl_->active.empty() || impl_->shut_down; });
+}
+
+void Coordinator::Shutdown() {
+  Impl& c = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.stopping) return;
+    c.stopping = true;
+  }
+  DTX_LOG(c.logger, LogLevel::kInfo, "coordinator: shutting down");
+  asio::post(c.sched, [&c] { c.poll_timer.cancel(); });
+  c.client->Shutdown();
+  // Let the writes already queued (branch results, schedules) become durable.
+  WaitForWrite([&](WriteDone done) { c.journal->Flush(std::move(done)); }).IgnoreError();
+  c.work.reset();
+  c.io.stop();
+  for (auto& t : c.threads) t.join();
+  c.threads.clear();
+  std::unordered_map<std::string, std::shared_ptr<TransRuntime>> left;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.shut_down = true;
+    left.swap(c.active);
+    c.idle_cv.notify_all();
+  }
+  for (auto& [gid, rt] : left) {
+    for (auto& w : rt->waiters) w(rt->trans, true);
+    rt->waiters.clear();
+  }
+}
+
+}  // namespace dtx

@@ -1,0 +1,7 @@
+#include "dtx/dtm_api.h"
+
+namespace dtx {
+
+DtmApi::~DtmApi() = default;
+
+}  // namespace dtx

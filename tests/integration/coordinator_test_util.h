@@ -1,0 +1,114 @@
+// A coordinator on a real SQLite journal and the real gRPC client, calling
+// branch services on 127.0.0.1, with a FakeClock for every timing decision.
+
+#ifndef DTX_TESTS_INTEGRATION_COORDINATOR_TEST_UTIL_H_
+#define DTX_TESTS_INTEGRATION_COORDINATOR_TEST_UTIL_H_
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "branch_test_server.h"
+#include "dtx/coordinator.h"
+#include "dtx/storage/sqlite_journal.h"
+#include "dtx/transaction.h"
+#include "dtx/transport/grpc_branch_client.h"
+#include "status_matchers.h"
+#include "temp_dir.h"
+
+namespace dtx::testing {
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    busi_ = BranchTestServer::Start();
+    Open();
+  }
+  void TearDown() override {
+    if (dtm_) dtm_->Shutdown();
+  }
+
+  void Open() {
+    SqliteJournalOptions jo;
+    jo.path = dir_.File("dtx.db");
+    jo.clock = &clock_;
+    jo.synchronous = SqliteJournalOptions::Sync::kNormal;
+    auto journal = SqliteJournal::Open(jo);
+    ASSERT_OK(journal);
+    auto client = GrpcBranchClient::Create({});
+    ASSERT_OK(client);
+    CoordinatorDeps deps;
+    deps.journal = std::move(journal).value();
+    deps.branch_client = std::move(client).value();
+    deps.clock = &clock_;
+    if (std::getenv("DTX_TEST_LOG") != nullptr) deps.logger = NewStderrLogger(LogLevel::kDebug);
+    Options options = options_;
+    // The scheduler's own timer should not race the test's RunDue calls.
+    options.cron_interval = std::chrono::seconds(3600);
+    auto dtm = Coordinator::Open(options, std::move(deps));
+    ASSERT_OK(dtm);
+    dtm_ = std::move(dtm).value();
+  }
+
+  void Reopen() {
+    dtm_->Shutdown();
+    dtm_.reset();
+    Open();
+  }
+
+  std::string Url(const std::string& method) const { return busi_->address() + method; }
+
+  // Scripted answers: the i-th call of `method` gets replies[i] (the last one
+  // repeats).
+  void Script(const std::string& method, std::vector<TestReply> replies) {
+    auto calls = std::make_shared<std::atomic<std::size_t>>(0);
+    busi_->SetHandler(method, [replies, calls](const ReceivedCall&) {
+      const std::size_t i = (*calls)++;
+      return replies[std::min(i, replies.size() - 1)];
+    });
+  }
+  static TestReply Ok() { return TestReply::Ok(); }
+  static TestReply Failure() { return TestReply::Status(10, "FAILURE"); }
+  static TestReply Ongoing() { return TestReply::Status(9, "ONGOING"); }
+  static TestReply Error() { return TestReply::Status(14, "busi unavailable"); }
+
+  GlobalTrans Global(const std::string& gid) {
+    auto t = dtm_->Query(gid);
+    EXPECT_OK(t);
+    return t.ok() ? t->trans : GlobalTrans{};
+  }
+  std::vector<BranchStatus> BranchStatuses(const std::string& gid) {
+    std::vector<BranchStatus> out;
+    auto t = dtm_->Query(gid);
+    EXPECT_OK(t);
+    if (t.ok()) {
+      for (const auto& b : t->branches) out.push_back(b.status);
+    }
+    return out;
+  }
+  // Methods the branch service saw, in order, with their dtm-op.
+  std::vector<std::string> Seen(const std::string& prefix = "") {
+    std::vector<std::string> out;
+    for (const auto& c : busi_->Calls()) {
+      if (c.method.rfind(prefix, 0) == 0) out.push_back(c.method);
+    }
+    return out;
+  }
+  void Later(std::chrono::seconds d) {
+    clock_.Advance(d);
+    ASSERT_OK(dtm_->RunDue());
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  Options options_;
+  std::unique_ptr<BranchTestServer> busi_;
+  std::unique_ptr<Coordinator> dtm_;
+};
+
+}  // namespace dtx::testing
+
+#endif  // DTX_TESTS_INTEGRATION_COORDINATOR_TEST_UTIL_H_

@@ -1,0 +1,244 @@
+// SAGA through the embedded coordinator (dtm-semantics.md §2.5, §2.6, §2.8,
+// §2.9), against real branch services.
+
+#include <gmock/gmock.h>
+
+#include "coordinator_test_util.h"
+
+namespace dtx::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using std::chrono::seconds;
+constexpr auto P = BranchStatus::kPrepared;
+constexpr auto S = BranchStatus::kSucceed;
+constexpr auto F = BranchStatus::kFailed;
+
+class SagaTest : public CoordinatorTest {
+ protected:
+  Saga TwoSteps(const std::string& gid) {
+    return std::move(Saga(*dtm_, gid)
+                         .Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/TransOutRevert"), "out")
+                         .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in"));
+  }
+};
+
+TEST_F(SagaTest, SucceedsCallingActionsInOrderWithDtmMetadata) {
+  ASSERT_OK(TwoSteps("saga-ok").WaitResult(true).Submit());
+  EXPECT_EQ(Global("saga-ok").status, TransStatus::kSucceed);
+  EXPECT_THAT(BranchStatuses("saga-ok"), ElementsAre(P, S, P, S));
+  auto calls = busi_->Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].method, "/busi.Busi/TransOut");
+  EXPECT_EQ(calls[0].payload, "out");
+  EXPECT_EQ(calls[0].Get("dtm-gid"), "saga-ok");
+  EXPECT_EQ(calls[0].Get("dtm-trans_type"), "saga");
+  EXPECT_EQ(calls[0].Get("dtm-branch_id"), "01");
+  EXPECT_EQ(calls[0].Get("dtm-op"), "action");
+  EXPECT_EQ(calls[1].method, "/busi.Busi/TransIn");
+  EXPECT_EQ(calls[1].Get("dtm-branch_id"), "02");
+}
+
+TEST_F(SagaTest, SubmitWithoutWaitReturnsOnceDurable) {
+  ASSERT_OK(TwoSteps("saga-async").Submit());
+  // Durable before any call: the journal has it.
+  ASSERT_OK(dtm_->Query("saga-async"));
+  dtm_->WaitIdle();
+  EXPECT_EQ(Global("saga-async").status, TransStatus::kSucceed);
+}
+
+TEST_F(SagaTest, FailureCompensatesInReverseIncludingTheFailedStep) {
+  Script("/busi.Busi/TransIn", {Failure()});
+  Status s = TwoSteps("saga-fail").WaitResult(true).Submit();
+  EXPECT_THAT(s, StatusIs(StatusCode::kAborted, "TransIn return failed: FAILURE"));
+  GlobalTrans t = Global("saga-fail");
+  EXPECT_EQ(t.status, TransStatus::kFailed);
+  EXPECT_THAT(t.rollback_reason, ::testing::HasSubstr("return failed: FAILURE"));
+  EXPECT_THAT(BranchStatuses("saga-fail"), ElementsAre(S, S, S, F));
+  EXPECT_THAT(Seen(), ElementsAre("/busi.Busi/TransOut", "/busi.Busi/TransIn",
+                                  "/busi.Busi/TransInRevert", "/busi.Busi/TransOutRevert"));
+}
+
+TEST_F(SagaTest, FirstStepFailureCompensatesOnlyIt) {
+  Script("/busi.Busi/TransOut", {Failure()});
+  EXPECT_THAT(TwoSteps("saga-fail1").WaitResult(true).Submit(),
+              StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(BranchStatuses("saga-fail1"), ElementsAre(S, F, P, P));
+  EXPECT_THAT(Seen(), ElementsAre("/busi.Busi/TransOut", "/busi.Busi/TransOutRevert"));
+}
+
+TEST_F(SagaTest, OngoingKeepsTheIntervalThenSucceeds) {
+  Script("/busi.Busi/TransIn", {Ongoing(), Ok()});
+  const TimePoint start = clock_.Now();
+  EXPECT_THAT(TwoSteps("saga-ongoing").WaitResult(true).Submit(),
+              StatusIs(StatusCode::kFailedPrecondition, "still submitted"));
+  GlobalTrans t = Global("saga-ongoing");
+  EXPECT_EQ(t.status, TransStatus::kSubmitted);
+  EXPECT_EQ(t.next_cron_interval, seconds(10));
+  EXPECT_EQ(t.next_cron_time, start + seconds(10));
+
+  Later(seconds(9));  // not due yet
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"), 1u);
+  Later(seconds(1));
+  EXPECT_EQ(Global("saga-ongoing").status, TransStatus::kSucceed);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 1u);  // not repeated
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"), 2u);
+}
+
+TEST_F(SagaTest, ErrorsBackOffThenSucceed) {
+  Script("/busi.Busi/TransOut", {Error(), Error(), Ok()});
+  const TimePoint start = clock_.Now();
+  ASSERT_OK(TwoSteps("saga-backoff").Submit());
+  dtm_->WaitIdle();
+  GlobalTrans t = Global("saga-backoff");
+  EXPECT_EQ(t.next_cron_interval, seconds(20));
+  EXPECT_EQ(t.next_cron_time, start + seconds(20));
+  Later(seconds(20));
+  t = Global("saga-backoff");
+  EXPECT_EQ(t.next_cron_interval, seconds(40));
+  EXPECT_EQ(t.status, TransStatus::kSubmitted);
+  Later(seconds(40));
+  EXPECT_EQ(Global("saga-backoff").status, TransStatus::kSucceed);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 3u);
+}
+
+TEST_F(SagaTest, BackOffIsCapped) {
+  options_.retry.max_interval = seconds(30);
+  Reopen();
+  Script("/busi.Busi/TransOut", {Error()});
+  ASSERT_OK(TwoSteps("saga-cap").Submit());
+  dtm_->WaitIdle();
+  for (int i = 0; i < 4; ++i) Later(Global("saga-cap").next_cron_interval);
+  EXPECT_EQ(Global("saga-cap").next_cron_interval, seconds(30));
+}
+
+TEST_F(SagaTest, TimeoutToFailRollsBack) {
+  Script("/busi.Busi/TransIn", {Ongoing()});
+  ASSERT_OK(TwoSteps("saga-timeout").TimeoutToFail(seconds(15)).Submit());
+  dtm_->WaitIdle();
+  Later(seconds(16));
+  GlobalTrans t = Global("saga-timeout");
+  EXPECT_EQ(t.status, TransStatus::kFailed);
+  EXPECT_EQ(t.rollback_reason, "Timeout after 15 seconds");
+  // The ongoing action may have run: it is compensated too.
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransInRevert"), 1u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOutRevert"), 1u);
+}
+
+TEST_F(SagaTest, RetryLimitRollsBackAndSurvivesRestart) {
+  Script("/busi.Busi/TransIn", {Error()});
+  EXPECT_THAT(TwoSteps("saga-limit").RetryLimit(2).WaitResult(true).Submit(),
+              StatusIs(StatusCode::kAborted, "RetryCount is greater than RetryLimit, RetryLimit: 2"));
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"), 3u);  // first call + 2 retries
+  GlobalTrans t = Global("saga-limit");
+  EXPECT_EQ(t.status, TransStatus::kFailed);
+  EXPECT_EQ(t.retry_count, 2);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransInRevert"), 1u);
+}
+
+TEST_F(SagaTest, RetryCountIsPersistedAcrossRestarts) {
+  // Retries that stop part-way (the service keeps failing, then the process
+  // restarts) do not reset the budget.
+  Script("/busi.Busi/TransIn", {Error(), Ongoing()});
+  ASSERT_OK(TwoSteps("saga-budget").RetryLimit(3).Submit());
+  dtm_->WaitIdle();
+  const int64_t spent = Global("saga-budget").retry_count;
+  EXPECT_GE(spent, 1);
+  Reopen();
+  EXPECT_EQ(Global("saga-budget").retry_count, spent);
+}
+
+TEST_F(SagaTest, ConcurrentStepsFollowTheirOrders) {
+  // Step 2 waits for steps 0 and 1, which run concurrently.
+  auto slow = [](const ReceivedCall&) {
+    TestReply r = TestReply::Ok();
+    r.delay = std::chrono::milliseconds(100);
+    return r;
+  };
+  busi_->SetHandler("/busi.Busi/A", slow);
+  busi_->SetHandler("/busi.Busi/B", slow);
+  ASSERT_OK(Saga(*dtm_, "saga-conc")
+                .Add(Url("/busi.Busi/A"), Url("/busi.Busi/ARevert"), "a")
+                .Add(Url("/busi.Busi/B"), Url("/busi.Busi/BRevert"), "b")
+                .Add(Url("/busi.Busi/C"), Url("/busi.Busi/CRevert"), "c")
+                .AddBranchOrder(2, {0, 1})
+                .EnableConcurrent()
+                .WaitResult(true)
+                .Submit());
+  auto seen = Seen();
+  ASSERT_EQ(seen.size(), 3u);
+  // A and B were both called before either answered; C only after both.
+  EXPECT_THAT(std::vector<std::string>(seen.begin(), seen.begin() + 2),
+              ::testing::UnorderedElementsAre("/busi.Busi/A", "/busi.Busi/B"));
+  EXPECT_EQ(seen[2], "/busi.Busi/C");
+  EXPECT_THAT(Global("saga-conc").custom_data, ::testing::HasSubstr("\"concurrent\":true"));
+}
+
+TEST_F(SagaTest, ConcurrentFailureDoesNotCompensateStepsThatCouldNotStart) {
+  Script("/busi.Busi/A", {Failure()});
+  EXPECT_THAT(Saga(*dtm_, "saga-conc-fail")
+                  .Add(Url("/busi.Busi/A"), Url("/busi.Busi/ARevert"), "a")
+                  .Add(Url("/busi.Busi/B"), Url("/busi.Busi/BRevert"), "b")
+                  .AddBranchOrder(1, {0})
+                  .EnableConcurrent()
+                  .WaitResult(true)
+                  .Submit(),
+              StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(BranchStatuses("saga-conc-fail"), ElementsAre(S, F, P, P));
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/B"), 0u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/BRevert"), 0u);
+}
+
+TEST_F(SagaTest, HeadersReachBranchesOnFirstCallsAndRetries) {
+  Script("/busi.Busi/TransOut", {Error(), Ok()});
+  ASSERT_OK(TwoSteps("saga-headers").BranchHeaders({{"X-Tenant", "acme"}}).Submit());
+  dtm_->WaitIdle();
+  Later(seconds(20));
+  ASSERT_EQ(Global("saga-headers").status, TransStatus::kSucceed);
+  auto calls = busi_->Calls();
+  ASSERT_EQ(calls.size(), 3u);
+  for (const auto& c : calls) EXPECT_EQ(c.Get("x-tenant"), "acme") << c.method;
+}
+
+TEST_F(SagaTest, EmptyUrlsSucceedWithoutCalls) {
+  ASSERT_OK(Saga(*dtm_, "saga-empty").Add("", "", "").Add("", "", "").WaitResult(true).Submit());
+  EXPECT_EQ(Global("saga-empty").status, TransStatus::kSucceed);
+  EXPECT_TRUE(busi_->Calls().empty());
+}
+
+TEST_F(SagaTest, DuplicateGidOfAFinishedSagaIsRefused) {
+  ASSERT_OK(TwoSteps("saga-dup").WaitResult(true).Submit());
+  EXPECT_THAT(TwoSteps("saga-dup").Submit(), StatusIs(StatusCode::kAborted, "succeed"));
+  EXPECT_EQ(busi_->Calls().size(), 2u);
+}
+
+TEST_F(SagaTest, BadRequestsAreRefusedAndWriteNothing) {
+  EXPECT_THAT(Saga(*dtm_, "").Add("", "", "").Submit(), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Saga(*dtm_, std::string(200, 'g')).Add("", "", "").Submit(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Saga(*dtm_, "bad\x01gid").Add("", "", "").Submit(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Saga(*dtm_, "no-steps").Submit(), StatusIs(StatusCode::kInvalidArgument, "no steps"));
+  EXPECT_THAT(Saga(*dtm_, "bad-order").Add("", "", "").AddBranchOrder(0, {3}).EnableConcurrent().Submit(),
+              StatusIs(StatusCode::kInvalidArgument, "missing step"));
+  EXPECT_THAT(Saga(*dtm_, "cycle")
+                  .Add("", "", "")
+                  .Add("", "", "")
+                  .AddBranchOrder(0, {1})
+                  .AddBranchOrder(1, {0})
+                  .EnableConcurrent()
+                  .Submit(),
+              StatusIs(StatusCode::kInvalidArgument, "cycle"));
+  EXPECT_THAT(Saga(*dtm_, "bad-url").Add("kubernetes:///busi:1/a.B/C", "", "").Submit(),
+              StatusIs(StatusCode::kInvalidArgument, "kubernetes"));
+  EXPECT_THAT(Saga(*dtm_, "bad-url2").Add(Url("/busi.Busi/A"), "no method", "").Submit(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Saga(*dtm_, "bad-header").Add("", "", "").BranchHeaders({{"x", "a\nb"}}).Submit(),
+              StatusIs(StatusCode::kInvalidArgument, "header"));
+  for (const char* gid : {"no-steps", "bad-order", "cycle", "bad-url", "bad-url2", "bad-header"}) {
+    EXPECT_THAT(dtm_->Query(gid), StatusIs(StatusCode::kNotFound)) << gid;
+  }
+}
+
+}  // namespace
+}  // namespace dtx::testing
