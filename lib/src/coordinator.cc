@@ -13,12 +13,14 @@
 
 #include "dtx/coordinator.h"
 
-#include <asio/post.hpp>
-#include <chrono>
-#include <future>
+#include "dtx/limits.h"
 
 #include "coordinator_impl.h"
-#include "dtx/limits.h"
+
+#include <asio/post.hpp>
+
+#include <chrono>
+#include <future>
 
 namespace dtx {
 namespace {
@@ -33,12 +35,16 @@ std::string StepId(std::size_t i) {
 Status ValidateHeaders(const std::map<std::string, std::string>& headers) {
   for (const auto& [key, value] : headers) {
     if (key.empty() || key.rfind("grpc-", 0) == 0) {
-      return InvalidArgumentError("branch header key '" + key + "' is empty or reserved");
+      return InvalidArgumentError("branch header key '" + key +
+                                  "' is empty or reserved");
     }
     for (char c : key) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '_' || c == '.';
-      if (!ok) return InvalidArgumentError("branch header key '" + key + "' has a bad character");
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                      c == '.';
+      if (!ok)
+        return InvalidArgumentError("branch header key '" + key +
+                                    "' has a bad character");
     }
     const bool binary = key.size() >= 4 && key.substr(key.size() - 4) == "-bin";
     for (char c : value) {
@@ -55,7 +61,8 @@ Status ValidateHeaders(const std::map<std::string, std::string>& headers) {
 Status ValidateOptions(const TransOptions& o) {
   if (o.timeout_to_fail.count() < 0 || o.retry_interval.count() < 0 ||
       o.request_timeout.count() < 0 || o.retry_limit < 0) {
-    return InvalidArgumentError("options: negative timeout, interval or retry limit");
+    return InvalidArgumentError(
+        "options: negative timeout, interval or retry limit");
   }
   return ValidateHeaders(o.branch_headers);
 }
@@ -63,7 +70,8 @@ Status ValidateOptions(const TransOptions& o) {
 }  // namespace
 
 Status Coordinator::Impl::Await(std::future<Status>& f) {
-  while (f.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+  while (f.wait_for(std::chrono::milliseconds(50)) !=
+         std::future_status::ready) {
     std::lock_guard<std::mutex> lock(mu);
     if (shut_down) return UnavailableError("coordinator: shut down");
   }
@@ -80,7 +88,8 @@ std::chrono::seconds Coordinator::Impl::Lease() const {
   return std::max(options.retry.initial_interval, 2 * options.request_timeout);
 }
 
-std::shared_ptr<TransRuntime> Coordinator::Impl::Activate(TransWithBranches data, bool* created) {
+std::shared_ptr<TransRuntime> Coordinator::Impl::Activate(
+    TransWithBranches data, bool* created) {
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = active[data.trans.gid];
   if (slot) {
@@ -94,35 +103,41 @@ std::shared_ptr<TransRuntime> Coordinator::Impl::Activate(TransWithBranches data
   if (opts.ok()) {
     rt->opts = *opts;
   } else {
-    DTX_LOG(logger, LogLevel::kError, "gid=" << rt->trans.gid << ": " << opts.status());
+    DTX_LOG(logger, LogLevel::kError,
+            "gid=" << rt->trans.gid << ": " << opts.status());
   }
   if (rt->trans.trans_type == TransType::kSaga) {
-    auto custom = internal::DecodeSagaCustom(rt->trans.custom_data,
-                                             static_cast<int>(rt->branches.size() / 2));
+    auto custom = internal::DecodeSagaCustom(
+        rt->trans.custom_data, static_cast<int>(rt->branches.size() / 2));
     if (custom.ok()) {
       rt->saga = *custom;
     } else {
-      DTX_LOG(logger, LogLevel::kError, "gid=" << rt->trans.gid << ": " << custom.status());
+      DTX_LOG(logger, LogLevel::kError,
+              "gid=" << rt->trans.gid << ": " << custom.status());
       rt->saga.orders.assign(rt->branches.size() / 2, {});
     }
   } else if (rt->trans.trans_type == TransType::kMsg) {
-    rt->msg_delay_s = internal::DecodeMsgDelay(rt->trans.custom_data).value_or(0);
+    rt->msg_delay_s =
+        internal::DecodeMsgDelay(rt->trans.custom_data).value_or(0);
   }
   rt->in_flight.assign(rt->branches.size(), 0);
   rt->blocked.assign(rt->branches.size(), 0);
-  rt->interval = rt->trans.next_cron_interval.count() > 0 ? rt->trans.next_cron_interval
-                                                          : BaseInterval(*rt);
+  rt->interval = rt->trans.next_cron_interval.count() > 0
+                     ? rt->trans.next_cron_interval
+                     : BaseInterval(*rt);
   slot = rt;
   *created = true;
   return rt;
 }
 
 void Coordinator::Impl::WithRuntime(
-    const std::string& gid, std::function<void(std::shared_ptr<TransRuntime>, Status)> fn) {
+    const std::string& gid,
+    std::function<void(std::shared_ptr<TransRuntime>, Status)> fn) {
   std::shared_ptr<TransRuntime> rt;
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (stopping) return fn(nullptr, UnavailableError("coordinator: shut down"));
+    if (stopping)
+      return fn(nullptr, UnavailableError("coordinator: shut down"));
     auto it = active.find(gid);
     if (it != active.end()) rt = it->second;
   }
@@ -164,14 +179,16 @@ Status Coordinator::Impl::ClaimDueOnce(std::size_t* claimed) {
     }
     auto data = journal->Find(t.gid);
     if (!data.ok()) {
-      DTX_LOG(logger, LogLevel::kError, "gid=" << t.gid << ": cannot load: " << data.status());
+      DTX_LOG(logger, LogLevel::kError,
+              "gid=" << t.gid << ": cannot load: " << data.status());
       continue;
     }
     bool created = false;
     auto rt = Activate(std::move(data).value(), &created);
     if (created) {
-      DTX_LOG(logger, LogLevel::kDebug,
-              "gid=" << t.gid << " due (" << ToString(t.status) << "), resuming");
+      DTX_LOG(
+          logger, LogLevel::kDebug,
+          "gid=" << t.gid << " due (" << ToString(t.status) << "), resuming");
       Post(rt, [this, rt] { Advance(rt); });
     }
   }
@@ -190,7 +207,8 @@ void Coordinator::Impl::Poll() {
   std::size_t claimed = 0;
   Status s = ClaimDueOnce(&claimed);
   if (!s.ok()) {
-    DTX_LOG(logger, LogLevel::kError, "scheduler: claiming due transactions: " << s);
+    DTX_LOG(logger, LogLevel::kError,
+            "scheduler: claiming due transactions: " << s);
   }
   if (s.ok() && claimed == kClaimBatch) {
     asio::post(sched, [this] { Poll(); });
@@ -206,9 +224,11 @@ void Coordinator::Impl::ArmPoll() {
     std::lock_guard<std::mutex> lock(mu);
     if (stopping) return;
     next = now + options.cron_interval;
-    if (!wakeups.empty() && wakeups.top().first < next) next = wakeups.top().first;
+    if (!wakeups.empty() && wakeups.top().first < next)
+      next = wakeups.top().first;
   }
-  auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(next - now);
+  auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      next - now);
   if (wait.count() < 0) wait = {};
   poll_timer.expires_after(wait);
   poll_timer.async_wait([this](const asio::error_code& ec) {
@@ -216,16 +236,19 @@ void Coordinator::Impl::ArmPoll() {
   });
 }
 
-// ---- Coordinator --------------------------------------------------------------
+// ---- Coordinator
+// --------------------------------------------------------------
 
 Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Coordinator::~Coordinator() { Shutdown(); }
 
-Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options, CoordinatorDeps deps) {
+Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
+                                                       CoordinatorDeps deps) {
   DTX_RETURN_IF_ERROR(options.Validate());
   if (!deps.journal) return InvalidArgumentError("coordinator: no journal");
-  if (!deps.branch_client) return InvalidArgumentError("coordinator: no branch client");
+  if (!deps.branch_client)
+    return InvalidArgumentError("coordinator: no branch client");
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   impl->journal = std::move(deps.journal);
@@ -240,7 +263,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options, Coordina
     raw->threads.emplace_back([raw] { raw->io.run(); });
   }
   DTX_LOG(raw->logger, LogLevel::kInfo,
-          "coordinator: started as " << raw->owner << " with " << raw->options.io_threads
+          "coordinator: started as " << raw->owner << " with "
+                                     << raw->options.io_threads
                                      << " io thread(s)");
   asio::post(raw->sched, [raw] { raw->Poll(); });
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
@@ -260,17 +284,22 @@ Status OutcomeOfSubmit(const GlobalTrans& t, bool stopped) {
     return AbortedError(t.rollback_reason.empty() ? "gid " + t.gid + " failed"
                                                   : t.rollback_reason);
   }
-  if (stopped) return UnavailableError("coordinator: shut down before gid " + t.gid + " ended");
-  return FailedPreconditionError("gid " + t.gid + " is still " +
-                                 std::string(ToString(t.status)) +
-                                 " after the first pass; dtx keeps retrying it");
+  if (stopped)
+    return UnavailableError("coordinator: shut down before gid " + t.gid +
+                            " ended");
+  return FailedPreconditionError(
+      "gid " + t.gid + " is still " + std::string(ToString(t.status)) +
+      " after the first pass; dtx keeps retrying it");
 }
 
 Status OutcomeOfAbort(const GlobalTrans& t, bool stopped) {
   if (t.status == TransStatus::kFailed) return Status::Ok();
-  if (stopped) return UnavailableError("coordinator: shut down before gid " + t.gid + " ended");
+  if (stopped)
+    return UnavailableError("coordinator: shut down before gid " + t.gid +
+                            " ended");
   return FailedPreconditionError("gid " + t.gid + " is still " +
-                                 std::string(ToString(t.status)) + "; dtx keeps retrying it");
+                                 std::string(ToString(t.status)) +
+                                 "; dtx keeps retrying it");
 }
 
 }  // namespace
@@ -281,7 +310,8 @@ Status Coordinator::Prepare(const TransRequest& req) {
   DTX_RETURN_IF_ERROR(ValidateGid(req.gid));
   DTX_RETURN_IF_ERROR(ValidateOptions(req.options));
   if (req.trans_type != TransType::kTcc && req.trans_type != TransType::kMsg) {
-    return InvalidArgumentError("prepare: trans type '" + std::string(ToString(req.trans_type)) +
+    return InvalidArgumentError("prepare: trans type '" +
+                                std::string(ToString(req.trans_type)) +
                                 "' has no prepare phase (want tcc or msg)");
   }
   GlobalTrans t;
@@ -299,9 +329,11 @@ Status Coordinator::Prepare(const TransRequest& req) {
       return InvalidArgumentError("msg: more payloads than steps");
     }
     DTX_RETURN_IF_ERROR(internal::DecodeMsgDelay(req.custom_data).status());
-    if (!req.query_prepared.empty()) DTX_RETURN_IF_ERROR(c.client->ValidateUrl(req.query_prepared));
+    if (!req.query_prepared.empty())
+      DTX_RETURN_IF_ERROR(c.client->ValidateUrl(req.query_prepared));
     for (std::size_t i = 0; i < req.steps.size(); ++i) {
-      if (!req.steps[i].action.empty()) DTX_RETURN_IF_ERROR(c.client->ValidateUrl(req.steps[i].action));
+      if (!req.steps[i].action.empty())
+        DTX_RETURN_IF_ERROR(c.client->ValidateUrl(req.steps[i].action));
       Branch b;
       b.branch_id = StepId(i);
       b.op = BranchOp::kAction;
@@ -310,7 +342,8 @@ Status Coordinator::Prepare(const TransRequest& req) {
       branches.push_back(std::move(b));
     }
   } else if (!req.steps.empty()) {
-    return InvalidArgumentError("tcc: steps are registered with RegisterBranch, not sent");
+    return InvalidArgumentError(
+        "tcc: steps are registered with RegisterBranch, not sent");
   }
   // Due when it times out: that is when a prepared tcc is cancelled and a
   // prepared msg checked back.
@@ -319,11 +352,14 @@ Status Coordinator::Prepare(const TransRequest& req) {
   probe.opts = req.options;
   t.next_cron_interval = c.BaseInterval(probe);
   t.next_cron_time = t.create_time + c.TimeoutOf(probe);
-  Status s = WaitForWrite([&](WriteDone done) { c.journal->SaveNew(t, branches, std::move(done)); });
+  Status s = WaitForWrite([&](WriteDone done) {
+    c.journal->SaveNew(t, branches, std::move(done));
+  });
   if (s.code() == StatusCode::kAlreadyExists) {
     DTX_ASSIGN_OR_RETURN(auto existing, c.journal->Find(req.gid));
     if (existing.trans.status == TransStatus::kPrepared) return Status::Ok();
-    return AbortedError("current status '" + std::string(ToString(existing.trans.status)) +
+    return AbortedError("current status '" +
+                        std::string(ToString(existing.trans.status)) +
                         "', cannot prepare");
   }
   if (s.ok()) {
@@ -340,7 +376,8 @@ Status Coordinator::Submit(const TransRequest& req) {
   DTX_RETURN_IF_ERROR(ValidateOptions(req.options));
   if (req.trans_type != TransType::kSaga && req.trans_type != TransType::kTcc &&
       req.trans_type != TransType::kMsg) {
-    return InvalidArgumentError("submit: trans type '" + std::string(ToString(req.trans_type)) +
+    return InvalidArgumentError("submit: trans type '" +
+                                std::string(ToString(req.trans_type)) +
                                 "' is not supported (want saga, tcc or msg)");
   }
   const bool wait = req.options.wait_result;
@@ -354,7 +391,8 @@ Status Coordinator::Submit(const TransRequest& req) {
     // A new saga or msg is written whole, already submitted.
     std::vector<Branch> branches;
     if (req.steps.empty()) {
-      return InvalidArgumentError(std::string(ToString(req.trans_type)) + ": no steps");
+      return InvalidArgumentError(std::string(ToString(req.trans_type)) +
+                                  ": no steps");
     }
     if (req.payloads.size() > req.steps.size()) {
       return InvalidArgumentError(std::string(ToString(req.trans_type)) +
@@ -362,14 +400,17 @@ Status Coordinator::Submit(const TransRequest& req) {
     }
     if (req.trans_type == TransType::kSaga) {
       DTX_RETURN_IF_ERROR(
-          internal::DecodeSagaCustom(req.custom_data, static_cast<int>(req.steps.size()))
+          internal::DecodeSagaCustom(req.custom_data,
+                                     static_cast<int>(req.steps.size()))
               .status());
     } else {
       DTX_RETURN_IF_ERROR(internal::DecodeMsgDelay(req.custom_data).status());
     }
     for (std::size_t i = 0; i < req.steps.size(); ++i) {
-      const std::string payload = i < req.payloads.size() ? req.payloads[i] : std::string();
-      for (const std::string* url : {&req.steps[i].compensate, &req.steps[i].action}) {
+      const std::string payload =
+          i < req.payloads.size() ? req.payloads[i] : std::string();
+      for (const std::string* url :
+           {&req.steps[i].compensate, &req.steps[i].action}) {
         if (!url->empty()) {
           Status v = c.client->ValidateUrl(*url);
           if (!v.ok()) return v.WithPrefix("step " + std::to_string(i));
@@ -406,12 +447,13 @@ Status Coordinator::Submit(const TransRequest& req) {
     t.next_cron_interval = c.BaseInterval(probe);
     t.next_cron_time = t.create_time + t.next_cron_interval;
     TransWithBranches data{t, branches};
-    Status s = WaitForWrite(
-        [&](WriteDone done) { c.journal->SaveNew(t, std::move(branches), std::move(done)); });
+    Status s = WaitForWrite([&](WriteDone done) {
+      c.journal->SaveNew(t, std::move(branches), std::move(done));
+    });
     if (s.ok()) {
       DTX_LOG(c.logger, LogLevel::kInfo,
-              "gid=" << t.gid << " " << ToString(t.trans_type) << " submitted with "
-                     << req.steps.size() << " step(s)");
+              "gid=" << t.gid << " " << ToString(t.trans_type)
+                     << " submitted with " << req.steps.size() << " step(s)");
       bool created = false;
       auto rt = c.Activate(std::move(data), &created);
       c.Post(rt, [&c, rt, wait, waiter] {
@@ -421,12 +463,14 @@ Status Coordinator::Submit(const TransRequest& req) {
       if (!wait) return Status::Ok();
       return c.Await(future);
     }
-    if (s.code() != StatusCode::kAlreadyExists || req.trans_type == TransType::kSaga) {
+    if (s.code() != StatusCode::kAlreadyExists ||
+        req.trans_type == TransType::kSaga) {
       if (s.code() == StatusCode::kAlreadyExists) {
         // A saga submitted again: process what is stored, as dtm does, if it
         // is still submitted.
         auto existing = c.journal->Find(req.gid);
-        if (existing.ok() && existing->trans.status != TransStatus::kSubmitted) {
+        if (existing.ok() &&
+            existing->trans.status != TransStatus::kSubmitted) {
           return AbortedError("current status '" +
                               std::string(ToString(existing->trans.status)) +
                               "', cannot submit");
@@ -440,25 +484,29 @@ Status Coordinator::Submit(const TransRequest& req) {
   // An existing transaction: a prepared tcc or msg, or a resubmission.
   auto reply = std::make_shared<std::promise<Status>>();
   auto reply_future = reply->get_future();
-  c.WithRuntime(req.gid, [&c, reply, wait, waiter](std::shared_ptr<TransRuntime> rt, Status st) {
+  c.WithRuntime(req.gid, [&c, reply, wait, waiter](
+                             std::shared_ptr<TransRuntime> rt, Status st) {
     if (!rt) {
       reply->set_value(st);
       return;
     }
     const TransStatus status = rt->trans.status;
-    if (status == TransStatus::kPrepared && rt->trans.trans_type != TransType::kSaga) {
-      c.Decide(rt, TransStatus::kSubmitted, "", [rt, reply, wait, waiter](Status s) {
-        if (!s.ok()) {
-          reply->set_value(s.code() == StatusCode::kFailedPrecondition
-                               ? AbortedError("current status '" +
-                                              std::string(ToString(rt->trans.status)) +
-                                              "', cannot submit")
-                               : s);
-          return;
-        }
-        if (wait) rt->waiters.push_back(waiter);
-        reply->set_value(Status::Ok());
-      });
+    if (status == TransStatus::kPrepared &&
+        rt->trans.trans_type != TransType::kSaga) {
+      c.Decide(
+          rt, TransStatus::kSubmitted, "", [rt, reply, wait, waiter](Status s) {
+            if (!s.ok()) {
+              reply->set_value(
+                  s.code() == StatusCode::kFailedPrecondition
+                      ? AbortedError("current status '" +
+                                     std::string(ToString(rt->trans.status)) +
+                                     "', cannot submit")
+                      : s);
+              return;
+            }
+            if (wait) rt->waiters.push_back(waiter);
+            reply->set_value(Status::Ok());
+          });
       return;
     }
     if (status == TransStatus::kSubmitted) {
@@ -469,7 +517,8 @@ Status Coordinator::Submit(const TransRequest& req) {
       c.Advance(rt);
       return;
     }
-    reply->set_value(AbortedError("current status '" + std::string(ToString(status)) +
+    reply->set_value(AbortedError("current status '" +
+                                  std::string(ToString(status)) +
                                   "', cannot submit"));
     c.MaybeEvict(rt);
   });
@@ -488,17 +537,18 @@ Status Coordinator::Abort(const TransRequest& req) {
   auto outcome_future = outcome->get_future();
   auto reply = std::make_shared<std::promise<Status>>();
   auto reply_future = reply->get_future();
-  c.WithRuntime(req.gid, [&c, req, reply, outcome, wait](std::shared_ptr<TransRuntime> rt,
-                                                         Status st) {
+  c.WithRuntime(req.gid, [&c, req, reply, outcome, wait](
+                             std::shared_ptr<TransRuntime> rt, Status st) {
     if (!rt) {
       reply->set_value(st);
       return;
     }
     const GlobalTrans& t = rt->trans;
     auto cannot = [&] {
-      reply->set_value(AbortedError("trans type '" + std::string(ToString(t.trans_type)) +
-                                    "' current status '" + std::string(ToString(t.status)) +
-                                    "', cannot abort"));
+      reply->set_value(
+          AbortedError("trans type '" + std::string(ToString(t.trans_type)) +
+                       "' current status '" + std::string(ToString(t.status)) +
+                       "', cannot abort"));
       c.MaybeEvict(rt);
     };
     if (t.trans_type != req.trans_type) return cannot();
@@ -506,10 +556,11 @@ Status Coordinator::Abort(const TransRequest& req) {
       outcome->set_value(OutcomeOfAbort(g, stopped));
     };
     if (t.trans_type == TransType::kMsg && t.status == TransStatus::kPrepared) {
-      c.Decide(rt, TransStatus::kFailed, req.rollback_reason, [reply, outcome](Status s) {
-        reply->set_value(s);
-        outcome->set_value(s);
-      });
+      c.Decide(rt, TransStatus::kFailed, req.rollback_reason,
+               [reply, outcome](Status s) {
+                 reply->set_value(s);
+                 outcome->set_value(s);
+               });
       return;
     }
     if (t.trans_type != TransType::kTcc) return cannot();
@@ -559,10 +610,12 @@ Status Coordinator::RegisterBranch(const BranchRegistration& b) {
   // A prepared tcc is not processed, and leaving prepared re-reads the
   // journal's branches, so the write needs no runtime.
   Status s = WaitForWrite([&](WriteDone done) {
-    c.journal->AppendBranches(b.gid, TransStatus::kPrepared, {cancel, confirm}, std::move(done));
+    c.journal->AppendBranches(b.gid, TransStatus::kPrepared, {cancel, confirm},
+                              std::move(done));
   });
   if (s.code() == StatusCode::kFailedPrecondition) {
-    return AbortedError("no trans with gid: " + b.gid + " status: prepared found");
+    return AbortedError("no trans with gid: " + b.gid +
+                        " status: prepared found");
   }
   return s;
 }
@@ -592,12 +645,14 @@ Status Coordinator::ForceStop(const std::string& gid) {
       return;
     }
     if (IsFinished(rt->trans.status) || rt->deciding) {
-      reply->set_value(AbortedError("global transaction force stop error. status: " +
-                                    std::string(ToString(rt->trans.status))));
+      reply->set_value(
+          AbortedError("global transaction force stop error. status: " +
+                       std::string(ToString(rt->trans.status))));
       c.MaybeEvict(rt);
       return;
     }
-    c.Decide(rt, TransStatus::kFailed, "force stopped", [reply](Status s) { reply->set_value(s); });
+    c.Decide(rt, TransStatus::kFailed, "force stopped",
+             [reply](Status s) { reply->set_value(s); });
   });
   return c.Await(future);
 }
@@ -620,8 +675,9 @@ Status Coordinator::RetryNow(const std::string& gid) {
     });
     return Status::Ok();
   }
-  DTX_RETURN_IF_ERROR(WaitForWrite(
-      [&](WriteDone done) { c.journal->MakeDue(gid, c.clock->Now(), std::move(done)); }));
+  DTX_RETURN_IF_ERROR(WaitForWrite([&](WriteDone done) {
+    c.journal->MakeDue(gid, c.clock->Now(), std::move(done));
+  }));
   asio::post(c.sched, [&c] { c.Poll(); });
   return Status::Ok();
 }
@@ -639,7 +695,8 @@ Status Coordinator::RunDue() {
 
 void Coordinator::WaitIdle() {
   std::unique_lock<std::mutex> lock(impl_->mu);
-  impl_->idle_cv.wait(lock, [this] { return impl_->active.empty() || impl_->shut_down; });
+  impl_->idle_cv.wait(
+      lock, [this] { return impl_->active.empty() || impl_->shut_down; });
 }
 
 void Coordinator::Shutdown() {
@@ -653,7 +710,9 @@ void Coordinator::Shutdown() {
   asio::post(c.sched, [&c] { c.poll_timer.cancel(); });
   c.client->Shutdown();
   // Let the writes already queued (branch results, schedules) become durable.
-  WaitForWrite([&](WriteDone done) { c.journal->Flush(std::move(done)); }).IgnoreError();
+  WaitForWrite([&](WriteDone done) {
+    c.journal->Flush(std::move(done));
+  }).IgnoreError();
   c.work.reset();
   c.io.stop();
   for (auto& t : c.threads) t.join();

@@ -12,6 +12,15 @@
 #ifndef DTX_LIB_COORDINATOR_IMPL_H_
 #define DTX_LIB_COORDINATOR_IMPL_H_
 
+#include "dtx/coordinator.h"
+
+#include "trans_options.h"
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+
 #include <condition_variable>
 #include <functional>
 #include <future>
@@ -23,14 +32,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/strand.hpp>
-
-#include "dtx/coordinator.h"
-#include "trans_options.h"
 
 namespace dtx {
 
@@ -69,12 +70,14 @@ struct TransRuntime : std::enable_shared_from_this<TransRuntime> {
 struct Coordinator::Impl {
   Impl() : sched(asio::make_strand(io)), poll_timer(sched) {}
 
-  // ---- coordinator.cc ----------------------------------------------------------
-  // Runs `fn` on the strand of gid's runtime, loading it from the journal
-  // when it is not in memory. `fn` gets null (and the status) when the gid is
-  // unknown or cannot be read.
-  void WithRuntime(const std::string& gid,
-                   std::function<void(std::shared_ptr<TransRuntime>, Status)> fn);
+  // ---- coordinator.cc
+  // ---------------------------------------------------------- Runs `fn` on the
+  // strand of gid's runtime, loading it from the journal when it is not in
+  // memory. `fn` gets null (and the status) when the gid is unknown or cannot
+  // be read.
+  void WithRuntime(
+      const std::string& gid,
+      std::function<void(std::shared_ptr<TransRuntime>, Status)> fn);
   // Creates and registers the runtime of a transaction read from the journal
   // (or just saved); returns the existing one when already in memory.
   std::shared_ptr<TransRuntime> Activate(TransWithBranches data, bool* created);
@@ -88,12 +91,13 @@ struct Coordinator::Impl {
   Status Await(std::future<Status>& f);
   Status CheckOpen();
 
-  // ---- trans_runtime.cc ---------------------------------------------------------
+  // ---- trans_runtime.cc
+  // ---------------------------------------------------------
   void Advance(const std::shared_ptr<TransRuntime>& rt);
   void CallBranch(const std::shared_ptr<TransRuntime>& rt, std::size_t index);
   void CallCheckBack(const std::shared_ptr<TransRuntime>& rt);
-  void OnBranchResult(const std::shared_ptr<TransRuntime>& rt, std::size_t index,
-                      BranchResult result);
+  void OnBranchResult(const std::shared_ptr<TransRuntime>& rt,
+                      std::size_t index, BranchResult result);
   // Makes `to` durable (compare-and-set from the current status), then
   // continues. `reason` becomes the rollback reason when non-empty.
   void Decide(const std::shared_ptr<TransRuntime>& rt, TransStatus to,
@@ -109,7 +113,8 @@ struct Coordinator::Impl {
   std::chrono::seconds TimeoutOf(const TransRuntime& rt) const;
   bool TimedOut(const TransRuntime& rt) const;
 
-  // ---- trans_type_*.cc ------------------------------------------------------------
+  // ---- trans_type_*.cc
+  // ------------------------------------------------------------
   void AdvanceSaga(const std::shared_ptr<TransRuntime>& rt);
   void AdvanceTcc(const std::shared_ptr<TransRuntime>& rt);
   void AdvanceMsg(const std::shared_ptr<TransRuntime>& rt);
@@ -123,7 +128,8 @@ struct Coordinator::Impl {
   // Declared before the journal and client, so that their completions, run
   // while they close, can still post to it.
   asio::io_context io;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
+      work;
   Strand sched;
   asio::steady_timer poll_timer;  // on sched
   std::vector<std::thread> threads;
@@ -133,9 +139,11 @@ struct Coordinator::Impl {
 
   std::mutex mu;
   std::condition_variable idle_cv;
-  std::unordered_map<std::string, std::shared_ptr<TransRuntime>> active;  // guarded by mu
+  std::unordered_map<std::string, std::shared_ptr<TransRuntime>>
+      active;  // guarded by mu
   using Wakeup = std::pair<TimePoint, std::string>;
-  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups;  // guarded by mu
+  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>>
+      wakeups;            // guarded by mu
   bool stopping = false;  // guarded by mu
   bool shut_down = false;
 };

@@ -48,7 +48,8 @@ Result<TransOptions> DecodeOptions(const std::string& text) {
       !ReadNumber(j, "retry_interval", &retry) ||
       !ReadNumber(j, "request_timeout", &request) ||
       !ReadNumber(j, "retry_limit", &o.retry_limit)) {
-    return InvalidArgumentError("options: a number field is not an integer: " + text);
+    return InvalidArgumentError("options: a number field is not an integer: " +
+                                text);
   }
   o.timeout_to_fail = std::chrono::seconds(timeout);
   o.retry_interval = std::chrono::seconds(retry);
@@ -56,7 +57,9 @@ Result<TransOptions> DecodeOptions(const std::string& text) {
   auto headers = j.find("branch_headers");
   if (headers != j.end() && headers->is_object()) {
     for (const auto& [k, v] : headers->items()) {
-      if (!v.is_string()) return InvalidArgumentError("options: branch_headers values must be strings");
+      if (!v.is_string())
+        return InvalidArgumentError(
+            "options: branch_headers values must be strings");
       o.branch_headers[k] = v.get<std::string>();
     }
   }
@@ -69,16 +72,19 @@ Result<SagaCustom> DecodeSagaCustom(const std::string& text, int steps) {
   if (text.empty()) return out;
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    return InvalidArgumentError("saga: custom data is not a JSON object: " + text);
+    return InvalidArgumentError("saga: custom data is not a JSON object: " +
+                                text);
   }
   auto conc = j.find("concurrent");
   if (conc != j.end()) {
-    if (!conc->is_boolean()) return InvalidArgumentError("saga: 'concurrent' must be a boolean");
+    if (!conc->is_boolean())
+      return InvalidArgumentError("saga: 'concurrent' must be a boolean");
     out.concurrent = conc->get<bool>();
   }
   auto orders = j.find("orders");
   if (orders != j.end() && !orders->is_null()) {
-    if (!orders->is_object()) return InvalidArgumentError("saga: 'orders' must be an object");
+    if (!orders->is_object())
+      return InvalidArgumentError("saga: 'orders' must be an object");
     for (const auto& [key, deps] : orders->items()) {
       int step = -1;
       try {
@@ -89,18 +95,23 @@ Result<SagaCustom> DecodeSagaCustom(const std::string& text, int steps) {
         step = -1;
       }
       if (step < 0 || step >= steps) {
-        return InvalidArgumentError("saga: orders name step '" + key + "', but there are " +
+        return InvalidArgumentError("saga: orders name step '" + key +
+                                    "', but there are " +
                                     std::to_string(steps) + " steps");
       }
-      if (!deps.is_array()) return InvalidArgumentError("saga: orders[" + key + "] must be an array");
+      if (!deps.is_array())
+        return InvalidArgumentError("saga: orders[" + key +
+                                    "] must be an array");
       for (const auto& d : deps) {
-        if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() >= steps) {
-          return InvalidArgumentError("saga: orders[" + key + "] names a missing step: " +
-                                      d.dump());
+        if (!d.is_number_integer() || d.get<int64_t>() < 0 ||
+            d.get<int64_t>() >= steps) {
+          return InvalidArgumentError("saga: orders[" + key +
+                                      "] names a missing step: " + d.dump());
         }
         const int dep = d.get<int>();
         if (dep == step) {
-          return InvalidArgumentError("saga: step " + key + " depends on itself");
+          return InvalidArgumentError("saga: step " + key +
+                                      " depends on itself");
         }
         out.orders[static_cast<std::size_t>(step)].push_back(dep);
       }
@@ -136,7 +147,8 @@ Result<int64_t> DecodeMsgDelay(const std::string& text) {
   if (text.empty()) return int64_t{0};
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    return InvalidArgumentError("msg: custom data is not a JSON object: " + text);
+    return InvalidArgumentError("msg: custom data is not a JSON object: " +
+                                text);
   }
   auto delay = j.find("delay");
   if (delay == j.end() || delay->is_null()) return int64_t{0};

@@ -4,13 +4,13 @@
 #ifndef DTX_LIB_TRANS_OPTIONS_H_
 #define DTX_LIB_TRANS_OPTIONS_H_
 
+#include "dtx/dtm_api.h"
+#include "dtx/result.h"
+
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
-
-#include "dtx/dtm_api.h"
-#include "dtx/result.h"
 
 namespace dtx::internal {
 

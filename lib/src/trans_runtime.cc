@@ -7,11 +7,11 @@
 // again, which the barrier makes harmless. A runtime leaves memory only when
 // no call and no write of its own is outstanding.
 
-#include <algorithm>
+#include "coordinator_impl.h"
 
 #include <asio/post.hpp>
 
-#include "coordinator_impl.h"
+#include <algorithm>
 
 namespace dtx {
 
@@ -20,7 +20,8 @@ void Coordinator::Impl::Post(const std::shared_ptr<TransRuntime>& rt,
   asio::post(rt->strand, std::move(fn));
 }
 
-std::chrono::seconds Coordinator::Impl::BaseInterval(const TransRuntime& rt) const {
+std::chrono::seconds Coordinator::Impl::BaseInterval(
+    const TransRuntime& rt) const {
   const auto global = options.retry.initial_interval;
   if (rt.opts.retry_interval.count() > 0) return rt.opts.retry_interval;
   if (rt.opts.timeout_to_fail.count() > 0 && rt.opts.timeout_to_fail < global) {
@@ -29,7 +30,8 @@ std::chrono::seconds Coordinator::Impl::BaseInterval(const TransRuntime& rt) con
   return global;
 }
 
-std::chrono::seconds Coordinator::Impl::TimeoutOf(const TransRuntime& rt) const {
+std::chrono::seconds Coordinator::Impl::TimeoutOf(
+    const TransRuntime& rt) const {
   if (rt.opts.timeout_to_fail.count() > 0) return rt.opts.timeout_to_fail;
   // dtm: sagas time out only with a per-transaction value.
   if (rt.trans.trans_type == TransType::kSaga) return std::chrono::seconds(0);
@@ -57,7 +59,8 @@ void Coordinator::Impl::Advance(const std::shared_ptr<TransRuntime>& rt) {
       case TransType::kXa:
       case TransType::kWorkflow:
         DTX_LOG(logger, LogLevel::kError,
-                "gid=" << rt->trans.gid << " trans type " << ToString(rt->trans.trans_type)
+                "gid=" << rt->trans.gid << " trans type "
+                       << ToString(rt->trans.trans_type)
                        << " is not supported by this version; left as it is");
         rt->wake_at = clock->Now() + options.retry.max_interval;
         break;
@@ -86,16 +89,21 @@ void Coordinator::Impl::CallBranch(const std::shared_ptr<TransRuntime>& rt,
   req.info.trans_type = rt->trans.trans_type;
   req.info.branch_id = b.branch_id;
   req.info.op = b.op;
-  for (const auto& [k, v] : rt->opts.branch_headers) req.headers.emplace_back(k, v);
+  for (const auto& [k, v] : rt->opts.branch_headers)
+    req.headers.emplace_back(k, v);
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      rt->opts.request_timeout.count() > 0 ? rt->opts.request_timeout : options.request_timeout);
+      rt->opts.request_timeout.count() > 0 ? rt->opts.request_timeout
+                                           : options.request_timeout);
   DTX_LOG(logger, LogLevel::kDebug,
-          "gid=" << rt->trans.gid << " branch=" << b.branch_id << " op=" << ToString(b.op)
-                 << " calling " << b.url);
+          "gid=" << rt->trans.gid << " branch=" << b.branch_id
+                 << " op=" << ToString(b.op) << " calling " << b.url);
   Strand strand = rt->strand;
   client->Call(
-      std::move(req), [strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
-      [this, rt, index](BranchResult r) { OnBranchResult(rt, index, std::move(r)); });
+      std::move(req),
+      [strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
+      [this, rt, index](BranchResult r) {
+        OnBranchResult(rt, index, std::move(r));
+      });
 }
 
 void Coordinator::Impl::OnBranchResult(const std::shared_ptr<TransRuntime>& rt,
@@ -107,22 +115,24 @@ void Coordinator::Impl::OnBranchResult(const std::shared_ptr<TransRuntime>& rt,
       rt->trans.trans_type == TransType::kSaga && b.op == BranchOp::kAction;
   if (result.outcome == BranchOutcome::kSuccess) {
     DTX_LOG(logger, LogLevel::kDebug,
-            "gid=" << rt->trans.gid << " branch=" << b.branch_id << " op=" << ToString(b.op)
-                   << " succeeded");
+            "gid=" << rt->trans.gid << " branch=" << b.branch_id
+                   << " op=" << ToString(b.op) << " succeeded");
     RecordBranch(rt, index, BranchStatus::kSucceed);
     // dtm: progress after a backed-off retry resets the interval.
     rt->interval = std::min(rt->interval, BaseInterval(*rt));
   } else if (saga_action && result.outcome == BranchOutcome::kFailure) {
-    DTX_LOG(logger, LogLevel::kInfo,
-            "gid=" << rt->trans.gid << " branch=" << b.branch_id
-                   << " op=action returned FAILURE: " << result.status.message());
-    rt->failure_reason = "url:" + b.url + " return failed: " + result.status.message();
+    DTX_LOG(
+        logger, LogLevel::kInfo,
+        "gid=" << rt->trans.gid << " branch=" << b.branch_id
+               << " op=action returned FAILURE: " << result.status.message());
+    rt->failure_reason =
+        "url:" + b.url + " return failed: " + result.status.message();
     RecordBranch(rt, index, BranchStatus::kFailed);
   } else {
     DTX_LOG(logger, LogLevel::kWarn,
-            "gid=" << rt->trans.gid << " branch=" << b.branch_id << " op=" << ToString(b.op)
-                   << " " << ToString(result.outcome) << ": " << result.status
-                   << "; will retry");
+            "gid=" << rt->trans.gid << " branch=" << b.branch_id << " op="
+                   << ToString(b.op) << " " << ToString(result.outcome) << ": "
+                   << result.status << "; will retry");
     rt->blocked[index] = 1;
     NeedRetry(rt, result.outcome == BranchOutcome::kOngoing);
     if (saga_action && rt->opts.retry_limit > 0 &&
@@ -156,36 +166,39 @@ void Coordinator::Impl::OnBranchResult(const std::shared_ptr<TransRuntime>& rt,
   Advance(rt);
 }
 
-void Coordinator::Impl::RecordBranch(const std::shared_ptr<TransRuntime>& rt, std::size_t index,
-                                     BranchStatus status) {
+void Coordinator::Impl::RecordBranch(const std::shared_ptr<TransRuntime>& rt,
+                                     std::size_t index, BranchStatus status) {
   Branch& b = rt->branches[index];
   b.status = status;
   ++rt->pending_writes;
   std::optional<TransStatus> expected;
   if (!rt->deciding) expected = rt->trans.status;
-  journal->UpdateBranches(rt->trans.gid, expected, {{b.branch_id, b.op, status}},
-                          [this, rt, id = b.branch_id](Status s) {
-                            Post(rt, [this, rt, id, s] {
-                              --rt->pending_writes;
-                              if (!s.ok()) {
-                                DTX_LOG(logger, LogLevel::kWarn,
-                                        "gid=" << rt->trans.gid << " branch=" << id
-                                               << ": result not recorded (" << s
-                                               << "); it will be called again");
-                              }
-                              MaybeEvict(rt);
-                            });
-                          });
+  journal->UpdateBranches(
+      rt->trans.gid, expected, {{b.branch_id, b.op, status}},
+      [this, rt, id = b.branch_id](Status s) {
+        Post(rt, [this, rt, id, s] {
+          --rt->pending_writes;
+          if (!s.ok()) {
+            DTX_LOG(logger, LogLevel::kWarn,
+                    "gid=" << rt->trans.gid << " branch=" << id
+                           << ": result not recorded (" << s
+                           << "); it will be called again");
+          }
+          MaybeEvict(rt);
+        });
+      });
 }
 
-void Coordinator::Impl::NeedRetry(const std::shared_ptr<TransRuntime>& rt, bool keep_interval) {
+void Coordinator::Impl::NeedRetry(const std::shared_ptr<TransRuntime>& rt,
+                                  bool keep_interval) {
   if (!keep_interval) rt->interval = options.retry.Backoff(rt->interval);
   const TimePoint at = clock->Now() + rt->interval;
   if (!rt->wake_at || at < *rt->wake_at) rt->wake_at = at;
 }
 
-void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt, TransStatus to,
-                               std::string reason, std::function<void(Status)> on_durable) {
+void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt,
+                               TransStatus to, std::string reason,
+                               std::function<void(Status)> on_durable) {
   rt->deciding = true;
   ++rt->pending_writes;
   StatusChange change;
@@ -199,7 +212,8 @@ void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt, TransSta
     change.next_cron_time = clock->Now() + rt->interval;
   }
   const TransStatus from = rt->trans.status;
-  journal->ChangeStatus(change, [this, rt, from, to, reason, on_durable](Status s) {
+  journal->ChangeStatus(change, [this, rt, from, to, reason,
+                                 on_durable](Status s) {
     Post(rt, [this, rt, from, to, reason, s, on_durable] {
       --rt->pending_writes;
       rt->deciding = false;
@@ -207,10 +221,11 @@ void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt, TransSta
         rt->trans.status = to;
         if (!reason.empty()) rt->trans.rollback_reason = reason;
         DTX_LOG(logger, LogLevel::kInfo,
-                "gid=" << rt->trans.gid << " " << ToString(rt->trans.trans_type) << " "
-                       << ToString(from) << " -> " << ToString(to)
+                "gid=" << rt->trans.gid << " " << ToString(rt->trans.trans_type)
+                       << " " << ToString(from) << " -> " << ToString(to)
                        << (reason.empty() ? "" : " reason: ") << reason);
-        if (rt->trans.trans_type == TransType::kTcc && from == TransStatus::kPrepared) {
+        if (rt->trans.trans_type == TransType::kTcc &&
+            from == TransStatus::kPrepared) {
           // No branch can be registered any more: take the journal's list,
           // which may hold branches registered through another process.
           auto fresh = journal->Find(rt->trans.gid);
@@ -222,8 +237,8 @@ void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt, TransSta
         }
       } else {
         DTX_LOG(logger, LogLevel::kWarn,
-                "gid=" << rt->trans.gid << " " << ToString(from) << " -> " << ToString(to)
-                       << " not recorded: " << s);
+                "gid=" << rt->trans.gid << " " << ToString(from) << " -> "
+                       << ToString(to) << " not recorded: " << s);
         // Someone else moved it, or the store failed: start from the
         // journal's truth the next time it is due.
         auto fresh = journal->Find(rt->trans.gid);
@@ -241,8 +256,11 @@ void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt, TransSta
 }
 
 void Coordinator::Impl::MaybeEvict(const std::shared_ptr<TransRuntime>& rt) {
-  if (rt->evicted || rt->deciding || rt->pending_writes > 0 || rt->checkback_in_flight) return;
-  if (std::any_of(rt->in_flight.begin(), rt->in_flight.end(), [](char c) { return c != 0; })) {
+  if (rt->evicted || rt->deciding || rt->pending_writes > 0 ||
+      rt->checkback_in_flight)
+    return;
+  if (std::any_of(rt->in_flight.begin(), rt->in_flight.end(),
+                  [](char c) { return c != 0; })) {
     return;
   }
   const bool finished = IsFinished(rt->trans.status);
@@ -251,13 +269,15 @@ void Coordinator::Impl::MaybeEvict(const std::shared_ptr<TransRuntime>& rt) {
     const TimePoint now = clock->Now();
     if (rt->wake_at) {
       next = *rt->wake_at;
-    } else if (rt->trans.status == TransStatus::kPrepared && TimeoutOf(*rt).count() > 0) {
+    } else if (rt->trans.status == TransStatus::kPrepared &&
+               TimeoutOf(*rt).count() > 0) {
       next = rt->trans.create_time + TimeoutOf(*rt);
     } else {
       next = now + rt->interval;
     }
     if (next < now) next = now;
-    if (next != rt->trans.next_cron_time || rt->interval != rt->trans.next_cron_interval) {
+    if (next != rt->trans.next_cron_time ||
+        rt->interval != rt->trans.next_cron_interval) {
       CronUpdate u;
       u.gid = rt->trans.gid;
       u.expected = rt->trans.status;
@@ -273,8 +293,9 @@ void Coordinator::Impl::MaybeEvict(const std::shared_ptr<TransRuntime>& rt) {
         Post(rt, [this, rt, s] {
           --rt->pending_writes;
           if (!s.ok()) {
-            DTX_LOG(logger, LogLevel::kWarn,
-                    "gid=" << rt->trans.gid << ": schedule not recorded: " << s);
+            DTX_LOG(
+                logger, LogLevel::kWarn,
+                "gid=" << rt->trans.gid << ": schedule not recorded: " << s);
           }
           MaybeEvict(rt);
         });

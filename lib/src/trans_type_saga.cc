@@ -10,9 +10,9 @@
 // action whose prerequisites never succeeded cannot have been called and is
 // not compensated. The barrier makes compensating a never-run action a no-op.
 
-#include <string>
-
 #include "coordinator_impl.h"
+
+#include <string>
 
 namespace dtx {
 
@@ -23,7 +23,9 @@ void Coordinator::Impl::AdvanceSaga(const std::shared_ptr<TransRuntime>& rt) {
   auto startable = [&](std::size_t s) {
     if (rt->saga.concurrent) {
       for (int p : rt->saga.orders[s]) {
-        if (action(static_cast<std::size_t>(p)).status != BranchStatus::kSucceed) return false;
+        if (action(static_cast<std::size_t>(p)).status !=
+            BranchStatus::kSucceed)
+          return false;
       }
       return true;
     }
@@ -33,17 +35,20 @@ void Coordinator::Impl::AdvanceSaga(const std::shared_ptr<TransRuntime>& rt) {
   if (rt->trans.status == TransStatus::kSubmitted) {
     if (TimedOut(*rt)) {
       Decide(rt, TransStatus::kAborting,
-             "Timeout after " + std::to_string(TimeoutOf(*rt).count()) + " seconds");
+             "Timeout after " + std::to_string(TimeoutOf(*rt).count()) +
+                 " seconds");
       return;
     }
     bool all_succeeded = true;
     for (std::size_t s = 0; s < steps; ++s) {
       if (action(s).status == BranchStatus::kFailed) {
         Decide(rt, TransStatus::kAborting,
-               rt->failure_reason.empty() ? "fail message lost" : rt->failure_reason);
+               rt->failure_reason.empty() ? "fail message lost"
+                                          : rt->failure_reason);
         return;
       }
-      all_succeeded = all_succeeded && action(s).status == BranchStatus::kSucceed;
+      all_succeeded =
+          all_succeeded && action(s).status == BranchStatus::kSucceed;
     }
     if (all_succeeded) {
       Decide(rt, TransStatus::kSucceed, "");
@@ -51,8 +56,8 @@ void Coordinator::Impl::AdvanceSaga(const std::shared_ptr<TransRuntime>& rt) {
     }
     for (std::size_t s = 0; s < steps; ++s) {
       const std::size_t a = 2 * s + 1;
-      if (action(s).status == BranchStatus::kPrepared && !rt->in_flight[a] && !rt->blocked[a] &&
-          startable(s)) {
+      if (action(s).status == BranchStatus::kPrepared && !rt->in_flight[a] &&
+          !rt->blocked[a] && startable(s)) {
         CallBranch(rt, a);
       }
     }
@@ -64,8 +69,8 @@ void Coordinator::Impl::AdvanceSaga(const std::shared_ptr<TransRuntime>& rt) {
   std::vector<char> done(steps);
   bool all_done = true;
   for (std::size_t s = 0; s < steps; ++s) {
-    needs[s] = action(s).status != BranchStatus::kPrepared || rt->in_flight[2 * s + 1] ||
-               startable(s);
+    needs[s] = action(s).status != BranchStatus::kPrepared ||
+               rt->in_flight[2 * s + 1] || startable(s);
     done[s] = !needs[s] || br[2 * s].status == BranchStatus::kSucceed;
     all_done = all_done && done[s];
   }
@@ -75,12 +80,14 @@ void Coordinator::Impl::AdvanceSaga(const std::shared_ptr<TransRuntime>& rt) {
   }
   for (std::size_t s = 0; s < steps; ++s) {
     const std::size_t c = 2 * s;
-    if (done[s] || rt->in_flight[c] || rt->blocked[c] || rt->in_flight[c + 1]) continue;
+    if (done[s] || rt->in_flight[c] || rt->blocked[c] || rt->in_flight[c + 1])
+      continue;
     bool dependents_done = true;
     if (rt->saga.concurrent) {
       for (std::size_t d = 0; d < steps; ++d) {
         for (int p : rt->saga.orders[d]) {
-          if (static_cast<std::size_t>(p) == s && !done[d]) dependents_done = false;
+          if (static_cast<std::size_t>(p) == s && !done[d])
+            dependents_done = false;
         }
       }
     } else {

@@ -4,9 +4,9 @@
 // first, one at a time, stopping at the first that does not succeed (it is
 // retried later). FAILURE from a confirm or cancel is retried, never final.
 
-#include <string>
-
 #include "coordinator_impl.h"
+
+#include <string>
 
 namespace dtx {
 
@@ -14,7 +14,8 @@ void Coordinator::Impl::AdvanceTcc(const std::shared_ptr<TransRuntime>& rt) {
   if (rt->trans.status == TransStatus::kPrepared) {
     if (TimedOut(*rt)) {
       Decide(rt, TransStatus::kAborting,
-             "Timeout after " + std::to_string(TimeoutOf(*rt).count()) + " seconds");
+             "Timeout after " + std::to_string(TimeoutOf(*rt).count()) +
+                 " seconds");
     }
     return;
   }

@@ -25,14 +25,16 @@ Status AsStatus(const BranchResult& r) {
 
 }  // namespace
 
-// ---- Saga --------------------------------------------------------------------
+// ---- Saga
+// --------------------------------------------------------------------
 
 Saga::Saga(DtmApi& dtm, std::string gid) : dtm_(dtm) {
   request_.gid = std::move(gid);
   request_.trans_type = TransType::kSaga;
 }
 
-Saga& Saga::Add(std::string action, std::string compensate, std::string payload) {
+Saga& Saga::Add(std::string action, std::string compensate,
+                std::string payload) {
   request_.steps.push_back({std::move(action), std::move(compensate)});
   request_.payloads.push_back(std::move(payload));
   return *this;
@@ -69,7 +71,8 @@ Status Saga::Submit() {
   return dtm_.Submit(request_);
 }
 
-// ---- Msg ---------------------------------------------------------------------
+// ---- Msg
+// ---------------------------------------------------------------------
 
 Msg::Msg(DtmApi& dtm, std::string gid) : dtm_(dtm) {
   request_.gid = std::move(gid);
@@ -95,19 +98,22 @@ Msg& Msg::EnableConcurrent() {
 Status Msg::Prepare(std::string query_prepared) {
   request_.query_prepared = std::move(query_prepared);
   request_.options = options_;
-  if (delay_s_ > 0) request_.custom_data = "{\"delay\":" + std::to_string(delay_s_) + "}";
+  if (delay_s_ > 0)
+    request_.custom_data = "{\"delay\":" + std::to_string(delay_s_) + "}";
   return dtm_.Prepare(request_);
 }
 
 Status Msg::Submit() {
   request_.options = options_;
-  if (delay_s_ > 0) request_.custom_data = "{\"delay\":" + std::to_string(delay_s_) + "}";
+  if (delay_s_ > 0)
+    request_.custom_data = "{\"delay\":" + std::to_string(delay_s_) + "}";
   return dtm_.Submit(request_);
 }
 
 Status Msg::Abort() { return dtm_.Abort(request_); }
 
-Status Msg::DoAndSubmit(std::string query_prepared, const std::function<Status()>& local) {
+Status Msg::DoAndSubmit(std::string query_prepared,
+                        const std::function<Status()>& local) {
   DTX_RETURN_IF_ERROR(Prepare(query_prepared));
   Status s = local();
   if (s.ok()) return Submit();
@@ -119,7 +125,8 @@ Status Msg::DoAndSubmit(std::string query_prepared, const std::function<Status()
   // coordinator's check-back would.
   BranchRequest check;
   check.url = request_.query_prepared;
-  check.info = {request_.gid, TransType::kMsg, "00", BranchOp::kMsg, dtm_.address()};
+  check.info = {request_.gid, TransType::kMsg, "00", BranchOp::kMsg,
+                dtm_.address()};
   const BranchResult r = CallAndWait(dtm_.branch_client(), std::move(check));
   if (r.outcome == BranchOutcome::kSuccess) {
     Submit().IgnoreError();
@@ -131,9 +138,11 @@ Status Msg::DoAndSubmit(std::string query_prepared, const std::function<Status()
   return s;
 }
 
-// ---- Tcc ---------------------------------------------------------------------
+// ---- Tcc
+// ---------------------------------------------------------------------
 
-Tcc::Tcc(DtmApi& dtm, std::string gid, TransOptions options, std::string parent_branch_id)
+Tcc::Tcc(DtmApi& dtm, std::string gid, TransOptions options,
+         std::string parent_branch_id)
     : dtm_(dtm),
       gid_(std::move(gid)),
       options_(std::move(options)),
@@ -144,7 +153,8 @@ Tcc Tcc::FromTransInfo(DtmApi& dtm, const TransInfo& info) {
 }
 
 Result<std::string> Tcc::NextBranchId() {
-  if (next_ >= 99) return InvalidArgumentError("tcc: branch id is larger than 99");
+  if (next_ >= 99)
+    return InvalidArgumentError("tcc: branch id is larger than 99");
   if (parent_branch_id_.size() >= 20) {
     return InvalidArgumentError("tcc: total branch id is longer than 20");
   }
@@ -152,8 +162,9 @@ Result<std::string> Tcc::NextBranchId() {
   return parent_branch_id_ + (next_ < 10 ? "0" : "") + std::to_string(next_);
 }
 
-Status Tcc::CallBranch(std::string payload, const std::string& try_url, std::string confirm_url,
-                       std::string cancel_url, std::string* reply) {
+Status Tcc::CallBranch(std::string payload, const std::string& try_url,
+                       std::string confirm_url, std::string cancel_url,
+                       std::string* reply) {
   DTX_ASSIGN_OR_RETURN(std::string branch_id, NextBranchId());
   BranchRegistration reg;
   reg.gid = gid_;
@@ -167,14 +178,18 @@ Status Tcc::CallBranch(std::string payload, const std::string& try_url, std::str
   req.url = try_url;
   req.payload = std::move(payload);
   req.info = {gid_, TransType::kTcc, branch_id, BranchOp::kTry, dtm_.address()};
-  for (const auto& [k, v] : options_.branch_headers) req.headers.emplace_back(k, v);
-  req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.request_timeout);
+  for (const auto& [k, v] : options_.branch_headers)
+    req.headers.emplace_back(k, v);
+  req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      options_.request_timeout);
   BranchResult r = CallAndWait(dtm_.branch_client(), std::move(req));
   if (reply != nullptr) *reply = std::move(r.reply);
-  return AsStatus(r).WithPrefix("tcc: gid " + gid_ + " branch " + branch_id + " try");
+  return AsStatus(r).WithPrefix("tcc: gid " + gid_ + " branch " + branch_id +
+                                " try");
 }
 
-Status TccGlobalTransaction(DtmApi& dtm, const std::string& gid, const TransOptions& options,
+Status TccGlobalTransaction(DtmApi& dtm, const std::string& gid,
+                            const TransOptions& options,
                             const std::function<Status(Tcc&)>& fn) {
   TransRequest req;
   req.gid = gid;

@@ -4,20 +4,21 @@
 #ifndef DTX_TESTS_INTEGRATION_COORDINATOR_TEST_UTIL_H_
 #define DTX_TESTS_INTEGRATION_COORDINATOR_TEST_UTIL_H_
 
+#include "dtx/coordinator.h"
+#include "dtx/storage/sqlite_journal.h"
+#include "dtx/transaction.h"
+#include "dtx/transport/grpc_branch_client.h"
+
+#include "branch_test_server.h"
+#include "status_matchers.h"
+#include "temp_dir.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "branch_test_server.h"
-#include "dtx/coordinator.h"
-#include "dtx/storage/sqlite_journal.h"
-#include "dtx/transaction.h"
-#include "dtx/transport/grpc_branch_client.h"
-#include "status_matchers.h"
-#include "temp_dir.h"
 
 namespace dtx::testing {
 
@@ -44,7 +45,8 @@ class CoordinatorTest : public ::testing::Test {
     deps.journal = std::move(journal).value();
     deps.branch_client = std::move(client).value();
     deps.clock = &clock_;
-    if (std::getenv("DTX_TEST_LOG") != nullptr) deps.logger = NewStderrLogger(LogLevel::kDebug);
+    if (std::getenv("DTX_TEST_LOG") != nullptr)
+      deps.logger = NewStderrLogger(LogLevel::kDebug);
     Options options = options_;
     // The scheduler's own timer should not race the test's RunDue calls.
     options.cron_interval = std::chrono::seconds(3600);
@@ -59,7 +61,9 @@ class CoordinatorTest : public ::testing::Test {
     Open();
   }
 
-  std::string Url(const std::string& method) const { return busi_->address() + method; }
+  std::string Url(const std::string& method) const {
+    return busi_->address() + method;
+  }
 
   // Scripted answers: the i-th call of `method` gets replies[i] (the last one
   // repeats).

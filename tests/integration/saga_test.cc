@@ -1,15 +1,15 @@
 // SAGA through the embedded coordinator (dtm-semantics.md §2.5, §2.6, §2.8,
 // §2.9), against real branch services.
 
-#include <gmock/gmock.h>
-
 #include "coordinator_test_util.h"
+
+#include <gmock/gmock.h>
 
 namespace dtx::testing {
 namespace {
 
-using ::testing::ElementsAre;
 using std::chrono::seconds;
+using ::testing::ElementsAre;
 constexpr auto P = BranchStatus::kPrepared;
 constexpr auto S = BranchStatus::kSucceed;
 constexpr auto F = BranchStatus::kFailed;
@@ -18,8 +18,10 @@ class SagaTest : public CoordinatorTest {
  protected:
   Saga TwoSteps(const std::string& gid) {
     return std::move(Saga(*dtm_, gid)
-                         .Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/TransOutRevert"), "out")
-                         .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in"));
+                         .Add(Url("/busi.Busi/TransOut"),
+                              Url("/busi.Busi/TransOutRevert"), "out")
+                         .Add(Url("/busi.Busi/TransIn"),
+                              Url("/busi.Busi/TransInRevert"), "in"));
   }
 };
 
@@ -50,13 +52,16 @@ TEST_F(SagaTest, SubmitWithoutWaitReturnsOnceDurable) {
 TEST_F(SagaTest, FailureCompensatesInReverseIncludingTheFailedStep) {
   Script("/busi.Busi/TransIn", {Failure()});
   Status s = TwoSteps("saga-fail").WaitResult(true).Submit();
-  EXPECT_THAT(s, StatusIs(StatusCode::kAborted, "TransIn return failed: FAILURE"));
+  EXPECT_THAT(s,
+              StatusIs(StatusCode::kAborted, "TransIn return failed: FAILURE"));
   GlobalTrans t = Global("saga-fail");
   EXPECT_EQ(t.status, TransStatus::kFailed);
-  EXPECT_THAT(t.rollback_reason, ::testing::HasSubstr("return failed: FAILURE"));
+  EXPECT_THAT(t.rollback_reason,
+              ::testing::HasSubstr("return failed: FAILURE"));
   EXPECT_THAT(BranchStatuses("saga-fail"), ElementsAre(S, S, S, F));
   EXPECT_THAT(Seen(), ElementsAre("/busi.Busi/TransOut", "/busi.Busi/TransIn",
-                                  "/busi.Busi/TransInRevert", "/busi.Busi/TransOutRevert"));
+                                  "/busi.Busi/TransInRevert",
+                                  "/busi.Busi/TransOutRevert"));
 }
 
 TEST_F(SagaTest, FirstStepFailureCompensatesOnlyIt) {
@@ -64,7 +69,8 @@ TEST_F(SagaTest, FirstStepFailureCompensatesOnlyIt) {
   EXPECT_THAT(TwoSteps("saga-fail1").WaitResult(true).Submit(),
               StatusIs(StatusCode::kAborted));
   EXPECT_THAT(BranchStatuses("saga-fail1"), ElementsAre(S, F, P, P));
-  EXPECT_THAT(Seen(), ElementsAre("/busi.Busi/TransOut", "/busi.Busi/TransOutRevert"));
+  EXPECT_THAT(Seen(),
+              ElementsAre("/busi.Busi/TransOut", "/busi.Busi/TransOutRevert"));
 }
 
 TEST_F(SagaTest, OngoingKeepsTheIntervalThenSucceeds) {
@@ -128,8 +134,10 @@ TEST_F(SagaTest, TimeoutToFailRollsBack) {
 TEST_F(SagaTest, RetryLimitRollsBackAndSurvivesRestart) {
   Script("/busi.Busi/TransIn", {Error()});
   EXPECT_THAT(TwoSteps("saga-limit").RetryLimit(2).WaitResult(true).Submit(),
-              StatusIs(StatusCode::kAborted, "RetryCount is greater than RetryLimit, RetryLimit: 2"));
-  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"), 3u);  // first call + 2 retries
+              StatusIs(StatusCode::kAborted,
+                       "RetryCount is greater than RetryLimit, RetryLimit: 2"));
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"),
+            3u);  // first call + 2 retries
   GlobalTrans t = Global("saga-limit");
   EXPECT_EQ(t.status, TransStatus::kFailed);
   EXPECT_EQ(t.retry_count, 2);
@@ -171,7 +179,8 @@ TEST_F(SagaTest, ConcurrentStepsFollowTheirOrders) {
   EXPECT_THAT(std::vector<std::string>(seen.begin(), seen.begin() + 2),
               ::testing::UnorderedElementsAre("/busi.Busi/A", "/busi.Busi/B"));
   EXPECT_EQ(seen[2], "/busi.Busi/C");
-  EXPECT_THAT(Global("saga-conc").custom_data, ::testing::HasSubstr("\"concurrent\":true"));
+  EXPECT_THAT(Global("saga-conc").custom_data,
+              ::testing::HasSubstr("\"concurrent\":true"));
 }
 
 TEST_F(SagaTest, ConcurrentFailureDoesNotCompensateStepsThatCouldNotStart) {
@@ -191,7 +200,8 @@ TEST_F(SagaTest, ConcurrentFailureDoesNotCompensateStepsThatCouldNotStart) {
 
 TEST_F(SagaTest, HeadersReachBranchesOnFirstCallsAndRetries) {
   Script("/busi.Busi/TransOut", {Error(), Ok()});
-  ASSERT_OK(TwoSteps("saga-headers").BranchHeaders({{"X-Tenant", "acme"}}).Submit());
+  ASSERT_OK(
+      TwoSteps("saga-headers").BranchHeaders({{"X-Tenant", "acme"}}).Submit());
   dtm_->WaitIdle();
   Later(seconds(20));
   ASSERT_EQ(Global("saga-headers").status, TransStatus::kSucceed);
@@ -201,25 +211,36 @@ TEST_F(SagaTest, HeadersReachBranchesOnFirstCallsAndRetries) {
 }
 
 TEST_F(SagaTest, EmptyUrlsSucceedWithoutCalls) {
-  ASSERT_OK(Saga(*dtm_, "saga-empty").Add("", "", "").Add("", "", "").WaitResult(true).Submit());
+  ASSERT_OK(Saga(*dtm_, "saga-empty")
+                .Add("", "", "")
+                .Add("", "", "")
+                .WaitResult(true)
+                .Submit());
   EXPECT_EQ(Global("saga-empty").status, TransStatus::kSucceed);
   EXPECT_TRUE(busi_->Calls().empty());
 }
 
 TEST_F(SagaTest, DuplicateGidOfAFinishedSagaIsRefused) {
   ASSERT_OK(TwoSteps("saga-dup").WaitResult(true).Submit());
-  EXPECT_THAT(TwoSteps("saga-dup").Submit(), StatusIs(StatusCode::kAborted, "succeed"));
+  EXPECT_THAT(TwoSteps("saga-dup").Submit(),
+              StatusIs(StatusCode::kAborted, "succeed"));
   EXPECT_EQ(busi_->Calls().size(), 2u);
 }
 
 TEST_F(SagaTest, BadRequestsAreRefusedAndWriteNothing) {
-  EXPECT_THAT(Saga(*dtm_, "").Add("", "", "").Submit(), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Saga(*dtm_, "").Add("", "", "").Submit(),
+              StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(Saga(*dtm_, std::string(200, 'g')).Add("", "", "").Submit(),
               StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(Saga(*dtm_, "bad\x01gid").Add("", "", "").Submit(),
               StatusIs(StatusCode::kInvalidArgument));
-  EXPECT_THAT(Saga(*dtm_, "no-steps").Submit(), StatusIs(StatusCode::kInvalidArgument, "no steps"));
-  EXPECT_THAT(Saga(*dtm_, "bad-order").Add("", "", "").AddBranchOrder(0, {3}).EnableConcurrent().Submit(),
+  EXPECT_THAT(Saga(*dtm_, "no-steps").Submit(),
+              StatusIs(StatusCode::kInvalidArgument, "no steps"));
+  EXPECT_THAT(Saga(*dtm_, "bad-order")
+                  .Add("", "", "")
+                  .AddBranchOrder(0, {3})
+                  .EnableConcurrent()
+                  .Submit(),
               StatusIs(StatusCode::kInvalidArgument, "missing step"));
   EXPECT_THAT(Saga(*dtm_, "cycle")
                   .Add("", "", "")
@@ -229,13 +250,20 @@ TEST_F(SagaTest, BadRequestsAreRefusedAndWriteNothing) {
                   .EnableConcurrent()
                   .Submit(),
               StatusIs(StatusCode::kInvalidArgument, "cycle"));
-  EXPECT_THAT(Saga(*dtm_, "bad-url").Add("kubernetes:///busi:1/a.B/C", "", "").Submit(),
-              StatusIs(StatusCode::kInvalidArgument, "kubernetes"));
-  EXPECT_THAT(Saga(*dtm_, "bad-url2").Add(Url("/busi.Busi/A"), "no method", "").Submit(),
+  EXPECT_THAT(
+      Saga(*dtm_, "bad-url").Add("kubernetes:///busi:1/a.B/C", "", "").Submit(),
+      StatusIs(StatusCode::kInvalidArgument, "kubernetes"));
+  EXPECT_THAT(Saga(*dtm_, "bad-url2")
+                  .Add(Url("/busi.Busi/A"), "no method", "")
+                  .Submit(),
               StatusIs(StatusCode::kInvalidArgument));
-  EXPECT_THAT(Saga(*dtm_, "bad-header").Add("", "", "").BranchHeaders({{"x", "a\nb"}}).Submit(),
+  EXPECT_THAT(Saga(*dtm_, "bad-header")
+                  .Add("", "", "")
+                  .BranchHeaders({{"x", "a\nb"}})
+                  .Submit(),
               StatusIs(StatusCode::kInvalidArgument, "header"));
-  for (const char* gid : {"no-steps", "bad-order", "cycle", "bad-url", "bad-url2", "bad-header"}) {
+  for (const char* gid : {"no-steps", "bad-order", "cycle", "bad-url",
+                          "bad-url2", "bad-header"}) {
     EXPECT_THAT(dtm_->Query(gid), StatusIs(StatusCode::kNotFound)) << gid;
   }
 }

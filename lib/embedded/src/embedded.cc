@@ -5,8 +5,8 @@
 
 namespace dtx {
 
-Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(Options options,
-                                                             EmbeddedOptions embedded) {
+Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
+    Options options, EmbeddedOptions embedded) {
   DTX_RETURN_IF_ERROR(options.Validate());
   SqliteJournalOptions journal_options;
   journal_options.path = options.journal_path;
@@ -21,7 +21,8 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(Options options,
   client_options.driver = embedded.driver;
   client_options.resolver = embedded.resolver;
   client_options.default_timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(options.request_timeout);
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          options.request_timeout);
   client_options.logger = embedded.logger;
   DTX_ASSIGN_OR_RETURN(auto client, GrpcBranchClient::Create(client_options));
 

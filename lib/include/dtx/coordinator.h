@@ -8,8 +8,9 @@
 //   dtx::CoordinatorDeps deps;
 //   deps.journal = ...;        // e.g. SqliteJournal::Open(...)
 //   deps.branch_client = ...;  // e.g. GrpcBranchClient::Create(...)
-//   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::Coordinator::Open(options, std::move(deps)));
-//   dtx::Saga(*dtm, gid).Add(action, compensate, payload).Submit();
+//   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::Coordinator::Open(options,
+//   std::move(deps))); dtx::Saga(*dtm, gid).Add(action, compensate,
+//   payload).Submit();
 //
 // dtx::OpenEmbeddedCoordinator (dtx/embedded.h) wires the SQLite journal and
 // the gRPC client from Options alone.
@@ -20,11 +21,6 @@
 #ifndef DTX_COORDINATOR_H_
 #define DTX_COORDINATOR_H_
 
-#include <cstddef>
-#include <memory>
-#include <optional>
-#include <string>
-
 #include "dtx/branch_client.h"
 #include "dtx/clock.h"
 #include "dtx/core_export.h"
@@ -33,6 +29,11 @@
 #include "dtx/journal.h"
 #include "dtx/logger.h"
 #include "dtx/options.h"
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
 
 namespace dtx {
 
@@ -62,7 +63,8 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // ---- DtmApi ----------------------------------------------------------------
+  // ---- DtmApi
+  // ----------------------------------------------------------------
   Result<std::string> NewGid() override;
   Status Prepare(const TransRequest& request) override;
   Status Submit(const TransRequest& request) override;
@@ -72,8 +74,9 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   BranchClient& branch_client() override;
   std::string address() const override;
 
-  // ---- Administration ----------------------------------------------------------
-  // A page of transactions, newest first.
+  // ---- Administration
+  // ---------------------------------------------------------- A page of
+  // transactions, newest first.
   Result<ListPage> List(const ListQuery& query);
   // Fails an unfinished transaction without calling any branch (dtm's
   // forceStop). kAborted when it is already finished.
@@ -81,10 +84,11 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   // Makes an unfinished transaction due now (dtm's resetNextCronTime).
   Status RetryNow(const std::string& gid);
 
-  // ---- Scheduling --------------------------------------------------------------
-  // Takes every transaction due at clock->Now() from the journal and processes
-  // it until nothing more can be done now, then returns. The scheduler does
-  // this by itself; tests with a FakeClock call it after moving the clock.
+  // ---- Scheduling
+  // -------------------------------------------------------------- Takes every
+  // transaction due at clock->Now() from the journal and processes it until
+  // nothing more can be done now, then returns. The scheduler does this by
+  // itself; tests with a FakeClock call it after moving the clock.
   Status RunDue();
   // Blocks until no transaction is being processed in memory.
   void WaitIdle();

@@ -14,15 +14,15 @@
 #ifndef DTX_DTM_API_H_
 #define DTX_DTM_API_H_
 
+#include "dtx/core_export.h"
+#include "dtx/model.h"
+#include "dtx/result.h"
+
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
-
-#include "dtx/core_export.h"
-#include "dtx/model.h"
-#include "dtx/result.h"
 
 namespace dtx {
 

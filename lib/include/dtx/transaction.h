@@ -30,6 +30,9 @@
 #ifndef DTX_TRANSACTION_H_
 #define DTX_TRANSACTION_H_
 
+#include "dtx/core_export.h"
+#include "dtx/dtm_api.h"
+
 #include <chrono>
 #include <functional>
 #include <map>
@@ -38,16 +41,14 @@
 #include <utility>
 #include <vector>
 
-#include "dtx/core_export.h"
-#include "dtx/dtm_api.h"
-
 namespace dtx {
 
 namespace internal {
 template <typename M, typename = void>
 struct IsMessage : std::false_type {};
 template <typename M>
-struct IsMessage<M, std::void_t<decltype(std::declval<const M&>().SerializeAsString())>>
+struct IsMessage<
+    M, std::void_t<decltype(std::declval<const M&>().SerializeAsString())>>
     : std::true_type {};
 }  // namespace internal
 
@@ -94,9 +95,11 @@ class DTX_CORE_EXPORT Saga : public TransOptionsBuilder<Saga> {
 
   // Appends a step. An empty URL succeeds without a call.
   Saga& Add(std::string action, std::string compensate, std::string payload);
-  template <typename M, typename = std::enable_if_t<internal::IsMessage<M>::value>>
+  template <typename M,
+            typename = std::enable_if_t<internal::IsMessage<M>::value>>
   Saga& Add(std::string action, std::string compensate, const M& message) {
-    return Add(std::move(action), std::move(compensate), message.SerializeAsString());
+    return Add(std::move(action), std::move(compensate),
+               message.SerializeAsString());
   }
   // Step `step` (0-based) starts only after `prerequisites` succeeded. Used
   // with EnableConcurrent().
@@ -121,7 +124,8 @@ class DTX_CORE_EXPORT Msg : public TransOptionsBuilder<Msg> {
   Msg(DtmApi& dtm, std::string gid);
 
   Msg& Add(std::string action, std::string payload);
-  template <typename M, typename = std::enable_if_t<internal::IsMessage<M>::value>>
+  template <typename M,
+            typename = std::enable_if_t<internal::IsMessage<M>::value>>
   Msg& Add(std::string action, const M& message) {
     return Add(std::move(action), message.SerializeAsString());
   }
@@ -142,7 +146,8 @@ class DTX_CORE_EXPORT Msg : public TransOptionsBuilder<Msg> {
   // aborted; with another error, `query_prepared` is asked whether the local
   // transaction committed after all. Returns `local`'s error if any, else
   // the Prepare or Submit error.
-  Status DoAndSubmit(std::string query_prepared, const std::function<Status()>& local);
+  Status DoAndSubmit(std::string query_prepared,
+                     const std::function<Status()>& local);
   const std::string& gid() const { return request_.gid; }
 
  private:
@@ -158,13 +163,16 @@ class DTX_CORE_EXPORT Tcc {
   // calls `try_url` with dtm's metadata (op "try"). The try's reply bytes go to
   // `reply` when given. A try that does not succeed returns its status
   // (kAborted for FAILURE), and the function should return it.
-  Status CallBranch(std::string payload, const std::string& try_url, std::string confirm_url,
-                    std::string cancel_url, std::string* reply = nullptr);
-  template <typename M, typename = std::enable_if_t<internal::IsMessage<M>::value>>
-  Status CallBranch(const M& message, const std::string& try_url, std::string confirm_url,
-                    std::string cancel_url, std::string* reply = nullptr) {
-    return CallBranch(message.SerializeAsString(), try_url, std::move(confirm_url),
-                      std::move(cancel_url), reply);
+  Status CallBranch(std::string payload, const std::string& try_url,
+                    std::string confirm_url, std::string cancel_url,
+                    std::string* reply = nullptr);
+  template <typename M,
+            typename = std::enable_if_t<internal::IsMessage<M>::value>>
+  Status CallBranch(const M& message, const std::string& try_url,
+                    std::string confirm_url, std::string cancel_url,
+                    std::string* reply = nullptr) {
+    return CallBranch(message.SerializeAsString(), try_url,
+                      std::move(confirm_url), std::move(cancel_url), reply);
   }
   const std::string& gid() const { return gid_; }
 
@@ -173,9 +181,11 @@ class DTX_CORE_EXPORT Tcc {
   static Tcc FromTransInfo(DtmApi& dtm, const TransInfo& info);
 
  private:
-  friend Status TccGlobalTransaction(DtmApi&, const std::string&, const TransOptions&,
+  friend Status TccGlobalTransaction(DtmApi&, const std::string&,
+                                     const TransOptions&,
                                      const std::function<Status(Tcc&)>&);
-  Tcc(DtmApi& dtm, std::string gid, TransOptions options, std::string parent_branch_id);
+  Tcc(DtmApi& dtm, std::string gid, TransOptions options,
+      std::string parent_branch_id);
   Result<std::string> NextBranchId();
 
   DtmApi& dtm_;
@@ -188,11 +198,11 @@ class DTX_CORE_EXPORT Tcc {
 // Prepare, run `fn`, then Submit when it returns OK, or Abort (with its error
 // message as the rollback reason) when it fails. Returns fn's error, else the
 // Submit error.
-DTX_CORE_EXPORT Status TccGlobalTransaction(DtmApi& dtm, const std::string& gid,
-                                            const TransOptions& options,
-                                            const std::function<Status(Tcc&)>& fn);
-DTX_CORE_EXPORT Status TccGlobalTransaction(DtmApi& dtm, const std::string& gid,
-                                            const std::function<Status(Tcc&)>& fn);
+DTX_CORE_EXPORT Status TccGlobalTransaction(
+    DtmApi& dtm, const std::string& gid, const TransOptions& options,
+    const std::function<Status(Tcc&)>& fn);
+DTX_CORE_EXPORT Status TccGlobalTransaction(
+    DtmApi& dtm, const std::string& gid, const std::function<Status(Tcc&)>& fn);
 
 }  // namespace dtx
 

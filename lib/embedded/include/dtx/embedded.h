@@ -10,11 +10,11 @@
 #ifndef DTX_EMBEDDED_H_
 #define DTX_EMBEDDED_H_
 
-#include <memory>
-#include <string>
-
 #include "dtx/coordinator.h"
 #include "dtx/embedded_export.h"
+
+#include <memory>
+#include <string>
 
 namespace dtx {
 
@@ -33,8 +33,8 @@ struct EmbeddedOptions {
   std::shared_ptr<Logger> logger;
 };
 
-DTX_EMBEDDED_EXPORT Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
-    Options options, EmbeddedOptions embedded = {});
+DTX_EMBEDDED_EXPORT Result<std::unique_ptr<Coordinator>>
+OpenEmbeddedCoordinator(Options options, EmbeddedOptions embedded = {});
 
 }  // namespace dtx
 

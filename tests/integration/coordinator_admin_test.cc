@@ -1,0 +1,97 @@
+// Query, List, ForceStop, RetryNow, restart and shutdown of the coordinator.
+
+#include "coordinator_test_util.h"
+
+#include <gmock/gmock.h>
+
+namespace dtx::testing {
+namespace {
+
+using std::chrono::seconds;
+
+class CoordinatorAdminTest : public CoordinatorTest {};
+
+TEST_F(CoordinatorAdminTest, NewGidsAreDtmStyle) {
+  auto gid = dtm_->NewGid();
+  ASSERT_OK(gid);
+  EXPECT_EQ(gid->size(), 22u);
+  EXPECT_NE(*gid, *dtm_->NewGid());
+}
+
+TEST_F(CoordinatorAdminTest, QueryUnknownIsNotFound) {
+  EXPECT_THAT(dtm_->Query("nope"), StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(CoordinatorAdminTest, ListFiltersByStatus) {
+  Script("/busi.Busi/Stuck", {Error()});
+  ASSERT_OK(Saga(*dtm_, "l-ok").Add("", "", "").WaitResult(true).Submit());
+  ASSERT_OK(
+      Saga(*dtm_, "l-stuck").Add(Url("/busi.Busi/Stuck"), "", "").Submit());
+  dtm_->WaitIdle();
+  ListQuery q;
+  q.status = TransStatus::kSubmitted;
+  auto page = dtm_->List(q);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->transactions.size(), 1u);
+  EXPECT_EQ(page->transactions[0].gid, "l-stuck");
+}
+
+TEST_F(CoordinatorAdminTest, ForceStopFailsWithoutCallingBranches) {
+  Script("/busi.Busi/Stuck", {Error()});
+  ASSERT_OK(Saga(*dtm_, "fs")
+                .Add(Url("/busi.Busi/Stuck"), Url("/busi.Busi/Undo"), "")
+                .Submit());
+  dtm_->WaitIdle();
+  ASSERT_OK(dtm_->ForceStop("fs"));
+  EXPECT_EQ(Global("fs").status, TransStatus::kFailed);
+  EXPECT_THAT(dtm_->ForceStop("fs"), StatusIs(StatusCode::kAborted));
+  Later(seconds(3600));
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Undo"), 0u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Stuck"), 1u);
+  EXPECT_THAT(dtm_->ForceStop("ghost"), StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(CoordinatorAdminTest, RetryNowMakesItDueAtOnce) {
+  Script("/busi.Busi/Flaky", {Error(), Ok()});
+  ASSERT_OK(Saga(*dtm_, "rn").Add(Url("/busi.Busi/Flaky"), "", "").Submit());
+  dtm_->WaitIdle();
+  ASSERT_OK(dtm_->RetryNow("rn"));
+  ASSERT_OK(dtm_->RunDue());
+  EXPECT_EQ(Global("rn").status, TransStatus::kSucceed);
+}
+
+TEST_F(CoordinatorAdminTest, UnfinishedWorkResumesAfterRestart) {
+  Script("/busi.Busi/TransIn", {Error(), Ok()});
+  ASSERT_OK(Saga(*dtm_, "resume")
+                .Add(Url("/busi.Busi/TransOut"), "", "")
+                .Add(Url("/busi.Busi/TransIn"), "", "")
+                .Submit());
+  dtm_->WaitIdle();
+  Reopen();
+  Later(seconds(20));
+  EXPECT_EQ(Global("resume").status, TransStatus::kSucceed);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 1u);
+}
+
+TEST_F(CoordinatorAdminTest, ShutdownRefusesNewWork) {
+  dtm_->Shutdown();
+  dtm_->Shutdown();
+  EXPECT_THAT(Saga(*dtm_, "late").Add("", "", "").Submit(),
+              StatusIs(StatusCode::kUnavailable));
+  EXPECT_THAT(dtm_->NewGid(), StatusIs(StatusCode::kUnavailable));
+}
+
+TEST_F(CoordinatorAdminTest, UnsupportedModesAreClearErrors) {
+  TransRequest req;
+  req.gid = "xa-1";
+  req.trans_type = TransType::kXa;
+  EXPECT_THAT(dtm_->Submit(req),
+              StatusIs(StatusCode::kInvalidArgument, "not supported"));
+  EXPECT_THAT(dtm_->Prepare(req), StatusIs(StatusCode::kInvalidArgument));
+  req.trans_type = TransType::kSaga;
+  EXPECT_THAT(dtm_->Prepare(req),
+              StatusIs(StatusCode::kInvalidArgument, "no prepare phase"));
+}
+
+}  // namespace
+}  // namespace dtx::testing

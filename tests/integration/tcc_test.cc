@@ -1,0 +1,186 @@
+// TCC through the embedded coordinator (dtm-semantics.md §1.5.4, §2.2, §2.5).
+
+#include "coordinator_test_util.h"
+
+#include <gmock/gmock.h>
+
+namespace dtx::testing {
+namespace {
+
+using std::chrono::seconds;
+using ::testing::ElementsAre;
+constexpr auto P = BranchStatus::kPrepared;
+constexpr auto S = BranchStatus::kSucceed;
+
+class TccTest : public CoordinatorTest {
+ protected:
+  Status Transfer(const std::string& gid, const TransOptions& options = {}) {
+    return TccGlobalTransaction(*dtm_, gid, options, [&](Tcc& tcc) {
+      DTX_RETURN_IF_ERROR(tcc.CallBranch("out", Url("/busi.Busi/TransOutTry"),
+                                         Url("/busi.Busi/TransOutConfirm"),
+                                         Url("/busi.Busi/TransOutCancel")));
+      return tcc.CallBranch("in", Url("/busi.Busi/TransInTry"),
+                            Url("/busi.Busi/TransInConfirm"),
+                            Url("/busi.Busi/TransInCancel"));
+    });
+  }
+};
+
+TEST_F(TccTest, ConfirmsInReverseOrderAfterTheTries) {
+  TransOptions o;
+  o.wait_result = true;
+  ASSERT_OK(Transfer("tcc-ok", o));
+  EXPECT_EQ(Global("tcc-ok").status, TransStatus::kSucceed);
+  // Rows: 01 cancel, 01 confirm, 02 cancel, 02 confirm.
+  EXPECT_THAT(BranchStatuses("tcc-ok"), ElementsAre(P, S, P, S));
+  EXPECT_THAT(
+      Seen(),
+      ElementsAre("/busi.Busi/TransOutTry", "/busi.Busi/TransInTry",
+                  "/busi.Busi/TransInConfirm", "/busi.Busi/TransOutConfirm"));
+  auto calls = busi_->Calls();
+  EXPECT_EQ(calls[0].Get("dtm-op"), "try");
+  EXPECT_EQ(calls[0].Get("dtm-branch_id"), "01");
+  EXPECT_EQ(calls[1].Get("dtm-branch_id"), "02");
+  EXPECT_EQ(calls[2].Get("dtm-op"), "confirm");
+  EXPECT_EQ(calls[2].payload, "in");  // the try's payload is sent again
+}
+
+TEST_F(TccTest, AFailedTryCancelsInReverseOrder) {
+  Script("/busi.Busi/TransInTry", {Failure()});
+  TransOptions o;
+  o.wait_result = true;
+  Status s = Transfer("tcc-fail", o);
+  EXPECT_THAT(s, StatusIs(StatusCode::kAborted, "FAILURE"));
+  dtm_->WaitIdle();
+  GlobalTrans t = Global("tcc-fail");
+  EXPECT_EQ(t.status, TransStatus::kFailed);
+  EXPECT_THAT(t.rollback_reason, ::testing::HasSubstr("FAILURE"));
+  EXPECT_THAT(BranchStatuses("tcc-fail"), ElementsAre(S, P, S, P));
+  EXPECT_THAT(
+      Seen(),
+      ElementsAre("/busi.Busi/TransOutTry", "/busi.Busi/TransInTry",
+                  "/busi.Busi/TransInCancel", "/busi.Busi/TransOutCancel"));
+}
+
+TEST_F(TccTest, APreparedTransactionPastItsTimeoutIsCancelled) {
+  TransRequest req;
+  req.gid = "tcc-timeout";
+  req.trans_type = TransType::kTcc;
+  ASSERT_OK(dtm_->Prepare(req));
+  BranchRegistration b;
+  b.gid = "tcc-timeout";
+  b.branch_id = "01";
+  b.confirm_url = Url("/busi.Busi/Confirm");
+  b.cancel_url = Url("/busi.Busi/Cancel");
+  ASSERT_OK(dtm_->RegisterBranch(b));
+  Later(seconds(34));
+  EXPECT_EQ(Global("tcc-timeout").status, TransStatus::kPrepared);
+  Later(seconds(1));
+  GlobalTrans t = Global("tcc-timeout");
+  EXPECT_EQ(t.status, TransStatus::kFailed);
+  EXPECT_EQ(t.rollback_reason, "Timeout after 35 seconds");
+  EXPECT_THAT(Seen(), ElementsAre("/busi.Busi/Cancel"));
+}
+
+TEST_F(TccTest, ConfirmRetriesUntilItSucceeds) {
+  Script("/busi.Busi/TransInConfirm", {Ongoing(), Failure(), Ok()});
+  ASSERT_OK(Transfer("tcc-retry"));
+  dtm_->WaitIdle();
+  EXPECT_EQ(Global("tcc-retry").status, TransStatus::kSubmitted);
+  Later(seconds(10));  // ONGOING kept the interval
+  EXPECT_EQ(Global("tcc-retry").status, TransStatus::kSubmitted);
+  Later(seconds(20));  // FAILURE of a confirm is retried with back-off
+  EXPECT_EQ(Global("tcc-retry").status, TransStatus::kSucceed);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransInConfirm"), 3u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOutConfirm"), 1u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransInCancel"), 0u);
+}
+
+TEST_F(TccTest, SubmittingAgainDoesNotSkipTheConfirms) {
+  Script("/busi.Busi/TransInConfirm", {Ongoing(), Ok()});
+  ASSERT_OK(Transfer("tcc-resubmit"));
+  dtm_->WaitIdle();
+  TransRequest req;
+  req.gid = "tcc-resubmit";
+  req.trans_type = TransType::kTcc;
+  ASSERT_OK(dtm_->Submit(req));  // dtm would mark it succeed right here
+  dtm_->WaitIdle();
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOutConfirm"), 1u);
+  EXPECT_EQ(Global("tcc-resubmit").status, TransStatus::kSucceed);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransInConfirm"), 2u);
+}
+
+TEST_F(TccTest, NestedBranchIdsExtendTheParent) {
+  TransInfo parent{"tcc-nested", TransType::kTcc, "02", BranchOp::kTry, ""};
+  TransRequest req;
+  req.gid = "tcc-nested";
+  req.trans_type = TransType::kTcc;
+  ASSERT_OK(dtm_->Prepare(req));
+  Tcc nested = Tcc::FromTransInfo(*dtm_, parent);
+  ASSERT_OK(nested.CallBranch("", Url("/busi.Busi/Try"),
+                              Url("/busi.Busi/Confirm"),
+                              Url("/busi.Busi/Cancel")));
+  ASSERT_OK(nested.CallBranch("", Url("/busi.Busi/Try"),
+                              Url("/busi.Busi/Confirm"),
+                              Url("/busi.Busi/Cancel")));
+  auto got = dtm_->Query("tcc-nested");
+  ASSERT_OK(got);
+  ASSERT_EQ(got->branches.size(), 4u);
+  EXPECT_EQ(got->branches[0].branch_id, "0201");
+  EXPECT_EQ(got->branches[2].branch_id, "0202");
+}
+
+TEST_F(TccTest, AbortRulesAndReason) {
+  TransRequest req;
+  req.gid = "tcc-abort";
+  req.trans_type = TransType::kTcc;
+  ASSERT_OK(dtm_->Prepare(req));
+  ASSERT_OK(dtm_->Prepare(req));  // idempotent while prepared
+  req.rollback_reason = "insufficient balance";
+  req.options.wait_result = true;
+  ASSERT_OK(dtm_->Abort(req));
+  GlobalTrans t = Global("tcc-abort");
+  EXPECT_EQ(t.status, TransStatus::kFailed);
+  EXPECT_EQ(t.rollback_reason, "insufficient balance");
+  EXPECT_THAT(dtm_->Abort(req), StatusIs(StatusCode::kAborted, "cannot abort"));
+  EXPECT_THAT(dtm_->Submit(req),
+              StatusIs(StatusCode::kAborted, "cannot submit"));
+  EXPECT_THAT(dtm_->Prepare(req),
+              StatusIs(StatusCode::kAborted, "cannot prepare"));
+  req.gid = "ghost";
+  EXPECT_THAT(dtm_->Abort(req), StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(TccTest, RegisterBranchRules) {
+  BranchRegistration b;
+  b.gid = "tcc-reg";
+  b.branch_id = "01";
+  EXPECT_THAT(dtm_->RegisterBranch(b), StatusIs(StatusCode::kNotFound));
+  TransRequest req;
+  req.gid = "tcc-reg";
+  req.trans_type = TransType::kTcc;
+  ASSERT_OK(dtm_->Prepare(req));
+  ASSERT_OK(dtm_->RegisterBranch(b));
+  EXPECT_THAT(dtm_->RegisterBranch(b), StatusIs(StatusCode::kAlreadyExists));
+  BranchRegistration bad = b;
+  bad.branch_id = "02";
+  bad.confirm_url = "consul://x/busi/a.B/C";
+  EXPECT_THAT(dtm_->RegisterBranch(bad),
+              StatusIs(StatusCode::kInvalidArgument));
+  bad = b;
+  bad.branch_id = "0 3";
+  EXPECT_THAT(dtm_->RegisterBranch(bad),
+              StatusIs(StatusCode::kInvalidArgument));
+  bad = b;
+  bad.trans_type = TransType::kSaga;
+  EXPECT_THAT(dtm_->RegisterBranch(bad),
+              StatusIs(StatusCode::kInvalidArgument));
+  req.options.wait_result = true;
+  ASSERT_OK(dtm_->Submit(req));
+  b.branch_id = "09";
+  EXPECT_THAT(dtm_->RegisterBranch(b),
+              StatusIs(StatusCode::kAborted, "status: prepared"));
+}
+
+}  // namespace
+}  // namespace dtx::testing
