@@ -1,8 +1,8 @@
-// Builds against the installed package: one transaction through the SQLite
-// journal, printed back.
+// Builds against the installed package: the embedded coordinator (SQLite
+// journal, gRPC client) runs a saga whose steps need no branch service.
 
 #include "dtx/dtx.h"
-#include "dtx/storage/sqlite_journal.h"
+#include "dtx/embedded.h"
 
 #include <cstdio>
 #include <string>
@@ -12,26 +12,25 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: consumer <journal path>\n");
     return 2;
   }
-  dtx::SqliteJournalOptions options;
-  options.path = argv[1];
-  auto journal = dtx::SqliteJournal::Open(options);
-  if (!journal.ok()) {
-    std::fprintf(stderr, "%s\n", journal.status().ToString().c_str());
+  dtx::Options options;
+  options.journal_path = argv[1];
+  auto dtm = dtx::OpenEmbeddedCoordinator(options);
+  if (!dtm.ok()) {
+    std::fprintf(stderr, "%s\n", dtm.status().ToString().c_str());
     return 1;
   }
-  auto ids = dtx::NewRandomIdGenerator();
-  dtx::GlobalTrans trans;
-  trans.gid = ids->NewGid();
-  trans.trans_type = dtx::TransType::kSaga;
-  trans.status = dtx::TransStatus::kSubmitted;
-  dtx::Status s = dtx::WaitForWrite([&](dtx::WriteDone done) {
-    (*journal)->SaveNew(trans, {}, std::move(done));
-  });
+  auto gid = (*dtm)->NewGid();
+  if (!gid.ok()) return 1;
+  dtx::Status s = dtx::Saga(**dtm, *gid)
+                      .Add("", "", "")
+                      .Add("", "", "")
+                      .WaitResult(true)
+                      .Submit();
   if (!s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;
   }
-  auto found = (*journal)->Find(trans.gid);
+  auto found = (*dtm)->Query(*gid);
   if (!found.ok()) return 1;
   std::printf("dtx %s: %s %s %s\n", dtx::kVersion, found->trans.gid.c_str(),
               std::string(dtx::ToString(found->trans.trans_type)).c_str(),

@@ -26,7 +26,7 @@ run(${CMAKE_COMMAND} -S "${DTX_CONSUMER_SOURCE}" -B "${DTX_WORK_DIR}/build"
 run(${CMAKE_COMMAND} --build "${DTX_WORK_DIR}/build")
 run("${DTX_WORK_DIR}/build/consumer" "${DTX_WORK_DIR}/consumer.db")
 
-if(NOT last_output MATCHES "^dtx [0-9]+\\.[0-9]+\\.[0-9]+: [2-9A-HJ-NP-Za-km-z]+ saga submitted")
+if(NOT last_output MATCHES "^dtx [0-9]+\\.[0-9]+\\.[0-9]+: [2-9A-HJ-NP-Za-km-z]+ saga succeed")
   message(FATAL_ERROR "unexpected consumer output: ${last_output}")
 endif()
 message(STATUS "consumer: ${last_output}")

@@ -87,6 +87,7 @@ struct BranchTestServer::Impl : public grpc::CallbackGenericService {
   int port = 0;
   mutable std::mutex mu;
   std::map<std::string, TestHandler> handlers;  // guarded by mu
+  TestHandler default_handler;                  // guarded by mu
   std::vector<ReceivedCall> calls;              // guarded by mu
   std::mutex timer_mu;
   std::condition_variable timer_cv;
@@ -121,7 +122,11 @@ class BranchTestServer::Impl::Reactor final
       std::lock_guard<std::mutex> lock(server_->mu);
       server_->calls.push_back(call);
       auto it = server_->handlers.find(call.method);
-      if (it != server_->handlers.end()) handler = it->second;
+      if (it != server_->handlers.end()) {
+        handler = it->second;
+      } else {
+        handler = server_->default_handler;
+      }
     }
     TestReply reply = handler ? handler(call) : TestReply::Ok(call.payload);
     if (reply.hang) {
@@ -200,6 +205,11 @@ void BranchTestServer::SetHandler(const std::string& method,
                                   TestHandler handler) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->handlers[method] = std::move(handler);
+}
+
+void BranchTestServer::SetDefaultHandler(TestHandler handler) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->default_handler = std::move(handler);
 }
 
 std::vector<ReceivedCall> BranchTestServer::Calls() const {

@@ -57,6 +57,8 @@ class BranchTestServer {
   std::string address() const;
   // Answers for `method` ("/pkg.Svc/M"); other methods echo the payload.
   void SetHandler(const std::string& method, TestHandler handler);
+  // Answers for methods without a handler of their own (default: echo).
+  void SetDefaultHandler(TestHandler handler);
   std::vector<ReceivedCall> Calls() const;
   std::size_t CallCount(const std::string& method) const;
   void Shutdown();
