@@ -620,8 +620,20 @@ Status Coordinator::RegisterBranch(const BranchRegistration& b) {
   return s;
 }
 
+namespace {
+
+// Final statuses and branch results are queued without waiting (they may be
+// written lazily); a reader waits for what is queued so that it sees every
+// outcome already reported to a caller.
+Status FlushQueued(Journal& journal) {
+  return WaitForWrite([&](WriteDone done) { journal.Flush(std::move(done)); });
+}
+
+}  // namespace
+
 Result<TransWithBranches> Coordinator::Query(const std::string& gid) {
   DTX_RETURN_IF_ERROR(impl_->CheckOpen());
+  DTX_RETURN_IF_ERROR(FlushQueued(*impl_->journal));
   return impl_->journal->Find(gid);
 }
 
@@ -631,6 +643,7 @@ std::string Coordinator::address() const { return ""; }
 
 Result<ListPage> Coordinator::List(const ListQuery& query) {
   DTX_RETURN_IF_ERROR(impl_->CheckOpen());
+  DTX_RETURN_IF_ERROR(FlushQueued(*impl_->journal));
   return impl_->journal->List(query);
 }
 

@@ -52,7 +52,10 @@ struct TransRuntime : std::enable_shared_from_this<TransRuntime> {
   int64_t msg_delay_s = 0;    // msg only
 
   std::vector<char> in_flight;  // per branch
-  std::vector<char> blocked;    // per branch: failed in this life, retry later
+  // Branch results not yet handed to the journal: written with the next
+  // decision, before the next real call, or before eviction.
+  std::vector<BranchUpdate> unsaved;
+  std::vector<char> blocked;  // per branch: failed in this life, retry later
   bool checkback_in_flight = false;
   bool checkback_blocked = false;
   int pending_writes = 0;
@@ -107,6 +110,7 @@ struct Coordinator::Impl {
   void NeedRetry(const std::shared_ptr<TransRuntime>& rt, bool keep_interval);
   void RecordBranch(const std::shared_ptr<TransRuntime>& rt, std::size_t index,
                     BranchStatus status);
+  void FlushBranches(const std::shared_ptr<TransRuntime>& rt);
   void MaybeEvict(const std::shared_ptr<TransRuntime>& rt);
   void Post(const std::shared_ptr<TransRuntime>& rt, std::function<void()> fn);
   std::chrono::seconds BaseInterval(const TransRuntime& rt) const;

@@ -82,6 +82,8 @@ void Coordinator::Impl::CallBranch(const std::shared_ptr<TransRuntime>& rt,
     });
     return;
   }
+  // Results so far go to the journal while this call is on the wire.
+  FlushBranches(rt);
   BranchRequest req;
   req.url = b.url;
   req.payload = b.bin_data;
@@ -170,19 +172,24 @@ void Coordinator::Impl::RecordBranch(const std::shared_ptr<TransRuntime>& rt,
                                      std::size_t index, BranchStatus status) {
   Branch& b = rt->branches[index];
   b.status = status;
+  rt->unsaved.push_back({b.branch_id, b.op, status});
+}
+
+void Coordinator::Impl::FlushBranches(const std::shared_ptr<TransRuntime>& rt) {
+  if (rt->unsaved.empty()) return;
+  std::vector<BranchUpdate> updates;
+  updates.swap(rt->unsaved);
   ++rt->pending_writes;
   std::optional<TransStatus> expected;
   if (!rt->deciding) expected = rt->trans.status;
   journal->UpdateBranches(
-      rt->trans.gid, expected, {{b.branch_id, b.op, status}},
-      [this, rt, id = b.branch_id](Status s) {
-        Post(rt, [this, rt, id, s] {
+      rt->trans.gid, expected, std::move(updates), [this, rt](Status s) {
+        Post(rt, [this, rt, s] {
           --rt->pending_writes;
           if (!s.ok()) {
             DTX_LOG(logger, LogLevel::kWarn,
-                    "gid=" << rt->trans.gid << " branch=" << id
-                           << ": result not recorded (" << s
-                           << "); it will be called again");
+                    "gid=" << rt->trans.gid << ": branch results not recorded ("
+                           << s << "); those branches will be called again");
           }
           MaybeEvict(rt);
         });
@@ -199,19 +206,53 @@ void Coordinator::Impl::NeedRetry(const std::shared_ptr<TransRuntime>& rt,
 void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt,
                                TransStatus to, std::string reason,
                                std::function<void(Status)> on_durable) {
-  rt->deciding = true;
-  ++rt->pending_writes;
   StatusChange change;
   change.gid = rt->trans.gid;
   change.from = rt->trans.status;
   change.to = to;
   if (!reason.empty()) change.rollback_reason = reason;
+  change.branch_updates.swap(rt->unsaved);
+  if (rt->trans.trans_type == TransType::kTcc &&
+      rt->trans.status == TransStatus::kPrepared) {
+    // Branches may be registered, from any process, until the transaction
+    // leaves prepared: leave it only with the list this runtime holds.
+    change.expected_branch_rows = static_cast<int64_t>(rt->branches.size());
+  }
   if (!IsFinished(to)) {
     rt->interval = BaseInterval(*rt);
     change.next_cron_interval = rt->interval;
     change.next_cron_time = clock->Now() + rt->interval;
   }
   const TransStatus from = rt->trans.status;
+  if (IsFinished(to) && !on_durable) {
+    // A final status may be written lazily (docs/architecture.md): no call
+    // depends on it. Callers waiting for the outcome learn it now; the
+    // runtime stays in memory until the write is done. Were it lost in a
+    // crash, recovery would reach the same end again.
+    rt->trans.status = to;
+    if (!reason.empty()) rt->trans.rollback_reason = reason;
+    DTX_LOG(logger, LogLevel::kInfo,
+            "gid=" << rt->trans.gid << " " << ToString(rt->trans.trans_type)
+                   << " " << ToString(from) << " -> " << ToString(to)
+                   << (reason.empty() ? "" : " reason: ") << reason);
+    ++rt->pending_writes;
+    journal->ChangeStatus(change, [this, rt, from, to](Status s) {
+      Post(rt, [this, rt, from, to, s] {
+        --rt->pending_writes;
+        if (!s.ok()) {
+          DTX_LOG(logger, LogLevel::kError,
+                  "gid=" << rt->trans.gid << " " << ToString(from) << " -> "
+                         << ToString(to) << " not recorded: " << s);
+        }
+        MaybeEvict(rt);
+      });
+    });
+    for (auto& w : rt->waiters) w(rt->trans, false);
+    rt->waiters.clear();
+    return;
+  }
+  rt->deciding = true;
+  ++rt->pending_writes;
   journal->ChangeStatus(change, [this, rt, from, to, reason,
                                  on_durable](Status s) {
     Post(rt, [this, rt, from, to, reason, s, on_durable] {
@@ -224,24 +265,22 @@ void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt,
                 "gid=" << rt->trans.gid << " " << ToString(rt->trans.trans_type)
                        << " " << ToString(from) << " -> " << ToString(to)
                        << (reason.empty() ? "" : " reason: ") << reason);
-        if (rt->trans.trans_type == TransType::kTcc &&
-            from == TransStatus::kPrepared) {
-          // No branch can be registered any more: take the journal's list,
-          // which may hold branches registered through another process.
-          auto fresh = journal->Find(rt->trans.gid);
-          if (fresh.ok()) {
-            rt->branches = std::move(fresh->branches);
-            rt->in_flight.assign(rt->branches.size(), 0);
-            rt->blocked.assign(rt->branches.size(), 0);
-          }
-        }
       } else {
         DTX_LOG(logger, LogLevel::kWarn,
                 "gid=" << rt->trans.gid << " " << ToString(from) << " -> "
                        << ToString(to) << " not recorded: " << s);
+        auto fresh = journal->Find(rt->trans.gid);
+        if (fresh.ok() && fresh->trans.status == from &&
+            fresh->branches.size() != rt->branches.size()) {
+          // A branch was registered meanwhile: decide again, with it.
+          rt->branches = std::move(fresh->branches);
+          rt->in_flight.assign(rt->branches.size(), 0);
+          rt->blocked.assign(rt->branches.size(), 0);
+          Decide(rt, to, reason, on_durable);
+          return;
+        }
         // Someone else moved it, or the store failed: start from the
         // journal's truth the next time it is due.
-        auto fresh = journal->Find(rt->trans.gid);
         if (fresh.ok()) {
           rt->trans = fresh->trans;
         }
@@ -257,8 +296,13 @@ void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt,
 
 void Coordinator::Impl::MaybeEvict(const std::shared_ptr<TransRuntime>& rt) {
   if (rt->evicted || rt->deciding || rt->pending_writes > 0 ||
-      rt->checkback_in_flight)
+      rt->checkback_in_flight) {
     return;
+  }
+  if (!rt->unsaved.empty()) {
+    FlushBranches(rt);  // eviction continues once they are written
+    return;
+  }
   if (std::any_of(rt->in_flight.begin(), rt->in_flight.end(),
                   [](char c) { return c != 0; })) {
     return;

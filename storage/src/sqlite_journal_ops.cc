@@ -137,6 +137,33 @@ Status InsertBranches(Db& db, const std::string& gid,
   return Status::Ok();
 }
 
+Status ApplyBranchUpdates(Db& db, const std::string& gid,
+                          const std::vector<BranchUpdate>& updates,
+                          int64_t now_ms) {
+  if (updates.empty()) return Status::Ok();
+  DTX_ASSIGN_OR_RETURN(
+      Stmt * stmt,
+      db.Prepare("UPDATE trans_branch_op SET status = ?1, update_time = ?2, "
+                 "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time "
+                 "ELSE ?2 END "
+                 "WHERE gid = ?3 AND branch_id = ?4 AND op = ?5"));
+  for (const BranchUpdate& u : updates) {
+    StmtGuard guard(stmt);
+    stmt->BindText(1, ToString(u.status));
+    stmt->BindInt(2, now_ms);
+    stmt->BindText(3, gid);
+    stmt->BindText(4, u.branch_id);
+    stmt->BindText(5, ToString(u.op));
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return db.Error(rc, "update branch of " + gid);
+    if (db.changes() == 0) {
+      return NotFoundError(GidPrefix(gid) + "branch " + u.branch_id + "/" +
+                           std::string(ToString(u.op)) + " not found");
+    }
+  }
+  return Status::Ok();
+}
+
 // A write with a plain completion callback.
 class SimpleOp : public WriteOp {
  public:
@@ -233,16 +260,18 @@ class ChangeStatusOp final : public SimpleOp {
   Status Apply(Db& db, int64_t now_ms) override {
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare("UPDATE trans_global SET status = ?1, update_time = ?2, "
-                   "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE "
-                   "finish_time END, "
-                   "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE "
-                   "rollback_time END, "
-                   "rollback_reason = COALESCE(?3, rollback_reason), "
-                   "result = COALESCE(?4, result), "
-                   "next_cron_interval = COALESCE(?5, next_cron_interval), "
-                   "next_cron_time = COALESCE(?6, next_cron_time) "
-                   "WHERE gid = ?7 AND status = ?8"));
+        db.Prepare(
+            "UPDATE trans_global SET status = ?1, update_time = ?2, "
+            "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE "
+            "finish_time END, "
+            "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE "
+            "rollback_time END, "
+            "rollback_reason = COALESCE(?3, rollback_reason), "
+            "result = COALESCE(?4, result), "
+            "next_cron_interval = COALESCE(?5, next_cron_interval), "
+            "next_cron_time = COALESCE(?6, next_cron_time) "
+            "WHERE gid = ?7 AND status = ?8 AND (?9 IS NULL OR "
+            "(SELECT COUNT(*) FROM trans_branch_op WHERE gid = ?7) = ?9)"));
     StmtGuard guard(stmt);
     stmt->BindText(1, ToString(c_.to));
     stmt->BindInt(2, now_ms);
@@ -255,13 +284,21 @@ class ChangeStatusOp final : public SimpleOp {
     stmt->BindOptInt(6, OptMillis(c_.next_cron_time));
     stmt->BindText(7, c_.gid);
     stmt->BindText(8, ToString(c_.from));
+    stmt->BindOptInt(9, c_.expected_branch_rows);
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "change status of " + c_.gid);
     if (db.changes() == 0) {
-      return ExplainMiss(db, c_.gid,
-                         "'" + std::string(ToString(c_.from)) + "'");
+      Status miss =
+          ExplainMiss(db, c_.gid, "'" + std::string(ToString(c_.from)) + "'");
+      if (miss.code() == StatusCode::kFailedPrecondition &&
+          c_.expected_branch_rows && RequireStatus(db, c_.gid, c_.from).ok()) {
+        return FailedPreconditionError(
+            GidPrefix(c_.gid) + "branch rows changed (expected " +
+            std::to_string(*c_.expected_branch_rows) + ")");
+      }
+      return miss;
     }
-    return Status::Ok();
+    return ApplyBranchUpdates(db, c_.gid, c_.branch_updates, now_ms);
   }
 
  private:
@@ -279,27 +316,7 @@ class UpdateBranchesOp final : public SimpleOp {
 
   Status Apply(Db& db, int64_t now_ms) override {
     if (expected_) DTX_RETURN_IF_ERROR(RequireStatus(db, gid_, *expected_));
-    DTX_ASSIGN_OR_RETURN(
-        Stmt * stmt,
-        db.Prepare("UPDATE trans_branch_op SET status = ?1, update_time = ?2, "
-                   "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time "
-                   "ELSE ?2 END "
-                   "WHERE gid = ?3 AND branch_id = ?4 AND op = ?5"));
-    for (const BranchUpdate& u : updates_) {
-      StmtGuard guard(stmt);
-      stmt->BindText(1, ToString(u.status));
-      stmt->BindInt(2, now_ms);
-      stmt->BindText(3, gid_);
-      stmt->BindText(4, u.branch_id);
-      stmt->BindText(5, ToString(u.op));
-      const int rc = stmt->Step();
-      if (rc != SQLITE_DONE) return db.Error(rc, "update branch of " + gid_);
-      if (db.changes() == 0) {
-        return NotFoundError(GidPrefix(gid_) + "branch " + u.branch_id + "/" +
-                             std::string(ToString(u.op)) + " not found");
-      }
-    }
-    return Status::Ok();
+    return ApplyBranchUpdates(db, gid_, updates_, now_ms);
   }
 
  private:

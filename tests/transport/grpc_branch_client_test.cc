@@ -312,14 +312,24 @@ TEST_F(GrpcBranchClientTest, RoundRobinOverTwoServers) {
       "direct:///" + server_->address() + "," + second->address(),
       "ipv4:" + server_->address() + "," + second->address()};
   for (const std::string& server : lists) {
-    const std::size_t before_a = server_->Calls().size();
-    const std::size_t before_b = second->Calls().size();
-    for (int i = 0; i < 20; ++i) {
+    auto call = [&] {
       BranchRequest r = Request("/busi.Busi/Ok");
       r.url = server + "/busi.Busi/Ok";
-      ASSERT_EQ(CallAndWait(*client_, r).outcome, BranchOutcome::kSuccess)
-          << server;
+      return CallAndWait(*client_, r).outcome;
+    };
+    // gRPC's round_robin uses an address once its connection is ready:
+    // call until both have answered, then count.
+    for (int i = 0;
+         i < 500 && (server_->Calls().empty() || second->Calls().empty());
+         ++i) {
+      ASSERT_EQ(call(), BranchOutcome::kSuccess) << server;
     }
+    const std::size_t before_a = server_->Calls().size();
+    const std::size_t before_b = second->Calls().size();
+    ASSERT_GT(before_a, 0u) << server;
+    ASSERT_GT(before_b, 0u) << server;
+    for (int i = 0; i < 20; ++i)
+      ASSERT_EQ(call(), BranchOutcome::kSuccess) << server;
     const std::size_t a = server_->Calls().size() - before_a;
     const std::size_t b = second->Calls().size() - before_b;
     EXPECT_EQ(a + b, 20u);

@@ -45,6 +45,13 @@ namespace dtx {
 
 using WriteDone = std::function<void(Status)>;
 
+// The result of one branch call.
+struct BranchUpdate {
+  std::string branch_id;
+  BranchOp op = BranchOp::kAction;
+  BranchStatus status = BranchStatus::kSucceed;
+};
+
 // A compare-and-set of a global status.
 struct StatusChange {
   std::string gid;
@@ -56,13 +63,14 @@ struct StatusChange {
   // Rescheduling written with the change, when set.
   std::optional<std::chrono::seconds> next_cron_interval;
   std::optional<TimePoint> next_cron_time;
-};
-
-// The result of one branch call.
-struct BranchUpdate {
-  std::string branch_id;
-  BranchOp op = BranchOp::kAction;
-  BranchStatus status = BranchStatus::kSucceed;
+  // Branch results written in the same atomic step, after the change
+  // applied (the row must exist: kNotFound otherwise, and nothing is
+  // written).
+  std::vector<BranchUpdate> branch_updates;
+  // When set, the change applies only if the transaction has exactly this
+  // many branch rows (kFailedPrecondition otherwise): lets a TCC leave
+  // `prepared` knowing that no branch was registered meanwhile.
+  std::optional<int64_t> expected_branch_rows;
 };
 
 // Rescheduling of an unfinished transaction (dtm's TouchCronTime).
