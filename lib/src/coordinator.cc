@@ -89,7 +89,7 @@ std::chrono::seconds Coordinator::Impl::Lease() const {
 }
 
 std::shared_ptr<TransRuntime> Coordinator::Impl::Activate(
-    TransWithBranches data, bool* created) {
+    TransWithBranches data, bool* created, const TransOptions* known_opts) {
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = active[data.trans.gid];
   if (slot) {
@@ -99,12 +99,16 @@ std::shared_ptr<TransRuntime> Coordinator::Impl::Activate(
   auto rt = std::make_shared<TransRuntime>(this, asio::make_strand(io));
   rt->trans = std::move(data.trans);
   rt->branches = std::move(data.branches);
-  auto opts = internal::DecodeOptions(rt->trans.options);
-  if (opts.ok()) {
-    rt->opts = *opts;
+  if (known_opts != nullptr) {
+    rt->opts = *known_opts;
   } else {
-    DTX_LOG(logger, LogLevel::kError,
-            "gid=" << rt->trans.gid << ": " << opts.status());
+    auto opts = internal::DecodeOptions(rt->trans.options);
+    if (opts.ok()) {
+      rt->opts = *opts;
+    } else {
+      DTX_LOG(logger, LogLevel::kError,
+              "gid=" << rt->trans.gid << ": " << opts.status());
+    }
   }
   if (rt->trans.trans_type == TransType::kSaga) {
     auto custom = internal::DecodeSagaCustom(
@@ -347,11 +351,8 @@ Status Coordinator::Prepare(const TransRequest& req) {
   }
   // Due when it times out: that is when a prepared tcc is cancelled and a
   // prepared msg checked back.
-  TransRuntime probe(&c, asio::make_strand(c.io));
-  probe.trans = t;
-  probe.opts = req.options;
-  t.next_cron_interval = c.BaseInterval(probe);
-  t.next_cron_time = t.create_time + c.TimeoutOf(probe);
+  t.next_cron_interval = c.BaseInterval(req.options);
+  t.next_cron_time = t.create_time + c.TimeoutOf(t.trans_type, req.options);
   Status s = WaitForWrite([&](WriteDone done) {
     c.journal->SaveNew(t, branches, std::move(done));
   });
@@ -441,10 +442,7 @@ Status Coordinator::Submit(const TransRequest& req) {
     t.custom_data = req.custom_data;
     t.query_prepared = req.query_prepared;
     t.create_time = c.clock->Now();
-    TransRuntime probe(&c, asio::make_strand(c.io));
-    probe.opts = req.options;
-    probe.trans = t;
-    t.next_cron_interval = c.BaseInterval(probe);
+    t.next_cron_interval = c.BaseInterval(req.options);
     t.next_cron_time = t.create_time + t.next_cron_interval;
     TransWithBranches data{t, branches};
     Status s = WaitForWrite([&](WriteDone done) {
@@ -455,7 +453,7 @@ Status Coordinator::Submit(const TransRequest& req) {
               "gid=" << t.gid << " " << ToString(t.trans_type)
                      << " submitted with " << req.steps.size() << " step(s)");
       bool created = false;
-      auto rt = c.Activate(std::move(data), &created);
+      auto rt = c.Activate(std::move(data), &created, &req.options);
       c.Post(rt, [&c, rt, wait, waiter] {
         if (wait) rt->waiters.push_back(waiter);
         c.Advance(rt);

@@ -83,7 +83,9 @@ struct Coordinator::Impl {
       std::function<void(std::shared_ptr<TransRuntime>, Status)> fn);
   // Creates and registers the runtime of a transaction read from the journal
   // (or just saved); returns the existing one when already in memory.
-  std::shared_ptr<TransRuntime> Activate(TransWithBranches data, bool* created);
+  // `opts`, when given, are the transaction's options already decoded.
+  std::shared_ptr<TransRuntime> Activate(TransWithBranches data, bool* created,
+                                         const TransOptions* opts = nullptr);
   void Poll();
   void ArmPoll();
   void AddWakeup(TimePoint at, const std::string& gid);
@@ -113,8 +115,15 @@ struct Coordinator::Impl {
   void FlushBranches(const std::shared_ptr<TransRuntime>& rt);
   void MaybeEvict(const std::shared_ptr<TransRuntime>& rt);
   void Post(const std::shared_ptr<TransRuntime>& rt, std::function<void()> fn);
-  std::chrono::seconds BaseInterval(const TransRuntime& rt) const;
-  std::chrono::seconds TimeoutOf(const TransRuntime& rt) const;
+  // dtm's base retry interval and timeout of a transaction.
+  std::chrono::seconds BaseInterval(const TransOptions& opts) const;
+  std::chrono::seconds TimeoutOf(TransType type, const TransOptions& opts) const;
+  std::chrono::seconds BaseInterval(const TransRuntime& rt) const {
+    return BaseInterval(rt.opts);
+  }
+  std::chrono::seconds TimeoutOf(const TransRuntime& rt) const {
+    return TimeoutOf(rt.trans.trans_type, rt.opts);
+  }
   bool TimedOut(const TransRuntime& rt) const;
 
   // ---- trans_type_*.cc

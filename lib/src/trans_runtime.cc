@@ -21,20 +21,20 @@ void Coordinator::Impl::Post(const std::shared_ptr<TransRuntime>& rt,
 }
 
 std::chrono::seconds Coordinator::Impl::BaseInterval(
-    const TransRuntime& rt) const {
+    const TransOptions& opts) const {
   const auto global = options.retry.initial_interval;
-  if (rt.opts.retry_interval.count() > 0) return rt.opts.retry_interval;
-  if (rt.opts.timeout_to_fail.count() > 0 && rt.opts.timeout_to_fail < global) {
-    return rt.opts.timeout_to_fail;
+  if (opts.retry_interval.count() > 0) return opts.retry_interval;
+  if (opts.timeout_to_fail.count() > 0 && opts.timeout_to_fail < global) {
+    return opts.timeout_to_fail;
   }
   return global;
 }
 
 std::chrono::seconds Coordinator::Impl::TimeoutOf(
-    const TransRuntime& rt) const {
-  if (rt.opts.timeout_to_fail.count() > 0) return rt.opts.timeout_to_fail;
+    TransType type, const TransOptions& opts) const {
+  if (opts.timeout_to_fail.count() > 0) return opts.timeout_to_fail;
   // dtm: sagas time out only with a per-transaction value.
-  if (rt.trans.trans_type == TransType::kSaga) return std::chrono::seconds(0);
+  if (type == TransType::kSaga) return std::chrono::seconds(0);
   return options.timeout_to_fail;
 }
 
