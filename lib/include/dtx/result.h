@@ -83,14 +83,11 @@ class [[nodiscard]] Result {
 
 }  // namespace dtx
 
-#define DTX_STATUS_CONCAT_INNER_(a, b) a##b
-#define DTX_STATUS_CONCAT_(a, b) DTX_STATUS_CONCAT_INNER_(a, b)
-
 // Evaluates `expr` (a Result<T>); on error returns its Status from the
 // enclosing function, otherwise moves the value into `lhs`, which may be a
 // declaration ("auto x") or an existing variable.
 #define DTX_ASSIGN_OR_RETURN(lhs, expr)                                      \
-  DTX_ASSIGN_OR_RETURN_IMPL_(DTX_STATUS_CONCAT_(dtx_result_, __LINE__), lhs, \
+  DTX_ASSIGN_OR_RETURN_IMPL_(DTX_STATUS_CONCAT_(dtx_result_, __COUNTER__), lhs, \
                              expr)
 
 #define DTX_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \

@@ -113,11 +113,16 @@ DTX_CORE_EXPORT Status DataLossError(std::string_view message);
 
 }  // namespace dtx
 
+#define DTX_STATUS_CONCAT_INNER_(a, b) a##b
+#define DTX_STATUS_CONCAT_(a, b) DTX_STATUS_CONCAT_INNER_(a, b)
+
 // Returns from the enclosing function when `expr` (a Status) is not OK.
-#define DTX_RETURN_IF_ERROR(expr)                          \
-  do {                                                     \
-    ::dtx::Status dtx_status_macro_ = (expr);              \
-    if (!dtx_status_macro_.ok()) return dtx_status_macro_; \
+#define DTX_RETURN_IF_ERROR(expr) \
+  DTX_RETURN_IF_ERROR_IMPL_(DTX_STATUS_CONCAT_(dtx_status_, __COUNTER__), expr)
+#define DTX_RETURN_IF_ERROR_IMPL_(tmp, expr) \
+  do {                                       \
+    ::dtx::Status tmp = (expr);              \
+    if (!tmp.ok()) return tmp;               \
   } while (false)
 
 #endif  // DTX_STATUS_H_
