@@ -117,7 +117,8 @@ struct Coordinator::Impl {
   void Post(const std::shared_ptr<TransRuntime>& rt, std::function<void()> fn);
   // dtm's base retry interval and timeout of a transaction.
   std::chrono::seconds BaseInterval(const TransOptions& opts) const;
-  std::chrono::seconds TimeoutOf(TransType type, const TransOptions& opts) const;
+  std::chrono::seconds TimeoutOf(TransType type,
+                                 const TransOptions& opts) const;
   std::chrono::seconds BaseInterval(const TransRuntime& rt) const {
     return BaseInterval(rt.opts);
   }

@@ -86,9 +86,9 @@ class [[nodiscard]] Result {
 // Evaluates `expr` (a Result<T>); on error returns its Status from the
 // enclosing function, otherwise moves the value into `lhs`, which may be a
 // declaration ("auto x") or an existing variable.
-#define DTX_ASSIGN_OR_RETURN(lhs, expr)                                      \
-  DTX_ASSIGN_OR_RETURN_IMPL_(DTX_STATUS_CONCAT_(dtx_result_, __COUNTER__), lhs, \
-                             expr)
+#define DTX_ASSIGN_OR_RETURN(lhs, expr)                                    \
+  DTX_ASSIGN_OR_RETURN_IMPL_(DTX_STATUS_CONCAT_(dtx_result_, __COUNTER__), \
+                             lhs, expr)
 
 #define DTX_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \
