@@ -9,12 +9,12 @@
 //   msg         a 2-step message submitted directly, WaitResult
 //   saga_empty  a 2-step saga with empty URLs (dtm's benchEmptyUrl):
 //               coordinator and journal only
-// and, in the same run, each scenario's baseline: the same journal writes
-// (durable where dtx waits, queued where dtx does not) and the same gRPC calls
-// (a generated stub with dtm's metadata), in the same order, with no
-// coordinator in between (docs/architecture.md, "Minimum durable points").
-// saga_empty is also compared with the single-commit SQLite rate (one row per
-// FULL commit, one writer).
+// and, in the same run (alternating rounds), each scenario's baseline: the same
+// journal writes (durable where dtx waits, queued where dtx does not) and the
+// same gRPC calls (a generated stub with dtm's metadata), in the same order,
+// with no coordinator in between (docs/architecture.md, "Minimum durable
+// points"). saga_empty is also compared with the single-commit SQLite rate (one
+// row per FULL commit, one writer).
 //
 //   dtx_bench [--seconds 10] [--scenario tcc|saga|msg|saga_empty]
 //             [--inflight 1,16,64] [--io-threads 1]
@@ -317,8 +317,20 @@ int Main(int argc, char** argv) {
   for (const std::string scenario : {"tcc", "saga", "msg", "saga_empty"}) {
     if (!only.empty() && only != scenario) continue;
     for (int inflight : inflights) {
-      const Figures base = bench.RunBaseline(scenario, inflight, seconds / 2);
-      const Figures dtx = bench.RunDtx(scenario, inflight, seconds / 2);
+      // Two rounds each, alternating, so that drift of the machine falls on
+      // both sides.
+      Figures base;
+      Figures dtx;
+      for (int round = 0; round < 2; ++round) {
+        const Figures b = bench.RunBaseline(scenario, inflight, seconds / 4);
+        const Figures d = bench.RunDtx(scenario, inflight, seconds / 4);
+        base.tx_per_s += b.tx_per_s / 2;
+        base.p50_ms += b.p50_ms / 2;
+        base.p99_ms += b.p99_ms / 2;
+        dtx.tx_per_s += d.tx_per_s / 2;
+        dtx.p50_ms += d.p50_ms / 2;
+        dtx.p99_ms += d.p99_ms / 2;
+      }
       Row("baseline", scenario, inflight, base);
       Row("dtx", scenario, inflight, dtx);
       PrintResult(scenario + "_" + std::to_string(inflight), dtx.tx_per_s,

@@ -166,6 +166,7 @@ void Coordinator::Impl::AddWakeup(TimePoint at, const std::string& gid) {
 }
 
 Status Coordinator::Impl::ClaimDueOnce(std::size_t* claimed) {
+  std::lock_guard<std::mutex> claiming(claim_mu);
   const TimePoint now = clock->Now();
   ClaimRequest req;
   req.now = now;

@@ -151,6 +151,10 @@ struct Coordinator::Impl {
   std::unique_ptr<Journal> journal;
   std::unique_ptr<BranchClient> client;
 
+  // Held across a claim and the activation of what it claimed, so that
+  // RunDue, which claims and then waits for idleness, cannot miss
+  // transactions that the scheduler claimed but has not activated yet.
+  std::mutex claim_mu;
   std::mutex mu;
   std::condition_variable idle_cv;
   std::unordered_map<std::string, std::shared_ptr<TransRuntime>>

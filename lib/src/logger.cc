@@ -58,7 +58,7 @@ std::shared_ptr<Logger> NewStderrLogger(LogLevel min_level) {
   // Not registered in spdlog's global registry: dtx keeps no global state.
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>("dtx", std::move(sink));
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e [%n] [%l] %v");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f [%n] [%l] %v");
   switch (min_level) {
     case LogLevel::kDebug:
       logger->set_level(spdlog::level::debug);

@@ -4,6 +4,8 @@
 
 #include <gmock/gmock.h>
 
+#include <thread>
+
 namespace dtx::testing {
 namespace {
 
@@ -91,6 +93,62 @@ TEST_F(CoordinatorAdminTest, UnsupportedModesAreClearErrors) {
   req.trans_type = TransType::kSaga;
   EXPECT_THAT(dtm_->Prepare(req),
               StatusIs(StatusCode::kInvalidArgument, "no prepare phase"));
+}
+
+}  // namespace
+}  // namespace dtx::testing
+
+namespace dtx::testing {
+namespace {
+
+// Two coordinators (as two processes would) share one journal: each due
+// transaction is processed by exactly one of them.
+TEST_F(CoordinatorAdminTest,
+       TwoCoordinatorsSharingAJournalNeverBothProcessOne) {
+  constexpr int kSagas = 40;
+  for (int i = 0; i < kSagas; ++i) {
+    // Each saga's first call answers ONGOING; the retry succeeds.
+    busi_->SetHandler(
+        "/busi.Busi/Step" + std::to_string(i),
+        [n = std::make_shared<std::atomic<int>>(0)](const ReceivedCall&) {
+          return (*n)++ == 0 ? Ongoing() : Ok();
+        });
+    ASSERT_OK(Saga(*dtm_, "two-" + std::to_string(i))
+                  .Add(Url("/busi.Busi/Step" + std::to_string(i)), "", "")
+                  .Submit());
+  }
+  dtm_->WaitIdle();
+
+  SqliteJournalOptions jo;
+  jo.path = dir_.File("dtx.db");
+  jo.clock = &clock_;
+  auto journal = SqliteJournal::Open(jo);
+  ASSERT_OK(journal);
+  auto client = GrpcBranchClient::Create({});
+  ASSERT_OK(client);
+  CoordinatorDeps deps;
+  deps.journal = std::move(journal).value();
+  deps.branch_client = std::move(client).value();
+  deps.clock = &clock_;
+  if (std::getenv("DTX_TEST_LOG") != nullptr) {
+    deps.logger = NewStderrLogger(LogLevel::kDebug);
+  }
+  Options options = options_;
+  options.cron_interval = std::chrono::seconds(3600);
+  auto other = Coordinator::Open(options, std::move(deps));
+  ASSERT_OK(other);
+
+  clock_.Advance(seconds(10));
+  std::thread a([&] { EXPECT_OK(dtm_->RunDue()); });
+  std::thread b([&] { EXPECT_OK((*other)->RunDue()); });
+  a.join();
+  b.join();
+  for (int i = 0; i < kSagas; ++i) {
+    EXPECT_EQ(busi_->CallCount("/busi.Busi/Step" + std::to_string(i)), 2u) << i;
+    EXPECT_EQ(Global("two-" + std::to_string(i)).status, TransStatus::kSucceed)
+        << i;
+  }
+  (*other)->Shutdown();
 }
 
 }  // namespace
