@@ -383,14 +383,14 @@ Status Coordinator::Submit(const TransRequest& req) {
                                 "' is not supported (want saga, tcc or msg)");
   }
   const bool wait = req.options.wait_result;
-  auto promise = std::make_shared<std::promise<Status>>();
-  auto future = promise->get_future();
-  auto waiter = [promise](const GlobalTrans& t, bool stopped) {
-    promise->set_value(OutcomeOfSubmit(t, stopped));
-  };
 
   if (req.trans_type == TransType::kSaga || req.trans_type == TransType::kMsg) {
     // A new saga or msg is written whole, already submitted.
+    auto promise = std::make_shared<std::promise<Status>>();
+    auto future = promise->get_future();
+    auto waiter = [promise](const GlobalTrans& t, bool stopped) {
+      promise->set_value(OutcomeOfSubmit(t, stopped));
+    };
     std::vector<Branch> branches;
     if (req.steps.empty()) {
       return InvalidArgumentError(std::string(ToString(req.trans_type)) +
@@ -480,50 +480,60 @@ Status Coordinator::Submit(const TransRequest& req) {
     }
   }
 
-  // An existing transaction: a prepared tcc or msg, or a resubmission.
-  auto reply = std::make_shared<std::promise<Status>>();
-  auto reply_future = reply->get_future();
-  c.WithRuntime(req.gid, [&c, reply, wait, waiter](
+  // An existing transaction: a prepared tcc or msg, or a resubmission. The
+  // caller waits once: for the decision, or with WaitResult for the outcome
+  // (whichever error comes first wins).
+  struct Once {
+    std::promise<Status> promise;
+    std::atomic<bool> set{false};
+    void Set(Status s) {
+      if (!set.exchange(true)) promise.set_value(std::move(s));
+    }
+  };
+  auto once = std::make_shared<Once>();
+  auto once_future = once->promise.get_future();
+  auto outcome = [once](const GlobalTrans& t, bool stopped) {
+    once->Set(OutcomeOfSubmit(t, stopped));
+  };
+  c.WithRuntime(req.gid, [&c, once, wait, outcome](
                              std::shared_ptr<TransRuntime> rt, Status st) {
     if (!rt) {
-      reply->set_value(st);
+      once->Set(st);
       return;
     }
     const TransStatus status = rt->trans.status;
     if (status == TransStatus::kPrepared &&
         rt->trans.trans_type != TransType::kSaga) {
-      c.Decide(
-          rt, TransStatus::kSubmitted, "", [rt, reply, wait, waiter](Status s) {
-            if (!s.ok()) {
-              reply->set_value(
-                  s.code() == StatusCode::kFailedPrecondition
-                      ? AbortedError("current status '" +
-                                     std::string(ToString(rt->trans.status)) +
-                                     "', cannot submit")
-                      : s);
-              return;
-            }
-            if (wait) rt->waiters.push_back(waiter);
-            reply->set_value(Status::Ok());
-          });
+      if (wait) rt->waiters.push_back(outcome);
+      c.Decide(rt, TransStatus::kSubmitted, "", [rt, once, wait](Status s) {
+        if (!s.ok()) {
+          once->Set(s.code() == StatusCode::kFailedPrecondition
+                        ? AbortedError("current status '" +
+                                       std::string(ToString(rt->trans.status)) +
+                                       "', cannot submit")
+                        : s);
+        } else if (!wait) {
+          once->Set(Status::Ok());
+        }
+      });
       return;
     }
     if (status == TransStatus::kSubmitted) {
       // Submitted again: keep processing from the journal's branches (dtm
       // would mark a tcc succeed without confirming; see docs/semantics.md).
-      if (wait) rt->waiters.push_back(waiter);
-      reply->set_value(Status::Ok());
+      if (wait) {
+        rt->waiters.push_back(outcome);
+      } else {
+        once->Set(Status::Ok());
+      }
       c.Advance(rt);
       return;
     }
-    reply->set_value(AbortedError("current status '" +
-                                  std::string(ToString(status)) +
-                                  "', cannot submit"));
+    once->Set(AbortedError("current status '" + std::string(ToString(status)) +
+                           "', cannot submit"));
     c.MaybeEvict(rt);
   });
-  Status r = c.Await(reply_future);
-  if (!r.ok() || !wait) return r;
-  return c.Await(future);
+  return c.Await(once_future);
 }
 
 Status Coordinator::Abort(const TransRequest& req) {
