@@ -97,7 +97,7 @@ class ChaosBranchClient final : public BranchClient {
   std::vector<BranchRequest> late_;  // guarded by mu_
 };
 
-class BarrierLedgerTest : public ::testing::Test {
+class BarrierLedgerTest : public CoordinatorTest {
  protected:
   static constexpr int kUsers = 10;
   static constexpr int64_t kBalance = 10000;
@@ -112,54 +112,22 @@ class BarrierLedgerTest : public ::testing::Test {
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(port_, 0);
-
-    SqliteJournalOptions jo;
-    jo.path = dir_.File("dtx.db");
-    jo.clock = &clock_;
-    jo.synchronous = SqliteJournalOptions::Sync::kNormal;
-    auto journal = SqliteJournal::Open(jo);
-    ASSERT_OK(journal);
-    auto grpc_client = GrpcBranchClient::Create({});
-    ASSERT_OK(grpc_client);
     const uint32_t seed = std::random_device{}();
     std::cout << "chaos seed " << seed << "\n";
-    auto chaos = std::make_unique<ChaosBranchClient>(
-        std::move(grpc_client).value(), seed);
-    chaos_ = chaos.get();
-    CoordinatorDeps deps;
-    deps.journal = std::move(journal).value();
-    deps.branch_client = std::move(chaos);
-    deps.clock = &clock_;
-    Options options;
-    options.cron_interval = seconds(3600);
-    auto dtm = Coordinator::Open(options, std::move(deps));
-    ASSERT_OK(dtm);
-    dtm_ = std::move(dtm).value();
+    wrap_client_ = [this, seed](std::unique_ptr<BranchClient> inner) {
+      auto chaos = std::make_unique<ChaosBranchClient>(std::move(inner), seed);
+      chaos_ = chaos.get();
+      return std::unique_ptr<BranchClient>(std::move(chaos));
+    };
+    Open();
   }
   void TearDown() override {
-    if (dtm_) dtm_->Shutdown();
+    CoordinatorTest::TearDown();
     if (server_) server_->Shutdown();
   }
 
   std::string Busi() const {
     return "127.0.0.1:" + std::to_string(port_) + "/api.trans.v1.Trans";
-  }
-
-  // Runs due work until every transaction is final.
-  void Settle() {
-    for (int round = 0; round < 200; ++round) {
-      clock_.Advance(std::chrono::minutes(2));
-      ASSERT_OK(dtm_->RunDue());
-      ListQuery q;
-      q.limit = 100000;
-      auto page = dtm_->List(q);
-      ASSERT_OK(page);
-      bool open = false;
-      for (const auto& t : page->transactions)
-        open = open || !IsFinished(t.status);
-      if (!open) return;
-    }
-    FAIL() << "transactions still unfinished";
   }
 
   void ExpectLedgerBalances() {
@@ -172,13 +140,10 @@ class BarrierLedgerTest : public ::testing::Test {
     EXPECT_EQ(total, kUsers * kBalance);
   }
 
-  TempDir dir_;
-  FakeClock clock_;
   std::unique_ptr<examples::AccountService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   ChaosBranchClient* chaos_ = nullptr;
-  std::unique_ptr<Coordinator> dtm_;
 };
 
 TEST_F(BarrierLedgerTest, AThousandRandomTransfersKeepTheLedgerBalanced) {

@@ -119,28 +119,12 @@ TEST_F(CoordinatorAdminTest,
   }
   dtm_->WaitIdle();
 
-  SqliteJournalOptions jo;
-  jo.path = dir_.File("dtx.db");
-  jo.clock = &clock_;
-  auto journal = SqliteJournal::Open(jo);
-  ASSERT_OK(journal);
-  auto client = GrpcBranchClient::Create({});
-  ASSERT_OK(client);
-  CoordinatorDeps deps;
-  deps.journal = std::move(journal).value();
-  deps.branch_client = std::move(client).value();
-  deps.clock = &clock_;
-  if (std::getenv("DTX_TEST_LOG") != nullptr) {
-    deps.logger = NewStderrLogger(LogLevel::kDebug);
-  }
-  Options options = options_;
-  options.cron_interval = std::chrono::seconds(3600);
-  auto other = Coordinator::Open(options, std::move(deps));
-  ASSERT_OK(other);
+  std::unique_ptr<Coordinator> other = NewCoordinator();
+  ASSERT_NE(other, nullptr);
 
   clock_.Advance(seconds(10));
   std::thread a([&] { EXPECT_OK(dtm_->RunDue()); });
-  std::thread b([&] { EXPECT_OK((*other)->RunDue()); });
+  std::thread b([&] { EXPECT_OK(other->RunDue()); });
   a.join();
   b.join();
   for (int i = 0; i < kSagas; ++i) {
@@ -148,7 +132,7 @@ TEST_F(CoordinatorAdminTest,
     EXPECT_EQ(Global("two-" + std::to_string(i)).status, TransStatus::kSucceed)
         << i;
   }
-  (*other)->Shutdown();
+  other->Shutdown();
 }
 
 }  // namespace

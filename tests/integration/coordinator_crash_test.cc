@@ -65,19 +65,7 @@ class CoordinatorCrashTest : public CoordinatorTest {
   void Recover() {
     clock_.Set(SystemClock().Now() + std::chrono::hours(2));
     Open();
-    for (int round = 0; round < 30; ++round) {
-      ASSERT_OK(dtm_->RunDue());
-      ListQuery q;
-      q.limit = 1000;
-      auto page = dtm_->List(q);
-      ASSERT_OK(page);
-      bool unfinished = false;
-      for (const auto& t : page->transactions)
-        unfinished = unfinished || !IsFinished(t.status);
-      if (!unfinished) return;
-      clock_.Advance(std::chrono::minutes(10));
-    }
-    FAIL() << "transactions still unfinished after recovery";
+    Settle(std::chrono::minutes(10), 30);
   }
 
   // ops[gid] = the methods called for that gid (any process).
@@ -98,12 +86,9 @@ TEST_F(CoordinatorCrashTest, SagaFinishesAfterKillsAtEveryCall) {
     RunChildAndKill("saga", "s" + std::to_string(k) + "-", k);
   Recover();
   auto calls = CallsByGid();
-  ListQuery q;
-  q.limit = 1000;
-  auto page = dtm_->List(q);
-  ASSERT_OK(page);
-  ASSERT_GE(page->transactions.size(), 6u);
-  for (const auto& t : page->transactions) {
+  const std::vector<GlobalTrans> all = AllTransactions();
+  ASSERT_GE(all.size(), 6u);
+  for (const auto& t : all) {
     EXPECT_EQ(t.status, TransStatus::kSucceed) << t.gid;
     EXPECT_GE(calls[t.gid].count("/busi.Busi/Action1"), 1u) << t.gid;
     EXPECT_GE(calls[t.gid].count("/busi.Busi/Action2"), 1u) << t.gid;
@@ -118,11 +103,8 @@ TEST_F(CoordinatorCrashTest, FailingSagaCompensatesAfterKillsAtEveryCall) {
     RunChildAndKill("saga-fail", "f" + std::to_string(k) + "-", k);
   Recover();
   auto calls = CallsByGid();
-  ListQuery q;
-  q.limit = 1000;
-  auto page = dtm_->List(q);
-  ASSERT_OK(page);
-  for (const auto& t : page->transactions) {
+  const std::vector<GlobalTrans> all = AllTransactions();
+  for (const auto& t : all) {
     const auto& c = calls[t.gid];
     if (c.count("/busi.Busi/FailingAction2") == 0 &&
         c.count("/busi.Busi/Action1") == 0) {
@@ -144,18 +126,15 @@ TEST_F(CoordinatorCrashTest, TccNeverConfirmsAndCancelsTheSameTransaction) {
     RunChildAndKill("tcc", "t" + std::to_string(k) + "-", k);
   Recover();
   auto calls = CallsByGid();
-  ListQuery q;
-  q.limit = 1000;
-  auto page = dtm_->List(q);
-  ASSERT_OK(page);
+  const std::vector<GlobalTrans> all = AllTransactions();
   if (std::getenv("DTX_TEST_VERBOSE") != nullptr) {
-    for (const auto& t : page->transactions) {
+    for (const auto& t : all) {
       std::cout << t.gid << " " << ToString(t.status) << ":";
       for (const auto& m : calls[t.gid]) std::cout << " " << m;
       std::cout << "\n";
     }
   }
-  for (const auto& t : page->transactions) {
+  for (const auto& t : all) {
     const auto& c = calls[t.gid];
     const std::size_t confirms =
         c.count("/busi.Busi/Confirm1") + c.count("/busi.Busi/Confirm2");
@@ -188,11 +167,8 @@ TEST_F(CoordinatorCrashTest, MsgIsDeliveredAfterKillsAtEveryCall) {
     RunChildAndKill("msg", "m" + std::to_string(k) + "-", k);
   Recover();
   auto calls = CallsByGid();
-  ListQuery q;
-  q.limit = 1000;
-  auto page = dtm_->List(q);
-  ASSERT_OK(page);
-  for (const auto& t : page->transactions) {
+  const std::vector<GlobalTrans> all = AllTransactions();
+  for (const auto& t : all) {
     EXPECT_EQ(t.status, TransStatus::kSucceed) << t.gid;
     EXPECT_GE(calls[t.gid].count("/busi.Busi/Action1"), 1u) << t.gid;
     EXPECT_GE(calls[t.gid].count("/busi.Busi/Action2"), 1u) << t.gid;

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,27 +33,38 @@ class CoordinatorTest : public ::testing::Test {
     if (dtm_) dtm_->Shutdown();
   }
 
-  void Open() {
+  // A coordinator on this test's journal file, clock and branch client.
+  // Several may be open at once, as several processes would be.
+  std::unique_ptr<Coordinator> NewCoordinator() {
     SqliteJournalOptions jo;
     jo.path = dir_.File("dtx.db");
     jo.clock = &clock_;
     jo.synchronous = SqliteJournalOptions::Sync::kNormal;
     auto journal = SqliteJournal::Open(jo);
-    ASSERT_OK(journal);
+    EXPECT_OK(journal);
     auto client = GrpcBranchClient::Create({});
-    ASSERT_OK(client);
+    EXPECT_OK(client);
+    if (!journal.ok() || !client.ok()) return nullptr;
     CoordinatorDeps deps;
     deps.journal = std::move(journal).value();
     deps.branch_client = std::move(client).value();
+    if (wrap_client_)
+      deps.branch_client = wrap_client_(std::move(deps.branch_client));
     deps.clock = &clock_;
-    if (std::getenv("DTX_TEST_LOG") != nullptr)
+    if (std::getenv("DTX_TEST_LOG") != nullptr) {
       deps.logger = NewStderrLogger(LogLevel::kDebug);
+    }
     Options options = options_;
     // The scheduler's own timer should not race the test's RunDue calls.
     options.cron_interval = std::chrono::seconds(3600);
     auto dtm = Coordinator::Open(options, std::move(deps));
-    ASSERT_OK(dtm);
-    dtm_ = std::move(dtm).value();
+    EXPECT_OK(dtm);
+    return dtm.ok() ? std::move(dtm).value() : nullptr;
+  }
+
+  void Open() {
+    dtm_ = NewCoordinator();
+    ASSERT_NE(dtm_, nullptr);
   }
 
   void Reopen() {
@@ -105,10 +117,35 @@ class CoordinatorTest : public ::testing::Test {
     clock_.Advance(d);
     ASSERT_OK(dtm_->RunDue());
   }
+  // Every transaction in the journal.
+  std::vector<GlobalTrans> AllTransactions() {
+    ListQuery q;
+    q.limit = 100000;
+    auto page = dtm_->List(q);
+    EXPECT_OK(page);
+    return page.ok() ? page->transactions : std::vector<GlobalTrans>{};
+  }
+  // Moves the clock `step` at a time and runs due work until every
+  // transaction is finished.
+  void Settle(std::chrono::seconds step = std::chrono::seconds(120),
+              int rounds = 200) {
+    for (int round = 0; round < rounds; ++round) {
+      clock_.Advance(step);
+      ASSERT_OK(dtm_->RunDue());
+      bool open = false;
+      for (const auto& t : AllTransactions())
+        open = open || !IsFinished(t.status);
+      if (!open) return;
+    }
+    FAIL() << "transactions still unfinished";
+  }
 
   TempDir dir_;
   FakeClock clock_;
   Options options_;
+  // When set, wraps the branch client of every coordinator the test opens.
+  std::function<std::unique_ptr<BranchClient>(std::unique_ptr<BranchClient>)>
+      wrap_client_;
   std::unique_ptr<BranchTestServer> busi_;
   std::unique_ptr<Coordinator> dtm_;
 };
