@@ -67,6 +67,68 @@ Status ValidateOptions(const TransOptions& o) {
   return ValidateHeaders(o.branch_headers);
 }
 
+// A new global transaction from a request.
+GlobalTrans NewGlobal(const TransRequest& req, TransStatus status,
+                      TimePoint now) {
+  GlobalTrans t;
+  t.gid = req.gid;
+  t.trans_type = req.trans_type;
+  t.status = status;
+  t.options = internal::EncodeOptions(req.options);
+  t.custom_data = req.custom_data;
+  t.query_prepared = req.query_prepared;
+  t.create_time = now;
+  return t;
+}
+
+// The branch rows of a saga (per step: compensate, then action) or a msg
+// (per step: action), after checking the steps, payloads, URLs and custom
+// data of the request.
+Result<std::vector<Branch>> StepBranches(const TransRequest& req,
+                                         BranchClient& client) {
+  const std::string mode(ToString(req.trans_type));
+  const bool saga = req.trans_type == TransType::kSaga;
+  if (req.steps.empty()) return InvalidArgumentError(mode + ": no steps");
+  if (req.payloads.size() > req.steps.size()) {
+    return InvalidArgumentError(mode + ": more payloads than steps");
+  }
+  if (saga) {
+    DTX_RETURN_IF_ERROR(internal::DecodeSagaCustom(
+                            req.custom_data, static_cast<int>(req.steps.size()))
+                            .status());
+  } else {
+    DTX_RETURN_IF_ERROR(internal::DecodeMsgDelay(req.custom_data).status());
+    if (!req.query_prepared.empty()) {
+      DTX_RETURN_IF_ERROR(client.ValidateUrl(req.query_prepared));
+    }
+  }
+  std::vector<Branch> branches;
+  for (std::size_t i = 0; i < req.steps.size(); ++i) {
+    const TransStep& step = req.steps[i];
+    if (!saga && !step.compensate.empty()) {
+      return InvalidArgumentError("msg: steps have no compensate");
+    }
+    for (const std::string* url : {&step.compensate, &step.action}) {
+      if (!url->empty()) {
+        Status v = client.ValidateUrl(*url);
+        if (!v.ok()) return v.WithPrefix(mode + " step " + std::to_string(i));
+      }
+    }
+    Branch b;
+    b.branch_id = StepId(i);
+    b.bin_data = i < req.payloads.size() ? req.payloads[i] : std::string();
+    if (saga) {
+      b.op = BranchOp::kCompensate;
+      b.url = step.compensate;
+      branches.push_back(b);
+    }
+    b.op = BranchOp::kAction;
+    b.url = step.action;
+    branches.push_back(std::move(b));
+  }
+  return branches;
+}
+
 }  // namespace
 
 Status Coordinator::Impl::Await(std::future<Status>& f) {
@@ -319,33 +381,10 @@ Status Coordinator::Prepare(const TransRequest& req) {
                                 std::string(ToString(req.trans_type)) +
                                 "' has no prepare phase (want tcc or msg)");
   }
-  GlobalTrans t;
-  t.gid = req.gid;
-  t.trans_type = req.trans_type;
-  t.status = TransStatus::kPrepared;
-  t.options = internal::EncodeOptions(req.options);
-  t.custom_data = req.custom_data;
-  t.query_prepared = req.query_prepared;
-  t.create_time = c.clock->Now();
+  GlobalTrans t = NewGlobal(req, TransStatus::kPrepared, c.clock->Now());
   std::vector<Branch> branches;
   if (req.trans_type == TransType::kMsg) {
-    if (req.steps.empty()) return InvalidArgumentError("msg: no steps");
-    if (req.payloads.size() > req.steps.size()) {
-      return InvalidArgumentError("msg: more payloads than steps");
-    }
-    DTX_RETURN_IF_ERROR(internal::DecodeMsgDelay(req.custom_data).status());
-    if (!req.query_prepared.empty())
-      DTX_RETURN_IF_ERROR(c.client->ValidateUrl(req.query_prepared));
-    for (std::size_t i = 0; i < req.steps.size(); ++i) {
-      if (!req.steps[i].action.empty())
-        DTX_RETURN_IF_ERROR(c.client->ValidateUrl(req.steps[i].action));
-      Branch b;
-      b.branch_id = StepId(i);
-      b.op = BranchOp::kAction;
-      b.url = req.steps[i].action;
-      if (i < req.payloads.size()) b.bin_data = req.payloads[i];
-      branches.push_back(std::move(b));
-    }
+    DTX_ASSIGN_OR_RETURN(branches, StepBranches(req, *c.client));
   } else if (!req.steps.empty()) {
     return InvalidArgumentError(
         "tcc: steps are registered with RegisterBranch, not sent");
@@ -391,58 +430,9 @@ Status Coordinator::Submit(const TransRequest& req) {
     auto waiter = [promise](const GlobalTrans& t, bool stopped) {
       promise->set_value(OutcomeOfSubmit(t, stopped));
     };
-    std::vector<Branch> branches;
-    if (req.steps.empty()) {
-      return InvalidArgumentError(std::string(ToString(req.trans_type)) +
-                                  ": no steps");
-    }
-    if (req.payloads.size() > req.steps.size()) {
-      return InvalidArgumentError(std::string(ToString(req.trans_type)) +
-                                  ": more payloads than steps");
-    }
-    if (req.trans_type == TransType::kSaga) {
-      DTX_RETURN_IF_ERROR(
-          internal::DecodeSagaCustom(req.custom_data,
-                                     static_cast<int>(req.steps.size()))
-              .status());
-    } else {
-      DTX_RETURN_IF_ERROR(internal::DecodeMsgDelay(req.custom_data).status());
-    }
-    for (std::size_t i = 0; i < req.steps.size(); ++i) {
-      const std::string payload =
-          i < req.payloads.size() ? req.payloads[i] : std::string();
-      for (const std::string* url :
-           {&req.steps[i].compensate, &req.steps[i].action}) {
-        if (!url->empty()) {
-          Status v = c.client->ValidateUrl(*url);
-          if (!v.ok()) return v.WithPrefix("step " + std::to_string(i));
-        }
-      }
-      if (req.trans_type == TransType::kSaga) {
-        Branch comp;
-        comp.branch_id = StepId(i);
-        comp.op = BranchOp::kCompensate;
-        comp.url = req.steps[i].compensate;
-        comp.bin_data = payload;
-        branches.push_back(std::move(comp));
-      } else if (!req.steps[i].compensate.empty()) {
-        return InvalidArgumentError("msg: steps have no compensate");
-      }
-      Branch action;
-      action.branch_id = StepId(i);
-      action.op = BranchOp::kAction;
-      action.url = req.steps[i].action;
-      action.bin_data = payload;
-      branches.push_back(std::move(action));
-    }
-    GlobalTrans t;
-    t.gid = req.gid;
-    t.trans_type = req.trans_type;
-    t.status = TransStatus::kSubmitted;
-    t.options = internal::EncodeOptions(req.options);
-    t.custom_data = req.custom_data;
-    t.query_prepared = req.query_prepared;
-    t.create_time = c.clock->Now();
+    DTX_ASSIGN_OR_RETURN(std::vector<Branch> branches,
+                         StepBranches(req, *c.client));
+    GlobalTrans t = NewGlobal(req, TransStatus::kSubmitted, c.clock->Now());
     t.next_cron_interval = c.BaseInterval(req.options);
     t.next_cron_time = t.create_time + t.next_cron_interval;
     TransWithBranches data{t, branches};
@@ -462,22 +452,9 @@ Status Coordinator::Submit(const TransRequest& req) {
       if (!wait) return Status::Ok();
       return c.Await(future);
     }
-    if (s.code() != StatusCode::kAlreadyExists ||
-        req.trans_type == TransType::kSaga) {
-      if (s.code() == StatusCode::kAlreadyExists) {
-        // A saga submitted again: process what is stored, as dtm does, if it
-        // is still submitted.
-        auto existing = c.journal->Find(req.gid);
-        if (existing.ok() &&
-            existing->trans.status != TransStatus::kSubmitted) {
-          return AbortedError("current status '" +
-                              std::string(ToString(existing->trans.status)) +
-                              "', cannot submit");
-        }
-      } else {
-        return s;
-      }
-    }
+    if (s.code() != StatusCode::kAlreadyExists) return s;
+    // The gid exists: a msg prepared earlier, or a resubmission, handled
+    // below on the stored transaction.
   }
 
   // An existing transaction: a prepared tcc or msg, or a resubmission. The
