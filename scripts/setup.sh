@@ -11,6 +11,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libasio-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
+  etcd-server etcd-client
   libbenchmark-dev
 )
 
