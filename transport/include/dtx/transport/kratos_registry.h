@@ -1,0 +1,105 @@
+// Kratos's etcd registry, as go-kratos/contrib/registry/etcd lays it out, so
+// that dtx, Kratos services and dtm find each other:
+//
+//   key    <namespace>/<service name>/<instance id>   (namespace
+//   /microservices) value  {"id":"..","name":"..","version":"","metadata":null,
+//           "endpoints":["grpc://10.0.0.5:9000"]}      (Go's encoding/json)
+//   lease  TTL 15 s, renewed every TTL/3; re-registered when lost.
+//
+// KratosRegistrar keeps one instance registered; EtcdServiceResolver is the
+// ServiceResolver behind discovery:// branch URLs: it lists a service's
+// instances, watches them, and hands out the grpc:// addresses.
+//
+// Thread safety: both classes are thread-safe.
+
+#ifndef DTX_TRANSPORT_KRATOS_REGISTRY_H_
+#define DTX_TRANSPORT_KRATOS_REGISTRY_H_
+
+#include "dtx/logger.h"
+#include "dtx/result.h"
+#include "dtx/transport/etcd_client.h"
+#include "dtx/transport/grpc_export.h"
+#include "dtx/transport/service_resolver.h"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dtx {
+
+struct ServiceInstance {
+  std::string id;
+  std::string name;
+  std::string version;
+  std::map<std::string, std::string> metadata;  // written as null when empty
+  std::vector<std::string> endpoints;           // "grpc://host:port", ...
+};
+
+// Go's encoding of a Kratos ServiceInstance (fields in Go's order; <, > and &
+// escaped as Go escapes them).
+DTX_GRPC_EXPORT std::string EncodeServiceInstance(
+    const ServiceInstance& instance);
+// kInvalidArgument for JSON that is not an instance (no name, bad types).
+DTX_GRPC_EXPORT Result<ServiceInstance> DecodeServiceInstance(
+    std::string_view json);
+// The address ("host:port") of the first plain grpc:// endpoint whose
+// isSecure query is absent or false, as Kratos's resolver picks it.
+DTX_GRPC_EXPORT std::optional<std::string> PickGrpcEndpoint(
+    const ServiceInstance& instance);
+
+inline constexpr char kKratosNamespace[] = "/microservices";
+
+class DTX_GRPC_EXPORT KratosRegistrar {
+ public:
+  struct Options {
+    std::string ns = kKratosNamespace;
+    std::chrono::seconds ttl{15};
+    std::shared_ptr<Logger> logger;
+  };
+  // Puts the instance under a new lease and keeps it alive until destroyed.
+  // `etcd` is shared with the caller. kInvalidArgument for an instance
+  // without name, id or endpoints; etcd's errors otherwise.
+  static Result<std::unique_ptr<KratosRegistrar>> Register(
+      std::shared_ptr<EtcdClient> etcd, ServiceInstance instance,
+      Options options);
+  // Deregisters (deletes the key, revokes the lease).
+  ~KratosRegistrar();
+  const std::string& key() const;
+
+  struct Impl;
+
+ private:
+  explicit KratosRegistrar(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class DTX_GRPC_EXPORT EtcdServiceResolver final : public ServiceResolver {
+ public:
+  struct Options {
+    std::string ns = kKratosNamespace;
+    // How long the first Resolve of a service waits for etcd.
+    std::chrono::milliseconds first_lookup_timeout{3000};
+    std::shared_ptr<Logger> logger;
+  };
+  EtcdServiceResolver(std::shared_ptr<EtcdClient> etcd, Options options);
+  ~EtcdServiceResolver() override;
+
+  // The addresses of `service`'s instances. The first call lists the service
+  // and starts watching it; later calls return the latest set at once. When
+  // every instance leaves, the last non-empty set is kept (as Kratos does).
+  // kUnavailable when no instance has been seen.
+  Result<AddressSet> Resolve(const std::string& service) override;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dtx
+
+#endif  // DTX_TRANSPORT_KRATOS_REGISTRY_H_
