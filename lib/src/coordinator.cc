@@ -303,9 +303,7 @@ void Coordinator::Impl::ArmPoll() {
   });
 }
 
-// ---- Coordinator
-// --------------------------------------------------------------
-
+// Coordinator.
 Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Coordinator::~Coordinator() { Shutdown(); }

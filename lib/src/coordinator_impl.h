@@ -73,11 +73,10 @@ struct TransRuntime : std::enable_shared_from_this<TransRuntime> {
 struct Coordinator::Impl {
   Impl() : sched(asio::make_strand(io)), poll_timer(sched) {}
 
-  // ---- coordinator.cc
-  // ---------------------------------------------------------- Runs `fn` on the
-  // strand of gid's runtime, loading it from the journal when it is not in
-  // memory. `fn` gets null (and the status) when the gid is unknown or cannot
-  // be read.
+  // coordinator.cc.
+  // Runs `fn` on the strand of gid's runtime, loading it from the journal when
+  // it is not in memory. `fn` gets null (and the status) when the gid is
+  // unknown or cannot be read.
   void WithRuntime(
       const std::string& gid,
       std::function<void(std::shared_ptr<TransRuntime>, Status)> fn);
@@ -96,8 +95,7 @@ struct Coordinator::Impl {
   Status Await(std::future<Status>& f);
   Status CheckOpen();
 
-  // ---- trans_runtime.cc
-  // ---------------------------------------------------------
+  // trans_runtime.cc.
   void Advance(const std::shared_ptr<TransRuntime>& rt);
   void CallBranch(const std::shared_ptr<TransRuntime>& rt, std::size_t index);
   void CallCheckBack(const std::shared_ptr<TransRuntime>& rt);
@@ -127,8 +125,7 @@ struct Coordinator::Impl {
   }
   bool TimedOut(const TransRuntime& rt) const;
 
-  // ---- trans_type_*.cc
-  // ------------------------------------------------------------
+  // trans_type_*.cc.
   void AdvanceSaga(const std::shared_ptr<TransRuntime>& rt);
   void AdvanceTcc(const std::shared_ptr<TransRuntime>& rt);
   void AdvanceMsg(const std::shared_ptr<TransRuntime>& rt);

@@ -25,9 +25,7 @@ Status AsStatus(const BranchResult& r) {
 
 }  // namespace
 
-// ---- Saga
-// --------------------------------------------------------------------
-
+// Saga.
 Saga::Saga(DtmApi& dtm, std::string gid) : dtm_(dtm) {
   request_.gid = std::move(gid);
   request_.trans_type = TransType::kSaga;
@@ -71,9 +69,7 @@ Status Saga::Submit() {
   return dtm_.Submit(request_);
 }
 
-// ---- Msg
-// ---------------------------------------------------------------------
-
+// Msg.
 Msg::Msg(DtmApi& dtm, std::string gid) : dtm_(dtm) {
   request_.gid = std::move(gid);
   request_.trans_type = TransType::kMsg;
@@ -138,9 +134,7 @@ Status Msg::DoAndSubmit(std::string query_prepared,
   return s;
 }
 
-// ---- Tcc
-// ---------------------------------------------------------------------
-
+// Tcc.
 Tcc::Tcc(DtmApi& dtm, std::string gid, TransOptions options,
          std::string parent_branch_id)
     : dtm_(dtm),

@@ -294,8 +294,7 @@ auto SqliteJournal::Impl::WithReader(Fn&& fn)
   return result;
 }
 
-// ---- SqliteJournal ----------------------------------------------------------
-
+// SqliteJournal.
 SqliteJournal::SqliteJournal(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 

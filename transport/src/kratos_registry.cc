@@ -194,8 +194,37 @@ std::optional<std::string> PickGrpcEndpoint(const ServiceInstance& instance) {
   return std::nullopt;
 }
 
-// ---- KratosRegistrar
-// --------------------------------------------------------------
+Result<RegistryTarget> ParseRegistryTarget(std::string_view target) {
+  auto bad = [&](std::string_view why) {
+    return InvalidArgumentError("registry target '" + std::string(target) +
+                                "': " + std::string(why));
+  };
+  std::string_view rest;
+  for (std::string_view scheme : {"discovery://", "etcd://"}) {
+    if (target.rfind(scheme, 0) == 0) rest = target.substr(scheme.size());
+  }
+  if (rest.empty()) return bad("want discovery://<etcd host:port>/<service>");
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0)
+    return bad("no etcd address");
+  RegistryTarget out;
+  std::string_view hosts = rest.substr(0, slash);
+  out.service = std::string(rest.substr(slash + 1));
+  if (out.service.empty() || out.service.find('/') != std::string::npos) {
+    return bad("want exactly one service name after the etcd address");
+  }
+  while (!hosts.empty()) {
+    const auto comma = hosts.find(',');
+    std::string_view host = hosts.substr(0, comma);
+    if (host.empty()) return bad("empty etcd address");
+    out.etcd_endpoints.emplace_back(host);
+    if (comma == std::string_view::npos) break;
+    hosts.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+// KratosRegistrar.
 
 struct KratosRegistrar::Impl {
   std::shared_ptr<EtcdClient> etcd;
@@ -298,8 +327,7 @@ KratosRegistrar::~KratosRegistrar() {
 
 const std::string& KratosRegistrar::key() const { return impl_->key; }
 
-// ---- EtcdServiceResolver
-// ------------------------------------------------------------
+// EtcdServiceResolver.
 
 struct EtcdServiceResolver::Impl {
   struct Service {

@@ -1,7 +1,9 @@
 #include "dtx/embedded.h"
 
 #include "dtx/storage/sqlite_journal.h"
+#include "dtx/transport/branch_url.h"
 #include "dtx/transport/grpc_branch_client.h"
+#include "dtx/transport/kratos_registry.h"
 
 namespace dtx {
 
@@ -17,9 +19,28 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
   journal_options.logger = embedded.logger;
   DTX_ASSIGN_OR_RETURN(auto journal, SqliteJournal::Open(journal_options));
 
+  std::shared_ptr<ServiceResolver> resolver = embedded.resolver;
+  if (!resolver && !embedded.target.empty()) {
+    if (embedded.driver != kKratosDriver) {
+      return InvalidArgumentError("MicroService.Target '" + embedded.target +
+                                  "' needs the driver '" +
+                                  std::string(kKratosDriver) + "'");
+    }
+    DTX_ASSIGN_OR_RETURN(RegistryTarget target,
+                         ParseRegistryTarget(embedded.target));
+    EtcdClientOptions etcd_options;
+    etcd_options.endpoints = target.etcd_endpoints;
+    DTX_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> etcd,
+                         EtcdClient::Create(etcd_options));
+    EtcdServiceResolver::Options resolver_options;
+    resolver_options.logger = embedded.logger;
+    resolver = std::make_shared<EtcdServiceResolver>(
+        std::shared_ptr<EtcdClient>(std::move(etcd)), resolver_options);
+  }
+
   GrpcBranchClientOptions client_options;
   client_options.driver = embedded.driver;
-  client_options.resolver = embedded.resolver;
+  client_options.resolver = std::move(resolver);
   client_options.default_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(
           options.request_timeout);

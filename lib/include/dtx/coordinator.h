@@ -63,8 +63,7 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // ---- DtmApi
-  // ----------------------------------------------------------------
+  // DtmApi.
   Result<std::string> NewGid() override;
   Status Prepare(const TransRequest& request) override;
   Status Submit(const TransRequest& request) override;
@@ -74,9 +73,8 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   BranchClient& branch_client() override;
   std::string address() const override;
 
-  // ---- Administration
-  // ---------------------------------------------------------- A page of
-  // transactions, newest first.
+  // Administration.
+  // A page of transactions, newest first.
   Result<ListPage> List(const ListQuery& query);
   // Fails an unfinished transaction without calling any branch (dtm's
   // forceStop). kAborted when it is already finished.
@@ -84,11 +82,10 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   // Makes an unfinished transaction due now (dtm's resetNextCronTime).
   Status RetryNow(const std::string& gid);
 
-  // ---- Scheduling
-  // -------------------------------------------------------------- Takes every
-  // transaction due at clock->Now() from the journal and processes it until
-  // nothing more can be done now, then returns. The scheduler does this by
-  // itself; tests with a FakeClock call it after moving the clock.
+  // Scheduling.
+  // Takes every transaction due at clock->Now() from the journal and processes
+  // it until nothing more can be done now, then returns. The scheduler does
+  // this by itself; tests with a FakeClock call it after moving the clock.
   Status RunDue();
   // Blocks until no transaction is being processed in memory.
   void WaitIdle();

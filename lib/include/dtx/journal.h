@@ -125,9 +125,7 @@ class DTX_CORE_EXPORT Journal {
  public:
   virtual ~Journal();
 
-  // ---- Writes
-  // ----------------------------------------------------------------
-
+  // Writes.
   // Inserts `trans` and its `branches` (in order) if trans.gid is new; the gid
   // of each branch is taken from trans. kAlreadyExists, with nothing written,
   // when the gid exists. A zero create_time / update_time is set to now.
@@ -170,9 +168,7 @@ class DTX_CORE_EXPORT Journal {
   // `done` runs once every write queued before this call is durable.
   virtual void Flush(WriteDone done) = 0;
 
-  // ---- Reads
-  // -----------------------------------------------------------------
-
+  // Reads.
   // The transaction and its branches in registration order. kNotFound.
   virtual Result<TransWithBranches> Find(const std::string& gid) = 0;
 
@@ -184,9 +180,7 @@ class DTX_CORE_EXPORT Journal {
   virtual Result<DuePage> ListDue(TimePoint now, std::size_t limit,
                                   DueCursor after) = 0;
 
-  // ---- Life cycle
-  // ------------------------------------------------------------
-
+  // Life cycle.
   // Completes every queued write, then refuses new ones (kFailedPrecondition)
   // and releases the store. Idempotent; the destructor calls it.
   virtual void Close() = 0;

@@ -41,11 +41,11 @@ struct DTX_CORE_EXPORT RetryPolicy {
 };
 
 struct DTX_CORE_EXPORT Options {
-  // ---- Storage -------------------------------------------------------------
+  // Storage.
   // Path of the SQLite journal used when no Journal is injected.
   std::string journal_path = "dtx.db";
 
-  // ---- Retry and timeouts (dtm's names in comments) -------------------------
+  // Retry and timeouts (dtm's names in comments).
   // RetryInterval and the back-off rule.
   RetryPolicy retry;
   // TimeoutToFail: a prepared tcc or msg transaction older than this is
@@ -58,9 +58,8 @@ struct DTX_CORE_EXPORT Options {
   // that no timer of this process is waiting for (restarts, other processes).
   std::chrono::seconds cron_interval{3};
 
-  // ---- Performance
-  // ----------------------------------------------------------- Threads running
-  // the coordinator's io_context.
+  // Performance.
+  // Threads running the coordinator's io_context.
   std::size_t io_threads = 1;
 
   // kInvalidArgument naming the first bad field.

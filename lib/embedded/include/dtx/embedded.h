@@ -23,7 +23,11 @@ class ServiceResolver;
 struct EmbeddedOptions {
   // dtm's MicroService.Driver: "default" or "dtm-driver-kratos".
   std::string driver = "default";
-  // The registry behind discovery:// URLs (Kratos driver); may be null.
+  // dtm's MicroService.Target: with the Kratos driver,
+  // "discovery://<etcd host:port>/<name>" makes discovery:// branch URLs
+  // resolve through that etcd (Kratos's registry layout). Empty: direct mode.
+  std::string target;
+  // The registry behind discovery:// URLs; overrides `target` when set.
   std::shared_ptr<ServiceResolver> resolver;
   // false: SQLite synchronous=NORMAL (survives a process crash, not power
   // loss).

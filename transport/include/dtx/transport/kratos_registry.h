@@ -53,6 +53,17 @@ DTX_GRPC_EXPORT std::optional<std::string> PickGrpcEndpoint(
 
 inline constexpr char kKratosNamespace[] = "/microservices";
 
+// dtm's MicroService.Target for the Kratos driver:
+// "discovery://<etcd host:port>[,<host:port>...]/<service name>" (etcd:// is
+// accepted as well).
+struct RegistryTarget {
+  std::vector<std::string> etcd_endpoints;
+  std::string service;  // the name to register under
+};
+// kInvalidArgument naming the target when it is not of that form.
+DTX_GRPC_EXPORT Result<RegistryTarget> ParseRegistryTarget(
+    std::string_view target);
+
 class DTX_GRPC_EXPORT KratosRegistrar {
  public:
   struct Options {
