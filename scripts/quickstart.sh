@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs dtx's main demo: the `trans` service of dtm's Kratos
-# example and an app that runs a TCC, a SAGA and a two-phase message through
-# the embedded coordinator (SQLite journal, gRPC branch calls).
+# Sets up, builds and runs dtx's main demo: dtm's Kratos quickstart in C++.
 #
-# Until the etcd registry lands (issue #6), the app reaches the service
-# directly (dtm's "direct" mode: MicroService.Target empty).
+#   1. a throwaway etcd on loopback (the registry),
+#   2. the `trans` service (api.trans.v1.Trans), registering itself in etcd
+#      as Kratos services do,
+#   3. an app that runs a TCC, a SAGA and a two-phase message through the
+#      embedded coordinator (SQLite journal; MicroService driver
+#      dtm-driver-kratos, Target discovery://<etcd>/dtmservice), calling the
+#      branches at discovery://<etcd>/trans/api.trans.v1.Trans/...
+#
+# then shows the service's log and each transaction's final status, and stops
+# everything it started.
+#
+#   scripts/quickstart.sh            # with etcd, as the seed's walkthrough
+#   scripts/quickstart.sh --direct   # direct mode (MicroService.Target empty)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode="etcd"
+[ "${1:-}" = "--direct" ] && mode="direct"
 
 bash scripts/setup.sh
 
@@ -16,34 +28,54 @@ cmake --build "$BUILD_DIR" -j "$(nproc)" --target trans_service trans_app
 
 work="$(mktemp -d)"
 service_pid=""
+etcd_pid=""
 cleanup() {
-  if [ -n "$service_pid" ] && kill -0 "$service_pid" 2>/dev/null; then
-    kill "$service_pid" 2>/dev/null || true
-    wait "$service_pid" 2>/dev/null || true
-  fi
+  for p in $service_pid $etcd_pid; do
+    if kill -0 "$p" 2>/dev/null; then
+      kill "$p" 2>/dev/null || true
+      wait "$p" 2>/dev/null || true
+    fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
+service_args=(--port 0)
+app_args=(--journal "$work/dtx.db")
+if [ "$mode" = "etcd" ]; then
+  echo
+  echo "== starting etcd"
+  started="$(bash scripts/start-etcd.sh "$work/etcd")"
+  etcd_endpoint="$(echo "$started" | sed -n 's/.*endpoint=\([^ ]*\).*/\1/p')"
+  etcd_pid="$(echo "$started" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')"
+  echo "etcd listening on $etcd_endpoint"
+  service_args+=(--etcd "$etcd_endpoint")
+  app_args+=(--etcd "$etcd_endpoint")
+fi
+
 echo
 echo "== starting the trans service"
-"$BUILD_DIR/examples/trans/trans_service" --port 0 >"$work/trans.log" 2>&1 &
+"$BUILD_DIR/examples/trans/trans_service" "${service_args[@]}" >"$work/trans.log" 2>&1 &
 service_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "^listening on" "$work/trans.log" 2>/dev/null && break
+ready="^listening on"
+[ "$mode" = "etcd" ] && ready="^registered in etcd"
+for _ in $(seq 1 200); do
+  grep -q "$ready" "$work/trans.log" 2>/dev/null && break
+  kill -0 "$service_pid" 2>/dev/null || break
   sleep 0.05
 done
-address="$(sed -n 's/^listening on //p' "$work/trans.log")"
-if [ -z "$address" ]; then
+if ! grep -q "$ready" "$work/trans.log"; then
   echo "quickstart: the trans service did not start:" >&2
   cat "$work/trans.log" >&2
   exit 1
 fi
-echo "trans service listening on $address"
+address="$(sed -n 's/^listening on //p' "$work/trans.log")"
+app_args+=(--trans "$address")
+grep "^registered" "$work/trans.log" || echo "trans service listening on $address (direct)"
 
 echo
 echo "== running the app (TCC, SAGA, MSG through the embedded coordinator)"
-"$BUILD_DIR/examples/trans/trans_app" --trans "$address" --journal "$work/dtx.db"
+"$BUILD_DIR/examples/trans/trans_app" "${app_args[@]}"
 
 kill "$service_pid"
 wait "$service_pid" 2>/dev/null || true

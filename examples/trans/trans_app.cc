@@ -2,7 +2,13 @@
 // service with the embedded coordinator (SQLite journal, gRPC branch calls),
 // and prints each transaction's final status.
 //
-//   trans_app --trans 127.0.0.1:9000 [--journal dtx.db] [--log info]
+// With --etcd, as in dtm's Kratos example, the coordinator uses the Kratos
+// driver (MicroService.Target discovery://<etcd>/dtmservice) and the branches
+// are discovery://<etcd>/trans/api.trans.v1.Trans/...; without it the service
+// is reached directly at --trans.
+//
+//   trans_app --etcd 127.0.0.1:2379 | --trans 127.0.0.1:9000
+//             [--journal dtx.db] [--log info]
 
 #include "dtx/dtx.h"
 #include "dtx/embedded.h"
@@ -82,12 +88,20 @@ int main(int argc, char** argv) {
   options.journal_path = Flag(argc, argv, "--journal", "dtx.db");
   dtx::EmbeddedOptions embedded;
   embedded.logger = dtx::NewStderrLogger(*level);
+  const std::string etcd = Flag(argc, argv, "--etcd", "");
+  std::string busi = trans + "/api.trans.v1.Trans";
+  if (!etcd.empty()) {
+    embedded.driver = "dtm-driver-kratos";
+    embedded.target = "discovery://" + etcd + "/dtmservice";
+    busi = "discovery://" + etcd + "/trans/api.trans.v1.Trans";
+  }
   auto dtm = dtx::OpenEmbeddedCoordinator(options, embedded);
   if (!dtm.ok()) {
     std::fprintf(stderr, "trans_app: %s\n", dtm.status().ToString().c_str());
     return 1;
   }
-  dtx::Status s = Run(**dtm, trans + "/api.trans.v1.Trans");
+  std::printf("branches at %s\n", busi.c_str());
+  dtx::Status s = Run(**dtm, busi);
   if (!s.ok()) {
     std::fprintf(stderr, "trans_app: %s\n", s.ToString().c_str());
     return 1;

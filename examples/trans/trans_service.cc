@@ -4,10 +4,16 @@
 //   2026/11/23 21:40:02 transfer in 30 cents to 1
 // (--verbose adds dtm's metadata of each call). It listens on 127.0.0.1
 // (--port, default 9000; 0 picks a free port), prints "listening on
-// <host:port>" when ready, and stops on SIGTERM or SIGINT.
+// <host:port>" when ready, and stops on SIGTERM or SIGINT. With --etcd it
+// registers itself as `trans` in that etcd, as a Kratos service does
+// (/microservices/trans/<id>, endpoint grpc://127.0.0.1:<port>), and
+// deregisters when it stops.
 //
-//   trans_service [--port 9000] [--verbose]
+//   trans_service [--port 9000] [--etcd 127.0.0.1:2379] [--verbose]
 
+#include "dtx/id_generator.h"
+#include "dtx/transport/etcd_client.h"
+#include "dtx/transport/kratos_registry.h"
 #include "dtx/transport/trans_info.h"
 
 #include "api/trans/v1/trans.grpc.pb.h"
@@ -118,8 +124,10 @@ class TransService final : public api::trans::v1::Trans::Service {
 
 int main(int argc, char** argv) {
   std::string port = "9000";
+  std::string etcd;
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--port" && i + 1 < argc) port = argv[i + 1];
+    if (std::string(argv[i]) == "--etcd" && i + 1 < argc) etcd = argv[i + 1];
     if (std::string(argv[i]) == "--verbose") g_verbose = true;
   }
   signal(SIGTERM, OnSignal);
@@ -138,7 +146,34 @@ int main(int argc, char** argv) {
   }
   std::printf("listening on 127.0.0.1:%d\n", bound);
   std::fflush(stdout);
+  std::unique_ptr<dtx::KratosRegistrar> registration;
+  if (!etcd.empty()) {
+    dtx::EtcdClientOptions options;
+    options.endpoints = {etcd};
+    auto client = dtx::EtcdClient::Create(options);
+    if (!client.ok()) {
+      std::fprintf(stderr, "trans_service: %s\n",
+                   client.status().ToString().c_str());
+      return 1;
+    }
+    dtx::ServiceInstance instance;
+    instance.id = dtx::NewRandomIdGenerator()->NewGid();
+    instance.name = "trans";
+    instance.endpoints = {"grpc://127.0.0.1:" + std::to_string(bound)};
+    auto registered = dtx::KratosRegistrar::Register(
+        std::shared_ptr<dtx::EtcdClient>(std::move(client).value()), instance,
+        {});
+    if (!registered.ok()) {
+      std::fprintf(stderr, "trans_service: %s\n",
+                   registered.status().ToString().c_str());
+      return 1;
+    }
+    registration = std::move(registered).value();
+    std::printf("registered in etcd as %s\n", registration->key().c_str());
+    std::fflush(stdout);
+  }
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  registration.reset();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
 }

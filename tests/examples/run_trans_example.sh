@@ -1,32 +1,63 @@
 #!/usr/bin/env bash
 # Runs examples/trans as the quickstart does and checks what a user would
 # look at: three transactions succeed and the service logged the transfers.
-#   run_trans_example.sh <trans_service> <trans_app>
+#   run_trans_example.sh <trans_service> <trans_app> direct
+#   run_trans_example.sh <trans_service> <trans_app> etcd <scripts/start-etcd.sh>
+# In etcd mode without etcd installed it exits 77 (skipped), or fails under
+# CI=true.
 set -euo pipefail
 service="$1"
 app="$2"
+mode="${3:-direct}"
 work="$(mktemp -d)"
-pid=""
+pids=()
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
-"$service" --port 0 --verbose >"$work/trans.log" 2>&1 &
-pid=$!
+fail() { echo "FAIL: $*"; exit 1; }
+
+service_args=(--port 0 --verbose)
+app_args=(--journal "$work/dtx.db")
+ready="^listening on"
+if [ "$mode" = "etcd" ]; then
+  if ! command -v etcd >/dev/null; then
+    [ -n "${CI:-}" ] && fail "etcd is not installed"
+    echo "etcd is not installed: skipped"
+    exit 77
+  fi
+  started="$(bash "$4" "$work/etcd")"
+  endpoint="$(echo "$started" | sed -n 's/.*endpoint=\([^ ]*\).*/\1/p')"
+  pids+=("$(echo "$started" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')")
+  service_args+=(--etcd "$endpoint")
+  app_args+=(--etcd "$endpoint")
+  ready="^registered in etcd as /microservices/trans/"
+fi
+"$service" "${service_args[@]}" >"$work/trans.log" 2>&1 &
+pids+=($!)
 for _ in $(seq 1 200); do
-  grep -q "^listening on" "$work/trans.log" && break
+  grep -q "$ready" "$work/trans.log" && break
   sleep 0.05
 done
+grep -q "$ready" "$work/trans.log" || { cat "$work/trans.log"; fail "service did not start"; }
 address="$(sed -n 's/^listening on //p' "$work/trans.log")"
-[ -n "$address" ] || { echo "service did not start"; cat "$work/trans.log"; exit 1; }
-"$app" --trans "$address" --journal "$work/dtx.db" | tee "$work/app.out"
-kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+"$app" "${app_args[@]}" --trans "$address" | tee "$work/app.out"
+if [ "$mode" = "etcd" ]; then
+  grep -q "branches at discovery://" "$work/app.out" || fail "the app did not use discovery://"
+fi
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
 cat "$work/trans.log"
-fail() { echo "FAIL: $*"; exit 1; }
 [ "$(grep -c ' succeed$' "$work/app.out")" -eq 3 ] || fail "not every transaction succeeded"
 grep -q "transfer in 30 cents to 1 .*tcc try" "$work/trans.log" || fail "no TCC try of TransIn"
 grep -q "confirm transfer out 30 cents from 1 .*tcc confirm" "$work/trans.log" || fail "no confirm"
 grep -q "transfer out 30 cents from 1 .*saga action" "$work/trans.log" || fail "no saga action"
 grep -q "transfer in 30 cents to 1 .*msg action" "$work/trans.log" || fail "no msg action"
-echo "trans example: OK"
+if [ "$mode" = "etcd" ]; then
+  left="$(etcdctl --endpoints="$endpoint" get --prefix --keys-only /microservices/trans/)"
+  [ -z "$left" ] || fail "the service did not deregister: $left"
+fi
+echo "trans example ($mode): OK"
