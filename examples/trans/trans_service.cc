@@ -9,7 +9,7 @@
 // (/microservices/trans/<id>, endpoint grpc://127.0.0.1:<port>), and
 // deregisters when it stops.
 //
-//   trans_service [--port 9000] [--etcd 127.0.0.1:2379] [--verbose]
+//   trans_service [--port 9000] [--etcd 127.0.0.1:2379 [--ttl 15]] [--verbose]
 
 #include "dtx/id_generator.h"
 #include "dtx/transport/etcd_client.h"
@@ -125,9 +125,12 @@ class TransService final : public api::trans::v1::Trans::Service {
 int main(int argc, char** argv) {
   std::string port = "9000";
   std::string etcd;
+  int ttl = 15;
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--port" && i + 1 < argc) port = argv[i + 1];
     if (std::string(argv[i]) == "--etcd" && i + 1 < argc) etcd = argv[i + 1];
+    if (std::string(argv[i]) == "--ttl" && i + 1 < argc)
+      ttl = std::stoi(argv[i + 1]);
     if (std::string(argv[i]) == "--verbose") g_verbose = true;
   }
   signal(SIGTERM, OnSignal);
@@ -160,9 +163,11 @@ int main(int argc, char** argv) {
     instance.id = dtx::NewRandomIdGenerator()->NewGid();
     instance.name = "trans";
     instance.endpoints = {"grpc://127.0.0.1:" + std::to_string(bound)};
+    dtx::KratosRegistrar::Options registry_options;
+    registry_options.ttl = std::chrono::seconds(ttl);
     auto registered = dtx::KratosRegistrar::Register(
         std::shared_ptr<dtx::EtcdClient>(std::move(client).value()), instance,
-        {});
+        registry_options);
     if (!registered.ok()) {
       std::fprintf(stderr, "trans_service: %s\n",
                    registered.status().ToString().c_str());
