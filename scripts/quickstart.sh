@@ -24,7 +24,7 @@ bash scripts/setup.sh
 
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target trans_service trans_app
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target kratos-trans kratos-app
 
 work="$(mktemp -d)"
 service_pid=""
@@ -55,7 +55,7 @@ fi
 
 echo
 echo "== starting the trans service"
-"$BUILD_DIR/examples/trans/trans_service" "${service_args[@]}" >"$work/trans.log" 2>&1 &
+"$BUILD_DIR/examples/kratos/kratos-trans" "${service_args[@]}" >"$work/trans.log" 2>&1 &
 service_pid=$!
 ready="^listening on"
 [ "$mode" = "etcd" ] && ready="^registered in etcd"
@@ -75,7 +75,7 @@ grep "^registered" "$work/trans.log" || echo "trans service listening on $addres
 
 echo
 echo "== running the app (TCC, SAGA, MSG through the embedded coordinator)"
-"$BUILD_DIR/examples/trans/trans_app" "${app_args[@]}"
+"$BUILD_DIR/examples/kratos/kratos-app" "${app_args[@]}"
 
 kill "$service_pid"
 wait "$service_pid" 2>/dev/null || true

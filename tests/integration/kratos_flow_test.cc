@@ -45,7 +45,7 @@ class KratosFlowTest : public CoordinatorTest {
     Open();
   }
 
-  // Starts examples/trans/trans_service registered in etcd.
+  // Starts examples/kratos/kratos-trans registered in etcd.
   Subprocess StartService(int ttl_seconds) {
     auto p = Subprocess::Start({DTX_TRANS_SERVICE, "--port", "0", "--etcd",
                                 etcd_->endpoint(), "--ttl",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs examples/trans as the quickstart does and checks what a user would
+# Runs examples/kratos as the quickstart does and checks what a user would
 # look at: three transactions succeed and the service logged the transfers.
-#   run_trans_example.sh <trans_service> <trans_app> direct
-#   run_trans_example.sh <trans_service> <trans_app> etcd <scripts/start-etcd.sh>
+#   run_kratos_example.sh <kratos-trans> <kratos-app> direct
+#   run_kratos_example.sh <kratos-trans> <kratos-app> etcd <scripts/start-etcd.sh>
 # In etcd mode without etcd installed it exits 77 (skipped), or fails under
 # CI=true.
 set -euo pipefail

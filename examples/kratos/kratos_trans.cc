@@ -1,4 +1,4 @@
-// trans_service: the `trans` branch service of dtm's Kratos example, in C++.
+// kratos-trans: the `trans` branch service of dtm's Kratos example, in C++.
 //
 // Every handler logs what it does, as the Go example does:
 //   2026/11/23 21:40:02 transfer in 30 cents to 1
@@ -9,7 +9,7 @@
 // (/microservices/trans/<id>, endpoint grpc://127.0.0.1:<port>), and
 // deregisters when it stops.
 //
-//   trans_service [--port 9000] [--etcd 127.0.0.1:2379 [--ttl 15]] [--verbose]
+//   kratos-trans [--port 9000] [--etcd 127.0.0.1:2379 [--ttl 15]] [--verbose]
 
 #include "dtx/id_generator.h"
 #include "dtx/transport/etcd_client.h"
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(&service);
   auto server = builder.BuildAndStart();
   if (!server || bound == 0) {
-    std::fprintf(stderr, "trans_service: cannot listen on 127.0.0.1:%s\n",
+    std::fprintf(stderr, "kratos-trans: cannot listen on 127.0.0.1:%s\n",
                  port.c_str());
     return 1;
   }
@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
     options.endpoints = {etcd};
     auto client = dtx::EtcdClient::Create(options);
     if (!client.ok()) {
-      std::fprintf(stderr, "trans_service: %s\n",
+      std::fprintf(stderr, "kratos-trans: %s\n",
                    client.status().ToString().c_str());
       return 1;
     }
@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
         std::shared_ptr<dtx::EtcdClient>(std::move(client).value()), instance,
         registry_options);
     if (!registered.ok()) {
-      std::fprintf(stderr, "trans_service: %s\n",
+      std::fprintf(stderr, "kratos-trans: %s\n",
                    registered.status().ToString().c_str());
       return 1;
     }

@@ -1,4 +1,4 @@
-// trans_app: runs a TCC, a SAGA and a two-phase message against the `trans`
+// kratos-app: runs a TCC, a SAGA and a two-phase message against the `trans`
 // service with the embedded coordinator (SQLite journal, gRPC branch calls),
 // and prints each transaction's final status.
 //
@@ -7,7 +7,7 @@
 // are discovery://<etcd>/trans/api.trans.v1.Trans/...; without it the service
 // is reached directly at --trans.
 //
-//   trans_app --etcd 127.0.0.1:2379 | --trans 127.0.0.1:9000
+//   kratos-app --etcd 127.0.0.1:2379 | --trans 127.0.0.1:9000
 //             [--journal dtx.db] [--log info]
 
 #include "dtx/dtx.h"
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   const std::string trans = Flag(argc, argv, "--trans", "127.0.0.1:9000");
   auto level = dtx::ParseLogLevel(Flag(argc, argv, "--log", "warn"));
   if (!level.ok()) {
-    std::fprintf(stderr, "trans_app: %s\n", level.status().ToString().c_str());
+    std::fprintf(stderr, "kratos-app: %s\n", level.status().ToString().c_str());
     return 2;
   }
   dtx::Options options;
@@ -97,13 +97,13 @@ int main(int argc, char** argv) {
   }
   auto dtm = dtx::OpenEmbeddedCoordinator(options, embedded);
   if (!dtm.ok()) {
-    std::fprintf(stderr, "trans_app: %s\n", dtm.status().ToString().c_str());
+    std::fprintf(stderr, "kratos-app: %s\n", dtm.status().ToString().c_str());
     return 1;
   }
   std::printf("branches at %s\n", busi.c_str());
   dtx::Status s = Run(**dtm, busi);
   if (!s.ok()) {
-    std::fprintf(stderr, "trans_app: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "kratos-app: %s\n", s.ToString().c_str());
     return 1;
   }
   return 0;
