@@ -1,7 +1,7 @@
 // ServiceResolver: the registry behind discovery:// branch URLs. It maps a
-// service name to the "host:port" addresses of its instances. The etcd
-// implementation (Kratos's registry layout) comes with the Kratos support;
-// StaticServiceResolver serves fixed lists.
+// service name to the "host:port" addresses of its instances.
+// EtcdServiceResolver (dtx/transport/kratos_registry.h) reads Kratos's etcd
+// registry; StaticServiceResolver serves fixed lists.
 //
 // Thread safety: implementations are thread-safe.
 
