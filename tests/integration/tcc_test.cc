@@ -184,3 +184,43 @@ TEST_F(TccTest, RegisterBranchRules) {
 
 }  // namespace
 }  // namespace dtx::testing
+
+namespace dtx::testing {
+namespace {
+
+// WaitResult on Abort: OK once every cancel succeeded; kFailedPrecondition
+// while a cancel is still being retried (it is not "failed" yet).
+TEST_F(TccTest, AbortWithWaitResultReportsTheFirstPass) {
+  TransRequest req;
+  req.gid = "tcc-abort-wait";
+  req.trans_type = TransType::kTcc;
+  ASSERT_OK(dtm_->Prepare(req));
+  BranchRegistration b;
+  b.gid = req.gid;
+  b.branch_id = "01";
+  b.confirm_url = Url("/busi.Busi/Confirm");
+  b.cancel_url = Url("/busi.Busi/Cancel");
+  ASSERT_OK(dtm_->RegisterBranch(b));
+  Script("/busi.Busi/Cancel", {Ongoing(), Ok()});
+  req.options.wait_result = true;
+  req.rollback_reason = "user gave up";
+  EXPECT_THAT(dtm_->Abort(req),
+              StatusIs(StatusCode::kFailedPrecondition, "still aborting"));
+  Later(std::chrono::seconds(10));
+  EXPECT_EQ(Global(req.gid).status, TransStatus::kFailed);
+  EXPECT_EQ(Global(req.gid).rollback_reason, "user gave up");
+
+  TransRequest quick;
+  quick.gid = "tcc-abort-wait-ok";
+  quick.trans_type = TransType::kTcc;
+  ASSERT_OK(dtm_->Prepare(quick));
+  b.gid = quick.gid;
+  b.cancel_url = Url("/busi.Busi/CancelOk");
+  ASSERT_OK(dtm_->RegisterBranch(b));
+  quick.options.wait_result = true;
+  EXPECT_OK(dtm_->Abort(quick));
+  EXPECT_EQ(Global(quick.gid).status, TransStatus::kFailed);
+}
+
+}  // namespace
+}  // namespace dtx::testing

@@ -361,13 +361,21 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
   state->executor = std::move(executor);
   state->done = std::move(done);
   Impl::CallState* raw = state.get();
+  bool accepted = false;
   {
     std::lock_guard<std::mutex> lock(impl.calls_mu);
-    if (impl.shut_down) {
-      return fail(BranchOutcome::kTransient,
-                  CancelledError("branch client: shut down"));
+    if (!impl.shut_down) {
+      impl.calls.insert(raw);
+      accepted = true;
     }
-    impl.calls.insert(raw);
+  }
+  if (!accepted) {
+    // Shut down meanwhile: the executor and callback are in `state` now.
+    BranchResult r;
+    r.outcome = BranchOutcome::kTransient;
+    r.status = CancelledError("branch client: shut down");
+    impl.Finish(state->executor, state->done, std::move(r));
+    return;
   }
   state.release();  // owned by the completion below
   raw->channel->stub->UnaryCall(
