@@ -192,9 +192,8 @@ TEST_F(GrpcBranchClientTest, SlowHandlerHitsTheDeadline) {
   });
   BranchRequest r = Request("/busi.Busi/Slow");
   r.timeout = milliseconds(200);
-  const auto start = std::chrono::steady_clock::now();
+  // The handler answers after 2 s; the 200 ms deadline ends the call first.
   BranchResult result = CallAndWait(*client_, r);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1500));
   EXPECT_EQ(result.outcome, BranchOutcome::kTransient);
   EXPECT_THAT(result.status, StatusIs(StatusCode::kDeadlineExceeded));
 }
@@ -272,11 +271,10 @@ TEST_F(GrpcBranchClientTest, BadUrlsFailAtOnceNamingTheUrl) {
         "local host:1/pkg.Svc/M"}) {
     BranchRequest r = Request("/x.Y/Z");
     r.url = url;
-    r.timeout = std::chrono::seconds(30);
-    const auto start = std::chrono::steady_clock::now();
+    // With an hour-long deadline, a call that waited instead of failing at
+    // once would run into ctest's timeout.
+    r.timeout = std::chrono::hours(1);
     BranchResult result = CallAndWait(*client_, r);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000))
-        << url;
     EXPECT_EQ(result.outcome, BranchOutcome::kFailure) << url;
     EXPECT_THAT(result.status, StatusIs(StatusCode::kInvalidArgument)) << url;
     EXPECT_THAT(client_->ValidateUrl(url),
@@ -416,9 +414,9 @@ TEST_F(GrpcBranchClientTest, ShutdownCancelsCallsInFlight) {
   while (server_->CallCount("/busi.Busi/Hang") < kCalls) {
     std::this_thread::sleep_for(milliseconds(5));
   }
-  const auto start = std::chrono::steady_clock::now();
+  // The calls' deadline is a minute away: only cancellation ends them now
+  // (and with kCancelled, checked below).
   client_->Shutdown();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_EQ(done.load(), kCalls);
   EXPECT_EQ(cancelled.load(), kCalls);
   EXPECT_EQ(client_->InFlight(), 0u);
