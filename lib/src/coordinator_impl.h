@@ -87,7 +87,6 @@ struct Coordinator::Impl {
                                          const TransOptions* opts = nullptr);
   void Poll();
   void ArmPoll();
-  void AddWakeup(TimePoint at, const std::string& gid);
   Status ClaimDueOnce(std::size_t* claimed);
   std::chrono::seconds Lease() const;
   // Blocks until `f` is ready and returns its status, or kUnavailable once
