@@ -210,6 +210,12 @@ void SqliteJournal::Impl::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
     WriteOp& op = *batch[i];
     if (!op.touches_db()) continue;
     ++writes;
+    if (!op.needs_savepoint()) {
+      Status s = op.Apply(*writer, now_ms);
+      if (!s.ok() && internal::IsStorageFailure(s)) return fail_all(s);
+      results[i] = std::move(s);
+      continue;
+    }
     Status s = savepoint->Run("savepoint");
     if (s.ok()) {
       s = op.Apply(*writer, now_ms);

@@ -178,6 +178,9 @@ class SimpleOp : public WriteOp {
 
 class SaveNewOp final : public SimpleOp {
  public:
+  // The gid insert decides (AlreadyExists writes nothing) and the branch
+  // rows are unique (checked by MakeSaveNew), so nothing can half-apply.
+  bool needs_savepoint() const override { return false; }
   SaveNewOp(GlobalTrans trans, std::vector<Branch> branches, WriteDone done)
       : SimpleOp(std::move(done)),
         trans_(std::move(trans)),
@@ -224,7 +227,16 @@ class SaveNewOp final : public SimpleOp {
     }
     if (db.changes() == 0)
       return AlreadyExistsError(GidPrefix(t.gid) + "already exists");
-    return InsertBranches(db, t.gid, branches_, now_ms);
+    Status s = InsertBranches(db, t.gid, branches_, now_ms);
+    if (!s.ok() && !IsStorageFailure(s)) {
+      // The request's rows are unique and the gid was new: a conflict means
+      // branch rows without their global row. Fail the whole batch rather
+      // than leave half of this write (it has no savepoint).
+      return DataLossError(GidPrefix(t.gid) +
+                           "branch rows exist without their transaction (" +
+                           s.message() + ")");
+    }
+    return s;
   }
 
  private:
@@ -254,6 +266,8 @@ class AppendBranchesOp final : public SimpleOp {
 
 class ChangeStatusOp final : public SimpleOp {
  public:
+  // Without branch updates, its one UPDATE either applies or changes nothing.
+  bool needs_savepoint() const override { return !c_.branch_updates.empty(); }
   ChangeStatusOp(StatusChange change, WriteDone done)
       : SimpleOp(std::move(done)), c_(std::move(change)) {}
 
@@ -327,6 +341,7 @@ class UpdateBranchesOp final : public SimpleOp {
 
 class TouchCronOp final : public SimpleOp {
  public:
+  bool needs_savepoint() const override { return false; }  // one UPDATE
   TouchCronOp(CronUpdate update, WriteDone done)
       : SimpleOp(std::move(done)), u_(std::move(update)) {}
 
@@ -359,6 +374,7 @@ class TouchCronOp final : public SimpleOp {
 
 class MakeDueOp final : public SimpleOp {
  public:
+  bool needs_savepoint() const override { return false; }  // one UPDATE
   MakeDueOp(std::string gid, TimePoint now, WriteDone done)
       : SimpleOp(std::move(done)), gid_(std::move(gid)), now_(now) {}
 
@@ -386,6 +402,7 @@ class MakeDueOp final : public SimpleOp {
 
 class ClaimOp final : public WriteOp {
  public:
+  bool needs_savepoint() const override { return false; }  // one UPDATE
   ClaimOp(ClaimRequest request,
           std::function<void(Result<std::vector<GlobalTrans>>)> done)
       : request_(std::move(request)), done_(std::move(done)) {}
@@ -451,6 +468,17 @@ std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans,
                                      WriteDone done) {
   Status s = ValidateTransFields(trans);
   if (s.ok()) s = ValidateBranchFields(trans.gid, branches);
+  for (std::size_t i = 0; s.ok() && i < branches.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (branches[j].branch_id == branches[i].branch_id &&
+          branches[j].op == branches[i].op) {
+        s = AlreadyExistsError(
+            GidPrefix(trans.gid) + "branch " + branches[i].branch_id + "/" +
+            std::string(ToString(branches[i].op)) + " already exists");
+        break;
+      }
+    }
+  }
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
   return std::make_unique<SaveNewOp>(std::move(trans), std::move(branches),
                                      std::move(done));

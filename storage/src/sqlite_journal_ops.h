@@ -31,6 +31,9 @@ class WriteOp {
   virtual void Complete(Status status) = 0;
   // False for writes that need no SQL (Flush, and writes rejected up front).
   virtual bool touches_db() const { return true; }
+  // False for writes that, when they do not apply, have written nothing
+  // (their first statement decides), so they need no savepoint of their own.
+  virtual bool needs_savepoint() const { return true; }
 };
 
 std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans,
