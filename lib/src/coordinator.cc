@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <future>
+#include <optional>
 
 namespace dtx {
 namespace {
@@ -99,10 +100,22 @@ void Coordinator::Impl::WithRuntime(
     if (it != active.end()) rt = it->second;
   }
   if (!rt) {
-    auto data = journal->Find(gid);
-    if (!data.ok()) return fn(nullptr, data.status());
+    std::optional<TransWithBranches> known;
+    {
+      std::lock_guard<std::mutex> lock(prepared_mu);
+      auto it = prepared.find(gid);
+      if (it != prepared.end()) {
+        known = std::move(it->second);
+        prepared.erase(it);
+      }
+    }
+    if (!known) {
+      auto data = journal->Find(gid);
+      if (!data.ok()) return fn(nullptr, data.status());
+      known = std::move(data).value();
+    }
     bool created = false;
-    rt = Activate(std::move(data).value(), &created);
+    rt = Activate(std::move(*known), &created);
   }
   Post(rt, [this, rt, gid, fn] {
     if (rt->evicted) {
@@ -129,6 +142,10 @@ Status Coordinator::Impl::ClaimDueOnce(std::size_t* claimed) {
       std::lock_guard<std::mutex> lock(mu);
       if (stopping) return UnavailableError("coordinator: shut down");
       if (active.count(t.gid) != 0) continue;  // already being worked on here
+    }
+    {
+      std::lock_guard<std::mutex> lock(prepared_mu);
+      prepared.erase(t.gid);  // the journal's copy is the one to use now
     }
     auto data = journal->Find(t.gid);
     if (!data.ok()) {

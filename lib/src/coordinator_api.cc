@@ -194,6 +194,10 @@ Status Coordinator::Prepare(const TransRequest& req) {
   if (s.ok()) {
     DTX_LOG(c.logger, LogLevel::kInfo,
             "gid=" << t.gid << " " << ToString(t.trans_type) << " prepared");
+    if (t.trans_type == TransType::kTcc) {
+      std::lock_guard<std::mutex> lock(c.prepared_mu);
+      if (c.prepared.size() < Impl::kMaxPrepared) c.prepared[t.gid] = {t, {}};
+    }
   }
   return s;
 }
@@ -390,6 +394,14 @@ Status Coordinator::RegisterBranch(const BranchRegistration& b) {
   if (s.code() == StatusCode::kFailedPrecondition) {
     return AbortedError("no trans with gid: " + b.gid +
                         " status: prepared found");
+  }
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(c.prepared_mu);
+    auto it = c.prepared.find(b.gid);
+    if (it != c.prepared.end()) {
+      it->second.branches.push_back(std::move(cancel));
+      it->second.branches.push_back(std::move(confirm));
+    }
   }
   return s;
 }

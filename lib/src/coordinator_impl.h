@@ -151,6 +151,15 @@ struct Coordinator::Impl {
   // RunDue, which claims and then waits for idleness, cannot miss
   // transactions that the scheduler claimed but has not activated yet.
   std::mutex claim_mu;
+  // Prepared TCCs of this process as written to the journal (the global and
+  // the branches registered since), so that Submit and Abort need not read
+  // them back. A hint only: a stale entry (another process changed the
+  // transaction) fails the decision's compare-and-set and is reloaded.
+  std::mutex prepared_mu;
+  std::unordered_map<std::string, TransWithBranches>
+      prepared;  // guarded by prepared_mu
+  static constexpr std::size_t kMaxPrepared = 10000;
+
   std::mutex mu;
   std::condition_variable idle_cv;
   std::unordered_map<std::string, std::shared_ptr<TransRuntime>>

@@ -224,3 +224,37 @@ TEST_F(TccTest, AbortWithWaitResultReportsTheFirstPass) {
 
 }  // namespace
 }  // namespace dtx::testing
+
+namespace dtx::testing {
+namespace {
+
+// A branch registered through another coordinator sharing the journal (as
+// another process would) is confirmed too: the submit's compare-and-set on
+// the number of branch rows notices it.
+TEST_F(TccTest, BranchesRegisteredElsewhereAreNotMissed) {
+  TransRequest req;
+  req.gid = "tcc-two-processes";
+  req.trans_type = TransType::kTcc;
+  ASSERT_OK(dtm_->Prepare(req));
+  BranchRegistration b;
+  b.gid = req.gid;
+  b.branch_id = "01";
+  b.confirm_url = Url("/busi.Busi/Confirm1");
+  b.cancel_url = Url("/busi.Busi/Cancel1");
+  ASSERT_OK(dtm_->RegisterBranch(b));
+  std::unique_ptr<Coordinator> other = NewCoordinator();
+  ASSERT_NE(other, nullptr);
+  b.branch_id = "02";
+  b.confirm_url = Url("/busi.Busi/Confirm2");
+  b.cancel_url = Url("/busi.Busi/Cancel2");
+  ASSERT_OK(other->RegisterBranch(b));
+  req.options.wait_result = true;
+  ASSERT_OK(dtm_->Submit(req));
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Confirm1"), 1u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Confirm2"), 1u);
+  EXPECT_EQ(Global(req.gid).status, TransStatus::kSucceed);
+  other->Shutdown();
+}
+
+}  // namespace
+}  // namespace dtx::testing
