@@ -95,12 +95,6 @@ TEST_F(CoordinatorAdminTest, UnsupportedModesAreClearErrors) {
               StatusIs(StatusCode::kInvalidArgument, "no prepare phase"));
 }
 
-}  // namespace
-}  // namespace dtx::testing
-
-namespace dtx::testing {
-namespace {
-
 // Two coordinators (as two processes would) share one journal: each due
 // transaction is processed by exactly one of them.
 TEST_F(CoordinatorAdminTest,

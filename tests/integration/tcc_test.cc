@@ -14,6 +14,24 @@ constexpr auto S = BranchStatus::kSucceed;
 
 class TccTest : public CoordinatorTest {
  protected:
+  static TransRequest TccRequest(const std::string& gid) {
+    TransRequest req;
+    req.gid = gid;
+    req.trans_type = TransType::kTcc;
+    return req;
+  }
+  // Registers branch `id` of `gid` with confirm and cancel methods of the
+  // test service.
+  Status Register(const std::string& gid, const std::string& id,
+                  const std::string& confirm, const std::string& cancel,
+                  Coordinator* through = nullptr) {
+    BranchRegistration b;
+    b.gid = gid;
+    b.branch_id = id;
+    b.confirm_url = Url(confirm);
+    b.cancel_url = Url(cancel);
+    return (through != nullptr ? through : dtm_.get())->RegisterBranch(b);
+  }
   Status Transfer(const std::string& gid, const TransOptions& options = {}) {
     return TccGlobalTransaction(*dtm_, gid, options, [&](Tcc& tcc) {
       DTX_RETURN_IF_ERROR(tcc.CallBranch("out", Url("/busi.Busi/TransOutTry"),
@@ -63,16 +81,9 @@ TEST_F(TccTest, AFailedTryCancelsInReverseOrder) {
 }
 
 TEST_F(TccTest, APreparedTransactionPastItsTimeoutIsCancelled) {
-  TransRequest req;
-  req.gid = "tcc-timeout";
-  req.trans_type = TransType::kTcc;
-  ASSERT_OK(dtm_->Prepare(req));
-  BranchRegistration b;
-  b.gid = "tcc-timeout";
-  b.branch_id = "01";
-  b.confirm_url = Url("/busi.Busi/Confirm");
-  b.cancel_url = Url("/busi.Busi/Cancel");
-  ASSERT_OK(dtm_->RegisterBranch(b));
+  ASSERT_OK(dtm_->Prepare(TccRequest("tcc-timeout")));
+  ASSERT_OK(
+      Register("tcc-timeout", "01", "/busi.Busi/Confirm", "/busi.Busi/Cancel"));
   Later(seconds(34));
   EXPECT_EQ(Global("tcc-timeout").status, TransStatus::kPrepared);
   Later(seconds(1));
@@ -182,25 +193,12 @@ TEST_F(TccTest, RegisterBranchRules) {
               StatusIs(StatusCode::kAborted, "status: prepared"));
 }
 
-}  // namespace
-}  // namespace dtx::testing
-
-namespace dtx::testing {
-namespace {
-
 // WaitResult on Abort: OK once every cancel succeeded; kFailedPrecondition
 // while a cancel is still being retried (it is not "failed" yet).
 TEST_F(TccTest, AbortWithWaitResultReportsTheFirstPass) {
-  TransRequest req;
-  req.gid = "tcc-abort-wait";
-  req.trans_type = TransType::kTcc;
+  TransRequest req = TccRequest("tcc-abort-wait");
   ASSERT_OK(dtm_->Prepare(req));
-  BranchRegistration b;
-  b.gid = req.gid;
-  b.branch_id = "01";
-  b.confirm_url = Url("/busi.Busi/Confirm");
-  b.cancel_url = Url("/busi.Busi/Cancel");
-  ASSERT_OK(dtm_->RegisterBranch(b));
+  ASSERT_OK(Register(req.gid, "01", "/busi.Busi/Confirm", "/busi.Busi/Cancel"));
   Script("/busi.Busi/Cancel", {Ongoing(), Ok()});
   req.options.wait_result = true;
   req.rollback_reason = "user gave up";
@@ -210,44 +208,27 @@ TEST_F(TccTest, AbortWithWaitResultReportsTheFirstPass) {
   EXPECT_EQ(Global(req.gid).status, TransStatus::kFailed);
   EXPECT_EQ(Global(req.gid).rollback_reason, "user gave up");
 
-  TransRequest quick;
-  quick.gid = "tcc-abort-wait-ok";
-  quick.trans_type = TransType::kTcc;
+  TransRequest quick = TccRequest("tcc-abort-wait-ok");
   ASSERT_OK(dtm_->Prepare(quick));
-  b.gid = quick.gid;
-  b.cancel_url = Url("/busi.Busi/CancelOk");
-  ASSERT_OK(dtm_->RegisterBranch(b));
+  ASSERT_OK(
+      Register(quick.gid, "01", "/busi.Busi/Confirm", "/busi.Busi/CancelOk"));
   quick.options.wait_result = true;
   EXPECT_OK(dtm_->Abort(quick));
   EXPECT_EQ(Global(quick.gid).status, TransStatus::kFailed);
 }
 
-}  // namespace
-}  // namespace dtx::testing
-
-namespace dtx::testing {
-namespace {
-
 // A branch registered through another coordinator sharing the journal (as
 // another process would) is confirmed too: the submit's compare-and-set on
 // the number of branch rows notices it.
 TEST_F(TccTest, BranchesRegisteredElsewhereAreNotMissed) {
-  TransRequest req;
-  req.gid = "tcc-two-processes";
-  req.trans_type = TransType::kTcc;
+  TransRequest req = TccRequest("tcc-two-processes");
   ASSERT_OK(dtm_->Prepare(req));
-  BranchRegistration b;
-  b.gid = req.gid;
-  b.branch_id = "01";
-  b.confirm_url = Url("/busi.Busi/Confirm1");
-  b.cancel_url = Url("/busi.Busi/Cancel1");
-  ASSERT_OK(dtm_->RegisterBranch(b));
+  ASSERT_OK(
+      Register(req.gid, "01", "/busi.Busi/Confirm1", "/busi.Busi/Cancel1"));
   std::unique_ptr<Coordinator> other = NewCoordinator();
   ASSERT_NE(other, nullptr);
-  b.branch_id = "02";
-  b.confirm_url = Url("/busi.Busi/Confirm2");
-  b.cancel_url = Url("/busi.Busi/Cancel2");
-  ASSERT_OK(other->RegisterBranch(b));
+  ASSERT_OK(Register(req.gid, "02", "/busi.Busi/Confirm2", "/busi.Busi/Cancel2",
+                     other.get()));
   req.options.wait_result = true;
   ASSERT_OK(dtm_->Submit(req));
   EXPECT_EQ(busi_->CallCount("/busi.Busi/Confirm1"), 1u);
