@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <sstream>
+#include <stdlib.h>
 
 namespace dtx::bench {
 
@@ -33,6 +36,16 @@ std::vector<int> ParseIntList(const std::string& text) {
     if (!item.empty()) out.push_back(std::stoi(item));
   }
   return out;
+}
+
+std::string FreshDir() {
+  std::string pattern =
+      std::filesystem::temp_directory_path().string() + "/dtx-bench-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) {
+    std::perror("mkdtemp");
+    std::exit(1);
+  }
+  return pattern;
 }
 
 void PrintResult(const std::string& name, double value, double baseline) {

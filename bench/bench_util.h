@@ -33,6 +33,10 @@ std::string Flag(int argc, char** argv, const std::string& name,
 // "1,16,64" -> {1, 16, 64}
 std::vector<int> ParseIntList(const std::string& text);
 
+// A new empty directory under the system's temporary directory; exits the
+// benchmark when none can be made.
+std::string FreshDir();
+
 // RESULT <name> value=<v> baseline=<b> ratio=<v/b>
 void PrintResult(const std::string& name, double value, double baseline);
 

@@ -54,13 +54,6 @@ struct Figures {
   double p99_ms = 0;
 };
 
-std::string FreshDir() {
-  std::string pattern =
-      std::filesystem::temp_directory_path().string() + "/dtx-bench-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) std::exit(1);
-  return pattern;
-}
-
 // Runs `one(worker, i)` (one whole transaction) in `inflight` threads.
 Figures ClosedLoop(int inflight, double seconds,
                    const std::function<bool(int worker, int64_t i)>& one) {

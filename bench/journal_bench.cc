@@ -139,10 +139,7 @@ int Main(int argc, char** argv) {
   std::string dir = Flag(argc, argv, "--dir", "");
   std::string made_dir;
   if (dir.empty()) {
-    std::string pattern =
-        std::filesystem::temp_directory_path().string() + "/dtx-bench-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) return 1;
-    dir = made_dir = pattern;
+    dir = made_dir = FreshDir();
   }
   std::printf(
       "dtx_journal_bench: %.1f s per run, write mix = SaveNew(+2 branches), "

@@ -467,12 +467,7 @@ Result<std::string> SqliteJournal::ExplainDueQuery() {
   return impl_->WithReader([&](Db& db) -> Result<std::string> {
     std::string plan;
     for (const std::string& sql :
-         {internal::DueSelectSql(),
-          std::string("SELECT id FROM trans_global WHERE status IN "
-                      "('prepared', 'submitted', "
-                      "'aborting') AND next_cron_time <= ?1 ORDER BY "
-                      "next_cron_time, id "
-                      "LIMIT ?2")}) {
+         {internal::DueSelectSql(), internal::ClaimSql()}) {
       DTX_ASSIGN_OR_RETURN(Stmt * stmt,
                            db.Prepare("EXPLAIN QUERY PLAN " + sql));
       StmtGuard guard(stmt);

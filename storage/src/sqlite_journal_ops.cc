@@ -10,6 +10,17 @@
 
 namespace dtx::internal {
 
+std::string ClaimSql() {
+  return std::string(
+             "UPDATE trans_global SET owner = ?1, next_cron_time = ?2, "
+             "update_time = ?3 "
+             "WHERE id IN (SELECT id FROM trans_global "
+             "WHERE status IN ('prepared', 'submitted', 'aborting') "
+             "AND next_cron_time <= ?4 ORDER BY next_cron_time, id LIMIT ?5) "
+             "RETURNING ") +
+         kGlobalColumns;
+}
+
 std::string DueSelectSql() {
   return std::string("SELECT ") + kGlobalColumns +
          " FROM trans_global WHERE status IN ('prepared', 'submitted', "
@@ -409,16 +420,7 @@ class ClaimOp final : public WriteOp {
 
   Status Apply(Db& db, int64_t now_ms) override {
     claimed_.clear();
-    DTX_ASSIGN_OR_RETURN(
-        Stmt * stmt,
-        db.Prepare(
-            std::string(
-                "UPDATE trans_global SET owner = ?1, next_cron_time = ?2, "
-                "update_time = ?3 WHERE id IN (SELECT id FROM trans_global "
-                "WHERE status IN ('prepared', 'submitted', 'aborting') "
-                "AND next_cron_time <= ?4 ORDER BY next_cron_time, id "
-                "LIMIT ?5) RETURNING ") +
-            kGlobalColumns));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare(ClaimSql()));
     StmtGuard guard(stmt);
     stmt->BindText(1, request_.owner);
     stmt->BindInt(2, ToUnixMillis(request_.lease_until));

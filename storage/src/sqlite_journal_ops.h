@@ -68,6 +68,10 @@ Result<Branch> ReadBranchRow(const Stmt& stmt, const std::string& path);
 // cursor (?2, ?3), in due order, at most ?4.
 std::string DueSelectSql();
 
+// The statement of Claim: leases up to ?5 unfinished rows due at ?4 to
+// owner ?1 until ?2, stamping ?3, and returns them.
+std::string ClaimSql();
+
 }  // namespace dtx::internal
 
 #endif  // DTX_STORAGE_SQLITE_JOURNAL_OPS_H_
