@@ -492,4 +492,14 @@ Result<AddressSet> EtcdServiceResolver::Resolve(const std::string& service) {
   return now.set;
 }
 
+Result<std::shared_ptr<EtcdServiceResolver>> EtcdServiceResolver::Connect(
+    std::vector<std::string> etcd_endpoints, Options options) {
+  EtcdClientOptions etcd_options;
+  etcd_options.endpoints = std::move(etcd_endpoints);
+  DTX_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> etcd,
+                       EtcdClient::Create(etcd_options));
+  return std::make_shared<EtcdServiceResolver>(
+      std::shared_ptr<EtcdClient>(std::move(etcd)), std::move(options));
+}
+
 }  // namespace dtx

@@ -28,14 +28,11 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
     }
     DTX_ASSIGN_OR_RETURN(RegistryTarget target,
                          ParseRegistryTarget(embedded.target));
-    EtcdClientOptions etcd_options;
-    etcd_options.endpoints = target.etcd_endpoints;
-    DTX_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> etcd,
-                         EtcdClient::Create(etcd_options));
     EtcdServiceResolver::Options resolver_options;
     resolver_options.logger = embedded.logger;
-    resolver = std::make_shared<EtcdServiceResolver>(
-        std::shared_ptr<EtcdClient>(std::move(etcd)), resolver_options);
+    DTX_ASSIGN_OR_RETURN(
+        resolver,
+        EtcdServiceResolver::Connect(target.etcd_endpoints, resolver_options));
   }
 
   GrpcBranchClientOptions client_options;

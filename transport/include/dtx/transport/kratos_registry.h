@@ -97,6 +97,9 @@ class DTX_GRPC_EXPORT EtcdServiceResolver final : public ServiceResolver {
     std::shared_ptr<Logger> logger;
   };
   EtcdServiceResolver(std::shared_ptr<EtcdClient> etcd, Options options);
+  // A resolver with its own etcd client on `etcd_endpoints` ("host:port").
+  static Result<std::shared_ptr<EtcdServiceResolver>> Connect(
+      std::vector<std::string> etcd_endpoints, Options options);
   ~EtcdServiceResolver() override;
 
   // The addresses of `service`'s instances. The first call lists the service

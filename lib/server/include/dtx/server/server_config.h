@@ -1,0 +1,78 @@
+// dtx-server's configuration: dtm's YAML keys where they apply, dtm's
+// environment variable names, and command-line flags.
+//
+// Precedence, lowest first: defaults, the YAML file, environment variables,
+// flags. (dtm lets the file override the environment; dtx lets the
+// environment win, as deployment tools expect. docs/server.md lists this.)
+//
+// A key dtx does not know is a warning; a dtm key that has no meaning in dtx
+// (HttpPort, Store.Host, ...) is a warning naming it; a bad value is an
+// error naming the key and the value.
+
+#ifndef DTX_SERVER_SERVER_CONFIG_H_
+#define DTX_SERVER_SERVER_CONFIG_H_
+
+#include "dtx/logger.h"
+#include "dtx/result.h"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dtx::server {
+
+struct ServerConfig {
+  // MicroService.Driver / Target / EndPoint.
+  std::string driver = "default";
+  std::string target;
+  std::string endpoint;
+  // Store.Driver (sqlite) / Store.Path / Store.Synchronous (full|normal).
+  std::string store_path = "dtx.db";
+  bool durable_on_power_loss = true;
+  // GrpcHost (dtx) / GrpcPort.
+  std::string grpc_host = "0.0.0.0";
+  int grpc_port = 36790;
+  // Seconds.
+  std::chrono::seconds retry_interval{10};
+  std::chrono::seconds retry_interval_max{3600};  // RetryIntervalMax (dtx)
+  std::chrono::seconds timeout_to_fail{35};
+  std::chrono::seconds request_timeout{3};
+  std::chrono::seconds trans_cron_interval{3};
+  std::chrono::seconds shutdown_grace{10};      // ShutdownGrace (dtx)
+  int io_threads = 1;                           // IoThreads (dtx)
+  int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
+  LogLevel log_level = LogLevel::kInfo;
+};
+
+// Where the configuration comes from. `env` looks a variable up (nullopt when
+// unset); tests pass a map, main passes getenv.
+struct ConfigSources {
+  std::string yaml_path;                 // empty: no file
+  std::optional<std::string> yaml_text;  // instead of a file, for tests
+  std::function<std::optional<std::string>(const std::string&)> env;
+  // Flag values by YAML key ("GrpcPort", "Store.Path", ...), applied last.
+  std::map<std::string, std::string> flags;
+};
+
+struct LoadedConfig {
+  ServerConfig config;
+  std::vector<std::string> warnings;
+};
+
+// kInvalidArgument naming the key (and file) for a bad value or an unreadable
+// file; kNotFound when yaml_path does not exist.
+Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources);
+
+// dtm's environment name of a YAML key: "MicroService.EndPoint" ->
+// "MICRO_SERVICE_END_POINT".
+std::string EnvNameOf(const std::string& key);
+
+// The effective configuration as YAML, for --print-config.
+std::string ToYaml(const ServerConfig& config);
+
+}  // namespace dtx::server
+
+#endif  // DTX_SERVER_SERVER_CONFIG_H_

@@ -1,0 +1,147 @@
+// dtx-server: the coordinator as a standalone server speaking dtm's gRPC
+// protocol (dtmgimp.Dtm), with a SQLite journal. See docs/server.md.
+//
+//   dtx-server [-c conf.yml] [-d] [--grpc-host H] [--grpc-port N]
+//              [--store-path FILE] [--log-level L] [--print-config]
+//
+// Prints "dtx-server: listening on H:PORT" once it serves, and
+// "dtx-server: registered in etcd as KEY" after registering. SIGTERM or
+// SIGINT: leaves the registry, finishes requests in progress (ShutdownGrace),
+// hands unfinished transactions back to the journal, exits 0.
+
+#include "dtx/embedded.h"
+#include "dtx/server/server_config.h"
+#include "dtx/transport/dtm_server.h"
+#include "dtx/version.h"
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <pthread.h>
+
+namespace {
+
+std::optional<std::string> GetEnv(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "dtx-server: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken by sigwait below; block them before any thread starts
+  // so that every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  CLI::App app{
+      "dtx-server: a transaction coordinator speaking dtm's gRPC "
+      "protocol, with a SQLite journal"};
+  std::string config_path;
+  bool debug = false;
+  bool print_config = false;
+  std::string grpc_host, grpc_port, store_path, log_level;
+  app.add_option("-c,--config", config_path, "YAML config file (dtm's keys)");
+  app.add_flag("-d,--debug", debug, "log at debug level");
+  app.add_option("--grpc-host", grpc_host, "address to listen on (GrpcHost)");
+  app.add_option("--grpc-port", grpc_port,
+                 "port to listen on, 0 = any (GrpcPort)");
+  app.add_option("--store-path", store_path,
+                 "SQLite journal file (Store.Path)");
+  app.add_option("--log-level", log_level, "debug|info|warn|error (LogLevel)");
+  app.add_flag("--print-config", print_config,
+               "print the effective configuration and exit");
+  app.set_version_flag("-v,--version",
+                       std::string("dtx-server ") + DTX_VERSION_STRING);
+  CLI11_PARSE(app, argc, argv);
+
+  dtx::server::ConfigSources sources;
+  sources.yaml_path = config_path;
+  sources.env = GetEnv;
+  if (!grpc_host.empty()) sources.flags["GrpcHost"] = grpc_host;
+  if (!grpc_port.empty()) sources.flags["GrpcPort"] = grpc_port;
+  if (!store_path.empty()) sources.flags["Store.Path"] = store_path;
+  if (!log_level.empty()) sources.flags["LogLevel"] = log_level;
+  if (debug) sources.flags["LogLevel"] = "debug";
+  auto loaded = dtx::server::LoadServerConfig(sources);
+  if (!loaded.ok()) return Fail(loaded.status().message());
+  const dtx::server::ServerConfig& config = loaded->config;
+  if (print_config) {
+    std::fputs(dtx::server::ToYaml(config).c_str(), stdout);
+    return 0;
+  }
+
+  auto logger = dtx::NewStderrLogger(config.log_level);
+  for (const std::string& warning : loaded->warnings) {
+    DTX_LOG(logger, dtx::LogLevel::kWarn, warning);
+  }
+
+  dtx::Options options;
+  options.journal_path = config.store_path;
+  options.retry.initial_interval = config.retry_interval;
+  options.retry.max_interval = config.retry_interval_max;
+  options.timeout_to_fail = config.timeout_to_fail;
+  options.request_timeout = config.request_timeout;
+  options.cron_interval = config.trans_cron_interval;
+  options.io_threads = static_cast<std::size_t>(config.io_threads);
+  dtx::EmbeddedOptions embedded;
+  embedded.driver = config.driver;
+  embedded.target = config.target;
+  embedded.durable_on_power_loss = config.durable_on_power_loss;
+  embedded.logger = logger;
+  auto coordinator = dtx::OpenEmbeddedCoordinator(options, embedded);
+  if (!coordinator.ok()) {
+    return Fail("cannot open the coordinator: " +
+                coordinator.status().ToString());
+  }
+
+  dtx::DtmServerOptions server_options;
+  server_options.listen_address =
+      config.grpc_host + ":" + std::to_string(config.grpc_port);
+  if (config.grpc_host.find(':') != std::string::npos) {
+    server_options.listen_address =
+        "[" + config.grpc_host + "]:" + std::to_string(config.grpc_port);
+  }
+  server_options.max_request_bytes =
+      static_cast<std::size_t>(config.max_request_bytes);
+  server_options.driver = config.driver;
+  server_options.registry_target = config.target;
+  server_options.endpoint = config.endpoint;
+  server_options.logger = logger;
+  auto server = dtx::DtmServer::Start(**coordinator, server_options);
+  if (!server.ok()) {
+    (*coordinator)->Shutdown();
+    return Fail(server.status().ToString());
+  }
+  std::printf("dtx-server: listening on %s:%d\n", config.grpc_host.c_str(),
+              (*server)->port());
+  const std::string key = (*server)->registry_key();
+  if (!key.empty()) {
+    std::printf("dtx-server: registered in etcd as %s\n", key.c_str());
+  }
+  std::fflush(stdout);
+  DTX_LOG(logger, dtx::LogLevel::kInfo,
+          "dtx-server " << DTX_VERSION_STRING << " serving dtmgimp.Dtm on port "
+                        << (*server)->port() << ", journal "
+                        << config.store_path);
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  DTX_LOG(logger, dtx::LogLevel::kInfo,
+          "dtx-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
+                         << " received; shutting down");
+  (*server)->Shutdown(config.shutdown_grace);
+  (*coordinator)->Shutdown();
+  DTX_LOG(logger, dtx::LogLevel::kInfo, "dtx-server: stopped");
+  return 0;
+}

@@ -1,0 +1,386 @@
+#include "dtx/server/server_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+namespace dtx::server {
+namespace {
+
+std::string Lower(std::string s) {
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+Result<int64_t> ParseInt(const std::string& text, int64_t min, int64_t max) {
+  std::size_t used = 0;
+  long long value = 0;
+  try {
+    value = std::stoll(text, &used, 10);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) {
+    return InvalidArgumentError("'" + text + "' is not an integer");
+  }
+  if (value < min || value > max) {
+    return InvalidArgumentError("'" + text + "' is outside " +
+                                std::to_string(min) + ".." +
+                                std::to_string(max));
+  }
+  return static_cast<int64_t>(value);
+}
+
+using Setter = std::function<Status(ServerConfig&, const std::string&)>;
+
+Setter Seconds(std::chrono::seconds ServerConfig::*field, int64_t min) {
+  return [field, min](ServerConfig& c, const std::string& v) -> Status {
+    DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, min, 366LL * 24 * 3600));
+    c.*field = std::chrono::seconds(n);
+    return Status::Ok();
+  };
+}
+
+Setter Text(std::string ServerConfig::*field, bool allow_empty) {
+  return [field, allow_empty](ServerConfig& c, const std::string& v) -> Status {
+    if (!allow_empty && v.empty()) return InvalidArgumentError("is empty");
+    c.*field = v;
+    return Status::Ok();
+  };
+}
+
+struct Key {
+  const char* name;
+  Setter set;
+};
+
+const std::vector<Key>& Keys() {
+  static const std::vector<Key> keys = {
+      {"MicroService.Driver",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v != "default" && v != "dtm-driver-kratos") {
+           return InvalidArgumentError(
+               "'" + v +
+               "' is not a driver dtx has; use 'default' or "
+               "'dtm-driver-kratos'");
+         }
+         c.driver = v;
+         return Status::Ok();
+       }},
+      {"MicroService.Target", Text(&ServerConfig::target, true)},
+      {"MicroService.EndPoint", Text(&ServerConfig::endpoint, true)},
+      {"Store.Driver",
+       [](ServerConfig&, const std::string& v) -> Status {
+         const std::string d = Lower(v);
+         if (d == "sqlite" || d == "sqlite3" || d == "boltdb" || d.empty()) {
+           return Status::Ok();
+         }
+         return InvalidArgumentError(
+             "'" + v +
+             "': dtx keeps its journal in SQLite only; set Store.Driver to "
+             "sqlite (and Store.Path to the file)");
+       }},
+      {"Store.Path", Text(&ServerConfig::store_path, false)},
+      {"Store.Synchronous",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         const std::string s = Lower(v);
+         if (s == "full") {
+           c.durable_on_power_loss = true;
+         } else if (s == "normal") {
+           c.durable_on_power_loss = false;
+         } else {
+           return InvalidArgumentError("'" + v + "' is not full or normal");
+         }
+         return Status::Ok();
+       }},
+      {"GrpcHost", Text(&ServerConfig::grpc_host, false)},
+      {"GrpcPort",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 65535));
+         c.grpc_port = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"RetryInterval", Seconds(&ServerConfig::retry_interval, 1)},
+      {"RetryIntervalMax", Seconds(&ServerConfig::retry_interval_max, 0)},
+      {"TimeoutToFail", Seconds(&ServerConfig::timeout_to_fail, 1)},
+      {"RequestTimeout", Seconds(&ServerConfig::request_timeout, 1)},
+      {"TransCronInterval", Seconds(&ServerConfig::trans_cron_interval, 1)},
+      {"ShutdownGrace", Seconds(&ServerConfig::shutdown_grace, 0)},
+      {"IoThreads",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 64));
+         c.io_threads = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"MaxRequestBytes",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.max_request_bytes, ParseInt(v, 1, 1LL << 30));
+         return Status::Ok();
+       }},
+      {"LogLevel",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         auto level = ParseLogLevel(v);
+         if (!level.ok()) {
+           return InvalidArgumentError("'" + v +
+                                       "' is not debug, info, warn or error");
+         }
+         c.log_level = *level;
+         return Status::Ok();
+       }},
+      {"Log.Outputs",
+       [](ServerConfig&, const std::string& v) -> Status {
+         if (v != "stderr" && !v.empty()) {
+           return InvalidArgumentError("'" + v +
+                                       "': dtx-server logs to stderr only");
+         }
+         return Status::Ok();
+       }},
+  };
+  return keys;
+}
+
+// dtm's keys that mean nothing to dtx: accepted with a warning.
+const std::vector<std::string>& IgnoredKeys() {
+  static const std::vector<std::string> keys = {
+      "Store.Host",
+      "Store.Port",
+      "Store.User",
+      "Store.Password",
+      "Store.Db",
+      "Store.Schema",
+      "Store.MaxOpenConns",
+      "Store.MaxIdleConns",
+      "Store.ConnMaxLifeTime",
+      "Store.DataExpire",
+      "Store.FinishedDataExpire",
+      "Store.RedisPrefix",
+      "HttpPort",
+      "JsonRpcPort",
+      "HttpMicroService",
+      "UpdateBranchSync",
+      "UpdateBranchAsyncGoroutineNum",
+      "Log.RotationEnable",
+      "Log.RotationConfigJSON",
+      "TimeZoneOffset",
+      "ConfigUpdateInterval",
+      "AlertRetryLimit",
+      "AlertWebHook",
+      "AdminBasePath",
+      "GrpcServiceConfig",
+  };
+  return keys;
+}
+
+const Key* FindKey(const std::string& path) {
+  const std::string lower = Lower(path);
+  for (const Key& k : Keys()) {
+    if (Lower(k.name) == lower) return &k;
+  }
+  return nullptr;
+}
+
+bool IsIgnored(const std::string& path) {
+  const std::string lower = Lower(path);
+  for (const std::string& k : IgnoredKeys()) {
+    if (Lower(k) == lower) return true;
+  }
+  return false;
+}
+
+bool IsSection(const std::string& path) {
+  const std::string lower = Lower(path);
+  return lower == "microservice" || lower == "store" || lower == "log";
+}
+
+Status Walk(const YAML::Node& node, const std::string& prefix,
+            const std::string& file, ServerConfig& config,
+            std::vector<std::string>& warnings) {
+  for (const auto& entry : node) {
+    std::string name;
+    try {
+      name = entry.first.as<std::string>();
+    } catch (const YAML::Exception&) {
+      return InvalidArgumentError(file + ": a key is not a string");
+    }
+    const std::string path = prefix.empty() ? name : prefix + "." + name;
+    const YAML::Node& value = entry.second;
+    if (IsIgnored(path)) {
+      warnings.push_back(file + ": " + path +
+                         " is a dtm setting that dtx does not use; ignored");
+      continue;
+    }
+    if (value.IsMap() && IsSection(path)) {
+      DTX_RETURN_IF_ERROR(Walk(value, path, file, config, warnings));
+      continue;
+    }
+    const Key* key = FindKey(path);
+    if (key == nullptr) {
+      warnings.push_back(file + ": unknown key " + path + "; ignored");
+      continue;
+    }
+    if (value.IsNull()) continue;  // "Target:" with nothing: the default
+    if (!value.IsScalar()) {
+      return InvalidArgumentError(file + ": " + path +
+                                  " must be a single value");
+    }
+    Status s = key->set(config, value.Scalar());
+    if (!s.ok()) {
+      return InvalidArgumentError(file + ": " + key->name + ": " + s.message());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string EnvNameOf(const std::string& key) {
+  std::string out;
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    const char c = key[i];
+    if (c == '.') {
+      out += '_';
+      continue;
+    }
+    const bool upper = std::isupper(static_cast<unsigned char>(c)) != 0;
+    if (upper && i > 0 && key[i - 1] != '.' &&
+        (std::islower(static_cast<unsigned char>(key[i - 1])) != 0 ||
+         std::isdigit(static_cast<unsigned char>(key[i - 1])) != 0)) {
+      out += '_';
+    }
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
+  LoadedConfig loaded;
+  ServerConfig& config = loaded.config;
+
+  if (!sources.yaml_path.empty() || sources.yaml_text) {
+    const std::string file =
+        sources.yaml_path.empty() ? std::string("config") : sources.yaml_path;
+    std::string text;
+    if (sources.yaml_text) {
+      text = *sources.yaml_text;
+    } else {
+      std::ifstream in(sources.yaml_path);
+      if (!in) {
+        return NotFoundError("cannot read the config file " +
+                             sources.yaml_path);
+      }
+      std::stringstream buffer;
+      buffer << in.rdbuf();
+      text = buffer.str();
+    }
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      return InvalidArgumentError(file + ": not valid YAML: " + e.what());
+    }
+    if (root.IsDefined() && !root.IsNull()) {
+      if (!root.IsMap()) {
+        return InvalidArgumentError(file +
+                                    ": the top level must be a map of keys");
+      }
+      DTX_RETURN_IF_ERROR(Walk(root, "", file, config, loaded.warnings));
+    }
+  }
+
+  if (sources.env) {
+    for (const Key& key : Keys()) {
+      const std::string name = EnvNameOf(key.name);
+      auto value = sources.env(name);
+      if (!value) continue;
+      Status s = key.set(config, *value);
+      if (!s.ok()) {
+        return InvalidArgumentError("environment " + name + " (" + key.name +
+                                    "): " + s.message());
+      }
+    }
+  }
+
+  for (const auto& [name, value] : sources.flags) {
+    const Key* key = FindKey(name);
+    if (key == nullptr) return InvalidArgumentError("unknown setting " + name);
+    Status s = key->set(config, value);
+    if (!s.ok()) {
+      return InvalidArgumentError("flag for " + std::string(key->name) + ": " +
+                                  s.message());
+    }
+  }
+
+  // Rules across keys.
+  if (config.timeout_to_fail < config.retry_interval) {
+    return InvalidArgumentError(
+        "TimeoutToFail (" + std::to_string(config.timeout_to_fail.count()) +
+        ") must not be less than RetryInterval (" +
+        std::to_string(config.retry_interval.count()) + ")");
+  }
+  if (config.retry_interval_max.count() != 0 &&
+      config.retry_interval_max < config.retry_interval) {
+    return InvalidArgumentError(
+        "RetryIntervalMax (" +
+        std::to_string(config.retry_interval_max.count()) +
+        ") must be 0 (no cap) or at least RetryInterval (" +
+        std::to_string(config.retry_interval.count()) + ")");
+  }
+  if (!config.target.empty()) {
+    if (config.driver != "dtm-driver-kratos") {
+      return InvalidArgumentError(
+          "MicroService.Target is set but MicroService.Driver is '" +
+          config.driver + "'; registering needs 'dtm-driver-kratos'");
+    }
+    if (config.endpoint.empty()) {
+      return InvalidArgumentError(
+          "MicroService.Target is set but MicroService.EndPoint is empty; set "
+          "it to this server's address as others reach it, e.g. "
+          "grpc://10.0.0.5:36790");
+    }
+  }
+  return loaded;
+}
+
+std::string ToYaml(const ServerConfig& c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "MicroService" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Driver" << YAML::Value << c.driver;
+  out << YAML::Key << "Target" << YAML::Value << c.target;
+  out << YAML::Key << "EndPoint" << YAML::Value << c.endpoint;
+  out << YAML::EndMap;
+  out << YAML::Key << "Store" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Driver" << YAML::Value << "sqlite";
+  out << YAML::Key << "Path" << YAML::Value << c.store_path;
+  out << YAML::Key << "Synchronous" << YAML::Value
+      << (c.durable_on_power_loss ? "full" : "normal");
+  out << YAML::EndMap;
+  out << YAML::Key << "GrpcHost" << YAML::Value << c.grpc_host;
+  out << YAML::Key << "GrpcPort" << YAML::Value << c.grpc_port;
+  out << YAML::Key << "RetryInterval" << YAML::Value
+      << c.retry_interval.count();
+  out << YAML::Key << "RetryIntervalMax" << YAML::Value
+      << c.retry_interval_max.count();
+  out << YAML::Key << "TimeoutToFail" << YAML::Value
+      << c.timeout_to_fail.count();
+  out << YAML::Key << "RequestTimeout" << YAML::Value
+      << c.request_timeout.count();
+  out << YAML::Key << "TransCronInterval" << YAML::Value
+      << c.trans_cron_interval.count();
+  out << YAML::Key << "ShutdownGrace" << YAML::Value
+      << c.shutdown_grace.count();
+  out << YAML::Key << "IoThreads" << YAML::Value << c.io_threads;
+  out << YAML::Key << "MaxRequestBytes" << YAML::Value << c.max_request_bytes;
+  out << YAML::Key << "LogLevel" << YAML::Value
+      << std::string(ToString(c.log_level));
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace dtx::server

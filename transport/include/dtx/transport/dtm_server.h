@@ -1,0 +1,94 @@
+// DtmServer: serves a Coordinator over dtm's gRPC protocol, so that dtm's SDKs
+// (Go, Java, Python, ...), Kratos apps and GrpcDtmClient can use it.
+//
+//   dtmgimp.Dtm           NewGid, Prepare, Submit, Abort, RegisterBranch;
+//                         PrepareWorkflow, Subscribe, Unsubscribe, DeleteTopic
+//                         answer UNIMPLEMENTED.
+//   dtx.admin.v1.Admin    Query, List, ForceStop, RetryNow.
+//   grpc.health.v1.Health and server reflection.
+//
+// Errors as dtm maps them: FAILURE is ABORTED, ONGOING is FAILED_PRECONDITION;
+// a malformed request is INVALID_ARGUMENT and changes nothing.
+//
+// With a registry target (dtm's MicroService.Target and EndPoint) the server
+// registers itself in etcd the way dtm's Kratos driver does, once it serves,
+// and deregisters first thing in Shutdown.
+//
+//   dtx::DtmServerOptions options;
+//   options.listen_address = "0.0.0.0:36790";
+//   DTX_ASSIGN_OR_RETURN(auto server, dtx::DtmServer::Start(*coordinator,
+//                                                           options));
+//   ...
+//   server->Shutdown(std::chrono::seconds(10));
+//
+// Thread safety: thread-safe. The coordinator must outlive the server.
+
+#ifndef DTX_TRANSPORT_DTM_SERVER_H_
+#define DTX_TRANSPORT_DTM_SERVER_H_
+
+#include "dtx/coordinator.h"
+#include "dtx/logger.h"
+#include "dtx/result.h"
+#include "dtx/transport/grpc_export.h"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace dtx {
+
+struct DTX_GRPC_EXPORT DtmServerOptions {
+  // "host:port"; port 0 picks a free one (see DtmServer::port()).
+  std::string listen_address = "0.0.0.0:36790";
+  // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
+  std::size_t max_request_bytes = 4 * 1024 * 1024;
+  // Threads serving requests at most; requests wait beyond that.
+  int max_threads = 64;
+  bool reflection = true;
+  bool health = true;
+  // dtm's MicroService block. With driver "dtm-driver-kratos" and a
+  // "discovery://<etcd hosts>/<name>" target, the server registers
+  // `endpoint` (e.g. "grpc://10.0.0.5:36790"; comma-separated for several)
+  // under /microservices/<name>/<id>. An empty target: no registration.
+  std::string driver = "default";
+  std::string registry_target;
+  std::string endpoint;
+  std::chrono::seconds registry_ttl{15};
+  // Null: no logging.
+  std::shared_ptr<Logger> logger;
+};
+
+class DTX_GRPC_EXPORT DtmServer {
+ public:
+  // Binds, starts serving, then registers (when configured). Errors:
+  // kInvalidArgument for bad options, kUnavailable when the address cannot be
+  // bound or etcd cannot be reached; nothing is left running on error.
+  static Result<std::unique_ptr<DtmServer>> Start(Coordinator& coordinator,
+                                                  DtmServerOptions options);
+
+  // Shutdown(0).
+  ~DtmServer();
+  DtmServer(const DtmServer&) = delete;
+  DtmServer& operator=(const DtmServer&) = delete;
+
+  // The bound port.
+  int port() const;
+  // The etcd key this server is registered under; empty when it is not.
+  std::string registry_key() const;
+
+  // Deregisters, stops accepting requests, lets requests in progress finish
+  // for up to `grace`, then cancels the rest. The coordinator is not shut
+  // down. Idempotent.
+  void Shutdown(std::chrono::milliseconds grace);
+
+  struct Impl;
+
+ private:
+  explicit DtmServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dtx
+
+#endif  // DTX_TRANSPORT_DTM_SERVER_H_

@@ -1,0 +1,92 @@
+// GrpcDtmClient: DtmApi over dtm's gRPC protocol, for a coordinator in
+// another process (dtx-server, or dtm itself). The client API
+// (TccGlobalTransaction, Saga, Msg) runs on it unchanged:
+//
+//   dtx::GrpcDtmClientOptions options;
+//   options.address = "discovery://127.0.0.1:2379/dtmservice";
+//   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::GrpcDtmClient::Create(options));
+//   dtx::Saga(*dtm, gid).Add(action, compensate, payload).Submit();
+//
+// The address takes the forms of a branch URL's server part: host:port,
+// dns:///name:port, ipv4:/ipv6: lists, direct:///a,b, and, resolved through
+// etcd as Kratos registers services, discovery://<etcd hosts>/<name> (also
+// etcd://). Query, List, ForceStop and RetryNow use dtx's admin service,
+// which a dtm server does not have (they fail with kUnimplemented there).
+//
+// Requests are not retried: a failed Submit may or may not have reached the
+// server, and dtm's API makes a repeated Submit of the same gid safe, so the
+// caller decides.
+//
+// Thread safety: thread-safe.
+
+#ifndef DTX_TRANSPORT_GRPC_DTM_CLIENT_H_
+#define DTX_TRANSPORT_GRPC_DTM_CLIENT_H_
+
+#include "dtx/dtm_api.h"
+#include "dtx/journal.h"
+#include "dtx/logger.h"
+#include "dtx/result.h"
+#include "dtx/transport/grpc_export.h"
+#include "dtx/transport/service_resolver.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace dtx {
+
+struct DTX_GRPC_EXPORT GrpcDtmClientOptions {
+  // The coordinator's address (see above). Required.
+  std::string address;
+  // Driver of the client's own branch calls (TCC try, msg check-back):
+  // "default" or "dtm-driver-kratos". A discovery:// or etcd:// address
+  // implies the Kratos driver.
+  std::string driver = "default";
+  // The registry behind discovery:// (the address and branch URLs). Null:
+  // an etcd resolver on the hosts named by a discovery:// address.
+  std::shared_ptr<ServiceResolver> resolver;
+  // Deadline of each request to the coordinator. Submit with WaitResult
+  // waits for a processing pass, so this must exceed the branches' time.
+  std::chrono::milliseconds timeout{30000};
+  // Deadline of the client's own branch calls (dtm's RequestTimeout).
+  std::chrono::milliseconds branch_timeout{3000};
+  // Null: no logging.
+  std::shared_ptr<Logger> logger;
+};
+
+class DTX_GRPC_EXPORT GrpcDtmClient final : public DtmApi {
+ public:
+  // kInvalidArgument for a malformed address or driver; etcd errors when the
+  // address needs a registry that cannot be created. Connects lazily.
+  static Result<std::unique_ptr<GrpcDtmClient>> Create(
+      GrpcDtmClientOptions options);
+
+  ~GrpcDtmClient() override;
+  GrpcDtmClient(const GrpcDtmClient&) = delete;
+  GrpcDtmClient& operator=(const GrpcDtmClient&) = delete;
+
+  // DtmApi.
+  Result<std::string> NewGid() override;
+  Status Prepare(const TransRequest& request) override;
+  Status Submit(const TransRequest& request) override;
+  Status Abort(const TransRequest& request) override;
+  Status RegisterBranch(const BranchRegistration& branch) override;
+  Result<TransWithBranches> Query(const std::string& gid) override;
+  BranchClient& branch_client() override;
+  std::string address() const override;
+
+  // Administration (dtx's admin service).
+  Result<ListPage> List(const ListQuery& query);
+  Status ForceStop(const std::string& gid);
+  Status RetryNow(const std::string& gid);
+
+  struct Impl;
+
+ private:
+  explicit GrpcDtmClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dtx
+
+#endif  // DTX_TRANSPORT_GRPC_DTM_CLIENT_H_

@@ -1,0 +1,307 @@
+#include "dtm_proto.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <optional>
+#include <utility>
+
+namespace dtx::internal {
+namespace {
+
+using nlohmann::json;
+
+int64_t ToMillis(TimePoint t) {
+  if (t == TimePoint{}) return 0;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             t.time_since_epoch())
+      .count();
+}
+
+int64_t ToMillis(const std::optional<TimePoint>& t) {
+  return t ? ToMillis(*t) : 0;
+}
+
+TimePoint FromMillis(int64_t ms) {
+  return TimePoint(std::chrono::milliseconds(ms));
+}
+
+std::optional<TimePoint> OptionalFromMillis(int64_t ms) {
+  if (ms == 0) return std::nullopt;
+  return FromMillis(ms);
+}
+
+Status CheckSeconds(const char* field, int64_t value) {
+  // Negative values have no meaning; values past a year are typos, and the
+  // scheduler's arithmetic must not overflow.
+  constexpr int64_t kMax = 366LL * 24 * 3600;
+  if (value < 0 || value > kMax) {
+    return InvalidArgumentError(std::string("TransOptions.") + field + " " +
+                                std::to_string(value) +
+                                " is outside 0..31622400 seconds");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<TransStep>> DecodeSteps(const std::string& text) {
+  std::vector<TransStep> steps;
+  if (text.empty() || text == "null") return steps;
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return InvalidArgumentError("Steps is not valid JSON: " +
+                                text.substr(0, 200));
+  }
+  if (j.is_null()) return steps;
+  if (!j.is_array()) {
+    return InvalidArgumentError("Steps must be a JSON array of objects");
+  }
+  steps.reserve(j.size());
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const json& step = j[i];
+    if (!step.is_object()) {
+      return InvalidArgumentError("Steps[" + std::to_string(i) +
+                                  "] is not a JSON object");
+    }
+    TransStep out;
+    for (const auto& [key, value] : step.items()) {
+      if (!value.is_string()) {
+        return InvalidArgumentError("Steps[" + std::to_string(i) + "]." + key +
+                                    " must be a string");
+      }
+      if (key == "action") {
+        out.action = value.get<std::string>();
+      } else if (key == "compensate") {
+        out.compensate = value.get<std::string>();
+      }
+      // Other keys (dtm's SDKs send none over gRPC) are ignored, as dtm
+      // ignores what its processors do not read.
+    }
+    steps.push_back(std::move(out));
+  }
+  return steps;
+}
+
+std::string EncodeSteps(const std::vector<TransStep>& steps) {
+  if (steps.empty()) return "null";
+  json j = json::array();
+  for (const TransStep& step : steps) {
+    json s = {{"action", step.action}};
+    if (!step.compensate.empty()) s["compensate"] = step.compensate;
+    j.push_back(std::move(s));
+  }
+  return j.dump();
+}
+
+Result<TransRequest> FromProto(const dtmgimp::DtmRequest& request) {
+  TransRequest out;
+  out.gid = request.gid();
+  if (out.gid.empty()) return InvalidArgumentError("Gid is missing");
+  auto type = ParseTransType(request.transtype());
+  if (!type.ok()) {
+    return InvalidArgumentError("unknown TransType '" + request.transtype() +
+                                "'");
+  }
+  out.trans_type = *type;
+  const dtmgimp::DtmTransOptions& o = request.transoptions();
+  DTX_RETURN_IF_ERROR(CheckSeconds("TimeoutToFail", o.timeouttofail()));
+  DTX_RETURN_IF_ERROR(CheckSeconds("RetryInterval", o.retryinterval()));
+  DTX_RETURN_IF_ERROR(CheckSeconds("RequestTimeout", o.requesttimeout()));
+  if (o.retrylimit() < 0) {
+    return InvalidArgumentError("TransOptions.RetryLimit must not be negative");
+  }
+  out.options.wait_result = o.waitresult();
+  out.options.timeout_to_fail = std::chrono::seconds(o.timeouttofail());
+  out.options.retry_interval = std::chrono::seconds(o.retryinterval());
+  out.options.request_timeout = std::chrono::seconds(o.requesttimeout());
+  out.options.retry_limit = o.retrylimit();
+  out.options.branch_headers.insert(o.branchheaders().begin(),
+                                    o.branchheaders().end());
+  out.custom_data = request.customeddata();
+  if (out.trans_type == TransType::kMsg && !out.custom_data.empty()) {
+    // dtm's gRPC message has no field for a concurrent msg; dtx's client
+    // sends it in CustomedData next to dtm's "delay" (dtm ignores the key).
+    json j = json::parse(out.custom_data, nullptr, false);
+    if (j.is_object()) {
+      auto c = j.find("concurrent");
+      if (c != j.end() && c->is_boolean()) {
+        out.options.concurrent = c->get<bool>();
+      }
+    }
+  }
+  DTX_ASSIGN_OR_RETURN(out.steps, DecodeSteps(request.steps()));
+  out.payloads.assign(request.binpayloads().begin(),
+                      request.binpayloads().end());
+  if (!out.steps.empty() || !out.payloads.empty()) {
+    if (out.steps.size() != out.payloads.size()) {
+      return InvalidArgumentError(
+          "Steps has " + std::to_string(out.steps.size()) +
+          " entries but BinPayloads has " +
+          std::to_string(out.payloads.size()) + "; they must be index-aligned");
+    }
+  }
+  out.query_prepared = request.queryprepared();
+  out.rollback_reason = request.rollbackreason();
+  if (!request.reqextra().empty()) {
+    return UnimplementedError(
+        "ReqExtra is used by workflow transactions, which dtx does not "
+        "support yet");
+  }
+  return out;
+}
+
+dtmgimp::DtmRequest ToProto(const TransRequest& request) {
+  dtmgimp::DtmRequest out;
+  out.set_gid(request.gid);
+  out.set_transtype(std::string(ToString(request.trans_type)));
+  dtmgimp::DtmTransOptions* o = out.mutable_transoptions();
+  o->set_waitresult(request.options.wait_result);
+  o->set_timeouttofail(request.options.timeout_to_fail.count());
+  o->set_retryinterval(request.options.retry_interval.count());
+  o->set_requesttimeout(request.options.request_timeout.count());
+  o->set_retrylimit(request.options.retry_limit);
+  for (const auto& [k, v] : request.options.branch_headers) {
+    (*o->mutable_branchheaders())[k] = v;
+  }
+  std::string custom = request.custom_data;
+  if (request.trans_type == TransType::kMsg && request.options.concurrent) {
+    json j =
+        custom.empty() ? json::object() : json::parse(custom, nullptr, false);
+    if (!j.is_object()) j = json::object();
+    j["concurrent"] = true;
+    custom = j.dump();
+  }
+  out.set_customeddata(custom);
+  for (const std::string& p : request.payloads) out.add_binpayloads(p);
+  out.set_queryprepared(request.query_prepared);
+  out.set_steps(EncodeSteps(request.steps));
+  out.set_rollbackreason(request.rollback_reason);
+  return out;
+}
+
+Result<BranchRegistration> FromProto(const dtmgimp::DtmBranchRequest& branch) {
+  BranchRegistration out;
+  out.gid = branch.gid();
+  if (out.gid.empty()) return InvalidArgumentError("Gid is missing");
+  auto type = ParseTransType(branch.transtype());
+  if (!type.ok()) {
+    return InvalidArgumentError("unknown TransType '" + branch.transtype() +
+                                "'");
+  }
+  out.trans_type = *type;
+  out.branch_id = branch.branchid();
+  const auto& data = branch.data();
+  if (auto it = data.find("confirm"); it != data.end()) {
+    out.confirm_url = it->second;
+  }
+  if (auto it = data.find("cancel"); it != data.end()) {
+    out.cancel_url = it->second;
+  }
+  out.payload = branch.busipayload();
+  return out;
+}
+
+dtmgimp::DtmBranchRequest ToProto(const BranchRegistration& branch) {
+  dtmgimp::DtmBranchRequest out;
+  out.set_gid(branch.gid);
+  out.set_transtype(std::string(ToString(branch.trans_type)));
+  out.set_branchid(branch.branch_id);
+  (*out.mutable_data())["confirm"] = branch.confirm_url;
+  (*out.mutable_data())["cancel"] = branch.cancel_url;
+  out.set_busipayload(branch.payload);
+  return out;
+}
+
+void ToProto(const GlobalTrans& t, dtx::admin::v1::Transaction* out) {
+  out->set_id(t.id);
+  out->set_gid(t.gid);
+  out->set_trans_type(std::string(ToString(t.trans_type)));
+  out->set_status(std::string(ToString(t.status)));
+  out->set_protocol(t.protocol);
+  out->set_query_prepared(t.query_prepared);
+  out->set_options(t.options);
+  out->set_custom_data(t.custom_data);
+  out->set_ext_data(t.ext_data);
+  out->set_result(t.result);
+  out->set_rollback_reason(t.rollback_reason);
+  out->set_create_time_ms(ToMillis(t.create_time));
+  out->set_update_time_ms(ToMillis(t.update_time));
+  out->set_finish_time_ms(ToMillis(t.finish_time));
+  out->set_rollback_time_ms(ToMillis(t.rollback_time));
+  out->set_next_cron_interval_s(t.next_cron_interval.count());
+  out->set_next_cron_time_ms(ToMillis(t.next_cron_time));
+  out->set_owner(t.owner);
+  out->set_retry_count(t.retry_count);
+}
+
+void ToProto(const Branch& b, dtx::admin::v1::Branch* out) {
+  out->set_id(b.id);
+  out->set_gid(b.gid);
+  out->set_url(b.url);
+  out->set_bin_data(b.bin_data);
+  out->set_branch_id(b.branch_id);
+  out->set_op(std::string(ToString(b.op)));
+  out->set_status(std::string(ToString(b.status)));
+  out->set_create_time_ms(ToMillis(b.create_time));
+  out->set_update_time_ms(ToMillis(b.update_time));
+  out->set_finish_time_ms(ToMillis(b.finish_time));
+  out->set_rollback_time_ms(ToMillis(b.rollback_time));
+}
+
+Result<GlobalTrans> FromProto(const dtx::admin::v1::Transaction& t) {
+  GlobalTrans out;
+  out.id = t.id();
+  out.gid = t.gid();
+  DTX_ASSIGN_OR_RETURN(out.trans_type, ParseTransType(t.trans_type()));
+  DTX_ASSIGN_OR_RETURN(out.status, ParseTransStatus(t.status()));
+  out.protocol = t.protocol();
+  out.query_prepared = t.query_prepared();
+  out.options = t.options();
+  out.custom_data = t.custom_data();
+  out.ext_data = t.ext_data();
+  out.result = t.result();
+  out.rollback_reason = t.rollback_reason();
+  out.create_time = FromMillis(t.create_time_ms());
+  out.update_time = FromMillis(t.update_time_ms());
+  out.finish_time = OptionalFromMillis(t.finish_time_ms());
+  out.rollback_time = OptionalFromMillis(t.rollback_time_ms());
+  out.next_cron_interval = std::chrono::seconds(t.next_cron_interval_s());
+  out.next_cron_time = FromMillis(t.next_cron_time_ms());
+  out.owner = t.owner();
+  out.retry_count = t.retry_count();
+  return out;
+}
+
+Result<Branch> FromProto(const dtx::admin::v1::Branch& b) {
+  Branch out;
+  out.id = b.id();
+  out.gid = b.gid();
+  out.url = b.url();
+  out.bin_data = b.bin_data();
+  out.branch_id = b.branch_id();
+  DTX_ASSIGN_OR_RETURN(out.op, ParseBranchOp(b.op()));
+  DTX_ASSIGN_OR_RETURN(out.status, ParseBranchStatus(b.status()));
+  out.create_time = FromMillis(b.create_time_ms());
+  out.update_time = FromMillis(b.update_time_ms());
+  out.finish_time = OptionalFromMillis(b.finish_time_ms());
+  out.rollback_time = OptionalFromMillis(b.rollback_time_ms());
+  return out;
+}
+
+grpc::Status ToGrpcStatus(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      status.message());
+}
+
+Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return Status::Ok();
+  int code = static_cast<int>(status.error_code());
+  if (code < 0 || code > static_cast<int>(StatusCode::kUnauthenticated)) {
+    code = static_cast<int>(StatusCode::kUnknown);
+  }
+  return Status(static_cast<StatusCode>(code), status.error_message());
+}
+
+}  // namespace dtx::internal
