@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   etcd-server etcd-client
   libbenchmark-dev
+  libyaml-cpp-dev libcli11-dev
+  python3-grpcio python3-protobuf  # tests/server/dtm_protocol_test.py
 )
 
 missing=()

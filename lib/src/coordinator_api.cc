@@ -157,6 +157,16 @@ Status OutcomeOfAbort(const GlobalTrans& t, bool stopped) {
                                  "; dtx keeps retrying it");
 }
 
+// dtm's xa and workflow modes are valid types that dtx does not run yet.
+Status CheckImplemented(TransType type) {
+  if (type == TransType::kXa || type == TransType::kWorkflow) {
+    return UnimplementedError("dtx does not support " +
+                              std::string(ToString(type)) +
+                              " transactions yet");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status Coordinator::Prepare(const TransRequest& req) {
@@ -164,6 +174,7 @@ Status Coordinator::Prepare(const TransRequest& req) {
   DTX_RETURN_IF_ERROR(c.CheckOpen());
   DTX_RETURN_IF_ERROR(ValidateGid(req.gid));
   DTX_RETURN_IF_ERROR(ValidateOptions(req.options));
+  DTX_RETURN_IF_ERROR(CheckImplemented(req.trans_type));
   if (req.trans_type != TransType::kTcc && req.trans_type != TransType::kMsg) {
     return InvalidArgumentError("prepare: trans type '" +
                                 std::string(ToString(req.trans_type)) +
@@ -207,6 +218,7 @@ Status Coordinator::Submit(const TransRequest& req) {
   DTX_RETURN_IF_ERROR(c.CheckOpen());
   DTX_RETURN_IF_ERROR(ValidateGid(req.gid));
   DTX_RETURN_IF_ERROR(ValidateOptions(req.options));
+  DTX_RETURN_IF_ERROR(CheckImplemented(req.trans_type));
   if (req.trans_type != TransType::kSaga && req.trans_type != TransType::kTcc &&
       req.trans_type != TransType::kMsg) {
     return InvalidArgumentError("submit: trans type '" +

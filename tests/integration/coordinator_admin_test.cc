@@ -88,8 +88,10 @@ TEST_F(CoordinatorAdminTest, UnsupportedModesAreClearErrors) {
   req.gid = "xa-1";
   req.trans_type = TransType::kXa;
   EXPECT_THAT(dtm_->Submit(req),
-              StatusIs(StatusCode::kInvalidArgument, "not supported"));
-  EXPECT_THAT(dtm_->Prepare(req), StatusIs(StatusCode::kInvalidArgument));
+              StatusIs(StatusCode::kUnimplemented, "does not support xa"));
+  EXPECT_THAT(dtm_->Prepare(req), StatusIs(StatusCode::kUnimplemented));
+  req.trans_type = TransType::kWorkflow;
+  EXPECT_THAT(dtm_->Submit(req), StatusIs(StatusCode::kUnimplemented));
   req.trans_type = TransType::kSaga;
   EXPECT_THAT(dtm_->Prepare(req),
               StatusIs(StatusCode::kInvalidArgument, "no prepare phase"));

@@ -26,16 +26,6 @@ using google::protobuf::Empty;
 using internal::FromProto;
 using internal::ToGrpcStatus;
 
-// Status for a trans type that dtm has and dtx does not run yet.
-Status CheckSupported(TransType type) {
-  if (type == TransType::kXa || type == TransType::kWorkflow) {
-    return UnimplementedError("dtx does not support " +
-                              std::string(ToString(type)) +
-                              " transactions yet");
-  }
-  return Status::Ok();
-}
-
 class DtmService final : public dtmgimp::Dtm::Service {
  public:
   DtmService(Coordinator& coordinator, std::shared_ptr<Logger> logger)
@@ -74,7 +64,6 @@ class DtmService final : public dtmgimp::Dtm::Service {
                               Empty*) override {
     auto branch = FromProto(*request);
     Status status = branch.status();
-    if (status.ok()) status = CheckSupported(branch->trans_type);
     if (status.ok()) status = coordinator_.RegisterBranch(*branch);
     return Answer("RegisterBranch", request->gid(), status);
   }
@@ -106,7 +95,6 @@ class DtmService final : public dtmgimp::Dtm::Service {
                    Fn&& fn) {
     auto parsed = FromProto(request);
     Status status = parsed.status();
-    if (status.ok()) status = CheckSupported(parsed->trans_type);
     if (status.ok()) status = fn(*parsed);
     return Answer(method, request.gid(), status);
   }
@@ -278,6 +266,9 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address,
                            grpc::InsecureServerCredentials(), &impl->port);
+  // gRPC sets SO_REUSEPORT by default, which lets a second server bind the
+  // same port and share its traffic silently; a port in use must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
   grpc::ResourceQuota quota("dtx-server");
   quota.SetMaxThreads(options.max_threads);

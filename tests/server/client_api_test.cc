@@ -1,0 +1,351 @@
+// The client API (Saga, Msg, TccGlobalTransaction) run twice with the same
+// code: on an embedded coordinator, and on a dtx-server process reached
+// through GrpcDtmClient. Both use real gRPC branch services on 127.0.0.1 and
+// real SQLite journals; the server is the real binary. Outcomes and error
+// codes must not depend on where the coordinator runs.
+//
+// Time is real here (a separate process cannot share a fake clock), so the
+// journal's intervals are one second and waits poll Query with a deadline.
+
+#include "dtx/embedded.h"
+#include "dtx/transaction.h"
+#include "dtx/transport/grpc_dtm_client.h"
+
+#include "branch_test_server.h"
+#include "dtx_server_process.h"
+#include "status_matchers.h"
+#include "temp_dir.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace dtx::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::ElementsAre;
+
+enum class Backend { kEmbedded, kServer };
+
+std::string Name(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kEmbedded ? "Embedded" : "Server";
+}
+
+class ClientApiTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    busi_ = BranchTestServer::Start();
+    if (GetParam() == Backend::kEmbedded) {
+      Options options;
+      options.journal_path = dir_.File("dtx.db");
+      options.retry.initial_interval = seconds(1);
+      options.retry.max_interval = seconds(2);
+      options.timeout_to_fail = seconds(3);
+      options.cron_interval = seconds(1);
+      EmbeddedOptions embedded;
+      embedded.durable_on_power_loss = false;
+      auto opened = OpenEmbeddedCoordinator(options, embedded);
+      ASSERT_OK(opened);
+      embedded_ = std::move(opened).value();
+      dtm_ = embedded_.get();
+    } else {
+      DtxServerConfig config;
+      config.journal_path = dir_.File("dtx.db");
+      config.config_path = dir_.File("dtx.yml");
+      auto server = DtxServerProcess::Start(config);
+      ASSERT_OK(server);
+      server_ = std::move(server).value();
+      GrpcDtmClientOptions options;
+      options.address = server_->address();
+      auto client = GrpcDtmClient::Create(options);
+      ASSERT_OK(client);
+      remote_ = std::move(client).value();
+      dtm_ = remote_.get();
+    }
+  }
+
+  void TearDown() override {
+    if (embedded_) embedded_->Shutdown();
+    remote_.reset();
+    if (server_) {
+      server_->Kill(SIGTERM);
+      EXPECT_EQ(server_->Wait(), 0) << "dtx-server did not exit cleanly";
+    }
+  }
+
+  std::string Url(const std::string& method) const {
+    return busi_->address() + method;
+  }
+
+  std::string NewGid() {
+    auto gid = dtm_->NewGid();
+    EXPECT_OK(gid);
+    return gid.ok() ? *gid : std::string("no-gid");
+  }
+
+  // Polls until the transaction has `status` (or the deadline passes).
+  TransStatus WaitFor(const std::string& gid, TransStatus status,
+                      milliseconds deadline = milliseconds(15000)) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    TransStatus last = TransStatus::kPrepared;
+    while (std::chrono::steady_clock::now() < until) {
+      auto t = dtm_->Query(gid);
+      if (t.ok()) {
+        last = t->trans.status;
+        if (last == status) return last;
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return last;
+  }
+
+  // The methods called, in order, for one gid.
+  std::vector<std::string> CallsOf(const std::string& gid) const {
+    std::vector<std::string> out;
+    for (const ReceivedCall& c : busi_->Calls()) {
+      if (c.Get("dtm-gid") == gid) {
+        out.push_back(c.method + " " + c.Get("dtm-op") + " " +
+                      c.Get("dtm-branch_id"));
+      }
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<BranchTestServer> busi_;
+  std::unique_ptr<Coordinator> embedded_;
+  std::unique_ptr<DtxServerProcess> server_;
+  std::unique_ptr<GrpcDtmClient> remote_;
+  DtmApi* dtm_ = nullptr;
+};
+
+TEST_P(ClientApiTest, NewGidIsUnique) { EXPECT_NE(NewGid(), NewGid()); }
+
+TEST_P(ClientApiTest, SagaSucceedsWithDtmMetadataAndPayloads) {
+  const std::string gid = NewGid();
+  std::string binary("\x00\x01\xff payload", 12);
+  ASSERT_OK(Saga(*dtm_, gid)
+                .Add(Url("/busi.Busi/TransOut"),
+                     Url("/busi.Busi/TransOutRevert"), binary)
+                .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"),
+                     "second")
+                .WaitResult(true)
+                .Submit());
+  EXPECT_THAT(CallsOf(gid), ElementsAre("/busi.Busi/TransOut action 01",
+                                        "/busi.Busi/TransIn action 02"));
+  auto calls = busi_->Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].payload, binary);
+  EXPECT_EQ(calls[0].Get("dtm-trans_type"), "saga");
+  EXPECT_EQ(calls[1].payload, "second");
+  ASSERT_OK_AND_ASSIGN(auto t, dtm_->Query(gid));
+  EXPECT_EQ(t.trans.status, TransStatus::kSucceed);
+  EXPECT_EQ(t.branches.size(), 4u);
+}
+
+TEST_P(ClientApiTest, SagaFailureIsAbortedAndCompensatesInReverse) {
+  busi_->SetHandler("/busi.Busi/TransIn", [](const ReceivedCall&) {
+    return TestReply::Status(10, "insufficient balance");
+  });
+  const std::string gid = NewGid();
+  Status s =
+      Saga(*dtm_, gid)
+          .Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/TransOutRevert"),
+               "p")
+          .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "p")
+          .WaitResult(true)
+          .Submit();
+  EXPECT_THAT(s, StatusIs(StatusCode::kAborted));
+  EXPECT_EQ(WaitFor(gid, TransStatus::kFailed), TransStatus::kFailed);
+  EXPECT_THAT(CallsOf(gid),
+              ElementsAre("/busi.Busi/TransOut action 01",
+                          "/busi.Busi/TransIn action 02",
+                          "/busi.Busi/TransInRevert compensate 02",
+                          "/busi.Busi/TransOutRevert compensate 01"));
+  ASSERT_OK_AND_ASSIGN(auto t, dtm_->Query(gid));
+  EXPECT_THAT(t.trans.rollback_reason,
+              ::testing::HasSubstr("insufficient balance"));
+}
+
+TEST_P(ClientApiTest, SagaWithoutWaitFinishesInTheBackground) {
+  const std::string gid = NewGid();
+  ASSERT_OK(Saga(*dtm_, gid)
+                .Add(Url("/busi.Busi/TransOut"),
+                     Url("/busi.Busi/TransOutRevert"), "p")
+                .Submit());
+  EXPECT_EQ(WaitFor(gid, TransStatus::kSucceed), TransStatus::kSucceed);
+}
+
+TEST_P(ClientApiTest, SagaRetriesAnErrorThenSucceeds) {
+  std::atomic<int> calls{0};
+  busi_->SetHandler("/busi.Busi/TransOut", [&](const ReceivedCall&) {
+    return calls++ == 0 ? TestReply::Status(14, "down for a moment")
+                        : TestReply::Ok();
+  });
+  const std::string gid = NewGid();
+  ASSERT_OK(Saga(*dtm_, gid)
+                .Add(Url("/busi.Busi/TransOut"),
+                     Url("/busi.Busi/TransOutRevert"), "p")
+                .Submit());
+  EXPECT_EQ(WaitFor(gid, TransStatus::kSucceed), TransStatus::kSucceed);
+  EXPECT_EQ(calls.load(), 2);
+}
+
+TEST_P(ClientApiTest, ConcurrentSagaFollowsItsOrders) {
+  const std::string gid = NewGid();
+  ASSERT_OK(Saga(*dtm_, gid)
+                .Add(Url("/busi.Busi/A"), "", "a")
+                .Add(Url("/busi.Busi/B"), "", "b")
+                .Add(Url("/busi.Busi/C"), "", "c")
+                .AddBranchOrder(2, {0, 1})
+                .EnableConcurrent()
+                .WaitResult(true)
+                .Submit());
+  auto calls = CallsOf(gid);
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[2], "/busi.Busi/C action 03");
+}
+
+TEST_P(ClientApiTest, BranchHeadersReachTheBranches) {
+  const std::string gid = NewGid();
+  ASSERT_OK(Saga(*dtm_, gid)
+                .Add(Url("/busi.Busi/TransOut"), "", "p")
+                .BranchHeaders({{"x-tenant", "acme"}})
+                .WaitResult(true)
+                .Submit());
+  auto calls = busi_->Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].Get("x-tenant"), "acme");
+}
+
+TEST_P(ClientApiTest, TccConfirmsInReverseOrder) {
+  const std::string gid = NewGid();
+  TransOptions wait;
+  wait.wait_result = true;
+  ASSERT_OK(TccGlobalTransaction(*dtm_, gid, wait, [&](Tcc& tcc) {
+    DTX_RETURN_IF_ERROR(tcc.CallBranch("out", Url("/busi.Busi/TransOut"),
+                                       Url("/busi.Busi/TransOutConfirm"),
+                                       Url("/busi.Busi/TransOutCancel")));
+    return tcc.CallBranch("in", Url("/busi.Busi/TransIn"),
+                          Url("/busi.Busi/TransInConfirm"),
+                          Url("/busi.Busi/TransInCancel"));
+  }));
+  EXPECT_EQ(WaitFor(gid, TransStatus::kSucceed), TransStatus::kSucceed);
+  EXPECT_THAT(
+      CallsOf(gid),
+      ElementsAre("/busi.Busi/TransOut try 01", "/busi.Busi/TransIn try 02",
+                  "/busi.Busi/TransInConfirm confirm 02",
+                  "/busi.Busi/TransOutConfirm confirm 01"));
+  // The try calls carry the coordinator's address, as dtm's SDK sends it.
+  auto calls = busi_->Calls();
+  EXPECT_EQ(calls[0].Get("dtm-dtm"), dtm_->address());
+  // Confirm gets the try's payload back.
+  EXPECT_EQ(calls[2].payload, "in");
+}
+
+TEST_P(ClientApiTest, TccTryFailureCancelsWhatWasRegistered) {
+  busi_->SetHandler("/busi.Busi/TransIn", [](const ReceivedCall&) {
+    return TestReply::Status(10, "no such account");
+  });
+  const std::string gid = NewGid();
+  Status s = TccGlobalTransaction(*dtm_, gid, [&](Tcc& tcc) {
+    DTX_RETURN_IF_ERROR(tcc.CallBranch("out", Url("/busi.Busi/TransOut"),
+                                       Url("/busi.Busi/TransOutConfirm"),
+                                       Url("/busi.Busi/TransOutCancel")));
+    return tcc.CallBranch("in", Url("/busi.Busi/TransIn"),
+                          Url("/busi.Busi/TransInConfirm"),
+                          Url("/busi.Busi/TransInCancel"));
+  });
+  EXPECT_THAT(s, StatusIs(StatusCode::kAborted));
+  EXPECT_EQ(WaitFor(gid, TransStatus::kFailed), TransStatus::kFailed);
+  EXPECT_THAT(CallsOf(gid), ElementsAre("/busi.Busi/TransOut try 01",
+                                        "/busi.Busi/TransIn try 02",
+                                        "/busi.Busi/TransInCancel cancel 02",
+                                        "/busi.Busi/TransOutCancel cancel 01"));
+  ASSERT_OK_AND_ASSIGN(auto t, dtm_->Query(gid));
+  EXPECT_THAT(t.trans.rollback_reason, ::testing::HasSubstr("no such account"));
+}
+
+TEST_P(ClientApiTest, MsgDoAndSubmitDeliversAfterTheLocalTransaction) {
+  const std::string gid = NewGid();
+  bool local_ran = false;
+  ASSERT_OK(Msg(*dtm_, gid)
+                .Add(Url("/busi.Busi/TransOut"), "o")
+                .Add(Url("/busi.Busi/TransIn"), "i")
+                .WaitResult(true)
+                .DoAndSubmit(Url("/busi.Busi/QueryPrepared"), [&] {
+                  local_ran = true;
+                  return Status::Ok();
+                }));
+  EXPECT_TRUE(local_ran);
+  EXPECT_EQ(WaitFor(gid, TransStatus::kSucceed), TransStatus::kSucceed);
+  EXPECT_THAT(CallsOf(gid), ElementsAre("/busi.Busi/TransOut action 01",
+                                        "/busi.Busi/TransIn action 02"));
+}
+
+TEST_P(ClientApiTest, MsgWhoseLocalTransactionFailsIsAborted) {
+  const std::string gid = NewGid();
+  Status s = Msg(*dtm_, gid)
+                 .Add(Url("/busi.Busi/TransOut"), "o")
+                 .DoAndSubmit(Url("/busi.Busi/QueryPrepared"),
+                              [] { return AbortedError("balance too low"); });
+  EXPECT_THAT(s, StatusIs(StatusCode::kAborted, "balance too low"));
+  EXPECT_EQ(WaitFor(gid, TransStatus::kFailed), TransStatus::kFailed);
+  EXPECT_TRUE(CallsOf(gid).empty());
+}
+
+TEST_P(ClientApiTest, PreparedMsgIsCheckedBackAndDelivered) {
+  const std::string gid = NewGid();
+  ASSERT_OK(Msg(*dtm_, gid)
+                .Add(Url("/busi.Busi/TransOut"), "o")
+                .Prepare(Url("/busi.Busi/QueryPrepared")));
+  // Never submitted: after TimeoutToFail (3 s) the coordinator asks.
+  EXPECT_EQ(WaitFor(gid, TransStatus::kSucceed), TransStatus::kSucceed);
+  EXPECT_THAT(CallsOf(gid), ElementsAre("/busi.Busi/QueryPrepared msg 00",
+                                        "/busi.Busi/TransOut action 01"));
+}
+
+TEST_P(ClientApiTest, ErrorsAreTheSameWhereverTheCoordinatorRuns) {
+  // Malformed requests: kInvalidArgument, nothing written.
+  EXPECT_THAT(Saga(*dtm_, "").Add(Url("/busi.Busi/A"), "", "").Submit(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Saga(*dtm_, "no-steps").Submit(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Saga(*dtm_, "bad-url").Add("not a url", "", "").Submit(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Saga(*dtm_, "cycle")
+                  .Add(Url("/busi.Busi/A"), "", "")
+                  .Add(Url("/busi.Busi/B"), "", "")
+                  .AddBranchOrder(0, {1})
+                  .AddBranchOrder(1, {0})
+                  .EnableConcurrent()
+                  .Submit(),
+              StatusIs(StatusCode::kInvalidArgument));
+  for (const char* gid : {"no-steps", "bad-url", "cycle"}) {
+    EXPECT_THAT(dtm_->Query(gid), StatusIs(StatusCode::kNotFound)) << gid;
+  }
+  // Registering on a transaction that does not exist.
+  BranchRegistration branch;
+  branch.gid = "missing";
+  branch.branch_id = "01";
+  EXPECT_THAT(dtm_->RegisterBranch(branch), StatusIs(StatusCode::kNotFound));
+  // A finished saga cannot be submitted again under its gid.
+  const std::string gid = NewGid();
+  ASSERT_OK(Saga(*dtm_, gid)
+                .Add(Url("/busi.Busi/A"), "", "")
+                .WaitResult(true)
+                .Submit());
+  EXPECT_THAT(Saga(*dtm_, gid).Add(Url("/busi.Busi/A"), "", "").Submit(),
+              StatusIs(StatusCode::kAborted));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ClientApiTest,
+                         ::testing::Values(Backend::kEmbedded,
+                                           Backend::kServer),
+                         Name);
+
+}  // namespace
+}  // namespace dtx::testing

@@ -1,0 +1,135 @@
+// dtm's wire messages to dtx's requests and back.
+
+#include "dtm_proto.h"
+
+#include "status_matchers.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace dtx::internal {
+namespace {
+
+using dtx::testing::StatusIs;
+
+dtmgimp::DtmRequest SagaRequest() {
+  dtmgimp::DtmRequest r;
+  r.set_gid("g1");
+  r.set_transtype("saga");
+  r.set_steps(
+      R"([{"action":"h:1/a.B/C","compensate":"h:1/a.B/D"},{"action":"h:1/a.B/E"}])");
+  r.add_binpayloads(std::string("\0\1", 2));
+  r.add_binpayloads("two");
+  r.mutable_transoptions()->set_waitresult(true);
+  r.mutable_transoptions()->set_retrylimit(3);
+  (*r.mutable_transoptions()->mutable_branchheaders())["x-a"] = "b";
+  return r;
+}
+
+TEST(DtmProtoTest, ReadsASagaAsDtmsSdkSendsIt) {
+  ASSERT_OK_AND_ASSIGN(TransRequest req, FromProto(SagaRequest()));
+  EXPECT_EQ(req.gid, "g1");
+  EXPECT_EQ(req.trans_type, TransType::kSaga);
+  ASSERT_EQ(req.steps.size(), 2u);
+  EXPECT_EQ(req.steps[0].action, "h:1/a.B/C");
+  EXPECT_EQ(req.steps[0].compensate, "h:1/a.B/D");
+  EXPECT_EQ(req.steps[1].compensate, "");
+  EXPECT_EQ(req.payloads[0], std::string("\0\1", 2));
+  EXPECT_TRUE(req.options.wait_result);
+  EXPECT_EQ(req.options.retry_limit, 3);
+  EXPECT_EQ(req.options.branch_headers.at("x-a"), "b");
+}
+
+TEST(DtmProtoTest, RoundTrips) {
+  ASSERT_OK_AND_ASSIGN(TransRequest req, FromProto(SagaRequest()));
+  ASSERT_OK_AND_ASSIGN(TransRequest again, FromProto(ToProto(req)));
+  EXPECT_EQ(again.gid, req.gid);
+  EXPECT_EQ(again.payloads, req.payloads);
+  ASSERT_EQ(again.steps.size(), 2u);
+  EXPECT_EQ(again.steps[0].compensate, req.steps[0].compensate);
+  EXPECT_EQ(again.options.branch_headers, req.options.branch_headers);
+}
+
+TEST(DtmProtoTest, TccStepsAreNullAsDtmsSdkSendsThem) {
+  TransRequest tcc;
+  tcc.gid = "t";
+  tcc.trans_type = TransType::kTcc;
+  EXPECT_EQ(ToProto(tcc).steps(), "null");
+  ASSERT_OK_AND_ASSIGN(TransRequest back, FromProto(ToProto(tcc)));
+  EXPECT_TRUE(back.steps.empty());
+}
+
+TEST(DtmProtoTest, MsgConcurrencyTravelsInCustomData) {
+  TransRequest msg;
+  msg.gid = "m";
+  msg.trans_type = TransType::kMsg;
+  msg.custom_data = R"({"delay":5})";
+  msg.options.concurrent = true;
+  auto wire = ToProto(msg);
+  EXPECT_THAT(wire.customeddata(), ::testing::HasSubstr(R"("delay":5)"));
+  ASSERT_OK_AND_ASSIGN(TransRequest back, FromProto(wire));
+  EXPECT_TRUE(back.options.concurrent);
+}
+
+TEST(DtmProtoTest, MalformedRequestsAreInvalidArguments) {
+  auto r = SagaRequest();
+  r.set_gid("");
+  EXPECT_THAT(FromProto(r), StatusIs(StatusCode::kInvalidArgument, "Gid"));
+  r = SagaRequest();
+  r.set_transtype("bogus");
+  EXPECT_THAT(FromProto(r), StatusIs(StatusCode::kInvalidArgument,
+                                     "unknown TransType 'bogus'"));
+  r = SagaRequest();
+  r.set_steps("[{\"action\":");
+  EXPECT_THAT(FromProto(r),
+              StatusIs(StatusCode::kInvalidArgument, "not valid JSON"));
+  r.set_steps(R"({"action":"x"})");
+  EXPECT_THAT(FromProto(r), StatusIs(StatusCode::kInvalidArgument, "array"));
+  r.set_steps(R"([{"action":1}])");
+  EXPECT_THAT(FromProto(r), StatusIs(StatusCode::kInvalidArgument, "string"));
+  r = SagaRequest();
+  r.add_binpayloads("three");
+  EXPECT_THAT(FromProto(r),
+              StatusIs(StatusCode::kInvalidArgument, "index-aligned"));
+  r = SagaRequest();
+  r.mutable_transoptions()->set_timeouttofail(-1);
+  EXPECT_THAT(FromProto(r),
+              StatusIs(StatusCode::kInvalidArgument, "TimeoutToFail"));
+  r = SagaRequest();
+  (*r.mutable_reqextra())["status"] = "succeed";
+  EXPECT_THAT(FromProto(r), StatusIs(StatusCode::kUnimplemented, "workflow"));
+}
+
+TEST(DtmProtoTest, BranchRegistrationReadsConfirmAndCancel) {
+  dtmgimp::DtmBranchRequest b;
+  b.set_gid("g");
+  b.set_transtype("tcc");
+  b.set_branchid("01");
+  (*b.mutable_data())["confirm"] = "h:1/a.B/Confirm";
+  (*b.mutable_data())["cancel"] = "h:1/a.B/Cancel";
+  b.set_busipayload("p");
+  ASSERT_OK_AND_ASSIGN(BranchRegistration reg, FromProto(b));
+  EXPECT_EQ(reg.confirm_url, "h:1/a.B/Confirm");
+  EXPECT_EQ(reg.cancel_url, "h:1/a.B/Cancel");
+  EXPECT_EQ(reg.payload, "p");
+  auto wire = ToProto(reg);
+  EXPECT_EQ(wire.gid(), "g");
+  EXPECT_EQ(wire.transtype(), "tcc");
+  EXPECT_EQ(wire.branchid(), "01");
+  EXPECT_EQ(wire.data().at("confirm"), "h:1/a.B/Confirm");
+  EXPECT_EQ(wire.data().at("cancel"), "h:1/a.B/Cancel");
+  EXPECT_EQ(wire.busipayload(), "p");
+}
+
+TEST(DtmProtoTest, StatusCodesKeepTheirNumbers) {
+  EXPECT_EQ(ToGrpcStatus(AbortedError("x FAILURE")).error_code(),
+            grpc::StatusCode::ABORTED);
+  EXPECT_EQ(ToGrpcStatus(FailedPreconditionError("ONGOING")).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::ABORTED, "m")),
+              StatusIs(StatusCode::kAborted, "m"));
+  EXPECT_OK(FromGrpcStatus(grpc::Status::OK));
+}
+
+}  // namespace
+}  // namespace dtx::internal

@@ -1,0 +1,799 @@
+#!/usr/bin/env python3
+"""A client in another language speaks dtm's gRPC protocol to dtx-server.
+
+The client is Python with grpcio and protobuf only: the messages come from
+dtm's proto (transport/proto/dtm/dtmgimp.proto, dtm's field numbers), compiled
+with `protoc --python_out` into a temporary directory at test time, and the
+calls go through `channel.unary_unary('/dtmgimp.Dtm/...')` without generated
+stubs. A Python gRPC service on 127.0.0.1 plays the branches (`busi.Busi`),
+records every call dtx-server makes with its metadata and payload, and can be
+told to answer ABORTED.
+
+Every test starts its own dtx-server (temporary config and journal, ephemeral
+port) and stops it with SIGTERM, expecting exit code 0.
+
+Usage:
+  dtm_protocol_test.py --server PATH/dtx-server [--proto-dir transport/proto]
+                       [unittest arguments, e.g. -v or a test name]
+  (or DTX_SERVER / DTX_PROTO_DIR in the environment;
+   DTX_TEST_SHOW_SERVER_LOG=1 prints each server's output when it stops)
+
+Exit codes: 0 passed, 1 failed, 77 skipped (no grpc/protobuf module for
+Python or no protoc; under CI=true that is a failure instead).
+"""
+
+import argparse
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from concurrent import futures
+
+SKIP = 77
+REEXEC_GUARD = "DTX_PROTOCOL_TEST_REEXEC"
+# Where Debian's python3-grpcio lives when `python3` on PATH is another Python.
+SYSTEM_PYTHONS = ("/usr/bin/python3",)
+
+
+def _in_ci():
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(why):
+    """Skips (exit 77), or fails under CI, when a prerequisite is missing."""
+    if _in_ci():
+        sys.stderr.write("dtm_protocol_test: FAILED under CI=true: %s\n" % why)
+        sys.exit(1)
+    sys.stderr.write("dtm_protocol_test: SKIPPED: %s\n" % why)
+    sys.exit(SKIP)
+
+
+# gRPC's fork handlers are not needed (subprocesses exec at once) and only warn.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+try:
+    import grpc
+    from google.protobuf import empty_pb2
+except ImportError as import_error:
+    # `python3` may be a Python without Debian's modules (pyenv, venv): try the
+    # system one once before giving up.
+    if not os.environ.get(REEXEC_GUARD):
+        for candidate in SYSTEM_PYTHONS:
+            if (os.path.exists(candidate) and
+                    os.path.realpath(candidate) != os.path.realpath(sys.executable)):
+                os.environ[REEXEC_GUARD] = "1"
+                os.execv(candidate, [candidate] + sys.argv)
+    _unavailable("Python modules grpc and google.protobuf are needed "
+                 "(Debian: python3-grpcio python3-protobuf): %s" % import_error)
+
+RPC_TIMEOUT_S = 20.0       # every call to dtx-server or the branch service
+START_TIMEOUT_S = 30.0     # until dtx-server prints its address
+STOP_TIMEOUT_S = 15.0      # SIGTERM to exit
+POLL_DEADLINE_S = 20.0     # waiting for background processing (cron)
+BUSI_SERVICE = "busi.Busi"
+BUSI_METHODS = ("TransOut", "TransIn", "TransOutRevert", "TransInRevert",
+                "TransOutConfirm", "TransInConfirm", "TransOutCancel",
+                "TransInCancel", "QueryPrepared")
+LISTENING = re.compile(r"dtx-server: listening on (\S+):(\d+)")
+
+ARGS = None   # parsed command line
+PB = None     # generated modules: PB.dtm, PB.admin
+
+
+class Generated(object):
+    """dtm's and dtx's protos compiled for Python into a temporary directory."""
+
+    def __init__(self, proto_dir, out_dir):
+        protoc = shutil.which("protoc")
+        if not protoc:
+            _unavailable("protoc is needed (Debian: protobuf-compiler)")
+        includes = ["-I" + proto_dir]
+        if os.path.exists("/usr/include/google/protobuf/empty.proto"):
+            includes.append("-I/usr/include")
+        cmd = [protoc] + includes + ["--python_out=" + out_dir,
+                                     "dtm/dtmgimp.proto", "dtx/admin.proto"]
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True)
+        if done.returncode != 0:
+            raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), done.stdout))
+        for package in ("dtm", "dtx"):
+            open(os.path.join(out_dir, package, "__init__.py"), "a").close()
+        sys.path.insert(0, out_dir)
+        from dtm import dtmgimp_pb2
+        from dtx import admin_pb2
+        self.dtm = dtmgimp_pb2
+        self.admin = admin_pb2
+
+
+# --- the branch service --------------------------------------------------------
+
+class Call(object):
+    def __init__(self, method, metadata, payload):
+        self.method = method
+        self.metadata = metadata
+        self.payload = payload
+        self.time = time.monotonic()
+
+    @property
+    def gid(self):
+        return self.metadata.get("dtm-gid")
+
+    @property
+    def op(self):
+        return self.metadata.get("dtm-op")
+
+    @property
+    def branch_id(self):
+        return self.metadata.get("dtm-branch_id")
+
+    @property
+    def trans_type(self):
+        return self.metadata.get("dtm-trans_type")
+
+    def __repr__(self):
+        return "Call(%s %r %r)" % (self.method, self.metadata, self.payload)
+
+
+class BusiService(object):
+    """busi.Busi over raw bytes: records calls, answers OK unless told otherwise."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._calls = []
+        self._answers = {}   # (gid, method) -> (grpc.StatusCode, message)
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        handlers = {}
+        for method in BUSI_METHODS:
+            handlers[method] = grpc.unary_unary_rpc_method_handler(
+                self._handler(method))  # no (de)serializers: raw bytes
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(BUSI_SERVICE, handlers),))
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        if not self.port:
+            raise RuntimeError("cannot bind the branch service on 127.0.0.1:0")
+        self._server.start()
+
+    def url(self, method):
+        return "127.0.0.1:%d/%s/%s" % (self.port, BUSI_SERVICE, method)
+
+    def fail(self, gid, method, code=grpc.StatusCode.ABORTED, message="FAILURE"):
+        with self._lock:
+            self._answers[(gid, method)] = (code, message)
+
+    def all_calls(self):
+        with self._lock:
+            return list(self._calls)
+
+    def calls(self, gid, op=None):
+        with self._lock:
+            return [c for c in self._calls
+                    if c.gid == gid and (op is None or c.op == op)]
+
+    def stop(self):
+        self._server.stop(grace=None).wait(5)
+
+    def _handler(self, method):
+        def handle(request, context):
+            metadata = {}
+            for key, value in context.invocation_metadata():
+                metadata[key] = value
+            with self._lock:
+                self._calls.append(Call(method, metadata, request))
+                answer = self._answers.get((metadata.get("dtm-gid"), method))
+            if answer is not None:
+                context.abort(answer[0], answer[1])
+            return b""
+        return handle
+
+
+# --- dtx-server ----------------------------------------------------------------
+
+class ServerProcess(object):
+    """One dtx-server child with its own config and journal."""
+
+    def __init__(self, binary, work_dir, journal_path):
+        self.work_dir = work_dir
+        self.config_path = os.path.join(work_dir, "conf.yml")
+        with open(self.config_path, "w") as f:
+            f.write("RetryInterval: 1\n"
+                    "TimeoutToFail: 2\n"
+                    "RequestTimeout: 3\n"
+                    "TransCronInterval: 1\n"
+                    "LogLevel: info\n"
+                    "Store:\n"
+                    "  Driver: sqlite\n"
+                    "  Path: %s\n" % journal_path)
+        self.stderr_path = os.path.join(work_dir, "dtx-server.%d.stderr" % id(self))
+        self._stdout_lines = []
+        self._lines = queue.Queue()
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            [binary, "-c", self.config_path, "--grpc-host", "127.0.0.1",
+             "--grpc-port", "0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
+            start_new_session=True)
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        self.address = self._wait_listening()
+
+    def _read_stdout(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self._stdout_lines.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise AssertionError("dtx-server did not print its address within "
+                                     "%.0f s\n%s" % (START_TIMEOUT_S, self.output()))
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.proc.wait(5)
+                self._close()
+                raise AssertionError("dtx-server exited with %s before serving\n%s"
+                                     % (self.proc.returncode, self.output()))
+            match = LISTENING.search(line)
+            if match:
+                return "%s:%s" % (match.group(1), match.group(2))
+
+    def output(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                err = f.read().decode("utf-8", "replace")
+        except OSError:
+            err = ""
+        return ("--- dtx-server stdout ---\n%s\n--- dtx-server stderr (last 8000 "
+                "chars) ---\n%s" % ("\n".join(self._stdout_lines), err[-8000:]))
+
+    def terminate(self):
+        """SIGTERM; returns the exit code, or None if it had to be killed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        self._close()
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._close()
+
+    def _close(self):
+        self._reader.join(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+
+class DtmClient(object):
+    """dtmgimp.Dtm and dtx.admin.v1.Admin without generated stubs."""
+
+    def __init__(self, address):
+        self.channel = grpc.insecure_channel(address)
+        dtm, admin, empty = PB.dtm, PB.admin, empty_pb2.Empty
+
+        def rpc(name, request, reply):
+            return self.channel.unary_unary(
+                name, request_serializer=request.SerializeToString,
+                response_deserializer=reply.FromString)
+
+        self.NewGid = rpc("/dtmgimp.Dtm/NewGid", empty, dtm.DtmGidReply)
+        self.Submit = rpc("/dtmgimp.Dtm/Submit", dtm.DtmRequest, empty)
+        self.Prepare = rpc("/dtmgimp.Dtm/Prepare", dtm.DtmRequest, empty)
+        self.Abort = rpc("/dtmgimp.Dtm/Abort", dtm.DtmRequest, empty)
+        self.RegisterBranch = rpc("/dtmgimp.Dtm/RegisterBranch",
+                                  dtm.DtmBranchRequest, empty)
+        self.PrepareWorkflow = rpc("/dtmgimp.Dtm/PrepareWorkflow", dtm.DtmRequest,
+                                   dtm.DtmProgressesReply)
+        self.Subscribe = rpc("/dtmgimp.Dtm/Subscribe", dtm.DtmTopicRequest, empty)
+        self.Query = rpc("/dtx.admin.v1.Admin/Query", admin.QueryRequest,
+                         admin.QueryReply)
+        self.List = rpc("/dtx.admin.v1.Admin/List", admin.ListRequest,
+                        admin.ListReply)
+
+    def close(self):
+        self.channel.close()
+
+
+def raw_call(channel, method, payload, metadata):
+    """Calls a branch as a dtm SDK does (raw bytes, dtm's metadata)."""
+    return channel.unary_unary(method)(payload, metadata=metadata,
+                                       timeout=RPC_TIMEOUT_S)
+
+
+# --- tests ---------------------------------------------------------------------
+
+class ServerTestCase(unittest.TestCase):
+    """Starts a branch service and a fresh dtx-server for every test."""
+
+    def setUp(self):
+        self.work_dir = tempfile.mkdtemp(prefix="dtx-dtm-protocol-")
+        self.addCleanup(shutil.rmtree, self.work_dir, True)
+        self.journal = os.path.join(self.work_dir, "journal.db")
+        self.busi = BusiService()
+        self.addCleanup(self.busi.stop)
+        self.server = None
+        self.client = None
+        self.start_server()
+
+    def start_server(self):
+        self.server = ServerProcess(ARGS.server, self.work_dir, self.journal)
+        self.client = DtmClient(self.server.address)
+
+    def stop_server(self):
+        """SIGTERM; asserts a graceful exit with code 0."""
+        server, self.server = self.server, None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if server is None:
+            return
+        code = server.terminate()
+        if os.environ.get("DTX_TEST_SHOW_SERVER_LOG"):
+            sys.stderr.write("\n%s\n" % server.output())
+        self.assertEqual(code, 0, "dtx-server did not exit 0 on SIGTERM (None: "
+                         "still running after %.0f s, killed)\n%s"
+                         % (STOP_TIMEOUT_S, server.output()))
+
+    def tearDown(self):
+        server = self.server
+        try:
+            self.stop_server()
+        finally:
+            if server is not None:
+                server.kill()   # no-op unless it is still running
+
+    # -- helpers --
+
+    def new_gid(self):
+        gid = self.client.NewGid(empty_pb2.Empty(), timeout=RPC_TIMEOUT_S).Gid
+        self.assertTrue(gid, "NewGid returned an empty gid")
+        return gid
+
+    def query(self, gid):
+        return self.client.Query(PB.admin.QueryRequest(gid=gid), timeout=RPC_TIMEOUT_S)
+
+    def wait_status(self, gid, status, deadline_s=POLL_DEADLINE_S):
+        deadline = time.monotonic() + deadline_s
+        while True:
+            reply = self.query(gid)
+            if reply.transaction.status == status:
+                return reply
+            if time.monotonic() > deadline:
+                self.fail("transaction %s is %r after %.0f s, expected %r; calls: %r\n%s"
+                          % (gid, reply.transaction.status, deadline_s, status,
+                             self.busi.calls(gid), self.server.output()))
+            time.sleep(0.1)
+
+    def expect_error(self, rpc, request, codes, what):
+        """Calls rpc expecting a gRPC error with one of `codes`; returns it."""
+        if not isinstance(codes, tuple):
+            codes = (codes,)
+        try:
+            rpc(request, timeout=RPC_TIMEOUT_S)
+        except grpc.RpcError as error:
+            self.assertIn(error.code(), codes,
+                          "%s: got %s %r, expected %s"
+                          % (what, error.code(), error.details(), codes))
+            self.assertTrue(error.details(), "%s: %s without a message"
+                            % (what, error.code()))
+            return error
+        self.fail("%s: got OK, expected %s" % (what, codes))
+
+    def branches(self, reply):
+        """{(branch_id, op): Branch} of a Query reply."""
+        return dict(((b.branch_id, b.op), b) for b in reply.branches)
+
+    def steps_json(self, *steps):
+        return json.dumps(list(steps))
+
+    def saga_request(self, gid, payloads, wait_result=True, **options):
+        steps = self.steps_json(
+            {"action": self.busi.url("TransOut"),
+             "compensate": self.busi.url("TransOutRevert")},
+            {"action": self.busi.url("TransIn"),
+             "compensate": self.busi.url("TransInRevert")})
+        return PB.dtm.DtmRequest(
+            Gid=gid, TransType="saga", Steps=steps, BinPayloads=payloads,
+            TransOptions=PB.dtm.DtmTransOptions(WaitResult=wait_result, **options))
+
+    def assert_calls(self, calls, expected, trans_type):
+        """calls match expected [(method, op, branch_id, payload)] in order."""
+        got = [(c.method, c.op, c.branch_id, c.payload) for c in calls]
+        self.assertEqual(got, expected, "branch calls differ")
+        for call in calls:
+            self.assertEqual(call.trans_type, trans_type, call)
+            self.assertIn("dtm-dtm", call.metadata, call)
+
+
+class DtmProtocolTest(ServerTestCase):
+
+    def test_new_gid_returns_unique_gids(self):
+        gids = [self.new_gid() for _ in range(50)]
+        self.assertEqual(len(set(gids)), len(gids), gids)
+
+    def test_saga_succeeds(self):
+        gid = self.new_gid()
+        out = b"\x08\x1e\x00out\xff\xfe"   # protobuf-ish bytes, NUL, invalid UTF-8
+        into = b"\x08\x1e\x12\x02in\x80"
+        request = self.saga_request(gid, [out, into],
+                                    BranchHeaders={"x-test-header": "saga-1"})
+        self.client.Submit(request, timeout=RPC_TIMEOUT_S)
+
+        calls = self.busi.calls(gid)
+        self.assert_calls(calls, [("TransOut", "action", "01", out),
+                                  ("TransIn", "action", "02", into)], "saga")
+        for call in calls:
+            self.assertEqual(call.metadata.get("x-test-header"), "saga-1",
+                             "BranchHeaders not sent: %r" % call)
+
+        reply = self.query(gid)
+        self.assertEqual(reply.transaction.gid, gid)
+        self.assertEqual(reply.transaction.trans_type, "saga")
+        self.assertEqual(reply.transaction.status, "succeed")
+        self.assertEqual(reply.transaction.protocol, "grpc")
+        rows = self.branches(reply)
+        self.assertEqual(sorted(rows), [("01", "action"), ("01", "compensate"),
+                                        ("02", "action"), ("02", "compensate")])
+        self.assertEqual(rows[("01", "action")].status, "succeed")
+        self.assertEqual(rows[("02", "action")].status, "succeed")
+        self.assertEqual(rows[("01", "compensate")].status, "prepared")
+        self.assertEqual(rows[("02", "compensate")].status, "prepared")
+        self.assertEqual(rows[("01", "action")].bin_data, out)
+        self.assertEqual(rows[("02", "action")].bin_data, into)
+        self.assertEqual(rows[("02", "compensate")].url, self.busi.url("TransInRevert"))
+
+    def test_saga_action_failure_compensates_and_answers_aborted(self):
+        gid = self.new_gid()
+        self.busi.fail(gid, "TransIn", message="insufficient balance")
+        out, into = b"\x01out", b"\x02in"
+        error = self.expect_error(self.client.Submit, self.saga_request(gid, [out, into]),
+                                  grpc.StatusCode.ABORTED, "WaitResult saga, TransIn ABORTED")
+        self.assertIn("insufficient balance", error.details())
+
+        # Answered after compensating: every call is already made.
+        self.assert_calls(self.busi.calls(gid), [
+            ("TransOut", "action", "01", out),
+            ("TransIn", "action", "02", into),
+            ("TransInRevert", "compensate", "02", into),
+            ("TransOutRevert", "compensate", "01", out)], "saga")
+
+        reply = self.query(gid)
+        self.assertEqual(reply.transaction.status, "failed")
+        self.assertIn("insufficient balance", reply.transaction.rollback_reason)
+        rows = self.branches(reply)
+        self.assertEqual(rows[("01", "action")].status, "succeed")
+        self.assertEqual(rows[("02", "action")].status, "failed")
+        self.assertEqual(rows[("01", "compensate")].status, "succeed")
+        self.assertEqual(rows[("02", "compensate")].status, "succeed")
+
+    def prepare_tcc(self, gid, payloads, fail_try=None):
+        """Prepare, then RegisterBranch and the try call for each payload, as dtm's
+        Go SDK does. Returns the try errors (None for OK)."""
+        options = PB.dtm.DtmTransOptions(WaitResult=True, TimeoutToFail=60)
+        self.client.Prepare(PB.dtm.DtmRequest(Gid=gid, TransType="tcc", Steps="null",
+                                              TransOptions=options),
+                            timeout=RPC_TIMEOUT_S)
+        results = []
+        channel = grpc.insecure_channel("127.0.0.1:%d" % self.busi.port)
+        self.addCleanup(channel.close)
+        for index, (name, payload) in enumerate(zip(("TransOut", "TransIn"), payloads)):
+            branch_id = "%02d" % (index + 1)
+            self.client.RegisterBranch(PB.dtm.DtmBranchRequest(
+                Gid=gid, TransType="tcc", BranchID=branch_id, BusiPayload=payload,
+                Data={"confirm": self.busi.url(name + "Confirm"),
+                      "cancel": self.busi.url(name + "Cancel")}),
+                timeout=RPC_TIMEOUT_S)
+            if name == fail_try:
+                self.busi.fail(gid, name, message="try refused")
+            try:
+                raw_call(channel, "/%s/%s" % (BUSI_SERVICE, name), payload,
+                         (("dtm-gid", gid), ("dtm-trans_type", "tcc"),
+                          ("dtm-branch_id", branch_id), ("dtm-op", "try"),
+                          ("dtm-dtm", self.server.address)))
+                results.append(None)
+            except grpc.RpcError as error:
+                results.append(error)
+        return results
+
+    def test_tcc_submit_confirms_in_reverse_order(self):
+        gid = self.new_gid()
+        out, into = b"\x0a\x03out", b"\x0a\x02in\x00"
+        self.assertEqual(self.prepare_tcc(gid, [out, into]), [None, None])
+        self.assertEqual(self.query(gid).transaction.status, "prepared")
+
+        self.client.Submit(PB.dtm.DtmRequest(
+            Gid=gid, TransType="tcc", TransOptions=PB.dtm.DtmTransOptions(WaitResult=True)),
+            timeout=RPC_TIMEOUT_S)
+        self.assert_calls(self.busi.calls(gid, op="confirm"), [
+            ("TransInConfirm", "confirm", "02", into),
+            ("TransOutConfirm", "confirm", "01", out)], "tcc")
+        self.assertEqual(self.busi.calls(gid, op="cancel"), [])
+
+        reply = self.wait_status(gid, "succeed")
+        rows = self.branches(reply)
+        self.assertEqual(sorted(rows), [("01", "cancel"), ("01", "confirm"),
+                                        ("02", "cancel"), ("02", "confirm")])
+        self.assertEqual(rows[("01", "confirm")].status, "succeed")
+        self.assertEqual(rows[("02", "confirm")].status, "succeed")
+        self.assertEqual(rows[("01", "cancel")].status, "prepared")
+        self.assertEqual(rows[("02", "confirm")].bin_data, into)
+
+    def test_tcc_abort_cancels_in_reverse_order_and_keeps_the_reason(self):
+        gid = self.new_gid()
+        out, into = b"\x0a\x03out", b"\x0a\x02in"
+        tries = self.prepare_tcc(gid, [out, into], fail_try="TransIn")
+        self.assertIsNone(tries[0])
+        self.assertIsNotNone(tries[1])
+        self.assertEqual(tries[1].code(), grpc.StatusCode.ABORTED)
+        reason = "rpc error: code = Aborted desc = %s" % tries[1].details()
+
+        self.client.Abort(PB.dtm.DtmRequest(
+            Gid=gid, TransType="tcc", RollbackReason=reason,
+            TransOptions=PB.dtm.DtmTransOptions(WaitResult=True)),
+            timeout=RPC_TIMEOUT_S)
+        reply = self.wait_status(gid, "failed")
+        self.assert_calls(self.busi.calls(gid, op="cancel"), [
+            ("TransInCancel", "cancel", "02", into),
+            ("TransOutCancel", "cancel", "01", out)], "tcc")
+        self.assertEqual(self.busi.calls(gid, op="confirm"), [])
+        self.assertEqual(reply.transaction.rollback_reason, reason)
+
+    def test_finished_tcc_refuses_register_submit_prepare_and_abort(self):
+        gid = self.new_gid()
+        self.assertEqual(self.prepare_tcc(gid, [b"\x01"]), [None])
+        self.client.Submit(PB.dtm.DtmRequest(
+            Gid=gid, TransType="tcc", TransOptions=PB.dtm.DtmTransOptions(WaitResult=True)),
+            timeout=RPC_TIMEOUT_S)
+        self.wait_status(gid, "succeed")
+
+        aborted = grpc.StatusCode.ABORTED
+        self.expect_error(self.client.RegisterBranch, PB.dtm.DtmBranchRequest(
+            Gid=gid, TransType="tcc", BranchID="02", BusiPayload=b"\x02",
+            Data={"confirm": self.busi.url("TransInConfirm"),
+                  "cancel": self.busi.url("TransInCancel")}),
+            aborted, "RegisterBranch on a succeeded tcc")
+        self.expect_error(self.client.Submit, PB.dtm.DtmRequest(Gid=gid, TransType="tcc"),
+                          aborted, "Submit of a succeeded tcc")
+        self.expect_error(self.client.Prepare,
+                          PB.dtm.DtmRequest(Gid=gid, TransType="tcc", Steps="null"),
+                          aborted, "Prepare of a succeeded tcc")
+        self.expect_error(self.client.Abort, PB.dtm.DtmRequest(Gid=gid, TransType="tcc"),
+                          aborted, "Abort of a succeeded tcc")
+        reply = self.query(gid)
+        self.assertEqual(reply.transaction.status, "succeed")
+        self.assertEqual(len(reply.branches), 2, reply)
+        self.assertEqual(len(self.busi.calls(gid, op="confirm")), 1)
+
+    def test_register_branch_on_unknown_gid_is_not_found(self):
+        self.expect_error(self.client.RegisterBranch, PB.dtm.DtmBranchRequest(
+            Gid="no-such-gid", TransType="tcc", BranchID="01",
+            Data={"confirm": self.busi.url("TransInConfirm"),
+                  "cancel": self.busi.url("TransInCancel")}),
+            grpc.StatusCode.NOT_FOUND, "RegisterBranch on an unknown gid")
+
+    def msg_request(self, gid, payloads, **options):
+        steps = self.steps_json({"action": self.busi.url("TransOut")},
+                                {"action": self.busi.url("TransIn")})
+        return PB.dtm.DtmRequest(
+            Gid=gid, TransType="msg", Steps=steps, BinPayloads=payloads,
+            QueryPrepared=self.busi.url("QueryPrepared"),
+            TransOptions=PB.dtm.DtmTransOptions(**options))
+
+    def test_msg_prepare_and_submit_calls_the_actions(self):
+        gid = self.new_gid()
+        out, into = b"\x01msg-out", b"\x02msg-in\x00"
+        request = self.msg_request(gid, [out, into], TimeoutToFail=60)
+        self.client.Prepare(request, timeout=RPC_TIMEOUT_S)
+        self.assertEqual(self.query(gid).transaction.status, "prepared")
+        self.assertEqual(self.busi.calls(gid), [])
+
+        request.TransOptions.WaitResult = True
+        self.client.Submit(request, timeout=RPC_TIMEOUT_S)
+        self.assert_calls(self.busi.calls(gid), [("TransOut", "action", "01", out),
+                                                 ("TransIn", "action", "02", into)], "msg")
+        reply = self.wait_status(gid, "succeed")
+        rows = self.branches(reply)
+        self.assertEqual(sorted(rows), [("01", "action"), ("02", "action")])
+        self.assertEqual(rows[("02", "action")].bin_data, into)
+
+    def test_prepared_msg_is_checked_back_then_its_actions_run(self):
+        gid = self.new_gid()
+        out, into = b"\x01checked-out", b"\x02checked-in"
+        prepared_at = time.monotonic()
+        self.client.Prepare(self.msg_request(gid, [out, into]), timeout=RPC_TIMEOUT_S)
+
+        self.wait_status(gid, "succeed")
+        calls = self.busi.calls(gid)
+        self.assert_calls(calls, [("QueryPrepared", "msg", "00", b""),
+                                  ("TransOut", "action", "01", out),
+                                  ("TransIn", "action", "02", into)], "msg")
+        # Not before TimeoutToFail (2 s; allow for whole-second create times).
+        self.assertGreaterEqual(calls[0].time - prepared_at, 1.0,
+                                "checked back before TimeoutToFail")
+
+    def test_prepared_msg_checked_back_as_failure_fails(self):
+        gid = self.new_gid()
+        self.busi.fail(gid, "QueryPrepared", message="local transaction rolled back")
+        self.client.Prepare(self.msg_request(gid, [b"\x01", b"\x02"]),
+                            timeout=RPC_TIMEOUT_S)
+        self.wait_status(gid, "failed")
+        calls = self.busi.calls(gid)
+        self.assertEqual([(c.method, c.op, c.branch_id) for c in calls],
+                         [("QueryPrepared", "msg", "00")])
+
+    def test_workflow_and_topics_are_unimplemented(self):
+        unimplemented = grpc.StatusCode.UNIMPLEMENTED
+        self.expect_error(self.client.PrepareWorkflow,
+                          PB.dtm.DtmRequest(Gid="wf-1", TransType="workflow"),
+                          unimplemented, "PrepareWorkflow")
+        self.expect_error(self.client.Subscribe,
+                          PB.dtm.DtmTopicRequest(Topic="t", URL=self.busi.url("TransIn")),
+                          unimplemented, "Subscribe")
+        self.assertEqual(list(self.client.List(PB.admin.ListRequest(),
+                                               timeout=RPC_TIMEOUT_S).transactions), [])
+
+    def test_bad_requests_get_clear_errors_and_change_nothing(self):
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
+        steps = self.steps_json(
+            {"action": self.busi.url("TransOut"),
+             "compensate": self.busi.url("TransOutRevert")},
+            {"action": self.busi.url("TransIn"),
+             "compensate": self.busi.url("TransInRevert")})
+        two = [b"\x01", b"\x02"]
+
+        def saga(gid, **fields):
+            request = dict(Gid=gid, TransType="saga", Steps=steps, BinPayloads=two)
+            request.update(fields)
+            return PB.dtm.DtmRequest(**request)
+
+        def bad_url_saga(gid, url):
+            return saga(gid, Steps=self.steps_json(
+                {"action": self.busi.url("TransOut"), "compensate": ""},
+                {"action": url, "compensate": ""}))
+
+        # (what, rpc, request, codes, words: one of them in the message)
+        cases = [
+            ("Submit without gid", self.client.Submit, saga(""), invalid, ["gid"]),
+            ("Prepare without gid", self.client.Prepare,
+             PB.dtm.DtmRequest(TransType="tcc", Steps="null"), invalid, ["gid"]),
+            ("RegisterBranch without gid", self.client.RegisterBranch,
+             PB.dtm.DtmBranchRequest(TransType="tcc", BranchID="01", Data={
+                 "confirm": self.busi.url("TransInConfirm"),
+                 "cancel": self.busi.url("TransInCancel")}), invalid, ["gid"]),
+            ("Submit of an unknown trans type", self.client.Submit,
+             saga("bad-type", TransType="bogus"), invalid, ["bogus", "type"]),
+            ("Submit without trans type", self.client.Submit,
+             saga("bad-no-type", TransType=""), invalid, ["type"]),
+            ("Prepare of an unknown trans type", self.client.Prepare,
+             saga("bad-type-prepare", TransType="bogus"), invalid, ["bogus", "type"]),
+            # dtm's, but not run by dtx yet: UNIMPLEMENTED, as PrepareWorkflow.
+            ("Submit of an xa (not supported)", self.client.Submit,
+             PB.dtm.DtmRequest(Gid="bad-xa", TransType="xa", Steps="null"),
+             grpc.StatusCode.UNIMPLEMENTED, ["xa"]),
+            ("Submit with truncated Steps JSON", self.client.Submit,
+             saga("bad-json", Steps='[{"action":"' + self.busi.url("TransOut")),
+             invalid, ["steps", "json"]),
+            ("Submit with Steps not a JSON array", self.client.Submit,
+             saga("bad-json-object", Steps='{"action":"%s"}' % self.busi.url("TransOut")),
+             invalid, ["steps", "json", "array"]),
+            ("Prepare of a msg with malformed Steps JSON", self.client.Prepare,
+             PB.dtm.DtmRequest(Gid="bad-msg-json", TransType="msg", Steps="[{]",
+                               BinPayloads=[b"\x01"],
+                               QueryPrepared=self.busi.url("QueryPrepared")),
+             invalid, ["steps", "json"]),
+            ("Submit with 1 payload for 2 steps", self.client.Submit,
+             saga("bad-lengths", BinPayloads=[b"\x01"]), invalid,
+             ["payload", "steps"]),
+            ("Submit with 3 payloads for 2 steps", self.client.Submit,
+             saga("bad-lengths-3", BinPayloads=[b"\x01", b"\x02", b"\x03"]), invalid,
+             ["payload", "steps"]),
+            ("Submit with an action URL without a method", self.client.Submit,
+             bad_url_saga("bad-url", "127.0.0.1:1"), invalid, ["127.0.0.1:1"]),
+            ("Submit with a kubernetes:/// action URL", self.client.Submit,
+             bad_url_saga("bad-scheme", "kubernetes:///busi/busi.Busi/TransIn"), invalid,
+             ["kubernetes:///busi"]),
+            ("Submit of a 5 MiB request", self.client.Submit,
+             saga("bad-huge", BinPayloads=[b"\x01", b"x" * (5 * 1024 * 1024)]),
+             (grpc.StatusCode.RESOURCE_EXHAUSTED, invalid), []),
+        ]
+        for what, rpc, request, codes, words in cases:
+            with self.subTest(what):
+                error = self.expect_error(rpc, request, codes, what)
+                message = error.details().lower()
+                if words:
+                    self.assertTrue(any(w.lower() in message for w in words),
+                                    "%s: message %r names none of %r"
+                                    % (what, error.details(), words))
+
+        # Nothing reached the journal, and no branch was called.
+        listed = self.client.List(PB.admin.ListRequest(), timeout=RPC_TIMEOUT_S)
+        self.assertEqual([t.gid for t in listed.transactions], [],
+                         "bad requests created transactions")
+        for gid in ("bad-type", "bad-no-type", "bad-type-prepare", "bad-xa", "bad-json",
+                    "bad-json-object", "bad-msg-json", "bad-lengths", "bad-lengths-3",
+                    "bad-url", "bad-scheme", "bad-huge"):
+            self.expect_error(self.client.Query, PB.admin.QueryRequest(gid=gid),
+                              grpc.StatusCode.NOT_FOUND, "Query " + gid)
+        self.assertEqual(self.busi.all_calls(), [])
+
+        # The server is still well: a good saga goes through and is listed.
+        gid = self.new_gid()
+        self.client.Submit(self.saga_request(gid, two), timeout=RPC_TIMEOUT_S)
+        listed = self.client.List(PB.admin.ListRequest(), timeout=RPC_TIMEOUT_S)
+        self.assertEqual([(t.gid, t.status) for t in listed.transactions],
+                         [(gid, "succeed")])
+
+
+class ShutdownTest(ServerTestCase):
+
+    def test_sigterm_exits_zero_and_the_journal_survives(self):
+        # An unfinished TCC and a finished saga when SIGTERM arrives.
+        tcc = self.new_gid()
+        self.client.Prepare(PB.dtm.DtmRequest(
+            Gid=tcc, TransType="tcc", Steps="null",
+            TransOptions=PB.dtm.DtmTransOptions(TimeoutToFail=600)),
+            timeout=RPC_TIMEOUT_S)
+        saga = self.new_gid()
+        self.client.Submit(self.saga_request(saga, [b"\x01", b"\x02"]),
+                           timeout=RPC_TIMEOUT_S)
+        self.stop_server()
+
+        self.start_server()
+        self.assertEqual(self.query(tcc).transaction.status, "prepared")
+        self.assertEqual(self.query(saga).transaction.status, "succeed")
+        self.client.Submit(PB.dtm.DtmRequest(
+            Gid=tcc, TransType="tcc", TransOptions=PB.dtm.DtmTransOptions(WaitResult=True)),
+            timeout=RPC_TIMEOUT_S)
+        self.wait_status(tcc, "succeed")
+        self.assertEqual(len(self.busi.calls(saga)), 2)
+
+
+def main():
+    global ARGS, PB
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--server", default=os.environ.get("DTX_SERVER"),
+                        help="path of dtx-server (default: $DTX_SERVER)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser.add_argument("--proto-dir", default=os.environ.get(
+        "DTX_PROTO_DIR", os.path.join(here, "..", "..", "transport", "proto")),
+        help="directory holding dtm/dtmgimp.proto and dtx/admin.proto")
+    ARGS, rest = parser.parse_known_args()
+    if not ARGS.server:
+        parser.error("--server PATH (or DTX_SERVER) is required")
+    if not os.access(ARGS.server, os.X_OK):
+        sys.stderr.write("dtm_protocol_test: no executable dtx-server at %s\n" % ARGS.server)
+        return 1
+    ARGS.server = os.path.abspath(ARGS.server)
+
+    out_dir = tempfile.mkdtemp(prefix="dtx-dtm-proto-py-")
+    try:
+        PB = Generated(os.path.abspath(ARGS.proto_dir), out_dir)
+        program = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
+    finally:
+        shutil.rmtree(out_dir, True)
+    return 0 if program.result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

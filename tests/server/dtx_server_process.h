@@ -1,0 +1,83 @@
+// Runs dtx-server (the real binary) as a child process on 127.0.0.1 with an
+// ephemeral port, for tests that talk to it over gRPC.
+
+#ifndef DTX_TESTS_SERVER_DTX_SERVER_PROCESS_H_
+#define DTX_TESTS_SERVER_DTX_SERVER_PROCESS_H_
+
+#include "dtx/result.h"
+
+#include "subprocess.h"
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dtx::testing {
+
+struct DtxServerConfig {
+  std::string journal_path;
+  // Extra YAML appended to the test defaults (short intervals).
+  std::string yaml;
+  std::string config_path;  // where to write the file
+  // 0: any free port.
+  int port = 0;
+};
+
+class DtxServerProcess {
+ public:
+  // Starts the server and waits for "dtx-server: listening on"; the
+  // registration line too when the config registers in etcd.
+  static Result<std::unique_ptr<DtxServerProcess>> Start(
+      const DtxServerConfig& config, bool expect_registration = false) {
+    std::ofstream out(config.config_path);
+    out << "RetryInterval: 1\nTimeoutToFail: 3\nRequestTimeout: 3\n"
+        << "TransCronInterval: 1\nRetryIntervalMax: 2\nShutdownGrace: 5\n"
+        << "LogLevel: info\nStore:\n  Driver: sqlite\n  Path: '"
+        << config.journal_path << "'\n"
+        << config.yaml;
+    out.close();
+    DTX_ASSIGN_OR_RETURN(
+        Subprocess child,
+        Subprocess::Start({DTX_SERVER_BINARY, "-c", config.config_path,
+                           "--grpc-host", "127.0.0.1", "--grpc-port",
+                           std::to_string(config.port)}));
+    auto self = std::unique_ptr<DtxServerProcess>(
+        new DtxServerProcess(std::move(child)));
+    auto line = self->child_.ReadLine();
+    const std::string prefix = "dtx-server: listening on ";
+    if (!line || line->rfind(prefix, 0) != 0) {
+      return UnavailableError("dtx-server did not start: " +
+                              line.value_or("<no output>"));
+    }
+    self->address_ = line->substr(prefix.size());
+    if (expect_registration) {
+      auto registered = self->child_.ReadLine();
+      const std::string reg = "dtx-server: registered in etcd as ";
+      if (!registered || registered->rfind(reg, 0) != 0) {
+        return UnavailableError("dtx-server did not register: " +
+                                registered.value_or("<no output>"));
+      }
+      self->registry_key_ = registered->substr(reg.size());
+    }
+    return self;
+  }
+
+  const std::string& address() const { return address_; }
+  const std::string& registry_key() const { return registry_key_; }
+  int port() const {
+    return std::stoi(address_.substr(address_.rfind(':') + 1));
+  }
+  void Kill(int signal) { child_.Kill(signal); }
+  int Wait() { return child_.Wait(); }
+
+ private:
+  explicit DtxServerProcess(Subprocess child) : child_(std::move(child)) {}
+  Subprocess child_;
+  std::string address_;
+  std::string registry_key_;
+};
+
+}  // namespace dtx::testing
+
+#endif  // DTX_TESTS_SERVER_DTX_SERVER_PROCESS_H_

@@ -1,0 +1,170 @@
+#include "dtx/server/server_config.h"
+
+#include "status_matchers.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace dtx::server {
+namespace {
+
+using dtx::testing::StatusIs;
+using std::chrono::seconds;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+ConfigSources Yaml(const std::string& text) {
+  ConfigSources s;
+  s.yaml_text = text;
+  return s;
+}
+
+TEST(ServerConfigTest, NoConfigAtAllGivesDtmsDefaults) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig({}));
+  const ServerConfig& c = loaded.config;
+  EXPECT_EQ(c.grpc_port, 36790);
+  EXPECT_EQ(c.retry_interval, seconds(10));
+  EXPECT_EQ(c.timeout_to_fail, seconds(35));
+  EXPECT_EQ(c.request_timeout, seconds(3));
+  EXPECT_EQ(c.trans_cron_interval, seconds(3));
+  EXPECT_EQ(c.store_path, "dtx.db");
+  EXPECT_EQ(c.driver, "default");
+  EXPECT_TRUE(loaded.warnings.empty());
+}
+
+TEST(ServerConfigTest, ReadsTheSeedsMicroServiceBlockAndDtmKeys) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
+MicroService:
+  Driver: 'dtm-driver-kratos'
+  Target: 'discovery://127.0.0.1:2379/dtmservice'
+  EndPoint: 'grpc://localhost:36790'
+Store:
+  Driver: sqlite
+  Path: /var/lib/dtx/dtx.db
+  Synchronous: normal
+GrpcPort: 36791
+RetryInterval: 12
+TimeoutToFail: 40
+RequestTimeout: 5
+TransCronInterval: 2
+LogLevel: debug
+)")));
+  const ServerConfig& c = loaded.config;
+  EXPECT_EQ(c.driver, "dtm-driver-kratos");
+  EXPECT_EQ(c.target, "discovery://127.0.0.1:2379/dtmservice");
+  EXPECT_EQ(c.endpoint, "grpc://localhost:36790");
+  EXPECT_EQ(c.store_path, "/var/lib/dtx/dtx.db");
+  EXPECT_FALSE(c.durable_on_power_loss);
+  EXPECT_EQ(c.grpc_port, 36791);
+  EXPECT_EQ(c.retry_interval, seconds(12));
+  EXPECT_EQ(c.timeout_to_fail, seconds(40));
+  EXPECT_EQ(c.request_timeout, seconds(5));
+  EXPECT_EQ(c.trans_cron_interval, seconds(2));
+  EXPECT_EQ(c.log_level, LogLevel::kDebug);
+  EXPECT_TRUE(loaded.warnings.empty());
+}
+
+TEST(ServerConfigTest, UnknownAndUnusedKeysAreWarnings) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
+HttpPort: 36789
+Store:
+  Host: localhost
+Colour: blue
+HttpMicroService:
+  RegistryOptions: {a: b}
+)")));
+  EXPECT_THAT(loaded.warnings,
+              ElementsAre(HasSubstr("HttpPort is a dtm setting"),
+                          HasSubstr("Store.Host is a dtm setting"),
+                          HasSubstr("unknown key Colour"),
+                          HasSubstr("HttpMicroService is a dtm setting")));
+}
+
+TEST(ServerConfigTest, BadValuesAreErrorsNamingTheKey) {
+  EXPECT_THAT(LoadServerConfig(Yaml("GrpcPort: 70000\n")),
+              StatusIs(StatusCode::kInvalidArgument, "GrpcPort"));
+  EXPECT_THAT(LoadServerConfig(Yaml("RetryInterval: ten\n")),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "RetryInterval: 'ten' is not an integer"));
+  EXPECT_THAT(LoadServerConfig(Yaml("RetryInterval: 0\n")),
+              StatusIs(StatusCode::kInvalidArgument, "RetryInterval"));
+  EXPECT_THAT(LoadServerConfig(Yaml("Store:\n  Driver: mysql\n")),
+              StatusIs(StatusCode::kInvalidArgument, "SQLite only"));
+  EXPECT_THAT(
+      LoadServerConfig(Yaml("MicroService:\n  Driver: dtm-driver-gozero\n")),
+      StatusIs(StatusCode::kInvalidArgument, "dtm-driver-kratos"));
+  EXPECT_THAT(LoadServerConfig(Yaml("LogLevel: loud\n")),
+              StatusIs(StatusCode::kInvalidArgument, "LogLevel"));
+  EXPECT_THAT(LoadServerConfig(Yaml("GrpcPort: [1, 2]\n")),
+              StatusIs(StatusCode::kInvalidArgument, "single value"));
+  EXPECT_THAT(LoadServerConfig(Yaml("GrpcPort: 1\n  bad indent: [\n")),
+              StatusIs(StatusCode::kInvalidArgument, "not valid YAML"));
+  EXPECT_THAT(LoadServerConfig(Yaml("- a\n- b\n")),
+              StatusIs(StatusCode::kInvalidArgument, "top level"));
+  // dtm's cross-key rule.
+  EXPECT_THAT(
+      LoadServerConfig(Yaml("RetryInterval: 20\nTimeoutToFail: 10\n")),
+      StatusIs(StatusCode::kInvalidArgument,
+               "TimeoutToFail (10) must not be less than RetryInterval"));
+  // Registering needs the Kratos driver and an endpoint.
+  EXPECT_THAT(LoadServerConfig(Yaml(
+                  "MicroService:\n  Target: discovery://127.0.0.1:2379/dtm\n")),
+              StatusIs(StatusCode::kInvalidArgument, "MicroService.Driver"));
+  EXPECT_THAT(
+      LoadServerConfig(Yaml("MicroService:\n  Driver: dtm-driver-kratos\n"
+                            "  Target: discovery://127.0.0.1:2379/dtm\n")),
+      StatusIs(StatusCode::kInvalidArgument, "EndPoint is empty"));
+}
+
+TEST(ServerConfigTest, MissingFileIsNotFound) {
+  ConfigSources s;
+  s.yaml_path = "/nonexistent/dtx.yml";
+  EXPECT_THAT(LoadServerConfig(s),
+              StatusIs(StatusCode::kNotFound, "/nonexistent/dtx.yml"));
+}
+
+TEST(ServerConfigTest, EnvironmentNamesFollowDtm) {
+  EXPECT_EQ(EnvNameOf("MicroService.EndPoint"), "MICRO_SERVICE_END_POINT");
+  EXPECT_EQ(EnvNameOf("MicroService.Target"), "MICRO_SERVICE_TARGET");
+  EXPECT_EQ(EnvNameOf("GrpcPort"), "GRPC_PORT");
+  EXPECT_EQ(EnvNameOf("TimeoutToFail"), "TIMEOUT_TO_FAIL");
+  EXPECT_EQ(EnvNameOf("Store.Path"), "STORE_PATH");
+  EXPECT_EQ(EnvNameOf("TransCronInterval"), "TRANS_CRON_INTERVAL");
+}
+
+TEST(ServerConfigTest, EnvironmentOverridesTheFileAndFlagsOverrideBoth) {
+  ConfigSources s = Yaml("GrpcPort: 1000\nRetryInterval: 11\nLogLevel: warn\n");
+  std::map<std::string, std::string> env = {{"GRPC_PORT", "2000"},
+                                            {"RETRY_INTERVAL", "13"},
+                                            {"STORE_PATH", "/tmp/e.db"}};
+  s.env = [&](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  s.flags["GrpcPort"] = "3000";
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(s));
+  EXPECT_EQ(loaded.config.grpc_port, 3000);
+  EXPECT_EQ(loaded.config.retry_interval, seconds(13));
+  EXPECT_EQ(loaded.config.store_path, "/tmp/e.db");
+  EXPECT_EQ(loaded.config.log_level, LogLevel::kWarn);
+
+  env["TIMEOUT_TO_FAIL"] = "soon";
+  EXPECT_THAT(LoadServerConfig(s),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "environment TIMEOUT_TO_FAIL (TimeoutToFail)"));
+}
+
+TEST(ServerConfigTest, PrintedConfigReadsBackTheSame) {
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig first,
+      LoadServerConfig(Yaml("GrpcPort: 4000\nRetryInterval: 15\n"
+                            "Store:\n  Path: x.db\n")));
+  ASSERT_OK_AND_ASSIGN(LoadedConfig second,
+                       LoadServerConfig(Yaml(ToYaml(first.config))));
+  EXPECT_EQ(ToYaml(second.config), ToYaml(first.config));
+  EXPECT_TRUE(second.warnings.empty());
+}
+
+}  // namespace
+}  // namespace dtx::server

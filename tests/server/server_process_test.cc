@@ -1,0 +1,307 @@
+// dtx-server as a process: killed with SIGKILL in the middle of transactions
+// and restarted; registered in etcd and deregistered on SIGTERM; refusing to
+// start, with a clear message, on bad configuration.
+
+#include "dtx/transaction.h"
+#include "dtx/transport/etcd_client.h"
+#include "dtx/transport/grpc_dtm_client.h"
+#include "dtx/transport/kratos_registry.h"
+
+#include "branch_test_server.h"
+#include "dtx_server_process.h"
+#include "etcd_server.h"
+#include "status_matchers.h"
+#include "temp_dir.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <signal.h>
+#include <thread>
+
+namespace dtx::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+std::unique_ptr<GrpcDtmClient> Connect(const std::string& address) {
+  GrpcDtmClientOptions options;
+  options.address = address;
+  auto client = GrpcDtmClient::Create(options);
+  EXPECT_OK(client);
+  return client.ok() ? std::move(client).value() : nullptr;
+}
+
+// Polls until every gid has `status`; returns the gids that did not.
+std::vector<std::string> WaitAll(DtmApi& dtm,
+                                 const std::vector<std::string>& gids,
+                                 TransStatus status, seconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  std::vector<std::string> left = gids;
+  while (!left.empty() && std::chrono::steady_clock::now() < until) {
+    std::vector<std::string> still;
+    for (const std::string& gid : left) {
+      auto t = dtm.Query(gid);
+      if (!t.ok() || t->trans.status != status) still.push_back(gid);
+    }
+    left = std::move(still);
+    if (!left.empty()) std::this_thread::sleep_for(milliseconds(50));
+  }
+  return left;
+}
+
+// Runs dtx-server with its stderr folded into stdout, for startup errors.
+struct Outcome {
+  int exit_code = -1;
+  std::string output;
+};
+Outcome RunToExit(const std::vector<std::string>& args) {
+  std::string command = std::string("exec '") + DTX_SERVER_BINARY + "'";
+  for (const std::string& a : args) command += " '" + a + "'";
+  command += " 2>&1";
+  auto child = Subprocess::Start({"/bin/sh", "-c", command});
+  EXPECT_OK(child);
+  Outcome out;
+  if (!child.ok()) return out;
+  while (auto line = child->ReadLine(seconds(20))) out.output += *line + "\n";
+  // The output ended: the server exited (a zombie keeps its exit code when
+  // killed) or hangs, which the test must not wait for.
+  child->Kill(SIGKILL);
+  out.exit_code = child->Wait();
+  return out;
+}
+
+class ServerProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override { busi_ = BranchTestServer::Start(); }
+
+  DtxServerConfig Config() const {
+    DtxServerConfig config;
+    config.journal_path = dir_.File("dtx.db");
+    config.config_path = dir_.File("dtx.yml");
+    return config;
+  }
+
+  std::string Url(const std::string& method) const {
+    return busi_->address() + method;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<BranchTestServer> busi_;
+};
+
+TEST_F(ServerProcessTest, SigkillInTheMiddleOfTransactionsThenAllFinish) {
+  // Branches answer slowly so that the kill lands while calls are out.
+  busi_->SetDefaultHandler([](const ReceivedCall&) {
+    TestReply r = TestReply::Ok();
+    r.delay = milliseconds(100);
+    return r;
+  });
+  auto server = DtxServerProcess::Start(Config());
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  ASSERT_NE(dtm, nullptr);
+
+  std::vector<std::string> gids;
+  for (int i = 0; i < 12; ++i) {
+    const std::string gid = "kill-saga-" + std::to_string(i);
+    ASSERT_OK(Saga(*dtm, gid)
+                  .Add(Url("/busi.Busi/TransOut"),
+                       Url("/busi.Busi/TransOutRevert"), "o")
+                  .Add(Url("/busi.Busi/TransIn"),
+                       Url("/busi.Busi/TransInRevert"), "i")
+                  .Submit());
+    gids.push_back(gid);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const std::string gid = "kill-msg-" + std::to_string(i);
+    ASSERT_OK(Msg(*dtm, gid)
+                  .Add(Url("/busi.Busi/TransOut"), "o")
+                  .Add(Url("/busi.Busi/TransIn"), "i")
+                  .Prepare(Url("/busi.Busi/QueryPrepared")));
+    ASSERT_OK(Msg(*dtm, gid)
+                  .Add(Url("/busi.Busi/TransOut"), "o")
+                  .Add(Url("/busi.Busi/TransIn"), "i")
+                  .Submit());
+    gids.push_back(gid);
+  }
+  // A TCC whose client died before Submit: the restarted server must cancel
+  // it after TimeoutToFail.
+  const std::string orphan = "kill-tcc-orphan";
+  {
+    TransRequest prepare;
+    prepare.gid = orphan;
+    prepare.trans_type = TransType::kTcc;
+    ASSERT_OK(dtm->Prepare(prepare));
+    BranchRegistration b;
+    b.gid = orphan;
+    b.branch_id = "01";
+    b.confirm_url = Url("/busi.Busi/Confirm");
+    b.cancel_url = Url("/busi.Busi/Cancel");
+    ASSERT_OK(dtm->RegisterBranch(b));
+  }
+  (*server)->Kill(SIGKILL);
+  EXPECT_EQ((*server)->Wait(), 128 + SIGKILL);
+  const std::size_t calls_before_restart = busi_->Calls().size();
+
+  auto restarted = DtxServerProcess::Start(Config());
+  ASSERT_OK(restarted);
+  auto again = Connect((*restarted)->address());
+  ASSERT_NE(again, nullptr);
+  EXPECT_THAT(WaitAll(*again, gids, TransStatus::kSucceed, seconds(30)),
+              ::testing::IsEmpty());
+  EXPECT_THAT(WaitAll(*again, {orphan}, TransStatus::kFailed, seconds(30)),
+              ::testing::IsEmpty());
+
+  // Every action was called for every transaction; nothing was compensated,
+  // and the orphan TCC was cancelled, never confirmed.
+  std::map<std::string, std::set<std::string>> called;
+  for (const ReceivedCall& c : busi_->Calls()) {
+    called[c.Get("dtm-gid")].insert(c.method);
+  }
+  for (const std::string& gid : gids) {
+    EXPECT_EQ(called[gid].count("/busi.Busi/TransOut"), 1u) << gid;
+    EXPECT_EQ(called[gid].count("/busi.Busi/TransIn"), 1u) << gid;
+    EXPECT_EQ(called[gid].count("/busi.Busi/TransOutRevert"), 0u) << gid;
+    EXPECT_EQ(called[gid].count("/busi.Busi/TransInRevert"), 0u) << gid;
+  }
+  EXPECT_EQ(called[orphan].count("/busi.Busi/Cancel"), 1u);
+  EXPECT_EQ(called[orphan].count("/busi.Busi/Confirm"), 0u);
+  RecordProperty("calls_before_kill", std::to_string(calls_before_restart));
+
+  (*restarted)->Kill(SIGTERM);
+  EXPECT_EQ((*restarted)->Wait(), 0);
+}
+
+TEST_F(ServerProcessTest, SigtermLetsARequestInProgressFinish) {
+  busi_->SetDefaultHandler([](const ReceivedCall&) {
+    TestReply r = TestReply::Ok();
+    r.delay = milliseconds(500);
+    return r;
+  });
+  auto server = DtxServerProcess::Start(Config());
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  Status submitted = UnknownError("not run");
+  std::thread client([&] {
+    submitted = Saga(*dtm, "graceful")
+                    .Add(Url("/busi.Busi/TransOut"), "", "o")
+                    .WaitResult(true)
+                    .Submit();
+  });
+  // Wait until the branch call is out, then ask the server to stop.
+  for (int i = 0; i < 400 && busi_->Calls().empty(); ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  (*server)->Kill(SIGTERM);
+  client.join();
+  EXPECT_EQ((*server)->Wait(), 0);
+  EXPECT_OK(submitted);
+}
+
+TEST_F(ServerProcessTest, BadConfigurationIsAClearStartupError) {
+  std::ofstream(dir_.File("bad.yml")) << "RetryInterval: ten\n";
+  Outcome bad = RunToExit({"-c", dir_.File("bad.yml")});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.output, HasSubstr("RetryInterval: 'ten' is not an integer"));
+
+  std::ofstream(dir_.File("mysql.yml")) << "Store:\n  Driver: mysql\n";
+  Outcome mysql = RunToExit({"-c", dir_.File("mysql.yml")});
+  EXPECT_EQ(mysql.exit_code, 1);
+  EXPECT_THAT(mysql.output, HasSubstr("SQLite only"));
+
+  Outcome missing = RunToExit({"-c", dir_.File("nope.yml")});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.output, HasSubstr("cannot read the config file"));
+
+  std::ofstream(dir_.File("garbage.db")) << std::string(8192, 'x');
+  Outcome corrupt =
+      RunToExit({"--grpc-port", "0", "--store-path", dir_.File("garbage.db")});
+  EXPECT_EQ(corrupt.exit_code, 1);
+  EXPECT_THAT(corrupt.output, HasSubstr("cannot open the coordinator"));
+}
+
+TEST_F(ServerProcessTest, PortInUseIsAClearStartupError) {
+  auto server = DtxServerProcess::Start(Config());
+  ASSERT_OK(server);
+  Outcome second = RunToExit({"--grpc-host", "127.0.0.1", "--grpc-port",
+                              std::to_string((*server)->port()), "--store-path",
+                              dir_.File("other.db")});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_THAT(second.output, HasSubstr("cannot listen on"));
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
+class ServerRegistryTest : public EtcdTest {};
+
+TEST_F(ServerRegistryTest, RegistersAsDtmServiceAndLeavesOnSigterm) {
+  TempDir dir;
+  auto busi = BranchTestServer::Start();
+  // The EndPoint must name the real port, so take a free one first.
+  int port = 0;
+  {
+    auto probe = BranchTestServer::Start();
+    port = probe->port();
+    probe->Shutdown();
+  }
+  DtxServerConfig config;
+  config.journal_path = dir.File("dtx.db");
+  config.config_path = dir.File("dtx.yml");
+  config.port = port;
+  config.yaml =
+      "MicroService:\n  Driver: dtm-driver-kratos\n  Target: "
+      "discovery://" +
+      etcd_->endpoint() +
+      "/dtmservice\n  EndPoint: grpc://127.0.0.1:" + std::to_string(port) +
+      "\n";
+  auto server = DtxServerProcess::Start(config, /*expect_registration=*/true);
+  ASSERT_OK(server);
+  const std::string key = (*server)->registry_key();
+  EXPECT_THAT(key, ::testing::StartsWith("/microservices/dtmservice/"));
+
+  EtcdClientOptions o;
+  o.endpoints = {etcd_->endpoint()};
+  ASSERT_OK_AND_ASSIGN(auto etcd, EtcdClient::Create(o));
+  ASSERT_OK_AND_ASSIGN(auto range, etcd->Get(key));
+  ASSERT_EQ(range.kvs.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(ServiceInstance instance,
+                       DecodeServiceInstance(range.kvs[0].value));
+  EXPECT_EQ(instance.name, "dtmservice");
+  EXPECT_THAT(instance.endpoints, ::testing::ElementsAre("grpc://127.0.0.1:" +
+                                                         std::to_string(port)));
+  EXPECT_NE(range.kvs[0].lease, 0);
+
+  // A client finds the server through etcd, as dtm's Kratos clients do.
+  auto dtm = Connect("discovery://" + etcd_->endpoint() + "/dtmservice");
+  ASSERT_NE(dtm, nullptr);
+  ASSERT_OK(Saga(*dtm, "via-etcd")
+                .Add(busi->address() + "/busi.Busi/A", "", "a")
+                .WaitResult(true)
+                .Submit());
+
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+  ASSERT_OK_AND_ASSIGN(auto after, etcd->Get(key));
+  EXPECT_TRUE(after.kvs.empty()) << "still registered after SIGTERM";
+}
+
+TEST_F(ServerRegistryTest, UnreachableEtcdIsAClearStartupError) {
+  TempDir dir;
+  std::ofstream(dir.File("dtx.yml"))
+      << "MicroService:\n  Driver: dtm-driver-kratos\n"
+      << "  Target: discovery://127.0.0.1:1/dtmservice\n"
+      << "  EndPoint: grpc://127.0.0.1:36790\n";
+  Outcome out =
+      RunToExit({"-c", dir.File("dtx.yml"), "--grpc-host", "127.0.0.1",
+                 "--grpc-port", "0", "--store-path", dir.File("dtx.db")});
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("registering in etcd"));
+}
+
+}  // namespace
+}  // namespace dtx::testing
