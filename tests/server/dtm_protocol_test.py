@@ -642,6 +642,19 @@ class DtmProtocolTest(ServerTestCase):
         self.assertEqual([(c.method, c.op, c.branch_id) for c in calls],
                          [("QueryPrepared", "msg", "00")])
 
+    def test_health_and_reflection_are_served(self):
+        channel = self.client.channel
+        # grpc.health.v1.HealthCheckResponse{status: SERVING (1)}.
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+        self.assertEqual(check(b"", timeout=RPC_TIMEOUT_S), b"\x08\x01")
+        # ServerReflectionRequest{list_services: ""} (field 7); the reply
+        # names every service.
+        reflect = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        reply = next(iter(reflect(iter([b"\x3a\x00"]), timeout=RPC_TIMEOUT_S)))
+        for service in (b"dtmgimp.Dtm", b"dtx.admin.v1.Admin", b"grpc.health.v1.Health"):
+            self.assertIn(service, reply)
+
     def test_workflow_and_topics_are_unimplemented(self):
         unimplemented = grpc.StatusCode.UNIMPLEMENTED
         self.expect_error(self.client.PrepareWorkflow,
