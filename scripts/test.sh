@@ -16,6 +16,8 @@ JOBS="${JOBS:-$(nproc)}"
 args=(-G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DDTX_WERROR=ON)
 if [ -n "${DTX_SANITIZE:-}" ]; then
   args+=(-DDTX_SANITIZE="$DTX_SANITIZE")
+  # Known leaks in third-party libraries only (see the file).
+  export LSAN_OPTIONS="suppressions=$PWD/cmake/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 fi
 
 echo "test: configuring $BUILD_DIR ($BUILD_TYPE${DTX_SANITIZE:+, sanitize=$DTX_SANITIZE})"

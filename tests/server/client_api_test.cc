@@ -30,6 +30,10 @@ using ::testing::ElementsAre;
 
 enum class Backend { kEmbedded, kServer };
 
+void PrintTo(Backend b, std::ostream* os) {
+  *os << (b == Backend::kEmbedded ? "embedded" : "dtx-server");
+}
+
 std::string Name(const ::testing::TestParamInfo<Backend>& info) {
   return info.param == Backend::kEmbedded ? "Embedded" : "Server";
 }

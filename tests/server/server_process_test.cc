@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <set>
 #include <signal.h>
 #include <thread>
@@ -235,6 +236,31 @@ TEST_F(ServerProcessTest, PortInUseIsAClearStartupError) {
   EXPECT_THAT(second.output, HasSubstr("cannot listen on"));
   (*server)->Kill(SIGTERM);
   EXPECT_EQ((*server)->Wait(), 0);
+}
+
+TEST_F(ServerProcessTest, ReadmeExampleConfigStartsAndAnswersNewGid) {
+  const auto started = std::chrono::steady_clock::now();
+  auto child = Subprocess::Start(
+      {DTX_SERVER_BINARY, "-c", DTX_EXAMPLE_CONFIG, "--grpc-host", "127.0.0.1",
+       "--grpc-port", "0", "--store-path", dir_.File("example.db")});
+  ASSERT_OK(child);
+  auto line = child->ReadLine(seconds(20));
+  ASSERT_TRUE(line.has_value());
+  const std::string prefix = "dtx-server: listening on ";
+  ASSERT_EQ(line->rfind(prefix, 0), 0u) << *line;
+  auto dtm = Connect(line->substr(prefix.size()));
+  ASSERT_NE(dtm, nullptr);
+  ASSERT_OK_AND_ASSIGN(std::string gid, dtm->NewGid());
+  EXPECT_FALSE(gid.empty());
+  const auto elapsed = std::chrono::duration_cast<milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  // Measured, not asserted (timings depend on the machine).
+  RecordProperty("start_to_first_gid_ms", std::to_string(elapsed.count()));
+  std::printf(
+      "dtx-server with the example config: first NewGid after %lld ms\n",
+      static_cast<long long>(elapsed.count()));
+  child->Kill(SIGTERM);
+  EXPECT_EQ(child->Wait(), 0);
 }
 
 class ServerRegistryTest : public EtcdTest {};

@@ -12,6 +12,7 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
@@ -52,7 +53,8 @@ struct GrpcDtmClient::Impl {
   std::mutex mu;
   std::shared_ptr<Endpoint> single;  // kChannel
   std::unordered_map<std::string, std::shared_ptr<Endpoint>>
-      by_address;  // guarded by mu
+      by_address;       // guarded by mu
+  AddressSet last_set;  // guarded by mu
   std::atomic<uint64_t> next{0};
 
   Result<std::shared_ptr<Endpoint>> Pick();
@@ -86,6 +88,17 @@ Result<std::shared_ptr<Endpoint>> GrpcDtmClient::Impl::Pick() {
   }
   const std::string& address = (*set)[next++ % set->size()];
   std::lock_guard<std::mutex> lock(mu);
+  if (set != last_set) {
+    // The registry changed: close the channels of servers that left.
+    for (auto it = by_address.begin(); it != by_address.end();) {
+      if (std::find(set->begin(), set->end(), it->first) == set->end()) {
+        it = by_address.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    last_set = set;
+  }
   auto& slot = by_address[address];
   if (!slot) {
     DTX_ASSIGN_OR_RETURN(std::string channel_target,
