@@ -1,5 +1,7 @@
 #include "child_process.h"
 
+#include <signal.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +47,8 @@ ChildProcess::~ChildProcess() {
   waitpid(pid_, &status, 0);
   close(out_fd_);
 }
+
+void ChildProcess::Signal(int signal) { kill(pid_, signal); }
 
 std::string ChildProcess::ReadLine() {
   for (;;) {

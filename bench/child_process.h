@@ -23,6 +23,8 @@ class ChildProcess {
   std::string ReadLine();
   // Reads "port <n>" and returns n.
   int ReadPort();
+  // Sends `signal` (for children that do not stop when stdin closes).
+  void Signal(int signal);
 
  private:
   pid_t pid_ = -1;

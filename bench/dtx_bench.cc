@@ -16,12 +16,17 @@
 // points"). saga_empty is also compared with the single-commit SQLite rate (one
 // row per FULL commit, one writer).
 //
+// With --server PATH the same loops also run through GrpcDtmClient against a
+// dtx-server process (FULL journal, same io threads): the "server" rows, each
+// compared with the same baseline (which has no client-to-coordinator hop).
+//
 //   dtx_bench [--seconds 10] [--scenario tcc|saga|msg|saga_empty]
-//             [--inflight 1,16,64] [--io-threads 1]
+//             [--inflight 1,16,64] [--io-threads 1] [--server dtx-server]
 
 #include "dtx/embedded.h"
 #include "dtx/storage/sqlite_journal.h"
 #include "dtx/transaction.h"
+#include "dtx/transport/grpc_dtm_client.h"
 
 #include "bench_util.h"
 #include "child_process.h"
@@ -34,10 +39,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <signal.h>
 #include <stdlib.h>
 #include <string>
 #include <thread>
@@ -110,7 +117,45 @@ class Bench {
       std::fprintf(stderr, "%s\n", dtm_or.status().ToString().c_str());
       std::exit(1);
     }
-    Coordinator& dtm = **dtm_or;
+    Figures f = RunOn(**dtm_or, scenario, inflight, seconds);
+    (*dtm_or)->Shutdown();
+    std::filesystem::remove_all(dir);
+    return f;
+  }
+
+  // The same loop through GrpcDtmClient on a dtx-server process.
+  Figures RunServer(const std::string& server, const std::string& scenario,
+                    int inflight, double seconds) {
+    const std::string dir = FreshDir();
+    std::ofstream(dir + "/dtx.yml")
+        << "Store:\n  Path: '" << dir << "/dtx.db'\nIoThreads: " << io_threads_
+        << "\nLogLevel: warn\n";
+    ChildProcess child({server, "-c", dir + "/dtx.yml", "--grpc-host",
+                        "127.0.0.1", "--grpc-port", "0"});
+    const std::string line = child.ReadLine();
+    const std::string prefix = "dtx-server: listening on ";
+    if (line.rfind(prefix, 0) != 0) {
+      std::fprintf(stderr, "dtx-server did not start: %s\n", line.c_str());
+      std::exit(1);
+    }
+    GrpcDtmClientOptions o;
+    o.address = line.substr(prefix.size());
+    auto client = GrpcDtmClient::Create(o);
+    if (!client.ok()) {
+      std::fprintf(stderr, "%s\n", client.status().ToString().c_str());
+      std::exit(1);
+    }
+    Figures f = RunOn(**client, scenario, inflight, seconds);
+    client->reset();
+    child.Signal(SIGTERM);
+    while (!child.ReadLine().empty()) {
+    }
+    std::filesystem::remove_all(dir);
+    return f;
+  }
+
+  Figures RunOn(DtmApi& dtm, const std::string& scenario, int inflight,
+                double seconds) {
     const std::string url = echo_ + "/dtx.test.Busi/Echo";
     const std::string empty;
     Figures f = ClosedLoop(inflight, seconds, [&](int w, int64_t i) {
@@ -137,8 +182,6 @@ class Bench {
         std::fprintf(stderr, "%s: %s\n", gid.c_str(), s.ToString().c_str());
       return s.ok();
     });
-    dtm.Shutdown();
-    std::filesystem::remove_all(dir);
     return f;
   }
 
@@ -294,6 +337,7 @@ int Main(int argc, char** argv) {
       ParseIntList(Flag(argc, argv, "--inflight", "1,16,64"));
   const auto io_threads = static_cast<std::size_t>(
       std::stoi(Flag(argc, argv, "--io-threads", "1")));
+  const std::string server_binary = Flag(argc, argv, "--server", "");
   ChildProcess server({DTX_ECHO_SERVER});
   const std::string echo = "127.0.0.1:" + std::to_string(server.ReadPort());
   Bench bench(echo, io_threads);
@@ -328,6 +372,13 @@ int Main(int argc, char** argv) {
       Row("dtx", scenario, inflight, dtx);
       PrintResult(scenario + "_" + std::to_string(inflight), dtx.tx_per_s,
                   base.tx_per_s);
+      if (!server_binary.empty()) {
+        const Figures remote =
+            bench.RunServer(server_binary, scenario, inflight, seconds / 2);
+        Row("server", scenario, inflight, remote);
+        PrintResult("server_" + scenario + "_" + std::to_string(inflight),
+                    remote.tx_per_s, base.tx_per_s);
+      }
       std::printf("RESULT %s_%d_p50 value=%.3f baseline=%.3f ratio=%.2f\n",
                   scenario.c_str(), inflight, dtx.p50_ms, base.p50_ms,
                   base.p50_ms > 0 ? dtx.p50_ms / base.p50_ms : 0.0);

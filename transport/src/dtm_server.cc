@@ -10,14 +10,18 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/resource_quota.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <sstream>
+#include <thread>
 #include <utility>
+#include <vector>
 
 namespace dtx {
 namespace {
@@ -26,77 +30,177 @@ using google::protobuf::Empty;
 using internal::FromProto;
 using internal::ToGrpcStatus;
 
-class DtmService final : public dtmgimp::Dtm::Service {
+// Runs the coordinator's blocking calls off gRPC's threads. Requests beyond
+// the workers wait in the queue instead of being refused (a synchronous
+// gRPC server answers RESOURCE_EXHAUSTED when its threads run out).
+class Workers {
  public:
-  DtmService(Coordinator& coordinator, std::shared_ptr<Logger> logger)
-      : coordinator_(coordinator), logger_(std::move(logger)) {}
+  explicit Workers(int n) {
+    threads_.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~Workers() { Stop(); }
 
-  grpc::Status NewGid(grpc::ServerContext*, const Empty*,
-                      dtmgimp::DtmGidReply* reply) override {
-    auto gid = coordinator_.NewGid();
-    if (!gid.ok()) return Answer("NewGid", "", gid.status());
-    reply->set_gid(*gid);
-    return grpc::Status::OK;
+  void Post(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
   }
 
-  grpc::Status Submit(grpc::ServerContext*, const dtmgimp::DtmRequest* request,
-                      Empty*) override {
-    return Run("Submit", *request, [this](const TransRequest& r) {
+  // Runs what is queued, then joins. Idempotent.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;  // guarded by mu_
+  bool stopping_ = false;                   // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+// Answers `reactor` with what `work` returns, on a worker; a request whose
+// caller gave up while it waited in the queue is not run.
+template <typename Work>
+grpc::ServerUnaryReactor* Defer(Workers& workers,
+                                grpc::CallbackServerContext* context,
+                                Work work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  workers.Post([context, reactor, work = std::move(work)]() mutable {
+    if (context->IsCancelled()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                                   "the caller cancelled the request"));
+      return;
+    }
+    reactor->Finish(work());
+  });
+  return reactor;
+}
+
+class DtmService final : public dtmgimp::Dtm::CallbackService {
+ public:
+  DtmService(Coordinator& coordinator, Workers& workers,
+             std::shared_ptr<Logger> logger)
+      : coordinator_(coordinator),
+        workers_(workers),
+        logger_(std::move(logger)) {}
+
+  grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
+                                   const Empty*,
+                                   dtmgimp::DtmGidReply* reply) override {
+    // Never blocks: answered on gRPC's thread.
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    auto gid = coordinator_.NewGid();
+    if (gid.ok()) reply->set_gid(*gid);
+    reactor->Finish(Answer("NewGid", "", gid.status()));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
+                                   const dtmgimp::DtmRequest* request,
+                                   Empty*) override {
+    return Run(context, "Submit", request, [this](const TransRequest& r) {
       return coordinator_.Submit(r);
     });
   }
 
-  grpc::Status Prepare(grpc::ServerContext*, const dtmgimp::DtmRequest* request,
-                       Empty*) override {
-    return Run("Prepare", *request, [this](const TransRequest& r) {
+  grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
+                                    const dtmgimp::DtmRequest* request,
+                                    Empty*) override {
+    return Run(context, "Prepare", request, [this](const TransRequest& r) {
       return coordinator_.Prepare(r);
     });
   }
 
-  grpc::Status Abort(grpc::ServerContext*, const dtmgimp::DtmRequest* request,
-                     Empty*) override {
-    return Run("Abort", *request,
+  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
+                                  const dtmgimp::DtmRequest* request,
+                                  Empty*) override {
+    return Run(context, "Abort", request,
                [this](const TransRequest& r) { return coordinator_.Abort(r); });
   }
 
-  grpc::Status RegisterBranch(grpc::ServerContext*,
-                              const dtmgimp::DtmBranchRequest* request,
-                              Empty*) override {
-    auto branch = FromProto(*request);
-    Status status = branch.status();
-    if (status.ok()) status = coordinator_.RegisterBranch(*branch);
-    return Answer("RegisterBranch", request->gid(), status);
+  grpc::ServerUnaryReactor* RegisterBranch(
+      grpc::CallbackServerContext* context,
+      const dtmgimp::DtmBranchRequest* request, Empty*) override {
+    return Defer(workers_, context, [this, request] {
+      auto branch = FromProto(*request);
+      Status status = branch.status();
+      if (status.ok()) status = coordinator_.RegisterBranch(*branch);
+      return Answer("RegisterBranch", request->gid(), status);
+    });
   }
 
-  grpc::Status PrepareWorkflow(grpc::ServerContext*,
-                               const dtmgimp::DtmRequest* request,
-                               dtmgimp::DtmProgressesReply*) override {
-    return Answer(
-        "PrepareWorkflow", request->gid(),
-        UnimplementedError("dtx does not support workflow transactions yet "
-                           "(dtmgimp.Dtm/PrepareWorkflow)"));
+  grpc::ServerUnaryReactor* PrepareWorkflow(
+      grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
+      dtmgimp::DtmProgressesReply*) override {
+    return Now(context,
+               Answer("PrepareWorkflow", request->gid(),
+                      UnimplementedError(
+                          "dtx does not support workflow transactions yet "
+                          "(dtmgimp.Dtm/PrepareWorkflow)")));
   }
-  grpc::Status Subscribe(grpc::ServerContext*, const dtmgimp::DtmTopicRequest*,
-                         Empty*) override {
-    return Topics("Subscribe");
+  grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
+                                      const dtmgimp::DtmTopicRequest*,
+                                      Empty*) override {
+    return Now(context, Topics("Subscribe"));
   }
-  grpc::Status Unsubscribe(grpc::ServerContext*,
-                           const dtmgimp::DtmTopicRequest*, Empty*) override {
-    return Topics("Unsubscribe");
+  grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
+                                        const dtmgimp::DtmTopicRequest*,
+                                        Empty*) override {
+    return Now(context, Topics("Unsubscribe"));
   }
-  grpc::Status DeleteTopic(grpc::ServerContext*,
-                           const dtmgimp::DtmTopicRequest*, Empty*) override {
-    return Topics("DeleteTopic");
+  grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* context,
+                                        const dtmgimp::DtmTopicRequest*,
+                                        Empty*) override {
+    return Now(context, Topics("DeleteTopic"));
   }
 
  private:
   template <typename Fn>
-  grpc::Status Run(const char* method, const dtmgimp::DtmRequest& request,
-                   Fn&& fn) {
-    auto parsed = FromProto(request);
-    Status status = parsed.status();
-    if (status.ok()) status = fn(*parsed);
-    return Answer(method, request.gid(), status);
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
+                                const char* method,
+                                const dtmgimp::DtmRequest* request, Fn fn) {
+    auto parsed = FromProto(*request);
+    if (!parsed.ok()) {
+      // Malformed: answered at once, nothing reaches the coordinator.
+      return Now(context, Answer(method, request->gid(), parsed.status()));
+    }
+    return Defer(workers_, context,
+                 [this, method, request, fn = std::move(fn),
+                  parsed = std::move(parsed).value()] {
+                   return Answer(method, request->gid(), fn(parsed));
+                 });
+  }
+
+  static grpc::ServerUnaryReactor* Now(grpc::CallbackServerContext* context,
+                                       const grpc::Status& status) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(status);
+    return reactor;
   }
 
   grpc::Status Topics(const char* method) {
@@ -112,12 +216,13 @@ class DtmService final : public dtmgimp::Dtm::Service {
       // FAILURE and ONGOING are answers, not faults; requests that dtx
       // cannot serve are worth a warning.
       const StatusCode code = status.code();
-      const LogLevel level = (code == StatusCode::kAborted ||
-                              code == StatusCode::kFailedPrecondition ||
-                              code == StatusCode::kInvalidArgument ||
-                              code == StatusCode::kNotFound)
-                                 ? LogLevel::kDebug
-                                 : LogLevel::kWarn;
+      const LogLevel level =
+          (code == StatusCode::kAborted ||
+           code == StatusCode::kFailedPrecondition ||
+           code == StatusCode::kInvalidArgument ||
+           code == StatusCode::kNotFound || code == StatusCode::kUnimplemented)
+              ? LogLevel::kDebug
+              : LogLevel::kWarn;
       DTX_LOG(logger_, level,
               method << " gid=" << gid << ": " << status.ToString());
     }
@@ -125,72 +230,83 @@ class DtmService final : public dtmgimp::Dtm::Service {
   }
 
   Coordinator& coordinator_;
+  Workers& workers_;
   std::shared_ptr<Logger> logger_;
 };
 
-class AdminService final : public dtx::admin::v1::Admin::Service {
+class AdminService final : public dtx::admin::v1::Admin::CallbackService {
  public:
-  explicit AdminService(Coordinator& coordinator) : coordinator_(coordinator) {}
+  AdminService(Coordinator& coordinator, Workers& workers)
+      : coordinator_(coordinator), workers_(workers) {}
 
-  grpc::Status Query(grpc::ServerContext*,
-                     const dtx::admin::v1::QueryRequest* request,
-                     dtx::admin::v1::QueryReply* reply) override {
-    auto found = coordinator_.Query(request->gid());
-    if (!found.ok()) return ToGrpcStatus(found.status());
-    internal::ToProto(found->trans, reply->mutable_transaction());
-    for (const Branch& b : found->branches) {
-      internal::ToProto(b, reply->add_branches());
-    }
-    return grpc::Status::OK;
+  grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
+                                  const dtx::admin::v1::QueryRequest* request,
+                                  dtx::admin::v1::QueryReply* reply) override {
+    return Defer(workers_, context, [this, request, reply] {
+      auto found = coordinator_.Query(request->gid());
+      if (!found.ok()) return ToGrpcStatus(found.status());
+      internal::ToProto(found->trans, reply->mutable_transaction());
+      for (const Branch& b : found->branches) {
+        internal::ToProto(b, reply->add_branches());
+      }
+      return grpc::Status::OK;
+    });
   }
 
-  grpc::Status List(grpc::ServerContext*,
-                    const dtx::admin::v1::ListRequest* request,
-                    dtx::admin::v1::ListReply* reply) override {
-    ListQuery query;
-    if (!request->status().empty()) {
-      auto s = ParseTransStatus(request->status());
-      if (!s.ok()) return ToGrpcStatus(s.status());
-      query.status = *s;
-    }
-    if (!request->trans_type().empty()) {
-      auto t = ParseTransType(request->trans_type());
-      if (!t.ok()) return ToGrpcStatus(t.status());
-      query.trans_type = *t;
-    }
-    if (request->created_from_ms() != 0) {
-      query.created_from =
-          TimePoint(std::chrono::milliseconds(request->created_from_ms()));
-    }
-    if (request->created_to_ms() != 0) {
-      query.created_to =
-          TimePoint(std::chrono::milliseconds(request->created_to_ms()));
-    }
-    query.cursor = request->cursor();
-    if (request->limit() != 0) query.limit = request->limit();
-    auto page = coordinator_.List(query);
-    if (!page.ok()) return ToGrpcStatus(page.status());
-    for (const GlobalTrans& t : page->transactions) {
-      internal::ToProto(t, reply->add_transactions());
-    }
-    reply->set_next_cursor(page->next_cursor);
-    return grpc::Status::OK;
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
+                                 const dtx::admin::v1::ListRequest* request,
+                                 dtx::admin::v1::ListReply* reply) override {
+    return Defer(workers_, context, [this, request, reply] {
+      ListQuery query;
+      if (!request->status().empty()) {
+        auto s = ParseTransStatus(request->status());
+        if (!s.ok()) return ToGrpcStatus(s.status());
+        query.status = *s;
+      }
+      if (!request->trans_type().empty()) {
+        auto t = ParseTransType(request->trans_type());
+        if (!t.ok()) return ToGrpcStatus(t.status());
+        query.trans_type = *t;
+      }
+      if (request->created_from_ms() != 0) {
+        query.created_from =
+            TimePoint(std::chrono::milliseconds(request->created_from_ms()));
+      }
+      if (request->created_to_ms() != 0) {
+        query.created_to =
+            TimePoint(std::chrono::milliseconds(request->created_to_ms()));
+      }
+      query.cursor = request->cursor();
+      if (request->limit() != 0) query.limit = request->limit();
+      auto page = coordinator_.List(query);
+      if (!page.ok()) return ToGrpcStatus(page.status());
+      for (const GlobalTrans& t : page->transactions) {
+        internal::ToProto(t, reply->add_transactions());
+      }
+      reply->set_next_cursor(page->next_cursor);
+      return grpc::Status::OK;
+    });
   }
 
-  grpc::Status ForceStop(grpc::ServerContext*,
-                         const dtx::admin::v1::GidRequest* request,
-                         Empty*) override {
-    return ToGrpcStatus(coordinator_.ForceStop(request->gid()));
+  grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
+                                      const dtx::admin::v1::GidRequest* request,
+                                      Empty*) override {
+    return Defer(workers_, context, [this, request] {
+      return ToGrpcStatus(coordinator_.ForceStop(request->gid()));
+    });
   }
 
-  grpc::Status RetryNow(grpc::ServerContext*,
-                        const dtx::admin::v1::GidRequest* request,
-                        Empty*) override {
-    return ToGrpcStatus(coordinator_.RetryNow(request->gid()));
+  grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
+                                     const dtx::admin::v1::GidRequest* request,
+                                     Empty*) override {
+    return Defer(workers_, context, [this, request] {
+      return ToGrpcStatus(coordinator_.RetryNow(request->gid()));
+    });
   }
 
  private:
   Coordinator& coordinator_;
+  Workers& workers_;
 };
 
 Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
@@ -216,6 +332,7 @@ Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
 
 struct DtmServer::Impl {
   DtmServerOptions options;
+  std::unique_ptr<Workers> workers;
   std::unique_ptr<DtmService> dtm;
   std::unique_ptr<AdminService> admin;
   std::unique_ptr<grpc::Server> server;
@@ -239,8 +356,8 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
     return InvalidArgumentError(
         "DtmServer: max_request_bytes must be in 1..1073741824");
   }
-  if (options.max_threads < 2) {
-    return InvalidArgumentError("DtmServer: max_threads must be at least 2");
+  if (options.worker_threads < 1 || options.worker_threads > 4096) {
+    return InvalidArgumentError("DtmServer: worker_threads must be in 1..4096");
   }
   std::optional<RegistryTarget> target;
   std::vector<std::string> endpoints;
@@ -257,8 +374,10 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
 
   if (!options.logger) options.logger = NewNullLogger();
   auto impl = std::make_unique<Impl>();
-  impl->dtm = std::make_unique<DtmService>(coordinator, options.logger);
-  impl->admin = std::make_unique<AdminService>(coordinator);
+  impl->workers = std::make_unique<Workers>(options.worker_threads);
+  impl->dtm =
+      std::make_unique<DtmService>(coordinator, *impl->workers, options.logger);
+  impl->admin = std::make_unique<AdminService>(coordinator, *impl->workers);
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)
@@ -270,9 +389,6 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   // same port and share its traffic silently; a port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
-  grpc::ResourceQuota quota("dtx-server");
-  quota.SetMaxThreads(options.max_threads);
-  builder.SetResourceQuota(quota);
   builder.RegisterService(impl->dtm.get());
   builder.RegisterService(impl->admin.get());
   impl->server = builder.BuildAndStart();
@@ -337,6 +453,8 @@ void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   }
   impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
   impl_->server->Wait();
+  // Every request has been answered; nothing is queued any more.
+  impl_->workers->Stop();
 }
 
 }  // namespace dtx

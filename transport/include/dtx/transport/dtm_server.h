@@ -43,8 +43,10 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   std::string listen_address = "0.0.0.0:36790";
   // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
   std::size_t max_request_bytes = 4 * 1024 * 1024;
-  // Threads serving requests at most; requests wait beyond that.
-  int max_threads = 64;
+  // Threads that run the coordinator's (blocking) calls; a Submit with
+  // WaitResult holds one for its processing pass. More requests than that
+  // wait in a queue; none is refused.
+  int worker_threads = 64;
   bool reflection = true;
   bool health = true;
   // dtm's MicroService block. With driver "dtm-driver-kratos" and a
