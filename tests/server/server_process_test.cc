@@ -204,6 +204,37 @@ TEST_F(ServerProcessTest, SigtermLetsARequestInProgressFinish) {
   EXPECT_OK(submitted);
 }
 
+TEST_F(ServerProcessTest, MoreConcurrentRequestsThanWorkersWaitAndSucceed) {
+  busi_->SetDefaultHandler([](const ReceivedCall&) {
+    TestReply r = TestReply::Ok();
+    r.delay = milliseconds(50);
+    return r;
+  });
+  DtxServerConfig config = Config();
+  config.yaml = "WorkerThreads: 2\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  constexpr int kClients = 24;
+  std::vector<Status> results(kClients);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      results[static_cast<std::size_t>(i)] =
+          Saga(*dtm, "queued-" + std::to_string(i))
+              .Add(Url("/busi.Busi/TransOut"), "", "o")
+              .WaitResult(true)
+              .Submit();
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    EXPECT_OK(results[static_cast<std::size_t>(i)]) << i;
+  }
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
 TEST_F(ServerProcessTest, BadConfigurationIsAClearStartupError) {
   std::ofstream(dir_.File("bad.yml")) << "RetryInterval: ten\n";
   Outcome bad = RunToExit({"-c", dir_.File("bad.yml")});

@@ -118,6 +118,12 @@ const std::vector<Key>& Keys() {
          c.io_threads = static_cast<int>(n);
          return Status::Ok();
        }},
+      {"WorkerThreads",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 4096));
+         c.worker_threads = static_cast<int>(n);
+         return Status::Ok();
+       }},
       {"MaxRequestBytes",
        [](ServerConfig& c, const std::string& v) -> Status {
          DTX_ASSIGN_OR_RETURN(c.max_request_bytes, ParseInt(v, 1, 1LL << 30));
@@ -376,6 +382,7 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::Key << "ShutdownGrace" << YAML::Value
       << c.shutdown_grace.count();
   out << YAML::Key << "IoThreads" << YAML::Value << c.io_threads;
+  out << YAML::Key << "WorkerThreads" << YAML::Value << c.worker_threads;
   out << YAML::Key << "MaxRequestBytes" << YAML::Value << c.max_request_bytes;
   out << YAML::Key << "LogLevel" << YAML::Value
       << std::string(ToString(c.log_level));
