@@ -105,8 +105,12 @@ Result<SagaCustom> DecodeSagaCustom(const std::string& text, int steps) {
       for (const auto& d : deps) {
         if (!d.is_number_integer() || d.get<int64_t>() < 0 ||
             d.get<int64_t>() >= steps) {
-          return InvalidArgumentError("saga: orders[" + key +
-                                      "] names a missing step: " + d.dump());
+          return InvalidArgumentError(
+              "saga: orders[" + key + "] names a missing step: " +
+              // Never dump() what a client sent: the serializer recurses,
+              // and deeply nested JSON would overflow the stack.
+              (d.is_number_integer() ? std::to_string(d.get<int64_t>())
+                                     : std::string("a ") + d.type_name()));
         }
         const int dep = d.get<int>();
         if (dep == step) {

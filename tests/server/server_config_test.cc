@@ -149,6 +149,12 @@ TEST(ServerConfigTest, EnvironmentOverridesTheFileAndFlagsOverrideBoth) {
   EXPECT_EQ(loaded.config.store_path, "/tmp/e.db");
   EXPECT_EQ(loaded.config.log_level, LogLevel::kWarn);
 
+  // An empty variable is unset, as dtm reads it.
+  env["GRPC_PORT"] = "";
+  s.flags.clear();
+  ASSERT_OK_AND_ASSIGN(LoadedConfig empty_env, LoadServerConfig(s));
+  EXPECT_EQ(empty_env.config.grpc_port, 1000);
+
   env["TIMEOUT_TO_FAIL"] = "soon";
   EXPECT_THAT(LoadServerConfig(s),
               StatusIs(StatusCode::kInvalidArgument,

@@ -235,6 +235,64 @@ TEST_F(ServerProcessTest, MoreConcurrentRequestsThanWorkersWaitAndSucceed) {
   EXPECT_EQ((*server)->Wait(), 0);
 }
 
+TEST_F(ServerProcessTest, DeeplyNestedCustomDataIsRefusedWithoutCrashing) {
+  auto server = DtxServerProcess::Start(Config());
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  TransRequest r;
+  r.gid = "deep";
+  r.trans_type = TransType::kSaga;
+  r.steps = {{Url("/busi.Busi/A"), ""}};
+  r.payloads = {""};
+  constexpr int kDepth = 200000;  // ~400 KB, under the request limit
+  r.custom_data = "{\"orders\":{\"0\":" + std::string(kDepth, '[') +
+                  std::string(kDepth, ']') + "}}";
+  EXPECT_THAT(dtm->Submit(r), StatusIs(StatusCode::kInvalidArgument));
+  // Still serving.
+  EXPECT_OK(dtm->NewGid());
+  EXPECT_THAT(dtm->Query("deep"), StatusIs(StatusCode::kNotFound));
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
+TEST_F(ServerProcessTest, SigtermEndsRequestsStillRunningAfterTheGrace) {
+  busi_->SetDefaultHandler([](const ReceivedCall&) {
+    TestReply r;
+    r.hang = true;  // never answers; only the caller's deadline ends it
+    return r;
+  });
+  DtxServerConfig config = Config();
+  config.yaml = "ShutdownGrace: 1\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  Status submitted;
+  std::thread client([&] {
+    submitted = Saga(*dtm, "stuck")
+                    .Add(Url("/busi.Busi/TransOut"), "", "o")
+                    .RequestTimeout(std::chrono::seconds(600))
+                    .WaitResult(true)
+                    .Submit();
+  });
+  for (int i = 0; i < 400 && busi_->Calls().empty(); ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  // Without the grace being enforced the server would wait for the branch's
+  // 600 s deadline and the test would time out.
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+  client.join();
+  EXPECT_FALSE(submitted.ok());
+  // The saga is still in the journal, to be resumed by the next start.
+  auto restarted = DtxServerProcess::Start(Config());
+  ASSERT_OK(restarted);
+  auto again = Connect((*restarted)->address());
+  ASSERT_OK_AND_ASSIGN(auto t, again->Query("stuck"));
+  EXPECT_EQ(t.trans.status, TransStatus::kSubmitted);
+  (*restarted)->Kill(SIGKILL);
+  (*restarted)->Wait();
+}
+
 TEST_F(ServerProcessTest, BadConfigurationIsAClearStartupError) {
   std::ofstream(dir_.File("bad.yml")) << "RetryInterval: ten\n";
   Outcome bad = RunToExit({"-c", dir_.File("bad.yml")});

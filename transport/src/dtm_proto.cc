@@ -91,7 +91,7 @@ std::string EncodeSteps(const std::vector<TransStep>& steps) {
     if (!step.compensate.empty()) s["compensate"] = step.compensate;
     j.push_back(std::move(s));
   }
-  return j.dump();
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<TransRequest> FromProto(const dtmgimp::DtmRequest& request) {
@@ -170,7 +170,7 @@ dtmgimp::DtmRequest ToProto(const TransRequest& request) {
         custom.empty() ? json::object() : json::parse(custom, nullptr, false);
     if (!j.is_object()) j = json::object();
     j["concurrent"] = true;
-    custom = j.dump();
+    custom = j.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   out.set_customeddata(custom);
   for (const std::string& p : request.payloads) out.add_binpayloads(p);
@@ -291,8 +291,15 @@ Result<Branch> FromProto(const dtx::admin::v1::Branch& b) {
 
 grpc::Status ToGrpcStatus(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      status.message());
+  // gRPC carries the message in a header; a client's header limit (8-16 KiB)
+  // would turn an ABORTED with a long reason into a different error.
+  constexpr std::size_t kMaxMessage = 1024;
+  std::string message = status.message();
+  if (message.size() > kMaxMessage) {
+    message.resize(kMaxMessage);
+    message += "... (truncated)";
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), message);
 }
 
 Status FromGrpcStatus(const grpc::Status& status) {

@@ -31,7 +31,12 @@ struct Endpoint {
 
 std::shared_ptr<Endpoint> NewEndpoint(const std::string& target) {
   auto e = std::make_shared<Endpoint>();
-  e->channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  // A Query reply carries every branch's payload (a saga's twice), so it can
+  // exceed the 4 MiB that the server accepts per request.
+  args.SetMaxReceiveMessageSize(-1);
+  e->channel = grpc::CreateCustomChannel(
+      target, grpc::InsecureChannelCredentials(), args);
   e->dtm = dtmgimp::Dtm::NewStub(e->channel);
   e->admin = dtx::admin::v1::Admin::NewStub(e->channel);
   return e;

@@ -303,7 +303,9 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
     for (const Key& key : Keys()) {
       const std::string name = EnvNameOf(key.name);
       auto value = sources.env(name);
-      if (!value) continue;
+      // As dtm reads them: an empty variable is unset (templates often
+      // render unset values as "").
+      if (!value || value->empty()) continue;
       Status s = key.set(config, *value);
       if (!s.ok()) {
         return InvalidArgumentError("environment " + name + " (" + key.name +
