@@ -289,6 +289,34 @@ Result<Branch> FromProto(const dtx::admin::v1::Branch& b) {
   return out;
 }
 
+dtx::admin::v1::ListRequest ToProto(const ListQuery& query) {
+  dtx::admin::v1::ListRequest out;
+  if (query.status) out.set_status(std::string(ToString(*query.status)));
+  if (query.trans_type) {
+    out.set_trans_type(std::string(ToString(*query.trans_type)));
+  }
+  out.set_created_from_ms(ToMillis(query.created_from));
+  out.set_created_to_ms(ToMillis(query.created_to));
+  out.set_cursor(query.cursor);
+  out.set_limit(static_cast<uint32_t>(query.limit));
+  return out;
+}
+
+Result<ListQuery> FromProto(const dtx::admin::v1::ListRequest& request) {
+  ListQuery out;
+  if (!request.status().empty()) {
+    DTX_ASSIGN_OR_RETURN(out.status, ParseTransStatus(request.status()));
+  }
+  if (!request.trans_type().empty()) {
+    DTX_ASSIGN_OR_RETURN(out.trans_type, ParseTransType(request.trans_type()));
+  }
+  out.created_from = OptionalFromMillis(request.created_from_ms());
+  out.created_to = OptionalFromMillis(request.created_to_ms());
+  out.cursor = request.cursor();
+  if (request.limit() != 0) out.limit = request.limit();
+  return out;
+}
+
 grpc::Status ToGrpcStatus(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // gRPC carries the message in a header; a client's header limit (8-16 KiB)

@@ -40,6 +40,9 @@ void ToProto(const GlobalTrans& trans, dtx::admin::v1::Transaction* out);
 void ToProto(const Branch& branch, dtx::admin::v1::Branch* out);
 Result<GlobalTrans> FromProto(const dtx::admin::v1::Transaction& trans);
 Result<Branch> FromProto(const dtx::admin::v1::Branch& branch);
+dtx::admin::v1::ListRequest ToProto(const ListQuery& query);
+// kInvalidArgument for an unknown status or trans type.
+Result<ListQuery> FromProto(const dtx::admin::v1::ListRequest& request);
 
 // Status codes are gRPC's numbers, so the mapping keeps the code and the
 // message: kAborted is dtm's FAILURE, kFailedPrecondition its ONGOING.

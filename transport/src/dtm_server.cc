@@ -257,28 +257,9 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService {
                                  const dtx::admin::v1::ListRequest* request,
                                  dtx::admin::v1::ListReply* reply) override {
     return Defer(workers_, context, [this, request, reply] {
-      ListQuery query;
-      if (!request->status().empty()) {
-        auto s = ParseTransStatus(request->status());
-        if (!s.ok()) return ToGrpcStatus(s.status());
-        query.status = *s;
-      }
-      if (!request->trans_type().empty()) {
-        auto t = ParseTransType(request->trans_type());
-        if (!t.ok()) return ToGrpcStatus(t.status());
-        query.trans_type = *t;
-      }
-      if (request->created_from_ms() != 0) {
-        query.created_from =
-            TimePoint(std::chrono::milliseconds(request->created_from_ms()));
-      }
-      if (request->created_to_ms() != 0) {
-        query.created_to =
-            TimePoint(std::chrono::milliseconds(request->created_to_ms()));
-      }
-      query.cursor = request->cursor();
-      if (request->limit() != 0) query.limit = request->limit();
-      auto page = coordinator_.List(query);
+      auto query = internal::FromProto(*request);
+      if (!query.ok()) return ToGrpcStatus(query.status());
+      auto page = coordinator_.List(*query);
       if (!page.ok()) return ToGrpcStatus(page.status());
       for (const GlobalTrans& t : page->transactions) {
         internal::ToProto(t, reply->add_transactions());

@@ -57,6 +57,7 @@ struct GrpcDtmClient::Impl {
 
   std::mutex mu;
   std::shared_ptr<Endpoint> single;  // kChannel
+  AddressSet fixed;                  // kAddresses, built once
   std::unordered_map<std::string, std::shared_ptr<Endpoint>>
       by_address;       // guarded by mu
   AddressSet last_set;  // guarded by mu
@@ -77,10 +78,8 @@ struct GrpcDtmClient::Impl {
 
 Result<std::shared_ptr<Endpoint>> GrpcDtmClient::Impl::Pick() {
   if (target.kind == BranchTarget::Kind::kChannel) return single;
-  AddressSet set;
-  if (target.kind == BranchTarget::Kind::kAddresses) {
-    set = std::make_shared<const std::vector<std::string>>(target.addresses);
-  } else {
+  AddressSet set = fixed;
+  if (target.kind == BranchTarget::Kind::kService) {
     auto resolved = resolver->Resolve(target.service);
     if (!resolved.ok()) {
       return resolved.status().WithPrefix("dtm server " + options.address);
@@ -160,6 +159,9 @@ Result<std::unique_ptr<GrpcDtmClient>> GrpcDtmClient::Create(
   }
   if (impl->target.kind == BranchTarget::Kind::kChannel) {
     impl->single = NewEndpoint(impl->target.channel_target);
+  } else if (impl->target.kind == BranchTarget::Kind::kAddresses) {
+    impl->fixed = std::make_shared<const std::vector<std::string>>(
+        impl->target.addresses);
   }
   GrpcBranchClientOptions branch_options;
   branch_options.driver = options.driver;
@@ -231,20 +233,7 @@ Result<TransWithBranches> GrpcDtmClient::Query(const std::string& gid) {
 Result<ListPage> GrpcDtmClient::List(const ListQuery& query) {
   DTX_ASSIGN_OR_RETURN(auto e, impl_->Pick());
   auto context = impl_->Context();
-  dtx::admin::v1::ListRequest request;
-  auto ms = [](TimePoint t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               t.time_since_epoch())
-        .count();
-  };
-  if (query.status) request.set_status(std::string(ToString(*query.status)));
-  if (query.trans_type) {
-    request.set_trans_type(std::string(ToString(*query.trans_type)));
-  }
-  if (query.created_from) request.set_created_from_ms(ms(*query.created_from));
-  if (query.created_to) request.set_created_to_ms(ms(*query.created_to));
-  request.set_cursor(query.cursor);
-  request.set_limit(static_cast<uint32_t>(query.limit));
+  const dtx::admin::v1::ListRequest request = internal::ToProto(query);
   dtx::admin::v1::ListReply reply;
   DTX_RETURN_IF_ERROR(impl_->Call(
       "List", FromGrpcStatus(e->admin->List(context.get(), request, &reply))));
