@@ -2,51 +2,65 @@
 // keeping their column names where they mean the same thing.
 //
 // trans_global: one row per global transaction.
-//   id                 INTEGER PRIMARY KEY. Insertion order; List() pages by
-//   it. gid                TEXT UNIQUE. The global transaction id. trans_type
-//   TEXT. PERSISTED: tcc | saga | msg | xa | workflow. status             TEXT.
-//   PERSISTED: prepared | submitted | aborting |
-//                      succeed | failed.
-//   query_prepared     TEXT. msg: the check-back URL.
-//   protocol           TEXT. grpc (http is dtm's other value).
+//   id                  INTEGER PRIMARY KEY. Insertion order; List() pages by
+//                       it, and branch rows refer to it.
+//   gid                 TEXT UNIQUE. The global transaction id.
+//   trans_type          TEXT. PERSISTED: tcc | saga | msg | xa | workflow.
+//   status              TEXT. PERSISTED: prepared | submitted | aborting |
+//                       succeed | failed.
+//   query_prepared      TEXT. msg: the check-back URL.
+//   protocol            TEXT. grpc (http is dtm's other value).
 //   create_time, update_time, finish_time, rollback_time
-//                      INTEGER, milliseconds since the Unix epoch (dtm stores
-//                      datetimes; integers sort and compare without parsing).
-//                      finish_time is set on succeed, rollback_time on failed.
-//   options            TEXT. The per-transaction options as JSON; the engine
-//                      owns the format.
-//   custom_data        TEXT. Mode-specific JSON (saga orders, msg delay).
-//   next_cron_interval INTEGER, seconds. The current retry interval.
-//   next_cron_time     INTEGER, ms. When the transaction is next due.
-//   owner              TEXT. The coordinator that last claimed it.
-//   ext_data           TEXT. dtm's legacy headers; kept for compatibility.
-//   result             TEXT. workflow result.
-//   rollback_reason    TEXT. Why it rolled back.
-//   retry_count        INTEGER. Saga RetryLimit counter. Not in dtm, which
-//                      keeps it in memory and so resets it on every restart.
+//                       INTEGER, milliseconds since the Unix epoch (dtm
+//                       stores datetimes; integers sort and compare without
+//                       parsing). finish_time is set on succeed,
+//                       rollback_time on failed.
+//   options             TEXT. The per-transaction options as JSON; the
+//                       engine owns the format.
+//   custom_data         TEXT. Mode-specific JSON (saga orders, msg delay).
+//   next_cron_interval  INTEGER, seconds. The current retry interval.
+//   next_cron_time      INTEGER, ms. When the transaction is next due.
+//   owner               TEXT. The coordinator that last claimed it.
+//   ext_data            TEXT. dtm's legacy headers; kept for compatibility.
+//   result              TEXT. workflow result.
+//   rollback_reason     TEXT. Why it rolled back.
+//   retry_count         INTEGER. Saga RetryLimit counter. Not in dtm, which
+//                       keeps it in memory and so resets it on every restart.
 //
 // trans_branch_op: one row per (branch, op) of a transaction, in registration
-// order (id). (gid, branch_id, op) is unique.
-//   id, gid, url       as named; url may be empty (dtm: succeed without a
-//   call). bin_data           BLOB. The payload sent with the call. branch_id
-//   TEXT. "01", "02", nested "0201", msg check-back "00". op TEXT. PERSISTED:
-//   try | confirm | cancel | action |
-//                      compensate | commit | rollback | msg.
-//   status             TEXT. PERSISTED: prepared | succeed | failed.
+// order (id). (trans_id, branch_id, op) is unique.
+//   id                  INTEGER PRIMARY KEY. Registration order.
+//   trans_id            INTEGER. trans_global.id of the transaction (not in
+//                       dtm, which keys branch rows by gid; see below).
+//   gid, url            as named; url may be empty (dtm: succeed without a
+//                       call).
+//   bin_data            BLOB. The payload sent with the call.
+//   branch_id           TEXT. "01", "02", nested "0201", msg check-back "00".
+//   op                  TEXT. PERSISTED: try | confirm | cancel | action |
+//                       compensate | commit | rollback | msg.
+//   status              TEXT. PERSISTED: prepared | succeed | failed.
 //   finish_time, rollback_time, create_time, update_time   INTEGER ms.
 //   (dtm's deprecated `data` column is not kept.)
 //
 // Indexes:
-//   trans_global_due   next_cron_time, only over unfinished rows (a partial
-//                      index). It plays the part of dtm's
-//                      status_next_cron_time: the due scan of Claim and ListDue
-//                      is a range scan in due order costing O(due), and
-//                      finished rows, the bulk of an old journal, cost neither
-//                      index space nor scan time.
-//   gid (unique), and (gid, branch_id, op) (unique) on trans_branch_op.
+//   trans_global_due    next_cron_time, only over unfinished rows (a partial
+//                       index). It plays the part of dtm's
+//                       status_next_cron_time: the due scan of Claim and
+//                       ListDue is a range scan in due order costing O(due),
+//                       and finished rows, the bulk of an old journal, cost
+//                       neither index space nor scan time.
+//   gid (unique) on trans_global.
+//   trans_branch_op_key (trans_id, branch_id, op), unique. Keyed by the
+//                       transaction's row id rather than its gid so that the
+//                       rows of new transactions land at the right edge of
+//                       the index: gids chosen by clients are in no order,
+//                       and inserting at random places in a B-tree dirties
+//                       a page per row, which every commit then writes to
+//                       the WAL (docs/journal.md, "Cost of a transaction").
 //
 // Versions (PRAGMA user_version; PRAGMA application_id is "dtx1"):
-//   1  the tables above.
+//   1  the tables above, trans_branch_op keyed by (gid, branch_id, op).
+//   2  trans_branch_op keyed by (trans_id, branch_id, op).
 // A migration is appended to kMigrations and never edited once released.
 
 #include "schema.h"
@@ -71,7 +85,7 @@ const char* const kBranchColumns =
 namespace {
 
 // kMigrations[v] takes a database from version v to v + 1.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     // 0 -> 1
     R"sql(
 CREATE TABLE trans_global (
@@ -111,6 +125,34 @@ CREATE TABLE trans_branch_op (
   update_time INTEGER NOT NULL,
   UNIQUE (gid, branch_id, op)
 ) STRICT;
+)sql",
+    // 1 -> 2. SQLite cannot drop a table constraint, so the table is rebuilt.
+    // Every row is kept; one without its transaction (which no version
+    // writes) gets trans_id 0 and is never read.
+    R"sql(
+CREATE TABLE trans_branch_op_v2 (
+  id INTEGER PRIMARY KEY,
+  trans_id INTEGER NOT NULL,
+  gid TEXT NOT NULL,
+  url TEXT NOT NULL DEFAULT '',
+  bin_data BLOB NOT NULL DEFAULT x'',
+  branch_id TEXT NOT NULL,
+  op TEXT NOT NULL,
+  status TEXT NOT NULL,
+  finish_time INTEGER,
+  rollback_time INTEGER,
+  create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL
+) STRICT;
+INSERT INTO trans_branch_op_v2 (id, trans_id, gid, url, bin_data, branch_id,
+  op, status, finish_time, rollback_time, create_time, update_time)
+SELECT b.id, COALESCE(g.id, 0), b.gid, b.url, b.bin_data, b.branch_id, b.op,
+  b.status, b.finish_time, b.rollback_time, b.create_time, b.update_time
+FROM trans_branch_op AS b LEFT JOIN trans_global AS g ON g.gid = b.gid;
+DROP TABLE trans_branch_op;
+ALTER TABLE trans_branch_op_v2 RENAME TO trans_branch_op;
+CREATE UNIQUE INDEX trans_branch_op_key
+  ON trans_branch_op(trans_id, branch_id, op);
 )sql",
 };
 

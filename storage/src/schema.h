@@ -14,7 +14,7 @@ namespace dtx::internal {
 // PRAGMA application_id of every dtx journal: "dtx1" in ASCII.
 inline constexpr int64_t kJournalApplicationId = 0x64747831;
 // PRAGMA user_version written by this build.
-inline constexpr int64_t kJournalSchemaVersion = 1;
+inline constexpr int64_t kJournalSchemaVersion = 2;
 
 // Brings the database behind `db` to kJournalSchemaVersion, creating it when
 // empty. kFailedPrecondition for a database that is not a dtx journal or is

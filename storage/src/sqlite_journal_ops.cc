@@ -80,49 +80,57 @@ std::optional<TimePoint> ReadOptTime(const Stmt& s, int col) {
   return FromUnixMillis(s.Int(col));
 }
 
+// The row id of `gid` and its stored status, inside the writer's transaction.
+struct StoredTrans {
+  int64_t id = 0;
+  std::string status;
+};
+
+Result<StoredTrans> ReadStored(Db& db, const std::string& gid) {
+  DTX_ASSIGN_OR_RETURN(Stmt * stmt,
+                       db.Prepare("SELECT id, status FROM trans_global "
+                                  "WHERE gid = ?1"));
+  StmtGuard guard(stmt);
+  stmt->BindText(1, gid);
+  const int rc = stmt->Step();
+  if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
+  if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
+  return StoredTrans{stmt->Int(0), stmt->Text(1)};
+}
+
 // After a guarded UPDATE changed nothing: tells apart an unknown gid from one
 // whose status is not the expected one.
 Status ExplainMiss(Db& db, const std::string& gid, std::string_view expected) {
-  auto stmt_or = db.Prepare("SELECT status FROM trans_global WHERE gid = ?1");
-  if (!stmt_or.ok()) return stmt_or.status();
-  StmtGuard stmt(*stmt_or);
-  stmt->BindText(1, gid);
-  const int rc = stmt->Step();
-  if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
-  if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
+  DTX_ASSIGN_OR_RETURN(StoredTrans stored, ReadStored(db, gid));
   return FailedPreconditionError(GidPrefix(gid) + "status is '" +
-                                 stmt->Text(0) + "', expected " +
+                                 stored.status + "', expected " +
                                  std::string(expected));
 }
 
-// Checks the stored status of `gid` inside the writer's transaction.
-Status RequireStatus(Db& db, const std::string& gid, TransStatus expected) {
-  auto stmt_or = db.Prepare("SELECT status FROM trans_global WHERE gid = ?1");
-  if (!stmt_or.ok()) return stmt_or.status();
-  StmtGuard stmt(*stmt_or);
-  stmt->BindText(1, gid);
-  const int rc = stmt->Step();
-  if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
-  if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
-  const std::string stored = stmt->Text(0);
-  if (stored != ToString(expected)) {
-    return FailedPreconditionError(GidPrefix(gid) + "status is '" + stored +
-                                   "', expected '" +
+// The row id of `gid`, provided its stored status is `expected`.
+Result<int64_t> RequireStatus(Db& db, const std::string& gid,
+                              TransStatus expected) {
+  DTX_ASSIGN_OR_RETURN(StoredTrans stored, ReadStored(db, gid));
+  if (stored.status != ToString(expected)) {
+    return FailedPreconditionError(GidPrefix(gid) + "status is '" +
+                                   stored.status + "', expected '" +
                                    std::string(ToString(expected)) + "'");
   }
-  return Status::Ok();
+  return stored.id;
 }
 
-Status InsertBranches(Db& db, const std::string& gid,
+// Inserts the rows of the transaction whose row id is `trans_id`.
+Status InsertBranches(Db& db, int64_t trans_id, const std::string& gid,
                       const std::vector<Branch>& branches, int64_t now_ms) {
   DTX_ASSIGN_OR_RETURN(
       Stmt * stmt,
-      db.Prepare("INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, "
-                 "op, status, "
-                 "finish_time, rollback_time, create_time, update_time) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+      db.Prepare("INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, "
+                 "branch_id, op, status, finish_time, rollback_time, "
+                 "create_time, update_time) "
+                 "VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
   for (const Branch& b : branches) {
     StmtGuard guard(stmt);
+    stmt->BindInt(11, trans_id);
     stmt->BindText(1, gid);
     stmt->BindText(2, b.url);
     stmt->BindBlob(3, b.bin_data);
@@ -148,7 +156,8 @@ Status InsertBranches(Db& db, const std::string& gid,
   return Status::Ok();
 }
 
-Status ApplyBranchUpdates(Db& db, const std::string& gid,
+// Records results on the rows of the transaction whose row id is `trans_id`.
+Status ApplyBranchUpdates(Db& db, int64_t trans_id, const std::string& gid,
                           const std::vector<BranchUpdate>& updates,
                           int64_t now_ms) {
   if (updates.empty()) return Status::Ok();
@@ -157,12 +166,12 @@ Status ApplyBranchUpdates(Db& db, const std::string& gid,
       db.Prepare("UPDATE trans_branch_op SET status = ?1, update_time = ?2, "
                  "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time "
                  "ELSE ?2 END "
-                 "WHERE gid = ?3 AND branch_id = ?4 AND op = ?5"));
+                 "WHERE trans_id = ?3 AND branch_id = ?4 AND op = ?5"));
   for (const BranchUpdate& u : updates) {
     StmtGuard guard(stmt);
     stmt->BindText(1, ToString(u.status));
     stmt->BindInt(2, now_ms);
-    stmt->BindText(3, gid);
+    stmt->BindInt(3, trans_id);
     stmt->BindText(4, u.branch_id);
     stmt->BindText(5, ToString(u.op));
     const int rc = stmt->Step();
@@ -238,7 +247,8 @@ class SaveNewOp final : public SimpleOp {
     }
     if (db.changes() == 0)
       return AlreadyExistsError(GidPrefix(t.gid) + "already exists");
-    Status s = InsertBranches(db, t.gid, branches_, now_ms);
+    Status s = InsertBranches(db, sqlite3_last_insert_rowid(db.raw()), t.gid,
+                              branches_, now_ms);
     if (!s.ok() && !IsStorageFailure(s)) {
       // The request's rows are unique and the gid was new: a conflict means
       // branch rows without their global row. Fail the whole batch rather
@@ -265,8 +275,8 @@ class AppendBranchesOp final : public SimpleOp {
         branches_(std::move(branches)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
-    DTX_RETURN_IF_ERROR(RequireStatus(db, gid_, expected_));
-    return InsertBranches(db, gid_, branches_, now_ms);
+    DTX_ASSIGN_OR_RETURN(int64_t trans_id, RequireStatus(db, gid_, expected_));
+    return InsertBranches(db, trans_id, gid_, branches_, now_ms);
   }
 
  private:
@@ -277,26 +287,34 @@ class AppendBranchesOp final : public SimpleOp {
 
 class ChangeStatusOp final : public SimpleOp {
  public:
-  // Without branch updates, its one UPDATE either applies or changes nothing.
+  // Without branch updates, only its one UPDATE writes: it either applies or
+  // changes nothing.
   bool needs_savepoint() const override { return !c_.branch_updates.empty(); }
   ChangeStatusOp(StatusChange change, WriteDone done)
       : SimpleOp(std::move(done)), c_(std::move(change)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
+    // Read first, then update by row id: the read tells a wrong status from
+    // an unknown gid, and gives the id that the branch rows are keyed by.
+    // (An UPDATE ... RETURNING would do both in one statement, but SQLite
+    // builds an ephemeral table for every RETURNING, which costs more than
+    // the extra lookup.)
+    DTX_ASSIGN_OR_RETURN(const int64_t trans_id,
+                         RequireStatus(db, c_.gid, c_.from));
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare(
-            "UPDATE trans_global SET status = ?1, update_time = ?2, "
-            "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE "
-            "finish_time END, "
-            "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE "
-            "rollback_time END, "
-            "rollback_reason = COALESCE(?3, rollback_reason), "
-            "result = COALESCE(?4, result), "
-            "next_cron_interval = COALESCE(?5, next_cron_interval), "
-            "next_cron_time = COALESCE(?6, next_cron_time) "
-            "WHERE gid = ?7 AND status = ?8 AND (?9 IS NULL OR "
-            "(SELECT COUNT(*) FROM trans_branch_op WHERE gid = ?7) = ?9)"));
+        db.Prepare("UPDATE trans_global SET status = ?1, update_time = ?2, "
+                   "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE "
+                   "finish_time END, "
+                   "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE "
+                   "rollback_time END, "
+                   "rollback_reason = COALESCE(?3, rollback_reason), "
+                   "result = COALESCE(?4, result), "
+                   "next_cron_interval = COALESCE(?5, next_cron_interval), "
+                   "next_cron_time = COALESCE(?6, next_cron_time) "
+                   "WHERE id = ?7 AND (?8 IS NULL OR "
+                   "(SELECT COUNT(*) FROM trans_branch_op "
+                   "WHERE trans_id = ?7) = ?8)"));
     StmtGuard guard(stmt);
     stmt->BindText(1, ToString(c_.to));
     stmt->BindInt(2, now_ms);
@@ -307,23 +325,16 @@ class ChangeStatusOp final : public SimpleOp {
                ? std::optional<int64_t>(c_.next_cron_interval->count())
                : std::nullopt);
     stmt->BindOptInt(6, OptMillis(c_.next_cron_time));
-    stmt->BindText(7, c_.gid);
-    stmt->BindText(8, ToString(c_.from));
-    stmt->BindOptInt(9, c_.expected_branch_rows);
+    stmt->BindInt(7, trans_id);
+    stmt->BindOptInt(8, c_.expected_branch_rows);
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "change status of " + c_.gid);
     if (db.changes() == 0) {
-      Status miss =
-          ExplainMiss(db, c_.gid, "'" + std::string(ToString(c_.from)) + "'");
-      if (miss.code() == StatusCode::kFailedPrecondition &&
-          c_.expected_branch_rows && RequireStatus(db, c_.gid, c_.from).ok()) {
-        return FailedPreconditionError(
-            GidPrefix(c_.gid) + "branch rows changed (expected " +
-            std::to_string(*c_.expected_branch_rows) + ")");
-      }
-      return miss;
+      return FailedPreconditionError(
+          GidPrefix(c_.gid) + "branch rows changed (expected " +
+          std::to_string(c_.expected_branch_rows.value_or(0)) + ")");
     }
-    return ApplyBranchUpdates(db, c_.gid, c_.branch_updates, now_ms);
+    return ApplyBranchUpdates(db, trans_id, c_.gid, c_.branch_updates, now_ms);
   }
 
  private:
@@ -340,8 +351,14 @@ class UpdateBranchesOp final : public SimpleOp {
         updates_(std::move(updates)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
-    if (expected_) DTX_RETURN_IF_ERROR(RequireStatus(db, gid_, *expected_));
-    return ApplyBranchUpdates(db, gid_, updates_, now_ms);
+    int64_t trans_id = 0;
+    if (expected_) {
+      DTX_ASSIGN_OR_RETURN(trans_id, RequireStatus(db, gid_, *expected_));
+    } else {
+      DTX_ASSIGN_OR_RETURN(StoredTrans stored, ReadStored(db, gid_));
+      trans_id = stored.id;
+    }
+    return ApplyBranchUpdates(db, trans_id, gid_, updates_, now_ms);
   }
 
  private:

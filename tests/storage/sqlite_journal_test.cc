@@ -174,15 +174,121 @@ TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
     sqlite3_finalize(stmt);
     return v;
   };
-  EXPECT_EQ(query_int("PRAGMA user_version"), 1);
+  EXPECT_EQ(query_int("PRAGMA user_version"), 2);
   EXPECT_EQ(query_int("PRAGMA application_id"), 0x64747831);
-  EXPECT_EQ(
-      query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
-                "('trans_global', 'trans_branch_op', 'trans_global_due')"),
-      3);
+  EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
+                      "('trans_global', 'trans_branch_op', 'trans_global_due', "
+                      "'trans_branch_op_key')"),
+            4);
+  // Nothing is left of the tables that migrations replaced.
+  EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE "
+                      "'%_v2%'"),
+            0);
   sqlite3_close(db);
   // Opening again does not migrate twice.
   EXPECT_NE(Open(Options()), nullptr);
+}
+
+// A journal written by schema version 1 (branch rows keyed by gid), as that
+// version's migration created it. Frozen: it must not follow later changes.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE trans_global (
+  id INTEGER PRIMARY KEY, gid TEXT NOT NULL UNIQUE, trans_type TEXT NOT NULL,
+  status TEXT NOT NULL, query_prepared TEXT NOT NULL DEFAULT '',
+  protocol TEXT NOT NULL DEFAULT 'grpc', create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL, finish_time INTEGER, rollback_time INTEGER,
+  options TEXT NOT NULL DEFAULT '', custom_data TEXT NOT NULL DEFAULT '',
+  next_cron_interval INTEGER NOT NULL DEFAULT 0,
+  next_cron_time INTEGER NOT NULL DEFAULT 0, owner TEXT NOT NULL DEFAULT '',
+  ext_data TEXT NOT NULL DEFAULT '', result TEXT NOT NULL DEFAULT '',
+  rollback_reason TEXT NOT NULL DEFAULT '',
+  retry_count INTEGER NOT NULL DEFAULT 0) STRICT;
+CREATE INDEX trans_global_due ON trans_global(next_cron_time)
+  WHERE status IN ('prepared', 'submitted', 'aborting');
+CREATE TABLE trans_branch_op (
+  id INTEGER PRIMARY KEY, gid TEXT NOT NULL, url TEXT NOT NULL DEFAULT '',
+  bin_data BLOB NOT NULL DEFAULT x'', branch_id TEXT NOT NULL,
+  op TEXT NOT NULL, status TEXT NOT NULL, finish_time INTEGER,
+  rollback_time INTEGER, create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL, UNIQUE (gid, branch_id, op)) STRICT;
+PRAGMA user_version = 1;
+PRAGMA application_id = 1685354545;
+)sql";
+
+TEST_F(SqliteJournalTest, AVersion1JournalIsMigratedWithEveryRow) {
+  const std::string path = dir_.File("journal.db");
+  RawExec(path, kSchemaV1);
+  // Two transactions whose branch rows interleave, as concurrent TCCs leave
+  // them, one of them finished; and a row whose transaction is missing.
+  RawExec(path, R"sql(
+INSERT INTO trans_global (id, gid, trans_type, status, create_time,
+  update_time, next_cron_time)
+VALUES (7, 'old-tcc', 'tcc', 'prepared', 1000, 1000, 5000),
+       (9, 'old-saga', 'saga', 'succeed', 1000, 2000, 0);
+INSERT INTO trans_branch_op (id, gid, url, bin_data, branch_id, op, status,
+  create_time, update_time)
+VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
+        1000, 1000),
+       (2, 'old-saga', '', x'', '01', 'compensate', 'prepared', 1000, 1000),
+       (3, 'old-tcc', 'h:1/s.S/Confirm', x'0102', '01', 'confirm',
+        'prepared', 1000, 1000),
+       (4, 'old-saga', '', x'', '01', 'action', 'succeed', 1000, 2000),
+       (5, 'gone', '', x'', '01', 'action', 'prepared', 1000, 1000);
+)sql");
+
+  auto j = Open(Options());
+  ASSERT_NE(j, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto tcc, j->Find("old-tcc"));
+  ASSERT_EQ(tcc.branches.size(), 2u);
+  EXPECT_EQ(tcc.branches[0].op, BranchOp::kCancel);
+  EXPECT_EQ(tcc.branches[0].url, "h:1/s.S/Cancel");
+  EXPECT_EQ(tcc.branches[0].bin_data, std::string("\x01\x02"));
+  EXPECT_EQ(tcc.branches[1].op, BranchOp::kConfirm);
+  ASSERT_OK_AND_ASSIGN(auto saga, j->Find("old-saga"));
+  ASSERT_EQ(saga.branches.size(), 2u);
+  EXPECT_EQ(saga.branches[1].status, BranchStatus::kSucceed);
+  EXPECT_EQ(saga.trans.status, TransStatus::kSucceed);
+
+  // The migrated rows take part in every write as new ones do.
+  Branch dup = tcc.branches[1];
+  EXPECT_THAT(WaitForWrite([&](WriteDone done) {
+                j->AppendBranches("old-tcc", TransStatus::kPrepared, {dup},
+                                  std::move(done));
+              }),
+              StatusIs(StatusCode::kAlreadyExists));
+  Branch next = dup;
+  next.branch_id = "02";
+  ASSERT_OK(WaitForWrite([&](WriteDone done) {
+    j->AppendBranches("old-tcc", TransStatus::kPrepared, {next},
+                      std::move(done));
+  }));
+  StatusChange c;
+  c.gid = "old-tcc";
+  c.from = TransStatus::kPrepared;
+  c.to = TransStatus::kSubmitted;
+  c.expected_branch_rows = 3;
+  c.branch_updates = {{"01", BranchOp::kConfirm, BranchStatus::kSucceed}};
+  ASSERT_OK(WaitForWrite(
+      [&](WriteDone done) { j->ChangeStatus(c, std::move(done)); }));
+  ASSERT_OK_AND_ASSIGN(tcc, j->Find("old-tcc"));
+  ASSERT_EQ(tcc.branches.size(), 3u);
+  EXPECT_EQ(tcc.branches[1].status, BranchStatus::kSucceed);
+  EXPECT_EQ(tcc.branches[2].branch_id, "02");
+  EXPECT_EQ(tcc.trans.status, TransStatus::kSubmitted);
+  j->Close();
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT trans_id FROM trans_branch_op "
+                               "WHERE id = 5",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(stmt, 0), 0) << "an orphan row is kept";
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 TEST_F(SqliteJournalTest, DueScansUseThePartialIndexInOrder) {
