@@ -4,9 +4,12 @@
 // The writer thread takes everything queued (up to max_batch_writes), opens
 // one transaction (BEGIN IMMEDIATE), applies each op inside its own savepoint
 // (a failed op is rolled back to its savepoint and fails alone), COMMITs, and
-// only then completes the ops. If the store itself fails (disk full, locked,
-// i/o error, corruption) the whole transaction is rolled back and every op of
-// the batch fails with that status: nothing is acknowledged that is not
+// only then hands the batch to the completion thread, which completes the ops
+// in order while the writer commits the next batch: callbacks (waking
+// callers, posting to their executors) and freeing the ops stay off the one
+// thread that every write waits for. If the store itself fails (disk full,
+// locked, i/o error, corruption) the whole transaction is rolled back and every
+// op of the batch fails with that status: nothing is acknowledged that is not
 // durable, and nothing failed is half-written.
 //
 // Read path. Each read borrows a connection from a pool (one per concurrent
@@ -44,6 +47,7 @@ struct SqliteJournal::Impl {
   Status ConfigureWriter();
   void Enqueue(std::unique_ptr<WriteOp> op);
   void WriterLoop();
+  void CompleterLoop();
   void RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
                 std::vector<Status>& results);
   void Close();
@@ -72,6 +76,17 @@ struct SqliteJournal::Impl {
   uint64_t stat_writes = 0;                    // guarded by mu
   uint64_t stat_commits = 0;                   // guarded by mu
   std::thread thread;
+
+  // Batches that are committed (or failed) and wait for their completions.
+  struct Done {
+    std::vector<std::unique_ptr<WriteOp>> ops;
+    std::vector<Status> results;
+  };
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::deque<Done> done_queue;   // guarded by done_mu
+  bool writer_finished = false;  // guarded by done_mu
+  std::thread completer;
 
   std::mutex readers_mu;
   std::vector<std::unique_ptr<Db>> readers;  // guarded by readers_mu
@@ -177,9 +192,32 @@ void SqliteJournal::Impl::WriterLoop() {
       }
     }
     RunBatch(batch, results);
-    for (std::size_t i = 0; i < batch.size(); ++i)
-      batch[i]->Complete(std::move(results[i]));
+    {
+      std::lock_guard<std::mutex> lock(done_mu);
+      done_queue.push_back(Done{std::move(batch), std::move(results)});
+      done_cv.notify_one();
+    }
     batch.clear();
+    results.clear();
+  }
+  std::lock_guard<std::mutex> lock(done_mu);
+  writer_finished = true;
+  done_cv.notify_one();
+}
+
+void SqliteJournal::Impl::CompleterLoop() {
+  for (;;) {
+    Done done;
+    {
+      std::unique_lock<std::mutex> lock(done_mu);
+      done_cv.wait(lock,
+                   [this] { return !done_queue.empty() || writer_finished; });
+      if (done_queue.empty()) return;  // the writer has finished, all done
+      done = std::move(done_queue.front());
+      done_queue.pop_front();
+    }
+    for (std::size_t i = 0; i < done.ops.size(); ++i)
+      done.ops[i]->Complete(std::move(done.results[i]));
   }
 }
 
@@ -258,6 +296,7 @@ void SqliteJournal::Impl::Close() {
     cv.notify_one();
   }
   if (thread.joinable()) thread.join();
+  if (completer.joinable()) completer.join();
   savepoint.reset();
   release.reset();
   rollback_to.reset();
@@ -320,6 +359,7 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
   auto impl = std::make_unique<Impl>(std::move(options));
   DTX_RETURN_IF_ERROR(impl->OpenStore());
   Impl* raw = impl.get();
+  raw->completer = std::thread([raw] { raw->CompleterLoop(); });
   raw->thread = std::thread([raw] { raw->WriterLoop(); });
   DTX_LOG(raw->logger, LogLevel::kInfo,
           "journal: opened " << raw->options.path);
