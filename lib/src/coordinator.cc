@@ -223,7 +223,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
   impl->client = std::move(deps.branch_client);
   impl->clock = deps.clock != nullptr ? deps.clock : &SystemClock();
   impl->logger = deps.logger ? deps.logger : NewNullLogger();
-  impl->ids = deps.ids ? std::move(deps.ids) : NewRandomIdGenerator();
+  impl->ids =
+      deps.ids ? std::move(deps.ids) : NewTimeOrderedIdGenerator(*impl->clock);
   impl->owner = "dtx-" + impl->ids->NewGid();
   impl->work.emplace(impl->io.get_executor());
   Impl* raw = impl.get();

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -10,8 +15,24 @@
 namespace dtx {
 namespace {
 
-TEST(IdGeneratorTest, GidsHaveDtmsFormat) {
-  auto gen = NewRandomIdGenerator();
+struct Generator {
+  const char* name;
+  std::function<std::unique_ptr<IdGenerator>()> make;
+};
+
+void PrintTo(const Generator& g, std::ostream* os) { *os << g.name; }
+
+class IdGeneratorTest : public ::testing::TestWithParam<Generator> {};
+
+INSTANTIATE_TEST_SUITE_P(
+    Both, IdGeneratorTest,
+    ::testing::Values(Generator{"TimeOrdered",
+                                [] { return NewTimeOrderedIdGenerator(); }},
+                      Generator{"Random", NewRandomIdGenerator}),
+    [](const ::testing::TestParamInfo<Generator>& p) { return p.param.name; });
+
+TEST_P(IdGeneratorTest, GidsHaveDtmsFormat) {
+  auto gen = GetParam().make();
   const std::string alphabet = kGidAlphabet;
   EXPECT_EQ(alphabet.size(), 57u);
   for (int i = 0; i < 1000; ++i) {
@@ -21,8 +42,8 @@ TEST(IdGeneratorTest, GidsHaveDtmsFormat) {
   }
 }
 
-TEST(IdGeneratorTest, AMillionGidsAreUnique) {
-  auto gen = NewRandomIdGenerator();
+TEST_P(IdGeneratorTest, AMillionGidsAreUnique) {
+  auto gen = GetParam().make();
   std::unordered_set<std::string> seen;
   seen.reserve(1'000'000);
   for (int i = 0; i < 1'000'000; ++i) {
@@ -30,8 +51,8 @@ TEST(IdGeneratorTest, AMillionGidsAreUnique) {
   }
 }
 
-TEST(IdGeneratorTest, ConcurrentCallersGetDistinctGids) {
-  auto gen = NewRandomIdGenerator();
+TEST_P(IdGeneratorTest, ConcurrentCallersGetDistinctGids) {
+  auto gen = GetParam().make();
   constexpr int kThreads = 4;
   constexpr int kEach = 20000;
   std::vector<std::vector<std::string>> out(kThreads);
@@ -47,7 +68,27 @@ TEST(IdGeneratorTest, ConcurrentCallersGetDistinctGids) {
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
 }
 
-TEST(IdGeneratorTest, LeadingCharactersVary) {
+TEST(TimeOrderedIdGeneratorTest, LaterGidsSortAfterEarlierOnes) {
+  FakeClock clock;
+  auto gen = NewTimeOrderedIdGenerator(clock);
+  std::vector<std::string> earlier;
+  for (int i = 0; i < 100; ++i) earlier.push_back(gen->NewGid());
+  clock.Advance(std::chrono::milliseconds(1));
+  // Gids of one millisecond are in random order; every gid of a later one is
+  // greater than every gid of an earlier one.
+  for (int i = 0; i < 100; ++i) {
+    const std::string later = gen->NewGid();
+    for (const std::string& e : earlier) ASSERT_LT(e, later);
+  }
+  std::sort(earlier.begin(), earlier.end());
+  EXPECT_EQ(std::unique(earlier.begin(), earlier.end()), earlier.end());
+  // The random low digits vary within a millisecond.
+  std::unordered_set<char> final_digit;
+  for (int i = 0; i < 2000; ++i) final_digit.insert(gen->NewGid().back());
+  EXPECT_GT(final_digit.size(), 10u);
+}
+
+TEST(RandomIdGeneratorTest, LeadingCharactersVary) {
   // 128 random bits spread over all 22 digits: the first digit is not stuck.
   auto gen = NewRandomIdGenerator();
   std::unordered_set<char> first;

@@ -46,7 +46,7 @@ struct CoordinatorDeps {
   const Clock* clock = nullptr;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
-  // Null: NewRandomIdGenerator().
+  // Null: NewTimeOrderedIdGenerator().
   std::unique_ptr<IdGenerator> ids;
 };
 
