@@ -5,6 +5,9 @@
 
 #include "schema.h"
 
+#include <algorithm>
+#include <array>
+#include <cstddef>
 #include <string>
 #include <utility>
 
@@ -119,36 +122,98 @@ Result<int64_t> RequireStatus(Db& db, const std::string& gid,
   return stored.id;
 }
 
-// Inserts the rows of the transaction whose row id is `trans_id`.
-Status InsertBranches(Db& db, int64_t trans_id, const std::string& gid,
-                      const std::vector<Branch>& branches, int64_t now_ms) {
+// The INSERT of `rows` branch rows in one statement (?1, ?2... numbered row
+// after row, kBranchInsertParams each). One statement for several rows costs
+// less than one per row; the text is built once per row count.
+constexpr int kBranchInsertParams = 11;
+constexpr std::size_t kMaxRowsPerInsert = 8;
+
+const std::string& BranchInsertSql(std::size_t rows) {
+  static const auto* const texts = [] {
+    auto* t = new std::array<std::string, kMaxRowsPerInsert + 1>();
+    for (std::size_t n = 1; n <= kMaxRowsPerInsert; ++n) {
+      std::string& sql = (*t)[n];
+      sql =
+          "INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, "
+          "branch_id, op, status, finish_time, rollback_time, create_time, "
+          "update_time) VALUES ";
+      for (std::size_t r = 0; r < n; ++r) {
+        sql += r == 0 ? "(" : ", (";
+        for (int c = 1; c <= kBranchInsertParams; ++c) {
+          if (c > 1) sql += ", ";
+          sql += "?" + std::to_string(r * kBranchInsertParams +
+                                      static_cast<std::size_t>(c));
+        }
+        sql += ")";
+      }
+    }
+    return t;
+  }();
+  return (*texts)[rows];
+}
+
+// After an insert of `rows` failed on the unique key: the first of them that
+// repeats an earlier one or a stored row, for the error message.
+Status DuplicateBranch(Db& db, int64_t trans_id, const std::string& gid,
+                       const std::vector<Branch>& rows) {
+  auto exists = [&gid](const Branch& b) {
+    return AlreadyExistsError(GidPrefix(gid) + "branch " + b.branch_id + "/" +
+                              std::string(ToString(b.op)) + " already exists");
+  };
   DTX_ASSIGN_OR_RETURN(
       Stmt * stmt,
-      db.Prepare("INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, "
-                 "branch_id, op, status, finish_time, rollback_time, "
-                 "create_time, update_time) "
-                 "VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
-  for (const Branch& b : branches) {
+      db.Prepare("SELECT 1 FROM trans_branch_op WHERE trans_id = ?1 AND "
+                 "branch_id = ?2 AND op = ?3"));
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (rows[j].branch_id == rows[i].branch_id && rows[j].op == rows[i].op)
+        return exists(rows[i]);
+    }
     StmtGuard guard(stmt);
-    stmt->BindInt(11, trans_id);
-    stmt->BindText(1, gid);
-    stmt->BindText(2, b.url);
-    stmt->BindBlob(3, b.bin_data);
-    stmt->BindText(4, b.branch_id);
-    stmt->BindText(5, ToString(b.op));
-    stmt->BindText(6, ToString(b.status));
-    stmt->BindOptInt(7, OptMillis(b.finish_time));
-    stmt->BindOptInt(8, OptMillis(b.rollback_time));
-    const int64_t created =
-        b.create_time == TimePoint{} ? now_ms : ToUnixMillis(b.create_time);
-    stmt->BindInt(9, created);
-    stmt->BindInt(10, now_ms);
+    stmt->BindInt(1, trans_id);
+    stmt->BindText(2, rows[i].branch_id);
+    stmt->BindText(3, ToString(rows[i].op));
+    const int rc = stmt->Step();
+    if (rc == SQLITE_ROW) return exists(rows[i]);
+    if (rc != SQLITE_DONE) return db.Error(rc, "find branch of " + gid);
+  }
+  return AlreadyExistsError(GidPrefix(gid) + "a branch already exists");
+}
+
+// Inserts the rows of the transaction whose row id is `trans_id`, up to
+// kMaxRowsPerInsert in each statement.
+Status InsertBranches(Db& db, int64_t trans_id, const std::string& gid,
+                      const std::vector<Branch>& branches, int64_t now_ms) {
+  for (std::size_t first = 0; first < branches.size();
+       first += kMaxRowsPerInsert) {
+    const std::size_t n = std::min(kMaxRowsPerInsert, branches.size() - first);
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare(BranchInsertSql(n)));
+    StmtGuard guard(stmt);
+    for (std::size_t r = 0; r < n; ++r) {
+      const Branch& b = branches[first + r];
+      const int p = static_cast<int>(r) * kBranchInsertParams;
+      stmt->BindInt(p + 1, trans_id);
+      stmt->BindText(p + 2, gid);
+      stmt->BindText(p + 3, b.url);
+      stmt->BindBlob(p + 4, b.bin_data);
+      stmt->BindText(p + 5, b.branch_id);
+      stmt->BindText(p + 6, ToString(b.op));
+      stmt->BindText(p + 7, ToString(b.status));
+      stmt->BindOptInt(p + 8, OptMillis(b.finish_time));
+      stmt->BindOptInt(p + 9, OptMillis(b.rollback_time));
+      stmt->BindInt(p + 10, b.create_time == TimePoint{}
+                                ? now_ms
+                                : ToUnixMillis(b.create_time));
+      stmt->BindInt(p + 11, now_ms);
+    }
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) {
       if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-        return AlreadyExistsError(GidPrefix(gid) + "branch " + b.branch_id +
-                                  "/" + std::string(ToString(b.op)) +
-                                  " already exists");
+        // SQLite has undone this statement; name the row that repeats.
+        const std::vector<Branch> chunk(
+            branches.begin() + static_cast<std::ptrdiff_t>(first),
+            branches.begin() + static_cast<std::ptrdiff_t>(first + n));
+        return DuplicateBranch(db, trans_id, gid, chunk);
       }
       return db.Error(rc, "insert branch of " + gid);
     }

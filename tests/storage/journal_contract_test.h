@@ -263,9 +263,27 @@ TYPED_TEST_P(JournalContractTest, AppendingADuplicateBranchAppendsNothing) {
   EXPECT_THAT(this->Append("g-tcc2", TransStatus::kPrepared,
                            {MakeBranch("02", BranchOp::kCancel),
                             MakeBranch("01", BranchOp::kCancel)}),
-              StatusIs(StatusCode::kAlreadyExists));
+              StatusIs(StatusCode::kAlreadyExists, "branch 01/cancel"));
+  // A repeat inside one request, and one far into a long request.
+  EXPECT_THAT(this->Append("g-tcc2", TransStatus::kPrepared,
+                           {MakeBranch("03", BranchOp::kCancel),
+                            MakeBranch("03", BranchOp::kCancel)}),
+              StatusIs(StatusCode::kAlreadyExists, "branch 03/cancel"));
+  std::vector<Branch> many;
+  for (int i = 10; i < 30; ++i)
+    many.push_back(MakeBranch(std::to_string(i), BranchOp::kConfirm));
+  many.push_back(MakeBranch("01", BranchOp::kCancel));
+  EXPECT_THAT(this->Append("g-tcc2", TransStatus::kPrepared, many),
+              StatusIs(StatusCode::kAlreadyExists, "branch 01/cancel"));
   ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-tcc2"));
-  EXPECT_EQ(got.branches.size(), 1u);  // "02" was not kept either
+  EXPECT_EQ(got.branches.size(), 1u);  // none of the others was kept
+  // Without the repeat, the long request is kept whole and in order.
+  many.pop_back();
+  ASSERT_OK(this->Append("g-tcc2", TransStatus::kPrepared, many));
+  ASSERT_OK_AND_ASSIGN(got, this->journal_->Find("g-tcc2"));
+  ASSERT_EQ(got.branches.size(), 21u);
+  for (std::size_t i = 1; i < got.branches.size(); ++i)
+    EXPECT_EQ(got.branches[i].branch_id, std::to_string(i + 9));
 }
 
 TYPED_TEST_P(JournalContractTest, ChangeStatusIsACompareAndSet) {
