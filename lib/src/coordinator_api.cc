@@ -157,6 +157,15 @@ Status OutcomeOfAbort(const GlobalTrans& t, bool stopped) {
                                  "; dtx keeps retrying it");
 }
 
+// A reply that the first of several paths sets; later ones are ignored.
+struct Once {
+  std::promise<Status> promise;
+  std::atomic<bool> set{false};
+  void Set(Status s) {
+    if (!set.exchange(true)) promise.set_value(std::move(s));
+  }
+};
+
 // dtm's xa and workflow modes are valid types that dtx does not run yet.
 Status CheckImplemented(TransType type) {
   if (type == TransType::kXa || type == TransType::kWorkflow) {
@@ -228,34 +237,43 @@ Status Coordinator::Submit(const TransRequest& req) {
   const bool wait = req.options.wait_result;
 
   if (req.trans_type == TransType::kSaga || req.trans_type == TransType::kMsg) {
-    // A new saga or msg is written whole, already submitted.
-    auto promise = std::make_shared<std::promise<Status>>();
-    auto future = promise->get_future();
-    auto waiter = [promise](const GlobalTrans& t, bool stopped) {
-      promise->set_value(OutcomeOfSubmit(t, stopped));
-    };
+    // A new saga or msg is written whole, already submitted. Once it is
+    // durable, the journal's completion hands it to its strand; the caller
+    // waits once, for that (or the write's error) or, with WaitResult, for
+    // the outcome.
     DTX_ASSIGN_OR_RETURN(std::vector<Branch> branches,
                          StepBranches(req, *c.client));
     GlobalTrans t = NewGlobal(req, TransStatus::kSubmitted, c.clock->Now());
     t.next_cron_interval = c.BaseInterval(req.options);
     t.next_cron_time = t.create_time + t.next_cron_interval;
-    TransWithBranches data{t, branches};
-    Status s = WaitForWrite([&](WriteDone done) {
-      c.journal->SaveNew(t, std::move(branches), std::move(done));
-    });
-    if (s.ok()) {
-      DTX_LOG(c.logger, LogLevel::kInfo,
-              "gid=" << t.gid << " " << ToString(t.trans_type)
-                     << " submitted with " << req.steps.size() << " step(s)");
-      bool created = false;
-      auto rt = c.Activate(std::move(data), &created, &req.options);
-      c.Post(rt, [&c, rt, wait, waiter] {
-        if (wait) rt->waiters.push_back(waiter);
-        c.Advance(rt);
-      });
-      if (!wait) return Status::Ok();
-      return c.Await(future);
-    }
+    auto once = std::make_shared<Once>();
+    auto future = once->promise.get_future();
+    TransWithBranches data{t, branches};  // for the runtime, once durable
+    c.journal->SaveNew(
+        std::move(t), std::move(branches),
+        [&c, once, wait, data = std::move(data), opts = req.options,
+         steps = req.steps.size()](Status s) mutable {
+          if (!s.ok()) {
+            once->Set(std::move(s));
+            return;
+          }
+          DTX_LOG(c.logger, LogLevel::kInfo,
+                  "gid=" << data.trans.gid << " "
+                         << ToString(data.trans.trans_type)
+                         << " submitted with " << steps << " step(s)");
+          bool created = false;
+          auto rt = c.Activate(std::move(data), &created, &opts);
+          if (!wait) once->Set(Status::Ok());
+          c.Post(rt, [&c, rt, wait, once] {
+            if (wait) {
+              rt->waiters.push_back([once](const GlobalTrans& g, bool stopped) {
+                once->Set(OutcomeOfSubmit(g, stopped));
+              });
+            }
+            c.Advance(rt);
+          });
+        });
+    Status s = c.Await(future);
     if (s.code() != StatusCode::kAlreadyExists) return s;
     // The gid exists: a msg prepared earlier, or a resubmission, handled
     // below on the stored transaction.
@@ -264,13 +282,6 @@ Status Coordinator::Submit(const TransRequest& req) {
   // An existing transaction: a prepared tcc or msg, or a resubmission. The
   // caller waits once: for the decision, or with WaitResult for the outcome
   // (whichever error comes first wins).
-  struct Once {
-    std::promise<Status> promise;
-    std::atomic<bool> set{false};
-    void Set(Status s) {
-      if (!set.exchange(true)) promise.set_value(std::move(s));
-    }
-  };
   auto once = std::make_shared<Once>();
   auto once_future = once->promise.get_future();
   auto outcome = [once](const GlobalTrans& t, bool stopped) {

@@ -60,6 +60,8 @@ struct TransRuntime : std::enable_shared_from_this<TransRuntime> {
   bool checkback_blocked = false;
   int pending_writes = 0;
   bool deciding = false;  // a status change is being made durable
+  // A branch of the current pass succeeded without a call (empty URL).
+  bool completed_inline = false;
   std::string failure_reason;
   // Earliest time worth looking again; set when something must wait.
   std::optional<TimePoint> wake_at;
@@ -107,6 +109,8 @@ struct Coordinator::Impl {
               std::function<void(Status)> on_durable = nullptr);
   // A retry is needed: keep (ONGOING) or double (error) the interval.
   void NeedRetry(const std::shared_ptr<TransRuntime>& rt, bool keep_interval);
+  void BranchSucceeded(const std::shared_ptr<TransRuntime>& rt,
+                       std::size_t index);
   void RecordBranch(const std::shared_ptr<TransRuntime>& rt, std::size_t index,
                     BranchStatus status);
   void FlushBranches(const std::shared_ptr<TransRuntime>& rt);

@@ -45,7 +45,12 @@ bool Coordinator::Impl::TimedOut(const TransRuntime& rt) const {
 
 void Coordinator::Impl::Advance(const std::shared_ptr<TransRuntime>& rt) {
   if (rt->evicted) return;
-  if (!rt->deciding && !IsFinished(rt->trans.status)) {
+  // A pass that completes a branch at once (an empty URL) passes again, so
+  // that a saga of empty steps ends in one go without a hop per step.
+  rt->completed_inline = true;
+  while (rt->completed_inline && !rt->deciding &&
+         !IsFinished(rt->trans.status)) {
+    rt->completed_inline = false;
     switch (rt->trans.trans_type) {
       case TransType::kSaga:
         AdvanceSaga(rt);
@@ -72,16 +77,13 @@ void Coordinator::Impl::Advance(const std::shared_ptr<TransRuntime>& rt) {
 void Coordinator::Impl::CallBranch(const std::shared_ptr<TransRuntime>& rt,
                                    std::size_t index) {
   Branch& b = rt->branches[index];
-  rt->in_flight[index] = 1;
   if (b.url.empty()) {
-    // dtm: an empty URL succeeds without a call.
-    Post(rt, [this, rt, index] {
-      BranchResult r;
-      r.outcome = BranchOutcome::kSuccess;
-      OnBranchResult(rt, index, std::move(r));
-    });
+    // dtm: an empty URL succeeds without a call. Advance passes again.
+    BranchSucceeded(rt, index);
+    rt->completed_inline = true;
     return;
   }
+  rt->in_flight[index] = 1;
   // Results so far go to the journal while this call is on the wire.
   FlushBranches(rt);
   BranchRequest req;
@@ -116,12 +118,7 @@ void Coordinator::Impl::OnBranchResult(const std::shared_ptr<TransRuntime>& rt,
   const bool saga_action =
       rt->trans.trans_type == TransType::kSaga && b.op == BranchOp::kAction;
   if (result.outcome == BranchOutcome::kSuccess) {
-    DTX_LOG(logger, LogLevel::kDebug,
-            "gid=" << rt->trans.gid << " branch=" << b.branch_id
-                   << " op=" << ToString(b.op) << " succeeded");
-    RecordBranch(rt, index, BranchStatus::kSucceed);
-    // dtm: progress after a backed-off retry resets the interval.
-    rt->interval = std::min(rt->interval, BaseInterval(*rt));
+    BranchSucceeded(rt, index);
   } else if (saga_action && result.outcome == BranchOutcome::kFailure) {
     DTX_LOG(
         logger, LogLevel::kInfo,
@@ -166,6 +163,17 @@ void Coordinator::Impl::OnBranchResult(const std::shared_ptr<TransRuntime>& rt,
     }
   }
   Advance(rt);
+}
+
+void Coordinator::Impl::BranchSucceeded(const std::shared_ptr<TransRuntime>& rt,
+                                        std::size_t index) {
+  const Branch& b = rt->branches[index];
+  DTX_LOG(logger, LogLevel::kDebug,
+          "gid=" << rt->trans.gid << " branch=" << b.branch_id
+                 << " op=" << ToString(b.op) << " succeeded");
+  RecordBranch(rt, index, BranchStatus::kSucceed);
+  // dtm: progress after a backed-off retry resets the interval.
+  rt->interval = std::min(rt->interval, BaseInterval(*rt));
 }
 
 void Coordinator::Impl::RecordBranch(const std::shared_ptr<TransRuntime>& rt,

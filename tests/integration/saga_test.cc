@@ -220,6 +220,47 @@ TEST_F(SagaTest, EmptyUrlsSucceedWithoutCalls) {
   EXPECT_TRUE(busi_->Calls().empty());
 }
 
+TEST_F(SagaTest, ManyEmptyStepsAroundRealOnesRunInOrder) {
+  // Empty steps complete inline, without a hop each: thousands of them end
+  // in one pass, in order with the real calls between them.
+  Saga saga(*dtm_, "saga-many-empty");
+  constexpr int kEmpty = 3000;
+  for (int i = 0; i < kEmpty; ++i) {
+    saga.Add("", "", "");
+    if (i == kEmpty / 2)
+      saga.Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/TransOutRevert"),
+               "out");
+  }
+  saga.Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in");
+  ASSERT_OK(saga.WaitResult(true).Submit());
+  EXPECT_EQ(Global("saga-many-empty").status, TransStatus::kSucceed);
+  const std::vector<BranchStatus> statuses = BranchStatuses("saga-many-empty");
+  ASSERT_EQ(statuses.size(), 2u * (kEmpty + 2));
+  for (std::size_t i = 0; i < statuses.size(); ++i)
+    ASSERT_EQ(statuses[i], i % 2 == 0 ? P : S) << "row " << i;
+  auto calls = busi_->Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].Get("dtm-branch_id"), std::to_string(kEmpty / 2 + 2));
+  EXPECT_EQ(calls[1].Get("dtm-branch_id"), std::to_string(kEmpty + 2));
+}
+
+TEST_F(SagaTest, EmptyStepsBeforeAFailureAreCompensatedInline) {
+  Script("/busi.Busi/TransIn", {Failure()});
+  Status s =
+      Saga(*dtm_, "saga-empty-fail")
+          .Add("", "", "")
+          .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in")
+          .WaitResult(true)
+          .Submit();
+  EXPECT_THAT(s, StatusIs(StatusCode::kAborted));
+  EXPECT_EQ(Global("saga-empty-fail").status, TransStatus::kFailed);
+  EXPECT_THAT(BranchStatuses("saga-empty-fail"), ElementsAre(S, S, S, F));
+  auto calls = busi_->Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].method, "/busi.Busi/TransIn");
+  EXPECT_EQ(calls[1].method, "/busi.Busi/TransInRevert");
+}
+
 TEST_F(SagaTest, DuplicateGidOfAFinishedSagaIsRefused) {
   ASSERT_OK(TwoSteps("saga-dup").WaitResult(true).Submit());
   EXPECT_THAT(TwoSteps("saga-dup").Submit(),
