@@ -2,19 +2,96 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <cstring>
+#include <optional>
+
 namespace dtx::internal {
 
 using nlohmann::json;
 
+namespace {
+
+constexpr char kBase64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string Base64Encode(const std::string& in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) |
+                       (static_cast<uint8_t>(in[i + 1]) << 8) |
+                       static_cast<uint8_t>(in[i + 2]);
+    for (int shift = 18; shift >= 0; shift -= 6)
+      out += kBase64[(v >> shift) & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    out += kBase64[(v >> 18) & 63];
+    out += kBase64[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kBase64[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> Base64Decode(const std::string& in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    uint32_t v = 0;
+    int pad = 0;
+    for (std::size_t k = 0; k < 4; ++k) {
+      const char c = in[i + k];
+      uint32_t d = 0;
+      if (c == '=' && i + 4 == in.size() && k >= 2) {
+        ++pad;
+      } else if (pad > 0) {
+        return std::nullopt;
+      } else {
+        const char* at = std::strchr(kBase64, c);
+        if (c == '\0' || at == nullptr) return std::nullopt;
+        d = static_cast<uint32_t>(at - kBase64);
+      }
+      v = (v << 6) | d;
+    }
+    out += static_cast<char>((v >> 16) & 0xff);
+    if (pad < 2) out += static_cast<char>((v >> 8) & 0xff);
+    if (pad < 1) out += static_cast<char>(v & 0xff);
+  }
+  return out;
+}
+
+bool IsBinaryHeader(const std::string& key) {
+  return key.size() >= 4 && key.compare(key.size() - 4, 4, "-bin") == 0;
+}
+
+}  // namespace
+
 std::string EncodeOptions(const TransOptions& o) {
-  json j = {{"wait_result", o.wait_result},
-            {"timeout_to_fail", o.timeout_to_fail.count()},
-            {"retry_interval", o.retry_interval.count()},
-            {"request_timeout", o.request_timeout.count()},
-            {"retry_limit", o.retry_limit},
-            {"concurrent", o.concurrent}};
-  if (!o.branch_headers.empty()) j["branch_headers"] = o.branch_headers;
-  return j.dump();
+  json j = json::object();
+  if (o.wait_result) j["wait_result"] = true;
+  if (o.timeout_to_fail.count() != 0)
+    j["timeout_to_fail"] = o.timeout_to_fail.count();
+  if (o.retry_interval.count() != 0)
+    j["retry_interval"] = o.retry_interval.count();
+  if (o.request_timeout.count() != 0)
+    j["request_timeout"] = o.request_timeout.count();
+  if (o.retry_limit != 0) j["retry_limit"] = o.retry_limit;
+  if (o.concurrent) j["concurrent"] = true;
+  // A "-bin" header may carry any bytes, which JSON strings cannot: those
+  // values are stored in base64 (as gRPC sends them) under a key of their own.
+  for (const auto& [key, value] : o.branch_headers) {
+    if (IsBinaryHeader(key)) {
+      j["branch_headers_bin"][key] = Base64Encode(value);
+    } else {
+      j["branch_headers"][key] = value;
+    }
+  }
+  return j.empty() ? std::string() : j.dump();
 }
 
 namespace {
@@ -61,6 +138,18 @@ Result<TransOptions> DecodeOptions(const std::string& text) {
         return InvalidArgumentError(
             "options: branch_headers values must be strings");
       o.branch_headers[k] = v.get<std::string>();
+    }
+  }
+  auto binary = j.find("branch_headers_bin");
+  if (binary != j.end() && binary->is_object()) {
+    for (const auto& [k, v] : binary->items()) {
+      std::optional<std::string> value;
+      if (v.is_string()) value = Base64Decode(v.get<std::string>());
+      if (!value) {
+        return InvalidArgumentError("options: branch_headers_bin['" + k +
+                                    "'] is not base64");
+      }
+      o.branch_headers[k] = std::move(*value);
     }
   }
   return o;

@@ -200,14 +200,21 @@ TEST_F(SagaTest, ConcurrentFailureDoesNotCompensateStepsThatCouldNotStart) {
 
 TEST_F(SagaTest, HeadersReachBranchesOnFirstCallsAndRetries) {
   Script("/busi.Busi/TransOut", {Error(), Ok()});
-  ASSERT_OK(
-      TwoSteps("saga-headers").BranchHeaders({{"X-Tenant", "acme"}}).Submit());
+  // A "-bin" header may carry any bytes; the retry reads it back from the
+  // journal.
+  const std::string binary("\xff\x00\x80", 3);
+  ASSERT_OK(TwoSteps("saga-headers")
+                .BranchHeaders({{"X-Tenant", "acme"}, {"trace-bin", binary}})
+                .Submit());
   dtm_->WaitIdle();
   Later(seconds(20));
   ASSERT_EQ(Global("saga-headers").status, TransStatus::kSucceed);
   auto calls = busi_->Calls();
   ASSERT_EQ(calls.size(), 3u);
-  for (const auto& c : calls) EXPECT_EQ(c.Get("x-tenant"), "acme") << c.method;
+  for (const auto& c : calls) {
+    EXPECT_EQ(c.Get("x-tenant"), "acme") << c.method;
+    EXPECT_EQ(c.Get("trace-bin"), binary) << c.method;
+  }
 }
 
 TEST_F(SagaTest, EmptyUrlsSucceedWithoutCalls) {
