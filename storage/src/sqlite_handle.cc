@@ -182,4 +182,12 @@ Result<Stmt*> Db::Prepare(const std::string& sql) {
   return out;
 }
 
+Result<Stmt*> Db::PrepareStatic(const char* sql) {
+  auto it = static_stmts_.find(sql);
+  if (it != static_stmts_.end()) return it->second;
+  DTX_ASSIGN_OR_RETURN(Stmt * stmt, Prepare(std::string(sql)));
+  static_stmts_.emplace(sql, stmt);
+  return stmt;
+}
+
 }  // namespace dtx::internal

@@ -47,6 +47,17 @@ class Stmt {
     sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()),
                       SQLITE_TRANSIENT);
   }
+  // The same without a copy: `v` must stay alive and unchanged until the
+  // statement is reset (a StmtGuard resets it when its scope ends). For the
+  // writer's hot path, where values live in the write being applied.
+  void BindTextRef(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()),
+                      SQLITE_STATIC);
+  }
+  void BindBlobRef(int i, std::string_view v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()),
+                      SQLITE_STATIC);
+  }
   void BindNull(int i) { sqlite3_bind_null(stmt_, i); }
   void BindOptInt(int i, const std::optional<int64_t>& v) {
     if (v) {
@@ -120,6 +131,9 @@ class Db {
   Result<int64_t> QueryInt(const std::string& sql);
   // The prepared statement for `sql`, compiled once and cached.
   Result<Stmt*> Prepare(const std::string& sql);
+  // The same for text with static storage duration (a literal), cached by
+  // its address: no copy or hash of the text on the hot path.
+  Result<Stmt*> PrepareStatic(const char* sql);
 
   Status Error(int rc, std::string_view context) const {
     return SqliteStatus(db_, rc, path_, context);
@@ -135,6 +149,7 @@ class Db {
   sqlite3* db_;
   std::string path_;
   std::unordered_map<std::string, std::unique_ptr<Stmt>> stmts_;
+  std::unordered_map<const char*, Stmt*> static_stmts_;
 };
 
 }  // namespace dtx::internal

@@ -91,10 +91,10 @@ struct StoredTrans {
 
 Result<StoredTrans> ReadStored(Db& db, const std::string& gid) {
   DTX_ASSIGN_OR_RETURN(Stmt * stmt,
-                       db.Prepare("SELECT id, status FROM trans_global "
-                                  "WHERE gid = ?1"));
+                       db.PrepareStatic("SELECT id, status FROM trans_global "
+                                        "WHERE gid = ?1"));
   StmtGuard guard(stmt);
-  stmt->BindText(1, gid);
+  stmt->BindTextRef(1, gid);
   const int rc = stmt->Step();
   if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
   if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
@@ -162,8 +162,8 @@ Status DuplicateBranch(Db& db, int64_t trans_id, const std::string& gid,
   };
   DTX_ASSIGN_OR_RETURN(
       Stmt * stmt,
-      db.Prepare("SELECT 1 FROM trans_branch_op WHERE trans_id = ?1 AND "
-                 "branch_id = ?2 AND op = ?3"));
+      db.PrepareStatic("SELECT 1 FROM trans_branch_op WHERE trans_id = ?1 AND "
+                       "branch_id = ?2 AND op = ?3"));
   for (std::size_t i = 0; i < rows.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       if (rows[j].branch_id == rows[i].branch_id && rows[j].op == rows[i].op)
@@ -187,18 +187,19 @@ Status InsertBranches(Db& db, int64_t trans_id, const std::string& gid,
   for (std::size_t first = 0; first < branches.size();
        first += kMaxRowsPerInsert) {
     const std::size_t n = std::min(kMaxRowsPerInsert, branches.size() - first);
-    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare(BranchInsertSql(n)));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt,
+                         db.PrepareStatic(BranchInsertSql(n).c_str()));
     StmtGuard guard(stmt);
     for (std::size_t r = 0; r < n; ++r) {
       const Branch& b = branches[first + r];
       const int p = static_cast<int>(r) * kBranchInsertParams;
       stmt->BindInt(p + 1, trans_id);
-      stmt->BindText(p + 2, gid);
-      stmt->BindText(p + 3, b.url);
-      stmt->BindBlob(p + 4, b.bin_data);
-      stmt->BindText(p + 5, b.branch_id);
-      stmt->BindText(p + 6, ToString(b.op));
-      stmt->BindText(p + 7, ToString(b.status));
+      stmt->BindTextRef(p + 2, gid);
+      stmt->BindTextRef(p + 3, b.url);
+      stmt->BindBlobRef(p + 4, b.bin_data);
+      stmt->BindTextRef(p + 5, b.branch_id);
+      stmt->BindTextRef(p + 6, ToString(b.op));
+      stmt->BindTextRef(p + 7, ToString(b.status));
       stmt->BindOptInt(p + 8, OptMillis(b.finish_time));
       stmt->BindOptInt(p + 9, OptMillis(b.rollback_time));
       stmt->BindInt(p + 10, b.create_time == TimePoint{}
@@ -228,17 +229,18 @@ Status ApplyBranchUpdates(Db& db, int64_t trans_id, const std::string& gid,
   if (updates.empty()) return Status::Ok();
   DTX_ASSIGN_OR_RETURN(
       Stmt * stmt,
-      db.Prepare("UPDATE trans_branch_op SET status = ?1, update_time = ?2, "
-                 "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time "
-                 "ELSE ?2 END "
-                 "WHERE trans_id = ?3 AND branch_id = ?4 AND op = ?5"));
+      db.PrepareStatic(
+          "UPDATE trans_branch_op SET status = ?1, update_time = ?2, "
+          "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time "
+          "ELSE ?2 END "
+          "WHERE trans_id = ?3 AND branch_id = ?4 AND op = ?5"));
   for (const BranchUpdate& u : updates) {
     StmtGuard guard(stmt);
-    stmt->BindText(1, ToString(u.status));
+    stmt->BindTextRef(1, ToString(u.status));
     stmt->BindInt(2, now_ms);
     stmt->BindInt(3, trans_id);
-    stmt->BindText(4, u.branch_id);
-    stmt->BindText(5, ToString(u.op));
+    stmt->BindTextRef(4, u.branch_id);
+    stmt->BindTextRef(5, ToString(u.op));
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "update branch of " + gid);
     if (db.changes() == 0) {
@@ -274,7 +276,7 @@ class SaveNewOp final : public SimpleOp {
   Status Apply(Db& db, int64_t now_ms) override {
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare(
+        db.PrepareStatic(
             "INSERT INTO trans_global (gid, trans_type, status, protocol, "
             "query_prepared, "
             "options, custom_data, ext_data, result, rollback_reason, "
@@ -287,16 +289,16 @@ class SaveNewOp final : public SimpleOp {
     const GlobalTrans& t = trans_;
     {
       StmtGuard guard(stmt);
-      stmt->BindText(1, t.gid);
-      stmt->BindText(2, ToString(t.trans_type));
-      stmt->BindText(3, ToString(t.status));
-      stmt->BindText(4, t.protocol);
-      stmt->BindText(5, t.query_prepared);
-      stmt->BindText(6, t.options);
-      stmt->BindText(7, t.custom_data);
-      stmt->BindText(8, t.ext_data);
-      stmt->BindText(9, t.result);
-      stmt->BindText(10, t.rollback_reason);
+      stmt->BindTextRef(1, t.gid);
+      stmt->BindTextRef(2, ToString(t.trans_type));
+      stmt->BindTextRef(3, ToString(t.status));
+      stmt->BindTextRef(4, t.protocol);
+      stmt->BindTextRef(5, t.query_prepared);
+      stmt->BindTextRef(6, t.options);
+      stmt->BindTextRef(7, t.custom_data);
+      stmt->BindTextRef(8, t.ext_data);
+      stmt->BindTextRef(9, t.result);
+      stmt->BindTextRef(10, t.rollback_reason);
       stmt->BindInt(11, t.create_time == TimePoint{}
                             ? now_ms
                             : ToUnixMillis(t.create_time));
@@ -305,7 +307,7 @@ class SaveNewOp final : public SimpleOp {
       stmt->BindOptInt(14, OptMillis(t.rollback_time));
       stmt->BindInt(15, t.next_cron_interval.count());
       stmt->BindInt(16, ToUnixMillis(t.next_cron_time));
-      stmt->BindText(17, t.owner);
+      stmt->BindTextRef(17, t.owner);
       stmt->BindInt(18, t.retry_count);
       const int rc = stmt->Step();
       if (rc != SQLITE_DONE) return db.Error(rc, "insert " + t.gid);
@@ -368,20 +370,21 @@ class ChangeStatusOp final : public SimpleOp {
                          RequireStatus(db, c_.gid, c_.from));
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare("UPDATE trans_global SET status = ?1, update_time = ?2, "
-                   "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE "
-                   "finish_time END, "
-                   "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE "
-                   "rollback_time END, "
-                   "rollback_reason = COALESCE(?3, rollback_reason), "
-                   "result = COALESCE(?4, result), "
-                   "next_cron_interval = COALESCE(?5, next_cron_interval), "
-                   "next_cron_time = COALESCE(?6, next_cron_time) "
-                   "WHERE id = ?7 AND (?8 IS NULL OR "
-                   "(SELECT COUNT(*) FROM trans_branch_op "
-                   "WHERE trans_id = ?7) = ?8)"));
+        db.PrepareStatic(
+            "UPDATE trans_global SET status = ?1, update_time = ?2, "
+            "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE "
+            "finish_time END, "
+            "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE "
+            "rollback_time END, "
+            "rollback_reason = COALESCE(?3, rollback_reason), "
+            "result = COALESCE(?4, result), "
+            "next_cron_interval = COALESCE(?5, next_cron_interval), "
+            "next_cron_time = COALESCE(?6, next_cron_time) "
+            "WHERE id = ?7 AND (?8 IS NULL OR "
+            "(SELECT COUNT(*) FROM trans_branch_op "
+            "WHERE trans_id = ?7) = ?8)"));
     StmtGuard guard(stmt);
-    stmt->BindText(1, ToString(c_.to));
+    stmt->BindTextRef(1, ToString(c_.to));
     stmt->BindInt(2, now_ms);
     stmt->BindOptText(3, c_.rollback_reason);
     stmt->BindOptText(4, c_.result);
@@ -441,10 +444,11 @@ class TouchCronOp final : public SimpleOp {
   Status Apply(Db& db, int64_t now_ms) override {
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare("UPDATE trans_global SET next_cron_interval = ?1, "
-                   "next_cron_time = ?2, "
-                   "update_time = ?3, retry_count = COALESCE(?4, retry_count) "
-                   "WHERE gid = ?5 AND status = ?6"));
+        db.PrepareStatic(
+            "UPDATE trans_global SET next_cron_interval = ?1, "
+            "next_cron_time = ?2, "
+            "update_time = ?3, retry_count = COALESCE(?4, retry_count) "
+            "WHERE gid = ?5 AND status = ?6"));
     StmtGuard guard(stmt);
     stmt->BindInt(1, u_.next_cron_interval.count());
     stmt->BindInt(2, ToUnixMillis(u_.next_cron_time));
@@ -474,7 +478,7 @@ class MakeDueOp final : public SimpleOp {
   Status Apply(Db& db, int64_t now_ms) override {
     DTX_ASSIGN_OR_RETURN(
         Stmt * stmt,
-        db.Prepare(
+        db.PrepareStatic(
             "UPDATE trans_global SET next_cron_time = ?1, update_time = ?2 "
             "WHERE gid = ?3 AND status IN ('prepared', 'submitted', "
             "'aborting')"));
