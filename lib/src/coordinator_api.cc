@@ -419,6 +419,10 @@ Status Coordinator::RegisterBranch(const BranchRegistration& b) {
                         " status: prepared found");
   }
   if (s.ok()) {
+    DTX_LOG(c.logger, LogLevel::kDebug,
+            "gid=" << b.gid << " branch=" << b.branch_id
+                   << " registered, confirm " << b.confirm_url << ", cancel "
+                   << b.cancel_url);
     std::lock_guard<std::mutex> lock(c.prepared_mu);
     auto it = c.prepared.find(b.gid);
     if (it != c.prepared.end()) {

@@ -44,6 +44,9 @@ void Coordinator::Impl::CallCheckBack(const std::shared_ptr<TransRuntime>& rt) {
     });
     return;
   }
+  DTX_LOG(logger, LogLevel::kDebug,
+          "gid=" << rt->trans.gid << " branch=00 op=msg checking back "
+                 << rt->trans.query_prepared);
   BranchRequest req;
   req.url = rt->trans.query_prepared;
   req.info = {rt->trans.gid, TransType::kMsg, "00", BranchOp::kMsg, ""};

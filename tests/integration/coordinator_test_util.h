@@ -51,7 +51,9 @@ class CoordinatorTest : public ::testing::Test {
     if (wrap_client_)
       deps.branch_client = wrap_client_(std::move(deps.branch_client));
     deps.clock = &clock_;
-    if (std::getenv("DTX_TEST_LOG") != nullptr) {
+    if (logger_) {
+      deps.logger = logger_;
+    } else if (std::getenv("DTX_TEST_LOG") != nullptr) {
       deps.logger = NewStderrLogger(LogLevel::kDebug);
     }
     Options options = options_;
@@ -143,6 +145,8 @@ class CoordinatorTest : public ::testing::Test {
   TempDir dir_;
   FakeClock clock_;
   Options options_;
+  // When set before Open() (or Reopen()), what the coordinator logs goes here.
+  std::shared_ptr<Logger> logger_;
   // When set, wraps the branch client of every coordinator the test opens.
   std::function<std::unique_ptr<BranchClient>(std::unique_ptr<BranchClient>)>
       wrap_client_;

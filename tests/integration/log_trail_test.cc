@@ -1,0 +1,158 @@
+// A transaction can be followed through the coordinator's log by its gid
+// alone: every line about a transaction names it as gid=<gid>, and the lines
+// of one gid tell its story in order (issue #4, "Done when").
+
+#include "coordinator_test_util.h"
+
+#include <gmock/gmock.h>
+
+#include <mutex>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace dtx::testing {
+namespace {
+
+using std::chrono::seconds;
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+
+// Keeps every line, as a log file would.
+class RecordingLogger final : public Logger {
+ public:
+  bool ShouldLog(LogLevel) const override { return true; }
+  void Log(LogLevel level, std::string_view message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    lines_.push_back(std::string(ToString(level)) + " " + std::string(message));
+  }
+  std::vector<std::string> Lines() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+class LogTrailTest : public CoordinatorTest {
+ protected:
+  void SetUp() override {
+    recorder_ = std::make_shared<RecordingLogger>();
+    logger_ = recorder_;
+    CoordinatorTest::SetUp();
+  }
+
+  // What `grep gid=<gid>` would show.
+  std::vector<std::string> Trail(const std::string& gid) const {
+    std::vector<std::string> out;
+    for (const std::string& line : recorder_->Lines()) {
+      if (line.find("gid=" + gid + " ") != std::string::npos ||
+          line.find("gid=" + gid + ":") != std::string::npos) {
+        out.push_back(line);
+      }
+    }
+    return out;
+  }
+
+  // Lines that are about some transaction but do not say which.
+  std::vector<std::string> Anonymous() const {
+    std::vector<std::string> out;
+    for (const std::string& line : recorder_->Lines()) {
+      const bool process_wide =
+          line.find(" journal: ") != std::string::npos ||
+          line.find(" coordinator: ") != std::string::npos ||
+          line.find(" scheduler: ") != std::string::npos;
+      if (!process_wide && line.find("gid=") == std::string::npos)
+        out.push_back(line);
+    }
+    return out;
+  }
+
+  // `trail` has lines matching each of `patterns`, in this order.
+  static void ExpectInOrder(const std::vector<std::string>& trail,
+                            const std::vector<std::string>& patterns) {
+    std::size_t at = 0;
+    for (const std::string& pattern : patterns) {
+      const std::regex re(pattern);
+      while (at < trail.size() && !std::regex_search(trail[at], re)) ++at;
+      ASSERT_LT(at, trail.size())
+          << "no line matching '" << pattern << "' in order in:\n"
+          << ::testing::PrintToString(trail);
+      ++at;
+    }
+  }
+
+  std::shared_ptr<RecordingLogger> recorder_;
+};
+
+TEST_F(LogTrailTest, ASagaThatRetriesThenRollsBack) {
+  Script("/busi.Busi/TransOut", {Error(), Ok()});
+  Script("/busi.Busi/TransIn", {Failure()});
+  // Another transaction at the same time, whose lines must not mix in.
+  ASSERT_OK(Saga(*dtm_, "other").Add("", "", "").WaitResult(true).Submit());
+  ASSERT_OK(
+      Saga(*dtm_, "trail-saga")
+          .Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/TransOutRevert"),
+               "out")
+          .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in")
+          .Submit());
+  dtm_->WaitIdle();
+  Settle(seconds(30));
+  ASSERT_EQ(Global("trail-saga").status, TransStatus::kFailed);
+
+  ExpectInOrder(
+      Trail("trail-saga"),
+      {"saga submitted with 2 step", "branch=01 op=action calling .*TransOut",
+       "branch=01 op=action .*busi unavailable.*will retry",
+       "waiting until next retry", "branch=01 op=action calling .*TransOut",
+       "branch=01 op=action succeeded", "branch=02 op=action calling .*TransIn",
+       "branch=02 op=action returned FAILURE",
+       "saga submitted -> aborting reason: .*return failed",
+       "branch=02 op=compensate calling .*TransInRevert",
+       "branch=02 op=compensate succeeded",
+       "branch=01 op=compensate calling .*TransOutRevert",
+       "branch=01 op=compensate succeeded", "saga aborting -> failed"});
+  for (const std::string& line : Trail("trail-saga"))
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("gid=other"))) << line;
+  EXPECT_THAT(Anonymous(), ::testing::IsEmpty());
+}
+
+TEST_F(LogTrailTest, ATccFromPrepareToConfirm) {
+  TransOptions o;
+  o.wait_result = true;
+  ASSERT_OK(TccGlobalTransaction(*dtm_, "trail-tcc", o, [&](Tcc& tcc) {
+    return tcc.CallBranch("p", Url("/busi.Busi/TransOutTry"),
+                          Url("/busi.Busi/TransOutConfirm"),
+                          Url("/busi.Busi/TransOutCancel"));
+  }));
+  ExpectInOrder(
+      Trail("trail-tcc"),
+      {"tcc prepared", "branch=01 registered", "tcc prepared -> submitted",
+       "branch=01 op=confirm calling .*TransOutConfirm",
+       "branch=01 op=confirm succeeded", "tcc submitted -> succeed"});
+  EXPECT_THAT(Anonymous(), ::testing::IsEmpty());
+}
+
+TEST_F(LogTrailTest, AMessageCheckedBackAfterACrash) {
+  TransRequest req;
+  req.gid = "trail-msg";
+  req.trans_type = TransType::kMsg;
+  req.query_prepared = Url("/busi.Busi/QueryPrepared");
+  req.steps = {{Url("/busi.Busi/TransIn"), ""}};
+  req.payloads = {"in"};
+  ASSERT_OK(dtm_->Prepare(req));
+  Reopen();  // the process that prepared it is gone
+  Settle(seconds(30));
+  ASSERT_EQ(Global("trail-msg").status, TransStatus::kSucceed);
+  ExpectInOrder(
+      Trail("trail-msg"),
+      {"msg prepared", "checking back .*QueryPrepared",
+       "msg prepared -> submitted", "branch=01 op=action calling .*TransIn",
+       "branch=01 op=action succeeded", "msg submitted -> succeed"});
+  EXPECT_THAT(Anonymous(), ::testing::IsEmpty());
+}
+
+}  // namespace
+}  // namespace dtx::testing
