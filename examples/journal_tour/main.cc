@@ -97,6 +97,10 @@ dtx::Status Run(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+    std::fprintf(stderr, "usage: journal_tour [path/to/dtx.db]\n");
+    return 2;
+  }
   const std::string path = argc > 1 ? argv[1] : "dtx.db";
   dtx::Status s = Run(path);
   if (!s.ok()) {

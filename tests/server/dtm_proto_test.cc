@@ -131,5 +131,17 @@ TEST(DtmProtoTest, StatusCodesKeepTheirNumbers) {
   EXPECT_OK(FromGrpcStatus(grpc::Status::OK));
 }
 
+TEST(DtmProtoTest, ListPagesAreCapped) {
+  dtx::admin::v1::ListRequest r;
+  ASSERT_OK_AND_ASSIGN(ListQuery q, FromProto(r));
+  EXPECT_EQ(q.limit, ListQuery{}.limit);  // the default page
+  r.set_limit(50);
+  ASSERT_OK_AND_ASSIGN(q, FromProto(r));
+  EXPECT_EQ(q.limit, 50u);
+  r.set_limit(4'000'000'000u);
+  ASSERT_OK_AND_ASSIGN(q, FromProto(r));
+  EXPECT_EQ(q.limit, 1000u);
+}
+
 }  // namespace
 }  // namespace dtx::internal

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <utility>
@@ -313,7 +314,10 @@ Result<ListQuery> FromProto(const dtx::admin::v1::ListRequest& request) {
   out.created_from = OptionalFromMillis(request.created_from_ms());
   out.created_to = OptionalFromMillis(request.created_to_ms());
   out.cursor = request.cursor();
-  if (request.limit() != 0) out.limit = request.limit();
+  // A page is read into memory and sent as one message: a client asking for
+  // more gets kMaxListPage and pages on with the cursor.
+  constexpr uint32_t kMaxListPage = 1000;
+  if (request.limit() != 0) out.limit = std::min(request.limit(), kMaxListPage);
   return out;
 }
 
