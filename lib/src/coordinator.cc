@@ -322,6 +322,10 @@ void Coordinator::Shutdown() {
   c.io.stop();
   for (auto& t : c.threads) t.join();
   c.threads.clear();
+  // Writes queued since (a Submit that raced the shutdown) complete now, while
+  // every part of the coordinator that their completions touch is alive;
+  // none completes after Shutdown returns.
+  c.journal->Close();
   std::unordered_map<std::string, std::shared_ptr<TransRuntime>> left;
   {
     std::lock_guard<std::mutex> lock(c.mu);

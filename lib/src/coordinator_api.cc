@@ -253,6 +253,20 @@ Status Coordinator::Submit(const TransRequest& req) {
         std::move(t), std::move(branches),
         [&c, once, wait, data = std::move(data), opts = req.options,
          steps = req.steps.size()](Status s) mutable {
+          {
+            std::lock_guard<std::mutex> lock(c.mu);
+            if (c.stopping) {
+              // The coordinator shut down meanwhile: no one here will
+              // process it now (and its journal may be closed).
+              once->Set(UnavailableError(
+                  s.ok() ? "coordinator: shut down; gid " + data.trans.gid +
+                               " is in the journal and resumes when a "
+                               "coordinator opens it"
+                         : "coordinator: shut down before gid " +
+                               data.trans.gid + " was written"));
+              return;
+            }
+          }
           if (!s.ok()) {
             once->Set(std::move(s));
             return;

@@ -74,6 +74,12 @@ struct TransRuntime : std::enable_shared_from_this<TransRuntime> {
 
 struct Coordinator::Impl {
   Impl() : sched(asio::make_strand(io)), poll_timer(sched) {}
+  // The journal's completions use the members declared after it (mu,
+  // active...): it is closed, running every completion still queued, before
+  // those are destroyed.
+  ~Impl() {
+    if (journal) journal->Close();
+  }
 
   // coordinator.cc.
   // Runs `fn` on the strand of gid's runtime, loading it from the journal when

@@ -91,7 +91,7 @@ std::string EncodeOptions(const TransOptions& o) {
       j["branch_headers"][key] = value;
     }
   }
-  return j.empty() ? std::string() : j.dump();
+  return j.dump();
 }
 
 namespace {

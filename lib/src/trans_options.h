@@ -16,7 +16,7 @@ namespace dtx::internal {
 
 // {"wait_result":true,"timeout_to_fail":60,...,"branch_headers":{...}}, with
 // only the options that differ from their defaults (as dtm's omitempty
-// JSON); "" when none does. The journal stores it with every transaction.
+// JSON); {} when none does. The journal stores it with every transaction.
 std::string EncodeOptions(const TransOptions& options);
 // Missing keys keep their defaults; kInvalidArgument for malformed JSON.
 Result<TransOptions> DecodeOptions(const std::string& json);

@@ -46,10 +46,18 @@ bool Coordinator::Impl::TimedOut(const TransRuntime& rt) const {
 void Coordinator::Impl::Advance(const std::shared_ptr<TransRuntime>& rt) {
   if (rt->evicted) return;
   // A pass that completes a branch at once (an empty URL) passes again, so
-  // that a saga of empty steps ends in one go without a hop per step.
+  // that a saga of empty steps ends in one go without a hop per step. After
+  // kMaxInlinePasses the rest is posted, so that one transaction cannot hold
+  // an io thread from the others for long.
+  constexpr int kMaxInlinePasses = 16;
   rt->completed_inline = true;
-  while (rt->completed_inline && !rt->deciding &&
-         !IsFinished(rt->trans.status)) {
+  for (int pass = 0;
+       rt->completed_inline && !rt->deciding && !IsFinished(rt->trans.status);
+       ++pass) {
+    if (pass == kMaxInlinePasses) {
+      Post(rt, [this, rt] { Advance(rt); });
+      return;
+    }
     rt->completed_inline = false;
     switch (rt->trans.trans_type) {
       case TransType::kSaga:

@@ -78,7 +78,9 @@ void Coordinator::Impl::AdvanceSaga(const std::shared_ptr<TransRuntime>& rt) {
     Decide(rt, TransStatus::kFailed, "");
     return;
   }
-  for (std::size_t s = 0; s < steps; ++s) {
+  // Last step first, so that a compensation that completes at once (an
+  // empty URL) lets the one before it start in the same pass.
+  for (std::size_t s = steps; s-- > 0;) {
     const std::size_t c = 2 * s;
     if (done[s] || rt->in_flight[c] || rt->blocked[c] || rt->in_flight[c + 1])
       continue;
@@ -93,7 +95,10 @@ void Coordinator::Impl::AdvanceSaga(const std::shared_ptr<TransRuntime>& rt) {
     } else {
       dependents_done = s + 1 == steps || done[s + 1];
     }
-    if (dependents_done) CallBranch(rt, c);
+    if (dependents_done) {
+      CallBranch(rt, c);
+      done[s] = br[c].status == BranchStatus::kSucceed;
+    }
   }
 }
 

@@ -66,6 +66,7 @@
 #include "schema.h"
 
 #include <array>
+#include <chrono>
 #include <string>
 
 namespace dtx::internal {
@@ -165,7 +166,7 @@ Status NotAJournal(const Db& db, std::string_view why) {
 
 }  // namespace
 
-Status MigrateSchema(Db& db) {
+Status MigrateSchema(Db& db, Logger& logger) {
   // Cheap unlocked look first: an up-to-date journal is the common case and
   // must open even while another process holds the write lock.
   DTX_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
@@ -204,6 +205,16 @@ Status MigrateSchema(Db& db) {
           db, "is a SQLite database with other tables, not a dtx journal"));
     }
   }
+  const auto started = std::chrono::steady_clock::now();
+  if (version > 0) {
+    auto rows = db.QueryInt("SELECT COUNT(*) FROM trans_branch_op");
+    DTX_LOG(&logger, LogLevel::kWarn,
+            "journal: " << db.path() << ": migrating from schema version "
+                        << version << " to " << kJournalSchemaVersion << " ("
+                        << rows.value_or(-1)
+                        << " branch rows); processes of older dtx versions "
+                           "must not use this file any more");
+  }
   for (int64_t v = version; v < kJournalSchemaVersion; ++v) {
     Status s = db.Exec(kMigrations[static_cast<std::size_t>(v)]);
     if (!s.ok())
@@ -216,6 +227,16 @@ Status MigrateSchema(Db& db) {
   if (!s.ok()) return fail(s);
   s = db.Exec("COMMIT");
   if (!s.ok()) return fail(s);
+  if (version > 0) {
+    DTX_LOG(
+        &logger, LogLevel::kWarn,
+        "journal: " << db.path() << ": migrated to schema version "
+                    << kJournalSchemaVersion << " in "
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count()
+                    << " ms");
+  }
   return Status::Ok();
 }
 

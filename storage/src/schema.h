@@ -3,6 +3,7 @@
 #ifndef DTX_STORAGE_SCHEMA_H_
 #define DTX_STORAGE_SCHEMA_H_
 
+#include "dtx/logger.h"
 #include "dtx/status.h"
 
 #include "sqlite_handle.h"
@@ -17,9 +18,10 @@ inline constexpr int64_t kJournalApplicationId = 0x64747831;
 inline constexpr int64_t kJournalSchemaVersion = 2;
 
 // Brings the database behind `db` to kJournalSchemaVersion, creating it when
-// empty. kFailedPrecondition for a database that is not a dtx journal or is
-// newer than this build.
-Status MigrateSchema(Db& db);
+// empty, in one transaction: an error leaves the file as it was. A migration
+// of an existing journal is logged. kFailedPrecondition for a database that is
+// not a dtx journal or is newer than this build.
+Status MigrateSchema(Db& db, Logger& logger);
 
 // The columns of trans_global in the order the journal reads them.
 extern const char* const kGlobalColumns;

@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -113,7 +114,7 @@ Status SqliteJournal::Impl::OpenStore() {
     }
   }
   DTX_RETURN_IF_ERROR(ConfigureWriter());
-  return internal::MigrateSchema(*writer);
+  return internal::MigrateSchema(*writer, *logger);
 }
 
 Status SqliteJournal::Impl::ConfigureWriter() {
@@ -359,8 +360,21 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
   auto impl = std::make_unique<Impl>(std::move(options));
   DTX_RETURN_IF_ERROR(impl->OpenStore());
   Impl* raw = impl.get();
-  raw->completer = std::thread([raw] { raw->CompleterLoop(); });
-  raw->thread = std::thread([raw] { raw->WriterLoop(); });
+  try {
+    raw->completer = std::thread([raw] { raw->CompleterLoop(); });
+    raw->thread = std::thread([raw] { raw->WriterLoop(); });
+  } catch (const std::system_error& e) {
+    if (raw->completer.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(raw->done_mu);
+        raw->writer_finished = true;
+        raw->done_cv.notify_one();
+      }
+      raw->completer.join();
+    }
+    return ResourceExhaustedError("journal: " + raw->options.path +
+                                  ": cannot start a thread: " + e.what());
+  }
   DTX_LOG(raw->logger, LogLevel::kInfo,
           "journal: opened " << raw->options.path);
   return std::unique_ptr<SqliteJournal>(new SqliteJournal(std::move(impl)));

@@ -4,6 +4,8 @@
 
 #include <gmock/gmock.h>
 
+#include <atomic>
+#include <future>
 #include <thread>
 
 namespace dtx::testing {
@@ -12,6 +14,134 @@ namespace {
 using std::chrono::seconds;
 
 class CoordinatorAdminTest : public CoordinatorTest {};
+
+// A journal whose SaveNew can be held at two points: before the write is
+// queued, and before its completion runs.
+class GatedJournal final : public Journal {
+ public:
+  explicit GatedJournal(std::unique_ptr<Journal> inner)
+      : inner_(std::move(inner)) {}
+
+  std::promise<void> queue_gate, completion_gate;
+  std::atomic<bool> hold_queue{false}, hold_completion{false};
+  std::promise<void> reached;  // set when a SaveNew reaches a held gate
+
+  void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
+               WriteDone done) override {
+    if (hold_queue.exchange(false)) {
+      reached.set_value();
+      queue_gate.get_future().wait();
+    }
+    if (hold_completion.exchange(false)) {
+      done = [this, done = std::move(done)](Status s) {
+        reached.set_value();
+        completion_gate.get_future().wait();
+        done(std::move(s));
+      };
+    }
+    inner_->SaveNew(std::move(trans), std::move(branches), std::move(done));
+  }
+  void AppendBranches(std::string gid, TransStatus expected,
+                      std::vector<Branch> branches, WriteDone done) override {
+    inner_->AppendBranches(std::move(gid), expected, std::move(branches),
+                           std::move(done));
+  }
+  void ChangeStatus(StatusChange change, WriteDone done) override {
+    inner_->ChangeStatus(std::move(change), std::move(done));
+  }
+  void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
+                      std::vector<BranchUpdate> updates,
+                      WriteDone done) override {
+    inner_->UpdateBranches(std::move(gid), expected, std::move(updates),
+                           std::move(done));
+  }
+  void TouchCron(CronUpdate update, WriteDone done) override {
+    inner_->TouchCron(std::move(update), std::move(done));
+  }
+  void MakeDue(std::string gid, TimePoint now, WriteDone done) override {
+    inner_->MakeDue(std::move(gid), now, std::move(done));
+  }
+  void Claim(
+      ClaimRequest request,
+      std::function<void(Result<std::vector<GlobalTrans>>)> done) override {
+    inner_->Claim(std::move(request), std::move(done));
+  }
+  void Flush(WriteDone done) override { inner_->Flush(std::move(done)); }
+  Result<TransWithBranches> Find(const std::string& gid) override {
+    return inner_->Find(gid);
+  }
+  Result<ListPage> List(const ListQuery& query) override {
+    return inner_->List(query);
+  }
+  Result<DuePage> ListDue(TimePoint now, std::size_t limit,
+                          DueCursor after) override {
+    return inner_->ListDue(now, limit, after);
+  }
+  void Close() override { inner_->Close(); }
+
+ private:
+  std::unique_ptr<Journal> inner_;
+};
+
+class ShutdownRaceTest : public CoordinatorAdminTest {
+ protected:
+  void SetUp() override {
+    wrap_journal_ = [this](std::unique_ptr<Journal> j) {
+      auto gated = std::make_unique<GatedJournal>(std::move(j));
+      gated_ = gated.get();
+      return gated;
+    };
+    CoordinatorAdminTest::SetUp();
+  }
+  GatedJournal* gated_ = nullptr;  // of the coordinator opened last
+};
+
+TEST_F(ShutdownRaceTest, ASubmitWrittenAfterShutdownBeganResumesLater) {
+  // The saga is made durable, but the coordinator shuts down before its
+  // completion runs: the caller learns that, the coordinator can be destroyed
+  // at once, and the saga finishes under the next coordinator.
+  gated_->hold_completion = true;
+  Status submitted;
+  std::thread caller([&] {
+    submitted = Saga(*dtm_, "race-durable")
+                    .Add(Url("/busi.Busi/TransOut"), "", "")
+                    .WaitResult(true)
+                    .Submit();
+  });
+  gated_->reached.get_future().wait();
+  std::thread stopper([&] { dtm_->Shutdown(); });
+  // Shutdown is under way (it waits for the held completion).
+  while (dtm_->NewGid().ok()) std::this_thread::yield();
+  gated_->completion_gate.set_value();
+  stopper.join();
+  caller.join();
+  EXPECT_THAT(submitted,
+              StatusIs(StatusCode::kUnavailable, "is in the journal"));
+  dtm_.reset();
+  EXPECT_TRUE(busi_->Calls().empty());
+
+  Open();
+  Settle();
+  EXPECT_EQ(Global("race-durable").status, TransStatus::kSucceed);
+  EXPECT_EQ(busi_->Calls().size(), 1u);
+}
+
+TEST_F(ShutdownRaceTest, ASubmitQueuedAfterShutdownWritesNothing) {
+  // The caller passed the open check, then the coordinator shut down
+  // entirely before the write was queued.
+  gated_->hold_queue = true;
+  Status submitted;
+  std::thread caller(
+      [&] { submitted = Saga(*dtm_, "race-late").Add("", "", "").Submit(); });
+  gated_->reached.get_future().wait();
+  dtm_->Shutdown();
+  gated_->queue_gate.set_value();
+  caller.join();
+  EXPECT_THAT(submitted, StatusIs(StatusCode::kUnavailable, "shut down"));
+  dtm_.reset();  // nothing of the late write may run after this
+  Open();
+  EXPECT_THAT(dtm_->Query("race-late"), StatusIs(StatusCode::kNotFound));
+}
 
 TEST_F(CoordinatorAdminTest, NewGidsAreDtmStyle) {
   auto gid = dtm_->NewGid();

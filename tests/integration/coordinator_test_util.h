@@ -47,6 +47,7 @@ class CoordinatorTest : public ::testing::Test {
     if (!journal.ok() || !client.ok()) return nullptr;
     CoordinatorDeps deps;
     deps.journal = std::move(journal).value();
+    if (wrap_journal_) deps.journal = wrap_journal_(std::move(deps.journal));
     deps.branch_client = std::move(client).value();
     if (wrap_client_)
       deps.branch_client = wrap_client_(std::move(deps.branch_client));
@@ -147,6 +148,9 @@ class CoordinatorTest : public ::testing::Test {
   Options options_;
   // When set before Open() (or Reopen()), what the coordinator logs goes here.
   std::shared_ptr<Logger> logger_;
+  // When set, wraps the journal of every coordinator the test opens.
+  std::function<std::unique_ptr<Journal>(std::unique_ptr<Journal>)>
+      wrap_journal_;
   // When set, wraps the branch client of every coordinator the test opens.
   std::function<std::unique_ptr<BranchClient>(std::unique_ptr<BranchClient>)>
       wrap_client_;

@@ -268,6 +268,33 @@ TEST_F(SagaTest, EmptyStepsBeforeAFailureAreCompensatedInline) {
   EXPECT_EQ(calls[1].method, "/busi.Busi/TransInRevert");
 }
 
+TEST_F(SagaTest, ManyEmptyCompensationsAfterAFailureEndInFewPasses) {
+  // Sequential and concurrent (a chain by orders): thousands of empty steps
+  // before a failing one are all compensated, last first.
+  Script("/busi.Busi/TransIn", {Failure()});
+  constexpr int kEmpty = 3000;
+  for (bool concurrent : {false, true}) {
+    const std::string gid = concurrent ? "saga-chain-fail" : "saga-seq-fail";
+    Saga saga(*dtm_, gid);
+    for (int i = 0; i < kEmpty; ++i) {
+      saga.Add("", "", "");
+      if (concurrent && i > 0) saga.AddBranchOrder(i, {i - 1});
+    }
+    saga.Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in");
+    if (concurrent)
+      saga.AddBranchOrder(kEmpty, {kEmpty - 1}).EnableConcurrent();
+    EXPECT_THAT(saga.WaitResult(true).Submit(), StatusIs(StatusCode::kAborted));
+    dtm_->WaitIdle();
+    EXPECT_EQ(Global(gid).status, TransStatus::kFailed) << gid;
+    const std::vector<BranchStatus> statuses = BranchStatuses(gid);
+    ASSERT_EQ(statuses.size(), 2u * (kEmpty + 1));
+    for (std::size_t i = 0; i + 2 < statuses.size(); ++i)
+      ASSERT_EQ(statuses[i], S) << gid << " row " << i;
+    EXPECT_EQ(statuses.back(), F);
+  }
+  EXPECT_EQ(Seen("/busi.Busi/TransInRevert").size(), 2u);
+}
+
 TEST_F(SagaTest, DuplicateGidOfAFinishedSagaIsRefused) {
   ASSERT_OK(TwoSteps("saga-dup").WaitResult(true).Submit());
   EXPECT_THAT(TwoSteps("saga-dup").Submit(),

@@ -12,9 +12,9 @@ namespace {
 
 using ::dtx::testing::StatusIs;
 
-TEST(TransOptionsTest, DefaultsAreStoredAsNothing) {
-  EXPECT_EQ(EncodeOptions(TransOptions{}), "");
-  ASSERT_OK_AND_ASSIGN(TransOptions o, DecodeOptions(""));
+TEST(TransOptionsTest, DefaultsAreStoredAsAnEmptyObject) {
+  EXPECT_EQ(EncodeOptions(TransOptions{}), "{}");
+  ASSERT_OK_AND_ASSIGN(TransOptions o, DecodeOptions("{}"));
   EXPECT_FALSE(o.wait_result);
   EXPECT_EQ(o.timeout_to_fail.count(), 0);
   EXPECT_TRUE(o.branch_headers.empty());
@@ -70,6 +70,12 @@ TEST(TransOptionsTest, WhatEarlierVersionsWroteStillReads) {
                     R"("retry_limit":0,"concurrent":false})"));
   EXPECT_EQ(o.retry_interval.count(), 5);
   EXPECT_FALSE(o.wait_result);
+  // A "-bin" header was stored as is (when its value was UTF-8).
+  ASSERT_OK_AND_ASSIGN(
+      o, DecodeOptions(R"({"branch_headers":{"trace-bin":"abc"}})"));
+  EXPECT_EQ(o.branch_headers.at("trace-bin"), "abc");
+  ASSERT_OK_AND_ASSIGN(o, DecodeOptions(""));  // rows with no options at all
+  EXPECT_TRUE(o.branch_headers.empty());
 }
 
 TEST(TransOptionsTest, MalformedTextIsInvalid) {

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 namespace dtx::testing {
@@ -50,6 +51,24 @@ Status Save(Journal& j, const GlobalTrans& t, std::vector<Branch> b = {}) {
       [&](WriteDone done) { j.SaveNew(t, std::move(b), std::move(done)); });
 }
 
+// Keeps what is logged.
+class LinesLogger final : public Logger {
+ public:
+  bool ShouldLog(LogLevel) const override { return true; }
+  void Log(LogLevel, std::string_view message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    text_ += std::string(message) + "\n";
+  }
+  std::string Joined() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return text_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string text_;
+};
+
 class SqliteJournalTest : public ::testing::Test {
  protected:
   SqliteJournalOptions Options() {
@@ -72,6 +91,21 @@ class SqliteJournalTest : public ::testing::Test {
     EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
     sqlite3_free(err);
     sqlite3_close(db);
+  }
+
+  // Runs a query returning one integer with a plain SQLite connection.
+  int64_t RawInt(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr),
+              SQLITE_OK)
+        << sql;
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
+    const int64_t v = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return v;
   }
 
   TempDir dir_;
@@ -236,8 +270,16 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
        (5, 'gone', '', x'', '01', 'action', 'prepared', 1000, 1000);
 )sql");
 
-  auto j = Open(Options());
+  auto log = std::make_shared<LinesLogger>();
+  SqliteJournalOptions o = Options();
+  o.logger = log;
+  auto j = Open(o);
   ASSERT_NE(j, nullptr);
+  EXPECT_THAT(log->Joined(),
+              ::testing::HasSubstr("migrating from schema version 1 to 2 (5 "
+                                   "branch rows)"));
+  EXPECT_THAT(log->Joined(),
+              ::testing::HasSubstr("migrated to schema version 2"));
   ASSERT_OK_AND_ASSIGN(auto tcc, j->Find("old-tcc"));
   ASSERT_EQ(tcc.branches.size(), 2u);
   EXPECT_EQ(tcc.branches[0].op, BranchOp::kCancel);
@@ -289,6 +331,59 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
   EXPECT_EQ(sqlite3_column_int64(stmt, 0), 0) << "an orphan row is kept";
   sqlite3_finalize(stmt);
   sqlite3_close(db);
+}
+
+TEST_F(SqliteJournalTest, AMigrationThatFailsLeavesTheOldVersion) {
+  const std::string path = dir_.File("journal.db");
+  RawExec(path, kSchemaV1);
+  RawExec(path, R"sql(
+INSERT INTO trans_global (id, gid, trans_type, status, create_time,
+  update_time) VALUES (1, 'kept', 'saga', 'submitted', 1000, 1000);
+INSERT INTO trans_branch_op (gid, branch_id, op, status, create_time,
+  update_time) VALUES ('kept', '01', 'action', 'prepared', 1000, 1000);
+)sql");
+  const int64_t pages = RawInt(path, "PRAGMA page_count");
+  // No room for the rebuilt table: the migration fails whole.
+  SqliteJournalOptions full = Options();
+  full.max_page_count = pages;
+  EXPECT_THAT(SqliteJournal::Open(full),
+              StatusIs(StatusCode::kResourceExhausted));
+  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 1);
+  EXPECT_EQ(RawInt(path, "SELECT COUNT(*) FROM trans_branch_op"), 1);
+  // With room, the same file migrates and keeps its rows.
+  auto j = Open(Options());
+  ASSERT_NE(j, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto kept, j->Find("kept"));
+  EXPECT_EQ(kept.branches.size(), 1u);
+}
+
+TEST_F(SqliteJournalTest, CloseCompletesEveryQueuedWriteInOrder) {
+  constexpr int kWrites = 5000;
+  std::vector<int> order;
+  std::mutex mu;
+  {
+    auto j = Open(Options());
+    for (int i = 0; i < kWrites; ++i) {
+      j->SaveNew(Trans("q-" + std::to_string(i), clock_), SagaBranches(2),
+                 [&, i](Status s) {
+                   EXPECT_OK(s);
+                   std::lock_guard<std::mutex> lock(mu);
+                   order.push_back(i);
+                 });
+    }
+    j->Close();
+    // Every completion has run before Close returned, in the order queued.
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(kWrites));
+    for (int i = 0; i < kWrites; ++i) ASSERT_EQ(order[i], i);
+    // A write after Close is refused at once.
+    EXPECT_THAT(Save(*j, Trans("late", clock_)),
+                StatusIs(StatusCode::kFailedPrecondition, "closed"));
+  }
+  auto j = Open(Options());
+  ListQuery q;
+  q.limit = kWrites + 10;
+  ASSERT_OK_AND_ASSIGN(auto page, j->List(q));
+  EXPECT_EQ(page.transactions.size(), static_cast<std::size_t>(kWrites));
 }
 
 TEST_F(SqliteJournalTest, DueScansUseThePartialIndexInOrder) {
