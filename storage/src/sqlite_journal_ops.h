@@ -10,6 +10,7 @@
 
 #include "dtx/journal.h"
 
+#include "journal_rows.h"
 #include "sqlite_handle.h"
 
 #include <cstdint>
@@ -58,11 +59,6 @@ std::unique_ptr<WriteOp> MakeClaim(
 std::unique_ptr<WriteOp> MakeFlush(WriteDone done);
 // Completes with `status` without touching the store.
 std::unique_ptr<WriteOp> MakeRejected(Status status, WriteDone done);
-
-// Read one row selected with kGlobalColumns / kBranchColumns. kDataLoss for a
-// stored value this build cannot parse.
-Result<GlobalTrans> ReadGlobalRow(const Stmt& stmt, const std::string& path);
-Result<Branch> ReadBranchRow(const Stmt& stmt, const std::string& path);
 
 // The SQL shared by ListDue and Claim: unfinished rows due at ?1, after the
 // cursor (?2, ?3), in due order, at most ?4.

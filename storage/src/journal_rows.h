@@ -1,0 +1,64 @@
+// Rows of the journal's tables: reading them, and writing a transaction's
+// branch rows. Every function runs on a connection the caller owns; the
+// writes, inside the writer's open transaction.
+
+#ifndef DTX_STORAGE_JOURNAL_ROWS_H_
+#define DTX_STORAGE_JOURNAL_ROWS_H_
+
+#include "dtx/journal.h"
+#include "dtx/model.h"
+#include "dtx/result.h"
+#include "dtx/status.h"
+
+#include "sqlite_handle.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dtx::internal {
+
+// "journal: gid <gid>: ", the start of every message about one transaction.
+std::string GidPrefix(std::string_view gid);
+
+// Times as the journal stores them: milliseconds, NULL for none.
+std::optional<int64_t> OptMillis(const std::optional<TimePoint>& t);
+std::optional<TimePoint> ReadOptTime(const Stmt& s, int col);
+
+// The row id of `gid` and its stored status, inside the writer's transaction.
+struct StoredTrans {
+  int64_t id = 0;
+  std::string status;
+};
+
+Result<StoredTrans> ReadStored(Db& db, const std::string& gid);
+
+// After a guarded UPDATE changed nothing: tells apart an unknown gid
+// (kNotFound) from one whose status is not `expected` (kFailedPrecondition).
+Status ExplainMiss(Db& db, const std::string& gid, std::string_view expected);
+
+// The row id of `gid`, provided its stored status is `expected`.
+Result<int64_t> RequireStatus(Db& db, const std::string& gid,
+                              TransStatus expected);
+
+// Inserts the rows of the transaction whose row id is `trans_id`.
+// kAlreadyExists, naming the row, when one repeats another or a stored row.
+Status InsertBranches(Db& db, int64_t trans_id, const std::string& gid,
+                      const std::vector<Branch>& branches, int64_t now_ms);
+
+// Records results on the rows of the transaction whose row id is `trans_id`.
+// kNotFound for a row that does not exist (earlier updates are applied).
+Status ApplyBranchUpdates(Db& db, int64_t trans_id, const std::string& gid,
+                          const std::vector<BranchUpdate>& updates,
+                          int64_t now_ms);
+
+// Read one row selected with kGlobalColumns / kBranchColumns. kDataLoss for a
+// stored value this build cannot parse.
+Result<GlobalTrans> ReadGlobalRow(const Stmt& stmt, const std::string& path);
+Result<Branch> ReadBranchRow(const Stmt& stmt, const std::string& path);
+
+}  // namespace dtx::internal
+
+#endif  // DTX_STORAGE_JOURNAL_ROWS_H_
