@@ -69,6 +69,7 @@ TEST(ServerConfigTest, UnknownAndUnusedKeysAreWarnings) {
 HttpPort: 36789
 Store:
   Host: localhost
+  TransGlobalTable: dtm.trans_global
 Colour: blue
 HttpMicroService:
   RegistryOptions: {a: b}
@@ -76,6 +77,7 @@ HttpMicroService:
   EXPECT_THAT(loaded.warnings,
               ElementsAre(HasSubstr("HttpPort is a dtm setting"),
                           HasSubstr("Store.Host is a dtm setting"),
+                          HasSubstr("Store.TransGlobalTable is a dtm setting"),
                           HasSubstr("unknown key Colour"),
                           HasSubstr("HttpMicroService is a dtm setting")));
 }

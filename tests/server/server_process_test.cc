@@ -352,6 +352,25 @@ TEST_F(ServerProcessTest, ReadmeExampleConfigStartsAndAnswersNewGid) {
   EXPECT_EQ(child->Wait(), 0);
 }
 
+TEST_F(ServerProcessTest, ListensOnAnIpv6HostWithOrWithoutBrackets) {
+  for (const std::string host : {"::1", "[::1]"}) {
+    auto child = Subprocess::Start({DTX_SERVER_BINARY, "--grpc-host", host,
+                                    "--grpc-port", "0", "--store-path",
+                                    dir_.File("v6.db")});
+    ASSERT_OK(child);
+    auto line = child->ReadLine(seconds(20));
+    ASSERT_TRUE(line.has_value()) << host;
+    const std::string prefix = "dtx-server: listening on [::1]:";
+    ASSERT_EQ(line->rfind(prefix, 0), 0u) << host << ": " << *line;
+    auto dtm =
+        Connect(line->substr(std::string("dtx-server: listening on ").size()));
+    ASSERT_NE(dtm, nullptr);
+    EXPECT_OK(dtm->NewGid()) << host;
+    child->Kill(SIGTERM);
+    EXPECT_EQ(child->Wait(), 0);
+  }
+}
+
 class ServerRegistryTest : public EtcdTest {};
 
 TEST_F(ServerRegistryTest, RegistersAsDtmServiceAndLeavesOnSigterm) {

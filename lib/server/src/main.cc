@@ -25,6 +25,15 @@
 
 namespace {
 
+// host:port, with an IPv6 host in brackets (given with or without them).
+std::string JoinHostPort(const std::string& host, int64_t port) {
+  const bool bracketed =
+      host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (!bracketed && host.find(':') != std::string::npos)
+    return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
 std::optional<std::string> GetEnv(const std::string& name) {
   const char* value = std::getenv(name.c_str());
   if (value == nullptr) return std::nullopt;
@@ -110,11 +119,7 @@ int main(int argc, char** argv) {
 
   dtx::DtmServerOptions server_options;
   server_options.listen_address =
-      config.grpc_host + ":" + std::to_string(config.grpc_port);
-  if (config.grpc_host.find(':') != std::string::npos) {
-    server_options.listen_address =
-        "[" + config.grpc_host + "]:" + std::to_string(config.grpc_port);
-  }
+      JoinHostPort(config.grpc_host, config.grpc_port);
   server_options.max_request_bytes =
       static_cast<std::size_t>(config.max_request_bytes);
   server_options.worker_threads = config.worker_threads;
@@ -127,8 +132,8 @@ int main(int argc, char** argv) {
     (*coordinator)->Shutdown();
     return Fail(server.status().ToString());
   }
-  std::printf("dtx-server: listening on %s:%d\n", config.grpc_host.c_str(),
-              (*server)->port());
+  std::printf("dtx-server: listening on %s\n",
+              JoinHostPort(config.grpc_host, (*server)->port()).c_str());
   const std::string key = (*server)->registry_key();
   if (!key.empty()) {
     std::printf("dtx-server: registered in etcd as %s\n", key.c_str());

@@ -166,6 +166,8 @@ const std::vector<std::string>& IgnoredKeys() {
       "Store.DataExpire",
       "Store.FinishedDataExpire",
       "Store.RedisPrefix",
+      "Store.TransGlobalTable",
+      "Store.TransBranchOpTable",
       "HttpPort",
       "JsonRpcPort",
       "HttpMicroService",
