@@ -3,10 +3,10 @@
 // of one gid tell its story in order (issue #4, "Done when").
 
 #include "coordinator_test_util.h"
+#include "recording_logger.h"
 
 #include <gmock/gmock.h>
 
-#include <mutex>
 #include <regex>
 #include <string>
 #include <vector>
@@ -17,24 +17,6 @@ namespace {
 using std::chrono::seconds;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
-
-// Keeps every line, as a log file would.
-class RecordingLogger final : public Logger {
- public:
-  bool ShouldLog(LogLevel) const override { return true; }
-  void Log(LogLevel level, std::string_view message) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.push_back(std::string(ToString(level)) + " " + std::string(message));
-  }
-  std::vector<std::string> Lines() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 class LogTrailTest : public CoordinatorTest {
  protected:

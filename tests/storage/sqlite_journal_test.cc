@@ -6,6 +6,7 @@
 #include "dtx/storage/sqlite_journal.h"
 
 #include "journal_contract_test.h"
+#include "recording_logger.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
 
@@ -50,24 +51,6 @@ Status Save(Journal& j, const GlobalTrans& t, std::vector<Branch> b = {}) {
   return WaitForWrite(
       [&](WriteDone done) { j.SaveNew(t, std::move(b), std::move(done)); });
 }
-
-// Keeps what is logged.
-class LinesLogger final : public Logger {
- public:
-  bool ShouldLog(LogLevel) const override { return true; }
-  void Log(LogLevel, std::string_view message) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    text_ += std::string(message) + "\n";
-  }
-  std::string Joined() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return text_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::string text_;
-};
 
 class SqliteJournalTest : public ::testing::Test {
  protected:
@@ -198,16 +181,8 @@ TEST_F(SqliteJournalTest, FailedWriteInABatchDoesNotFailItsNeighbours) {
 TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
   auto j = Open(Options());
   j->Close();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("journal.db").c_str(), &db), SQLITE_OK);
-  auto query_int = [db](const char* sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr), SQLITE_OK);
-    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-    const int64_t v = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return v;
-  };
+  const std::string path = dir_.File("journal.db");
+  auto query_int = [&](const char* sql) { return RawInt(path, sql); };
   EXPECT_EQ(query_int("PRAGMA user_version"), 2);
   EXPECT_EQ(query_int("PRAGMA application_id"), 0x64747831);
   EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
@@ -218,7 +193,6 @@ TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
   EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE "
                       "'%_v2%'"),
             0);
-  sqlite3_close(db);
   // Opening again does not migrate twice.
   EXPECT_NE(Open(Options()), nullptr);
 }
@@ -270,15 +244,15 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
        (5, 'gone', '', x'', '01', 'action', 'prepared', 1000, 1000);
 )sql");
 
-  auto log = std::make_shared<LinesLogger>();
+  auto log = std::make_shared<RecordingLogger>();
   SqliteJournalOptions o = Options();
   o.logger = log;
   auto j = Open(o);
   ASSERT_NE(j, nullptr);
-  EXPECT_THAT(log->Joined(),
+  EXPECT_THAT(log->Text(),
               ::testing::HasSubstr("migrating from schema version 1 to 2 (5 "
                                    "branch rows)"));
-  EXPECT_THAT(log->Joined(),
+  EXPECT_THAT(log->Text(),
               ::testing::HasSubstr("migrated to schema version 2"));
   ASSERT_OK_AND_ASSIGN(auto tcc, j->Find("old-tcc"));
   ASSERT_EQ(tcc.branches.size(), 2u);
@@ -319,18 +293,9 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
   EXPECT_EQ(tcc.trans.status, TransStatus::kSubmitted);
   j->Close();
 
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "SELECT trans_id FROM trans_branch_op "
-                               "WHERE id = 5",
-                               -1, &stmt, nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int64(stmt, 0), 0) << "an orphan row is kept";
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
+  EXPECT_EQ(RawInt(path, "SELECT trans_id FROM trans_branch_op WHERE id = 5"),
+            0)
+      << "an orphan row is kept";
 }
 
 TEST_F(SqliteJournalTest, AMigrationThatFailsLeavesTheOldVersion) {
