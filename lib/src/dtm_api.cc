@@ -1,7 +1,81 @@
 #include "dtx/dtm_api.h"
 
+#include <future>
+#include <memory>
+#include <utility>
+
 namespace dtx {
+namespace {
+
+// Runs `start` with a callback and waits for the value it is given.
+template <typename T, typename Start>
+T Wait(Start start) {
+  auto promise = std::make_shared<std::promise<T>>();
+  std::future<T> future = promise->get_future();
+  start([promise](T value) { promise->set_value(std::move(value)); });
+  return future.get();
+}
+
+}  // namespace
 
 DtmApi::~DtmApi() = default;
+
+void DtmApi::NewGidAsync(ResultCallback<std::string> done) { done(NewGid()); }
+
+void DtmApi::PrepareAsync(TransRequest request, StatusCallback done) {
+  done(Prepare(request));
+}
+
+void DtmApi::SubmitAsync(TransRequest request, StatusCallback done) {
+  done(Submit(request));
+}
+
+void DtmApi::AbortAsync(TransRequest request, StatusCallback done) {
+  done(Abort(request));
+}
+
+void DtmApi::RegisterBranchAsync(BranchRegistration branch,
+                                 StatusCallback done) {
+  done(RegisterBranch(branch));
+}
+
+void DtmApi::QueryAsync(std::string gid,
+                        ResultCallback<TransWithBranches> done) {
+  done(Query(gid));
+}
+
+Result<std::string> DtmApi::NewGid() {
+  return Wait<Result<std::string>>([this](ResultCallback<std::string> done) {
+    NewGidAsync(std::move(done));
+  });
+}
+
+Status DtmApi::Prepare(const TransRequest& request) {
+  return Wait<Status>(
+      [&](StatusCallback done) { PrepareAsync(request, std::move(done)); });
+}
+
+Status DtmApi::Submit(const TransRequest& request) {
+  return Wait<Status>(
+      [&](StatusCallback done) { SubmitAsync(request, std::move(done)); });
+}
+
+Status DtmApi::Abort(const TransRequest& request) {
+  return Wait<Status>(
+      [&](StatusCallback done) { AbortAsync(request, std::move(done)); });
+}
+
+Status DtmApi::RegisterBranch(const BranchRegistration& branch) {
+  return Wait<Status>([&](StatusCallback done) {
+    RegisterBranchAsync(branch, std::move(done));
+  });
+}
+
+Result<TransWithBranches> DtmApi::Query(const std::string& gid) {
+  return Wait<Result<TransWithBranches>>(
+      [&](ResultCallback<TransWithBranches> done) {
+        QueryAsync(gid, std::move(done));
+      });
+}
 
 }  // namespace dtx

@@ -4,12 +4,24 @@
 // dtm's protocol. The client API (TccGlobalTransaction, Saga, Msg) is written
 // against it, so the same application code runs embedded or remote.
 //
+// Every request has two forms. The callback form (SubmitAsync, ...) starts
+// the request and returns at once; `done` runs exactly once, when the request
+// is answered, on a thread of the implementation (a coordinator io thread, a
+// journal or gRPC thread), or before the call returns when the request is
+// refused at once. `done` must be short and must not block: hand the result
+// to your own executor for anything more. The blocking form (Submit, ...)
+// wraps the callback form and waits; never call it from a `done`.
+//
+//   dtm.SubmitAsync(request, [reactor](dtx::Status s) { reactor->Finish(s); });
+//   dtx::Status s = dtm.Submit(request);  // the same, waiting
+//
 // Status codes follow dtm's classes: kAborted is dtm's FAILURE (the request
 // cannot succeed: wrong status, a failed WaitResult transaction),
 // kFailedPrecondition is ONGOING, kInvalidArgument a malformed request,
-// kNotFound an unknown gid.
+// kNotFound an unknown gid, kUnavailable a coordinator that is shutting down
+// or cannot be reached.
 //
-// Thread safety: implementations are thread-safe; calls block the caller.
+// Thread safety: implementations are thread-safe.
 
 #ifndef DTX_DTM_API_H_
 #define DTX_DTM_API_H_
@@ -20,6 +32,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -73,23 +86,41 @@ struct BranchRegistration {
   std::string payload;  // sent again with confirm or cancel
 };
 
+using StatusCallback = std::function<void(Status)>;
+template <typename T>
+using ResultCallback = std::function<void(Result<T>)>;
+
 class DTX_CORE_EXPORT DtmApi {
  public:
   virtual ~DtmApi();
 
-  virtual Result<std::string> NewGid() = 0;
+  // Callback forms. An implementation overrides either these or the blocking
+  // forms below: the default of each calls the other (a default callback
+  // form blocks its caller). The embedded Coordinator and GrpcDtmClient
+  // implement the callback forms.
+  virtual void NewGidAsync(ResultCallback<std::string> done);
   // tcc and msg: records the transaction as prepared. Idempotent while it is
   // prepared; kAborted in any other status.
-  virtual Status Prepare(const TransRequest& request) = 0;
+  virtual void PrepareAsync(TransRequest request, StatusCallback done);
   // Saga: records and starts it. tcc and msg: commits a prepared one.
   // kAborted when the transaction cannot be submitted.
-  virtual Status Submit(const TransRequest& request) = 0;
+  virtual void SubmitAsync(TransRequest request, StatusCallback done);
   // tcc: rolls back (cancels); msg: fails a prepared message.
-  virtual Status Abort(const TransRequest& request) = 0;
+  virtual void AbortAsync(TransRequest request, StatusCallback done);
   // tcc: records a branch's confirm and cancel; only while prepared.
-  virtual Status RegisterBranch(const BranchRegistration& branch) = 0;
+  virtual void RegisterBranchAsync(BranchRegistration branch,
+                                   StatusCallback done);
   // The transaction and its branches; kNotFound.
-  virtual Result<TransWithBranches> Query(const std::string& gid) = 0;
+  virtual void QueryAsync(std::string gid,
+                          ResultCallback<TransWithBranches> done);
+
+  // Blocking forms: the callback forms, waited for.
+  virtual Result<std::string> NewGid();
+  virtual Status Prepare(const TransRequest& request);
+  virtual Status Submit(const TransRequest& request);
+  virtual Status Abort(const TransRequest& request);
+  virtual Status RegisterBranch(const BranchRegistration& branch);
+  virtual Result<TransWithBranches> Query(const std::string& gid);
 
   // The client that the client API uses for its own branch calls (TCC try,
   // msg check-back); owned by this object.
