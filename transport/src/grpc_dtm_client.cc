@@ -1,6 +1,7 @@
 #include "dtx/transport/grpc_dtm_client.h"
 
 #include "dtx/admin.grpc.pb.h"
+#include "dtx/internal/mutex.h"
 #include "dtx/transport/branch_url.h"
 #include "dtx/transport/grpc_branch_client.h"
 #include "dtx/transport/kratos_registry.h"
@@ -14,9 +15,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 namespace dtx {
 namespace {
@@ -47,6 +51,22 @@ bool IsRegistryAddress(const std::string& address) {
          address.rfind("etcd://", 0) == 0;
 }
 
+// One request in flight: its context and messages, owned by the callback
+// that gRPC runs when it ends (and, while it is in flight, by the client's
+// list of calls to cancel at destruction).
+struct CallBase {
+  virtual ~CallBase() = default;
+  grpc::ClientContext context;
+  std::shared_ptr<Endpoint> endpoint;  // keeps the channel open
+  std::atomic<bool> cancelled{false};  // by the client's destructor
+};
+
+template <typename Request, typename Reply>
+struct Call final : CallBase {
+  Request request;
+  Reply reply;
+};
+
 }  // namespace
 
 struct GrpcDtmClient::Impl {
@@ -63,18 +83,100 @@ struct GrpcDtmClient::Impl {
   AddressSet last_set;  // guarded by mu
   std::atomic<uint64_t> next{0};
 
+  // The calls in flight, so that the destructor can cancel them and wait
+  // for their callbacks.
+  internal::Mutex calls_mu;
+  internal::CondVar calls_cv{&calls_mu};
+  std::unordered_set<std::shared_ptr<CallBase>> calls DTX_GUARDED_BY(calls_mu);
+  bool closing DTX_GUARDED_BY(calls_mu) = false;
+
   Result<std::shared_ptr<Endpoint>> Pick();
-  std::unique_ptr<grpc::ClientContext> Context() const {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() + options.timeout);
-    return context;
-  }
-  Status Call(const char* method, const Status& status) const {
-    if (status.ok()) return status;
-    return status.WithPrefix(std::string("dtm server ") + options.address +
-                             " " + method);
-  }
+
+  // Sends `request` with `send(endpoint, context, request, reply, on_done)`
+  // (a stub's async() method) and runs `on_reply(status, reply)` on the gRPC
+  // thread that completes it; `on_reply` gets the error at once when no
+  // server can be picked.
+  template <typename Request, typename Reply, typename Send, typename OnReply>
+  void Start(const char* method, Request request, Send send, OnReply on_reply);
+
+  // Cancels the calls in flight and waits for their callbacks.
+  void CancelAll();
 };
+
+template <typename Request, typename Reply, typename Send, typename OnReply>
+void GrpcDtmClient::Impl::Start(const char* method, Request request, Send send,
+                                OnReply on_reply) {
+  auto endpoint = Pick();
+  if (!endpoint.ok()) {
+    Reply none;
+    on_reply(endpoint.status(), none);
+    return;
+  }
+  auto call = std::make_shared<Call<Request, Reply>>();
+  call->request = std::move(request);
+  call->endpoint = std::move(endpoint).value();
+  call->context.set_deadline(std::chrono::system_clock::now() +
+                             options.timeout);
+  bool refused = false;
+  {
+    internal::MutexLock lock(&calls_mu);
+    refused = closing;
+    if (!refused) calls.insert(call);
+  }
+  if (refused) {
+    on_reply(UnavailableError("dtm server " + options.address + " " + method +
+                              ": the client is shutting down"),
+             call->reply);
+    return;
+  }
+  Call<Request, Reply>* raw = call.get();
+  send(*raw->endpoint, &raw->context, &raw->request, &raw->reply,
+       [this, method, call = std::move(call),
+        on_reply = std::move(on_reply)](grpc::Status grpc_status) mutable {
+         // Take the call out of this closure: gRPC may keep the closure
+         // until the context it belongs to is freed.
+         auto self = std::move(call);
+         Status status;
+         if (self->cancelled.load() &&
+             grpc_status.error_code() == grpc::StatusCode::CANCELLED) {
+           status =
+               UnavailableError("dtm server " + options.address + " " + method +
+                                ": cancelled, the client is shutting "
+                                "down");
+         } else if (!grpc_status.ok()) {
+           status = FromGrpcStatus(grpc_status)
+                        .WithPrefix(std::string("dtm server ") +
+                                    options.address + " " + method);
+         }
+         on_reply(std::move(status), self->reply);
+         internal::MutexLock lock(&calls_mu);
+         calls.erase(self);
+         // Signalled under the lock: the destructor may free the client as
+         // soon as it sees no call left.
+         if (calls.empty()) calls_cv.SignalAll();
+       });
+}
+
+void GrpcDtmClient::Impl::CancelAll() {
+  std::vector<std::shared_ptr<CallBase>> in_flight;
+  {
+    internal::MutexLock lock(&calls_mu);
+    closing = true;
+    in_flight.assign(calls.begin(), calls.end());
+  }
+  // Outside the lock: a cancelled call's callback may run at once, on this
+  // thread, and it takes the lock.
+  for (const auto& call : in_flight) {
+    call->cancelled = true;
+    call->context.TryCancel();
+  }
+  in_flight.clear();
+  internal::MutexLock lock(&calls_mu);
+  calls_cv.Wait([this] {
+    calls_mu.AssertHeld();
+    return calls.empty();
+  });
+}
 
 Result<std::shared_ptr<Endpoint>> GrpcDtmClient::Impl::Pick() {
   if (target.kind == BranchTarget::Kind::kChannel) return single;
@@ -116,7 +218,9 @@ GrpcDtmClient::GrpcDtmClient(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 
 GrpcDtmClient::~GrpcDtmClient() {
-  if (impl_ && impl_->branches) impl_->branches->Shutdown();
+  if (!impl_) return;
+  impl_->CancelAll();
+  if (impl_->branches) impl_->branches->Shutdown();
 }
 
 Result<std::unique_ptr<GrpcDtmClient>> GrpcDtmClient::Create(
@@ -174,96 +278,158 @@ Result<std::unique_ptr<GrpcDtmClient>> GrpcDtmClient::Create(
   return std::unique_ptr<GrpcDtmClient>(new GrpcDtmClient(std::move(impl)));
 }
 
-Result<std::string> GrpcDtmClient::NewGid() {
-  DTX_ASSIGN_OR_RETURN(auto e, impl_->Pick());
-  auto context = impl_->Context();
-  google::protobuf::Empty request;
-  dtmgimp::DtmGidReply reply;
-  Status status =
-      FromGrpcStatus(e->dtm->NewGid(context.get(), request, &reply));
-  DTX_RETURN_IF_ERROR(impl_->Call("NewGid", status));
-  if (reply.gid().empty()) {
-    return InternalError("dtm server " + impl_->options.address +
-                         " NewGid returned an empty gid");
-  }
-  return reply.gid();
+namespace {
+
+// Runs `start` with a callback and waits for the value it is given.
+template <typename T, typename Start>
+T Wait(Start start) {
+  auto promise = std::make_shared<std::promise<T>>();
+  std::future<T> future = promise->get_future();
+  start([promise](T value) { promise->set_value(std::move(value)); });
+  return future.get();
 }
 
-#define DTX_DTM_REQUEST_(Method)                                           \
-  Status GrpcDtmClient::Method(const TransRequest& request) {              \
-    DTX_ASSIGN_OR_RETURN(auto e, impl_->Pick());                           \
-    auto context = impl_->Context();                                       \
-    google::protobuf::Empty reply;                                         \
-    return impl_->Call(                                                    \
-        #Method, FromGrpcStatus(e->dtm->Method(                            \
-                     context.get(), internal::ToProto(request), &reply))); \
+}  // namespace
+
+void GrpcDtmClient::NewGidAsync(ResultCallback<std::string> done) {
+  impl_->Start<google::protobuf::Empty, dtmgimp::DtmGidReply>(
+      "NewGid", {},
+      [](Endpoint& e, grpc::ClientContext* context,
+         const google::protobuf::Empty* request, dtmgimp::DtmGidReply* reply,
+         std::function<void(grpc::Status)> on_done) {
+        e.dtm->async()->NewGid(context, request, reply, std::move(on_done));
+      },
+      [address = impl_->options.address, done = std::move(done)](
+          Status status, dtmgimp::DtmGidReply& reply) {
+        if (!status.ok()) return done(std::move(status));
+        if (reply.gid().empty()) {
+          return done(InternalError("dtm server " + address +
+                                    " NewGid returned an empty gid"));
+        }
+        done(std::move(*reply.mutable_gid()));
+      });
+}
+
+#define DTX_DTM_REQUEST_(Method)                                            \
+  void GrpcDtmClient::Method##Async(TransRequest request,                   \
+                                    StatusCallback done) {                  \
+    impl_->Start<dtmgimp::DtmRequest, google::protobuf::Empty>(             \
+        #Method, internal::ToProto(request),                                \
+        [](Endpoint& e, grpc::ClientContext* context,                       \
+           const dtmgimp::DtmRequest* req, google::protobuf::Empty* reply,  \
+           std::function<void(grpc::Status)> on_done) {                     \
+          e.dtm->async()->Method(context, req, reply, std::move(on_done));  \
+        },                                                                  \
+        [done = std::move(done)](Status status, google::protobuf::Empty&) { \
+          done(std::move(status));                                          \
+        });                                                                 \
   }
 DTX_DTM_REQUEST_(Prepare)
 DTX_DTM_REQUEST_(Submit)
 DTX_DTM_REQUEST_(Abort)
 #undef DTX_DTM_REQUEST_
 
-Status GrpcDtmClient::RegisterBranch(const BranchRegistration& branch) {
-  DTX_ASSIGN_OR_RETURN(auto e, impl_->Pick());
-  auto context = impl_->Context();
-  google::protobuf::Empty reply;
-  return impl_->Call("RegisterBranch",
-                     FromGrpcStatus(e->dtm->RegisterBranch(
-                         context.get(), internal::ToProto(branch), &reply)));
+void GrpcDtmClient::RegisterBranchAsync(BranchRegistration branch,
+                                        StatusCallback done) {
+  impl_->Start<dtmgimp::DtmBranchRequest, google::protobuf::Empty>(
+      "RegisterBranch", internal::ToProto(branch),
+      [](Endpoint& e, grpc::ClientContext* context,
+         const dtmgimp::DtmBranchRequest* request,
+         google::protobuf::Empty* reply,
+         std::function<void(grpc::Status)> on_done) {
+        e.dtm->async()->RegisterBranch(context, request, reply,
+                                       std::move(on_done));
+      },
+      [done = std::move(done)](Status status, google::protobuf::Empty&) {
+        done(std::move(status));
+      });
 }
 
-Result<TransWithBranches> GrpcDtmClient::Query(const std::string& gid) {
-  DTX_ASSIGN_OR_RETURN(auto e, impl_->Pick());
-  auto context = impl_->Context();
+void GrpcDtmClient::QueryAsync(std::string gid,
+                               ResultCallback<TransWithBranches> done) {
   dtx::admin::v1::QueryRequest request;
-  request.set_gid(gid);
-  dtx::admin::v1::QueryReply reply;
-  DTX_RETURN_IF_ERROR(impl_->Call(
-      "Query",
-      FromGrpcStatus(e->admin->Query(context.get(), request, &reply))));
-  TransWithBranches out;
-  DTX_ASSIGN_OR_RETURN(out.trans, internal::FromProto(reply.transaction()));
-  for (const auto& b : reply.branches()) {
-    DTX_ASSIGN_OR_RETURN(Branch branch, internal::FromProto(b));
-    out.branches.push_back(std::move(branch));
-  }
-  return out;
+  request.set_gid(std::move(gid));
+  impl_->Start<dtx::admin::v1::QueryRequest, dtx::admin::v1::QueryReply>(
+      "Query", std::move(request),
+      [](Endpoint& e, grpc::ClientContext* context,
+         const dtx::admin::v1::QueryRequest* req,
+         dtx::admin::v1::QueryReply* reply,
+         std::function<void(grpc::Status)> on_done) {
+        e.admin->async()->Query(context, req, reply, std::move(on_done));
+      },
+      [done = std::move(done)](Status status,
+                               dtx::admin::v1::QueryReply& reply) {
+        if (!status.ok()) return done(std::move(status));
+        TransWithBranches out;
+        auto trans = internal::FromProto(reply.transaction());
+        if (!trans.ok()) return done(trans.status());
+        out.trans = std::move(trans).value();
+        for (const auto& b : reply.branches()) {
+          auto branch = internal::FromProto(b);
+          if (!branch.ok()) return done(branch.status());
+          out.branches.push_back(std::move(branch).value());
+        }
+        done(std::move(out));
+      });
 }
+
+void GrpcDtmClient::ListAsync(ListQuery query, ResultCallback<ListPage> done) {
+  impl_->Start<dtx::admin::v1::ListRequest, dtx::admin::v1::ListReply>(
+      "List", internal::ToProto(query),
+      [](Endpoint& e, grpc::ClientContext* context,
+         const dtx::admin::v1::ListRequest* request,
+         dtx::admin::v1::ListReply* reply,
+         std::function<void(grpc::Status)> on_done) {
+        e.admin->async()->List(context, request, reply, std::move(on_done));
+      },
+      [done = std::move(done)](Status status,
+                               dtx::admin::v1::ListReply& reply) {
+        if (!status.ok()) return done(std::move(status));
+        ListPage page;
+        for (const auto& t : reply.transactions()) {
+          auto trans = internal::FromProto(t);
+          if (!trans.ok()) return done(trans.status());
+          page.transactions.push_back(std::move(trans).value());
+        }
+        page.next_cursor = reply.next_cursor();
+        done(std::move(page));
+      });
+}
+
+#define DTX_ADMIN_GID_REQUEST_(Method)                                       \
+  void GrpcDtmClient::Method##Async(std::string gid, StatusCallback done) {  \
+    dtx::admin::v1::GidRequest request;                                      \
+    request.set_gid(std::move(gid));                                         \
+    impl_->Start<dtx::admin::v1::GidRequest, google::protobuf::Empty>(       \
+        #Method, std::move(request),                                         \
+        [](Endpoint& e, grpc::ClientContext* context,                        \
+           const dtx::admin::v1::GidRequest* req,                            \
+           google::protobuf::Empty* reply,                                   \
+           std::function<void(grpc::Status)> on_done) {                      \
+          e.admin->async()->Method(context, req, reply, std::move(on_done)); \
+        },                                                                   \
+        [done = std::move(done)](Status status, google::protobuf::Empty&) {  \
+          done(std::move(status));                                           \
+        });                                                                  \
+  }
+DTX_ADMIN_GID_REQUEST_(ForceStop)
+DTX_ADMIN_GID_REQUEST_(RetryNow)
+#undef DTX_ADMIN_GID_REQUEST_
 
 Result<ListPage> GrpcDtmClient::List(const ListQuery& query) {
-  DTX_ASSIGN_OR_RETURN(auto e, impl_->Pick());
-  auto context = impl_->Context();
-  const dtx::admin::v1::ListRequest request = internal::ToProto(query);
-  dtx::admin::v1::ListReply reply;
-  DTX_RETURN_IF_ERROR(impl_->Call(
-      "List", FromGrpcStatus(e->admin->List(context.get(), request, &reply))));
-  ListPage page;
-  for (const auto& t : reply.transactions()) {
-    DTX_ASSIGN_OR_RETURN(GlobalTrans trans, internal::FromProto(t));
-    page.transactions.push_back(std::move(trans));
-  }
-  page.next_cursor = reply.next_cursor();
-  return page;
+  return Wait<Result<ListPage>>([&](ResultCallback<ListPage> done) {
+    ListAsync(query, std::move(done));
+  });
 }
 
 Status GrpcDtmClient::ForceStop(const std::string& gid) {
-  DTX_ASSIGN_OR_RETURN(auto e, impl_->Pick());
-  auto context = impl_->Context();
-  dtx::admin::v1::GidRequest request;
-  request.set_gid(gid);
-  google::protobuf::Empty reply;
-  return impl_->Call("ForceStop", FromGrpcStatus(e->admin->ForceStop(
-                                      context.get(), request, &reply)));
+  return Wait<Status>(
+      [&](StatusCallback done) { ForceStopAsync(gid, std::move(done)); });
 }
 
 Status GrpcDtmClient::RetryNow(const std::string& gid) {
-  DTX_ASSIGN_OR_RETURN(auto e, impl_->Pick());
-  auto context = impl_->Context();
-  dtx::admin::v1::GidRequest request;
-  request.set_gid(gid);
-  google::protobuf::Empty reply;
-  return impl_->Call("RetryNow", FromGrpcStatus(e->admin->RetryNow(
-                                     context.get(), request, &reply)));
+  return Wait<Status>(
+      [&](StatusCallback done) { RetryNowAsync(gid, std::move(done)); });
 }
 
 BranchClient& GrpcDtmClient::branch_client() { return *impl_->branches; }

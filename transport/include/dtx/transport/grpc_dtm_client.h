@@ -17,7 +17,15 @@
 // server, and dtm's API makes a repeated Submit of the same gid safe, so the
 // caller decides.
 //
-// Thread safety: thread-safe.
+// Every request is a gRPC callback call: the callback forms (SubmitAsync,
+// ListAsync, ...) return at once and run `done` on a gRPC thread when the
+// answer arrives (or at once, when no server address is known); no thread
+// waits for a request in flight. The blocking forms wait for the callback
+// forms.
+//
+// Thread safety: thread-safe. Destroying the client cancels the requests in
+// flight (their `done` gets kUnavailable) and waits until every `done` has
+// run, so never destroy it from one of them.
 
 #ifndef DTX_TRANSPORT_GRPC_DTM_CLIENT_H_
 #define DTX_TRANSPORT_GRPC_DTM_CLIENT_H_
@@ -65,17 +73,28 @@ class DTX_GRPC_EXPORT GrpcDtmClient final : public DtmApi {
   GrpcDtmClient(const GrpcDtmClient&) = delete;
   GrpcDtmClient& operator=(const GrpcDtmClient&) = delete;
 
-  // DtmApi.
-  Result<std::string> NewGid() override;
-  Status Prepare(const TransRequest& request) override;
-  Status Submit(const TransRequest& request) override;
-  Status Abort(const TransRequest& request) override;
-  Status RegisterBranch(const BranchRegistration& branch) override;
-  Result<TransWithBranches> Query(const std::string& gid) override;
+  // DtmApi: the callback forms; the blocking forms are DtmApi's wrappers.
+  // Errors are the server's answer (its gRPC code), kDeadlineExceeded after
+  // `timeout`, kUnavailable when the server cannot be reached or the client
+  // is being destroyed.
+  void NewGidAsync(ResultCallback<std::string> done) override;
+  void PrepareAsync(TransRequest request, StatusCallback done) override;
+  void SubmitAsync(TransRequest request, StatusCallback done) override;
+  void AbortAsync(TransRequest request, StatusCallback done) override;
+  void RegisterBranchAsync(BranchRegistration branch,
+                           StatusCallback done) override;
+  void QueryAsync(std::string gid,
+                  ResultCallback<TransWithBranches> done) override;
   BranchClient& branch_client() override;
   std::string address() const override;
 
-  // Administration (dtx's admin service).
+  // Administration (dtx's admin service), with the same two forms.
+  // A page of transactions, newest first.
+  void ListAsync(ListQuery query, ResultCallback<ListPage> done);
+  // Fails an unfinished transaction; kAborted when it is finished.
+  void ForceStopAsync(std::string gid, StatusCallback done);
+  // Makes an unfinished transaction due now.
+  void RetryNowAsync(std::string gid, StatusCallback done);
   Result<ListPage> List(const ListQuery& query);
   Status ForceStop(const std::string& gid);
   Status RetryNow(const std::string& gid);
