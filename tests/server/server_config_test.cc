@@ -82,6 +82,23 @@ HttpMicroService:
                           HasSubstr("HttpMicroService is a dtm setting")));
 }
 
+TEST(ServerConfigTest, RetiredWorkerThreadsIsAWarningNotAnError) {
+  ConfigSources s = Yaml("WorkerThreads: 8\nIoThreads: 2\n");
+  s.env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "WORKER_THREADS") return "16";
+    return std::nullopt;
+  };
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(s));
+  EXPECT_EQ(loaded.config.io_threads, 2);
+  EXPECT_THAT(
+      loaded.warnings,
+      ElementsAre(HasSubstr("WorkerThreads is deprecated and ignored"),
+                  HasSubstr("environment WORKER_THREADS: WorkerThreads is "
+                            "deprecated")));
+  EXPECT_THAT(ToYaml(loaded.config),
+              ::testing::Not(HasSubstr("WorkerThreads")));
+}
+
 TEST(ServerConfigTest, BadValuesAreErrorsNamingTheKey) {
   EXPECT_THAT(LoadServerConfig(Yaml("GrpcPort: 70000\n")),
               StatusIs(StatusCode::kInvalidArgument, "GrpcPort"));

@@ -204,12 +204,13 @@ TEST_F(ServerProcessTest, SigtermLetsARequestInProgressFinish) {
   EXPECT_OK(submitted);
 }
 
-TEST_F(ServerProcessTest, MoreConcurrentRequestsThanWorkersWaitAndSucceed) {
+TEST_F(ServerProcessTest, ConcurrentWaitingRequestsAllSucceed) {
   busi_->SetDefaultHandler([](const ReceivedCall&) {
     TestReply r = TestReply::Ok();
     r.delay = milliseconds(50);
     return r;
   });
+  // The retired WorkerThreads key still starts the server (with a warning).
   DtxServerConfig config = Config();
   config.yaml = "WorkerThreads: 2\n";
   auto server = DtxServerProcess::Start(config);

@@ -2,6 +2,7 @@
 
 #include "dtx/admin.grpc.pb.h"
 #include "dtx/id_generator.h"
+#include "dtx/internal/mutex.h"
 #include "dtx/transport/branch_url.h"
 #include "dtx/transport/kratos_registry.h"
 
@@ -14,12 +15,15 @@
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
-#include <condition_variable>
+#include <atomic>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <type_traits>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -30,32 +34,223 @@ using google::protobuf::Empty;
 using internal::FromProto;
 using internal::ToGrpcStatus;
 
-// Runs the coordinator's blocking calls off gRPC's threads. Requests beyond
-// the workers wait in the queue instead of being refused (a synchronous
-// gRPC server answers RESOURCE_EXHAUSTED when its threads run out).
-class Workers {
+// One call that waits for the coordinator. It is finished exactly once, by
+// whichever comes first: the coordinator's callback (the answer), the
+// caller cancelling (OnCancel), or the server's shutdown once the grace is
+// over. The coordinator's callback holds this object, never the reactor, so
+// it may run after the call is gone (and after the server is destroyed).
+//
+// Thread safety: thread-safe.
+class PendingCall {
  public:
-  explicit Workers(int n) {
-    threads_.reserve(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Loop(); });
+  explicit PendingCall(grpc::ServerUnaryReactor* reactor) : reactor_(reactor) {}
+
+  // Finishes the call with what `answer()` returns, unless it is finished
+  // already. `answer` runs only while the call is alive, so it may write the
+  // reply message.
+  template <typename Answer>
+  void Finish(Answer&& answer) {
+    grpc::ServerUnaryReactor* reactor = reactor_.exchange(nullptr);
+    if (reactor != nullptr) reactor->Finish(answer());
   }
-  ~Workers() { Stop(); }
+  void FinishWith(const grpc::Status& status) {
+    Finish([&status] { return status; });
+  }
+  bool finished() const { return reactor_.load() == nullptr; }
+
+ private:
+  std::atomic<grpc::ServerUnaryReactor*> reactor_;
+};
+
+// The calls waiting for the coordinator, so that Shutdown can wait for them
+// and answer those still waiting after the grace.
+//
+// Thread safety: thread-safe.
+class CallTable {
+ public:
+  // Registers `call`; false once the server shuts down.
+  bool Add(const std::shared_ptr<PendingCall>& call) {
+    internal::MutexLock lock(&mu_);
+    if (closed_) return false;
+    calls_.insert(call);
+    return true;
+  }
+
+  std::size_t size() {
+    internal::MutexLock lock(&mu_);
+    return calls_.size();
+  }
+
+  void Remove(const std::shared_ptr<PendingCall>& call) {
+    internal::MutexLock lock(&mu_);
+    calls_.erase(call);
+    if (calls_.empty()) cv_.SignalAll();
+  }
+
+  // Refuses new calls, waits up to `grace` for the registered ones to end,
+  // then answers the rest UNAVAILABLE. Their transactions stay in the
+  // journal, and the coordinator's late callbacks find them finished.
+  void Close(std::chrono::milliseconds grace) {
+    std::vector<std::shared_ptr<PendingCall>> left;
+    {
+      internal::MutexLock lock(&mu_);
+      closed_ = true;
+      cv_.WaitFor(grace, [this] {
+        mu_.AssertHeld();
+        return calls_.empty() || ended_;
+      });
+      left.assign(calls_.begin(), calls_.end());
+    }
+    // Outside the lock: finishing may run OnDone, which removes the call.
+    for (const auto& call : left) {
+      call->FinishWith(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       "dtx-server: shutting down; the request did "
+                       "not finish within the shutdown grace (its "
+                       "transaction stays in the journal)"));
+    }
+  }
+
+  // Ends a Close that is still waiting (every call ended, or Shutdown is
+  // over).
+  void End() {
+    internal::MutexLock lock(&mu_);
+    ended_ = true;
+    cv_.SignalAll();
+  }
+
+ private:
+  internal::Mutex mu_;
+  internal::CondVar cv_{&mu_};
+  std::unordered_set<std::shared_ptr<PendingCall>> calls_ DTX_GUARDED_BY(mu_);
+  bool closed_ DTX_GUARDED_BY(mu_) = false;
+  bool ended_ DTX_GUARDED_BY(mu_) = false;
+};
+
+// The reactor of a call handed to the coordinator. Owned by gRPC from the
+// handler's return until OnDone.
+class CallReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit CallReactor(CallTable& table)
+      : table_(table), pending_(std::make_shared<PendingCall>(this)) {}
+
+  const std::shared_ptr<PendingCall>& pending() const { return pending_; }
+
+  void OnCancel() override {
+    // The caller gave up (or its deadline passed): free the call now; the
+    // coordinator's answer, when it comes, is dropped.
+    pending_->FinishWith(grpc::Status(grpc::StatusCode::CANCELLED,
+                                      "dtx-server: the caller cancelled"));
+  }
+
+  void OnDone() override {
+    table_.Remove(pending_);
+    delete this;
+  }
+
+ private:
+  CallTable& table_;
+  const std::shared_ptr<PendingCall> pending_;
+};
+
+// The gRPC status of a coordinator answer; faults are logged.
+grpc::Status Answer(Logger& logger, const char* method, const std::string& gid,
+                    const Status& status) {
+  if (!status.ok()) {
+    // FAILURE and ONGOING are answers, not faults; requests that dtx
+    // cannot serve are worth a warning.
+    const StatusCode code = status.code();
+    const LogLevel level =
+        (code == StatusCode::kAborted ||
+         code == StatusCode::kFailedPrecondition ||
+         code == StatusCode::kInvalidArgument ||
+         code == StatusCode::kNotFound || code == StatusCode::kUnimplemented)
+            ? LogLevel::kDebug
+            : LogLevel::kWarn;
+    DTX_LOG(&logger, level,
+            method << " gid=" << gid << ": " << status.ToString());
+  }
+  return ToGrpcStatus(status);
+}
+
+grpc::ServerUnaryReactor* Now(grpc::CallbackServerContext* context,
+                              const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+// The coordinator's admin calls in callback form.
+// TODO(#13): call Coordinator::ListAsync, ForceStopAsync and RetryNowAsync
+// directly once coordinator.h has them, and delete the fallbacks, which
+// wait for the blocking forms on gRPC's thread. Until then the overloads
+// taking `int` are chosen when the coordinator has the callback form.
+template <typename C>
+auto ListAsync(C& c, ListQuery query, ResultCallback<ListPage> done, int)
+    -> decltype(c.ListAsync(std::move(query), std::move(done))) {
+  return c.ListAsync(std::move(query), std::move(done));
+}
+template <typename C>
+void ListAsync(C& c, ListQuery query, ResultCallback<ListPage> done, long) {
+  done(c.List(query));
+}
+template <typename C>
+auto ForceStopAsync(C& c, std::string gid, StatusCallback done, int)
+    -> decltype(c.ForceStopAsync(std::move(gid), std::move(done))) {
+  return c.ForceStopAsync(std::move(gid), std::move(done));
+}
+template <typename C>
+void ForceStopAsync(C& c, std::string gid, StatusCallback done, long) {
+  done(c.ForceStop(gid));
+}
+template <typename C>
+auto RetryNowAsync(C& c, std::string gid, StatusCallback done, int)
+    -> decltype(c.RetryNowAsync(std::move(gid), std::move(done))) {
+  return c.RetryNowAsync(std::move(gid), std::move(done));
+}
+template <typename C>
+void RetryNowAsync(C& c, std::string gid, StatusCallback done, long) {
+  done(c.RetryNow(gid));
+}
+
+// TODO(#13): delete kCoordinatorBlocks and InterimRunner once Coordinator
+// implements the callback forms (the lead's coordinator). Until then its
+// callback forms are DtmApi's defaults, which block their caller; on gRPC's
+// threads that starves the very branch calls a WaitResult Submit waits for.
+// While that is so, requests wait on a few threads of their own, as they did
+// before; with a callback coordinator this compiles to nothing and no thread
+// is started. (&Coordinator::SubmitAsync names DtmApi's member until
+// Coordinator declares its own.)
+constexpr bool kCoordinatorBlocks =
+    std::is_same_v<decltype(&Coordinator::SubmitAsync),
+                   decltype(&DtmApi::SubmitAsync)>;
+
+// Runs jobs on a fixed set of threads; Stop runs what is queued, then joins.
+//
+// Thread safety: thread-safe.
+class InterimRunner {
+ public:
+  static constexpr int kThreads = 64;
+
+  InterimRunner() {
+    if (!kCoordinatorBlocks) return;
+    for (int i = 0; i < kThreads; ++i)
+      threads_.emplace_back([this] { Loop(); });
+  }
+  ~InterimRunner() { Stop(); }
 
   void Post(std::function<void()> job) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      jobs_.push_back(std::move(job));
-    }
-    cv_.notify_one();
+    internal::MutexLock lock(&mu_);
+    jobs_.push_back(std::move(job));
+    cv_.Signal();
   }
 
-  // Runs what is queued, then joins. Idempotent.
   void Stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      internal::MutexLock lock(&mu_);
       stopping_ = true;
+      cv_.SignalAll();
     }
-    cv_.notify_all();
     for (std::thread& t : threads_) {
       if (t.joinable()) t.join();
     }
@@ -66,8 +261,11 @@ class Workers {
     for (;;) {
       std::function<void()> job;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        internal::MutexLock lock(&mu_);
+        cv_.Wait([this] {
+          mu_.AssertHeld();
+          return stopping_ || !jobs_.empty();
+        });
         if (jobs_.empty()) return;
         job = std::move(jobs_.front());
         jobs_.pop_front();
@@ -76,81 +274,130 @@ class Workers {
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;  // guarded by mu_
-  bool stopping_ = false;                   // guarded by mu_
+  internal::Mutex mu_;
+  internal::CondVar cv_{&mu_};
+  std::deque<std::function<void()>> jobs_ DTX_GUARDED_BY(mu_);
+  bool stopping_ DTX_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 
-// Answers `reactor` with what `work` returns, on a worker; a request whose
-// caller gave up while it waited in the queue is not run.
-template <typename Work>
-grpc::ServerUnaryReactor* Defer(Workers& workers,
-                                grpc::CallbackServerContext* context,
-                                Work work) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  workers.Post([context, reactor, work = std::move(work)]() mutable {
-    if (context->IsCancelled()) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
-                                   "the caller cancelled the request"));
-      return;
-    }
-    reactor->Finish(work());
-  });
-  return reactor;
-}
-
-class DtmService final : public dtmgimp::Dtm::CallbackService {
+// What every service handler shares: the coordinator and the calls waiting
+// for it.
+class Handlers {
  public:
-  DtmService(Coordinator& coordinator, Workers& workers,
-             std::shared_ptr<Logger> logger)
+  Handlers(Coordinator& coordinator, CallTable& calls, InterimRunner& interim,
+           std::shared_ptr<Logger> logger)
       : coordinator_(coordinator),
-        workers_(workers),
+        calls_(calls),
+        interim_(interim),
         logger_(std::move(logger)) {}
+
+ protected:
+  // Starts a call that `start(pending)` hands to the coordinator; the
+  // coordinator's callback finishes `pending`. A caller that gave up before
+  // the handler ran, or a server shutting down, is answered at once. `start`
+  // owns what it uses (it may run after the handler returned), except the
+  // reply message, which only a Finish answer may touch.
+  template <typename Start>
+  grpc::ServerUnaryReactor* Defer(grpc::CallbackServerContext* context,
+                                  Start start) {
+    if (context->IsCancelled()) {
+      return Now(context, grpc::Status(grpc::StatusCode::CANCELLED,
+                                       "dtx-server: the caller cancelled"));
+    }
+    auto* reactor = new CallReactor(calls_);
+    std::shared_ptr<PendingCall> pending = reactor->pending();
+    if (!calls_.Add(pending)) {
+      pending->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                       "dtx-server: shutting down"));
+      return reactor;
+    }
+    if (kCoordinatorBlocks) {
+      interim_.Post(
+          [start = std::move(start), pending = std::move(pending)]() mutable {
+            if (!pending->finished()) start(std::move(pending));
+          });
+    } else {
+      start(std::move(pending));
+    }
+    // Valid: gRPC calls OnDone only after the handler returned the reactor.
+    return reactor;
+  }
+
+  // A callback that answers `pending` with the coordinator's status.
+  StatusCallback AnswerWith(std::shared_ptr<PendingCall> pending,
+                            const char* method, std::string gid) const {
+    return [pending = std::move(pending), logger = logger_, method,
+            gid = std::move(gid)](Status status) {
+      pending->Finish([&] { return Answer(*logger, method, gid, status); });
+    };
+  }
+
+  Coordinator& coordinator_;
+  CallTable& calls_;
+  InterimRunner& interim_;
+  std::shared_ptr<Logger> logger_;
+};
+
+class DtmService final : public dtmgimp::Dtm::CallbackService,
+                         private Handlers {
+ public:
+  using Handlers::Handlers;
 
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
                                    const Empty*,
                                    dtmgimp::DtmGidReply* reply) override {
-    // Never blocks: answered on gRPC's thread.
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    auto gid = coordinator_.NewGid();
-    if (gid.ok()) reply->set_gid(*gid);
-    reactor->Finish(Answer("NewGid", "", gid.status()));
-    return reactor;
+    return Defer(context, [this, reply](std::shared_ptr<PendingCall> p) {
+      coordinator_.NewGidAsync(
+          [p = std::move(p), logger = logger_, reply](Result<std::string> gid) {
+            p->Finish([&] {
+              if (gid.ok()) reply->set_gid(std::move(gid).value());
+              return Answer(*logger, "NewGid", "", gid.status());
+            });
+          });
+    });
   }
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
                                    const dtmgimp::DtmRequest* request,
                                    Empty*) override {
-    return Run(context, "Submit", request, [this](const TransRequest& r) {
-      return coordinator_.Submit(r);
-    });
+    return Run(context, "Submit", request,
+               [this](TransRequest r, StatusCallback done) {
+                 coordinator_.SubmitAsync(std::move(r), std::move(done));
+               });
   }
 
   grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
                                     const dtmgimp::DtmRequest* request,
                                     Empty*) override {
-    return Run(context, "Prepare", request, [this](const TransRequest& r) {
-      return coordinator_.Prepare(r);
-    });
+    return Run(context, "Prepare", request,
+               [this](TransRequest r, StatusCallback done) {
+                 coordinator_.PrepareAsync(std::move(r), std::move(done));
+               });
   }
 
   grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
                                   const dtmgimp::DtmRequest* request,
                                   Empty*) override {
     return Run(context, "Abort", request,
-               [this](const TransRequest& r) { return coordinator_.Abort(r); });
+               [this](TransRequest r, StatusCallback done) {
+                 coordinator_.AbortAsync(std::move(r), std::move(done));
+               });
   }
 
   grpc::ServerUnaryReactor* RegisterBranch(
       grpc::CallbackServerContext* context,
       const dtmgimp::DtmBranchRequest* request, Empty*) override {
-    return Defer(workers_, context, [this, request] {
-      auto branch = FromProto(*request);
-      Status status = branch.status();
-      if (status.ok()) status = coordinator_.RegisterBranch(*branch);
-      return Answer("RegisterBranch", request->gid(), status);
+    auto branch = FromProto(*request);
+    if (!branch.ok()) {
+      return Now(context, Answer(*logger_, "RegisterBranch", request->gid(),
+                                 branch.status()));
+    }
+    return Defer(context, [this, b = std::move(branch).value()](
+                              std::shared_ptr<PendingCall> p) mutable {
+      std::string gid = b.gid;
+      coordinator_.RegisterBranchAsync(
+          std::move(b), AnswerWith(std::move(p), "RegisterBranch", gid));
     });
   }
 
@@ -158,7 +405,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService {
       grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
       dtmgimp::DtmProgressesReply*) override {
     return Now(context,
-               Answer("PrepareWorkflow", request->gid(),
+               Answer(*logger_, "PrepareWorkflow", request->gid(),
                       UnimplementedError(
                           "dtx does not support workflow transactions yet "
                           "(dtmgimp.Dtm/PrepareWorkflow)")));
@@ -187,107 +434,91 @@ class DtmService final : public dtmgimp::Dtm::CallbackService {
     auto parsed = FromProto(*request);
     if (!parsed.ok()) {
       // Malformed: answered at once, nothing reaches the coordinator.
-      return Now(context, Answer(method, request->gid(), parsed.status()));
+      return Now(context,
+                 Answer(*logger_, method, request->gid(), parsed.status()));
     }
-    return Defer(workers_, context,
-                 [this, method, request, fn = std::move(fn),
-                  parsed = std::move(parsed).value()] {
-                   return Answer(method, request->gid(), fn(parsed));
-                 });
-  }
-
-  static grpc::ServerUnaryReactor* Now(grpc::CallbackServerContext* context,
-                                       const grpc::Status& status) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(status);
-    return reactor;
+    return Defer(context, [this, method, fn = std::move(fn),
+                           r = std::move(parsed).value()](
+                              std::shared_ptr<PendingCall> p) mutable {
+      std::string gid = r.gid;
+      fn(std::move(r), AnswerWith(std::move(p), method, std::move(gid)));
+    });
   }
 
   grpc::Status Topics(const char* method) {
-    return Answer(method, "",
+    return Answer(*logger_, method, "",
                   UnimplementedError(std::string("dtx does not support msg "
                                                  "topics yet (dtmgimp.Dtm/") +
                                      method + ")"));
   }
-
-  grpc::Status Answer(const char* method, const std::string& gid,
-                      const Status& status) {
-    if (!status.ok()) {
-      // FAILURE and ONGOING are answers, not faults; requests that dtx
-      // cannot serve are worth a warning.
-      const StatusCode code = status.code();
-      const LogLevel level =
-          (code == StatusCode::kAborted ||
-           code == StatusCode::kFailedPrecondition ||
-           code == StatusCode::kInvalidArgument ||
-           code == StatusCode::kNotFound || code == StatusCode::kUnimplemented)
-              ? LogLevel::kDebug
-              : LogLevel::kWarn;
-      DTX_LOG(logger_, level,
-              method << " gid=" << gid << ": " << status.ToString());
-    }
-    return ToGrpcStatus(status);
-  }
-
-  Coordinator& coordinator_;
-  Workers& workers_;
-  std::shared_ptr<Logger> logger_;
 };
 
-class AdminService final : public dtx::admin::v1::Admin::CallbackService {
+class AdminService final : public dtx::admin::v1::Admin::CallbackService,
+                           private Handlers {
  public:
-  AdminService(Coordinator& coordinator, Workers& workers)
-      : coordinator_(coordinator), workers_(workers) {}
+  using Handlers::Handlers;
 
   grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::QueryRequest* request,
                                   dtx::admin::v1::QueryReply* reply) override {
-    return Defer(workers_, context, [this, request, reply] {
-      auto found = coordinator_.Query(request->gid());
-      if (!found.ok()) return ToGrpcStatus(found.status());
-      internal::ToProto(found->trans, reply->mutable_transaction());
-      for (const Branch& b : found->branches) {
-        internal::ToProto(b, reply->add_branches());
-      }
-      return grpc::Status::OK;
+    return Defer(context, [this, gid = request->gid(),
+                           reply](std::shared_ptr<PendingCall> p) {
+      coordinator_.QueryAsync(
+          gid, [p = std::move(p), reply](Result<TransWithBranches> found) {
+            p->Finish([&] {
+              if (!found.ok()) return ToGrpcStatus(found.status());
+              internal::ToProto(found->trans, reply->mutable_transaction());
+              for (const Branch& b : found->branches) {
+                internal::ToProto(b, reply->add_branches());
+              }
+              return grpc::Status::OK;
+            });
+          });
     });
   }
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const dtx::admin::v1::ListRequest* request,
                                  dtx::admin::v1::ListReply* reply) override {
-    return Defer(workers_, context, [this, request, reply] {
-      auto query = internal::FromProto(*request);
-      if (!query.ok()) return ToGrpcStatus(query.status());
-      auto page = coordinator_.List(*query);
-      if (!page.ok()) return ToGrpcStatus(page.status());
-      for (const GlobalTrans& t : page->transactions) {
-        internal::ToProto(t, reply->add_transactions());
-      }
-      reply->set_next_cursor(page->next_cursor);
-      return grpc::Status::OK;
+    auto query = internal::FromProto(*request);
+    if (!query.ok()) return Now(context, ToGrpcStatus(query.status()));
+    return Defer(context, [this, q = std::move(query).value(),
+                           reply](std::shared_ptr<PendingCall> p) mutable {
+      ListAsync(
+          coordinator_, std::move(q),
+          [p = std::move(p), reply](Result<ListPage> page) {
+            p->Finish([&] {
+              if (!page.ok()) return ToGrpcStatus(page.status());
+              for (const GlobalTrans& t : page->transactions) {
+                internal::ToProto(t, reply->add_transactions());
+              }
+              reply->set_next_cursor(page->next_cursor);
+              return grpc::Status::OK;
+            });
+          },
+          0);
     });
   }
 
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
                                       const dtx::admin::v1::GidRequest* request,
                                       Empty*) override {
-    return Defer(workers_, context, [this, request] {
-      return ToGrpcStatus(coordinator_.ForceStop(request->gid()));
-    });
+    return Defer(
+        context, [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
+          ForceStopAsync(coordinator_, gid,
+                         AnswerWith(std::move(p), "ForceStop", gid), 0);
+        });
   }
 
   grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
                                      const dtx::admin::v1::GidRequest* request,
                                      Empty*) override {
-    return Defer(workers_, context, [this, request] {
-      return ToGrpcStatus(coordinator_.RetryNow(request->gid()));
-    });
+    return Defer(context,
+                 [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
+                   RetryNowAsync(coordinator_, gid,
+                                 AnswerWith(std::move(p), "RetryNow", gid), 0);
+                 });
   }
-
- private:
-  Coordinator& coordinator_;
-  Workers& workers_;
 };
 
 Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
@@ -313,7 +544,8 @@ Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
 
 struct DtmServer::Impl {
   DtmServerOptions options;
-  std::unique_ptr<Workers> workers;
+  CallTable calls;
+  InterimRunner interim;  // TODO(#13): delete with InterimRunner
   std::unique_ptr<DtmService> dtm;
   std::unique_ptr<AdminService> admin;
   std::unique_ptr<grpc::Server> server;
@@ -337,9 +569,6 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
     return InvalidArgumentError(
         "DtmServer: max_request_bytes must be in 1..1073741824");
   }
-  if (options.worker_threads < 1 || options.worker_threads > 4096) {
-    return InvalidArgumentError("DtmServer: worker_threads must be in 1..4096");
-  }
   std::optional<RegistryTarget> target;
   std::vector<std::string> endpoints;
   if (!options.registry_target.empty()) {
@@ -355,10 +584,10 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
 
   if (!options.logger) options.logger = NewNullLogger();
   auto impl = std::make_unique<Impl>();
-  impl->workers = std::make_unique<Workers>(options.worker_threads);
-  impl->dtm =
-      std::make_unique<DtmService>(coordinator, *impl->workers, options.logger);
-  impl->admin = std::make_unique<AdminService>(coordinator, *impl->workers);
+  impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
+                                           impl->interim, options.logger);
+  impl->admin = std::make_unique<AdminService>(coordinator, impl->calls,
+                                               impl->interim, options.logger);
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)
@@ -419,6 +648,8 @@ std::string DtmServer::registry_key() const {
   return impl_->registrar ? impl_->registrar->key() : std::string();
 }
 
+std::size_t DtmServer::requests_waiting() const { return impl_->calls.size(); }
+
 void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   std::unique_ptr<KratosRegistrar> registrar;
   {
@@ -432,10 +663,17 @@ void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   if (auto* health = impl_->server->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
-  impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
+  // gRPC stops accepting calls and waits for those in progress; the table
+  // answers the ones still waiting for the coordinator after the grace.
+  // gRPC's own deadline, a little later, only ends what the table does not
+  // know (health Watch streams).
+  std::thread closer([this, grace] { impl_->calls.Close(grace); });
+  impl_->server->Shutdown(std::chrono::system_clock::now() + grace +
+                          std::chrono::seconds(1));
   impl_->server->Wait();
-  // Every request has been answered; nothing is queued any more.
-  impl_->workers->Stop();
+  impl_->calls.End();
+  closer.join();
+  impl_->interim.Stop();
 }
 
 }  // namespace dtx

@@ -118,12 +118,6 @@ const std::vector<Key>& Keys() {
          c.io_threads = static_cast<int>(n);
          return Status::Ok();
        }},
-      {"WorkerThreads",
-       [](ServerConfig& c, const std::string& v) -> Status {
-         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 4096));
-         c.worker_threads = static_cast<int>(n);
-         return Status::Ok();
-       }},
       {"MaxRequestBytes",
        [](ServerConfig& c, const std::string& v) -> Status {
          DTX_ASSIGN_OR_RETURN(c.max_request_bytes, ParseInt(v, 1, 1LL << 30));
@@ -185,6 +179,13 @@ const std::vector<std::string>& IgnoredKeys() {
   return keys;
 }
 
+// dtx's own keys that no longer do anything: accepted with a warning saying
+// why, so that old configuration files keep working.
+constexpr const char* kRetiredWorkerThreads = "WorkerThreads";
+constexpr const char* kRetiredWorkerThreadsWhy =
+    "WorkerThreads is deprecated and ignored: dtx-server no longer runs "
+    "requests on worker threads (a waiting request holds no thread)";
+
 const Key* FindKey(const std::string& path) {
   const std::string lower = Lower(path);
   for (const Key& k : Keys()) {
@@ -221,6 +222,10 @@ Status Walk(const YAML::Node& node, const std::string& prefix,
     if (IsIgnored(path)) {
       warnings.push_back(file + ": " + path +
                          " is a dtm setting that dtx does not use; ignored");
+      continue;
+    }
+    if (Lower(path) == Lower(kRetiredWorkerThreads)) {
+      warnings.push_back(file + ": " + kRetiredWorkerThreadsWhy);
       continue;
     }
     if (value.IsMap() && IsSection(path)) {
@@ -302,6 +307,12 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
   }
 
   if (sources.env) {
+    const std::string retired = EnvNameOf(kRetiredWorkerThreads);
+    auto retired_value = sources.env(retired);
+    if (retired_value && !retired_value->empty()) {
+      loaded.warnings.push_back("environment " + retired + ": " +
+                                kRetiredWorkerThreadsWhy);
+    }
     for (const Key& key : Keys()) {
       const std::string name = EnvNameOf(key.name);
       auto value = sources.env(name);
@@ -386,7 +397,6 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::Key << "ShutdownGrace" << YAML::Value
       << c.shutdown_grace.count();
   out << YAML::Key << "IoThreads" << YAML::Value << c.io_threads;
-  out << YAML::Key << "WorkerThreads" << YAML::Value << c.worker_threads;
   out << YAML::Key << "MaxRequestBytes" << YAML::Value << c.max_request_bytes;
   out << YAML::Key << "LogLevel" << YAML::Value
       << std::string(ToString(c.log_level));

@@ -10,6 +10,14 @@
 // Errors as dtm maps them: FAILURE is ABORTED, ONGOING is FAILED_PRECONDITION;
 // a malformed request is INVALID_ARGUMENT and changes nothing.
 //
+// Requests are answered on gRPC's callback reactors: each handler hands the
+// request to the coordinator's callback form and finishes the call when the
+// coordinator's callback runs. No thread waits for a request, so a Submit
+// with WaitResult whose branch is slow holds memory, not a thread, and
+// unrelated requests are not delayed by it. A caller that cancels (or whose
+// deadline passes) is answered CANCELLED at once; the coordinator's answer,
+// when it comes, is dropped.
+//
 // With a registry target (dtm's MicroService.Target and EndPoint) the server
 // registers itself in etcd the way dtm's Kratos driver does, once it serves,
 // and deregisters first thing in Shutdown.
@@ -43,10 +51,6 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   std::string listen_address = "0.0.0.0:36790";
   // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
   std::size_t max_request_bytes = 4 * 1024 * 1024;
-  // Threads that run the coordinator's (blocking) calls; a Submit with
-  // WaitResult holds one for its processing pass. More requests than that
-  // wait in a queue; none is refused.
-  int worker_threads = 64;
   bool reflection = true;
   bool health = true;
   // dtm's MicroService block. With driver "dtm-driver-kratos" and a
@@ -78,10 +82,14 @@ class DTX_GRPC_EXPORT DtmServer {
   int port() const;
   // The etcd key this server is registered under; empty when it is not.
   std::string registry_key() const;
+  // Requests handed to the coordinator and not answered yet (a gauge).
+  std::size_t requests_waiting() const;
 
   // Deregisters, stops accepting requests, lets requests in progress finish
-  // for up to `grace`, then cancels the rest. The coordinator is not shut
-  // down. Idempotent.
+  // for up to `grace`, then answers those still waiting for the coordinator
+  // UNAVAILABLE (their transactions stay in the journal). The coordinator is
+  // not shut down; its callbacks for those requests may still run later and
+  // are dropped. Idempotent.
   void Shutdown(std::chrono::milliseconds grace);
 
   struct Impl;

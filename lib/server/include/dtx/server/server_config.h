@@ -43,7 +43,6 @@ struct ServerConfig {
   std::chrono::seconds trans_cron_interval{3};
   std::chrono::seconds shutdown_grace{10};      // ShutdownGrace (dtx)
   int io_threads = 1;                           // IoThreads (dtx)
-  int worker_threads = 64;                      // WorkerThreads (dtx)
   int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
   LogLevel log_level = LogLevel::kInfo;
 };

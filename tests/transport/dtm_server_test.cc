@@ -1,0 +1,140 @@
+// DtmServer in this process, serving an embedded coordinator to a
+// GrpcDtmClient, with a real gRPC branch service on 127.0.0.1: a caller that
+// gives up leaves nothing waiting, requests in progress finish within the
+// shutdown grace, and those still waiting after it are answered UNAVAILABLE.
+
+#include "dtx/transport/dtm_server.h"
+
+#include "dtx/embedded.h"
+#include "dtx/transport/grpc_dtm_client.h"
+
+#include "branch_test_server.h"
+#include "status_matchers.h"
+#include "temp_dir.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+namespace dtx::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+class DtmServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    busi_ = BranchTestServer::Start();
+    Options options;
+    options.journal_path = dir_.File("dtx.db");
+    options.request_timeout = std::chrono::seconds(600);
+    EmbeddedOptions embedded;
+    embedded.durable_on_power_loss = false;
+    auto coordinator = OpenEmbeddedCoordinator(options, embedded);
+    ASSERT_OK(coordinator);
+    coordinator_ = std::move(coordinator).value();
+    DtmServerOptions server_options;
+    server_options.listen_address = "127.0.0.1:0";
+    server_options.reflection = false;
+    auto server = DtmServer::Start(*coordinator_, server_options);
+    ASSERT_OK(server);
+    server_ = std::move(server).value();
+  }
+
+  void TearDown() override {
+    // The coordinator first: it answers what still waits for a branch.
+    if (coordinator_) coordinator_->Shutdown();
+    if (server_) server_->Shutdown(milliseconds(0));
+  }
+
+  std::unique_ptr<GrpcDtmClient> Connect(milliseconds timeout) {
+    GrpcDtmClientOptions options;
+    options.address = "127.0.0.1:" + std::to_string(server_->port());
+    options.timeout = timeout;
+    auto client = GrpcDtmClient::Create(options);
+    EXPECT_OK(client);
+    return client.ok() ? std::move(client).value() : nullptr;
+  }
+
+  TransRequest Saga(const std::string& gid) const {
+    TransRequest r;
+    r.gid = gid;
+    r.trans_type = TransType::kSaga;
+    r.options.wait_result = true;
+    r.steps = {{busi_->address() + "/busi.Busi/TransOut", ""}};
+    r.payloads = {"o"};
+    return r;
+  }
+
+  void HangBranches() {
+    busi_->SetDefaultHandler([](const ReceivedCall&) {
+      TestReply r;
+      r.hang = true;
+      return r;
+    });
+  }
+
+  // Polls `done` for up to 10 s.
+  template <typename Done>
+  static bool Eventually(Done done) {
+    const auto until = std::chrono::steady_clock::now() + milliseconds(10000);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    return true;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<BranchTestServer> busi_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<DtmServer> server_;
+};
+
+TEST_F(DtmServerTest, ACallerThatGivesUpLeavesNothingWaiting) {
+  HangBranches();
+  auto dtm = Connect(milliseconds(300));
+  EXPECT_THAT(dtm->Submit(Saga("gave-up")),
+              StatusIs(StatusCode::kDeadlineExceeded));
+  // The server answered the cancelled call and dropped it, though the
+  // coordinator still waits for the branch.
+  EXPECT_TRUE(Eventually([&] { return server_->requests_waiting() == 0; }));
+  EXPECT_EQ(busi_->Calls().size(), 1u);
+}
+
+TEST_F(DtmServerTest, RequestsInProgressFinishWithinTheGrace) {
+  busi_->SetDefaultHandler([](const ReceivedCall&) {
+    TestReply r = TestReply::Ok();
+    r.delay = milliseconds(300);
+    return r;
+  });
+  auto dtm = Connect(milliseconds(30000));
+  std::promise<Status> submitted;
+  dtm->SubmitAsync(Saga("finishes"),
+                   [&](Status s) { submitted.set_value(std::move(s)); });
+  ASSERT_TRUE(Eventually([&] { return !busi_->Calls().empty(); }));
+  server_->Shutdown(std::chrono::seconds(30));
+  EXPECT_OK(submitted.get_future().get());
+}
+
+TEST_F(DtmServerTest, RequestsStillWaitingAfterTheGraceAreUnavailable) {
+  HangBranches();
+  auto dtm = Connect(milliseconds(30000));
+  std::promise<Status> submitted;
+  dtm->SubmitAsync(Saga("stuck"),
+                   [&](Status s) { submitted.set_value(std::move(s)); });
+  ASSERT_TRUE(Eventually([&] { return !busi_->Calls().empty(); }));
+  std::thread stop([&] { server_->Shutdown(milliseconds(200)); });
+  EXPECT_THAT(submitted.get_future().get(),
+              StatusIs(StatusCode::kUnavailable, "shutdown grace"));
+  // The transaction is the coordinator's still; stopping it ends the branch
+  // call, and the server's Shutdown returns.
+  coordinator_->Shutdown();
+  stop.join();
+  EXPECT_EQ(server_->requests_waiting(), 0u);
+}
+
+}  // namespace
+}  // namespace dtx::testing
