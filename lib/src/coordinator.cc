@@ -1,13 +1,16 @@
-// Coordinator: the scheduler that takes due transactions from the journal,
-// administration (ForceStop, RetryNow) and the life cycle. The DtmApi
-// requests are in coordinator_api.cc.
+// Coordinator: the life cycle, the scheduler that takes due transactions from
+// the journal, and administration (List, ForceStop, RetryNow). The DtmApi
+// requests are in coordinator_api.cc, the per-transaction session in
+// trans_runtime.cc, the modes in trans_type_<mode>.cc.
 //
 // The scheduler polls the journal every cron_interval, and earlier when a
 // transaction of this process is due (a heap of wake-up times), claiming due
-// transactions with a lease and processing them.
+// transactions with a lease and processing them. The claim and the loads it
+// needs run on the read pool: no io thread waits for the disk.
 
 #include "dtx/coordinator.h"
 
+#include "check.h"
 #include "coordinator_impl.h"
 
 #include <asio/post.hpp>
@@ -17,117 +20,124 @@
 #include <optional>
 
 namespace dtx {
+namespace internal {
 namespace {
 
 constexpr std::size_t kClaimBatch = 64;
 
 }  // namespace
 
-Status Coordinator::Impl::Await(std::future<Status>& f) {
-  while (f.wait_for(std::chrono::milliseconds(50)) !=
-         std::future_status::ready) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (shut_down) return UnavailableError("coordinator: shut down");
-  }
-  return f.get();
-}
-
-Status Coordinator::Impl::CheckOpen() {
-  std::lock_guard<std::mutex> lock(mu);
+Status Engine::CheckOpen() {
+  MutexLock lock(&mu);
   if (stopping) return UnavailableError("coordinator: shut down");
   return Status::Ok();
 }
 
-std::chrono::seconds Coordinator::Impl::Lease() const {
+std::chrono::seconds Engine::Lease() const {
   return std::max(options.retry.initial_interval, 2 * options.request_timeout);
 }
 
-std::shared_ptr<TransRuntime> Coordinator::Impl::Activate(
-    TransWithBranches data, bool* created, const TransOptions* known_opts) {
-  std::lock_guard<std::mutex> lock(mu);
-  auto& slot = active[data.trans.gid];
-  if (slot) {
-    *created = false;
-    return slot;
+std::chrono::seconds Engine::BaseInterval(const TransOptions& opts) const {
+  const auto global = options.retry.initial_interval;
+  if (opts.retry_interval.count() > 0) return opts.retry_interval;
+  if (opts.timeout_to_fail.count() > 0 && opts.timeout_to_fail < global) {
+    return opts.timeout_to_fail;
   }
-  auto rt = std::make_shared<TransRuntime>(this, asio::make_strand(io));
-  rt->trans = std::move(data.trans);
-  rt->branches = std::move(data.branches);
-  if (known_opts != nullptr) {
-    rt->opts = *known_opts;
-  } else {
-    auto opts = internal::DecodeOptions(rt->trans.options);
-    if (opts.ok()) {
-      rt->opts = *opts;
-    } else {
-      DTX_LOG(logger, LogLevel::kError,
-              "gid=" << rt->trans.gid << ": " << opts.status());
-    }
-  }
-  if (rt->trans.trans_type == TransType::kSaga) {
-    auto custom = internal::DecodeSagaCustom(
-        rt->trans.custom_data, static_cast<int>(rt->branches.size() / 2));
-    if (custom.ok()) {
-      rt->saga = *custom;
-    } else {
-      DTX_LOG(logger, LogLevel::kError,
-              "gid=" << rt->trans.gid << ": " << custom.status());
-      rt->saga.orders.assign(rt->branches.size() / 2, {});
-    }
-  } else if (rt->trans.trans_type == TransType::kMsg) {
-    rt->msg_delay_s =
-        internal::DecodeMsgDelay(rt->trans.custom_data).value_or(0);
-  }
-  rt->in_flight.assign(rt->branches.size(), 0);
-  rt->blocked.assign(rt->branches.size(), 0);
-  rt->interval = rt->trans.next_cron_interval.count() > 0
-                     ? rt->trans.next_cron_interval
-                     : BaseInterval(*rt);
-  slot = rt;
-  *created = true;
-  return rt;
+  return global;
 }
 
-void Coordinator::Impl::WithRuntime(
+std::chrono::seconds Engine::TimeoutOf(const TransProcessor& processor,
+                                       const TransOptions& opts) const {
+  ModeDefaults defaults;
+  defaults.timeout_to_fail = options.timeout_to_fail;
+  return processor.TimeoutOf(opts, defaults);
+}
+
+void Engine::Read(std::function<void()> fn) {
+  asio::post(reads, std::move(fn));
+}
+
+std::shared_ptr<TransRuntime> Engine::Activate(TransWithBranches data,
+                                               bool* created,
+                                               const TransOptions* known_opts) {
+  *created = false;
+  const TransProcessor* processor = ProcessorFor(data.trans.trans_type);
+  if (processor == nullptr) {
+    DTX_LOG(logger, LogLevel::kError,
+            "gid=" << data.trans.gid << " trans type "
+                   << ToString(data.trans.trans_type)
+                   << " is not supported by this version; left as it is");
+    return nullptr;
+  }
+  MutexLock lock(&mu);
+  auto& slot = active[data.trans.gid];
+  if (slot) return slot;
+  slot = std::make_shared<TransRuntime>(
+      *this, asio::make_strand(io), *processor, std::move(data), known_opts);
+  *created = true;
+  return slot;
+}
+
+void Engine::Forget(const TransRuntime& rt, bool finished, TimePoint next) {
+  {
+    MutexLock lock(&mu);
+    auto it = active.find(rt.trans().gid);
+    if (it != active.end() && it->second.get() == &rt) active.erase(it);
+    if (!finished) wakeups.emplace(next, rt.trans().gid);
+    if (active.empty()) idle_cv.SignalAll();
+  }
+  if (!finished) asio::post(sched, [this] { ArmPoll(); });
+}
+
+void Engine::WithRuntime(
     const std::string& gid,
     std::function<void(std::shared_ptr<TransRuntime>, Status)> fn) {
   std::shared_ptr<TransRuntime> rt;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (stopping)
       return fn(nullptr, UnavailableError("coordinator: shut down"));
     auto it = active.find(gid);
     if (it != active.end()) rt = it->second;
   }
-  if (!rt) {
-    std::optional<TransWithBranches> known;
-    {
-      std::lock_guard<std::mutex> lock(prepared_mu);
-      auto it = prepared.find(gid);
-      if (it != prepared.end()) {
-        known = std::move(it->second);
-        prepared.erase(it);
+  auto on_strand = [this, gid, fn](std::shared_ptr<TransRuntime> runtime) {
+    runtime->Post([this, runtime, gid, fn] {
+      if (runtime->evicted()) {
+        WithRuntime(gid, fn);  // it left memory meanwhile: load it again
+        return;
       }
+      fn(runtime, Status::Ok());
+    });
+  };
+  if (rt) return on_strand(std::move(rt));
+  std::optional<TransWithBranches> known;
+  {
+    MutexLock lock(&prepared_mu);
+    auto it = prepared.find(gid);
+    if (it != prepared.end()) {
+      known = std::move(it->second);
+      prepared.erase(it);
     }
-    if (!known) {
-      auto data = journal->Find(gid);
-      if (!data.ok()) return fn(nullptr, data.status());
-      known = std::move(data).value();
-    }
-    bool created = false;
-    rt = Activate(std::move(*known), &created);
   }
-  Post(rt, [this, rt, gid, fn] {
-    if (rt->evicted) {
-      WithRuntime(gid, fn);  // it left memory meanwhile: load it again
-      return;
+  auto activate = [this, fn, on_strand](TransWithBranches data) {
+    bool created = false;
+    auto loaded = Activate(std::move(data), &created);
+    if (!loaded) {
+      return fn(nullptr,
+                UnimplementedError("dtx does not run this transaction's mode"));
     }
-    fn(rt, Status::Ok());
+    on_strand(std::move(loaded));
+  };
+  if (known) return activate(std::move(*known));
+  Read([this, gid, fn, activate] {
+    auto data = journal->Find(gid);
+    if (!data.ok()) return fn(nullptr, data.status());
+    activate(std::move(data).value());
   });
 }
 
-Status Coordinator::Impl::ClaimDueOnce(std::size_t* claimed) {
-  std::lock_guard<std::mutex> claiming(claim_mu);
+Status Engine::ClaimDueOnce(std::size_t* claimed) {
+  MutexLock claiming(&claim_mu);
   const TimePoint now = clock->Now();
   ClaimRequest req;
   req.now = now;
@@ -139,12 +149,12 @@ Status Coordinator::Impl::ClaimDueOnce(std::size_t* claimed) {
   *claimed = got->size();
   for (GlobalTrans& t : *got) {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       if (stopping) return UnavailableError("coordinator: shut down");
       if (active.count(t.gid) != 0) continue;  // already being worked on here
     }
     {
-      std::lock_guard<std::mutex> lock(prepared_mu);
+      MutexLock lock(&prepared_mu);
       prepared.erase(t.gid);  // the journal's copy is the one to use now
     }
     auto data = journal->Find(t.gid);
@@ -159,39 +169,45 @@ Status Coordinator::Impl::ClaimDueOnce(std::size_t* claimed) {
       DTX_LOG(
           logger, LogLevel::kDebug,
           "gid=" << t.gid << " due (" << ToString(t.status) << "), resuming");
-      Post(rt, [this, rt] { Advance(rt); });
+      rt->Post([rt] { rt->Advance(); });
     }
   }
   return Status::Ok();
 }
 
-void Coordinator::Impl::Poll() {
+void Engine::Poll() {
+  DTX_DCHECK(sched.running_in_this_thread());
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (stopping) return;
     const TimePoint now = clock->Now();
     while (!wakeups.empty() && wakeups.top().first <= now) wakeups.pop();
   }
-  // Claims run on an io thread; the journal's reads and the claim's commit
-  // wait for the disk, but only the scheduler's strand waits with them.
-  std::size_t claimed = 0;
-  Status s = ClaimDueOnce(&claimed);
-  if (!s.ok()) {
-    DTX_LOG(logger, LogLevel::kError,
-            "scheduler: claiming due transactions: " << s);
-  }
-  if (s.ok() && claimed == kClaimBatch) {
-    asio::post(sched, [this] { Poll(); });
-    return;
-  }
-  ArmPoll();
+  // The claim waits for the disk: on the read pool, then back here.
+  Read([this] {
+    std::size_t claimed = 0;
+    Status s = ClaimDueOnce(&claimed);
+    if (!s.ok() && s.code() != StatusCode::kUnavailable) {
+      DTX_LOG(logger, LogLevel::kError,
+              "scheduler: claiming due transactions: " << s);
+    }
+    const bool more = s.ok() && claimed == kClaimBatch;
+    asio::post(sched, [this, more] {
+      if (more) {
+        Poll();
+      } else {
+        ArmPoll();
+      }
+    });
+  });
 }
 
-void Coordinator::Impl::ArmPoll() {
+void Engine::ArmPoll() {
+  DTX_DCHECK(sched.running_in_this_thread());
   TimePoint next;
   const TimePoint now = clock->Now();
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (stopping) return;
     next = now + options.cron_interval;
     if (!wakeups.empty() && wakeups.top().first < next)
@@ -206,8 +222,26 @@ void Coordinator::Impl::ArmPoll() {
   });
 }
 
-// Coordinator.
-Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+}  // namespace internal
+
+namespace {
+
+template <typename T, typename Start>
+T Wait(Start start) {
+  auto promise = std::make_shared<std::promise<T>>();
+  std::future<T> future = promise->get_future();
+  start([promise](T value) { promise->set_value(std::move(value)); });
+  return future.get();
+}
+
+}  // namespace
+
+using internal::Engine;
+using internal::NewReply;
+using internal::TransRuntime;
+
+Coordinator::Coordinator(std::unique_ptr<Engine> engine)
+    : engine_(std::move(engine)) {}
 
 Coordinator::~Coordinator() { Shutdown(); }
 
@@ -217,17 +251,17 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
   if (!deps.journal) return InvalidArgumentError("coordinator: no journal");
   if (!deps.branch_client)
     return InvalidArgumentError("coordinator: no branch client");
-  auto impl = std::make_unique<Impl>();
-  impl->options = std::move(options);
-  impl->journal = std::move(deps.journal);
-  impl->client = std::move(deps.branch_client);
-  impl->clock = deps.clock != nullptr ? deps.clock : &SystemClock();
-  impl->logger = deps.logger ? deps.logger : NewNullLogger();
-  impl->ids =
-      deps.ids ? std::move(deps.ids) : NewTimeOrderedIdGenerator(*impl->clock);
-  impl->owner = "dtx-" + impl->ids->NewGid();
-  impl->work.emplace(impl->io.get_executor());
-  Impl* raw = impl.get();
+  auto e = std::make_unique<Engine>();
+  e->options = std::move(options);
+  e->journal = std::move(deps.journal);
+  e->client = std::move(deps.branch_client);
+  e->clock = deps.clock != nullptr ? deps.clock : &SystemClock();
+  e->logger = deps.logger ? deps.logger : NewNullLogger();
+  e->ids =
+      deps.ids ? std::move(deps.ids) : NewTimeOrderedIdGenerator(*e->clock);
+  e->owner = "dtx-" + e->ids->NewGid();
+  e->work.emplace(e->io.get_executor());
+  Engine* raw = e.get();
   for (std::size_t i = 0; i < raw->options.io_threads; ++i) {
     raw->threads.emplace_back([raw] { raw->io.run(); });
   }
@@ -236,78 +270,102 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
                                      << raw->options.io_threads
                                      << " io thread(s)");
   asio::post(raw->sched, [raw] { raw->Poll(); });
-  return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
+  return std::unique_ptr<Coordinator>(new Coordinator(std::move(e)));
+}
+
+void Coordinator::ForceStopAsync(std::string gid, StatusCallback done) {
+  Engine& c = *engine_;
+  Status open = c.CheckOpen();
+  if (!open.ok()) return done(open);
+  auto reply = NewReply<Status>(c, std::move(done));
+  c.WithRuntime(gid, [reply](std::shared_ptr<TransRuntime> rt, Status st) {
+    if (!rt) return reply->Set(st);
+    if (IsFinished(rt->trans().status) || rt->deciding()) {
+      reply->Set(AbortedError("global transaction force stop error. status: " +
+                              std::string(ToString(rt->trans().status))));
+      rt->MaybeEvict();
+      return;
+    }
+    rt->Decide(TransStatus::kFailed, "force stopped",
+               [reply](Status s) { reply->Set(s); });
+  });
 }
 
 Status Coordinator::ForceStop(const std::string& gid) {
-  Impl& c = *impl_;
-  DTX_RETURN_IF_ERROR(c.CheckOpen());
-  auto reply = std::make_shared<std::promise<Status>>();
-  auto future = reply->get_future();
-  c.WithRuntime(gid, [&c, reply](std::shared_ptr<TransRuntime> rt, Status st) {
-    if (!rt) {
-      reply->set_value(st);
-      return;
-    }
-    if (IsFinished(rt->trans.status) || rt->deciding) {
-      reply->set_value(
-          AbortedError("global transaction force stop error. status: " +
-                       std::string(ToString(rt->trans.status))));
-      c.MaybeEvict(rt);
-      return;
-    }
-    c.Decide(rt, TransStatus::kFailed, "force stopped",
-             [reply](Status s) { reply->set_value(s); });
-  });
-  return c.Await(future);
+  return Wait<Status>(
+      [&](StatusCallback done) { ForceStopAsync(gid, std::move(done)); });
 }
 
-Status Coordinator::RetryNow(const std::string& gid) {
-  Impl& c = *impl_;
-  DTX_RETURN_IF_ERROR(c.CheckOpen());
+void Coordinator::RetryNowAsync(std::string gid, StatusCallback done) {
+  Engine& c = *engine_;
+  Status open = c.CheckOpen();
+  if (!open.ok()) return done(open);
   std::shared_ptr<TransRuntime> rt;
   {
-    std::lock_guard<std::mutex> lock(c.mu);
+    internal::MutexLock lock(&c.mu);
     auto it = c.active.find(gid);
     if (it != c.active.end()) rt = it->second;
   }
   if (rt) {
-    c.Post(rt, [&c, rt] {
-      std::fill(rt->blocked.begin(), rt->blocked.end(), 0);
-      rt->checkback_blocked = false;
-      rt->wake_at.reset();
-      c.Advance(rt);
-    });
-    return Status::Ok();
+    rt->Post([rt] { rt->RetryNow(); });
+    return done(Status::Ok());
   }
-  DTX_RETURN_IF_ERROR(WaitForWrite([&](WriteDone done) {
-    c.journal->MakeDue(gid, c.clock->Now(), std::move(done));
-  }));
-  asio::post(c.sched, [&c] { c.Poll(); });
-  return Status::Ok();
+  auto reply = NewReply<Status>(c, std::move(done));
+  c.journal->MakeDue(gid, c.clock->Now(), [&c, reply](Status s) {
+    if (s.ok()) asio::post(c.sched, [&c] { c.Poll(); });
+    reply->Set(std::move(s));
+  });
+}
+
+Status Coordinator::RetryNow(const std::string& gid) {
+  return Wait<Status>(
+      [&](StatusCallback done) { RetryNowAsync(gid, std::move(done)); });
+}
+
+void Coordinator::ListAsync(ListQuery query, ResultCallback<ListPage> done) {
+  Engine& c = *engine_;
+  Status open = c.CheckOpen();
+  if (!open.ok()) return done(open);
+  auto reply = NewReply<Result<ListPage>>(c, std::move(done));
+  // Final statuses and branch results are queued without waiting (they may
+  // be written lazily); a reader waits for what is queued so that it sees
+  // every outcome already reported to a caller.
+  c.journal->Flush([&c, reply, query = std::move(query)](Status s) {
+    if (!s.ok()) return reply->Set(s);
+    c.Read([&c, reply, query] { reply->Set(c.journal->List(query)); });
+  });
+}
+
+Result<ListPage> Coordinator::List(const ListQuery& query) {
+  return Wait<Result<ListPage>>([&](ResultCallback<ListPage> done) {
+    ListAsync(query, std::move(done));
+  });
 }
 
 Status Coordinator::RunDue() {
-  DTX_RETURN_IF_ERROR(impl_->CheckOpen());
+  DTX_RETURN_IF_ERROR(engine_->CheckOpen());
   for (;;) {
     std::size_t claimed = 0;
-    DTX_RETURN_IF_ERROR(impl_->ClaimDueOnce(&claimed));
-    if (claimed < kClaimBatch) break;
+    DTX_RETURN_IF_ERROR(engine_->ClaimDueOnce(&claimed));
+    if (claimed < internal::kClaimBatch) break;
   }
   WaitIdle();
   return Status::Ok();
 }
 
 void Coordinator::WaitIdle() {
-  std::unique_lock<std::mutex> lock(impl_->mu);
-  impl_->idle_cv.wait(
-      lock, [this] { return impl_->active.empty() || impl_->shut_down; });
+  Engine& c = *engine_;
+  internal::MutexLock lock(&c.mu);
+  c.idle_cv.Wait([&c]() {
+    c.mu.AssertHeld();
+    return c.active.empty() || c.shut_down;
+  });
 }
 
 void Coordinator::Shutdown() {
-  Impl& c = *impl_;
+  Engine& c = *engine_;
   {
-    std::lock_guard<std::mutex> lock(c.mu);
+    internal::MutexLock lock(&c.mu);
     if (c.stopping) return;
     c.stopping = true;
   }
@@ -318,6 +376,10 @@ void Coordinator::Shutdown() {
   WaitForWrite([&](WriteDone done) {
     c.journal->Flush(std::move(done));
   }).IgnoreError();
+  // Reads in progress finish; queued ones are dropped, answering their
+  // callers kUnavailable.
+  c.reads.stop();
+  c.reads.join();
   c.work.reset();
   c.io.stop();
   for (auto& t : c.threads) t.join();
@@ -328,15 +390,15 @@ void Coordinator::Shutdown() {
   c.journal->Close();
   std::unordered_map<std::string, std::shared_ptr<TransRuntime>> left;
   {
-    std::lock_guard<std::mutex> lock(c.mu);
+    internal::MutexLock lock(&c.mu);
     c.shut_down = true;
     left.swap(c.active);
-    c.idle_cv.notify_all();
+    c.idle_cv.SignalAll();
   }
-  for (auto& [gid, rt] : left) {
-    for (auto& w : rt->waiters) w(rt->trans, true);
-    rt->waiters.clear();
-  }
+  for (auto& [gid, rt] : left) rt->ReleaseWaiters(true);
+  // Requests still unanswered (their closures queued on a stopped
+  // io_context, say) are answered now.
+  c.replies.Close();
 }
 
 }  // namespace dtx

@@ -1,6 +1,6 @@
-// The coordinator's internals, shared by coordinator.cc (API, scheduler),
-// trans_runtime.cc (calls, writes, decisions, eviction) and the per-mode
-// processors trans_type_{saga,tcc,msg}.cc.
+// The coordinator's engine, shared by coordinator.cc (life cycle, scheduler,
+// administration), coordinator_api.cc (the DtmApi requests) and the
+// per-transaction sessions (trans_runtime.cc).
 //
 // A transaction being worked on has a TransRuntime, owned by its strand. It is
 // created when a request touches the transaction or when the scheduler claims
@@ -8,136 +8,137 @@
 // be done now: finished, or waiting for a retry time that is then recorded as
 // its next_cron_time. The scheduler claims it again when due. One path thus
 // serves retries, timeouts and recovery after a crash.
+//
+// Threads: io threads run the strands and the scheduler's strand and never
+// block; the read pool runs the journal's synchronous reads (a Find for a
+// request, a claim and the loads it needs), so that no io thread waits for
+// the disk; journal and gRPC completions are posted to the strands.
 
 #ifndef DTX_LIB_COORDINATOR_IMPL_H_
 #define DTX_LIB_COORDINATOR_IMPL_H_
 
 #include "dtx/coordinator.h"
+#include "dtx/internal/mutex.h"
 
 #include "trans_options.h"
+#include "trans_runtime.h"
+#include "trans_type.h"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
+#include <asio/thread_pool.hpp>
 
-#include <condition_variable>
+#include <atomic>
 #include <functional>
-#include <future>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <queue>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
-namespace dtx {
+namespace dtx::internal {
 
-using Strand = asio::strand<asio::io_context::executor_type>;
-
-// One transaction in memory. Owned by `strand`: every member is read and
-// written only there.
-struct TransRuntime : std::enable_shared_from_this<TransRuntime> {
-  TransRuntime(Coordinator::Impl* coordinator, Strand s)
-      : c(coordinator), strand(std::move(s)) {}
-
-  Coordinator::Impl* c;
-  Strand strand;
-  GlobalTrans trans;
-  std::vector<Branch> branches;
-  TransOptions opts;
-  internal::SagaCustom saga;  // saga only
-  int64_t msg_delay_s = 0;    // msg only
-
-  std::vector<char> in_flight;  // per branch
-  // Branch results not yet handed to the journal: written with the next
-  // decision, before the next real call, or before eviction.
-  std::vector<BranchUpdate> unsaved;
-  std::vector<char> blocked;  // per branch: failed in this life, retry later
-  bool checkback_in_flight = false;
-  bool checkback_blocked = false;
-  int pending_writes = 0;
-  bool deciding = false;  // a status change is being made durable
-  // A branch of the current pass succeeded without a call (empty URL).
-  bool completed_inline = false;
-  std::string failure_reason;
-  // Earliest time worth looking again; set when something must wait.
-  std::optional<TimePoint> wake_at;
-  std::chrono::seconds interval{0};  // the current retry interval
-  bool evicted = false;
-  // WaitResult callers, released when this life ends (or, with `stopped`,
-  // when the coordinator shuts down first).
-  std::vector<std::function<void(const GlobalTrans&, bool stopped)>> waiters;
+// The requests not answered yet.
+class OpenReply {
+ public:
+  virtual ~OpenReply() = default;
+  // Claims the reply; returns its callback bound to kUnavailable, or null
+  // when it was answered already.
+  virtual std::function<void()> Take() = 0;
 };
 
-struct Coordinator::Impl {
-  Impl() : sched(asio::make_strand(io)), poll_timer(sched) {}
+class Replies {
+ public:
+  static Status ShutDown() {
+    return UnavailableError("coordinator: shut down before answering");
+  }
+  // false once closed.
+  bool Add(OpenReply* r) DTX_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    if (closed_) return false;
+    open_.insert(r);
+    return true;
+  }
+  void Remove(OpenReply* r) DTX_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    open_.erase(r);
+  }
+  // Answers every open reply kUnavailable; later ones are answered so at
+  // once.
+  void Close() DTX_EXCLUDES(mu_) {
+    std::vector<std::function<void()>> answers;
+    {
+      MutexLock lock(&mu_);
+      closed_ = true;
+      for (OpenReply* r : open_) {
+        if (auto answer = r->Take()) answers.push_back(std::move(answer));
+      }
+      open_.clear();
+    }
+    for (auto& answer : answers) answer();
+  }
+
+ private:
+  Mutex mu_;
+  std::unordered_set<OpenReply*> open_ DTX_GUARDED_BY(mu_);
+  bool closed_ DTX_GUARDED_BY(mu_) = false;
+};
+
+// The coordinator's state and shared machinery. Thread-safe where marked
+// (mutex-guarded members); the rest is set at Open and read-only after.
+struct Engine {
+  Engine()
+      : sched(asio::make_strand(io)), poll_timer(sched), reads(kReadThreads) {}
   // The journal's completions use the members declared after it (mu,
   // active...): it is closed, running every completion still queued, before
   // those are destroyed.
-  ~Impl() {
+  ~Engine() {
+    reads.stop();
+    reads.join();
     if (journal) journal->Close();
   }
 
-  // coordinator.cc.
-  // Runs `fn` on the strand of gid's runtime, loading it from the journal when
-  // it is not in memory. `fn` gets null (and the status) when the gid is
-  // unknown or cannot be read.
+  // Runs `fn` on the strand of gid's runtime, loading it from the journal
+  // (on the read pool) when it is not in memory. `fn` gets null and the
+  // status when the gid is unknown or cannot be read, or the coordinator is
+  // stopping.
   void WithRuntime(
       const std::string& gid,
       std::function<void(std::shared_ptr<TransRuntime>, Status)> fn);
   // Creates and registers the runtime of a transaction read from the journal
   // (or just saved); returns the existing one when already in memory.
-  // `opts`, when given, are the transaction's options already decoded.
+  // `opts`, when given, are the transaction's options already decoded. Null
+  // when dtx does not run the transaction's mode.
   std::shared_ptr<TransRuntime> Activate(TransWithBranches data, bool* created,
                                          const TransOptions* opts = nullptr);
+  // The runtime left memory: finished, or due again at `next`.
+  void Forget(const TransRuntime& rt, bool finished, TimePoint next);
+  // Runs `fn` on the read pool.
+  void Read(std::function<void()> fn);
+
+  // Scheduler (on sched, except ClaimDueOnce, which blocks: read pool or a
+  // host thread).
   void Poll();
   void ArmPoll();
   Status ClaimDueOnce(std::size_t* claimed);
   std::chrono::seconds Lease() const;
-  // Blocks until `f` is ready and returns its status, or kUnavailable once
-  // the coordinator shuts down.
-  Status Await(std::future<Status>& f);
   Status CheckOpen();
 
-  // trans_runtime.cc.
-  void Advance(const std::shared_ptr<TransRuntime>& rt);
-  void CallBranch(const std::shared_ptr<TransRuntime>& rt, std::size_t index);
-  void CallCheckBack(const std::shared_ptr<TransRuntime>& rt);
-  void OnBranchResult(const std::shared_ptr<TransRuntime>& rt,
-                      std::size_t index, BranchResult result);
-  // Makes `to` durable (compare-and-set from the current status), then
-  // continues. `reason` becomes the rollback reason when non-empty.
-  void Decide(const std::shared_ptr<TransRuntime>& rt, TransStatus to,
-              std::string reason,
-              std::function<void(Status)> on_durable = nullptr);
-  // A retry is needed: keep (ONGOING) or double (error) the interval.
-  void NeedRetry(const std::shared_ptr<TransRuntime>& rt, bool keep_interval);
-  void BranchSucceeded(const std::shared_ptr<TransRuntime>& rt,
-                       std::size_t index);
-  void RecordBranch(const std::shared_ptr<TransRuntime>& rt, std::size_t index,
-                    BranchStatus status);
-  void FlushBranches(const std::shared_ptr<TransRuntime>& rt);
-  void MaybeEvict(const std::shared_ptr<TransRuntime>& rt);
-  void Post(const std::shared_ptr<TransRuntime>& rt, std::function<void()> fn);
   // dtm's base retry interval and timeout of a transaction.
   std::chrono::seconds BaseInterval(const TransOptions& opts) const;
-  std::chrono::seconds TimeoutOf(TransType type,
+  std::chrono::seconds TimeoutOf(const TransProcessor& processor,
                                  const TransOptions& opts) const;
-  std::chrono::seconds BaseInterval(const TransRuntime& rt) const {
-    return BaseInterval(rt.opts);
-  }
-  std::chrono::seconds TimeoutOf(const TransRuntime& rt) const {
-    return TimeoutOf(rt.trans.trans_type, rt.opts);
-  }
-  bool TimedOut(const TransRuntime& rt) const;
 
-  // trans_type_*.cc.
-  void AdvanceSaga(const std::shared_ptr<TransRuntime>& rt);
-  void AdvanceTcc(const std::shared_ptr<TransRuntime>& rt);
-  void AdvanceMsg(const std::shared_ptr<TransRuntime>& rt);
+  static constexpr std::size_t kReadThreads = 2;
+
+  // First, so that it outlives every reply still held by a closure of the
+  // members below when they are destroyed.
+  Replies replies;
 
   Options options;
   const Clock* clock = nullptr;
@@ -153,6 +154,7 @@ struct Coordinator::Impl {
   Strand sched;
   asio::steady_timer poll_timer;  // on sched
   std::vector<std::thread> threads;
+  asio::thread_pool reads;
 
   std::unique_ptr<Journal> journal;
   std::unique_ptr<BranchClient> client;
@@ -160,27 +162,66 @@ struct Coordinator::Impl {
   // Held across a claim and the activation of what it claimed, so that
   // RunDue, which claims and then waits for idleness, cannot miss
   // transactions that the scheduler claimed but has not activated yet.
-  std::mutex claim_mu;
-  // Prepared TCCs of this process as written to the journal (the global and
-  // the branches registered since), so that Submit and Abort need not read
-  // them back. A hint only: a stale entry (another process changed the
-  // transaction) fails the decision's compare-and-set and is reloaded.
-  std::mutex prepared_mu;
-  std::unordered_map<std::string, TransWithBranches>
-      prepared;  // guarded by prepared_mu
+  Mutex claim_mu;
+  // Transactions this process prepared, as written to the journal (the
+  // global and the branches registered since), so that Submit and Abort need
+  // not read them back. A hint only: a stale entry (another process changed
+  // the transaction) fails the decision's compare-and-set and is reloaded.
+  Mutex prepared_mu;
+  std::unordered_map<std::string, TransWithBranches> prepared
+      DTX_GUARDED_BY(prepared_mu);
   static constexpr std::size_t kMaxPrepared = 10000;
 
-  std::mutex mu;
-  std::condition_variable idle_cv;
-  std::unordered_map<std::string, std::shared_ptr<TransRuntime>>
-      active;  // guarded by mu
+  Mutex mu;
+  CondVar idle_cv{&mu};
+  std::unordered_map<std::string, std::shared_ptr<TransRuntime>> active
+      DTX_GUARDED_BY(mu);
   using Wakeup = std::pair<TimePoint, std::string>;
-  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>>
-      wakeups;            // guarded by mu
-  bool stopping = false;  // guarded by mu
-  bool shut_down = false;
+  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups
+      DTX_GUARDED_BY(mu);
+  bool stopping DTX_GUARDED_BY(mu) = false;
+  bool shut_down DTX_GUARDED_BY(mu) = false;
 };
 
-}  // namespace dtx
+// A reply that runs its callback exactly once: the first Set wins. Every
+// reply is registered with its engine until answered, so that Shutdown can
+// answer those still open kUnavailable; one dropped unanswered (a closure
+// destroyed without running) answers kUnavailable as well. Thread-safe.
+template <typename T>
+class ReplyOnce final : public OpenReply {
+ public:
+  ReplyOnce(Replies& replies, std::function<void(T)> done)
+      : replies_(replies), done_(std::move(done)) {
+    if (!replies_.Add(this)) Set(T(Replies::ShutDown()));
+  }
+  ~ReplyOnce() override {
+    replies_.Remove(this);
+    Set(T(Replies::ShutDown()));
+  }
+  ReplyOnce(const ReplyOnce&) = delete;
+  ReplyOnce& operator=(const ReplyOnce&) = delete;
+
+  void Set(T value) {
+    if (!set_.exchange(true)) done_(std::move(value));
+  }
+
+ private:
+  std::function<void()> Take() override {
+    if (set_.exchange(true)) return nullptr;
+    return [done = std::move(done_)] { done(T(Replies::ShutDown())); };
+  }
+
+  Replies& replies_;
+  std::atomic<bool> set_{false};
+  std::function<void(T)> done_;
+};
+
+template <typename T>
+std::shared_ptr<ReplyOnce<T>> NewReply(Engine& engine,
+                                       std::function<void(T)> done) {
+  return std::make_shared<ReplyOnce<T>>(engine.replies, std::move(done));
+}
+
+}  // namespace dtx::internal
 
 #endif  // DTX_LIB_COORDINATOR_IMPL_H_

@@ -1,382 +1,456 @@
-// What every mode shares: calling a branch, recording its result, making a
-// decision durable, scheduling a retry, and ending a runtime's life.
+// TransRuntime: the session of one transaction in memory. What every mode
+// shares lives here: calling a branch, recording its result, making a
+// decision durable, scheduling a retry, and leaving memory. What a mode
+// decides lives in its processor (trans_type_<mode>.cc).
+//
+// Life cycle (phase_), as pager.c draws its states:
+//
+//        journal row (a request, or due for the scheduler)
+//              |
+//              v  Activate
+//     +---> kActive  <------------------------------+
+//     |       |  Advance: the processor starts       |
+//     |       |  calls, records results, or ...      |
+//     |       v                                      | durable (or refused:
+//     |     Decide(to) ----------------> kDeciding --+  paused until due)
+//     |       |  a final status with no waiter
+//     |       |  for durability is written lazily
+//     |       v
+//     |     MaybeEvict: no call, no write outstanding, nothing unsaved
+//     |       |  (the schedule written first when it changed)
+//     |       v
+//     |    kEvicted: out of the active map; waiters released
+//     |       |
+//     +-------+  due again (next_cron_time): a new runtime, from the journal
 //
 // Durability (docs/architecture.md): a status change is a compare-and-set in
-// the journal, and `deciding` holds every call back until it is durable.
+// the journal, and kDeciding holds every call back until it is durable.
 // Branch results are written lazily: losing one means the branch is called
 // again, which the barrier makes harmless. A runtime leaves memory only when
 // no call and no write of its own is outstanding.
 
+#include "trans_runtime.h"
+
+#include "check.h"
 #include "coordinator_impl.h"
 
 #include <asio/post.hpp>
 
 #include <algorithm>
 
-namespace dtx {
+namespace dtx::internal {
 
-void Coordinator::Impl::Post(const std::shared_ptr<TransRuntime>& rt,
-                             std::function<void()> fn) {
-  asio::post(rt->strand, std::move(fn));
-}
-
-std::chrono::seconds Coordinator::Impl::BaseInterval(
-    const TransOptions& opts) const {
-  const auto global = options.retry.initial_interval;
-  if (opts.retry_interval.count() > 0) return opts.retry_interval;
-  if (opts.timeout_to_fail.count() > 0 && opts.timeout_to_fail < global) {
-    return opts.timeout_to_fail;
+TransRuntime::TransRuntime(Engine& engine, Strand strand,
+                           const TransProcessor& processor,
+                           TransWithBranches data, const TransOptions* opts)
+    : engine_(engine),
+      strand_(std::move(strand)),
+      processor_(processor),
+      trans_(std::move(data.trans)),
+      branches_(std::move(data.branches)) {
+  if (opts != nullptr) {
+    opts_ = *opts;
+  } else {
+    auto decoded = DecodeOptions(trans_.options);
+    if (decoded.ok()) {
+      opts_ = *decoded;
+    } else {
+      DTX_LOG(engine_.logger, LogLevel::kError,
+              "gid=" << trans_.gid << ": " << decoded.status());
+    }
   }
-  return global;
+  Status error;
+  mode_state_ = processor_.LoadState(trans_, branches_, &error);
+  if (!error.ok()) {
+    DTX_LOG(engine_.logger, LogLevel::kError,
+            "gid=" << trans_.gid << ": " << error);
+  }
+  progress_.assign(branches_.size(), Progress::kIdle);
+  interval_ = trans_.next_cron_interval.count() > 0
+                  ? trans_.next_cron_interval
+                  : engine_.BaseInterval(opts_);
 }
 
-std::chrono::seconds Coordinator::Impl::TimeoutOf(
-    TransType type, const TransOptions& opts) const {
-  if (opts.timeout_to_fail.count() > 0) return opts.timeout_to_fail;
-  // dtm: sagas time out only with a per-transaction value.
-  if (type == TransType::kSaga) return std::chrono::seconds(0);
-  return options.timeout_to_fail;
+bool TransRuntime::OnStrandNow() const {
+  return strand_.running_in_this_thread();
 }
 
-bool Coordinator::Impl::TimedOut(const TransRuntime& rt) const {
-  const auto timeout = TimeoutOf(rt);
-  return timeout.count() > 0 && clock->Now() - rt.trans.create_time >= timeout;
+void TransRuntime::Post(std::function<void()> fn) {
+  asio::post(strand_, std::move(fn));
 }
 
-void Coordinator::Impl::Advance(const std::shared_ptr<TransRuntime>& rt) {
-  if (rt->evicted) return;
+std::function<void(Status)> TransRuntime::OnStrand(
+    std::function<void(Status)> fn) {
+  // The closure keeps the runtime alive until `fn` has run.
+  return [self = shared_from_this(), fn = std::move(fn)](Status s) mutable {
+    TransRuntime* rt = self.get();
+    rt->Post([self = std::move(self), fn = std::move(fn),
+              s = std::move(s)]() mutable { fn(std::move(s)); });
+  };
+}
+
+bool TransRuntime::any_in_flight() const {
+  return std::any_of(progress_.begin(), progress_.end(),
+                     [](Progress p) { return p == Progress::kInFlight; });
+}
+
+TimePoint TransRuntime::Now() const { return engine_.clock->Now(); }
+
+Logger& TransRuntime::logger() const { return *engine_.logger; }
+
+std::chrono::seconds TransRuntime::Timeout() const {
+  return engine_.TimeoutOf(processor_, opts_);
+}
+
+bool TransRuntime::TimedOut() const {
+  const auto timeout = Timeout();
+  return timeout.count() > 0 && Now() - trans_.create_time >= timeout;
+}
+
+void TransRuntime::AddWaiter(Waiter waiter) {
+  DTX_DCHECK(OnStrandNow());
+  waiters_.push_back(std::move(waiter));
+}
+
+void TransRuntime::ReleaseWaiters(bool stopped) {
+  for (auto& w : waiters_) w(trans_, stopped);
+  waiters_.clear();
+}
+
+void TransRuntime::Advance() {
+  DTX_DCHECK(OnStrandNow());
+  if (evicted()) return;
+  if (!paused_) RunPasses();
+  MaybeEvict();
+}
+
+void TransRuntime::RunPasses() {
   // A pass that completes a branch at once (an empty URL) passes again, so
   // that a saga of empty steps ends in one go without a hop per step. After
   // kMaxInlinePasses the rest is posted, so that one transaction cannot hold
   // an io thread from the others for long.
   constexpr int kMaxInlinePasses = 16;
-  rt->completed_inline = true;
+  completed_inline_ = true;
   for (int pass = 0;
-       rt->completed_inline && !rt->deciding && !IsFinished(rt->trans.status);
-       ++pass) {
+       completed_inline_ && !deciding() && !IsFinished(trans_.status); ++pass) {
     if (pass == kMaxInlinePasses) {
-      Post(rt, [this, rt] { Advance(rt); });
+      Post([self = shared_from_this()] { self->Advance(); });
       return;
     }
-    rt->completed_inline = false;
-    switch (rt->trans.trans_type) {
-      case TransType::kSaga:
-        AdvanceSaga(rt);
-        break;
-      case TransType::kTcc:
-        AdvanceTcc(rt);
-        break;
-      case TransType::kMsg:
-        AdvanceMsg(rt);
-        break;
-      case TransType::kXa:
-      case TransType::kWorkflow:
-        DTX_LOG(logger, LogLevel::kError,
-                "gid=" << rt->trans.gid << " trans type "
-                       << ToString(rt->trans.trans_type)
-                       << " is not supported by this version; left as it is");
-        rt->wake_at = clock->Now() + options.retry.max_interval;
-        break;
-    }
+    completed_inline_ = false;
+    processor_.Advance(*this);
   }
-  MaybeEvict(rt);
 }
 
-void Coordinator::Impl::CallBranch(const std::shared_ptr<TransRuntime>& rt,
-                                   std::size_t index) {
-  Branch& b = rt->branches[index];
-  if (b.url.empty()) {
-    // dtm: an empty URL succeeds without a call. Advance passes again.
-    BranchSucceeded(rt, index);
-    rt->completed_inline = true;
-    return;
+void TransRuntime::RetryNow() {
+  DTX_DCHECK(OnStrandNow());
+  for (Progress& p : progress_) {
+    if (p == Progress::kBlocked) p = Progress::kIdle;
   }
-  rt->in_flight[index] = 1;
-  // Results so far go to the journal while this call is on the wire.
-  FlushBranches(rt);
+  paused_ = false;
+  wake_at_.reset();
+  processor_.OnRetryNow(*this);
+  Advance();
+}
+
+BranchRequest TransRuntime::NewRequest(std::string url, std::string branch_id,
+                                       BranchOp op) const {
   BranchRequest req;
-  req.url = b.url;
-  req.payload = b.bin_data;
-  req.info.gid = rt->trans.gid;
-  req.info.trans_type = rt->trans.trans_type;
-  req.info.branch_id = b.branch_id;
-  req.info.op = b.op;
-  for (const auto& [k, v] : rt->opts.branch_headers)
+  req.url = std::move(url);
+  req.info.gid = trans_.gid;
+  req.info.trans_type = trans_.trans_type;
+  req.info.branch_id = std::move(branch_id);
+  req.info.op = op;
+  for (const auto& [k, v] : opts_.branch_headers)
     req.headers.emplace_back(k, v);
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      rt->opts.request_timeout.count() > 0 ? rt->opts.request_timeout
-                                           : options.request_timeout);
-  DTX_LOG(logger, LogLevel::kDebug,
-          "gid=" << rt->trans.gid << " branch=" << b.branch_id
+      opts_.request_timeout.count() > 0 ? opts_.request_timeout
+                                        : engine_.options.request_timeout);
+  return req;
+}
+
+void TransRuntime::CallBranch(std::size_t index) {
+  DTX_DCHECK(OnStrandNow());
+  DTX_DCHECK(index < branches_.size() && callable(index));
+  const Branch& b = branches_[index];
+  if (b.url.empty()) {
+    // dtm: an empty URL succeeds without a call. RunPasses passes again.
+    BranchSucceeded(index);
+    completed_inline_ = true;
+    return;
+  }
+  progress_[index] = Progress::kInFlight;
+  // Results so far go to the journal while this call is on the wire.
+  FlushBranches();
+  BranchRequest req = NewRequest(b.url, b.branch_id, b.op);
+  req.payload = b.bin_data;
+  DTX_LOG(engine_.logger, LogLevel::kDebug,
+          "gid=" << trans_.gid << " branch=" << b.branch_id
                  << " op=" << ToString(b.op) << " calling " << b.url);
-  Strand strand = rt->strand;
-  client->Call(
+  Strand strand = strand_;
+  engine_.client->Call(
       std::move(req),
       [strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
-      [this, rt, index](BranchResult r) {
-        OnBranchResult(rt, index, std::move(r));
+      [self = shared_from_this(), index](BranchResult r) {
+        self->OnBranchResult(index, std::move(r));
       });
 }
 
-void Coordinator::Impl::OnBranchResult(const std::shared_ptr<TransRuntime>& rt,
-                                       std::size_t index, BranchResult result) {
-  rt->in_flight[index] = 0;
-  if (rt->evicted || index >= rt->branches.size()) return;
-  const Branch& b = rt->branches[index];
-  const bool saga_action =
-      rt->trans.trans_type == TransType::kSaga && b.op == BranchOp::kAction;
-  if (result.outcome == BranchOutcome::kSuccess) {
-    BranchSucceeded(rt, index);
-  } else if (saga_action && result.outcome == BranchOutcome::kFailure) {
-    DTX_LOG(
-        logger, LogLevel::kInfo,
-        "gid=" << rt->trans.gid << " branch=" << b.branch_id
-               << " op=action returned FAILURE: " << result.status.message());
-    rt->failure_reason =
-        "url:" + b.url + " return failed: " + result.status.message();
-    RecordBranch(rt, index, BranchStatus::kFailed);
-  } else {
-    DTX_LOG(logger, LogLevel::kWarn,
-            "gid=" << rt->trans.gid << " branch=" << b.branch_id << " op="
-                   << ToString(b.op) << " " << ToString(result.outcome) << ": "
-                   << result.status << "; will retry");
-    rt->blocked[index] = 1;
-    NeedRetry(rt, result.outcome == BranchOutcome::kOngoing);
-    if (saga_action && rt->opts.retry_limit > 0 &&
-        rt->trans.status == TransStatus::kSubmitted) {
-      if (rt->trans.retry_count < rt->opts.retry_limit) {
-        // Retry at once, once the spent budget is durable, so that a restart
-        // does not hand out a fresh one (dtm keeps it in memory).
-        ++rt->trans.retry_count;
-        CronUpdate u;
-        u.gid = rt->trans.gid;
-        u.expected = rt->trans.status;
-        u.next_cron_interval = rt->interval;
-        u.next_cron_time = rt->trans.next_cron_time;
-        u.retry_count = rt->trans.retry_count;
-        ++rt->pending_writes;
-        journal->TouchCron(u, [this, rt, index](Status s) {
-          Post(rt, [this, rt, index, s] {
-            --rt->pending_writes;
-            if (s.ok()) rt->blocked[index] = 0;
-            Advance(rt);
-          });
-        });
-      } else if (!rt->deciding) {
-        Decide(rt, TransStatus::kAborting,
-               "RetryCount is greater than RetryLimit, RetryLimit: " +
-                   std::to_string(rt->opts.retry_limit));
-        return;
-      }
-    }
-  }
-  Advance(rt);
+void TransRuntime::CallExtra(BranchRequest request,
+                             std::function<void(BranchResult)> on_result) {
+  DTX_DCHECK(OnStrandNow());
+  ++extra_calls_;
+  Strand strand = strand_;
+  engine_.client->Call(
+      std::move(request),
+      [strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
+      [self = shared_from_this(),
+       on_result = std::move(on_result)](BranchResult r) {
+        --self->extra_calls_;
+        if (self->evicted()) return;
+        on_result(std::move(r));
+        self->Advance();
+      });
 }
 
-void Coordinator::Impl::BranchSucceeded(const std::shared_ptr<TransRuntime>& rt,
-                                        std::size_t index) {
-  const Branch& b = rt->branches[index];
-  DTX_LOG(logger, LogLevel::kDebug,
-          "gid=" << rt->trans.gid << " branch=" << b.branch_id
+void TransRuntime::OnBranchResult(std::size_t index, BranchResult result) {
+  DTX_DCHECK(OnStrandNow());
+  if (evicted() || index >= branches_.size()) return;
+  progress_[index] = Progress::kIdle;
+  processor_.OnBranchResult(*this, index, result);
+  Advance();
+}
+
+void TransRuntime::Block(std::size_t index) {
+  DTX_DCHECK(OnStrandNow());
+  progress_[index] = Progress::kBlocked;
+}
+
+void TransRuntime::BranchSucceeded(std::size_t index) {
+  DTX_DCHECK(OnStrandNow());
+  const Branch& b = branches_[index];
+  DTX_LOG(engine_.logger, LogLevel::kDebug,
+          "gid=" << trans_.gid << " branch=" << b.branch_id
                  << " op=" << ToString(b.op) << " succeeded");
-  RecordBranch(rt, index, BranchStatus::kSucceed);
+  RecordBranch(index, BranchStatus::kSucceed);
   // dtm: progress after a backed-off retry resets the interval.
-  rt->interval = std::min(rt->interval, BaseInterval(*rt));
+  interval_ = std::min(interval_, engine_.BaseInterval(opts_));
 }
 
-void Coordinator::Impl::RecordBranch(const std::shared_ptr<TransRuntime>& rt,
-                                     std::size_t index, BranchStatus status) {
-  Branch& b = rt->branches[index];
+void TransRuntime::RecordBranch(std::size_t index, BranchStatus status) {
+  DTX_DCHECK(OnStrandNow());
+  Branch& b = branches_[index];
   b.status = status;
-  rt->unsaved.push_back({b.branch_id, b.op, status});
+  unsaved_.push_back({b.branch_id, b.op, status});
 }
 
-void Coordinator::Impl::FlushBranches(const std::shared_ptr<TransRuntime>& rt) {
-  if (rt->unsaved.empty()) return;
+void TransRuntime::FlushBranches() {
+  if (unsaved_.empty()) return;
   std::vector<BranchUpdate> updates;
-  updates.swap(rt->unsaved);
-  ++rt->pending_writes;
+  updates.swap(unsaved_);
+  ++pending_writes_;
   std::optional<TransStatus> expected;
-  if (!rt->deciding) expected = rt->trans.status;
-  journal->UpdateBranches(
-      rt->trans.gid, expected, std::move(updates), [this, rt](Status s) {
-        Post(rt, [this, rt, s] {
-          --rt->pending_writes;
-          if (!s.ok()) {
-            DTX_LOG(logger, LogLevel::kWarn,
-                    "gid=" << rt->trans.gid << ": branch results not recorded ("
-                           << s << "); those branches will be called again");
-          }
-          MaybeEvict(rt);
-        });
-      });
+  if (!deciding()) expected = trans_.status;
+  engine_.journal->UpdateBranches(
+      trans_.gid, expected, std::move(updates), OnStrand([this](Status s) {
+        --pending_writes_;
+        if (!s.ok()) {
+          DTX_LOG(engine_.logger, LogLevel::kWarn,
+                  "gid=" << trans_.gid << ": branch results not recorded (" << s
+                         << "); those branches will be called again");
+        }
+        MaybeEvict();
+      }));
 }
 
-void Coordinator::Impl::NeedRetry(const std::shared_ptr<TransRuntime>& rt,
-                                  bool keep_interval) {
-  if (!keep_interval) rt->interval = options.retry.Backoff(rt->interval);
-  const TimePoint at = clock->Now() + rt->interval;
-  if (!rt->wake_at || at < *rt->wake_at) rt->wake_at = at;
+void TransRuntime::NeedRetry(bool keep_interval) {
+  DTX_DCHECK(OnStrandNow());
+  if (!keep_interval) interval_ = engine_.options.retry.Backoff(interval_);
+  WakeAt(Now() + interval_);
 }
 
-void Coordinator::Impl::Decide(const std::shared_ptr<TransRuntime>& rt,
-                               TransStatus to, std::string reason,
-                               std::function<void(Status)> on_durable) {
+void TransRuntime::WakeAt(TimePoint at) {
+  if (!wake_at_ || at < *wake_at_) wake_at_ = at;
+}
+
+void TransRuntime::ResetInterval() { interval_ = engine_.BaseInterval(opts_); }
+
+void TransRuntime::SpendRetry(std::size_t index) {
+  DTX_DCHECK(OnStrandNow());
+  // Retried at once, once the spent budget is durable, so that a restart
+  // does not hand out a fresh one (dtm keeps it in memory).
+  ++trans_.retry_count;
+  CronUpdate u;
+  u.gid = trans_.gid;
+  u.expected = trans_.status;
+  u.next_cron_interval = interval_;
+  u.next_cron_time = trans_.next_cron_time;
+  u.retry_count = trans_.retry_count;
+  ++pending_writes_;
+  engine_.journal->TouchCron(
+      u, OnStrand([this, index](Status s) {
+        --pending_writes_;
+        if (s.ok() && !evicted() && progress_[index] == Progress::kBlocked) {
+          progress_[index] = Progress::kIdle;
+        }
+        Advance();
+      }));
+}
+
+void TransRuntime::Decide(TransStatus to, std::string reason,
+                          std::function<void(Status)> on_durable) {
+  DTX_DCHECK(OnStrandNow());
+  DTX_DCHECK(!deciding() && !evicted());
   StatusChange change;
-  change.gid = rt->trans.gid;
-  change.from = rt->trans.status;
+  change.gid = trans_.gid;
+  change.from = trans_.status;
   change.to = to;
   if (!reason.empty()) change.rollback_reason = reason;
-  change.branch_updates.swap(rt->unsaved);
-  if (rt->trans.trans_type == TransType::kTcc &&
-      rt->trans.status == TransStatus::kPrepared) {
-    // Branches may be registered, from any process, until the transaction
-    // leaves prepared: leave it only with the list this runtime holds.
-    change.expected_branch_rows = static_cast<int64_t>(rt->branches.size());
-  }
+  change.branch_updates.swap(unsaved_);
+  processor_.OnDecide(*this, change);
   if (!IsFinished(to)) {
-    rt->interval = BaseInterval(*rt);
-    change.next_cron_interval = rt->interval;
-    change.next_cron_time = clock->Now() + rt->interval;
+    ResetInterval();
+    change.next_cron_interval = interval_;
+    change.next_cron_time = Now() + interval_;
   }
-  const TransStatus from = rt->trans.status;
+  const TransStatus from = trans_.status;
   if (IsFinished(to) && !on_durable) {
     // A final status may be written lazily (docs/architecture.md): no call
     // depends on it. Callers waiting for the outcome learn it now; the
     // runtime stays in memory until the write is done. Were it lost in a
     // crash, recovery would reach the same end again.
-    rt->trans.status = to;
-    if (!reason.empty()) rt->trans.rollback_reason = reason;
-    DTX_LOG(logger, LogLevel::kInfo,
-            "gid=" << rt->trans.gid << " " << ToString(rt->trans.trans_type)
-                   << " " << ToString(from) << " -> " << ToString(to)
+    trans_.status = to;
+    if (!reason.empty()) trans_.rollback_reason = reason;
+    DTX_LOG(engine_.logger, LogLevel::kInfo,
+            "gid=" << trans_.gid << " " << ToString(trans_.trans_type) << " "
+                   << ToString(from) << " -> " << ToString(to)
                    << (reason.empty() ? "" : " reason: ") << reason);
-    ++rt->pending_writes;
-    journal->ChangeStatus(change, [this, rt, from, to](Status s) {
-      Post(rt, [this, rt, from, to, s] {
-        --rt->pending_writes;
-        if (!s.ok()) {
-          DTX_LOG(logger, LogLevel::kError,
-                  "gid=" << rt->trans.gid << " " << ToString(from) << " -> "
-                         << ToString(to) << " not recorded: " << s);
-        }
-        MaybeEvict(rt);
-      });
-    });
-    for (auto& w : rt->waiters) w(rt->trans, false);
-    rt->waiters.clear();
+    ++pending_writes_;
+    engine_.journal->ChangeStatus(
+        std::move(change), OnStrand([this, from, to](Status s) {
+          --pending_writes_;
+          if (!s.ok()) {
+            DTX_LOG(engine_.logger, LogLevel::kError,
+                    "gid=" << trans_.gid << " " << ToString(from) << " -> "
+                           << ToString(to) << " not recorded: " << s);
+          }
+          MaybeEvict();
+        }));
+    ReleaseWaiters(false);
     return;
   }
-  rt->deciding = true;
-  ++rt->pending_writes;
-  journal->ChangeStatus(change, [this, rt, from, to, reason,
-                                 on_durable](Status s) {
-    Post(rt, [this, rt, from, to, reason, s, on_durable] {
-      --rt->pending_writes;
-      rt->deciding = false;
-      if (s.ok()) {
-        rt->trans.status = to;
-        if (!reason.empty()) rt->trans.rollback_reason = reason;
-        DTX_LOG(logger, LogLevel::kInfo,
-                "gid=" << rt->trans.gid << " " << ToString(rt->trans.trans_type)
-                       << " " << ToString(from) << " -> " << ToString(to)
-                       << (reason.empty() ? "" : " reason: ") << reason);
-      } else {
-        DTX_LOG(logger, LogLevel::kWarn,
-                "gid=" << rt->trans.gid << " " << ToString(from) << " -> "
-                       << ToString(to) << " not recorded: " << s);
-        auto fresh = journal->Find(rt->trans.gid);
-        if (fresh.ok() && fresh->trans.status == from &&
-            fresh->branches.size() != rt->branches.size()) {
-          // A branch was registered meanwhile: decide again, with it.
-          rt->branches = std::move(fresh->branches);
-          rt->in_flight.assign(rt->branches.size(), 0);
-          rt->blocked.assign(rt->branches.size(), 0);
-          Decide(rt, to, reason, on_durable);
-          return;
-        }
-        // Someone else moved it, or the store failed: start from the
-        // journal's truth the next time it is due.
-        if (fresh.ok()) {
-          rt->trans = fresh->trans;
-        }
-        rt->wake_at = clock->Now() + BaseInterval(*rt);
-        rt->blocked.assign(rt->branches.size(), 1);
-        rt->checkback_blocked = true;
-      }
-      if (on_durable) on_durable(s);
-      Advance(rt);
-    });
+  phase_ = Phase::kDeciding;
+  ++pending_writes_;
+  engine_.journal->ChangeStatus(
+      std::move(change),
+      OnStrand([this, from, to, reason, on_durable](Status s) {
+        --pending_writes_;
+        OnDecided(from, to, reason, on_durable, std::move(s));
+      }));
+}
+
+void TransRuntime::OnDecided(TransStatus from, TransStatus to,
+                             const std::string& reason,
+                             const std::function<void(Status)>& on_durable,
+                             Status s) {
+  if (s.ok()) {
+    phase_ = Phase::kActive;
+    trans_.status = to;
+    if (!reason.empty()) trans_.rollback_reason = reason;
+    DTX_LOG(engine_.logger, LogLevel::kInfo,
+            "gid=" << trans_.gid << " " << ToString(trans_.trans_type) << " "
+                   << ToString(from) << " -> " << ToString(to)
+                   << (reason.empty() ? "" : " reason: ") << reason);
+    if (on_durable) on_durable(s);
+    Advance();
+    return;
+  }
+  DTX_LOG(engine_.logger, LogLevel::kWarn,
+          "gid=" << trans_.gid << " " << ToString(from) << " -> "
+                 << ToString(to) << " not recorded: " << s);
+  // Read the journal's truth off the io threads, then go on here.
+  auto self = shared_from_this();
+  engine_.Read([self, to, reason, on_durable, s] {
+    auto fresh = self->engine_.journal->Find(self->trans_.gid);
+    self->Post(
+        [self, to, reason, on_durable, s, fresh = std::move(fresh)]() mutable {
+          TransRuntime& rt = *self;
+          rt.phase_ = Phase::kActive;
+          if (fresh.ok() && fresh->trans.status == rt.trans_.status &&
+              fresh->branches.size() != rt.branches_.size()) {
+            // A branch was registered meanwhile: decide again, with it.
+            rt.branches_ = std::move(fresh->branches);
+            rt.progress_.assign(rt.branches_.size(), Progress::kIdle);
+            rt.Decide(to, reason, on_durable);
+            return;
+          }
+          // Someone else moved it, or the store failed: start from the
+          // journal's truth the next time it is due.
+          if (fresh.ok()) rt.trans_ = fresh->trans;
+          rt.wake_at_ = rt.Now() + rt.engine_.BaseInterval(rt.opts_);
+          rt.paused_ = true;
+          if (on_durable) on_durable(s);
+          rt.Advance();
+        });
   });
 }
 
-void Coordinator::Impl::MaybeEvict(const std::shared_ptr<TransRuntime>& rt) {
-  if (rt->evicted || rt->deciding || rt->pending_writes > 0 ||
-      rt->checkback_in_flight) {
+void TransRuntime::MaybeEvict() {
+  DTX_DCHECK(OnStrandNow());
+  if (evicted() || deciding() || pending_writes_ > 0 || extra_calls_ > 0) {
     return;
   }
-  if (!rt->unsaved.empty()) {
-    FlushBranches(rt);  // eviction continues once they are written
+  if (!unsaved_.empty()) {
+    FlushBranches();  // eviction continues once they are written
     return;
   }
-  if (std::any_of(rt->in_flight.begin(), rt->in_flight.end(),
-                  [](char c) { return c != 0; })) {
-    return;
-  }
-  const bool finished = IsFinished(rt->trans.status);
+  if (any_in_flight()) return;
+  const bool finished = IsFinished(trans_.status);
   TimePoint next{};
   if (!finished) {
-    const TimePoint now = clock->Now();
-    if (rt->wake_at) {
-      next = *rt->wake_at;
-    } else if (rt->trans.status == TransStatus::kPrepared &&
-               TimeoutOf(*rt).count() > 0) {
-      next = rt->trans.create_time + TimeoutOf(*rt);
+    const TimePoint now = Now();
+    if (wake_at_) {
+      next = *wake_at_;
+    } else if (trans_.status == TransStatus::kPrepared &&
+               Timeout().count() > 0) {
+      next = trans_.create_time + Timeout();
     } else {
-      next = now + rt->interval;
+      next = now + interval_;
     }
     if (next < now) next = now;
-    if (next != rt->trans.next_cron_time ||
-        rt->interval != rt->trans.next_cron_interval) {
+    if (next != trans_.next_cron_time ||
+        interval_ != trans_.next_cron_interval) {
       CronUpdate u;
-      u.gid = rt->trans.gid;
-      u.expected = rt->trans.status;
-      u.next_cron_interval = rt->interval;
+      u.gid = trans_.gid;
+      u.expected = trans_.status;
+      u.next_cron_interval = interval_;
       u.next_cron_time = next;
-      u.retry_count = rt->trans.retry_count;
+      u.retry_count = trans_.retry_count;
       // Recorded even if the write fails, so that eviction goes on; the
       // journal then still holds the lease time, which is due soon enough.
-      rt->trans.next_cron_time = next;
-      rt->trans.next_cron_interval = rt->interval;
-      ++rt->pending_writes;
-      journal->TouchCron(u, [this, rt](Status s) {
-        Post(rt, [this, rt, s] {
-          --rt->pending_writes;
-          if (!s.ok()) {
-            DTX_LOG(
-                logger, LogLevel::kWarn,
-                "gid=" << rt->trans.gid << ": schedule not recorded: " << s);
-          }
-          MaybeEvict(rt);
-        });
-      });
+      trans_.next_cron_time = next;
+      trans_.next_cron_interval = interval_;
+      ++pending_writes_;
+      engine_.journal->TouchCron(u, OnStrand([this](Status s) {
+                                   --pending_writes_;
+                                   if (!s.ok()) {
+                                     DTX_LOG(engine_.logger, LogLevel::kWarn,
+                                             "gid=" << trans_.gid
+                                                    << ": schedule not "
+                                                       "recorded: "
+                                                    << s);
+                                   }
+                                   MaybeEvict();
+                                 }));
       return;
     }
   }
-  rt->evicted = true;
-  DTX_LOG(logger, LogLevel::kDebug,
-          "gid=" << rt->trans.gid << " " << ToString(rt->trans.status)
+  phase_ = Phase::kEvicted;
+  DTX_LOG(engine_.logger, LogLevel::kDebug,
+          "gid=" << trans_.gid << " " << ToString(trans_.status)
                  << (finished ? "" : ", waiting until next retry"));
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = active.find(rt->trans.gid);
-    if (it != active.end() && it->second == rt) active.erase(it);
-    if (!finished) wakeups.emplace(next, rt->trans.gid);
-    if (active.empty()) idle_cv.notify_all();
-  }
-  for (auto& w : rt->waiters) w(rt->trans, false);
-  rt->waiters.clear();
-  if (!finished) asio::post(sched, [this] { ArmPoll(); });
+  engine_.Forget(*this, finished, next);
+  ReleaseWaiters(false);
 }
 
-}  // namespace dtx
+}  // namespace dtx::internal

@@ -3,100 +3,153 @@
 // checked back through its QueryPrepared URL (op "msg", branch "00"): SUCCESS
 // submits it, FAILURE fails it, anything else asks again later. Once
 // submitted, the steps run in order (or concurrently), after the optional
-// delay, and are retried until they succeed: a message never rolls back.
+// delay ({"delay":5} in custom data), and are retried until they succeed: a
+// message never rolls back. Abort fails a prepared message.
+//
+// Branch rows: one action per step.
 
-#include "coordinator_impl.h"
+#include "trans_options.h"
+#include "trans_runtime.h"
+#include "trans_type.h"
 
-#include <asio/post.hpp>
+#include <string>
 
-namespace dtx {
+namespace dtx::internal {
+namespace {
 
-void Coordinator::Impl::CallCheckBack(const std::shared_ptr<TransRuntime>& rt) {
-  rt->checkback_in_flight = true;
-  auto on_result = [this, rt](BranchResult r) {
-    rt->checkback_in_flight = false;
-    if (rt->evicted) return;
-    switch (r.outcome) {
-      case BranchOutcome::kSuccess:
-        Decide(rt, TransStatus::kSubmitted, "");
-        return;
-      case BranchOutcome::kFailure:
-        Decide(rt, TransStatus::kFailed, r.status.message());
-        return;
-      case BranchOutcome::kOngoing:
-        rt->interval = BaseInterval(*rt);
-        [[fallthrough]];
-      case BranchOutcome::kTransient:
-        DTX_LOG(logger, LogLevel::kWarn,
-                "gid=" << rt->trans.gid << " check-back " << ToString(r.outcome)
-                       << ": " << r.status << "; will ask again");
-        rt->checkback_blocked = true;
-        NeedRetry(rt, r.outcome == BranchOutcome::kOngoing);
-        break;
-    }
-    Advance(rt);
-  };
-  if (rt->trans.query_prepared.empty()) {
-    Post(rt, [on_result] {
-      BranchResult r;
-      r.outcome = BranchOutcome::kSuccess;
-      on_result(std::move(r));
-    });
-    return;
+struct MsgState : ModeState {
+  int64_t delay_s = 0;
+  bool checkback_in_flight = false;
+  bool checkback_blocked = false;  // failed in this life: ask again later
+};
+
+class Msg final : public TransProcessor {
+ public:
+  TransType type() const override { return TransType::kMsg; }
+
+  Result<std::vector<Branch>> PrepareBranches(
+      const TransRequest& req, BranchClient& client) const override {
+    return Branches(req, client);
   }
-  DTX_LOG(logger, LogLevel::kDebug,
-          "gid=" << rt->trans.gid << " branch=00 op=msg checking back "
-                 << rt->trans.query_prepared);
-  BranchRequest req;
-  req.url = rt->trans.query_prepared;
-  req.info = {rt->trans.gid, TransType::kMsg, "00", BranchOp::kMsg, ""};
-  for (const auto& [k, v] : rt->opts.branch_headers)
-    req.headers.emplace_back(k, v);
-  req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      rt->opts.request_timeout.count() > 0 ? rt->opts.request_timeout
-                                           : options.request_timeout);
-  Strand strand = rt->strand;
-  client->Call(
-      std::move(req),
-      [strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
-      std::move(on_result));
-}
 
-void Coordinator::Impl::AdvanceMsg(const std::shared_ptr<TransRuntime>& rt) {
-  if (rt->trans.status == TransStatus::kPrepared) {
-    if (TimedOut(*rt) && !rt->checkback_in_flight && !rt->checkback_blocked)
-      CallCheckBack(rt);
-    return;
+  bool SubmitCreates() const override { return true; }
+
+  Result<std::vector<Branch>> SubmitBranches(
+      const TransRequest& req, BranchClient& client) const override {
+    return Branches(req, client);
   }
-  if (rt->trans.status != TransStatus::kSubmitted) return;
-  if (rt->msg_delay_s > 0) {
-    const TimePoint start =
-        rt->trans.create_time + std::chrono::seconds(rt->msg_delay_s);
-    if (clock->Now() < start) {
-      if (!rt->wake_at || start < *rt->wake_at) rt->wake_at = start;
+
+  AbortAdmission AdmitAbort(TransStatus status) const override {
+    return status == TransStatus::kPrepared ? AbortAdmission::kFail
+                                            : AbortAdmission::kRefuse;
+  }
+
+  std::unique_ptr<ModeState> LoadState(const GlobalTrans& trans,
+                                       const std::vector<Branch>&,
+                                       Status*) const override {
+    auto state = std::make_unique<MsgState>();
+    state->delay_s = DecodeMsgDelay(trans.custom_data).value_or(0);
+    return state;
+  }
+
+  void OnRetryNow(TransRuntime& rt) const override {
+    rt.mode_state<MsgState>().checkback_blocked = false;
+  }
+
+  void Advance(TransRuntime& rt) const override {
+    MsgState& state = rt.mode_state<MsgState>();
+    const GlobalTrans& t = rt.trans();
+    if (t.status == TransStatus::kPrepared) {
+      if (rt.TimedOut() && !state.checkback_in_flight &&
+          !state.checkback_blocked)
+        CheckBack(rt);
       return;
     }
-  }
-  bool all_succeeded = true;
-  bool any_in_flight = false;
-  for (std::size_t i = 0; i < rt->branches.size(); ++i) {
-    all_succeeded =
-        all_succeeded && rt->branches[i].status == BranchStatus::kSucceed;
-    any_in_flight = any_in_flight || rt->in_flight[i];
-  }
-  if (all_succeeded) {
-    Decide(rt, TransStatus::kSucceed, "");
-    return;
-  }
-  for (std::size_t i = 0; i < rt->branches.size(); ++i) {
-    if (rt->branches[i].status == BranchStatus::kSucceed || rt->in_flight[i])
-      continue;
-    if (!rt->opts.concurrent) {
-      if (!any_in_flight && !rt->blocked[i]) CallBranch(rt, i);
-      return;  // in order: nothing after a step that has not succeeded
+    if (t.status != TransStatus::kSubmitted) return;
+    if (state.delay_s > 0) {
+      const TimePoint start =
+          t.create_time + std::chrono::seconds(state.delay_s);
+      if (rt.Now() < start) {
+        rt.WakeAt(start);
+        return;
+      }
     }
-    if (!rt->blocked[i]) CallBranch(rt, i);
+    const auto& br = rt.branches();
+    bool all_succeeded = true;
+    for (const Branch& b : br)
+      all_succeeded = all_succeeded && b.status == BranchStatus::kSucceed;
+    if (all_succeeded) {
+      rt.Decide(TransStatus::kSucceed, "");
+      return;
+    }
+    const bool any_in_flight = rt.any_in_flight();
+    for (std::size_t i = 0; i < br.size(); ++i) {
+      if (br[i].status == BranchStatus::kSucceed || rt.in_flight(i)) continue;
+      if (!rt.options().concurrent) {
+        if (!any_in_flight && rt.callable(i)) rt.CallBranch(i);
+        return;  // in order: nothing after a step that has not succeeded
+      }
+      if (rt.callable(i)) rt.CallBranch(i);
+    }
   }
+
+ private:
+  static Result<std::vector<Branch>> Branches(const TransRequest& req,
+                                              BranchClient& client) {
+    DTX_RETURN_IF_ERROR(DecodeMsgDelay(req.custom_data).status());
+    if (!req.query_prepared.empty()) {
+      DTX_RETURN_IF_ERROR(client.ValidateUrl(req.query_prepared));
+    }
+    return StepBranches(req, /*with_compensate=*/false, client);
+  }
+
+  static void OnCheckBack(TransRuntime& rt, const BranchResult& r) {
+    MsgState& state = rt.mode_state<MsgState>();
+    state.checkback_in_flight = false;
+    switch (r.outcome) {
+      case BranchOutcome::kSuccess:
+        rt.Decide(TransStatus::kSubmitted, "");
+        return;
+      case BranchOutcome::kFailure:
+        rt.Decide(TransStatus::kFailed, r.status.message());
+        return;
+      case BranchOutcome::kOngoing:
+        rt.ResetInterval();
+        [[fallthrough]];
+      case BranchOutcome::kTransient:
+        DTX_LOG(&rt.logger(), LogLevel::kWarn,
+                "gid=" << rt.trans().gid << " check-back "
+                       << ToString(r.outcome) << ": " << r.status
+                       << "; will ask again");
+        state.checkback_blocked = true;
+        rt.NeedRetry(r.outcome == BranchOutcome::kOngoing);
+        return;
+    }
+  }
+
+  static void CheckBack(TransRuntime& rt) {
+    if (rt.trans().query_prepared.empty()) {
+      // Nothing to ask: a prepared message without a check-back URL is
+      // committed when it times out.
+      BranchResult r;
+      r.outcome = BranchOutcome::kSuccess;
+      OnCheckBack(rt, r);
+      return;
+    }
+    rt.mode_state<MsgState>().checkback_in_flight = true;
+    DTX_LOG(&rt.logger(), LogLevel::kDebug,
+            "gid=" << rt.trans().gid << " branch=00 op=msg checking back "
+                   << rt.trans().query_prepared);
+    rt.CallExtra(rt.NewRequest(rt.trans().query_prepared, "00", BranchOp::kMsg),
+                 [&rt](BranchResult r) { OnCheckBack(rt, r); });
+  }
+};
+
+}  // namespace
+
+const TransProcessor& MsgProcessor() {
+  static const Msg msg;
+  return msg;
 }
 
-}  // namespace dtx
+}  // namespace dtx::internal

@@ -5,15 +5,21 @@
 // state machines; unfinished transactions are resumed from the journal when
 // they are due, after a crash or restart as well.
 //
+// clang-format off
 //   dtx::CoordinatorDeps deps;
 //   deps.journal = ...;        // e.g. SqliteJournal::Open(...)
 //   deps.branch_client = ...;  // e.g. GrpcBranchClient::Create(...)
-//   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::Coordinator::Open(options,
-//   std::move(deps))); dtx::Saga(*dtm, gid).Add(action, compensate,
-//   payload).Submit();
+//   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::Coordinator::Open(options, std::move(deps)));
+//   dtx::Status s = dtx::Saga(*dtm, gid).Add(action, compensate, payload).Submit();
+// clang-format on
 //
 // dtx::OpenEmbeddedCoordinator (dtx/embedded.h) wires the SQLite journal and
 // the gRPC client from Options alone.
+//
+// Every request has a callback form (DtmApi: SubmitAsync, ...; ListAsync,
+// ...), which never blocks and never holds a thread while it waits, and a
+// blocking form that waits for it. Every callback runs exactly once; requests
+// still unanswered when the coordinator shuts down get kUnavailable.
 //
 // Thread safety: thread-safe. Never destroy a coordinator from one of its own
 // callbacks.
@@ -36,6 +42,10 @@
 #include <string>
 
 namespace dtx {
+
+namespace internal {
+struct Engine;  // lib/src/coordinator_impl.h
+}  // namespace internal
 
 // What a coordinator runs on. Owned collaborators are unique_ptrs; the clock
 // is borrowed.
@@ -63,23 +73,28 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // DtmApi.
-  Result<std::string> NewGid() override;
-  Status Prepare(const TransRequest& request) override;
-  Status Submit(const TransRequest& request) override;
-  Status Abort(const TransRequest& request) override;
-  Status RegisterBranch(const BranchRegistration& branch) override;
-  Result<TransWithBranches> Query(const std::string& gid) override;
+  // DtmApi: the callback forms (the blocking forms wrap them).
+  void NewGidAsync(ResultCallback<std::string> done) override;
+  void PrepareAsync(TransRequest request, StatusCallback done) override;
+  void SubmitAsync(TransRequest request, StatusCallback done) override;
+  void AbortAsync(TransRequest request, StatusCallback done) override;
+  void RegisterBranchAsync(BranchRegistration branch,
+                           StatusCallback done) override;
+  void QueryAsync(std::string gid,
+                  ResultCallback<TransWithBranches> done) override;
   BranchClient& branch_client() override;
   std::string address() const override;
 
   // Administration.
   // A page of transactions, newest first.
+  void ListAsync(ListQuery query, ResultCallback<ListPage> done);
   Result<ListPage> List(const ListQuery& query);
   // Fails an unfinished transaction without calling any branch (dtm's
   // forceStop). kAborted when it is already finished.
+  void ForceStopAsync(std::string gid, StatusCallback done);
   Status ForceStop(const std::string& gid);
   // Makes an unfinished transaction due now (dtm's resetNextCronTime).
+  void RetryNowAsync(std::string gid, StatusCallback done);
   Status RetryNow(const std::string& gid);
 
   // Scheduling.
@@ -96,11 +111,9 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   // Idempotent.
   void Shutdown();
 
-  struct Impl;
-
  private:
-  explicit Coordinator(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Coordinator(std::unique_ptr<internal::Engine> engine);
+  std::unique_ptr<internal::Engine> engine_;
 };
 
 }  // namespace dtx

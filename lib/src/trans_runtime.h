@@ -1,0 +1,171 @@
+// TransRuntime: one global transaction being worked on, a session that owns
+// its state and its behaviour on its own strand (as the sessions of asio's
+// examples do). Its life cycle is drawn at the top of trans_runtime.cc.
+//
+// Every method runs on the strand (checked in debug builds), except the
+// constructor and Post. Processors (trans_type_<mode>.cc) read the state
+// through the accessors and act through the methods; nothing else touches it.
+
+#ifndef DTX_LIB_TRANS_RUNTIME_H_
+#define DTX_LIB_TRANS_RUNTIME_H_
+
+#include "dtx/branch_client.h"
+#include "dtx/coordinator.h"
+#include "dtx/journal.h"
+#include "dtx/model.h"
+
+#include "trans_type.h"
+
+#include <asio/io_context.hpp>
+#include <asio/strand.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dtx::internal {
+
+using Strand = asio::strand<asio::io_context::executor_type>;
+
+class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
+ public:
+  // Where a branch stands in this life of the transaction.
+  enum class Progress : uint8_t {
+    kIdle,      // may be called
+    kInFlight,  // a call is on the wire
+    kBlocked,   // its last call failed; retried in a later life (or RetryNow)
+  };
+  enum class Phase : uint8_t {
+    kActive,    // processing: calls and lazy writes may be outstanding
+    kDeciding,  // a status change is being made durable; nothing is called
+    kEvicted,   // left memory; a stale handle ignores everything
+  };
+  // Released when this life ends: the transaction's state then, and whether
+  // the coordinator shut down first.
+  using Waiter = std::function<void(const GlobalTrans&, bool stopped)>;
+
+  // `opts`, when given, are the transaction's options already decoded.
+  TransRuntime(Engine& engine, Strand strand, const TransProcessor& processor,
+               TransWithBranches data, const TransOptions* opts);
+
+  // Runs `fn` on the strand. Any thread.
+  void Post(std::function<void()> fn);
+
+  // Entry points.
+  // Processes until nothing more can be done now, then leaves memory if
+  // nothing is outstanding.
+  void Advance();
+  void AddWaiter(Waiter waiter);
+  // Makes `to` durable (compare-and-set from the current status), then
+  // continues; `reason` becomes the rollback reason when non-empty. A final
+  // status with no `on_durable` is written lazily: waiters learn it at once.
+  void Decide(TransStatus to, std::string reason,
+              std::function<void(Status)> on_durable = nullptr);
+  // RetryNow: forgets this life's failures and back-off, then processes.
+  void RetryNow();
+  // Leaves memory when nothing is outstanding (writing the schedule first
+  // when it changed). Requests that end without changing anything call it.
+  void MaybeEvict();
+  // The coordinator shut down: releases the waiters.
+  void ReleaseWaiters(bool stopped);
+
+  // State, for processors and requests.
+  const GlobalTrans& trans() const { return trans_; }
+  const std::vector<Branch>& branches() const { return branches_; }
+  const TransOptions& options() const { return opts_; }
+  const TransProcessor& processor() const { return processor_; }
+  Phase phase() const { return phase_; }
+  bool evicted() const { return phase_ == Phase::kEvicted; }
+  bool deciding() const { return phase_ == Phase::kDeciding; }
+  Progress progress(std::size_t index) const { return progress_[index]; }
+  bool in_flight(std::size_t index) const {
+    return progress_[index] == Progress::kInFlight;
+  }
+  // A branch may be called: idle, and not failed in this life.
+  bool callable(std::size_t index) const {
+    return progress_[index] == Progress::kIdle;
+  }
+  bool any_in_flight() const;
+  const std::string& failure_reason() const { return failure_reason_; }
+  template <typename State>
+  State& mode_state() const {
+    return static_cast<State&>(*mode_state_);
+  }
+
+  // Actions, for processors.
+  // Calls branch `index` (an empty URL succeeds at once, with no call).
+  void CallBranch(std::size_t index);
+  // A call of the mode's own (a msg check-back): `on_result` runs on the
+  // strand. The runtime stays in memory until it answers.
+  void CallExtra(BranchRequest request,
+                 std::function<void(BranchResult)> on_result);
+  // The branch request of the transaction's metadata and deadline for `url`.
+  BranchRequest NewRequest(std::string url, std::string branch_id,
+                           BranchOp op) const;
+  void BranchSucceeded(std::size_t index);
+  void RecordBranch(std::size_t index, BranchStatus status);
+  // Not called again in this life; the transaction is retried later.
+  void Block(std::size_t index);
+  void set_failure_reason(std::string reason) {
+    failure_reason_ = std::move(reason);
+  }
+  // A retry is needed: keep (ONGOING) or double (an error) the interval.
+  void NeedRetry(bool keep_interval);
+  // Look again no later than `at`.
+  void WakeAt(TimePoint at);
+  // Resets the retry interval to the transaction's base interval.
+  void ResetInterval();
+  // Saga RetryLimit: spends one retry of the budget, durably, then makes
+  // branch `index` callable again.
+  void SpendRetry(std::size_t index);
+  // dtm's rules for this transaction.
+  bool TimedOut() const;
+  std::chrono::seconds Timeout() const;
+  TimePoint Now() const;
+  Logger& logger() const;
+
+ private:
+  void RunPasses();
+  void OnBranchResult(std::size_t index, BranchResult result);
+  void FlushBranches();
+  void OnDecided(TransStatus from, TransStatus to, const std::string& reason,
+                 const std::function<void(Status)>& on_durable, Status s);
+  void Reload(TransStatus to, std::string reason,
+              std::function<void(Status)> on_durable);
+  // A journal completion that continues on the strand.
+  std::function<void(Status)> OnStrand(std::function<void(Status)> fn);
+  bool OnStrandNow() const;
+
+  Engine& engine_;
+  const Strand strand_;
+  const TransProcessor& processor_;
+  GlobalTrans trans_;
+  std::vector<Branch> branches_;
+  TransOptions opts_;
+  std::unique_ptr<ModeState> mode_state_;
+
+  Phase phase_ = Phase::kActive;
+  std::vector<Progress> progress_;  // one per branch
+  // Branch results not yet handed to the journal: written with the next
+  // decision, before the next real call, or before eviction.
+  std::vector<BranchUpdate> unsaved_;
+  int pending_writes_ = 0;
+  int extra_calls_ = 0;  // CallExtra calls on the wire
+  // A decision could not be made durable: nothing more in this life.
+  bool paused_ = false;
+  // A branch of the current pass succeeded without a call (empty URL).
+  bool completed_inline_ = false;
+  std::string failure_reason_;
+  // Earliest time worth looking again; set when something must wait.
+  std::optional<TimePoint> wake_at_;
+  std::chrono::seconds interval_{0};  // the current retry interval
+  std::vector<Waiter> waiters_;
+};
+
+}  // namespace dtx::internal
+
+#endif  // DTX_LIB_TRANS_RUNTIME_H_

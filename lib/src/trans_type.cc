@@ -1,0 +1,137 @@
+// The table of modes, and what a processor does when its mode does not
+// override it: refuse the request (naming the mode), retry a branch that did
+// not succeed.
+
+#include "trans_type.h"
+
+#include "trans_options.h"
+#include "trans_runtime.h"
+
+#include <string>
+
+namespace dtx::internal {
+namespace {
+
+std::string Mode(const TransProcessor& p) {
+  return std::string(ToString(p.type()));
+}
+
+std::string StepId(std::size_t i) {
+  std::string id = std::to_string(i + 1);
+  return id.size() < 2 ? "0" + id : id;
+}
+
+}  // namespace
+
+// One line per mode.
+const TransProcessor* ProcessorFor(TransType type) {
+  switch (type) {
+    case TransType::kSaga:
+      return &SagaProcessor();
+    case TransType::kTcc:
+      return &TccProcessor();
+    case TransType::kMsg:
+      return &MsgProcessor();
+    case TransType::kXa:
+    case TransType::kWorkflow:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+Result<std::vector<Branch>> TransProcessor::PrepareBranches(
+    const TransRequest&, BranchClient&) const {
+  return InvalidArgumentError("prepare: trans type '" + Mode(*this) +
+                              "' has no prepare phase (want tcc or msg)");
+}
+
+Result<std::vector<Branch>> TransProcessor::SubmitBranches(
+    const TransRequest&, BranchClient&) const {
+  return InvalidArgumentError("submit: trans type '" + Mode(*this) +
+                              "' is submitted only once prepared");
+}
+
+SubmitAdmission TransProcessor::AdmitSubmit(TransStatus status) const {
+  if (status == TransStatus::kPrepared) return SubmitAdmission::kDecide;
+  if (status == TransStatus::kSubmitted) return SubmitAdmission::kContinue;
+  return SubmitAdmission::kRefuse;
+}
+
+AbortAdmission TransProcessor::AdmitAbort(TransStatus) const {
+  return AbortAdmission::kRefuse;
+}
+
+Result<std::vector<Branch>> TransProcessor::RegisteredBranches(
+    const BranchRegistration&, BranchClient&) const {
+  return InvalidArgumentError("register branch: trans type '" + Mode(*this) +
+                              "' is not supported (want tcc)");
+}
+
+std::chrono::seconds TransProcessor::TimeoutOf(
+    const TransOptions& options, const ModeDefaults& defaults) const {
+  if (options.timeout_to_fail.count() > 0) return options.timeout_to_fail;
+  return defaults.timeout_to_fail;
+}
+
+std::unique_ptr<ModeState> TransProcessor::LoadState(const GlobalTrans&,
+                                                     const std::vector<Branch>&,
+                                                     Status*) const {
+  return std::make_unique<ModeState>();
+}
+
+void TransProcessor::OnBranchResult(TransRuntime& rt, std::size_t index,
+                                    const BranchResult& result) const {
+  if (result.outcome == BranchOutcome::kSuccess) {
+    rt.BranchSucceeded(index);
+    return;
+  }
+  const Branch& b = rt.branches()[index];
+  DTX_LOG(&rt.logger(), LogLevel::kWarn,
+          "gid=" << rt.trans().gid << " branch=" << b.branch_id
+                 << " op=" << ToString(b.op) << " " << ToString(result.outcome)
+                 << ": " << result.status << "; will retry");
+  rt.Block(index);
+  rt.NeedRetry(result.outcome == BranchOutcome::kOngoing);
+}
+
+void TransProcessor::OnDecide(const TransRuntime&, StatusChange&) const {}
+
+void TransProcessor::OnRetryNow(TransRuntime&) const {}
+
+Result<std::vector<Branch>> StepBranches(const TransRequest& req,
+                                         bool with_compensate,
+                                         BranchClient& client) {
+  const std::string mode(ToString(req.trans_type));
+  if (req.steps.empty()) return InvalidArgumentError(mode + ": no steps");
+  if (req.payloads.size() > req.steps.size()) {
+    return InvalidArgumentError(mode + ": more payloads than steps");
+  }
+  std::vector<Branch> branches;
+  branches.reserve(req.steps.size() * (with_compensate ? 2 : 1));
+  for (std::size_t i = 0; i < req.steps.size(); ++i) {
+    const TransStep& step = req.steps[i];
+    if (!with_compensate && !step.compensate.empty()) {
+      return InvalidArgumentError(mode + ": steps have no compensate");
+    }
+    for (const std::string* url : {&step.compensate, &step.action}) {
+      if (!url->empty()) {
+        Status v = client.ValidateUrl(*url);
+        if (!v.ok()) return v.WithPrefix(mode + " step " + std::to_string(i));
+      }
+    }
+    Branch b;
+    b.branch_id = StepId(i);
+    b.bin_data = i < req.payloads.size() ? req.payloads[i] : std::string();
+    if (with_compensate) {
+      b.op = BranchOp::kCompensate;
+      b.url = step.compensate;
+      branches.push_back(b);
+    }
+    b.op = BranchOp::kAction;
+    b.url = step.action;
+    branches.push_back(std::move(b));
+  }
+  return branches;
+}
+
+}  // namespace dtx::internal
