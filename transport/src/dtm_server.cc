@@ -16,13 +16,10 @@
 #include <grpcpp/server_context.h>
 
 #include <atomic>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>
-#include <type_traits>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -56,7 +53,6 @@ class PendingCall {
   void FinishWith(const grpc::Status& status) {
     Finish([&status] { return status; });
   }
-  bool finished() const { return reactor_.load() == nullptr; }
 
  private:
   std::atomic<grpc::ServerUnaryReactor*> reactor_;
@@ -180,124 +176,20 @@ grpc::ServerUnaryReactor* Now(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-// The coordinator's admin calls in callback form.
-// TODO(#13): call Coordinator::ListAsync, ForceStopAsync and RetryNowAsync
-// directly once coordinator.h has them, and delete the fallbacks, which
-// wait for the blocking forms on gRPC's thread. Until then the overloads
-// taking `int` are chosen when the coordinator has the callback form.
-template <typename C>
-auto ListAsync(C& c, ListQuery query, ResultCallback<ListPage> done, int)
-    -> decltype(c.ListAsync(std::move(query), std::move(done))) {
-  return c.ListAsync(std::move(query), std::move(done));
-}
-template <typename C>
-void ListAsync(C& c, ListQuery query, ResultCallback<ListPage> done, long) {
-  done(c.List(query));
-}
-template <typename C>
-auto ForceStopAsync(C& c, std::string gid, StatusCallback done, int)
-    -> decltype(c.ForceStopAsync(std::move(gid), std::move(done))) {
-  return c.ForceStopAsync(std::move(gid), std::move(done));
-}
-template <typename C>
-void ForceStopAsync(C& c, std::string gid, StatusCallback done, long) {
-  done(c.ForceStop(gid));
-}
-template <typename C>
-auto RetryNowAsync(C& c, std::string gid, StatusCallback done, int)
-    -> decltype(c.RetryNowAsync(std::move(gid), std::move(done))) {
-  return c.RetryNowAsync(std::move(gid), std::move(done));
-}
-template <typename C>
-void RetryNowAsync(C& c, std::string gid, StatusCallback done, long) {
-  done(c.RetryNow(gid));
-}
-
-// TODO(#13): delete kCoordinatorBlocks and InterimRunner once Coordinator
-// implements the callback forms (the lead's coordinator). Until then its
-// callback forms are DtmApi's defaults, which block their caller; on gRPC's
-// threads that starves the very branch calls a WaitResult Submit waits for.
-// While that is so, requests wait on a few threads of their own, as they did
-// before; with a callback coordinator this compiles to nothing and no thread
-// is started. (&Coordinator::SubmitAsync names DtmApi's member until
-// Coordinator declares its own.)
-constexpr bool kCoordinatorBlocks =
-    std::is_same_v<decltype(&Coordinator::SubmitAsync),
-                   decltype(&DtmApi::SubmitAsync)>;
-
-// Runs jobs on a fixed set of threads; Stop runs what is queued, then joins.
-//
-// Thread safety: thread-safe.
-class InterimRunner {
- public:
-  static constexpr int kThreads = 64;
-
-  InterimRunner() {
-    if (!kCoordinatorBlocks) return;
-    for (int i = 0; i < kThreads; ++i)
-      threads_.emplace_back([this] { Loop(); });
-  }
-  ~InterimRunner() { Stop(); }
-
-  void Post(std::function<void()> job) {
-    internal::MutexLock lock(&mu_);
-    jobs_.push_back(std::move(job));
-    cv_.Signal();
-  }
-
-  void Stop() {
-    {
-      internal::MutexLock lock(&mu_);
-      stopping_ = true;
-      cv_.SignalAll();
-    }
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        internal::MutexLock lock(&mu_);
-        cv_.Wait([this] {
-          mu_.AssertHeld();
-          return stopping_ || !jobs_.empty();
-        });
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
-  }
-
-  internal::Mutex mu_;
-  internal::CondVar cv_{&mu_};
-  std::deque<std::function<void()>> jobs_ DTX_GUARDED_BY(mu_);
-  bool stopping_ DTX_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
-};
-
 // What every service handler shares: the coordinator and the calls waiting
 // for it.
 class Handlers {
  public:
-  Handlers(Coordinator& coordinator, CallTable& calls, InterimRunner& interim,
+  Handlers(Coordinator& coordinator, CallTable& calls,
            std::shared_ptr<Logger> logger)
-      : coordinator_(coordinator),
-        calls_(calls),
-        interim_(interim),
-        logger_(std::move(logger)) {}
+      : coordinator_(coordinator), calls_(calls), logger_(std::move(logger)) {}
 
  protected:
   // Starts a call that `start(pending)` hands to the coordinator; the
   // coordinator's callback finishes `pending`. A caller that gave up before
-  // the handler ran, or a server shutting down, is answered at once. `start`
-  // owns what it uses (it may run after the handler returned), except the
-  // reply message, which only a Finish answer may touch.
+  // the handler ran, or a server shutting down, is answered at once. The
+  // callback may run after the call is gone: it owns what it uses, except
+  // the reply message, which only a Finish answer may touch.
   template <typename Start>
   grpc::ServerUnaryReactor* Defer(grpc::CallbackServerContext* context,
                                   Start start) {
@@ -312,14 +204,7 @@ class Handlers {
                                        "dtx-server: shutting down"));
       return reactor;
     }
-    if (kCoordinatorBlocks) {
-      interim_.Post(
-          [start = std::move(start), pending = std::move(pending)]() mutable {
-            if (!pending->finished()) start(std::move(pending));
-          });
-    } else {
-      start(std::move(pending));
-    }
+    start(std::move(pending));
     // Valid: gRPC calls OnDone only after the handler returned the reactor.
     return reactor;
   }
@@ -335,7 +220,6 @@ class Handlers {
 
   Coordinator& coordinator_;
   CallTable& calls_;
-  InterimRunner& interim_;
   std::shared_ptr<Logger> logger_;
 };
 
@@ -484,9 +368,8 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
     if (!query.ok()) return Now(context, ToGrpcStatus(query.status()));
     return Defer(context, [this, q = std::move(query).value(),
                            reply](std::shared_ptr<PendingCall> p) mutable {
-      ListAsync(
-          coordinator_, std::move(q),
-          [p = std::move(p), reply](Result<ListPage> page) {
+      coordinator_.ListAsync(
+          std::move(q), [p = std::move(p), reply](Result<ListPage> page) {
             p->Finish([&] {
               if (!page.ok()) return ToGrpcStatus(page.status());
               for (const GlobalTrans& t : page->transactions) {
@@ -495,19 +378,18 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
               reply->set_next_cursor(page->next_cursor);
               return grpc::Status::OK;
             });
-          },
-          0);
+          });
     });
   }
 
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
                                       const dtx::admin::v1::GidRequest* request,
                                       Empty*) override {
-    return Defer(
-        context, [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
-          ForceStopAsync(coordinator_, gid,
-                         AnswerWith(std::move(p), "ForceStop", gid), 0);
-        });
+    return Defer(context,
+                 [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
+                   coordinator_.ForceStopAsync(
+                       gid, AnswerWith(std::move(p), "ForceStop", gid));
+                 });
   }
 
   grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
@@ -515,8 +397,8 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                                      Empty*) override {
     return Defer(context,
                  [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
-                   RetryNowAsync(coordinator_, gid,
-                                 AnswerWith(std::move(p), "RetryNow", gid), 0);
+                   coordinator_.RetryNowAsync(
+                       gid, AnswerWith(std::move(p), "RetryNow", gid));
                  });
   }
 };
@@ -545,7 +427,6 @@ Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
 struct DtmServer::Impl {
   DtmServerOptions options;
   CallTable calls;
-  InterimRunner interim;  // TODO(#13): delete with InterimRunner
   std::unique_ptr<DtmService> dtm;
   std::unique_ptr<AdminService> admin;
   std::unique_ptr<grpc::Server> server;
@@ -584,10 +465,10 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
 
   if (!options.logger) options.logger = NewNullLogger();
   auto impl = std::make_unique<Impl>();
-  impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
-                                           impl->interim, options.logger);
-  impl->admin = std::make_unique<AdminService>(coordinator, impl->calls,
-                                               impl->interim, options.logger);
+  impl->dtm =
+      std::make_unique<DtmService>(coordinator, impl->calls, options.logger);
+  impl->admin =
+      std::make_unique<AdminService>(coordinator, impl->calls, options.logger);
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)
@@ -673,7 +554,6 @@ void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   impl_->server->Wait();
   impl_->calls.End();
   closer.join();
-  impl_->interim.Stop();
 }
 
 }  // namespace dtx
