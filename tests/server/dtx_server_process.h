@@ -68,6 +68,7 @@ class DtxServerProcess {
   int port() const {
     return std::stoi(address_.substr(address_.rfind(':') + 1));
   }
+  pid_t pid() const { return child_.pid(); }
   void Kill(int signal) { child_.Kill(signal); }
   int Wait() { return child_.Wait(); }
 
