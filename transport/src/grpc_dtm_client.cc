@@ -53,7 +53,8 @@ bool IsRegistryAddress(const std::string& address) {
 
 // One request in flight: its context and messages, owned by the callback
 // that gRPC runs when it ends (and, while it is in flight, by the client's
-// list of calls to cancel at destruction).
+// list of calls to cancel at destruction). Its endpoint reference is never
+// the last one (see Impl::retired).
 struct CallBase {
   virtual ~CallBase() = default;
   grpc::ClientContext context;
@@ -81,6 +82,11 @@ struct GrpcDtmClient::Impl {
   std::unordered_map<std::string, std::shared_ptr<Endpoint>>
       by_address;       // guarded by mu
   AddressSet last_set;  // guarded by mu
+  // Channels of servers that left the registry, kept while calls still use
+  // them. A channel must not be destroyed on a gRPC callback thread (gRPC
+  // 1.51 then joins its callback threads from one of them and aborts), so
+  // the client, never a call's completion, drops the last reference.
+  std::vector<std::shared_ptr<Endpoint>> retired;  // guarded by mu
   std::atomic<uint64_t> next{0};
 
   // The calls in flight, so that the destructor can cancel them and wait
@@ -151,6 +157,9 @@ void GrpcDtmClient::Impl::Start(const char* method, Request request, Send send,
          on_reply(std::move(status), self->reply);
          internal::MutexLock lock(&calls_mu);
          calls.erase(self);
+         // Freed under the lock, so that the destructor, which waits for
+         // it, is the one to drop the channel's last reference.
+         self.reset();
          // Signalled under the lock: the destructor may free the client as
          // soon as it sees no call left.
          if (calls.empty()) calls_cv.SignalAll();
@@ -198,6 +207,7 @@ Result<std::shared_ptr<Endpoint>> GrpcDtmClient::Impl::Pick() {
     // The registry changed: close the channels of servers that left.
     for (auto it = by_address.begin(); it != by_address.end();) {
       if (std::find(set->begin(), set->end(), it->first) == set->end()) {
+        retired.push_back(std::move(it->second));
         it = by_address.erase(it);
       } else {
         ++it;
@@ -205,6 +215,13 @@ Result<std::shared_ptr<Endpoint>> GrpcDtmClient::Impl::Pick() {
     }
     last_set = set;
   }
+  // Free the retired channels no call uses any more, here on the caller's
+  // thread.
+  retired.erase(std::remove_if(retired.begin(), retired.end(),
+                               [](const std::shared_ptr<Endpoint>& e) {
+                                 return e.use_count() == 1;
+                               }),
+                retired.end());
   auto& slot = by_address[address];
   if (!slot) {
     DTX_ASSIGN_OR_RETURN(std::string channel_target,
