@@ -17,11 +17,19 @@
 // row per FULL commit, one writer).
 //
 // With --server PATH the same loops also run through GrpcDtmClient against a
-// dtx-server process (FULL journal, same io threads): the "server" rows, each
-// compared with the same baseline (which has no client-to-coordinator hop).
+// dtx-server process (FULL journal, same io threads): the "server" rows. Their
+// baseline, the "relay" rows, is the same client against dtx_dtm_relay, a bare
+// gRPC server that receives the same dtmgimp requests and makes the same
+// journal writes and branch calls (the same plan, journal_plan.h) with no
+// coordinator: the same client-to-coordinator round trips on both sides.
+// Then slow_branch: 5,000 (--slow-sagas) WaitResult sagas whose branch
+// answers after 1 s, all in flight at once on one dtx-server, while NewGid
+// and a saga with an immediate branch run one at a time; their p50 and p99
+// under that load against the same calls on the idle server.
 //
-//   dtx_bench [--seconds 10] [--scenario tcc|saga|msg|saga_empty]
+//   dtx_bench [--seconds 10] [--scenario tcc|saga|msg|saga_empty|slow_branch]
 //             [--inflight 1,16,64] [--io-threads 1] [--server dtx-server]
+//             [--slow-sagas 5000]
 
 #include "dtx/embedded.h"
 #include "dtx/id_generator.h"
@@ -32,6 +40,7 @@
 #include "bench_util.h"
 #include "child_process.h"
 #include "dtx_test.grpc.pb.h"
+#include "journal_plan.h"
 
 #include <grpcpp/grpcpp.h>
 #include <sqlite3.h>
@@ -60,6 +69,16 @@ struct Figures {
   double tx_per_s = 0;
   double p50_ms = 0;
   double p99_ms = 0;
+
+  Figures operator/(double n) const {
+    return {tx_per_s / n, p50_ms / n, p99_ms / n};
+  }
+  Figures& operator+=(const Figures& o) {
+    tx_per_s += o.tx_per_s;
+    p50_ms += o.p50_ms;
+    p99_ms += o.p99_ms;
+    return *this;
+  }
 };
 
 // Runs `one(worker, i)` (one whole transaction) in `inflight` threads.
@@ -100,6 +119,55 @@ Figures ClosedLoop(int inflight, double seconds,
   return f;
 }
 
+// A dtx-server process on 127.0.0.1 (FULL journal in a fresh directory);
+// SIGTERM and a wait when destroyed.
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& binary, std::size_t io_threads)
+      : dir_(FreshDir()) {
+    std::ofstream(dir_ + "/dtx.yml")
+        << "Store:\n  Path: '" << dir_ << "/dtx.db'\nIoThreads: " << io_threads
+        << "\nLogLevel: warn\n";
+    child_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{binary, "-c", dir_ + "/dtx.yml", "--grpc-host",
+                                 "127.0.0.1", "--grpc-port", "0"});
+    const std::string line = child_->ReadLine();
+    const std::string prefix = "dtx-server: listening on ";
+    if (line.rfind(prefix, 0) != 0) {
+      std::fprintf(stderr, "dtx-server did not start: %s\n", line.c_str());
+      std::exit(1);
+    }
+    address_ = line.substr(prefix.size());
+  }
+  ~ServerProcess() {
+    child_->Signal(SIGTERM);
+    while (!child_->ReadLine().empty()) {
+    }
+    child_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  const std::string& address() const { return address_; }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<ChildProcess> child_;
+  std::string address_;
+};
+
+std::unique_ptr<GrpcDtmClient> Connect(const std::string& address) {
+  GrpcDtmClientOptions o;
+  o.address = address;
+  auto client = GrpcDtmClient::Create(o);
+  if (!client.ok()) {
+    std::fprintf(stderr, "%s\n", client.status().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(client).value();
+}
+
 class Bench {
  public:
   Bench(std::string echo_address, std::size_t io_threads)
@@ -127,32 +195,104 @@ class Bench {
   // The same loop through GrpcDtmClient on a dtx-server process.
   Figures RunServer(const std::string& server, const std::string& scenario,
                     int inflight, double seconds) {
+    ServerProcess child(server, io_threads_);
+    auto client = Connect(child.address());
+    Figures f = RunOn(*client, scenario, inflight, seconds);
+    return f;
+  }
+
+  // The same loop through GrpcDtmClient on the relay: the same requests,
+  // journal writes and branch calls as with dtx-server, no coordinator.
+  Figures RunRelay(const std::string& scenario, int inflight, double seconds) {
     const std::string dir = FreshDir();
-    std::ofstream(dir + "/dtx.yml")
-        << "Store:\n  Path: '" << dir << "/dtx.db'\nIoThreads: " << io_threads_
-        << "\nLogLevel: warn\n";
-    ChildProcess child({server, "-c", dir + "/dtx.yml", "--grpc-host",
-                        "127.0.0.1", "--grpc-port", "0"});
-    const std::string line = child.ReadLine();
-    const std::string prefix = "dtx-server: listening on ";
-    if (line.rfind(prefix, 0) != 0) {
-      std::fprintf(stderr, "dtx-server did not start: %s\n", line.c_str());
-      std::exit(1);
-    }
-    GrpcDtmClientOptions o;
-    o.address = line.substr(prefix.size());
-    auto client = GrpcDtmClient::Create(o);
-    if (!client.ok()) {
-      std::fprintf(stderr, "%s\n", client.status().ToString().c_str());
-      std::exit(1);
-    }
-    Figures f = RunOn(**client, scenario, inflight, seconds);
-    client->reset();
-    child.Signal(SIGTERM);
-    while (!child.ReadLine().empty()) {
+    Figures f;
+    {
+      ChildProcess relay(
+          {DTX_DTM_RELAY, "--journal", dir + "/relay.db", "--branch", echo_});
+      auto client = Connect("127.0.0.1:" + std::to_string(relay.ReadPort()));
+      f = RunOn(*client, scenario, inflight, seconds);
     }
     std::filesystem::remove_all(dir);
     return f;
+  }
+
+  // A slow branch next to unrelated transactions on one dtx-server: `slow`
+  // WaitResult sagas whose branch answers after 1 s, all in flight at once
+  // (callback form, no thread each), while NewGid and a saga with an
+  // immediate branch run one at a time until the slow ones are answered;
+  // their latencies compared with the same calls on the idle server.
+  void SlowBranch(const std::string& server, int slow, double seconds) {
+    ChildProcess slow_echo({DTX_ECHO_SERVER, "--delay-ms", "1000"});
+    const std::string slow_url =
+        "127.0.0.1:" + std::to_string(slow_echo.ReadPort()) +
+        "/dtx.test.Busi/Echo";
+    const std::string fast_url = echo_ + "/dtx.test.Busi/Echo";
+    ServerProcess child(server, io_threads_);
+    auto dtm = Connect(child.address());
+    auto saga = [](const std::string& gid, const std::string& url) {
+      TransRequest r;
+      r.gid = gid;
+      r.trans_type = TransType::kSaga;
+      r.options.wait_result = true;
+      r.steps = {{url, url}};
+      r.payloads = {""};
+      return r;
+    };
+    Latencies idle_gid;
+    Latencies idle_saga;
+    Latencies load_gid;
+    Latencies load_saga;
+    std::atomic<int> slow_done{0};
+    auto probe = [&](Latencies& gid, Latencies& fast) {
+      auto t0 = SteadyClock::now();
+      if (!dtm->NewGid().ok()) std::exit(1);
+      gid.Add(SteadyClock::now() - t0);
+      t0 = SteadyClock::now();
+      Status s = dtm->Submit(saga(ids_->NewGid(), fast_url));
+      if (!s.ok()) {
+        std::fprintf(stderr, "fast saga: %s\n", s.ToString().c_str());
+        std::exit(1);
+      }
+      fast.Add(SteadyClock::now() - t0);
+    };
+    const auto idle_until =
+        SteadyClock::now() + std::chrono::duration<double>(seconds);
+    while (SteadyClock::now() < idle_until) probe(idle_gid, idle_saga);
+    const auto start = SteadyClock::now();
+    for (int i = 0; i < slow; ++i) {
+      dtm->SubmitAsync(saga(ids_->NewGid(), slow_url), [&](Status s) {
+        if (!s.ok()) {
+          std::fprintf(stderr, "slow saga: %s\n", s.ToString().c_str());
+          std::exit(1);
+        }
+        ++slow_done;
+      });
+    }
+    while (slow_done.load() < slow) probe(load_gid, load_saga);
+    const double slow_s =
+        std::chrono::duration<double>(SteadyClock::now() - start).count();
+    std::printf(
+        "\nslow_branch: %d sagas with a 1 s branch answered in %.2f s; "
+        "meanwhile %zu NewGid and %zu fast sagas, one at a time\n",
+        slow, slow_s, load_gid.count(), load_saga.count());
+    std::printf("%-22s %9s %9s %9s %9s\n", "slow_branch", "idle p50",
+                "idle p99", "load p50", "load p99");
+    auto row = [](const char* what, Latencies& idle, Latencies& load) {
+      std::printf("%-22s %9.2f %9.2f %9.2f %9.2f\n", what,
+                  idle.Percentile(0.5) / 1000, idle.Percentile(0.99) / 1000,
+                  load.Percentile(0.5) / 1000, load.Percentile(0.99) / 1000);
+      for (const double q : {0.5, 0.99}) {
+        const double v = load.Percentile(q) / 1000;
+        const double b = idle.Percentile(q) / 1000;
+        std::printf(
+            "RESULT server_slow_branch_%s_p%d_ms value=%.3f baseline=%.3f "
+            "ratio=%.2f\n",
+            what, q < 0.9 ? 50 : 99, v, b, b > 0 ? v / b : 0.0);
+      }
+      std::fflush(stdout);
+    };
+    row("newgid", idle_gid, load_gid);
+    row("saga", idle_saga, load_saga);
   }
 
   Figures RunOn(DtmApi& dtm, const std::string& scenario, int inflight,
@@ -194,110 +334,31 @@ class Bench {
     auto journal_or = SqliteJournal::Open(jo);
     if (!journal_or.ok()) std::exit(1);
     SqliteJournal& j = **journal_or;
-    auto durable = [&](const std::function<void(WriteDone)>& start) {
-      return WaitForWrite(start).ok();
-    };
-    auto queued = [](const std::function<void(WriteDone)>& start) {
-      start(nullptr);
-    };
-    auto call = [&](const std::string& gid, const char* type, const char* id,
-                    const char* op) {
+    auto call = [&](const PlanStep& s) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(3));
-      ctx.AddMetadata("dtm-gid", gid);
-      ctx.AddMetadata("dtm-trans_type", type);
-      ctx.AddMetadata("dtm-branch_id", id);
-      ctx.AddMetadata("dtm-op", op);
+      ctx.AddMetadata("dtm-gid", s.gid);
+      ctx.AddMetadata("dtm-trans_type", s.trans_type);
+      ctx.AddMetadata("dtm-branch_id", s.branch_id);
+      ctx.AddMetadata("dtm-op", s.op);
       ctx.AddMetadata("dtm-dtm", "");
       dtx::test::Payload req;
       dtx::test::Payload reply;
       return stub_->Echo(&ctx, req, &reply).ok();
     };
-    auto branch = [](const char* id, BranchOp op) {
-      Branch b;
-      b.branch_id = id;
-      b.op = op;
-      b.url = "echo";
-      return b;
-    };
-    // Branch results are queued, not waited for, as dtx does: those known
-    // when a real call starts go to the journal while it is on the wire; the
-    // rest travel with the final status.
-    struct Pending {
-      std::string gid;
-      std::vector<BranchUpdate> results;
-    };
-    auto flush = [&](Pending& p) {
-      if (p.results.empty()) return;
-      queued([&](WriteDone d) {
-        j.UpdateBranches(p.gid, std::nullopt, std::move(p.results),
-                         std::move(d));
-      });
-      p.results.clear();
-    };
-    auto finish = [&](Pending& p, TransStatus from) {
-      StatusChange c;
-      c.gid = p.gid;
-      c.from = from;
-      c.to = TransStatus::kSucceed;
-      c.branch_updates = std::move(p.results);
-      queued([&](WriteDone d) { j.ChangeStatus(c, std::move(d)); });
-      return true;
-    };
     Figures f = ClosedLoop(inflight, seconds, [&](int, int64_t) {
       const std::string gid = ids_->NewGid();
-      GlobalTrans t;
-      t.gid = gid;
-      Pending pending{gid, {}};
-      bool ok = true;
+      Plan plan;
       if (scenario == "tcc") {
-        t.trans_type = TransType::kTcc;
-        t.status = TransStatus::kPrepared;
-        ok =
-            ok && durable([&](WriteDone d) { j.SaveNew(t, {}, std::move(d)); });
-        for (const char* id : {"01", "02"}) {
-          ok = ok && durable([&](WriteDone d) {
-                 j.AppendBranches(gid, TransStatus::kPrepared,
-                                  {branch(id, BranchOp::kCancel),
-                                   branch(id, BranchOp::kConfirm)},
-                                  std::move(d));
-               });
-          ok = ok && call(gid, "tcc", id, "try");
-        }
-        StatusChange c;
-        c.gid = gid;
-        c.from = TransStatus::kPrepared;
-        c.to = TransStatus::kSubmitted;
-        ok = ok &&
-             durable([&](WriteDone d) { j.ChangeStatus(c, std::move(d)); });
-        for (const char* id : {"02", "01"}) {
-          flush(pending);
-          ok = ok && call(gid, "tcc", id, "confirm");
-          pending.results.push_back(
-              {id, BranchOp::kConfirm, BranchStatus::kSucceed});
-        }
-        return ok && finish(pending, TransStatus::kSubmitted);
+        plan = TccPlan(gid, {"01", "02"});
+      } else {
+        const bool calls = scenario != "saga_empty";
+        plan = StepsPlan(gid,
+                         scenario == "msg" ? TransType::kMsg : TransType::kSaga,
+                         {calls, calls});
       }
-      const bool saga = scenario != "msg";
-      t.trans_type = saga ? TransType::kSaga : TransType::kMsg;
-      t.status = TransStatus::kSubmitted;
-      std::vector<Branch> rows;
-      for (const char* id : {"01", "02"}) {
-        if (saga) rows.push_back(branch(id, BranchOp::kCompensate));
-        rows.push_back(branch(id, BranchOp::kAction));
-      }
-      ok =
-          ok && durable([&](WriteDone d) { j.SaveNew(t, rows, std::move(d)); });
-      for (const char* id : {"01", "02"}) {
-        if (scenario != "saga_empty") {
-          flush(pending);
-          ok = ok && call(gid, saga ? "saga" : "msg", id, "action");
-        }
-        pending.results.push_back(
-            {id, BranchOp::kAction, BranchStatus::kSucceed});
-      }
-      return ok && finish(pending, TransStatus::kSubmitted);
+      return RunBlocking(plan, j, call);
     });
     j.Close();
     std::filesystem::remove_all(dir);
@@ -357,6 +418,7 @@ int Main(int argc, char** argv) {
   const auto io_threads = static_cast<std::size_t>(
       std::stoi(Flag(argc, argv, "--io-threads", "1")));
   const std::string server_binary = Flag(argc, argv, "--server", "");
+  const int slow_sagas = std::stoi(Flag(argc, argv, "--slow-sagas", "5000"));
   ChildProcess server({DTX_ECHO_SERVER});
   const std::string echo = "127.0.0.1:" + std::to_string(server.ReadPort());
   Bench bench(echo, io_threads);
@@ -378,29 +440,36 @@ int Main(int argc, char** argv) {
       Figures base;
       Figures dtx;
       for (int round = 0; round < 2; ++round) {
-        const Figures b = bench.RunBaseline(scenario, inflight, seconds / 4);
-        const Figures d = bench.RunDtx(scenario, inflight, seconds / 4);
-        base.tx_per_s += b.tx_per_s / 2;
-        base.p50_ms += b.p50_ms / 2;
-        base.p99_ms += b.p99_ms / 2;
-        dtx.tx_per_s += d.tx_per_s / 2;
-        dtx.p50_ms += d.p50_ms / 2;
-        dtx.p99_ms += d.p99_ms / 2;
+        base += bench.RunBaseline(scenario, inflight, seconds / 4) / 2;
+        dtx += bench.RunDtx(scenario, inflight, seconds / 4) / 2;
       }
       Row("baseline", scenario, inflight, base);
       Row("dtx", scenario, inflight, dtx);
       PrintResult(scenario + "_" + std::to_string(inflight), dtx.tx_per_s,
                   base.tx_per_s);
-      if (!server_binary.empty()) {
-        const Figures remote =
-            bench.RunServer(server_binary, scenario, inflight, seconds / 2);
-        Row("server", scenario, inflight, remote);
-        PrintResult("server_" + scenario + "_" + std::to_string(inflight),
-                    remote.tx_per_s, base.tx_per_s);
-      }
       std::printf("RESULT %s_%d_p50 value=%.3f baseline=%.3f ratio=%.2f\n",
                   scenario.c_str(), inflight, dtx.p50_ms, base.p50_ms,
                   base.p50_ms > 0 ? dtx.p50_ms / base.p50_ms : 0.0);
+      if (!server_binary.empty()) {
+        // dtx-server against the relay, which has the same client round
+        // trips, journal writes and branch calls; alternating rounds again.
+        Figures relay;
+        Figures remote;
+        for (int round = 0; round < 2; ++round) {
+          relay += bench.RunRelay(scenario, inflight, seconds / 4) / 2;
+          remote +=
+              bench.RunServer(server_binary, scenario, inflight, seconds / 4) /
+              2;
+        }
+        Row("relay", scenario, inflight, relay);
+        Row("server", scenario, inflight, remote);
+        PrintResult("server_" + scenario + "_" + std::to_string(inflight),
+                    remote.tx_per_s, relay.tx_per_s);
+        std::printf(
+            "RESULT server_%s_%d_p50 value=%.3f baseline=%.3f ratio=%.2f\n",
+            scenario.c_str(), inflight, remote.p50_ms, relay.p50_ms,
+            relay.p50_ms > 0 ? remote.p50_ms / relay.p50_ms : 0.0);
+      }
       if (scenario == "saga_empty" && inflight == inflights.back()) {
         const double floor = Bench::SingleCommitRate(seconds / 2);
         std::printf("%-10s %-11s %8d %10.0f\n", "sqlite", "one-commit", 1,
@@ -409,6 +478,9 @@ int Main(int argc, char** argv) {
                     dtx.tx_per_s, floor);
       }
     }
+  }
+  if (!server_binary.empty() && (only.empty() || only == "slow_branch")) {
+    bench.SlowBranch(server_binary, slow_sagas, seconds / 4);
   }
   return 0;
 }

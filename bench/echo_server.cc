@@ -1,14 +1,17 @@
 // dtx_echo_server: the branch service of the benchmarks, run in its own
 // process. Serves dtx.test.Busi/Echo (callback API) on 127.0.0.1 and prints
-// "port <n>" once ready; exits when stdin closes.
+// "port <n>" once ready; exits when stdin closes. With --delay-ms every
+// answer waits that long on a gRPC alarm (no thread waits).
 //
-//   dtx_echo_server [--port 0]
+//   dtx_echo_server [--port 0] [--delay-ms 0]
 
 #include "bench_util.h"
 #include "dtx_test.grpc.pb.h"
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <unistd.h>
@@ -16,21 +19,38 @@
 namespace {
 
 class EchoService final : public dtx::test::Busi::CallbackService {
+ public:
+  explicit EchoService(std::chrono::milliseconds delay) : delay_(delay) {}
+
   grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* context,
                                  const dtx::test::Payload* request,
                                  dtx::test::Payload* reply) override {
     reply->set_data(request->data());
     auto* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
+    if (delay_.count() == 0) {
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
+    // Freed in its own callback, which gRPC allows.
+    auto* alarm = new grpc::Alarm;
+    alarm->Set(std::chrono::system_clock::now() + delay_,
+               [alarm, reactor](bool) {
+                 reactor->Finish(grpc::Status::OK);
+                 delete alarm;
+               });
     return reactor;
   }
+
+ private:
+  const std::chrono::milliseconds delay_;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string port_flag = dtx::bench::Flag(argc, argv, "--port", "0");
-  EchoService service;
+  EchoService service(std::chrono::milliseconds(
+      std::stoi(dtx::bench::Flag(argc, argv, "--delay-ms", "0"))));
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:" + port_flag,

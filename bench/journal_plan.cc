@@ -1,0 +1,221 @@
+#include "journal_plan.h"
+
+#include <utility>
+
+namespace dtx::bench {
+namespace {
+
+Branch Row(const std::string& id, BranchOp op) {
+  Branch b;
+  b.branch_id = id;
+  b.op = op;
+  b.url = "echo";
+  return b;
+}
+
+std::string StepId(std::size_t i) {
+  std::string id = std::to_string(i + 1);
+  return id.size() < 2 ? "0" + id : id;
+}
+
+PlanStep Durable(std::function<void(Journal&, WriteDone)> write) {
+  PlanStep s;
+  s.kind = PlanStep::Kind::kDurable;
+  s.write = std::move(write);
+  return s;
+}
+
+PlanStep Queued(std::function<void(Journal&, WriteDone)> write) {
+  PlanStep s;
+  s.kind = PlanStep::Kind::kQueued;
+  s.write = std::move(write);
+  return s;
+}
+
+PlanStep CallStep(const std::string& gid, const char* type,
+                  const std::string& id, const char* op) {
+  PlanStep s;
+  s.kind = PlanStep::Kind::kCall;
+  s.gid = gid;
+  s.trans_type = type;
+  s.branch_id = id;
+  s.op = op;
+  return s;
+}
+
+// The results not written yet go out with the next call (queued) or with
+// the final status.
+class Results {
+ public:
+  explicit Results(std::string gid) : gid_(std::move(gid)) {}
+
+  void Add(const std::string& id, BranchOp op) {
+    pending_.push_back({id, op, BranchStatus::kSucceed});
+  }
+
+  // Before a call: the results known so far, queued.
+  void FlushInto(Plan& plan) {
+    if (pending_.empty()) return;
+    plan.push_back(Queued(
+        [gid = gid_, results = std::move(pending_)](Journal& j, WriteDone d) {
+          j.UpdateBranches(gid, std::nullopt, results, std::move(d));
+        }));
+    pending_.clear();
+  }
+
+  // The final status with what is left, queued.
+  void FinishInto(Plan& plan, TransStatus from) {
+    StatusChange c;
+    c.gid = gid_;
+    c.from = from;
+    c.to = TransStatus::kSucceed;
+    c.branch_updates = std::move(pending_);
+    pending_.clear();
+    plan.push_back(Queued(
+        [c](Journal& j, WriteDone d) { j.ChangeStatus(c, std::move(d)); }));
+  }
+
+ private:
+  std::string gid_;
+  std::vector<BranchUpdate> pending_;
+};
+
+void Append(Plan& to, Plan from) {
+  for (PlanStep& s : from) to.push_back(std::move(s));
+}
+
+}  // namespace
+
+Plan StepsPlan(const std::string& gid, TransType type,
+               const std::vector<bool>& has_url) {
+  const bool saga = type == TransType::kSaga;
+  GlobalTrans t;
+  t.gid = gid;
+  t.trans_type = type;
+  t.status = TransStatus::kSubmitted;
+  std::vector<Branch> rows;
+  for (std::size_t i = 0; i < has_url.size(); ++i) {
+    if (saga) rows.push_back(Row(StepId(i), BranchOp::kCompensate));
+    rows.push_back(Row(StepId(i), BranchOp::kAction));
+  }
+  Plan plan;
+  plan.push_back(Durable([t, rows](Journal& j, WriteDone d) {
+    j.SaveNew(t, rows, std::move(d));
+  }));
+  Results results(gid);
+  for (std::size_t i = 0; i < has_url.size(); ++i) {
+    if (has_url[i]) {
+      results.FlushInto(plan);
+      plan.push_back(CallStep(gid, saga ? "saga" : "msg", StepId(i), "action"));
+    }
+    results.Add(StepId(i), BranchOp::kAction);
+  }
+  results.FinishInto(plan, TransStatus::kSubmitted);
+  return plan;
+}
+
+Plan TccPreparePlan(const std::string& gid) {
+  GlobalTrans t;
+  t.gid = gid;
+  t.trans_type = TransType::kTcc;
+  t.status = TransStatus::kPrepared;
+  Plan plan;
+  plan.push_back(Durable(
+      [t](Journal& j, WriteDone d) { j.SaveNew(t, {}, std::move(d)); }));
+  return plan;
+}
+
+Plan TccRegisterPlan(const std::string& gid, const std::string& branch_id) {
+  Plan plan;
+  plan.push_back(Durable([gid, branch_id](Journal& j, WriteDone d) {
+    j.AppendBranches(
+        gid, TransStatus::kPrepared,
+        {Row(branch_id, BranchOp::kCancel), Row(branch_id, BranchOp::kConfirm)},
+        std::move(d));
+  }));
+  return plan;
+}
+
+Plan TccSubmitPlan(const std::string& gid,
+                   const std::vector<std::string>& branch_ids) {
+  StatusChange c;
+  c.gid = gid;
+  c.from = TransStatus::kPrepared;
+  c.to = TransStatus::kSubmitted;
+  Plan plan;
+  plan.push_back(Durable(
+      [c](Journal& j, WriteDone d) { j.ChangeStatus(c, std::move(d)); }));
+  Results results(gid);
+  for (auto it = branch_ids.rbegin(); it != branch_ids.rend(); ++it) {
+    results.FlushInto(plan);
+    plan.push_back(CallStep(gid, "tcc", *it, "confirm"));
+    results.Add(*it, BranchOp::kConfirm);
+  }
+  results.FinishInto(plan, TransStatus::kSubmitted);
+  return plan;
+}
+
+Plan TccPlan(const std::string& gid,
+             const std::vector<std::string>& branch_ids) {
+  Plan plan = TccPreparePlan(gid);
+  for (const std::string& id : branch_ids) {
+    Append(plan, TccRegisterPlan(gid, id));
+    plan.push_back(CallStep(gid, "tcc", id, "try"));
+  }
+  Append(plan, TccSubmitPlan(gid, branch_ids));
+  return plan;
+}
+
+bool RunBlocking(const Plan& plan, Journal& journal, const BlockingCall& call) {
+  for (const PlanStep& s : plan) {
+    switch (s.kind) {
+      case PlanStep::Kind::kDurable:
+        if (!WaitForWrite([&](WriteDone d) {
+               s.write(journal, std::move(d));
+             }).ok()) {
+          return false;
+        }
+        break;
+      case PlanStep::Kind::kQueued:
+        s.write(journal, nullptr);
+        break;
+      case PlanStep::Kind::kCall:
+        if (!call(s)) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+void RunFrom(std::shared_ptr<const Plan> plan, std::size_t i, Journal& journal,
+             const AsyncCall& call, std::function<void(bool)> done) {
+  for (; i < plan->size(); ++i) {
+    const PlanStep& s = (*plan)[i];
+    if (s.kind == PlanStep::Kind::kQueued) {
+      s.write(journal, nullptr);
+      continue;
+    }
+    auto next = [plan, i, &journal, &call, done](bool ok) mutable {
+      if (!ok) return done(false);
+      RunFrom(std::move(plan), i + 1, journal, call, std::move(done));
+    };
+    if (s.kind == PlanStep::Kind::kDurable) {
+      s.write(journal, [next](Status st) mutable { next(st.ok()); });
+    } else {
+      call(s, std::move(next));
+    }
+    return;
+  }
+  done(true);
+}
+
+}  // namespace
+
+void RunAsync(std::shared_ptr<const Plan> plan, Journal& journal,
+              const AsyncCall& call, std::function<void(bool)> done) {
+  RunFrom(std::move(plan), 0, journal, call, std::move(done));
+}
+
+}  // namespace dtx::bench
