@@ -4,13 +4,13 @@
 // The writer thread takes everything queued (up to max_batch_writes), opens
 // one transaction (BEGIN IMMEDIATE), applies each op inside its own savepoint
 // (a failed op is rolled back to its savepoint and fails alone), COMMITs, and
-// only then hands the batch to the completion thread, which completes the ops
-// in order while the writer commits the next batch: callbacks (waking
-// callers, posting to their executors) and freeing the ops stay off the one
-// thread that every write waits for. If the store itself fails (disk full,
-// locked, i/o error, corruption) the whole transaction is rolled back and every
-// op of the batch fails with that status: nothing is acknowledged that is not
-// durable, and nothing failed is half-written.
+// only then completes the ops, in commit order: a completion made with an
+// executor is handed to it (a post, cheap next to a commit); one without runs
+// right there, which is why it must be trivial: while it runs, nothing
+// commits. If the store itself fails (disk full, locked, i/o error,
+// corruption) the whole transaction is rolled back and every op of the batch
+// fails with that status: nothing is acknowledged that is not durable, and
+// nothing failed is half-written.
 //
 // Read path. Each read borrows a connection from a pool (one per concurrent
 // reader, opened on demand), runs in a read transaction for a consistent
@@ -48,7 +48,6 @@ struct SqliteJournal::Impl {
   Status ConfigureWriter();
   void Enqueue(std::unique_ptr<WriteOp> op);
   void WriterLoop();
-  void CompleterLoop();
   void RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
                 std::vector<Status>& results);
   void Close();
@@ -77,17 +76,6 @@ struct SqliteJournal::Impl {
   uint64_t stat_writes = 0;                    // guarded by mu
   uint64_t stat_commits = 0;                   // guarded by mu
   std::thread thread;
-
-  // Batches that are committed (or failed) and wait for their completions.
-  struct Done {
-    std::vector<std::unique_ptr<WriteOp>> ops;
-    std::vector<Status> results;
-  };
-  std::mutex done_mu;
-  std::condition_variable done_cv;
-  std::deque<Done> done_queue;   // guarded by done_mu
-  bool writer_finished = false;  // guarded by done_mu
-  std::thread completer;
 
   std::mutex readers_mu;
   std::vector<std::unique_ptr<Db>> readers;  // guarded by readers_mu
@@ -193,32 +181,15 @@ void SqliteJournal::Impl::WriterLoop() {
       }
     }
     RunBatch(batch, results);
-    {
-      std::lock_guard<std::mutex> lock(done_mu);
-      done_queue.push_back(Done{std::move(batch), std::move(results)});
-      done_cv.notify_one();
+    // The batch is durable (or failed whole): complete its writes in commit
+    // order. Each op goes as soon as its completion is handed off, releasing
+    // what the completion captured.
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->Complete(std::move(results[i]));
+      batch[i].reset();
     }
     batch.clear();
     results.clear();
-  }
-  std::lock_guard<std::mutex> lock(done_mu);
-  writer_finished = true;
-  done_cv.notify_one();
-}
-
-void SqliteJournal::Impl::CompleterLoop() {
-  for (;;) {
-    Done done;
-    {
-      std::unique_lock<std::mutex> lock(done_mu);
-      done_cv.wait(lock,
-                   [this] { return !done_queue.empty() || writer_finished; });
-      if (done_queue.empty()) return;  // the writer has finished, all done
-      done = std::move(done_queue.front());
-      done_queue.pop_front();
-    }
-    for (std::size_t i = 0; i < done.ops.size(); ++i)
-      done.ops[i]->Complete(std::move(done.results[i]));
   }
 }
 
@@ -297,7 +268,6 @@ void SqliteJournal::Impl::Close() {
     cv.notify_one();
   }
   if (thread.joinable()) thread.join();
-  if (completer.joinable()) completer.join();
   savepoint.reset();
   release.reset();
   rollback_to.reset();
@@ -361,17 +331,8 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
   DTX_RETURN_IF_ERROR(impl->OpenStore());
   Impl* raw = impl.get();
   try {
-    raw->completer = std::thread([raw] { raw->CompleterLoop(); });
     raw->thread = std::thread([raw] { raw->WriterLoop(); });
   } catch (const std::system_error& e) {
-    if (raw->completer.joinable()) {
-      {
-        std::lock_guard<std::mutex> lock(raw->done_mu);
-        raw->writer_finished = true;
-        raw->done_cv.notify_one();
-      }
-      raw->completer.join();
-    }
     return ResourceExhaustedError("journal: " + raw->options.path +
                                   ": cannot start a thread: " + e.what());
   }
@@ -414,9 +375,7 @@ void SqliteJournal::MakeDue(std::string gid, TimePoint now, WriteDone done) {
   impl_->Enqueue(internal::MakeMakeDue(std::move(gid), now, std::move(done)));
 }
 
-void SqliteJournal::Claim(
-    ClaimRequest request,
-    std::function<void(Result<std::vector<GlobalTrans>>)> done) {
+void SqliteJournal::Claim(ClaimRequest request, ClaimDone done) {
   impl_->Enqueue(internal::MakeClaim(std::move(request), std::move(done)));
 }
 

@@ -70,9 +70,7 @@ Status ValidateBranchFields(const std::string& gid,
 class SimpleOp : public WriteOp {
  public:
   explicit SimpleOp(WriteDone done) : done_(std::move(done)) {}
-  void Complete(Status status) override {
-    if (done_) done_(std::move(status));
-  }
+  void Complete(Status status) override { std::move(done_)(std::move(status)); }
 
  private:
   WriteDone done_;
@@ -315,8 +313,7 @@ class MakeDueOp final : public SimpleOp {
 class ClaimOp final : public WriteOp {
  public:
   bool needs_savepoint() const override { return false; }  // one UPDATE
-  ClaimOp(ClaimRequest request,
-          std::function<void(Result<std::vector<GlobalTrans>>)> done)
+  ClaimOp(ClaimRequest request, ClaimDone done)
       : request_(std::move(request)), done_(std::move(done)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
@@ -339,17 +336,16 @@ class ClaimOp final : public WriteOp {
   }
 
   void Complete(Status status) override {
-    if (!done_) return;
     if (status.ok()) {
-      done_(std::move(claimed_));
+      std::move(done_)(std::move(claimed_));
     } else {
-      done_(std::move(status));
+      std::move(done_)(std::move(status));
     }
   }
 
  private:
   ClaimRequest request_;
-  std::function<void(Result<std::vector<GlobalTrans>>)> done_;
+  ClaimDone done_;
   std::vector<GlobalTrans> claimed_;
 };
 
@@ -433,9 +429,7 @@ std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,
   return std::make_unique<MakeDueOp>(std::move(gid), now, std::move(done));
 }
 
-std::unique_ptr<WriteOp> MakeClaim(
-    ClaimRequest request,
-    std::function<void(Result<std::vector<GlobalTrans>>)> done) {
+std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request, ClaimDone done) {
   if (request.limit == 0) request.limit = 1;
   return std::make_unique<ClaimOp>(std::move(request), std::move(done));
 }

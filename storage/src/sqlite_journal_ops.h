@@ -52,9 +52,7 @@ std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid,
 std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done);
 std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,
                                      WriteDone done);
-std::unique_ptr<WriteOp> MakeClaim(
-    ClaimRequest request,
-    std::function<void(Result<std::vector<GlobalTrans>>)> done);
+std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request, ClaimDone done);
 // Completes with OK after every earlier write is durable.
 std::unique_ptr<WriteOp> MakeFlush(WriteDone done);
 // Completes with `status` without touching the store.
