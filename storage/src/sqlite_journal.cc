@@ -317,6 +317,27 @@ auto SqliteJournal::Impl::WithReader(Fn&& fn)
   return result;
 }
 
+namespace {
+
+// The statements of Find, built once (Db::PrepareStatic caches them by the
+// address of their text).
+const std::string& FindGlobalSql() {
+  static const std::string* const sql =
+      new std::string("SELECT " + std::string(internal::kGlobalColumns) +
+                      R"sql( FROM trans_global WHERE gid = ?1)sql");
+  return *sql;
+}
+
+const std::string& FindBranchesSql() {
+  static const std::string* const sql =
+      new std::string("SELECT " + std::string(internal::kBranchColumns) +
+                      R"sql( FROM trans_branch_op WHERE trans_id = ?1
+ORDER BY id)sql");
+  return *sql;
+}
+
+}  // namespace
+
 // SqliteJournal.
 SqliteJournal::SqliteJournal(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
@@ -388,10 +409,8 @@ Result<TransWithBranches> SqliteJournal::Find(const std::string& gid) {
   return impl_->WithReader([&](Db& db) -> Result<TransWithBranches> {
     TransWithBranches out;
     {
-      DTX_ASSIGN_OR_RETURN(
-          Stmt * stmt,
-          db.Prepare(std::string("SELECT ") + internal::kGlobalColumns +
-                     " FROM trans_global WHERE gid = ?1"));
+      DTX_ASSIGN_OR_RETURN(Stmt * stmt,
+                           db.PrepareStatic(FindGlobalSql().c_str()));
       StmtGuard guard(stmt);
       stmt->BindText(1, gid);
       const int rc = stmt->Step();
@@ -400,10 +419,8 @@ Result<TransWithBranches> SqliteJournal::Find(const std::string& gid) {
       if (rc != SQLITE_ROW) return db.Error(rc, "find " + gid);
       DTX_ASSIGN_OR_RETURN(out.trans, internal::ReadGlobalRow(*stmt, path));
     }
-    DTX_ASSIGN_OR_RETURN(
-        Stmt * stmt,
-        db.Prepare(std::string("SELECT ") + internal::kBranchColumns +
-                   " FROM trans_branch_op WHERE trans_id = ?1 ORDER BY id"));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt,
+                         db.PrepareStatic(FindBranchesSql().c_str()));
     StmtGuard guard(stmt);
     stmt->BindInt(1, out.trans.id);
     for (;;) {
@@ -421,7 +438,7 @@ Result<ListPage> SqliteJournal::List(const ListQuery& query) {
   // The statement text depends only on which filters are present, so at most
   // 32 variants are compiled and cached per connection.
   std::string sql =
-      std::string("SELECT ") + internal::kGlobalColumns + " FROM trans_global";
+      "SELECT " + std::string(internal::kGlobalColumns) + " FROM trans_global";
   std::vector<std::string> where;
   if (query.cursor > 0) where.push_back("id < ?1");
   if (query.status) where.push_back("status = ?2");
@@ -461,7 +478,8 @@ Result<DuePage> SqliteJournal::ListDue(TimePoint now, std::size_t limit,
   if (limit == 0) limit = 1;
   const std::string& path = impl_->options.path;
   return impl_->WithReader([&](Db& db) -> Result<DuePage> {
-    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare(internal::DueSelectSql()));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt,
+                         db.PrepareStatic(internal::DueSelectSql().c_str()));
     StmtGuard guard(stmt);
     stmt->BindInt(1, ToUnixMillis(now));
     stmt->BindInt(2, ToUnixMillis(after.next_cron_time));

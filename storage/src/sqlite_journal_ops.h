@@ -59,12 +59,13 @@ std::unique_ptr<WriteOp> MakeFlush(WriteDone done);
 std::unique_ptr<WriteOp> MakeRejected(Status status, WriteDone done);
 
 // The SQL shared by ListDue and Claim: unfinished rows due at ?1, after the
-// cursor (?2, ?3), in due order, at most ?4.
-std::string DueSelectSql();
+// cursor (?2, ?3), in due order, at most ?4. Built once; the address of its
+// text is stable (Db::PrepareStatic).
+const std::string& DueSelectSql();
 
 // The statement of Claim: leases up to ?5 unfinished rows due at ?4 to
-// owner ?1 until ?2, stamping ?3, and returns them.
-std::string ClaimSql();
+// owner ?1 until ?2, stamping ?3, and returns them. Built once, as above.
+const std::string& ClaimSql();
 
 }  // namespace dtx::internal
 
