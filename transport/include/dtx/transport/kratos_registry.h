@@ -81,9 +81,8 @@ class DTX_GRPC_EXPORT KratosRegistrar {
   ~KratosRegistrar();
   const std::string& key() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit KratosRegistrar(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -108,9 +107,8 @@ class DTX_GRPC_EXPORT EtcdServiceResolver final : public ServiceResolver {
   // kUnavailable when no instance has been seen.
   Result<AddressSet> Resolve(const std::string& service) override;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
