@@ -179,9 +179,10 @@ class Bench {
   Figures RunDtx(const std::string& scenario, int inflight, double seconds) {
     const std::string dir = FreshDir();
     Options options;
-    options.journal_path = dir + "/dtx.db";
     options.io_threads = io_threads_;
-    auto dtm_or = OpenEmbeddedCoordinator(options);
+    EmbeddedOptions embedded;
+    embedded.journal_path = dir + "/dtx.db";
+    auto dtm_or = OpenEmbeddedCoordinator(options, embedded);
     if (!dtm_or.ok()) {
       std::fprintf(stderr, "%s\n", dtm_or.status().ToString().c_str());
       std::exit(1);

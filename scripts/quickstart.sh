@@ -82,7 +82,7 @@ EOF
   echo
   echo "== starting dtx-server with"
   cat "$work/conf.yml"
-  "$BUILD_DIR/lib/server/dtx-server" -c "$work/conf.yml" >"$work/server.out" 2>"$work/server.log" &
+  "$BUILD_DIR/server/dtx-server" -c "$work/conf.yml" >"$work/server.out" 2>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 1 200); do
     grep -q "^dtx-server: registered" "$work/server.out" 2>/dev/null && break

@@ -3,7 +3,7 @@
 # -DDTX_SOURCE_DIR
 file(GLOB_RECURSE headers
   "${DTX_SOURCE_DIR}/lib/include/*.h"
-  "${DTX_SOURCE_DIR}/lib/embedded/include/*.h"
+  "${DTX_SOURCE_DIR}/embedded/include/*.h"
   "${DTX_SOURCE_DIR}/storage/include/*.h"
   "${DTX_SOURCE_DIR}/transport/include/*.h")
 set(bad "")

@@ -93,8 +93,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   dtx::Options options;
-  options.journal_path = Flag(argc, argv, "--journal", "dtx.db");
   dtx::EmbeddedOptions embedded;
+  embedded.journal_path = Flag(argc, argv, "--journal", "dtx.db");
   embedded.logger = dtx::NewStderrLogger(*level);
   const std::string etcd = Flag(argc, argv, "--etcd", "");
   std::string busi = trans + "/api.trans.v1.Trans";

@@ -12,7 +12,12 @@ Result<BranchBarrier> BranchBarrier::FromTransInfo(const TransInfo& info) {
 
 std::string BranchBarrier::NextBarrierId() {
   ++next_id_;
-  return (next_id_ < 10 ? "0" : "") + std::to_string(next_id_);
+  // dtm's fmt.Sprintf("%02d", id). Appending to the padding, rather than
+  // `"0" + std::to_string(id)` (an insert at the front), also keeps GCC 12 at
+  // -O3 from a -Wrestrict false positive inside basic_string.
+  std::string id(next_id_ < 10 ? 1 : 0, '0');
+  id += std::to_string(next_id_);
+  return id;
 }
 
 std::optional<BranchOp> BranchBarrier::OriginOp(BranchOp op) {

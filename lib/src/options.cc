@@ -45,8 +45,6 @@ Status Options::Validate() const {
   }
   if (io_threads == 0)
     return InvalidArgumentError("options: io_threads must be at least 1");
-  if (journal_path.empty())
-    return InvalidArgumentError("options: journal_path is empty");
   return Status::Ok();
 }
 

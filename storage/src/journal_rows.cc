@@ -28,9 +28,10 @@ std::optional<TimePoint> ReadOptTime(const Stmt& s, int col) {
 }
 
 Result<StoredTrans> ReadStored(Db& db, const std::string& gid) {
-  DTX_ASSIGN_OR_RETURN(Stmt * stmt,
-                       db.PrepareStatic("SELECT id, status FROM trans_global "
-                                        "WHERE gid = ?1"));
+  DTX_ASSIGN_OR_RETURN(
+      Stmt * stmt,
+      db.PrepareStatic(
+          R"sql(SELECT id, status FROM trans_global WHERE gid = ?1)sql"));
   StmtGuard guard(stmt);
   stmt->BindTextRef(1, gid);
   const int rc = stmt->Step();
@@ -73,10 +74,10 @@ const std::string& BranchInsertSql(std::size_t rows) {
     auto* t = new std::array<std::string, kMaxRowsPerInsert + 1>();
     for (std::size_t n = 1; n <= kMaxRowsPerInsert; ++n) {
       std::string& sql = (*t)[n];
-      sql =
-          "INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, "
-          "branch_id, op, status, finish_time, rollback_time, create_time, "
-          "update_time) VALUES ";
+      sql = R"sql(
+INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, branch_id, op,
+  status, finish_time, rollback_time, create_time, update_time)
+VALUES )sql";
       for (std::size_t r = 0; r < n; ++r) {
         sql += r == 0 ? "(" : ", (";
         for (int c = 1; c <= kBranchInsertParams; ++c) {
@@ -100,10 +101,9 @@ Status DuplicateBranch(Db& db, int64_t trans_id, const std::string& gid,
     return AlreadyExistsError(GidPrefix(gid) + "branch " + b.branch_id + "/" +
                               std::string(ToString(b.op)) + " already exists");
   };
-  DTX_ASSIGN_OR_RETURN(
-      Stmt * stmt,
-      db.PrepareStatic("SELECT 1 FROM trans_branch_op WHERE trans_id = ?1 AND "
-                       "branch_id = ?2 AND op = ?3"));
+  DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
+SELECT 1 FROM trans_branch_op
+WHERE trans_id = ?1 AND branch_id = ?2 AND op = ?3)sql"));
   for (std::size_t i = 0; i < rows.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       if (rows[j].branch_id == rows[i].branch_id && rows[j].op == rows[i].op)
@@ -169,13 +169,12 @@ Status ApplyBranchUpdates(Db& db, int64_t trans_id, const std::string& gid,
                           const std::vector<BranchUpdate>& updates,
                           int64_t now_ms) {
   if (updates.empty()) return Status::Ok();
-  DTX_ASSIGN_OR_RETURN(
-      Stmt * stmt,
-      db.PrepareStatic(
-          "UPDATE trans_branch_op SET status = ?1, update_time = ?2, "
-          "finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time "
-          "ELSE ?2 END "
-          "WHERE trans_id = ?3 AND branch_id = ?4 AND op = ?5"));
+  DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
+UPDATE trans_branch_op SET
+  status = ?1,
+  update_time = ?2,
+  finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time ELSE ?2 END
+WHERE trans_id = ?3 AND branch_id = ?4 AND op = ?5)sql"));
   for (const BranchUpdate& u : updates) {
     StmtGuard guard(stmt);
     stmt->BindTextRef(1, ToString(u.status));

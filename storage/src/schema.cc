@@ -71,17 +71,13 @@
 
 namespace dtx::internal {
 
-const char* const kGlobalColumns =
-    "id, gid, trans_type, status, protocol, query_prepared, options, "
-    "custom_data, ext_data, "
-    "result, rollback_reason, create_time, update_time, finish_time, "
-    "rollback_time, "
-    "next_cron_interval, next_cron_time, owner, retry_count";
+const char* const kGlobalColumns = R"sql(id, gid, trans_type, status,
+  protocol, query_prepared, options, custom_data, ext_data, result,
+  rollback_reason, create_time, update_time, finish_time, rollback_time,
+  next_cron_interval, next_cron_time, owner, retry_count)sql";
 
-const char* const kBranchColumns =
-    "id, gid, url, bin_data, branch_id, op, status, create_time, update_time, "
-    "finish_time, "
-    "rollback_time";
+const char* const kBranchColumns = R"sql(id, gid, url, bin_data, branch_id,
+  op, status, create_time, update_time, finish_time, rollback_time)sql";
 
 namespace {
 

@@ -17,6 +17,8 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <string>
+#include <string_view>
 
 namespace dtx {
 namespace {
@@ -32,6 +34,20 @@ Status CheckTable(const std::string& table) {
   return Status::Ok();
 }
 
+// `sql` with each "{table}" replaced by `table` (checked by CheckTable: a
+// plain identifier).
+std::string ForTable(std::string_view sql, const std::string& table) {
+  constexpr std::string_view kMark = "{table}";
+  std::string out;
+  for (;;) {
+    const auto at = sql.find(kMark);
+    out += sql.substr(0, at);
+    if (at == std::string_view::npos) return out;
+    out += table;
+    sql.remove_prefix(at + kMark.size());
+  }
+}
+
 Status Exec(sqlite3* db, const std::string& sql) {
   const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
   if (rc == SQLITE_OK) return Status::Ok();
@@ -43,10 +59,11 @@ Status InsertIgnore(sqlite3* db, const std::string& table,
                     const TransInfo& info, BranchOp op,
                     const std::string& barrier_id, const std::string& reason,
                     bool* inserted) {
-  const std::string sql =
-      "INSERT OR IGNORE INTO " + table +
-      " (trans_type, gid, branch_id, op, barrier_id, reason, create_time, "
-      "update_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+  const std::string sql = ForTable(R"sql(
+INSERT OR IGNORE INTO {table} (trans_type, gid, branch_id, op, barrier_id,
+  reason, create_time, update_time)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7))sql",
+                                   table);
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
   if (rc != SQLITE_OK)
@@ -74,14 +91,20 @@ Status InsertIgnore(sqlite3* db, const std::string& table,
 
 Status SqliteBarrier::CreateTable(sqlite3* db, const std::string& table) {
   DTX_RETURN_IF_ERROR(CheckTable(table));
-  return Exec(
-      db,
-      "CREATE TABLE IF NOT EXISTS " + table +
-          " (id INTEGER PRIMARY KEY, trans_type TEXT NOT NULL DEFAULT '', "
-          "gid TEXT NOT NULL DEFAULT '', branch_id TEXT NOT NULL DEFAULT '', "
-          "op TEXT NOT NULL DEFAULT '', barrier_id TEXT NOT NULL DEFAULT '', "
-          "reason TEXT NOT NULL DEFAULT '', create_time INTEGER, "
-          "update_time INTEGER, UNIQUE (gid, branch_id, op, barrier_id))");
+  return Exec(db, ForTable(R"sql(
+CREATE TABLE IF NOT EXISTS {table} (
+  id INTEGER PRIMARY KEY,
+  trans_type TEXT NOT NULL DEFAULT '',
+  gid TEXT NOT NULL DEFAULT '',
+  branch_id TEXT NOT NULL DEFAULT '',
+  op TEXT NOT NULL DEFAULT '',
+  barrier_id TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT '',
+  create_time INTEGER,
+  update_time INTEGER,
+  UNIQUE (gid, branch_id, op, barrier_id)
+))sql",
+                           table));
 }
 
 Status SqliteBarrier::Call(BranchBarrier& barrier, sqlite3* db,
@@ -152,10 +175,10 @@ Status SqliteBarrier::QueryPrepared(const BranchBarrier& barrier, sqlite3* db,
   // will: its own insert of the same row will find it.
   DTX_RETURN_IF_ERROR(InsertIgnore(db, table, info, BranchOp::kMsg, "01",
                                    kBarrierRollbackReason, &inserted));
-  const std::string sql =
-      "SELECT reason FROM " + table +
-      " WHERE gid = ?1 AND branch_id = '00' AND op = 'msg' AND "
-      "barrier_id = '01'";
+  const std::string sql = ForTable(R"sql(
+SELECT reason FROM {table}
+WHERE gid = ?1 AND branch_id = '00' AND op = 'msg' AND barrier_id = '01')sql",
+                                   table);
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
   if (rc != SQLITE_OK)

@@ -10,23 +10,29 @@
 
 namespace dtx::internal {
 
-std::string ClaimSql() {
-  return std::string(
-             "UPDATE trans_global SET owner = ?1, next_cron_time = ?2, "
-             "update_time = ?3 "
-             "WHERE id IN (SELECT id FROM trans_global "
-             "WHERE status IN ('prepared', 'submitted', 'aborting') "
-             "AND next_cron_time <= ?4 ORDER BY next_cron_time, id LIMIT ?5) "
-             "RETURNING ") +
-         kGlobalColumns;
+const std::string& ClaimSql() {
+  static const std::string* const sql = new std::string(std::string(R"sql(
+UPDATE trans_global SET owner = ?1, next_cron_time = ?2, update_time = ?3
+WHERE id IN (
+  SELECT id FROM trans_global
+  WHERE status IN ('prepared', 'submitted', 'aborting')
+    AND next_cron_time <= ?4
+  ORDER BY next_cron_time, id
+  LIMIT ?5)
+RETURNING )sql") + kGlobalColumns);
+  return *sql;
 }
 
-std::string DueSelectSql() {
-  return std::string("SELECT ") + kGlobalColumns +
-         " FROM trans_global WHERE status IN ('prepared', 'submitted', "
-         "'aborting') "
-         "AND next_cron_time <= ?1 AND (next_cron_time, id) > (?2, ?3) "
-         "ORDER BY next_cron_time, id LIMIT ?4";
+const std::string& DueSelectSql() {
+  static const std::string* const sql =
+      new std::string("SELECT " + std::string(kGlobalColumns) + R"sql(
+FROM trans_global
+WHERE status IN ('prepared', 'submitted', 'aborting')
+  AND next_cron_time <= ?1
+  AND (next_cron_time, id) > (?2, ?3)
+ORDER BY next_cron_time, id
+LIMIT ?4)sql");
+  return *sql;
 }
 
 namespace {
@@ -70,9 +76,7 @@ Status ValidateBranchFields(const std::string& gid,
 class SimpleOp : public WriteOp {
  public:
   explicit SimpleOp(WriteDone done) : done_(std::move(done)) {}
-  void Complete(Status status) override {
-    if (done_) done_(std::move(status));
-  }
+  void Complete(Status status) override { std::move(done_)(std::move(status)); }
 
  private:
   WriteDone done_;
@@ -89,18 +93,14 @@ class SaveNewOp final : public SimpleOp {
         branches_(std::move(branches)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
-    DTX_ASSIGN_OR_RETURN(
-        Stmt * stmt,
-        db.PrepareStatic(
-            "INSERT INTO trans_global (gid, trans_type, status, protocol, "
-            "query_prepared, "
-            "options, custom_data, ext_data, result, rollback_reason, "
-            "create_time, "
-            "update_time, finish_time, rollback_time, next_cron_interval, "
-            "next_cron_time, owner, retry_count) VALUES (?1, ?2, ?3, ?4, ?5, "
-            "?6, ?7, ?8, "
-            "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
-            "ON CONFLICT (gid) DO NOTHING"));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
+INSERT INTO trans_global (gid, trans_type, status, protocol, query_prepared,
+  options, custom_data, ext_data, result, rollback_reason, create_time,
+  update_time, finish_time, rollback_time, next_cron_interval, next_cron_time,
+  owner, retry_count)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+  ?17, ?18)
+ON CONFLICT (gid) DO NOTHING)sql"));
     const GlobalTrans& t = trans_;
     {
       StmtGuard guard(stmt);
@@ -183,21 +183,19 @@ class ChangeStatusOp final : public SimpleOp {
     // the extra lookup.)
     DTX_ASSIGN_OR_RETURN(const int64_t trans_id,
                          RequireStatus(db, c_.gid, c_.from));
-    DTX_ASSIGN_OR_RETURN(
-        Stmt * stmt,
-        db.PrepareStatic(
-            "UPDATE trans_global SET status = ?1, update_time = ?2, "
-            "finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE "
-            "finish_time END, "
-            "rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE "
-            "rollback_time END, "
-            "rollback_reason = COALESCE(?3, rollback_reason), "
-            "result = COALESCE(?4, result), "
-            "next_cron_interval = COALESCE(?5, next_cron_interval), "
-            "next_cron_time = COALESCE(?6, next_cron_time) "
-            "WHERE id = ?7 AND (?8 IS NULL OR "
-            "(SELECT COUNT(*) FROM trans_branch_op "
-            "WHERE trans_id = ?7) = ?8)"));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
+UPDATE trans_global SET
+  status = ?1,
+  update_time = ?2,
+  finish_time = CASE WHEN ?1 = 'succeed' THEN ?2 ELSE finish_time END,
+  rollback_time = CASE WHEN ?1 = 'failed' THEN ?2 ELSE rollback_time END,
+  rollback_reason = COALESCE(?3, rollback_reason),
+  result = COALESCE(?4, result),
+  next_cron_interval = COALESCE(?5, next_cron_interval),
+  next_cron_time = COALESCE(?6, next_cron_time)
+WHERE id = ?7
+  AND (?8 IS NULL
+       OR (SELECT COUNT(*) FROM trans_branch_op WHERE trans_id = ?7) = ?8))sql"));
     StmtGuard guard(stmt);
     stmt->BindTextRef(1, ToString(c_.to));
     stmt->BindInt(2, now_ms);
@@ -257,13 +255,13 @@ class TouchCronOp final : public SimpleOp {
       : SimpleOp(std::move(done)), u_(std::move(update)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
-    DTX_ASSIGN_OR_RETURN(
-        Stmt * stmt,
-        db.PrepareStatic(
-            "UPDATE trans_global SET next_cron_interval = ?1, "
-            "next_cron_time = ?2, "
-            "update_time = ?3, retry_count = COALESCE(?4, retry_count) "
-            "WHERE gid = ?5 AND status = ?6"));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
+UPDATE trans_global SET
+  next_cron_interval = ?1,
+  next_cron_time = ?2,
+  update_time = ?3,
+  retry_count = COALESCE(?4, retry_count)
+WHERE gid = ?5 AND status = ?6)sql"));
     StmtGuard guard(stmt);
     stmt->BindInt(1, u_.next_cron_interval.count());
     stmt->BindInt(2, ToUnixMillis(u_.next_cron_time));
@@ -291,12 +289,9 @@ class MakeDueOp final : public SimpleOp {
       : SimpleOp(std::move(done)), gid_(std::move(gid)), now_(now) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
-    DTX_ASSIGN_OR_RETURN(
-        Stmt * stmt,
-        db.PrepareStatic(
-            "UPDATE trans_global SET next_cron_time = ?1, update_time = ?2 "
-            "WHERE gid = ?3 AND status IN ('prepared', 'submitted', "
-            "'aborting')"));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
+UPDATE trans_global SET next_cron_time = ?1, update_time = ?2
+WHERE gid = ?3 AND status IN ('prepared', 'submitted', 'aborting'))sql"));
     StmtGuard guard(stmt);
     stmt->BindInt(1, ToUnixMillis(now_));
     stmt->BindInt(2, now_ms);
@@ -315,13 +310,12 @@ class MakeDueOp final : public SimpleOp {
 class ClaimOp final : public WriteOp {
  public:
   bool needs_savepoint() const override { return false; }  // one UPDATE
-  ClaimOp(ClaimRequest request,
-          std::function<void(Result<std::vector<GlobalTrans>>)> done)
+  ClaimOp(ClaimRequest request, ClaimDone done)
       : request_(std::move(request)), done_(std::move(done)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
     claimed_.clear();
-    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare(ClaimSql()));
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(ClaimSql().c_str()));
     StmtGuard guard(stmt);
     stmt->BindText(1, request_.owner);
     stmt->BindInt(2, ToUnixMillis(request_.lease_until));
@@ -339,17 +333,16 @@ class ClaimOp final : public WriteOp {
   }
 
   void Complete(Status status) override {
-    if (!done_) return;
     if (status.ok()) {
-      done_(std::move(claimed_));
+      std::move(done_)(std::move(claimed_));
     } else {
-      done_(std::move(status));
+      std::move(done_)(std::move(status));
     }
   }
 
  private:
   ClaimRequest request_;
-  std::function<void(Result<std::vector<GlobalTrans>>)> done_;
+  ClaimDone done_;
   std::vector<GlobalTrans> claimed_;
 };
 
@@ -433,9 +426,7 @@ std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,
   return std::make_unique<MakeDueOp>(std::move(gid), now, std::move(done));
 }
 
-std::unique_ptr<WriteOp> MakeClaim(
-    ClaimRequest request,
-    std::function<void(Result<std::vector<GlobalTrans>>)> done) {
+std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request, ClaimDone done) {
   if (request.limit == 0) request.limit = 1;
   return std::make_unique<ClaimOp>(std::move(request), std::move(done));
 }

@@ -52,21 +52,20 @@ std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid,
 std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done);
 std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,
                                      WriteDone done);
-std::unique_ptr<WriteOp> MakeClaim(
-    ClaimRequest request,
-    std::function<void(Result<std::vector<GlobalTrans>>)> done);
+std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request, ClaimDone done);
 // Completes with OK after every earlier write is durable.
 std::unique_ptr<WriteOp> MakeFlush(WriteDone done);
 // Completes with `status` without touching the store.
 std::unique_ptr<WriteOp> MakeRejected(Status status, WriteDone done);
 
 // The SQL shared by ListDue and Claim: unfinished rows due at ?1, after the
-// cursor (?2, ?3), in due order, at most ?4.
-std::string DueSelectSql();
+// cursor (?2, ?3), in due order, at most ?4. Built once; the address of its
+// text is stable (Db::PrepareStatic).
+const std::string& DueSelectSql();
 
 // The statement of Claim: leases up to ?5 unfinished rows due at ?4 to
-// owner ?1 until ?2, stamping ?3, and returns them.
-std::string ClaimSql();
+// owner ?1 until ?2, stamping ?3, and returns them. Built once, as above.
+const std::string& ClaimSql();
 
 }  // namespace dtx::internal
 

@@ -12,9 +12,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: consumer <journal path>\n");
     return 2;
   }
-  dtx::Options options;
-  options.journal_path = argv[1];
-  auto dtm = dtx::OpenEmbeddedCoordinator(options);
+  dtx::EmbeddedOptions embedded;
+  embedded.journal_path = argv[1];
+  auto dtm = dtx::OpenEmbeddedCoordinator(dtx::Options(), embedded);
   if (!dtm.ok()) {
     std::fprintf(stderr, "%s\n", dtm.status().ToString().c_str());
     return 1;

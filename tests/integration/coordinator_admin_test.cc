@@ -61,9 +61,7 @@ class GatedJournal final : public Journal {
   void MakeDue(std::string gid, TimePoint now, WriteDone done) override {
     inner_->MakeDue(std::move(gid), now, std::move(done));
   }
-  void Claim(
-      ClaimRequest request,
-      std::function<void(Result<std::vector<GlobalTrans>>)> done) override {
+  void Claim(ClaimRequest request, ClaimDone done) override {
     inner_->Claim(std::move(request), std::move(done));
   }
   void Flush(WriteDone done) override { inner_->Flush(std::move(done)); }

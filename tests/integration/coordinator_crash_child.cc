@@ -25,9 +25,9 @@ int main(int argc, char** argv) {
   const std::string mode = argv[3];
   const std::string prefix = argv[4];
   const int count = std::stoi(argv[5]);
-  dtx::Options options;
-  options.journal_path = argv[1];
-  auto dtm_or = dtx::OpenEmbeddedCoordinator(options);
+  dtx::EmbeddedOptions embedded;
+  embedded.journal_path = argv[1];
+  auto dtm_or = dtx::OpenEmbeddedCoordinator(dtx::Options(), embedded);
   if (!dtm_or.ok()) {
     std::fprintf(stderr, "%s\n", dtm_or.status().ToString().c_str());
     return 1;

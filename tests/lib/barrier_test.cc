@@ -44,6 +44,10 @@ TEST(BranchBarrierTest, BarrierIdsCountPerRequest) {
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->NextBarrierId(), "01");
   EXPECT_EQ(b->NextBarrierId(), "02");
+  for (int i = 3; i < 10; ++i) b->NextBarrierId();
+  // dtm's %02d: two digits at least, never truncated.
+  EXPECT_EQ(b->NextBarrierId(), "10");
+  EXPECT_EQ(b->NextBarrierId(), "11");
 }
 
 TEST(BranchBarrierTest, MissingTransInfoIsInvalid) {

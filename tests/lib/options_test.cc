@@ -29,9 +29,6 @@ TEST(OptionsTest, ValidateNamesTheBadField) {
   o = Options();
   o.retry.max_interval = seconds(5);  // below the initial interval
   EXPECT_NE(o.Validate().message().find("max_interval"), std::string::npos);
-  o = Options();
-  o.journal_path.clear();
-  EXPECT_FALSE(o.Validate().ok());
 }
 
 TEST(RetryPolicyTest, ResetAndKeep) {

@@ -44,12 +44,12 @@ class ClientApiTest : public ::testing::TestWithParam<Backend> {
     busi_ = BranchTestServer::Start();
     if (GetParam() == Backend::kEmbedded) {
       Options options;
-      options.journal_path = dir_.File("dtx.db");
       options.retry.initial_interval = seconds(1);
       options.retry.max_interval = seconds(2);
       options.timeout_to_fail = seconds(3);
       options.cron_interval = seconds(1);
       EmbeddedOptions embedded;
+      embedded.journal_path = dir_.File("dtx.db");
       embedded.durable_on_power_loss = false;
       auto opened = OpenEmbeddedCoordinator(options, embedded);
       ASSERT_OK(opened);

@@ -14,12 +14,14 @@
 #include "dtx/limits.h"
 
 #include "status_matchers.h"
+#include "test_executor.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -664,6 +666,104 @@ TYPED_TEST_P(JournalContractTest, ClosedJournalRefusesWork) {
               StatusIs(StatusCode::kFailedPrecondition));
 }
 
+TYPED_TEST_P(JournalContractTest, CompletionsWithAnExecutorRunThroughIt) {
+  TestExecutor strand;
+  constexpr int kWrites = 40;
+  ASSERT_OK(this->Save(this->NewTrans("x-claimable")));
+  this->clock_.Advance(seconds(11));
+  // Touched only on the strand's thread, except after Drain().
+  std::vector<int> order;
+  std::vector<Status> statuses;
+  int off_strand = 0;
+  std::size_t claimed = 0;
+  const std::thread::id strand_id = strand.id();
+  for (int i = 0; i < kWrites; ++i) {
+    this->journal_->SaveNew(this->NewTrans("x-" + std::to_string(i)),
+                            SagaBranches(1),
+                            WriteDone(strand.executor(), [&, i](Status s) {
+                              if (std::this_thread::get_id() != strand_id)
+                                ++off_strand;
+                              order.push_back(i);
+                              statuses.push_back(std::move(s));
+                            }));
+  }
+  // A write that fails reports through the executor as well.
+  this->journal_->SaveNew(this->NewTrans("x-0"), {},
+                          WriteDone(strand.executor(), [&](Status s) {
+                            if (std::this_thread::get_id() != strand_id)
+                              ++off_strand;
+                            statuses.push_back(std::move(s));
+                          }));
+  ClaimRequest claim;
+  claim.now = this->clock_.Now();
+  claim.owner = "me";
+  claim.lease_until = this->clock_.Now() + seconds(30);
+  this->journal_->Claim(
+      claim,
+      ClaimDone(strand.executor(), [&](Result<std::vector<GlobalTrans>> got) {
+        if (std::this_thread::get_id() != strand_id) ++off_strand;
+        EXPECT_OK(got);
+        if (got.ok()) claimed = got->size();
+      }));
+  // Completions are handed off in commit order: once a later plain
+  // completion has run, every earlier one is with the executor.
+  ASSERT_OK(WaitForWrite(
+      [&](WriteDone done) { this->journal_->Flush(std::move(done)); }));
+  EXPECT_EQ(strand.posted(), static_cast<std::size_t>(kWrites + 2));
+  strand.Drain();
+  EXPECT_EQ(off_strand, 0);
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(kWrites));
+  for (int i = 0; i < kWrites; ++i) EXPECT_EQ(order[i], i);
+  ASSERT_EQ(statuses.size(), static_cast<std::size_t>(kWrites + 1));
+  for (int i = 0; i < kWrites; ++i) EXPECT_OK(statuses[i]) << i;
+  EXPECT_THAT(statuses.back(), StatusIs(StatusCode::kAlreadyExists));
+  // x-claimable was due (the others were written after the clock moved).
+  EXPECT_EQ(claimed, 1u);
+}
+
+TYPED_TEST_P(JournalContractTest, CompletionsWithoutAnExecutorStillRun) {
+  std::promise<Status> saved;
+  this->journal_->SaveNew(this->NewTrans("p-1"), {},
+                          [&](Status s) { saved.set_value(std::move(s)); });
+  EXPECT_OK(saved.get_future().get());
+  std::promise<std::size_t> claimed;
+  ClaimRequest claim;
+  claim.now = this->clock_.Now() + seconds(11);
+  claim.owner = "me";
+  claim.lease_until = claim.now + seconds(30);
+  this->journal_->Claim(claim, [&](Result<std::vector<GlobalTrans>> got) {
+    claimed.set_value(got.ok() ? got->size() : 0);
+  });
+  EXPECT_EQ(claimed.get_future().get(), 1u);
+  // An empty completion is allowed: the write still applies.
+  this->journal_->SaveNew(this->NewTrans("p-2"), {}, nullptr);
+  this->journal_->SaveNew(this->NewTrans("p-3"), {}, WriteDone());
+  ASSERT_OK(WaitForWrite(
+      [&](WriteDone done) { this->journal_->Flush(std::move(done)); }));
+  EXPECT_OK(this->journal_->Find("p-2"));
+  EXPECT_OK(this->journal_->Find("p-3"));
+}
+
+TYPED_TEST_P(JournalContractTest, CloseHandsEveryCompletionToItsExecutor) {
+  TestExecutor strand;
+  constexpr int kWrites = 300;
+  std::vector<int> order;  // on the strand's thread until Drain()
+  int failed = 0;
+  for (int i = 0; i < kWrites; ++i) {
+    this->journal_->SaveNew(this->NewTrans("c-" + std::to_string(i)), {},
+                            WriteDone(strand.executor(), [&, i](Status s) {
+                              if (!s.ok()) ++failed;
+                              order.push_back(i);
+                            }));
+  }
+  this->journal_->Close();
+  EXPECT_EQ(strand.posted(), static_cast<std::size_t>(kWrites));
+  strand.Drain();
+  EXPECT_EQ(failed, 0);
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(kWrites));
+  for (int i = 0; i < kWrites; ++i) ASSERT_EQ(order[i], i);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     JournalContractTest, SaveNewThenFindRoundTripsEveryField,
     FindUnknownGidIsNotFound, SaveNewOfAnExistingGidWritesNothing,
@@ -678,7 +778,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     ListFiltersAndPagesNewestFirst, ClaimLeasesDueTransactions,
     ConcurrentClaimersNeverShareATransaction, ValuesOverTheLimitsWriteNothing,
     FlushCompletesAfterEarlierWrites, ManyThreadsWritingLoseAndDuplicateNothing,
-    ClosedJournalRefusesWork);
+    ClosedJournalRefusesWork, CompletionsWithAnExecutorRunThroughIt,
+    CompletionsWithoutAnExecutorStillRun,
+    CloseHandsEveryCompletionToItsExecutor);
 
 }  // namespace dtx::testing
 

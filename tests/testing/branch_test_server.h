@@ -63,9 +63,8 @@ class BranchTestServer {
   std::size_t CallCount(const std::string& method) const;
   void Shutdown();
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit BranchTestServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -7,13 +7,12 @@
 #include "branch_test_server.h"
 #include "dtx_test.pb.h"
 #include "status_matchers.h"
+#include "test_executor.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <future>
 #include <thread>
 
@@ -21,47 +20,6 @@ namespace dtx::testing {
 namespace {
 
 using std::chrono::milliseconds;
-
-// A one-thread executor, standing in for the coordinator's strand.
-class TestExecutor {
- public:
-  TestExecutor() : thread_([this] { Loop(); }) {}
-  ~TestExecutor() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  Executor executor() {
-    return [this](std::function<void()> fn) {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(std::move(fn));
-      cv_.notify_one();
-    };
-  }
-  std::thread::id id() const { return thread_.get_id(); }
-
- private:
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      auto fn = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      fn();
-      lock.lock();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 class GrpcBranchClientTest : public ::testing::Test {
  protected:

@@ -11,6 +11,7 @@
 #define DTX_BRANCH_CLIENT_H_
 
 #include "dtx/core_export.h"
+#include "dtx/executor.h"
 #include "dtx/model.h"
 #include "dtx/status.h"
 
@@ -60,11 +61,6 @@ struct BranchResult {
   // The reply message bytes on success.
   std::string reply;
 };
-
-// Runs a closure on the caller's execution context (an asio strand, a thread
-// pool...). Must not block and must not run the closure inline if the caller
-// holds locks the closure needs.
-using Executor = std::function<void(std::function<void()>)>;
 
 class DTX_CORE_EXPORT BranchClient {
  public:

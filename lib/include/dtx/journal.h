@@ -3,12 +3,16 @@
 // implementation passes the same contract tests (tests/storage/
 // journal_contract_test.h).
 //
-// Writes are asynchronous: each is queued and `done` runs once the write is
-// durable (or has failed, in which case nothing of it was written). An
-// implementation may commit many queued writes together (group commit); each
-// write still succeeds or fails on its own. Completions run on the journal's
-// own thread: they must be short and must not block, in particular not on
-// another journal write.
+// Writes are asynchronous: each is queued and its completion (`done`, a
+// Completion below) runs once the write is durable (or has failed, in which
+// case nothing of it was written). An implementation may commit many queued
+// writes together (group commit); each write still succeeds or fails on its
+// own. Completions are handed off in the order their writes were committed.
+// A completion made with an Executor runs through that executor; one made
+// from a callable alone runs on the journal's own thread, where it holds up
+// every later write: it must then be trivial (fulfil a promise, post
+// elsewhere) and must never block, in particular not on another journal
+// write.
 //
 // Reads are synchronous and see every write whose completion has run.
 //
@@ -29,6 +33,7 @@
 #define DTX_JOURNAL_H_
 
 #include "dtx/core_export.h"
+#include "dtx/executor.h"
 #include "dtx/model.h"
 #include "dtx/result.h"
 #include "dtx/status.h"
@@ -39,11 +44,95 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace dtx {
 
-using WriteDone = std::function<void(Status)>;
+namespace internal {
+// Whether a Completion<T> can be made from an F.
+template <typename Self, typename T, typename F>
+inline constexpr bool kIsCompletionCallable =
+    !std::is_same_v<std::decay_t<F>, Self> &&
+    !std::is_same_v<std::decay_t<F>, std::nullptr_t> &&
+    std::is_invocable_v<std::decay_t<F>&, T>;
+}  // namespace internal
+
+// The completion of one journal write: a callable run once with the write's
+// outcome (a T), either on the journal's own thread or through an Executor
+// that the caller names.
+//
+//   // Trivial work may run on the journal's thread:
+//   journal->Flush([promise](Status s) { promise->set_value(s); });
+//   // Anything else runs where the caller says:
+//   journal->ChangeStatus(change, WriteDone(on_strand, [rt](Status s) {
+//     rt->OnStatusWritten(s);  // on the transaction's strand
+//   }));
+//
+// T must be copyable (an Executor takes a copyable closure).
+//
+// Thread safety: thread-compatible; the journal owns it once it is passed.
+template <typename T>
+class Completion {
+ public:
+  // Empty: the write's outcome is dropped.
+  Completion() = default;
+  Completion(std::nullptr_t) {}  // NOLINT(google-explicit-constructor)
+
+  // From any callable taking a T: it runs on the journal's own thread and
+  // must be trivial (see the top of this file). Implicit, so that a lambda
+  // can be passed where a Completion is expected.
+  template <typename F, typename = std::enable_if_t<
+                            internal::kIsCompletionCallable<Completion, T, F>>>
+  Completion(F&& fn)  // NOLINT(google-explicit-constructor)
+      : fn_(std::forward<F>(fn)) {}
+
+  // From a callable that the journal hands, with its value, to `executor`.
+  // An empty executor is the same as none.
+  template <typename F, typename = std::enable_if_t<
+                            internal::kIsCompletionCallable<Completion, T, F>>>
+  Completion(Executor executor, F&& fn)
+      : executor_(std::move(executor)), fn_(std::forward<F>(fn)) {}
+
+  // Runs the callable with `value`, through the executor when there is one,
+  // and leaves *this empty. Does nothing when *this is empty.
+  void operator()(T value) && {
+    std::function<void(T)> fn = std::exchange(fn_, nullptr);
+    Executor executor = std::exchange(executor_, nullptr);
+    if (!fn) return;
+    if (executor) {
+      executor([fn = std::move(fn), value = std::move(value)]() mutable {
+        fn(std::move(value));
+      });
+    } else {
+      fn(std::move(value));
+    }
+  }
+  // The same without consuming *this (it copies the callable when there is
+  // an executor), for code that calls a completion it captured by value.
+  void operator()(T value) const& {
+    if (!fn_) return;
+    if (executor_) {
+      executor_([fn = fn_, value = std::move(value)]() mutable {
+        fn(std::move(value));
+      });
+    } else {
+      fn_(std::move(value));
+    }
+  }
+
+  // False when empty (default-made, from nullptr or an empty callable, or
+  // already run as an rvalue).
+  explicit operator bool() const { return static_cast<bool>(fn_); }
+
+ private:
+  Executor executor_;
+  std::function<void(T)> fn_;
+};
+
+using WriteDone = Completion<Status>;
+using ClaimDone = Completion<Result<std::vector<GlobalTrans>>>;
 
 // The result of one branch call.
 struct BranchUpdate {
@@ -161,9 +250,7 @@ class DTX_CORE_EXPORT Journal {
   // earliest due first, setting their owner and moving their next_cron_time
   // to request.lease_until. Two claimers never receive the same transaction
   // within one lease.
-  virtual void Claim(
-      ClaimRequest request,
-      std::function<void(Result<std::vector<GlobalTrans>>)> done) = 0;
+  virtual void Claim(ClaimRequest request, ClaimDone done) = 0;
 
   // `done` runs once every write queued before this call is durable.
   virtual void Flush(WriteDone done) = 0;
@@ -182,7 +269,10 @@ class DTX_CORE_EXPORT Journal {
 
   // Life cycle.
   // Completes every queued write, then refuses new ones (kFailedPrecondition)
-  // and releases the store. Idempotent; the destructor calls it.
+  // and releases the store. When it returns, every completion has run or has
+  // been handed to its executor, and none runs on the journal's thread any
+  // more. Idempotent; the destructor calls it. Never call it from a
+  // completion that runs on the journal's thread.
   virtual void Close() = 0;
 };
 

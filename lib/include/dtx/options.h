@@ -40,11 +40,10 @@ struct DTX_CORE_EXPORT RetryPolicy {
   Status Validate() const;
 };
 
+// What the engine needs to know. The journal is injected (CoordinatorDeps), so
+// where it is stored belongs to whoever opens it: EmbeddedOptions::journal_path
+// for OpenEmbeddedCoordinator, Store.Path for dtx-server.
 struct DTX_CORE_EXPORT Options {
-  // Storage.
-  // Path of the SQLite journal used when no Journal is injected.
-  std::string journal_path = "dtx.db";
-
   // Retry and timeouts (dtm's names in comments).
   // RetryInterval and the back-off rule.
   RetryPolicy retry;

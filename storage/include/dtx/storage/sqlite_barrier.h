@@ -5,9 +5,9 @@
 //   // In a TCC cancel handler of a service whose data is in SQLite:
 //   DTX_ASSIGN_OR_RETURN(auto info, dtx::TransInfoFromServerContext(*ctx));
 //   DTX_ASSIGN_OR_RETURN(auto barrier,
-//   dtx::BranchBarrier::FromTransInfo(info)); return
-//   dtx::SqliteBarrier::Call(barrier, db, [&](sqlite3* tx) {
-//     return ReleaseReservation(tx, req);   // runs at most once, or never
+//                        dtx::BranchBarrier::FromTransInfo(info));
+//   return dtx::SqliteBarrier::Call(barrier, db, [&](sqlite3* tx) {
+//     return ReleaseReservation(tx, req);  // runs at most once, or never
 //   });
 //
 // `db` is the caller's connection (sqlite3*); this header only declares the

@@ -3,7 +3,11 @@
 // The file is in WAL mode. All writes go through one writer thread that
 // commits whatever is queued in one SQLite transaction (group commit), each
 // write isolated by a savepoint so that it succeeds or fails on its own; a
-// write's completion runs only after the COMMIT that made it durable.
+// write's completion runs only after the COMMIT that made it durable. The
+// writer thread hands each completion to the executor it was made with, in
+// commit order; a completion without one runs on the writer thread itself
+// and holds up every later commit while it runs. Close() returns once every
+// queued write is completed.
 // Readers use their own connections and never wait for the writer.
 //
 // Several processes may open the same file: SQLite serializes their writers,
@@ -93,9 +97,7 @@ class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {
                       WriteDone done) override;
   void TouchCron(CronUpdate update, WriteDone done) override;
   void MakeDue(std::string gid, TimePoint now, WriteDone done) override;
-  void Claim(
-      ClaimRequest request,
-      std::function<void(Result<std::vector<GlobalTrans>>)> done) override;
+  void Claim(ClaimRequest request, ClaimDone done) override;
   void Flush(WriteDone done) override;
 
   Result<TransWithBranches> Find(const std::string& gid) override;

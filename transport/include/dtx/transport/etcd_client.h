@@ -7,7 +7,7 @@
 //   options.endpoints = {"127.0.0.1:2379"};
 //   DTX_ASSIGN_OR_RETURN(auto etcd, dtx::EtcdClient::Create(options));
 //   DTX_ASSIGN_OR_RETURN(auto lease,
-//   etcd->GrantLease(std::chrono::seconds(15)));
+//                        etcd->GrantLease(std::chrono::seconds(15)));
 //   DTX_RETURN_IF_ERROR(etcd->Put("/microservices/trans/1", json, lease.id));
 //
 // Errors: kUnavailable when no endpoint answers, kDeadlineExceeded when the

@@ -1,10 +1,22 @@
 // Kratos's etcd registry, as go-kratos/contrib/registry/etcd lays it out, so
 // that dtx, Kratos services and dtm find each other:
 //
-//   key    <namespace>/<service name>/<instance id>   (namespace
-//   /microservices) value  {"id":"..","name":"..","version":"","metadata":null,
-//           "endpoints":["grpc://10.0.0.5:9000"]}      (Go's encoding/json)
+//   key    <namespace>/<service name>/<instance id>
+//          (the namespace is /microservices)
+//   value  {"id":"..","name":"..","version":"","metadata":null,
+//           "endpoints":["grpc://10.0.0.5:9000"]}
+//          (Go's encoding/json)
 //   lease  TTL 15 s, renewed every TTL/3; re-registered when lost.
+//
+//   auto etcd = std::shared_ptr<dtx::EtcdClient>(...);  // EtcdClient::Create
+//   dtx::ServiceInstance me;
+//   me.id = "trans-1";
+//   me.name = "trans";
+//   me.endpoints = {"grpc://10.0.0.5:9000"};
+//   DTX_ASSIGN_OR_RETURN(auto registrar,
+//                        dtx::KratosRegistrar::Register(etcd, me, {}));
+//   // discovery://127.0.0.1:2379/trans now reaches this process, until
+//   // `registrar` is destroyed.
 //
 // KratosRegistrar keeps one instance registered; EtcdServiceResolver is the
 // ServiceResolver behind discovery:// branch URLs: it lists a service's
@@ -81,9 +93,8 @@ class DTX_GRPC_EXPORT KratosRegistrar {
   ~KratosRegistrar();
   const std::string& key() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit KratosRegistrar(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -108,9 +119,8 @@ class DTX_GRPC_EXPORT EtcdServiceResolver final : public ServiceResolver {
   // kUnavailable when no instance has been seen.
   Result<AddressSet> Resolve(const std::string& service) override;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

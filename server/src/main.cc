@@ -99,7 +99,6 @@ int main(int argc, char** argv) {
   }
 
   dtx::Options options;
-  options.journal_path = config.store_path;
   options.retry.initial_interval = config.retry_interval;
   options.retry.max_interval = config.retry_interval_max;
   options.timeout_to_fail = config.timeout_to_fail;
@@ -107,6 +106,7 @@ int main(int argc, char** argv) {
   options.cron_interval = config.trans_cron_interval;
   options.io_threads = static_cast<std::size_t>(config.io_threads);
   dtx::EmbeddedOptions embedded;
+  embedded.journal_path = config.store_path;
   embedded.driver = config.driver;
   embedded.target = config.target;
   embedded.durable_on_power_loss = config.durable_on_power_loss;

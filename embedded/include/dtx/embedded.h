@@ -1,9 +1,9 @@
 // The zero-configuration coordinator: the SQLite journal at
-// options.journal_path and the gRPC branch client, wired from Options.
+// EmbeddedOptions::journal_path and the gRPC branch client, wired from Options.
 //
-//   dtx::Options options;
-//   options.journal_path = "/var/lib/payments/dtx.db";
-//   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::OpenEmbeddedCoordinator(options));
+//   dtx::EmbeddedOptions embedded;
+//   embedded.journal_path = "/var/lib/payments/dtx.db";
+//   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::OpenEmbeddedCoordinator({}, embedded));
 //
 // Part of dtx::dtx (it links dtx::core, dtx::sqlite and dtx::grpc).
 
@@ -21,6 +21,8 @@ namespace dtx {
 class ServiceResolver;
 
 struct EmbeddedOptions {
+  // Path of the SQLite journal (created when missing; dtm's Store.Path).
+  std::string journal_path = "dtx.db";
   // dtm's MicroService.Driver: "default" or "dtm-driver-kratos".
   std::string driver = "default";
   // dtm's MicroService.Target: with the Kratos driver,
@@ -37,6 +39,10 @@ struct EmbeddedOptions {
   std::shared_ptr<Logger> logger;
 };
 
+// Opens the journal at embedded.journal_path, then the coordinator, which
+// resumes every unfinished transaction found there. kInvalidArgument for bad
+// options (an empty journal_path included); the journal's errors (locked,
+// corrupt, read-only, ...) as SqliteJournal::Open returns them.
 DTX_EMBEDDED_EXPORT Result<std::unique_ptr<Coordinator>>
 OpenEmbeddedCoordinator(Options options, EmbeddedOptions embedded = {});
 

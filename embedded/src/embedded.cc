@@ -10,8 +10,10 @@ namespace dtx {
 Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
     Options options, EmbeddedOptions embedded) {
   DTX_RETURN_IF_ERROR(options.Validate());
+  if (embedded.journal_path.empty())
+    return InvalidArgumentError("embedded: journal_path is empty");
   SqliteJournalOptions journal_options;
-  journal_options.path = options.journal_path;
+  journal_options.path = embedded.journal_path;
   journal_options.synchronous = embedded.durable_on_power_loss
                                     ? SqliteJournalOptions::Sync::kFull
                                     : SqliteJournalOptions::Sync::kNormal;

@@ -1,0 +1,189 @@
+// JournalWriter: group commit on the journal's one write connection.
+//
+// A batch. The writer thread takes everything queued (up to
+// max_batch_writes), opens one transaction (BEGIN IMMEDIATE), applies each op
+// inside its own savepoint (a failed op is rolled back to its savepoint and
+// fails alone; ops that either apply whole or change nothing skip it),
+// COMMITs, and only then completes the ops, in commit order: a completion
+// made with an executor is handed to it (a post, cheap next to a commit); one
+// without runs right there, which is why it must be trivial: while it runs,
+// nothing commits. If the store itself fails (disk full, locked, i/o error,
+// corruption) the whole transaction is rolled back and every op of the batch
+// fails with that status: nothing is acknowledged that is not durable, and
+// nothing failed is half-written.
+//
+// Shutdown. Close() stops intake, lets the thread drain the queue (every op
+// is completed) and joins it, so no completion runs on the writer after
+// Close() returns.
+
+#include "journal_writer.h"
+
+#include <algorithm>
+#include <system_error>
+#include <utility>
+
+namespace dtx::internal {
+
+JournalWriter::JournalWriter(std::unique_ptr<Db> db, Options options)
+    : options_(std::move(options)), path_(db->path()), db_(std::move(db)) {}
+
+Result<std::unique_ptr<JournalWriter>> JournalWriter::Start(
+    std::unique_ptr<Db> db, Options options) {
+  if (options.clock == nullptr) options.clock = &SystemClock();
+  if (options.logger == nullptr) options.logger = NewNullLogger();
+  options.max_batch_writes = std::max<std::size_t>(1, options.max_batch_writes);
+  std::unique_ptr<JournalWriter> writer(
+      new JournalWriter(std::move(db), std::move(options)));
+  DTX_RETURN_IF_ERROR(writer->PrepareStatements());
+  JournalWriter* raw = writer.get();
+  try {
+    writer->thread_ = std::thread([raw] { raw->Loop(); });
+  } catch (const std::system_error& e) {
+    return ResourceExhaustedError("journal: " + raw->path_ +
+                                  ": cannot start a thread: " + e.what());
+  }
+  return writer;
+}
+
+JournalWriter::~JournalWriter() { Close(); }
+
+Status JournalWriter::PrepareStatements() {
+  auto prepare = [this](const char* sql, std::unique_ptr<Stmt>* out) -> Status {
+    sqlite3_stmt* raw = nullptr;
+    const int rc = sqlite3_prepare_v3(db_->raw(), sql, -1,
+                                      SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    if (rc != SQLITE_OK) return db_->Error(rc, "prepare");
+    *out = std::make_unique<Stmt>(raw, db_->raw(), &db_->path());
+    return Status::Ok();
+  };
+  DTX_RETURN_IF_ERROR(prepare("SAVEPOINT w", &savepoint_));
+  DTX_RETURN_IF_ERROR(prepare("RELEASE w", &release_));
+  return prepare("ROLLBACK TO w", &rollback_to_);
+}
+
+void JournalWriter::Enqueue(std::unique_ptr<WriteOp> op) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closing_) {
+      queue_.push_back(std::move(op));
+      cv_.notify_one();
+      return;
+    }
+  }
+  // Closed: complete on the caller's thread; there is no writer thread left.
+  op->Complete(FailedPreconditionError("journal: " + path_ + ": closed"));
+}
+
+void JournalWriter::Loop() {
+  std::vector<std::unique_ptr<WriteOp>> batch;
+  std::vector<Status> results;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) break;  // closing and drained
+      const std::size_t n = std::min(queue_.size(), options_.max_batch_writes);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    RunBatch(batch, results);
+    // The batch is durable (or failed whole): complete its ops in commit
+    // order. Each op goes as soon as its completion is handed off, releasing
+    // what the completion captured.
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->Complete(std::move(results[i]));
+      batch[i].reset();
+    }
+    batch.clear();
+    results.clear();
+  }
+}
+
+void JournalWriter::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
+                             std::vector<Status>& results) {
+  results.assign(batch.size(), Status::Ok());
+  const int64_t now_ms = ToUnixMillis(options_.clock->Now());
+  bool any_db = false;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i]->touches_db()) {
+      any_db = true;
+    } else {
+      results[i] = batch[i]->Apply(*db_, now_ms);
+    }
+  }
+  if (!any_db) return;
+
+  auto fail_all = [&](const Status& cause) {
+    if (db_->in_transaction()) db_->Exec("ROLLBACK").IgnoreError();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i]->touches_db() &&
+          (results[i].ok() || !IsStorageFailure(cause))) {
+        results[i] = cause;
+      }
+    }
+    DTX_LOG(options_.logger, LogLevel::kError,
+            "journal: batch of " << batch.size()
+                                 << " writes rolled back: " << cause);
+  };
+
+  Status begin = db_->Exec("BEGIN IMMEDIATE");
+  if (!begin.ok()) return fail_all(begin);
+  std::size_t writes = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    WriteOp& op = *batch[i];
+    if (!op.touches_db()) continue;
+    ++writes;
+    if (!op.needs_savepoint()) {
+      Status s = op.Apply(*db_, now_ms);
+      if (!s.ok() && IsStorageFailure(s)) return fail_all(s);
+      results[i] = std::move(s);
+      continue;
+    }
+    Status s = savepoint_->Run("savepoint");
+    if (s.ok()) {
+      s = op.Apply(*db_, now_ms);
+      if (s.ok()) {
+        s = release_->Run("release savepoint");
+      } else if (!IsStorageFailure(s)) {
+        // The op does not apply (not found, exists, wrong status): undo its
+        // partial effects and keep the rest of the batch.
+        Status undo = rollback_to_->Run("rollback to savepoint");
+        if (undo.ok()) undo = release_->Run("release savepoint");
+        if (!undo.ok()) {
+          results[i] = s;
+          return fail_all(undo);
+        }
+      }
+    }
+    if (!s.ok() && IsStorageFailure(s)) return fail_all(s);
+    results[i] = std::move(s);
+  }
+  Status commit = db_->Exec("COMMIT");
+  if (!commit.ok()) return fail_all(commit);
+  std::lock_guard<std::mutex> lock(mu_);
+  stat_writes_ += writes;
+  ++stat_commits_;
+}
+
+void JournalWriter::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_) return;
+    closing_ = true;
+    cv_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+  savepoint_.reset();
+  release_.reset();
+  rollback_to_.reset();
+  db_.reset();
+}
+
+JournalWriter::Stats JournalWriter::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Stats{stat_writes_, stat_commits_};
+}
+
+}  // namespace dtx::internal

@@ -1,0 +1,96 @@
+// JournalWriter: the one thread that writes a SqliteJournal, with group
+// commit. Callers queue WriteOps; the thread takes everything queued, applies
+// it in one SQLite transaction and, once that is committed (or has failed),
+// completes each op in commit order. storage/src/journal_writer.cc describes
+// the batch.
+//
+// Thread safety: Enqueue, Close and stats are thread-safe. The write
+// connection belongs to the writer thread from Start until Close.
+
+#ifndef DTX_STORAGE_JOURNAL_WRITER_H_
+#define DTX_STORAGE_JOURNAL_WRITER_H_
+
+#include "dtx/clock.h"
+#include "dtx/logger.h"
+#include "dtx/result.h"
+#include "dtx/status.h"
+
+#include "sqlite_handle.h"
+#include "sqlite_journal_ops.h"
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dtx::internal {
+
+class JournalWriter {
+ public:
+  struct Options {
+    // Most ops committed in one SQLite transaction (at least 1).
+    std::size_t max_batch_writes = 1024;
+    // Stamps the writes. Borrowed; must outlive the writer.
+    const Clock* clock = nullptr;
+    std::shared_ptr<Logger> logger;
+  };
+
+  // Takes `db`, the journal's configured write connection with its schema
+  // in place, and starts the writer thread. kResourceExhausted when no
+  // thread can be started.
+  static Result<std::unique_ptr<JournalWriter>> Start(std::unique_ptr<Db> db,
+                                                      Options options);
+  // Calls Close().
+  ~JournalWriter();
+  JournalWriter(const JournalWriter&) = delete;
+  JournalWriter& operator=(const JournalWriter&) = delete;
+
+  // Queues `op`. After Close it is completed at once, on the caller's
+  // thread, with kFailedPrecondition.
+  void Enqueue(std::unique_ptr<WriteOp> op);
+
+  // Completes every queued op, stops the thread and releases the connection.
+  // Idempotent. Never from the writer thread (a completion).
+  void Close();
+
+  struct Stats {
+    uint64_t writes = 0;   // ops applied to the store
+    uint64_t commits = 0;  // SQLite transactions committed
+  };
+  Stats stats() const;
+
+ private:
+  JournalWriter(std::unique_ptr<Db> db, Options options);
+  Status PrepareStatements();
+  void Loop();
+  // Applies `batch` in one transaction; results[i] is the outcome of
+  // batch[i].
+  void RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
+                std::vector<Status>& results);
+
+  const Options options_;
+  const std::string path_;  // for messages
+
+  // The writer thread's, once started.
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<Stmt> savepoint_;
+  std::unique_ptr<Stmt> release_;
+  std::unique_ptr<Stmt> rollback_to_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<WriteOp>> queue_;  // guarded by mu_
+  bool closing_ = false;                        // guarded by mu_
+  uint64_t stat_writes_ = 0;                    // guarded by mu_
+  uint64_t stat_commits_ = 0;                   // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace dtx::internal
+
+#endif  // DTX_STORAGE_JOURNAL_WRITER_H_

@@ -1,0 +1,41 @@
+#include "reader_pool.h"
+
+namespace dtx::internal {
+
+ReaderPool::ReaderPool(std::string path, std::chrono::milliseconds busy_timeout)
+    : path_(std::move(path)), busy_timeout_(busy_timeout) {}
+
+Result<std::unique_ptr<Db>> ReaderPool::Take() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_)
+      return FailedPreconditionError("journal: " + path_ + ": closed");
+    if (!idle_.empty()) {
+      auto db = std::move(idle_.back());
+      idle_.pop_back();
+      return db;
+    }
+  }
+  DTX_ASSIGN_OR_RETURN(auto db,
+                       Db::Open(path_, /*create=*/false,
+                                static_cast<int>(busy_timeout_.count())));
+  DTX_RETURN_IF_ERROR(db->Exec("PRAGMA query_only = 1"));
+  return db;
+}
+
+void ReaderPool::Return(std::unique_ptr<Db> db) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return;  // `db` closes once the lock is released
+  idle_.push_back(std::move(db));
+}
+
+void ReaderPool::Close() {
+  std::vector<std::unique_ptr<Db>> idle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    idle.swap(idle_);
+  }
+}
+
+}  // namespace dtx::internal

@@ -1,0 +1,71 @@
+#include "dtx/embedded.h"
+
+#include "dtx/dtx.h"
+
+#include "status_matchers.h"
+#include "temp_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace dtx {
+namespace {
+
+using ::dtx::testing::StatusIs;
+using ::dtx::testing::TempDir;
+
+TEST(EmbeddedTest, DefaultJournalPathIsDtms) {
+  EXPECT_EQ(EmbeddedOptions().journal_path, "dtx.db");
+}
+
+TEST(EmbeddedTest, RejectsAnEmptyJournalPath) {
+  EmbeddedOptions embedded;
+  embedded.journal_path.clear();
+  EXPECT_THAT(OpenEmbeddedCoordinator(Options(), embedded),
+              StatusIs(StatusCode::kInvalidArgument, "journal_path"));
+}
+
+TEST(EmbeddedTest, RejectsBadCoreOptionsBeforeOpeningTheJournal) {
+  TempDir dir;
+  Options options;
+  options.io_threads = 0;
+  EmbeddedOptions embedded;
+  embedded.journal_path = dir.File("dtx.db");
+  EXPECT_THAT(OpenEmbeddedCoordinator(options, embedded),
+              StatusIs(StatusCode::kInvalidArgument, "io_threads"));
+  EXPECT_FALSE(std::filesystem::exists(embedded.journal_path));
+}
+
+TEST(EmbeddedTest, KeepsTransactionsInTheJournalAtJournalPath) {
+  TempDir dir;
+  EmbeddedOptions embedded;
+  embedded.journal_path = dir.File("dtx.db");
+  embedded.durable_on_power_loss = false;
+  std::string gid;
+  {
+    ASSERT_OK_AND_ASSIGN(auto dtm,
+                         OpenEmbeddedCoordinator(Options(), embedded));
+    ASSERT_OK_AND_ASSIGN(gid, dtm->NewGid());
+    ASSERT_OK(Saga(*dtm, gid).Add("", "", "").WaitResult(true).Submit());
+    dtm->Shutdown();
+  }
+  EXPECT_TRUE(std::filesystem::exists(embedded.journal_path));
+  ASSERT_OK_AND_ASSIGN(auto reopened,
+                       OpenEmbeddedCoordinator(Options(), embedded));
+  ASSERT_OK_AND_ASSIGN(auto found, reopened->Query(gid));
+  EXPECT_EQ(found.trans.status, TransStatus::kSucceed);
+  reopened->Shutdown();
+}
+
+TEST(EmbeddedTest, TargetNeedsTheKratosDriver) {
+  TempDir dir;
+  EmbeddedOptions embedded;
+  embedded.journal_path = dir.File("dtx.db");
+  embedded.target = "discovery://127.0.0.1:2379/dtmservice";
+  EXPECT_THAT(OpenEmbeddedCoordinator(Options(), embedded),
+              StatusIs(StatusCode::kInvalidArgument, "dtm-driver-kratos"));
+}
+
+}  // namespace
+}  // namespace dtx

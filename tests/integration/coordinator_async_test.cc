@@ -1,0 +1,129 @@
+// The callback forms of the coordinator's API: they return before anything
+// waits, every callback runs exactly once, and Shutdown answers the callbacks
+// still waiting.
+
+#include "coordinator_test_util.h"
+
+#include <future>
+#include <thread>
+
+namespace dtx::testing {
+namespace {
+
+class CoordinatorAsyncTest : public CoordinatorTest {
+ protected:
+  // `method` answers OK once the test releases it; `reached` is set when the
+  // first call arrives.
+  void HoldBranch(const std::string& method) {
+    auto release = release_.get_future().share();
+    auto reached = std::make_shared<std::promise<void>>();
+    reached_ = reached->get_future();
+    auto first = std::make_shared<std::atomic<bool>>(true);
+    busi_->SetHandler(method, [release, reached, first](const ReceivedCall&) {
+      if (first->exchange(false)) reached->set_value();
+      release.wait();
+      return TestReply::Ok();
+    });
+  }
+  void TearDown() override {
+    if (!released_) release_.set_value();
+    CoordinatorTest::TearDown();
+  }
+  void Release() {
+    released_ = true;
+    release_.set_value();
+  }
+
+  TransRequest SagaRequest(const std::string& gid, const std::string& url) {
+    TransRequest req;
+    req.gid = gid;
+    req.trans_type = TransType::kSaga;
+    req.options.wait_result = true;
+    req.steps = {{url, ""}};
+    req.payloads = {"p"};
+    return req;
+  }
+
+  std::promise<void> release_;
+  bool released_ = false;
+  std::future<void> reached_;
+};
+
+TEST_F(CoordinatorAsyncTest, SubmitAsyncReturnsBeforeTheBranchAnswers) {
+  HoldBranch("/busi.Busi/Slow");
+  std::promise<Status> answered;
+  dtm_->SubmitAsync(SagaRequest("async-slow", Url("/busi.Busi/Slow")),
+                    [&](Status s) { answered.set_value(std::move(s)); });
+  // Returned, and the branch was reached: the callback is still waiting.
+  reached_.wait();
+  auto answer = answered.get_future();
+  EXPECT_EQ(answer.wait_for(std::chrono::seconds(0)),
+            std::future_status::timeout);
+  // Unrelated requests go on meanwhile, on the same io thread.
+  EXPECT_OK(dtm_->NewGid());
+  EXPECT_OK(
+      Saga(*dtm_, "async-fast").Add("", "", "").WaitResult(true).Submit());
+  EXPECT_EQ(Global("async-fast").status, TransStatus::kSucceed);
+  Release();
+  EXPECT_OK(answer.get());
+  EXPECT_EQ(Global("async-slow").status, TransStatus::kSucceed);
+}
+
+TEST_F(CoordinatorAsyncTest, EveryCallbackRunsOnceEvenForRefusedRequests) {
+  std::atomic<int> calls{0};
+  Status last;
+  auto count = [&](Status s) {
+    last = std::move(s);
+    ++calls;
+  };
+  TransRequest bad = SagaRequest("", "");  // no gid
+  dtm_->SubmitAsync(bad, count);
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_THAT(last, StatusIs(StatusCode::kInvalidArgument));
+  TransRequest xa = SagaRequest("async-xa", "");
+  xa.trans_type = TransType::kXa;
+  dtm_->PrepareAsync(xa, count);
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_THAT(last, StatusIs(StatusCode::kUnimplemented));
+
+  std::promise<Result<TransWithBranches>> found;
+  dtm_->QueryAsync("async-unknown", [&](Result<TransWithBranches> r) {
+    found.set_value(std::move(r));
+  });
+  EXPECT_THAT(found.get_future().get().status(),
+              StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(CoordinatorAsyncTest, ShutdownAnswersTheCallbacksStillWaiting) {
+  HoldBranch("/busi.Busi/Hang");
+  std::atomic<int> calls{0};
+  std::promise<Status> answered;
+  dtm_->SubmitAsync(SagaRequest("async-hang", Url("/busi.Busi/Hang")),
+                    [&](Status s) {
+                      ++calls;
+                      answered.set_value(std::move(s));
+                    });
+  reached_.wait();
+  dtm_->Shutdown();
+  // Answered by the time Shutdown returned, exactly once, and not as a
+  // success: the saga is still submitted in the journal.
+  auto answer = answered.get_future();
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(0)),
+            std::future_status::ready);
+  const Status s = answer.get();
+  EXPECT_FALSE(s.ok()) << s;
+  EXPECT_TRUE(s.code() == StatusCode::kUnavailable ||
+              s.code() == StatusCode::kFailedPrecondition)
+      << s;
+  EXPECT_EQ(calls.load(), 1);
+  // After Shutdown, a request is answered at once.
+  std::promise<Status> late;
+  dtm_->SubmitAsync(SagaRequest("async-late", ""),
+                    [&](Status st) { late.set_value(std::move(st)); });
+  EXPECT_THAT(late.get_future().get(), StatusIs(StatusCode::kUnavailable));
+  Release();
+  EXPECT_EQ(calls.load(), 1);
+}
+
+}  // namespace
+}  // namespace dtx::testing

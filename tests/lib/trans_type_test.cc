@@ -1,0 +1,118 @@
+// The table of modes and what each processor admits: the part of a mode that
+// needs no coordinator (the processing itself is tested through the
+// coordinator in tests/integration).
+
+#include "trans_type.h"
+
+#include "status_matchers.h"
+
+#include <gtest/gtest.h>
+
+namespace dtx::internal {
+namespace {
+
+using ::dtx::testing::StatusIs;
+
+TEST(TransTypeTest, EveryModeDtxRunsHasItsProcessor) {
+  for (TransType t : {TransType::kSaga, TransType::kTcc, TransType::kMsg}) {
+    const TransProcessor* p = ProcessorFor(t);
+    ASSERT_NE(p, nullptr) << ToString(t);
+    EXPECT_EQ(p->type(), t);
+  }
+  EXPECT_EQ(ProcessorFor(TransType::kXa), nullptr);
+  EXPECT_EQ(ProcessorFor(TransType::kWorkflow), nullptr);
+}
+
+TEST(TransTypeTest, SubmitAdmission) {
+  const auto& saga = SagaProcessor();
+  const auto& tcc = TccProcessor();
+  const auto& msg = MsgProcessor();
+  EXPECT_TRUE(saga.SubmitCreates());
+  EXPECT_TRUE(msg.SubmitCreates());
+  EXPECT_FALSE(tcc.SubmitCreates());
+  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kPrepared), SubmitAdmission::kRefuse);
+  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kSubmitted),
+            SubmitAdmission::kContinue);
+  for (const TransProcessor* p : {&tcc, &msg}) {
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kPrepared), SubmitAdmission::kDecide);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kSubmitted),
+              SubmitAdmission::kContinue);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kAborting), SubmitAdmission::kRefuse);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kFailed), SubmitAdmission::kRefuse);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kSucceed), SubmitAdmission::kRefuse);
+  }
+}
+
+TEST(TransTypeTest, AbortAdmission) {
+  const auto& tcc = TccProcessor();
+  const auto& msg = MsgProcessor();
+  EXPECT_EQ(tcc.AdmitAbort(TransStatus::kPrepared), AbortAdmission::kRollBack);
+  EXPECT_EQ(tcc.AdmitAbort(TransStatus::kAborting), AbortAdmission::kContinue);
+  EXPECT_EQ(tcc.AdmitAbort(TransStatus::kSubmitted), AbortAdmission::kRefuse);
+  EXPECT_EQ(msg.AdmitAbort(TransStatus::kPrepared), AbortAdmission::kFail);
+  EXPECT_EQ(msg.AdmitAbort(TransStatus::kSubmitted), AbortAdmission::kRefuse);
+  for (TransStatus s : {TransStatus::kPrepared, TransStatus::kSubmitted,
+                        TransStatus::kAborting}) {
+    EXPECT_EQ(SagaProcessor().AdmitAbort(s), AbortAdmission::kRefuse);
+  }
+}
+
+TEST(TransTypeTest, TimeoutRules) {
+  ModeDefaults defaults;
+  defaults.timeout_to_fail = std::chrono::seconds(35);
+  TransOptions none;
+  TransOptions own;
+  own.timeout_to_fail = std::chrono::seconds(7);
+  // dtm: a saga times out only with its own TimeoutToFail.
+  EXPECT_EQ(SagaProcessor().TimeoutOf(none, defaults).count(), 0);
+  EXPECT_EQ(SagaProcessor().TimeoutOf(own, defaults).count(), 7);
+  for (const TransProcessor* p : {&TccProcessor(), &MsgProcessor()}) {
+    EXPECT_EQ(p->TimeoutOf(none, defaults).count(), 35);
+    EXPECT_EQ(p->TimeoutOf(own, defaults).count(), 7);
+  }
+}
+
+// What a registered branch becomes, and the refusals that name the mode.
+TEST(TransTypeTest, BranchRowsOfRequests) {
+  BranchRegistration b;
+  b.gid = "g";
+  b.branch_id = "01";
+  b.payload = "p";
+  class NoUrls final : public BranchClient {
+   public:
+    void Call(BranchRequest, Executor, Callback) override {}
+    Status ValidateUrl(std::string_view) override { return Status::Ok(); }
+    void Shutdown() override {}
+  } client;
+  auto rows = TccProcessor().RegisteredBranches(b, client);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].op, BranchOp::kCancel);
+  EXPECT_EQ((*rows)[1].op, BranchOp::kConfirm);
+  EXPECT_EQ((*rows)[1].bin_data, "p");
+  EXPECT_THAT(SagaProcessor().RegisteredBranches(b, client).status(),
+              StatusIs(StatusCode::kInvalidArgument, "want tcc"));
+  TransRequest saga_prepare;
+  saga_prepare.trans_type = TransType::kSaga;
+  EXPECT_THAT(SagaProcessor().PrepareBranches(saga_prepare, client).status(),
+              StatusIs(StatusCode::kInvalidArgument, "no prepare phase"));
+  TransRequest msg;
+  msg.trans_type = TransType::kMsg;
+  msg.steps = {{"", "x"}};  // a compensate: msg steps have none
+  EXPECT_THAT(MsgProcessor().SubmitBranches(msg, client).status(),
+              StatusIs(StatusCode::kInvalidArgument, "no compensate"));
+  msg.steps = {{"a1", ""}, {"a2", ""}};
+  auto msg_rows = MsgProcessor().SubmitBranches(msg, client);
+  ASSERT_TRUE(msg_rows.ok());
+  ASSERT_EQ(msg_rows->size(), 2u);
+  EXPECT_EQ((*msg_rows)[1].branch_id, "02");
+  TransRequest saga;
+  saga.trans_type = TransType::kSaga;
+  saga.steps = {{"a1", "c1"}};
+  saga.custom_data = R"({"orders":{"0":[0]},"concurrent":true})";
+  EXPECT_THAT(SagaProcessor().SubmitBranches(saga, client).status(),
+              StatusIs(StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace dtx::internal

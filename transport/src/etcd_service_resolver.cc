@@ -1,0 +1,192 @@
+// EtcdServiceResolver: the addresses of Kratos services registered in etcd,
+// for discovery:// branch URLs. One worker thread lists each service asked
+// for and keeps a prefix watch on it; a watch event marks the service for a
+// new listing, and each listing swaps in a new immutable address set.
+
+#include "dtx/transport/kratos_registry.h"
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace dtx {
+
+struct EtcdServiceResolver::Impl {
+  struct Service {
+    AddressSet set;  // last non-empty set, or null
+    bool listed = false;
+    bool dirty = true;  // must be listed again
+    bool watching = false;
+    std::unique_ptr<EtcdWatch> watch;
+  };
+
+  std::shared_ptr<EtcdClient> etcd;
+  Options options;
+  std::shared_ptr<Logger> logger;
+  std::mutex mu;
+  std::condition_variable cv;  // work for the worker, or a listing done
+  std::map<std::string, Service> services;  // guarded by mu
+  bool stop = false;                        // guarded by mu
+  std::thread worker;
+
+  // Lists `name` and returns its addresses (sorted, unique) and revision.
+  Result<std::pair<std::vector<std::string>, int64_t>> List(
+      const std::string& name) {
+    DTX_ASSIGN_OR_RETURN(EtcdRange range,
+                         etcd->GetPrefix(options.ns + "/" + name + "/"));
+    std::set<std::string> addresses;
+    for (const auto& kv : range.kvs) {
+      auto instance = DecodeServiceInstance(kv.value);
+      if (!instance.ok()) {
+        DTX_LOG(logger, LogLevel::kWarn,
+                "registry: skipping " << kv.key << ": " << instance.status());
+        continue;
+      }
+      if (instance->name != name) continue;  // Kratos filters by name too
+      auto address = PickGrpcEndpoint(*instance);
+      if (!address) {
+        DTX_LOG(
+            logger, LogLevel::kWarn,
+            "registry: skipping " << kv.key << ": no plain grpc:// endpoint");
+        continue;
+      }
+      addresses.insert(*address);
+    }
+    return std::make_pair(
+        std::vector<std::string>(addresses.begin(), addresses.end()),
+        range.revision);
+  }
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stop) {
+      std::vector<std::string> todo;
+      for (auto& [name, s] : services) {
+        if (s.dirty || !s.watching) todo.push_back(name);
+      }
+      if (todo.empty()) {
+        cv.wait_for(lock, std::chrono::seconds(10));
+        continue;
+      }
+      lock.unlock();
+      bool failed = false;
+      for (const std::string& name : todo) failed = !Refresh(name) || failed;
+      lock.lock();
+      // Back off while etcd is unreachable.
+      if (failed && !stop) cv.wait_for(lock, std::chrono::seconds(1));
+    }
+  }
+
+  // Lists `name` and (re)starts its watch if needed. Called without `mu`.
+  bool Refresh(const std::string& name) {
+    std::unique_ptr<EtcdWatch> old;
+    bool need_watch = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      Service& s = services[name];
+      s.dirty = false;
+      need_watch = !s.watching;
+      if (need_watch) old = std::move(s.watch);
+    }
+    old.reset();  // outside the lock: its callbacks take the lock
+    auto listed = List(name);
+    if (!listed.ok()) {
+      DTX_LOG(logger, LogLevel::kWarn,
+              "registry: listing '" << name << "': " << listed.status());
+      std::lock_guard<std::mutex> lock(mu);
+      services[name].dirty = true;
+      return false;
+    }
+    std::unique_ptr<EtcdWatch> watch;
+    if (need_watch) {
+      auto w = etcd->WatchPrefix(
+          options.ns + "/" + name + "/", listed->second + 1,
+          [this, name](const std::vector<EtcdEvent>&, int64_t) {
+            std::lock_guard<std::mutex> lock(mu);
+            services[name].dirty = true;
+            cv.notify_all();
+          },
+          [this, name](const Status& s) {
+            DTX_LOG(logger, LogLevel::kWarn,
+                    "registry: watch of '" << name << "' ended: " << s);
+            std::lock_guard<std::mutex> lock(mu);
+            services[name].watching = false;
+            cv.notify_all();
+          });
+      if (w.ok()) watch = std::move(w).value();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    Service& s = services[name];
+    if (!listed->first.empty()) {
+      s.set = std::make_shared<const std::vector<std::string>>(
+          std::move(listed->first));
+    }
+    s.listed = true;
+    if (watch) {
+      s.watch = std::move(watch);
+      s.watching = true;
+    }
+    cv.notify_all();
+    return true;
+  }
+};
+
+EtcdServiceResolver::EtcdServiceResolver(std::shared_ptr<EtcdClient> etcd,
+                                         Options options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->etcd = std::move(etcd);
+  impl_->logger = options.logger ? options.logger : NewNullLogger();
+  impl_->options = std::move(options);
+  Impl* raw = impl_.get();
+  impl_->worker = std::thread([raw] { raw->Run(); });
+}
+
+EtcdServiceResolver::~EtcdServiceResolver() {
+  std::map<std::string, Impl::Service> services;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  impl_->worker.join();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    services.swap(impl_->services);
+  }
+  // The watches are cancelled (and their threads joined) here, unlocked.
+}
+
+Result<AddressSet> EtcdServiceResolver::Resolve(const std::string& service) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  auto& s = impl_->services[service];  // registers it with the worker
+  if (!s.listed) {
+    impl_->cv.notify_all();
+    impl_->cv.wait_for(lock, impl_->options.first_lookup_timeout, [&] {
+      return impl_->services[service].listed || impl_->stop;
+    });
+  }
+  const auto& now = impl_->services[service];
+  if (!now.set) {
+    return UnavailableError("registry: service '" + service +
+                            "' has no instance with a " + "grpc:// endpoint" +
+                            (now.listed ? "" : " (etcd did not answer)"));
+  }
+  return now.set;
+}
+
+Result<std::shared_ptr<EtcdServiceResolver>> EtcdServiceResolver::Connect(
+    std::vector<std::string> etcd_endpoints, Options options) {
+  EtcdClientOptions etcd_options;
+  etcd_options.endpoints = std::move(etcd_endpoints);
+  DTX_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> etcd,
+                       EtcdClient::Create(etcd_options));
+  return std::make_shared<EtcdServiceResolver>(
+      std::shared_ptr<EtcdClient>(std::move(etcd)), std::move(options));
+}
+
+}  // namespace dtx
