@@ -28,9 +28,9 @@ class DtmServerTest : public ::testing::Test {
   void SetUp() override {
     busi_ = BranchTestServer::Start();
     Options options;
-    options.journal_path = dir_.File("dtx.db");
     options.request_timeout = std::chrono::seconds(600);
     EmbeddedOptions embedded;
+    embedded.journal_path = dir_.File("dtx.db");
     embedded.durable_on_power_loss = false;
     auto coordinator = OpenEmbeddedCoordinator(options, embedded);
     ASSERT_OK(coordinator);
