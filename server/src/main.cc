@@ -15,11 +15,9 @@
 #include "dtx/version.h"
 
 #include <CLI/CLI.hpp>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <pthread.h>
 #include <thread>
 
@@ -155,28 +153,10 @@ int main(int argc, char** argv) {
     std::fputs("dtx-server: second signal; exiting at once\n", stderr);
     std::_Exit(1);
   }).detach();
-  // Requests still running after ShutdownGrace wait in the coordinator (a
-  // WaitResult pass, a slow branch); shutting the coordinator down answers
-  // them UNAVAILABLE so that the server can finish. Their transactions stay
-  // in the journal.
-  std::mutex mu;
-  std::condition_variable drained_cv;
-  bool drained = false;
-  std::thread enforcer([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!drained_cv.wait_for(lock, config.shutdown_grace,
-                             [&] { return drained; })) {
-      lock.unlock();
-      (*coordinator)->Shutdown();
-    }
-  });
+  // Requests still waiting for the coordinator after ShutdownGrace (a
+  // WaitResult pass, a slow branch) are answered UNAVAILABLE by the server;
+  // their transactions stay in the journal. Then the coordinator stops.
   (*server)->Shutdown(config.shutdown_grace);
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    drained = true;
-  }
-  drained_cv.notify_all();
-  enforcer.join();
   (*coordinator)->Shutdown();
   DTX_LOG(logger, dtx::LogLevel::kInfo, "dtx-server: stopped");
   return 0;

@@ -283,7 +283,7 @@ TEST_F(ServerProcessTest, SigtermEndsRequestsStillRunningAfterTheGrace) {
   (*server)->Kill(SIGTERM);
   EXPECT_EQ((*server)->Wait(), 0);
   client.join();
-  EXPECT_FALSE(submitted.ok());
+  EXPECT_THAT(submitted, StatusIs(StatusCode::kUnavailable, "shutdown grace"));
   // The saga is still in the journal, to be resumed by the next start.
   auto restarted = DtxServerProcess::Start(Config());
   ASSERT_OK(restarted);
