@@ -78,6 +78,26 @@ std::shared_ptr<TransRuntime> Engine::Activate(TransWithBranches data,
   return slot;
 }
 
+std::shared_ptr<TransRuntime> Engine::NewRuntime(TransWithBranches data,
+                                                 const TransOptions* opts) {
+  const TransProcessor* processor = ProcessorFor(data.trans.trans_type);
+  if (processor == nullptr) return nullptr;
+  return std::make_shared<TransRuntime>(*this, asio::make_strand(io),
+                                        *processor, std::move(data), opts);
+}
+
+std::shared_ptr<TransRuntime> Engine::Register(
+    std::shared_ptr<TransRuntime> rt) {
+  MutexLock lock(&mu);
+  auto& slot = active[rt->trans().gid];
+  if (!slot) slot = std::move(rt);
+  return slot;
+}
+
+Executor Engine::OnIo() {
+  return [this](std::function<void()> fn) { asio::post(io, std::move(fn)); };
+}
+
 void Engine::Forget(const TransRuntime& rt, bool finished, TimePoint next) {
   {
     MutexLock lock(&mu);
@@ -311,10 +331,11 @@ void Coordinator::RetryNowAsync(std::string gid, StatusCallback done) {
     return done(Status::Ok());
   }
   auto reply = NewReply<Status>(c, std::move(done));
-  c.journal->MakeDue(gid, c.clock->Now(), [&c, reply](Status s) {
-    if (s.ok()) asio::post(c.sched, [&c] { c.Poll(); });
-    reply->Set(std::move(s));
-  });
+  c.journal->MakeDue(gid, c.clock->Now(),
+                     WriteDone(c.OnIo(), [&c, reply](Status s) {
+                       if (s.ok()) asio::post(c.sched, [&c] { c.Poll(); });
+                       reply->Set(std::move(s));
+                     }));
 }
 
 Status Coordinator::RetryNow(const std::string& gid) {

@@ -201,33 +201,34 @@ void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
   TransWithBranches data{t, *branches};  // for the prepared cache
   c.journal->SaveNew(
       std::move(t), std::move(branches).value(),
-      [&c, reply, data = std::move(data)](Status s) mutable {
-        if (s.code() == StatusCode::kAlreadyExists) {
-          // Prepared again: fine while it is prepared.
-          c.Read([&c, reply, gid = data.trans.gid] {
-            auto existing = c.journal->Find(gid);
-            if (!existing.ok()) return reply->Set(existing.status());
-            if (existing->trans.status == TransStatus::kPrepared)
-              return reply->Set(Status::Ok());
-            reply->Set(
-                AbortedError("current status '" +
-                             std::string(ToString(existing->trans.status)) +
-                             "', cannot prepare"));
-          });
-          return;
-        }
-        if (s.ok()) {
-          DTX_LOG(c.logger, LogLevel::kInfo,
-                  "gid=" << data.trans.gid << " "
-                         << ToString(data.trans.trans_type) << " prepared");
-          internal::MutexLock lock(&c.prepared_mu);
-          if (c.prepared.size() < Engine::kMaxPrepared) {
-            const std::string gid = data.trans.gid;
-            c.prepared[gid] = std::move(data);
-          }
-        }
-        reply->Set(std::move(s));
-      });
+      WriteDone(
+          c.OnIo(), [&c, reply, data = std::move(data)](Status s) mutable {
+            if (s.code() == StatusCode::kAlreadyExists) {
+              // Prepared again: fine while it is prepared.
+              c.Read([&c, reply, gid = data.trans.gid] {
+                auto existing = c.journal->Find(gid);
+                if (!existing.ok()) return reply->Set(existing.status());
+                if (existing->trans.status == TransStatus::kPrepared)
+                  return reply->Set(Status::Ok());
+                reply->Set(
+                    AbortedError("current status '" +
+                                 std::string(ToString(existing->trans.status)) +
+                                 "', cannot prepare"));
+              });
+              return;
+            }
+            if (s.ok()) {
+              DTX_LOG(c.logger, LogLevel::kInfo,
+                      "gid=" << data.trans.gid << " "
+                             << ToString(data.trans.trans_type) << " prepared");
+              internal::MutexLock lock(&c.prepared_mu);
+              if (c.prepared.size() < Engine::kMaxPrepared) {
+                const std::string gid = data.trans.gid;
+                c.prepared[gid] = std::move(data);
+              }
+            }
+            reply->Set(std::move(s));
+          }));
 }
 
 void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
@@ -247,45 +248,48 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
   if (!branches.ok()) return done(branches.status());
   GlobalTrans t = NewGlobal(c, **processor, req, TransStatus::kSubmitted);
   auto reply = NewReply<Status>(c, std::move(done));
-  TransWithBranches data{t, *branches};  // for the runtime, once durable
+  // Its runtime is made now, off the journal's thread, and the save
+  // completes on its strand; it enters memory's map only once durable.
+  auto rt = c.NewRuntime(TransWithBranches{t, *branches}, &req.options);
   c.journal->SaveNew(
       std::move(t), std::move(branches).value(),
-      [&c, reply, wait, data = std::move(data), opts = req.options,
-       steps = req.steps.size()](Status s) mutable {
+      WriteDone(rt->executor(), [&c, reply, wait, rt,
+                                 steps = req.steps.size()](Status s) {
+        const std::string& gid = rt->trans().gid;
         {
           internal::MutexLock lock(&c.mu);
           if (c.stopping) {
             // The coordinator shut down meanwhile: no one here will
             // process it now (and its journal may be closed).
             reply->Set(UnavailableError(
-                s.ok() ? "coordinator: shut down; gid " + data.trans.gid +
+                s.ok() ? "coordinator: shut down; gid " + gid +
                              " is in the journal and resumes when a "
                              "coordinator opens it"
-                       : "coordinator: shut down before gid " + data.trans.gid +
+                       : "coordinator: shut down before gid " + gid +
                              " was written"));
             return;
           }
         }
         if (s.code() == StatusCode::kAlreadyExists) {
-          return SubmitExisting(c, data.trans.gid, wait, reply);
+          return SubmitExisting(c, gid, wait, reply);
         }
         if (!s.ok()) return reply->Set(std::move(s));
         DTX_LOG(c.logger, LogLevel::kInfo,
-                "gid=" << data.trans.gid << " "
-                       << ToString(data.trans.trans_type) << " submitted with "
-                       << steps << " step(s)");
-        bool created = false;
-        auto rt = c.Activate(std::move(data), &created, &opts);
+                "gid=" << gid << " " << ToString(rt->trans().trans_type)
+                       << " submitted with " << steps << " step(s)");
+        auto active = c.Register(rt);
         if (!wait) reply->Set(Status::Ok());
-        rt->Post([rt, wait, reply] {
+        auto start = [active, wait, reply] {
           if (wait) {
-            rt->AddWaiter([reply](const GlobalTrans& g, bool stopped) {
+            active->AddWaiter([reply](const GlobalTrans& g, bool stopped) {
               reply->Set(OutcomeOfSubmit(g, stopped));
             });
           }
-          rt->Advance();
-        });
-      });
+          active->Advance();
+        };
+        if (active == rt) return start();
+        active->Post(start);  // loaded by another request meanwhile
+      }));
 }
 
 void Coordinator::AbortAsync(TransRequest req, StatusCallback done) {
@@ -357,9 +361,9 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
   std::vector<Branch> cached = *rows;
   c.journal->AppendBranches(
       b.gid, TransStatus::kPrepared, std::move(rows).value(),
-      [&c, reply, gid = b.gid, cached = std::move(cached),
-       confirm = b.confirm_url, cancel = b.cancel_url,
-       branch_id = b.branch_id](Status s) mutable {
+      WriteDone(c.OnIo(), [&c, reply, gid = b.gid, cached = std::move(cached),
+                           confirm = b.confirm_url, cancel = b.cancel_url,
+                           branch_id = b.branch_id](Status s) mutable {
         if (s.code() == StatusCode::kFailedPrecondition) {
           return reply->Set(AbortedError("no trans with gid: " + gid +
                                          " status: prepared found"));
@@ -377,7 +381,7 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
           }
         }
         reply->Set(std::move(s));
-      });
+      }));
 }
 
 void Coordinator::QueryAsync(std::string gid,

@@ -116,6 +116,15 @@ struct Engine {
   // when dtx does not run the transaction's mode.
   std::shared_ptr<TransRuntime> Activate(TransWithBranches data, bool* created,
                                          const TransOptions* opts = nullptr);
+  // A runtime not yet in memory's map, for a transaction being saved: its
+  // strand is where the save completes. Null when dtx does not run its mode.
+  std::shared_ptr<TransRuntime> NewRuntime(TransWithBranches data,
+                                           const TransOptions* opts);
+  // Puts `rt` in the map, or returns the runtime already there.
+  std::shared_ptr<TransRuntime> Register(std::shared_ptr<TransRuntime> rt);
+  // Runs closures on an io thread: for journal completions that answer a
+  // caller, so that the journal's writer only hands them over.
+  Executor OnIo();
   // The runtime left memory: finished, or due again at `next`.
   void Forget(const TransRuntime& rt, bool finished, TimePoint next);
   // Runs `fn` on the read pool.

@@ -79,14 +79,16 @@ void TransRuntime::Post(std::function<void()> fn) {
   asio::post(strand_, std::move(fn));
 }
 
-std::function<void(Status)> TransRuntime::OnStrand(
-    std::function<void(Status)> fn) {
-  // The closure keeps the runtime alive until `fn` has run.
-  return [self = shared_from_this(), fn = std::move(fn)](Status s) mutable {
+Executor TransRuntime::executor() {
+  // Each closure keeps the runtime alive until it has run.
+  return [self = shared_from_this()](std::function<void()> fn) {
     TransRuntime* rt = self.get();
-    rt->Post([self = std::move(self), fn = std::move(fn),
-              s = std::move(s)]() mutable { fn(std::move(s)); });
+    rt->Post([self, fn = std::move(fn)] { fn(); });
   };
+}
+
+WriteDone TransRuntime::OnStrand(std::function<void(Status)> fn) {
+  return WriteDone(executor(), std::move(fn));
 }
 
 bool TransRuntime::any_in_flight() const {

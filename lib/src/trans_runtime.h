@@ -54,6 +54,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
 
   // Runs `fn` on the strand. Any thread.
   void Post(std::function<void()> fn);
+  // Runs closures on the strand, keeping the runtime alive until they have
+  // run: what journal writes and branch calls complete through.
+  Executor executor();
 
   // Entry points.
   // Processes until nothing more can be done now, then leaves memory if
@@ -137,7 +140,7 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   void Reload(TransStatus to, std::string reason,
               std::function<void(Status)> on_durable);
   // A journal completion that continues on the strand.
-  std::function<void(Status)> OnStrand(std::function<void(Status)> fn);
+  WriteDone OnStrand(std::function<void(Status)> fn);
   bool OnStrandNow() const;
 
   Engine& engine_;

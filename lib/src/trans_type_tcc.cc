@@ -10,8 +10,6 @@
 // the rows this runtime knows, so that a branch registered meanwhile (from
 // any process) is never left out.
 
-#include "dtx/limits.h"
-
 #include "trans_runtime.h"
 #include "trans_type.h"
 
@@ -41,11 +39,11 @@ class Tcc final : public TransProcessor {
 
   Result<std::vector<Branch>> RegisteredBranches(
       const BranchRegistration& b, BranchClient& client) const override {
-    DTX_RETURN_IF_ERROR(ValidateBranchId(b.branch_id));
+    // The branch id and payload limits are the journal's to check, once,
+    // when it appends the rows (journal.h); the URLs are the client's.
     for (const std::string* url : {&b.confirm_url, &b.cancel_url}) {
       if (!url->empty()) DTX_RETURN_IF_ERROR(client.ValidateUrl(*url));
     }
-    DTX_RETURN_IF_ERROR(ValidatePayload(b.payload));
     Branch cancel;
     cancel.branch_id = b.branch_id;
     cancel.op = BranchOp::kCancel;

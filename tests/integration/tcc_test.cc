@@ -1,5 +1,7 @@
 // TCC through the embedded coordinator (dtm-semantics.md §1.5.4, §2.2, §2.5).
 
+#include "dtx/limits.h"
+
 #include "coordinator_test_util.h"
 
 #include <gmock/gmock.h>
@@ -235,6 +237,37 @@ TEST_F(TccTest, BranchesRegisteredElsewhereAreNotMissed) {
   EXPECT_EQ(busi_->CallCount("/busi.Busi/Confirm2"), 1u);
   EXPECT_EQ(Global(req.gid).status, TransStatus::kSucceed);
   other->Shutdown();
+}
+
+}  // namespace
+}  // namespace dtx::testing
+
+namespace dtx::testing {
+namespace {
+
+// Limits are the journal's to check (once, when the rows are appended): a
+// registration over them is refused and leaves the transaction as it was.
+TEST_F(TccTest, ARegistrationOverTheLimitsIsRefusedAndWritesNothing) {
+  TransRequest req = TccRequest("tcc-limits");
+  ASSERT_OK(dtm_->Prepare(req));
+  BranchRegistration b;
+  b.gid = req.gid;
+  b.branch_id = std::string(kMaxBranchIdBytes + 1, 'b');
+  b.confirm_url = Url("/busi.Busi/Confirm");
+  b.cancel_url = Url("/busi.Busi/Cancel");
+  EXPECT_THAT(dtm_->RegisterBranch(b),
+              StatusIs(StatusCode::kInvalidArgument, "branch id is 129 bytes"));
+  b.branch_id = "01";
+  b.payload = std::string(kMaxPayloadBytes + 1, 'p');
+  EXPECT_THAT(dtm_->RegisterBranch(b),
+              StatusIs(StatusCode::kResourceExhausted));
+  b.branch_id = "";
+  b.payload = "p";
+  EXPECT_THAT(dtm_->RegisterBranch(b), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_TRUE(dtm_->Query(req.gid)->branches.empty());
+  b.branch_id = "01";
+  EXPECT_OK(dtm_->RegisterBranch(b));
+  EXPECT_EQ(dtm_->Query(req.gid)->branches.size(), 2u);
 }
 
 }  // namespace

@@ -398,15 +398,11 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
       });
 }
 
+// Validation builds the URL's route and keeps it, so that the calls of the
+// branch find it parsed: a URL is parsed once, not at admission and again at
+// each call.
 Status GrpcBranchClient::ValidateUrl(std::string_view url) {
-  DTX_ASSIGN_OR_RETURN(BranchUrl parts, SplitBranchUrl(url));
-  DTX_ASSIGN_OR_RETURN(BranchTarget target,
-                       ParseBranchServer(parts.server, impl_->options.driver));
-  if (target.kind == BranchTarget::Kind::kService && !impl_->options.resolver) {
-    return FailedPreconditionError("branch url '" + std::string(url) +
-                                   "': no service registry is configured");
-  }
-  return Status::Ok();
+  return impl_->GetRoute(std::string(url)).status();
 }
 
 void GrpcBranchClient::Shutdown() {
