@@ -10,16 +10,16 @@
 // hands unfinished transactions back to the journal, exits 0.
 
 #include "dtx/embedded.h"
+#include "dtx/internal/mutex.h"
 #include "dtx/server/server_config.h"
 #include "dtx/transport/dtm_server.h"
 #include "dtx/version.h"
 
 #include <CLI/CLI.hpp>
-#include <condition_variable>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <pthread.h>
 #include <thread>
 
@@ -33,6 +33,30 @@ std::string JoinHostPort(const std::string& host, int64_t port) {
     return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
 }
+
+// Set once the server has finished its requests, for the thread that bounds
+// how long that may take. Thread-safe.
+class Drain {
+ public:
+  void Done() DTX_EXCLUDES(mu_) {
+    dtx::internal::MutexLock lock(&mu_);
+    done_ = true;
+    cv_.SignalAll();
+  }
+  // True once Done() was called, false after `timeout` without it.
+  bool WaitFor(std::chrono::seconds timeout) DTX_EXCLUDES(mu_) {
+    dtx::internal::MutexLock lock(&mu_);
+    return cv_.WaitFor(timeout, [this] {
+      mu_.AssertHeld();
+      return done_;
+    });
+  }
+
+ private:
+  dtx::internal::Mutex mu_;
+  dtx::internal::CondVar cv_{&mu_};
+  bool done_ DTX_GUARDED_BY(mu_) = false;
+};
 
 std::optional<std::string> GetEnv(const std::string& name) {
   const char* value = std::getenv(name.c_str());
@@ -160,23 +184,12 @@ int main(int argc, char** argv) {
   // WaitResult pass, a slow branch); shutting the coordinator down answers
   // them UNAVAILABLE so that the server can finish. Their transactions stay
   // in the journal.
-  std::mutex mu;
-  std::condition_variable drained_cv;
-  bool drained = false;
+  Drain drain;
   std::thread enforcer([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!drained_cv.wait_for(lock, config.shutdown_grace,
-                             [&] { return drained; })) {
-      lock.unlock();
-      (*coordinator)->Shutdown();
-    }
+    if (!drain.WaitFor(config.shutdown_grace)) (*coordinator)->Shutdown();
   });
   (*server)->Shutdown(config.shutdown_grace);
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    drained = true;
-  }
-  drained_cv.notify_all();
+  drain.Done();
   enforcer.join();
   (*coordinator)->Shutdown();
   DTX_LOG(logger, dtx::LogLevel::kInfo, "dtx-server: stopped");
