@@ -4,9 +4,12 @@
 #ifndef DTX_BENCH_BENCH_UTIL_H_
 #define DTX_BENCH_BENCH_UTIL_H_
 
+#include "dtx/internal/mutex.h"
+
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dtx::bench {
@@ -25,6 +28,25 @@ class Latencies {
  private:
   std::vector<double> us_;
   bool sorted_ = false;
+};
+
+// The latencies of a closed loop's threads, each merging its own when it
+// stops. Thread-safe.
+class SharedLatencies {
+ public:
+  void Merge(const Latencies& mine) DTX_EXCLUDES(mu_) {
+    internal::MutexLock lock(&mu_);
+    all_.Merge(mine);
+  }
+  // Everything merged so far; leaves this empty.
+  Latencies Take() DTX_EXCLUDES(mu_) {
+    internal::MutexLock lock(&mu_);
+    return std::exchange(all_, Latencies());
+  }
+
+ private:
+  internal::Mutex mu_;
+  Latencies all_ DTX_GUARDED_BY(mu_);
 };
 
 // "--name value" from argv, or `fallback`.

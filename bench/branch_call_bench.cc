@@ -27,10 +27,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,8 +56,9 @@ Figures ClosedLoop(int inflight, double seconds, StartCall start_call) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> completed{0};
   std::atomic<int> running{inflight};
-  std::mutex mu;
-  std::condition_variable cv;
+  // Wakes this thread when the last call has completed.
+  internal::Mutex mu;
+  internal::CondVar cv(&mu);
   std::function<void(std::size_t)> issue = [&](std::size_t i) {
     slots[i].started = SteadyClock::now();
     start_call([&, i](bool ok) {
@@ -72,8 +71,8 @@ Figures ClosedLoop(int inflight, double seconds, StartCall start_call) {
       if (!stop.load(std::memory_order_relaxed)) {
         issue(i);
       } else if (--running == 0) {
-        std::lock_guard<std::mutex> lock(mu);
-        cv.notify_all();
+        internal::MutexLock lock(&mu);
+        cv.SignalAll();
       }
     });
   };
@@ -84,8 +83,10 @@ Figures ClosedLoop(int inflight, double seconds, StartCall start_call) {
   f.calls = completed.load();
   f.seconds = std::chrono::duration<double>(SteadyClock::now() - begin).count();
   stop = true;
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return running.load() == 0; });
+  {
+    internal::MutexLock lock(&mu);
+    cv.Wait([&] { return running.load() == 0; });
+  }
   for (auto& s : slots) f.latencies.Merge(s.latencies);
   return f;
 }

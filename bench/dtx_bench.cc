@@ -53,7 +53,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <signal.h>
 #include <stdlib.h>
 #include <string>
@@ -86,8 +85,7 @@ Figures ClosedLoop(int inflight, double seconds,
                    const std::function<bool(int worker, int64_t i)>& one) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> done{0};
-  std::mutex mu;
-  Latencies all;
+  SharedLatencies shared;
   std::vector<std::thread> threads;
   const auto start = SteadyClock::now();
   for (int w = 0; w < inflight; ++w) {
@@ -102,8 +100,7 @@ Figures ClosedLoop(int inflight, double seconds,
         mine.Add(SteadyClock::now() - t0);
         done.fetch_add(1, std::memory_order_relaxed);
       }
-      std::lock_guard<std::mutex> lock(mu);
-      all.Merge(mine);
+      shared.Merge(mine);
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -112,6 +109,7 @@ Figures ClosedLoop(int inflight, double seconds,
       std::chrono::duration<double>(SteadyClock::now() - start).count();
   stop = true;
   for (auto& t : threads) t.join();
+  Latencies all = shared.Take();
   Figures f;
   f.tx_per_s = static_cast<double>(n) / elapsed;
   f.p50_ms = all.Percentile(0.5) / 1000.0;

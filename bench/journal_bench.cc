@@ -23,7 +23,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <stdlib.h>
 #include <string>
 #include <thread>
@@ -59,8 +58,7 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync,
 
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> writes{0};
-  std::mutex mu;
-  Latencies all;
+  SharedLatencies shared;
   std::vector<std::thread> threads;
   const std::string payload(64, 'p');
   for (int w = 0; w < writers; ++w) {
@@ -105,8 +103,7 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync,
         timed(
             [&](WriteDone done) { journal.ChangeStatus(c, std::move(done)); });
       }
-      std::lock_guard<std::mutex> lock(mu);
-      all.Merge(mine);
+      shared.Merge(mine);
     });
   }
   const auto start = Clock::now();
@@ -120,6 +117,7 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync,
   for (auto& t : threads) t.join();
   journal.Close();
 
+  Latencies all = shared.Take();
   RunResult r;
   r.writes_per_second = static_cast<double>(done_writes) / elapsed;
   r.p50_us = all.Percentile(0.50);

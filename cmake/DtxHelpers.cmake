@@ -24,6 +24,17 @@ function(dtx_setup_sanitizers)
   endif()
 endfunction()
 
+# DTX_THREAD_SAFETY_ANALYSIS: clang checks the lock annotations of
+# dtx/internal/mutex.h (DTX_GUARDED_BY, DTX_REQUIRES, ...) in dtx's own
+# targets, and a violation is an error whatever DTX_WERROR says. Other
+# compilers have no such analysis; the option is then ignored, with a warning.
+function(dtx_setup_thread_safety_analysis)
+  if(DTX_THREAD_SAFETY_ANALYSIS AND NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(WARNING "DTX_THREAD_SAFETY_ANALYSIS needs clang; ignored with "
+      "${CMAKE_CXX_COMPILER_ID} (configure with CXX=clang++)")
+  endif()
+endfunction()
+
 # Warnings apply to our own targets only and are never PUBLIC, so hosts do not
 # inherit them.
 function(dtx_target_warnings target)
@@ -32,6 +43,9 @@ function(dtx_target_warnings target)
     -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
   if(DTX_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(DTX_THREAD_SAFETY_ANALYSIS AND CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${target} PRIVATE -Wthread-safety -Werror=thread-safety)
   endif()
 endfunction()
 

@@ -2,6 +2,9 @@
 # Installs every Debian package dtx needs to build, test and run its demos.
 # Idempotent: packages already present are left alone and apt-get update runs at
 # most once per invocation. Run as root (or with sudo available).
+#
+#   scripts/setup.sh           # gcc tool chain and libraries
+#   scripts/setup.sh --clang   # also clang, for CI's -Wthread-safety build
 set -euo pipefail
 
 # Build tool chain and the libraries dtx links against.
@@ -16,6 +19,16 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev
   python3-grpcio python3-protobuf  # tests/server/dtm_protocol_test.py
 )
+
+for arg in "$@"; do
+  case "$arg" in
+    --clang) PACKAGES+=(clang) ;;
+    *)
+      echo "setup: unknown argument: $arg (known: --clang)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,14 +1,14 @@
 #include "branch_test_server.h"
 
+#include "dtx/internal/mutex.h"
+
 #include "dtx_test.grpc.pb.h"
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdlib>
-#include <mutex>
 #include <queue>
 #include <thread>
 
@@ -50,30 +50,48 @@ struct BranchTestServer::Impl : public grpc::CallbackGenericService {
 
   // Runs `fn` after `delay` on the timer thread.
   void After(std::chrono::milliseconds delay, std::function<void()> fn) {
-    std::lock_guard<std::mutex> lock(timer_mu);
+    dtx::internal::MutexLock lock(&timer_mu);
     timers.push({std::chrono::steady_clock::now() + delay, std::move(fn)});
-    timer_cv.notify_one();
+    timer_cv.Signal();
   }
 
+  // Runs each timer when it is due, and every remaining one at once after
+  // Shutdown; returns when none is left after Shutdown.
   void TimerLoop() {
-    std::unique_lock<std::mutex> lock(timer_mu);
+    for (;;) {
+      std::function<void()> fn;
+      {
+        dtx::internal::MutexLock lock(&timer_mu);
+        if (!NextDueTimer(&fn)) return;
+      }
+      fn();
+    }
+  }
+
+  // Waits for the first timer to be due (or for Shutdown) and takes it;
+  // false when stopping with no timer left.
+  bool NextDueTimer(std::function<void()>* fn) DTX_REQUIRES(timer_mu) {
     for (;;) {
       if (timers.empty()) {
-        if (stopping) return;
-        timer_cv.wait(lock);
+        if (stopping) return false;
+        timer_cv.Wait([this] {
+          timer_mu.AssertHeld();
+          return stopping || !timers.empty();
+        });
         continue;
       }
-      auto due = timers.top().when;
-      if (!stopping && std::chrono::steady_clock::now() < due) {
-        timer_cv.wait_until(lock, due);
-        continue;
-      }
-      auto fn = timers.top().fn;
-      timers.pop();
-      lock.unlock();
-      fn();
-      lock.lock();
+      const auto due = timers.top().when;
+      const auto now = std::chrono::steady_clock::now();
+      if (stopping || now >= due) break;
+      // Wakes early for Shutdown or a timer due sooner.
+      timer_cv.WaitFor(due - now, [this, due] {
+        timer_mu.AssertHeld();
+        return stopping || timers.top().when < due;
+      });
     }
+    *fn = timers.top().fn;
+    timers.pop();
+    return true;
   }
 
   struct Timer {
@@ -85,14 +103,14 @@ struct BranchTestServer::Impl : public grpc::CallbackGenericService {
   std::unique_ptr<grpc::Server> server;
   TypedEcho typed;
   int port = 0;
-  mutable std::mutex mu;
-  std::map<std::string, TestHandler> handlers;  // guarded by mu
-  TestHandler default_handler;                  // guarded by mu
-  std::vector<ReceivedCall> calls;              // guarded by mu
-  std::mutex timer_mu;
-  std::condition_variable timer_cv;
-  std::priority_queue<Timer> timers;  // guarded by timer_mu
-  bool stopping = false;              // guarded by timer_mu
+  mutable dtx::internal::Mutex mu;
+  std::map<std::string, TestHandler> handlers DTX_GUARDED_BY(mu);
+  TestHandler default_handler DTX_GUARDED_BY(mu);
+  std::vector<ReceivedCall> calls DTX_GUARDED_BY(mu);
+  dtx::internal::Mutex timer_mu;
+  dtx::internal::CondVar timer_cv{&timer_mu};
+  std::priority_queue<Timer> timers DTX_GUARDED_BY(timer_mu);
+  bool stopping DTX_GUARDED_BY(timer_mu) = false;
   std::thread timer_thread;
   bool shut_down = false;
 };
@@ -119,7 +137,7 @@ class BranchTestServer::Impl::Reactor final
     call.payload = Bytes(request_);
     TestHandler handler;
     {
-      std::lock_guard<std::mutex> lock(server_->mu);
+      dtx::internal::MutexLock lock(&server_->mu);
       server_->calls.push_back(call);
       auto it = server_->handlers.find(call.method);
       if (it != server_->handlers.end()) {
@@ -203,22 +221,22 @@ std::string BranchTestServer::address() const {
 
 void BranchTestServer::SetHandler(const std::string& method,
                                   TestHandler handler) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  dtx::internal::MutexLock lock(&impl_->mu);
   impl_->handlers[method] = std::move(handler);
 }
 
 void BranchTestServer::SetDefaultHandler(TestHandler handler) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  dtx::internal::MutexLock lock(&impl_->mu);
   impl_->default_handler = std::move(handler);
 }
 
 std::vector<ReceivedCall> BranchTestServer::Calls() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  dtx::internal::MutexLock lock(&impl_->mu);
   return impl_->calls;
 }
 
 std::size_t BranchTestServer::CallCount(const std::string& method) const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  dtx::internal::MutexLock lock(&impl_->mu);
   std::size_t n = 0;
   for (const auto& c : impl_->calls) n += c.method == method ? 1 : 0;
   return n;
@@ -229,9 +247,9 @@ void BranchTestServer::Shutdown() {
   impl_->shut_down = true;
   {
     // Delayed answers go out now, so that Shutdown does not wait for them.
-    std::lock_guard<std::mutex> lock(impl_->timer_mu);
+    dtx::internal::MutexLock lock(&impl_->timer_mu);
     impl_->stopping = true;
-    impl_->timer_cv.notify_one();
+    impl_->timer_cv.Signal();
   }
   impl_->timer_thread.join();
   impl_->server->Shutdown(std::chrono::system_clock::now() +

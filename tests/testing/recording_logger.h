@@ -3,9 +3,9 @@
 #ifndef DTX_TESTS_TESTING_RECORDING_LOGGER_H_
 #define DTX_TESTS_TESTING_RECORDING_LOGGER_H_
 
+#include "dtx/internal/mutex.h"
 #include "dtx/logger.h"
 
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,11 +17,11 @@ class RecordingLogger final : public Logger {
   bool ShouldLog(LogLevel) const override { return true; }
   // Each line is "<level> <message>", as a log file would show it.
   void Log(LogLevel level, std::string_view message) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    dtx::internal::MutexLock lock(&mu_);
     lines_.push_back(std::string(ToString(level)) + " " + std::string(message));
   }
   std::vector<std::string> Lines() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    dtx::internal::MutexLock lock(&mu_);
     return lines_;
   }
   // Every line, each ended by a newline.
@@ -32,8 +32,8 @@ class RecordingLogger final : public Logger {
   }
 
  private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
+  mutable dtx::internal::Mutex mu_;
+  std::vector<std::string> lines_ DTX_GUARDED_BY(mu_);
 };
 
 }  // namespace dtx::testing

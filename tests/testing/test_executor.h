@@ -16,12 +16,11 @@
 #define DTX_TESTS_TESTING_TEST_EXECUTOR_H_
 
 #include "dtx/executor.h"
+#include "dtx/internal/mutex.h"
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 namespace dtx::testing {
@@ -38,19 +37,19 @@ class TestExecutor {
   // The thread the closures run on.
   std::thread::id id() const { return thread_.get_id(); }
   // Closures posted so far.
-  std::size_t posted() const;
+  std::size_t posted() const DTX_EXCLUDES(mu_);
   // Blocks until every closure posted before the call has run.
-  void Drain();
+  void Drain() DTX_EXCLUDES(mu_);
 
  private:
-  void Loop();
+  void Loop() DTX_EXCLUDES(mu_);
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // guarded by mu_
-  std::size_t posted_ = 0;                   // guarded by mu_
-  std::size_t ran_ = 0;                      // guarded by mu_
-  bool stop_ = false;                        // guarded by mu_
+  mutable dtx::internal::Mutex mu_;
+  dtx::internal::CondVar cv_{&mu_};
+  std::deque<std::function<void()>> queue_ DTX_GUARDED_BY(mu_);
+  std::size_t posted_ DTX_GUARDED_BY(mu_) = 0;
+  std::size_t ran_ DTX_GUARDED_BY(mu_) = 0;
+  bool stop_ DTX_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
