@@ -293,14 +293,18 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(e)));
 }
 
-void Coordinator::ForceStopAsync(std::string gid, StatusCallback done) {
-  Engine& c = *engine_;
-  Status open = c.CheckOpen();
-  if (!open.ok()) return done(open);
-  auto reply = NewReply<Status>(c, std::move(done));
-  c.WithRuntime(gid, [reply](std::shared_ptr<TransRuntime> rt, Status st) {
+namespace {
+
+void ForceStopOn(Engine& c, std::string gid,
+                 std::shared_ptr<internal::ReplyOnce<Status>> reply) {
+  c.WithRuntime(gid, [&c, gid, reply](std::shared_ptr<TransRuntime> rt,
+                                      Status st) {
     if (!rt) return reply->Set(st);
-    if (IsFinished(rt->trans().status) || rt->deciding()) {
+    if (rt->deciding()) {
+      // Once the decision under way is durable, look again.
+      return rt->WhenSettled([&c, gid, reply] { ForceStopOn(c, gid, reply); });
+    }
+    if (IsFinished(rt->trans().status)) {
       reply->Set(AbortedError("global transaction force stop error. status: " +
                               std::string(ToString(rt->trans().status))));
       rt->MaybeEvict();
@@ -309,6 +313,15 @@ void Coordinator::ForceStopAsync(std::string gid, StatusCallback done) {
     rt->Decide(TransStatus::kFailed, "force stopped",
                [reply](Status s) { reply->Set(s); });
   });
+}
+
+}  // namespace
+
+void Coordinator::ForceStopAsync(std::string gid, StatusCallback done) {
+  Engine& c = *engine_;
+  Status open = c.CheckOpen();
+  if (!open.ok()) return done(open);
+  ForceStopOn(c, std::move(gid), NewReply<Status>(c, std::move(done)));
 }
 
 Status Coordinator::ForceStop(const std::string& gid) {
@@ -389,6 +402,7 @@ void Coordinator::Shutdown() {
     internal::MutexLock lock(&c.mu);
     if (c.stopping) return;
     c.stopping = true;
+    c.closing.store(true, std::memory_order_release);
   }
   DTX_LOG(c.logger, LogLevel::kInfo, "coordinator: shutting down");
   asio::post(c.sched, [&c] { c.poll_timer.cancel(); });

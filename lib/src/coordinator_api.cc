@@ -143,9 +143,15 @@ Status CannotSubmit(TransStatus status) {
 // outcome (whichever error comes first wins).
 void SubmitExisting(Engine& c, std::string gid, bool wait,
                     std::shared_ptr<internal::ReplyOnce<Status>> reply) {
-  c.WithRuntime(gid, [reply, wait](std::shared_ptr<TransRuntime> rt,
-                                   Status st) {
+  c.WithRuntime(gid, [&c, gid, reply, wait](std::shared_ptr<TransRuntime> rt,
+                                            Status st) {
     if (!rt) return reply->Set(st);
+    if (rt->deciding()) {
+      // Another request's decision is under way: admit this one against
+      // the status it leaves.
+      return rt->WhenSettled(
+          [&c, gid, wait, reply] { SubmitExisting(c, gid, wait, reply); });
+    }
     auto outcome = [reply](const GlobalTrans& t, bool stopped) {
       reply->Set(OutcomeOfSubmit(t, stopped));
     };
@@ -221,8 +227,11 @@ void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
               DTX_LOG(c.logger, LogLevel::kInfo,
                       "gid=" << data.trans.gid << " "
                              << ToString(data.trans.trans_type) << " prepared");
+              // Cached only while it has no branch rows (a tcc's prepare):
+              // rows carry payloads of up to 4 MiB each, too much to keep.
               internal::MutexLock lock(&c.prepared_mu);
-              if (c.prepared.size() < Engine::kMaxPrepared) {
+              if (data.branches.empty() &&
+                  c.prepared.size() < Engine::kMaxPrepared) {
                 const std::string gid = data.trans.gid;
                 c.prepared[gid] = std::move(data);
               }
@@ -279,7 +288,11 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
                        << " submitted with " << steps << " step(s)");
         auto active = c.Register(rt);
         if (!wait) reply->Set(Status::Ok());
-        auto start = [active, wait, reply] {
+        auto start = [&c, active, wait, reply] {
+          if (active->evicted()) {
+            // It left memory before this ran: go on from the journal.
+            return SubmitExisting(c, active->trans().gid, wait, reply);
+          }
           if (wait) {
             active->AddWaiter([reply](const GlobalTrans& g, bool stopped) {
               reply->Set(OutcomeOfSubmit(g, stopped));
@@ -292,18 +305,20 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
       }));
 }
 
-void Coordinator::AbortAsync(TransRequest req, StatusCallback done) {
-  Engine& c = *engine_;
-  Status open = c.CheckOpen();
-  if (open.ok()) open = ValidateGid(req.gid);
-  if (open.ok()) open = ValidateText("rollback_reason", req.rollback_reason);
-  if (!open.ok()) return done(open);
-  const bool wait = req.options.wait_result;
-  auto reply = NewReply<Status>(c, std::move(done));
-  c.WithRuntime(req.gid, [reply, wait, type = req.trans_type,
-                          reason = req.rollback_reason](
-                             std::shared_ptr<TransRuntime> rt, Status st) {
+namespace {
+
+void AbortOn(Engine& c, std::string gid, TransType type, std::string reason,
+             bool wait, std::shared_ptr<internal::ReplyOnce<Status>> reply) {
+  c.WithRuntime(gid, [&c, gid, type, reason, wait, reply](
+                         std::shared_ptr<TransRuntime> rt, Status st) {
     if (!rt) return reply->Set(st);
+    if (rt->deciding()) {
+      // Another request's decision is under way: admit this one against
+      // the status it leaves.
+      return rt->WhenSettled([&c, gid, type, reason, wait, reply] {
+        AbortOn(c, gid, type, reason, wait, reply);
+      });
+    }
     const GlobalTrans& t = rt->trans();
     auto cannot = [&] {
       reply->Set(
@@ -343,6 +358,18 @@ void Coordinator::AbortAsync(TransRequest req, StatusCallback done) {
         return cannot();
     }
   });
+}
+
+}  // namespace
+
+void Coordinator::AbortAsync(TransRequest req, StatusCallback done) {
+  Engine& c = *engine_;
+  Status open = c.CheckOpen();
+  if (open.ok()) open = ValidateGid(req.gid);
+  if (open.ok()) open = ValidateText("rollback_reason", req.rollback_reason);
+  if (!open.ok()) return done(open);
+  AbortOn(c, std::move(req.gid), req.trans_type, std::move(req.rollback_reason),
+          req.options.wait_result, NewReply<Status>(c, std::move(done)));
 }
 
 void Coordinator::RegisterBranchAsync(BranchRegistration b,

@@ -55,7 +55,9 @@ class OpenReply {
 class Replies {
  public:
   static Status ShutDown() {
-    return UnavailableError("coordinator: shut down before answering");
+    return UnavailableError(
+        "coordinator: the request was not answered before the coordinator "
+        "shut down");
   }
   // false once closed.
   bool Add(OpenReply* r) DTX_EXCLUDES(mu_) {
@@ -189,6 +191,9 @@ struct Engine {
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups
       DTX_GUARDED_BY(mu);
   bool stopping DTX_GUARDED_BY(mu) = false;
+  // Set with `stopping`, read without the lock on the strands: branch
+  // results from then on are cut short by Shutdown, not answers.
+  std::atomic<bool> closing{false};
   bool shut_down DTX_GUARDED_BY(mu) = false;
 };
 

@@ -20,30 +20,6 @@ T Wait(Start start) {
 
 DtmApi::~DtmApi() = default;
 
-void DtmApi::NewGidAsync(ResultCallback<std::string> done) { done(NewGid()); }
-
-void DtmApi::PrepareAsync(TransRequest request, StatusCallback done) {
-  done(Prepare(request));
-}
-
-void DtmApi::SubmitAsync(TransRequest request, StatusCallback done) {
-  done(Submit(request));
-}
-
-void DtmApi::AbortAsync(TransRequest request, StatusCallback done) {
-  done(Abort(request));
-}
-
-void DtmApi::RegisterBranchAsync(BranchRegistration branch,
-                                 StatusCallback done) {
-  done(RegisterBranch(branch));
-}
-
-void DtmApi::QueryAsync(std::string gid,
-                        ResultCallback<TransWithBranches> done) {
-  done(Query(gid));
-}
-
 Result<std::string> DtmApi::NewGid() {
   return Wait<Result<std::string>>([this](ResultCallback<std::string> done) {
     NewGidAsync(std::move(done));

@@ -114,6 +114,20 @@ void TransRuntime::AddWaiter(Waiter waiter) {
   waiters_.push_back(std::move(waiter));
 }
 
+void TransRuntime::WhenSettled(std::function<void()> request) {
+  DTX_DCHECK(OnStrandNow());
+  if (!deciding()) return request();
+  settled_.push_back(std::move(request));
+}
+
+void TransRuntime::RunSettled() {
+  while (!deciding() && !settled_.empty()) {
+    auto request = std::move(settled_.front());
+    settled_.erase(settled_.begin());
+    request();
+  }
+}
+
 void TransRuntime::ReleaseWaiters(bool stopped) {
   for (auto& w : waiters_) w(trans_, stopped);
   waiters_.clear();
@@ -210,6 +224,10 @@ void TransRuntime::CallExtra(BranchRequest request,
        on_result = std::move(on_result)](BranchResult r) {
         --self->extra_calls_;
         if (self->evicted()) return;
+        if (self->engine_.closing.load(std::memory_order_acquire)) {
+          self->MaybeEvict();  // cut short by Shutdown, as in OnBranchResult
+          return;
+        }
         on_result(std::move(r));
         self->Advance();
       });
@@ -219,6 +237,12 @@ void TransRuntime::OnBranchResult(std::size_t index, BranchResult result) {
   DTX_DCHECK(OnStrandNow());
   if (evicted() || index >= branches_.size()) return;
   progress_[index] = Progress::kIdle;
+  if (engine_.closing.load(std::memory_order_acquire)) {
+    // The call was cut short by Shutdown: not an answer of the branch. It
+    // spends no retry and no back-off; the next coordinator calls again.
+    MaybeEvict();
+    return;
+  }
   processor_.OnBranchResult(*this, index, result);
   Advance();
 }
@@ -303,6 +327,20 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
                           std::function<void(Status)> on_durable) {
   DTX_DCHECK(OnStrandNow());
   DTX_DCHECK(!deciding() && !evicted());
+  if (deciding() || evicted() || IsFinished(trans_.status)) {
+    // Nothing leaves a final status, and one decision at a time: a late
+    // answer (a check-back after an Abort) must not move it.
+    DTX_LOG(engine_.logger, LogLevel::kWarn,
+            "gid=" << trans_.gid << " " << ToString(trans_.status) << " -> "
+                   << ToString(to) << " refused: "
+                   << (deciding() ? "a decision is being made"
+                                  : "the transaction has ended"));
+    if (on_durable) {
+      on_durable(FailedPreconditionError("gid " + trans_.gid + " is " +
+                                         std::string(ToString(trans_.status))));
+    }
+    return;
+  }
   StatusChange change;
   change.gid = trans_.gid;
   change.from = trans_.status;
@@ -365,6 +403,7 @@ void TransRuntime::OnDecided(TransStatus from, TransStatus to,
                    << (reason.empty() ? "" : " reason: ") << reason);
     if (on_durable) on_durable(s);
     Advance();
+    RunSettled();
     return;
   }
   DTX_LOG(engine_.logger, LogLevel::kWarn,
@@ -393,6 +432,7 @@ void TransRuntime::OnDecided(TransStatus from, TransStatus to,
           rt.paused_ = true;
           if (on_durable) on_durable(s);
           rt.Advance();
+          rt.RunSettled();
         });
   });
 }
@@ -453,6 +493,7 @@ void TransRuntime::MaybeEvict() {
                  << (finished ? "" : ", waiting until next retry"));
   engine_.Forget(*this, finished, next);
   ReleaseWaiters(false);
+  RunSettled();  // they start again from the journal
 }
 
 }  // namespace dtx::internal

@@ -3,8 +3,10 @@
 // examples do). Its life cycle is drawn at the top of trans_runtime.cc.
 //
 // Every method runs on the strand (checked in debug builds), except the
-// constructor and Post. Processors (trans_type_<mode>.cc) read the state
-// through the accessors and act through the methods; nothing else touches it.
+// constructor, Post and executor (any thread), and ReleaseWaiters and the
+// accessors, which Shutdown also calls once the io threads have stopped.
+// Processors (trans_type_<mode>.cc) read the state through the accessors and
+// act through the methods; nothing else touches it.
 
 #ifndef DTX_LIB_TRANS_RUNTIME_H_
 #define DTX_LIB_TRANS_RUNTIME_H_
@@ -63,6 +65,11 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // nothing is outstanding.
   void Advance();
   void AddWaiter(Waiter waiter);
+  // Runs `request` now, or, while a decision is being made durable, once it
+  // is (or the runtime leaves memory): a request that would decide (Submit,
+  // Abort, ForceStop) must see the status that decision leaves. `request`
+  // should start again from WithRuntime, as the runtime may have left.
+  void WhenSettled(std::function<void()> request);
   // Makes `to` durable (compare-and-set from the current status), then
   // continues; `reason` becomes the rollback reason when non-empty. A final
   // status with no `on_durable` is written lazily: waiters learn it at once.
@@ -133,6 +140,7 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
 
  private:
   void RunPasses();
+  void RunSettled();
   void OnBranchResult(std::size_t index, BranchResult result);
   void FlushBranches();
   void OnDecided(TransStatus from, TransStatus to, const std::string& reason,
@@ -167,6 +175,7 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   std::optional<TimePoint> wake_at_;
   std::chrono::seconds interval_{0};  // the current retry interval
   std::vector<Waiter> waiters_;
+  std::vector<std::function<void()>> settled_;  // see WhenSettled
 };
 
 }  // namespace dtx::internal

@@ -106,6 +106,9 @@ class Msg final : public TransProcessor {
   static void OnCheckBack(TransRuntime& rt, const BranchResult& r) {
     MsgState& state = rt.mode_state<MsgState>();
     state.checkback_in_flight = false;
+    // Asked while prepared; an Abort or ForceStop may have decided since.
+    // Such an answer is stale: it must not deliver a failed message.
+    if (rt.trans().status != TransStatus::kPrepared || rt.deciding()) return;
     switch (r.outcome) {
       case BranchOutcome::kSuccess:
         rt.Decide(TransStatus::kSubmitted, "");

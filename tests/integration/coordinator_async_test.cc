@@ -125,5 +125,49 @@ TEST_F(CoordinatorAsyncTest, ShutdownAnswersTheCallbacksStillWaiting) {
   EXPECT_EQ(calls.load(), 1);
 }
 
+// Review finding: a check-back that answers after an Abort decided must not
+// deliver the failed message.
+TEST_F(CoordinatorAsyncTest, ACheckBackAnsweringAfterAnAbortDeliversNothing) {
+  HoldBranch("/busi.Busi/QueryPrepared");
+  TransRequest req;
+  req.gid = "async-msg-abort";
+  req.trans_type = TransType::kMsg;
+  req.steps = {{Url("/busi.Busi/Deliver"), ""}};
+  req.payloads = {"p"};
+  req.query_prepared = Url("/busi.Busi/QueryPrepared");
+  req.options.timeout_to_fail = std::chrono::seconds(5);
+  ASSERT_OK(dtm_->Prepare(req));
+  clock_.Advance(std::chrono::seconds(6));
+  std::thread due([&] { EXPECT_OK(dtm_->RunDue()); });
+  reached_.wait();  // the check-back is on the wire
+  ASSERT_OK(dtm_->Abort(req));
+  Release();  // it answers SUCCESS now
+  due.join();
+  dtm_->WaitIdle();
+  EXPECT_EQ(Global(req.gid).status, TransStatus::kFailed);
+  EXPECT_TRUE(Seen("/busi.Busi/Deliver").empty());
+}
+
+// Review finding: calls cut short by Shutdown are not branch answers: they
+// spend no RetryLimit budget and roll nothing back.
+TEST_F(CoordinatorAsyncTest, ShutdownSpendsNoRetryBudget) {
+  HoldBranch("/busi.Busi/Held");
+  TransRequest req = SagaRequest("async-budget", Url("/busi.Busi/Held"));
+  req.options.wait_result = false;
+  req.options.retry_limit = 1;
+  ASSERT_OK(dtm_->Submit(req));
+  reached_.wait();
+  dtm_->Shutdown();
+  Release();
+  Open();
+  const GlobalTrans t = Global(req.gid);
+  EXPECT_EQ(t.status, TransStatus::kSubmitted);
+  EXPECT_EQ(t.retry_count, 0);
+  busi_->SetHandler("/busi.Busi/Held",
+                    [](const ReceivedCall&) { return TestReply::Ok(); });
+  Settle();
+  EXPECT_EQ(Global(req.gid).status, TransStatus::kSucceed);
+}
+
 }  // namespace
 }  // namespace dtx::testing

@@ -544,16 +544,16 @@ void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   if (auto* health = impl_->server->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
-  // gRPC stops accepting calls and waits for those in progress; the table
-  // answers the ones still waiting for the coordinator after the grace.
-  // gRPC's own deadline, a little later, only ends what the table does not
-  // know (health Watch streams).
-  std::thread closer([this, grace] { impl_->calls.Close(grace); });
-  impl_->server->Shutdown(std::chrono::system_clock::now() + grace +
-                          std::chrono::seconds(1));
+  // The table refuses new calls, gives those in progress up to the grace,
+  // and answers the ones still waiting for the coordinator UNAVAILABLE; it
+  // returns as soon as none is left. Then gRPC stops, with a short deadline
+  // that only ends what the table does not know (health Watch streams), so
+  // that an idle client connection does not hold the stop for the grace.
+  impl_->calls.Close(grace);
+  impl_->server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(200));
   impl_->server->Wait();
   impl_->calls.End();
-  closer.join();
 }
 
 }  // namespace dtx

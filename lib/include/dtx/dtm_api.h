@@ -94,33 +94,31 @@ class DTX_CORE_EXPORT DtmApi {
  public:
   virtual ~DtmApi();
 
-  // Callback forms. An implementation overrides either these or the blocking
-  // forms below: the default of each calls the other (a default callback
-  // form blocks its caller). The embedded Coordinator and GrpcDtmClient
-  // implement the callback forms.
-  virtual void NewGidAsync(ResultCallback<std::string> done);
+  // Callback forms, which implementations provide.
+  virtual void NewGidAsync(ResultCallback<std::string> done) = 0;
   // tcc and msg: records the transaction as prepared. Idempotent while it is
   // prepared; kAborted in any other status.
-  virtual void PrepareAsync(TransRequest request, StatusCallback done);
+  virtual void PrepareAsync(TransRequest request, StatusCallback done) = 0;
   // Saga: records and starts it. tcc and msg: commits a prepared one.
   // kAborted when the transaction cannot be submitted.
-  virtual void SubmitAsync(TransRequest request, StatusCallback done);
+  virtual void SubmitAsync(TransRequest request, StatusCallback done) = 0;
   // tcc: rolls back (cancels); msg: fails a prepared message.
-  virtual void AbortAsync(TransRequest request, StatusCallback done);
+  virtual void AbortAsync(TransRequest request, StatusCallback done) = 0;
   // tcc: records a branch's confirm and cancel; only while prepared.
   virtual void RegisterBranchAsync(BranchRegistration branch,
-                                   StatusCallback done);
+                                   StatusCallback done) = 0;
   // The transaction and its branches; kNotFound.
   virtual void QueryAsync(std::string gid,
-                          ResultCallback<TransWithBranches> done);
+                          ResultCallback<TransWithBranches> done) = 0;
 
-  // Blocking forms: the callback forms, waited for.
-  virtual Result<std::string> NewGid();
-  virtual Status Prepare(const TransRequest& request);
-  virtual Status Submit(const TransRequest& request);
-  virtual Status Abort(const TransRequest& request);
-  virtual Status RegisterBranch(const BranchRegistration& branch);
-  virtual Result<TransWithBranches> Query(const std::string& gid);
+  // Blocking forms: the callback forms, waited for. Never call them from a
+  // callback of the same implementation.
+  Result<std::string> NewGid();
+  Status Prepare(const TransRequest& request);
+  Status Submit(const TransRequest& request);
+  Status Abort(const TransRequest& request);
+  Status RegisterBranch(const BranchRegistration& branch);
+  Result<TransWithBranches> Query(const std::string& gid);
 
   // The client that the client API uses for its own branch calls (TCC try,
   // msg check-back); owned by this object.
