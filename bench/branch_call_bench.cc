@@ -20,7 +20,6 @@
 #include "dtx/transport/grpc_branch_client.h"
 
 #include "bench_util.h"
-#include "child_process.h"
 #include "dtx_test.grpc.pb.h"
 
 #include <grpcpp/grpcpp.h>
@@ -147,8 +146,8 @@ int Main(int argc, char** argv) {
       ParseIntList(Flag(argc, argv, "--inflight", "1,64"));
   const int payload_bytes = std::stoi(Flag(argc, argv, "--payload", "32"));
 
-  ChildProcess server({DTX_ECHO_SERVER});
-  const int port = server.ReadPort();
+  testing::Subprocess server = StartChild({DTX_ECHO_SERVER});
+  const int port = ReadPort(server);
   const std::string address = "127.0.0.1:" + std::to_string(port);
   const std::string payload(static_cast<std::size_t>(payload_bytes), 'x');
   dtx::test::Payload message;

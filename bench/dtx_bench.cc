@@ -30,7 +30,6 @@
 #include "dtx/transport/grpc_dtm_client.h"
 
 #include "bench_util.h"
-#include "child_process.h"
 #include "dtx_test.grpc.pb.h"
 
 #include <grpcpp/grpcpp.h>
@@ -131,9 +130,10 @@ class Bench {
     std::ofstream(dir + "/dtx.yml")
         << "Store:\n  Path: '" << dir << "/dtx.db'\nIoThreads: " << io_threads_
         << "\nLogLevel: warn\n";
-    ChildProcess child({server, "-c", dir + "/dtx.yml", "--grpc-host",
-                        "127.0.0.1", "--grpc-port", "0"});
-    const std::string line = child.ReadLine();
+    testing::Subprocess child =
+        StartChild({server, "-c", dir + "/dtx.yml", "--grpc-host", "127.0.0.1",
+                    "--grpc-port", "0"});
+    const std::string line = child.ReadLine().value_or("");
     const std::string prefix = "dtx-server: listening on ";
     if (line.rfind(prefix, 0) != 0) {
       std::fprintf(stderr, "dtx-server did not start: %s\n", line.c_str());
@@ -148,9 +148,10 @@ class Bench {
     }
     Figures f = RunOn(**client, scenario, inflight, seconds);
     client->reset();
-    child.Signal(SIGTERM);
-    while (!child.ReadLine().empty()) {
+    child.Kill(SIGTERM);
+    while (child.ReadLine()) {
     }
+    child.Wait();
     std::filesystem::remove_all(dir);
     return f;
   }
@@ -357,8 +358,8 @@ int Main(int argc, char** argv) {
   const auto io_threads = static_cast<std::size_t>(
       std::stoi(Flag(argc, argv, "--io-threads", "1")));
   const std::string server_binary = Flag(argc, argv, "--server", "");
-  ChildProcess server({DTX_ECHO_SERVER});
-  const std::string echo = "127.0.0.1:" + std::to_string(server.ReadPort());
+  testing::Subprocess server = StartChild({DTX_ECHO_SERVER});
+  const std::string echo = "127.0.0.1:" + std::to_string(ReadPort(server));
   Bench bench(echo, io_threads);
   std::printf(
       "dtx_bench: %.1f s per run, FULL journal, branch service in another "
