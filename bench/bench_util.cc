@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <sstream>
 #include <stdlib.h>
+#include <utility>
 
 namespace dtx::bench {
 
@@ -46,6 +47,24 @@ std::string FreshDir() {
     std::exit(1);
   }
   return pattern;
+}
+
+testing::Subprocess StartChild(const std::vector<std::string>& argv) {
+  auto child = testing::Subprocess::Start(argv);
+  if (!child.ok()) {
+    std::fprintf(stderr, "%s\n", child.status().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(child).value();
+}
+
+int ReadPort(testing::Subprocess& child) {
+  const std::string line = child.ReadLine().value_or("");
+  if (line.rfind("port ", 0) != 0) {
+    std::fprintf(stderr, "child did not report its port: '%s'\n", line.c_str());
+    std::exit(1);
+  }
+  return std::stoi(line.substr(5));
 }
 
 void PrintResult(const std::string& name, double value, double baseline) {

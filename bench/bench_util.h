@@ -1,10 +1,12 @@
-// Small helpers shared by dtx's benchmarks: flags, latency percentiles and the
-// RESULT line format.
+// Small helpers shared by dtx's benchmarks: flags, latency percentiles, child
+// processes and the RESULT line format.
 
 #ifndef DTX_BENCH_BENCH_UTIL_H_
 #define DTX_BENCH_BENCH_UTIL_H_
 
 #include "dtx/internal/mutex.h"
+
+#include "subprocess.h"
 
 #include <chrono>
 #include <cstdint>
@@ -58,6 +60,14 @@ std::vector<int> ParseIntList(const std::string& text);
 // A new empty directory under the system's temporary directory; exits the
 // benchmark when none can be made.
 std::string FreshDir();
+
+// Starts `argv` as a child process (tests/testing/subprocess.h), its stdin
+// and stdout on pipes; exits the benchmark when it cannot. The child is
+// killed when the Subprocess goes, unless it was waited for.
+testing::Subprocess StartChild(const std::vector<std::string>& argv);
+// The n of the child's next line, "port <n>"; exits the benchmark when the
+// line is something else or does not come.
+int ReadPort(testing::Subprocess& child);
 
 // RESULT <name> value=<v> baseline=<b> ratio=<v/b>
 void PrintResult(const std::string& name, double value, double baseline);

@@ -20,7 +20,6 @@
 #include "dtx/transport/grpc_branch_client.h"
 
 #include "bench_util.h"
-#include "child_process.h"
 #include "dtx_test.grpc.pb.h"
 
 #include <grpcpp/grpcpp.h>
@@ -85,7 +84,7 @@ Figures ClosedLoop(int inflight, double seconds, StartCall start_call) {
   stop = true;
   {
     internal::MutexLock lock(&mu);
-    cv.Wait([&] { return running.load() == 0; });
+    cv.Wait(&mu, [&] { return running.load() == 0; });
   }
   for (auto& s : slots) f.latencies.Merge(s.latencies);
   return f;
@@ -148,8 +147,8 @@ int Main(int argc, char** argv) {
       ParseIntList(Flag(argc, argv, "--inflight", "1,64"));
   const int payload_bytes = std::stoi(Flag(argc, argv, "--payload", "32"));
 
-  ChildProcess server({DTX_ECHO_SERVER});
-  const int port = server.ReadPort();
+  testing::Subprocess server = StartChild({DTX_ECHO_SERVER});
+  const int port = ReadPort(server);
   const std::string address = "127.0.0.1:" + std::to_string(port);
   const std::string payload(static_cast<std::size_t>(payload_bytes), 'x');
   dtx::test::Payload message;

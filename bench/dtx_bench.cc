@@ -38,7 +38,6 @@
 #include "dtx/transport/grpc_dtm_client.h"
 
 #include "bench_util.h"
-#include "child_process.h"
 #include "dtx_test.grpc.pb.h"
 #include "journal_plan.h"
 
@@ -126,10 +125,10 @@ class ServerProcess {
     std::ofstream(dir_ + "/dtx.yml")
         << "Store:\n  Path: '" << dir_ << "/dtx.db'\nIoThreads: " << io_threads
         << "\nLogLevel: warn\n";
-    child_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{binary, "-c", dir_ + "/dtx.yml", "--grpc-host",
-                                 "127.0.0.1", "--grpc-port", "0"});
-    const std::string line = child_->ReadLine();
+    child_ = std::make_unique<testing::Subprocess>(
+        StartChild({binary, "-c", dir_ + "/dtx.yml", "--grpc-host", "127.0.0.1",
+                    "--grpc-port", "0"}));
+    const std::string line = child_->ReadLine().value_or("");
     const std::string prefix = "dtx-server: listening on ";
     if (line.rfind(prefix, 0) != 0) {
       std::fprintf(stderr, "dtx-server did not start: %s\n", line.c_str());
@@ -138,9 +137,10 @@ class ServerProcess {
     address_ = line.substr(prefix.size());
   }
   ~ServerProcess() {
-    child_->Signal(SIGTERM);
-    while (!child_->ReadLine().empty()) {
+    child_->Kill(SIGTERM);
+    while (child_->ReadLine()) {
     }
+    child_->Wait();
     child_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -151,7 +151,7 @@ class ServerProcess {
 
  private:
   std::string dir_;
-  std::unique_ptr<ChildProcess> child_;
+  std::unique_ptr<testing::Subprocess> child_;
   std::string address_;
 };
 
@@ -206,9 +206,9 @@ class Bench {
     const std::string dir = FreshDir();
     Figures f;
     {
-      ChildProcess relay(
+      testing::Subprocess relay = StartChild(
           {DTX_DTM_RELAY, "--journal", dir + "/relay.db", "--branch", echo_});
-      auto client = Connect("127.0.0.1:" + std::to_string(relay.ReadPort()));
+      auto client = Connect("127.0.0.1:" + std::to_string(ReadPort(relay)));
       f = RunOn(*client, scenario, inflight, seconds);
     }
     std::filesystem::remove_all(dir);
@@ -221,9 +221,10 @@ class Bench {
   // immediate branch run one at a time until the slow ones are answered;
   // their latencies compared with the same calls on the idle server.
   void SlowBranch(const std::string& server, int slow, double seconds) {
-    ChildProcess slow_echo({DTX_ECHO_SERVER, "--delay-ms", "1000"});
+    testing::Subprocess slow_echo =
+        StartChild({DTX_ECHO_SERVER, "--delay-ms", "1000"});
     const std::string slow_url =
-        "127.0.0.1:" + std::to_string(slow_echo.ReadPort()) +
+        "127.0.0.1:" + std::to_string(ReadPort(slow_echo)) +
         "/dtx.test.Busi/Echo";
     const std::string fast_url = echo_ + "/dtx.test.Busi/Echo";
     ServerProcess child(server, io_threads_);
@@ -418,8 +419,8 @@ int Main(int argc, char** argv) {
       std::stoi(Flag(argc, argv, "--io-threads", "1")));
   const std::string server_binary = Flag(argc, argv, "--server", "");
   const int slow_sagas = std::stoi(Flag(argc, argv, "--slow-sagas", "5000"));
-  ChildProcess server({DTX_ECHO_SERVER});
-  const std::string echo = "127.0.0.1:" + std::to_string(server.ReadPort());
+  testing::Subprocess server = StartChild({DTX_ECHO_SERVER});
+  const std::string echo = "127.0.0.1:" + std::to_string(ReadPort(server));
   Bench bench(echo, io_threads);
   std::printf(
       "dtx_bench: %.1f s per run, FULL journal, branch service in another "

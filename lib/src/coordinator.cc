@@ -390,7 +390,7 @@ Status Coordinator::RunDue() {
 void Coordinator::WaitIdle() {
   Engine& c = *engine_;
   internal::MutexLock lock(&c.mu);
-  c.idle_cv.Wait([&c]() {
+  c.idle_cv.Wait(&c.mu, [&c]() {
     c.mu.AssertHeld();
     return c.active.empty() || c.shut_down;
   });

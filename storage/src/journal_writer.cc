@@ -63,10 +63,10 @@ Status JournalWriter::PrepareStatements() {
 
 void JournalWriter::Enqueue(std::unique_ptr<WriteOp> op) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!closing_) {
       queue_.push_back(std::move(op));
-      cv_.notify_one();
+      cv_.Signal();
       return;
     }
   }
@@ -79,8 +79,11 @@ void JournalWriter::Loop() {
   std::vector<Status> results;
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return !queue_.empty() || closing_; });
+      MutexLock lock(&mu_);
+      cv_.Wait(&mu_, [this] {
+        mu_.AssertHeld();
+        return !queue_.empty() || closing_;
+      });
       if (queue_.empty()) break;  // closing and drained
       const std::size_t n = std::min(queue_.size(), options_.max_batch_writes);
       for (std::size_t i = 0; i < n; ++i) {
@@ -162,17 +165,17 @@ void JournalWriter::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
   }
   Status commit = db_->Exec("COMMIT");
   if (!commit.ok()) return fail_all(commit);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   stat_writes_ += writes;
   ++stat_commits_;
 }
 
 void JournalWriter::Close() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (closing_) return;
     closing_ = true;
-    cv_.notify_one();
+    cv_.Signal();
   }
   if (thread_.joinable()) thread_.join();
   savepoint_.reset();
@@ -182,7 +185,7 @@ void JournalWriter::Close() {
 }
 
 JournalWriter::Stats JournalWriter::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return Stats{stat_writes_, stat_commits_};
 }
 

@@ -11,6 +11,7 @@
 #define DTX_STORAGE_JOURNAL_WRITER_H_
 
 #include "dtx/clock.h"
+#include "dtx/internal/mutex.h"
 #include "dtx/logger.h"
 #include "dtx/result.h"
 #include "dtx/status.h"
@@ -18,12 +19,10 @@
 #include "sqlite_handle.h"
 #include "sqlite_journal_ops.h"
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,12 +81,12 @@ class JournalWriter {
   std::unique_ptr<Stmt> release_;
   std::unique_ptr<Stmt> rollback_to_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<WriteOp>> queue_;  // guarded by mu_
-  bool closing_ = false;                        // guarded by mu_
-  uint64_t stat_writes_ = 0;                    // guarded by mu_
-  uint64_t stat_commits_ = 0;                   // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_{&mu_};
+  std::deque<std::unique_ptr<WriteOp>> queue_ DTX_GUARDED_BY(mu_);
+  bool closing_ DTX_GUARDED_BY(mu_) = false;
+  uint64_t stat_writes_ DTX_GUARDED_BY(mu_) = 0;
+  uint64_t stat_commits_ DTX_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

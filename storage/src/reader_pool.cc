@@ -7,7 +7,7 @@ ReaderPool::ReaderPool(std::string path, std::chrono::milliseconds busy_timeout)
 
 Result<std::unique_ptr<Db>> ReaderPool::Take() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (closed_)
       return FailedPreconditionError("journal: " + path_ + ": closed");
     if (!idle_.empty()) {
@@ -24,7 +24,7 @@ Result<std::unique_ptr<Db>> ReaderPool::Take() {
 }
 
 void ReaderPool::Return(std::unique_ptr<Db> db) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (closed_) return;  // `db` closes once the lock is released
   idle_.push_back(std::move(db));
 }
@@ -32,7 +32,7 @@ void ReaderPool::Return(std::unique_ptr<Db> db) {
 void ReaderPool::Close() {
   std::vector<std::unique_ptr<Db>> idle;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     closed_ = true;
     idle.swap(idle_);
   }

@@ -9,6 +9,7 @@
 #ifndef DTX_STORAGE_READER_POOL_H_
 #define DTX_STORAGE_READER_POOL_H_
 
+#include "dtx/internal/mutex.h"
 #include "dtx/result.h"
 #include "dtx/status.h"
 
@@ -16,7 +17,6 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,9 +47,9 @@ class ReaderPool {
   const std::string path_;
   const std::chrono::milliseconds busy_timeout_;
 
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Db>> idle_;  // guarded by mu_
-  bool closed_ = false;                    // guarded by mu_
+  Mutex mu_;
+  std::vector<std::unique_ptr<Db>> idle_ DTX_GUARDED_BY(mu_);
+  bool closed_ DTX_GUARDED_BY(mu_) = false;
 };
 
 template <typename Fn>

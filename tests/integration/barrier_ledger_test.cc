@@ -7,95 +7,19 @@
 
 #include "account_service.h"
 #include "api/trans/v1/trans.pb.h"
+#include "chaos_branch_client.h"
 #include "coordinator_test_util.h"
 
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <sqlite3.h>
 
-#include <mutex>
 #include <random>
 
 namespace dtx::testing {
 namespace {
 
 using std::chrono::seconds;
-
-// Wraps the real client and misbehaves like a network does: repeats calls,
-// loses replies (the branch ran, the coordinator does not know), drops calls
-// (the branch never ran) and delivers some tries late, after their
-// transaction ended.
-class ChaosBranchClient final : public BranchClient {
- public:
-  ChaosBranchClient(std::unique_ptr<BranchClient> inner, uint32_t seed)
-      : inner_(std::move(inner)), rng_(seed) {}
-
-  void Call(BranchRequest req, Executor executor, Callback done) override {
-    const int roll = Roll();
-    if (req.info.op == BranchOp::kTry && roll < 5) {
-      // Late: the try reaches the service only after everything else.
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        late_.push_back(req);
-      }
-      return Fail(executor, done, "try delayed");
-    }
-    if (roll < 10) return Fail(executor, done, "call dropped");
-    if (roll < 25) {
-      // Duplicate: the same call twice; the caller sees the second answer.
-      auto second = req;
-      inner_->Call(std::move(req), nullptr,
-                   [this, second = std::move(second), executor,
-                    done](BranchResult) mutable {
-                     inner_->Call(std::move(second), executor, done);
-                   });
-      return;
-    }
-    if (roll < 35) {
-      // Lost reply: the branch ran; the caller is told it failed transiently.
-      inner_->Call(std::move(req), nullptr, [executor, done](BranchResult) {
-        BranchResult r;
-        r.outcome = BranchOutcome::kTransient;
-        r.status = UnavailableError("reply lost");
-        executor ? executor([done, r] { done(r); }) : done(r);
-      });
-      return;
-    }
-    inner_->Call(std::move(req), std::move(executor), std::move(done));
-  }
-  Status ValidateUrl(std::string_view url) override {
-    return inner_->ValidateUrl(url);
-  }
-  void Shutdown() override { inner_->Shutdown(); }
-
-  // Delivers the delayed tries now.
-  void DeliverLate() {
-    std::vector<BranchRequest> late;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      late.swap(late_);
-    }
-    for (auto& r : late) CallAndWait(*inner_, r);
-  }
-
- private:
-  int Roll() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return std::uniform_int_distribution<int>(0, 99)(rng_);
-  }
-  static void Fail(const Executor& executor, const Callback& done,
-                   const char* why) {
-    BranchResult r;
-    r.outcome = BranchOutcome::kTransient;
-    r.status = UnavailableError(why);
-    executor ? executor([done, r] { done(r); }) : done(r);
-  }
-
-  std::unique_ptr<BranchClient> inner_;
-  std::mutex mu_;
-  std::mt19937 rng_;                 // guarded by mu_
-  std::vector<BranchRequest> late_;  // guarded by mu_
-};
 
 class BarrierLedgerTest : public CoordinatorTest {
  protected:

@@ -1,6 +1,7 @@
 // Query, List, ForceStop, RetryNow, restart and shutdown of the coordinator.
 
 #include "coordinator_test_util.h"
+#include "gated_journal.h"
 
 #include <gmock/gmock.h>
 
@@ -14,72 +15,6 @@ namespace {
 using std::chrono::seconds;
 
 class CoordinatorAdminTest : public CoordinatorTest {};
-
-// A journal whose SaveNew can be held at two points: before the write is
-// queued, and before its completion runs.
-class GatedJournal final : public Journal {
- public:
-  explicit GatedJournal(std::unique_ptr<Journal> inner)
-      : inner_(std::move(inner)) {}
-
-  std::promise<void> queue_gate, completion_gate;
-  std::atomic<bool> hold_queue{false}, hold_completion{false};
-  std::promise<void> reached;  // set when a SaveNew reaches a held gate
-
-  void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
-               WriteDone done) override {
-    if (hold_queue.exchange(false)) {
-      reached.set_value();
-      queue_gate.get_future().wait();
-    }
-    if (hold_completion.exchange(false)) {
-      done = [this, done = std::move(done)](Status s) {
-        reached.set_value();
-        completion_gate.get_future().wait();
-        done(std::move(s));
-      };
-    }
-    inner_->SaveNew(std::move(trans), std::move(branches), std::move(done));
-  }
-  void AppendBranches(std::string gid, TransStatus expected,
-                      std::vector<Branch> branches, WriteDone done) override {
-    inner_->AppendBranches(std::move(gid), expected, std::move(branches),
-                           std::move(done));
-  }
-  void ChangeStatus(StatusChange change, WriteDone done) override {
-    inner_->ChangeStatus(std::move(change), std::move(done));
-  }
-  void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                      std::vector<BranchUpdate> updates,
-                      WriteDone done) override {
-    inner_->UpdateBranches(std::move(gid), expected, std::move(updates),
-                           std::move(done));
-  }
-  void TouchCron(CronUpdate update, WriteDone done) override {
-    inner_->TouchCron(std::move(update), std::move(done));
-  }
-  void MakeDue(std::string gid, TimePoint now, WriteDone done) override {
-    inner_->MakeDue(std::move(gid), now, std::move(done));
-  }
-  void Claim(ClaimRequest request, ClaimDone done) override {
-    inner_->Claim(std::move(request), std::move(done));
-  }
-  void Flush(WriteDone done) override { inner_->Flush(std::move(done)); }
-  Result<TransWithBranches> Find(const std::string& gid) override {
-    return inner_->Find(gid);
-  }
-  Result<ListPage> List(const ListQuery& query) override {
-    return inner_->List(query);
-  }
-  Result<DuePage> ListDue(TimePoint now, std::size_t limit,
-                          DueCursor after) override {
-    return inner_->ListDue(now, limit, after);
-  }
-  void Close() override { inner_->Close(); }
-
- private:
-  std::unique_ptr<Journal> inner_;
-};
 
 class ShutdownRaceTest : public CoordinatorAdminTest {
  protected:

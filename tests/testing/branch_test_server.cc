@@ -74,7 +74,7 @@ struct BranchTestServer::Impl : public grpc::CallbackGenericService {
     for (;;) {
       if (timers.empty()) {
         if (stopping) return false;
-        timer_cv.Wait([this] {
+        timer_cv.Wait(&timer_mu, [this] {
           timer_mu.AssertHeld();
           return stopping || !timers.empty();
         });
@@ -84,7 +84,7 @@ struct BranchTestServer::Impl : public grpc::CallbackGenericService {
       const auto now = std::chrono::steady_clock::now();
       if (stopping || now >= due) break;
       // Wakes early for Shutdown or a timer due sooner.
-      timer_cv.WaitFor(due - now, [this, due] {
+      timer_cv.WaitFor(&timer_mu, due - now, [this, due] {
         timer_mu.AssertHeld();
         return stopping || timers.top().when < due;
       });

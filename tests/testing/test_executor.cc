@@ -32,7 +32,7 @@ std::size_t TestExecutor::posted() const {
 void TestExecutor::Drain() {
   dtx::internal::MutexLock lock(&mu_);
   const std::size_t target = posted_;
-  cv_.Wait([this, target] {
+  cv_.Wait(&mu_, [this, target] {
     mu_.AssertHeld();
     return ran_ >= target;
   });
@@ -43,7 +43,7 @@ void TestExecutor::Loop() {
     std::function<void()> fn;
     {
       dtx::internal::MutexLock lock(&mu_);
-      cv_.Wait([this] {
+      cv_.Wait(&mu_, [this] {
         mu_.AssertHeld();
         return stop_ || !queue_.empty();
       });

@@ -91,7 +91,7 @@ class CallTable {
     {
       internal::MutexLock lock(&mu_);
       closed_ = true;
-      cv_.WaitFor(grace, [this] {
+      cv_.WaitFor(&mu_, grace, [this] {
         mu_.AssertHeld();
         return calls_.empty() || ended_;
       });

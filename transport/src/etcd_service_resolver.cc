@@ -3,11 +3,10 @@
 // for and keeps a prefix watch on it; a watch event marks the service for a
 // new listing, and each listing swaps in a new immutable address set.
 
+#include "dtx/internal/mutex.h"
 #include "dtx/transport/kratos_registry.h"
 
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,6 +14,8 @@
 #include <vector>
 
 namespace dtx {
+
+using internal::MutexLock;
 
 struct EtcdServiceResolver::Impl {
   struct Service {
@@ -28,11 +29,20 @@ struct EtcdServiceResolver::Impl {
   std::shared_ptr<EtcdClient> etcd;
   Options options;
   std::shared_ptr<Logger> logger;
-  std::mutex mu;
-  std::condition_variable cv;  // work for the worker, or a listing done
-  std::map<std::string, Service> services;  // guarded by mu
-  bool stop = false;                        // guarded by mu
+  internal::Mutex mu;
+  internal::CondVar cv{&mu};  // work for the worker, or a listing done
+  std::map<std::string, Service> services DTX_GUARDED_BY(mu);
+  bool stop DTX_GUARDED_BY(mu) = false;
   std::thread worker;
+
+  // The services to list (again) or to watch (again).
+  std::vector<std::string> Pending() const DTX_REQUIRES(mu) {
+    std::vector<std::string> todo;
+    for (const auto& [name, s] : services) {
+      if (s.dirty || !s.watching) todo.push_back(name);
+    }
+    return todo;
+  }
 
   // Lists `name` and returns its addresses (sorted, unique) and revision.
   Result<std::pair<std::vector<std::string>, int64_t>> List(
@@ -63,22 +73,27 @@ struct EtcdServiceResolver::Impl {
   }
 
   void Run() {
-    std::unique_lock<std::mutex> lock(mu);
-    while (!stop) {
+    bool failed = false;
+    for (;;) {
       std::vector<std::string> todo;
-      for (auto& [name, s] : services) {
-        if (s.dirty || !s.watching) todo.push_back(name);
+      {
+        MutexLock lock(&mu);
+        // Back off while etcd is unreachable.
+        if (failed) {
+          cv.WaitFor(&mu, std::chrono::seconds(1), [this] {
+            mu.AssertHeld();
+            return stop;
+          });
+        }
+        cv.WaitFor(&mu, std::chrono::seconds(10), [&] {
+          mu.AssertHeld();
+          todo = Pending();
+          return stop || !todo.empty();
+        });
+        if (stop) return;
       }
-      if (todo.empty()) {
-        cv.wait_for(lock, std::chrono::seconds(10));
-        continue;
-      }
-      lock.unlock();
-      bool failed = false;
+      failed = false;
       for (const std::string& name : todo) failed = !Refresh(name) || failed;
-      lock.lock();
-      // Back off while etcd is unreachable.
-      if (failed && !stop) cv.wait_for(lock, std::chrono::seconds(1));
     }
   }
 
@@ -87,7 +102,7 @@ struct EtcdServiceResolver::Impl {
     std::unique_ptr<EtcdWatch> old;
     bool need_watch = false;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       Service& s = services[name];
       s.dirty = false;
       need_watch = !s.watching;
@@ -98,7 +113,7 @@ struct EtcdServiceResolver::Impl {
     if (!listed.ok()) {
       DTX_LOG(logger, LogLevel::kWarn,
               "registry: listing '" << name << "': " << listed.status());
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       services[name].dirty = true;
       return false;
     }
@@ -107,20 +122,20 @@ struct EtcdServiceResolver::Impl {
       auto w = etcd->WatchPrefix(
           options.ns + "/" + name + "/", listed->second + 1,
           [this, name](const std::vector<EtcdEvent>&, int64_t) {
-            std::lock_guard<std::mutex> lock(mu);
+            MutexLock lock(&mu);
             services[name].dirty = true;
-            cv.notify_all();
+            cv.SignalAll();
           },
           [this, name](const Status& s) {
             DTX_LOG(logger, LogLevel::kWarn,
                     "registry: watch of '" << name << "' ended: " << s);
-            std::lock_guard<std::mutex> lock(mu);
+            MutexLock lock(&mu);
             services[name].watching = false;
-            cv.notify_all();
+            cv.SignalAll();
           });
       if (w.ok()) watch = std::move(w).value();
     }
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     Service& s = services[name];
     if (!listed->first.empty()) {
       s.set = std::make_shared<const std::vector<std::string>>(
@@ -131,7 +146,7 @@ struct EtcdServiceResolver::Impl {
       s.watch = std::move(watch);
       s.watching = true;
     }
-    cv.notify_all();
+    cv.SignalAll();
     return true;
   }
 };
@@ -149,24 +164,25 @@ EtcdServiceResolver::EtcdServiceResolver(std::shared_ptr<EtcdClient> etcd,
 EtcdServiceResolver::~EtcdServiceResolver() {
   std::map<std::string, Impl::Service> services;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(&impl_->mu);
     impl_->stop = true;
   }
-  impl_->cv.notify_all();
+  impl_->cv.SignalAll();
   impl_->worker.join();
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(&impl_->mu);
     services.swap(impl_->services);
   }
   // The watches are cancelled (and their threads joined) here, unlocked.
 }
 
 Result<AddressSet> EtcdServiceResolver::Resolve(const std::string& service) {
-  std::unique_lock<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   auto& s = impl_->services[service];  // registers it with the worker
   if (!s.listed) {
-    impl_->cv.notify_all();
-    impl_->cv.wait_for(lock, impl_->options.first_lookup_timeout, [&] {
+    impl_->cv.SignalAll();
+    impl_->cv.WaitFor(&impl_->mu, impl_->options.first_lookup_timeout, [&] {
+      impl_->mu.AssertHeld();
       return impl_->services[service].listed || impl_->stop;
     });
   }

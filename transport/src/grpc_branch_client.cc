@@ -14,6 +14,7 @@
 
 #include "dtx/transport/grpc_branch_client.h"
 
+#include "dtx/internal/mutex.h"
 #include "dtx/limits.h"
 #include "dtx/transport/branch_url.h"
 
@@ -26,13 +27,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
 
 namespace dtx {
+
+using internal::MutexLock;
+
 namespace {
 
 struct Channel {
@@ -44,9 +45,9 @@ struct Channel {
 // The channels of one address set (direct:/// list or registry service).
 struct AddressChannels {
   std::string service;  // empty for a fixed list
-  std::mutex mu;
-  AddressSet snapshot;                             // guarded by mu
-  std::vector<std::shared_ptr<Channel>> channels;  // guarded by mu
+  internal::Mutex mu;
+  AddressSet snapshot DTX_GUARDED_BY(mu);
+  std::vector<std::shared_ptr<Channel>> channels DTX_GUARDED_BY(mu);
   std::atomic<uint64_t> next{0};
 };
 
@@ -69,26 +70,33 @@ struct GrpcBranchClient::Impl {
   std::shared_ptr<Channel> GetChannel(const std::string& target);
   void SweepChannels();
   Result<std::shared_ptr<Channel>> Pick(Route& route);
-  Status Refresh(AddressChannels& set, const AddressSet& snapshot);
+  // Rebuilds `set`'s channels for `snapshot`.
+  Status Refresh(AddressChannels& set, const AddressSet& snapshot)
+      DTX_REQUIRES(set.mu);
   void Finish(Executor& executor, Callback& done, BranchResult result);
 
   GrpcBranchClientOptions options;
   std::shared_ptr<Logger> logger;
 
-  std::shared_mutex routes_mu;
-  std::unordered_map<std::string, std::shared_ptr<Route>> routes;  // guarded
+  // A lookup holds it for a hash probe and a shared_ptr copy, so one plain
+  // mutex serves readers as well as a reader-writer lock would.
+  internal::Mutex routes_mu;
+  std::unordered_map<std::string, std::shared_ptr<Route>> routes
+      DTX_GUARDED_BY(routes_mu);
 
-  std::mutex sets_mu;
-  std::unordered_map<std::string, std::shared_ptr<AddressChannels>> sets;
+  internal::Mutex sets_mu;
+  std::unordered_map<std::string, std::shared_ptr<AddressChannels>> sets
+      DTX_GUARDED_BY(sets_mu);
 
-  mutable std::mutex channels_mu;
-  std::unordered_map<std::string, std::shared_ptr<Channel>> channels;
+  mutable internal::Mutex channels_mu;
+  std::unordered_map<std::string, std::shared_ptr<Channel>> channels
+      DTX_GUARDED_BY(channels_mu);
 
   struct CallState;
-  mutable std::mutex calls_mu;
-  std::condition_variable calls_cv;
-  std::unordered_set<CallState*> calls;  // guarded by calls_mu
-  bool shut_down = false;                // guarded by calls_mu
+  mutable internal::Mutex calls_mu;
+  internal::CondVar calls_cv{&calls_mu};
+  std::unordered_set<CallState*> calls DTX_GUARDED_BY(calls_mu);
+  bool shut_down DTX_GUARDED_BY(calls_mu) = false;
 };
 
 struct GrpcBranchClient::Impl::CallState {
@@ -129,7 +137,7 @@ std::string FromByteBuffer(const grpc::ByteBuffer& buffer) {
 Result<std::shared_ptr<Route>> GrpcBranchClient::Impl::GetRoute(
     const std::string& url) {
   {
-    std::shared_lock<std::shared_mutex> lock(routes_mu);
+    MutexLock lock(&routes_mu);
     auto it = routes.find(url);
     if (it != routes.end()) return it->second;
   }
@@ -149,13 +157,14 @@ Result<std::shared_ptr<Route>> GrpcBranchClient::Impl::GetRoute(
             "branch url '" + url + "': no service registry is configured for " +
             "discovery:// URLs (MicroService.Target)");
       }
-      std::lock_guard<std::mutex> lock(sets_mu);
+      MutexLock lock(&sets_mu);
       auto& set = sets[parts.server];
       if (!set) {
         set = std::make_shared<AddressChannels>();
         if (target.kind == BranchTarget::Kind::kService) {
           set->service = target.service;
         } else {
+          MutexLock set_lock(&set->mu);
           DTX_RETURN_IF_ERROR(
               Refresh(*set, std::make_shared<const std::vector<std::string>>(
                                 std::move(target.addresses))));
@@ -165,14 +174,14 @@ Result<std::shared_ptr<Route>> GrpcBranchClient::Impl::GetRoute(
       break;
     }
   }
-  std::unique_lock<std::shared_mutex> lock(routes_mu);
+  MutexLock lock(&routes_mu);
   if (routes.size() < kMaxCachedRoutes) routes.emplace(url, route);
   return route;
 }
 
 std::shared_ptr<Channel> GrpcBranchClient::Impl::GetChannel(
     const std::string& target) {
-  std::lock_guard<std::mutex> lock(channels_mu);
+  MutexLock lock(&channels_mu);
   auto& slot = channels[target];
   if (!slot) {
     grpc::ChannelArguments args;
@@ -193,7 +202,7 @@ std::shared_ptr<Channel> GrpcBranchClient::Impl::GetChannel(
 void GrpcBranchClient::Impl::SweepChannels() {
   std::vector<std::shared_ptr<Channel>> closing;  // destroyed outside the lock
   {
-    std::lock_guard<std::mutex> lock(channels_mu);
+    MutexLock lock(&channels_mu);
     for (auto it = channels.begin(); it != channels.end();) {
       if (it->second.use_count() == 1) {
         DTX_LOG(logger, LogLevel::kDebug,
@@ -239,7 +248,7 @@ Result<std::shared_ptr<Channel>> GrpcBranchClient::Impl::Pick(Route& route) {
     if (!set.service.empty()) {
       DTX_ASSIGN_OR_RETURN(snapshot, options.resolver->Resolve(set.service));
     }
-    std::lock_guard<std::mutex> lock(set.mu);
+    MutexLock lock(&set.mu);
     if (snapshot && snapshot != set.snapshot) {
       DTX_RETURN_IF_ERROR(Refresh(set, snapshot));
       changed = true;
@@ -302,7 +311,7 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
     impl.Finish(executor, done, std::move(r));
   };
   {
-    std::lock_guard<std::mutex> lock(impl.calls_mu);
+    MutexLock lock(&impl.calls_mu);
     if (impl.shut_down) {
       return fail(BranchOutcome::kTransient,
                   CancelledError("branch client: shut down"));
@@ -363,7 +372,7 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
   Impl::CallState* raw = state.get();
   bool accepted = false;
   {
-    std::lock_guard<std::mutex> lock(impl.calls_mu);
+    MutexLock lock(&impl.calls_mu);
     if (!impl.shut_down) {
       impl.calls.insert(raw);
       accepted = true;
@@ -392,9 +401,9 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
                             status.error_message());
         }
         impl.Finish(owned->executor, owned->done, std::move(r));
-        std::lock_guard<std::mutex> lock(impl.calls_mu);
+        MutexLock lock(&impl.calls_mu);
         impl.calls.erase(raw);
-        if (impl.calls.empty()) impl.calls_cv.notify_all();
+        if (impl.calls.empty()) impl.calls_cv.SignalAll();
       });
 }
 
@@ -406,22 +415,25 @@ Status GrpcBranchClient::ValidateUrl(std::string_view url) {
 }
 
 void GrpcBranchClient::Shutdown() {
-  std::unique_lock<std::mutex> lock(impl_->calls_mu);
+  MutexLock lock(&impl_->calls_mu);
   impl_->shut_down = true;
   for (auto* call : impl_->calls) call->context.TryCancel();
-  impl_->calls_cv.wait(lock, [this] { return impl_->calls.empty(); });
+  impl_->calls_cv.Wait(&impl_->calls_mu, [this] {
+    impl_->calls_mu.AssertHeld();
+    return impl_->calls.empty();
+  });
 }
 
 std::vector<std::string> GrpcBranchClient::OpenChannelTargets() const {
   std::vector<std::string> out;
-  std::lock_guard<std::mutex> lock(impl_->channels_mu);
+  MutexLock lock(&impl_->channels_mu);
   for (const auto& [target, channel] : impl_->channels) out.push_back(target);
   std::sort(out.begin(), out.end());
   return out;
 }
 
 std::size_t GrpcBranchClient::InFlight() const {
-  std::lock_guard<std::mutex> lock(impl_->calls_mu);
+  MutexLock lock(&impl_->calls_mu);
   return impl_->calls.size();
 }
 

@@ -181,7 +181,7 @@ void GrpcDtmClient::Impl::CancelAll() {
   }
   in_flight.clear();
   internal::MutexLock lock(&calls_mu);
-  calls_cv.Wait([this] {
+  calls_cv.Wait(&calls_mu, [this] {
     calls_mu.AssertHeld();
     return calls.empty();
   });

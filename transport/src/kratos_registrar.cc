@@ -3,16 +3,18 @@
 // the lease every TTL/3 and registers the instance again under a new lease
 // when etcd has lost the old one.
 
+#include "dtx/internal/mutex.h"
 #include "dtx/transport/kratos_registry.h"
 
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
 namespace dtx {
+
+using internal::MutexLock;
+
 namespace {
 
 std::string InstanceKey(const std::string& ns, const ServiceInstance& i) {
@@ -29,10 +31,10 @@ struct KratosRegistrar::Impl {
   std::string value;
   std::shared_ptr<Logger> logger;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;  // guarded by mu
-  int64_t lease = 0;  // guarded by mu
+  internal::Mutex mu;
+  internal::CondVar cv{&mu};
+  bool stop DTX_GUARDED_BY(mu) = false;
+  int64_t lease DTX_GUARDED_BY(mu) = 0;
   std::thread thread;
 
   Status PutWithNewLease() {
@@ -42,7 +44,7 @@ struct KratosRegistrar::Impl {
       etcd->RevokeLease(l.id).IgnoreError();
       return s;
     }
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     lease = l.id;
     return Status::Ok();
   }
@@ -50,10 +52,18 @@ struct KratosRegistrar::Impl {
   void KeepAlive() {
     auto period = std::max<std::chrono::milliseconds>(
         options.ttl / 3, std::chrono::milliseconds(500));
-    std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, period, [this] { return stop; })) {
-      const int64_t id = lease;
-      lock.unlock();
+    for (;;) {
+      int64_t id = 0;
+      {
+        MutexLock lock(&mu);
+        if (cv.WaitFor(&mu, period, [this] {
+              mu.AssertHeld();
+              return stop;
+            })) {
+          return;
+        }
+        id = lease;
+      }
       auto ttl = etcd->KeepAliveOnce(id);
       bool lost = ttl.ok() && ttl->count() == 0;
       lost =
@@ -72,7 +82,6 @@ struct KratosRegistrar::Impl {
       period = s.ok() ? std::max<std::chrono::milliseconds>(
                             options.ttl / 3, std::chrono::milliseconds(500))
                       : std::chrono::milliseconds(1000);
-      lock.lock();
     }
   }
 };
@@ -111,13 +120,18 @@ Result<std::unique_ptr<KratosRegistrar>> KratosRegistrar::Register(
 
 KratosRegistrar::~KratosRegistrar() {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(&impl_->mu);
     impl_->stop = true;
   }
-  impl_->cv.notify_all();
+  impl_->cv.SignalAll();
   impl_->thread.join();
+  int64_t lease = 0;
+  {
+    MutexLock lock(&impl_->mu);
+    lease = impl_->lease;
+  }
   impl_->etcd->Delete(impl_->key).status().IgnoreError();
-  impl_->etcd->RevokeLease(impl_->lease).IgnoreError();
+  impl_->etcd->RevokeLease(lease).IgnoreError();
 }
 
 const std::string& KratosRegistrar::key() const { return impl_->key; }

@@ -6,7 +6,7 @@ ServiceResolver::~ServiceResolver() = default;
 
 void StaticServiceResolver::Set(const std::string& service,
                                 std::vector<std::string> addresses) {
-  std::lock_guard<std::mutex> lock(mu_);
+  internal::MutexLock lock(&mu_);
   if (addresses.empty()) {
     services_.erase(service);
   } else {
@@ -16,7 +16,7 @@ void StaticServiceResolver::Set(const std::string& service,
 }
 
 Result<AddressSet> StaticServiceResolver::Resolve(const std::string& service) {
-  std::lock_guard<std::mutex> lock(mu_);
+  internal::MutexLock lock(&mu_);
   auto it = services_.find(service);
   if (it == services_.end()) {
     return UnavailableError("resolver: service '" + service +

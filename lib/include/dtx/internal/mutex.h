@@ -26,6 +26,7 @@
 #ifndef DTX_INTERNAL_MUTEX_H_
 #define DTX_INTERNAL_MUTEX_H_
 
+#include <cassert>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -96,16 +97,25 @@ class CondVar {
 
   // Waits until `done()` is true; `done` runs with the mutex held (the
   // analysis cannot see that inside a lambda: start it with mu.AssertHeld()).
+  // `mu` is this CondVar's own mutex, passed again so that the analysis can
+  // check that the caller holds it: it cannot tell that the pointer kept
+  // here is the caller's mutex.
+  //
+  //   MutexLock lock(&mu_);
+  //   cv_.Wait(&mu_, [this] { mu_.AssertHeld(); return !queue_.empty(); });
   template <typename Predicate>
-  void Wait(Predicate done) {
-    std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
+  void Wait(Mutex* mu, Predicate done) DTX_REQUIRES(mu) {
+    assert(mu == mu_);
+    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     cv_.wait(lock, done);
     lock.release();
   }
   // As Wait, giving up after `timeout`; returns done().
   template <typename Rep, typename Period, typename Predicate>
-  bool WaitFor(std::chrono::duration<Rep, Period> timeout, Predicate done) {
-    std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
+  bool WaitFor(Mutex* mu, std::chrono::duration<Rep, Period> timeout,
+               Predicate done) DTX_REQUIRES(mu) {
+    assert(mu == mu_);
+    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     const bool result = cv_.wait_for(lock, timeout, done);
     lock.release();
     return result;
@@ -114,7 +124,7 @@ class CondVar {
   void SignalAll() { cv_.notify_all(); }
 
  private:
-  Mutex* const mu_;
+  [[maybe_unused]] Mutex* const mu_;  // checked in debug builds
   std::condition_variable cv_;
 };
 

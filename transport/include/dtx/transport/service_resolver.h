@@ -8,12 +8,12 @@
 #ifndef DTX_TRANSPORT_SERVICE_RESOLVER_H_
 #define DTX_TRANSPORT_SERVICE_RESOLVER_H_
 
+#include "dtx/internal/mutex.h"
 #include "dtx/result.h"
 #include "dtx/transport/grpc_export.h"
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -39,8 +39,8 @@ class DTX_GRPC_EXPORT StaticServiceResolver final : public ServiceResolver {
   Result<AddressSet> Resolve(const std::string& service) override;
 
  private:
-  std::mutex mu_;
-  std::map<std::string, AddressSet> services_;  // guarded by mu_
+  internal::Mutex mu_;
+  std::map<std::string, AddressSet> services_ DTX_GUARDED_BY(mu_);
 };
 
 }  // namespace dtx
