@@ -9,7 +9,7 @@
 //   msg         a 2-step message submitted directly, WaitResult
 //   saga_empty  a 2-step saga with empty URLs (dtm's benchEmptyUrl):
 //               coordinator and journal only
-// and, in the same run (alternating rounds), each scenario's baseline: the same
+// and, in the same run, each scenario's baseline: the same
 // journal writes (durable where dtx waits, queued where dtx does not) and the
 // same gRPC calls (a generated stub with dtm's metadata), in the same order,
 // with no coordinator in between (docs/architecture.md, "Minimum durable
@@ -29,7 +29,12 @@
 //
 //   dtx_bench [--seconds 10] [--scenario tcc|saga|msg|saga_empty|slow_branch]
 //             [--inflight 1,16,64] [--io-threads 1] [--server dtx-server]
-//             [--slow-sagas 5000]
+//             [--slow-sagas 5000] [--rounds 6]
+//
+// Each figure comes from --rounds alternating rounds of dtx and its baseline
+// (--seconds split among them); RESULT lines give the means of the rounds and,
+// as `ratio`, the median of the rounds' ratios, which a burst of slow disk
+// in one round cannot move much.
 
 #include "dtx/embedded.h"
 #include "dtx/id_generator.h"
@@ -44,6 +49,7 @@
 #include <grpcpp/grpcpp.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -410,6 +416,50 @@ void Row(const char* who, const std::string& scenario, int inflight,
   std::fflush(stdout);
 }
 
+// The rounds of one scenario: dtx (or dtx-server) and its baseline, run
+// alternately. Prints the means and the median of the rounds' ratios.
+class Paired {
+ public:
+  void Add(const Figures& baseline, const Figures& value) {
+    baselines_.push_back(baseline);
+    values_.push_back(value);
+  }
+  Figures baseline() const { return Mean(baselines_); }
+  Figures value() const { return Mean(values_); }
+  void Print(const std::string& name, bool with_p50 = true) const {
+    std::vector<double> tx;
+    std::vector<double> p50;
+    for (std::size_t i = 0; i < values_.size(); ++i) {
+      if (baselines_[i].tx_per_s > 0)
+        tx.push_back(values_[i].tx_per_s / baselines_[i].tx_per_s);
+      if (baselines_[i].p50_ms > 0)
+        p50.push_back(values_[i].p50_ms / baselines_[i].p50_ms);
+    }
+    std::printf("RESULT %s value=%.0f baseline=%.0f ratio=%.2f\n", name.c_str(),
+                value().tx_per_s, baseline().tx_per_s, Median(tx));
+    if (with_p50) {
+      std::printf("RESULT %s_p50 value=%.3f baseline=%.3f ratio=%.2f\n",
+                  name.c_str(), value().p50_ms, baseline().p50_ms, Median(p50));
+    }
+    std::fflush(stdout);
+  }
+
+ private:
+  static Figures Mean(const std::vector<Figures>& all) {
+    Figures sum;
+    for (const Figures& f : all) sum += f;
+    return all.empty() ? sum : sum / static_cast<double>(all.size());
+  }
+  static double Median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+  std::vector<Figures> baselines_;
+  std::vector<Figures> values_;
+};
+
 int Main(int argc, char** argv) {
   const double seconds = std::stod(Flag(argc, argv, "--seconds", "10"));
   const std::string only = Flag(argc, argv, "--scenario", "");
@@ -418,6 +468,8 @@ int Main(int argc, char** argv) {
   const auto io_threads = static_cast<std::size_t>(
       std::stoi(Flag(argc, argv, "--io-threads", "1")));
   const std::string server_binary = Flag(argc, argv, "--server", "");
+  const int rounds = std::max(1, std::stoi(Flag(argc, argv, "--rounds", "6")));
+  const double per_run = seconds / (2.0 * rounds);
   const int slow_sagas = std::stoi(Flag(argc, argv, "--slow-sagas", "5000"));
   testing::Subprocess server = StartChild({DTX_ECHO_SERVER});
   const std::string echo = "127.0.0.1:" + std::to_string(ReadPort(server));
@@ -435,47 +487,44 @@ int Main(int argc, char** argv) {
   for (const std::string scenario : {"tcc", "saga", "msg", "saga_empty"}) {
     if (!only.empty() && only != scenario) continue;
     for (int inflight : inflights) {
-      // Two rounds each, alternating, so that drift of the machine falls on
-      // both sides.
-      Figures base;
-      Figures dtx;
-      for (int round = 0; round < 2; ++round) {
-        base += bench.RunBaseline(scenario, inflight, seconds / 4) / 2;
-        dtx += bench.RunDtx(scenario, inflight, seconds / 4) / 2;
+      // Alternating short rounds, so that drift of the machine (this disk's
+      // fsync time varies several-fold within a minute) falls on both
+      // sides; the ratios printed are the medians of the rounds' ratios.
+      // saga_empty at the most in flight is also compared with the
+      // single-commit SQLite rate, measured in the same rounds.
+      const bool vs_floor =
+          scenario == "saga_empty" && inflight == inflights.back();
+      Paired local;
+      Paired floor;
+      for (int round = 0; round < rounds; ++round) {
+        const Figures base = bench.RunBaseline(scenario, inflight, per_run);
+        const Figures mine = bench.RunDtx(scenario, inflight, per_run);
+        local.Add(base, mine);
+        if (vs_floor) {
+          floor.Add(Figures{Bench::SingleCommitRate(per_run / 2), 0, 0}, mine);
+        }
       }
-      Row("baseline", scenario, inflight, base);
-      Row("dtx", scenario, inflight, dtx);
-      PrintResult(scenario + "_" + std::to_string(inflight), dtx.tx_per_s,
-                  base.tx_per_s);
-      std::printf("RESULT %s_%d_p50 value=%.3f baseline=%.3f ratio=%.2f\n",
-                  scenario.c_str(), inflight, dtx.p50_ms, base.p50_ms,
-                  base.p50_ms > 0 ? dtx.p50_ms / base.p50_ms : 0.0);
+      Row("baseline", scenario, inflight, local.baseline());
+      Row("dtx", scenario, inflight, local.value());
+      local.Print(scenario + "_" + std::to_string(inflight));
       if (!server_binary.empty()) {
         // dtx-server against the relay, which has the same client round
         // trips, journal writes and branch calls; alternating rounds again.
-        Figures relay;
-        Figures remote;
-        for (int round = 0; round < 2; ++round) {
-          relay += bench.RunRelay(scenario, inflight, seconds / 4) / 2;
-          remote +=
-              bench.RunServer(server_binary, scenario, inflight, seconds / 4) /
-              2;
+        Paired remote;
+        for (int round = 0; round < rounds; ++round) {
+          remote.Add(
+              bench.RunRelay(scenario, inflight, per_run),
+              bench.RunServer(server_binary, scenario, inflight, per_run));
         }
-        Row("relay", scenario, inflight, relay);
-        Row("server", scenario, inflight, remote);
-        PrintResult("server_" + scenario + "_" + std::to_string(inflight),
-                    remote.tx_per_s, relay.tx_per_s);
-        std::printf(
-            "RESULT server_%s_%d_p50 value=%.3f baseline=%.3f ratio=%.2f\n",
-            scenario.c_str(), inflight, remote.p50_ms, relay.p50_ms,
-            relay.p50_ms > 0 ? remote.p50_ms / relay.p50_ms : 0.0);
+        Row("relay", scenario, inflight, remote.baseline());
+        Row("server", scenario, inflight, remote.value());
+        remote.Print("server_" + scenario + "_" + std::to_string(inflight));
       }
-      if (scenario == "saga_empty" && inflight == inflights.back()) {
-        const double floor = Bench::SingleCommitRate(seconds / 2);
+      if (vs_floor) {
         std::printf("%-10s %-11s %8d %10.0f\n", "sqlite", "one-commit", 1,
-                    floor);
-        PrintResult("saga_empty_vs_single_commit_" + std::to_string(inflight),
-                    dtx.tx_per_s, floor);
+                    floor.baseline().tx_per_s);
+        floor.Print("saga_empty_vs_single_commit_" + std::to_string(inflight),
+                    /*with_p50=*/false);
       }
     }
   }

@@ -72,8 +72,9 @@ std::shared_ptr<TransRuntime> Engine::Activate(TransWithBranches data,
   MutexLock lock(&mu);
   auto& slot = active[data.trans.gid];
   if (slot) return slot;
-  slot = std::make_shared<TransRuntime>(
-      *this, asio::make_strand(io), *processor, std::move(data), known_opts);
+  slot =
+      std::make_shared<TransRuntime>(*this, std::make_shared<Serial>(io),
+                                     *processor, std::move(data), known_opts);
   *created = true;
   return slot;
 }
@@ -82,7 +83,7 @@ std::shared_ptr<TransRuntime> Engine::NewRuntime(TransWithBranches data,
                                                  const TransOptions* opts) {
   const TransProcessor* processor = ProcessorFor(data.trans.trans_type);
   if (processor == nullptr) return nullptr;
-  return std::make_shared<TransRuntime>(*this, asio::make_strand(io),
+  return std::make_shared<TransRuntime>(*this, std::make_shared<Serial>(io),
                                         *processor, std::move(data), opts);
 }
 

@@ -17,6 +17,8 @@
 #include "coordinator_impl.h"
 
 #include <map>
+#include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -64,6 +66,17 @@ Status ValidateOptions(const TransOptions& o) {
         "options: negative timeout, interval or retry limit");
   }
   return ValidateHeaders(o.branch_headers);
+}
+
+// Logs from a completion that runs on the journal's thread (where a request
+// is answered without a thread hop): the line is written from an io thread,
+// since writing it there would hold up every later commit.
+template <typename Format>
+void LogOffJournal(Engine& c, LogLevel level, const Format& format) {
+  if (!c.logger->ShouldLog(level)) return;
+  std::ostringstream os;
+  format(os);
+  c.OnIo()([&c, level, line = os.str()] { c.logger->Log(level, line); });
 }
 
 // The processor of a request's mode: kUnimplemented for dtm's modes that dtx
@@ -205,39 +218,41 @@ void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
   GlobalTrans t = NewGlobal(c, **processor, req, TransStatus::kPrepared);
   auto reply = NewReply<Status>(c, std::move(done));
   TransWithBranches data{t, *branches};  // for the prepared cache
+  // Completes on the journal's thread: what it does is short (a cache entry,
+  // the answer), and the caller is answered one thread hop sooner.
   c.journal->SaveNew(
       std::move(t), std::move(branches).value(),
-      WriteDone(
-          c.OnIo(), [&c, reply, data = std::move(data)](Status s) mutable {
-            if (s.code() == StatusCode::kAlreadyExists) {
-              // Prepared again: fine while it is prepared.
-              c.Read([&c, reply, gid = data.trans.gid] {
-                auto existing = c.journal->Find(gid);
-                if (!existing.ok()) return reply->Set(existing.status());
-                if (existing->trans.status == TransStatus::kPrepared)
-                  return reply->Set(Status::Ok());
-                reply->Set(
-                    AbortedError("current status '" +
-                                 std::string(ToString(existing->trans.status)) +
-                                 "', cannot prepare"));
-              });
-              return;
-            }
-            if (s.ok()) {
-              DTX_LOG(c.logger, LogLevel::kInfo,
-                      "gid=" << data.trans.gid << " "
-                             << ToString(data.trans.trans_type) << " prepared");
-              // Cached only while it has no branch rows (a tcc's prepare):
-              // rows carry payloads of up to 4 MiB each, too much to keep.
-              internal::MutexLock lock(&c.prepared_mu);
-              if (data.branches.empty() &&
-                  c.prepared.size() < Engine::kMaxPrepared) {
-                const std::string gid = data.trans.gid;
-                c.prepared[gid] = std::move(data);
-              }
-            }
-            reply->Set(std::move(s));
-          }));
+      WriteDone([&c, reply, data = std::move(data)](Status s) mutable {
+        if (s.code() == StatusCode::kAlreadyExists) {
+          // Prepared again: fine while it is prepared.
+          c.Read([&c, reply, gid = data.trans.gid] {
+            auto existing = c.journal->Find(gid);
+            if (!existing.ok()) return reply->Set(existing.status());
+            if (existing->trans.status == TransStatus::kPrepared)
+              return reply->Set(Status::Ok());
+            reply->Set(
+                AbortedError("current status '" +
+                             std::string(ToString(existing->trans.status)) +
+                             "', cannot prepare"));
+          });
+          return;
+        }
+        if (s.ok()) {
+          LogOffJournal(c, LogLevel::kInfo, [&](std::ostream& os) {
+            os << "gid=" << data.trans.gid << " "
+               << ToString(data.trans.trans_type) << " prepared";
+          });
+          // Cached only while it has no branch rows (a tcc's prepare):
+          // rows carry payloads of up to 4 MiB each, too much to keep.
+          internal::MutexLock lock(&c.prepared_mu);
+          if (data.branches.empty() &&
+              c.prepared.size() < Engine::kMaxPrepared) {
+            const std::string gid = data.trans.gid;
+            c.prepared[gid] = std::move(data);
+          }
+        }
+        reply->Set(std::move(s));
+      }));
 }
 
 void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
@@ -386,20 +401,21 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
   // A prepared transaction is not processed, and leaving prepared re-reads
   // the journal's branches, so the write needs no runtime.
   std::vector<Branch> cached = *rows;
+  // Completes on the journal's thread, as Prepare's save does.
   c.journal->AppendBranches(
       b.gid, TransStatus::kPrepared, std::move(rows).value(),
-      WriteDone(c.OnIo(), [&c, reply, gid = b.gid, cached = std::move(cached),
-                           confirm = b.confirm_url, cancel = b.cancel_url,
-                           branch_id = b.branch_id](Status s) mutable {
+      WriteDone([&c, reply, gid = b.gid, cached = std::move(cached),
+                 confirm = b.confirm_url, cancel = b.cancel_url,
+                 branch_id = b.branch_id](Status s) mutable {
         if (s.code() == StatusCode::kFailedPrecondition) {
           return reply->Set(AbortedError("no trans with gid: " + gid +
                                          " status: prepared found"));
         }
         if (s.ok()) {
-          DTX_LOG(c.logger, LogLevel::kDebug,
-                  "gid=" << gid << " branch=" << branch_id
-                         << " registered, confirm " << confirm << ", cancel "
-                         << cancel);
+          LogOffJournal(c, LogLevel::kDebug, [&](std::ostream& os) {
+            os << "gid=" << gid << " branch=" << branch_id
+               << " registered, confirm " << confirm << ", cancel " << cancel;
+          });
           internal::MutexLock lock(&c.prepared_mu);
           auto it = c.prepared.find(gid);
           if (it != c.prepared.end()) {

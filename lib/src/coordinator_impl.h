@@ -162,7 +162,7 @@ struct Engine {
   asio::io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
       work;
-  Strand sched;
+  asio::strand<asio::io_context::executor_type> sched;
   asio::steady_timer poll_timer;  // on sched
   std::vector<std::thread> threads;
   asio::thread_pool reads;

@@ -40,7 +40,7 @@
 
 namespace dtx::internal {
 
-TransRuntime::TransRuntime(Engine& engine, Strand strand,
+TransRuntime::TransRuntime(Engine& engine, std::shared_ptr<Serial> strand,
                            const TransProcessor& processor,
                            TransWithBranches data, const TransOptions* opts)
     : engine_(engine),
@@ -71,12 +71,10 @@ TransRuntime::TransRuntime(Engine& engine, Strand strand,
                   : engine_.BaseInterval(opts_);
 }
 
-bool TransRuntime::OnStrandNow() const {
-  return strand_.running_in_this_thread();
-}
+bool TransRuntime::OnStrandNow() const { return strand_->RunningHere(); }
 
 void TransRuntime::Post(std::function<void()> fn) {
-  asio::post(strand_, std::move(fn));
+  strand_->Post(std::move(fn));
 }
 
 Executor TransRuntime::executor() {
@@ -84,6 +82,14 @@ Executor TransRuntime::executor() {
   return [self = shared_from_this()](std::function<void()> fn) {
     TransRuntime* rt = self.get();
     rt->Post([self, fn = std::move(fn)] { fn(); });
+  };
+}
+
+Executor TransRuntime::CallExecutor() {
+  // A branch result runs on the transport's thread when the strand is idle
+  // (one thread hop fewer per call; serial.h), else is queued on it.
+  return [strand = strand_](std::function<void()> fn) {
+    strand->Dispatch(std::move(fn));
   };
 }
 
@@ -203,23 +209,18 @@ void TransRuntime::CallBranch(std::size_t index) {
   DTX_LOG(engine_.logger, LogLevel::kDebug,
           "gid=" << trans_.gid << " branch=" << b.branch_id
                  << " op=" << ToString(b.op) << " calling " << b.url);
-  Strand strand = strand_;
-  engine_.client->Call(
-      std::move(req),
-      [strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
-      [self = shared_from_this(), index](BranchResult r) {
-        self->OnBranchResult(index, std::move(r));
-      });
+  engine_.client->Call(std::move(req), CallExecutor(),
+                       [self = shared_from_this(), index](BranchResult r) {
+                         self->OnBranchResult(index, std::move(r));
+                       });
 }
 
 void TransRuntime::CallExtra(BranchRequest request,
                              std::function<void(BranchResult)> on_result) {
   DTX_DCHECK(OnStrandNow());
   ++extra_calls_;
-  Strand strand = strand_;
   engine_.client->Call(
-      std::move(request),
-      [strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
+      std::move(request), CallExecutor(),
       [self = shared_from_this(),
        on_result = std::move(on_result)](BranchResult r) {
         --self->extra_calls_;

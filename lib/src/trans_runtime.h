@@ -16,10 +16,8 @@
 #include "dtx/journal.h"
 #include "dtx/model.h"
 
+#include "serial.h"
 #include "trans_type.h"
-
-#include <asio/io_context.hpp>
-#include <asio/strand.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -30,8 +28,6 @@
 #include <vector>
 
 namespace dtx::internal {
-
-using Strand = asio::strand<asio::io_context::executor_type>;
 
 class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
  public:
@@ -51,8 +47,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   using Waiter = std::function<void(const GlobalTrans&, bool stopped)>;
 
   // `opts`, when given, are the transaction's options already decoded.
-  TransRuntime(Engine& engine, Strand strand, const TransProcessor& processor,
-               TransWithBranches data, const TransOptions* opts);
+  TransRuntime(Engine& engine, std::shared_ptr<Serial> strand,
+               const TransProcessor& processor, TransWithBranches data,
+               const TransOptions* opts);
 
   // Runs `fn` on the strand. Any thread.
   void Post(std::function<void()> fn);
@@ -147,12 +144,14 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
                  const std::function<void(Status)>& on_durable, Status s);
   void Reload(TransStatus to, std::string reason,
               std::function<void(Status)> on_durable);
+  // Where branch results arrive (see CallExecutor in trans_runtime.cc).
+  Executor CallExecutor();
   // A journal completion that continues on the strand.
   WriteDone OnStrand(std::function<void(Status)> fn);
   bool OnStrandNow() const;
 
   Engine& engine_;
-  const Strand strand_;
+  const std::shared_ptr<Serial> strand_;
   const TransProcessor& processor_;
   GlobalTrans trans_;
   std::vector<Branch> branches_;
