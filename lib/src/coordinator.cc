@@ -290,6 +290,27 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
           "coordinator: started as " << raw->owner << " with "
                                      << raw->options.io_threads
                                      << " io thread(s)");
+  // What a restart picks up, in one line.
+  const TimePoint now = raw->clock->Now();
+  auto summary = raw->journal->Summarize(now);
+  if (!summary.ok()) {
+    DTX_LOG(raw->logger, LogLevel::kWarn,
+            "coordinator: cannot count unfinished transactions: "
+                << summary.status());
+  } else if (summary->unfinished == 0) {
+    DTX_LOG(raw->logger, LogLevel::kInfo,
+            "coordinator: no unfinished transaction in the journal");
+  } else {
+    const auto age = std::chrono::duration_cast<std::chrono::seconds>(
+        now - summary->oldest_create_time.value_or(now));
+    DTX_LOG(raw->logger, LogLevel::kInfo,
+            "coordinator: " << summary->unfinished
+                            << " unfinished transaction(s) in the journal, "
+                            << summary->due
+                            << " due now and resumed at once, the rest when "
+                               "due (oldest created "
+                            << age.count() << " s ago)");
+  }
   asio::post(raw->sched, [raw] { raw->Poll(); });
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(e)));
 }

@@ -31,14 +31,60 @@
 
 #include "trans_runtime.h"
 
+#include "dtx/limits.h"
+
 #include "check.h"
 #include "coordinator_impl.h"
 
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <utility>
 
 namespace dtx::internal {
+namespace {
+
+// The length of the valid UTF-8 sequence at text[i], or 0.
+std::size_t Utf8Length(std::string_view text, std::size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  std::size_t n = 0;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  if (c >= 0xE0 && c <= 0xEF) n = 3;
+  if (c >= 0xF0 && c <= 0xF4) n = 4;
+  if (n == 0 || i + n > text.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+// "<class>: <message>" of a call's result, valid UTF-8 (a byte that is not
+// becomes '?': it travels in proto3 strings and JSON), at most
+// kMaxLastErrorBytes; empty for a success.
+std::string AttemptError(const BranchResult& r) {
+  if (r.outcome == BranchOutcome::kSuccess) return "";
+  std::string raw(ToString(r.outcome));
+  if (!r.status.message().empty()) {
+    raw += ": ";
+    raw += r.status.message();
+  }
+  std::string text;
+  for (std::size_t i = 0; i < raw.size();) {
+    const std::size_t n = Utf8Length(raw, i);
+    const std::size_t take = n == 0 ? 1 : n;
+    if (text.size() + take > kMaxLastErrorBytes) break;
+    if (n == 0) {
+      text += '?';
+    } else {
+      text.append(raw, i, n);
+    }
+    i += take;
+  }
+  return text;
+}
 
 TransRuntime::TransRuntime(Engine& engine, std::shared_ptr<Serial> strand,
                            const TransProcessor& processor,
@@ -244,7 +290,12 @@ void TransRuntime::OnBranchResult(std::size_t index, BranchResult result) {
     MaybeEvict();
     return;
   }
+  // The attempt goes with the status the processor records, or alone when
+  // it records none (the branch is retried).
+  attempt_ = BranchAttempt{Now(), AttemptError(result)};
+  attempt_index_ = index;
   processor_.OnBranchResult(*this, index, result);
+  if (attempt_) RecordBranch(index, branches_[index].status);
   Advance();
 }
 
@@ -268,7 +319,14 @@ void TransRuntime::RecordBranch(std::size_t index, BranchStatus status) {
   DTX_DCHECK(OnStrandNow());
   Branch& b = branches_[index];
   b.status = status;
-  unsaved_.push_back({b.branch_id, b.op, status});
+  std::optional<BranchAttempt> attempt;
+  if (attempt_ && attempt_index_ == index) {
+    attempt = std::exchange(attempt_, std::nullopt);
+    ++b.attempts;
+    b.last_try_time = attempt->time;
+    b.last_error = attempt->error;
+  }
+  unsaved_.push_back({b.branch_id, b.op, status, std::move(attempt)});
 }
 
 void TransRuntime::FlushBranches() {

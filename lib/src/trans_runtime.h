@@ -29,6 +29,9 @@
 
 namespace dtx::internal {
 
+// Branch::last_error of a call's result (see trans_runtime.cc).
+std::string AttemptError(const BranchResult& result);
+
 class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
  public:
   // Where a branch stands in this life of the transaction.
@@ -163,6 +166,10 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // Branch results not yet handed to the journal: written with the next
   // decision, before the next real call, or before eviction.
   std::vector<BranchUpdate> unsaved_;
+  // The call whose result is being taken (OnBranchResult): recorded with
+  // the status the processor sets for that branch, or on its own.
+  std::optional<BranchAttempt> attempt_;
+  std::size_t attempt_index_ = 0;
   int pending_writes_ = 0;
   int extra_calls_ = 0;  // CallExtra calls on the wire
   // A decision could not be made durable: nothing more in this life.

@@ -173,7 +173,10 @@ Status ApplyBranchUpdates(Db& db, int64_t trans_id, const std::string& gid,
 UPDATE trans_branch_op SET
   status = ?1,
   update_time = ?2,
-  finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time ELSE ?2 END
+  finish_time = CASE WHEN ?1 = 'prepared' THEN finish_time ELSE ?2 END,
+  attempts = attempts + ?6,
+  last_try_time = CASE WHEN ?6 = 0 THEN last_try_time ELSE ?7 END,
+  last_error = CASE WHEN ?6 = 0 THEN last_error ELSE ?8 END
 WHERE trans_id = ?3 AND branch_id = ?4 AND op = ?5)sql"));
   for (const BranchUpdate& u : updates) {
     StmtGuard guard(stmt);
@@ -182,6 +185,10 @@ WHERE trans_id = ?3 AND branch_id = ?4 AND op = ?5)sql"));
     stmt->BindInt(3, trans_id);
     stmt->BindTextRef(4, u.branch_id);
     stmt->BindTextRef(5, ToString(u.op));
+    stmt->BindInt(6, u.attempt ? 1 : 0);
+    stmt->BindInt(7, u.attempt ? ToUnixMillis(u.attempt->time) : 0);
+    stmt->BindTextRef(
+        8, u.attempt ? std::string_view(u.attempt->error) : std::string_view());
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "update branch of " + gid);
     if (db.changes() == 0) {
@@ -245,6 +252,9 @@ Result<Branch> ReadBranchRow(const Stmt& s, const std::string& path) {
   b.update_time = FromUnixMillis(s.Int(8));
   b.finish_time = ReadOptTime(s, 9);
   b.rollback_time = ReadOptTime(s, 10);
+  b.attempts = s.Int(11);
+  b.last_try_time = ReadOptTime(s, 12);
+  b.last_error = s.Text(13);
   return b;
 }
 

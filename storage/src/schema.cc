@@ -40,6 +40,10 @@
 //                       compensate | commit | rollback | msg.
 //   status              TEXT. PERSISTED: prepared | succeed | failed.
 //   finish_time, rollback_time, create_time, update_time   INTEGER ms.
+//   attempts            INTEGER. Calls of this row so far (not in dtm).
+//   last_try_time       INTEGER ms. When the last call was made; NULL before.
+//   last_error          TEXT. "<class>: <message>" of the last call when it
+//                       did not succeed, '' after a success (not in dtm).
 //   (dtm's deprecated `data` column is not kept.)
 //
 // Indexes:
@@ -61,6 +65,7 @@
 // Versions (PRAGMA user_version; PRAGMA application_id is "dtx1"):
 //   1  the tables above, trans_branch_op keyed by (gid, branch_id, op).
 //   2  trans_branch_op keyed by (trans_id, branch_id, op).
+//   3  trans_branch_op's retry state: attempts, last_try_time, last_error.
 // A migration is appended to kMigrations and never edited once released.
 
 #include "schema.h"
@@ -77,12 +82,13 @@ const char* const kGlobalColumns = R"sql(id, gid, trans_type, status,
   next_cron_interval, next_cron_time, owner, retry_count)sql";
 
 const char* const kBranchColumns = R"sql(id, gid, url, bin_data, branch_id,
-  op, status, create_time, update_time, finish_time, rollback_time)sql";
+  op, status, create_time, update_time, finish_time, rollback_time, attempts,
+  last_try_time, last_error)sql";
 
 namespace {
 
 // kMigrations[v] takes a database from version v to v + 1.
-constexpr std::array<const char*, 2> kMigrations = {
+constexpr std::array<const char*, 3> kMigrations = {
     // 0 -> 1
     R"sql(
 CREATE TABLE trans_global (
@@ -150,6 +156,12 @@ DROP TABLE trans_branch_op;
 ALTER TABLE trans_branch_op_v2 RENAME TO trans_branch_op;
 CREATE UNIQUE INDEX trans_branch_op_key
   ON trans_branch_op(trans_id, branch_id, op);
+)sql",
+    // 2 -> 3. Columns added in place: no row is rewritten.
+    R"sql(
+ALTER TABLE trans_branch_op ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE trans_branch_op ADD COLUMN last_try_time INTEGER;
+ALTER TABLE trans_branch_op ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
 )sql",
 };
 

@@ -284,6 +284,25 @@ Result<DuePage> SqliteJournal::ListDue(TimePoint now, std::size_t limit,
   });
 }
 
+Result<UnfinishedSummary> SqliteJournal::Summarize(TimePoint now) {
+  return impl_->readers.WithReader([&](Db& db) -> Result<UnfinishedSummary> {
+    // The WHERE is the due index's own, so SQLite scans that index only.
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
+SELECT COUNT(*), COALESCE(SUM(next_cron_time <= ?1), 0), MIN(create_time)
+FROM trans_global INDEXED BY trans_global_due
+WHERE status IN ('prepared', 'submitted', 'aborting'))sql"));
+    StmtGuard guard(stmt);
+    stmt->BindInt(1, ToUnixMillis(now));
+    const int rc = stmt->Step();
+    if (rc != SQLITE_ROW) return db.Error(rc, "summarize");
+    UnfinishedSummary out;
+    out.unfinished = stmt->Int(0);
+    out.due = stmt->Int(1);
+    if (!stmt->IsNull(2)) out.oldest_create_time = FromUnixMillis(stmt->Int(2));
+    return out;
+  });
+}
+
 Result<std::string> SqliteJournal::ExplainDueQuery() {
   return impl_->readers.WithReader([&](Db& db) -> Result<std::string> {
     std::string plan;

@@ -101,6 +101,23 @@ TEST_F(LogTrailTest, ASagaThatRetriesThenRollsBack) {
   EXPECT_THAT(Anonymous(), ::testing::IsEmpty());
 }
 
+TEST_F(LogTrailTest, StartupSaysWhatItResumes) {
+  EXPECT_THAT(recorder_->Text(),
+              HasSubstr("coordinator: no unfinished transaction"));
+  Script("/busi.Busi/TransOut", {Error()});
+  ASSERT_OK(
+      Saga(*dtm_, "stuck-1").Add(Url("/busi.Busi/TransOut"), "", "").Submit());
+  ASSERT_OK(
+      Saga(*dtm_, "stuck-2").Add(Url("/busi.Busi/TransOut"), "", "").Submit());
+  dtm_->WaitIdle();
+  clock_.Advance(seconds(25));  // past their first back-off (20 s)
+  Reopen();
+  EXPECT_THAT(recorder_->Text(),
+              HasSubstr("coordinator: 2 unfinished transaction(s) in the "
+                        "journal, 2 due now and resumed at once, the rest "
+                        "when due (oldest created 25 s ago)"));
+}
+
 TEST_F(LogTrailTest, ATccFromPrepareToConfirm) {
   TransOptions o;
   o.wait_result = true;

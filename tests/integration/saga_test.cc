@@ -108,6 +108,42 @@ TEST_F(SagaTest, ErrorsBackOffThenSucceed) {
   EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 3u);
 }
 
+TEST_F(SagaTest, RetryStateOfAStuckBranchIsInTheJournal) {
+  Script("/busi.Busi/TransOut", {Error(), Ongoing(), Ok()});
+  const TimePoint start = clock_.Now();
+  ASSERT_OK(TwoSteps("saga-visible").Submit());
+  dtm_->WaitIdle();
+  auto branch = [&](const std::string& id, BranchOp op) {
+    auto t = dtm_->Query("saga-visible");
+    EXPECT_OK(t);
+    for (const Branch& b : t->branches)
+      if (b.branch_id == id && b.op == op) return b;
+    ADD_FAILURE() << "no branch " << id;
+    return Branch{};
+  };
+  Branch out = branch("01", BranchOp::kAction);
+  EXPECT_EQ(out.attempts, 1);
+  EXPECT_EQ(out.last_try_time, start);
+  EXPECT_EQ(out.last_error, "TRANSIENT: busi unavailable");
+  EXPECT_EQ(branch("02", BranchOp::kAction).attempts, 0);  // not reached
+  // The next try is the transaction's next_cron_time.
+  EXPECT_EQ(Global("saga-visible").next_cron_time, start + seconds(20));
+
+  Later(seconds(20));
+  out = branch("01", BranchOp::kAction);
+  EXPECT_EQ(out.attempts, 2);
+  EXPECT_EQ(out.last_try_time, start + seconds(20));
+  EXPECT_THAT(out.last_error, ::testing::StartsWith("ONGOING"));
+
+  Later(seconds(20));
+  EXPECT_EQ(Global("saga-visible").status, TransStatus::kSucceed);
+  out = branch("01", BranchOp::kAction);
+  EXPECT_EQ(out.attempts, 3);
+  EXPECT_EQ(out.last_error, "");
+  EXPECT_EQ(branch("02", BranchOp::kAction).attempts, 1);
+  EXPECT_EQ(branch("01", BranchOp::kCompensate).attempts, 0);
+}
+
 TEST_F(SagaTest, BackOffIsCapped) {
   options_.retry.max_interval = seconds(30);
   Reopen();

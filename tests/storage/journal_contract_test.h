@@ -358,6 +358,66 @@ TYPED_TEST_P(JournalContractTest, UpdateBranchesRecordsResults) {
   EXPECT_FALSE(got.branches[0].finish_time.has_value());
 }
 
+TYPED_TEST_P(JournalContractTest, UpdateBranchesRecordsAttempts) {
+  ASSERT_OK(this->Save(this->NewTrans("g-att"), SagaBranches(1)));
+  const TimePoint first = this->clock_.Now();
+  // Two failed calls, then a success; a result without an attempt (recorded
+  // without a call) leaves the retry state alone.
+  ASSERT_OK(
+      this->Update("g-att", TransStatus::kSubmitted,
+                   {{"01", BranchOp::kAction, BranchStatus::kPrepared,
+                     BranchAttempt{first, "TRANSIENT: connection refused"}}}));
+  this->clock_.Advance(seconds(5));
+  const TimePoint second = this->clock_.Now();
+  ASSERT_OK(this->Update("g-att", TransStatus::kSubmitted,
+                         {{"01", BranchOp::kAction, BranchStatus::kPrepared,
+                           BranchAttempt{second, "ONGOING: not yet"}}}));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-att"));
+  EXPECT_EQ(got.branches[1].attempts, 2);
+  EXPECT_EQ(got.branches[1].last_try_time, second);
+  EXPECT_EQ(got.branches[1].last_error, "ONGOING: not yet");
+  EXPECT_EQ(got.branches[1].status, BranchStatus::kPrepared);
+  EXPECT_FALSE(got.branches[1].finish_time.has_value());
+  EXPECT_EQ(got.branches[0].attempts, 0);
+  EXPECT_FALSE(got.branches[0].last_try_time.has_value());
+
+  this->clock_.Advance(seconds(5));
+  const TimePoint third = this->clock_.Now();
+  ASSERT_OK(
+      this->Update("g-att", TransStatus::kSubmitted,
+                   {{"01", BranchOp::kAction, BranchStatus::kSucceed,
+                     BranchAttempt{third, ""}},
+                    {"01", BranchOp::kCompensate, BranchStatus::kPrepared}}));
+  ASSERT_OK_AND_ASSIGN(got, this->journal_->Find("g-att"));
+  EXPECT_EQ(got.branches[1].attempts, 3);
+  EXPECT_EQ(got.branches[1].last_try_time, third);
+  EXPECT_EQ(got.branches[1].last_error, "");
+  EXPECT_EQ(got.branches[1].status, BranchStatus::kSucceed);
+  EXPECT_EQ(got.branches[0].attempts, 0);
+}
+
+TYPED_TEST_P(JournalContractTest, SummarizeCountsUnfinishedAndDue) {
+  ASSERT_OK_AND_ASSIGN(auto none,
+                       this->journal_->Summarize(this->clock_.Now()));
+  EXPECT_EQ(none.unfinished, 0);
+  EXPECT_EQ(none.due, 0);
+  EXPECT_FALSE(none.oldest_create_time.has_value());
+  const TimePoint first = this->clock_.Now();
+  ASSERT_OK(this->Save(this->NewTrans("g-sum-1"), {}));  // due at +10 s
+  this->clock_.Advance(seconds(5));
+  ASSERT_OK(this->Save(
+      this->NewTrans("g-sum-2", TransStatus::kPrepared, TransType::kTcc), {}));
+  GlobalTrans done = this->NewTrans("g-sum-3", TransStatus::kSucceed);
+  done.create_time = first - seconds(100);  // finished: not counted
+  ASSERT_OK(this->Save(done, {}));
+  ASSERT_OK_AND_ASSIGN(auto s, this->journal_->Summarize(this->clock_.Now()));
+  EXPECT_EQ(s.unfinished, 2);
+  EXPECT_EQ(s.due, 0);
+  EXPECT_EQ(s.oldest_create_time, first);
+  ASSERT_OK_AND_ASSIGN(s, this->journal_->Summarize(first + seconds(12)));
+  EXPECT_EQ(s.due, 1);
+}
+
 TYPED_TEST_P(JournalContractTest, UpdateBranchesIsAllOrNothing) {
   ASSERT_OK(this->Save(this->NewTrans("g-br2"), SagaBranches(1)));
   EXPECT_THAT(this->Update("g-br2", std::nullopt,
@@ -772,6 +832,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     AppendBranchesToAMissingGidIsNotFound,
     AppendingADuplicateBranchAppendsNothing, ChangeStatusIsACompareAndSet,
     FinalStatusesStampTheirTimes, UpdateBranchesRecordsResults,
+    UpdateBranchesRecordsAttempts, SummarizeCountsUnfinishedAndDue,
     UpdateBranchesIsAllOrNothing, TouchCronReschedulesAndKeepsTheRetryCount,
     MakeDueAppliesOnlyToUnfinishedTransactions,
     ListDuePagesUnfinishedDueTransactionsInDueOrder,

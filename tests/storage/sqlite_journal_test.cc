@@ -183,7 +183,7 @@ TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
   j->Close();
   const std::string path = dir_.File("journal.db");
   auto query_int = [&](const char* sql) { return RawInt(path, sql); };
-  EXPECT_EQ(query_int("PRAGMA user_version"), 2);
+  EXPECT_EQ(query_int("PRAGMA user_version"), 3);
   EXPECT_EQ(query_int("PRAGMA application_id"), 0x64747831);
   EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
                       "('trans_global', 'trans_branch_op', 'trans_global_due', "
@@ -250,10 +250,10 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
   auto j = Open(o);
   ASSERT_NE(j, nullptr);
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrating from schema version 1 to 2 (5 "
+              ::testing::HasSubstr("migrating from schema version 1 to 3 (5 "
                                    "branch rows)"));
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrated to schema version 2"));
+              ::testing::HasSubstr("migrated to schema version 3"));
   ASSERT_OK_AND_ASSIGN(auto tcc, j->Find("old-tcc"));
   ASSERT_EQ(tcc.branches.size(), 2u);
   EXPECT_EQ(tcc.branches[0].op, BranchOp::kCancel);
@@ -296,6 +296,66 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
   EXPECT_EQ(RawInt(path, "SELECT trans_id FROM trans_branch_op WHERE id = 5"),
             0)
       << "an orphan row is kept";
+}
+
+// Schema version 2's trans_branch_op, as migration 1 -> 2 left it. Frozen.
+constexpr char kSchemaV2BranchTable[] = R"sql(
+DROP TABLE trans_branch_op;
+CREATE TABLE trans_branch_op (
+  id INTEGER PRIMARY KEY, trans_id INTEGER NOT NULL, gid TEXT NOT NULL,
+  url TEXT NOT NULL DEFAULT '', bin_data BLOB NOT NULL DEFAULT x'',
+  branch_id TEXT NOT NULL, op TEXT NOT NULL, status TEXT NOT NULL,
+  finish_time INTEGER, rollback_time INTEGER, create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL) STRICT;
+CREATE UNIQUE INDEX trans_branch_op_key
+  ON trans_branch_op(trans_id, branch_id, op);
+PRAGMA user_version = 2;
+)sql";
+
+TEST_F(SqliteJournalTest, AVersion2JournalGainsRetryStateAndKeepsItsRows) {
+  const std::string path = dir_.File("journal.db");
+  RawExec(path, kSchemaV1);
+  RawExec(path, kSchemaV2BranchTable);
+  RawExec(path, R"sql(
+INSERT INTO trans_global (id, gid, trans_type, status, create_time,
+  update_time, next_cron_time)
+VALUES (3, 'v2-saga', 'saga', 'submitted', 1000, 1000, 5000);
+INSERT INTO trans_branch_op (id, trans_id, gid, url, bin_data, branch_id, op,
+  status, create_time, update_time)
+VALUES (1, 3, 'v2-saga', 'h:1/s.S/Undo', x'01', '01', 'compensate',
+        'prepared', 1000, 1000),
+       (2, 3, 'v2-saga', 'h:1/s.S/Do', x'01', '01', 'action', 'succeed',
+        1000, 2000);
+)sql");
+  auto log = std::make_shared<RecordingLogger>();
+  SqliteJournalOptions o = Options();
+  o.logger = log;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  EXPECT_THAT(log->Text(),
+              ::testing::HasSubstr("migrating from schema version 2 to 3"));
+  ASSERT_OK_AND_ASSIGN(auto saga, j->Find("v2-saga"));
+  ASSERT_EQ(saga.branches.size(), 2u);
+  EXPECT_EQ(saga.branches[1].status, BranchStatus::kSucceed);
+  for (const Branch& b : saga.branches) {
+    EXPECT_EQ(b.attempts, 0);
+    EXPECT_FALSE(b.last_try_time.has_value());
+    EXPECT_EQ(b.last_error, "");
+  }
+  // The old rows record attempts like new ones.
+  const TimePoint tried = FromUnixMillis(7000);
+  ASSERT_OK(WaitForWrite([&](WriteDone done) {
+    j->UpdateBranches("v2-saga", TransStatus::kSubmitted,
+                      {{"01", BranchOp::kCompensate, BranchStatus::kPrepared,
+                        BranchAttempt{tried, "TRANSIENT: connection refused"}}},
+                      std::move(done));
+  }));
+  ASSERT_OK_AND_ASSIGN(saga, j->Find("v2-saga"));
+  EXPECT_EQ(saga.branches[0].attempts, 1);
+  EXPECT_EQ(saga.branches[0].last_try_time, tried);
+  EXPECT_EQ(saga.branches[0].last_error, "TRANSIENT: connection refused");
+  j->Close();
+  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 3);
 }
 
 TEST_F(SqliteJournalTest, AMigrationThatFailsLeavesTheOldVersion) {

@@ -67,6 +67,10 @@ Result<ListPage> GatedJournal::List(const ListQuery& query) {
   return inner_->List(query);
 }
 
+Result<UnfinishedSummary> GatedJournal::Summarize(TimePoint now) {
+  return inner_->Summarize(now);
+}
+
 Result<DuePage> GatedJournal::ListDue(TimePoint now, std::size_t limit,
                                       DueCursor after) {
   return inner_->ListDue(now, limit, after);

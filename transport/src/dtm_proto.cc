@@ -248,6 +248,9 @@ void ToProto(const Branch& b, dtx::admin::v1::Branch* out) {
   out->set_update_time_ms(ToMillis(b.update_time));
   out->set_finish_time_ms(ToMillis(b.finish_time));
   out->set_rollback_time_ms(ToMillis(b.rollback_time));
+  out->set_attempts(b.attempts);
+  out->set_last_try_time_ms(ToMillis(b.last_try_time));
+  out->set_last_error(b.last_error);
 }
 
 Result<GlobalTrans> FromProto(const dtx::admin::v1::Transaction& t) {
@@ -287,6 +290,9 @@ Result<Branch> FromProto(const dtx::admin::v1::Branch& b) {
   out.update_time = FromMillis(b.update_time_ms());
   out.finish_time = OptionalFromMillis(b.finish_time_ms());
   out.rollback_time = OptionalFromMillis(b.rollback_time_ms());
+  out.attempts = b.attempts();
+  out.last_try_time = OptionalFromMillis(b.last_try_time_ms());
+  out.last_error = b.last_error();
   return out;
 }
 

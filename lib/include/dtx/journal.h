@@ -134,11 +134,25 @@ class Completion {
 using WriteDone = Completion<Status>;
 using ClaimDone = Completion<Result<std::vector<GlobalTrans>>>;
 
-// The result of one branch call.
+// One call of a branch row, as the row's retry state records it.
+struct BranchAttempt {
+  TimePoint time{};
+  std::string error;  // Branch::last_error: empty for a success
+};
+
+// The result of one branch call: the row's status and, when set, the
+// attempt (attempts + 1, last_try_time and last_error written).
 struct BranchUpdate {
+  BranchUpdate() = default;
+  // So that {branch_id, op, status} keeps working without an attempt.
+  BranchUpdate(std::string id, BranchOp o, BranchStatus s,
+               std::optional<BranchAttempt> a = std::nullopt)
+      : branch_id(std::move(id)), op(o), status(s), attempt(std::move(a)) {}
+
   std::string branch_id;
   BranchOp op = BranchOp::kAction;
   BranchStatus status = BranchStatus::kSucceed;
+  std::optional<BranchAttempt> attempt;
 };
 
 // A compare-and-set of a global status.
@@ -205,6 +219,13 @@ struct DueCursor {
   int64_t id = 0;
 };
 
+// The unfinished part of a journal, for operators and metrics.
+struct UnfinishedSummary {
+  int64_t unfinished = 0;  // prepared, submitted or aborting
+  int64_t due = 0;         // of those, next_cron_time <= now
+  std::optional<TimePoint> oldest_create_time;  // unset when none
+};
+
 struct DuePage {
   std::vector<GlobalTrans> transactions;  // by next_cron_time, then id
   std::optional<DueCursor> next;          // unset when this was the last page
@@ -266,6 +287,10 @@ class DTX_CORE_EXPORT Journal {
   // earliest first, starting after `after`. Costs O(limit), not O(all rows).
   virtual Result<DuePage> ListDue(TimePoint now, std::size_t limit,
                                   DueCursor after) = 0;
+
+  // Counts unfinished transactions as of `now`. Costs O(unfinished), not
+  // O(all rows).
+  virtual Result<UnfinishedSummary> Summarize(TimePoint now) = 0;
 
   // Life cycle.
   // Completes every queued write, then refuses new ones (kFailedPrecondition)

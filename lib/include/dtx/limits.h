@@ -26,6 +26,8 @@ inline constexpr std::size_t kMaxPayloadBytes = 4 * 1024 * 1024;
 // options, custom_data, ext_data, result, rollback_reason, query_prepared.
 inline constexpr std::size_t kMaxTextBytes = 64 * 1024;
 inline constexpr std::size_t kMaxBranchesPerTrans = 10000;
+// Branch::last_error is cut to this many bytes (at a UTF-8 boundary).
+inline constexpr std::size_t kMaxLastErrorBytes = 512;
 
 // Non-empty, at most kMaxGidBytes, visible ASCII only.
 DTX_CORE_EXPORT Status ValidateGid(std::string_view gid);

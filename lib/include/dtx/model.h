@@ -109,6 +109,14 @@ struct Branch {
   TimePoint update_time{};
   std::optional<TimePoint> finish_time;
   std::optional<TimePoint> rollback_time;
+  // Retry state, for operators (not in dtm): calls of this row so far, when
+  // the last one was made, and what it answered when it did not succeed,
+  // "<class>: <message>" (class: FAILURE, ONGOING or TRANSIENT; at most
+  // kMaxLastErrorBytes), empty after a success. When it is called next is
+  // its transaction's next_cron_time.
+  int64_t attempts = 0;
+  std::optional<TimePoint> last_try_time;
+  std::string last_error;
 };
 
 // A transaction with its branches in registration order.

@@ -102,6 +102,7 @@ class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {
 
   Result<TransWithBranches> Find(const std::string& gid) override;
   Result<ListPage> List(const ListQuery& query) override;
+  Result<UnfinishedSummary> Summarize(TimePoint now) override;
   Result<DuePage> ListDue(TimePoint now, std::size_t limit,
                           DueCursor after) override;
 
