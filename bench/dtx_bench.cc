@@ -133,7 +133,7 @@ class ServerProcess {
         << "\nLogLevel: warn\n";
     child_ = std::make_unique<testing::Subprocess>(
         StartChild({binary, "-c", dir_ + "/dtx.yml", "--grpc-host", "127.0.0.1",
-                    "--grpc-port", "0"}));
+                    "--grpc-port", "0", "--http-port", "0"}));
     const std::string line = child_->ReadLine().value_or("");
     const std::string prefix = "dtx-server: listening on ";
     if (line.rfind(prefix, 0) != 0) {

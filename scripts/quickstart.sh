@@ -75,6 +75,7 @@ MicroService:
   Target: 'discovery://$etcd_endpoint/dtmservice'
   EndPoint: 'grpc://localhost:$port'
 GrpcPort: $port
+HttpPort: 0
 Store:
   Driver: sqlite
   Path: '$work/dtx-server.db'

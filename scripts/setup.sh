@@ -13,6 +13,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libasio-dev libspdlog-dev nlohmann-json3-dev
+  libboost-dev  # Boost.Beast (header-only): dtx::http
   libgtest-dev libgmock-dev
   etcd-server etcd-client
   libbenchmark-dev

@@ -1,17 +1,22 @@
 // dtx-server: the coordinator as a standalone server speaking dtm's gRPC
-// protocol (dtmgimp.Dtm), with a SQLite journal. See docs/server.md.
+// protocol (dtmgimp.Dtm), with a SQLite journal, and an HTTP listener on
+// dtm's HttpPort. See docs/server.md.
 //
 //   dtx-server [-c conf.yml] [-d] [--grpc-host H] [--grpc-port N]
-//              [--store-path FILE] [--log-level L] [--print-config]
+//              [--http-port N] [--store-path FILE] [--log-level L]
+//              [--print-config]
 //
-// Prints "dtx-server: listening on H:PORT" once it serves, and
-// "dtx-server: registered in etcd as KEY" after registering. SIGTERM or
-// SIGINT: leaves the registry, finishes requests in progress (ShutdownGrace),
+// Prints "dtx-server: listening on H:PORT" (gRPC) once it serves,
+// "dtx-server: registered in etcd as KEY" after registering, then
+// "dtx-server: http listening on H:PORT". SIGTERM or SIGINT: leaves the
+// registry, finishes requests in progress on both listeners (ShutdownGrace),
 // hands unfinished transactions back to the journal, exits 0.
 
 #include "dtx/embedded.h"
 #include "dtx/server/server_config.h"
 #include "dtx/transport/dtm_server.h"
+#include "dtx/transport/http_router.h"
+#include "dtx/transport/http_server.h"
 #include "dtx/version.h"
 
 #include <CLI/CLI.hpp>
@@ -43,6 +48,29 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// The HTTP routes dtx-server has so far: dtm's ping, and a health check that
+// is 200 while the coordinator takes requests (it answers NewGid).
+// REQUIRES: `coordinator` outlives the handler (the HTTP server is shut down
+// before the coordinator).
+dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator) {
+  dtx::HttpRouter router;
+  router.Handle(dtx::HttpRouter::kAnyMethod, "/api/ping",
+                [](const dtx::HttpRequest&, const dtx::HttpResponder& r) {
+                  r.Respond(dtx::HttpResponse::Json(200, R"({"msg":"pong"})"));
+                });
+  router.Handle(
+      "GET", "/api/health",
+      [coordinator](const dtx::HttpRequest&, dtx::HttpResponder r) {
+        coordinator->NewGidAsync([r](const dtx::Result<std::string>& gid) {
+          r.Respond(
+              gid.ok() ? dtx::HttpResponse::Json(200, R"({"status":"SERVING"})")
+                       : dtx::HttpResponse::Json(
+                             503, R"({"status":"NOT_SERVING"})"));
+        });
+      });
+  return router.Build();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,12 +88,14 @@ int main(int argc, char** argv) {
   std::string config_path;
   bool debug = false;
   bool print_config = false;
-  std::string grpc_host, grpc_port, store_path, log_level;
+  std::string grpc_host, grpc_port, http_port, store_path, log_level;
   app.add_option("-c,--config", config_path, "YAML config file (dtm's keys)");
   app.add_flag("-d,--debug", debug, "log at debug level");
   app.add_option("--grpc-host", grpc_host, "address to listen on (GrpcHost)");
   app.add_option("--grpc-port", grpc_port,
                  "port to listen on, 0 = any (GrpcPort)");
+  app.add_option("--http-port", http_port,
+                 "HTTP port to listen on, 0 = any (HttpPort)");
   app.add_option("--store-path", store_path,
                  "SQLite journal file (Store.Path)");
   app.add_option("--log-level", log_level, "debug|info|warn|error (LogLevel)");
@@ -80,6 +110,7 @@ int main(int argc, char** argv) {
   sources.env = GetEnv;
   if (!grpc_host.empty()) sources.flags["GrpcHost"] = grpc_host;
   if (!grpc_port.empty()) sources.flags["GrpcPort"] = grpc_port;
+  if (!http_port.empty()) sources.flags["HttpPort"] = http_port;
   if (!store_path.empty()) sources.flags["Store.Path"] = store_path;
   if (!log_level.empty()) sources.flags["LogLevel"] = log_level;
   if (debug) sources.flags["LogLevel"] = "debug";
@@ -115,6 +146,25 @@ int main(int argc, char** argv) {
                 coordinator.status().ToString());
   }
 
+  // HTTP first: a port in use stops the server before it registers in etcd.
+  auto routes = HttpRoutes(coordinator->get());
+  if (!routes.ok()) {
+    (*coordinator)->Shutdown();
+    return Fail(routes.status().ToString());
+  }
+  dtx::HttpServerOptions http_options;
+  http_options.host = config.grpc_host;
+  http_options.port = config.http_port;
+  http_options.max_body_bytes =
+      static_cast<std::size_t>(config.max_request_bytes);
+  http_options.logger = logger;
+  auto http = dtx::HttpServer::Start(http_options, *std::move(routes));
+  if (!http.ok()) {
+    (*coordinator)->Shutdown();
+    return Fail("HttpPort " + std::to_string(config.http_port) + ": " +
+                http.status().message());
+  }
+
   dtx::DtmServerOptions server_options;
   server_options.listen_address =
       JoinHostPort(config.grpc_host, config.grpc_port);
@@ -126,6 +176,7 @@ int main(int argc, char** argv) {
   server_options.logger = logger;
   auto server = dtx::DtmServer::Start(**coordinator, server_options);
   if (!server.ok()) {
+    (*http)->Shutdown(std::chrono::milliseconds(0));
     (*coordinator)->Shutdown();
     return Fail(server.status().ToString());
   }
@@ -135,10 +186,14 @@ int main(int argc, char** argv) {
   if (!key.empty()) {
     std::printf("dtx-server: registered in etcd as %s\n", key.c_str());
   }
+  // After the lines above, which tests and scripts read first.
+  std::printf("dtx-server: http listening on %s\n",
+              JoinHostPort(config.grpc_host, (*http)->port()).c_str());
   std::fflush(stdout);
   DTX_LOG(logger, dtx::LogLevel::kInfo,
           "dtx-server " << DTX_VERSION_STRING << " serving dtmgimp.Dtm on port "
-                        << (*server)->port() << ", journal "
+                        << (*server)->port() << ", HTTP on "
+                        << (*http)->address() << ", journal "
                         << config.store_path);
 
   int signal_number = 0;
@@ -154,9 +209,13 @@ int main(int argc, char** argv) {
     std::_Exit(1);
   }).detach();
   // Requests still waiting for the coordinator after ShutdownGrace (a
-  // WaitResult pass, a slow branch) are answered UNAVAILABLE by the server;
-  // their transactions stay in the journal. Then the coordinator stops.
+  // WaitResult pass, a slow branch) are answered UNAVAILABLE (gRPC) or 503
+  // (HTTP) by the servers, which drain side by side; their transactions stay
+  // in the journal. Then the coordinator stops.
+  std::thread http_drain(
+      [&http, grace = config.shutdown_grace] { (*http)->Shutdown(grace); });
   (*server)->Shutdown(config.shutdown_grace);
+  http_drain.join();
   (*coordinator)->Shutdown();
   DTX_LOG(logger, dtx::LogLevel::kInfo, "dtx-server: stopped");
   return 0;

@@ -106,6 +106,12 @@ const std::vector<Key>& Keys() {
          c.grpc_port = static_cast<int>(n);
          return Status::Ok();
        }},
+      {"HttpPort",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 65535));
+         c.http_port = static_cast<int>(n);
+         return Status::Ok();
+       }},
       {"RetryInterval", Seconds(&ServerConfig::retry_interval, 1)},
       {"RetryIntervalMax", Seconds(&ServerConfig::retry_interval_max, 0)},
       {"TimeoutToFail", Seconds(&ServerConfig::timeout_to_fail, 1)},
@@ -162,7 +168,6 @@ const std::vector<std::string>& IgnoredKeys() {
       "Store.RedisPrefix",
       "Store.TransGlobalTable",
       "Store.TransBranchOpTable",
-      "HttpPort",
       "JsonRpcPort",
       "HttpMicroService",
       "UpdateBranchSync",
@@ -352,6 +357,11 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
         ") must be 0 (no cap) or at least RetryInterval (" +
         std::to_string(config.retry_interval.count()) + ")");
   }
+  if (config.http_port != 0 && config.http_port == config.grpc_port) {
+    return InvalidArgumentError("HttpPort and GrpcPort are both " +
+                                std::to_string(config.grpc_port) +
+                                "; the two listeners need two ports");
+  }
   if (!config.target.empty()) {
     if (config.driver != "dtm-driver-kratos") {
       return InvalidArgumentError(
@@ -384,6 +394,7 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::EndMap;
   out << YAML::Key << "GrpcHost" << YAML::Value << c.grpc_host;
   out << YAML::Key << "GrpcPort" << YAML::Value << c.grpc_port;
+  out << YAML::Key << "HttpPort" << YAML::Value << c.http_port;
   out << YAML::Key << "RetryInterval" << YAML::Value
       << c.retry_interval.count();
   out << YAML::Key << "RetryIntervalMax" << YAML::Value

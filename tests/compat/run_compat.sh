@@ -89,6 +89,7 @@ MicroService:
   EndPoint: 'grpc://127.0.0.1:$port'
 GrpcHost: 127.0.0.1
 GrpcPort: $port
+HttpPort: 0
 RetryInterval: 1
 TimeoutToFail: 3
 TransCronInterval: 1

@@ -49,6 +49,7 @@ MicroService:
   EndPoint: 'grpc://localhost:$port'
 GrpcPort: $port
 GrpcHost: 127.0.0.1
+HttpPort: 0
 Store:
   Path: '$work/server.db'
 EOF

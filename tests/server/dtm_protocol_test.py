@@ -216,7 +216,7 @@ class ServerProcess(object):
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
             [binary, "-c", self.config_path, "--grpc-host", "127.0.0.1",
-             "--grpc-port", "0"],
+             "--grpc-port", "0", "--http-port", "0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
             start_new_session=True)
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)

@@ -1,5 +1,5 @@
-// Runs dtx-server (the real binary) as a child process on 127.0.0.1 with an
-// ephemeral port, for tests that talk to it over gRPC.
+// Runs dtx-server (the real binary) as a child process on 127.0.0.1 with
+// ephemeral ports, for tests that talk to it over gRPC (and HTTP).
 
 #ifndef DTX_TESTS_SERVER_DTX_SERVER_PROCESS_H_
 #define DTX_TESTS_SERVER_DTX_SERVER_PROCESS_H_
@@ -22,12 +22,15 @@ struct DtxServerConfig {
   std::string config_path;  // where to write the file
   // 0: any free port.
   int port = 0;
+  // HttpPort; 0: any free port, so that parallel tests never meet on 36789.
+  int http_port = 0;
 };
 
 class DtxServerProcess {
  public:
   // Starts the server and waits for "dtx-server: listening on"; the
-  // registration line too when the config registers in etcd.
+  // registration line too when the config registers in etcd; then
+  // "dtx-server: http listening on".
   static Result<std::unique_ptr<DtxServerProcess>> Start(
       const DtxServerConfig& config, bool expect_registration = false) {
     std::ofstream out(config.config_path);
@@ -41,7 +44,8 @@ class DtxServerProcess {
         Subprocess child,
         Subprocess::Start({DTX_SERVER_BINARY, "-c", config.config_path,
                            "--grpc-host", "127.0.0.1", "--grpc-port",
-                           std::to_string(config.port)}));
+                           std::to_string(config.port), "--http-port",
+                           std::to_string(config.http_port)}));
     auto self = std::unique_ptr<DtxServerProcess>(
         new DtxServerProcess(std::move(child)));
     auto line = self->child_.ReadLine();
@@ -60,6 +64,13 @@ class DtxServerProcess {
       }
       self->registry_key_ = registered->substr(reg.size());
     }
+    auto http = self->child_.ReadLine();
+    const std::string http_prefix = "dtx-server: http listening on ";
+    if (!http || http->rfind(http_prefix, 0) != 0) {
+      return UnavailableError("dtx-server did not listen for HTTP: " +
+                              http.value_or("<no output>"));
+    }
+    self->http_address_ = http->substr(http_prefix.size());
     return self;
   }
 
@@ -67,6 +78,11 @@ class DtxServerProcess {
   const std::string& registry_key() const { return registry_key_; }
   int port() const {
     return std::stoi(address_.substr(address_.rfind(':') + 1));
+  }
+  // host:port of the HTTP listener.
+  const std::string& http_address() const { return http_address_; }
+  int http_port() const {
+    return std::stoi(http_address_.substr(http_address_.rfind(':') + 1));
   }
   pid_t pid() const { return child_.pid(); }
   void Kill(int signal) { child_.Kill(signal); }
@@ -76,6 +92,7 @@ class DtxServerProcess {
   explicit DtxServerProcess(Subprocess child) : child_(std::move(child)) {}
   Subprocess child_;
   std::string address_;
+  std::string http_address_;
   std::string registry_key_;
 };
 

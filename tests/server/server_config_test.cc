@@ -23,6 +23,7 @@ TEST(ServerConfigTest, NoConfigAtAllGivesDtmsDefaults) {
   ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig({}));
   const ServerConfig& c = loaded.config;
   EXPECT_EQ(c.grpc_port, 36790);
+  EXPECT_EQ(c.http_port, 36789);
   EXPECT_EQ(c.retry_interval, seconds(10));
   EXPECT_EQ(c.timeout_to_fail, seconds(35));
   EXPECT_EQ(c.request_timeout, seconds(3));
@@ -43,6 +44,7 @@ Store:
   Path: /var/lib/dtx/dtx.db
   Synchronous: normal
 GrpcPort: 36791
+HttpPort: 36792
 RetryInterval: 12
 TimeoutToFail: 40
 RequestTimeout: 5
@@ -56,6 +58,7 @@ LogLevel: debug
   EXPECT_EQ(c.store_path, "/var/lib/dtx/dtx.db");
   EXPECT_FALSE(c.durable_on_power_loss);
   EXPECT_EQ(c.grpc_port, 36791);
+  EXPECT_EQ(c.http_port, 36792);
   EXPECT_EQ(c.retry_interval, seconds(12));
   EXPECT_EQ(c.timeout_to_fail, seconds(40));
   EXPECT_EQ(c.request_timeout, seconds(5));
@@ -66,7 +69,7 @@ LogLevel: debug
 
 TEST(ServerConfigTest, UnknownAndUnusedKeysAreWarnings) {
   ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
-HttpPort: 36789
+JsonRpcPort: 36791
 Store:
   Host: localhost
   TransGlobalTable: dtm.trans_global
@@ -75,7 +78,7 @@ HttpMicroService:
   RegistryOptions: {a: b}
 )")));
   EXPECT_THAT(loaded.warnings,
-              ElementsAre(HasSubstr("HttpPort is a dtm setting"),
+              ElementsAre(HasSubstr("JsonRpcPort is a dtm setting"),
                           HasSubstr("Store.Host is a dtm setting"),
                           HasSubstr("Store.TransGlobalTable is a dtm setting"),
                           HasSubstr("unknown key Colour"),
@@ -102,6 +105,11 @@ TEST(ServerConfigTest, RetiredWorkerThreadsIsAWarningNotAnError) {
 TEST(ServerConfigTest, BadValuesAreErrorsNamingTheKey) {
   EXPECT_THAT(LoadServerConfig(Yaml("GrpcPort: 70000\n")),
               StatusIs(StatusCode::kInvalidArgument, "GrpcPort"));
+  EXPECT_THAT(LoadServerConfig(Yaml("HttpPort: -1\n")),
+              StatusIs(StatusCode::kInvalidArgument, "HttpPort"));
+  EXPECT_THAT(LoadServerConfig(Yaml("GrpcPort: 5000\nHttpPort: 5000\n")),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "HttpPort and GrpcPort are both 5000"));
   EXPECT_THAT(LoadServerConfig(Yaml("RetryInterval: ten\n")),
               StatusIs(StatusCode::kInvalidArgument,
                        "RetryInterval: 'ten' is not an integer"));
@@ -146,6 +154,7 @@ TEST(ServerConfigTest, EnvironmentNamesFollowDtm) {
   EXPECT_EQ(EnvNameOf("MicroService.EndPoint"), "MICRO_SERVICE_END_POINT");
   EXPECT_EQ(EnvNameOf("MicroService.Target"), "MICRO_SERVICE_TARGET");
   EXPECT_EQ(EnvNameOf("GrpcPort"), "GRPC_PORT");
+  EXPECT_EQ(EnvNameOf("HttpPort"), "HTTP_PORT");
   EXPECT_EQ(EnvNameOf("TimeoutToFail"), "TIMEOUT_TO_FAIL");
   EXPECT_EQ(EnvNameOf("Store.Path"), "STORE_PATH");
   EXPECT_EQ(EnvNameOf("TransCronInterval"), "TRANS_CRON_INTERVAL");
@@ -154,6 +163,7 @@ TEST(ServerConfigTest, EnvironmentNamesFollowDtm) {
 TEST(ServerConfigTest, EnvironmentOverridesTheFileAndFlagsOverrideBoth) {
   ConfigSources s = Yaml("GrpcPort: 1000\nRetryInterval: 11\nLogLevel: warn\n");
   std::map<std::string, std::string> env = {{"GRPC_PORT", "2000"},
+                                            {"HTTP_PORT", "2001"},
                                             {"RETRY_INTERVAL", "13"},
                                             {"STORE_PATH", "/tmp/e.db"}};
   s.env = [&](const std::string& name) -> std::optional<std::string> {
@@ -164,6 +174,7 @@ TEST(ServerConfigTest, EnvironmentOverridesTheFileAndFlagsOverrideBoth) {
   s.flags["GrpcPort"] = "3000";
   ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(s));
   EXPECT_EQ(loaded.config.grpc_port, 3000);
+  EXPECT_EQ(loaded.config.http_port, 2001);
   EXPECT_EQ(loaded.config.retry_interval, seconds(13));
   EXPECT_EQ(loaded.config.store_path, "/tmp/e.db");
   EXPECT_EQ(loaded.config.log_level, LogLevel::kWarn);
@@ -183,7 +194,7 @@ TEST(ServerConfigTest, EnvironmentOverridesTheFileAndFlagsOverrideBoth) {
 TEST(ServerConfigTest, PrintedConfigReadsBackTheSame) {
   ASSERT_OK_AND_ASSIGN(
       LoadedConfig first,
-      LoadServerConfig(Yaml("GrpcPort: 4000\nRetryInterval: 15\n"
+      LoadServerConfig(Yaml("GrpcPort: 4000\nHttpPort: 0\nRetryInterval: 15\n"
                             "Store:\n  Path: x.db\n")));
   ASSERT_OK_AND_ASSIGN(LoadedConfig second,
                        LoadServerConfig(Yaml(ToYaml(first.config))));

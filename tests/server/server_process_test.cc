@@ -10,6 +10,7 @@
 #include "branch_test_server.h"
 #include "dtx_server_process.h"
 #include "etcd_server.h"
+#include "http_test_client.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
 
@@ -310,8 +311,8 @@ TEST_F(ServerProcessTest, BadConfigurationIsAClearStartupError) {
   EXPECT_THAT(missing.output, HasSubstr("cannot read the config file"));
 
   std::ofstream(dir_.File("garbage.db")) << std::string(8192, 'x');
-  Outcome corrupt =
-      RunToExit({"--grpc-port", "0", "--store-path", dir_.File("garbage.db")});
+  Outcome corrupt = RunToExit({"--grpc-port", "0", "--http-port", "0",
+                               "--store-path", dir_.File("garbage.db")});
   EXPECT_EQ(corrupt.exit_code, 1);
   EXPECT_THAT(corrupt.output, HasSubstr("cannot open the coordinator"));
 }
@@ -320,19 +321,57 @@ TEST_F(ServerProcessTest, PortInUseIsAClearStartupError) {
   auto server = DtxServerProcess::Start(Config());
   ASSERT_OK(server);
   Outcome second = RunToExit({"--grpc-host", "127.0.0.1", "--grpc-port",
-                              std::to_string((*server)->port()), "--store-path",
-                              dir_.File("other.db")});
+                              std::to_string((*server)->port()), "--http-port",
+                              "0", "--store-path", dir_.File("other.db")});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_THAT(second.output, HasSubstr("cannot listen on"));
+  // The HTTP port likewise, before anything else is started.
+  Outcome http =
+      RunToExit({"--grpc-host", "127.0.0.1", "--grpc-port", "0", "--http-port",
+                 std::to_string((*server)->http_port()), "--store-path",
+                 dir_.File("other.db")});
+  EXPECT_EQ(http.exit_code, 1);
+  EXPECT_THAT(http.output,
+              HasSubstr("HttpPort " + std::to_string((*server)->http_port()) +
+                        ": http: cannot listen on 127.0.0.1:"));
   (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
+TEST_F(ServerProcessTest, ServesPingAndHealthOnTheHttpPort) {
+  auto server = DtxServerProcess::Start(Config());
+  ASSERT_OK(server);
+  EXPECT_THAT((*server)->http_address(), ::testing::StartsWith("127.0.0.1:"));
+  EXPECT_NE((*server)->http_port(), (*server)->port());
+  ASSERT_OK_AND_ASSIGN(
+      auto c, HttpTestConnection::Connect("127.0.0.1", (*server)->http_port()));
+  // dtm's ping, any method, on one keep-alive connection.
+  for (const char* method : {"GET", "POST", "PUT"}) {
+    ASSERT_OK_AND_ASSIGN(HttpTestResponse ping,
+                         c.Roundtrip(method, "/api/ping"));
+    EXPECT_EQ(ping.status, 200) << method;
+    EXPECT_EQ(ping.body, R"({"msg":"pong"})");
+    EXPECT_EQ(ping.Header("Content-Type"), "application/json");
+  }
+  ASSERT_OK_AND_ASSIGN(HttpTestResponse health,
+                       c.Roundtrip("GET", "/api/health"));
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, R"({"status":"SERVING"})");
+  ASSERT_OK_AND_ASSIGN(HttpTestResponse missing,
+                       c.Roundtrip("GET", "/api/dtmsvr/newGid"));
+  EXPECT_EQ(missing.status, 404);
+  // SIGTERM closes the idle keep-alive connection and the server exits 0.
+  (*server)->Kill(SIGTERM);
+  EXPECT_TRUE(c.ReadsEof());
   EXPECT_EQ((*server)->Wait(), 0);
 }
 
 TEST_F(ServerProcessTest, ReadmeExampleConfigStartsAndAnswersNewGid) {
   const auto started = std::chrono::steady_clock::now();
-  auto child = Subprocess::Start(
-      {DTX_SERVER_BINARY, "-c", DTX_EXAMPLE_CONFIG, "--grpc-host", "127.0.0.1",
-       "--grpc-port", "0", "--store-path", dir_.File("example.db")});
+  auto child = Subprocess::Start({DTX_SERVER_BINARY, "-c", DTX_EXAMPLE_CONFIG,
+                                  "--grpc-host", "127.0.0.1", "--grpc-port",
+                                  "0", "--http-port", "0", "--store-path",
+                                  dir_.File("example.db")});
   ASSERT_OK(child);
   auto line = child->ReadLine(seconds(20));
   ASSERT_TRUE(line.has_value());
@@ -356,8 +395,8 @@ TEST_F(ServerProcessTest, ReadmeExampleConfigStartsAndAnswersNewGid) {
 TEST_F(ServerProcessTest, ListensOnAnIpv6HostWithOrWithoutBrackets) {
   for (const std::string host : {"::1", "[::1]"}) {
     auto child = Subprocess::Start({DTX_SERVER_BINARY, "--grpc-host", host,
-                                    "--grpc-port", "0", "--store-path",
-                                    dir_.File("v6.db")});
+                                    "--grpc-port", "0", "--http-port", "0",
+                                    "--store-path", dir_.File("v6.db")});
     ASSERT_OK(child);
     auto line = child->ReadLine(seconds(20));
     ASSERT_TRUE(line.has_value()) << host;
@@ -431,9 +470,9 @@ TEST_F(ServerRegistryTest, UnreachableEtcdIsAClearStartupError) {
       << "MicroService:\n  Driver: dtm-driver-kratos\n"
       << "  Target: discovery://127.0.0.1:1/dtmservice\n"
       << "  EndPoint: grpc://127.0.0.1:36790\n";
-  Outcome out =
-      RunToExit({"-c", dir.File("dtx.yml"), "--grpc-host", "127.0.0.1",
-                 "--grpc-port", "0", "--store-path", dir.File("dtx.db")});
+  Outcome out = RunToExit({"-c", dir.File("dtx.yml"), "--grpc-host",
+                           "127.0.0.1", "--grpc-port", "0", "--http-port", "0",
+                           "--store-path", dir.File("dtx.db")});
   EXPECT_EQ(out.exit_code, 1);
   EXPECT_THAT(out.output, HasSubstr("registering in etcd"));
 }

@@ -6,7 +6,7 @@
 // environment win, as deployment tools expect. docs/server.md lists this.)
 //
 // A key dtx does not know is a warning; a dtm key that has no meaning in dtx
-// (HttpPort, Store.Host, ...) is a warning naming it; a bad value is an
+// (Store.Host, JsonRpcPort, ...) is a warning naming it; a bad value is an
 // error naming the key and the value.
 
 #ifndef DTX_SERVER_SERVER_CONFIG_H_
@@ -32,9 +32,12 @@ struct ServerConfig {
   // Store.Driver (sqlite) / Store.Path / Store.Synchronous (full|normal).
   std::string store_path = "dtx.db";
   bool durable_on_power_loss = true;
-  // GrpcHost (dtx) / GrpcPort.
+  // GrpcHost (dtx) / GrpcPort; 0 picks a free port.
   std::string grpc_host = "0.0.0.0";
   int grpc_port = 36790;
+  // HttpPort (dtm's): the HTTP listener, on grpc_host too; 0 picks a free
+  // port.
+  int http_port = 36789;
   // Seconds.
   std::chrono::seconds retry_interval{10};
   std::chrono::seconds retry_interval_max{3600};  // RetryIntervalMax (dtx)
