@@ -19,6 +19,7 @@ PACKAGES=(
   libbenchmark-dev
   libyaml-cpp-dev libcli11-dev
   python3-grpcio python3-protobuf  # tests/server/dtm_protocol_test.py
+  python3-prometheus-client        # tests/lib/metrics_format_test.py
 )
 
 for arg in "$@"; do

@@ -11,6 +11,7 @@
 #include "dtx/journal.h"
 #include "dtx/limits.h"
 #include "dtx/logger.h"
+#include "dtx/metrics.h"
 #include "dtx/model.h"
 #include "dtx/options.h"
 #include "dtx/result.h"
