@@ -51,6 +51,7 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
   deps.branch_client = std::move(client);
   deps.clock = embedded.clock;
   deps.logger = embedded.logger;
+  deps.metrics = embedded.metrics;
   return Coordinator::Open(std::move(options), std::move(deps));
 }
 

@@ -281,8 +281,15 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
   e->ids =
       deps.ids ? std::move(deps.ids) : NewTimeOrderedIdGenerator(*e->clock);
   e->owner = "dtx-" + e->ids->NewGid();
-  e->work.emplace(e->io.get_executor());
   Engine* raw = e.get();
+  if (deps.metrics != nullptr) {
+    DTX_ASSIGN_OR_RETURN(
+        e->metrics, internal::EngineMetrics::Register(*deps.metrics, [raw] {
+          internal::MutexLock lock(&raw->mu);
+          return static_cast<double>(raw->active.size());
+        }));
+  }
+  e->work.emplace(e->io.get_executor());
   for (std::size_t i = 0; i < raw->options.io_threads; ++i) {
     raw->threads.emplace_back([raw] { raw->io.run(); });
   }

@@ -20,6 +20,7 @@
 #include "dtx/coordinator.h"
 #include "dtx/internal/mutex.h"
 
+#include "engine_metrics.h"
 #include "trans_options.h"
 #include "trans_runtime.h"
 #include "trans_type.h"
@@ -195,6 +196,10 @@ struct Engine {
   // results from then on are cut short by Shutdown, not answers.
   std::atomic<bool> closing{false};
   bool shut_down DTX_GUARDED_BY(mu) = false;
+
+  // Null without a registry. Last, so that it goes first: its callback
+  // gauge reads `active`.
+  std::unique_ptr<EngineMetrics> metrics;
 };
 
 // A reply that runs its callback exactly once: the first Set wins. Every

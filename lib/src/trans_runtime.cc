@@ -255,10 +255,12 @@ void TransRuntime::CallBranch(std::size_t index) {
   DTX_LOG(engine_.logger, LogLevel::kDebug,
           "gid=" << trans_.gid << " branch=" << b.branch_id
                  << " op=" << ToString(b.op) << " calling " << b.url);
-  engine_.client->Call(std::move(req), CallExecutor(),
-                       [self = shared_from_this(), index](BranchResult r) {
-                         self->OnBranchResult(index, std::move(r));
-                       });
+  engine_.client->Call(
+      std::move(req), CallExecutor(),
+      [self = shared_from_this(), index,
+       started = std::chrono::steady_clock::now()](BranchResult r) {
+        self->OnBranchResult(index, std::move(r), started);
+      });
 }
 
 void TransRuntime::CallExtra(BranchRequest request,
@@ -280,7 +282,9 @@ void TransRuntime::CallExtra(BranchRequest request,
       });
 }
 
-void TransRuntime::OnBranchResult(std::size_t index, BranchResult result) {
+void TransRuntime::OnBranchResult(
+    std::size_t index, BranchResult result,
+    std::chrono::steady_clock::time_point started) {
   DTX_DCHECK(OnStrandNow());
   if (evicted() || index >= branches_.size()) return;
   progress_[index] = Progress::kIdle;
@@ -292,6 +296,11 @@ void TransRuntime::OnBranchResult(std::size_t index, BranchResult result) {
   }
   // The attempt goes with the status the processor records, or alone when
   // it records none (the branch is retried).
+  if (engine_.metrics) {
+    engine_.metrics->BranchCall(trans_.trans_type, branches_[index].op,
+                                result.outcome,
+                                std::chrono::steady_clock::now() - started);
+  }
   attempt_ = BranchAttempt{Now(), AttemptError(result)};
   attempt_index_ = index;
   processor_.OnBranchResult(*this, index, result);
@@ -547,6 +556,15 @@ void TransRuntime::MaybeEvict() {
     }
   }
   phase_ = Phase::kEvicted;
+  if (engine_.metrics) {
+    // dtm counts a pass as failed when it returned an error: here, when it
+    // ends waiting for a retry after a failed call.
+    const bool failed_call =
+        std::any_of(progress_.begin(), progress_.end(),
+                    [](Progress p) { return p == Progress::kBlocked; });
+    engine_.metrics->TransPass(trans_.trans_type, !failed_call,
+                               Now() - trans_.create_time);
+  }
   DTX_LOG(engine_.logger, LogLevel::kDebug,
           "gid=" << trans_.gid << " " << ToString(trans_.status)
                  << (finished ? "" : ", waiting until next retry"));

@@ -141,7 +141,8 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
  private:
   void RunPasses();
   void RunSettled();
-  void OnBranchResult(std::size_t index, BranchResult result);
+  void OnBranchResult(std::size_t index, BranchResult result,
+                      std::chrono::steady_clock::time_point started);
   void FlushBranches();
   void OnDecided(TransStatus from, TransStatus to, const std::string& reason,
                  const std::function<void(Status)>& on_durable, Status s);

@@ -13,6 +13,7 @@
 // hands unfinished transactions back to the journal, exits 0.
 
 #include "dtx/embedded.h"
+#include "dtx/metrics.h"
 #include "dtx/server/server_config.h"
 #include "dtx/transport/dtm_server.h"
 #include "dtx/transport/http_router.h"
@@ -52,8 +53,18 @@ int Fail(const std::string& message) {
 // is 200 while the coordinator takes requests (it answers NewGid).
 // REQUIRES: `coordinator` outlives the handler (the HTTP server is shut down
 // before the coordinator).
-dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator) {
+dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator,
+                                         const dtx::MetricsRegistry* metrics) {
   dtx::HttpRouter router;
+  // dtm's path; Prometheus's text format (docs/operations.md).
+  router.Handle(
+      "GET", "/api/metrics",
+      [metrics](const dtx::HttpRequest&, const dtx::HttpResponder& r) {
+        dtx::HttpResponse response;
+        response.content_type = std::string(dtx::kPrometheusTextContentType);
+        response.body = metrics->RenderText();
+        r.Respond(std::move(response));
+      });
   router.Handle(dtx::HttpRouter::kAnyMethod, "/api/ping",
                 [](const dtx::HttpRequest&, const dtx::HttpResponder& r) {
                   r.Respond(dtx::HttpResponse::Json(200, R"({"msg":"pong"})"));
@@ -134,7 +145,10 @@ int main(int argc, char** argv) {
   options.request_timeout = config.request_timeout;
   options.cron_interval = config.trans_cron_interval;
   options.io_threads = static_cast<std::size_t>(config.io_threads);
+  // Before the coordinator, which reports to it: it must outlive it.
+  dtx::MetricsRegistry metrics;
   dtx::EmbeddedOptions embedded;
+  embedded.metrics = &metrics;
   embedded.journal_path = config.store_path;
   embedded.driver = config.driver;
   embedded.target = config.target;
@@ -147,7 +161,7 @@ int main(int argc, char** argv) {
   }
 
   // HTTP first: a port in use stops the server before it registers in etcd.
-  auto routes = HttpRoutes(coordinator->get());
+  auto routes = HttpRoutes(coordinator->get(), &metrics);
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());

@@ -366,6 +366,55 @@ TEST_F(ServerProcessTest, ServesPingAndHealthOnTheHttpPort) {
   EXPECT_EQ((*server)->Wait(), 0);
 }
 
+TEST_F(ServerProcessTest, ServesDtmMetricsAfterASaga) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  busi_->SetDefaultHandler([calls](const ReceivedCall&) {
+    // The first call of the first step fails once: a retried branch.
+    return (*calls)++ == 0 ? TestReply::Status(14, "not yet up")
+                           : TestReply::Ok();
+  });
+  auto server = DtxServerProcess::Start(Config());
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  ASSERT_NE(dtm, nullptr);
+  ASSERT_OK(Saga(*dtm, "metrics-saga")
+                .Add(Url("/busi.Busi/TransOut"), "", "o")
+                .Add(Url("/busi.Busi/TransIn"), "", "i")
+                .Submit());
+  ASSERT_OK_AND_ASSIGN(
+      auto c, HttpTestConnection::Connect("127.0.0.1", (*server)->http_port()));
+  const std::vector<std::string> wanted = {
+      R"(dtm_branch_process_total{model="saga",branchtype="action",status="ok"} 2)",
+      R"(dtm_branch_process_total{model="saga",branchtype="action",status="fail"} 1)",
+      R"(dtm_transaction_process_total{model="saga",status="ok"} 1)",
+      R"(dtm_transaction_process_total{model="saga",status="fail"} 1)",
+      R"(dtx_branch_call_duration_seconds_count{outcome="transient"} 1)",
+      "dtx_transactions_in_memory 0"};
+  // The saga ends after a retry (1 s); each scrape is a real round trip.
+  HttpTestResponse metrics;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  bool all = false;
+  while (!all && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_OK_AND_ASSIGN(metrics, c.Roundtrip("GET", "/api/metrics"));
+    ASSERT_EQ(metrics.status, 200);
+    all = true;
+    for (const std::string& line : wanted)
+      all = all && metrics.body.find(line + "\n") != std::string::npos;
+  }
+  for (const std::string& line : wanted)
+    EXPECT_THAT(metrics.body, ::testing::HasSubstr(line + "\n"));
+  EXPECT_EQ(metrics.Header("Content-Type"),
+            "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_THAT(metrics.body,
+              ::testing::HasSubstr("# TYPE dtm_transaction_handled_duration "
+                                   "histogram\n"));
+  // Bounded by construction: no gid anywhere in the labels.
+  EXPECT_THAT(metrics.body,
+              ::testing::Not(::testing::HasSubstr("metrics-saga")));
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
 TEST_F(ServerProcessTest, ReadmeExampleConfigStartsAndAnswersNewGid) {
   const auto started = std::chrono::steady_clock::now();
   auto child = Subprocess::Start({DTX_SERVER_BINARY, "-c", DTX_EXAMPLE_CONFIG,

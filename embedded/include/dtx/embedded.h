@@ -37,6 +37,8 @@ struct EmbeddedOptions {
   // Borrowed; null: the system clock.
   const Clock* clock = nullptr;
   std::shared_ptr<Logger> logger;
+  // Borrowed; must outlive the coordinator (CoordinatorDeps::metrics).
+  MetricsRegistry* metrics = nullptr;
 };
 
 // Opens the journal at embedded.journal_path, then the coordinator, which

@@ -43,6 +43,8 @@
 
 namespace dtx {
 
+class MetricsRegistry;
+
 namespace internal {
 struct Engine;  // lib/src/coordinator_impl.h
 }  // namespace internal
@@ -58,6 +60,9 @@ struct CoordinatorDeps {
   std::shared_ptr<Logger> logger;
   // Null: NewTimeOrderedIdGenerator().
   std::unique_ptr<IdGenerator> ids;
+  // Borrowed; must outlive the coordinator. The coordinator registers dtm's
+  // transaction and branch metrics in it (docs/operations.md). Null: none.
+  MetricsRegistry* metrics = nullptr;
 };
 
 class DTX_CORE_EXPORT Coordinator final : public DtmApi {
