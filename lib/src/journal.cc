@@ -7,6 +7,10 @@ namespace dtx {
 
 Journal::~Journal() = default;
 
+Result<UnfinishedSummary> Journal::Summarize(TimePoint) {
+  return UnimplementedError("journal: Summarize is not implemented");
+}
+
 Status WaitForWrite(const std::function<void(WriteDone)>& start) {
   auto promise = std::make_shared<std::promise<Status>>();
   std::future<Status> future = promise->get_future();

@@ -11,6 +11,33 @@ bool IsAsciiLetter(char c) {
 }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+void AppendEscaped(std::string_view s, bool quote, std::string* out) {
+  for (char c : s) {
+    if (c == '\\') {
+      *out += "\\\\";
+    } else if (c == '\n') {
+      *out += "\\n";
+    } else if (c == '"' && quote) {
+      *out += "\\\"";
+    } else {
+      *out += c;
+    }
+  }
+}
+
+// Every integer a double holds exactly is below 2^53.
+constexpr double kExactIntegerLimit = 9007199254740992.0;
+
+template <typename T, typename... Format>
+void AppendToChars(T value, std::string* out, Format... format) {
+  char buf[64];  // the longest double, -1.2345678901234567e-308, is 24
+  const auto [end, ec] =
+      std::to_chars(buf, buf + sizeof(buf), value, format...);
+  if (ec == std::errc()) out->append(buf, end);
+}
+
+}  // namespace
+
 // The length of the well-formed UTF-8 sequence starting at s[i] (Unicode's
 // table 3-7), or 0.
 std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
@@ -41,33 +68,6 @@ std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
   }
   return n;
 }
-
-void AppendEscaped(std::string_view s, bool quote, std::string* out) {
-  for (char c : s) {
-    if (c == '\\') {
-      *out += "\\\\";
-    } else if (c == '\n') {
-      *out += "\\n";
-    } else if (c == '"' && quote) {
-      *out += "\\\"";
-    } else {
-      *out += c;
-    }
-  }
-}
-
-// Every integer a double holds exactly is below 2^53.
-constexpr double kExactIntegerLimit = 9007199254740992.0;
-
-template <typename T, typename... Format>
-void AppendToChars(T value, std::string* out, Format... format) {
-  char buf[64];  // the longest double, -1.2345678901234567e-308, is 24
-  const auto [end, ec] =
-      std::to_chars(buf, buf + sizeof(buf), value, format...);
-  if (ec == std::errc()) out->append(buf, end);
-}
-
-}  // namespace
 
 bool IsMetricName(std::string_view s) {
   if (s.empty() || IsDigit(s[0])) return false;

@@ -6,6 +6,7 @@
 #ifndef DTX_LIB_PROMETHEUS_TEXT_H_
 #define DTX_LIB_PROMETHEUS_TEXT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -18,6 +19,9 @@ bool IsMetricName(std::string_view s);
 bool IsLabelName(std::string_view s);
 
 bool IsUtf8(std::string_view s);
+// The length of the well-formed UTF-8 sequence starting at s[i] (Unicode's
+// table 3-7), or 0. Also used for Branch::last_error (trans_runtime.cc).
+std::size_t Utf8SequenceLength(std::string_view s, std::size_t i);
 // `s` with each byte that is not part of a well-formed UTF-8 sequence (no
 // overlong forms, no surrogates, nothing above U+10FFFF) replaced by U+FFFD.
 std::string ToUtf8(std::string_view s);

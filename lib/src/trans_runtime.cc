@@ -35,6 +35,7 @@
 
 #include "check.h"
 #include "coordinator_impl.h"
+#include "prometheus_text.h"
 
 #include <asio/post.hpp>
 
@@ -42,24 +43,6 @@
 #include <utility>
 
 namespace dtx::internal {
-namespace {
-
-// The length of the valid UTF-8 sequence at text[i], or 0.
-std::size_t Utf8Length(std::string_view text, std::size_t i) {
-  const auto c = static_cast<unsigned char>(text[i]);
-  std::size_t n = 0;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) n = 2;
-  if (c >= 0xE0 && c <= 0xEF) n = 3;
-  if (c >= 0xF0 && c <= 0xF4) n = 4;
-  if (n == 0 || i + n > text.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
-
-}  // namespace
 
 // "<class>: <message>" of a call's result, valid UTF-8 (a byte that is not
 // becomes '?': it travels in proto3 strings and JSON), at most
@@ -73,7 +56,7 @@ std::string AttemptError(const BranchResult& r) {
   }
   std::string text;
   for (std::size_t i = 0; i < raw.size();) {
-    const std::size_t n = Utf8Length(raw, i);
+    const std::size_t n = Utf8SequenceLength(raw, i);
     const std::size_t take = n == 0 ? 1 : n;
     if (text.size() + take > kMaxLastErrorBytes) break;
     if (n == 0) {
@@ -257,9 +240,9 @@ void TransRuntime::CallBranch(std::size_t index) {
                  << " op=" << ToString(b.op) << " calling " << b.url);
   engine_.client->Call(
       std::move(req), CallExecutor(),
-      [self = shared_from_this(), index,
+      [self = shared_from_this(), index, called = Now(),
        started = std::chrono::steady_clock::now()](BranchResult r) {
-        self->OnBranchResult(index, std::move(r), started);
+        self->OnBranchResult(index, std::move(r), called, started);
       });
 }
 
@@ -283,7 +266,7 @@ void TransRuntime::CallExtra(BranchRequest request,
 }
 
 void TransRuntime::OnBranchResult(
-    std::size_t index, BranchResult result,
+    std::size_t index, BranchResult result, TimePoint called,
     std::chrono::steady_clock::time_point started) {
   DTX_DCHECK(OnStrandNow());
   if (evicted() || index >= branches_.size()) return;
@@ -301,7 +284,7 @@ void TransRuntime::OnBranchResult(
                                 result.outcome,
                                 std::chrono::steady_clock::now() - started);
   }
-  attempt_ = BranchAttempt{Now(), AttemptError(result)};
+  attempt_ = BranchAttempt{called, AttemptError(result)};
   attempt_index_ = index;
   processor_.OnBranchResult(*this, index, result);
   if (attempt_) RecordBranch(index, branches_[index].status);
@@ -414,6 +397,9 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
   change.from = trans_.status;
   change.to = to;
   if (!reason.empty()) change.rollback_reason = reason;
+  // A result being taken (the call that spent the saga's retry limit, say)
+  // is written with the decision it caused, atomically.
+  if (attempt_) RecordBranch(attempt_index_, branches_[attempt_index_].status);
   change.branch_updates.swap(unsaved_);
   processor_.OnDecide(*this, change);
   if (!IsFinished(to)) {

@@ -141,7 +141,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
  private:
   void RunPasses();
   void RunSettled();
-  void OnBranchResult(std::size_t index, BranchResult result,
+  // `called`: when the call was made (Branch::last_try_time); `started`:
+  // the same on the steady clock, for its latency.
+  void OnBranchResult(std::size_t index, BranchResult result, TimePoint called,
                       std::chrono::steady_clock::time_point started);
   void FlushBranches();
   void OnDecided(TransStatus from, TransStatus to, const std::string& reason,

@@ -38,6 +38,14 @@ TEST(AttemptErrorTest, CutAtACharacterAndMadeValidUtf8) {
             "FAILURE: a??z");
   EXPECT_EQ(AttemptError(Result(BranchOutcome::kFailure, "\xe2\x82\xac")),
             "FAILURE: \xe2\x82\xac");
+  // Well-formed only: surrogates, overlong forms and code points past
+  // U+10FFFF are refused, as proto3 strings refuse them.
+  EXPECT_EQ(AttemptError(Result(BranchOutcome::kFailure, "x\xed\xa0\x80y")),
+            "FAILURE: x???y");
+  EXPECT_EQ(AttemptError(Result(BranchOutcome::kFailure, "\xe0\x80\x80")),
+            "FAILURE: ???");
+  EXPECT_EQ(AttemptError(Result(BranchOutcome::kFailure, "\xf4\x90\x80\x80")),
+            "FAILURE: ????");
 }
 
 }  // namespace

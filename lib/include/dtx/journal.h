@@ -290,7 +290,9 @@ class DTX_CORE_EXPORT Journal {
 
   // Counts unfinished transactions as of `now`. Costs O(unfinished), not
   // O(all rows).
-  virtual Result<UnfinishedSummary> Summarize(TimePoint now) = 0;
+  // The default answers kUnimplemented (callers treat the summary as
+  // optional), so that journals written before it still compile.
+  virtual Result<UnfinishedSummary> Summarize(TimePoint now);
 
   // Life cycle.
   // Completes every queued write, then refuses new ones (kFailedPrecondition)
