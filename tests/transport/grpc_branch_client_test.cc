@@ -289,8 +289,11 @@ TEST_F(GrpcBranchClientTest, RoundRobinOverTwoServers) {
     const std::size_t a = server_->Calls().size() - before_a;
     const std::size_t b = second->Calls().size() - before_b;
     EXPECT_EQ(a + b, 20u);
-    EXPECT_GE(a, 8u) << server;
-    EXPECT_GE(b, 8u) << server;
+    // Spread over both (pick_first would send all 20 to one). Not exactly
+    // 10/10: right after both are ready gRPC may still update its picker
+    // (seen: 7/13 under ASan on a loaded machine).
+    EXPECT_GE(a, 5u) << server;
+    EXPECT_GE(b, 5u) << server;
   }
 }
 
