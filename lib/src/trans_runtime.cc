@@ -277,13 +277,13 @@ void TransRuntime::OnBranchResult(
     MaybeEvict();
     return;
   }
-  // The attempt goes with the status the processor records, or alone when
-  // it records none (the branch is retried).
   if (engine_.metrics) {
     engine_.metrics->BranchCall(trans_.trans_type, branches_[index].op,
                                 result.outcome,
                                 std::chrono::steady_clock::now() - started);
   }
+  // The attempt goes with the status the processor records, or with the
+  // decision it makes, or alone when it records neither (a retry).
   attempt_ = BranchAttempt{called, AttemptError(result)};
   attempt_index_ = index;
   processor_.OnBranchResult(*this, index, result);
