@@ -139,6 +139,22 @@ const std::vector<Key>& Keys() {
          c.log_level = *level;
          return Status::Ok();
        }},
+      {"AlertRetryLimit",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.alert_retry_limit, ParseInt(v, 1, 1000000));
+         return Status::Ok();
+       }},
+      {"AlertWebHook",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (!v.empty() && v.rfind("http://", 0) != 0 &&
+             v.rfind("https://", 0) != 0) {
+           return InvalidArgumentError("'" + v +
+                                       "' is not an http:// or https:// URL");
+         }
+         c.alert_webhook = v;
+         return Status::Ok();
+       }},
+      {"Admin.Token", Text(&ServerConfig::admin_token, true)},
       {"Log.Outputs",
        [](ServerConfig&, const std::string& v) -> Status {
          if (v != "stderr" && !v.empty()) {
@@ -176,8 +192,6 @@ const std::vector<std::string>& IgnoredKeys() {
       "Log.RotationConfigJSON",
       "TimeZoneOffset",
       "ConfigUpdateInterval",
-      "AlertRetryLimit",
-      "AlertWebHook",
       "AdminBasePath",
       "GrpcServiceConfig",
   };
@@ -209,7 +223,8 @@ bool IsIgnored(const std::string& path) {
 
 bool IsSection(const std::string& path) {
   const std::string lower = Lower(path);
-  return lower == "microservice" || lower == "store" || lower == "log";
+  return lower == "microservice" || lower == "store" || lower == "log" ||
+         lower == "admin";
 }
 
 Status Walk(const YAML::Node& node, const std::string& prefix,
@@ -409,6 +424,13 @@ std::string ToYaml(const ServerConfig& c) {
       << c.shutdown_grace.count();
   out << YAML::Key << "IoThreads" << YAML::Value << c.io_threads;
   out << YAML::Key << "MaxRequestBytes" << YAML::Value << c.max_request_bytes;
+  out << YAML::Key << "AlertRetryLimit" << YAML::Value << c.alert_retry_limit;
+  out << YAML::Key << "AlertWebHook" << YAML::Value << c.alert_webhook;
+  // Never the token itself: --print-config output ends up in tickets.
+  out << YAML::Key << "Admin" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Token" << YAML::Value
+      << (c.admin_token.empty() ? "" : "(set)");
+  out << YAML::EndMap;
   out << YAML::Key << "LogLevel" << YAML::Value
       << std::string(ToString(c.log_level));
   out << YAML::EndMap;

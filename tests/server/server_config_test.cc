@@ -203,4 +203,25 @@ TEST(ServerConfigTest, PrintedConfigReadsBackTheSame) {
 }
 
 }  // namespace
+
+TEST(ServerConfigTest, AlertAndAdminKeys) {
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig loaded,
+      LoadServerConfig(Yaml("AlertRetryLimit: 5\n"
+                            "AlertWebHook: http://127.0.0.1:9/alert\n"
+                            "Admin:\n  Token: s3cret\n")));
+  EXPECT_EQ(loaded.config.alert_retry_limit, 5);
+  EXPECT_EQ(loaded.config.alert_webhook, "http://127.0.0.1:9/alert");
+  EXPECT_EQ(loaded.config.admin_token, "s3cret");
+  EXPECT_TRUE(loaded.warnings.empty());
+  // The token is never printed.
+  EXPECT_THAT(ToYaml(loaded.config), ::testing::Not(HasSubstr("s3cret")));
+
+  EXPECT_THAT(LoadServerConfig(Yaml("AlertWebHook: ftp://x\n")).status(),
+              StatusIs(StatusCode::kInvalidArgument, "AlertWebHook"));
+  EXPECT_THAT(LoadServerConfig(Yaml("AlertRetryLimit: 0\n")).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "AlertRetryLimit"));
+}
+
 }  // namespace dtx::server

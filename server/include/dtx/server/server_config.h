@@ -48,6 +48,14 @@ struct ServerConfig {
   int io_threads = 1;                           // IoThreads (dtx)
   int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
   LogLevel log_level = LogLevel::kInfo;
+  // AlertRetryLimit / AlertWebHook (dtm's): after this many failed attempts
+  // of a branch, POST an alert to the webhook (empty: no alerts).
+  int64_t alert_retry_limit = 3;
+  std::string alert_webhook;
+  // Admin.Token (dtx): when set, admin operations (forceStop, retry-now,
+  // resetNextCronTime) over gRPC and HTTP need "Authorization: Bearer TOKEN".
+  // Empty: anyone who can reach the ports may run them, as in dtm.
+  std::string admin_token;
 };
 
 // Where the configuration comes from. `env` looks a variable up (nullopt when
