@@ -220,8 +220,7 @@ TEST(ServerConfigTest, AlertAndAdminKeys) {
   EXPECT_THAT(LoadServerConfig(Yaml("AlertWebHook: ftp://x\n")).status(),
               StatusIs(StatusCode::kInvalidArgument, "AlertWebHook"));
   EXPECT_THAT(LoadServerConfig(Yaml("AlertRetryLimit: 0\n")).status(),
-              StatusIs(StatusCode::kInvalidArgument,
-                       "AlertRetryLimit"));
+              StatusIs(StatusCode::kInvalidArgument, "AlertRetryLimit"));
 }
 
 }  // namespace dtx::server
