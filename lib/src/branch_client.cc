@@ -21,12 +21,16 @@ std::string_view ToString(BranchOutcome outcome) {
   return "?";
 }
 
-BranchResult CallAndWait(BranchClient& client, BranchRequest request) {
+BranchResult BranchClient::CallBlocking(BranchRequest request) {
   auto promise = std::make_shared<std::promise<BranchResult>>();
   auto future = promise->get_future();
-  client.Call(std::move(request), nullptr,
-              [promise](BranchResult r) { promise->set_value(std::move(r)); });
+  Call(std::move(request), nullptr,
+       [promise](BranchResult r) { promise->set_value(std::move(r)); });
   return future.get();
+}
+
+BranchResult CallAndWait(BranchClient& client, BranchRequest request) {
+  return client.CallBlocking(std::move(request));
 }
 
 }  // namespace dtx

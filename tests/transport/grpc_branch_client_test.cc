@@ -386,6 +386,57 @@ TEST_F(GrpcBranchClientTest, ShutdownCancelsCallsInFlight) {
               StatusIs(StatusCode::kCancelled));
 }
 
+// CallAndWait uses CallBlocking (the caller's thread takes the answer); the
+// callback form must agree with it on every outcome.
+TEST_F(GrpcBranchClientTest, BlockingAndCallbackFormsAgree) {
+  server_->SetHandler("/busi.Busi/Fail", [](const ReceivedCall&) {
+    return TestReply::Status(10, "FAILURE");
+  });
+  server_->SetHandler("/busi.Busi/Broken", [](const ReceivedCall&) {
+    return TestReply::Status(13, "database is down");
+  });
+  for (const char* method : {"/busi.Busi/Ok", "/busi.Busi/Fail",
+                             "/busi.Busi/Broken", "/no.Such/Method"}) {
+    SCOPED_TRACE(method);
+    std::promise<BranchResult> p;
+    client_->Call(Request(method, "abc"), nullptr,
+                  [&p](BranchResult r) { p.set_value(std::move(r)); });
+    BranchResult async = p.get_future().get();
+    BranchResult blocking = client_->CallBlocking(Request(method, "abc"));
+    EXPECT_EQ(blocking.outcome, async.outcome);
+    EXPECT_EQ(blocking.status.code(), async.status.code());
+    EXPECT_EQ(blocking.status.message(), async.status.message());
+    EXPECT_EQ(blocking.reply, async.reply);
+  }
+  // Errors found before the call reaches gRPC are the same too.
+  BranchRequest bad = Request("/busi.Busi/Ok");
+  bad.url = "not a url";
+  EXPECT_EQ(client_->CallBlocking(bad).outcome, BranchOutcome::kFailure);
+}
+
+TEST_F(GrpcBranchClientTest, ShutdownCancelsABlockingCallInFlight) {
+  server_->SetHandler("/busi.Busi/Hang", [](const ReceivedCall&) {
+    TestReply r;
+    r.hang = true;
+    return r;
+  });
+  std::promise<BranchResult> result;
+  std::thread caller([&] {
+    BranchRequest r = Request("/busi.Busi/Hang");
+    r.timeout = std::chrono::seconds(60);
+    result.set_value(client_->CallBlocking(r));
+  });
+  while (server_->CallCount("/busi.Busi/Hang") < 1) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  // Only cancellation can end it now (its deadline is a minute away).
+  client_->Shutdown();
+  caller.join();
+  EXPECT_THAT(result.get_future().get().status,
+              StatusIs(StatusCode::kCancelled));
+  EXPECT_EQ(client_->InFlight(), 0u);
+}
+
 TEST_F(GrpcBranchClientTest, TenThousandConcurrentCalls) {
   constexpr int kCalls = 10000;
   TestExecutor strand;

@@ -74,6 +74,11 @@ class DTX_CORE_EXPORT BranchClient {
   virtual void Call(BranchRequest request, Executor executor,
                     Callback done) = 0;
 
+  // Makes the call and waits for its result on the caller's thread. The
+  // default is Call and a wait; a transport may do better (the caller's
+  // thread taking the answer itself). Never from a callback of this client.
+  virtual BranchResult CallBlocking(BranchRequest request);
+
   // Checks that `url` can be called: kInvalidArgument naming the URL when it
   // is malformed or uses a scheme the configured driver does not support.
   // Lets a coordinator reject a bad transaction at Submit.
@@ -84,8 +89,8 @@ class DTX_CORE_EXPORT BranchClient {
   virtual void Shutdown() = 0;
 };
 
-// Blocks until the call completes. For tools, tests and host threads; never
-// call it from a callback of the same client.
+// Blocks until the call completes (client.CallBlocking). For tools, tests and
+// host threads; never call it from a callback of the same client.
 DTX_CORE_EXPORT BranchResult CallAndWait(BranchClient& client,
                                          BranchRequest request);
 

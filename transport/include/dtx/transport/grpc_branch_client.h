@@ -66,6 +66,7 @@ class DTX_GRPC_EXPORT GrpcBranchClient final : public BranchClient {
   GrpcBranchClient& operator=(const GrpcBranchClient&) = delete;
 
   void Call(BranchRequest request, Executor executor, Callback done) override;
+  BranchResult CallBlocking(BranchRequest request) override;
   Status ValidateUrl(std::string_view url) override;
   void Shutdown() override;
 
