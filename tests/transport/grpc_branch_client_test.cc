@@ -274,16 +274,20 @@ TEST_F(GrpcBranchClientTest, RoundRobinOverTwoServers) {
       return CallAndWait(*client_, r).outcome;
     };
     // gRPC's round_robin uses an address once its connection is ready:
-    // call until both have answered, then count.
-    for (int i = 0;
-         i < 500 && (server_->Calls().empty() || second->Calls().empty());
+    // call until both have answered through this URL's channel (the
+    // previous URL's calls do not count: each form has its own channel),
+    // then count.
+    const std::size_t start_a = server_->Calls().size();
+    const std::size_t start_b = second->Calls().size();
+    for (int i = 0; i < 500 && (server_->Calls().size() == start_a ||
+                                second->Calls().size() == start_b);
          ++i) {
       ASSERT_EQ(call(), BranchOutcome::kSuccess) << server;
     }
     const std::size_t before_a = server_->Calls().size();
     const std::size_t before_b = second->Calls().size();
-    ASSERT_GT(before_a, 0u) << server;
-    ASSERT_GT(before_b, 0u) << server;
+    ASSERT_GT(before_a, start_a) << server;
+    ASSERT_GT(before_b, start_b) << server;
     for (int i = 0; i < 20; ++i)
       ASSERT_EQ(call(), BranchOutcome::kSuccess) << server;
     const std::size_t a = server_->Calls().size() - before_a;
