@@ -20,6 +20,8 @@
 #include "dtx/transport/http_server.h"
 #include "dtx/version.h"
 
+#include "console.h"
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -79,6 +81,7 @@ dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator,
                              503, R"({"status":"NOT_SERVING"})"));
         });
       });
+  DTX_RETURN_IF_ERROR(dtx::server::AddConsoleRoutes(router));  // GET /
   return router.Build();
 }
 
