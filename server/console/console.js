@@ -285,10 +285,11 @@
       if (cursor !== list.cursors[list.page]) return;  // the user moved on
       list.next = page.next;
       renderRows(page.rows);
-      const where = cursor.phase === "unfinished" ? "unfinished" :
-                    cursor.phase === "rest" ? "finished" : list.filters.status;
-      $("trans-caption").textContent = "Page " + (list.page + 1) + " (" + where + "): " +
-        page.rows.length + " transaction" + (page.rows.length === 1 ? "" : "s");
+      const where = cursor.phase === "rest" ? "finished" :
+                    cursor.phase === "single" ? list.filters.status :
+                    list.all ? "unfinished first" : "unfinished";
+      $("trans-caption").textContent = "Page " + (list.page + 1) + ": " + page.rows.length +
+        " transaction" + (page.rows.length === 1 ? "" : "s") + " (" + where + ")";
       $("page-prev").disabled = list.page === 0;
       $("page-first").disabled = list.page === 0;
       $("page-next").disabled = !list.next;
@@ -322,11 +323,12 @@
   }
 
   function renderBranch(b, t) {
-    const unfinished = !FINAL.has(t.status) && !FINAL.has(b.status);
+    // The branch being retried: tried before and not finished.
+    const retried = !FINAL.has(t.status) && !FINAL.has(b.status) && (b.attempts || 0) > 0;
     const fields = el("dl", { className: "branch-fields" });
     field(fields, "Attempts", el("span", { className: "attempts" }, String(b.attempts || 0)));
     field(fields, "Last try", timeCell(b.last_try_time));
-    if (unfinished) {
+    if (retried) {
       field(fields, "Next retry", el("span", {}, formatTime(t.next_cron_time) + " ",
                                      el("span", { className: "muted" }, relative(t.next_cron_time))));
     }
@@ -346,6 +348,8 @@
                         el("span", { className: "label" }, "Last error"),
                         el("pre", {}, b.last_error)) : null);
   }
+
+  function opRank(op) { return op === "try" || op === "action" ? 0 : 1; }
 
   let detailToken = 0;  // ignores answers to a previous gid
 
@@ -395,7 +399,10 @@
       if (t.custom_data) field(dl, "Custom data", el("pre", {}, pretty(t.custom_data)));
       if (t.options) field(dl, "Options", el("pre", {}, pretty(t.options)));
       fields.replaceChildren(...dl.childNodes);
-      const rows = reply.branches || [];
+      // By branch, the forward op (try, action) before the one that follows.
+      const rows = (reply.branches || []).map((b, i) => [b, i]).sort((x, y) =>
+        String(x[0].branch_id).localeCompare(String(y[0].branch_id)) ||
+        opRank(x[0].op) - opRank(y[0].op) || x[1] - y[1]).map((pair) => pair[0]);
       branches.replaceChildren(...rows.map((b) => renderBranch(b, t)));
       if (rows.length === 0) branches.appendChild(el("li", { className: "empty" }, "No branches."));
       $("retry-now").disabled = $("force-stop").disabled = FINAL.has(t.status);
