@@ -646,6 +646,46 @@ class ConsoleTest(unittest.TestCase):
         self.screenshot("after-force-stop.png")
         d.execute_script("sessionStorage.clear()")
 
+    def test_metrics_parser_agrees_with_prometheus_client(self):
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError as error:
+            if _in_ci():
+                self.fail("prometheus_client is needed under CI=true "
+                          "(Debian: python3-prometheus-client): %s" % error)
+            self.skipTest("no prometheus_client (Debian: python3-prometheus-client)")
+        with urllib.request.urlopen(self.base + "/api/metrics", timeout=RPC_TIMEOUT_S) as r:
+            scraped = r.read().decode("utf-8")
+        edge_cases = (
+            '# HELP edge_total Help with \\\\ and \\n escapes.\n'
+            '# TYPE edge_total counter\n'
+            'edge_total{a="q\\"b\\\\c\\nd",b=""} 1.5e3\n'
+            'edge_total{a="x"} 7 1700000000000\n'
+            '# TYPE edge_gauge gauge\n'
+            'edge_gauge -Inf\n'
+            'edge_gauge{z="1"} NaN\n'
+            '# TYPE edge_seconds histogram\n'
+            'edge_seconds_bucket{le="0.5"} 1\n'
+            'edge_seconds_bucket{le="+Inf"} 2\n'
+            'edge_seconds_sum 0.75\n'
+            'edge_seconds_count 2\n')
+        self.open_page()
+        for text in (scraped, edge_cases):
+            expected = sorted(
+                (s.name, tuple(sorted(s.labels.items())), repr(float(s.value)))
+                for f in text_string_to_metric_families(text) for s in f.samples)
+            got = self.driver.execute_script(
+                "const out = [];"
+                "for (const f of DtxMetrics.parse(arguments[0]).values())"
+                "  for (const s of f.samples)"
+                "    out.push([s.name, Object.entries(s.labels), String(s.value)]);"
+                "return out;", text)
+            got = sorted((name, tuple(sorted((k, v) for k, v in labels)),
+                          repr(float(value.replace("Infinity", "inf"))))
+                         for name, labels, value in got)
+            self.assertEqual(got, expected, text)
+            self.assertTrue(expected)
+
     def test_console_files_and_errors(self):
         def get(path, headers=None):
             request = urllib.request.Request(self.base + path, headers=headers or {})
