@@ -20,6 +20,7 @@
 #include "dtx/transport/http_server.h"
 #include "dtx/version.h"
 
+#include "admin_http.h"
 #include "console.h"
 
 #include <CLI/CLI.hpp>
@@ -51,13 +52,16 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// The HTTP routes dtx-server has so far: dtm's ping, and a health check that
-// is 200 while the coordinator takes requests (it answers NewGid).
+// The HTTP routes dtx-server has so far: dtm's ping, metrics and admin API
+// (admin_http.h), the web console (console.h), and a health check that is
+// 200 while the coordinator takes requests (it answers NewGid).
 // REQUIRES: `coordinator` outlives the handler (the HTTP server is shut down
 // before the coordinator).
-dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator,
-                                         const dtx::MetricsRegistry* metrics) {
+dtx::Result<dtx::HttpHandler> HttpRoutes(
+    dtx::Coordinator* coordinator, const dtx::MetricsRegistry* metrics,
+    const dtx::server::AdminHttpOptions& admin) {
   dtx::HttpRouter router;
+  DTX_RETURN_IF_ERROR(dtx::server::AddAdminRoutes(router, coordinator, admin));
   // dtm's path; Prometheus's text format (docs/operations.md).
   router.Handle(
       "GET", "/api/metrics",
@@ -164,7 +168,8 @@ int main(int argc, char** argv) {
   }
 
   // HTTP first: a port in use stops the server before it registers in etcd.
-  auto routes = HttpRoutes(coordinator->get(), &metrics);
+  dtx::server::AdminHttpOptions admin_http;
+  auto routes = HttpRoutes(coordinator->get(), &metrics, admin_http);
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());

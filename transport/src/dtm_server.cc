@@ -382,6 +382,21 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
     });
   }
 
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const dtx::admin::v1::StatsRequest*,
+                                  dtx::admin::v1::StatsReply* reply) override {
+    return Defer(context, [this, reply](std::shared_ptr<PendingCall> p) {
+      coordinator_.StatsAsync(
+          [p = std::move(p), reply](Result<TransStats> stats) {
+            p->Finish([&] {
+              if (!stats.ok()) return ToGrpcStatus(stats.status());
+              internal::ToProto(*stats, reply);
+              return grpc::Status::OK;
+            });
+          });
+    });
+  }
+
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
                                       const dtx::admin::v1::GidRequest* request,
                                       Empty*) override {
