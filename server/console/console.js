@@ -261,7 +261,7 @@
         el("td", {}, t.trans_type || ""),
         el("td", {}, badge(t.status)),
         el("td", {}, timeCell(t.create_time)),
-        el("td", {}, timeCell(t.update_time)),
+        el("td", { className: "col-updated" }, timeCell(t.update_time)),
         el("td", { title: t.next_cron_time || "" },
            unfinished ? formatTime(t.next_cron_time) + " " : "—",
            unfinished ? el("span", { className: "muted" }, relative(t.next_cron_time)) : null),
@@ -397,7 +397,7 @@
       field(dl, "Rollback reason", t.rollback_reason);
       field(dl, "Result", t.result);
       if (t.custom_data) field(dl, "Custom data", el("pre", {}, pretty(t.custom_data)));
-      if (t.options) field(dl, "Options", el("pre", {}, pretty(t.options)));
+      if (t.options && t.options !== "{}") field(dl, "Options", el("pre", {}, pretty(t.options)));
       fields.replaceChildren(...dl.childNodes);
       // By branch, the forward op (try, action) before the one that follows.
       const rows = (reply.branches || []).map((b, i) => [b, i]).sort((x, y) =>

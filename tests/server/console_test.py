@@ -71,7 +71,8 @@ try:
     import grpc
     from google.protobuf import empty_pb2
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import (StaleElementReferenceException,
+                                            TimeoutException)
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
@@ -454,7 +455,10 @@ class ConsoleTest(unittest.TestCase):
 
     def wait_for(self, what, condition):
         try:
-            return WebDriverWait(self.driver, WAIT_S, poll_frequency=0.1).until(condition)
+            # Live refresh replaces rows and branches while a condition reads them.
+            return WebDriverWait(self.driver, WAIT_S, poll_frequency=0.1,
+                                 ignored_exceptions=(StaleElementReferenceException,)
+                                 ).until(condition)
         except TimeoutException:
             notice = self.driver.find_element(By.ID, "notice").text
             self.fail("%s: not within %.0f s (page notice: %r)" % (what, WAIT_S, notice))
@@ -462,13 +466,28 @@ class ConsoleTest(unittest.TestCase):
     def text(self, element_id):
         return self.driver.find_element(By.ID, element_id).text
 
-    def table_gids(self):
-        return [row.get_attribute("data-gid") for row in
-                self.driver.find_elements(By.CSS_SELECTOR, "#trans-body tr[data-gid]")]
+    # The table and the timeline are read in one script each: live refresh
+    # may replace them between two WebDriver calls.
 
     def table_rows(self):
-        return [(row.get_attribute("data-gid"), row.get_attribute("data-status")) for row in
-                self.driver.find_elements(By.CSS_SELECTOR, "#trans-body tr[data-gid]")]
+        """[(gid, status)] of the table, in order."""
+        return [tuple(row) for row in self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#trans-body tr[data-gid]'))"
+            "  .map((r) => [r.dataset.gid, r.dataset.status]);")]
+
+    def table_gids(self):
+        return [gid for gid, _ in self.table_rows()]
+
+    def branch_item(self, branch_id, op):
+        """The timeline entry of a branch: {url, attempts, last_error, text}, or None."""
+        return self.driver.execute_script(
+            "const li = Array.from(document.querySelectorAll('#d-branches li.branch'))"
+            "  .find((e) => e.dataset.branchId === arguments[0] && e.dataset.op === arguments[1]);"
+            "if (!li) return null;"
+            "const text = (sel) => { const e = li.querySelector(sel); return e ? e.textContent : null; };"
+            "return {url: text('.url'), attempts: text('.attempts'),"
+            "        last_error: text('.last-error pre'), text: li.innerText};",
+            branch_id, op)
 
     def apply_filters(self, status="", mode="", prefix="", start="", end="", limit="50"):
         d = self.driver
@@ -589,7 +608,8 @@ class ConsoleTest(unittest.TestCase):
 
     def test_stuck_saga_retry_now_and_force_stop(self):
         d = self.driver
-        d.execute_script("sessionStorage.clear()")
+        self.open_page()
+        d.execute_script("sessionStorage.clear()")   # no token from an earlier run
         self.open_page()
         self.apply_filters(prefix="console-stuck-")
         self.assertEqual(self.table_gids(), [self.stuck_gid])
@@ -601,15 +621,15 @@ class ConsoleTest(unittest.TestCase):
         action = self.stuck_action()
         before = action["attempts"]
         self.assertGreaterEqual(before, 1)
-        selector = "#d-branches li.branch[data-op='action'][data-branch-id='%s']" % (
-            action["branch_id"])
-        item = d.find_element(By.CSS_SELECTOR, selector)
-        self.assertIn(UNREACHABLE, item.find_element(By.CSS_SELECTOR, ".url").text)
-        self.assertEqual(item.find_element(By.CSS_SELECTOR, ".attempts").text, str(before))
-        self.assertEqual(item.find_element(By.CSS_SELECTOR, ".last-error pre").text,
-                         action["last_error"].strip())
-        self.assertIn("Next retry", item.text)
+        item = self.branch_item(action["branch_id"], "action")
+        self.assertIsNotNone(item, "no timeline entry for the stuck action")
+        self.assertIn(UNREACHABLE, item["url"])
+        self.assertEqual(item["attempts"], str(before))
+        self.assertEqual(item["last_error"], action["last_error"])
+        self.assertIn("Next retry", item["text"])
         self.assertIn("Next retry", self.text("d-fields"))
+        self.wait_for("two scrapes of the metrics", lambda d: d.find_elements(
+            By.CSS_SELECTOR, "#charts .chart") and "collecting" not in self.text("charts"))
         self.screenshot("detail.png")
 
         # Dismissed: nothing is sent.
@@ -631,7 +651,7 @@ class ConsoleTest(unittest.TestCase):
         after = self.wait_api("attempts beyond %d" % before, lambda: (
             self.stuck_action()["attempts"] > before and self.stuck_action()["attempts"]))
         self.wait_for("the page showing %d+ attempts" % after, lambda _: int(
-            d.find_element(By.CSS_SELECTOR, selector + " .attempts").text) >= after)
+            self.branch_item(action["branch_id"], "action")["attempts"]) >= after)
 
         # Force stop: the journal says failed, and so does the page.
         self.press("force-stop", accept=True)
