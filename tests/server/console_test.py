@@ -75,6 +75,7 @@ try:
                                             TimeoutException)
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError as import_error:
@@ -642,8 +643,14 @@ class ConsoleTest(unittest.TestCase):
         message = self.result_line("error")
         self.assertIn("401", message)
         self.assertIn("Admin token", message)
-        # With it: the branch is called again at once.
-        d.find_element(By.ID, "token").send_keys(TOKEN)
+        # A wrong one: 401 too, and the page says the token was refused.
+        token = d.find_element(By.ID, "token")
+        token.send_keys("not-" + TOKEN)
+        self.press("retry-now", accept=True)
+        self.assertIn("not accepted", self.result_line("error"))
+        # The right one: the branch is called again at once.
+        token.send_keys(Keys.CONTROL, "a")
+        token.send_keys(TOKEN)
         self.assertEqual(d.execute_script("return sessionStorage.getItem('dtx.adminToken')"),
                          TOKEN)
         self.press("retry-now", accept=True)
