@@ -205,6 +205,7 @@
     cursors: [],      // the start of every page seen, for Previous
     page: 0,
     next: null,       // the start of the next page, or null on the last
+    shown: null,      // the cursor whose rows the table shows
   };
 
   function readFilters() {
@@ -284,6 +285,7 @@
       const page = await fetchPage(cursor);
       if (cursor !== list.cursors[list.page]) return;  // the user moved on
       list.next = page.next;
+      list.shown = cursor;
       renderRows(page.rows);
       const where = cursor.phase === "rest" ? "finished" :
                     cursor.phase === "single" ? list.filters.status :
@@ -296,6 +298,13 @@
       problem("list", null);
     } catch (e) {
       problem("list", e);
+      // Rows of other filters would mislead; a failed refresh keeps its rows.
+      if (cursor === list.cursors[list.page] && list.shown !== cursor) {
+        $("trans-body").replaceChildren(el("tr", {}, el("td", { colSpan: 7, className: "empty" },
+                                                        "Cannot list: " + e.message)));
+        $("trans-caption").textContent = "Page " + (list.page + 1) + ": not loaded";
+        $("page-next").disabled = true;
+      }
     }
   }
 

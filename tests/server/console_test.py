@@ -567,6 +567,12 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(sorted(self.table_gids()), sorted(unfinished))
         self.apply_filters(prefix="console-ok-0")
         self.assertEqual(sorted(self.table_gids()), sorted(self.ok_gids[:10]))
+        # A prefix no gid can have: the server's message, and no stale rows.
+        self.expected_network_errors.append("gidPrefix=bad")
+        self.apply_filters(prefix="bad prefix")
+        self.assertEqual(self.table_gids(), [])
+        self.assertIn("gidPrefix", self.text("trans-body"))
+        self.wait_for("the notice", lambda _: "gidPrefix" in self.text("notice"))
         self.apply_filters(start="2099-01-01T00:00:00")
         self.assertEqual(self.table_gids(), [])
         self.assertIn("No transactions", self.text("trans-body"))
