@@ -20,6 +20,7 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev
   python3-grpcio python3-protobuf  # tests/server/dtm_protocol_test.py
   python3-prometheus-client        # tests/lib/metrics_format_test.py
+  chromium chromium-driver python3-selenium  # tests/server/console_test.py
 )
 
 for arg in "$@"; do

@@ -20,6 +20,9 @@
 #include "dtx/transport/http_server.h"
 #include "dtx/version.h"
 
+#include "admin_http.h"
+#include "console.h"
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -49,13 +52,16 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// The HTTP routes dtx-server has so far: dtm's ping, and a health check that
-// is 200 while the coordinator takes requests (it answers NewGid).
+// The HTTP routes dtx-server has so far: dtm's ping, metrics and admin API
+// (admin_http.h), the web console (console.h), and a health check that is
+// 200 while the coordinator takes requests (it answers NewGid).
 // REQUIRES: `coordinator` outlives the handler (the HTTP server is shut down
 // before the coordinator).
-dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator,
-                                         const dtx::MetricsRegistry* metrics) {
+dtx::Result<dtx::HttpHandler> HttpRoutes(
+    dtx::Coordinator* coordinator, const dtx::MetricsRegistry* metrics,
+    const dtx::server::AdminHttpOptions& admin) {
   dtx::HttpRouter router;
+  DTX_RETURN_IF_ERROR(dtx::server::AddAdminRoutes(router, coordinator, admin));
   // dtm's path; Prometheus's text format (docs/operations.md).
   router.Handle(
       "GET", "/api/metrics",
@@ -79,6 +85,7 @@ dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator,
                              503, R"({"status":"NOT_SERVING"})"));
         });
       });
+  DTX_RETURN_IF_ERROR(dtx::server::AddConsoleRoutes(router));  // GET /
   return router.Build();
 }
 
@@ -137,6 +144,16 @@ int main(int argc, char** argv) {
   for (const std::string& warning : loaded->warnings) {
     DTX_LOG(logger, dtx::LogLevel::kWarn, warning);
   }
+  if (config.admin_token.empty() &&
+      !dtx::server::IsLoopbackHost(config.grpc_host)) {
+    DTX_LOG(logger, dtx::LogLevel::kWarn,
+            "dtx-server: listening on "
+                << config.grpc_host
+                << " without Admin.Token: anyone who reaches the gRPC or "
+                   "HTTP port can force-stop and retry transactions; set "
+                   "Admin.Token (docs/operations.md#access) or GrpcHost "
+                   "127.0.0.1");
+  }
 
   dtx::Options options;
   options.retry.initial_interval = config.retry_interval;
@@ -161,7 +178,9 @@ int main(int argc, char** argv) {
   }
 
   // HTTP first: a port in use stops the server before it registers in etcd.
-  auto routes = HttpRoutes(coordinator->get(), &metrics);
+  dtx::server::AdminHttpOptions admin_http;
+  admin_http.admin_token = config.admin_token;
+  auto routes = HttpRoutes(coordinator->get(), &metrics, admin_http);
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());
@@ -187,6 +206,7 @@ int main(int argc, char** argv) {
   server_options.driver = config.driver;
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;
+  server_options.admin_token = config.admin_token;
   server_options.logger = logger;
   auto server = dtx::DtmServer::Start(**coordinator, server_options);
   if (!server.ok()) {

@@ -179,6 +179,38 @@ TEST_F(HttpServerTest, DeferredAnswerFromAnotherThreadAfterTheHandlerReturned) {
   EXPECT_EQ(again.body, "1");
 }
 
+// A request after which the server reads no more ("Connection: close",
+// HTTP/1.0, the client's end of stream) and whose answer comes later: the
+// connection must wait for it, though no read of its own is outstanding.
+TEST_F(HttpServerTest, DeferredAnswerAfterTheLastRequestOfAConnection) {
+  Start();  // one io thread
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"Connection: close",
+       "GET /park HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"},
+      {"HTTP/1.0", "GET /park HTTP/1.0\r\n\r\n"},
+      {"end of stream", "GET /park HTTP/1.1\r\nHost: t\r\n\r\n"},
+  };
+  for (const auto& [name, request] : cases) {
+    SCOPED_TRACE(name);
+    parked_.Clear();
+    HttpTestConnection c = Connect();
+    ASSERT_OK(c.Send(request));
+    if (name == "end of stream") c.ShutdownWrite();
+    ASSERT_TRUE(parked_.WaitFor(1));
+    // Another connection's request runs on the same io thread, so the parked
+    // request's read completion has returned before it is answered.
+    HttpTestConnection other = Connect();
+    ASSERT_OK_AND_ASSIGN(HttpTestResponse o,
+                         other.Roundtrip("GET", "/echo?x=o"));
+    EXPECT_EQ(o.body, "o");
+    parked_.responder(0).Respond(Text(200, "answered later"));
+    ASSERT_OK_AND_ASSIGN(HttpTestResponse r, c.ReadResponse());
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "answered later");
+    EXPECT_TRUE(c.ReadsEof());
+  }
+}
+
 TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   Start();
   HttpTestConnection c = Connect();

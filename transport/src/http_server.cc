@@ -381,6 +381,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const bool answered = slot.answer.has_value();
     const std::uint64_t id = slot.id;
     slots_.push_back(std::move(slot));
+    if (!owed_self_) owed_self_ = shared_from_this();
     if (answered) return WriteNext();
 
     for (const auto& field : message) {
@@ -528,6 +529,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Close();
     }
     slots_.pop_front();
+    // The completion that called this holds the connection too.
+    if (slots_.empty()) owed_self_.reset();
     if (close_after || (read_closed_ && slots_.empty())) return Linger();
     WriteNext();
     ReadNext();
@@ -537,6 +540,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Linger() {
     lingering_ = true;
     slots_.clear();
+    owed_self_.reset();  // the drain or the timer holds it from here
     ErrorCode ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     linger_deadline_ = Clock::now() + kLinger;
@@ -567,6 +571,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     timer_.cancel();
     ++timer_generation_;
     slots_.clear();
+    // Every caller holds the connection (a completion, or a step posted by
+    // ForEachConnection), so this is not the last reference.
+    owed_self_.reset();
     ServerState& s = *state_;
     {
       MutexLock lock(&s.mu);
@@ -617,6 +624,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::deque<Slot> slots_;
+  // Keeps the connection alive while it owes answers: after its last
+  // request ("Connection: close", HTTP/1.0, the client's end of stream) no
+  // read is outstanding, and an answer that comes later from another thread
+  // would find the connection gone (the responder holds it weakly, so that
+  // it never outlives the server). Set when a request is queued, reset when
+  // the last answer is written and on Close.
+  std::shared_ptr<Connection> owed_self_;
   std::uint64_t next_id_ = 0;
   std::string remote_;
   std::vector<char> drain_;

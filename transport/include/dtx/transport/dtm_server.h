@@ -4,7 +4,7 @@
 //   dtmgimp.Dtm           NewGid, Prepare, Submit, Abort, RegisterBranch;
 //                         PrepareWorkflow, Subscribe, Unsubscribe, DeleteTopic
 //                         answer UNIMPLEMENTED.
-//   dtx.admin.v1.Admin    Query, List, ForceStop, RetryNow.
+//   dtx.admin.v1.Admin    Query, List, Stats, ForceStop, RetryNow.
 //   grpc.health.v1.Health and server reflection.
 //
 // Errors as dtm maps them: FAILURE is ABORTED, ONGOING is FAILED_PRECONDITION;
@@ -61,6 +61,11 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   std::string registry_target;
   std::string endpoint;
   std::chrono::seconds registry_ttl{15};
+  // dtx-server's Admin.Token. When non-empty, the admin service's ForceStop
+  // and RetryNow need the call metadata "authorization: Bearer <token>"
+  // (UNAUTHENTICATED otherwise; compared in constant time); Query, List and
+  // Stats stay open. Empty: every call is open, as dtm's admin API is.
+  std::string admin_token;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
 };
