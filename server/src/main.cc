@@ -15,12 +15,15 @@
 #include "dtx/embedded.h"
 #include "dtx/metrics.h"
 #include "dtx/server/server_config.h"
+#include "dtx/server_metrics.h"
 #include "dtx/transport/dtm_server.h"
 #include "dtx/transport/http_router.h"
 #include "dtx/transport/http_server.h"
+#include "dtx/transport/webhook_alert_sink.h"
 #include "dtx/version.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -53,9 +56,12 @@ int Fail(const std::string& message) {
 // is 200 while the coordinator takes requests (it answers NewGid).
 // REQUIRES: `coordinator` outlives the handler (the HTTP server is shut down
 // before the coordinator).
+// Every request is counted in `server_metrics` (dtm_server_*{type="http"}).
 dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator,
-                                         const dtx::MetricsRegistry* metrics) {
+                                         const dtx::MetricsRegistry* metrics,
+                                         dtx::ServerMetrics* server_metrics) {
   dtx::HttpRouter router;
+  router.set_metrics(server_metrics);
   // dtm's path; Prometheus's text format (docs/operations.md).
   router.Handle(
       "GET", "/api/metrics",
@@ -145,10 +151,29 @@ int main(int argc, char** argv) {
   options.request_timeout = config.request_timeout;
   options.cron_interval = config.trans_cron_interval;
   options.io_threads = static_cast<std::size_t>(config.io_threads);
-  // Before the coordinator, which reports to it: it must outlive it.
+  options.alert_retry_limit = config.alert_retry_limit;
+  // Before the coordinator, which reports to them: they must outlive it.
   dtx::MetricsRegistry metrics;
+  dtx::ServerMetrics::Info info;
+  info.version = DTX_VERSION_STRING;
+  info.grpc_version = dtx::GrpcVersion();
+  auto server_metrics = dtx::ServerMetrics::Register(metrics, info);
+  if (!server_metrics.ok()) return Fail(server_metrics.status().ToString());
+  std::unique_ptr<dtx::WebhookAlertSink> alerts;
+  if (!config.alert_webhook.empty()) {
+    dtx::WebhookAlertSinkOptions alert_options;
+    alert_options.url = config.alert_webhook;
+    alert_options.metrics = &metrics;
+    alert_options.logger = logger;
+    auto started = dtx::WebhookAlertSink::Start(alert_options);
+    if (!started.ok()) {
+      return Fail("AlertWebHook: " + started.status().message());
+    }
+    alerts = std::move(started).value();
+  }
   dtx::EmbeddedOptions embedded;
   embedded.metrics = &metrics;
+  embedded.alerts = alerts.get();
   embedded.journal_path = config.store_path;
   embedded.driver = config.driver;
   embedded.target = config.target;
@@ -161,7 +186,8 @@ int main(int argc, char** argv) {
   }
 
   // HTTP first: a port in use stops the server before it registers in etcd.
-  auto routes = HttpRoutes(coordinator->get(), &metrics);
+  auto routes =
+      HttpRoutes(coordinator->get(), &metrics, server_metrics->get());
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());
@@ -188,6 +214,7 @@ int main(int argc, char** argv) {
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;
   server_options.logger = logger;
+  server_options.metrics = server_metrics->get();
   auto server = dtx::DtmServer::Start(**coordinator, server_options);
   if (!server.ok()) {
     (*http)->Shutdown(std::chrono::milliseconds(0));
@@ -231,6 +258,11 @@ int main(int argc, char** argv) {
   (*server)->Shutdown(config.shutdown_grace);
   http_drain.join();
   (*coordinator)->Shutdown();
+  // Alerts still being sent get a moment; the coordinator reports no more.
+  if (alerts) {
+    alerts->Shutdown(std::min<std::chrono::milliseconds>(
+        config.shutdown_grace, std::chrono::seconds(2)));
+  }
   DTX_LOG(logger, dtx::LogLevel::kInfo, "dtx-server: stopped");
   return 0;
 }

@@ -14,8 +14,10 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
+#include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -30,6 +32,19 @@ namespace {
 using google::protobuf::Empty;
 using internal::FromProto;
 using internal::ToGrpcStatus;
+using SteadyClock = std::chrono::steady_clock;
+
+// A request's entry in dtm_server_* (ServerMetrics): its api's series and
+// when it arrived. Recorded once, when the call is finished. A null api: no
+// metrics.
+struct Measure {
+  const ServerMetrics::Api* api = nullptr;
+  SteadyClock::time_point arrived;
+
+  void Record(const grpc::Status& status) const {
+    if (api != nullptr) api->Record(status.ok(), SteadyClock::now() - arrived);
+  }
+};
 
 // One call that waits for the coordinator. It is finished exactly once, by
 // whichever comes first: the coordinator's callback (the answer), the
@@ -40,7 +55,8 @@ using internal::ToGrpcStatus;
 // Thread safety: thread-safe.
 class PendingCall {
  public:
-  explicit PendingCall(grpc::ServerUnaryReactor* reactor) : reactor_(reactor) {}
+  PendingCall(grpc::ServerUnaryReactor* reactor, Measure measure)
+      : reactor_(reactor), measure_(measure) {}
 
   // Finishes the call with what `answer()` returns, unless it is finished
   // already. `answer` runs only while the call is alive, so it may write the
@@ -48,7 +64,10 @@ class PendingCall {
   template <typename Answer>
   void Finish(Answer&& answer) {
     grpc::ServerUnaryReactor* reactor = reactor_.exchange(nullptr);
-    if (reactor != nullptr) reactor->Finish(answer());
+    if (reactor == nullptr) return;
+    grpc::Status status = answer();
+    measure_.Record(status);
+    reactor->Finish(status);
   }
   void FinishWith(const grpc::Status& status) {
     Finish([&status] { return status; });
@@ -56,6 +75,7 @@ class PendingCall {
 
  private:
   std::atomic<grpc::ServerUnaryReactor*> reactor_;
+  const Measure measure_;
 };
 
 // The calls waiting for the coordinator, so that Shutdown can wait for them
@@ -127,8 +147,9 @@ class CallTable {
 // handler's return until OnDone.
 class CallReactor final : public grpc::ServerUnaryReactor {
  public:
-  explicit CallReactor(CallTable& table)
-      : table_(table), pending_(std::make_shared<PendingCall>(this)) {}
+  CallReactor(CallTable& table, Measure measure)
+      : table_(table),
+        pending_(std::make_shared<PendingCall>(this, measure)) {}
 
   const std::shared_ptr<PendingCall>& pending() const { return pending_; }
 
@@ -170,7 +191,9 @@ grpc::Status Answer(Logger& logger, const char* method, const std::string& gid,
 }
 
 grpc::ServerUnaryReactor* Now(grpc::CallbackServerContext* context,
+                              const Measure& measure,
                               const grpc::Status& status) {
+  measure.Record(status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(status);
   return reactor;
@@ -181,10 +204,24 @@ grpc::ServerUnaryReactor* Now(grpc::CallbackServerContext* context,
 class Handlers {
  public:
   Handlers(Coordinator& coordinator, CallTable& calls,
-           std::shared_ptr<Logger> logger)
-      : coordinator_(coordinator), calls_(calls), logger_(std::move(logger)) {}
+           std::shared_ptr<Logger> logger, ServerMetrics* metrics)
+      : coordinator_(coordinator),
+        calls_(calls),
+        logger_(std::move(logger)),
+        metrics_(metrics) {}
 
  protected:
+  // The series of method `api` (dtm's spelling: lower case); null without
+  // metrics. For the services' members, looked up once.
+  const ServerMetrics::Api* ApiOf(std::string_view api) const {
+    return metrics_ != nullptr ? metrics_->ForApi("grpc", api) : nullptr;
+  }
+  // A request of `api` arrives.
+  static Measure Arrive(const ServerMetrics::Api* api) {
+    return Measure{api, api != nullptr ? SteadyClock::now()
+                                       : SteadyClock::time_point()};
+  }
+
   // Starts a call that `start(pending)` hands to the coordinator; the
   // coordinator's callback finishes `pending`. A caller that gave up before
   // the handler ran, or a server shutting down, is answered at once. The
@@ -192,12 +229,13 @@ class Handlers {
   // the reply message, which only a Finish answer may touch.
   template <typename Start>
   grpc::ServerUnaryReactor* Defer(grpc::CallbackServerContext* context,
-                                  Start start) {
+                                  const Measure& measure, Start start) {
     if (context->IsCancelled()) {
-      return Now(context, grpc::Status(grpc::StatusCode::CANCELLED,
-                                       "dtx-server: the caller cancelled"));
+      return Now(context, measure,
+                 grpc::Status(grpc::StatusCode::CANCELLED,
+                              "dtx-server: the caller cancelled"));
     }
-    auto* reactor = new CallReactor(calls_);
+    auto* reactor = new CallReactor(calls_, measure);
     std::shared_ptr<PendingCall> pending = reactor->pending();
     if (!calls_.Add(pending)) {
       pending->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -221,6 +259,7 @@ class Handlers {
   Coordinator& coordinator_;
   CallTable& calls_;
   std::shared_ptr<Logger> logger_;
+  ServerMetrics* const metrics_;
 };
 
 class DtmService final : public dtmgimp::Dtm::CallbackService,
@@ -231,7 +270,8 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
                                    const Empty*,
                                    dtmgimp::DtmGidReply* reply) override {
-    return Defer(context, [this, reply](std::shared_ptr<PendingCall> p) {
+    return Defer(context, Arrive(new_gid_), [this, reply](
+                                                std::shared_ptr<PendingCall> p) {
       coordinator_.NewGidAsync(
           [p = std::move(p), logger = logger_, reply](Result<std::string> gid) {
             p->Finish([&] {
@@ -245,7 +285,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
                                    const dtmgimp::DtmRequest* request,
                                    Empty*) override {
-    return Run(context, "Submit", request,
+    return Run(context, "Submit", Arrive(submit_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.SubmitAsync(std::move(r), std::move(done));
                });
@@ -254,7 +294,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
                                     const dtmgimp::DtmRequest* request,
                                     Empty*) override {
-    return Run(context, "Prepare", request,
+    return Run(context, "Prepare", Arrive(prepare_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.PrepareAsync(std::move(r), std::move(done));
                });
@@ -263,7 +303,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
                                   const dtmgimp::DtmRequest* request,
                                   Empty*) override {
-    return Run(context, "Abort", request,
+    return Run(context, "Abort", Arrive(abort_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.AbortAsync(std::move(r), std::move(done));
                });
@@ -272,13 +312,15 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* RegisterBranch(
       grpc::CallbackServerContext* context,
       const dtmgimp::DtmBranchRequest* request, Empty*) override {
+    const Measure measure = Arrive(register_branch_);
     auto branch = FromProto(*request);
     if (!branch.ok()) {
-      return Now(context, Answer(*logger_, "RegisterBranch", request->gid(),
-                                 branch.status()));
+      return Now(context, measure,
+                 Answer(*logger_, "RegisterBranch", request->gid(),
+                        branch.status()));
     }
-    return Defer(context, [this, b = std::move(branch).value()](
-                              std::shared_ptr<PendingCall> p) mutable {
+    return Defer(context, measure, [this, b = std::move(branch).value()](
+                                       std::shared_ptr<PendingCall> p) mutable {
       std::string gid = b.gid;
       coordinator_.RegisterBranchAsync(
           std::move(b), AnswerWith(std::move(p), "RegisterBranch", gid));
@@ -288,7 +330,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* PrepareWorkflow(
       grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
       dtmgimp::DtmProgressesReply*) override {
-    return Now(context,
+    return Now(context, Arrive(prepare_workflow_),
                Answer(*logger_, "PrepareWorkflow", request->gid(),
                       UnimplementedError(
                           "dtx does not support workflow transactions yet "
@@ -297,33 +339,34 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
                                       const dtmgimp::DtmTopicRequest*,
                                       Empty*) override {
-    return Now(context, Topics("Subscribe"));
+    return Now(context, Arrive(subscribe_), Topics("Subscribe"));
   }
   grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
                                         const dtmgimp::DtmTopicRequest*,
                                         Empty*) override {
-    return Now(context, Topics("Unsubscribe"));
+    return Now(context, Arrive(unsubscribe_), Topics("Unsubscribe"));
   }
   grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* context,
                                         const dtmgimp::DtmTopicRequest*,
                                         Empty*) override {
-    return Now(context, Topics("DeleteTopic"));
+    return Now(context, Arrive(delete_topic_), Topics("DeleteTopic"));
   }
 
  private:
   template <typename Fn>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
-                                const char* method,
+                                const char* method, const Measure& measure,
                                 const dtmgimp::DtmRequest* request, Fn fn) {
     auto parsed = FromProto(*request);
     if (!parsed.ok()) {
       // Malformed: answered at once, nothing reaches the coordinator.
-      return Now(context,
+      return Now(context, measure,
                  Answer(*logger_, method, request->gid(), parsed.status()));
     }
-    return Defer(context, [this, method, fn = std::move(fn),
-                           r = std::move(parsed).value()](
-                              std::shared_ptr<PendingCall> p) mutable {
+    return Defer(context, measure,
+                 [this, method, fn = std::move(fn),
+                  r = std::move(parsed).value()](
+                     std::shared_ptr<PendingCall> p) mutable {
       std::string gid = r.gid;
       fn(std::move(r), AnswerWith(std::move(p), method, std::move(gid)));
     });
@@ -335,6 +378,18 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
                                                  "topics yet (dtmgimp.Dtm/") +
                                      method + ")"));
   }
+
+  // dtm's api label: the method's name in lower case.
+  const ServerMetrics::Api* const new_gid_ = ApiOf("newgid");
+  const ServerMetrics::Api* const submit_ = ApiOf("submit");
+  const ServerMetrics::Api* const prepare_ = ApiOf("prepare");
+  const ServerMetrics::Api* const abort_ = ApiOf("abort");
+  const ServerMetrics::Api* const register_branch_ = ApiOf("registerbranch");
+  const ServerMetrics::Api* const prepare_workflow_ =
+      ApiOf("prepareworkflow");
+  const ServerMetrics::Api* const subscribe_ = ApiOf("subscribe");
+  const ServerMetrics::Api* const unsubscribe_ = ApiOf("unsubscribe");
+  const ServerMetrics::Api* const delete_topic_ = ApiOf("deletetopic");
 };
 
 class AdminService final : public dtx::admin::v1::Admin::CallbackService,
@@ -345,8 +400,9 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::QueryRequest* request,
                                   dtx::admin::v1::QueryReply* reply) override {
-    return Defer(context, [this, gid = request->gid(),
-                           reply](std::shared_ptr<PendingCall> p) {
+    return Defer(context, Arrive(query_),
+                 [this, gid = request->gid(),
+                  reply](std::shared_ptr<PendingCall> p) {
       coordinator_.QueryAsync(
           gid, [p = std::move(p), reply](Result<TransWithBranches> found) {
             p->Finish([&] {
@@ -364,10 +420,14 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const dtx::admin::v1::ListRequest* request,
                                  dtx::admin::v1::ListReply* reply) override {
+    const Measure measure = Arrive(list_);
     auto query = internal::FromProto(*request);
-    if (!query.ok()) return Now(context, ToGrpcStatus(query.status()));
-    return Defer(context, [this, q = std::move(query).value(),
-                           reply](std::shared_ptr<PendingCall> p) mutable {
+    if (!query.ok()) {
+      return Now(context, measure, ToGrpcStatus(query.status()));
+    }
+    return Defer(context, measure,
+                 [this, q = std::move(query).value(),
+                  reply](std::shared_ptr<PendingCall> p) mutable {
       coordinator_.ListAsync(
           std::move(q), [p = std::move(p), reply](Result<ListPage> page) {
             p->Finish([&] {
@@ -385,7 +445,7 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
                                       const dtx::admin::v1::GidRequest* request,
                                       Empty*) override {
-    return Defer(context,
+    return Defer(context, Arrive(force_stop_),
                  [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
                    coordinator_.ForceStopAsync(
                        gid, AnswerWith(std::move(p), "ForceStop", gid));
@@ -395,12 +455,18 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
                                      const dtx::admin::v1::GidRequest* request,
                                      Empty*) override {
-    return Defer(context,
+    return Defer(context, Arrive(retry_now_),
                  [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
                    coordinator_.RetryNowAsync(
                        gid, AnswerWith(std::move(p), "RetryNow", gid));
                  });
   }
+
+ private:
+  const ServerMetrics::Api* const query_ = ApiOf("query");
+  const ServerMetrics::Api* const list_ = ApiOf("list");
+  const ServerMetrics::Api* const force_stop_ = ApiOf("forcestop");
+  const ServerMetrics::Api* const retry_now_ = ApiOf("retrynow");
 };
 
 Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
@@ -465,10 +531,10 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
 
   if (!options.logger) options.logger = NewNullLogger();
   auto impl = std::make_unique<Impl>();
-  impl->dtm =
-      std::make_unique<DtmService>(coordinator, impl->calls, options.logger);
-  impl->admin =
-      std::make_unique<AdminService>(coordinator, impl->calls, options.logger);
+  impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
+                                           options.logger, options.metrics);
+  impl->admin = std::make_unique<AdminService>(
+      coordinator, impl->calls, options.logger, options.metrics);
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)
@@ -523,6 +589,8 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
 }
 
 int DtmServer::port() const { return impl_->port; }
+
+std::string GrpcVersion() { return grpc::Version(); }
 
 std::string DtmServer::registry_key() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
