@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
     alert_options.logger = logger;
     auto started = dtx::WebhookAlertSink::Start(alert_options);
     if (!started.ok()) {
-      return Fail("AlertWebHook: " + started.status().message());
+      return Fail(started.status().message() + " (AlertWebHook)");
     }
     alerts = std::move(started).value();
   }
@@ -186,8 +186,7 @@ int main(int argc, char** argv) {
   }
 
   // HTTP first: a port in use stops the server before it registers in etcd.
-  auto routes =
-      HttpRoutes(coordinator->get(), &metrics, server_metrics->get());
+  auto routes = HttpRoutes(coordinator->get(), &metrics, server_metrics->get());
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());

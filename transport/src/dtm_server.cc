@@ -10,11 +10,11 @@
 #include "dtm_proto.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
-#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <chrono>
@@ -148,8 +148,7 @@ class CallTable {
 class CallReactor final : public grpc::ServerUnaryReactor {
  public:
   CallReactor(CallTable& table, Measure measure)
-      : table_(table),
-        pending_(std::make_shared<PendingCall>(this, measure)) {}
+      : table_(table), pending_(std::make_shared<PendingCall>(this, measure)) {}
 
   const std::shared_ptr<PendingCall>& pending() const { return pending_; }
 
@@ -218,8 +217,8 @@ class Handlers {
   }
   // A request of `api` arrives.
   static Measure Arrive(const ServerMetrics::Api* api) {
-    return Measure{api, api != nullptr ? SteadyClock::now()
-                                       : SteadyClock::time_point()};
+    return Measure{
+        api, api != nullptr ? SteadyClock::now() : SteadyClock::time_point()};
   }
 
   // Starts a call that `start(pending)` hands to the coordinator; the
@@ -270,16 +269,16 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
                                    const Empty*,
                                    dtmgimp::DtmGidReply* reply) override {
-    return Defer(context, Arrive(new_gid_), [this, reply](
-                                                std::shared_ptr<PendingCall> p) {
-      coordinator_.NewGidAsync(
-          [p = std::move(p), logger = logger_, reply](Result<std::string> gid) {
-            p->Finish([&] {
-              if (gid.ok()) reply->set_gid(std::move(gid).value());
-              return Answer(*logger, "NewGid", "", gid.status());
-            });
-          });
-    });
+    return Defer(context, Arrive(new_gid_),
+                 [this, reply](std::shared_ptr<PendingCall> p) {
+                   coordinator_.NewGidAsync([p = std::move(p), logger = logger_,
+                                             reply](Result<std::string> gid) {
+                     p->Finish([&] {
+                       if (gid.ok()) reply->set_gid(std::move(gid).value());
+                       return Answer(*logger, "NewGid", "", gid.status());
+                     });
+                   });
+                 });
   }
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
@@ -315,16 +314,18 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
     const Measure measure = Arrive(register_branch_);
     auto branch = FromProto(*request);
     if (!branch.ok()) {
-      return Now(context, measure,
-                 Answer(*logger_, "RegisterBranch", request->gid(),
-                        branch.status()));
+      return Now(
+          context, measure,
+          Answer(*logger_, "RegisterBranch", request->gid(), branch.status()));
     }
-    return Defer(context, measure, [this, b = std::move(branch).value()](
-                                       std::shared_ptr<PendingCall> p) mutable {
-      std::string gid = b.gid;
-      coordinator_.RegisterBranchAsync(
-          std::move(b), AnswerWith(std::move(p), "RegisterBranch", gid));
-    });
+    return Defer(context, measure,
+                 [this, b = std::move(branch).value()](
+                     std::shared_ptr<PendingCall> p) mutable {
+                   std::string gid = b.gid;
+                   coordinator_.RegisterBranchAsync(
+                       std::move(b),
+                       AnswerWith(std::move(p), "RegisterBranch", gid));
+                 });
   }
 
   grpc::ServerUnaryReactor* PrepareWorkflow(
@@ -363,13 +364,13 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
       return Now(context, measure,
                  Answer(*logger_, method, request->gid(), parsed.status()));
     }
-    return Defer(context, measure,
-                 [this, method, fn = std::move(fn),
-                  r = std::move(parsed).value()](
-                     std::shared_ptr<PendingCall> p) mutable {
-      std::string gid = r.gid;
-      fn(std::move(r), AnswerWith(std::move(p), method, std::move(gid)));
-    });
+    return Defer(
+        context, measure,
+        [this, method, fn = std::move(fn), r = std::move(parsed).value()](
+            std::shared_ptr<PendingCall> p) mutable {
+          std::string gid = r.gid;
+          fn(std::move(r), AnswerWith(std::move(p), method, std::move(gid)));
+        });
   }
 
   grpc::Status Topics(const char* method) {
@@ -385,8 +386,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   const ServerMetrics::Api* const prepare_ = ApiOf("prepare");
   const ServerMetrics::Api* const abort_ = ApiOf("abort");
   const ServerMetrics::Api* const register_branch_ = ApiOf("registerbranch");
-  const ServerMetrics::Api* const prepare_workflow_ =
-      ApiOf("prepareworkflow");
+  const ServerMetrics::Api* const prepare_workflow_ = ApiOf("prepareworkflow");
   const ServerMetrics::Api* const subscribe_ = ApiOf("subscribe");
   const ServerMetrics::Api* const unsubscribe_ = ApiOf("unsubscribe");
   const ServerMetrics::Api* const delete_topic_ = ApiOf("deletetopic");
@@ -400,21 +400,21 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::QueryRequest* request,
                                   dtx::admin::v1::QueryReply* reply) override {
-    return Defer(context, Arrive(query_),
-                 [this, gid = request->gid(),
-                  reply](std::shared_ptr<PendingCall> p) {
-      coordinator_.QueryAsync(
-          gid, [p = std::move(p), reply](Result<TransWithBranches> found) {
-            p->Finish([&] {
-              if (!found.ok()) return ToGrpcStatus(found.status());
-              internal::ToProto(found->trans, reply->mutable_transaction());
-              for (const Branch& b : found->branches) {
-                internal::ToProto(b, reply->add_branches());
-              }
-              return grpc::Status::OK;
-            });
-          });
-    });
+    return Defer(
+        context, Arrive(query_),
+        [this, gid = request->gid(), reply](std::shared_ptr<PendingCall> p) {
+          coordinator_.QueryAsync(
+              gid, [p = std::move(p), reply](Result<TransWithBranches> found) {
+                p->Finish([&] {
+                  if (!found.ok()) return ToGrpcStatus(found.status());
+                  internal::ToProto(found->trans, reply->mutable_transaction());
+                  for (const Branch& b : found->branches) {
+                    internal::ToProto(b, reply->add_branches());
+                  }
+                  return grpc::Status::OK;
+                });
+              });
+        });
   }
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
@@ -428,18 +428,19 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
     return Defer(context, measure,
                  [this, q = std::move(query).value(),
                   reply](std::shared_ptr<PendingCall> p) mutable {
-      coordinator_.ListAsync(
-          std::move(q), [p = std::move(p), reply](Result<ListPage> page) {
-            p->Finish([&] {
-              if (!page.ok()) return ToGrpcStatus(page.status());
-              for (const GlobalTrans& t : page->transactions) {
-                internal::ToProto(t, reply->add_transactions());
-              }
-              reply->set_next_cursor(page->next_cursor);
-              return grpc::Status::OK;
-            });
-          });
-    });
+                   coordinator_.ListAsync(
+                       std::move(q),
+                       [p = std::move(p), reply](Result<ListPage> page) {
+                         p->Finish([&] {
+                           if (!page.ok()) return ToGrpcStatus(page.status());
+                           for (const GlobalTrans& t : page->transactions) {
+                             internal::ToProto(t, reply->add_transactions());
+                           }
+                           reply->set_next_cursor(page->next_cursor);
+                           return grpc::Status::OK;
+                         });
+                       });
+                 });
   }
 
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
@@ -533,8 +534,8 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   auto impl = std::make_unique<Impl>();
   impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
                                            options.logger, options.metrics);
-  impl->admin = std::make_unique<AdminService>(
-      coordinator, impl->calls, options.logger, options.metrics);
+  impl->admin = std::make_unique<AdminService>(coordinator, impl->calls,
+                                               options.logger, options.metrics);
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)

@@ -98,10 +98,9 @@ Result<Endpoint> ParseWebhookUrl(const std::string& url) {
     if (colon != std::string::npos) e.port = authority.substr(colon + 1);
   }
   if (e.host.empty()) return InvalidArgumentError(bad + "no host");
-  const bool digits =
-      !e.port.empty() && e.port.size() <= 5 &&
-      std::all_of(e.port.begin(), e.port.end(),
-                  [](char c) { return c >= '0' && c <= '9'; });
+  const bool digits = !e.port.empty() && e.port.size() <= 5 &&
+                      std::all_of(e.port.begin(), e.port.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || std::stoi(e.port) == 0 || std::stoi(e.port) > 65535) {
     return InvalidArgumentError(bad + "bad port '" + e.port + "'");
   }
@@ -138,7 +137,8 @@ struct WebhookAlertSink::Impl {
       : options(std::move(o)),
         endpoint(std::move(e)),
         logger(options.logger ? options.logger : NewNullLogger()),
-        work(io.get_executor()) {}
+        io(std::make_unique<asio::io_context>()),
+        work(io->get_executor()) {}
 
   void Ended(std::atomic<uint64_t>& count, Counter* counter) {
     count.fetch_add(1, std::memory_order_relaxed);
@@ -152,7 +152,8 @@ struct WebhookAlertSink::Impl {
   const Endpoint endpoint;
   const std::shared_ptr<Logger> logger;
 
-  asio::io_context io;
+  // Reset by Shutdown once the thread is joined.
+  std::unique_ptr<asio::io_context> io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
       work;
   std::thread thread;
@@ -180,8 +181,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
   Delivery(WebhookAlertSink::Impl& sink, BranchAlert alert)
       : sink_(sink),
         alert_(std::move(alert)),
-        resolver_(sink.io),
-        timer_(sink.io) {
+        resolver_(*sink.io),
+        timer_(*sink.io) {
     const Endpoint& e = sink_.endpoint;
     request_.method(bhttp::verb::post);
     request_.target(e.target);
@@ -197,7 +198,7 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
 
   void Attempt() {
     ++attempt_;
-    stream_.emplace(sink_.io);
+    stream_.emplace(*sink_.io);
     stream_->expires_after(sink_.options.request_timeout);
     resolver_.async_resolve(
         sink_.endpoint.host, sink_.endpoint.port,
@@ -212,8 +213,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
                   const tcp::resolver::results_type& results) {
     if (ec) return Retry("cannot resolve: " + ec.message());
     stream_->async_connect(
-        results, [self = shared_from_this()](const ErrorCode& e,
-                                             const tcp::endpoint&) {
+        results,
+        [self = shared_from_this()](const ErrorCode& e, const tcp::endpoint&) {
           if (e) return self->Retry("cannot connect: " + e.message());
           self->Write();
         });
@@ -300,7 +301,9 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
 WebhookAlertSink::WebhookAlertSink(std::shared_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 
-WebhookAlertSink::~WebhookAlertSink() { Shutdown(std::chrono::milliseconds(0)); }
+WebhookAlertSink::~WebhookAlertSink() {
+  Shutdown(std::chrono::milliseconds(0));
+}
 
 Result<std::unique_ptr<WebhookAlertSink>> WebhookAlertSink::Start(
     WebhookAlertSinkOptions options) {
@@ -328,7 +331,7 @@ Result<std::unique_ptr<WebhookAlertSink>> WebhookAlertSink::Start(
   }
   Impl* raw = impl.get();
   try {
-    impl->thread = std::thread([raw] { raw->io.run(); });
+    impl->thread = std::thread([raw] { raw->io->run(); });
   } catch (const std::system_error& e) {
     return ResourceExhaustedError(
         std::string("alert webhook: cannot start a thread: ") + e.what());
@@ -339,29 +342,28 @@ Result<std::unique_ptr<WebhookAlertSink>> WebhookAlertSink::Start(
 
 void WebhookAlertSink::Report(BranchAlert alert) {
   Impl& s = *impl_;
-  bool drop = false;
   {
     internal::MutexLock lock(&s.mu);
-    drop = s.stopping || s.pending >= s.options.max_queued;
-    if (!drop) ++s.pending;
-  }
-  if (drop) {
-    const uint64_t n = s.dropped.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (s.dropped_counter != nullptr) s.dropped_counter->Increment();
-    // The 1st, 2nd, 4th, 8th... drop: a flood of alerts is not a flood of
-    // log lines.
-    if ((n & (n - 1)) == 0) {
-      DTX_LOG(s.logger, LogLevel::kWarn,
-              "alert webhook: gid=" << alert.gid << ": alert dropped ("
-                                    << s.options.max_queued
-                                    << " pending, or shutting down); " << n
-                                    << " dropped so far");
+    if (!s.stopping && s.pending < s.options.max_queued) {
+      ++s.pending;
+      // Under the lock, so that Shutdown, once it set `stopping`, has seen
+      // every post there will be.
+      asio::post(*s.io, [&s, alert = std::move(alert)]() mutable {
+        std::make_shared<Delivery>(s, std::move(alert))->Attempt();
+      });
+      return;
     }
-    return;
   }
-  asio::post(s.io, [&s, alert = std::move(alert)]() mutable {
-    std::make_shared<Delivery>(s, std::move(alert))->Attempt();
-  });
+  const uint64_t n = s.dropped.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (s.dropped_counter != nullptr) s.dropped_counter->Increment();
+  // The 1st, 2nd, 4th, 8th... drop: a flood of alerts is not a flood of log
+  // lines.
+  if ((n & (n - 1)) == 0) {
+    DTX_LOG(s.logger, LogLevel::kWarn,
+            "alert webhook: gid="
+                << alert.gid << ": alert dropped (" << s.options.max_queued
+                << " pending, or shutting down); " << n << " dropped so far");
+  }
 }
 
 void WebhookAlertSink::Shutdown(std::chrono::milliseconds grace) {
@@ -378,8 +380,11 @@ void WebhookAlertSink::Shutdown(std::chrono::milliseconds grace) {
     s.joined = true;
   }
   s.work.reset();
-  s.io.stop();
+  s.io->stop();
   if (s.thread.joinable()) s.thread.join();
+  // Destroys the deliveries still pending, closing their connections now
+  // rather than with the sink.
+  s.io.reset();
   {
     internal::MutexLock lock(&s.mu);
     abandoned = s.pending;
@@ -388,9 +393,9 @@ void WebhookAlertSink::Shutdown(std::chrono::milliseconds grace) {
   if (abandoned > 0) {
     s.failed.fetch_add(abandoned, std::memory_order_relaxed);
     if (s.failed_counter != nullptr) s.failed_counter->Increment(abandoned);
-    DTX_LOG(s.logger, LogLevel::kWarn,
-            "alert webhook: " << abandoned
-                              << " alert(s) abandoned at shutdown");
+    DTX_LOG(
+        s.logger, LogLevel::kWarn,
+        "alert webhook: " << abandoned << " alert(s) abandoned at shutdown");
   }
 }
 
