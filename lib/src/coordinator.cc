@@ -1,6 +1,6 @@
 // Coordinator: the life cycle, the scheduler that takes due transactions from
-// the journal, and administration (List, ForceStop, RetryNow). The DtmApi
-// requests are in coordinator_api.cc, the per-transaction session in
+// the journal, and administration (List, Stats, ForceStop, RetryNow). The
+// DtmApi requests are in coordinator_api.cc, the per-transaction session in
 // trans_runtime.cc, the modes in trans_type_<mode>.cc.
 //
 // The scheduler polls the journal every cron_interval, and earlier when a
@@ -15,6 +15,7 @@
 
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <optional>
@@ -380,26 +381,66 @@ Status Coordinator::ForceStop(const std::string& gid) {
       [&](StatusCallback done) { ForceStopAsync(gid, std::move(done)); });
 }
 
-void Coordinator::RetryNowAsync(std::string gid, StatusCallback done) {
-  Engine& c = *engine_;
-  Status open = c.CheckOpen();
-  if (!open.ok()) return done(open);
+namespace {
+
+Status Finished(const std::string& gid, TransStatus status) {
+  return AbortedError("retry now: gid " + gid + " is " +
+                      std::string(ToString(status)) +
+                      "; a finished transaction is not run again");
+}
+
+void RetryNowOn(Engine& c, std::string gid,
+                std::shared_ptr<internal::ReplyOnce<Status>> reply) {
   std::shared_ptr<TransRuntime> rt;
   {
     internal::MutexLock lock(&c.mu);
+    if (c.stopping)
+      return reply->Set(UnavailableError("coordinator: shut down"));
     auto it = c.active.find(gid);
     if (it != c.active.end()) rt = it->second;
   }
   if (rt) {
-    rt->Post([rt] { rt->RetryNow(); });
-    return done(Status::Ok());
+    rt->Post([&c, rt, gid, reply] {
+      if (rt->evicted()) {
+        // It left memory (its back-off written) after the lookup: the
+        // journal's path below makes it due instead.
+        return RetryNowOn(c, gid, reply);
+      }
+      if (IsFinished(rt->trans().status)) {
+        reply->Set(Finished(gid, rt->trans().status));
+        rt->MaybeEvict();
+        return;
+      }
+      rt->RetryNow();
+      reply->Set(Status::Ok());
+    });
+    return;
   }
-  auto reply = NewReply<Status>(c, std::move(done));
-  c.journal->MakeDue(gid, c.clock->Now(),
-                     WriteDone(c.OnIo(), [&c, reply](Status s) {
-                       if (s.ok()) asio::post(c.sched, [&c] { c.Poll(); });
-                       reply->Set(std::move(s));
-                     }));
+  c.journal->MakeDue(
+      gid, c.clock->Now(), WriteDone(c.OnIo(), [&c, gid, reply](Status s) {
+        if (s.ok()) {
+          asio::post(c.sched, [&c] { c.Poll(); });
+          return reply->Set(std::move(s));
+        }
+        if (s.code() != StatusCode::kFailedPrecondition) return reply->Set(s);
+        // Finished, or the journal is closed: the row tells which.
+        c.Read([&c, gid, reply, s] {
+          auto found = c.journal->Find(gid);
+          if (found.ok() && IsFinished(found->trans.status)) {
+            return reply->Set(Finished(gid, found->trans.status));
+          }
+          reply->Set(s);
+        });
+      }));
+}
+
+}  // namespace
+
+void Coordinator::RetryNowAsync(std::string gid, StatusCallback done) {
+  Engine& c = *engine_;
+  Status open = c.CheckOpen();
+  if (!open.ok()) return done(open);
+  RetryNowOn(c, std::move(gid), NewReply<Status>(c, std::move(done)));
 }
 
 Status Coordinator::RetryNow(const std::string& gid) {
@@ -411,6 +452,8 @@ void Coordinator::ListAsync(ListQuery query, ResultCallback<ListPage> done) {
   Engine& c = *engine_;
   Status open = c.CheckOpen();
   if (!open.ok()) return done(open);
+  if (query.limit == 0) query.limit = kDefaultListLimit;
+  query.limit = std::min(query.limit, kMaxListLimit);
   auto reply = NewReply<Result<ListPage>>(c, std::move(done));
   // Final statuses and branch results are queued without waiting (they may
   // be written lazily); a reader waits for what is queued so that it sees
@@ -425,6 +468,32 @@ Result<ListPage> Coordinator::List(const ListQuery& query) {
   return Wait<Result<ListPage>>([&](ResultCallback<ListPage> done) {
     ListAsync(query, std::move(done));
   });
+}
+
+void Coordinator::StatsAsync(ResultCallback<TransStats> done) {
+  Engine& c = *engine_;
+  Status open = c.CheckOpen();
+  if (!open.ok()) return done(open);
+  auto reply = NewReply<Result<TransStats>>(c, std::move(done));
+  // As List: what callers were told is in the journal before counting.
+  c.journal->Flush([&c, reply](Status s) {
+    if (!s.ok()) return reply->Set(s);
+    c.Read([&c, reply] {
+      TransStats stats;
+      auto counts = c.journal->CountByStatus();
+      if (!counts.ok()) return reply->Set(counts.status());
+      auto summary = c.journal->Summarize(c.clock->Now());
+      if (!summary.ok()) return reply->Set(summary.status());
+      stats.counts = *counts;
+      stats.unfinished = *summary;
+      reply->Set(std::move(stats));
+    });
+  });
+}
+
+Result<TransStats> Coordinator::Stats() {
+  return Wait<Result<TransStats>>(
+      [&](ResultCallback<TransStats> done) { StatsAsync(std::move(done)); });
 }
 
 Status Coordinator::RunDue() {

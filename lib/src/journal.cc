@@ -11,6 +11,10 @@ Result<UnfinishedSummary> Journal::Summarize(TimePoint) {
   return UnimplementedError("journal: Summarize is not implemented");
 }
 
+Result<StatusCounts> Journal::CountByStatus() {
+  return UnimplementedError("journal: CountByStatus is not implemented");
+}
+
 Status WaitForWrite(const std::function<void(WriteDone)>& start) {
   auto promise = std::make_shared<std::promise<Status>>();
   std::future<Status> future = promise->get_future();

@@ -22,6 +22,8 @@
 #include "dtx/transport/webhook_alert_sink.h"
 #include "dtx/version.h"
 
+#include "admin_http.h"
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
@@ -52,16 +54,19 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// The HTTP routes dtx-server has so far: dtm's ping, and a health check that
-// is 200 while the coordinator takes requests (it answers NewGid).
+// The HTTP routes dtx-server has so far: dtm's ping, metrics and admin API
+// (admin_http.h), and a health check that is 200 while the coordinator
+// takes requests (it answers NewGid).
 // REQUIRES: `coordinator` outlives the handler (the HTTP server is shut down
 // before the coordinator).
 // Every request is counted in `server_metrics` (dtm_server_*{type="http"}).
-dtx::Result<dtx::HttpHandler> HttpRoutes(dtx::Coordinator* coordinator,
-                                         const dtx::MetricsRegistry* metrics,
-                                         dtx::ServerMetrics* server_metrics) {
+dtx::Result<dtx::HttpHandler> HttpRoutes(
+    dtx::Coordinator* coordinator, const dtx::MetricsRegistry* metrics,
+    dtx::ServerMetrics* server_metrics,
+    const dtx::server::AdminHttpOptions& admin) {
   dtx::HttpRouter router;
   router.set_metrics(server_metrics);
+  DTX_RETURN_IF_ERROR(dtx::server::AddAdminRoutes(router, coordinator, admin));
   // dtm's path; Prometheus's text format (docs/operations.md).
   router.Handle(
       "GET", "/api/metrics",
@@ -186,7 +191,9 @@ int main(int argc, char** argv) {
   }
 
   // HTTP first: a port in use stops the server before it registers in etcd.
-  auto routes = HttpRoutes(coordinator->get(), &metrics, server_metrics->get());
+  dtx::server::AdminHttpOptions admin_http;
+  auto routes = HttpRoutes(coordinator->get(), &metrics, server_metrics->get(),
+                           admin_http);
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());

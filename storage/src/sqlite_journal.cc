@@ -11,6 +11,7 @@
 #include "sqlite_handle.h"
 #include "sqlite_journal_ops.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -218,21 +219,85 @@ Result<TransWithBranches> SqliteJournal::Find(const std::string& gid) {
   });
 }
 
-Result<ListPage> SqliteJournal::List(const ListQuery& query) {
-  // The statement text depends only on which filters are present, so at most
-  // 32 variants are compiled and cached per connection.
+namespace {
+
+// The smallest string greater than every string that starts with `prefix`,
+// in SQLite's BINARY order (bytewise): the prefix with its last byte below
+// 0xFF raised by one and the bytes after it dropped. None when every byte is
+// 0xFF: then `gid >= prefix` alone selects exactly the gids with the prefix.
+std::optional<std::string> PrefixEnd(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xFF)
+    prefix.pop_back();
+  if (prefix.empty()) return std::nullopt;
+  prefix.back() =
+      static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
+// The query plan of `sql`, one line per step (EXPLAIN QUERY PLAN).
+Result<std::string> Explain(Db& db, const std::string& sql) {
+  std::string plan;
+  DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare("EXPLAIN QUERY PLAN " + sql));
+  StmtGuard guard(stmt);
+  for (;;) {
+    const int rc = stmt->Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db.Error(rc, "explain");
+    plan += stmt->Text(3);
+    plan += "\n";
+  }
+  return plan;
+}
+
+bool UnfinishedOnly(const ListQuery& q) {
+  return q.unfinished_only || (q.status && !IsFinished(*q.status));
+}
+
+// The statement of `q`. Its text depends only on which filters are present,
+// so that few variants are compiled and cached per connection. The rows come
+// newest first; which index finds them:
+// - unfinished only (also a status filter of an unfinished status): the
+//   partial due index, which holds unfinished rows only, then a sort of
+//   those. O(unfinished), however many finished rows the journal has;
+// - else a gid prefix: a range of the gid index (prefix <= gid < PrefixEnd,
+//   no LIKE, so '%' and '_' are plain characters), then a sort of the
+//   matches. O(matches);
+// - else the row id backwards from the cursor, filtering as it goes.
+std::string ListSql(const ListQuery& q) {
+  const bool unfinished = UnfinishedOnly(q);
+  const bool prefix = !q.gid_prefix.empty();
   std::string sql =
       "SELECT " + std::string(internal::kGlobalColumns) + " FROM trans_global";
   std::vector<std::string> where;
-  if (query.cursor > 0) where.push_back("id < ?1");
-  if (query.status) where.push_back("status = ?2");
-  if (query.trans_type) where.push_back("trans_type = ?3");
-  if (query.created_from) where.push_back("create_time >= ?4");
-  if (query.created_to) where.push_back("create_time <= ?5");
+  if (unfinished) {
+    sql += " INDEXED BY trans_global_due";
+    // The index's own WHERE, word for word, so that SQLite may use it.
+    where.push_back("status IN ('prepared', 'submitted', 'aborting')");
+  } else if (prefix) {
+    // The UNIQUE constraint's index on gid.
+    sql += " INDEXED BY sqlite_autoindex_trans_global_1";
+  }
+  if (q.cursor > 0) where.push_back("id < ?1");
+  if (q.status) where.push_back("status = ?2");
+  if (q.trans_type) where.push_back("trans_type = ?3");
+  if (q.created_from) where.push_back("create_time >= ?4");
+  if (q.created_to) where.push_back("create_time <= ?5");
+  if (prefix) {
+    where.push_back("gid >= ?7");
+    if (PrefixEnd(q.gid_prefix)) where.push_back("gid < ?8");
+  }
   for (std::size_t i = 0; i < where.size(); ++i)
     sql += (i == 0 ? " WHERE " : " AND ") + where[i];
   sql += " ORDER BY id DESC LIMIT ?6";
-  const std::size_t limit = query.limit == 0 ? 100 : query.limit;
+  return sql;
+}
+
+}  // namespace
+
+Result<ListPage> SqliteJournal::List(const ListQuery& query) {
+  const std::string sql = ListSql(query);
+  const std::size_t limit = query.limit == 0 ? kDefaultListLimit : query.limit;
+  const std::optional<std::string> prefix_end = PrefixEnd(query.gid_prefix);
   const std::string& path = impl_->options.path;
   return impl_->readers.WithReader([&](Db& db) -> Result<ListPage> {
     DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare(sql));
@@ -243,6 +308,10 @@ Result<ListPage> SqliteJournal::List(const ListQuery& query) {
     if (query.created_from) stmt->BindInt(4, ToUnixMillis(*query.created_from));
     if (query.created_to) stmt->BindInt(5, ToUnixMillis(*query.created_to));
     stmt->BindInt(6, static_cast<int64_t>(limit));
+    if (!query.gid_prefix.empty()) {
+      stmt->BindText(7, query.gid_prefix);
+      if (prefix_end) stmt->BindText(8, *prefix_end);
+    }
     ListPage page;
     for (;;) {
       const int rc = stmt->Step();
@@ -254,6 +323,12 @@ Result<ListPage> SqliteJournal::List(const ListQuery& query) {
     if (page.transactions.size() == limit)
       page.next_cursor = page.transactions.back().id;
     return page;
+  });
+}
+
+Result<std::string> SqliteJournal::ExplainListQuery(const ListQuery& query) {
+  return impl_->readers.WithReader([&](Db& db) -> Result<std::string> {
+    return Explain(db, ListSql(query));
   });
 }
 
@@ -304,21 +379,37 @@ WHERE status IN ('prepared', 'submitted', 'aborting'))sql"));
   });
 }
 
+Result<StatusCounts> SqliteJournal::CountByStatus() {
+  const std::string& path = impl_->options.path;
+  return impl_->readers.WithReader([&](Db& db) -> Result<StatusCounts> {
+    // Kept by triggers (schema.cc): five rows, whatever the journal's size.
+    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic("SELECT status, n FROM "
+                                                       "trans_status_count"));
+    StmtGuard guard(stmt);
+    StatusCounts out;
+    for (;;) {
+      const int rc = stmt->Step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return db.Error(rc, "count by status");
+      auto status = ParseTransStatus(stmt->Text(0));
+      if (!status.ok()) {
+        return DataLossError("journal: " + path + ": " +
+                             status.status().message() +
+                             " in trans_status_count");
+      }
+      out[*status] = stmt->Int(1);
+    }
+    return out;
+  });
+}
+
 Result<std::string> SqliteJournal::ExplainDueQuery() {
   return impl_->readers.WithReader([&](Db& db) -> Result<std::string> {
     std::string plan;
     for (const std::string& sql :
          {internal::DueSelectSql(), internal::ClaimSql()}) {
-      DTX_ASSIGN_OR_RETURN(Stmt * stmt,
-                           db.Prepare("EXPLAIN QUERY PLAN " + sql));
-      StmtGuard guard(stmt);
-      for (;;) {
-        const int rc = stmt->Step();
-        if (rc == SQLITE_DONE) break;
-        if (rc != SQLITE_ROW) return db.Error(rc, "explain");
-        plan += stmt->Text(3);
-        plan += "\n";
-      }
+      DTX_ASSIGN_OR_RETURN(std::string part, Explain(db, sql));
+      plan += part;
     }
     return plan;
   });

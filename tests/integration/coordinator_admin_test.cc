@@ -5,8 +5,10 @@
 
 #include <gmock/gmock.h>
 
+#include <array>
 #include <atomic>
 #include <future>
+#include <string_view>
 #include <thread>
 
 namespace dtx::testing {
@@ -123,6 +125,154 @@ TEST_F(CoordinatorAdminTest, RetryNowMakesItDueAtOnce) {
   ASSERT_OK(dtm_->RetryNow("rn"));
   ASSERT_OK(dtm_->RunDue());
   EXPECT_EQ(Global("rn").status, TransStatus::kSucceed);
+}
+
+TEST_F(CoordinatorAdminTest, RetryNowOfAFinishedOrUnknownGidSaysSo) {
+  ASSERT_OK(Saga(*dtm_, "rn-done").Add("", "", "").WaitResult(true).Submit());
+  // Still in memory while its final status is written, then from the
+  // journal: the same answer.
+  EXPECT_THAT(dtm_->RetryNow("rn-done"),
+              StatusIs(StatusCode::kAborted, "is succeed"));
+  dtm_->WaitIdle();
+  EXPECT_THAT(dtm_->RetryNow("rn-done"),
+              StatusIs(StatusCode::kAborted, "is succeed"));
+  EXPECT_THAT(dtm_->RetryNow("ghost"), StatusIs(StatusCode::kNotFound));
+}
+
+// A Logger that stops the thread logging a line containing `needle` (once,
+// when armed) until the test opens the gate: here, the strand of a
+// transaction leaving memory, between marking itself evicted and leaving
+// the coordinator's map.
+class GateOnLogLine final : public Logger {
+ public:
+  explicit GateOnLogLine(std::string needle) : needle_(std::move(needle)) {}
+  bool ShouldLog(LogLevel) const override { return true; }
+  void Log(LogLevel, std::string_view message) override {
+    if (message.find(needle_) == std::string_view::npos) return;
+    if (!armed.exchange(false)) return;
+    reached.set_value();
+    gate.get_future().wait();
+  }
+  std::atomic<bool> armed{false};
+  std::promise<void> reached, gate;
+
+ private:
+  const std::string needle_;
+};
+
+class RetryNowRaceTest : public CoordinatorAdminTest {
+ protected:
+  void SetUp() override {
+    gate_ = std::make_shared<GateOnLogLine>(
+        "gid=rn-race submitted, waiting until next retry");
+    logger_ = gate_;
+    CoordinatorAdminTest::SetUp();
+  }
+  std::shared_ptr<GateOnLogLine> gate_;
+};
+
+TEST_F(RetryNowRaceTest, ATransactionLeavingMemoryForItsBackOffStillRunsNow) {
+  // The first call fails; the transaction writes its back-off and leaves
+  // memory. RetryNow finds it still in memory, but it is gone when the
+  // request reaches its strand: the request must then make it due through
+  // the journal instead of answering OK and doing nothing.
+  Script("/busi.Busi/Flaky", {Error(), Ok()});
+  gate_->armed = true;
+  ASSERT_OK(
+      Saga(*dtm_, "rn-race").Add(Url("/busi.Busi/Flaky"), "", "").Submit());
+  gate_->reached.get_future().wait();
+  std::promise<Status> retried;
+  dtm_->RetryNowAsync("rn-race",
+                      [&](Status s) { retried.set_value(std::move(s)); });
+  gate_->gate.set_value();
+  ASSERT_OK(retried.get_future().get());
+  // No clock movement: only retry-now makes it due.
+  ASSERT_OK(dtm_->RunDue());
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Flaky"), 2u);
+  EXPECT_EQ(Global("rn-race").status, TransStatus::kSucceed);
+}
+
+TEST_F(CoordinatorAdminTest, RetryNowRunsATransactionWaitingForItsBackOff) {
+  // Out of memory and not due (the clock does not move): retry-now calls
+  // its branch again now, and the attempts are recorded.
+  Script("/busi.Busi/Down", {Error(), Error(), Ok()});
+  ASSERT_OK(
+      Saga(*dtm_, "rn-wait").Add(Url("/busi.Busi/Down"), "", "").Submit());
+  dtm_->WaitIdle();
+  ASSERT_OK(dtm_->RunDue());
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Down"), 1u);
+  ASSERT_OK(dtm_->RetryNow("rn-wait"));
+  ASSERT_OK(dtm_->RunDue());
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Down"), 2u);
+  ASSERT_OK_AND_ASSIGN(auto t, dtm_->Query("rn-wait"));
+  ASSERT_EQ(t.branches.size(), 2u);
+  EXPECT_EQ(t.branches[1].attempts, 2);
+  EXPECT_THAT(t.branches[1].last_error, ::testing::HasSubstr("TRANSIENT"));
+  EXPECT_EQ(t.trans.status, TransStatus::kSubmitted);
+  ASSERT_OK(dtm_->RetryNow("rn-wait"));
+  ASSERT_OK(dtm_->RunDue());
+  EXPECT_EQ(Global("rn-wait").status, TransStatus::kSucceed);
+}
+
+TEST_F(CoordinatorAdminTest, StatsCountEveryStatusAndTheUnfinished) {
+  ASSERT_OK_AND_ASSIGN(TransStats empty, dtm_->Stats());
+  EXPECT_EQ(empty.counts.by_status, (std::array<int64_t, 5>{}));
+  EXPECT_EQ(empty.unfinished.unfinished, 0);
+  EXPECT_FALSE(empty.unfinished.oldest_create_time.has_value());
+
+  Script("/busi.Busi/Stuck", {Error()});
+  const TimePoint first = clock_.Now();
+  ASSERT_OK(
+      Saga(*dtm_, "st-stuck").Add(Url("/busi.Busi/Stuck"), "", "").Submit());
+  ASSERT_OK(Saga(*dtm_, "st-ok").Add("", "", "").WaitResult(true).Submit());
+  ASSERT_OK(
+      Saga(*dtm_, "st-stop").Add(Url("/busi.Busi/Stuck"), "", "").Submit());
+  dtm_->WaitIdle();
+  ASSERT_OK(dtm_->ForceStop("st-stop"));
+  // Outcomes told to callers count at once (lazy writes are flushed first).
+  ASSERT_OK_AND_ASSIGN(TransStats s, dtm_->Stats());
+  EXPECT_EQ(s.counts[TransStatus::kSubmitted], 1);
+  EXPECT_EQ(s.counts[TransStatus::kSucceed], 1);
+  EXPECT_EQ(s.counts[TransStatus::kFailed], 1);
+  EXPECT_EQ(s.unfinished.unfinished, 1);
+  EXPECT_EQ(s.unfinished.due, 0);
+  EXPECT_EQ(s.unfinished.oldest_create_time, first);
+  clock_.Advance(seconds(3600));
+  ASSERT_OK_AND_ASSIGN(s, dtm_->Stats());
+  EXPECT_EQ(s.unfinished.due, 1);
+}
+
+TEST_F(CoordinatorAdminTest, ListPagesAreAtMostAThousand) {
+  // Rows written straight to the journal file, as another process would.
+  SqliteJournalOptions jo;
+  jo.path = dir_.File("dtx.db");
+  jo.clock = &clock_;
+  jo.synchronous = SqliteJournalOptions::Sync::kNormal;
+  ASSERT_OK_AND_ASSIGN(auto other, SqliteJournal::Open(jo));
+  std::vector<std::future<Status>> saved;
+  for (int i = 0; i < 1005; ++i) {
+    GlobalTrans t;
+    t.gid = "many-" + std::to_string(i);
+    t.status = TransStatus::kSucceed;
+    t.create_time = clock_.Now();
+    auto p = std::make_shared<std::promise<Status>>();
+    saved.push_back(p->get_future());
+    other->SaveNew(t, {}, [p](Status s) { p->set_value(s); });
+  }
+  for (auto& f : saved) ASSERT_OK(f.get());
+  other->Close();
+  ListQuery q;
+  q.limit = 5000;
+  ASSERT_OK_AND_ASSIGN(ListPage page, dtm_->List(q));
+  EXPECT_EQ(page.transactions.size(), kMaxListLimit);
+  EXPECT_NE(page.next_cursor, 0);
+  q.cursor = page.next_cursor;
+  ASSERT_OK_AND_ASSIGN(page, dtm_->List(q));
+  EXPECT_EQ(page.transactions.size(), 5u);
+  q = ListQuery{};
+  q.limit = 0;
+  ASSERT_OK_AND_ASSIGN(page, dtm_->List(q));
+  EXPECT_EQ(page.transactions.size(), kDefaultListLimit);
 }
 
 TEST_F(CoordinatorAdminTest, UnfinishedWorkResumesAfterRestart) {

@@ -125,13 +125,21 @@ class CoordinatorTest : public ::testing::Test {
     clock_.Advance(d);
     ASSERT_OK(dtm_->RunDue());
   }
-  // Every transaction in the journal.
+  // Every transaction in the journal, newest first (List hands out at most
+  // kMaxListLimit at a time).
   std::vector<GlobalTrans> AllTransactions() {
+    std::vector<GlobalTrans> out;
     ListQuery q;
-    q.limit = 100000;
-    auto page = dtm_->List(q);
-    EXPECT_OK(page);
-    return page.ok() ? page->transactions : std::vector<GlobalTrans>{};
+    q.limit = kMaxListLimit;
+    for (;;) {
+      auto page = dtm_->List(q);
+      EXPECT_OK(page);
+      if (!page.ok()) break;
+      for (GlobalTrans& t : page->transactions) out.push_back(std::move(t));
+      if (page->next_cursor == 0) break;
+      q.cursor = page->next_cursor;
+    }
+    return out;
   }
   // Moves the clock `step` at a time and runs due work until every
   // transaction is finished.

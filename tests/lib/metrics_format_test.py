@@ -395,7 +395,7 @@ class ServerScrapeTest(unittest.TestCase):
         self.assertNotIn("path?gid=x", apis)
         # Every gRPC method has its series from the start.
         for api in ("newgid", "submit", "prepare", "abort", "registerbranch",
-                    "query", "list", "forcestop", "retrynow"):
+                    "query", "list", "stats", "forcestop", "retrynow"):
             self.assertTrue(self._samples("dtm_server_process", type="grpc",
                                           api=api), api)
 

@@ -2,6 +2,8 @@
 
 #include "dtm_proto.h"
 
+#include "dtx/clock.h"
+
 #include "status_matchers.h"
 
 #include <gmock/gmock.h>
@@ -141,6 +143,48 @@ TEST(DtmProtoTest, ListPagesAreCapped) {
   r.set_limit(4'000'000'000u);
   ASSERT_OK_AND_ASSIGN(q, FromProto(r));
   EXPECT_EQ(q.limit, 1000u);
+  r.set_cursor(-1);
+  EXPECT_THAT(FromProto(r), StatusIs(StatusCode::kInvalidArgument, "cursor"));
+}
+
+TEST(DtmProtoTest, ListFiltersRoundTrip) {
+  ListQuery q;
+  q.status = TransStatus::kAborting;
+  q.trans_type = TransType::kTcc;
+  q.created_from = FromUnixMillis(1000);
+  q.created_to = FromUnixMillis(2000);
+  q.gid_prefix = "pay_%";
+  q.unfinished_only = true;
+  q.cursor = 77;
+  q.limit = 5000;  // sent as the largest page
+  ASSERT_OK_AND_ASSIGN(ListQuery back, FromProto(ToProto(q)));
+  EXPECT_EQ(back.status, q.status);
+  EXPECT_EQ(back.trans_type, q.trans_type);
+  EXPECT_EQ(back.created_from, q.created_from);
+  EXPECT_EQ(back.created_to, q.created_to);
+  EXPECT_EQ(back.gid_prefix, "pay_%");
+  EXPECT_TRUE(back.unfinished_only);
+  EXPECT_EQ(back.cursor, 77);
+  EXPECT_EQ(back.limit, kMaxListLimit);
+}
+
+TEST(DtmProtoTest, StatsRoundTrip) {
+  TransStats s;
+  s.counts.by_status = {1, 2, 3, 4, 5};
+  s.unfinished.unfinished = 6;
+  s.unfinished.due = 2;
+  s.unfinished.oldest_create_time = FromUnixMillis(123456);
+  dtx::admin::v1::StatsReply reply;
+  ToProto(s, &reply);
+  EXPECT_EQ(reply.aborting(), 3);
+  EXPECT_EQ(reply.failed(), 5);
+  TransStats back = FromProto(reply);
+  EXPECT_EQ(back.counts.by_status, s.counts.by_status);
+  EXPECT_EQ(back.unfinished.unfinished, 6);
+  EXPECT_EQ(back.unfinished.due, 2);
+  EXPECT_EQ(back.unfinished.oldest_create_time, FromUnixMillis(123456));
+  EXPECT_FALSE(FromProto(dtx::admin::v1::StatsReply{})
+                   .unfinished.oldest_create_time.has_value());
 }
 
 }  // namespace

@@ -24,6 +24,11 @@ struct DtxServerConfig {
   int port = 0;
   // HttpPort; 0: any free port, so that parallel tests never meet on 36789.
   int http_port = 0;
+  // The retry and timeout keys written before `yaml` (short by default);
+  // replace them to test long back-offs.
+  std::string intervals =
+      "RetryInterval: 1\nTimeoutToFail: 3\nRequestTimeout: 3\n"
+      "TransCronInterval: 1\nRetryIntervalMax: 2\n";
 };
 
 class DtxServerProcess {
@@ -34,8 +39,7 @@ class DtxServerProcess {
   static Result<std::unique_ptr<DtxServerProcess>> Start(
       const DtxServerConfig& config, bool expect_registration = false) {
     std::ofstream out(config.config_path);
-    out << "RetryInterval: 1\nTimeoutToFail: 3\nRequestTimeout: 3\n"
-        << "TransCronInterval: 1\nRetryIntervalMax: 2\nShutdownGrace: 5\n"
+    out << config.intervals << "ShutdownGrace: 5\n"
         << "LogLevel: info\nStore:\n  Driver: sqlite\n  Path: '"
         << config.journal_path << "'\n"
         << config.yaml;

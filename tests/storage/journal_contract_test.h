@@ -565,6 +565,172 @@ TYPED_TEST_P(JournalContractTest, ListFiltersAndPagesNewestFirst) {
   EXPECT_THAT(gids, ::testing::ElementsAre("l-7", "l-5"));
 }
 
+TYPED_TEST_P(JournalContractTest, ListFiltersByGidPrefixWithoutWildcards) {
+  // '%' and '_' are LIKE's wildcards and '~' is the last character a gid
+  // may hold: each is matched as itself.
+  const std::vector<std::string> saved = {
+      "pay-1", "pay%x", "pay_y", "payz", "pa", "pb",   "pay",
+      "pax",   "t~",    "t~a",   "t",    "u",  "pay%", "q%r"};
+  for (const std::string& gid : saved)
+    ASSERT_OK(this->Save(this->NewTrans(gid)));
+  auto gids_with = [&](const std::string& prefix) {
+    ListQuery q;
+    q.gid_prefix = prefix;
+    auto page = this->journal_->List(q);
+    EXPECT_OK(page);
+    std::vector<std::string> out;
+    if (page.ok()) {
+      for (const auto& t : page->transactions) out.push_back(t.gid);
+    }
+    return out;
+  };
+  using ::testing::ElementsAre;
+  EXPECT_THAT(gids_with("pay"),
+              ElementsAre("pay%", "pay", "payz", "pay_y", "pay%x", "pay-1"));
+  EXPECT_THAT(gids_with("pay%"), ElementsAre("pay%", "pay%x"));
+  EXPECT_THAT(gids_with("pay_"), ElementsAre("pay_y"));
+  EXPECT_THAT(gids_with("%"), ElementsAre());
+  EXPECT_THAT(gids_with("q%"), ElementsAre("q%r"));
+  EXPECT_THAT(gids_with("t~"), ElementsAre("t~a", "t~"));
+  EXPECT_THAT(gids_with("pay-1"), ElementsAre("pay-1"));
+  EXPECT_THAT(gids_with("pay-10"), ElementsAre());
+  EXPECT_THAT(gids_with("\xff"), ElementsAre());
+  EXPECT_EQ(gids_with("").size(), saved.size());
+}
+
+TYPED_TEST_P(JournalContractTest, GidPrefixPagesNewestFirstWithOtherFilters) {
+  for (int i = 0; i < 12; ++i) {
+    GlobalTrans t = this->NewTrans(
+        "order-" + std::to_string(i),
+        i % 4 == 0 ? TransStatus::kSucceed : TransStatus::kSubmitted);
+    ASSERT_OK(this->Save(t));
+    ASSERT_OK(this->Save(this->NewTrans("other-" + std::to_string(i))));
+  }
+  std::vector<std::string> all;
+  ListQuery q;
+  q.gid_prefix = "order-";
+  q.limit = 5;
+  for (int pages = 0; pages < 10; ++pages) {
+    ASSERT_OK_AND_ASSIGN(ListPage page, this->journal_->List(q));
+    for (const auto& t : page.transactions) all.push_back(t.gid);
+    if (page.next_cursor == 0) break;
+    q.cursor = page.next_cursor;
+  }
+  ASSERT_EQ(all.size(), 12u);
+  for (int i = 0; i < 12; ++i)
+    EXPECT_EQ(all[i], "order-" + std::to_string(11 - i));
+
+  ListQuery done;
+  done.gid_prefix = "order-";
+  done.status = TransStatus::kSucceed;
+  ASSERT_OK_AND_ASSIGN(ListPage s, this->journal_->List(done));
+  std::vector<std::string> gids;
+  for (const auto& t : s.transactions) gids.push_back(t.gid);
+  EXPECT_THAT(gids, ::testing::ElementsAre("order-8", "order-4", "order-0"));
+}
+
+TYPED_TEST_P(JournalContractTest, ListUnfinishedOnlyPagesNewestFirst) {
+  const TransStatus cycle[] = {TransStatus::kPrepared, TransStatus::kSucceed,
+                               TransStatus::kSubmitted, TransStatus::kFailed,
+                               TransStatus::kAborting};
+  std::vector<std::string> unfinished;  // newest first
+  for (int i = 0; i < 20; ++i) {
+    const TransStatus st = cycle[i % 5];
+    GlobalTrans t =
+        this->NewTrans("u-" + std::to_string(i), st,
+                       i % 2 == 0 ? TransType::kSaga : TransType::kTcc);
+    // Due times in no particular order: the due index must not set the
+    // order of the page.
+    t.next_cron_time = this->clock_.Now() + seconds((i * 7) % 20);
+    ASSERT_OK(this->Save(t));
+    if (!IsFinished(st)) unfinished.insert(unfinished.begin(), t.gid);
+  }
+  for (std::size_t page_size : {1u, 3u, 12u, 100u}) {
+    std::vector<std::string> got;
+    ListQuery q;
+    q.unfinished_only = true;
+    q.limit = page_size;
+    for (int pages = 0; pages < 50; ++pages) {
+      ASSERT_OK_AND_ASSIGN(ListPage page, this->journal_->List(q));
+      for (const auto& t : page.transactions) got.push_back(t.gid);
+      if (page.next_cursor == 0) break;
+      q.cursor = page.next_cursor;
+    }
+    EXPECT_EQ(got, unfinished) << "page size " << page_size;
+  }
+
+  ListQuery tcc;
+  tcc.unfinished_only = true;
+  tcc.trans_type = TransType::kTcc;
+  ASSERT_OK_AND_ASSIGN(ListPage t, this->journal_->List(tcc));
+  std::vector<std::string> gids;
+  for (const auto& g : t.transactions) gids.push_back(g.gid);
+  // Odd i are tcc; of those, unfinished: i % 5 in {0, 2, 4}.
+  EXPECT_THAT(gids, ::testing::ElementsAre("u-19", "u-17", "u-15", "u-9", "u-7",
+                                           "u-5"));
+
+  ListQuery aborting;
+  aborting.status = TransStatus::kAborting;
+  ASSERT_OK_AND_ASSIGN(ListPage a, this->journal_->List(aborting));
+  gids.clear();
+  for (const auto& g : a.transactions) gids.push_back(g.gid);
+  EXPECT_THAT(gids, ::testing::ElementsAre("u-19", "u-14", "u-9", "u-4"));
+
+  ListQuery none;
+  none.unfinished_only = true;
+  none.status = TransStatus::kSucceed;
+  ASSERT_OK_AND_ASSIGN(ListPage n, this->journal_->List(none));
+  EXPECT_TRUE(n.transactions.empty());
+}
+
+TYPED_TEST_P(JournalContractTest, CountByStatusFollowsEveryChange) {
+  auto counts = [&] {
+    auto c = this->journal_->CountByStatus();
+    EXPECT_OK(c);
+    return c.ok() ? c->by_status : std::array<int64_t, 5>{};
+  };
+  using Counts = std::array<int64_t, 5>;  // prepared..failed
+  EXPECT_EQ(counts(), (Counts{0, 0, 0, 0, 0}));
+  ASSERT_OK(this->Save(
+      this->NewTrans("c-1", TransStatus::kPrepared, TransType::kTcc)));
+  ASSERT_OK(this->Save(this->NewTrans("c-2", TransStatus::kSubmitted)));
+  ASSERT_OK(this->Save(this->NewTrans("c-3", TransStatus::kSubmitted)));
+  ASSERT_OK(this->Save(this->NewTrans("c-4", TransStatus::kSucceed)));
+  EXPECT_EQ(counts(), (Counts{1, 2, 0, 1, 0}));
+  // Writes that change nothing count nothing.
+  EXPECT_THAT(this->Save(this->NewTrans("c-2", TransStatus::kFailed)),
+              StatusIs(StatusCode::kAlreadyExists));
+  EXPECT_THAT(this->Change("c-2", TransStatus::kAborting, TransStatus::kFailed),
+              StatusIs(StatusCode::kFailedPrecondition));
+  StatusChange bad;
+  bad.gid = "c-3";
+  bad.from = TransStatus::kSubmitted;
+  bad.to = TransStatus::kSucceed;
+  bad.branch_updates = {{"09", BranchOp::kAction, BranchStatus::kSucceed}};
+  EXPECT_THAT(this->Change(bad), StatusIs(StatusCode::kNotFound));
+  EXPECT_EQ(counts(), (Counts{1, 2, 0, 1, 0}));
+  // Status changes move one count each.
+  ASSERT_OK(
+      this->Change("c-1", TransStatus::kPrepared, TransStatus::kAborting));
+  ASSERT_OK(
+      this->Change("c-2", TransStatus::kSubmitted, TransStatus::kSucceed));
+  ASSERT_OK(
+      this->Change("c-3", TransStatus::kSubmitted, TransStatus::kAborting));
+  EXPECT_EQ(counts(), (Counts{0, 0, 2, 2, 0}));
+  ASSERT_OK(this->Change("c-1", TransStatus::kAborting, TransStatus::kFailed));
+  // Rescheduling and claiming are not status changes.
+  ASSERT_OK(WaitForWrite([&](WriteDone done) {
+    this->journal_->MakeDue("c-3", this->clock_.Now(), std::move(done));
+  }));
+  ASSERT_OK_AND_ASSIGN(auto claimed, this->ClaimDue("me", seconds(30)));
+  EXPECT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(counts(), (Counts{0, 0, 1, 2, 1}));
+  StatusCounts c;
+  ASSERT_OK_AND_ASSIGN(c, this->journal_->CountByStatus());
+  EXPECT_EQ(c[TransStatus::kSucceed], 2);
+  EXPECT_EQ(c[TransStatus::kFailed], 1);
+}
+
 TYPED_TEST_P(JournalContractTest, ClaimLeasesDueTransactions) {
   const TimePoint base = this->clock_.Now();
   for (int i = 0; i < 5; ++i) {
@@ -836,11 +1002,13 @@ REGISTER_TYPED_TEST_SUITE_P(
     UpdateBranchesIsAllOrNothing, TouchCronReschedulesAndKeepsTheRetryCount,
     MakeDueAppliesOnlyToUnfinishedTransactions,
     ListDuePagesUnfinishedDueTransactionsInDueOrder,
-    ListFiltersAndPagesNewestFirst, ClaimLeasesDueTransactions,
-    ConcurrentClaimersNeverShareATransaction, ValuesOverTheLimitsWriteNothing,
-    FlushCompletesAfterEarlierWrites, ManyThreadsWritingLoseAndDuplicateNothing,
-    ClosedJournalRefusesWork, CompletionsWithAnExecutorRunThroughIt,
-    CompletionsWithoutAnExecutorStillRun,
+    ListFiltersAndPagesNewestFirst, ListFiltersByGidPrefixWithoutWildcards,
+    GidPrefixPagesNewestFirstWithOtherFilters,
+    ListUnfinishedOnlyPagesNewestFirst, CountByStatusFollowsEveryChange,
+    ClaimLeasesDueTransactions, ConcurrentClaimersNeverShareATransaction,
+    ValuesOverTheLimitsWriteNothing, FlushCompletesAfterEarlierWrites,
+    ManyThreadsWritingLoseAndDuplicateNothing, ClosedJournalRefusesWork,
+    CompletionsWithAnExecutorRunThroughIt, CompletionsWithoutAnExecutorStillRun,
     CloseHandsEveryCompletionToItsExecutor);
 
 }  // namespace dtx::testing

@@ -232,12 +232,12 @@ TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
   j->Close();
   const std::string path = dir_.File("journal.db");
   auto query_int = [&](const char* sql) { return RawInt(path, sql); };
-  EXPECT_EQ(query_int("PRAGMA user_version"), 3);
+  EXPECT_EQ(query_int("PRAGMA user_version"), 4);
   EXPECT_EQ(query_int("PRAGMA application_id"), 0x64747831);
   EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
                       "('trans_global', 'trans_branch_op', 'trans_global_due', "
-                      "'trans_branch_op_key')"),
-            4);
+                      "'trans_branch_op_key', 'trans_status_count')"),
+            5);
   // Nothing is left of the tables that migrations replaced.
   EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE "
                       "'%_v2%'"),
@@ -299,10 +299,10 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
   auto j = Open(o);
   ASSERT_NE(j, nullptr);
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrating from schema version 1 to 3 (5 "
+              ::testing::HasSubstr("migrating from schema version 1 to 4 (5 "
                                    "branch rows)"));
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrated to schema version 3"));
+              ::testing::HasSubstr("migrated to schema version 4"));
   ASSERT_OK_AND_ASSIGN(auto tcc, j->Find("old-tcc"));
   ASSERT_EQ(tcc.branches.size(), 2u);
   EXPECT_EQ(tcc.branches[0].op, BranchOp::kCancel);
@@ -340,6 +340,10 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
   EXPECT_EQ(tcc.branches[1].status, BranchStatus::kSucceed);
   EXPECT_EQ(tcc.branches[2].branch_id, "02");
   EXPECT_EQ(tcc.trans.status, TransStatus::kSubmitted);
+  ASSERT_OK_AND_ASSIGN(StatusCounts counts, j->CountByStatus());
+  EXPECT_EQ(counts[TransStatus::kSubmitted], 1);
+  EXPECT_EQ(counts[TransStatus::kSucceed], 1);
+  EXPECT_EQ(counts[TransStatus::kPrepared], 0);
   j->Close();
 
   EXPECT_EQ(RawInt(path, "SELECT trans_id FROM trans_branch_op WHERE id = 5"),
@@ -382,7 +386,7 @@ VALUES (1, 3, 'v2-saga', 'h:1/s.S/Undo', x'01', '01', 'compensate',
   auto j = Open(o);
   ASSERT_NE(j, nullptr);
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrating from schema version 2 to 3"));
+              ::testing::HasSubstr("migrating from schema version 2 to 4"));
   ASSERT_OK_AND_ASSIGN(auto saga, j->Find("v2-saga"));
   ASSERT_EQ(saga.branches.size(), 2u);
   EXPECT_EQ(saga.branches[1].status, BranchStatus::kSucceed);
@@ -404,7 +408,127 @@ VALUES (1, 3, 'v2-saga', 'h:1/s.S/Undo', x'01', '01', 'compensate',
   EXPECT_EQ(saga.branches[0].last_try_time, tried);
   EXPECT_EQ(saga.branches[0].last_error, "TRANSIENT: connection refused");
   j->Close();
-  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 3);
+  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 4);
+}
+
+// Schema version 3's additions to version 2, as migration 2 -> 3 made them.
+// Frozen.
+constexpr char kSchemaV3Additions[] = R"sql(
+ALTER TABLE trans_branch_op ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE trans_branch_op ADD COLUMN last_try_time INTEGER;
+ALTER TABLE trans_branch_op ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+PRAGMA user_version = 3;
+)sql";
+
+TEST_F(SqliteJournalTest, AVersion3JournalGainsStatusCountsOfItsRows) {
+  const std::string path = dir_.File("journal.db");
+  RawExec(path, kSchemaV1);
+  RawExec(path, kSchemaV2BranchTable);
+  RawExec(path, kSchemaV3Additions);
+  RawExec(path, R"sql(
+INSERT INTO trans_global (id, gid, trans_type, status, create_time,
+  update_time, next_cron_time)
+VALUES (1, 'v3-a', 'saga', 'succeed', 1000, 1000, 0),
+       (2, 'v3-b', 'saga', 'succeed', 1000, 1000, 0),
+       (3, 'v3-c', 'saga', 'failed', 1000, 1000, 0),
+       (4, 'v3-d', 'tcc', 'prepared', 1000, 1000, 5000),
+       (5, 'v3-e', 'saga', 'submitted', 1000, 1000, 5000),
+       (6, 'v3-f', 'msg', 'submitted', 1000, 1000, 5000);
+)sql");
+  auto log = std::make_shared<RecordingLogger>();
+  SqliteJournalOptions o = Options();
+  o.logger = log;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  EXPECT_THAT(log->Text(),
+              ::testing::HasSubstr("migrating from schema version 3 to 4"));
+  ASSERT_OK_AND_ASSIGN(StatusCounts c, j->CountByStatus());
+  EXPECT_EQ(c.by_status, (std::array<int64_t, 5>{1, 2, 0, 2, 1}));
+  // The counts follow writes to the migrated rows and to new ones.
+  StatusChange change;
+  change.gid = "v3-e";
+  change.from = TransStatus::kSubmitted;
+  change.to = TransStatus::kAborting;
+  ASSERT_OK(WaitForWrite(
+      [&](WriteDone done) { j->ChangeStatus(change, std::move(done)); }));
+  ASSERT_OK(Save(*j, Trans("v4-new", clock_)));
+  ASSERT_OK_AND_ASSIGN(c, j->CountByStatus());
+  EXPECT_EQ(c.by_status, (std::array<int64_t, 5>{1, 2, 1, 2, 1}));
+  j->Close();
+  for (const char* status :
+       {"prepared", "submitted", "aborting", "succeed", "failed"}) {
+    EXPECT_EQ(RawInt(path, std::string("SELECT n FROM trans_status_count "
+                                       "WHERE status = '") +
+                               status + "'"),
+              RawInt(path, std::string("SELECT COUNT(*) FROM trans_global "
+                                       "WHERE status = '") +
+                               status + "'"))
+        << status;
+  }
+  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 4);
+}
+
+TEST_F(SqliteJournalTest, StatusCountsStayExactUnderConcurrentWriters) {
+  auto j = Open(Options());
+  constexpr int kThreads = 4, kEach = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string gid =
+            "w" + std::to_string(t) + "-" + std::to_string(i);
+        GlobalTrans g = Trans(gid, clock_);
+        EXPECT_OK(Save(*j, g));
+        // A duplicate that must not count.
+        EXPECT_THAT(Save(*j, g), StatusIs(StatusCode::kAlreadyExists));
+        if (i % 2 == 0) {
+          StatusChange c;
+          c.gid = gid;
+          c.from = TransStatus::kSubmitted;
+          c.to = i % 4 == 0 ? TransStatus::kSucceed : TransStatus::kAborting;
+          EXPECT_OK(WaitForWrite(
+              [&](WriteDone done) { j->ChangeStatus(c, std::move(done)); }));
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_OK_AND_ASSIGN(StatusCounts c, j->CountByStatus());
+  EXPECT_EQ(c[TransStatus::kSubmitted], kThreads * kEach / 2);
+  EXPECT_EQ(c[TransStatus::kSucceed], kThreads * kEach / 4);
+  EXPECT_EQ(c[TransStatus::kAborting], kThreads * kEach / 4);
+  EXPECT_EQ(c[TransStatus::kPrepared] + c[TransStatus::kFailed], 0);
+}
+
+TEST_F(SqliteJournalTest, ListFiltersUseAnIndex) {
+  auto j = Open(Options());
+  auto plan = [&](const ListQuery& q) {
+    auto p = j->ExplainListQuery(q);
+    EXPECT_OK(p);
+    return p.value_or("");
+  };
+  using ::testing::HasSubstr;
+  ListQuery prefix;
+  prefix.gid_prefix = "order-";
+  EXPECT_THAT(plan(prefix), HasSubstr("INDEX sqlite_autoindex_trans_global_1 "
+                                      "(gid>? AND gid<?)"));
+  prefix.cursor = 42;  // later pages too, not a scan back from the cursor
+  EXPECT_THAT(plan(prefix), HasSubstr("(gid>? AND gid<?)"));
+  prefix.gid_prefix = "\xff";  // no upper bound
+  EXPECT_THAT(plan(prefix), HasSubstr("(gid>?)"));
+  ListQuery unfinished;
+  unfinished.unfinished_only = true;
+  EXPECT_THAT(plan(unfinished), HasSubstr("USING INDEX trans_global_due"));
+  unfinished.cursor = 42;
+  unfinished.gid_prefix = "order-";
+  EXPECT_THAT(plan(unfinished), HasSubstr("USING INDEX trans_global_due"));
+  ListQuery submitted;
+  submitted.status = TransStatus::kSubmitted;  // an unfinished status
+  EXPECT_THAT(plan(submitted), HasSubstr("USING INDEX trans_global_due"));
+  ListQuery newest;  // no filter: the row id, newest first, no sort
+  newest.cursor = 42;
+  EXPECT_THAT(plan(newest), HasSubstr("USING INTEGER PRIMARY KEY (rowid<?)"));
+  EXPECT_THAT(plan(newest), ::testing::Not(HasSubstr("TEMP B-TREE")));
 }
 
 TEST_F(SqliteJournalTest, AMigrationThatFailsLeavesTheOldVersion) {

@@ -71,6 +71,10 @@ Result<UnfinishedSummary> GatedJournal::Summarize(TimePoint now) {
   return inner_->Summarize(now);
 }
 
+Result<StatusCounts> GatedJournal::CountByStatus() {
+  return inner_->CountByStatus();
+}
+
 Result<DuePage> GatedJournal::ListDue(TimePoint now, std::size_t limit,
                                       DueCursor after) {
   return inner_->ListDue(now, limit, after);

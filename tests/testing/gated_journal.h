@@ -55,6 +55,7 @@ class GatedJournal final : public Journal {
   Result<TransWithBranches> Find(const std::string& gid) override;
   Result<ListPage> List(const ListQuery& query) override;
   Result<UnfinishedSummary> Summarize(TimePoint now) override;
+  Result<StatusCounts> CountByStatus() override;
   Result<DuePage> ListDue(TimePoint now, std::size_t limit,
                           DueCursor after) override;
   void Close() override;

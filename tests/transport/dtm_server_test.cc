@@ -182,5 +182,31 @@ TEST_F(DtmServerTest, ACancelledCallIsCountedAsAFailure) {
   }));
 }
 
+TEST_F(DtmServerTest, AdminServiceFiltersListsAndCounts) {
+  auto dtm = Connect(milliseconds(30000));
+  for (const char* gid : {"pay-1", "pay_2", "ship-1"}) {
+    TransRequest r = Saga(gid);
+    ASSERT_OK(dtm->Submit(r));
+  }
+  ListQuery q;
+  q.gid_prefix = "pay";
+  ASSERT_OK_AND_ASSIGN(ListPage page, dtm->List(q));
+  ASSERT_EQ(page.transactions.size(), 2u);
+  EXPECT_EQ(page.transactions[0].gid, "pay_2");
+  q.gid_prefix = "pay_";
+  ASSERT_OK_AND_ASSIGN(page, dtm->List(q));
+  ASSERT_EQ(page.transactions.size(), 1u);
+  q = ListQuery{};
+  q.unfinished_only = true;
+  ASSERT_OK_AND_ASSIGN(page, dtm->List(q));
+  EXPECT_TRUE(page.transactions.empty());
+  ASSERT_OK_AND_ASSIGN(TransStats stats, dtm->Stats());
+  EXPECT_EQ(stats.counts[TransStatus::kSucceed], 3);
+  EXPECT_EQ(stats.unfinished.unfinished, 0);
+  EXPECT_FALSE(stats.unfinished.oldest_create_time.has_value());
+  EXPECT_THAT(dtm->RetryNow("pay-1"), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(dtm->ForceStop("ghost"), StatusIs(StatusCode::kNotFound));
+}
+
 }  // namespace
 }  // namespace dtx::testing

@@ -7,6 +7,7 @@
 #include "dtx/transport/grpc_dtm_client.h"
 
 #include "dtx/admin.pb.h"
+#include "dtx/clock.h"
 
 #include "branch_test_server.h"
 #include "dtm/dtmgimp.pb.h"
@@ -111,6 +112,32 @@ TEST_F(GrpcDtmClientTest, AdminAnswersAreDecoded) {
   EXPECT_EQ(got.transactions[0].status, TransStatus::kSucceed);
   EXPECT_EQ(got.next_cursor, 42);
   EXPECT_OK(client_->RetryNow("listed"));  // echo: an empty reply is OK
+
+  // The filters went out as asked, the limit capped.
+  ListQuery q;
+  q.gid_prefix = "pay-";
+  q.unfinished_only = true;
+  q.limit = 1'000'000;
+  ASSERT_OK(client_->List(q));
+  dtx::admin::v1::ListRequest sent;
+  std::vector<ReceivedCall> calls = server_->Calls();
+  ASSERT_TRUE(sent.ParseFromString(calls.back().payload));
+  EXPECT_EQ(sent.gid_prefix(), "pay-");
+  EXPECT_TRUE(sent.unfinished_only());
+  EXPECT_EQ(sent.limit(), 1000u);
+
+  dtx::admin::v1::StatsReply stats;
+  stats.set_submitted(3);
+  stats.set_unfinished(3);
+  stats.set_due(1);
+  stats.set_oldest_unfinished_create_time_ms(5000);
+  server_->SetHandler("/dtx.admin.v1.Admin/Stats", [&](const ReceivedCall&) {
+    return TestReply::Ok(stats.SerializeAsString());
+  });
+  ASSERT_OK_AND_ASSIGN(TransStats s, client_->Stats());
+  EXPECT_EQ(s.counts[TransStatus::kSubmitted], 3);
+  EXPECT_EQ(s.unfinished.due, 1);
+  EXPECT_EQ(s.unfinished.oldest_create_time, FromUnixMillis(5000));
 }
 
 TEST_F(GrpcDtmClientTest, RequestsWaitWithoutThreadsAndEndWhenTheClientGoes) {

@@ -305,7 +305,9 @@ dtx::admin::v1::ListRequest ToProto(const ListQuery& query) {
   out.set_created_from_ms(ToMillis(query.created_from));
   out.set_created_to_ms(ToMillis(query.created_to));
   out.set_cursor(query.cursor);
-  out.set_limit(static_cast<uint32_t>(query.limit));
+  out.set_limit(static_cast<uint32_t>(std::min(query.limit, kMaxListLimit)));
+  out.set_gid_prefix(query.gid_prefix);
+  out.set_unfinished_only(query.unfinished_only);
   return out;
 }
 
@@ -320,10 +322,42 @@ Result<ListQuery> FromProto(const dtx::admin::v1::ListRequest& request) {
   out.created_from = OptionalFromMillis(request.created_from_ms());
   out.created_to = OptionalFromMillis(request.created_to_ms());
   out.cursor = request.cursor();
+  if (out.cursor < 0) {
+    return InvalidArgumentError("List: cursor must not be negative");
+  }
   // A page is read into memory and sent as one message: a client asking for
-  // more gets kMaxListPage and pages on with the cursor.
-  constexpr uint32_t kMaxListPage = 1000;
-  if (request.limit() != 0) out.limit = std::min(request.limit(), kMaxListPage);
+  // more gets kMaxListLimit and pages on with the cursor.
+  if (request.limit() != 0) {
+    out.limit = std::min<std::size_t>(request.limit(), kMaxListLimit);
+  }
+  out.gid_prefix = request.gid_prefix();
+  out.unfinished_only = request.unfinished_only();
+  return out;
+}
+
+void ToProto(const TransStats& stats, dtx::admin::v1::StatsReply* out) {
+  out->set_prepared(stats.counts[TransStatus::kPrepared]);
+  out->set_submitted(stats.counts[TransStatus::kSubmitted]);
+  out->set_aborting(stats.counts[TransStatus::kAborting]);
+  out->set_succeed(stats.counts[TransStatus::kSucceed]);
+  out->set_failed(stats.counts[TransStatus::kFailed]);
+  out->set_unfinished(stats.unfinished.unfinished);
+  out->set_due(stats.unfinished.due);
+  out->set_oldest_unfinished_create_time_ms(
+      ToMillis(stats.unfinished.oldest_create_time));
+}
+
+TransStats FromProto(const dtx::admin::v1::StatsReply& reply) {
+  TransStats out;
+  out.counts[TransStatus::kPrepared] = reply.prepared();
+  out.counts[TransStatus::kSubmitted] = reply.submitted();
+  out.counts[TransStatus::kAborting] = reply.aborting();
+  out.counts[TransStatus::kSucceed] = reply.succeed();
+  out.counts[TransStatus::kFailed] = reply.failed();
+  out.unfinished.unfinished = reply.unfinished();
+  out.unfinished.due = reply.due();
+  out.unfinished.oldest_create_time =
+      OptionalFromMillis(reply.oldest_unfinished_create_time_ms());
   return out;
 }
 

@@ -41,8 +41,11 @@ void ToProto(const Branch& branch, dtx::admin::v1::Branch* out);
 Result<GlobalTrans> FromProto(const dtx::admin::v1::Transaction& trans);
 Result<Branch> FromProto(const dtx::admin::v1::Branch& branch);
 dtx::admin::v1::ListRequest ToProto(const ListQuery& query);
-// kInvalidArgument for an unknown status or trans type.
+// kInvalidArgument for an unknown status or trans type, or a negative
+// cursor. A limit over kMaxListLimit becomes kMaxListLimit.
 Result<ListQuery> FromProto(const dtx::admin::v1::ListRequest& request);
+void ToProto(const TransStats& stats, dtx::admin::v1::StatsReply* out);
+TransStats FromProto(const dtx::admin::v1::StatsReply& reply);
 
 // Status codes are gRPC's numbers, so the mapping keeps the code and the
 // message: kAborted is dtm's FAILURE, kFailedPrecondition its ONGOING.

@@ -443,6 +443,22 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                  });
   }
 
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const dtx::admin::v1::StatsRequest*,
+                                  dtx::admin::v1::StatsReply* reply) override {
+    return Defer(context, Arrive(stats_),
+                 [this, reply](std::shared_ptr<PendingCall> p) {
+                   coordinator_.StatsAsync(
+                       [p = std::move(p), reply](Result<TransStats> stats) {
+                         p->Finish([&] {
+                           if (!stats.ok()) return ToGrpcStatus(stats.status());
+                           internal::ToProto(*stats, reply);
+                           return grpc::Status::OK;
+                         });
+                       });
+                 });
+  }
+
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
                                       const dtx::admin::v1::GidRequest* request,
                                       Empty*) override {
@@ -466,6 +482,7 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
  private:
   const ServerMetrics::Api* const query_ = ApiOf("query");
   const ServerMetrics::Api* const list_ = ApiOf("list");
+  const ServerMetrics::Api* const stats_ = ApiOf("stats");
   const ServerMetrics::Api* const force_stop_ = ApiOf("forcestop");
   const ServerMetrics::Api* const retry_now_ = ApiOf("retrynow");
 };

@@ -413,6 +413,22 @@ void GrpcDtmClient::ListAsync(ListQuery query, ResultCallback<ListPage> done) {
       });
 }
 
+void GrpcDtmClient::StatsAsync(ResultCallback<TransStats> done) {
+  impl_->Start<dtx::admin::v1::StatsRequest, dtx::admin::v1::StatsReply>(
+      "Stats", dtx::admin::v1::StatsRequest(),
+      [](Endpoint& e, grpc::ClientContext* context,
+         const dtx::admin::v1::StatsRequest* request,
+         dtx::admin::v1::StatsReply* reply,
+         std::function<void(grpc::Status)> on_done) {
+        e.admin->async()->Stats(context, request, reply, std::move(on_done));
+      },
+      [done = std::move(done)](Status status,
+                               dtx::admin::v1::StatsReply& reply) {
+        if (!status.ok()) return done(std::move(status));
+        done(internal::FromProto(reply));
+      });
+}
+
 #define DTX_ADMIN_GID_REQUEST_(Method)                                       \
   void GrpcDtmClient::Method##Async(std::string gid, StatusCallback done) {  \
     dtx::admin::v1::GidRequest request;                                      \
@@ -437,6 +453,11 @@ Result<ListPage> GrpcDtmClient::List(const ListQuery& query) {
   return Wait<Result<ListPage>>([&](ResultCallback<ListPage> done) {
     ListAsync(query, std::move(done));
   });
+}
+
+Result<TransStats> GrpcDtmClient::Stats() {
+  return Wait<Result<TransStats>>(
+      [&](ResultCallback<TransStats> done) { StatsAsync(std::move(done)); });
 }
 
 Status GrpcDtmClient::ForceStop(const std::string& gid) {

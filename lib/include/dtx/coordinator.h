@@ -94,15 +94,28 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   BranchClient& branch_client() override;
   std::string address() const override;
 
-  // Administration.
-  // A page of transactions, newest first.
+  // Administration. Every outcome already reported to a caller is visible
+  // to List and Stats (they wait for the journal's queued writes first).
+  // A page of transactions, newest first. query.limit 0 means
+  // kDefaultListLimit (100); a larger limit than kMaxListLimit (1000) is
+  // clamped to it (page on with next_cursor).
   void ListAsync(ListQuery query, ResultCallback<ListPage> done);
   Result<ListPage> List(const ListQuery& query);
+  // Transactions per status and the unfinished summary (as of the clock's
+  // now). kUnimplemented when the journal cannot count.
+  void StatsAsync(ResultCallback<TransStats> done);
+  Result<TransStats> Stats();
   // Fails an unfinished transaction without calling any branch (dtm's
-  // forceStop). kAborted when it is already finished.
+  // forceStop). kNotFound for an unknown gid, kAborted when it is already
+  // finished.
   void ForceStopAsync(std::string gid, StatusCallback done);
   Status ForceStop(const std::string& gid);
-  // Makes an unfinished transaction due now (dtm's resetNextCronTime).
+  // Runs an unfinished transaction now (dtm's resetNextCronTime, and more):
+  // in memory, its branches blocked by failed calls are called again at
+  // once; otherwise it is made due now in the journal and the scheduler
+  // takes it at once (respecting another coordinator's lease). The next
+  // failure backs off from the current interval. kNotFound for an unknown
+  // gid, kAborted when it is finished.
   void RetryNowAsync(std::string gid, StatusCallback done);
   Status RetryNow(const std::string& gid);
 

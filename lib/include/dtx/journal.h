@@ -38,6 +38,7 @@
 #include "dtx/result.h"
 #include "dtx/status.h"
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -197,15 +198,28 @@ struct ClaimRequest {
   std::size_t limit = 16;
 };
 
+// The page size of a List() with limit 0, and the largest page the
+// coordinator and the admin APIs hand out (larger limits are clamped to it:
+// a page is read into memory and sent as one message).
+inline constexpr std::size_t kDefaultListLimit = 100;
+inline constexpr std::size_t kMaxListLimit = 1000;
+
 // Filters of List(); all optional, combined with AND.
 struct ListQuery {
   std::optional<TransStatus> status;
   std::optional<TransType> trans_type;
   std::optional<TimePoint> created_from;  // inclusive
   std::optional<TimePoint> created_to;    // inclusive
+  // Only gids that start with these bytes, compared exactly (no wildcard:
+  // '%' and '_' are plain characters); empty: any gid.
+  std::string gid_prefix;
+  // Only unfinished transactions (prepared, submitted or aborting).
+  bool unfinished_only = false;
   // 0 for the first page, then ListPage::next_cursor.
   int64_t cursor = 0;
-  std::size_t limit = 100;
+  // 0: kDefaultListLimit. The journal takes any size; Coordinator::List
+  // clamps it to kMaxListLimit.
+  std::size_t limit = kDefaultListLimit;
 };
 
 struct ListPage {
@@ -224,6 +238,28 @@ struct UnfinishedSummary {
   int64_t unfinished = 0;  // prepared, submitted or aborting
   int64_t due = 0;         // of those, next_cron_time <= now
   std::optional<TimePoint> oldest_create_time;  // unset when none
+};
+
+// How many transactions the journal holds in each status.
+struct StatusCounts {
+  // Indexed by TransStatus's numeric value.
+  std::array<int64_t, 5> by_status{};
+  static_assert(static_cast<int>(TransStatus::kFailed) == 4,
+                "one count per TransStatus");
+
+  int64_t& operator[](TransStatus s) {
+    return by_status[static_cast<std::size_t>(s)];
+  }
+  int64_t operator[](TransStatus s) const {
+    return by_status[static_cast<std::size_t>(s)];
+  }
+};
+
+// What an operator's overview shows (Coordinator::Stats): transactions per
+// status and the unfinished part of the journal.
+struct TransStats {
+  StatusCounts counts;
+  UnfinishedSummary unfinished;
 };
 
 struct DuePage {
@@ -293,6 +329,11 @@ class DTX_CORE_EXPORT Journal {
   // The default answers kUnimplemented (callers treat the summary as
   // optional), so that journals written before it still compile.
   virtual Result<UnfinishedSummary> Summarize(TimePoint now);
+
+  // Counts transactions per status, finished ones included. Costs O(1) in
+  // SqliteJournal (the counts are kept as rows change), so that a console
+  // may ask every second. The default answers kUnimplemented, as Summarize.
+  virtual Result<StatusCounts> CountByStatus();
 
   // Life cycle.
   // Completes every queued write, then refuses new ones (kFailedPrecondition)

@@ -111,6 +111,7 @@ class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {
   Result<TransWithBranches> Find(const std::string& gid) override;
   Result<ListPage> List(const ListQuery& query) override;
   Result<UnfinishedSummary> Summarize(TimePoint now) override;
+  Result<StatusCounts> CountByStatus() override;
   Result<DuePage> ListDue(TimePoint now, std::size_t limit,
                           DueCursor after) override;
 
@@ -126,6 +127,8 @@ class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {
   // The query plan SQLite chooses for ListDue and Claim, one line per step
   // (EXPLAIN QUERY PLAN); tests check that it stays an index range scan.
   Result<std::string> ExplainDueQuery();
+  // The same for List(query): tests check which index each filter uses.
+  Result<std::string> ExplainListQuery(const ListQuery& query);
 
  private:
   struct Impl;

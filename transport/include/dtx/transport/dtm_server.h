@@ -4,7 +4,7 @@
 //   dtmgimp.Dtm           NewGid, Prepare, Submit, Abort, RegisterBranch;
 //                         PrepareWorkflow, Subscribe, Unsubscribe, DeleteTopic
 //                         answer UNIMPLEMENTED.
-//   dtx.admin.v1.Admin    Query, List, ForceStop, RetryNow.
+//   dtx.admin.v1.Admin    Query, List, Stats, ForceStop, RetryNow.
 //   grpc.health.v1.Health and server reflection.
 //
 // Errors as dtm maps them: FAILURE is ABORTED, ONGOING is FAILED_PRECONDITION;

@@ -10,7 +10,7 @@
 // The address takes the forms of a branch URL's server part: host:port,
 // dns:///name:port, ipv4:/ipv6: lists, direct:///a,b, and, resolved through
 // etcd as Kratos registers services, discovery://<etcd hosts>/<name> (also
-// etcd://). Query, List, ForceStop and RetryNow use dtx's admin service,
+// etcd://). Query, List, Stats, ForceStop and RetryNow use dtx's admin service,
 // which a dtm server does not have (they fail with kUnimplemented there).
 //
 // Requests are not retried: a failed Submit may or may not have reached the
@@ -88,14 +88,20 @@ class DTX_GRPC_EXPORT GrpcDtmClient final : public DtmApi {
   BranchClient& branch_client() override;
   std::string address() const override;
 
-  // Administration (dtx's admin service), with the same two forms.
-  // A page of transactions, newest first.
+  // Administration (dtx's admin service), with the same two forms; the
+  // server's Coordinator methods of the same names say what they do.
+  // A page of transactions, newest first; a limit over kMaxListLimit is
+  // sent as kMaxListLimit.
   void ListAsync(ListQuery query, ResultCallback<ListPage> done);
-  // Fails an unfinished transaction; kAborted when it is finished.
+  // Transactions per status and the unfinished summary.
+  void StatsAsync(ResultCallback<TransStats> done);
+  // Fails an unfinished transaction; kNotFound for an unknown gid, kAborted
+  // when it is finished.
   void ForceStopAsync(std::string gid, StatusCallback done);
-  // Makes an unfinished transaction due now.
+  // Runs an unfinished transaction now; kNotFound, kAborted as ForceStop.
   void RetryNowAsync(std::string gid, StatusCallback done);
   Result<ListPage> List(const ListQuery& query);
+  Result<TransStats> Stats();
   Status ForceStop(const std::string& gid);
   Status RetryNow(const std::string& gid);
 
