@@ -573,11 +573,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
       s.connections.erase(this);
     }
     s.cv.SignalAll();
+    HoldWhilePending();
+  }
+
+  // Keeps this connection alive while the handler holds a request and no
+  // operation of its own does: no read (after "Connection: close", or at
+  // max_pipelined) and no write. Without it the connection would go with
+  // its last operation and the answer, when it comes, would find nothing
+  // (the responder holds it weakly, so that it never outlives the server).
+  // Every caller runs in a completion that holds the connection, so letting
+  // go here never destroys it under its own feet.
+  void HoldWhilePending() {
+    if (!closed_ && !slots_.empty() && !reading_ && !writing_) {
+      if (!awaiting_) awaiting_ = shared_from_this();
+      return;
+    }
+    awaiting_.reset();
   }
 
   // Sets the timer for the current state (see the top of the file).
   void UpdateTimer() {
     if (closed_) return;
+    HoldWhilePending();
     const bool idle = slots_.empty() && !writing_;
     if (idle && !was_idle_) {
       idle_deadline_ = Clock::now() + options().read_timeout;
@@ -620,6 +637,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t next_id_ = 0;
   std::string remote_;
   std::vector<char> drain_;
+  std::shared_ptr<Connection> awaiting_;  // see HoldWhilePending
 
   bool reading_ = false;
   bool writing_ = false;
