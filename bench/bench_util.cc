@@ -1,11 +1,15 @@
 #include "bench_util.h"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <netinet/in.h>
 #include <sstream>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <utility>
 
 namespace dtx::bench {
@@ -27,6 +31,42 @@ std::string Flag(int argc, char** argv, const std::string& name,
     if (argv[i] == name) return argv[i + 1];
   }
   return fallback;
+}
+
+bool HasFlag(int argc, char** argv, const std::string& name) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i] == name) return true;
+  }
+  return false;
+}
+
+int HttpGetStatus(int port, const std::string& target) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + target +
+                                " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                "Connection: close\r\n\r\n";
+    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[16384];
+      ssize_t n = 0;
+      while ((n = recv(fd, buffer, sizeof buffer, 0)) > 0) {
+        answer.append(buffer, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  close(fd);
+  // "HTTP/1.1 200 OK"
+  if (answer.size() < 12 || answer.compare(0, 5, "HTTP/") != 0) return 0;
+  return std::atoi(answer.c_str() + 9);
 }
 
 std::vector<int> ParseIntList(const std::string& text) {

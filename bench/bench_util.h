@@ -54,6 +54,8 @@ class SharedLatencies {
 // "--name value" from argv, or `fallback`.
 std::string Flag(int argc, char** argv, const std::string& name,
                  const std::string& fallback);
+// True when argv has "--name" (a flag without a value).
+bool HasFlag(int argc, char** argv, const std::string& name);
 // "1,16,64" -> {1, 16, 64}
 std::vector<int> ParseIntList(const std::string& text);
 
@@ -68,6 +70,11 @@ testing::Subprocess StartChild(const std::vector<std::string>& argv);
 // The n of the child's next line, "port <n>"; exits the benchmark when the
 // line is something else or does not come.
 int ReadPort(testing::Subprocess& child);
+
+// GET `target` from 127.0.0.1:`port` on a new connection (Connection:
+// close) and read the whole answer; the status code, or 0 when the
+// connection or the answer failed.
+int HttpGetStatus(int port, const std::string& target);
 
 // RESULT <name> value=<v> baseline=<b> ratio=<v/b>
 void PrintResult(const std::string& name, double value, double baseline);

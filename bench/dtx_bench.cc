@@ -22,6 +22,10 @@
 // gRPC server that receives the same dtmgimp requests and makes the same
 // journal writes and branch calls (the same plan, journal_plan.h) with no
 // coordinator: the same client-to-coordinator round trips on both sides.
+// With --poll-http too, the saga loop at the most in flight also runs on one
+// dtx-server in alternating rounds with and without a poller that GETs what
+// the web console polls, once a second (kConsolePolls): the cost of serving
+// metrics and the console to the engine, as server_saga_<n>_polled.
 // Then slow_branch: 5,000 (--slow-sagas) WaitResult sagas whose branch
 // answers after 1 s, all in flight at once on one dtx-server, while NewGid
 // and a saga with an immediate branch run one at a time; their p50 and p99
@@ -29,7 +33,7 @@
 //
 //   dtx_bench [--seconds 10] [--scenario tcc|saga|msg|saga_empty|slow_branch]
 //             [--inflight 1,16,64] [--io-threads 1] [--server dtx-server]
-//             [--slow-sagas 5000] [--rounds 6]
+//             [--slow-sagas 5000] [--rounds 6] [--poll-http]
 //
 // Each figure comes from --rounds alternating rounds of dtx and its baseline
 // (--seconds split among them); RESULT lines give the means of the rounds and,
@@ -141,6 +145,14 @@ class ServerProcess {
       std::exit(1);
     }
     address_ = line.substr(prefix.size());
+    const std::string http = child_->ReadLine().value_or("");
+    const std::string http_prefix = "dtx-server: http listening on ";
+    if (http.rfind(http_prefix, 0) != 0) {
+      std::fprintf(stderr, "dtx-server did not listen for HTTP: %s\n",
+                   http.c_str());
+      std::exit(1);
+    }
+    http_port_ = std::stoi(http.substr(http.rfind(':') + 1));
   }
   ~ServerProcess() {
     child_->Kill(SIGTERM);
@@ -154,12 +166,64 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   const std::string& address() const { return address_; }
+  int http_port() const { return http_port_; }
 
  private:
   std::string dir_;
   std::unique_ptr<testing::Subprocess> child_;
   std::string address_;
+  int http_port_ = 0;
 };
+
+// What the web console polls, every second, while it is open.
+constexpr const char* kConsolePolls[] = {
+    "/api/metrics", "/api/dtx/stats",
+    "/api/dtmsvr/all?limit=50&unfinished=true", "/api/dtmsvr/all?limit=50"};
+
+// GETs kConsolePolls from a dtx-server's HTTP port at once and then every
+// second, on a thread of its own, until destroyed.
+class ConsolePoller {
+ public:
+  explicit ConsolePoller(int port)
+      : thread_([this, port] {
+          for (;;) {
+            for (const char* target : kConsolePolls) {
+              const int status = HttpGetStatus(port, target);
+              ++gets_;
+              if (status < 200 || status >= 300) ++not_ok_;
+            }
+            internal::MutexLock lock(&mu_);
+            if (cv_.WaitFor(&mu_, std::chrono::seconds(1), [this] {
+                  mu_.AssertHeld();
+                  return stop_;
+                })) {
+              return;
+            }
+          }
+        }) {}
+  ~ConsolePoller() {
+    {
+      internal::MutexLock lock(&mu_);
+      stop_ = true;
+      cv_.SignalAll();
+    }
+    thread_.join();
+  }
+  ConsolePoller(const ConsolePoller&) = delete;
+  ConsolePoller& operator=(const ConsolePoller&) = delete;
+
+  // GETs made, and those not answered 2xx (an endpoint not served yet).
+  static std::atomic<long> gets_;
+  static std::atomic<long> not_ok_;
+
+ private:
+  internal::Mutex mu_;
+  internal::CondVar cv_{&mu_};
+  bool stop_ DTX_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+std::atomic<long> ConsolePoller::gets_{0};
+std::atomic<long> ConsolePoller::not_ok_{0};
 
 std::unique_ptr<GrpcDtmClient> Connect(const std::string& address) {
   GrpcDtmClientOptions o;
@@ -460,6 +524,30 @@ class Paired {
   std::vector<Figures> values_;
 };
 
+// The saga loop on one dtx-server, `rounds` times without and with the
+// console's poller, alternately: the same process, so that only the polling
+// differs.
+void Polled(Bench& bench, const std::string& server, std::size_t io_threads,
+            int inflight, int rounds, double per_run) {
+  ServerProcess child(server, io_threads);
+  auto client = Connect(child.address());
+  Paired polled;
+  for (int round = 0; round < rounds; ++round) {
+    const Figures alone = bench.RunOn(*client, "saga", inflight, per_run);
+    Figures watched;
+    {
+      ConsolePoller poller(child.http_port());
+      watched = bench.RunOn(*client, "saga", inflight, per_run);
+    }
+    polled.Add(alone, watched);
+  }
+  Row("unpolled", "saga", inflight, polled.baseline());
+  Row("polled", "saga", inflight, polled.value());
+  std::printf("console polls: %ld GETs, %ld not answered 2xx\n",
+              ConsolePoller::gets_.load(), ConsolePoller::not_ok_.load());
+  polled.Print("server_saga_" + std::to_string(inflight) + "_polled");
+}
+
 int Main(int argc, char** argv) {
   const double seconds = std::stod(Flag(argc, argv, "--seconds", "10"));
   const std::string only = Flag(argc, argv, "--scenario", "");
@@ -471,6 +559,7 @@ int Main(int argc, char** argv) {
   const int rounds = std::max(1, std::stoi(Flag(argc, argv, "--rounds", "6")));
   const double per_run = seconds / (2.0 * rounds);
   const int slow_sagas = std::stoi(Flag(argc, argv, "--slow-sagas", "5000"));
+  const bool poll_http = HasFlag(argc, argv, "--poll-http");
   testing::Subprocess server = StartChild({DTX_ECHO_SERVER});
   const std::string echo = "127.0.0.1:" + std::to_string(ReadPort(server));
   Bench bench(echo, io_threads);
@@ -527,6 +616,9 @@ int Main(int argc, char** argv) {
                     /*with_p50=*/false);
       }
     }
+  }
+  if (poll_http && !server_binary.empty() && (only.empty() || only == "saga")) {
+    Polled(bench, server_binary, io_threads, inflights.back(), rounds, per_run);
   }
   if (!server_binary.empty() && (only.empty() || only == "slow_branch")) {
     bench.SlowBranch(server_binary, slow_sagas, seconds / 4);

@@ -19,6 +19,7 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
                                     : SqliteJournalOptions::Sync::kNormal;
   journal_options.clock = embedded.clock;
   journal_options.logger = embedded.logger;
+  journal_options.metrics = embedded.metrics;
   DTX_ASSIGN_OR_RETURN(auto journal, SqliteJournal::Open(journal_options));
 
   std::shared_ptr<ServiceResolver> resolver = embedded.resolver;
@@ -52,6 +53,7 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
   deps.clock = embedded.clock;
   deps.logger = embedded.logger;
   deps.metrics = embedded.metrics;
+  deps.alerts = embedded.alerts;
   return Coordinator::Open(std::move(options), std::move(deps));
 }
 

@@ -108,6 +108,7 @@ void Engine::Forget(const TransRuntime& rt, bool finished, TimePoint next) {
     if (!finished) wakeups.emplace(next, rt.trans().gid);
     if (active.empty()) idle_cv.SignalAll();
   }
+  if (finished && alert_tracker) alert_tracker->Forget(rt.trans().gid);
   if (!finished) asio::post(sched, [this] { ArmPoll(); });
 }
 
@@ -283,12 +284,36 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
       deps.ids ? std::move(deps.ids) : NewTimeOrderedIdGenerator(*e->clock);
   e->owner = "dtx-" + e->ids->NewGid();
   Engine* raw = e.get();
+  if (deps.alerts != nullptr) {
+    e->alerts = deps.alerts;
+    e->alert_tracker =
+        std::make_unique<internal::AlertTracker>(e->options.alert_retry_limit);
+  }
+  // What a restart picks up: logged below, and the first value of the
+  // journal's gauges.
+  const TimePoint now = raw->clock->Now();
+  auto summary = raw->journal->Summarize(now);
   if (deps.metrics != nullptr) {
-    DTX_ASSIGN_OR_RETURN(
-        e->metrics, internal::EngineMetrics::Register(*deps.metrics, [raw] {
-          internal::MutexLock lock(&raw->mu);
-          return static_cast<double>(raw->active.size());
-        }));
+    std::unique_ptr<internal::SummaryCache> cache;
+    if (summary.ok()) {
+      cache = std::make_unique<internal::SummaryCache>(
+          *raw->clock, Engine::kSummaryMaxAge, [raw] {
+            internal::SummaryCache* c = raw->metrics->summary();
+            raw->Read([raw, c] {
+              const TimePoint at = raw->clock->Now();
+              c->Update(raw->journal->Summarize(at), at);
+            });
+          });
+      cache->Update(summary, now);
+    }
+    DTX_ASSIGN_OR_RETURN(e->metrics,
+                         internal::EngineMetrics::Register(
+                             *deps.metrics,
+                             [raw] {
+                               internal::MutexLock lock(&raw->mu);
+                               return static_cast<double>(raw->active.size());
+                             },
+                             std::move(cache)));
   }
   e->work.emplace(e->io.get_executor());
   for (std::size_t i = 0; i < raw->options.io_threads; ++i) {
@@ -298,9 +323,6 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
           "coordinator: started as " << raw->owner << " with "
                                      << raw->options.io_threads
                                      << " io thread(s)");
-  // What a restart picks up, in one line.
-  const TimePoint now = raw->clock->Now();
-  auto summary = raw->journal->Summarize(now);
   if (!summary.ok()) {
     DTX_LOG(raw->logger, LogLevel::kWarn,
             "coordinator: cannot count unfinished transactions: "

@@ -20,6 +20,7 @@
 #include "dtx/coordinator.h"
 #include "dtx/internal/mutex.h"
 
+#include "alert_tracker.h"
 #include "engine_metrics.h"
 #include "trans_options.h"
 #include "trans_runtime.h"
@@ -147,6 +148,9 @@ struct Engine {
                                  const TransOptions& opts) const;
 
   static constexpr std::size_t kReadThreads = 2;
+  // How old the journal's summary behind the metrics may get before a
+  // scrape asks for a new one (SummaryCache).
+  static constexpr std::chrono::seconds kSummaryMaxAge{5};
 
   // First, so that it outlives every reply still held by a closure of the
   // members below when they are destroyed.
@@ -170,6 +174,10 @@ struct Engine {
 
   std::unique_ptr<Journal> journal;
   std::unique_ptr<BranchClient> client;
+  // Null without CoordinatorDeps::alerts; borrowed.
+  AlertSink* alerts = nullptr;
+  // Set with `alerts`.
+  std::unique_ptr<AlertTracker> alert_tracker;
 
   // Held across a claim and the activation of what it claimed, so that
   // RunDue, which claims and then waits for idleness, cannot miss

@@ -32,8 +32,10 @@ double Seconds(std::chrono::nanoseconds d) {
 }  // namespace
 
 Result<std::unique_ptr<EngineMetrics>> EngineMetrics::Register(
-    MetricsRegistry& registry, std::function<double()> in_memory) {
+    MetricsRegistry& registry, std::function<double()> in_memory,
+    std::unique_ptr<SummaryCache> summary) {
   std::unique_ptr<EngineMetrics> m(new EngineMetrics());
+  m->summary_ = std::move(summary);
   DTX_ASSIGN_OR_RETURN(
       CounterFamily * passes,
       registry.AddCounterFamily(
@@ -84,6 +86,30 @@ Result<std::unique_ptr<EngineMetrics>> EngineMetrics::Register(
       registry.AddCallbackGauge("dtx_transactions_in_memory",
                                 "Transactions being processed in memory now.",
                                 std::move(in_memory)));
+  if (SummaryCache* cache = m->summary_.get()) {
+    DTX_ASSIGN_OR_RETURN(
+        m->unfinished_,
+        registry.AddCallbackGauge(
+            "dtx_transactions_unfinished",
+            "Unfinished transactions (prepared, submitted, aborting) in the "
+            "journal, refreshed at most every few seconds.",
+            [cache] { return cache->Read().unfinished; }));
+    DTX_ASSIGN_OR_RETURN(
+        m->due_,
+        registry.AddCallbackGauge(
+            "dtx_transactions_due",
+            "Unfinished transactions in the journal whose next try is due "
+            "(next_cron_time has passed): the backlog, refreshed at most "
+            "every few seconds.",
+            [cache] { return cache->Read().due; }));
+    DTX_ASSIGN_OR_RETURN(
+        m->oldest_age_,
+        registry.AddCallbackGauge(
+            "dtx_oldest_unfinished_transaction_age_seconds",
+            "Seconds since the oldest unfinished transaction in the journal "
+            "was created; 0 when there is none.",
+            [cache] { return cache->Read().oldest_age_seconds; }));
+  }
   return m;
 }
 

@@ -14,6 +14,8 @@
 #include "dtx/model.h"
 #include "dtx/result.h"
 
+#include "summary_cache.h"
+
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -25,9 +27,15 @@ namespace dtx::internal {
 class EngineMetrics {
  public:
   // Registers the families in `registry` (borrowed; must outlive the
-  // result). `in_memory` is read at each render.
+  // result). `in_memory` is read at each render. `summary`, when given,
+  // feeds the gauges of unfinished transactions in the journal (none
+  // without it: a journal that cannot Summarize).
   static Result<std::unique_ptr<EngineMetrics>> Register(
-      MetricsRegistry& registry, std::function<double()> in_memory);
+      MetricsRegistry& registry, std::function<double()> in_memory,
+      std::unique_ptr<SummaryCache> summary);
+
+  // Null without one.
+  SummaryCache* summary() const { return summary_.get(); }
 
   // A processing pass of a transaction ended (it left memory): ok unless it
   // ended waiting for a retry after a failed call; `age` is the time since
@@ -47,7 +55,12 @@ class EngineMetrics {
   std::array<Histogram*, kTypes> handled_{};
   std::array<std::array<std::array<Counter*, 2>, kOps>, kTypes> branches_{};
   std::array<Histogram*, kOutcomes> call_latency_{};
+  // Before the gauges that read it, so that it outlives them.
+  std::unique_ptr<SummaryCache> summary_;
   CallbackGauge in_memory_;
+  CallbackGauge unfinished_;
+  CallbackGauge due_;
+  CallbackGauge oldest_age_;
 };
 
 }  // namespace dtx::internal

@@ -43,6 +43,10 @@ Status Options::Validate() const {
   if (cron_interval.count() <= 0) {
     return InvalidArgumentError("options: cron_interval must be positive");
   }
+  if (alert_retry_limit < 1) {
+    return InvalidArgumentError(
+        "options: alert_retry_limit must be at least 1");
+  }
   if (io_threads == 0)
     return InvalidArgumentError("options: io_threads must be at least 1");
   return Status::Ok();

@@ -31,6 +31,7 @@
 
 #include "trans_runtime.h"
 
+#include "dtx/alert_sink.h"
 #include "dtx/limits.h"
 
 #include "check.h"
@@ -288,7 +289,39 @@ void TransRuntime::OnBranchResult(
   attempt_index_ = index;
   processor_.OnBranchResult(*this, index, result);
   if (attempt_) RecordBranch(index, branches_[index].status);
+  if (engine_.alerts != nullptr) MaybeAlert(index, result.outcome);
   Advance();
+}
+
+void TransRuntime::MaybeAlert(std::size_t index, BranchOutcome outcome) {
+  // As dtm, only a call that fails and will be retried counts: ONGOING is
+  // the branch's "not yet", and a saga action's FAILURE is a decision.
+  if (outcome != BranchOutcome::kTransient &&
+      outcome != BranchOutcome::kFailure) {
+    return;
+  }
+  const Branch& b = branches_[index];
+  if (b.status != BranchStatus::kPrepared) return;
+  const int64_t threshold =
+      engine_.alert_tracker->OnFailedCall(trans_.gid, b.attempts);
+  if (threshold == 0) return;
+  BranchAlert alert;
+  alert.gid = trans_.gid;
+  alert.trans_type = trans_.trans_type;
+  alert.status = trans_.status;
+  alert.branch_url = b.url;
+  alert.branch_id = b.branch_id;
+  alert.op = b.op;
+  alert.error = b.last_error;
+  alert.retry_count = b.attempts;
+  alert.threshold = threshold;
+  alert.time = b.last_try_time.value_or(Now());
+  DTX_LOG(engine_.logger, LogLevel::kWarn,
+          "gid=" << trans_.gid << " branch=" << b.branch_id
+                 << " op=" << ToString(b.op) << " failed after " << b.attempts
+                 << " call(s), alert threshold " << threshold
+                 << " reached: alerting");
+  engine_.alerts->Report(std::move(alert));
 }
 
 void TransRuntime::Block(std::size_t index) {

@@ -146,6 +146,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   void OnBranchResult(std::size_t index, BranchResult result, TimePoint called,
                       std::chrono::steady_clock::time_point started);
   void FlushBranches();
+  // Reports branch `index` to the AlertSink when its failed call reached an
+  // alert threshold (alert_tracker.h).
+  void MaybeAlert(std::size_t index, BranchOutcome outcome);
   void OnDecided(TransStatus from, TransStatus to, const std::string& reason,
                  const std::function<void(Status)>& on_durable, Status s);
   void Reload(TransStatus to, std::string reason,

@@ -15,15 +15,18 @@
 #include "dtx/embedded.h"
 #include "dtx/metrics.h"
 #include "dtx/server/server_config.h"
+#include "dtx/server_metrics.h"
 #include "dtx/transport/dtm_server.h"
 #include "dtx/transport/http_router.h"
 #include "dtx/transport/http_server.h"
+#include "dtx/transport/webhook_alert_sink.h"
 #include "dtx/version.h"
 
 #include "admin_http.h"
 #include "console.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -57,10 +60,13 @@ int Fail(const std::string& message) {
 // 200 while the coordinator takes requests (it answers NewGid).
 // REQUIRES: `coordinator` outlives the handler (the HTTP server is shut down
 // before the coordinator).
+// Every request is counted in `server_metrics` (dtm_server_*{type="http"}).
 dtx::Result<dtx::HttpHandler> HttpRoutes(
     dtx::Coordinator* coordinator, const dtx::MetricsRegistry* metrics,
+    dtx::ServerMetrics* server_metrics,
     const dtx::server::AdminHttpOptions& admin) {
   dtx::HttpRouter router;
+  router.set_metrics(server_metrics);
   DTX_RETURN_IF_ERROR(dtx::server::AddAdminRoutes(router, coordinator, admin));
   // dtm's path; Prometheus's text format (docs/operations.md).
   router.Handle(
@@ -162,10 +168,29 @@ int main(int argc, char** argv) {
   options.request_timeout = config.request_timeout;
   options.cron_interval = config.trans_cron_interval;
   options.io_threads = static_cast<std::size_t>(config.io_threads);
-  // Before the coordinator, which reports to it: it must outlive it.
+  options.alert_retry_limit = config.alert_retry_limit;
+  // Before the coordinator, which reports to them: they must outlive it.
   dtx::MetricsRegistry metrics;
+  dtx::ServerMetrics::Info info;
+  info.version = DTX_VERSION_STRING;
+  info.grpc_version = dtx::GrpcVersion();
+  auto server_metrics = dtx::ServerMetrics::Register(metrics, info);
+  if (!server_metrics.ok()) return Fail(server_metrics.status().ToString());
+  std::unique_ptr<dtx::WebhookAlertSink> alerts;
+  if (!config.alert_webhook.empty()) {
+    dtx::WebhookAlertSinkOptions alert_options;
+    alert_options.url = config.alert_webhook;
+    alert_options.metrics = &metrics;
+    alert_options.logger = logger;
+    auto started = dtx::WebhookAlertSink::Start(alert_options);
+    if (!started.ok()) {
+      return Fail(started.status().message() + " (AlertWebHook)");
+    }
+    alerts = std::move(started).value();
+  }
   dtx::EmbeddedOptions embedded;
   embedded.metrics = &metrics;
+  embedded.alerts = alerts.get();
   embedded.journal_path = config.store_path;
   embedded.driver = config.driver;
   embedded.target = config.target;
@@ -180,7 +205,8 @@ int main(int argc, char** argv) {
   // HTTP first: a port in use stops the server before it registers in etcd.
   dtx::server::AdminHttpOptions admin_http;
   admin_http.admin_token = config.admin_token;
-  auto routes = HttpRoutes(coordinator->get(), &metrics, admin_http);
+  auto routes = HttpRoutes(coordinator->get(), &metrics, server_metrics->get(),
+                           admin_http);
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());
@@ -208,6 +234,7 @@ int main(int argc, char** argv) {
   server_options.endpoint = config.endpoint;
   server_options.admin_token = config.admin_token;
   server_options.logger = logger;
+  server_options.metrics = server_metrics->get();
   auto server = dtx::DtmServer::Start(**coordinator, server_options);
   if (!server.ok()) {
     (*http)->Shutdown(std::chrono::milliseconds(0));
@@ -251,6 +278,11 @@ int main(int argc, char** argv) {
   (*server)->Shutdown(config.shutdown_grace);
   http_drain.join();
   (*coordinator)->Shutdown();
+  // Alerts still being sent get a moment; the coordinator reports no more.
+  if (alerts) {
+    alerts->Shutdown(std::min<std::chrono::milliseconds>(
+        config.shutdown_grace, std::chrono::seconds(2)));
+  }
   DTX_LOG(logger, dtx::LogLevel::kInfo, "dtx-server: stopped");
   return 0;
 }

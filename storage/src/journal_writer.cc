@@ -19,6 +19,7 @@
 #include "journal_writer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <system_error>
 #include <utility>
 
@@ -35,6 +36,9 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::Start(
   std::unique_ptr<JournalWriter> writer(
       new JournalWriter(std::move(db), std::move(options)));
   DTX_RETURN_IF_ERROR(writer->PrepareStatements());
+  if (writer->options_.metrics != nullptr) {
+    DTX_RETURN_IF_ERROR(writer->RegisterMetrics(*writer->options_.metrics));
+  }
   JournalWriter* raw = writer.get();
   try {
     writer->thread_ = std::thread([raw] { raw->Loop(); });
@@ -45,7 +49,34 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::Start(
   return writer;
 }
 
-JournalWriter::~JournalWriter() { Close(); }
+JournalWriter::~JournalWriter() {
+  Close();
+  queued_.Reset();
+}
+
+Status JournalWriter::RegisterMetrics(MetricsRegistry& registry) {
+  DTX_ASSIGN_OR_RETURN(
+      commit_seconds_,
+      registry.AddHistogram(
+          "dtx_journal_commit_duration_seconds",
+          "Seconds of one group commit, from BEGIN to a durable COMMIT, its "
+          "writes applied in between."));
+  DTX_ASSIGN_OR_RETURN(
+      batch_writes_,
+      registry.AddHistogram("dtx_journal_batch_writes",
+                            "Writes committed together in one group commit.",
+                            {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}));
+  DTX_ASSIGN_OR_RETURN(
+      queued_, registry.AddCallbackGauge(
+                   "dtx_journal_queued_writes",
+                   "Writes waiting for the journal's writer thread (not yet "
+                   "in a commit).",
+                   [this] {
+                     MutexLock lock(&mu_);
+                     return static_cast<double>(queue_.size());
+                   }));
+  return Status::Ok();
+}
 
 Status JournalWriter::PrepareStatements() {
   auto prepare = [this](const char* sql, std::unique_ptr<Stmt>* out) -> Status {
@@ -131,6 +162,7 @@ void JournalWriter::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
                                  << " writes rolled back: " << cause);
   };
 
+  const auto began = std::chrono::steady_clock::now();
   Status begin = db_->Exec("BEGIN IMMEDIATE");
   if (!begin.ok()) return fail_all(begin);
   std::size_t writes = 0;
@@ -165,6 +197,10 @@ void JournalWriter::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
   }
   Status commit = db_->Exec("COMMIT");
   if (!commit.ok()) return fail_all(commit);
+  if (commit_seconds_ != nullptr) {
+    commit_seconds_->ObserveDuration(std::chrono::steady_clock::now() - began);
+    batch_writes_->Observe(static_cast<double>(writes));
+  }
   MutexLock lock(&mu_);
   stat_writes_ += writes;
   ++stat_commits_;

@@ -13,6 +13,7 @@
 #include "dtx/clock.h"
 #include "dtx/internal/mutex.h"
 #include "dtx/logger.h"
+#include "dtx/metrics.h"
 #include "dtx/result.h"
 #include "dtx/status.h"
 
@@ -37,6 +38,8 @@ class JournalWriter {
     // Stamps the writes. Borrowed; must outlive the writer.
     const Clock* clock = nullptr;
     std::shared_ptr<Logger> logger;
+    // Borrowed; must outlive the writer. Null: no metrics.
+    MetricsRegistry* metrics = nullptr;
   };
 
   // Takes `db`, the journal's configured write connection with its schema
@@ -66,6 +69,7 @@ class JournalWriter {
  private:
   JournalWriter(std::unique_ptr<Db> db, Options options);
   Status PrepareStatements();
+  Status RegisterMetrics(MetricsRegistry& registry);
   void Loop();
   // Applies `batch` in one transaction; results[i] is the outcome of
   // batch[i].
@@ -88,6 +92,12 @@ class JournalWriter {
   uint64_t stat_writes_ DTX_GUARDED_BY(mu_) = 0;
   uint64_t stat_commits_ DTX_GUARDED_BY(mu_) = 0;
   std::thread thread_;
+
+  // Null without a registry. The gauge reads queue_ under mu_; declared after
+  // it, so that it is unregistered first.
+  Histogram* commit_seconds_ = nullptr;
+  Histogram* batch_writes_ = nullptr;
+  CallbackGauge queued_;
 };
 
 }  // namespace dtx::internal

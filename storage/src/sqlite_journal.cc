@@ -135,6 +135,7 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
   writer_options.max_batch_writes = impl->options.max_batch_writes;
   writer_options.clock = impl->clock;
   writer_options.logger = impl->logger;
+  writer_options.metrics = impl->options.metrics;
   DTX_ASSIGN_OR_RETURN(
       impl->writer,
       internal::JournalWriter::Start(std::move(db), std::move(writer_options)));

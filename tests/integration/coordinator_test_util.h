@@ -4,7 +4,9 @@
 #ifndef DTX_TESTS_INTEGRATION_COORDINATOR_TEST_UTIL_H_
 #define DTX_TESTS_INTEGRATION_COORDINATOR_TEST_UTIL_H_
 
+#include "dtx/alert_sink.h"
 #include "dtx/coordinator.h"
+#include "dtx/metrics.h"
 #include "dtx/storage/sqlite_journal.h"
 #include "dtx/transaction.h"
 #include "dtx/transport/grpc_branch_client.h"
@@ -40,6 +42,7 @@ class CoordinatorTest : public ::testing::Test {
     jo.path = dir_.File("dtx.db");
     jo.clock = &clock_;
     jo.synchronous = SqliteJournalOptions::Sync::kNormal;
+    jo.metrics = metrics_;
     auto journal = SqliteJournal::Open(jo);
     EXPECT_OK(journal);
     auto client = GrpcBranchClient::Create({});
@@ -52,6 +55,8 @@ class CoordinatorTest : public ::testing::Test {
     if (wrap_client_)
       deps.branch_client = wrap_client_(std::move(deps.branch_client));
     deps.clock = &clock_;
+    deps.metrics = metrics_;
+    deps.alerts = alerts_;
     if (logger_) {
       deps.logger = logger_;
     } else if (std::getenv("DTX_TEST_LOG") != nullptr) {
@@ -156,6 +161,11 @@ class CoordinatorTest : public ::testing::Test {
   Options options_;
   // When set before Open() (or Reopen()), what the coordinator logs goes here.
   std::shared_ptr<Logger> logger_;
+  // When set before Open(), the journal's and the coordinator's metrics go
+  // there. A registry takes one coordinator's families: no Reopen().
+  MetricsRegistry* metrics_ = nullptr;
+  // When set before Open() (or Reopen()), alerts go there.
+  AlertSink* alerts_ = nullptr;
   // When set, wraps the journal of every coordinator the test opens.
   std::function<std::unique_ptr<Journal>(std::unique_ptr<Journal>)>
       wrap_journal_;

@@ -11,8 +11,15 @@ output from standard input), then:
    (Debian's python3-prometheus-client) and checks that every family, type,
    help text, label and value is the one the program registered, in order.
 
+With --server, the text is instead what a real dtx-server (temporary journal,
+ephemeral ports on 127.0.0.1) answers at GET /api/metrics after a few HTTP
+requests: every line must match the grammar, the parser must read the whole
+of it, and dtm's and dtx's families must be there with their types, labels
+and the requests just made.
+
 Usage:
   metrics_format_test.py --render PATH/dtx_metrics_render [unittest args]
+  metrics_format_test.py --server PATH/dtx-server [unittest args]
   PATH/dtx_metrics_render | metrics_format_test.py [unittest args]
 
 Exit codes: 0 passed, 1 failed, 77 skipped (no prometheus_client for Python;
@@ -20,11 +27,15 @@ under CI=true that is a failure instead).
 """
 
 import argparse
+import http.client
 import math
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import unittest
 
 SKIP = 77
@@ -180,7 +191,8 @@ def _same_value(a, b):
 
 
 class GrammarTest(unittest.TestCase):
-    """Every line is one Prometheus reads, and the blocks are well formed."""
+    """Every line is one Prometheus reads, and the blocks are well formed
+    (whatever produced the text)."""
 
     def test_every_line_matches_the_grammar(self):
         self.assertTrue(TEXT.endswith("\n"))
@@ -202,6 +214,10 @@ class GrammarTest(unittest.TestCase):
             if math.isfinite(v) and v == int(v) and abs(v) < 2 ** 53:
                 self.assertRegex(text, r"^-?\d+$", line)
 
+
+class SpellingTest(unittest.TestCase):
+    """dtx_metrics_render's values as Prometheus spells them."""
+
     def test_exact_spellings(self):
         for line in ['dtx_special_values{case="million"} 1000000',
                      'dtx_special_values{case="nan"} NaN',
@@ -217,6 +233,10 @@ class GrammarTest(unittest.TestCase):
                      'dtx_label_values{value="line1\\nline2"} 3',
                      'dtx_label_values{value="\\\\n literally"} 5']:
             self.assertIn("\n" + line + "\n", TEXT)
+
+
+class BlockTest(unittest.TestCase):
+    """The families of any text."""
 
     def test_families_are_blocks_in_order(self):
         """HELP then TYPE, then only the family's own samples, each series
@@ -305,13 +325,162 @@ class ParserTest(unittest.TestCase):
                                                                 g[2], e[2]))
 
 
+# What a dtx-server reports, by family: (type, label names). The parser
+# drops a counter's _total suffix from the family's name.
+SERVER_FAMILIES = {
+    "dtm_server_info": ("gauge", ["gin_version", "grpc_version", "version"]),
+    "dtm_server_process": ("counter", ["type", "api", "status"]),
+    "dtm_server_response_duration": ("histogram", ["type", "api"]),
+    "dtx_journal_commit_duration_seconds": ("histogram", []),
+    "dtx_journal_batch_writes": ("histogram", []),
+    "dtx_journal_queued_writes": ("gauge", []),
+    "dtm_transaction_process": ("counter", ["model", "status"]),
+    "dtm_transaction_handled_duration": ("histogram", ["model"]),
+    "dtm_branch_process": ("counter", ["model", "branchtype", "status"]),
+    "dtx_branch_call_duration_seconds": ("histogram", ["outcome"]),
+    "dtx_transactions_in_memory": ("gauge", []),
+    "dtx_transactions_unfinished": ("gauge", []),
+    "dtx_transactions_due": ("gauge", []),
+    "dtx_oldest_unfinished_transaction_age_seconds": ("gauge", []),
+    "dtx_metrics_dropped_series": ("counter", ["family"]),
+}
+# The HTTP requests run_server() makes before the last scrape.
+SERVER_REQUESTS = [("/api/ping", 200), ("/api/ping", 200),
+                   ("/api/health", 200), ("/no/such/path?gid=x", 404),
+                   ("/api/metrics", 200)]
+
+
+class ServerScrapeTest(unittest.TestCase):
+    """A real dtx-server's /api/metrics, read back by prometheus_client."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.families = {f.name: f for f in text_string_to_metric_families(TEXT)}
+
+    def _samples(self, family, name=None, **labels):
+        return [s for s in self.families[family].samples
+                if (name is None or s.name == name) and
+                all(s.labels.get(k) == v for k, v in labels.items())]
+
+    def test_every_family_is_there_with_its_type_and_labels(self):
+        for name, (typ, label_names) in SERVER_FAMILIES.items():
+            with self.subTest(family=name):
+                self.assertIn(name, self.families)
+                family = self.families[name]
+                self.assertEqual(family.type, typ)
+                self.assertTrue(family.documentation)
+                for sample in family.samples:
+                    keys = [k for k in sample.labels if k != "le"]
+                    self.assertEqual(sorted(keys), sorted(label_names), sample)
+
+    def test_server_info_is_one(self):
+        (info,) = self._samples("dtm_server_info")
+        self.assertEqual(info.value, 1)
+        self.assertEqual(info.labels["gin_version"], "none")
+        self.assertRegex(info.labels["grpc_version"], r"^\d+\.\d+")
+        self.assertRegex(info.labels["version"], r"^\d+\.\d+")
+
+    def test_http_requests_are_counted_with_bounded_labels(self):
+        def count(api, status):
+            (s,) = self._samples("dtm_server_process",
+                                 "dtm_server_process_total",
+                                 type="http", api=api, status=status)
+            return s.value
+        self.assertEqual(count("ping", "ok"), 2)
+        self.assertEqual(count("health", "ok"), 1)
+        self.assertEqual(count("other", "fail"), 1)
+        self.assertGreaterEqual(count("metrics", "ok"), 1)
+        apis = {s.labels["api"] for s in self.families["dtm_server_process"].samples}
+        self.assertNotIn("no", apis)
+        self.assertNotIn("path?gid=x", apis)
+        # Every gRPC method has its series from the start.
+        for api in ("newgid", "submit", "prepare", "abort", "registerbranch",
+                    "query", "list", "stats", "forcestop", "retrynow"):
+            self.assertTrue(self._samples("dtm_server_process", type="grpc",
+                                          api=api), api)
+
+    def test_histogram_counts_agree(self):
+        (count,) = self._samples("dtm_server_response_duration",
+                                 "dtm_server_response_duration_count",
+                                 type="http", api="ping")
+        (inf,) = self._samples("dtm_server_response_duration",
+                               "dtm_server_response_duration_bucket",
+                               type="http", api="ping", le="+Inf")
+        self.assertEqual(count.value, 2)
+        self.assertEqual(inf.value, 2)
+        (commits,) = self._samples("dtx_journal_commit_duration_seconds",
+                                   "dtx_journal_commit_duration_seconds_count")
+        self.assertGreaterEqual(commits.value, 1)
+
+
+def _get(port, target):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        conn.close()
+
+
+def run_server(binary):
+    """Starts dtx-server, makes SERVER_REQUESTS, returns its last scrape's
+    bytes (None after a failure, reported on stderr)."""
+    work = tempfile.mkdtemp(prefix="dtx-metrics-")
+    config = os.path.join(work, "dtx.yml")
+    with open(config, "w") as f:
+        f.write("Store:\n  Path: '%s'\nLogLevel: warn\n"
+                % os.path.join(work, "dtx.db"))
+    child = subprocess.Popen(
+        [binary, "-c", config, "--grpc-host", "127.0.0.1", "--grpc-port", "0",
+         "--http-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        port = None
+        for line in child.stdout:
+            m = re.match(r"dtx-server: http listening on .*:(\d+)$", line.strip())
+            if m:
+                port = int(m.group(1))
+                break
+        if port is None:
+            sys.stderr.write("metrics_format_test: dtx-server did not start\n")
+            return None
+        for target, status in SERVER_REQUESTS:
+            got, _, _ = _get(port, target)
+            if got != status:
+                sys.stderr.write("metrics_format_test: GET %s: %d, expected %d\n"
+                                 % (target, got, status))
+                return None
+        status, content_type, body = _get(port, "/api/metrics")
+        if status != 200 or content_type != "text/plain; version=0.0.4; charset=utf-8":
+            sys.stderr.write("metrics_format_test: /api/metrics: %d %s\n"
+                             % (status, content_type))
+            return None
+        return body
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     global TEXT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--render", help="the dtx_metrics_render program; "
                         "without it the text is read from standard input")
+    parser.add_argument("--server", help="a dtx-server binary to scrape")
     args, rest = parser.parse_known_args()
-    if args.render:
+    tests = ["GrammarTest", "BlockTest", "SpellingTest", "ParserTest"]
+    if args.server:
+        tests = ["GrammarTest", "BlockTest", "ServerScrapeTest"]
+        raw = run_server(args.server)
+        if raw is None:
+            return 1
+    elif args.render:
         run = subprocess.run([args.render], stdout=subprocess.PIPE,
                              timeout=60, check=False)
         if run.returncode != 0:
@@ -326,7 +495,8 @@ def main():
     except UnicodeDecodeError as e:
         sys.stderr.write("metrics_format_test: output is not UTF-8: %s\n" % e)
         return 1
-    program = unittest.main(argv=[sys.argv[0]] + rest, exit=False)
+    program = unittest.main(argv=[sys.argv[0]] + rest, defaultTest=tests,
+                            exit=False)
     return 0 if program.result.wasSuccessful() else 1
 
 

@@ -13,12 +13,15 @@
 #include "http_test_client.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
+#include "webhook_receiver.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <set>
 #include <signal.h>
 #include <thread>
@@ -54,6 +57,14 @@ std::vector<std::string> WaitAll(DtmApi& dtm,
     if (!left.empty()) std::this_thread::sleep_for(milliseconds(50));
   }
   return left;
+}
+
+// The value of the sample `series` (name and labels, exactly as printed) in
+// a Prometheus text; -1 when it is not there.
+double SampleValue(const std::string& text, const std::string& series) {
+  const std::size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
 }
 
 // Runs dtx-server with its stderr folded into stdout, for startup errors.
@@ -403,6 +414,53 @@ TEST_F(ServerProcessTest, ServesDtmMetricsAfterASaga) {
   }
   for (const std::string& line : wanted)
     EXPECT_THAT(metrics.body, ::testing::HasSubstr(line + "\n"));
+  // dtm's request metrics: the client's Submit over gRPC, the scrapes so far
+  // over HTTP, and the build.
+  EXPECT_GE(
+      SampleValue(
+          metrics.body,
+          R"(dtm_server_process_total{type="grpc",api="submit",status="ok"})"),
+      1);
+  EXPECT_EQ(
+      SampleValue(
+          metrics.body,
+          R"(dtm_server_process_total{type="grpc",api="submit",status="fail"})"),
+      0);
+  EXPECT_GE(
+      SampleValue(
+          metrics.body,
+          R"(dtm_server_response_duration_count{type="grpc",api="submit"})"),
+      1);
+  EXPECT_GE(
+      SampleValue(
+          metrics.body,
+          R"(dtm_server_process_total{type="http",api="metrics",status="ok"})"),
+      1);
+  EXPECT_THAT(metrics.body,
+              ::testing::HasSubstr(
+                  "\ndtm_server_info{gin_version=\"none\",grpc_version=\""));
+  // The journal's and the backlog's.
+  EXPECT_GE(
+      SampleValue(metrics.body, "dtx_journal_commit_duration_seconds_count"),
+      1);
+  EXPECT_GE(SampleValue(metrics.body, "dtx_journal_batch_writes_sum"), 1);
+  EXPECT_EQ(SampleValue(metrics.body, "dtx_journal_queued_writes"), 0);
+  EXPECT_GE(SampleValue(metrics.body, "dtx_transactions_unfinished"), 0);
+  EXPECT_GE(SampleValue(metrics.body, "dtx_transactions_due"), 0);
+  EXPECT_GE(SampleValue(metrics.body,
+                        "dtx_oldest_unfinished_transaction_age_seconds"),
+            0);
+  // A path the server does not serve is counted, under one fixed label.
+  ASSERT_OK_AND_ASSIGN(HttpTestResponse missing,
+                       c.Roundtrip("GET", "/no/such/path?x=1"));
+  EXPECT_EQ(missing.status, 404);
+  ASSERT_OK_AND_ASSIGN(metrics, c.Roundtrip("GET", "/api/metrics"));
+  EXPECT_GE(
+      SampleValue(
+          metrics.body,
+          R"(dtm_server_process_total{type="http",api="other",status="fail"})"),
+      1);
+  EXPECT_THAT(metrics.body, ::testing::Not(::testing::HasSubstr("such")));
   EXPECT_EQ(metrics.Header("Content-Type"),
             "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_THAT(metrics.body,
@@ -413,6 +471,106 @@ TEST_F(ServerProcessTest, ServesDtmMetricsAfterASaga) {
               ::testing::Not(::testing::HasSubstr("metrics-saga")));
   (*server)->Kill(SIGTERM);
   EXPECT_EQ((*server)->Wait(), 0);
+}
+
+TEST_F(ServerProcessTest, AlertsTheWebhookOncePerThreshold) {
+  // The branch fails twice, then succeeds: with AlertRetryLimit 2, one alert
+  // (at the second failed call), and none after.
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  busi_->SetDefaultHandler([calls](const ReceivedCall&) {
+    return (*calls)++ < 2 ? TestReply::Status(14, "busi down")
+                          : TestReply::Ok();
+  });
+  ASSERT_OK_AND_ASSIGN(auto hook, WebhookReceiver::Start());
+  DtxServerConfig config = Config();
+  config.yaml = "AlertRetryLimit: 2\nAlertWebHook: " + hook->url() + "\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  ASSERT_NE(dtm, nullptr);
+  ASSERT_OK(Saga(*dtm, "alert-saga")
+                .Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/Revert"), "o")
+                .Submit());
+  EXPECT_THAT(WaitAll(*dtm, {"alert-saga"}, TransStatus::kSucceed, seconds(30)),
+              ::testing::IsEmpty());
+  ASSERT_TRUE(hook->WaitForRequests(1));
+  // Sent and counted before the test looks at what arrived.
+  const std::string sent = R"(dtx_alerts_total{outcome="sent"})";
+  const auto until = std::chrono::steady_clock::now() + seconds(20);
+  double n = 0;
+  while (n < 1 && std::chrono::steady_clock::now() < until) {
+    auto metrics = HttpGet((*server)->http_port(), "/api/metrics");
+    ASSERT_OK(metrics);
+    n = SampleValue(metrics->body, sent);
+  }
+  EXPECT_EQ(n, 1);
+  const auto got = hook->requests();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].method, "POST");
+  EXPECT_EQ(got[0].content_type, "application/json");
+  auto body = nlohmann::json::parse(got[0].body, nullptr, false);
+  ASSERT_FALSE(body.is_discarded()) << got[0].body;
+  EXPECT_EQ(body["gid"], "alert-saga");
+  EXPECT_EQ(body["status"], "submitted");
+  EXPECT_EQ(body["branch"], Url("/busi.Busi/TransOut"));
+  EXPECT_EQ(body["branch_id"], "01");
+  EXPECT_EQ(body["op"], "action");
+  EXPECT_EQ(body["retry_count"], 2);
+  EXPECT_EQ(body["threshold"], 2);
+  EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("busi down"));
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
+TEST_F(ServerProcessTest, AWebhookThatHangsHoldsNoTransactionBack) {
+  // Every branch call fails once then succeeds; every failed call alerts
+  // (AlertRetryLimit 1) to a webhook that never answers.
+  auto failed = std::make_shared<std::set<std::string>>();
+  auto mu = std::make_shared<std::mutex>();
+  busi_->SetDefaultHandler([failed, mu](const ReceivedCall& call) {
+    std::lock_guard<std::mutex> lock(*mu);
+    return failed->insert(call.Get("dtm-gid")).second
+               ? TestReply::Status(14, "not yet")
+               : TestReply::Ok();
+  });
+  ASSERT_OK_AND_ASSIGN(auto hook, WebhookReceiver::Start({0}));
+  DtxServerConfig config = Config();
+  config.yaml = "AlertRetryLimit: 1\nAlertWebHook: " + hook->url() + "\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  ASSERT_NE(dtm, nullptr);
+  std::vector<std::string> gids;
+  for (int i = 0; i < 5; ++i) {
+    gids.push_back("hang-" + std::to_string(i));
+    ASSERT_OK(
+        Saga(*dtm, gids.back())
+            .Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/Revert"), "o")
+            .Submit());
+  }
+  // Each saga alerted and then finished, while its alert hangs.
+  EXPECT_THAT(WaitAll(*dtm, gids, TransStatus::kSucceed, seconds(30)),
+              ::testing::IsEmpty());
+  ASSERT_TRUE(hook->WaitForRequests(gids.size()));
+  auto metrics = HttpGet((*server)->http_port(), "/api/metrics");
+  ASSERT_OK(metrics);
+  EXPECT_EQ(SampleValue(metrics->body, R"(dtx_alerts_total{outcome="sent"})"),
+            0);
+  // SIGTERM: the alerts still hanging are abandoned after a short wait.
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
+TEST_F(ServerProcessTest, AnHttpsWebhookIsAClearStartupError) {
+  DtxServerConfig config = Config();
+  config.yaml = "AlertWebHook: https://hooks.example/dtx\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_FALSE(server.ok());
+  const Outcome out = RunToExit(
+      {"-c", config.config_path, "--grpc-port", "0", "--http-port", "0"});
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("AlertWebHook"));
+  EXPECT_THAT(out.output, HasSubstr("issue #15"));
 }
 
 TEST_F(ServerProcessTest, ReadmeExampleConfigStartsAndAnswersNewGid) {

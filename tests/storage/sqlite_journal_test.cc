@@ -5,6 +5,8 @@
 
 #include "dtx/storage/sqlite_journal.h"
 
+#include "dtx/metrics.h"
+
 #include "journal_contract_test.h"
 #include "recording_logger.h"
 #include "status_matchers.h"
@@ -146,6 +148,53 @@ TEST_F(SqliteJournalTest, OneWritePerCommitWhenGroupCommitIsOff) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(j->stats().commits, 40u);
   EXPECT_EQ(j->stats().writes, 40u);
+}
+
+TEST_F(SqliteJournalTest, MetricsCountEveryCommitAndItsWrites) {
+  MetricsRegistry registry;
+  SqliteJournalOptions o = Options();
+  o.metrics = &registry;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 8; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < 5; ++i) {
+        ASSERT_OK(Save(
+            *j,
+            Trans("m-" + std::to_string(w) + "-" + std::to_string(i), clock_)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto stats = j->stats();
+  const std::string text = registry.RenderText();
+  // One observation per commit; the batch sizes add up to the writes.
+  EXPECT_THAT(text, ::testing::HasSubstr(
+                        "\ndtx_journal_commit_duration_seconds_count " +
+                        std::to_string(stats.commits) + "\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("\ndtx_journal_batch_writes_count " +
+                                         std::to_string(stats.commits) + "\n"));
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("\ndtx_journal_batch_writes_sum 40\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("\ndtx_journal_queued_writes 0\n"));
+  j->Close();
+  j.reset();
+  // Closed: the gauge is unregistered; the family stays, without a sample.
+  EXPECT_THAT(
+      registry.RenderText(),
+      ::testing::Not(::testing::HasSubstr("\ndtx_journal_queued_writes ")));
+}
+
+TEST_F(SqliteJournalTest, TwoJournalsCannotShareARegistry) {
+  MetricsRegistry registry;
+  SqliteJournalOptions o = Options();
+  o.metrics = &registry;
+  auto first = Open(o);
+  ASSERT_NE(first, nullptr);
+  o.path = dir_.File("other.db");
+  EXPECT_THAT(SqliteJournal::Open(o).status(),
+              StatusIs(StatusCode::kAlreadyExists));
 }
 
 TEST_F(SqliteJournalTest, FailedWriteInABatchDoesNotFailItsNeighbours) {

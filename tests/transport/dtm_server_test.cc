@@ -38,6 +38,12 @@ class DtmServerTest : public ::testing::Test {
     DtmServerOptions server_options;
     server_options.listen_address = "127.0.0.1:0";
     server_options.reflection = false;
+    ServerMetrics::Info info;
+    info.grpc_version = GrpcVersion();
+    auto metrics = ServerMetrics::Register(registry_, info);
+    ASSERT_OK(metrics);
+    metrics_ = std::move(metrics).value();
+    server_options.metrics = metrics_.get();
     auto server = DtmServer::Start(*coordinator_, server_options);
     ASSERT_OK(server);
     server_ = std::move(server).value();
@@ -87,6 +93,9 @@ class DtmServerTest : public ::testing::Test {
     return true;
   }
 
+  // Before the server, which reports to them.
+  MetricsRegistry registry_;
+  std::unique_ptr<ServerMetrics> metrics_;
   TempDir dir_;
   std::unique_ptr<BranchTestServer> busi_;
   std::unique_ptr<Coordinator> coordinator_;
@@ -142,6 +151,43 @@ TEST_F(DtmServerTest, AnAdminTokenGRpcCannotSendIsRefused) {
   options.admin_token = "line\nbreak";
   EXPECT_THAT(DtmServer::Start(*coordinator_, options),
               StatusIs(StatusCode::kInvalidArgument, "admin_token"));
+}
+
+TEST_F(DtmServerTest, EveryCallIsCountedByMethodAndStatus) {
+  auto dtm = Connect(milliseconds(30000));
+  ASSERT_OK(dtm->NewGid());
+  ASSERT_OK(dtm->Submit(Saga("counted")));
+  ASSERT_OK(dtm->Submit(Saga("counted-too")));
+  // Malformed (no gid): answered at once, a failure.
+  EXPECT_THAT(dtm->Submit(Saga("")), StatusIs(StatusCode::kInvalidArgument));
+  // Refused by the coordinator: a failure too.
+  EXPECT_THAT(dtm->Query("no-such-gid"), StatusIs(StatusCode::kNotFound));
+  const std::string text = registry_.RenderText();
+  for (
+      const char* line : {
+          R"(dtm_server_process_total{type="grpc",api="newgid",status="ok"} 1)",
+          R"(dtm_server_process_total{type="grpc",api="submit",status="ok"} 2)",
+          R"(dtm_server_process_total{type="grpc",api="submit",status="fail"} 1)",
+          R"(dtm_server_process_total{type="grpc",api="query",status="fail"} 1)",
+          R"(dtm_server_process_total{type="grpc",api="abort",status="ok"} 0)",
+          R"(dtm_server_response_duration_count{type="grpc",api="submit"} 3)",
+      }) {
+    EXPECT_THAT(text, ::testing::HasSubstr(std::string("\n") + line + "\n"));
+  }
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("grpc_version=\"" + GrpcVersion() + "\""));
+}
+
+TEST_F(DtmServerTest, ACancelledCallIsCountedAsAFailure) {
+  HangBranches();
+  auto dtm = Connect(milliseconds(300));
+  EXPECT_THAT(dtm->Submit(Saga("cancelled")),
+              StatusIs(StatusCode::kDeadlineExceeded));
+  EXPECT_TRUE(Eventually([&] {
+    return registry_.RenderText().find(
+               R"(dtm_server_process_total{type="grpc",api="submit",status="fail"} 1)") !=
+           std::string::npos;
+  }));
 }
 
 TEST_F(DtmServerTest, AdminServiceFiltersListsAndCounts) {

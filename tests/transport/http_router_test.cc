@@ -121,5 +121,106 @@ TEST(HttpRouterTest, TheBuiltHandlerDoesNotSeeLaterRoutes) {
   EXPECT_EQ(Call(h, "GET", "/b").status, 404);
 }
 
+// The dtm_server_* series of a router's requests, as RenderText prints them.
+class HttpRouterMetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = ServerMetrics::Register(registry_, ServerMetrics::Info{});
+    ASSERT_OK(m);
+    metrics_ = std::move(m).value();
+  }
+  bool Has(const std::string& line) {
+    return registry_.RenderText().find("\n" + line + "\n") != std::string::npos;
+  }
+  MetricsRegistry registry_;
+  std::unique_ptr<ServerMetrics> metrics_;
+};
+
+TEST_F(HttpRouterMetricsTest, ApiNamesFollowDtmsRuleForExactPaths) {
+  EXPECT_EQ(HttpRouter::ApiName("/api/dtmsvr/forceStop", false), "forcestop");
+  EXPECT_EQ(HttpRouter::ApiName("/api/metrics", false), "metrics");
+  EXPECT_EQ(HttpRouter::ApiName("/", false), "");
+  EXPECT_EQ(HttpRouter::ApiName("/assets/", true), "/assets/");
+  EXPECT_EQ(HttpRouter::ApiName("/", true), "/");
+}
+
+TEST_F(HttpRouterMetricsTest, CountsEachRouteByStatusWithFixedLabels) {
+  HttpRouter router;
+  router.set_metrics(metrics_.get())
+      .Handle("GET", "/api/dtmsvr/forceStop", Named("stop"))
+      .Handle("GET", "/api/dtmsvr/query",
+              [](HttpRequest, HttpResponder r) {
+                r.Respond(HttpResponse::Error(404, "no such gid"));
+              })
+      .HandlePrefix("GET", "/assets/", Named("file"));
+  ASSERT_OK_AND_ASSIGN(HttpHandler h, router.Build());
+  // Every route has its series from the start.
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="forcestop",status="ok"} 0)"));
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="other",status="fail"} 0)"));
+  Call(h, "GET", "/api/dtmsvr/forceStop");
+  Call(h, "GET", "/api/dtmsvr/forceStop");
+  Call(h, "POST", "/api/dtmsvr/forceStop");  // 405: the route's, failed
+  Call(h, "GET", "/api/dtmsvr/query");       // the handler's 404
+  Call(h, "GET", "/assets/app.js");
+  Call(h, "GET", "/assets/deep/er.css");
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="forcestop",status="ok"} 2)"));
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="forcestop",status="fail"} 1)"));
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="query",status="fail"} 1)"));
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="/assets/",status="ok"} 2)"));
+  EXPECT_TRUE(Has(
+      R"(dtm_server_response_duration_count{type="http",api="forcestop"} 3)"));
+}
+
+TEST_F(HttpRouterMetricsTest, UnknownPathsShareOneSeries) {
+  ASSERT_OK_AND_ASSIGN(HttpHandler h, HttpRouter()
+                                          .set_metrics(metrics_.get())
+                                          .Handle("GET", "/a", Named("a"))
+                                          .Build());
+  for (int i = 0; i < 100; ++i) {
+    Call(h, "GET", "/probe/" + std::to_string(i));
+  }
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="other",status="fail"} 100)"));
+  const std::string text = registry_.RenderText();
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("probe")));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("api=\"42\"")));
+}
+
+TEST_F(HttpRouterMetricsTest, ALaterAnswerIsCountedWhenItComes) {
+  HttpResponder held;
+  ASSERT_OK_AND_ASSIGN(
+      HttpHandler h,
+      HttpRouter()
+          .set_metrics(metrics_.get())
+          .Handle("GET", "/api/health",
+                  [&held](HttpRequest, HttpResponder r) { held = r; })
+          .Build());
+  HttpResponse answer;
+  HttpRequest request;
+  request.method = "GET";
+  request.path = "/api/health";
+  h(std::move(request),
+    HttpResponder([&](HttpResponse a) { answer = std::move(a); }));
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="health",status="ok"} 0)"));
+  held.Respond(HttpResponse::Json(503, "{}"));
+  EXPECT_EQ(answer.status, 503);
+  EXPECT_TRUE(Has(
+      R"(dtm_server_process_total{type="http",api="health",status="fail"} 1)"));
+}
+
+TEST_F(HttpRouterMetricsTest, WithoutMetricsNothingIsRegistered) {
+  ASSERT_OK_AND_ASSIGN(HttpHandler h,
+                       HttpRouter().Handle("GET", "/a", Named("a")).Build());
+  EXPECT_EQ(Call(h, "GET", "/a").body, "a");
+  EXPECT_THAT(registry_.RenderText(), ::testing::Not(HasSubstr("api=\"a\"")));
+}
+
 }  // namespace
 }  // namespace dtx

@@ -211,6 +211,26 @@ TEST_F(HttpServerTest, DeferredAnswerAfterTheLastRequestOfAConnection) {
   }
 }
 
+TEST_F(HttpServerTest, DeferredAnswerToARequestThatClosesIsDelivered) {
+  // "Connection: close": no further request is read, so no read holds the
+  // connection while the answer is pending.
+  Start();
+  HttpTestConnection c = Connect();
+  ASSERT_OK(
+      c.SendRequest("GET", "/park?x=close", "", {{"Connection", "close"}}));
+  ASSERT_TRUE(parked_.WaitFor(1));
+  HttpResponder responder = parked_.responder(0);
+  parked_.Clear();
+  std::thread([responder] {
+    responder.Respond(Text(200, "answered later"));
+  }).join();
+  ASSERT_OK_AND_ASSIGN(HttpTestResponse r, c.ReadResponse());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "answered later");
+  EXPECT_EQ(r.Header("Connection"), "close");
+  EXPECT_TRUE(c.ReadsEof());
+}
+
 TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   Start();
   HttpTestConnection c = Connect();

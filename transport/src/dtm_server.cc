@@ -11,12 +11,14 @@
 #include "dtm_proto.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +35,19 @@ namespace {
 using google::protobuf::Empty;
 using internal::FromProto;
 using internal::ToGrpcStatus;
+using SteadyClock = std::chrono::steady_clock;
+
+// A request's entry in dtm_server_* (ServerMetrics): its api's series and
+// when it arrived. Recorded once, when the call is finished. A null api: no
+// metrics.
+struct Measure {
+  const ServerMetrics::Api* api = nullptr;
+  SteadyClock::time_point arrived;
+
+  void Record(const grpc::Status& status) const {
+    if (api != nullptr) api->Record(status.ok(), SteadyClock::now() - arrived);
+  }
+};
 
 // One call that waits for the coordinator. It is finished exactly once, by
 // whichever comes first: the coordinator's callback (the answer), the
@@ -43,7 +58,8 @@ using internal::ToGrpcStatus;
 // Thread safety: thread-safe.
 class PendingCall {
  public:
-  explicit PendingCall(grpc::ServerUnaryReactor* reactor) : reactor_(reactor) {}
+  PendingCall(grpc::ServerUnaryReactor* reactor, Measure measure)
+      : reactor_(reactor), measure_(measure) {}
 
   // Finishes the call with what `answer()` returns, unless it is finished
   // already. `answer` runs only while the call is alive, so it may write the
@@ -51,7 +67,10 @@ class PendingCall {
   template <typename Answer>
   void Finish(Answer&& answer) {
     grpc::ServerUnaryReactor* reactor = reactor_.exchange(nullptr);
-    if (reactor != nullptr) reactor->Finish(answer());
+    if (reactor == nullptr) return;
+    grpc::Status status = answer();
+    measure_.Record(status);
+    reactor->Finish(status);
   }
   void FinishWith(const grpc::Status& status) {
     Finish([&status] { return status; });
@@ -59,6 +78,7 @@ class PendingCall {
 
  private:
   std::atomic<grpc::ServerUnaryReactor*> reactor_;
+  const Measure measure_;
 };
 
 // The calls waiting for the coordinator, so that Shutdown can wait for them
@@ -130,8 +150,8 @@ class CallTable {
 // handler's return until OnDone.
 class CallReactor final : public grpc::ServerUnaryReactor {
  public:
-  explicit CallReactor(CallTable& table)
-      : table_(table), pending_(std::make_shared<PendingCall>(this)) {}
+  CallReactor(CallTable& table, Measure measure)
+      : table_(table), pending_(std::make_shared<PendingCall>(this, measure)) {}
 
   const std::shared_ptr<PendingCall>& pending() const { return pending_; }
 
@@ -173,7 +193,9 @@ grpc::Status Answer(Logger& logger, const char* method, const std::string& gid,
 }
 
 grpc::ServerUnaryReactor* Now(grpc::CallbackServerContext* context,
+                              const Measure& measure,
                               const grpc::Status& status) {
+  measure.Record(status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(status);
   return reactor;
@@ -184,10 +206,24 @@ grpc::ServerUnaryReactor* Now(grpc::CallbackServerContext* context,
 class Handlers {
  public:
   Handlers(Coordinator& coordinator, CallTable& calls,
-           std::shared_ptr<Logger> logger)
-      : coordinator_(coordinator), calls_(calls), logger_(std::move(logger)) {}
+           std::shared_ptr<Logger> logger, ServerMetrics* metrics)
+      : coordinator_(coordinator),
+        calls_(calls),
+        logger_(std::move(logger)),
+        metrics_(metrics) {}
 
  protected:
+  // The series of method `api` (dtm's spelling: lower case); null without
+  // metrics. For the services' members, looked up once.
+  const ServerMetrics::Api* ApiOf(std::string_view api) const {
+    return metrics_ != nullptr ? metrics_->ForApi("grpc", api) : nullptr;
+  }
+  // A request of `api` arrives.
+  static Measure Arrive(const ServerMetrics::Api* api) {
+    return Measure{
+        api, api != nullptr ? SteadyClock::now() : SteadyClock::time_point()};
+  }
+
   // Starts a call that `start(pending)` hands to the coordinator; the
   // coordinator's callback finishes `pending`. A caller that gave up before
   // the handler ran, or a server shutting down, is answered at once. The
@@ -195,12 +231,13 @@ class Handlers {
   // the reply message, which only a Finish answer may touch.
   template <typename Start>
   grpc::ServerUnaryReactor* Defer(grpc::CallbackServerContext* context,
-                                  Start start) {
+                                  const Measure& measure, Start start) {
     if (context->IsCancelled()) {
-      return Now(context, grpc::Status(grpc::StatusCode::CANCELLED,
-                                       "dtx-server: the caller cancelled"));
+      return Now(context, measure,
+                 grpc::Status(grpc::StatusCode::CANCELLED,
+                              "dtx-server: the caller cancelled"));
     }
-    auto* reactor = new CallReactor(calls_);
+    auto* reactor = new CallReactor(calls_, measure);
     std::shared_ptr<PendingCall> pending = reactor->pending();
     if (!calls_.Add(pending)) {
       pending->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -224,6 +261,7 @@ class Handlers {
   Coordinator& coordinator_;
   CallTable& calls_;
   std::shared_ptr<Logger> logger_;
+  ServerMetrics* const metrics_;
 };
 
 class DtmService final : public dtmgimp::Dtm::CallbackService,
@@ -234,21 +272,22 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
                                    const Empty*,
                                    dtmgimp::DtmGidReply* reply) override {
-    return Defer(context, [this, reply](std::shared_ptr<PendingCall> p) {
-      coordinator_.NewGidAsync(
-          [p = std::move(p), logger = logger_, reply](Result<std::string> gid) {
-            p->Finish([&] {
-              if (gid.ok()) reply->set_gid(std::move(gid).value());
-              return Answer(*logger, "NewGid", "", gid.status());
-            });
-          });
-    });
+    return Defer(context, Arrive(new_gid_),
+                 [this, reply](std::shared_ptr<PendingCall> p) {
+                   coordinator_.NewGidAsync([p = std::move(p), logger = logger_,
+                                             reply](Result<std::string> gid) {
+                     p->Finish([&] {
+                       if (gid.ok()) reply->set_gid(std::move(gid).value());
+                       return Answer(*logger, "NewGid", "", gid.status());
+                     });
+                   });
+                 });
   }
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
                                    const dtmgimp::DtmRequest* request,
                                    Empty*) override {
-    return Run(context, "Submit", request,
+    return Run(context, "Submit", Arrive(submit_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.SubmitAsync(std::move(r), std::move(done));
                });
@@ -257,7 +296,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
                                     const dtmgimp::DtmRequest* request,
                                     Empty*) override {
-    return Run(context, "Prepare", request,
+    return Run(context, "Prepare", Arrive(prepare_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.PrepareAsync(std::move(r), std::move(done));
                });
@@ -266,7 +305,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
                                   const dtmgimp::DtmRequest* request,
                                   Empty*) override {
-    return Run(context, "Abort", request,
+    return Run(context, "Abort", Arrive(abort_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.AbortAsync(std::move(r), std::move(done));
                });
@@ -275,23 +314,27 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* RegisterBranch(
       grpc::CallbackServerContext* context,
       const dtmgimp::DtmBranchRequest* request, Empty*) override {
+    const Measure measure = Arrive(register_branch_);
     auto branch = FromProto(*request);
     if (!branch.ok()) {
-      return Now(context, Answer(*logger_, "RegisterBranch", request->gid(),
-                                 branch.status()));
+      return Now(
+          context, measure,
+          Answer(*logger_, "RegisterBranch", request->gid(), branch.status()));
     }
-    return Defer(context, [this, b = std::move(branch).value()](
-                              std::shared_ptr<PendingCall> p) mutable {
-      std::string gid = b.gid;
-      coordinator_.RegisterBranchAsync(
-          std::move(b), AnswerWith(std::move(p), "RegisterBranch", gid));
-    });
+    return Defer(context, measure,
+                 [this, b = std::move(branch).value()](
+                     std::shared_ptr<PendingCall> p) mutable {
+                   std::string gid = b.gid;
+                   coordinator_.RegisterBranchAsync(
+                       std::move(b),
+                       AnswerWith(std::move(p), "RegisterBranch", gid));
+                 });
   }
 
   grpc::ServerUnaryReactor* PrepareWorkflow(
       grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
       dtmgimp::DtmProgressesReply*) override {
-    return Now(context,
+    return Now(context, Arrive(prepare_workflow_),
                Answer(*logger_, "PrepareWorkflow", request->gid(),
                       UnimplementedError(
                           "dtx does not support workflow transactions yet "
@@ -300,36 +343,37 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
                                       const dtmgimp::DtmTopicRequest*,
                                       Empty*) override {
-    return Now(context, Topics("Subscribe"));
+    return Now(context, Arrive(subscribe_), Topics("Subscribe"));
   }
   grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
                                         const dtmgimp::DtmTopicRequest*,
                                         Empty*) override {
-    return Now(context, Topics("Unsubscribe"));
+    return Now(context, Arrive(unsubscribe_), Topics("Unsubscribe"));
   }
   grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* context,
                                         const dtmgimp::DtmTopicRequest*,
                                         Empty*) override {
-    return Now(context, Topics("DeleteTopic"));
+    return Now(context, Arrive(delete_topic_), Topics("DeleteTopic"));
   }
 
  private:
   template <typename Fn>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
-                                const char* method,
+                                const char* method, const Measure& measure,
                                 const dtmgimp::DtmRequest* request, Fn fn) {
     auto parsed = FromProto(*request);
     if (!parsed.ok()) {
       // Malformed: answered at once, nothing reaches the coordinator.
-      return Now(context,
+      return Now(context, measure,
                  Answer(*logger_, method, request->gid(), parsed.status()));
     }
-    return Defer(context, [this, method, fn = std::move(fn),
-                           r = std::move(parsed).value()](
-                              std::shared_ptr<PendingCall> p) mutable {
-      std::string gid = r.gid;
-      fn(std::move(r), AnswerWith(std::move(p), method, std::move(gid)));
-    });
+    return Defer(
+        context, measure,
+        [this, method, fn = std::move(fn), r = std::move(parsed).value()](
+            std::shared_ptr<PendingCall> p) mutable {
+          std::string gid = r.gid;
+          fn(std::move(r), AnswerWith(std::move(p), method, std::move(gid)));
+        });
   }
 
   grpc::Status Topics(const char* method) {
@@ -338,78 +382,98 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
                                                  "topics yet (dtmgimp.Dtm/") +
                                      method + ")"));
   }
+
+  // dtm's api label: the method's name in lower case.
+  const ServerMetrics::Api* const new_gid_ = ApiOf("newgid");
+  const ServerMetrics::Api* const submit_ = ApiOf("submit");
+  const ServerMetrics::Api* const prepare_ = ApiOf("prepare");
+  const ServerMetrics::Api* const abort_ = ApiOf("abort");
+  const ServerMetrics::Api* const register_branch_ = ApiOf("registerbranch");
+  const ServerMetrics::Api* const prepare_workflow_ = ApiOf("prepareworkflow");
+  const ServerMetrics::Api* const subscribe_ = ApiOf("subscribe");
+  const ServerMetrics::Api* const unsubscribe_ = ApiOf("unsubscribe");
+  const ServerMetrics::Api* const delete_topic_ = ApiOf("deletetopic");
 };
 
 class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                            private Handlers {
  public:
   AdminService(Coordinator& coordinator, CallTable& calls,
-               std::shared_ptr<Logger> logger, std::string admin_token)
-      : Handlers(coordinator, calls, std::move(logger)),
+               std::shared_ptr<Logger> logger, ServerMetrics* metrics,
+               std::string admin_token)
+      : Handlers(coordinator, calls, std::move(logger), metrics),
         admin_token_(std::move(admin_token)) {}
 
   grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::QueryRequest* request,
                                   dtx::admin::v1::QueryReply* reply) override {
-    return Defer(context, [this, gid = request->gid(),
-                           reply](std::shared_ptr<PendingCall> p) {
-      coordinator_.QueryAsync(
-          gid, [p = std::move(p), reply](Result<TransWithBranches> found) {
-            p->Finish([&] {
-              if (!found.ok()) return ToGrpcStatus(found.status());
-              internal::ToProto(found->trans, reply->mutable_transaction());
-              for (const Branch& b : found->branches) {
-                internal::ToProto(b, reply->add_branches());
-              }
-              return grpc::Status::OK;
-            });
-          });
-    });
+    return Defer(
+        context, Arrive(query_),
+        [this, gid = request->gid(), reply](std::shared_ptr<PendingCall> p) {
+          coordinator_.QueryAsync(
+              gid, [p = std::move(p), reply](Result<TransWithBranches> found) {
+                p->Finish([&] {
+                  if (!found.ok()) return ToGrpcStatus(found.status());
+                  internal::ToProto(found->trans, reply->mutable_transaction());
+                  for (const Branch& b : found->branches) {
+                    internal::ToProto(b, reply->add_branches());
+                  }
+                  return grpc::Status::OK;
+                });
+              });
+        });
   }
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const dtx::admin::v1::ListRequest* request,
                                  dtx::admin::v1::ListReply* reply) override {
+    const Measure measure = Arrive(list_);
     auto query = internal::FromProto(*request);
-    if (!query.ok()) return Now(context, ToGrpcStatus(query.status()));
-    return Defer(context, [this, q = std::move(query).value(),
-                           reply](std::shared_ptr<PendingCall> p) mutable {
-      coordinator_.ListAsync(
-          std::move(q), [p = std::move(p), reply](Result<ListPage> page) {
-            p->Finish([&] {
-              if (!page.ok()) return ToGrpcStatus(page.status());
-              for (const GlobalTrans& t : page->transactions) {
-                internal::ToProto(t, reply->add_transactions());
-              }
-              reply->set_next_cursor(page->next_cursor);
-              return grpc::Status::OK;
-            });
-          });
-    });
+    if (!query.ok()) {
+      return Now(context, measure, ToGrpcStatus(query.status()));
+    }
+    return Defer(context, measure,
+                 [this, q = std::move(query).value(),
+                  reply](std::shared_ptr<PendingCall> p) mutable {
+                   coordinator_.ListAsync(
+                       std::move(q),
+                       [p = std::move(p), reply](Result<ListPage> page) {
+                         p->Finish([&] {
+                           if (!page.ok()) return ToGrpcStatus(page.status());
+                           for (const GlobalTrans& t : page->transactions) {
+                             internal::ToProto(t, reply->add_transactions());
+                           }
+                           reply->set_next_cursor(page->next_cursor);
+                           return grpc::Status::OK;
+                         });
+                       });
+                 });
   }
 
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::StatsRequest*,
                                   dtx::admin::v1::StatsReply* reply) override {
-    return Defer(context, [this, reply](std::shared_ptr<PendingCall> p) {
-      coordinator_.StatsAsync(
-          [p = std::move(p), reply](Result<TransStats> stats) {
-            p->Finish([&] {
-              if (!stats.ok()) return ToGrpcStatus(stats.status());
-              internal::ToProto(*stats, reply);
-              return grpc::Status::OK;
-            });
-          });
-    });
+    return Defer(context, Arrive(stats_),
+                 [this, reply](std::shared_ptr<PendingCall> p) {
+                   coordinator_.StatsAsync(
+                       [p = std::move(p), reply](Result<TransStats> stats) {
+                         p->Finish([&] {
+                           if (!stats.ok()) return ToGrpcStatus(stats.status());
+                           internal::ToProto(*stats, reply);
+                           return grpc::Status::OK;
+                         });
+                       });
+                 });
   }
 
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
                                       const dtx::admin::v1::GidRequest* request,
                                       Empty*) override {
+    const Measure measure = Arrive(force_stop_);
     if (auto refused = Unauthorized(context, "ForceStop", request->gid())) {
-      return Now(context, *refused);
+      return Now(context, measure, *refused);
     }
-    return Defer(context,
+    return Defer(context, measure,
                  [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
                    coordinator_.ForceStopAsync(
                        gid, AnswerWith(std::move(p), "ForceStop", gid));
@@ -419,10 +483,11 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
                                      const dtx::admin::v1::GidRequest* request,
                                      Empty*) override {
+    const Measure measure = Arrive(retry_now_);
     if (auto refused = Unauthorized(context, "RetryNow", request->gid())) {
-      return Now(context, *refused);
+      return Now(context, measure, *refused);
     }
-    return Defer(context,
+    return Defer(context, measure,
                  [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
                    coordinator_.RetryNowAsync(
                        gid, AnswerWith(std::move(p), "RetryNow", gid));
@@ -459,6 +524,11 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   }
 
   const std::string admin_token_;
+  const ServerMetrics::Api* const query_ = ApiOf("query");
+  const ServerMetrics::Api* const list_ = ApiOf("list");
+  const ServerMetrics::Api* const stats_ = ApiOf("stats");
+  const ServerMetrics::Api* const force_stop_ = ApiOf("forcestop");
+  const ServerMetrics::Api* const retry_now_ = ApiOf("retrynow");
 };
 
 Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
@@ -530,10 +600,11 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
 
   if (!options.logger) options.logger = NewNullLogger();
   auto impl = std::make_unique<Impl>();
-  impl->dtm =
-      std::make_unique<DtmService>(coordinator, impl->calls, options.logger);
+  impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
+                                           options.logger, options.metrics);
   impl->admin = std::make_unique<AdminService>(
-      coordinator, impl->calls, options.logger, options.admin_token);
+      coordinator, impl->calls, options.logger, options.metrics,
+      options.admin_token);
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)
@@ -588,6 +659,8 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
 }
 
 int DtmServer::port() const { return impl_->port; }
+
+std::string GrpcVersion() { return grpc::Version(); }
 
 std::string DtmServer::registry_key() const {
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -64,6 +64,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdint>
 #include <deque>
@@ -117,6 +118,11 @@ struct ServerState {
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections
       DTX_GUARDED_BY(mu);
   bool stopping DTX_GUARDED_BY(mu) = false;
+  // Set with `stopping`, read without the lock by every answer written: the
+  // last answer pending on a connection, written once Shutdown began, says
+  // "Connection: close" even before the connection's BeginShutdown has run
+  // on its strand.
+  std::atomic<bool> closing{false};
   // False once Shutdown is past its last use of the io_context: responders
   // then deliver nowhere.
   bool posting DTX_GUARDED_BY(mu) = true;
@@ -442,8 +448,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return UpdateTimer();
     }
     Slot& slot = slots_.front();
+    const bool last = slots_.size() == 1;
     const bool close_after =
-        !slot.keep_alive || (read_closed_ && slots_.size() == 1);
+        !slot.keep_alive ||
+        (last &&
+         (read_closed_ || state_->closing.load(std::memory_order_acquire)));
     auto message = std::make_shared<bhttp::response<bhttp::string_body>>();
     const int status = Encode(slot, close_after, *message);
     if (state_->logger->ShouldLog(LogLevel::kDebug)) {
@@ -799,6 +808,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
     MutexLock lock(&state.mu);
     if (state.stopping) return;
     state.stopping = true;
+    state.closing.store(true, std::memory_order_release);
   }
   asio::post(impl.acceptor.get_executor(), [&impl] {
     ErrorCode ignored;

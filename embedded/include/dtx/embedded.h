@@ -37,8 +37,13 @@ struct EmbeddedOptions {
   // Borrowed; null: the system clock.
   const Clock* clock = nullptr;
   std::shared_ptr<Logger> logger;
-  // Borrowed; must outlive the coordinator (CoordinatorDeps::metrics).
+  // Borrowed; must outlive the coordinator. The coordinator's metrics
+  // (CoordinatorDeps::metrics) and the journal's (SqliteJournalOptions::
+  // metrics) are registered in it. Null: none.
   MetricsRegistry* metrics = nullptr;
+  // Borrowed; must outlive the coordinator (CoordinatorDeps::alerts). Null:
+  // no alerts.
+  AlertSink* alerts = nullptr;
 };
 
 // Opens the journal at embedded.journal_path, then the coordinator, which

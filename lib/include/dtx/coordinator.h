@@ -43,6 +43,7 @@
 
 namespace dtx {
 
+class AlertSink;
 class MetricsRegistry;
 
 namespace internal {
@@ -63,6 +64,9 @@ struct CoordinatorDeps {
   // Borrowed; must outlive the coordinator. The coordinator registers dtm's
   // transaction and branch metrics in it (docs/operations.md). Null: none.
   MetricsRegistry* metrics = nullptr;
+  // Borrowed; must outlive the coordinator. Branches that keep failing are
+  // reported to it (Options::alert_retry_limit). Null: no alerts.
+  AlertSink* alerts = nullptr;
 };
 
 class DTX_CORE_EXPORT Coordinator final : public DtmApi {

@@ -3,6 +3,7 @@
 #ifndef DTX_DTX_H_
 #define DTX_DTX_H_
 
+#include "dtx/alert_sink.h"
 #include "dtx/branch_client.h"
 #include "dtx/clock.h"
 #include "dtx/coordinator.h"
@@ -15,6 +16,7 @@
 #include "dtx/model.h"
 #include "dtx/options.h"
 #include "dtx/result.h"
+#include "dtx/server_metrics.h"
 #include "dtx/status.h"
 #include "dtx/transaction.h"
 #include "dtx/version.h"

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace dtx {
@@ -56,6 +57,12 @@ struct DTX_CORE_EXPORT Options {
   // TransCronInterval: how often the journal is polled for due transactions
   // that no timer of this process is waiting for (restarts, other processes).
   std::chrono::seconds cron_interval{3};
+
+  // Alerts (dtm's AlertRetryLimit). With an AlertSink (CoordinatorDeps::
+  // alerts), a failed call of a branch that has been called this many times
+  // is reported, once per transaction; again at twice as many calls, four
+  // times as many, and so on (docs/operations.md#alerts). At least 1.
+  int64_t alert_retry_limit = 3;
 
   // Performance.
   // Threads running the coordinator's io_context.

@@ -43,6 +43,8 @@
 
 namespace dtx {
 
+class MetricsRegistry;
+
 struct DTX_SQLITE_EXPORT SqliteJournalOptions {
   // The journal file; created with its schema when absent. Its directory must
   // exist and be writable (SQLite keeps -wal and -shm files beside it).
@@ -76,6 +78,12 @@ struct DTX_SQLITE_EXPORT SqliteJournalOptions {
 
   // Null: no logging.
   std::shared_ptr<Logger> logger;
+
+  // Borrowed; must outlive the journal. The writer's metrics are registered
+  // in it at Open (dtx_journal_commit_duration_seconds,
+  // dtx_journal_batch_writes, dtx_journal_queued_writes; docs/operations.md),
+  // so one registry holds one journal's. Null: none.
+  MetricsRegistry* metrics = nullptr;
 };
 
 class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {

@@ -37,6 +37,7 @@
 #include "dtx/coordinator.h"
 #include "dtx/logger.h"
 #include "dtx/result.h"
+#include "dtx/server_metrics.h"
 #include "dtx/transport/grpc_export.h"
 
 #include <chrono>
@@ -68,7 +69,18 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   std::string admin_token;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
+  // Borrowed; must outlive the server. Every request of dtmgimp.Dtm and
+  // dtx.admin.v1.Admin is counted and timed in it, from its arrival to its
+  // answer, as dtm_server_process_total{type="grpc",api,status} and
+  // dtm_server_response_duration{type="grpc",api}, with api the method's
+  // name in lower case as dtm spells it ("submit", "registerbranch",
+  // "query"). Null: none.
+  ServerMetrics* metrics = nullptr;
 };
+
+// The version of the gRPC library dtx runs on ("1.51.1"), for
+// dtm_server_info's grpc_version.
+DTX_GRPC_EXPORT std::string GrpcVersion();
 
 class DTX_GRPC_EXPORT DtmServer {
  public:

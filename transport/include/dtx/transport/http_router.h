@@ -23,6 +23,15 @@
 // same method and path, an empty handler) are kept and returned by Build, so
 // that a table of routes reads as a list of calls.
 //
+// Metrics (set_metrics): every request the built handler dispatches is
+// counted and timed, from dispatch to answer, in dtm_server_process_total
+// {type="http",api,status} and dtm_server_response_duration{type="http",api}
+// (status "fail" for an answer of 400 and above). `api` is the matched
+// route's, fixed when Build runs: an exact path's last segment in lower case
+// (dtm's rule: "/api/dtmsvr/forceStop" is "forcestop"), a prefix route's
+// prefix as registered ("/assets/"), and "other" for a path that matches no
+// route, so that requests cannot create series.
+//
 // Thread safety: thread-compatible while routes are added; the handler Build
 // returns is thread-safe and independent of the router (it holds a copy of
 // the table).
@@ -31,6 +40,7 @@
 #define DTX_TRANSPORT_HTTP_ROUTER_H_
 
 #include "dtx/result.h"
+#include "dtx/server_metrics.h"
 #include "dtx/status.h"
 #include "dtx/transport/http_export.h"
 #include "dtx/transport/http_message.h"
@@ -56,6 +66,16 @@ class DTX_HTTP_EXPORT HttpRouter {
   HttpRouter& HandlePrefix(std::string_view method, std::string_view prefix,
                            HttpHandler handler);
 
+  // Counts and times the requests of the handlers built from now on in
+  // `metrics` (borrowed; must outlive them). Null: none (the default).
+  HttpRouter& set_metrics(ServerMetrics* metrics) {
+    metrics_ = metrics;
+    return *this;
+  }
+
+  // The api label of `path` (see above), e.g. for tests and documents.
+  static std::string ApiName(std::string_view path, bool prefix);
+
   // The handler that dispatches to the routes added so far; the first
   // registration error (kInvalidArgument, naming the route) otherwise.
   Result<HttpHandler> Build() const;
@@ -63,9 +83,14 @@ class DTX_HTTP_EXPORT HttpRouter {
  private:
   // Handlers by method, for one path or prefix.
   using Methods = std::map<std::string, HttpHandler, std::less<>>;
+  struct Route {
+    Methods methods;
+    const ServerMetrics::Api* api = nullptr;  // null without metrics
+  };
   struct Table {
-    std::map<std::string, Methods, std::less<>> exact;
-    std::map<std::string, Methods, std::less<>> prefixes;
+    std::map<std::string, Route, std::less<>> exact;
+    std::map<std::string, Route, std::less<>> prefixes;
+    const ServerMetrics::Api* other = nullptr;  // no route matched
   };
   HttpRouter& Add(bool prefix, std::string_view method, std::string_view path,
                   HttpHandler handler);
@@ -74,6 +99,7 @@ class DTX_HTTP_EXPORT HttpRouter {
 
   Table table_;
   Status error_;
+  ServerMetrics* metrics_ = nullptr;
 };
 
 }  // namespace dtx

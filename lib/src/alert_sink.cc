@@ -1,0 +1,7 @@
+#include "dtx/alert_sink.h"
+
+namespace dtx {
+
+AlertSink::~AlertSink() = default;
+
+}  // namespace dtx
