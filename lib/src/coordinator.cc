@@ -531,6 +531,16 @@ void Coordinator::Shutdown() {
   WaitForWrite([&](WriteDone done) {
     c.journal->Flush(std::move(done));
   }).IgnoreError();
+  // Log lines that journal completions handed to the io threads (a Prepare's
+  // "prepared", say, posted before its caller was answered) are written, not
+  // dropped with the io_context's queue: a closure posted after them is
+  // dequeued after them, and joining the threads below waits for any still
+  // running.
+  {
+    std::promise<void> drained;
+    asio::post(c.io, [&drained] { drained.set_value(); });
+    drained.get_future().wait();
+  }
   // Reads in progress finish; queued ones are dropped, answering their
   // callers kUnavailable.
   c.reads.stop();

@@ -602,9 +602,9 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   auto impl = std::make_unique<Impl>();
   impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
                                            options.logger, options.metrics);
-  impl->admin = std::make_unique<AdminService>(
-      coordinator, impl->calls, options.logger, options.metrics,
-      options.admin_token);
+  impl->admin =
+      std::make_unique<AdminService>(coordinator, impl->calls, options.logger,
+                                     options.metrics, options.admin_token);
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)
