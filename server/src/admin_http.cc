@@ -2,6 +2,7 @@
 
 #include "dtx/clock.h"
 #include "dtx/limits.h"
+#include "dtx/transport/bearer_token.h"
 #include "dtx/transport/http_message.h"
 #include "dtx/version.h"
 
@@ -285,6 +286,22 @@ Result<std::string> GidOf(std::string_view path, const std::string& body) {
   return gid;
 }
 
+// 401 with RFC 6750's challenge.
+HttpResponse Unauthorized(const HttpRequest& req, BearerCheck check) {
+  const bool missing = check == BearerCheck::kMissing;
+  HttpResponse r =
+      Message(401, missing ? req.method + " " + req.path +
+                                 " needs the header \"Authorization: Bearer "
+                                 "<token>\" (Admin.Token)"
+                           : req.method + " " + req.path +
+                                 ": the bearer token is not Admin.Token");
+  r.headers.emplace_back("WWW-Authenticate",
+                         missing
+                             ? R"(Bearer realm="dtx")"
+                             : R"(Bearer realm="dtx", error="invalid_token")");
+  return r;
+}
+
 class AdminRoutes {
  public:
   AdminRoutes(Coordinator* coordinator, AdminHttpOptions options)
@@ -355,9 +372,17 @@ class AdminRoutes {
     });
   }
 
-  // POST {"gid":...}: `op` hands the gid to the coordinator.
+  // POST {"gid":...}: `op` hands the gid to the coordinator. With a token
+  // set, the token is checked before the body is even read.
   template <typename Op>
   void Mutate(const HttpRequest& req, const HttpResponder& r, Op op) const {
+    if (!options_.admin_token.empty()) {
+      std::optional<std::string> authorization = req.Header("Authorization");
+      std::optional<std::string_view> value;
+      if (authorization) value = *authorization;
+      const BearerCheck check = CheckBearer(value, options_.admin_token);
+      if (check != BearerCheck::kOk) return r.Respond(Unauthorized(req, check));
+    }
     auto gid = GidOf(req.path, req.body);
     if (!gid.ok()) return r.Respond(FromStatus(gid.status()));
     op(std::move(gid).value(), [r](Status s) { r.Respond(FromStatus(s)); });
@@ -413,6 +438,12 @@ std::string Rfc3339(TimePoint time) {
   std::snprintf(zone, sizeof zone, "%c%02d:%02d", offset < 0 ? '-' : '+',
                 minutes / 60, minutes % 60);
   return out + zone;
+}
+
+bool IsLoopbackHost(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 Status AddAdminRoutes(HttpRouter& router, Coordinator* coordinator,

@@ -46,6 +46,11 @@ struct AdminHttpOptions {
 Status AddAdminRoutes(HttpRouter& router, Coordinator* coordinator,
                       const AdminHttpOptions& options);
 
+// Whether `host` (GrpcHost, where dtx-server's listeners bind) is reachable
+// from this machine only: localhost, 127.x.y.z, ::1 (bracketed or not).
+// dtx-server warns at startup when it is not and no Admin.Token is set.
+bool IsLoopbackHost(std::string host);
+
 // RFC 3339 with the server's UTC offset and milliseconds when not zero, as
 // dtm's JSON shows times: "2026-12-02T10:11:12.345+01:00" ("Z" at offset 0).
 std::string Rfc3339(TimePoint time);

@@ -148,6 +148,16 @@ int main(int argc, char** argv) {
   for (const std::string& warning : loaded->warnings) {
     DTX_LOG(logger, dtx::LogLevel::kWarn, warning);
   }
+  if (config.admin_token.empty() &&
+      !dtx::server::IsLoopbackHost(config.grpc_host)) {
+    DTX_LOG(logger, dtx::LogLevel::kWarn,
+            "dtx-server: listening on "
+                << config.grpc_host
+                << " without Admin.Token: anyone who reaches the gRPC or "
+                   "HTTP port can force-stop and retry transactions; set "
+                   "Admin.Token (docs/operations.md#access) or GrpcHost "
+                   "127.0.0.1");
+  }
 
   dtx::Options options;
   options.retry.initial_interval = config.retry_interval;
@@ -192,6 +202,7 @@ int main(int argc, char** argv) {
 
   // HTTP first: a port in use stops the server before it registers in etcd.
   dtx::server::AdminHttpOptions admin_http;
+  admin_http.admin_token = config.admin_token;
   auto routes = HttpRoutes(coordinator->get(), &metrics, server_metrics->get(),
                            admin_http);
   if (!routes.ok()) {
@@ -219,6 +230,7 @@ int main(int argc, char** argv) {
   server_options.driver = config.driver;
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;
+  server_options.admin_token = config.admin_token;
   server_options.logger = logger;
   server_options.metrics = server_metrics->get();
   auto server = dtx::DtmServer::Start(**coordinator, server_options);

@@ -154,7 +154,20 @@ const std::vector<Key>& Keys() {
          c.alert_webhook = v;
          return Status::Ok();
        }},
-      {"Admin.Token", Text(&ServerConfig::admin_token, true)},
+      {"Admin.Token",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         // Sent as "Bearer <token>" in an HTTP header and in gRPC metadata,
+         // which takes printable ASCII only. The value is never echoed.
+         for (char ch : v) {
+           if (ch < 0x21 || ch > 0x7e) {
+             return InvalidArgumentError(
+                 "holds a character that is not visible ASCII (0x21-0x7E); "
+                 "the token travels in an Authorization header");
+           }
+         }
+         c.admin_token = v;
+         return Status::Ok();
+       }},
       {"Log.Outputs",
        [](ServerConfig&, const std::string& v) -> Status {
          if (v != "stderr" && !v.empty()) {

@@ -11,6 +11,7 @@
 #include "dtx_server_process.h"
 #include "http_test_client.h"
 #include "status_matchers.h"
+#include "subprocess.h"
 #include "temp_dir.h"
 
 #include <gmock/gmock.h>
@@ -18,7 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <ctime>
+#include <fstream>
 #include <functional>
 #include <regex>
 #include <string>
@@ -363,6 +366,160 @@ TEST_F(AdminHttpTest, MalformedBodiesAreRefusedAndChangeNothing) {
   }
   EXPECT_EQ(Query("kept")["transaction"]["status"], "submitted");
   EXPECT_EQ(Action("kept")["attempts"], 1);
+}
+
+constexpr char kToken[] = "s3cr3t-T0ken";
+
+class AdminTokenTest : public AdminHttpTest {
+ protected:
+  void SetUp() override {
+    AdminHttpTest::SetUp();
+    StartServer(kLongBackOff, std::string("Admin:\n  Token: ") + kToken + "\n");
+  }
+  std::unique_ptr<GrpcDtmClient> ClientWithToken(const std::string& token) {
+    GrpcDtmClientOptions options;
+    options.address = server_->address();
+    options.admin_token = token;
+    auto client = GrpcDtmClient::Create(options);
+    EXPECT_OK(client);
+    return client.ok() ? std::move(client).value() : nullptr;
+  }
+};
+
+TEST_F(AdminTokenTest, HttpMutationsNeedTheBearerTokenReadsDoNot) {
+  ASSERT_OK(Saga(*dtm_, "guarded").Add(kUnreachable, "", "").Submit());
+  ASSERT_TRUE(AttemptsReach("guarded", 1));
+  // Reads stay open.
+  EXPECT_EQ(Get("/api/dtmsvr/version").status, 200);
+  EXPECT_EQ(Query("guarded")["transaction"]["status"], "submitted");
+  EXPECT_EQ(Gids("unfinished=true"), std::vector<std::string>{"guarded"});
+  EXPECT_EQ(Get("/api/dtx/stats").status, 200);
+
+  for (const char* path : {"/api/dtmsvr/forceStop", "/api/dtx/retryNow",
+                           "/api/dtmsvr/resetNextCronTime"}) {
+    for (const Headers& headers :
+         {Headers{}, Headers{{"Authorization", kToken}},
+          Headers{{"Authorization", std::string("Basic ") + kToken}},
+          Headers{{"Authorization", "Bearer"}}}) {
+      HttpTestResponse r = Post(path, GidBody("guarded"), headers);
+      json body = Body(r, 401);
+      EXPECT_THAT(body["message"].get<std::string>(),
+                  HasSubstr("Authorization: Bearer"))
+          << path;
+      EXPECT_EQ(r.Header("WWW-Authenticate").value_or(""),
+                R"(Bearer realm="dtx")");
+    }
+    for (const std::string& wrong :
+         {std::string("s3cr3t-T0ke"), std::string("s3cr3t-T0ken0"),
+          std::string("S3CR3T-T0KEN")}) {
+      HttpTestResponse r = Post(path, GidBody("guarded"),
+                                {{"Authorization", "Bearer " + wrong}});
+      json body = Body(r, 401);
+      EXPECT_THAT(body["message"].get<std::string>(),
+                  HasSubstr("not Admin.Token"));
+      EXPECT_EQ(r.Header("WWW-Authenticate").value_or(""),
+                R"(Bearer realm="dtx", error="invalid_token")");
+    }
+    // The token is checked first: a bad body without it is 401, not 400.
+    EXPECT_EQ(Post(path, "{").status, 401);
+  }
+  EXPECT_EQ(Query("guarded")["transaction"]["status"], "submitted");
+
+  const Headers right = {{"Authorization", std::string("Bearer ") + kToken}};
+  EXPECT_EQ(Post("/api/dtx/retryNow", GidBody("guarded"), right).status, 200);
+  ASSERT_TRUE(AttemptsReach("guarded", 2));
+  EXPECT_EQ(Post("/api/dtmsvr/resetNextCronTime", GidBody("guarded"),
+                 {{"authorization", std::string("bearer ") + kToken}})
+                .status,
+            200);
+  ASSERT_TRUE(AttemptsReach("guarded", 3));
+  EXPECT_EQ(Body(Post("/api/dtmsvr/forceStop", "{", right), 400).is_object(),
+            true);
+  EXPECT_EQ(Post("/api/dtmsvr/forceStop", GidBody("guarded"), right).status,
+            200);
+  EXPECT_EQ(Query("guarded")["transaction"]["status"], "failed");
+}
+
+TEST_F(AdminTokenTest, GrpcForceStopAndRetryNowNeedTheTokenReadsDoNot) {
+  ASSERT_OK(Saga(*dtm_, "guarded-rpc").Add(kUnreachable, "", "").Submit());
+  ASSERT_TRUE(AttemptsReach("guarded-rpc", 1));
+  for (const std::string& token : {std::string(), std::string("wrong")}) {
+    auto client = ClientWithToken(token);
+    ASSERT_NE(client, nullptr);
+    const char* why = token.empty() ? "needs the metadata" : "not Admin.Token";
+    EXPECT_THAT(client->ForceStop("guarded-rpc"),
+                StatusIs(StatusCode::kUnauthenticated, why));
+    EXPECT_THAT(client->RetryNow("guarded-rpc"),
+                StatusIs(StatusCode::kUnauthenticated, why));
+    // An unknown gid is refused the same way: nothing is revealed.
+    EXPECT_THAT(client->ForceStop("ghost"),
+                StatusIs(StatusCode::kUnauthenticated));
+    EXPECT_OK(client->Query("guarded-rpc"));
+    EXPECT_OK(client->List(ListQuery{}));
+    EXPECT_OK(client->Stats());
+  }
+  EXPECT_EQ(Query("guarded-rpc")["transaction"]["status"], "submitted");
+  EXPECT_EQ(Action("guarded-rpc")["attempts"], 1);
+
+  auto admin = ClientWithToken(kToken);
+  ASSERT_NE(admin, nullptr);
+  ASSERT_OK(admin->RetryNow("guarded-rpc"));
+  ASSERT_TRUE(AttemptsReach("guarded-rpc", 2));
+  ASSERT_OK(admin->ForceStop("guarded-rpc"));
+  ASSERT_OK_AND_ASSIGN(TransWithBranches t, admin->Query("guarded-rpc"));
+  EXPECT_EQ(t.trans.status, TransStatus::kFailed);
+  EXPECT_THAT(admin->ForceStop("guarded-rpc"), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(admin->RetryNow("ghost"), StatusIs(StatusCode::kNotFound));
+  // The token option is checked: gRPC cannot send other bytes.
+  GrpcDtmClientOptions bad;
+  bad.address = server_->address();
+  bad.admin_token = "two words";
+  EXPECT_THAT(GrpcDtmClient::Create(bad),
+              StatusIs(StatusCode::kInvalidArgument, "admin_token"));
+}
+
+// The lines dtx-server writes (stdout and stderr) until it serves HTTP.
+std::string StartupOutput(const std::string& config_path,
+                          const std::string& host) {
+  auto child = Subprocess::Start(
+      {"/bin/sh", "-c",
+       std::string("exec '") + DTX_SERVER_BINARY + "' -c '" + config_path +
+           "' --grpc-host " + host + " --grpc-port 0 --http-port 0 2>&1"});
+  EXPECT_OK(child);
+  if (!child.ok()) return "";
+  std::string out;
+  while (auto line = child->ReadLine()) {
+    out += *line + "\n";
+    if (line->rfind("dtx-server: http listening on", 0) == 0) break;
+  }
+  child->Kill(SIGTERM);
+  EXPECT_EQ(child->Wait(), 0) << out;
+  return out;
+}
+
+TEST_F(AdminHttpTest, StartupWarnsOnceWhenOpenBeyondLoopback) {
+  const std::string open = dir_.File("open.yml");
+  std::ofstream(open) << "Store:\n  Path: '" << dir_.File("a.db") << "'\n";
+  const std::string guarded = dir_.File("guarded.yml");
+  std::ofstream(guarded) << "Store:\n  Path: '" << dir_.File("b.db")
+                         << "'\nAdmin:\n  Token: " << kToken << "\n";
+  const std::string warning = "without Admin.Token";
+
+  const std::string wide = StartupOutput(open, "0.0.0.0");
+  EXPECT_THAT(wide, HasSubstr("http listening on"));
+  const std::size_t first = wide.find(warning);
+  ASSERT_NE(first, std::string::npos) << wide;
+  EXPECT_EQ(wide.find(warning, first + 1), std::string::npos) << "once";
+
+  for (const char* host : {"127.0.0.1", "localhost"}) {
+    const std::string local = StartupOutput(open, host);
+    EXPECT_THAT(local, HasSubstr("http listening on")) << host;
+    EXPECT_THAT(local, ::testing::Not(HasSubstr(warning))) << host;
+  }
+  const std::string with_token = StartupOutput(guarded, "0.0.0.0");
+  EXPECT_THAT(with_token, HasSubstr("http listening on"));
+  EXPECT_THAT(with_token, ::testing::Not(HasSubstr(warning)));
+  EXPECT_THAT(with_token, ::testing::Not(HasSubstr(kToken)));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The admin HTTP API's time format (the endpoints are tested against a real
-// dtx-server in admin_http_test.cc).
+// The admin HTTP API's time format and loopback check (the endpoints are
+// tested against a real dtx-server in admin_http_test.cc).
 
 #include "dtx/clock.h"
 
@@ -55,6 +55,17 @@ TEST(Rfc3339Test, WritesTheInstantWithItsOffsetAndTrimmedMilliseconds) {
   }
   EXPECT_THAT(Rfc3339(FromUnixMillis(1764670272500)),
               ::testing::ContainsRegex("[.]5(Z|[+-])"));
+}
+
+TEST(IsLoopbackHostTest, OnlyAddressesOfThisMachine) {
+  for (const char* host :
+       {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"}) {
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+  }
+  for (const char* host : {"0.0.0.0", "::", "[::]", "10.0.0.5", "example.com",
+                           "128.0.0.1", "localhost.example.com", ""}) {
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
+  }
 }
 
 }  // namespace

@@ -217,6 +217,12 @@ TEST(ServerConfigTest, AlertAndAdminKeys) {
   // The token is never printed.
   EXPECT_THAT(ToYaml(loaded.config), ::testing::Not(HasSubstr("s3cret")));
 
+  // A token that cannot travel in a header is refused, without echoing it.
+  auto spaced = LoadServerConfig(Yaml("Admin:\n  Token: 'my secret'\n"));
+  EXPECT_THAT(spaced.status(),
+              StatusIs(StatusCode::kInvalidArgument, "Admin.Token"));
+  EXPECT_THAT(spaced.status().message(), ::testing::Not(HasSubstr("secret")));
+
   EXPECT_THAT(LoadServerConfig(Yaml("AlertWebHook: ftp://x\n")).status(),
               StatusIs(StatusCode::kInvalidArgument, "AlertWebHook"));
   EXPECT_THAT(LoadServerConfig(Yaml("AlertRetryLimit: 0\n")).status(),

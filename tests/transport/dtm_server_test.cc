@@ -182,6 +182,14 @@ TEST_F(DtmServerTest, ACancelledCallIsCountedAsAFailure) {
   }));
 }
 
+TEST_F(DtmServerTest, AnAdminTokenGRpcCannotSendIsRefused) {
+  DtmServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.admin_token = "line\nbreak";
+  EXPECT_THAT(DtmServer::Start(*coordinator_, options),
+              StatusIs(StatusCode::kInvalidArgument, "admin_token"));
+}
+
 TEST_F(DtmServerTest, AdminServiceFiltersListsAndCounts) {
   auto dtm = Connect(milliseconds(30000));
   for (const char* gid : {"pay-1", "pay_2", "ship-1"}) {

@@ -3,6 +3,7 @@
 #include "dtx/admin.grpc.pb.h"
 #include "dtx/id_generator.h"
 #include "dtx/internal/mutex.h"
+#include "dtx/transport/bearer_token.h"
 #include "dtx/transport/branch_url.h"
 #include "dtx/transport/kratos_registry.h"
 
@@ -20,7 +21,9 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 #include <utility>
@@ -395,7 +398,11 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
 class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                            private Handlers {
  public:
-  using Handlers::Handlers;
+  AdminService(Coordinator& coordinator, CallTable& calls,
+               std::shared_ptr<Logger> logger, ServerMetrics* metrics,
+               std::string admin_token)
+      : Handlers(coordinator, calls, std::move(logger), metrics),
+        admin_token_(std::move(admin_token)) {}
 
   grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::QueryRequest* request,
@@ -462,7 +469,11 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
                                       const dtx::admin::v1::GidRequest* request,
                                       Empty*) override {
-    return Defer(context, Arrive(force_stop_),
+    const Measure measure = Arrive(force_stop_);
+    if (auto refused = Unauthorized(context, "ForceStop", request->gid())) {
+      return Now(context, measure, *refused);
+    }
+    return Defer(context, measure,
                  [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
                    coordinator_.ForceStopAsync(
                        gid, AnswerWith(std::move(p), "ForceStop", gid));
@@ -472,7 +483,11 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
                                      const dtx::admin::v1::GidRequest* request,
                                      Empty*) override {
-    return Defer(context, Arrive(retry_now_),
+    const Measure measure = Arrive(retry_now_);
+    if (auto refused = Unauthorized(context, "RetryNow", request->gid())) {
+      return Now(context, measure, *refused);
+    }
+    return Defer(context, measure,
                  [this, gid = request->gid()](std::shared_ptr<PendingCall> p) {
                    coordinator_.RetryNowAsync(
                        gid, AnswerWith(std::move(p), "RetryNow", gid));
@@ -480,6 +495,36 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   }
 
  private:
+  // UNAUTHENTICATED when a token is set and the call does not carry it.
+  std::optional<grpc::Status> Unauthorized(grpc::CallbackServerContext* context,
+                                           const char* method,
+                                           const std::string& gid) const {
+    if (admin_token_.empty()) return std::nullopt;
+    std::optional<std::string_view> authorization;
+    const auto& metadata = context->client_metadata();
+    auto it = metadata.find("authorization");
+    if (it != metadata.end()) {
+      authorization = std::string_view(it->second.data(), it->second.size());
+    }
+    const BearerCheck check = CheckBearer(authorization, admin_token_);
+    if (check == BearerCheck::kOk) return std::nullopt;
+    DTX_LOG(logger_, LogLevel::kWarn,
+            method << " gid=" << gid << " from " << context->peer()
+                   << " refused: "
+                   << (check == BearerCheck::kMissing ? "no bearer token"
+                                                      : "wrong bearer token"));
+    return grpc::Status(
+        grpc::StatusCode::UNAUTHENTICATED,
+        check == BearerCheck::kMissing
+            ? std::string("dtx-server: ") + method +
+                  " needs the metadata \"authorization: Bearer <token>\" "
+                  "(Admin.Token)"
+            : std::string("dtx-server: ") + method +
+                  ": the bearer token is not Admin.Token");
+  }
+
+  const std::string admin_token_;
+
   const ServerMetrics::Api* const query_ = ApiOf("query");
   const ServerMetrics::Api* const list_ = ApiOf("list");
   const ServerMetrics::Api* const stats_ = ApiOf("stats");
@@ -534,6 +579,13 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
     return InvalidArgumentError(
         "DtmServer: max_request_bytes must be in 1..1073741824");
   }
+  for (char ch : options.admin_token) {
+    if (ch < 0x21 || ch > 0x7e) {
+      return InvalidArgumentError(
+          "DtmServer: admin_token must be visible ASCII (it travels in an "
+          "Authorization header)");
+    }
+  }
   std::optional<RegistryTarget> target;
   std::vector<std::string> endpoints;
   if (!options.registry_target.empty()) {
@@ -551,8 +603,9 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   auto impl = std::make_unique<Impl>();
   impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
                                            options.logger, options.metrics);
-  impl->admin = std::make_unique<AdminService>(coordinator, impl->calls,
-                                               options.logger, options.metrics);
+  impl->admin =
+      std::make_unique<AdminService>(coordinator, impl->calls, options.logger,
+                                     options.metrics, options.admin_token);
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)

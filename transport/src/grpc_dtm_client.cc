@@ -102,8 +102,10 @@ struct GrpcDtmClient::Impl {
   // (a stub's async() method) and runs `on_reply(status, reply)` on the gRPC
   // thread that completes it; `on_reply` gets the error at once when no
   // server can be picked.
+  // `admin`: a call of dtx's admin service, which carries admin_token.
   template <typename Request, typename Reply, typename Send, typename OnReply>
-  void Start(const char* method, Request request, Send send, OnReply on_reply);
+  void Start(const char* method, Request request, Send send, OnReply on_reply,
+             bool admin = false);
 
   // Cancels the calls in flight and waits for their callbacks.
   void CancelAll();
@@ -111,7 +113,7 @@ struct GrpcDtmClient::Impl {
 
 template <typename Request, typename Reply, typename Send, typename OnReply>
 void GrpcDtmClient::Impl::Start(const char* method, Request request, Send send,
-                                OnReply on_reply) {
+                                OnReply on_reply, bool admin) {
   auto endpoint = Pick();
   if (!endpoint.ok()) {
     Reply none;
@@ -123,6 +125,9 @@ void GrpcDtmClient::Impl::Start(const char* method, Request request, Send send,
   call->endpoint = std::move(endpoint).value();
   call->context.set_deadline(std::chrono::system_clock::now() +
                              options.timeout);
+  if (admin && !options.admin_token.empty()) {
+    call->context.AddMetadata("authorization", "Bearer " + options.admin_token);
+  }
   bool refused = false;
   {
     internal::MutexLock lock(&calls_mu);
@@ -248,6 +253,13 @@ Result<std::unique_ptr<GrpcDtmClient>> GrpcDtmClient::Create(
   }
   if (options.timeout <= std::chrono::milliseconds::zero()) {
     return InvalidArgumentError("GrpcDtmClient: timeout must be positive");
+  }
+  for (char ch : options.admin_token) {
+    if (ch < 0x21 || ch > 0x7e) {
+      // gRPC C++ aborts the process on a metadata value it cannot send.
+      return InvalidArgumentError(
+          "GrpcDtmClient: admin_token must be visible ASCII");
+    }
   }
   if (!options.logger) options.logger = NewNullLogger();
   auto impl = std::make_unique<Impl>();
@@ -387,7 +399,8 @@ void GrpcDtmClient::QueryAsync(std::string gid,
           out.branches.push_back(std::move(branch).value());
         }
         done(std::move(out));
-      });
+      },
+      /*admin=*/true);
 }
 
 void GrpcDtmClient::ListAsync(ListQuery query, ResultCallback<ListPage> done) {
@@ -410,7 +423,8 @@ void GrpcDtmClient::ListAsync(ListQuery query, ResultCallback<ListPage> done) {
         }
         page.next_cursor = reply.next_cursor();
         done(std::move(page));
-      });
+      },
+      /*admin=*/true);
 }
 
 void GrpcDtmClient::StatsAsync(ResultCallback<TransStats> done) {
@@ -426,7 +440,8 @@ void GrpcDtmClient::StatsAsync(ResultCallback<TransStats> done) {
                                dtx::admin::v1::StatsReply& reply) {
         if (!status.ok()) return done(std::move(status));
         done(internal::FromProto(reply));
-      });
+      },
+      /*admin=*/true);
 }
 
 #define DTX_ADMIN_GID_REQUEST_(Method)                                       \
@@ -443,7 +458,8 @@ void GrpcDtmClient::StatsAsync(ResultCallback<TransStats> done) {
         },                                                                   \
         [done = std::move(done)](Status status, google::protobuf::Empty&) {  \
           done(std::move(status));                                           \
-        });                                                                  \
+        },                                                                   \
+        /*admin=*/true);                                                     \
   }
 DTX_ADMIN_GID_REQUEST_(ForceStop)
 DTX_ADMIN_GID_REQUEST_(RetryNow)

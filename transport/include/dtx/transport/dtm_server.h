@@ -62,6 +62,11 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   std::string registry_target;
   std::string endpoint;
   std::chrono::seconds registry_ttl{15};
+  // dtx-server's Admin.Token. When non-empty, the admin service's ForceStop
+  // and RetryNow need the call metadata "authorization: Bearer <token>"
+  // (UNAUTHENTICATED otherwise; compared in constant time); Query, List and
+  // Stats stay open. Empty: every call is open, as dtm's admin API is.
+  std::string admin_token;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
   // Borrowed; must outlive the server. Every request of dtmgimp.Dtm and

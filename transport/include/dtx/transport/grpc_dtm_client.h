@@ -58,6 +58,11 @@ struct DTX_GRPC_EXPORT GrpcDtmClientOptions {
   std::chrono::milliseconds timeout{30000};
   // Deadline of the client's own branch calls (dtm's RequestTimeout).
   std::chrono::milliseconds branch_timeout{3000};
+  // dtx-server's Admin.Token, sent with every admin request (Query, List,
+  // Stats, ForceStop, RetryNow) as the metadata "authorization: Bearer
+  // <token>"; never with dtm's own requests. Empty: none is sent. Visible
+  // ASCII only (kInvalidArgument from Create otherwise).
+  std::string admin_token;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
 };
