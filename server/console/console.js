@@ -223,6 +223,9 @@
     const first = status === "" || status === "unfinished" ? "unfinished" : "single";
     list.cursors = [{ phase: first, position: "" }];
     list.page = 0;
+    // Which filters the table shows (#trans-body's data-version), so that a
+    // reader can tell rows of these filters from rows of earlier ones.
+    list.version = (list.version || 0) + 1;
   }
 
   async function fetchPage(cursor) {
@@ -281,12 +284,14 @@
 
   async function refreshList() {
     const cursor = list.cursors[list.page];
+    const version = list.version;
     try {
       const page = await fetchPage(cursor);
       if (cursor !== list.cursors[list.page]) return;  // the user moved on
       list.next = page.next;
       list.shown = cursor;
       renderRows(page.rows);
+      $("trans-body").dataset.version = String(version);
       const where = cursor.phase === "rest" ? "finished" :
                     cursor.phase === "single" ? list.filters.status :
                     list.all ? "unfinished first" : "unfinished";
@@ -303,6 +308,7 @@
         $("trans-body").replaceChildren(el("tr", {}, el("td", { colSpan: 7, className: "empty" },
                                                         "Cannot list: " + e.message)));
         $("trans-caption").textContent = "Page " + (list.page + 1) + ": not loaded";
+        $("trans-body").dataset.version = String(version);
         $("page-next").disabled = true;
       }
     }

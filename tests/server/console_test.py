@@ -503,10 +503,15 @@ class ConsoleTest(unittest.TestCase):
         d.execute_script("document.getElementById('f-from').value = arguments[0];"
                          "document.getElementById('f-to').value = arguments[1];", start, end)
         Select(d.find_element(By.ID, "f-limit")).select_by_value(limit)
+        # A live refresh of the previous filters may land meanwhile: wait for
+        # rows of these filters (the page counts filter changes).
+        body = d.find_element(By.ID, "trans-body")
+        before = int(body.get_attribute("data-version") or 0)
         caption = d.find_element(By.ID, "trans-caption")
         d.execute_script("arguments[0].textContent = '';", caption)
         d.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
-        self.wait_for("the filtered list", lambda _: caption.text != "")
+        self.wait_for("the filtered list", lambda _: caption.text != "" and int(
+            body.get_attribute("data-version") or 0) > before)
 
     def screenshot(self, name):
         directory = ARGS.screenshots
