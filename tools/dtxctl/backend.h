@@ -30,7 +30,8 @@ class Backend {
   virtual Result<TransStats> Stats() = 0;
   // Makes an unfinished transaction due now.
   virtual Status RetryNow(const std::string& gid) = 0;
-  // Fails an unfinished transaction (its compensations or cancels run).
+  // Fails an unfinished transaction without calling any branch (dtm's
+  // forceStop).
   virtual Status ForceStop(const std::string& gid) = 0;
 };
 

@@ -372,7 +372,8 @@ int Main(int argc, char** argv) {
       app.add_subcommand("retry", "run an unfinished transaction now");
   retry->add_option("gid", gid, "the transaction's gid")->required();
   auto* force_stop = app.add_subcommand(
-      "force-stop", "fail an unfinished transaction (it rolls back)");
+      "force-stop",
+      "fail an unfinished transaction; no branch is called again");
   force_stop->add_option("gid", gid, "the transaction's gid")->required();
   auto* stats = app.add_subcommand(
       "stats", "counts by status, unfinished, due, oldest unfinished");

@@ -9,13 +9,23 @@ namespace dtx::dtxctl {
 
 using nlohmann::json;
 
-std::string LocalTime(TimePoint time) {
-  const std::time_t t = std::chrono::system_clock::to_time_t(time);
+std::string LocalTime(TimePoint time, bool millis) {
+  const auto since = time.time_since_epoch();
+  auto secs = std::chrono::floor<std::chrono::seconds>(since);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(since - secs)
+          .count();
+  const std::time_t t = static_cast<std::time_t>(secs.count());
   std::tm tm{};
   localtime_r(&t, &tm);
   char buf[64];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   std::string out = buf;
+  if (millis && ms != 0) {
+    char frac[16];
+    std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms));
+    out += frac;
+  }
   const long offset = tm.tm_gmtoff;
   if (offset == 0) return out + "Z";
   const long a = offset < 0 ? -offset : offset;
@@ -75,7 +85,7 @@ void Table::Print(std::ostream& out) const {
 namespace {
 
 json Time(const std::optional<TimePoint>& t) {
-  return t ? json(LocalTime(*t)) : json(nullptr);
+  return t ? json(LocalTime(*t, /*millis=*/true)) : json(nullptr);
 }
 
 }  // namespace
@@ -92,8 +102,8 @@ json TransJson(const GlobalTrans& t) {
   j["trans_type"] = std::string(ToString(t.trans_type));
   j["status"] = std::string(ToString(t.status));
   j["protocol"] = t.protocol;
-  j["create_time"] = LocalTime(t.create_time);
-  j["update_time"] = LocalTime(t.update_time);
+  j["create_time"] = LocalTime(t.create_time, true);
+  j["update_time"] = LocalTime(t.update_time, true);
   j["finish_time"] = Time(t.finish_time);
   j["rollback_time"] = Time(t.rollback_time);
   j["next_cron_interval"] = t.next_cron_interval.count();
@@ -113,8 +123,8 @@ json BranchJson(const Branch& b) {
   j["op"] = std::string(ToString(b.op));
   j["url"] = b.url;
   j["status"] = std::string(ToString(b.status));
-  j["create_time"] = LocalTime(b.create_time);
-  j["update_time"] = LocalTime(b.update_time);
+  j["create_time"] = LocalTime(b.create_time, true);
+  j["update_time"] = LocalTime(b.update_time, true);
   j["finish_time"] = Time(b.finish_time);
   j["rollback_time"] = Time(b.rollback_time);
   j["attempts"] = b.attempts;

@@ -18,8 +18,9 @@
 namespace dtx::dtxctl {
 
 // RFC 3339 in the local time zone, seconds precision:
-// "2026-12-02T10:11:12+01:00" ("Z" at offset 0).
-std::string LocalTime(TimePoint time);
+// "2026-12-02T10:11:12+01:00" ("Z" at offset 0); with `millis`, milliseconds
+// when not zero ("2026-12-02T10:11:12.345+01:00"), as dtx-server's JSON.
+std::string LocalTime(TimePoint time, bool millis = false);
 // "-" when unset.
 std::string LocalTime(const std::optional<TimePoint>& time);
 // A duration as an operator reads it: 45s, 3m12s, 2h05m, 3d04h; negative
