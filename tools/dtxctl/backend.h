@@ -56,6 +56,10 @@ struct JournalOptions {
 Result<std::unique_ptr<Backend>> OpenJournalBackend(
     const JournalOptions& options);
 
+// The journal back-end on an open journal (OpenJournalBackend's, or a
+// wrapper in a test); the back-end closes it.
+std::unique_ptr<Backend> MakeJournalBackend(std::unique_ptr<Journal> journal);
+
 }  // namespace dtx::dtxctl
 
 #endif  // DTX_TOOLS_DTXCTL_BACKEND_H_

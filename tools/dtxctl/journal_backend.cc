@@ -8,6 +8,7 @@
 #include "backend.h"
 
 #include <chrono>
+#include <memory>
 #include <utility>
 
 namespace dtx::dtxctl {
@@ -15,7 +16,7 @@ namespace {
 
 class JournalBackend final : public Backend {
  public:
-  explicit JournalBackend(std::unique_ptr<SqliteJournal> journal)
+  explicit JournalBackend(std::unique_ptr<Journal> journal)
       : journal_(std::move(journal)) {}
   ~JournalBackend() override { journal_->Close(); }
 
@@ -82,7 +83,7 @@ class JournalBackend final : public Backend {
     return found.trans.status;
   }
 
-  std::unique_ptr<SqliteJournal> journal_;
+  std::unique_ptr<Journal> journal_;
 };
 
 }  // namespace
@@ -103,7 +104,11 @@ Result<std::unique_ptr<Backend>> OpenJournalBackend(
     journal_options.create_if_missing = false;
     DTX_ASSIGN_OR_RETURN(journal, SqliteJournal::Open(journal_options));
   }
-  return std::unique_ptr<Backend>(new JournalBackend(std::move(journal)));
+  return MakeJournalBackend(std::move(journal));
+}
+
+std::unique_ptr<Backend> MakeJournalBackend(std::unique_ptr<Journal> journal) {
+  return std::make_unique<JournalBackend>(std::move(journal));
 }
 
 }  // namespace dtx::dtxctl
