@@ -9,8 +9,9 @@
 #      dtm-driver-kratos, Target discovery://<etcd>/dtmservice), calling the
 #      branches at discovery://<etcd>/trans/api.trans.v1.Trans/...
 #
-# then shows the service's log and each transaction's final status, and stops
-# everything it started.
+# then shows the service's log and each transaction's final status, lists the
+# journal with dtxctl (the operator's command line), and stops everything it
+# started.
 #
 #   scripts/quickstart.sh            # with etcd, as the seed's walkthrough
 #   scripts/quickstart.sh --direct   # direct mode (MicroService.Target empty)
@@ -33,7 +34,7 @@ bash scripts/setup.sh
 
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target kratos-trans kratos-app dtx-server
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target kratos-trans kratos-app dtx-server dtxctl
 
 work="$(mktemp -d)"
 service_pid=""
@@ -141,3 +142,13 @@ if [ -n "$server_pid" ]; then
   echo "== dtx-server's log"
   cat "$work/server.log"
 fi
+
+# The transactions as an operator sees them: dtxctl on the journal (the
+# embedded coordinator's, or dtx-server's in --server mode). It reads only,
+# and is safe beside a running coordinator.
+journal="$work/dtx.db"
+[ "$mode" = "server" ] && journal="$work/dtx-server.db"
+echo
+echo "== the journal, with dtxctl (removed when this script exits)"
+echo "\$ $BUILD_DIR/tools/dtxctl/dtxctl list --journal $journal"
+"$BUILD_DIR/tools/dtxctl/dtxctl" list --journal "$journal"

@@ -213,6 +213,32 @@ Status NotAJournal(const Db& db, std::string_view why) {
 
 }  // namespace
 
+Status CheckSchema(Db& db) {
+  DTX_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
+  DTX_ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version"));
+  if (app_id == kJournalApplicationId && version == kJournalSchemaVersion)
+    return Status::Ok();
+  if (app_id == 0 && version == 0) {
+    return NotAJournal(db, "is an empty database or not a dtx journal");
+  }
+  if (app_id != kJournalApplicationId) {
+    return NotAJournal(
+        db, "is a SQLite database of another application, not a dtx journal");
+  }
+  if (version > kJournalSchemaVersion) {
+    return NotAJournal(db, "was written by a newer dtx (schema version " +
+                               std::to_string(version) +
+                               ", this build knows up to " +
+                               std::to_string(kJournalSchemaVersion) + ")");
+  }
+  return NotAJournal(
+      db, "was written by an older dtx (schema version " +
+              std::to_string(version) + ", this build's is " +
+              std::to_string(kJournalSchemaVersion) +
+              "); a read-only open does not migrate it: open it once with "
+              "this version's dtx-server or application");
+}
+
 Status MigrateSchema(Db& db, Logger& logger) {
   // Cheap unlocked look first: an up-to-date journal is the common case and
   // must open even while another process holds the write lock.

@@ -23,6 +23,11 @@ inline constexpr int64_t kJournalSchemaVersion = 4;
 // not a dtx journal or is newer than this build.
 Status MigrateSchema(Db& db, Logger& logger);
 
+// Checks, without writing, that the database behind `db` is a dtx journal at
+// kJournalSchemaVersion (for a read-only open). kFailedPrecondition for an
+// empty database, another application's, an older or a newer journal.
+Status CheckSchema(Db& db);
+
 // The columns of trans_global in the order the journal reads them.
 extern const char* const kGlobalColumns;
 // The columns of trans_branch_op in the order the journal reads them.

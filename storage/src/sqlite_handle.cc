@@ -133,6 +133,9 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create,
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (create) flags |= SQLITE_OPEN_CREATE;
+  if (!create && access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+    return NotFoundError("journal: " + path + ": no such file");
+  }
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   if (rc != SQLITE_OK) {
     Status s = SqliteStatus(raw, rc, path, "open");

@@ -34,6 +34,12 @@ struct SqliteJournal::Impl {
   Result<std::unique_ptr<Db>> OpenStore();
   Status Configure(Db& db);
 
+  // Null writer: opened read-only.
+  Status ReadOnly() const {
+    return FailedPreconditionError("journal: " + options.path +
+                                   ": opened read-only");
+  }
+
   SqliteJournalOptions options;
   const Clock* clock;
   std::shared_ptr<Logger> logger;
@@ -43,8 +49,9 @@ struct SqliteJournal::Impl {
 
 Result<std::unique_ptr<Db>> SqliteJournal::Impl::OpenStore() {
   const int busy_ms = static_cast<int>(options.busy_timeout.count());
+  const bool create = options.create_if_missing && !options.read_only;
   DTX_ASSIGN_OR_RETURN(std::unique_ptr<Db> db,
-                       Db::Open(options.path, /*create=*/true, busy_ms));
+                       Db::Open(options.path, create, busy_ms));
   // The first statement reads the header: a file that is not a database fails
   // here with kDataLoss.
   DTX_ASSIGN_OR_RETURN(int64_t ignored, db->QueryInt("PRAGMA schema_version"));
@@ -59,6 +66,11 @@ Result<std::unique_ptr<Db>> SqliteJournal::Impl::OpenStore() {
       return DataLossError("journal: " + options.path +
                            ": quick_check: " + verdict);
     }
+  }
+  if (options.read_only) {
+    DTX_RETURN_IF_ERROR(internal::CheckSchema(*db));
+    DTX_RETURN_IF_ERROR(db->Exec("PRAGMA query_only = 1"));
+    return db;
   }
   DTX_RETURN_IF_ERROR(Configure(*db));
   DTX_RETURN_IF_ERROR(internal::MigrateSchema(*db, *logger));
@@ -131,6 +143,13 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
     return InvalidArgumentError("journal: path is empty");
   auto impl = std::make_unique<Impl>(std::move(options));
   DTX_ASSIGN_OR_RETURN(std::unique_ptr<Db> db, impl->OpenStore());
+  if (impl->options.read_only) {
+    // No writer thread; reads open their own connections.
+    db.reset();
+    DTX_LOG(impl->logger, LogLevel::kInfo,
+            "journal: opened " << impl->options.path << " read-only");
+    return std::unique_ptr<SqliteJournal>(new SqliteJournal(std::move(impl)));
+  }
   internal::JournalWriter::Options writer_options;
   writer_options.max_batch_writes = impl->options.max_batch_writes;
   writer_options.clock = impl->clock;
@@ -146,6 +165,7 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
 
 void SqliteJournal::SaveNew(GlobalTrans trans, std::vector<Branch> branches,
                             WriteDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(internal::MakeSaveNew(
       std::move(trans), std::move(branches), std::move(done)));
 }
@@ -153,11 +173,13 @@ void SqliteJournal::SaveNew(GlobalTrans trans, std::vector<Branch> branches,
 void SqliteJournal::AppendBranches(std::string gid, TransStatus expected,
                                    std::vector<Branch> branches,
                                    WriteDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(internal::MakeAppendBranches(
       std::move(gid), expected, std::move(branches), std::move(done)));
 }
 
 void SqliteJournal::ChangeStatus(StatusChange change, WriteDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(
       internal::MakeChangeStatus(std::move(change), std::move(done)));
 }
@@ -166,26 +188,31 @@ void SqliteJournal::UpdateBranches(std::string gid,
                                    std::optional<TransStatus> expected,
                                    std::vector<BranchUpdate> updates,
                                    WriteDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(internal::MakeUpdateBranches(
       std::move(gid), expected, std::move(updates), std::move(done)));
 }
 
 void SqliteJournal::TouchCron(CronUpdate update, WriteDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(
       internal::MakeTouchCron(std::move(update), std::move(done)));
 }
 
 void SqliteJournal::MakeDue(std::string gid, TimePoint now, WriteDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(
       internal::MakeMakeDue(std::move(gid), now, std::move(done)));
 }
 
 void SqliteJournal::Claim(ClaimRequest request, ClaimDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(
       internal::MakeClaim(std::move(request), std::move(done)));
 }
 
 void SqliteJournal::Flush(WriteDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(internal::MakeFlush(std::move(done)));
 }
 
@@ -416,11 +443,12 @@ Result<std::string> SqliteJournal::ExplainDueQuery() {
 }
 
 void SqliteJournal::Close() {
-  impl_->writer->Close();
+  if (impl_->writer) impl_->writer->Close();
   impl_->readers.Close();
 }
 
 SqliteJournal::Stats SqliteJournal::stats() const {
+  if (!impl_->writer) return {};
   const internal::JournalWriter::Stats s = impl_->writer->stats();
   return Stats{s.writes, s.commits};
 }

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <unistd.h>
 
 namespace dtx::testing {
 namespace {
@@ -53,6 +54,14 @@ Status Save(Journal& j, const GlobalTrans& t, std::vector<Branch> b = {}) {
   return WaitForWrite(
       [&](WriteDone done) { j.SaveNew(t, std::move(b), std::move(done)); });
 }
+
+// Just the header fields of a schema version 1 journal: enough for an open
+// to see that it is older than this build.
+constexpr char kSchemaV1ForReadOnly[] = R"sql(
+CREATE TABLE trans_global (id INTEGER PRIMARY KEY, gid TEXT NOT NULL UNIQUE);
+PRAGMA user_version = 1;
+PRAGMA application_id = 1685354545;
+)sql";
 
 class SqliteJournalTest : public ::testing::Test {
  protected:
@@ -244,6 +253,75 @@ TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
             0);
   // Opening again does not migrate twice.
   EXPECT_NE(Open(Options()), nullptr);
+}
+
+TEST_F(SqliteJournalTest, ReadOnlyOpenReadsAndRefusesEveryWrite) {
+  auto writer = Open(Options());
+  ASSERT_OK(Save(*writer, Trans("ro-1", clock_)));
+  SqliteJournalOptions ro = Options();
+  ro.read_only = true;
+  // Beside the open writer, as dtxctl beside a running coordinator.
+  auto reader = Open(ro);
+  ASSERT_NE(reader, nullptr);
+  auto found = reader->Find("ro-1");
+  ASSERT_OK(found);
+  EXPECT_EQ(found->trans.status, TransStatus::kSubmitted);
+  EXPECT_OK(reader->CountByStatus());
+  StatusChange change;
+  change.gid = "ro-1";
+  change.from = TransStatus::kSubmitted;
+  change.to = TransStatus::kFailed;
+  Status s = WaitForWrite(
+      [&](WriteDone done) { reader->ChangeStatus(change, std::move(done)); });
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("read-only"));
+  s = WaitForWrite([&](WriteDone done) {
+    reader->MakeDue("ro-1", clock_.Now(), std::move(done));
+  });
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+  auto claimed = WaitForClaim(*reader, ClaimRequest{});
+  EXPECT_EQ(claimed.status().code(), StatusCode::kFailedPrecondition);
+  // What the writer writes next is visible to the reader.
+  ASSERT_OK(Save(*writer, Trans("ro-2", clock_)));
+  EXPECT_OK(reader->Find("ro-2"));
+  EXPECT_EQ(writer->Find("ro-1")->trans.status, TransStatus::kSubmitted);
+}
+
+TEST_F(SqliteJournalTest, ReadOnlyOpenNeverCreatesAMissingFile) {
+  SqliteJournalOptions ro = Options();
+  ro.path = dir_.File("missing.db");
+  ro.read_only = true;
+  auto j = SqliteJournal::Open(ro);
+  EXPECT_EQ(j.status().code(), StatusCode::kNotFound) << j.status();
+  EXPECT_THAT(std::string(j.status().message()),
+              ::testing::HasSubstr("no such file"));
+  EXPECT_NE(access(ro.path.c_str(), F_OK), 0);
+  // Nor does a writable open told not to create.
+  SqliteJournalOptions rw = Options();
+  rw.path = ro.path;
+  rw.create_if_missing = false;
+  j = SqliteJournal::Open(rw);
+  EXPECT_EQ(j.status().code(), StatusCode::kNotFound) << j.status();
+  EXPECT_NE(access(ro.path.c_str(), F_OK), 0);
+}
+
+TEST_F(SqliteJournalTest, ReadOnlyOpenNeverMigratesAnOlderJournal) {
+  const std::string path = dir_.File("journal.db");
+  RawExec(path, kSchemaV1ForReadOnly);
+  SqliteJournalOptions ro = Options();
+  ro.read_only = true;
+  auto j = SqliteJournal::Open(ro);
+  EXPECT_EQ(j.status().code(), StatusCode::kFailedPrecondition) << j.status();
+  EXPECT_THAT(std::string(j.status().message()),
+              ::testing::HasSubstr("older dtx"));
+  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 1);
+  // An empty database is not a journal either, and stays empty.
+  const std::string empty = dir_.File("empty.db");
+  RawExec(empty, "PRAGMA user_version = 0");
+  ro.path = empty;
+  j = SqliteJournal::Open(ro);
+  EXPECT_EQ(j.status().code(), StatusCode::kFailedPrecondition) << j.status();
+  EXPECT_EQ(RawInt(empty, "SELECT COUNT(*) FROM sqlite_schema"), 0);
 }
 
 // A journal written by schema version 1 (branch rows keyed by gid), as that

@@ -76,6 +76,18 @@ struct DTX_SQLITE_EXPORT SqliteJournalOptions {
   // from this clock. Borrowed; must outlive the journal. Null: SystemClock().
   const Clock* clock = nullptr;
 
+  // Opens an existing journal for reading only, for tools beside a running
+  // coordinator: never creates the file (kNotFound when it is missing),
+  // never migrates it (kFailedPrecondition for an older or newer schema),
+  // never changes its journal mode, and every write fails with
+  // kFailedPrecondition. Reads run as with a writable journal (WAL lets them
+  // run beside another process's writer).
+  bool read_only = false;
+
+  // When false, Open fails with kNotFound instead of creating a missing
+  // file (a tool that must not leave an empty journal behind a typo).
+  bool create_if_missing = true;
+
   // Null: no logging.
   std::shared_ptr<Logger> logger;
 
