@@ -28,7 +28,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -119,10 +118,10 @@ Figures RunBare(dtx::test::Busi::Stub& stub, const std::string& payload,
   });
 }
 
-// The generated stub's blocking call from `inflight` threads, each waiting
-// for its own reply: the caller's thread takes the completion itself.
-Figures RunSync(dtx::test::Busi::Stub& stub, const std::string& payload,
-                int inflight, double seconds) {
+// `inflight` threads, each making blocking calls (`call()`, true on
+// success) one after another for `seconds`.
+template <typename Call>
+Figures BlockingLoop(int inflight, double seconds, Call call) {
   std::atomic<bool> stop{false};
   std::vector<Figures> per(static_cast<std::size_t>(inflight));
   std::vector<std::thread> threads;
@@ -130,19 +129,8 @@ Figures RunSync(dtx::test::Busi::Stub& stub, const std::string& payload,
   for (auto& f : per) {
     threads.emplace_back([&, &f = f] {
       while (!stop.load(std::memory_order_relaxed)) {
-        grpc::ClientContext context;
-        dtx::test::Payload request;
-        dtx::test::Payload reply;
-        request.set_data(payload);
-        context.set_deadline(std::chrono::system_clock::now() +
-                             std::chrono::seconds(3));
-        context.AddMetadata("dtm-gid", "bench-gid-0123456789ab");
-        context.AddMetadata("dtm-trans_type", "saga");
-        context.AddMetadata("dtm-branch_id", "01");
-        context.AddMetadata("dtm-op", "action");
-        context.AddMetadata("dtm-dtm", "");
         const auto started = SteadyClock::now();
-        if (!stub.Echo(&context, request, &reply).ok()) {
+        if (!call()) {
           std::fprintf(stderr, "call failed\n");
           std::exit(1);
         }
@@ -164,50 +152,41 @@ Figures RunSync(dtx::test::Busi::Stub& stub, const std::string& payload,
   return total;
 }
 
-// GrpcBranchClient::Call from `inflight` threads, each blocking until its
-// callback has run (the client API's TCC try and msg check-back do this).
+// The generated stub's blocking call: the caller's thread takes the
+// completion itself.
+Figures RunSync(dtx::test::Busi::Stub& stub, const std::string& payload,
+                int inflight, double seconds) {
+  return BlockingLoop(inflight, seconds, [&] {
+    grpc::ClientContext context;
+    dtx::test::Payload request;
+    dtx::test::Payload reply;
+    request.set_data(payload);
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(3));
+    context.AddMetadata("dtm-gid", "bench-gid-0123456789ab");
+    context.AddMetadata("dtm-trans_type", "saga");
+    context.AddMetadata("dtm-branch_id", "01");
+    context.AddMetadata("dtm-op", "action");
+    context.AddMetadata("dtm-dtm", "");
+    return stub.Echo(&context, request, &reply).ok();
+  });
+}
+
+// GrpcBranchClient's blocking form (CallAndWait), which the client API's TCC
+// try and msg check-back use.
 Figures RunDtxWaited(GrpcBranchClient& client, const std::string& url,
                      const std::string& serialized, int inflight,
                      double seconds) {
-  std::atomic<bool> stop{false};
-  std::vector<Figures> per(static_cast<std::size_t>(inflight));
-  std::vector<std::thread> threads;
-  const auto begin = SteadyClock::now();
-  for (auto& f : per) {
-    threads.emplace_back([&, &f = f] {
-      while (!stop.load(std::memory_order_relaxed)) {
-        BranchRequest r;
-        r.url = url;
-        r.payload = serialized;
-        r.info.gid = "bench-gid-0123456789ab";
-        r.info.trans_type = TransType::kSaga;
-        r.info.branch_id = "01";
-        r.info.op = BranchOp::kAction;
-        const auto started = SteadyClock::now();
-        std::promise<bool> done;
-        client.Call(std::move(r), nullptr, [&done](BranchResult res) {
-          done.set_value(res.outcome == BranchOutcome::kSuccess);
-        });
-        if (!done.get_future().get()) {
-          std::fprintf(stderr, "call failed\n");
-          std::exit(1);
-        }
-        f.latencies.Add(SteadyClock::now() - started);
-        ++f.calls;
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& t : threads) t.join();
-  Figures total;
-  total.seconds =
-      std::chrono::duration<double>(SteadyClock::now() - begin).count();
-  for (auto& f : per) {
-    total.calls += f.calls;
-    total.latencies.Merge(f.latencies);
-  }
-  return total;
+  return BlockingLoop(inflight, seconds, [&] {
+    BranchRequest r;
+    r.url = url;
+    r.payload = serialized;
+    r.info.gid = "bench-gid-0123456789ab";
+    r.info.trans_type = TransType::kSaga;
+    r.info.branch_id = "01";
+    r.info.op = BranchOp::kAction;
+    return CallAndWait(client, std::move(r)).outcome == BranchOutcome::kSuccess;
+  });
 }
 
 Figures RunDtx(GrpcBranchClient& client, const std::string& url,
