@@ -38,37 +38,18 @@ import sys
 import tempfile
 import unittest
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+import prereq  # noqa: E402  (tests/testing/prereq.py)
+
 REEXEC_GUARD = "DTX_METRICS_TEST_REEXEC"
-# Where Debian's python3-prometheus-client lives when `python3` on PATH is
-# another Python (pyenv, a venv).
-SYSTEM_PYTHONS = ("/usr/bin/python3",)
-
-
-def _in_ci():
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(why):
-    """Skips (exit 77), or fails under CI, when a prerequisite is missing."""
-    if _in_ci():
-        sys.stderr.write("metrics_format_test: FAILED under CI=true: %s\n" % why)
-        sys.exit(1)
-    sys.stderr.write("metrics_format_test: SKIPPED: %s\n" % why)
-    sys.exit(SKIP)
 
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
 except ImportError as import_error:
-    if not os.environ.get(REEXEC_GUARD):
-        for candidate in SYSTEM_PYTHONS:
-            if (os.path.exists(candidate) and
-                    os.path.realpath(candidate) != os.path.realpath(sys.executable)):
-                os.environ[REEXEC_GUARD] = "1"
-                os.execv(candidate, [candidate] + sys.argv)
-    _unavailable("the Python module prometheus_client is needed "
-                 "(Debian: python3-prometheus-client): %s" % import_error)
+    prereq.reexec_with_system_python(REEXEC_GUARD)
+    prereq.unavailable("metrics_format_test", "the Python module prometheus_client is needed "
+                                              "(Debian: python3-prometheus-client): %s" % import_error)
 
 # The text format 0.0.4's grammar
 # (https://prometheus.io/docs/instrumenting/exposition_formats/).

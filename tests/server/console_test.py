@@ -46,24 +46,10 @@ import urllib.parse
 import urllib.request
 from concurrent import futures
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+import prereq  # noqa: E402  (tests/testing/prereq.py)
+
 REEXEC_GUARD = "DTX_CONSOLE_TEST_REEXEC"
-# Where Debian's python3-selenium and python3-grpcio live when `python3` on
-# PATH is another Python.
-SYSTEM_PYTHONS = ("/usr/bin/python3",)
-
-
-def _in_ci():
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(why):
-    """Skips (exit 77), or fails under CI, when a prerequisite is missing."""
-    if _in_ci():
-        sys.stderr.write("console_test: FAILED under CI=true: %s\n" % why)
-        sys.exit(1)
-    sys.stderr.write("console_test: SKIPPED: %s\n" % why)
-    sys.exit(SKIP)
 
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
@@ -79,15 +65,10 @@ try:
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError as import_error:
-    if not os.environ.get(REEXEC_GUARD):
-        for candidate in SYSTEM_PYTHONS:
-            if (os.path.exists(candidate) and
-                    os.path.realpath(candidate) != os.path.realpath(sys.executable)):
-                os.environ[REEXEC_GUARD] = "1"
-                os.execv(candidate, [candidate] + sys.argv)
-    _unavailable("Python modules grpc, google.protobuf and selenium are needed "
-                 "(Debian: python3-grpcio python3-protobuf python3-selenium): %s"
-                 % import_error)
+    prereq.reexec_with_system_python(REEXEC_GUARD)
+    prereq.unavailable("console_test", "Python modules grpc, google.protobuf and selenium are needed "
+                                       "(Debian: python3-grpcio python3-protobuf python3-selenium): %s"
+                                       % import_error)
 
 RPC_TIMEOUT_S = 20.0
 START_TIMEOUT_S = 30.0
@@ -111,7 +92,7 @@ class Generated(object):
     def __init__(self, proto_dir, out_dir):
         protoc = shutil.which("protoc")
         if not protoc:
-            _unavailable("protoc is needed (Debian: protobuf-compiler)")
+            prereq.unavailable("console_test", "protoc is needed (Debian: protobuf-compiler)")
         includes = ["-I" + proto_dir]
         if os.path.exists("/usr/include/google/protobuf/empty.proto"):
             includes.append("-I/usr/include")
@@ -373,8 +354,8 @@ class ConsoleTest(unittest.TestCase):
         chromedriver = shutil.which("chromedriver") or (
             "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
         if not chromium or not chromedriver:
-            _unavailable("chromium and chromedriver are needed (Debian: chromium "
-                         "chromium-driver)")
+            prereq.unavailable("console_test", "chromium and chromedriver are needed (Debian: chromium "
+                                               "chromium-driver)")
         options = webdriver.ChromeOptions()
         options.binary_location = chromium
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
@@ -688,7 +669,7 @@ class ConsoleTest(unittest.TestCase):
         try:
             from prometheus_client.parser import text_string_to_metric_families
         except ImportError as error:
-            if _in_ci():
+            if prereq.in_ci():
                 self.fail("prometheus_client is needed under CI=true "
                           "(Debian: python3-prometheus-client): %s" % error)
             self.skipTest("no prometheus_client (Debian: python3-prometheus-client)")
@@ -769,8 +750,8 @@ def main():
     ARGS.screenshots = os.path.abspath(ARGS.screenshots)
     if not shutil.which("chromium") or not (shutil.which("chromedriver") or
                                             os.path.exists("/usr/bin/chromedriver")):
-        _unavailable("chromium and chromedriver are needed (Debian: chromium "
-                     "chromium-driver)")
+        prereq.unavailable("console_test", "chromium and chromedriver are needed (Debian: chromium "
+                                           "chromium-driver)")
 
     out_dir = tempfile.mkdtemp(prefix="dtx-console-proto-py-")
     try:

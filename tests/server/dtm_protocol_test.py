@@ -37,23 +37,10 @@ import time
 import unittest
 from concurrent import futures
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+import prereq  # noqa: E402  (tests/testing/prereq.py)
+
 REEXEC_GUARD = "DTX_PROTOCOL_TEST_REEXEC"
-# Where Debian's python3-grpcio lives when `python3` on PATH is another Python.
-SYSTEM_PYTHONS = ("/usr/bin/python3",)
-
-
-def _in_ci():
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(why):
-    """Skips (exit 77), or fails under CI, when a prerequisite is missing."""
-    if _in_ci():
-        sys.stderr.write("dtm_protocol_test: FAILED under CI=true: %s\n" % why)
-        sys.exit(1)
-    sys.stderr.write("dtm_protocol_test: SKIPPED: %s\n" % why)
-    sys.exit(SKIP)
 
 
 # gRPC's fork handlers are not needed (subprocesses exec at once) and only warn.
@@ -64,14 +51,9 @@ try:
 except ImportError as import_error:
     # `python3` may be a Python without Debian's modules (pyenv, venv): try the
     # system one once before giving up.
-    if not os.environ.get(REEXEC_GUARD):
-        for candidate in SYSTEM_PYTHONS:
-            if (os.path.exists(candidate) and
-                    os.path.realpath(candidate) != os.path.realpath(sys.executable)):
-                os.environ[REEXEC_GUARD] = "1"
-                os.execv(candidate, [candidate] + sys.argv)
-    _unavailable("Python modules grpc and google.protobuf are needed "
-                 "(Debian: python3-grpcio python3-protobuf): %s" % import_error)
+    prereq.reexec_with_system_python(REEXEC_GUARD)
+    prereq.unavailable("dtm_protocol_test", "Python modules grpc and google.protobuf are needed "
+                                            "(Debian: python3-grpcio python3-protobuf): %s" % import_error)
 
 RPC_TIMEOUT_S = 20.0       # every call to dtx-server or the branch service
 START_TIMEOUT_S = 30.0     # until dtx-server prints its address
@@ -93,7 +75,7 @@ class Generated(object):
     def __init__(self, proto_dir, out_dir):
         protoc = shutil.which("protoc")
         if not protoc:
-            _unavailable("protoc is needed (Debian: protobuf-compiler)")
+            prereq.unavailable("dtm_protocol_test", "protoc is needed (Debian: protobuf-compiler)")
         includes = ["-I" + proto_dir]
         if os.path.exists("/usr/include/google/protobuf/empty.proto"):
             includes.append("-I/usr/include")
