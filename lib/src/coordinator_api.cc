@@ -92,10 +92,24 @@ Result<const TransProcessor*> ProcessorOf(TransType type) {
 }
 
 // What every request that names a transaction checks first.
+// dtm's protocols that this version calls branches with. dtm's "json-rpc"
+// (branch calls as JSON-RPC 2.0 requests) is not one of them yet.
+Status ValidateProtocol(std::string_view protocol) {
+  if (protocol.empty() || protocol == "grpc" || protocol == "http")
+    return Status::Ok();
+  if (protocol == "json-rpc") {
+    return InvalidArgumentError(
+        "protocol 'json-rpc' is not supported yet (use 'http' or 'grpc')");
+  }
+  return InvalidArgumentError("unknown protocol '" + std::string(protocol) +
+                              "' (want 'grpc' or 'http')");
+}
+
 Result<const TransProcessor*> Admit(Engine& c, const TransRequest& req) {
   DTX_RETURN_IF_ERROR(c.CheckOpen());
   DTX_RETURN_IF_ERROR(ValidateGid(req.gid));
   DTX_RETURN_IF_ERROR(ValidateOptions(req.options));
+  DTX_RETURN_IF_ERROR(ValidateProtocol(req.protocol));
   return ProcessorOf(req.trans_type);
 }
 
@@ -109,6 +123,7 @@ GlobalTrans NewGlobal(Engine& c, const TransProcessor& p,
   t.options = internal::EncodeOptions(req.options);
   t.custom_data = req.custom_data;
   t.query_prepared = req.query_prepared;
+  t.protocol = req.protocol.empty() ? "grpc" : req.protocol;
   t.create_time = c.clock->Now();
   t.next_cron_interval = c.BaseInterval(req.options);
   if (status == TransStatus::kPrepared) {

@@ -379,5 +379,32 @@ TEST_F(SagaTest, BadRequestsAreRefusedAndWriteNothing) {
   }
 }
 
+TEST_F(SagaTest, ProtocolIsStoredAndUnknownOnesAreRefused) {
+  TransRequest req;
+  req.trans_type = TransType::kSaga;
+  req.steps.push_back({"", ""});
+  req.options.wait_result = true;
+  for (const auto& [gid, protocol] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"proto-default", ""},
+           {"proto-grpc", "grpc"},
+           {"proto-http", "http"}}) {
+    req.gid = gid;
+    req.protocol = protocol;
+    ASSERT_OK(dtm_->Submit(req));
+    ASSERT_OK_AND_ASSIGN(TransWithBranches t, dtm_->Query(gid));
+    EXPECT_EQ(t.trans.protocol, protocol.empty() ? "grpc" : protocol);
+  }
+  for (const auto& [gid, protocol] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"proto-jsonrpc", "json-rpc"}, {"proto-bad", "smtp"}}) {
+    req.gid = gid;
+    req.protocol = protocol;
+    EXPECT_THAT(dtm_->Submit(req),
+                StatusIs(StatusCode::kInvalidArgument, protocol));
+    EXPECT_THAT(dtm_->Query(gid), StatusIs(StatusCode::kNotFound));
+  }
+}
+
 }  // namespace
 }  // namespace dtx::testing

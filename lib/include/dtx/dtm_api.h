@@ -74,6 +74,11 @@ struct TransRequest {
   std::vector<std::string> payloads;  // one per step
   std::string query_prepared;         // msg check-back URL
   std::string rollback_reason;        // tcc Abort
+  // dtm's protocol of the transaction: "grpc" (also when empty) or "http".
+  // It decides how registry URLs (discovery://, etcd://) are called; http://
+  // and https:// URLs are HTTP calls whatever it says. dtm's HTTP API sets
+  // "http"; its gRPC API has no such field and means "grpc".
+  std::string protocol;
 };
 
 // A TCC branch (dtm's DtmBranchRequest).
