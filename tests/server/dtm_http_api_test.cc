@@ -234,6 +234,14 @@ TEST_F(DtmHttpApiTest, TccAbortCancelsWithTheRollbackReason) {
                                     {"cancel", Url("Cancel")}})
                 .status,
             200);
+  // The same branch again: not idempotent, as in dtm.
+  HttpTestResponse twice = Post("registerBranch", {{"gid", "tcc-abort"},
+                                                   {"trans_type", "tcc"},
+                                                   {"branch_id", "01"},
+                                                   {"confirm", Url("Confirm")},
+                                                   {"cancel", Url("Cancel")}});
+  EXPECT_EQ(twice.status, 500) << twice.body;
+  EXPECT_THAT(twice.body, HasSubstr("already exists"));
   json abort = Tcc("tcc-abort");
   abort["rollback_reason"] = "try of 02 failed";
   abort["wait_result"] = true;
