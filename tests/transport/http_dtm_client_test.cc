@@ -7,13 +7,19 @@
 #include "dtx/transport/http_dtm_client.h"
 
 #include "dtx/clock.h"
+#include "dtx/transport/dtm_http_json.h"
+#include "dtx/transport/http_server.h"
 
 #include "status_matchers.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace dtx {
 namespace {
@@ -161,6 +167,105 @@ TEST(HttpDtmClientTest, WithoutABranchClientItsCallsSayWhatToSet) {
   EXPECT_EQ(r.outcome, BranchOutcome::kTransient);
   EXPECT_THAT(r.status, StatusIs(StatusCode::kFailedPrecondition,
                                  "HttpDtmClientOptions::branch_client"));
+}
+
+TEST(HttpDtmClientTest, SendsDtmclisRequestsAndReadsTheAnswers) {
+  // A server that answers as dtm does and records what it got.
+  std::mutex mu;
+  std::vector<HttpRequest> got;
+  HttpServerOptions server_options;
+  server_options.host = "127.0.0.1";
+  server_options.port = 0;
+  auto server =
+      HttpServer::Start(server_options, [&](HttpRequest req, HttpResponder r) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          got.push_back(req);
+        }
+        if (req.path == "/api/dtmsvr/newGid") {
+          return r.Respond(HttpResponse::Json(
+              200, R"({"gid":"g-new","dtm_result":"SUCCESS"})"));
+        }
+        if (req.path == "/api/dtmsvr/abort") {
+          return r.Respond(HttpResponse::Json(
+              409, R"({"dtm_result":"FAILURE","message":"cannot abort"})"));
+        }
+        r.Respond(HttpResponse::Json(200, R"({"dtm_result":"SUCCESS"})"));
+      });
+  ASSERT_OK(server);
+  HttpDtmClientOptions options;
+  options.address = "http://" + (*server)->address() + "/api/dtmsvr";
+  ASSERT_OK_AND_ASSIGN(auto dtm, HttpDtmClient::Create(options));
+  ASSERT_OK_AND_ASSIGN(std::string gid, dtm->NewGid());
+  EXPECT_EQ(gid, "g-new");
+  TransRequest saga;
+  saga.gid = "g1";
+  saga.steps = {{"http://b/a", "http://b/c"}};
+  saga.payloads = {R"({"amount":30})"};
+  EXPECT_OK(dtm->Submit(saga));
+  TransRequest tcc;
+  tcc.gid = "t1";
+  tcc.trans_type = TransType::kTcc;
+  EXPECT_THAT(dtm->Abort(tcc), StatusIs(StatusCode::kAborted, "cannot abort"));
+  BranchRegistration b;
+  b.gid = "t1";
+  b.branch_id = "01";
+  b.confirm_url = "http://b/confirm";
+  EXPECT_OK(dtm->RegisterBranch(b));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0].method, "GET");
+  EXPECT_EQ(got[1].method, "POST");
+  EXPECT_EQ(got[1].path, "/api/dtmsvr/submit");
+  EXPECT_EQ(got[1].Header("Content-Type").value_or(""), "application/json");
+  ASSERT_OK_AND_ASSIGN(TransRequest sent, DecodeDtmTransJson(got[1].body));
+  EXPECT_EQ(sent.payloads, saga.payloads);
+  // DtmApi's empty protocol is gRPC's.
+  EXPECT_EQ(sent.protocol, "grpc");
+  EXPECT_EQ(got[2].path, "/api/dtmsvr/abort");
+  EXPECT_EQ(got[3].path, "/api/dtmsvr/registerBranch");
+  ASSERT_OK_AND_ASSIGN(BranchRegistration reg,
+                       DecodeDtmBranchJson(got[3].body));
+  EXPECT_EQ(reg.confirm_url, "http://b/confirm");
+}
+
+TEST(HttpDtmClientTest, DestroyingItAnswersRequestsInFlight) {
+  // A server that never answers.
+  std::mutex mu;
+  std::vector<HttpResponder> pending;
+  HttpServerOptions server_options;
+  server_options.host = "127.0.0.1";
+  server_options.port = 0;
+  auto server =
+      HttpServer::Start(server_options, [&](HttpRequest, HttpResponder r) {
+        std::lock_guard<std::mutex> lock(mu);
+        pending.push_back(std::move(r));
+      });
+  ASSERT_OK(server);
+  HttpDtmClientOptions options;
+  options.address = "http://" + (*server)->address() + "/api/dtmsvr";
+  ASSERT_OK_AND_ASSIGN(auto dtm, HttpDtmClient::Create(options));
+  std::promise<Status> answered;
+  TransRequest saga;
+  saga.gid = "g";
+  saga.steps = {{"http://b/a", ""}};
+  saga.options.wait_result = true;
+  dtm->SubmitAsync(saga, [&](Status s) { answered.set_value(s); });
+  // Wait until the server holds the request, then drop the client.
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!pending.empty()) break;
+    }
+    std::this_thread::yield();
+  }
+  dtm.reset();
+  auto done = answered.get_future();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+      << "the destructor returned before the callback ran";
+  EXPECT_THAT(done.get(), StatusIs(StatusCode::kUnavailable, "shutting down"));
+  std::lock_guard<std::mutex> lock(mu);
+  pending.clear();
 }
 
 }  // namespace

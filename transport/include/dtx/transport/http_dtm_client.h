@@ -9,9 +9,8 @@
 //
 // Requests are dtmcli's (dtx/transport/dtm_http_json.h): GET newGid, POST
 // prepare, submit, abort and registerBranch with dtmcli's JSON bodies, GET
-// query?gid= for Query. Answers are read as dtmcli reads them (409 or a
-// body saying FAILURE is kAborted, 425 kFailedPrecondition; the rest in
-// DtmStatusFromHttp).
+// query?gid= for Query. Answers are read with DtmStatusFromHttp (409, or a
+// 200 with "dtm_result":"FAILURE", is kAborted; 425 kFailedPrecondition).
 //
 // What differs from GrpcDtmClient:
 // - Payloads travel as JSON strings, as dtm's HTTP API defines them, so they
