@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <future>
 #include <set>
 #include <string>
 #include <thread>
@@ -166,6 +167,31 @@ TEST_F(DtmHttpApiTest, SagaFailureIs409AndOngoingIs425) {
   EXPECT_EQ(ongoing.status, 425) << ongoing.body;
   EXPECT_EQ(Body(ongoing)["dtm_result"], "ONGOING");
   EXPECT_EQ(Query("saga-ongoing")["transaction"]["status"], "submitted");
+}
+
+// A WaitResult submit holds its answer, not the server's io thread (one,
+// by default): other requests are served while its branch is in progress.
+TEST_F(DtmHttpApiTest, AWaitingSubmitDoesNotHoldUpOtherRequests) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  busi_->SetHandler("/busi.Busi/TransOut", [released](const ReceivedCall&) {
+    released.wait();
+    return TestReply::Ok();
+  });
+  std::future<HttpTestResponse> submit = std::async(std::launch::async, [this] {
+    return Post("submit", Saga("held", true));
+  });
+  while (busi_->CallCount("/busi.Busi/TransOut") == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // The saga is in its first step and its submit unanswered.
+  EXPECT_EQ(Request("GET", "/api/dtmsvr/newGid").status, 200);
+  EXPECT_EQ(Post("submit", Saga("other", false)).status, 200);
+  EXPECT_EQ(Query("held")["transaction"]["status"], "submitted");
+  release.set_value();
+  HttpTestResponse r = submit.get();
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Query("held")["transaction"]["status"], "succeed");
 }
 
 TEST_F(DtmHttpApiTest, SagaWithoutWaitResultIsAnsweredOnceDurable) {
