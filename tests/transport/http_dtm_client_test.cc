@@ -190,8 +190,8 @@ TEST(HttpDtmClientTest, WithoutABranchClientItCallsHttpBranchesItself) {
     EXPECT_EQ(got[0].body, R"({"amount":30})");
   }
   // gRPC URLs need a branch client that speaks gRPC (options.branch_client).
-  EXPECT_THAT(dtm->branch_client().ValidateUrl(
-                  "127.0.0.1:9/pkg.Svc/Method", kProtocolGrpc),
+  EXPECT_THAT(dtm->branch_client().ValidateUrl("127.0.0.1:9/pkg.Svc/Method",
+                                               kProtocolGrpc),
               StatusIs(StatusCode::kInvalidArgument));
 }
 
