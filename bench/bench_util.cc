@@ -98,13 +98,15 @@ testing::Subprocess StartChild(const std::vector<std::string>& argv) {
   return std::move(child).value();
 }
 
-int ReadPort(testing::Subprocess& child) {
+int ReadPort(testing::Subprocess& child, const std::string& name) {
   const std::string line = child.ReadLine().value_or("");
-  if (line.rfind("port ", 0) != 0) {
-    std::fprintf(stderr, "child did not report its port: '%s'\n", line.c_str());
+  const std::string prefix = name + " ";
+  if (line.rfind(prefix, 0) != 0) {
+    std::fprintf(stderr, "child did not report its %s: '%s'\n", name.c_str(),
+                 line.c_str());
     std::exit(1);
   }
-  return std::stoi(line.substr(5));
+  return std::stoi(line.substr(prefix.size()));
 }
 
 void PrintResult(const std::string& name, double value, double baseline) {

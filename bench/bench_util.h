@@ -67,9 +67,9 @@ std::string FreshDir();
 // and stdout on pipes; exits the benchmark when it cannot. The child is
 // killed when the Subprocess goes, unless it was waited for.
 testing::Subprocess StartChild(const std::vector<std::string>& argv);
-// The n of the child's next line, "port <n>"; exits the benchmark when the
-// line is something else or does not come.
-int ReadPort(testing::Subprocess& child);
+// The n of the child's next line, "<name> <n>" ("port 4000"); exits the
+// benchmark when the line is something else or does not come.
+int ReadPort(testing::Subprocess& child, const std::string& name = "port");
 
 // GET `target` from 127.0.0.1:`port` on a new connection (Connection:
 // close) and read the whole answer; the status code, or 0 when the

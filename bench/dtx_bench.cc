@@ -9,6 +9,8 @@
 //   msg         a 2-step message submitted directly, WaitResult
 //   saga_empty  a 2-step saga with empty URLs (dtm's benchEmptyUrl):
 //               coordinator and journal only
+//   http_saga   saga with HTTP branches (http://, dtm's HTTP calls)
+//   http_tcc    tcc with HTTP branches
 // and, in the same run, each scenario's baseline: the same
 // journal writes (durable where dtx waits, queued where dtx does not) and the
 // same gRPC calls (a generated stub with dtm's metadata), in the same order,
@@ -26,12 +28,18 @@
 // dtx-server in alternating rounds with and without a poller that GETs what
 // the web console polls, once a second (kConsolePolls): the cost of serving
 // metrics and the console to the engine, as server_saga_<n>_polled.
+// The http_ scenarios' server rows go through dtx-server's HTTP API
+// (HttpDtmClient, dtmcli's requests) and their relay rows through the
+// relay's HTTP front (dtx_dtm_relay --http), which makes the same HTTP
+// branch calls: HTTP end to end on both sides.
 // Then slow_branch: 5,000 (--slow-sagas) WaitResult sagas whose branch
 // answers after 1 s, all in flight at once on one dtx-server, while NewGid
 // and a saga with an immediate branch run one at a time; their p50 and p99
 // under that load against the same calls on the idle server.
 //
-//   dtx_bench [--seconds 10] [--scenario tcc|saga|msg|saga_empty|slow_branch]
+//   dtx_bench [--seconds 10]
+//             [--scenario
+//             tcc|saga|msg|saga_empty|http_saga|http_tcc|slow_branch]
 //             [--inflight 1,16,64] [--io-threads 1] [--server dtx-server]
 //             [--slow-sagas 5000] [--rounds 6] [--poll-http]
 //
@@ -45,6 +53,9 @@
 #include "dtx/storage/sqlite_journal.h"
 #include "dtx/transaction.h"
 #include "dtx/transport/grpc_dtm_client.h"
+#include "dtx/transport/http_branch_client.h"
+#include "dtx/transport/http_client.h"
+#include "dtx/transport/http_dtm_client.h"
 
 #include "bench_util.h"
 #include "dtx_test.grpc.pb.h"
@@ -238,10 +249,23 @@ std::unique_ptr<GrpcDtmClient> Connect(const std::string& address) {
 
 class Bench {
  public:
-  Bench(std::string echo_address, std::size_t io_threads)
-      : echo_(std::move(echo_address)), io_threads_(io_threads) {
+  // `echo_address`: the echo's gRPC host:port; `http_echo`: its HTTP URL.
+  Bench(std::string echo_address, std::string http_echo, std::size_t io_threads)
+      : echo_(std::move(echo_address)),
+        http_echo_(std::move(http_echo)),
+        io_threads_(io_threads) {
     channel_ = grpc::CreateChannel(echo_, grpc::InsecureChannelCredentials());
     stub_ = dtx::test::Busi::NewStub(channel_);
+    http_ = Check(HttpClient::Create(HttpClientOptions{}));
+    http_branches_ = Check(HttpBranchClient::Create(HttpBranchClientOptions{}));
+  }
+
+  // "http_saga" -> "saga": the transaction's shape, whatever the transport.
+  static std::string Shape(const std::string& scenario) {
+    return scenario.rfind("http_", 0) == 0 ? scenario.substr(5) : scenario;
+  }
+  static bool OverHttp(const std::string& scenario) {
+    return scenario.rfind("http_", 0) == 0;
   }
 
   Figures RunDtx(const std::string& scenario, int inflight, double seconds) {
@@ -265,6 +289,10 @@ class Bench {
   Figures RunServer(const std::string& server, const std::string& scenario,
                     int inflight, double seconds) {
     ServerProcess child(server, io_threads_);
+    if (OverHttp(scenario)) {
+      auto client = ConnectHttp(child.http_port());
+      return RunOn(*client, scenario, inflight, seconds);
+    }
     auto client = Connect(child.address());
     Figures f = RunOn(*client, scenario, inflight, seconds);
     return f;
@@ -276,10 +304,18 @@ class Bench {
     const std::string dir = FreshDir();
     Figures f;
     {
-      testing::Subprocess relay = StartChild(
-          {DTX_DTM_RELAY, "--journal", dir + "/relay.db", "--branch", echo_});
-      auto client = Connect("127.0.0.1:" + std::to_string(ReadPort(relay)));
-      f = RunOn(*client, scenario, inflight, seconds);
+      testing::Subprocess relay =
+          StartChild({DTX_DTM_RELAY, "--journal", dir + "/relay.db", "--branch",
+                      echo_, "--http", "--http-branch", http_echo_});
+      const int grpc_port = ReadPort(relay);
+      const int http_port = ReadPort(relay, "http-port");
+      if (OverHttp(scenario)) {
+        auto client = ConnectHttp(http_port);
+        f = RunOn(*client, scenario, inflight, seconds);
+      } else {
+        auto client = Connect("127.0.0.1:" + std::to_string(grpc_port));
+        f = RunOn(*client, scenario, inflight, seconds);
+      }
     }
     std::filesystem::remove_all(dir);
     return f;
@@ -367,19 +403,21 @@ class Bench {
 
   Figures RunOn(DtmApi& dtm, const std::string& scenario, int inflight,
                 double seconds) {
-    const std::string url = echo_ + "/dtx.test.Busi/Echo";
+    const std::string url =
+        OverHttp(scenario) ? http_echo_ : echo_ + "/dtx.test.Busi/Echo";
     const std::string empty;
+    const std::string shape = Shape(scenario);
     Figures f = ClosedLoop(inflight, seconds, [&](int, int64_t) {
       const std::string gid = ids_->NewGid();
       Status s;
-      if (scenario == "saga" || scenario == "saga_empty") {
-        const std::string& u = scenario == "saga" ? url : empty;
+      if (shape == "saga" || shape == "saga_empty") {
+        const std::string& u = shape == "saga" ? url : empty;
         s = Saga(dtm, gid)
                 .Add(u, u, "")
                 .Add(u, u, "")
                 .WaitResult(true)
                 .Submit();
-      } else if (scenario == "msg") {
+      } else if (shape == "msg") {
         s = Msg(dtm, gid).Add(url, "").Add(url, "").WaitResult(true).Submit();
       } else {
         TransOptions o;
@@ -404,7 +442,20 @@ class Bench {
     auto journal_or = SqliteJournal::Open(jo);
     if (!journal_or.ok()) std::exit(1);
     SqliteJournal& j = **journal_or;
+    const bool over_http = OverHttp(scenario);
+    const std::string shape = Shape(scenario);
     auto call = [&](const PlanStep& s) {
+      if (over_http) {
+        // dtm's HTTP branch call, as HttpBranchClient makes it.
+        HttpClientRequest req;
+        req.method = "GET";
+        req.url = http_echo_ + "?gid=" + s.gid + "&trans_type=" + s.trans_type +
+                  "&branch_id=" + s.branch_id + "&op=" + s.op;
+        req.headers = {{"Content-Type", "application/json"}};
+        req.timeout = std::chrono::seconds(3);
+        auto r = http_->SendBlocking(std::move(req));
+        return r.ok() && r->status == 200;
+      }
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(3));
@@ -420,13 +471,13 @@ class Bench {
     Figures f = ClosedLoop(inflight, seconds, [&](int, int64_t) {
       const std::string gid = ids_->NewGid();
       Plan plan;
-      if (scenario == "tcc") {
+      if (shape == "tcc") {
         plan = TccPlan(gid, {"01", "02"});
       } else {
-        const bool calls = scenario != "saga_empty";
-        plan = StepsPlan(gid,
-                         scenario == "msg" ? TransType::kMsg : TransType::kSaga,
-                         {calls, calls});
+        const bool calls = shape != "saga_empty";
+        plan =
+            StepsPlan(gid, shape == "msg" ? TransType::kMsg : TransType::kSaga,
+                      {calls, calls});
       }
       return RunBlocking(plan, j, call);
     });
@@ -464,8 +515,29 @@ class Bench {
   }
 
  private:
+  // An HttpDtmClient on 127.0.0.1:`port` (dtx-server's or the relay's HTTP
+  // API), with the HTTP branch client for TCC's try calls.
+  std::unique_ptr<HttpDtmClient> ConnectHttp(int port) {
+    HttpDtmClientOptions o;
+    o.address = "http://127.0.0.1:" + std::to_string(port) + "/api/dtmsvr";
+    o.branch_client = http_branches_;
+    return Check(HttpDtmClient::Create(std::move(o)));
+  }
+
+  template <typename T>
+  static T Check(Result<T> r) {
+    if (!r.ok()) {
+      std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
+      std::exit(1);
+    }
+    return std::move(r).value();
+  }
+
   std::string echo_;
+  std::string http_echo_;
   std::size_t io_threads_;
+  std::unique_ptr<HttpClient> http_;  // the baselines' HTTP calls
+  std::shared_ptr<HttpBranchClient> http_branches_;
   // Gids as the coordinator's NewGid makes them, for dtx and the baselines
   // alike; made here so that the server rows need no extra round trip.
   std::unique_ptr<IdGenerator> ids_ = NewTimeOrderedIdGenerator();
@@ -560,9 +632,12 @@ int Main(int argc, char** argv) {
   const double per_run = seconds / (2.0 * rounds);
   const int slow_sagas = std::stoi(Flag(argc, argv, "--slow-sagas", "5000"));
   const bool poll_http = HasFlag(argc, argv, "--poll-http");
-  testing::Subprocess server = StartChild({DTX_ECHO_SERVER});
+  testing::Subprocess server = StartChild({DTX_ECHO_SERVER, "--http"});
   const std::string echo = "127.0.0.1:" + std::to_string(ReadPort(server));
-  Bench bench(echo, io_threads);
+  const std::string http_echo =
+      "http://127.0.0.1:" + std::to_string(ReadPort(server, "http-port")) +
+      "/echo";
+  Bench bench(echo, http_echo, io_threads);
   std::printf(
       "dtx_bench: %.1f s per run, FULL journal, branch service in another "
       "process "
@@ -573,7 +648,8 @@ int Main(int argc, char** argv) {
   // Warm up connections and code paths.
   bench.RunBaseline("saga", 4, 0.3);
   bench.RunDtx("saga", 4, 0.3);
-  for (const std::string scenario : {"tcc", "saga", "msg", "saga_empty"}) {
+  for (const std::string scenario :
+       {"tcc", "saga", "msg", "saga_empty", "http_saga", "http_tcc"}) {
     if (!only.empty() && only != scenario) continue;
     for (int inflight : inflights) {
       // Alternating short rounds, so that drift of the machine (this disk's
