@@ -157,16 +157,25 @@ TEST(HttpDtmClientTest, BinaryPayloadsAreRefusedBeforeAnythingIsSent) {
   EXPECT_THAT(dtm->NewGid(), StatusIs(StatusCode::kUnavailable));
 }
 
-TEST(HttpDtmClientTest, WithoutABranchClientItsCallsSayWhatToSet) {
+TEST(HttpDtmClientTest, ItsDefaultBranchClientCallsHttpBranchesOnly) {
   HttpDtmClientOptions options;
   options.address = "http://127.0.0.1:1/api/dtmsvr";
   ASSERT_OK_AND_ASSIGN(auto dtm, HttpDtmClient::Create(options));
+  BranchClient& branches = dtm->branch_client();
+  EXPECT_OK(branches.ValidateUrl("http://127.0.0.1:1/api/busi/TryOut", "grpc"));
+  EXPECT_THAT(branches.ValidateUrl("127.0.0.1:1/busi.Busi/TryOut", "grpc"),
+              StatusIs(StatusCode::kInvalidArgument, "gRPC"));
+  // An HTTP call is made (and finds nothing listening).
   BranchRequest req;
-  req.url = "http://b/try";
-  BranchResult r = CallAndWait(dtm->branch_client(), req);
+  req.url = "http://127.0.0.1:1/api/busi/TryOut";
+  BranchResult r = CallAndWait(branches, req);
+  EXPECT_EQ(r.outcome, BranchOutcome::kTransient);
+  EXPECT_THAT(r.status, StatusIs(StatusCode::kUnavailable));
+  req.url = "127.0.0.1:1/busi.Busi/TryOut";
+  r = CallAndWait(branches, req);
   EXPECT_EQ(r.outcome, BranchOutcome::kTransient);
   EXPECT_THAT(r.status, StatusIs(StatusCode::kFailedPrecondition,
-                                 "HttpDtmClientOptions::branch_client"));
+                                 "no gRPC branch client is configured"));
 }
 
 TEST(HttpDtmClientTest, SendsDtmclisRequestsAndReadsTheAnswers) {
@@ -227,6 +236,7 @@ TEST(HttpDtmClientTest, SendsDtmclisRequestsAndReadsTheAnswers) {
   ASSERT_OK_AND_ASSIGN(BranchRegistration reg,
                        DecodeDtmBranchJson(got[3].body));
   EXPECT_EQ(reg.confirm_url, "http://b/confirm");
+  EXPECT_EQ(reg.protocol, "grpc");
 }
 
 TEST(HttpDtmClientTest, DestroyingItAnswersRequestsInFlight) {

@@ -1,6 +1,8 @@
 #include "dtx/transport/http_dtm_client.h"
 
+#include "dtx/routing_branch_client.h"
 #include "dtx/transport/dtm_http_json.h"
+#include "dtx/transport/http_branch_client.h"
 
 #include <nlohmann/json.hpp>
 
@@ -258,27 +260,6 @@ Result<Branch> DecodeBranch(const json& j, std::size_t i) {
   return b;
 }
 
-// The branch client used when none is given.
-class NoBranchClient final : public BranchClient {
- public:
-  void Call(BranchRequest request, Executor executor, Callback done) override {
-    BranchResult r;
-    r.outcome = BranchOutcome::kTransient;
-    r.status = FailedPreconditionError(
-        "http dtm client: no branch client for " + request.url +
-        " (set HttpDtmClientOptions::branch_client)");
-    if (executor) {
-      executor([done = std::move(done), r = std::move(r)]() mutable {
-        done(std::move(r));
-      });
-    } else {
-      done(std::move(r));
-    }
-  }
-  Status ValidateUrl(std::string_view) override { return Status::Ok(); }
-  void Shutdown() override {}
-};
-
 }  // namespace
 
 Result<TransWithBranches> DecodeDtmQueryJson(std::string_view body) {
@@ -365,11 +346,21 @@ Result<std::unique_ptr<HttpDtmClient>> HttpDtmClient::Create(
   }
   if (url->target == "/") impl->address += "/api/dtmsvr";
   impl->timeout = options.timeout;
+  if (options.branch_client) {
+    impl->branch_client = std::move(options.branch_client);
+  } else {
+    // HTTP branches, with the same connection options (TLS rules included);
+    // other URLs are refused, naming the missing gRPC client.
+    HttpBranchClientOptions branch_options;
+    branch_options.http = options.http;
+    branch_options.default_timeout = options.branch_timeout;
+    DTX_ASSIGN_OR_RETURN(auto http_branches,
+                         HttpBranchClient::Create(std::move(branch_options)));
+    impl->branch_client = std::make_shared<RoutingBranchClient>(
+        nullptr, std::move(http_branches));
+  }
   options.http.default_timeout = options.timeout;
   DTX_ASSIGN_OR_RETURN(impl->http, HttpClient::Create(std::move(options.http)));
-  impl->branch_client = options.branch_client
-                            ? std::move(options.branch_client)
-                            : std::make_shared<NoBranchClient>();
   return std::unique_ptr<HttpDtmClient>(new HttpDtmClient(std::move(impl)));
 }
 
@@ -434,6 +425,8 @@ void HttpDtmClient::RegisterBranchAsync(BranchRegistration branch,
       CheckText("http dtm client: the payload of branch " + branch.branch_id,
                 branch.payload);
   if (!s.ok()) return done(s);
+  // As for transactions: DtmApi's empty protocol is gRPC's.
+  if (branch.protocol.empty()) branch.protocol = "grpc";
   impl_->Post("registerBranch", EncodeDtmBranchJson(branch), std::move(done));
 }
 
