@@ -4,13 +4,17 @@
 // FAILURE 409, ONGOING 425), a TCC's prepare, registerBranch, submit and
 // abort, what cannot be done any more (409), malformed and oversized bodies
 // (400 and 413, with nothing in the journal), the routes dtx does not serve
-// yet, and JSON-RPC. Branches are gRPC test services.
+// yet, and JSON-RPC. Branches are gRPC test services, and HTTP ones for
+// dtmcli's own shape (protocol "" = http, http:// URLs) and for
+// HttpDtmClient under the client API.
 
+#include "dtx/transaction.h"
 #include "dtx/transport/grpc_dtm_client.h"
 #include "dtx/transport/http_dtm_client.h"
 
 #include "branch_test_server.h"
 #include "dtx_server_process.h"
+#include "http_branch_service.h"
 #include "http_test_client.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
@@ -205,6 +209,8 @@ TEST_F(DtmHttpApiTest, SagaWithoutWaitResultIsAnsweredOnceDurable) {
   EXPECT_EQ(Query("saga-async")["transaction"]["status"], "succeed");
 }
 
+// dtmcli's TCC bodies; registerBranch bodies below carry dtx's "protocol"
+// too (dtmcli's have none, which means "http"), as their URLs are gRPC's.
 json Tcc(const std::string& gid, const std::string& protocol = "grpc") {
   return {{"gid", gid},
           {"trans_type", "tcc"},
@@ -221,6 +227,7 @@ TEST_F(DtmHttpApiTest, TccPrepareRegisterSubmitConfirmsInReverse) {
         Post(id[1] == '1' ? "registerBranch" : "registerTccBranch",
              {{"gid", "tcc-ok"},
               {"trans_type", "tcc"},
+              {"protocol", "grpc"},
               {"branch_id", id},
               {"op", "try"},
               {"data", std::string(R"({"branch":")") + id + "\"}"},
@@ -244,6 +251,7 @@ TEST_F(DtmHttpApiTest, TccPrepareRegisterSubmitConfirmsInReverse) {
   // Finished: nothing more can be registered, prepared or aborted.
   HttpTestResponse late = Post("registerBranch", {{"gid", "tcc-ok"},
                                                   {"trans_type", "tcc"},
+                                                  {"protocol", "grpc"},
                                                   {"branch_id", "03"},
                                                   {"confirm", Url("Confirm")},
                                                   {"cancel", Url("Cancel")},
@@ -259,6 +267,7 @@ TEST_F(DtmHttpApiTest, TccAbortCancelsWithTheRollbackReason) {
   ASSERT_EQ(Post("prepare", Tcc("tcc-abort")).status, 200);
   ASSERT_EQ(Post("registerBranch", {{"gid", "tcc-abort"},
                                     {"trans_type", "tcc"},
+                                    {"protocol", "grpc"},
                                     {"branch_id", "01"},
                                     {"data", "{}"},
                                     {"confirm", Url("Confirm")},
@@ -269,6 +278,7 @@ TEST_F(DtmHttpApiTest, TccAbortCancelsWithTheRollbackReason) {
   // The same branch again: not idempotent, as in dtm.
   HttpTestResponse twice = Post("registerBranch", {{"gid", "tcc-abort"},
                                                    {"trans_type", "tcc"},
+                                                   {"protocol", "grpc"},
                                                    {"branch_id", "01"},
                                                    {"confirm", Url("Confirm")},
                                                    {"cancel", Url("Cancel")},
@@ -403,6 +413,7 @@ TEST_F(DtmHttpApiTest, JsonRpcRunsATccAndAnswersDtmsCodes) {
   EXPECT_TRUE(rpc("prepare", Tcc("rpc-tcc"))["error"].is_null());
   EXPECT_TRUE(rpc("registerBranch", {{"gid", "rpc-tcc"},
                                      {"trans_type", "tcc"},
+                                     {"protocol", "grpc"},
                                      {"branch_id", "01"},
                                      {"confirm", Url("Confirm")},
                                      {"cancel", Url("Cancel")},
@@ -469,6 +480,112 @@ TEST_F(DtmHttpApiTest, HttpDtmClientQueryReadsWhatTheAdminServiceShows) {
   }
   EXPECT_EQ(a.branches[1].bin_data, R"({"amount":30})");
   EXPECT_THAT(http->Query("nobody"), StatusIs(StatusCode::kNotFound));
+}
+
+// What a dtmcli application does over HTTP end to end: protocol "" (http),
+// http:// branches, payloads as JSON text.
+TEST_F(DtmHttpApiTest, DtmclisSagaAndTccWithHttpBranches) {
+  ASSERT_OK_AND_ASSIGN(auto svc, HttpBranchService::Start());
+  svc->Script("/TransInFail",
+              {HttpAnswer::Status(409, R"({"dtm_result":"FAILURE"})")});
+  auto saga = [&](const std::string& gid, const std::string& in) {
+    return json{{"gid", gid},
+                {"trans_type", "saga"},
+                {"wait_result", true},
+                {"concurrent", false},
+                {"protocol", ""},
+                {"steps",
+                 {{{"action", svc->url("/TransOut")},
+                   {"compensate", svc->url("/TransOutRevert")}},
+                  {{"action", svc->url(in)},
+                   {"compensate", svc->url("/TransInRevert")}}}},
+                {"payloads", {R"({"amount":30})", R"({"amount":30})"}}};
+  };
+  HttpTestResponse ok = Post("submit", saga("h-saga", "/TransIn"));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  std::vector<HttpRequest> out = svc->Seen("/TransOut");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].method, "POST");
+  EXPECT_EQ(out[0].QueryValue("gid").value_or(""), "h-saga");
+  EXPECT_EQ(out[0].QueryValue("trans_type").value_or(""), "saga");
+  EXPECT_EQ(out[0].QueryValue("branch_id").value_or(""), "01");
+  EXPECT_EQ(out[0].QueryValue("op").value_or(""), "action");
+  EXPECT_EQ(out[0].body, R"({"amount":30})");
+  EXPECT_EQ(Query("h-saga")["transaction"]["protocol"], "http");
+
+  HttpTestResponse failed = Post("submit", saga("h-fail", "/TransInFail"));
+  EXPECT_EQ(failed.status, 409) << failed.body;
+  EXPECT_EQ(svc->Calls("/TransInRevert"), 1u);
+  EXPECT_EQ(svc->Calls("/TransOutRevert"), 1u);
+
+  // dtmcli's TCC: no protocol anywhere, http:// confirm and cancel.
+  ASSERT_EQ(Post("prepare", Tcc("h-tcc", "")).status, 200);
+  HttpTestResponse reg =
+      Post("registerBranch", {{"gid", "h-tcc"},
+                              {"trans_type", "tcc"},
+                              {"branch_id", "01"},
+                              {"data", R"({"amount":7})"},
+                              {"confirm", svc->url("/Confirm")},
+                              {"cancel", svc->url("/Cancel")}});
+  ASSERT_EQ(reg.status, 200) << reg.body;
+  json submit = Tcc("h-tcc", "");
+  submit["wait_result"] = true;
+  ASSERT_EQ(Post("submit", submit).status, 200);
+  std::vector<HttpRequest> confirm = svc->Seen("/Confirm");
+  ASSERT_EQ(confirm.size(), 1u);
+  EXPECT_EQ(confirm[0].QueryValue("op").value_or(""), "confirm");
+  EXPECT_EQ(confirm[0].body, R"({"amount":7})");
+  EXPECT_EQ(svc->Calls("/Cancel"), 0u);
+}
+
+// The client API over HttpDtmClient with HTTP branches: the saga's calls
+// are the server's, the TCC's try calls the client's own (its default
+// branch client, HTTP).
+TEST_F(DtmHttpApiTest, HttpDtmClientRunsTheClientApiOnHttpBranches) {
+  ASSERT_OK_AND_ASSIGN(auto svc, HttpBranchService::Start());
+  HttpDtmClientOptions options;
+  options.address = "http://" + server_->http_address() + "/api/dtmsvr";
+  ASSERT_OK_AND_ASSIGN(auto dtm, HttpDtmClient::Create(options));
+  ASSERT_OK_AND_ASSIGN(std::string gid, dtm->NewGid());
+  ASSERT_OK(dtx::Saga(*dtm, gid)
+                .Add(svc->url("/TransOut"), svc->url("/TransOutRevert"),
+                     R"({"amount":30})")
+                .WaitResult(true)
+                .Submit());
+  ASSERT_EQ(svc->Calls("/TransOut"), 1u);
+  EXPECT_EQ(svc->Seen("/TransOut")[0].body, R"({"amount":30})");
+
+  svc->Script("/TryIn", {HttpAnswer::Status(409, "FAILURE")});
+  ASSERT_OK_AND_ASSIGN(std::string tcc_ok, dtm->NewGid());
+  TransOptions wait;
+  wait.wait_result = true;
+  ASSERT_OK(TccGlobalTransaction(*dtm, tcc_ok, wait, [&](dtx::Tcc& tcc) {
+    return tcc.CallBranch(R"({"amount":5})", svc->url("/TryOut"),
+                          svc->url("/ConfirmOut"), svc->url("/CancelOut"));
+  }));
+  std::vector<HttpRequest> tried = svc->Seen("/TryOut");
+  ASSERT_EQ(tried.size(), 1u);
+  EXPECT_EQ(tried[0].QueryValue("op").value_or(""), "try");
+  EXPECT_EQ(tried[0].QueryValue("dtm").value_or(""), dtm->address());
+  EXPECT_EQ(tried[0].body, R"({"amount":5})");
+  ASSERT_EQ(svc->Calls("/ConfirmOut"), 1u);
+  EXPECT_EQ(svc->Seen("/ConfirmOut")[0].body, R"({"amount":5})");
+
+  // A try that answers FAILURE rolls the TCC back.
+  ASSERT_OK_AND_ASSIGN(std::string tcc_fail, dtm->NewGid());
+  Status s = TccGlobalTransaction(*dtm, tcc_fail, wait, [&](dtx::Tcc& tcc) {
+    DTX_RETURN_IF_ERROR(tcc.CallBranch("{}", svc->url("/TryOut"),
+                                       svc->url("/ConfirmOut"),
+                                       svc->url("/CancelOut")));
+    return tcc.CallBranch("{}", svc->url("/TryIn"), svc->url("/ConfirmIn"),
+                          svc->url("/CancelIn"));
+  });
+  EXPECT_THAT(s, StatusIs(StatusCode::kAborted));
+  EXPECT_TRUE(svc->WaitForCalls("/CancelOut", 1));
+  EXPECT_TRUE(svc->WaitForCalls("/CancelIn", 1));
+  EXPECT_EQ(svc->Calls("/ConfirmIn"), 0u);
+  ASSERT_OK_AND_ASSIGN(TransWithBranches t, dtm->Query(tcc_fail));
+  EXPECT_EQ(t.trans.protocol, "grpc");  // DtmApi's empty protocol
 }
 
 }  // namespace

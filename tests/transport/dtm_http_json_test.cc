@@ -254,6 +254,8 @@ TEST(DecodeDtmBranchJsonTest, ReadsTccAndXaRegistrations) {
   EXPECT_EQ(tcc.payload, R"({"amount":30})");
   EXPECT_EQ(tcc.confirm_url, "http://b/Confirm");
   EXPECT_EQ(tcc.cancel_url, "http://b/Cancel");
+  // dtm's SDKs send no protocol: dtm's HTTP API means "http".
+  EXPECT_EQ(tcc.protocol, "http");
 
   ASSERT_OK_AND_ASSIGN(
       BranchRegistration xa,
@@ -270,6 +272,11 @@ TEST(DecodeDtmBranchJsonTest, ReadsTccAndXaRegistrations) {
   EXPECT_EQ(back.confirm_url, tcc.confirm_url);
   EXPECT_EQ(back.cancel_url, tcc.cancel_url);
   EXPECT_EQ(back.branch_id, "01");
+  EXPECT_EQ(back.protocol, "http");
+  tcc.protocol = "grpc";
+  ASSERT_OK_AND_ASSIGN(BranchRegistration grpc,
+                       DecodeDtmBranchJson(EncodeDtmBranchJson(tcc)));
+  EXPECT_EQ(grpc.protocol, "grpc");
 }
 
 TEST(DecodeDtmBranchJsonTest, RefusesWhatIsNotAFlatMapOfStrings) {

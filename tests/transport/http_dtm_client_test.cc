@@ -157,42 +157,25 @@ TEST(HttpDtmClientTest, BinaryPayloadsAreRefusedBeforeAnythingIsSent) {
   EXPECT_THAT(dtm->NewGid(), StatusIs(StatusCode::kUnavailable));
 }
 
-TEST(HttpDtmClientTest, WithoutABranchClientItCallsHttpBranchesItself) {
-  std::mutex mu;
-  std::vector<HttpRequest> got;
-  HttpServerOptions server_options;
-  server_options.host = "127.0.0.1";
-  server_options.port = 0;
-  auto branch =
-      HttpServer::Start(server_options, [&](HttpRequest req, HttpResponder r) {
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          got.push_back(req);
-        }
-        r.Respond(HttpResponse::Json(200, R"({"dtm_result":"SUCCESS"})"));
-      });
-  ASSERT_OK(branch.status());
+TEST(HttpDtmClientTest, ItsDefaultBranchClientCallsHttpBranchesOnly) {
   HttpDtmClientOptions options;
   options.address = "http://127.0.0.1:1/api/dtmsvr";
   ASSERT_OK_AND_ASSIGN(auto dtm, HttpDtmClient::Create(options));
+  BranchClient& branches = dtm->branch_client();
+  EXPECT_OK(branches.ValidateUrl("http://127.0.0.1:1/api/busi/TryOut", "grpc"));
+  EXPECT_THAT(branches.ValidateUrl("127.0.0.1:1/busi.Busi/TryOut", "grpc"),
+              StatusIs(StatusCode::kInvalidArgument, "gRPC"));
+  // An HTTP call is made (and finds nothing listening).
   BranchRequest req;
-  req.url = "http://127.0.0.1:" + std::to_string((*branch)->port()) + "/try";
-  req.payload = R"({"amount":30})";
-  req.info = {"g-1", TransType::kTcc, "01", BranchOp::kTry, dtm->address()};
-  BranchResult r = CallAndWait(dtm->branch_client(), req);
-  EXPECT_EQ(r.outcome, BranchOutcome::kSuccess) << r.status.ToString();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    ASSERT_EQ(got.size(), 1u);
-    EXPECT_EQ(got[0].method, "POST");
-    EXPECT_EQ(got[0].QueryValue("op"), "try");
-    EXPECT_EQ(got[0].QueryValue("dtm"), "http://127.0.0.1:1/api/dtmsvr");
-    EXPECT_EQ(got[0].body, R"({"amount":30})");
-  }
-  // gRPC URLs need a branch client that speaks gRPC (options.branch_client).
-  EXPECT_THAT(dtm->branch_client().ValidateUrl("127.0.0.1:9/pkg.Svc/Method",
-                                               kProtocolGrpc),
-              StatusIs(StatusCode::kInvalidArgument));
+  req.url = "http://127.0.0.1:1/api/busi/TryOut";
+  BranchResult r = CallAndWait(branches, req);
+  EXPECT_EQ(r.outcome, BranchOutcome::kTransient);
+  EXPECT_THAT(r.status, StatusIs(StatusCode::kUnavailable));
+  req.url = "127.0.0.1:1/busi.Busi/TryOut";
+  r = CallAndWait(branches, req);
+  EXPECT_EQ(r.outcome, BranchOutcome::kTransient);
+  EXPECT_THAT(r.status, StatusIs(StatusCode::kFailedPrecondition,
+                                 "no gRPC branch client is configured"));
 }
 
 TEST(HttpDtmClientTest, SendsDtmclisRequestsAndReadsTheAnswers) {
@@ -253,6 +236,7 @@ TEST(HttpDtmClientTest, SendsDtmclisRequestsAndReadsTheAnswers) {
   ASSERT_OK_AND_ASSIGN(BranchRegistration reg,
                        DecodeDtmBranchJson(got[3].body));
   EXPECT_EQ(reg.confirm_url, "http://b/confirm");
+  EXPECT_EQ(reg.protocol, "grpc");
 }
 
 TEST(HttpDtmClientTest, DestroyingItAnswersRequestsInFlight) {

@@ -1,5 +1,6 @@
 #include "dtx/transport/http_dtm_client.h"
 
+#include "dtx/routing_branch_client.h"
 #include "dtx/transport/dtm_http_json.h"
 #include "dtx/transport/http_branch_client.h"
 
@@ -290,7 +291,6 @@ struct HttpDtmClient::Impl {
   std::chrono::milliseconds timeout{0};
   std::unique_ptr<HttpClient> http;
   std::shared_ptr<BranchClient> branch_client;
-  std::vector<TlsClientRule> tls_rules;  // for the default branch client
 
   // Sends one request; `answer` gets the status and body (an HTTP answer of
   // any status), or the transport's error.
@@ -346,19 +346,21 @@ Result<std::unique_ptr<HttpDtmClient>> HttpDtmClient::Create(
   }
   if (url->target == "/") impl->address += "/api/dtmsvr";
   impl->timeout = options.timeout;
-  options.http.default_timeout = options.timeout;
-  impl->tls_rules = options.http.tls_rules;
-  DTX_ASSIGN_OR_RETURN(impl->http, HttpClient::Create(std::move(options.http)));
   if (options.branch_client) {
     impl->branch_client = std::move(options.branch_client);
   } else {
-    // HTTP branches are what a client of dtm's HTTP API calls: its own
-    // HttpBranchClient, with the same TLS rules as the API's connections.
+    // HTTP branches, with the same connection options (TLS rules included);
+    // other URLs are refused, naming the missing gRPC client.
     HttpBranchClientOptions branch_options;
-    branch_options.http.tls_rules = impl->tls_rules;
-    DTX_ASSIGN_OR_RETURN(impl->branch_client,
+    branch_options.http = options.http;
+    branch_options.default_timeout = options.branch_timeout;
+    DTX_ASSIGN_OR_RETURN(auto http_branches,
                          HttpBranchClient::Create(std::move(branch_options)));
+    impl->branch_client = std::make_shared<RoutingBranchClient>(
+        nullptr, std::move(http_branches));
   }
+  options.http.default_timeout = options.timeout;
+  DTX_ASSIGN_OR_RETURN(impl->http, HttpClient::Create(std::move(options.http)));
   return std::unique_ptr<HttpDtmClient>(new HttpDtmClient(std::move(impl)));
 }
 
@@ -423,6 +425,8 @@ void HttpDtmClient::RegisterBranchAsync(BranchRegistration branch,
       CheckText("http dtm client: the payload of branch " + branch.branch_id,
                 branch.payload);
   if (!s.ok()) return done(s);
+  // As for transactions: DtmApi's empty protocol is gRPC's.
+  if (branch.protocol.empty()) branch.protocol = "grpc";
   impl_->Post("registerBranch", EncodeDtmBranchJson(branch), std::move(done));
 }
 

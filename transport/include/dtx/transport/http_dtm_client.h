@@ -66,10 +66,14 @@ struct DTX_HTTP_EXPORT HttpDtmClientOptions {
   // size limit). Its default_timeout is replaced by `timeout`.
   HttpClientOptions http;
   // The client that the client API uses for its own branch calls (TCC try,
-  // msg check-back), shared with the caller. Null: an HttpBranchClient of
-  // the client's own (http:// and https:// branches, `http.tls_rules`); pass
-  // a RoutingBranchClient for gRPC branches too.
+  // msg check-back), shared with the caller: for gRPC branches, a
+  // RoutingBranchClient over a GrpcBranchClient and an HttpBranchClient.
+  // Null: an HttpBranchClient made with `http` (TLS rules included) for
+  // http:// and https:// URLs; other URLs are refused ("no gRPC branch
+  // client is configured").
   std::shared_ptr<BranchClient> branch_client;
+  // Deadline of the default branch client's calls (dtm's RequestTimeout).
+  std::chrono::milliseconds branch_timeout{3000};
 };
 
 class DTX_HTTP_EXPORT HttpDtmClient final : public DtmApi {
