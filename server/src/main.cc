@@ -191,6 +191,8 @@ int main(int argc, char** argv) {
     }
     alerts = std::move(started).value();
   }
+  // The coordinator calls gRPC and HTTP branches (docs/http.md). HTTPS
+  // verification per target is embedded.branch_tls, a list of TlsClientRule.
   dtx::EmbeddedOptions embedded;
   embedded.metrics = &metrics;
   embedded.alerts = alerts.get();

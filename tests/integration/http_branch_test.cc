@@ -12,6 +12,8 @@
 #include "http_branch_service.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
+#include "test_certs.h"
+#include "tls_test_server.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -325,6 +327,82 @@ TEST_F(HttpBranchTest, ProtocolHttpCallsTheKratosInstancesHttpEndpoint) {
   auto seen = svc_->Seen("/api/TransOut");
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].QueryValue("gid"), "h-disc");
+}
+
+class HttpsBranchTest : public HttpBranchTest {
+ protected:
+  void SetUp() override {
+    auto certs = TestCerts::Generate(dir_.path());
+    ASSERT_OK(certs.status());
+    certs_ = std::move(certs).value();
+    embedded_.branch_tls = {{"127.0.0.1", {certs_.ca_file, "", "", ""}}};
+    HttpBranchTest::SetUp();
+  }
+
+  // A saga of one https:// step to a server presenting `cert`.
+  Status OneStep(const std::string& gid, const CertAndKey& cert,
+                 std::unique_ptr<TlsTestServer>* server) {
+    auto started = TlsTestServer::Start(cert);
+    DTX_RETURN_IF_ERROR(started.status());
+    *server = std::move(started).value();
+    const std::string base =
+        "https://127.0.0.1:" + std::to_string((*server)->port());
+    return Saga(*dtm_, gid)
+        .Add(base + "/api/TransOut", base + "/api/TransOutRevert", "{}")
+        .Submit();
+  }
+
+  std::string LastError(const std::string& gid) {
+    dtm_->WaitIdle();
+    const TransWithBranches t = Get(gid);
+    EXPECT_EQ(t.trans.status, TransStatus::kSubmitted);
+    return t.branches.size() == 2 ? t.branches[1].last_error : "";
+  }
+
+  TestCerts certs_;
+};
+
+TEST_F(HttpsBranchTest, ASagaOverHttpsVerifiedAgainstTheCaFile) {
+  std::unique_ptr<TlsTestServer> server;
+  ASSERT_OK(OneStep("hs-ok", certs_.server, &server));
+  dtm_->WaitIdle();
+  EXPECT_EQ(Get("hs-ok").trans.status, TransStatus::kSucceed);
+  ASSERT_EQ(server->paths().size(), 1u);
+  EXPECT_EQ(server->paths()[0],
+            "/api/TransOut?branch_id=01&gid=hs-ok&op=action&trans_type=saga");
+}
+
+TEST_F(HttpsBranchTest, AWrongCaIsTheBranchsLastError) {
+  std::unique_ptr<TlsTestServer> server;
+  ASSERT_OK(OneStep("hs-ca", certs_.other_ca_server, &server));
+  EXPECT_THAT(LastError("hs-ca"),
+              HasSubstr("TRANSIENT: POST https://127.0.0.1:"));
+  EXPECT_THAT(LastError("hs-ca"), HasSubstr("signed by an unknown CA"));
+  EXPECT_TRUE(server->paths().empty());
+}
+
+TEST_F(HttpsBranchTest, AnExpiredCertificateIsTheBranchsLastError) {
+  std::unique_ptr<TlsTestServer> server;
+  ASSERT_OK(OneStep("hs-exp", certs_.expired, &server));
+  EXPECT_THAT(LastError("hs-exp"), HasSubstr("certificate has expired"));
+}
+
+TEST_F(HttpsBranchTest, AWrongHostCertificateIsTheBranchsLastError) {
+  std::unique_ptr<TlsTestServer> server;
+  ASSERT_OK(OneStep("hs-host", certs_.wrong_host, &server));
+  EXPECT_THAT(LastError("hs-host"), HasSubstr("host name mismatch"));
+}
+
+TEST_F(HttpsBranchTest, AnUnreadableCaFileFailsTheOpen) {
+  dtm_->Shutdown();
+  dtm_.reset();
+  embedded_.branch_tls = {
+      {"127.0.0.1", {dir_.File("missing.pem"), "", "", ""}}};
+  embedded_.journal_path = dir_.File("dtx.db");
+  embedded_.clock = &clock_;
+  EXPECT_THAT(
+      OpenEmbeddedCoordinator({}, embedded_).status(),
+      StatusIs(StatusCode::kInvalidArgument, "missing.pem' cannot be read"));
 }
 
 }  // namespace

@@ -117,6 +117,29 @@ TEST_F(KratosRegistryTest, MalformedValuesAreSkipped) {
   ExpectEventually(resolver, "trans", {"127.0.0.1:9009"});
 }
 
+TEST_F(KratosRegistryTest, ResolveHttpHandsOutTheHttpEndpoints) {
+  ServiceInstance both = Instance("both", "127.0.0.1:9010");
+  both.endpoints.push_back("http://127.0.0.1:8010");
+  ServiceInstance http_only = Instance("web", "");
+  http_only.endpoints = {"http://127.0.0.1:8011?isSecure=true"};
+  ASSERT_OK(etcd_client_->Put("/microservices/trans/both",
+                              EncodeServiceInstance(both)));
+  ASSERT_OK(etcd_client_->Put("/microservices/trans/web",
+                              EncodeServiceInstance(http_only)));
+  EtcdServiceResolver resolver(etcd_client_, {});
+  // The gRPC view is unchanged: the http-only instance is not in it.
+  ExpectEventually(resolver, "trans", {"127.0.0.1:9010"});
+  ASSERT_OK_AND_ASSIGN(AddressSet http, resolver.ResolveHttp("trans"));
+  EXPECT_THAT(*http,
+              ElementsAre("http://127.0.0.1:8010", "https://127.0.0.1:8011"));
+  ASSERT_OK(etcd_client_->Put(
+      "/microservices/grpc-only/a",
+      EncodeServiceInstance(Instance("a", "127.0.0.1:9012", "grpc-only"))));
+  EXPECT_THAT(resolver.ResolveHttp("grpc-only").status(),
+              StatusIs(StatusCode::kUnavailable,
+                       "'grpc-only' has no instance with an http:// endpoint"));
+}
+
 TEST_F(KratosRegistryTest, AnInstanceWhoseLeaseExpiresDisappears) {
   EtcdServiceResolver resolver(etcd_client_, {});
   auto lease = etcd_client_->GrantLease(seconds(2));  // etcd's minimum

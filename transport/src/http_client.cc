@@ -176,9 +176,10 @@ Result<TlsSetup> MakeTlsSetup(const TlsClientOptions* tls,
       }
       ctx.use_private_key_file(tls->key_file, ssl::context::pem, ec);
       if (ec) {
-        return InvalidArgumentError(
-            bad + "key file '" + tls->key_file +
-            "' is not a PEM private key: " + ec.message());
+        // Not a PEM key, or not the certificate's ("key values mismatch").
+        return InvalidArgumentError(bad + "key file '" + tls->key_file +
+                                    "' cannot be used with certificate '" +
+                                    tls->cert_file + "': " + ec.message());
       }
       if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
         ERR_clear_error();

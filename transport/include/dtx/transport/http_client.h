@@ -80,7 +80,8 @@ struct DTX_HTTP_EXPORT HttpClientOptions {
   std::chrono::milliseconds default_timeout{3000};
   // Largest answer body accepted, in bytes.
   std::size_t max_response_bytes = 4 * 1024 * 1024;
-  // An idle keep-alive connection is closed after this long unused.
+  // An idle keep-alive connection unused for longer is closed instead of
+  // reused (when it is next picked; there is no sweeping timer).
   std::chrono::milliseconds idle_timeout{60000};
   // TLS verification per target for https:// URLs (FindTlsRule). Their files
   // are read by Create.
