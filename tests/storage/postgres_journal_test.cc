@@ -344,6 +344,47 @@ TEST_F(PostgresJournalTest, AKilledConnectionFailsItsWholeBatchAndReconnects) {
   EXPECT_GE(j->stats().reconnects, 1u);
 }
 
+TEST_F(PostgresJournalTest, AConnectionLostDuringCommitReportsTheOutcome) {
+  if (pg_ == nullptr) return;
+  auto j = Open();
+  ASSERT_NE(j, nullptr);
+  ASSERT_OK(Save(*j, Trans("g-c", clock_)));
+  // A deferred trigger makes the writer's COMMIT wait for a lock the test
+  // holds: the connection is then killed inside COMMIT, where the client
+  // cannot tell whether the transaction committed.
+  const std::string s = "\"" + schema_ + "\"";
+  RawConn raw(pg_->conninfo());
+  ASSERT_EQ(raw.Query("CREATE FUNCTION " + s +
+                      ".hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                      "PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END "
+                      "$$"),
+            "");
+  ASSERT_EQ(raw.Query("CREATE CONSTRAINT TRIGGER hold AFTER UPDATE ON " + s +
+                      ".trans_global DEFERRABLE INITIALLY DEFERRED FOR EACH "
+                      "ROW EXECUTE FUNCTION " +
+                      s + ".hold()"),
+            "");
+  RawConn holder(pg_->conninfo());
+  ASSERT_EQ(holder.Query("SELECT pg_advisory_lock(4242)"), "");
+  std::promise<Status> changed;
+  StatusChange c;
+  c.gid = "g-c";
+  c.from = TransStatus::kSubmitted;
+  c.to = TransStatus::kSucceed;
+  j->ChangeStatus(c, [&](Status st) { changed.set_value(std::move(st)); });
+  const std::string pid = WriterWaitingForALock(raw);
+  ASSERT_NE(pid, "");
+  EXPECT_EQ(raw.Query("SELECT pg_terminate_backend(" + pid + ")"), "t");
+  // The writer asked a new connection: the transaction did not commit.
+  EXPECT_THAT(changed.get_future().get(),
+              StatusIs(StatusCode::kUnavailable, "did not commit"));
+  ASSERT_EQ(holder.Query("SELECT pg_advisory_unlock(4242)"), "t");
+  ASSERT_EQ(raw.Query("DROP TRIGGER hold ON " + s + ".trans_global"), "");
+  ASSERT_OK_AND_ASSIGN(auto got, j->Find("g-c"));
+  EXPECT_EQ(got.trans.status, TransStatus::kSubmitted);
+  EXPECT_OK(Change(*j, "g-c", TransStatus::kSubmitted, TransStatus::kSucceed));
+}
+
 TEST_F(PostgresJournalTest, TwoJournalsOnOneDatabaseClaimDisjointSets) {
   if (pg_ == nullptr) return;
   auto a = Open();
