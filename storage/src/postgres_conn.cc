@@ -152,9 +152,10 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const Options& options) {
 
 PgConn::~PgConn() { PQfinish(conn_); }
 
-Status PgConn::ErrorOf(const PGresult* r, std::string_view context) const {
+Status PgConn::ErrorOf(const PGresult* r, std::string_view context) {
   const std::string prefix =
       "journal: postgres " + target_ + ": " + std::string(context) + ": ";
+  last_sqlstate_.clear();
   if (r == nullptr || PQstatus(conn_) != CONNECTION_OK) {
     return UnavailableError(prefix + "connection lost (" +
                             Trim(PQerrorMessage(conn_)) +
@@ -164,15 +165,42 @@ Status PgConn::ErrorOf(const PGresult* r, std::string_view context) const {
   const std::string message = Trim(PQresultErrorMessage(r));
   if (state == nullptr || std::strlen(state) != 5)
     return UnavailableError(prefix + message);
+  last_sqlstate_ = state;
   return Status(CodeOf(state), prefix + message + " (SQLSTATE " + state + ")");
+}
+
+Result<std::string> PgConn::Prepared(const std::string& sql,
+                                     const PgParams& params,
+                                     std::string_view context) {
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return it->second;
+  if (prepared_.size() >= kMaxPrepared) return std::string();
+  std::string name = "s" + std::to_string(prepared_.size() + 1);
+  PGresult* r = PQprepare(conn_, name.c_str(), sql.c_str(), params.size(),
+                          params.types());
+  const bool ok = r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) {
+    Status s = ErrorOf(r, context);
+    PQclear(r);
+    return s;
+  }
+  PQclear(r);
+  prepared_.emplace(sql, name);
+  return name;
 }
 
 Result<PgResult> PgConn::Exec(std::string_view sql, const PgParams& params,
                               std::string_view context) {
   const std::string text(sql);
-  PGresult* r = PQexecParams(conn_, text.c_str(), params.size(), params.types(),
-                             params.values(), params.lengths(),
-                             params.formats(), /*resultFormat=*/1);
+  DTX_ASSIGN_OR_RETURN(std::string name, Prepared(text, params, context));
+  PGresult* r =
+      name.empty()
+          ? PQexecParams(conn_, text.c_str(), params.size(), params.types(),
+                         params.values(), params.lengths(), params.formats(),
+                         /*resultFormat=*/1)
+          : PQexecPrepared(conn_, name.c_str(), params.size(), params.values(),
+                           params.lengths(), params.formats(),
+                           /*resultFormat=*/1);
   const ExecStatusType st =
       r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return PgResult(r);

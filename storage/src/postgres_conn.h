@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace dtx::internal {
@@ -110,7 +111,9 @@ class PgConn {
   PgConn& operator=(const PgConn&) = delete;
 
   // Runs one statement. Rows come back in binary format. Errors name
-  // `context`.
+  // `context`. A statement text met for the first time is prepared on the
+  // connection (up to kMaxPrepared texts) and executed by name from then on,
+  // so that the server parses and plans it once per connection.
   Result<PgResult> Exec(std::string_view sql, const PgParams& params,
                         std::string_view context);
   Result<PgResult> Exec(std::string_view sql, std::string_view context) {
@@ -133,14 +136,26 @@ class PgConn {
   int backend_pid() const { return PQbackendPID(conn_); }
   // "host:port/dbname", for messages.
   const std::string& target() const { return target_; }
+  // The SQLSTATE of the last failed statement ("" after a lost connection).
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+
+  // Statement texts prepared per connection at most; others run unnamed.
+  static constexpr std::size_t kMaxPrepared = 256;
 
  private:
   PgConn(PGconn* conn, std::string target)
       : conn_(conn), target_(std::move(target)) {}
-  Status ErrorOf(const PGresult* r, std::string_view context) const;
+  Status ErrorOf(const PGresult* r, std::string_view context);
+  // The name `sql` is prepared under, preparing it first; "" to run it
+  // unnamed (the cache is full).
+  Result<std::string> Prepared(const std::string& sql, const PgParams& params,
+                               std::string_view context);
 
   PGconn* conn_;
   const std::string target_;
+  std::string last_sqlstate_;
+  // Statement text -> prepared statement name ("s1", "s2"...).
+  std::unordered_map<std::string, std::string> prepared_;
 };
 
 }  // namespace dtx::internal

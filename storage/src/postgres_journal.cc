@@ -170,6 +170,7 @@ Result<std::unique_ptr<PostgresJournal>> PostgresJournal::Open(
   w.max_batch_writes = impl->options.max_batch_writes;
   w.clock = impl->clock;
   w.logger = impl->logger;
+  w.metrics = impl->options.metrics;
   DTX_ASSIGN_OR_RETURN(impl->writer, internal::PgJournalWriter::Start(
                                          std::move(conn), std::move(w)));
   DTX_LOG(impl->logger, LogLevel::kInfo,

@@ -22,8 +22,11 @@
 // reopened on the next batch; if the first statement of a batch finds a
 // reused connection dead (the server restarted while the journal was idle),
 // the batch is retried once on a new connection, since nothing of it was
-// sent. A connection lost during COMMIT leaves the outcome unknown to the
-// client: the writer then asks a new connection whether the transaction
+// sent. A deadlock with another coordinator's transaction (or another
+// serialization failure) rolls the batch back on the server's side; the
+// writer runs it again, up to kConflictRetries times, before failing it with
+// kUnavailable. A connection lost during COMMIT leaves the outcome unknown to
+// the client: the writer then asks a new connection whether the transaction
 // committed (pg_xact_status of the id read at BEGIN) and reports that; when
 // even that cannot be asked, the writes fail with kUnavailable saying the
 // outcome is unknown.
@@ -34,10 +37,17 @@
 #include "postgres_writer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <system_error>
 #include <utility>
 
 namespace dtx::internal {
+namespace {
+
+// Times a batch is run again after a deadlock or serialization failure.
+constexpr int kConflictRetries = 3;
+
+}  // namespace
 
 PgJournalWriter::PgJournalWriter(std::unique_ptr<PgConn> conn, Options options)
     : options_(std::move(options)),
@@ -51,6 +61,9 @@ Result<std::unique_ptr<PgJournalWriter>> PgJournalWriter::Start(
   options.max_batch_writes = std::max<std::size_t>(1, options.max_batch_writes);
   std::unique_ptr<PgJournalWriter> writer(
       new PgJournalWriter(std::move(conn), std::move(options)));
+  if (writer->options_.metrics != nullptr) {
+    DTX_RETURN_IF_ERROR(writer->RegisterMetrics(*writer->options_.metrics));
+  }
   PgJournalWriter* raw = writer.get();
   try {
     writer->thread_ = std::thread([raw] { raw->Loop(); });
@@ -61,7 +74,36 @@ Result<std::unique_ptr<PgJournalWriter>> PgJournalWriter::Start(
   return writer;
 }
 
-PgJournalWriter::~PgJournalWriter() { Close(); }
+PgJournalWriter::~PgJournalWriter() {
+  Close();
+  queued_.Reset();
+}
+
+// The SQLite journal's metrics, under the same names (docs/operations.md),
+// so that one dashboard serves either journal.
+Status PgJournalWriter::RegisterMetrics(MetricsRegistry& registry) {
+  DTX_ASSIGN_OR_RETURN(
+      commit_seconds_,
+      registry.AddHistogram(
+          "dtx_journal_commit_duration_seconds",
+          "Seconds of one group commit, from BEGIN to a durable COMMIT, its "
+          "writes applied in between."));
+  DTX_ASSIGN_OR_RETURN(
+      batch_writes_,
+      registry.AddHistogram("dtx_journal_batch_writes",
+                            "Writes committed together in one group commit.",
+                            {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}));
+  DTX_ASSIGN_OR_RETURN(
+      queued_, registry.AddCallbackGauge(
+                   "dtx_journal_queued_writes",
+                   "Writes waiting for the journal's writer thread (not yet "
+                   "in a commit).",
+                   [this] {
+                     MutexLock lock(&mu_);
+                     return static_cast<double>(queue_.size());
+                   }));
+  return Status::Ok();
+}
 
 void PgJournalWriter::Enqueue(std::unique_ptr<PgWriteOp> op) {
   {
@@ -163,7 +205,16 @@ void PgJournalWriter::RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
                                           << " writes failed: " << cause);
   };
 
+  const auto began = std::chrono::steady_clock::now();
   bool retried_begin = false;
+  int conflict_retries = 0;
+  // A deadlock or serialization failure (SQLSTATE class 40) against another
+  // coordinator's transaction: PostgreSQL rolled this one back, nothing of it
+  // applied, and running it again usually succeeds.
+  auto conflict = [&]() {
+    return conn_->ok() && conn_->last_sqlstate().rfind("40", 0) == 0 &&
+           conflict_retries < kConflictRetries;
+  };
   for (;;) {
     const bool reused = conn_ != nullptr;
     Status c = Connect();
@@ -191,7 +242,12 @@ void PgJournalWriter::RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
         ++writes;
         continue;
       }
-      if (IsPgStorageFailure(s) || !conn_->ok()) return fail_all(s);
+      if (IsPgStorageFailure(s) || !conn_->ok()) {
+        if (!conflict()) return fail_all(s);
+        ++conflict_retries;
+        rerun = true;
+        break;
+      }
       results[i] = std::move(s);
       if (conn_->in_failed_transaction() || op.may_half_apply()) {
         // Undo the batch and run it again without this write.
@@ -214,9 +270,19 @@ void PgJournalWriter::RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
         Status outcome = CommitOutcome(xid);
         if (!outcome.ok()) return fail_all(outcome);
         // Committed after all: the results stand.
+      } else if (conflict()) {
+        ++conflict_retries;
+        MutexLock lock(&mu_);
+        ++stats_.reruns;
+        continue;
       } else {
         return fail_all(commit.status());
       }
+    }
+    if (commit_seconds_ != nullptr) {
+      commit_seconds_->ObserveDuration(std::chrono::steady_clock::now() -
+                                       began);
+      batch_writes_->Observe(static_cast<double>(writes));
     }
     MutexLock lock(&mu_);
     stats_.writes += writes;

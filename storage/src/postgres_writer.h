@@ -13,6 +13,7 @@
 #include "dtx/clock.h"
 #include "dtx/internal/mutex.h"
 #include "dtx/logger.h"
+#include "dtx/metrics.h"
 #include "dtx/result.h"
 #include "dtx/status.h"
 
@@ -39,6 +40,8 @@ class PgJournalWriter {
     // Stamps the writes. Borrowed; must outlive the writer.
     const Clock* clock = nullptr;
     std::shared_ptr<Logger> logger;
+    // Borrowed; must outlive the writer. Null: no metrics.
+    MetricsRegistry* metrics = nullptr;
   };
 
   // Takes `conn`, a connection with the schema in place, and starts the
@@ -67,6 +70,7 @@ class PgJournalWriter {
 
  private:
   PgJournalWriter(std::unique_ptr<PgConn> conn, Options options);
+  Status RegisterMetrics(MetricsRegistry& registry);
   void Loop();
   void RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
                 std::vector<Status>& results);
@@ -89,6 +93,12 @@ class PgJournalWriter {
   bool closing_ DTX_GUARDED_BY(mu_) = false;
   Stats stats_ DTX_GUARDED_BY(mu_);
   std::thread thread_;
+
+  // Null without a registry. The gauge reads queue_ under mu_; declared after
+  // it, so that it is unregistered first.
+  Histogram* commit_seconds_ = nullptr;
+  Histogram* batch_writes_ = nullptr;
+  CallbackGauge queued_;
 };
 
 }  // namespace dtx::internal

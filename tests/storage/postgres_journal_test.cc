@@ -10,6 +10,8 @@
 
 #include "dtx/storage/postgres_journal.h"
 
+#include "dtx/metrics.h"
+
 #include "journal_contract_test.h"
 #include "postgres_server.h"
 #include "status_matchers.h"
@@ -385,6 +387,56 @@ TEST_F(PostgresJournalTest, AConnectionLostDuringCommitReportsTheOutcome) {
   EXPECT_OK(Change(*j, "g-c", TransStatus::kSubmitted, TransStatus::kSucceed));
 }
 
+TEST_F(PostgresJournalTest, ABatchThatLosesADeadlockRunsAgain) {
+  if (pg_ == nullptr) return;
+  auto j = Open();
+  ASSERT_NE(j, nullptr);
+  for (const char* gid : {"p-z", "p-a", "p-b"})
+    ASSERT_OK(Save(*j, Trans(gid, clock_)));
+  const std::string table = "\"" + schema_ + "\".trans_global";
+  auto lock = [&](RawConn& c, const std::string& gid) {
+    return c.Query("SELECT 1 FROM " + table + " WHERE gid = '" + gid +
+                   "' FOR UPDATE");
+  };
+  RawConn blocker(pg_->conninfo());
+  RawConn other(pg_->conninfo());
+  RawConn watch(pg_->conninfo());
+  ASSERT_EQ(blocker.Query("BEGIN"), "");
+  ASSERT_EQ(lock(blocker, "p-z"), "1");
+  // `other` waits a minute before looking for deadlocks; the journal's
+  // connection, one second (the server's default): the journal's batch is
+  // the one PostgreSQL aborts.
+  ASSERT_EQ(other.Query("BEGIN"), "");
+  ASSERT_EQ(other.Query("SET LOCAL deadlock_timeout = '60s'"), "");
+  ASSERT_EQ(lock(other, "p-a"), "1");
+
+  auto change = [&](const std::string& gid, std::promise<Status>& done) {
+    StatusChange c;
+    c.gid = gid;
+    c.from = TransStatus::kSubmitted;
+    c.to = TransStatus::kSucceed;
+    j->ChangeStatus(c, [&done](Status st) { done.set_value(std::move(st)); });
+  };
+  std::promise<Status> z, b, a;
+  change("p-z", z);
+  ASSERT_NE(WriterWaitingForALock(watch), "");
+  change("p-b", b);  // the next batch: locks p-b, then waits for p-a
+  change("p-a", a);
+  ASSERT_EQ(blocker.Query("ROLLBACK"), "");
+  EXPECT_OK(z.get_future().get());
+  ASSERT_NE(WriterWaitingForALock(watch), "");
+  // Closes the cycle; returns once the journal's batch has been aborted.
+  EXPECT_EQ(lock(other, "p-b"), "1");
+  ASSERT_EQ(other.Query("ROLLBACK"), "");
+  EXPECT_OK(b.get_future().get());
+  EXPECT_OK(a.get_future().get());
+  EXPECT_GE(j->stats().reruns, 1u);
+  for (const char* gid : {"p-a", "p-b"}) {
+    ASSERT_OK_AND_ASSIGN(auto got, j->Find(gid));
+    EXPECT_EQ(got.trans.status, TransStatus::kSucceed) << gid;
+  }
+}
+
 TEST_F(PostgresJournalTest, TwoJournalsOnOneDatabaseClaimDisjointSets) {
   if (pg_ == nullptr) return;
   auto a = Open();
@@ -485,6 +537,39 @@ TEST_F(PostgresJournalTest, GroupCommitSharesCommitsBetweenWriters) {
   EXPECT_EQ(stats.writes, static_cast<uint64_t>(kThreads * kEach));
   // 16 writers waiting on fsync: commits carry several writes each.
   EXPECT_LT(stats.commits, stats.writes);
+}
+
+TEST_F(PostgresJournalTest, MetricsCountEveryCommitAndItsWrites) {
+  if (pg_ == nullptr) return;
+  MetricsRegistry registry;
+  PostgresJournalOptions o = Options();
+  o.metrics = &registry;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < 5; ++i) {
+        ASSERT_OK(Save(
+            *j,
+            Trans("m-" + std::to_string(w) + "-" + std::to_string(i), clock_)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto stats = j->stats();
+  const std::string text = registry.RenderText();
+  EXPECT_THAT(text, ::testing::HasSubstr(
+                        "\ndtx_journal_commit_duration_seconds_count " +
+                        std::to_string(stats.commits) + "\n"));
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("\ndtx_journal_batch_writes_sum 20\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("\ndtx_journal_queued_writes 0\n"));
+  j->Close();
+  j.reset();
+  EXPECT_THAT(
+      registry.RenderText(),
+      ::testing::Not(::testing::HasSubstr("\ndtx_journal_queued_writes ")));
 }
 
 }  // namespace

@@ -48,6 +48,8 @@
 
 namespace dtx {
 
+class MetricsRegistry;
+
 struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
   // A libpq connection string ("host=... port=... user=... password=...
   // dbname=...") or URI ("postgresql://user@host:port/dbname"); libpq's
@@ -76,6 +78,12 @@ struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
 
   // Null: no logging.
   std::shared_ptr<Logger> logger;
+
+  // Borrowed; must outlive the journal. The writer's metrics are registered
+  // in it at Open, under the SQLite journal's names
+  // (dtx_journal_commit_duration_seconds, dtx_journal_batch_writes,
+  // dtx_journal_queued_writes; docs/operations.md). Null: none.
+  MetricsRegistry* metrics = nullptr;
 };
 
 class DTX_POSTGRES_EXPORT PostgresJournal final : public Journal {
