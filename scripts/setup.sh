@@ -18,6 +18,7 @@ PACKAGES=(
   openssl       # tests make their own certificates (tests/testing/test_certs.h)
   libgtest-dev libgmock-dev
   etcd-server etcd-client
+  postgresql libpq-dev  # dtx::postgres (libpq); scripts/start-postgres.sh for its tests
   libbenchmark-dev
   libyaml-cpp-dev libcli11-dev
   python3-grpcio python3-protobuf  # tests/server/dtm_protocol_test.py

@@ -13,10 +13,6 @@
 
 namespace dtx::internal {
 
-std::string GidPrefix(std::string_view gid) {
-  return "journal: gid " + std::string(gid) + ": ";
-}
-
 std::optional<int64_t> OptMillis(const std::optional<TimePoint>& t) {
   if (!t) return std::nullopt;
   return ToUnixMillis(*t);

@@ -10,6 +10,7 @@
 #include "dtx/result.h"
 #include "dtx/status.h"
 
+#include "journal_validate.h"
 #include "sqlite_handle.h"
 
 #include <cstdint>
@@ -19,9 +20,6 @@
 #include <vector>
 
 namespace dtx::internal {
-
-// "journal: gid <gid>: ", the start of every message about one transaction.
-std::string GidPrefix(std::string_view gid);
 
 // Times as the journal stores them: milliseconds, NULL for none.
 std::optional<int64_t> OptMillis(const std::optional<TimePoint>& t);

@@ -3,6 +3,7 @@
 #include "dtx/clock.h"
 #include "dtx/limits.h"
 
+#include "journal_validate.h"
 #include "schema.h"
 
 #include <string>
@@ -36,41 +37,6 @@ LIMIT ?4)sql");
 }
 
 namespace {
-
-Status ValidateTransFields(const GlobalTrans& t) {
-  DTX_RETURN_IF_ERROR(ValidateGid(t.gid).WithPrefix("journal"));
-  const std::string prefix = "journal: gid " + t.gid;
-  DTX_RETURN_IF_ERROR(ValidateText("protocol", t.protocol).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(
-      ValidateUrl(t.query_prepared).WithPrefix(prefix + ": query_prepared"));
-  DTX_RETURN_IF_ERROR(ValidateText("options", t.options).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(
-      ValidateText("custom_data", t.custom_data).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(ValidateText("ext_data", t.ext_data).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(ValidateText("result", t.result).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(
-      ValidateText("rollback_reason", t.rollback_reason).WithPrefix(prefix));
-  DTX_RETURN_IF_ERROR(ValidateText("owner", t.owner).WithPrefix(prefix));
-  return Status::Ok();
-}
-
-Status ValidateBranchFields(const std::string& gid,
-                            const std::vector<Branch>& branches) {
-  const std::string prefix = "journal: gid " + gid;
-  if (branches.size() > kMaxBranchesPerTrans) {
-    return InvalidArgumentError(
-        prefix + ": " + std::to_string(branches.size()) +
-        " branches, over the limit of " + std::to_string(kMaxBranchesPerTrans));
-  }
-  for (const Branch& b : branches) {
-    DTX_RETURN_IF_ERROR(ValidateBranchId(b.branch_id).WithPrefix(prefix));
-    const std::string branch_prefix =
-        prefix + ": branch " + b.branch_id + "/" + std::string(ToString(b.op));
-    DTX_RETURN_IF_ERROR(ValidateUrl(b.url).WithPrefix(branch_prefix));
-    DTX_RETURN_IF_ERROR(ValidatePayload(b.bin_data).WithPrefix(branch_prefix));
-  }
-  return Status::Ok();
-}
 
 // A write with a plain completion callback.
 class SimpleOp : public WriteOp {
@@ -364,17 +330,7 @@ std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans,
                                      WriteDone done) {
   Status s = ValidateTransFields(trans);
   if (s.ok()) s = ValidateBranchFields(trans.gid, branches);
-  for (std::size_t i = 0; s.ok() && i < branches.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (branches[j].branch_id == branches[i].branch_id &&
-          branches[j].op == branches[i].op) {
-        s = AlreadyExistsError(
-            GidPrefix(trans.gid) + "branch " + branches[i].branch_id + "/" +
-            std::string(ToString(branches[i].op)) + " already exists");
-        break;
-      }
-    }
-  }
+  if (s.ok()) s = CheckNoRepeatedBranch(trans.gid, branches);
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
   return std::make_unique<SaveNewOp>(std::move(trans), std::move(branches),
                                      std::move(done));

@@ -30,3 +30,9 @@ if(NOT last_output MATCHES "^dtx [0-9]+\\.[0-9]+\\.[0-9]+: [2-9A-HJ-NP-Za-km-z]+
   message(FATAL_ERROR "unexpected consumer output: ${last_output}")
 endif()
 message(STATUS "consumer: ${last_output}")
+
+# Built when the package has dtx::postgres.
+if(EXISTS "${DTX_WORK_DIR}/build/consumer_postgres")
+  run("${DTX_WORK_DIR}/build/consumer_postgres")
+  message(STATUS "consumer: ${last_output}")
+endif()

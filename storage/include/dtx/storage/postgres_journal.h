@@ -1,0 +1,139 @@
+// PostgresJournal: the Journal on a PostgreSQL database, which several
+// coordinators (processes, machines) may share.
+//
+// All writes go through one writer thread and its connection, which commits
+// whatever is queued in one PostgreSQL transaction (group commit); a write's
+// completion runs only after the COMMIT that made it durable, handed to the
+// executor it was made with, in commit order (one without runs on the writer
+// thread and holds up every later commit while it runs). Reads use a small
+// pool of their own connections and never wait for the writer. Claim() takes
+// due transactions with FOR UPDATE SKIP LOCKED and leases them (owner,
+// next_cron_time), so that coordinators sharing the database never process
+// the same transaction at once and never wait for each other's claims.
+// docs/journal.md ("PostgreSQL") describes the schema, the batching and the
+// failures.
+//
+//   dtx::PostgresJournalOptions options;
+//   options.conninfo = "host=db.internal port=5432 user=dtx dbname=dtx";
+//   options.schema = "payments";
+//   DTX_ASSIGN_OR_RETURN(auto journal, dtx::PostgresJournal::Open(options));
+//
+// Open() connects, creates the schema and its tables when absent and brings
+// an older journal up to date (versioned migrations, one coordinator at a
+// time). It returns kInvalidArgument for a malformed option, kUnavailable when
+// the server cannot be reached, kPermissionDenied when it refuses the login
+// or the DDL, kNotFound for a database that does not exist, and
+// kFailedPrecondition for a schema that holds another application's
+// trans_global (dtm's, say) or a newer dtx's journal.
+//
+// A lost connection fails the writes (or the read) under way with
+// kUnavailable naming the server, and the next write or read connects again:
+// a restarted server needs no restart of the journal.
+//
+// Thread safety: thread-safe.
+
+#ifndef DTX_STORAGE_POSTGRES_JOURNAL_H_
+#define DTX_STORAGE_POSTGRES_JOURNAL_H_
+
+#include "dtx/clock.h"
+#include "dtx/journal.h"
+#include "dtx/logger.h"
+#include "dtx/storage/postgres_export.h"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace dtx {
+
+class MetricsRegistry;
+
+struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
+  // A libpq connection string ("host=... port=... user=... password=...
+  // dbname=...") or URI ("postgresql://user@host:port/dbname"); libpq's
+  // environment variables (PGHOST, PGPASSWORD...) fill what it leaves out.
+  std::string conninfo;
+
+  // The schema of the journal's tables (dtm's Store.Schema); created when
+  // absent. A plain identifier: letters, digits and '_'.
+  std::string schema = "public";
+
+  // Most writes committed in one transaction. 1 turns group commit off (one
+  // commit per write); for comparisons only.
+  std::size_t max_batch_writes = 1024;
+
+  // Read connections kept open between reads (dtm's MaxIdleConns); more
+  // are opened while more reads run at once, and closed after.
+  std::size_t max_idle_readers = 4;
+
+  // How long a connection attempt may take (libpq's connect_timeout, whole
+  // seconds, at least 1).
+  std::chrono::milliseconds connect_timeout{5000};
+
+  // Timestamps written by the journal (update_time, finish_time, ...) come
+  // from this clock. Borrowed; must outlive the journal. Null: SystemClock().
+  const Clock* clock = nullptr;
+
+  // Null: no logging.
+  std::shared_ptr<Logger> logger;
+
+  // Borrowed; must outlive the journal. The writer's metrics are registered
+  // in it at Open, under the SQLite journal's names
+  // (dtx_journal_commit_duration_seconds, dtx_journal_batch_writes,
+  // dtx_journal_queued_writes; docs/operations.md). Null: none.
+  MetricsRegistry* metrics = nullptr;
+};
+
+class DTX_POSTGRES_EXPORT PostgresJournal final : public Journal {
+ public:
+  static Result<std::unique_ptr<PostgresJournal>> Open(
+      PostgresJournalOptions options);
+
+  ~PostgresJournal() override;
+  PostgresJournal(const PostgresJournal&) = delete;
+  PostgresJournal& operator=(const PostgresJournal&) = delete;
+
+  void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
+               WriteDone done) override;
+  void AppendBranches(std::string gid, TransStatus expected,
+                      std::vector<Branch> branches, WriteDone done) override;
+  void ChangeStatus(StatusChange change, WriteDone done) override;
+  void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
+                      std::vector<BranchUpdate> updates,
+                      WriteDone done) override;
+  void TouchCron(CronUpdate update, WriteDone done) override;
+  void MakeDue(std::string gid, TimePoint now, WriteDone done) override;
+  void Claim(ClaimRequest request, ClaimDone done) override;
+  void Flush(WriteDone done) override;
+
+  Result<TransWithBranches> Find(const std::string& gid) override;
+  Result<ListPage> List(const ListQuery& query) override;
+  Result<UnfinishedSummary> Summarize(TimePoint now) override;
+  // One GROUP BY over trans_global: O(rows), unlike SqliteJournal's O(1)
+  // (docs/journal.md says why).
+  Result<StatusCounts> CountByStatus() override;
+  Result<DuePage> ListDue(TimePoint now, std::size_t limit,
+                          DueCursor after) override;
+
+  void Close() override;
+
+  // Counters since Open, for benchmarks and tests.
+  struct Stats {
+    uint64_t writes = 0;      // writes applied in committed transactions
+    uint64_t commits = 0;     // transactions committed
+    uint64_t reruns = 0;      // batches run again without a failed write
+    uint64_t reconnects = 0;  // writer connections opened after the first
+  };
+  Stats stats() const;
+
+ private:
+  struct Impl;
+  explicit PostgresJournal(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dtx
+
+#endif  // DTX_STORAGE_POSTGRES_JOURNAL_H_

@@ -1,0 +1,223 @@
+// libpq wrappers and the mapping of PostgreSQL errors (SQLSTATE classes,
+// https://www.postgresql.org/docs/current/errcodes-appendix.html) to
+// dtx::Status.
+
+#include "postgres_conn.h"
+
+#include <cstring>
+#include <utility>
+
+namespace dtx::internal {
+namespace {
+
+// Type OIDs of pg_type (stable across PostgreSQL versions).
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
+constexpr Oid kByteaOid = 17;
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The status of an error whose SQLSTATE is `state` (five characters).
+StatusCode CodeOf(std::string_view state) {
+  if (state == "23505") return StatusCode::kAlreadyExists;
+  if (state == "53100" || state == "53200" || state == "53400")
+    return StatusCode::kResourceExhausted;  // disk full, out of memory
+  if (state == "55P03" || state == "57014")
+    return StatusCode::kUnavailable;  // lock timeout, statement timeout
+  if (state == "XX001" || state == "XX002")
+    return StatusCode::kDataLoss;  // data or index corrupted
+  if (state == "42501") return StatusCode::kPermissionDenied;
+  const std::string_view cls = state.substr(0, 2);
+  if (cls == "22" || cls == "23")
+    return StatusCode::kInvalidArgument;  // a value the server refuses
+  if (cls == "54") return StatusCode::kResourceExhausted;  // program limit
+  if (cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58")
+    return StatusCode::kUnavailable;  // connection, conflict, shutdown, i/o
+  if (cls == "28") return StatusCode::kPermissionDenied;
+  if (cls == "3D") return StatusCode::kNotFound;  // no such database
+  return StatusCode::kInternal;
+}
+
+}  // namespace
+
+bool IsPgStorageFailure(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kUnavailable:
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kDataLoss:
+    case StatusCode::kInternal:
+    case StatusCode::kPermissionDenied:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void PgParams::Add(Oid type, const char* data, int length) {
+  types_.push_back(type);
+  values_.push_back(data);
+  lengths_.push_back(length);
+  formats_.push_back(1);
+}
+
+PgParams& PgParams::Int(int64_t v) {
+  std::array<char, 8>& b = ints_.emplace_back();
+  const auto u = static_cast<uint64_t>(v);
+  for (int i = 0; i < 8; ++i)
+    b[static_cast<std::size_t>(i)] = static_cast<char>(u >> (56 - 8 * i));
+  Add(kInt8Oid, b.data(), 8);
+  return *this;
+}
+
+PgParams& PgParams::Text(std::string_view v) {
+  // A non-null pointer even for an empty value (null means SQL NULL).
+  Add(kTextOid, v.empty() ? "" : v.data(), static_cast<int>(v.size()));
+  return *this;
+}
+
+PgParams& PgParams::Bytes(std::string_view v) {
+  Add(kByteaOid, v.empty() ? "" : v.data(), static_cast<int>(v.size()));
+  return *this;
+}
+
+PgParams& PgParams::NullInt() {
+  Add(kInt8Oid, nullptr, 0);
+  return *this;
+}
+
+PgParams& PgParams::NullText() {
+  Add(kTextOid, nullptr, 0);
+  return *this;
+}
+
+int64_t PgResult::Int(int row, int col) const {
+  const auto* p =
+      reinterpret_cast<const unsigned char*>(PQgetvalue(r_.get(), row, col));
+  const int n = PQgetlength(r_.get(), row, col);
+  uint64_t u = 0;
+  for (int i = 0; i < n; ++i) u = (u << 8) | p[i];
+  if (n == 4) return static_cast<int32_t>(static_cast<uint32_t>(u));
+  return static_cast<int64_t>(u);
+}
+
+int64_t PgResult::affected() const {
+  const char* n = r_ ? PQcmdTuples(r_.get()) : "";
+  return *n == '\0' ? 0 : std::strtoll(n, nullptr, 10);
+}
+
+Result<std::unique_ptr<PgConn>> PgConn::Connect(const Options& options) {
+  const std::string timeout = std::to_string(
+      std::max<int64_t>(1, (options.connect_timeout.count() + 999) / 1000));
+  const char* keywords[] = {"dbname", "connect_timeout",
+                            "fallback_application_name", nullptr};
+  const char* values[] = {options.conninfo.c_str(), timeout.c_str(),
+                          options.application_name.c_str(), nullptr};
+  PGconn* raw = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  if (raw == nullptr)
+    return ResourceExhaustedError("journal: postgres: out of memory");
+  if (PQstatus(raw) != CONNECTION_OK) {
+    std::string message = Trim(PQerrorMessage(raw));
+    PQfinish(raw);
+    StatusCode code = StatusCode::kUnavailable;
+    if (message.find("authentication failed") != std::string::npos ||
+        message.find("no pg_hba.conf entry") != std::string::npos ||
+        message.find("permission denied") != std::string::npos) {
+      code = StatusCode::kPermissionDenied;
+    } else if (message.find("does not exist") != std::string::npos) {
+      code = StatusCode::kNotFound;
+    } else if (message.find("invalid connection option") != std::string::npos ||
+               message.find("invalid URI") != std::string::npos ||
+               message.find("missing \"=\"") != std::string::npos) {
+      code = StatusCode::kInvalidArgument;
+    }
+    return Status(code, "journal: postgres: cannot connect: " + message);
+  }
+  std::string target =
+      std::string(PQhost(raw)) + ":" + PQport(raw) + "/" + PQdb(raw);
+  std::unique_ptr<PgConn> conn(new PgConn(raw, std::move(target)));
+  // Every statement names its tables unqualified: the schema is the session's
+  // search_path. pg_catalog stays first, as it always is implicitly.
+  PgParams p;
+  p.Text(options.schema);
+  DTX_ASSIGN_OR_RETURN(PgResult set,
+                       conn->Exec("SELECT pg_catalog.set_config('search_path', "
+                                  "pg_catalog.quote_ident($1), false)",
+                                  p, "set search_path"));
+  (void)set;
+  return conn;
+}
+
+PgConn::~PgConn() { PQfinish(conn_); }
+
+Status PgConn::ErrorOf(const PGresult* r, std::string_view context) {
+  const std::string prefix =
+      "journal: postgres " + target_ + ": " + std::string(context) + ": ";
+  last_sqlstate_.clear();
+  if (r == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+    return UnavailableError(prefix + "connection lost (" +
+                            Trim(PQerrorMessage(conn_)) +
+                            "); it is reopened on the next use");
+  }
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  const std::string message = Trim(PQresultErrorMessage(r));
+  if (state == nullptr || std::strlen(state) != 5)
+    return UnavailableError(prefix + message);
+  last_sqlstate_ = state;
+  return Status(CodeOf(state), prefix + message + " (SQLSTATE " + state + ")");
+}
+
+Result<std::string> PgConn::Prepared(const std::string& sql,
+                                     const PgParams& params,
+                                     std::string_view context) {
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return it->second;
+  if (prepared_.size() >= kMaxPrepared) return std::string();
+  std::string name = "s" + std::to_string(prepared_.size() + 1);
+  PGresult* r = PQprepare(conn_, name.c_str(), sql.c_str(), params.size(),
+                          params.types());
+  const bool ok = r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) {
+    Status s = ErrorOf(r, context);
+    PQclear(r);
+    return s;
+  }
+  PQclear(r);
+  prepared_.emplace(sql, name);
+  return name;
+}
+
+Result<PgResult> PgConn::Exec(std::string_view sql, const PgParams& params,
+                              std::string_view context) {
+  const std::string text(sql);
+  DTX_ASSIGN_OR_RETURN(std::string name, Prepared(text, params, context));
+  PGresult* r =
+      name.empty()
+          ? PQexecParams(conn_, text.c_str(), params.size(), params.types(),
+                         params.values(), params.lengths(), params.formats(),
+                         /*resultFormat=*/1)
+          : PQexecPrepared(conn_, name.c_str(), params.size(), params.values(),
+                           params.lengths(), params.formats(),
+                           /*resultFormat=*/1);
+  const ExecStatusType st =
+      r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return PgResult(r);
+  Status s = ErrorOf(r, context);
+  PQclear(r);
+  return s;
+}
+
+Result<PgResult> PgConn::ExecSimple(const std::string& sql,
+                                    std::string_view context) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  const ExecStatusType st =
+      r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return PgResult(r);
+  Status s = ErrorOf(r, context);
+  PQclear(r);
+  return s;
+}
+
+}  // namespace dtx::internal

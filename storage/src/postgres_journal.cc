@@ -1,0 +1,399 @@
+// PostgresJournal: opening (options, connection, schema), the Journal's
+// operations, and the pool of read connections. Writes go to the
+// PgJournalWriter (postgres_writer.cc: the writer thread and group commit).
+
+#include "dtx/storage/postgres_journal.h"
+
+#include "dtx/internal/mutex.h"
+
+#include "postgres_conn.h"
+#include "postgres_ops.h"
+#include "postgres_schema.h"
+#include "postgres_writer.h"
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dtx {
+
+using internal::Mutex;
+using internal::MutexLock;
+using internal::PgConn;
+using internal::PgParams;
+using internal::PgResult;
+
+namespace {
+
+// The read connections: one per concurrent read, up to `max_idle` kept
+// between reads. A connection found dead is dropped; a read that failed on a
+// reused connection because it was dead (the server restarted since) runs
+// once more on a new one, as a read changes nothing.
+class PgReaderPool {
+ public:
+  PgReaderPool(PgConn::Options options, std::size_t max_idle)
+      : options_(std::move(options)), max_idle_(max_idle) {}
+
+  template <typename Fn>
+  auto WithReader(Fn&& fn) -> decltype(fn(std::declval<PgConn&>())) {
+    for (int attempt = 0;; ++attempt) {
+      bool reused = false;
+      auto conn_or = Take(&reused);
+      if (!conn_or.ok()) return conn_or.status();
+      std::unique_ptr<PgConn> conn = std::move(conn_or).value();
+      auto result = fn(*conn);
+      if (conn->ok()) {
+        Return(std::move(conn));
+        return result;
+      }
+      if (!reused || attempt > 0) return result;
+    }
+  }
+
+  void Close() {
+    MutexLock lock(&mu_);
+    closed_ = true;
+    idle_.clear();
+  }
+
+  void set_target(std::string target) { target_ = std::move(target); }
+
+ private:
+  Result<std::unique_ptr<PgConn>> Take(bool* reused) {
+    {
+      MutexLock lock(&mu_);
+      if (closed_) {
+        return FailedPreconditionError("journal: postgres " + target_ +
+                                       ": closed");
+      }
+      if (!idle_.empty()) {
+        std::unique_ptr<PgConn> conn = std::move(idle_.back());
+        idle_.pop_back();
+        *reused = true;
+        return conn;
+      }
+    }
+    *reused = false;
+    return PgConn::Connect(options_);
+  }
+
+  void Return(std::unique_ptr<PgConn> conn) {
+    MutexLock lock(&mu_);
+    if (!closed_ && idle_.size() < max_idle_) idle_.push_back(std::move(conn));
+  }
+
+  const PgConn::Options options_;
+  const std::size_t max_idle_;
+  std::string target_;  // set once at Open, before any read
+
+  Mutex mu_;
+  std::vector<std::unique_ptr<PgConn>> idle_ DTX_GUARDED_BY(mu_);
+  bool closed_ DTX_GUARDED_BY(mu_) = false;
+};
+
+PgConn::Options ConnOptions(const PostgresJournalOptions& o,
+                            const char* application) {
+  PgConn::Options c;
+  c.conninfo = o.conninfo;
+  c.schema = o.schema;
+  c.application_name = application;
+  c.connect_timeout = o.connect_timeout;
+  return c;
+}
+
+constexpr const char* kUnfinished =
+    "status IN ('prepared', 'submitted', 'aborting')";
+
+// Whether a gid can start with `prefix`: gids are visible ASCII
+// (ValidateGid), so a prefix with any other byte matches none (and such
+// bytes may not even be valid text for the server).
+bool PrefixCanMatch(const std::string& prefix) {
+  for (char c : prefix) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u > 0x7E) return false;
+  }
+  return true;
+}
+
+// The smallest string above every string that starts with `prefix` (visible
+// ASCII, non-empty): its last byte raised by one. Under the "C" collation of
+// the gid column, `prefix <= gid < PrefixEnd` selects exactly the gids with
+// the prefix, as an index range.
+std::string PrefixEnd(std::string prefix) {
+  prefix.back() = static_cast<char>(prefix.back() + 1);
+  return prefix;
+}
+
+}  // namespace
+
+struct PostgresJournal::Impl {
+  explicit Impl(PostgresJournalOptions o)
+      : options(std::move(o)),
+        readers(ConnOptions(options, "dtx-journal-reader"),
+                options.max_idle_readers) {
+    clock = options.clock != nullptr ? options.clock : &SystemClock();
+    logger = options.logger != nullptr ? options.logger : NewNullLogger();
+  }
+
+  PostgresJournalOptions options;
+  const Clock* clock;
+  std::shared_ptr<Logger> logger;
+  std::string target;  // host:port/db, for messages
+  std::unique_ptr<internal::PgJournalWriter> writer;
+  PgReaderPool readers;
+};
+
+PostgresJournal::PostgresJournal(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+PostgresJournal::~PostgresJournal() { Close(); }
+
+Result<std::unique_ptr<PostgresJournal>> PostgresJournal::Open(
+    PostgresJournalOptions options) {
+  if (options.conninfo.empty()) {
+    return InvalidArgumentError(
+        "journal: postgres: conninfo is empty (a libpq connection string or "
+        "postgresql:// URI)");
+  }
+  DTX_RETURN_IF_ERROR(internal::ValidatePgSchemaName(options.schema));
+  auto impl = std::make_unique<Impl>(std::move(options));
+  DTX_ASSIGN_OR_RETURN(
+      std::unique_ptr<PgConn> conn,
+      PgConn::Connect(ConnOptions(impl->options, "dtx-journal-writer")));
+  impl->target = conn->target();
+  impl->readers.set_target(impl->target);
+  DTX_RETURN_IF_ERROR(
+      internal::MigratePgSchema(*conn, impl->options.schema, *impl->logger));
+  internal::PgJournalWriter::Options w;
+  w.connection = ConnOptions(impl->options, "dtx-journal-writer");
+  w.max_batch_writes = impl->options.max_batch_writes;
+  w.clock = impl->clock;
+  w.logger = impl->logger;
+  w.metrics = impl->options.metrics;
+  DTX_ASSIGN_OR_RETURN(impl->writer, internal::PgJournalWriter::Start(
+                                         std::move(conn), std::move(w)));
+  DTX_LOG(impl->logger, LogLevel::kInfo,
+          "journal: opened postgres " << impl->target << " schema "
+                                      << impl->options.schema);
+  return std::unique_ptr<PostgresJournal>(new PostgresJournal(std::move(impl)));
+}
+
+void PostgresJournal::SaveNew(GlobalTrans trans, std::vector<Branch> branches,
+                              WriteDone done) {
+  impl_->writer->Enqueue(internal::MakePgSaveNew(
+      std::move(trans), std::move(branches), std::move(done)));
+}
+
+void PostgresJournal::AppendBranches(std::string gid, TransStatus expected,
+                                     std::vector<Branch> branches,
+                                     WriteDone done) {
+  impl_->writer->Enqueue(internal::MakePgAppendBranches(
+      std::move(gid), expected, std::move(branches), std::move(done)));
+}
+
+void PostgresJournal::ChangeStatus(StatusChange change, WriteDone done) {
+  impl_->writer->Enqueue(
+      internal::MakePgChangeStatus(std::move(change), std::move(done)));
+}
+
+void PostgresJournal::UpdateBranches(std::string gid,
+                                     std::optional<TransStatus> expected,
+                                     std::vector<BranchUpdate> updates,
+                                     WriteDone done) {
+  impl_->writer->Enqueue(internal::MakePgUpdateBranches(
+      std::move(gid), expected, std::move(updates), std::move(done)));
+}
+
+void PostgresJournal::TouchCron(CronUpdate update, WriteDone done) {
+  impl_->writer->Enqueue(
+      internal::MakePgTouchCron(std::move(update), std::move(done)));
+}
+
+void PostgresJournal::MakeDue(std::string gid, TimePoint now, WriteDone done) {
+  impl_->writer->Enqueue(
+      internal::MakePgMakeDue(std::move(gid), now, std::move(done)));
+}
+
+void PostgresJournal::Claim(ClaimRequest request, ClaimDone done) {
+  impl_->writer->Enqueue(
+      internal::MakePgClaim(std::move(request), std::move(done)));
+}
+
+void PostgresJournal::Flush(WriteDone done) {
+  impl_->writer->Enqueue(internal::MakePgFlush(std::move(done)));
+}
+
+Result<TransWithBranches> PostgresJournal::Find(const std::string& gid) {
+  static const std::string* const sql = new std::string(
+      "SELECT " + internal::PgGlobalColumns("g.") + ", " +
+      internal::PgBranchColumns("b.") +
+      " FROM trans_global g LEFT JOIN trans_branch_op b ON b.trans_id = g.id"
+      " WHERE g.gid = $1 ORDER BY b.id");
+  const std::string& target = impl_->target;
+  return impl_->readers.WithReader(
+      [&](PgConn& conn) -> Result<TransWithBranches> {
+        PgParams p;
+        p.Text(gid);
+        DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(*sql, p, "find " + gid));
+        if (r.rows() == 0)
+          return NotFoundError("journal: gid " + gid + ": not found");
+        TransWithBranches out;
+        DTX_ASSIGN_OR_RETURN(out.trans,
+                             internal::PgReadGlobalRow(r, 0, 0, target));
+        constexpr int kFirst = internal::kPgGlobalColumnCount;
+        for (int i = 0; i < r.rows(); ++i) {
+          if (r.IsNull(i, kFirst)) continue;  // no branch rows
+          DTX_ASSIGN_OR_RETURN(Branch b,
+                               internal::PgReadBranchRow(r, i, kFirst, target));
+          out.branches.push_back(std::move(b));
+        }
+        return out;
+      });
+}
+
+Result<ListPage> PostgresJournal::List(const ListQuery& q) {
+  const std::size_t limit = q.limit == 0 ? kDefaultListLimit : q.limit;
+  if (!q.gid_prefix.empty() && !PrefixCanMatch(q.gid_prefix)) return ListPage{};
+  // Parameters are numbered as the filters present add them. Which index
+  // finds the rows: unfinished only, the partial due index (O(unfinished));
+  // a gid prefix, a range of the gid index; else the primary key backwards
+  // from the cursor.
+  PgParams p;
+  int n = 0;
+  auto param = [&n] { return "$" + std::to_string(++n); };
+  std::vector<std::string> where;
+  const std::string prefix_end =
+      q.gid_prefix.empty() ? std::string() : PrefixEnd(q.gid_prefix);
+  const std::string status =
+      q.status ? std::string(ToString(*q.status)) : std::string();
+  const std::string type =
+      q.trans_type ? std::string(ToString(*q.trans_type)) : std::string();
+  if (q.unfinished_only) where.push_back(kUnfinished);
+  if (q.cursor > 0) {
+    where.push_back("id < " + param());
+    p.Int(q.cursor);
+  }
+  if (q.status) {
+    where.push_back("status = " + param());
+    p.Text(status);
+  }
+  if (q.trans_type) {
+    where.push_back("trans_type = " + param());
+    p.Text(type);
+  }
+  if (q.created_from) {
+    where.push_back("create_time >= " + param());
+    p.Int(ToUnixMillis(*q.created_from));
+  }
+  if (q.created_to) {
+    where.push_back("create_time <= " + param());
+    p.Int(ToUnixMillis(*q.created_to));
+  }
+  if (!q.gid_prefix.empty()) {
+    where.push_back("gid >= " + param());
+    p.Text(q.gid_prefix);
+    where.push_back("gid < " + param());
+    p.Text(prefix_end);
+  }
+  std::string sql = std::string("SELECT ") + internal::kPgGlobalColumns +
+                    " FROM trans_global";
+  for (std::size_t i = 0; i < where.size(); ++i)
+    sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+  sql += " ORDER BY id DESC LIMIT " + param();
+  p.Int(static_cast<int64_t>(limit));
+  const std::string& target = impl_->target;
+  return impl_->readers.WithReader([&](PgConn& conn) -> Result<ListPage> {
+    DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql, p, "list"));
+    ListPage page;
+    for (int i = 0; i < r.rows(); ++i) {
+      DTX_ASSIGN_OR_RETURN(GlobalTrans t,
+                           internal::PgReadGlobalRow(r, i, 0, target));
+      page.transactions.push_back(std::move(t));
+    }
+    if (page.transactions.size() == limit)
+      page.next_cursor = page.transactions.back().id;
+    return page;
+  });
+}
+
+Result<DuePage> PostgresJournal::ListDue(TimePoint now, std::size_t limit,
+                                         DueCursor after) {
+  if (limit == 0) limit = 1;
+  static const std::string* const sql = new std::string(
+      std::string("SELECT ") + internal::kPgGlobalColumns +
+      " FROM trans_global WHERE " + kUnfinished +
+      " AND next_cron_time <= $1 AND (next_cron_time, id) > ($2, $3)"
+      " ORDER BY next_cron_time, id LIMIT $4");
+  const std::string& target = impl_->target;
+  return impl_->readers.WithReader([&](PgConn& conn) -> Result<DuePage> {
+    PgParams p;
+    p.Int(ToUnixMillis(now))
+        .Int(ToUnixMillis(after.next_cron_time))
+        .Int(after.id)
+        .Int(static_cast<int64_t>(limit));
+    DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(*sql, p, "list due"));
+    DuePage page;
+    for (int i = 0; i < r.rows(); ++i) {
+      DTX_ASSIGN_OR_RETURN(GlobalTrans t,
+                           internal::PgReadGlobalRow(r, i, 0, target));
+      page.transactions.push_back(std::move(t));
+    }
+    if (page.transactions.size() == limit) {
+      const GlobalTrans& last = page.transactions.back();
+      page.next = DueCursor{last.next_cron_time, last.id};
+    }
+    return page;
+  });
+}
+
+Result<UnfinishedSummary> PostgresJournal::Summarize(TimePoint now) {
+  static const std::string* const sql = new std::string(
+      std::string("SELECT count(*), count(*) FILTER (WHERE next_cron_time <= "
+                  "$1), min(create_time) FROM trans_global WHERE ") +
+      kUnfinished);
+  return impl_->readers.WithReader(
+      [&](PgConn& conn) -> Result<UnfinishedSummary> {
+        PgParams p;
+        p.Int(ToUnixMillis(now));
+        DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(*sql, p, "summarize"));
+        UnfinishedSummary out;
+        out.unfinished = r.Int(0, 0);
+        out.due = r.Int(0, 1);
+        if (!r.IsNull(0, 2))
+          out.oldest_create_time = FromUnixMillis(r.Int(0, 2));
+        return out;
+      });
+}
+
+Result<StatusCounts> PostgresJournal::CountByStatus() {
+  const std::string& target = impl_->target;
+  return impl_->readers.WithReader([&](PgConn& conn) -> Result<StatusCounts> {
+    DTX_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn.Exec("SELECT status, count(*) FROM trans_global GROUP BY status",
+                  "count by status"));
+    StatusCounts out;
+    for (int i = 0; i < r.rows(); ++i) {
+      auto status = ParseTransStatus(r.Text(i, 0));
+      if (!status.ok()) {
+        return DataLossError("journal: postgres " + target + ": " +
+                             status.status().message() + " in trans_global");
+      }
+      out[*status] = r.Int(i, 1);
+    }
+    return out;
+  });
+}
+
+void PostgresJournal::Close() {
+  if (impl_->writer) impl_->writer->Close();
+  impl_->readers.Close();
+}
+
+PostgresJournal::Stats PostgresJournal::stats() const {
+  const internal::PgJournalWriter::Stats s = impl_->writer->stats();
+  return Stats{s.writes, s.commits, s.reruns, s.reconnects};
+}
+
+}  // namespace dtx

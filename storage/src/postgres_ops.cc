@@ -1,0 +1,670 @@
+// The PostgreSQL journal's writes. Each keeps to few round trips: a write
+// whose outcome one statement decides is one statement (a data-modifying
+// WITH that also reads the stored status, so that a miss is explained
+// without a second query), and guards every compare-and-set on the row it
+// updates, where PostgreSQL re-checks it after waiting for another
+// coordinator's lock (READ COMMITTED).
+
+#include "postgres_ops.h"
+
+#include "dtx/clock.h"
+#include "dtx/limits.h"
+
+#include "journal_validate.h"
+#include "postgres_schema.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace dtx::internal {
+namespace {
+
+constexpr const char* kUnfinished = "('prepared', 'submitted', 'aborting')";
+
+std::optional<int64_t> OptMillis(const std::optional<TimePoint>& t) {
+  if (!t) return std::nullopt;
+  return ToUnixMillis(*t);
+}
+
+std::optional<TimePoint> OptTime(const PgResult& r, int row, int col) {
+  if (r.IsNull(row, col)) return std::nullopt;
+  return FromUnixMillis(r.Int(row, col));
+}
+
+Status StatusMiss(const std::string& gid, const std::string& stored,
+                  const std::string& expected) {
+  return FailedPreconditionError(GidPrefix(gid) + "status is '" + stored +
+                                 "', expected " + expected);
+}
+
+std::string Quoted(TransStatus s) {
+  return "'" + std::string(ToString(s)) + "'";
+}
+
+// Branch rows per INSERT: 8 parameters each, well under PostgreSQL's 65535.
+constexpr std::size_t kBranchesPerInsert = 1000;
+constexpr int kBranchParams = 8;
+
+// "(VALUES ($a, ...), ...) AS v(ord, url, ...)" for `n` rows whose
+// parameters start at $first, in the order PgAddBranchParams binds them.
+std::string BranchValues(std::size_t n, int first) {
+  std::string sql = "(VALUES ";
+  int p = first;
+  for (std::size_t r = 0; r < n; ++r) {
+    sql += r == 0 ? "(" : ", (";
+    sql += std::to_string(r);
+    for (int c = 0; c < kBranchParams; ++c) sql += ", $" + std::to_string(p++);
+    sql += ")";
+  }
+  sql +=
+      ") AS v(ord, url, bin_data, branch_id, op, status, finish_time, "
+      "rollback_time, create_time)";
+  return sql;
+}
+
+void AddBranchParams(PgParams& p, const Branch& b, int64_t now_ms) {
+  p.Text(b.url)
+      .Bytes(b.bin_data)
+      .Text(b.branch_id)
+      .Text(ToString(b.op))
+      .Text(ToString(b.status))
+      .OptInt(OptMillis(b.finish_time))
+      .OptInt(OptMillis(b.rollback_time))
+      .Int(b.create_time == TimePoint{} ? now_ms : ToUnixMillis(b.create_time));
+}
+
+// The INSERT of branches[first, first + n) for the transaction whose row id
+// is $1, gid $2, update_time $3.
+Status InsertBranchChunk(
+    PgConn& conn, int64_t trans_id, const std::string& gid,
+    const std::vector<Branch>& branches, std::size_t first, std::size_t n,
+    int64_t now_ms, bool skip_conflicts,
+    std::vector<std::pair<std::string, std::string>>* got) {
+  PgParams p;
+  p.Int(trans_id).Text(gid).Int(now_ms);
+  for (std::size_t i = first; i < first + n; ++i)
+    AddBranchParams(p, branches[i], now_ms);
+  std::string sql =
+      "INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, branch_id, "
+      "op, status, finish_time, rollback_time, create_time, update_time) "
+      "SELECT $1, $2, v.url, v.bin_data, v.branch_id, v.op, v.status, "
+      "v.finish_time, v.rollback_time, v.create_time, $3 FROM " +
+      BranchValues(n, 4) + " ORDER BY v.ord";
+  if (skip_conflicts) sql += " ON CONFLICT DO NOTHING RETURNING branch_id, op";
+  DTX_ASSIGN_OR_RETURN(PgResult r,
+                       conn.Exec(sql, p, "insert branches of " + gid));
+  if (got != nullptr) {
+    for (int i = 0; i < r.rows(); ++i)
+      got->emplace_back(r.Text(i, 0), r.Text(i, 1));
+  }
+  return Status::Ok();
+}
+
+// A write with a plain completion callback.
+class SimpleOp : public PgWriteOp {
+ public:
+  explicit SimpleOp(WriteDone done) : done_(std::move(done)) {}
+  void Complete(Status status) override { std::move(done_)(std::move(status)); }
+
+ private:
+  WriteDone done_;
+};
+
+class SaveNewOp final : public SimpleOp {
+ public:
+  SaveNewOp(GlobalTrans trans, std::vector<Branch> branches, WriteDone done)
+      : SimpleOp(std::move(done)),
+        trans_(std::move(trans)),
+        branches_(std::move(branches)) {}
+  // Only a transaction with more branches than one INSERT takes runs more
+  // statements after the one that decides.
+  bool may_half_apply() const override {
+    return branches_.size() > kBranchesPerInsert;
+  }
+
+  Status Apply(PgConn& conn, int64_t now_ms) override {
+    const GlobalTrans& t = trans_;
+    PgParams p;
+    p.Text(t.gid)
+        .Text(ToString(t.trans_type))
+        .Text(ToString(t.status))
+        .Text(t.protocol)
+        .Text(t.query_prepared)
+        .Text(t.options)
+        .Text(t.custom_data)
+        .Text(t.ext_data)
+        .Text(t.result)
+        .Text(t.rollback_reason)
+        .Int(t.create_time == TimePoint{} ? now_ms
+                                          : ToUnixMillis(t.create_time))
+        .Int(now_ms)
+        .OptInt(OptMillis(t.finish_time))
+        .OptInt(OptMillis(t.rollback_time))
+        .Int(t.next_cron_interval.count())
+        .Int(ToUnixMillis(t.next_cron_time))
+        .Text(t.owner)
+        .Int(t.retry_count);
+    // The transaction and its first branch rows in one statement: the
+    // branch INSERT reads the new row's id, and inserts nothing when the gid
+    // existed.
+    const std::size_t first = std::min(branches_.size(), kBranchesPerInsert);
+    std::string sql = R"sql(
+WITH g AS (
+  INSERT INTO trans_global (gid, trans_type, status, protocol, query_prepared,
+    options, custom_data, ext_data, result, rollback_reason, create_time,
+    update_time, finish_time, rollback_time, next_cron_interval,
+    next_cron_time, owner, retry_count)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+    $16, $17, $18)
+  ON CONFLICT (gid) DO NOTHING
+  RETURNING id))sql";
+    if (first > 0) {
+      for (std::size_t i = 0; i < first; ++i)
+        AddBranchParams(p, branches_[i], now_ms);
+      sql += R"sql(,
+b AS (
+  INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, branch_id, op,
+    status, finish_time, rollback_time, create_time, update_time)
+  SELECT g.id, $1, v.url, v.bin_data, v.branch_id, v.op, v.status,
+    v.finish_time, v.rollback_time, v.create_time, $12
+  FROM g, )sql" +
+             BranchValues(first, 19) + " ORDER BY v.ord)";
+    }
+    sql += "\nSELECT id FROM g";
+    auto r = conn.Exec(sql, p, "insert " + t.gid);
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kAlreadyExists) {
+        // The request's rows are unique and the gid was new: a conflict
+        // means branch rows without their global row.
+        return DataLossError(GidPrefix(t.gid) +
+                             "branch rows exist without their transaction (" +
+                             r.status().message() + ")");
+      }
+      return r.status();
+    }
+    if (r->rows() == 0)
+      return AlreadyExistsError(GidPrefix(t.gid) + "already exists");
+    const int64_t id = r->Int(0, 0);
+    for (std::size_t from = first; from < branches_.size();
+         from += kBranchesPerInsert) {
+      const std::size_t n =
+          std::min(kBranchesPerInsert, branches_.size() - from);
+      DTX_RETURN_IF_ERROR(InsertBranchChunk(conn, id, t.gid, branches_, from, n,
+                                            now_ms, false, nullptr));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  GlobalTrans trans_;
+  std::vector<Branch> branches_;
+};
+
+// The row id and status of `gid`, its row locked against status changes by
+// other coordinators until the batch commits. kNotFound; kFailedPrecondition
+// when `expected` is set and differs.
+Result<int64_t> LockStatus(PgConn& conn, const std::string& gid,
+                           std::optional<TransStatus> expected,
+                           const char* lock) {
+  PgParams p;
+  p.Text(gid);
+  DTX_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.Exec(std::string("SELECT id, status FROM trans_global WHERE gid = "
+                            "$1 ") +
+                    lock,
+                p, "read status of " + gid));
+  if (r.rows() == 0) return NotFoundError(GidPrefix(gid) + "not found");
+  const std::string stored = r.Text(0, 1);
+  if (expected && stored != ToString(*expected))
+    return StatusMiss(gid, stored, Quoted(*expected));
+  return r.Int(0, 0);
+}
+
+class AppendBranchesOp final : public SimpleOp {
+ public:
+  AppendBranchesOp(std::string gid, TransStatus expected,
+                   std::vector<Branch> branches, WriteDone done)
+      : SimpleOp(std::move(done)),
+        gid_(std::move(gid)),
+        expected_(expected),
+        branches_(std::move(branches)) {}
+  bool may_half_apply() const override { return true; }
+
+  Status Apply(PgConn& conn, int64_t now_ms) override {
+    DTX_ASSIGN_OR_RETURN(int64_t trans_id,
+                         LockStatus(conn, gid_, expected_, "FOR SHARE"));
+    std::vector<std::pair<std::string, std::string>> got;
+    for (std::size_t from = 0; from < branches_.size();
+         from += kBranchesPerInsert) {
+      const std::size_t n =
+          std::min(kBranchesPerInsert, branches_.size() - from);
+      DTX_RETURN_IF_ERROR(InsertBranchChunk(conn, trans_id, gid_, branches_,
+                                            from, n, now_ms, true, &got));
+    }
+    if (got.size() == branches_.size()) return Status::Ok();
+    // A row was skipped as a conflict: name the first one (the request
+    // itself repeats none, MakePgAppendBranches checked).
+    std::set<std::pair<std::string, std::string>> inserted(got.begin(),
+                                                           got.end());
+    for (const Branch& b : branches_) {
+      if (inserted.count({b.branch_id, std::string(ToString(b.op))}) == 0) {
+        return AlreadyExistsError(GidPrefix(gid_) + "branch " + b.branch_id +
+                                  "/" + std::string(ToString(b.op)) +
+                                  " already exists");
+      }
+    }
+    return AlreadyExistsError(GidPrefix(gid_) + "a branch already exists");
+  }
+
+ private:
+  std::string gid_;
+  TransStatus expected_;
+  std::vector<Branch> branches_;
+};
+
+// Records results on the rows of the transaction whose row id is `trans_id`,
+// one UPDATE per row, in order (a row named twice is updated twice, as in
+// SQLite). kNotFound for a row that does not exist.
+Status ApplyBranchUpdates(PgConn& conn, int64_t trans_id,
+                          const std::string& gid,
+                          const std::vector<BranchUpdate>& updates,
+                          int64_t now_ms) {
+  for (const BranchUpdate& u : updates) {
+    PgParams p;
+    p.Text(ToString(u.status))
+        .Int(now_ms)
+        .Int(trans_id)
+        .Text(u.branch_id)
+        .Text(ToString(u.op))
+        .Int(u.attempt ? 1 : 0)
+        .Int(u.attempt ? ToUnixMillis(u.attempt->time) : 0)
+        .Text(u.attempt ? std::string_view(u.attempt->error)
+                        : std::string_view());
+    DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(R"sql(
+UPDATE trans_branch_op SET
+  status = $1,
+  update_time = $2,
+  finish_time = CASE WHEN $1 = 'prepared' THEN finish_time ELSE $2 END,
+  attempts = attempts + $6,
+  last_try_time = CASE WHEN $6 = 0 THEN last_try_time ELSE $7 END,
+  last_error = CASE WHEN $6 = 0 THEN last_error ELSE $8 END
+WHERE trans_id = $3 AND branch_id = $4 AND op = $5)sql",
+                                               p, "update branch of " + gid));
+    if (r.affected() == 0) {
+      return NotFoundError(GidPrefix(gid) + "branch " + u.branch_id + "/" +
+                           std::string(ToString(u.op)) + " not found");
+    }
+  }
+  return Status::Ok();
+}
+
+constexpr const char* kChangeSet = R"sql(
+  status = $1,
+  update_time = $2,
+  finish_time = CASE WHEN $1 = 'succeed' THEN $2 ELSE g.finish_time END,
+  rollback_time = CASE WHEN $1 = 'failed' THEN $2 ELSE g.rollback_time END,
+  rollback_reason = COALESCE($3, g.rollback_reason),
+  result = COALESCE($4, g.result),
+  next_cron_interval = COALESCE($5, g.next_cron_interval),
+  next_cron_time = COALESCE($6, g.next_cron_time))sql";
+
+class ChangeStatusOp final : public SimpleOp {
+ public:
+  ChangeStatusOp(StatusChange change, WriteDone done)
+      : SimpleOp(std::move(done)), c_(std::move(change)) {}
+  bool may_half_apply() const override { return !c_.branch_updates.empty(); }
+
+  Status Apply(PgConn& conn, int64_t now_ms) override {
+    PgParams p;
+    p.Text(ToString(c_.to))
+        .Int(now_ms)
+        .OptText(c_.rollback_reason)
+        .OptText(c_.result)
+        .OptInt(c_.next_cron_interval
+                    ? std::optional<int64_t>(c_.next_cron_interval->count())
+                    : std::nullopt)
+        .OptInt(OptMillis(c_.next_cron_time));
+    int64_t trans_id = 0;
+    if (c_.expected_branch_rows) {
+      // Lock first, then count: the count is a statement of its own, so it
+      // sees every branch row committed before the lock was granted.
+      DTX_ASSIGN_OR_RETURN(trans_id,
+                           LockStatus(conn, c_.gid, c_.from, "FOR UPDATE"));
+      PgParams q;
+      q.Int(trans_id);
+      DTX_ASSIGN_OR_RETURN(
+          PgResult n,
+          conn.Exec("SELECT count(*) FROM trans_branch_op WHERE trans_id = $1",
+                    q, "count branches of " + c_.gid));
+      if (n.Int(0, 0) != *c_.expected_branch_rows) {
+        return FailedPreconditionError(
+            GidPrefix(c_.gid) + "branch rows changed (expected " +
+            std::to_string(*c_.expected_branch_rows) + ", found " +
+            std::to_string(n.Int(0, 0)) + ")");
+      }
+      p.Int(trans_id);
+      DTX_ASSIGN_OR_RETURN(PgResult u,
+                           conn.Exec(std::string("UPDATE trans_global g SET") +
+                                         kChangeSet + " WHERE g.id = $7",
+                                     p, "change status of " + c_.gid));
+      (void)u;
+    } else {
+      p.Text(c_.gid).Text(ToString(c_.from));
+      DTX_ASSIGN_OR_RETURN(
+          PgResult r,
+          conn.Exec(std::string("WITH u AS (UPDATE trans_global g SET") +
+                        kChangeSet +
+                        " WHERE g.gid = $7 AND g.status = $8 RETURNING g.id)"
+                        " SELECT (SELECT id FROM u), (SELECT status FROM "
+                        "trans_global WHERE gid = $7)",
+                    p, "change status of " + c_.gid));
+      if (r.IsNull(0, 0)) {
+        if (r.IsNull(0, 1))
+          return NotFoundError(GidPrefix(c_.gid) + "not found");
+        return StatusMiss(c_.gid, r.Text(0, 1), Quoted(c_.from));
+      }
+      trans_id = r.Int(0, 0);
+    }
+    return ApplyBranchUpdates(conn, trans_id, c_.gid, c_.branch_updates,
+                              now_ms);
+  }
+
+ private:
+  StatusChange c_;
+};
+
+class UpdateBranchesOp final : public SimpleOp {
+ public:
+  UpdateBranchesOp(std::string gid, std::optional<TransStatus> expected,
+                   std::vector<BranchUpdate> updates, WriteDone done)
+      : SimpleOp(std::move(done)),
+        gid_(std::move(gid)),
+        expected_(expected),
+        updates_(std::move(updates)) {}
+  bool may_half_apply() const override { return updates_.size() > 1; }
+
+  Status Apply(PgConn& conn, int64_t now_ms) override {
+    DTX_ASSIGN_OR_RETURN(int64_t trans_id,
+                         LockStatus(conn, gid_, expected_, "FOR SHARE"));
+    return ApplyBranchUpdates(conn, trans_id, gid_, updates_, now_ms);
+  }
+
+ private:
+  std::string gid_;
+  std::optional<TransStatus> expected_;
+  std::vector<BranchUpdate> updates_;
+};
+
+// The outcome of a one-row guarded UPDATE made as "WITH u AS (... RETURNING
+// 1) SELECT (SELECT count(*) FROM u), (SELECT status ... gid)": the stored
+// status comes from before the UPDATE, to explain a miss.
+Status GuardedOutcome(const PgResult& r, const std::string& gid,
+                      const std::string& expected) {
+  if (r.Int(0, 0) > 0) return Status::Ok();
+  if (r.IsNull(0, 1)) return NotFoundError(GidPrefix(gid) + "not found");
+  return StatusMiss(gid, r.Text(0, 1), expected);
+}
+
+class TouchCronOp final : public SimpleOp {
+ public:
+  TouchCronOp(CronUpdate update, WriteDone done)
+      : SimpleOp(std::move(done)), u_(std::move(update)) {}
+
+  Status Apply(PgConn& conn, int64_t now_ms) override {
+    PgParams p;
+    p.Int(u_.next_cron_interval.count())
+        .Int(ToUnixMillis(u_.next_cron_time))
+        .Int(now_ms)
+        .OptInt(u_.retry_count)
+        .Text(u_.gid)
+        .Text(ToString(u_.expected));
+    DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(R"sql(
+WITH u AS (
+  UPDATE trans_global SET
+    next_cron_interval = $1,
+    next_cron_time = $2,
+    update_time = $3,
+    retry_count = COALESCE($4, retry_count)
+  WHERE gid = $5 AND status = $6
+  RETURNING 1)
+SELECT (SELECT count(*) FROM u),
+  (SELECT status FROM trans_global WHERE gid = $5))sql",
+                                               p, "touch cron of " + u_.gid));
+    return GuardedOutcome(r, u_.gid, Quoted(u_.expected));
+  }
+
+ private:
+  CronUpdate u_;
+};
+
+class MakeDueOp final : public SimpleOp {
+ public:
+  MakeDueOp(std::string gid, TimePoint now, WriteDone done)
+      : SimpleOp(std::move(done)), gid_(std::move(gid)), now_(now) {}
+
+  Status Apply(PgConn& conn, int64_t now_ms) override {
+    PgParams p;
+    p.Int(ToUnixMillis(now_)).Int(now_ms).Text(gid_);
+    DTX_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn.Exec(std::string("WITH u AS (UPDATE trans_global SET "
+                              "next_cron_time = $1, update_time = $2 WHERE "
+                              "gid = $3 AND status IN ") +
+                      kUnfinished +
+                      " RETURNING 1) SELECT (SELECT count(*) FROM u), "
+                      "(SELECT status FROM trans_global WHERE gid = $3)",
+                  p, "make due " + gid_));
+    return GuardedOutcome(r, gid_, "an unfinished status");
+  }
+
+ private:
+  std::string gid_;
+  TimePoint now_;
+};
+
+const std::string& ClaimSql() {
+  static const std::string* const sql =
+      new std::string(std::string(R"sql(
+WITH due AS (
+  SELECT id, next_cron_time AS due FROM trans_global
+  WHERE status IN ('prepared', 'submitted', 'aborting')
+    AND next_cron_time <= $4
+  ORDER BY next_cron_time, id
+  LIMIT $5
+  FOR UPDATE SKIP LOCKED),
+c AS (
+  UPDATE trans_global g SET owner = $1, next_cron_time = $2, update_time = $3
+  FROM due
+  WHERE g.id = due.id
+  RETURNING due.due AS claimed_due, )sql") +
+                      PgGlobalColumns("g.") + ")\nSELECT " + kPgGlobalColumns +
+                      " FROM c ORDER BY claimed_due, id");
+  return *sql;
+}
+
+class ClaimOp final : public PgWriteOp {
+ public:
+  ClaimOp(ClaimRequest request, ClaimDone done)
+      : request_(std::move(request)), done_(std::move(done)) {}
+
+  Status Apply(PgConn& conn, int64_t now_ms) override {
+    claimed_.clear();
+    PgParams p;
+    p.Text(request_.owner)
+        .Int(ToUnixMillis(request_.lease_until))
+        .Int(now_ms)
+        .Int(ToUnixMillis(request_.now))
+        .Int(static_cast<int64_t>(request_.limit));
+    DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(ClaimSql(), p, "claim"));
+    for (int i = 0; i < r.rows(); ++i) {
+      DTX_ASSIGN_OR_RETURN(GlobalTrans t,
+                           PgReadGlobalRow(r, i, 0, conn.target()));
+      claimed_.push_back(std::move(t));
+    }
+    return Status::Ok();
+  }
+
+  void Complete(Status status) override {
+    if (status.ok()) {
+      std::move(done_)(std::move(claimed_));
+    } else {
+      std::move(done_)(std::move(status));
+    }
+  }
+
+ private:
+  ClaimRequest request_;
+  ClaimDone done_;
+  std::vector<GlobalTrans> claimed_;
+};
+
+class NoStoreOp final : public SimpleOp {
+ public:
+  NoStoreOp(Status status, WriteDone done)
+      : SimpleOp(std::move(done)), status_(std::move(status)) {}
+  Status Apply(PgConn&, int64_t) override { return status_; }
+  bool touches_db() const override { return false; }
+  Status Outcome() const override { return status_; }
+
+ private:
+  Status status_;
+};
+
+}  // namespace
+
+std::unique_ptr<PgWriteOp> MakePgSaveNew(GlobalTrans trans,
+                                         std::vector<Branch> branches,
+                                         WriteDone done) {
+  Status s = ValidateTransFields(trans);
+  if (s.ok()) s = ValidateBranchFields(trans.gid, branches);
+  if (s.ok()) s = CheckNoRepeatedBranch(trans.gid, branches);
+  if (!s.ok()) return MakePgRejected(std::move(s), std::move(done));
+  return std::make_unique<SaveNewOp>(std::move(trans), std::move(branches),
+                                     std::move(done));
+}
+
+std::unique_ptr<PgWriteOp> MakePgAppendBranches(std::string gid,
+                                                TransStatus expected,
+                                                std::vector<Branch> branches,
+                                                WriteDone done) {
+  Status s = ValidateGid(gid).WithPrefix("journal");
+  if (s.ok()) s = ValidateBranchFields(gid, branches);
+  if (s.ok()) s = CheckNoRepeatedBranch(gid, branches);
+  if (!s.ok()) return MakePgRejected(std::move(s), std::move(done));
+  return std::make_unique<AppendBranchesOp>(
+      std::move(gid), expected, std::move(branches), std::move(done));
+}
+
+std::unique_ptr<PgWriteOp> MakePgChangeStatus(StatusChange change,
+                                              WriteDone done) {
+  Status s = ValidateGid(change.gid).WithPrefix("journal");
+  if (s.ok() && change.rollback_reason) {
+    s = ValidateText("rollback_reason", *change.rollback_reason)
+            .WithPrefix("journal");
+  }
+  if (s.ok() && change.result)
+    s = ValidateText("result", *change.result).WithPrefix("journal");
+  if (!s.ok()) return MakePgRejected(std::move(s), std::move(done));
+  return std::make_unique<ChangeStatusOp>(std::move(change), std::move(done));
+}
+
+std::unique_ptr<PgWriteOp> MakePgUpdateBranches(
+    std::string gid, std::optional<TransStatus> expected,
+    std::vector<BranchUpdate> updates, WriteDone done) {
+  Status s = ValidateGid(gid).WithPrefix("journal");
+  if (!s.ok()) return MakePgRejected(std::move(s), std::move(done));
+  return std::make_unique<UpdateBranchesOp>(
+      std::move(gid), expected, std::move(updates), std::move(done));
+}
+
+std::unique_ptr<PgWriteOp> MakePgTouchCron(CronUpdate update, WriteDone done) {
+  Status s = ValidateGid(update.gid).WithPrefix("journal");
+  if (!s.ok()) return MakePgRejected(std::move(s), std::move(done));
+  return std::make_unique<TouchCronOp>(std::move(update), std::move(done));
+}
+
+std::unique_ptr<PgWriteOp> MakePgMakeDue(std::string gid, TimePoint now,
+                                         WriteDone done) {
+  Status s = ValidateGid(gid).WithPrefix("journal");
+  if (!s.ok()) return MakePgRejected(std::move(s), std::move(done));
+  return std::make_unique<MakeDueOp>(std::move(gid), now, std::move(done));
+}
+
+std::unique_ptr<PgWriteOp> MakePgClaim(ClaimRequest request, ClaimDone done) {
+  if (request.limit == 0) request.limit = 1;
+  return std::make_unique<ClaimOp>(std::move(request), std::move(done));
+}
+
+std::unique_ptr<PgWriteOp> MakePgFlush(WriteDone done) {
+  return std::make_unique<NoStoreOp>(Status::Ok(), std::move(done));
+}
+
+std::unique_ptr<PgWriteOp> MakePgRejected(Status status, WriteDone done) {
+  return std::make_unique<NoStoreOp>(std::move(status), std::move(done));
+}
+
+Result<GlobalTrans> PgReadGlobalRow(const PgResult& r, int row, int c,
+                                    const std::string& target) {
+  GlobalTrans t;
+  t.id = r.Int(row, c + 0);
+  t.gid = r.Text(row, c + 1);
+  auto bad = [&](const Status& st) {
+    return DataLossError("journal: postgres " + target + ": gid " + t.gid +
+                         ": " + st.message());
+  };
+  auto type = ParseTransType(r.Text(row, c + 2));
+  if (!type.ok()) return bad(type.status());
+  t.trans_type = *type;
+  auto status = ParseTransStatus(r.Text(row, c + 3));
+  if (!status.ok()) return bad(status.status());
+  t.status = *status;
+  t.protocol = r.Text(row, c + 4);
+  t.query_prepared = r.Text(row, c + 5);
+  t.options = r.Text(row, c + 6);
+  t.custom_data = r.Text(row, c + 7);
+  t.ext_data = r.Text(row, c + 8);
+  t.result = r.Text(row, c + 9);
+  t.rollback_reason = r.Text(row, c + 10);
+  t.create_time = FromUnixMillis(r.Int(row, c + 11));
+  t.update_time = FromUnixMillis(r.Int(row, c + 12));
+  t.finish_time = OptTime(r, row, c + 13);
+  t.rollback_time = OptTime(r, row, c + 14);
+  t.next_cron_interval = std::chrono::seconds(r.Int(row, c + 15));
+  t.next_cron_time = FromUnixMillis(r.Int(row, c + 16));
+  t.owner = r.Text(row, c + 17);
+  t.retry_count = r.Int(row, c + 18);
+  return t;
+}
+
+Result<Branch> PgReadBranchRow(const PgResult& r, int row, int c,
+                               const std::string& target) {
+  Branch b;
+  b.id = r.Int(row, c + 0);
+  b.gid = r.Text(row, c + 1);
+  b.url = r.Text(row, c + 2);
+  b.bin_data = r.Text(row, c + 3);
+  b.branch_id = r.Text(row, c + 4);
+  auto bad = [&](const Status& st) {
+    return DataLossError("journal: postgres " + target + ": gid " + b.gid +
+                         " branch " + b.branch_id + ": " + st.message());
+  };
+  auto op = ParseBranchOp(r.Text(row, c + 5));
+  if (!op.ok()) return bad(op.status());
+  b.op = *op;
+  auto status = ParseBranchStatus(r.Text(row, c + 6));
+  if (!status.ok()) return bad(status.status());
+  b.status = *status;
+  b.create_time = FromUnixMillis(r.Int(row, c + 7));
+  b.update_time = FromUnixMillis(r.Int(row, c + 8));
+  b.finish_time = OptTime(r, row, c + 9);
+  b.rollback_time = OptTime(r, row, c + 10);
+  b.attempts = r.Int(row, c + 11);
+  b.last_try_time = OptTime(r, row, c + 12);
+  b.last_error = r.Text(row, c + 13);
+  return b;
+}
+
+}  // namespace dtx::internal

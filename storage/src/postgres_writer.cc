@@ -1,0 +1,310 @@
+// PgJournalWriter: group commit on the journal's one write connection.
+//
+// A batch. The writer thread takes everything queued (up to
+// max_batch_writes), opens one transaction (BEGIN, which also reads the
+// transaction's id), applies the ops in order, COMMITs, and only then
+// completes them, in commit order (a completion made with an executor is
+// handed to it; one without runs right there, so it must be trivial).
+//
+// A write that does not apply. Most writes find out with their first
+// statement and have then written nothing (a compare-and-set that matched no
+// row): the batch goes on. PostgreSQL has no cheap way to undo one statement
+// without a savepoint per write (a round trip each), so when a write fails
+// after part of it applied (a branch row that exists, found by the second
+// statement) or with an SQL error (which aborts the whole transaction), the
+// writer rolls the batch back, records that write's failure and runs the
+// batch again without it. That costs a batch again, but only on failures;
+// the common path has no savepoint.
+//
+// The store failing. A lost connection, a full disk or a refused permission
+// fails every write of the batch with that status (kUnavailable for a lost
+// connection): nothing is acknowledged that is not durable. The connection is
+// reopened on the next batch; if the first statement of a batch finds a
+// reused connection dead (the server restarted while the journal was idle),
+// the batch is retried once on a new connection, since nothing of it was
+// sent. A deadlock with another coordinator's transaction (or another
+// serialization failure) rolls the batch back on the server's side; the
+// writer runs it again, up to kConflictRetries times, before failing it with
+// kUnavailable. A connection lost during COMMIT leaves the outcome unknown to
+// the client: the writer then asks a new connection whether the transaction
+// committed (pg_xact_status of the id read at BEGIN) and reports that; when
+// even that cannot be asked, the writes fail with kUnavailable saying the
+// outcome is unknown.
+//
+// Shutdown. Close() stops intake, lets the thread drain the queue and joins
+// it, so no completion runs on the writer after Close() returns.
+
+#include "postgres_writer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <system_error>
+#include <utility>
+
+namespace dtx::internal {
+namespace {
+
+// Times a batch is run again after a deadlock or serialization failure.
+constexpr int kConflictRetries = 3;
+
+}  // namespace
+
+PgJournalWriter::PgJournalWriter(std::unique_ptr<PgConn> conn, Options options)
+    : options_(std::move(options)),
+      target_(conn->target()),
+      conn_(std::move(conn)) {}
+
+Result<std::unique_ptr<PgJournalWriter>> PgJournalWriter::Start(
+    std::unique_ptr<PgConn> conn, Options options) {
+  if (options.clock == nullptr) options.clock = &SystemClock();
+  if (options.logger == nullptr) options.logger = NewNullLogger();
+  options.max_batch_writes = std::max<std::size_t>(1, options.max_batch_writes);
+  std::unique_ptr<PgJournalWriter> writer(
+      new PgJournalWriter(std::move(conn), std::move(options)));
+  if (writer->options_.metrics != nullptr) {
+    DTX_RETURN_IF_ERROR(writer->RegisterMetrics(*writer->options_.metrics));
+  }
+  PgJournalWriter* raw = writer.get();
+  try {
+    writer->thread_ = std::thread([raw] { raw->Loop(); });
+  } catch (const std::system_error& e) {
+    return ResourceExhaustedError("journal: postgres " + raw->target_ +
+                                  ": cannot start a thread: " + e.what());
+  }
+  return writer;
+}
+
+PgJournalWriter::~PgJournalWriter() {
+  Close();
+  queued_.Reset();
+}
+
+// The SQLite journal's metrics, under the same names (docs/operations.md),
+// so that one dashboard serves either journal.
+Status PgJournalWriter::RegisterMetrics(MetricsRegistry& registry) {
+  DTX_ASSIGN_OR_RETURN(
+      commit_seconds_,
+      registry.AddHistogram(
+          "dtx_journal_commit_duration_seconds",
+          "Seconds of one group commit, from BEGIN to a durable COMMIT, its "
+          "writes applied in between."));
+  DTX_ASSIGN_OR_RETURN(
+      batch_writes_,
+      registry.AddHistogram("dtx_journal_batch_writes",
+                            "Writes committed together in one group commit.",
+                            {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}));
+  DTX_ASSIGN_OR_RETURN(
+      queued_, registry.AddCallbackGauge(
+                   "dtx_journal_queued_writes",
+                   "Writes waiting for the journal's writer thread (not yet "
+                   "in a commit).",
+                   [this] {
+                     MutexLock lock(&mu_);
+                     return static_cast<double>(queue_.size());
+                   }));
+  return Status::Ok();
+}
+
+void PgJournalWriter::Enqueue(std::unique_ptr<PgWriteOp> op) {
+  {
+    MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back(std::move(op));
+      cv_.Signal();
+      return;
+    }
+  }
+  op->Complete(
+      FailedPreconditionError("journal: postgres " + target_ + ": closed"));
+}
+
+void PgJournalWriter::Loop() {
+  std::vector<std::unique_ptr<PgWriteOp>> batch;
+  std::vector<Status> results;
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      cv_.Wait(&mu_, [this] {
+        mu_.AssertHeld();
+        return !queue_.empty() || closing_;
+      });
+      if (queue_.empty()) break;  // closing and drained
+      const std::size_t n = std::min(queue_.size(), options_.max_batch_writes);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    RunBatch(batch, results);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->Complete(std::move(results[i]));
+      batch[i].reset();
+    }
+    batch.clear();
+    results.clear();
+  }
+}
+
+Status PgJournalWriter::Connect() {
+  if (conn_ != nullptr && conn_->ok()) return Status::Ok();
+  conn_.reset();
+  DTX_ASSIGN_OR_RETURN(conn_, PgConn::Connect(options_.connection));
+  DTX_LOG(options_.logger, LogLevel::kInfo,
+          "journal: postgres " << target_ << ": writer reconnected");
+  MutexLock lock(&mu_);
+  ++stats_.reconnects;
+  return Status::Ok();
+}
+
+Status PgJournalWriter::CommitOutcome(const std::string& xid) {
+  conn_.reset();
+  Status c = Connect();
+  const std::string unknown =
+      "journal: postgres " + target_ +
+      ": the connection was lost during COMMIT and whether the transaction "
+      "committed is unknown";
+  if (!c.ok()) return UnavailableError(unknown + " (" + c.message() + ")");
+  auto r =
+      conn_->ExecSimple("SELECT pg_catalog.pg_xact_status('" + xid + "'::xid8)",
+                        "commit outcome");
+  if (!r.ok())
+    return UnavailableError(unknown + " (" + r.status().message() + ")");
+  const std::string state = r->IsNull(0, 0) ? "" : r->Text(0, 0);
+  if (state == "committed") return Status::Ok();
+  return UnavailableError("journal: postgres " + target_ +
+                          ": the connection was lost during COMMIT; the "
+                          "transaction did not commit (" +
+                          (state.empty() ? "unknown" : state) + ")");
+}
+
+void PgJournalWriter::RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
+                               std::vector<Status>& results) {
+  results.assign(batch.size(), Status::Ok());
+  const int64_t now_ms = ToUnixMillis(options_.clock->Now());
+  std::vector<bool> left_out(batch.size(), false);
+  bool any_db = false;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i]->touches_db()) {
+      any_db = true;
+    } else {
+      results[i] = batch[i]->Outcome();
+      left_out[i] = true;
+    }
+  }
+  if (!any_db) return;
+
+  auto fail_all = [&](const Status& cause) {
+    if (conn_ != nullptr && conn_->ok() && conn_->in_transaction())
+      conn_->Exec("ROLLBACK", "rollback").IgnoreError();
+    if (conn_ != nullptr && !conn_->ok()) conn_.reset();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!left_out[i]) results[i] = cause;
+    }
+    DTX_LOG(options_.logger, LogLevel::kError,
+            "journal: postgres batch of " << batch.size()
+                                          << " writes failed: " << cause);
+  };
+
+  const auto began = std::chrono::steady_clock::now();
+  bool retried_begin = false;
+  int conflict_retries = 0;
+  // A deadlock or serialization failure (SQLSTATE class 40) against another
+  // coordinator's transaction: PostgreSQL rolled this one back, nothing of it
+  // applied, and running it again usually succeeds.
+  auto conflict = [&]() {
+    return conn_->ok() && conn_->last_sqlstate().rfind("40", 0) == 0 &&
+           conflict_retries < kConflictRetries;
+  };
+  for (;;) {
+    const bool reused = conn_ != nullptr;
+    Status c = Connect();
+    if (!c.ok()) return fail_all(c);
+    auto begin = conn_->ExecSimple(
+        "BEGIN; SELECT pg_catalog.pg_current_xact_id()::text", "begin");
+    if (!begin.ok()) {
+      if (!conn_->ok() && reused && !retried_begin) {
+        // The idle connection was dead; nothing of the batch was sent.
+        retried_begin = true;
+        conn_.reset();
+        continue;
+      }
+      return fail_all(begin.status());
+    }
+    const std::string xid = begin->Text(0, 0);
+    bool rerun = false;
+    std::size_t writes = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (left_out[i]) continue;
+      PgWriteOp& op = *batch[i];
+      Status s = op.Apply(*conn_, now_ms);
+      if (s.ok()) {
+        results[i] = Status::Ok();
+        ++writes;
+        continue;
+      }
+      if (IsPgStorageFailure(s) || !conn_->ok()) {
+        if (!conflict()) return fail_all(s);
+        ++conflict_retries;
+        rerun = true;
+        break;
+      }
+      results[i] = std::move(s);
+      if (conn_->in_failed_transaction() || op.may_half_apply()) {
+        // Undo the batch and run it again without this write.
+        left_out[i] = true;
+        rerun = true;
+        break;
+      }
+      // Wrote nothing: the batch goes on.
+    }
+    if (rerun) {
+      auto rolled = conn_->Exec("ROLLBACK", "rollback");
+      if (!rolled.ok()) return fail_all(rolled.status());
+      MutexLock lock(&mu_);
+      ++stats_.reruns;
+      continue;
+    }
+    auto commit = conn_->Exec("COMMIT", "commit");
+    if (!commit.ok()) {
+      if (!conn_->ok()) {
+        Status outcome = CommitOutcome(xid);
+        if (!outcome.ok()) return fail_all(outcome);
+        // Committed after all: the results stand.
+      } else if (conflict()) {
+        ++conflict_retries;
+        MutexLock lock(&mu_);
+        ++stats_.reruns;
+        continue;
+      } else {
+        return fail_all(commit.status());
+      }
+    }
+    if (commit_seconds_ != nullptr) {
+      commit_seconds_->ObserveDuration(std::chrono::steady_clock::now() -
+                                       began);
+      batch_writes_->Observe(static_cast<double>(writes));
+    }
+    MutexLock lock(&mu_);
+    stats_.writes += writes;
+    ++stats_.commits;
+    return;
+  }
+}
+
+void PgJournalWriter::Close() {
+  {
+    MutexLock lock(&mu_);
+    if (closing_) return;
+    closing_ = true;
+    cv_.Signal();
+  }
+  if (thread_.joinable()) thread_.join();
+  conn_.reset();
+}
+
+PgJournalWriter::Stats PgJournalWriter::stats() const {
+  MutexLock lock(&mu_);
+  return stats_;
+}
+
+}  // namespace dtx::internal

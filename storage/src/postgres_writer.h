@@ -1,0 +1,106 @@
+// PgJournalWriter: the one thread that writes a PostgresJournal, with group
+// commit, as JournalWriter does for SQLite: callers queue PgWriteOps; the
+// thread takes everything queued, applies it in one PostgreSQL transaction
+// and, once that is committed (or has failed), completes each op in commit
+// order. postgres_writer.cc describes the batch and the failures.
+//
+// Thread safety: Enqueue, Close and stats are thread-safe. The connection
+// belongs to the writer thread from Start until Close.
+
+#ifndef DTX_STORAGE_POSTGRES_WRITER_H_
+#define DTX_STORAGE_POSTGRES_WRITER_H_
+
+#include "dtx/clock.h"
+#include "dtx/internal/mutex.h"
+#include "dtx/logger.h"
+#include "dtx/metrics.h"
+#include "dtx/result.h"
+#include "dtx/status.h"
+
+#include "postgres_conn.h"
+#include "postgres_ops.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dtx::internal {
+
+class PgJournalWriter {
+ public:
+  struct Options {
+    // How to (re)connect.
+    PgConn::Options connection;
+    // Most ops committed in one transaction (at least 1).
+    std::size_t max_batch_writes = 1024;
+    // Stamps the writes. Borrowed; must outlive the writer.
+    const Clock* clock = nullptr;
+    std::shared_ptr<Logger> logger;
+    // Borrowed; must outlive the writer. Null: no metrics.
+    MetricsRegistry* metrics = nullptr;
+  };
+
+  // Takes `conn`, a connection with the schema in place, and starts the
+  // writer thread. kResourceExhausted when no thread can be started.
+  static Result<std::unique_ptr<PgJournalWriter>> Start(
+      std::unique_ptr<PgConn> conn, Options options);
+  ~PgJournalWriter();
+  PgJournalWriter(const PgJournalWriter&) = delete;
+  PgJournalWriter& operator=(const PgJournalWriter&) = delete;
+
+  // Queues `op`. After Close it is completed at once, on the caller's
+  // thread, with kFailedPrecondition.
+  void Enqueue(std::unique_ptr<PgWriteOp> op);
+
+  // Completes every queued op, stops the thread and closes the connection.
+  // Idempotent. Never from the writer thread (a completion).
+  void Close();
+
+  struct Stats {
+    uint64_t writes = 0;      // ops applied in committed transactions
+    uint64_t commits = 0;     // transactions committed
+    uint64_t reruns = 0;      // batches run again without a failed op
+    uint64_t reconnects = 0;  // connections opened after the first
+  };
+  Stats stats() const;
+
+ private:
+  PgJournalWriter(std::unique_ptr<PgConn> conn, Options options);
+  Status RegisterMetrics(MetricsRegistry& registry);
+  void Loop();
+  void RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
+                std::vector<Status>& results);
+  // A connection, opened again when the last one was lost.
+  Status Connect();
+  // After a lost connection during COMMIT: whether transaction `xid`
+  // committed, asked on a new connection. kUnavailable when that cannot be
+  // known.
+  Status CommitOutcome(const std::string& xid);
+
+  const Options options_;
+  const std::string target_;  // for messages
+
+  // The writer thread's, once started; null after a lost connection.
+  std::unique_ptr<PgConn> conn_;
+
+  mutable Mutex mu_;
+  CondVar cv_{&mu_};
+  std::deque<std::unique_ptr<PgWriteOp>> queue_ DTX_GUARDED_BY(mu_);
+  bool closing_ DTX_GUARDED_BY(mu_) = false;
+  Stats stats_ DTX_GUARDED_BY(mu_);
+  std::thread thread_;
+
+  // Null without a registry. The gauge reads queue_ under mu_; declared after
+  // it, so that it is unregistered first.
+  Histogram* commit_seconds_ = nullptr;
+  Histogram* batch_writes_ = nullptr;
+  CallbackGauge queued_;
+};
+
+}  // namespace dtx::internal
+
+#endif  // DTX_STORAGE_POSTGRES_WRITER_H_
