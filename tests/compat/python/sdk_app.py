@@ -22,6 +22,22 @@ from dtmcli import msg, saga, tcc, utils
 
 ARGS = None
 OK_REQ = {"amount": 30, "user_id": 1}
+EXCHANGES = []  # every request the SDK made in the current case, with its answer
+
+
+def _recording(request):
+    def wrapper(method, url, **kwargs):
+        r = request(method, url, **kwargs)
+        body = kwargs.get("json")
+        EXCHANGES.append("%s %s%s%s -> %d %s" % (
+            method.upper(), r.url, " " if body is not None else "",
+            json.dumps(body) if body is not None else "", r.status_code, r.text.strip()))
+        return r
+    return wrapper
+
+
+# dtmcli calls requests.get/post, which go through requests.api.request.
+requests.api.request = _recording(requests.api.request)
 
 
 class Mismatch(Exception):
@@ -213,6 +229,7 @@ def main():
     passed = failed = 0
     for name, fn in CASES:
         t = None
+        del EXCHANGES[:]
         try:
             t = Case(name)
             fn(t)
@@ -227,6 +244,9 @@ def main():
                 print("  last query answer: %s" % t.last_query)
             if t and t.last_calls:
                 print("  calls http_busi saw: %s" % t.last_calls)
+            print("  the SDK's requests and answers:")
+            for e in EXCHANGES:
+                print("    " + e)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
