@@ -7,14 +7,25 @@
 // with no coordinator in between. Everything runs on completions (gRPC's
 // callback API, the journal's WriteDone), as dtx-server does.
 //
-//   dtx_dtm_relay --journal FILE --branch HOST:PORT [--port 0]
+// With --http it also serves dtm's HTTP API (newGid, prepare,
+// registerBranch, submit) on dtx::HttpServer, decoding the bodies with the
+// codec dtx-server uses (dtm_http_json.h), and makes the plan's branch calls
+// as dtm's HTTP calls (dtx::HttpClient, query gid/trans_type/branch_id/op)
+// to --http-branch: the baseline of the rows through dtx-server's HTTP API.
 //
-// Prints "port <n>" once it serves; exits when stdin closes. Only what the
-// benchmark sends is served: NewGid; Submit of a saga or msg; Prepare,
-// RegisterBranch and Submit of a tcc. Anything else is UNIMPLEMENTED.
+//   dtx_dtm_relay --journal FILE --branch HOST:PORT [--port 0]
+//                 [--http --http-branch http://127.0.0.1:PORT/echo]
+//
+// Prints "port <n>" (and with --http "http-port <n>") once it serves; exits
+// when stdin closes. Only what the benchmark sends is served: NewGid; Submit
+// of a saga or msg; Prepare, RegisterBranch and Submit of a tcc. Anything
+// else is UNIMPLEMENTED (HTTP 501).
 
 #include "dtx/id_generator.h"
 #include "dtx/storage/sqlite_journal.h"
+#include "dtx/transport/dtm_http_json.h"
+#include "dtx/transport/http_client.h"
+#include "dtx/transport/http_server.h"
 
 #include "bench_util.h"
 #include "dtm/dtmgimp.grpc.pb.h"
@@ -156,14 +167,114 @@ class Relay final : public dtmgimp::Dtm::CallbackService {
   std::map<std::string, std::vector<std::string>> registered_;  // guarded
 };
 
+// dtm's HTTP API, answered like Relay answers dtmgimp: each request once
+// its part of the plan is done, branch calls as dtm's HTTP calls.
+class HttpRelay {
+ public:
+  HttpRelay(Journal& journal, HttpClient& client, std::string branch_url)
+      : journal_(journal),
+        client_(client),
+        branch_url_(std::move(branch_url)),
+        call_([this](const PlanStep& s, std::function<void(bool)> done) {
+          Call(s, std::move(done));
+        }) {}
+
+  void Handle(HttpRequest request, HttpResponder responder) {
+    const std::string& path = request.path;
+    if (path == "/api/dtmsvr/newGid") {
+      return responder.Respond(HttpResponse::Json(
+          200,
+          R"({"gid":")" + ids_->NewGid() + R"(","dtm_result":"SUCCESS"})"));
+    }
+    if (path == "/api/dtmsvr/registerBranch") {
+      auto branch = DecodeDtmBranchJson(request.body);
+      if (!branch.ok())
+        return responder.Respond(DtmHttpAnswer(branch.status()));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        registered_[branch->gid].push_back(branch->branch_id);
+      }
+      return Run(responder, TccRegisterPlan(branch->gid, branch->branch_id));
+    }
+    const bool prepare = path == "/api/dtmsvr/prepare";
+    if (!prepare && path != "/api/dtmsvr/submit")
+      return Unimplemented(responder);
+    auto trans = DecodeDtmTransJson(request.body);
+    if (!trans.ok()) return responder.Respond(DtmHttpAnswer(trans.status()));
+    if (trans->trans_type == TransType::kTcc) {
+      if (prepare) return Run(responder, TccPreparePlan(trans->gid));
+      std::vector<std::string> ids;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = registered_.find(trans->gid);
+        if (it != registered_.end()) {
+          ids = std::move(it->second);
+          registered_.erase(it);
+        }
+      }
+      return Run(responder, TccSubmitPlan(trans->gid, ids));
+    }
+    if (prepare || (trans->trans_type != TransType::kSaga &&
+                    trans->trans_type != TransType::kMsg)) {
+      return Unimplemented(responder);
+    }
+    std::vector<bool> has_url;
+    for (const TransStep& step : trans->steps) {
+      has_url.push_back(!step.action.empty());
+    }
+    Run(responder, StepsPlan(trans->gid, trans->trans_type, has_url));
+  }
+
+ private:
+  void Run(HttpResponder responder, Plan plan) {
+    RunAsync(std::make_shared<const Plan>(std::move(plan)), journal_, call_,
+             [responder](bool ok) {
+               responder.Respond(DtmHttpAnswer(
+                   ok ? Status::Ok()
+                      : UnavailableError("relay: a write or a call failed")));
+             });
+  }
+
+  // dtm's HTTP branch call: GET (the benchmark's payloads are empty) with
+  // the transaction's identity in the query.
+  void Call(const PlanStep& s, std::function<void(bool)> done) {
+    HttpClientRequest req;
+    req.method = "GET";
+    req.url = branch_url_ + "?gid=" + s.gid + "&trans_type=" + s.trans_type +
+              "&branch_id=" + s.branch_id + "&op=" + s.op;
+    req.headers = {{"Content-Type", "application/json"}};
+    req.timeout = std::chrono::seconds(3);
+    client_.Send(std::move(req), nullptr,
+                 [done = std::move(done)](Result<HttpClientResponse> r) {
+                   done(r.ok() && r->status == 200);
+                 });
+  }
+
+  static void Unimplemented(HttpResponder& responder) {
+    responder.Respond(
+        DtmHttpAnswer(UnimplementedError("relay: not part of the benchmark")));
+  }
+
+  Journal& journal_;
+  HttpClient& client_;
+  const std::string branch_url_;
+  const AsyncCall call_;
+  std::unique_ptr<IdGenerator> ids_ = NewTimeOrderedIdGenerator();
+  std::mutex mu_;
+  // TCC branch ids registered and not submitted yet, per gid.
+  std::map<std::string, std::vector<std::string>> registered_;  // guarded
+};
+
 int Main(int argc, char** argv) {
   const std::string path = Flag(argc, argv, "--journal", "");
   const std::string branch = Flag(argc, argv, "--branch", "");
   const std::string port_flag = Flag(argc, argv, "--port", "0");
-  if (path.empty() || branch.empty()) {
+  if (path.empty() || branch.empty() ||
+      (HasFlag(argc, argv, "--http") &&
+       Flag(argc, argv, "--http-branch", "").empty())) {
     std::fprintf(stderr,
                  "usage: dtx_dtm_relay --journal FILE --branch HOST:PORT "
-                 "[--port 0]\n");
+                 "[--port 0] [--http --http-branch URL]\n");
     return 2;
   }
   SqliteJournalOptions options;
@@ -186,10 +297,44 @@ int Main(int argc, char** argv) {
     return 1;
   }
   std::printf("port %d\n", port);
+
+  std::unique_ptr<HttpClient> http_client;
+  std::unique_ptr<HttpRelay> http_relay;
+  std::unique_ptr<HttpServer> http_server;
+  if (HasFlag(argc, argv, "--http")) {
+    HttpClientOptions client_options;
+    client_options.io_threads = 1;
+    auto client = HttpClient::Create(client_options);
+    if (!client.ok()) {
+      std::fprintf(stderr, "dtx_dtm_relay: %s\n",
+                   client.status().ToString().c_str());
+      return 1;
+    }
+    http_client = std::move(client).value();
+    http_relay = std::make_unique<HttpRelay>(
+        **journal, *http_client, Flag(argc, argv, "--http-branch", ""));
+    HttpServerOptions server_options;
+    server_options.host = "127.0.0.1";
+    server_options.port = 0;
+    auto started = HttpServer::Start(
+        server_options, [relay = http_relay.get()](HttpRequest request,
+                                                   HttpResponder responder) {
+          relay->Handle(std::move(request), std::move(responder));
+        });
+    if (!started.ok()) {
+      std::fprintf(stderr, "dtx_dtm_relay: %s\n",
+                   started.status().ToString().c_str());
+      return 1;
+    }
+    http_server = std::move(started).value();
+    std::printf("http-port %d\n", http_server->port());
+  }
   std::fflush(stdout);
   char c;
   while (read(STDIN_FILENO, &c, 1) > 0) {
   }
+  if (http_server) http_server->Shutdown(std::chrono::milliseconds(0));
+  if (http_client) http_client->Shutdown();
   server->Shutdown();
   (*journal)->Close();
   return 0;

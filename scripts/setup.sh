@@ -14,6 +14,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libasio-dev libspdlog-dev nlohmann-json3-dev
   libboost-dev  # Boost.Beast (header-only): dtx::http
+  libssl-dev    # TLS (OpenSSL) of dtx::http: https:// branch calls, listeners
+  openssl       # tests make their own certificates (tests/testing/test_certs.h)
   libgtest-dev libgmock-dev
   etcd-server etcd-client
   libbenchmark-dev

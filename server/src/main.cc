@@ -24,6 +24,7 @@
 
 #include "admin_http.h"
 #include "console.h"
+#include "dtm_http_api.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -55,18 +56,20 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// The HTTP routes dtx-server has so far: dtm's ping, metrics and admin API
-// (admin_http.h), the web console (console.h), and a health check that is
-// 200 while the coordinator takes requests (it answers NewGid).
-// REQUIRES: `coordinator` outlives the handler (the HTTP server is shut down
-// before the coordinator).
-// Every request is counted in `server_metrics` (dtm_server_*{type="http"}).
+// The HTTP routes dtx-server has so far: dtm's ping, metrics, transaction
+// API (dtm_http_api.h) and admin API (admin_http.h), the web console
+// (console.h), and a health check that is 200 while the coordinator takes
+// requests (it answers NewGid). REQUIRES: `coordinator` outlives the handler
+// (the HTTP server is shut down before the coordinator). Every request is
+// counted in `server_metrics` (dtm_server_*{type="http"}).
 dtx::Result<dtx::HttpHandler> HttpRoutes(
     dtx::Coordinator* coordinator, const dtx::MetricsRegistry* metrics,
     dtx::ServerMetrics* server_metrics,
-    const dtx::server::AdminHttpOptions& admin) {
+    const dtx::server::AdminHttpOptions& admin,
+    const dtx::server::DtmHttpApiOptions& api) {
   dtx::HttpRouter router;
   router.set_metrics(server_metrics);
+  DTX_RETURN_IF_ERROR(dtx::server::AddDtmApiRoutes(router, coordinator, api));
   DTX_RETURN_IF_ERROR(dtx::server::AddAdminRoutes(router, coordinator, admin));
   // dtm's path; Prometheus's text format (docs/operations.md).
   router.Handle(
@@ -205,8 +208,10 @@ int main(int argc, char** argv) {
   // HTTP first: a port in use stops the server before it registers in etcd.
   dtx::server::AdminHttpOptions admin_http;
   admin_http.admin_token = config.admin_token;
+  dtx::server::DtmHttpApiOptions api_http;
+  api_http.logger = logger;
   auto routes = HttpRoutes(coordinator->get(), &metrics, server_metrics->get(),
-                           admin_http);
+                           admin_http, api_http);
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());

@@ -1,0 +1,387 @@
+// dtm's HTTP API for transactions on a real dtx-server process (journal in a
+// temp dir, ports ephemeral on 127.0.0.1), driven with raw HTTP requests
+// shaped as dtmcli sends them: newGid, a saga with WaitResult (success,
+// FAILURE 409, ONGOING 425), a TCC's prepare, registerBranch, submit and
+// abort, what cannot be done any more (409), malformed and oversized bodies
+// (400 and 413, with nothing in the journal), the routes dtx does not serve
+// yet, and JSON-RPC. Branches are gRPC test services.
+
+#include "branch_test_server.h"
+#include "dtx_server_process.h"
+#include "http_test_client.h"
+#include "status_matchers.h"
+#include "temp_dir.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dtx::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class DtmHttpApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    busi_ = BranchTestServer::Start();
+    DtxServerConfig config;
+    config.journal_path = dir_.File("dtx.db");
+    config.config_path = dir_.File("dtx.yml");
+    config.yaml = "MaxRequestBytes: 6291456\n";  // 6 MiB
+    auto server = DtxServerProcess::Start(config);
+    ASSERT_OK(server);
+    server_ = std::move(server).value();
+  }
+
+  void TearDown() override {
+    if (server_) {
+      server_->Kill(SIGTERM);
+      EXPECT_EQ(server_->Wait(), 0) << "dtx-server did not exit cleanly";
+    }
+  }
+
+  HttpTestResponse Request(const std::string& method, const std::string& target,
+                           const std::string& body = "") {
+    auto c = HttpTestConnection::Connect("127.0.0.1", server_->http_port(),
+                                         std::chrono::seconds(30));
+    EXPECT_OK(c);
+    if (!c.ok()) return {};
+    auto r = c->Roundtrip(method, target, body,
+                          {{"Content-Type", "application/json"}});
+    EXPECT_OK(r);
+    return r.ok() ? std::move(r).value() : HttpTestResponse{};
+  }
+  HttpTestResponse Post(const std::string& route, const json& body) {
+    return Request("POST", "/api/dtmsvr/" + route, body.dump());
+  }
+  static json Body(const HttpTestResponse& r) {
+    json j = json::parse(r.body, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.body;
+    return j;
+  }
+
+  json Query(const std::string& gid) {
+    HttpTestResponse r = Request("GET", "/api/dtmsvr/query?gid=" + gid);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Body(r);
+  }
+  // Nothing in the journal: no transaction at all.
+  void ExpectEmptyJournal() {
+    HttpTestResponse r = Request("GET", "/api/dtmsvr/all");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(Body(r)["transactions"], json::array()) << r.body;
+  }
+
+  std::string Url(const std::string& method) const {
+    return busi_->address() + "/busi.Busi/" + method;
+  }
+  // What dtmcli posts for a saga (gRPC branches: protocol "grpc").
+  json Saga(const std::string& gid, bool wait) const {
+    return {
+        {"gid", gid},
+        {"trans_type", "saga"},
+        {"wait_result", wait},
+        {"concurrent", false},
+        {"protocol", "grpc"},
+        {"steps",
+         {{{"action", Url("TransOut")}, {"compensate", Url("TransOutRevert")}},
+          {{"action", Url("TransIn")}, {"compensate", Url("TransInRevert")}}}},
+        {"payloads", {R"({"amount":30})", R"({"amount":31})"}}};
+  }
+  std::vector<std::string> CallsOf(const std::string& gid) const {
+    std::vector<std::string> out;
+    for (const ReceivedCall& c : busi_->Calls()) {
+      if (c.Get("dtm-gid") == gid) {
+        out.push_back(c.method.substr(c.method.rfind('/') + 1) + " " +
+                      c.Get("dtm-op") + " " + c.Get("dtm-branch_id"));
+      }
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<BranchTestServer> busi_;
+  std::unique_ptr<DtxServerProcess> server_;
+};
+
+TEST_F(DtmHttpApiTest, NewGidAnswersDtmsBodyWithFreshGids) {
+  std::set<std::string> gids;
+  for (int i = 0; i < 3; ++i) {
+    HttpTestResponse r = Request("GET", "/api/dtmsvr/newGid");
+    ASSERT_EQ(r.status, 200);
+    json j = Body(r);
+    EXPECT_EQ(j["dtm_result"], "SUCCESS");
+    gids.insert(j["gid"].get<std::string>());
+  }
+  EXPECT_EQ(gids.size(), 3u);
+}
+
+TEST_F(DtmHttpApiTest, SagaWithWaitResultRunsItsStepsWithThePayloadText) {
+  HttpTestResponse r = Post("submit", Saga("saga-ok", true));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r), json({{"dtm_result", "SUCCESS"}}));
+  EXPECT_THAT(CallsOf("saga-ok"),
+              ElementsAre("TransOut action 01", "TransIn action 02"));
+  auto calls = busi_->Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  // payloads[i] is the JSON text, sent as those bytes.
+  EXPECT_EQ(calls[0].payload, R"({"amount":30})");
+  EXPECT_EQ(calls[1].payload, R"({"amount":31})");
+  json t = Query("saga-ok")["transaction"];
+  EXPECT_EQ(t["status"], "succeed");
+  EXPECT_EQ(t["protocol"], "grpc");
+  EXPECT_TRUE(t["wait_result"].get<bool>());
+}
+
+TEST_F(DtmHttpApiTest, SagaFailureIs409AndOngoingIs425) {
+  busi_->SetHandler("/busi.Busi/TransIn", [](const ReceivedCall& c) {
+    // gRPC ABORTED is a FAILURE, FAILED_PRECONDITION an ONGOING.
+    return c.Get("dtm-gid") == "saga-fail"
+               ? TestReply::Status(10, "insufficient balance")
+               : TestReply::Status(9, "not yet");
+  });
+  HttpTestResponse failed = Post("submit", Saga("saga-fail", true));
+  EXPECT_EQ(failed.status, 409) << failed.body;
+  EXPECT_EQ(Body(failed)["dtm_result"], "FAILURE");
+  EXPECT_THAT(Body(failed)["message"].get<std::string>(),
+              HasSubstr("insufficient balance"));
+  EXPECT_THAT(CallsOf("saga-fail"),
+              ElementsAre("TransOut action 01", "TransIn action 02",
+                          "TransInRevert compensate 02",
+                          "TransOutRevert compensate 01"));
+
+  HttpTestResponse ongoing = Post("submit", Saga("saga-ongoing", true));
+  EXPECT_EQ(ongoing.status, 425) << ongoing.body;
+  EXPECT_EQ(Body(ongoing)["dtm_result"], "ONGOING");
+  EXPECT_EQ(Query("saga-ongoing")["transaction"]["status"], "submitted");
+}
+
+TEST_F(DtmHttpApiTest, SagaWithoutWaitResultIsAnsweredOnceDurable) {
+  ASSERT_EQ(Post("submit", Saga("saga-async", false)).status, 200);
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (Query("saga-async")["transaction"]["status"] != "succeed" &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(Query("saga-async")["transaction"]["status"], "succeed");
+}
+
+json Tcc(const std::string& gid, const std::string& protocol = "grpc") {
+  return {{"gid", gid},
+          {"trans_type", "tcc"},
+          {"concurrent", false},
+          {"protocol", protocol}};
+}
+
+TEST_F(DtmHttpApiTest, TccPrepareRegisterSubmitConfirmsInReverse) {
+  ASSERT_EQ(Post("prepare", Tcc("tcc-ok")).status, 200);
+  // Prepared again: fine while prepared.
+  ASSERT_EQ(Post("prepare", Tcc("tcc-ok")).status, 200);
+  for (const char* id : {"01", "02"}) {
+    HttpTestResponse r =
+        Post(id[1] == '1' ? "registerBranch" : "registerTccBranch",
+             {{"gid", "tcc-ok"},
+              {"trans_type", "tcc"},
+              {"branch_id", id},
+              {"op", "try"},
+              {"data", std::string(R"({"branch":")") + id + "\"}"},
+              {"confirm", Url("Confirm")},
+              {"cancel", Url("Cancel")}});
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  json submit = Tcc("tcc-ok");
+  submit["wait_result"] = true;
+  HttpTestResponse r = Post("submit", submit);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(CallsOf("tcc-ok"),
+              ElementsAre("Confirm confirm 02", "Confirm confirm 01"));
+  // The registered data is what confirm gets.
+  EXPECT_EQ(busi_->Calls()[0].payload, R"({"branch":"02"})");
+  json q = Query("tcc-ok");
+  EXPECT_EQ(q["transaction"]["status"], "succeed");
+  EXPECT_EQ(q["branches"].size(), 4u);
+
+  // Finished: nothing more can be registered, prepared or aborted.
+  HttpTestResponse late = Post("registerBranch", {{"gid", "tcc-ok"},
+                                                  {"trans_type", "tcc"},
+                                                  {"branch_id", "03"},
+                                                  {"confirm", Url("Confirm")},
+                                                  {"cancel", Url("Cancel")}});
+  EXPECT_EQ(late.status, 409) << late.body;
+  EXPECT_THAT(late.body, HasSubstr("status: prepared"));
+  EXPECT_EQ(Post("prepare", Tcc("tcc-ok")).status, 409);
+  EXPECT_EQ(Post("abort", Tcc("tcc-ok")).status, 409);
+  EXPECT_EQ(Query("tcc-ok")["branches"].size(), 4u);
+}
+
+TEST_F(DtmHttpApiTest, TccAbortCancelsWithTheRollbackReason) {
+  ASSERT_EQ(Post("prepare", Tcc("tcc-abort")).status, 200);
+  ASSERT_EQ(Post("registerBranch", {{"gid", "tcc-abort"},
+                                    {"trans_type", "tcc"},
+                                    {"branch_id", "01"},
+                                    {"data", "{}"},
+                                    {"confirm", Url("Confirm")},
+                                    {"cancel", Url("Cancel")}})
+                .status,
+            200);
+  // The same branch again: not idempotent, as in dtm.
+  HttpTestResponse twice = Post("registerBranch", {{"gid", "tcc-abort"},
+                                                   {"trans_type", "tcc"},
+                                                   {"branch_id", "01"},
+                                                   {"confirm", Url("Confirm")},
+                                                   {"cancel", Url("Cancel")}});
+  EXPECT_EQ(twice.status, 500) << twice.body;
+  EXPECT_THAT(twice.body, HasSubstr("already exists"));
+  json abort = Tcc("tcc-abort");
+  abort["rollback_reason"] = "try of 02 failed";
+  abort["wait_result"] = true;
+  HttpTestResponse r = Post("abort", abort);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(CallsOf("tcc-abort"), ElementsAre("Cancel cancel 01"));
+  json t = Query("tcc-abort")["transaction"];
+  EXPECT_EQ(t["status"], "failed");
+  EXPECT_EQ(t["rollback_reason"], "try of 02 failed");
+  // Submit after the abort is dtm's FAILURE.
+  EXPECT_EQ(Post("submit", Tcc("tcc-abort")).status, 409);
+}
+
+TEST_F(DtmHttpApiTest, AnEmptyProtocolIsHttpAsInDtm) {
+  // Empty confirm and cancel URLs: done without a call (dtm's rule).
+  ASSERT_EQ(Post("prepare", Tcc("tcc-http", "")).status, 200);
+  EXPECT_EQ(Query("tcc-http")["transaction"]["protocol"], "http");
+  HttpTestResponse rpc = Post("prepare", Tcc("tcc-rpc", "json-rpc"));
+  EXPECT_EQ(rpc.status, 400);
+  EXPECT_THAT(rpc.body, HasSubstr("json-rpc"));
+  EXPECT_TRUE(Query("tcc-rpc")["transaction"].is_null());
+}
+
+TEST_F(DtmHttpApiTest, MalformedBodiesAre400AndWriteNothing) {
+  struct Case {
+    std::string route;
+    std::string body;
+    const char* message;
+  };
+  json wrong_type = Saga("bad-1", false);
+  wrong_type["timeout_to_fail"] = "60";
+  json object_payload = Saga("bad-2", false);
+  object_payload["payloads"] = json::array({{{"amount", 30}}, "{}"});
+  json misaligned = Saga("bad-3", false);
+  misaligned["payloads"] = json::array({"{}"});
+  // A msg step has no compensate (the coordinator's check).
+  json msg_compensate = Saga("bad-4", false);
+  msg_compensate["trans_type"] = "msg";
+  json bad_gid = Saga("bad gid\n", false);
+  const Case cases[] = {
+      {"submit", "", "not valid JSON"},
+      {"submit", "{\"gid\":\"x\",", "not valid JSON"},
+      {"submit", "[]", "must be a JSON object"},
+      {"submit", wrong_type.dump(), "timeout_to_fail must be an integer"},
+      {"submit", object_payload.dump(), "payloads[0] must be a string"},
+      {"submit", misaligned.dump(), "steps has 2 entries but payloads has 1"},
+      {"submit", msg_compensate.dump(), "steps have no compensate"},
+      {"submit", bad_gid.dump(), "gid"},
+      {"prepare",
+       R"({"gid":"bad-5","trans_type":"tcc","branch_headers":{"a":1}})",
+       "branch_headers.a must be a string"},
+      {"prepare", R"({"gid":"bad-6","trans_type":"3pc"})",
+       "unknown trans_type"},
+      {"abort", R"({"trans_type":"tcc"})", "gid is missing"},
+      {"registerBranch", R"({"gid":"bad-7","trans_type":"tcc","branch_id":1})",
+       "branch_id must be a string"},
+  };
+  for (const Case& c : cases) {
+    HttpTestResponse r = Request("POST", "/api/dtmsvr/" + c.route, c.body);
+    EXPECT_EQ(r.status, 400) << c.body << " -> " << r.body;
+    EXPECT_THAT(Body(r)["message"].get<std::string>(), HasSubstr(c.message))
+        << c.body;
+  }
+  ExpectEmptyJournal();
+  EXPECT_TRUE(busi_->Calls().empty());
+}
+
+TEST_F(DtmHttpApiTest, OversizedPayloadsAre413AndWriteNothing) {
+  // Over the 4 MiB payload limit, under MaxRequestBytes (6 MiB).
+  json big = Saga("big-payload", false);
+  big["payloads"][0] = std::string(4 * 1024 * 1024 + 1, 'x');
+  HttpTestResponse r = Post("submit", big);
+  EXPECT_EQ(r.status, 413) << r.body.substr(0, 300);
+  EXPECT_THAT(r.body, HasSubstr("payload"));
+  // A body over MaxRequestBytes is refused before it is read.
+  json huge = Saga("huge-body", false);
+  huge["custom_data"] = std::string(7 * 1024 * 1024, 'y');
+  EXPECT_EQ(Post("submit", huge).status, 413);
+  ExpectEmptyJournal();
+}
+
+TEST_F(DtmHttpApiTest, UnknownGidsAndUnsupportedModesSayWhy) {
+  HttpTestResponse unknown = Post("abort", Tcc("nobody"));
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  HttpTestResponse xa = Post("registerXaBranch", {{"gid", "xa-1"},
+                                                  {"trans_type", "xa"},
+                                                  {"branch_id", "01"},
+                                                  {"url", Url("Xa")}});
+  EXPECT_EQ(xa.status, 501) << xa.body;
+  EXPECT_THAT(xa.body, HasSubstr("xa"));
+  HttpTestResponse wf =
+      Post("prepare", {{"gid", "wf-1"}, {"trans_type", "workflow"}});
+  EXPECT_EQ(wf.status, 501) << wf.body;
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/api/dtmsvr/subscribe?topic=t&url=u"},
+           {"GET", "/api/dtmsvr/unsubscribe?topic=t&url=u"},
+           {"DELETE", "/api/dtmsvr/topic/t"},
+           {"POST", "/api/dtmsvr/prepareWorkflow"},
+           {"GET", "/api/dtmsvr/scanKV?cat=topics"},
+           {"GET", "/api/dtmsvr/queryKV?cat=topics&key=t"},
+           {"GET", "/api/dtmsvr/resetCronTime"}}) {
+    HttpTestResponse r = Request(method, path);
+    EXPECT_EQ(r.status, 501) << path;
+    EXPECT_THAT(Body(r)["message"].get<std::string>(),
+                HasSubstr("does not support"));
+  }
+  ExpectEmptyJournal();
+}
+
+TEST_F(DtmHttpApiTest, JsonRpcRunsATccAndAnswersDtmsCodes) {
+  auto rpc = [this](const std::string& method, const json& params) {
+    HttpTestResponse r = Request("POST", "/api/json-rpc",
+                                 json{{"jsonrpc", "2.0"},
+                                      {"id", "c1"},
+                                      {"method", method},
+                                      {"params", params}}
+                                     .dump());
+    EXPECT_EQ(r.status, 200);
+    return Body(r);
+  };
+  json gid = rpc("newGid", nullptr);
+  EXPECT_TRUE(gid["error"].is_null());
+  EXPECT_FALSE(gid["result"]["gid"].get<std::string>().empty());
+  EXPECT_EQ(gid["id"], "c1");
+  EXPECT_TRUE(rpc("prepare", Tcc("rpc-tcc"))["error"].is_null());
+  EXPECT_TRUE(rpc("registerBranch", {{"gid", "rpc-tcc"},
+                                     {"trans_type", "tcc"},
+                                     {"branch_id", "01"},
+                                     {"confirm", Url("Confirm")},
+                                     {"cancel", Url("Cancel")}})["error"]
+                  .is_null());
+  json submit = Tcc("rpc-tcc");
+  submit["wait_result"] = true;
+  EXPECT_TRUE(rpc("submit", submit)["error"].is_null());
+  EXPECT_THAT(CallsOf("rpc-tcc"), ElementsAre("Confirm confirm 01"));
+  EXPECT_EQ(rpc("prepare", Tcc("rpc-tcc"))["error"]["code"], -32901);
+  EXPECT_EQ(rpc("submit", {{"gid", 1}})["error"]["code"], -32602);
+  EXPECT_EQ(rpc("query", nullptr)["error"]["code"], -32601);
+}
+
+}  // namespace
+}  // namespace dtx::testing
