@@ -19,7 +19,9 @@ Prints "listening on 127.0.0.1:<port>", then one line per call.
                                  the default, FAILURE or ONGOING)
 
 A branch's JSON body may name the handler that answers FAILURE
-({"fail": "TransIn"}). A query without gid, trans_type, branch_id or op is
+({"fail": "TransIn"}), or that answers it as services written for dtm before
+v1.10 do, with a 200 whose body says FAILURE ({"fail_with_200": "TransIn"}).
+A query without gid, trans_type, branch_id or op is
 recorded with status 400 and answered 400.
 """
 
@@ -88,17 +90,20 @@ class Handler(BaseHTTPRequestHandler):
             print("BAD-QUERY %s %s" % (self.command, self.path), flush=True)
             return self._reply(400, {"error": "incomplete branch query: " + url.query})
 
-        result = "SUCCESS"
+        result, code = "SUCCESS", None
         if handler == "QueryPrepared":
             with _lock:
                 result = _prepared.get(b.gid, "SUCCESS")
         elif body:
             try:
-                if json.loads(body).get("fail") == handler:
-                    result = "FAILURE"
+                req = json.loads(body)
             except ValueError:
                 return self._reply(400, {"error": "body is not JSON"})
-        call["status"] = _ANSWERS[result]
+            if req.get("fail") == handler:
+                result = "FAILURE"
+            elif req.get("fail_with_200") == handler:
+                result, code = "FAILURE", 200
+        call["status"] = code or _ANSWERS[result]
         self._record(b.gid, call)
         print("%s %s gid=%s trans_type=%s branch_id=%s op=%s -> %d" %
               (self.command, handler, b.gid, b.trans_type, b.branch_id, b.op,

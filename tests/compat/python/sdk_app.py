@@ -159,6 +159,27 @@ def case_saga_rollback(t):
                                        ("TransOutCompensate", "compensate", "01", 200, OK_REQ)])
 
 
+def case_saga_rollback_200(t):
+    # A service written for dtm before v1.10 answers FAILURE with a 200
+    # whose body says so: the saga rolls back all the same.
+    refused = dict(OK_REQ, fail_with_200="TransIn")
+    s = saga.Saga(ARGS.dtm, t.gid)
+    s.add(OK_REQ, t.busi("TransOut"), t.busi("TransOutCompensate"))
+    s.add(refused, t.busi("TransIn"), t.busi("TransInCompensate"))
+    s.trans_base.wait_result = True
+    try:
+        s.submit()
+        raise Mismatch("submit: no error, want FAILURE (HTTP 409)")
+    except utils.DTMFailureError:
+        pass
+    q = t.wait_status("failed")
+    t.check_trans(q, "saga", "failed")
+    t.check_calls(t.calls(4), "saga", [("TransOut", "action", "01", 200, OK_REQ),
+                                       ("TransIn", "action", "02", 200, refused),
+                                       ("TransInCompensate", "compensate", "02", 200, refused),
+                                       ("TransOutCompensate", "compensate", "01", 200, OK_REQ)])
+
+
 def tcc_branches(t, trans_in):
     def body(tc):
         tc.call_branch(OK_REQ, t.busi("TransOutTry"), t.busi("TransOutConfirm"), t.busi("TransOutCancel"))
@@ -215,7 +236,8 @@ def case_msg_do_and_submit(t):
                                       ("TransIn", "action", "01", 200, OK_REQ)])
 
 
-CASES = [("saga", case_saga), ("saga-rollback", case_saga_rollback), ("tcc", case_tcc),
+CASES = [("saga", case_saga), ("saga-rollback", case_saga_rollback),
+         ("saga-rollback-200", case_saga_rollback_200), ("tcc", case_tcc),
          ("tcc-cancel", case_tcc_cancel), ("msg-do-and-submit", case_msg_do_and_submit)]
 
 
