@@ -1,8 +1,10 @@
 #include "dtx/embedded.h"
 
+#include "dtx/routing_branch_client.h"
 #include "dtx/storage/sqlite_journal.h"
 #include "dtx/transport/branch_url.h"
 #include "dtx/transport/grpc_branch_client.h"
+#include "dtx/transport/http_branch_client.h"
 #include "dtx/transport/kratos_registry.h"
 
 namespace dtx {
@@ -38,14 +40,32 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
         EtcdServiceResolver::Connect(target.etcd_endpoints, resolver_options));
   }
 
-  GrpcBranchClientOptions client_options;
-  client_options.driver = embedded.driver;
-  client_options.resolver = std::move(resolver);
-  client_options.default_timeout =
+  const auto request_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(
           options.request_timeout);
+  GrpcBranchClientOptions client_options;
+  client_options.driver = embedded.driver;
+  client_options.resolver = resolver;
+  client_options.default_timeout = request_timeout;
   client_options.logger = embedded.logger;
-  DTX_ASSIGN_OR_RETURN(auto client, GrpcBranchClient::Create(client_options));
+  DTX_ASSIGN_OR_RETURN(auto grpc, GrpcBranchClient::Create(client_options));
+
+  HttpBranchClientOptions http_options;
+  http_options.default_timeout = request_timeout;
+  http_options.http.tls_rules = std::move(embedded.branch_tls);
+  http_options.http.max_connections_per_host =
+      embedded.http_max_connections_per_host;
+  http_options.http.max_response_bytes = embedded.http_max_response_bytes;
+  http_options.logger = embedded.logger;
+  // As the gRPC client: registry URLs only under the Kratos driver.
+  if (resolver && embedded.driver == kKratosDriver) {
+    http_options.resolver = [resolver](const std::string& service) {
+      return resolver->ResolveHttp(service);
+    };
+  }
+  DTX_ASSIGN_OR_RETURN(auto http, HttpBranchClient::Create(http_options));
+  auto client =
+      std::make_unique<RoutingBranchClient>(std::move(grpc), std::move(http));
 
   CoordinatorDeps deps;
   deps.journal = std::move(journal);

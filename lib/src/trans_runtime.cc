@@ -209,6 +209,7 @@ BranchRequest TransRuntime::NewRequest(std::string url, std::string branch_id,
                                        BranchOp op) const {
   BranchRequest req;
   req.url = std::move(url);
+  req.protocol = trans_.protocol;
   req.info.gid = trans_.gid;
   req.info.trans_type = trans_.trans_type;
   req.info.branch_id = std::move(branch_id);

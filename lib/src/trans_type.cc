@@ -117,7 +117,7 @@ Result<std::vector<Branch>> StepBranches(const TransRequest& req,
     }
     for (const std::string* url : {&step.compensate, &step.action}) {
       if (!url->empty()) {
-        Status v = client.ValidateUrl(*url);
+        Status v = client.ValidateUrl(*url, req.protocol);
         if (!v.ok()) return v.WithPrefix(mode + " step " + std::to_string(i));
       }
     }

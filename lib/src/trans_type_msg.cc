@@ -98,7 +98,7 @@ class Msg final : public TransProcessor {
                                               BranchClient& client) {
     DTX_RETURN_IF_ERROR(DecodeMsgDelay(req.custom_data).status());
     if (!req.query_prepared.empty()) {
-      DTX_RETURN_IF_ERROR(client.ValidateUrl(req.query_prepared));
+      DTX_RETURN_IF_ERROR(client.ValidateUrl(req.query_prepared, req.protocol));
     }
     return StepBranches(req, /*with_compensate=*/false, client);
   }

@@ -42,7 +42,9 @@ class Tcc final : public TransProcessor {
     // The branch id and payload limits are the journal's to check, once,
     // when it appends the rows (journal.h); the URLs are the client's.
     for (const std::string* url : {&b.confirm_url, &b.cancel_url}) {
-      if (!url->empty()) DTX_RETURN_IF_ERROR(client.ValidateUrl(*url));
+      if (!url->empty()) {
+        DTX_RETURN_IF_ERROR(client.ValidateUrl(*url, b.protocol));
+      }
     }
     Branch cancel;
     cancel.branch_id = b.branch_id;

@@ -81,7 +81,9 @@ TEST(TransTypeTest, BranchRowsOfRequests) {
   class NoUrls final : public BranchClient {
    public:
     void Call(BranchRequest, Executor, Callback) override {}
-    Status ValidateUrl(std::string_view) override { return Status::Ok(); }
+    Status ValidateUrl(std::string_view, std::string_view) override {
+      return Status::Ok();
+    }
     void Shutdown() override {}
   } client;
   auto rows = TccProcessor().RegisteredBranches(b, client);

@@ -6,6 +6,9 @@
 // (400 and 413, with nothing in the journal), the routes dtx does not serve
 // yet, and JSON-RPC. Branches are gRPC test services.
 
+#include "dtx/transport/grpc_dtm_client.h"
+#include "dtx/transport/http_dtm_client.h"
+
 #include "branch_test_server.h"
 #include "dtx_server_process.h"
 #include "http_test_client.h"
@@ -17,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <future>
 #include <set>
 #include <string>
 #include <thread>
@@ -163,6 +167,31 @@ TEST_F(DtmHttpApiTest, SagaFailureIs409AndOngoingIs425) {
   EXPECT_EQ(ongoing.status, 425) << ongoing.body;
   EXPECT_EQ(Body(ongoing)["dtm_result"], "ONGOING");
   EXPECT_EQ(Query("saga-ongoing")["transaction"]["status"], "submitted");
+}
+
+// A WaitResult submit holds its answer, not the server's io thread (one,
+// by default): other requests are served while its branch is in progress.
+TEST_F(DtmHttpApiTest, AWaitingSubmitDoesNotHoldUpOtherRequests) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  busi_->SetHandler("/busi.Busi/TransOut", [released](const ReceivedCall&) {
+    released.wait();
+    return TestReply::Ok();
+  });
+  std::future<HttpTestResponse> submit = std::async(std::launch::async, [this] {
+    return Post("submit", Saga("held", true));
+  });
+  while (busi_->CallCount("/busi.Busi/TransOut") == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // The saga is in its first step and its submit unanswered.
+  EXPECT_EQ(Request("GET", "/api/dtmsvr/newGid").status, 200);
+  EXPECT_EQ(Post("submit", Saga("other", false)).status, 200);
+  EXPECT_EQ(Query("held")["transaction"]["status"], "submitted");
+  release.set_value();
+  HttpTestResponse r = submit.get();
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Query("held")["transaction"]["status"], "succeed");
 }
 
 TEST_F(DtmHttpApiTest, SagaWithoutWaitResultIsAnsweredOnceDurable) {
@@ -381,6 +410,60 @@ TEST_F(DtmHttpApiTest, JsonRpcRunsATccAndAnswersDtmsCodes) {
   EXPECT_EQ(rpc("prepare", Tcc("rpc-tcc"))["error"]["code"], -32901);
   EXPECT_EQ(rpc("submit", {{"gid", 1}})["error"]["code"], -32602);
   EXPECT_EQ(rpc("query", nullptr)["error"]["code"], -32601);
+}
+
+// HttpDtmClient's Query reads dtm's JSON record into what the admin
+// service (over gRPC, in milliseconds) has: every field, times included.
+TEST_F(DtmHttpApiTest, HttpDtmClientQueryReadsWhatTheAdminServiceShows) {
+  busi_->SetHandler("/busi.Busi/TransIn", [](const ReceivedCall&) {
+    return TestReply::Status(10, "no");
+  });
+  ASSERT_EQ(Post("submit", Saga("q-http", true)).status, 409);
+  HttpDtmClientOptions http_options;
+  http_options.address = "http://" + server_->http_address() + "/api/dtmsvr";
+  ASSERT_OK_AND_ASSIGN(auto http, HttpDtmClient::Create(http_options));
+  GrpcDtmClientOptions grpc_options;
+  grpc_options.address = server_->address();
+  ASSERT_OK_AND_ASSIGN(auto grpc, GrpcDtmClient::Create(grpc_options));
+  ASSERT_OK_AND_ASSIGN(TransWithBranches a, http->Query("q-http"));
+  ASSERT_OK_AND_ASSIGN(TransWithBranches b, grpc->Query("q-http"));
+  const GlobalTrans& x = a.trans;
+  const GlobalTrans& y = b.trans;
+  EXPECT_EQ(x.id, y.id);
+  EXPECT_EQ(x.gid, y.gid);
+  EXPECT_EQ(x.trans_type, y.trans_type);
+  EXPECT_EQ(x.status, TransStatus::kFailed);
+  EXPECT_EQ(x.status, y.status);
+  EXPECT_EQ(x.protocol, y.protocol);
+  EXPECT_EQ(x.options, y.options);
+  EXPECT_EQ(x.custom_data, y.custom_data);
+  EXPECT_EQ(x.rollback_reason, y.rollback_reason);
+  EXPECT_EQ(x.create_time, y.create_time);
+  EXPECT_EQ(x.update_time, y.update_time);
+  EXPECT_EQ(x.finish_time, y.finish_time);
+  EXPECT_EQ(x.rollback_time, y.rollback_time);
+  EXPECT_EQ(x.next_cron_interval, y.next_cron_interval);
+  EXPECT_EQ(x.retry_count, y.retry_count);
+  ASSERT_EQ(a.branches.size(), 4u);
+  ASSERT_EQ(a.branches.size(), b.branches.size());
+  for (std::size_t i = 0; i < a.branches.size(); ++i) {
+    const Branch& p = a.branches[i];
+    const Branch& q = b.branches[i];
+    EXPECT_EQ(p.id, q.id) << i;
+    EXPECT_EQ(p.url, q.url) << i;
+    EXPECT_EQ(p.bin_data, q.bin_data) << i;
+    EXPECT_EQ(p.branch_id, q.branch_id) << i;
+    EXPECT_EQ(p.op, q.op) << i;
+    EXPECT_EQ(p.status, q.status) << i;
+    EXPECT_EQ(p.create_time, q.create_time) << i;
+    EXPECT_EQ(p.update_time, q.update_time) << i;
+    EXPECT_EQ(p.finish_time, q.finish_time) << i;
+    EXPECT_EQ(p.attempts, q.attempts) << i;
+    EXPECT_EQ(p.last_try_time, q.last_try_time) << i;
+    EXPECT_EQ(p.last_error, q.last_error) << i;
+  }
+  EXPECT_EQ(a.branches[1].bin_data, R"({"amount":30})");
+  EXPECT_THAT(http->Query("nobody"), StatusIs(StatusCode::kNotFound));
 }
 
 }  // namespace

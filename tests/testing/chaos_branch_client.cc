@@ -43,8 +43,9 @@ void ChaosBranchClient::Call(BranchRequest req, Executor executor,
   inner_->Call(std::move(req), std::move(executor), std::move(done));
 }
 
-Status ChaosBranchClient::ValidateUrl(std::string_view url) {
-  return inner_->ValidateUrl(url);
+Status ChaosBranchClient::ValidateUrl(std::string_view url,
+                                      std::string_view protocol) {
+  return inner_->ValidateUrl(url, protocol);
 }
 
 void ChaosBranchClient::Shutdown() { inner_->Shutdown(); }

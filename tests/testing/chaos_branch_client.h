@@ -32,7 +32,7 @@ class ChaosBranchClient final : public BranchClient {
   ChaosBranchClient(std::unique_ptr<BranchClient> inner, uint32_t seed);
 
   void Call(BranchRequest req, Executor executor, Callback done) override;
-  Status ValidateUrl(std::string_view url) override;
+  Status ValidateUrl(std::string_view url, std::string_view protocol) override;
   void Shutdown() override;
 
   // Delivers the delayed tries now, one after the other, and waits for each.

@@ -332,9 +332,13 @@ TEST(DtmHttpAnswerTest, MapsCodesAsDtmAndSaysWhatHappenedForItsFiveHundreds) {
 TEST(DtmStatusFromHttpTest, ReadsAnswersAsDtmcliDoes) {
   EXPECT_OK(DtmStatusFromHttp(200, R"({"dtm_result":"SUCCESS"})"));
   EXPECT_OK(DtmStatusFromHttp(200, R"({"gid":"g","dtm_result":"SUCCESS"})"));
-  // dtmcli: a body with FAILURE is an error whatever the status.
-  EXPECT_THAT(DtmStatusFromHttp(200, R"({"dtm_result":"FAILURE"})"),
-              StatusIs(StatusCode::kAborted));
+  // dtm before v1.10: FAILURE with a 200.
+  EXPECT_THAT(
+      DtmStatusFromHttp(200, R"({"dtm_result":"FAILURE","message":"old"})"),
+      StatusIs(StatusCode::kAborted, "old"));
+  // The word elsewhere (a gid) is no failure.
+  EXPECT_OK(
+      DtmStatusFromHttp(200, R"({"gid":"FAILURE-1","dtm_result":"SUCCESS"})"));
   EXPECT_THAT(DtmStatusFromHttp(
                   409, R"({"dtm_result":"FAILURE","message":"cannot submit"})"),
               StatusIs(StatusCode::kAborted, "cannot submit"));

@@ -235,10 +235,11 @@ TEST_F(GrpcBranchClientTest, BadUrlsFailAtOnceNamingTheUrl) {
     BranchResult result = CallAndWait(*client_, r);
     EXPECT_EQ(result.outcome, BranchOutcome::kFailure) << url;
     EXPECT_THAT(result.status, StatusIs(StatusCode::kInvalidArgument)) << url;
-    EXPECT_THAT(client_->ValidateUrl(url),
+    EXPECT_THAT(client_->ValidateUrl(url, kProtocolGrpc),
                 StatusIs(StatusCode::kInvalidArgument));
   }
-  EXPECT_OK(client_->ValidateUrl("localhost:9000/api.trans.v1.Trans/TransIn"));
+  EXPECT_OK(client_->ValidateUrl("localhost:9000/api.trans.v1.Trans/TransIn",
+                                 kProtocolGrpc));
 }
 
 TEST_F(GrpcBranchClientTest, CompletionRunsOnTheCallersExecutor) {

@@ -392,11 +392,14 @@ HttpResponse DtmHttpAnswer(const Status& s) {
 }
 
 Status DtmStatusFromHttp(int http_status, std::string_view body) {
+  const json j = json::parse(body, nullptr, false);
   if (http_status == 200) {
-    if (body.find("FAILURE") == std::string_view::npos) return Status::Ok();
+    // dtm before v1.10 answered FAILURE with a 200 and this key.
+    const bool failure = j.is_object() && j.contains("dtm_result") &&
+                         j["dtm_result"] == "FAILURE";
+    if (!failure) return Status::Ok();
   }
   std::string message;
-  const json j = json::parse(body, nullptr, false);
   if (j.is_object()) {
     for (const char* key : {"message", "error"}) {
       auto it = j.find(key);

@@ -1,7 +1,8 @@
 // EtcdServiceResolver: the addresses of Kratos services registered in etcd,
 // for discovery:// branch URLs. One worker thread lists each service asked
 // for and keeps a prefix watch on it; a watch event marks the service for a
-// new listing, and each listing swaps in a new immutable address set.
+// new listing, and each listing swaps in new immutable address sets: one of
+// grpc:// addresses (Resolve), one of http:// base URLs (ResolveHttp).
 
 #include "dtx/internal/mutex.h"
 #include "dtx/transport/kratos_registry.h"
@@ -19,7 +20,8 @@ using internal::MutexLock;
 
 struct EtcdServiceResolver::Impl {
   struct Service {
-    AddressSet set;  // last non-empty set, or null
+    AddressSet set;       // last non-empty grpc set, or null
+    AddressSet http_set;  // last non-empty http set, or null
     bool listed = false;
     bool dirty = true;  // must be listed again
     bool watching = false;
@@ -44,12 +46,18 @@ struct EtcdServiceResolver::Impl {
     return todo;
   }
 
-  // Lists `name` and returns its addresses (sorted, unique) and revision.
-  Result<std::pair<std::vector<std::string>, int64_t>> List(
-      const std::string& name) {
+  struct Listing {
+    std::vector<std::string> grpc;  // "host:port", sorted, unique
+    std::vector<std::string> http;  // "http://host:port", sorted, unique
+    int64_t revision = 0;
+  };
+
+  // Lists `name`: its instances' addresses and the revision.
+  Result<Listing> List(const std::string& name) {
     DTX_ASSIGN_OR_RETURN(EtcdRange range,
                          etcd->GetPrefix(options.ns + "/" + name + "/"));
     std::set<std::string> addresses;
+    std::set<std::string> http;
     for (const auto& kv : range.kvs) {
       auto instance = DecodeServiceInstance(kv.value);
       if (!instance.ok()) {
@@ -59,18 +67,26 @@ struct EtcdServiceResolver::Impl {
       }
       if (instance->name != name) continue;  // Kratos filters by name too
       auto address = PickGrpcEndpoint(*instance);
-      if (!address) {
-        DTX_LOG(
-            logger, LogLevel::kWarn,
-            "registry: skipping " << kv.key << ": no plain grpc:// endpoint");
+      auto http_base = PickHttpEndpoint(*instance);
+      if (!address && !http_base) {
+        DTX_LOG(logger, LogLevel::kWarn,
+                "registry: skipping " << kv.key
+                                      << ": no plain grpc:// and no http:// "
+                                         "endpoint");
         continue;
       }
-      addresses.insert(*address);
+      if (address) addresses.insert(*address);
+      if (http_base) http.insert(*http_base);
     }
-    return std::make_pair(
-        std::vector<std::string>(addresses.begin(), addresses.end()),
-        range.revision);
+    Listing out;
+    out.grpc.assign(addresses.begin(), addresses.end());
+    out.http.assign(http.begin(), http.end());
+    out.revision = range.revision;
+    return out;
   }
+
+  // Resolve and ResolveHttp.
+  Result<AddressSet> Lookup(const std::string& service, bool http);
 
   void Run() {
     bool failed = false;
@@ -120,7 +136,7 @@ struct EtcdServiceResolver::Impl {
     std::unique_ptr<EtcdWatch> watch;
     if (need_watch) {
       auto w = etcd->WatchPrefix(
-          options.ns + "/" + name + "/", listed->second + 1,
+          options.ns + "/" + name + "/", listed->revision + 1,
           [this, name](const std::vector<EtcdEvent>&, int64_t) {
             MutexLock lock(&mu);
             services[name].dirty = true;
@@ -137,9 +153,13 @@ struct EtcdServiceResolver::Impl {
     }
     MutexLock lock(&mu);
     Service& s = services[name];
-    if (!listed->first.empty()) {
+    if (!listed->grpc.empty()) {
       s.set = std::make_shared<const std::vector<std::string>>(
-          std::move(listed->first));
+          std::move(listed->grpc));
+    }
+    if (!listed->http.empty()) {
+      s.http_set = std::make_shared<const std::vector<std::string>>(
+          std::move(listed->http));
     }
     s.listed = true;
     if (watch) {
@@ -177,22 +197,34 @@ EtcdServiceResolver::~EtcdServiceResolver() {
 }
 
 Result<AddressSet> EtcdServiceResolver::Resolve(const std::string& service) {
-  MutexLock lock(&impl_->mu);
-  auto& s = impl_->services[service];  // registers it with the worker
+  return impl_->Lookup(service, /*http=*/false);
+}
+
+Result<AddressSet> EtcdServiceResolver::ResolveHttp(
+    const std::string& service) {
+  return impl_->Lookup(service, /*http=*/true);
+}
+
+Result<AddressSet> EtcdServiceResolver::Impl::Lookup(const std::string& service,
+                                                     bool http) {
+  MutexLock lock(&mu);
+  auto& s = services[service];  // registers it with the worker
   if (!s.listed) {
-    impl_->cv.SignalAll();
-    impl_->cv.WaitFor(&impl_->mu, impl_->options.first_lookup_timeout, [&] {
-      impl_->mu.AssertHeld();
-      return impl_->services[service].listed || impl_->stop;
+    cv.SignalAll();
+    cv.WaitFor(&mu, options.first_lookup_timeout, [&] {
+      mu.AssertHeld();
+      return services[service].listed || stop;
     });
   }
-  const auto& now = impl_->services[service];
-  if (!now.set) {
-    return UnavailableError("registry: service '" + service +
-                            "' has no instance with a " + "grpc:// endpoint" +
-                            (now.listed ? "" : " (etcd did not answer)"));
+  const auto& now = services[service];
+  const AddressSet& set = http ? now.http_set : now.set;
+  if (!set) {
+    return UnavailableError(
+        "registry: service '" + service + "' has no instance with " +
+        (http ? "an http:// endpoint" : "a grpc:// endpoint") +
+        (now.listed ? "" : " (etcd did not answer)"));
   }
-  return now.set;
+  return set;
 }
 
 Result<std::shared_ptr<EtcdServiceResolver>> EtcdServiceResolver::Connect(

@@ -461,7 +461,7 @@ BranchResult GrpcBranchClient::CallBlocking(BranchRequest request) {
 // Validation builds the URL's route and keeps it, so that the calls of the
 // branch find it parsed: a URL is parsed once, not at admission and again at
 // each call.
-Status GrpcBranchClient::ValidateUrl(std::string_view url) {
+Status GrpcBranchClient::ValidateUrl(std::string_view url, std::string_view) {
   return impl_->GetRoute(std::string(url)).status();
 }
 

@@ -189,6 +189,39 @@ std::optional<std::string> PickGrpcEndpoint(const ServiceInstance& instance) {
   return std::nullopt;
 }
 
+std::optional<std::string> PickHttpEndpoint(const ServiceInstance& instance) {
+  for (const std::string& e : instance.endpoints) {
+    bool tls = false;
+    std::string_view rest;
+    if (e.rfind("https://", 0) == 0) {
+      tls = true;
+      rest = std::string_view(e).substr(8);
+    } else if (e.rfind("http://", 0) == 0) {
+      rest = std::string_view(e).substr(7);
+    } else {
+      continue;
+    }
+    const auto query_at = rest.find('?');
+    std::string_view query =
+        query_at == std::string_view::npos ? "" : rest.substr(query_at + 1);
+    const std::string_view host =
+        rest.substr(0, std::min(rest.find_first_of("/?"), rest.size()));
+    if (host.empty()) continue;
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view pair = query.substr(0, amp);
+      if (pair.rfind("isSecure=", 0) == 0) {
+        bool v = false;
+        if (GoParseBool(pair.substr(9), &v)) tls = tls || v;
+      }
+      if (amp == std::string_view::npos) break;
+      query.remove_prefix(amp + 1);
+    }
+    return (tls ? "https://" : "http://") + std::string(host);
+  }
+  return std::nullopt;
+}
+
 Result<RegistryTarget> ParseRegistryTarget(std::string_view target) {
   auto bad = [&](std::string_view why) {
     return InvalidArgumentError("registry target '" + std::string(target) +

@@ -1,20 +1,27 @@
 // The zero-configuration coordinator: the SQLite journal at
-// EmbeddedOptions::journal_path and the gRPC branch client, wired from Options.
+// EmbeddedOptions::journal_path and the branch clients, wired from Options:
+// gRPC (GrpcBranchClient) and HTTP (HttpBranchClient: http://, https:// and
+// the discovery:// URLs of protocol-http transactions), behind one
+// RoutingBranchClient, so that a transaction may mix both.
 //
 //   dtx::EmbeddedOptions embedded;
 //   embedded.journal_path = "/var/lib/payments/dtx.db";
 //   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::OpenEmbeddedCoordinator({}, embedded));
 //
-// Part of dtx::dtx (it links dtx::core, dtx::sqlite and dtx::grpc).
+// Part of dtx::dtx (it links dtx::core, dtx::sqlite, dtx::grpc and
+// dtx::http).
 
 #ifndef DTX_EMBEDDED_H_
 #define DTX_EMBEDDED_H_
 
 #include "dtx/coordinator.h"
 #include "dtx/embedded_export.h"
+#include "dtx/transport/tls_options.h"
 
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace dtx {
 
@@ -30,7 +37,17 @@ struct EmbeddedOptions {
   // resolve through that etcd (Kratos's registry layout). Empty: direct mode.
   std::string target;
   // The registry behind discovery:// URLs; overrides `target` when set.
+  // Protocol-http transactions use its HTTP endpoints (ResolveHttp).
   std::shared_ptr<ServiceResolver> resolver;
+  // How https:// branch calls verify their servers, per target (the first
+  // rule matching the server's host:port, then host; FindTlsRule). A server
+  // no rule matches is verified against the system's CA roots. Files are
+  // read at open: a missing one fails OpenEmbeddedCoordinator.
+  std::vector<TlsClientRule> branch_tls;
+  // HTTP branch calls: open connections per (scheme, host, port), and the
+  // largest answer body accepted (a larger one is a transient failure).
+  std::size_t http_max_connections_per_host = 64;
+  std::size_t http_max_response_bytes = 4 * 1024 * 1024;
   // false: SQLite synchronous=NORMAL (survives a process crash, not power
   // loss).
   bool durable_on_power_loss = true;

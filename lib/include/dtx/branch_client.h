@@ -1,6 +1,8 @@
 // BranchClient: how the coordinator calls a branch (a confirm, cancel,
 // action, compensate or check-back) of a global transaction. transport/
-// implements it over gRPC (GrpcBranchClient); tests script it.
+// implements it over gRPC (GrpcBranchClient) and HTTP (HttpBranchClient);
+// RoutingBranchClient (dtx/routing_branch_client.h) sends each call to one of
+// them; tests script it.
 //
 // A call never throws and never aborts the process: every problem, from a
 // malformed URL to a dead service, comes back as a BranchResult.
@@ -35,18 +37,31 @@ enum class BranchOutcome {
 
 DTX_CORE_EXPORT std::string_view ToString(BranchOutcome outcome);
 
+// dtm's protocols of a transaction (GlobalTrans::protocol): which transport
+// a registry URL (discovery://, etcd://) is called over. http:// and
+// https:// URLs are HTTP calls whatever the protocol.
+inline constexpr std::string_view kProtocolGrpc = "grpc";
+inline constexpr std::string_view kProtocolHttp = "http";
+
 // One call of a branch.
 struct BranchRequest {
-  // "<server>/<pkg.Service>/<Method>", e.g.
+  // gRPC: "<server>/<pkg.Service>/<Method>", e.g.
   // "localhost:9000/api.trans.v1.Trans/TransIn" or
   // "discovery://127.0.0.1:2379/trans/api.trans.v1.Trans/TransIn".
+  // HTTP: "http://host:port/path", "https://...", or under protocol http
+  // "discovery://127.0.0.1:2379/trans/api/busi/TransIn".
   std::string url;
-  // The serialized request message, sent as is.
+  // The transaction's protocol: kProtocolGrpc (also when empty) or
+  // kProtocolHttp.
+  std::string protocol = std::string(kProtocolGrpc);
+  // The serialized request message (gRPC) or the body (HTTP), sent as is.
   std::string payload;
-  // dtm's metadata: dtm-gid, dtm-trans_type, dtm-branch_id, dtm-op, dtm-dtm.
+  // dtm's metadata: dtm-gid, dtm-trans_type, dtm-branch_id, dtm-op, dtm-dtm
+  // (gRPC); the query parameters gid, trans_type, branch_id, op and dtm
+  // (HTTP).
   TransInfo info;
-  // Added after dtm's keys (dtm's BranchHeaders). Keys are lower-cased; a key
-  // or value gRPC would reject fails this call only.
+  // Added after dtm's keys (dtm's BranchHeaders). gRPC lower-cases keys; a
+  // key or value the transport would reject fails this call only.
   std::vector<std::pair<std::string, std::string>> headers;
   // Deadline of the call; zero means the client's default.
   std::chrono::milliseconds timeout{0};
@@ -54,11 +69,13 @@ struct BranchRequest {
 
 struct BranchResult {
   BranchOutcome outcome = BranchOutcome::kTransient;
-  // The gRPC status of the answer (its code and message), or the local error
+  // The gRPC status of the answer (its code and message), the HTTP status
+  // and body for an HTTP answer that is not a success, or the local error
   // that prevented the call (kInvalidArgument for a bad URL or header,
-  // kResourceExhausted for an oversized payload, kCancelled at shutdown).
+  // kResourceExhausted for an oversized payload or reply, kCancelled at
+  // shutdown).
   Status status;
-  // The reply message bytes on success.
+  // The reply message bytes (gRPC) or the body (HTTP) on success.
   std::string reply;
 };
 
@@ -79,10 +96,13 @@ class DTX_CORE_EXPORT BranchClient {
   // thread taking the answer itself). Never from a callback of this client.
   virtual BranchResult CallBlocking(BranchRequest request);
 
-  // Checks that `url` can be called: kInvalidArgument naming the URL when it
-  // is malformed or uses a scheme the configured driver does not support.
-  // Lets a coordinator reject a bad transaction at Submit.
-  virtual Status ValidateUrl(std::string_view url) = 0;
+  // Checks that `url` can be called in a transaction of `protocol`
+  // (kProtocolGrpc, also when empty, or kProtocolHttp): kInvalidArgument
+  // naming the URL when it is malformed, uses a scheme the configured driver
+  // does not support, or does not fit the protocol. Lets a coordinator reject
+  // a bad transaction at Submit.
+  virtual Status ValidateUrl(std::string_view url,
+                             std::string_view protocol) = 0;
 
   // Cancels calls in flight (their callbacks run with kCancelled), refuses new
   // ones, and waits until every callback has been handed off. Idempotent.

@@ -89,6 +89,9 @@ struct BranchRegistration {
   std::string confirm_url;
   std::string cancel_url;
   std::string payload;  // sent again with confirm or cancel
+  // The transaction's protocol, which the URLs are checked against: "grpc"
+  // (also when empty) or "http" (dtm's HTTP API registers http branches).
+  std::string protocol = "grpc";
 };
 
 using StatusCallback = std::function<void(Status)>;

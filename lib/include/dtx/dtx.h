@@ -16,6 +16,7 @@
 #include "dtx/model.h"
 #include "dtx/options.h"
 #include "dtx/result.h"
+#include "dtx/routing_branch_client.h"
 #include "dtx/server_metrics.h"
 #include "dtx/status.h"
 #include "dtx/transaction.h"

@@ -69,11 +69,13 @@ DTX_HTTP_EXPORT std::string EncodeDtmBranchJson(
 DTX_HTTP_EXPORT HttpResponse DtmHttpAnswer(const Status& status);
 
 // The other way, as a client reads dtm's (or dtx-server's) answer: 200 is
-// OK unless the body contains "FAILURE" (dtmcli's rule: kAborted); 409
-// kAborted, 425 kFailedPrecondition, and the codes above
-// back to theirs (500 kInternal, any other status kUnknown). The message is the
-// body's "message" (or "error") when it is JSON, else the body itself (cut to 1
-// KiB).
+// OK unless its body is {"dtm_result":"FAILURE",...} (how dtm before v1.10
+// answered FAILURE: kAborted). dtmcli looks for the word FAILURE anywhere in
+// the body; a gid or message that happens to contain it is no failure here.
+// 409 is kAborted, 425 kFailedPrecondition, and the codes of DtmHttpAnswer
+// map back to theirs (500 kInternal, any other status kUnknown). The
+// message is the body's "message" (or "error") when it is JSON, else the
+// body itself (cut to 1 KiB).
 DTX_HTTP_EXPORT Status DtmStatusFromHttp(int http_status,
                                          std::string_view body);
 

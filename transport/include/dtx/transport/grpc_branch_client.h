@@ -67,7 +67,9 @@ class DTX_GRPC_EXPORT GrpcBranchClient final : public BranchClient {
 
   void Call(BranchRequest request, Executor executor, Callback done) override;
   BranchResult CallBlocking(BranchRequest request) override;
-  Status ValidateUrl(std::string_view url) override;
+  // Whatever the protocol: a URL that reaches this client is a gRPC one
+  // (RoutingBranchClient sends the HTTP ones elsewhere).
+  Status ValidateUrl(std::string_view url, std::string_view protocol) override;
   void Shutdown() override;
 
   // The targets of the channels open now, sorted; for tests and diagnostics.

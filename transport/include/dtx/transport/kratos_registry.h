@@ -20,7 +20,8 @@
 //
 // KratosRegistrar keeps one instance registered; EtcdServiceResolver is the
 // ServiceResolver behind discovery:// branch URLs: it lists a service's
-// instances, watches them, and hands out the grpc:// addresses.
+// instances, watches them, and hands out the grpc:// addresses (Resolve)
+// and the http:// endpoints (ResolveHttp).
 //
 // Thread safety: both classes are thread-safe.
 
@@ -61,6 +62,11 @@ DTX_GRPC_EXPORT Result<ServiceInstance> DecodeServiceInstance(
 // The address ("host:port") of the first plain grpc:// endpoint whose
 // isSecure query is absent or false, as Kratos's resolver picks it.
 DTX_GRPC_EXPORT std::optional<std::string> PickGrpcEndpoint(
+    const ServiceInstance& instance);
+// The base URL ("http://host:port", "https://host:port") of the first
+// http:// or https:// endpoint (an http:// one with isSecure=true is
+// https://), for HTTP branch calls; the path and query are dropped.
+DTX_GRPC_EXPORT std::optional<std::string> PickHttpEndpoint(
     const ServiceInstance& instance);
 
 inline constexpr char kKratosNamespace[] = "/microservices";
@@ -118,6 +124,8 @@ class DTX_GRPC_EXPORT EtcdServiceResolver final : public ServiceResolver {
   // every instance leaves, the last non-empty set is kept (as Kratos does).
   // kUnavailable when no instance has been seen.
   Result<AddressSet> Resolve(const std::string& service) override;
+  // The same for the instances' http:// endpoints (PickHttpEndpoint).
+  Result<AddressSet> ResolveHttp(const std::string& service) override;
 
  private:
   struct Impl;
