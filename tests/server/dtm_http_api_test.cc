@@ -225,7 +225,8 @@ TEST_F(DtmHttpApiTest, TccPrepareRegisterSubmitConfirmsInReverse) {
               {"op", "try"},
               {"data", std::string(R"({"branch":")") + id + "\"}"},
               {"confirm", Url("Confirm")},
-              {"cancel", Url("Cancel")}});
+              {"cancel", Url("Cancel")},
+              {"protocol", "grpc"}});
     ASSERT_EQ(r.status, 200) << r.body;
   }
   json submit = Tcc("tcc-ok");
@@ -245,7 +246,8 @@ TEST_F(DtmHttpApiTest, TccPrepareRegisterSubmitConfirmsInReverse) {
                                                   {"trans_type", "tcc"},
                                                   {"branch_id", "03"},
                                                   {"confirm", Url("Confirm")},
-                                                  {"cancel", Url("Cancel")}});
+                                                  {"cancel", Url("Cancel")},
+                                                  {"protocol", "grpc"}});
   EXPECT_EQ(late.status, 409) << late.body;
   EXPECT_THAT(late.body, HasSubstr("status: prepared"));
   EXPECT_EQ(Post("prepare", Tcc("tcc-ok")).status, 409);
@@ -260,7 +262,8 @@ TEST_F(DtmHttpApiTest, TccAbortCancelsWithTheRollbackReason) {
                                     {"branch_id", "01"},
                                     {"data", "{}"},
                                     {"confirm", Url("Confirm")},
-                                    {"cancel", Url("Cancel")}})
+                                    {"cancel", Url("Cancel")},
+                                    {"protocol", "grpc"}})
                 .status,
             200);
   // The same branch again: not idempotent, as in dtm.
@@ -268,7 +271,8 @@ TEST_F(DtmHttpApiTest, TccAbortCancelsWithTheRollbackReason) {
                                                    {"trans_type", "tcc"},
                                                    {"branch_id", "01"},
                                                    {"confirm", Url("Confirm")},
-                                                   {"cancel", Url("Cancel")}});
+                                                   {"cancel", Url("Cancel")},
+                                                   {"protocol", "grpc"}});
   EXPECT_EQ(twice.status, 500) << twice.body;
   EXPECT_THAT(twice.body, HasSubstr("already exists"));
   json abort = Tcc("tcc-abort");
@@ -401,7 +405,8 @@ TEST_F(DtmHttpApiTest, JsonRpcRunsATccAndAnswersDtmsCodes) {
                                      {"trans_type", "tcc"},
                                      {"branch_id", "01"},
                                      {"confirm", Url("Confirm")},
-                                     {"cancel", Url("Cancel")}})["error"]
+                                     {"cancel", Url("Cancel")},
+                                     {"protocol", "grpc"}})["error"]
                   .is_null());
   json submit = Tcc("rpc-tcc");
   submit["wait_result"] = true;

@@ -369,7 +369,7 @@ TEST_F(ServerProcessTest, ServesPingAndHealthOnTheHttpPort) {
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.body, R"({"status":"SERVING"})");
   ASSERT_OK_AND_ASSIGN(HttpTestResponse missing,
-                       c.Roundtrip("GET", "/api/dtmsvr/newGid"));
+                       c.Roundtrip("GET", "/api/dtmsvr/noSuchRoute"));
   EXPECT_EQ(missing.status, 404);
   // SIGTERM closes the idle keep-alive connection and the server exits 0.
   (*server)->Kill(SIGTERM);

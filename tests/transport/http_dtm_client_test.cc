@@ -157,16 +157,42 @@ TEST(HttpDtmClientTest, BinaryPayloadsAreRefusedBeforeAnythingIsSent) {
   EXPECT_THAT(dtm->NewGid(), StatusIs(StatusCode::kUnavailable));
 }
 
-TEST(HttpDtmClientTest, WithoutABranchClientItsCallsSayWhatToSet) {
+TEST(HttpDtmClientTest, WithoutABranchClientItCallsHttpBranchesItself) {
+  std::mutex mu;
+  std::vector<HttpRequest> got;
+  HttpServerOptions server_options;
+  server_options.host = "127.0.0.1";
+  server_options.port = 0;
+  auto branch =
+      HttpServer::Start(server_options, [&](HttpRequest req, HttpResponder r) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          got.push_back(req);
+        }
+        r.Respond(HttpResponse::Json(200, R"({"dtm_result":"SUCCESS"})"));
+      });
+  ASSERT_OK(branch.status());
   HttpDtmClientOptions options;
   options.address = "http://127.0.0.1:1/api/dtmsvr";
   ASSERT_OK_AND_ASSIGN(auto dtm, HttpDtmClient::Create(options));
   BranchRequest req;
-  req.url = "http://b/try";
+  req.url = "http://127.0.0.1:" + std::to_string((*branch)->port()) + "/try";
+  req.payload = R"({"amount":30})";
+  req.info = {"g-1", TransType::kTcc, "01", BranchOp::kTry, dtm->address()};
   BranchResult r = CallAndWait(dtm->branch_client(), req);
-  EXPECT_EQ(r.outcome, BranchOutcome::kTransient);
-  EXPECT_THAT(r.status, StatusIs(StatusCode::kFailedPrecondition,
-                                 "HttpDtmClientOptions::branch_client"));
+  EXPECT_EQ(r.outcome, BranchOutcome::kSuccess) << r.status.ToString();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].method, "POST");
+    EXPECT_EQ(got[0].QueryValue("op"), "try");
+    EXPECT_EQ(got[0].QueryValue("dtm"), "http://127.0.0.1:1/api/dtmsvr");
+    EXPECT_EQ(got[0].body, R"({"amount":30})");
+  }
+  // gRPC URLs need a branch client that speaks gRPC (options.branch_client).
+  EXPECT_THAT(dtm->branch_client().ValidateUrl("127.0.0.1:9/pkg.Svc/Method",
+                                               kProtocolGrpc),
+              StatusIs(StatusCode::kInvalidArgument));
 }
 
 TEST(HttpDtmClientTest, SendsDtmclisRequestsAndReadsTheAnswers) {

@@ -333,6 +333,11 @@ Result<BranchRegistration> DecodeDtmBranchJson(std::string_view body) {
   if (out.branch_id.empty())
     return InvalidArgumentError("branch_id is missing");
   DTX_RETURN_IF_ERROR(f.String("data", &out.payload));
+  // The protocol the URLs are checked against: dtmcli sends none, and its
+  // transactions are "http" (it prepares them with protocol ""); dtx's
+  // HttpDtmClient sends its transaction's (an extra key, which dtm ignores).
+  DTX_RETURN_IF_ERROR(f.String("protocol", &out.protocol));
+  if (out.protocol.empty()) out.protocol = "http";
   if (out.trans_type == TransType::kXa) {
     // xa's one URL takes both phase-2 calls (commit and rollback).
     std::string url;
@@ -352,6 +357,7 @@ std::string EncodeDtmBranchJson(const BranchRegistration& b) {
   j["trans_type"] = std::string(ToString(b.trans_type));
   j["branch_id"] = b.branch_id;
   j["data"] = b.payload;
+  if (!b.protocol.empty() && b.protocol != "http") j["protocol"] = b.protocol;
   if (b.trans_type == TransType::kXa) {
     j["url"] = b.confirm_url;
   } else {

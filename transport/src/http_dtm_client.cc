@@ -1,6 +1,7 @@
 #include "dtx/transport/http_dtm_client.h"
 
 #include "dtx/transport/dtm_http_json.h"
+#include "dtx/transport/http_branch_client.h"
 
 #include <nlohmann/json.hpp>
 
@@ -258,27 +259,6 @@ Result<Branch> DecodeBranch(const json& j, std::size_t i) {
   return b;
 }
 
-// The branch client used when none is given.
-class NoBranchClient final : public BranchClient {
- public:
-  void Call(BranchRequest request, Executor executor, Callback done) override {
-    BranchResult r;
-    r.outcome = BranchOutcome::kTransient;
-    r.status = FailedPreconditionError(
-        "http dtm client: no branch client for " + request.url +
-        " (set HttpDtmClientOptions::branch_client)");
-    if (executor) {
-      executor([done = std::move(done), r = std::move(r)]() mutable {
-        done(std::move(r));
-      });
-    } else {
-      done(std::move(r));
-    }
-  }
-  Status ValidateUrl(std::string_view) override { return Status::Ok(); }
-  void Shutdown() override {}
-};
-
 }  // namespace
 
 Result<TransWithBranches> DecodeDtmQueryJson(std::string_view body) {
@@ -310,6 +290,7 @@ struct HttpDtmClient::Impl {
   std::chrono::milliseconds timeout{0};
   std::unique_ptr<HttpClient> http;
   std::shared_ptr<BranchClient> branch_client;
+  std::vector<TlsClientRule> tls_rules;  // for the default branch client
 
   // Sends one request; `answer` gets the status and body (an HTTP answer of
   // any status), or the transport's error.
@@ -366,10 +347,18 @@ Result<std::unique_ptr<HttpDtmClient>> HttpDtmClient::Create(
   if (url->target == "/") impl->address += "/api/dtmsvr";
   impl->timeout = options.timeout;
   options.http.default_timeout = options.timeout;
+  impl->tls_rules = options.http.tls_rules;
   DTX_ASSIGN_OR_RETURN(impl->http, HttpClient::Create(std::move(options.http)));
-  impl->branch_client = options.branch_client
-                            ? std::move(options.branch_client)
-                            : std::make_shared<NoBranchClient>();
+  if (options.branch_client) {
+    impl->branch_client = std::move(options.branch_client);
+  } else {
+    // HTTP branches are what a client of dtm's HTTP API calls: its own
+    // HttpBranchClient, with the same TLS rules as the API's connections.
+    HttpBranchClientOptions branch_options;
+    branch_options.http.tls_rules = impl->tls_rules;
+    DTX_ASSIGN_OR_RETURN(impl->branch_client,
+                         HttpBranchClient::Create(std::move(branch_options)));
+  }
   return std::unique_ptr<HttpDtmClient>(new HttpDtmClient(std::move(impl)));
 }
 

@@ -54,7 +54,9 @@ DTX_HTTP_EXPORT std::string EncodeDtmTransJson(const TransRequest& request);
 // registerBranch's flat map of strings: gid, trans_type, branch_id, data
 // (the payload), and tcc's confirm and cancel or xa's url (which becomes
 // both). Every value must be a string; dtm ignores "op" here and so does
-// this.
+// this. "protocol" (dtx's addition, which dtm ignores; HttpDtmClient sends
+// it) says what the URLs are checked against; without it "http", as
+// dtmcli's transactions are.
 DTX_HTTP_EXPORT Result<BranchRegistration> DecodeDtmBranchJson(
     std::string_view body);
 DTX_HTTP_EXPORT std::string EncodeDtmBranchJson(

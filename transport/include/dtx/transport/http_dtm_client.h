@@ -66,8 +66,9 @@ struct DTX_HTTP_EXPORT HttpDtmClientOptions {
   // size limit). Its default_timeout is replaced by `timeout`.
   HttpClientOptions http;
   // The client that the client API uses for its own branch calls (TCC try,
-  // msg check-back), shared with the caller. Null: calls fail with
-  // kFailedPrecondition naming this option (a transient outcome).
+  // msg check-back), shared with the caller. Null: an HttpBranchClient of
+  // the client's own (http:// and https:// branches, `http.tls_rules`); pass
+  // a RoutingBranchClient for gRPC branches too.
   std::shared_ptr<BranchClient> branch_client;
 };
 
