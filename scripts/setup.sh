@@ -24,6 +24,7 @@ PACKAGES=(
   python3-grpcio python3-protobuf  # tests/server/dtm_protocol_test.py
   python3-prometheus-client        # tests/lib/metrics_format_test.py
   chromium chromium-driver python3-selenium  # tests/server/console_test.py
+  python3-venv  # tests/compat/run_compat_python.sh: dtm's Python SDK from PyPI in a venv
 )
 
 for arg in "$@"; do

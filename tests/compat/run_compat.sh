@@ -2,6 +2,7 @@
 # dtm's own Go SDK and a real go-kratos service against dtx (issue #8).
 #
 #   run_compat.sh <tests/compat/go> <dtx-server> <kratos-trans> <kratos-app> <start-etcd.sh>
+#                 <compat-http-app>
 #
 # Builds tests/compat/go (sdk-app: dtm's dtmgrpc SDK; trans-go: the `trans`
 # service on go-kratos with kratos's etcd registry, reading dtx's metadata with
@@ -13,6 +14,9 @@
 #   d. C++ kratos-app, embedded coordinator -> trans-go through discovery://
 #   e. C++ kratos-app -> dtx-server (discovery://) -> trans-go
 #   f. sdk-app -> dtx-server -> dtx's C++ kratos-trans
+#   g. C++ compat-http-app, embedded coordinator -> the Go HTTP service
+#      http-busi (saga, rollback, TCC, msg check-back) and, in one saga,
+#      trans-go over gRPC (discovery://) and http-busi over HTTP
 # and checks the answers and what each service saw. Without Go or the module
 # proxy it exits 77 (skipped), except under CI=true where that is a failure.
 set -euo pipefail
@@ -21,6 +25,7 @@ server="$2"
 cpp_trans="$3"
 cpp_app="$4"
 start_etcd="$5"
+cpp_http_app="$6"
 
 work="$(mktemp -d)"
 pids=()
@@ -183,6 +188,47 @@ grep -q "confirm transfer out 30 cents from 1 .*gid=$g tcc confirm branch 01" "$
 g="$(gid_of "$work/f.out" saga)"
 grep -q "transfer in 30 cents to 1 .*gid=$g saga action branch 02" "$work/cpp-trans.log" ||
   fail "dtx's C++ service did not see the SDK's saga"
+
+echo "== C++ compat-http-app (embedded) -> http-busi over HTTP, trans-go over gRPC"
+"$work/bin/http-busi" >"$work/http-busi.log" 2>&1 &
+pids+=($!)
+wait_for "$work/http-busi.log" "^listening on " "http-busi did not start"
+http_busi="http://$(sed -n 's/^listening on //p' "$work/http-busi.log")"
+"$cpp_http_app" --busi "$http_busi" --etcd "$etcd" --journal "$work/http-app.db" \
+  >"$work/http-app.out" 2>&1 || { cat "$work/http-app.out"; fail "compat-http-app"; }
+cat "$work/http-app.out"
+http_gid() { sed -n "s/^OK $1 gid=\([^ ]*\) .*/\1/p" "$work/http-app.out"; }
+expect_http_calls() {  # gid trans_type "handler op branch_id status"...
+  curl -sf "$http_busi/api/ctl/calls?gid=$1" >"$work/calls.json" || fail "http-busi's calls for $1"
+  python3 - "$work/calls.json" "$@" <<'PY' || fail "http-busi's calls for $2 (above)"
+import json, sys
+calls = json.load(open(sys.argv[1]))
+gid, trans_type, want = sys.argv[2], sys.argv[3], sys.argv[4:]
+got = ["%s %s %s %d" % (c["handler"], c["query"].get("op"), c["query"].get("branch_id"), c["status"])
+       for c in calls]
+bad = [c for c in calls if c["query"].get("gid") != gid or c["query"].get("trans_type") != trans_type
+       or (c["query"].get("op") == "msg") != (c["method"] == "GET")]
+if got != want or bad:
+    print("http-busi saw %r, want %r; calls with a wrong gid, trans_type or method: %r" % (got, want, bad))
+    sys.exit(1)
+PY
+}
+expect_http_calls "$(http_gid http-saga)" saga "TransOut action 01 200" "TransIn action 02 200"
+expect_http_calls "$(http_gid http-saga-rollback)" saga "TransOut action 01 200" \
+  "TransIn action 02 409" "TransInCompensate compensate 02 200" "TransOutCompensate compensate 01 200"
+expect_http_calls "$(http_gid http-tcc)" tcc "TransOutTry try 01 200" "TransInTry try 02 200" \
+  "TransInConfirm confirm 02 200" "TransOutConfirm confirm 01 200"
+expect_http_calls "$(http_gid http-msg-checkback)" msg "QueryPrepared msg 00 200" "TransIn action 01 200"
+g="$(http_gid mixed-saga)"
+expect_saw "$work/trans-go.log" "$g" action 01
+expect_http_calls "$g" saga "TransIn action 02 200"
+g="$(http_gid mixed-saga-rollback)"
+expect_saw "$work/trans-go.log" "$g" action 01
+expect_saw "$work/trans-go.log" "$g" compensate 01
+expect_http_calls "$g" saga "TransIn action 02 409" "TransInCompensate compensate 02 200"
+if grep -q "BAD-QUERY" "$work/http-busi.log"; then
+  fail "dtmcli.BarrierFromQuery refused a query of dtx's"
+fi
 
 if grep -q "BAD-METADATA" "$work/trans-go.log"; then
   fail "dtmgrpc.BarrierFromGrpc refused dtx's metadata"

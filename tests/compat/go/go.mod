@@ -7,6 +7,7 @@ require (
 	github.com/dtm-labs/driver-kratos v0.0.9
 	github.com/go-kratos/kratos/contrib/registry/etcd/v2 v2.0.0-20220301040457-03ad2b663624
 	github.com/go-kratos/kratos/v2 v2.2.1
+	github.com/go-resty/resty/v2 v2.7.0
 	go.etcd.io/etcd/client/v3 v3.5.2
 	google.golang.org/grpc v1.48.0
 	google.golang.org/protobuf v1.28.0
@@ -25,7 +26,6 @@ require (
 	github.com/go-kratos/kratos/contrib/registry/consul/v2 v2.0.0-20220414054820-d0b704b8f38d // indirect
 	github.com/go-playground/form/v4 v4.2.0 // indirect
 	github.com/go-redis/redis/v8 v8.11.5 // indirect
-	github.com/go-resty/resty/v2 v2.7.0 // indirect
 	github.com/go-stack/stack v1.8.0 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/protobuf v1.5.2 // indirect
