@@ -14,6 +14,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libasio-dev libspdlog-dev nlohmann-json3-dev
   libboost-dev  # Boost.Beast (header-only): dtx::http
+  libssl-dev openssl  # TLS: dtx::http's listener, certificate checks; tests make certificates
   libgtest-dev libgmock-dev
   etcd-server etcd-client
   libbenchmark-dev

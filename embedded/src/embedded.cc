@@ -35,7 +35,8 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
     resolver_options.logger = embedded.logger;
     DTX_ASSIGN_OR_RETURN(
         resolver,
-        EtcdServiceResolver::Connect(target.etcd_endpoints, resolver_options));
+        EtcdServiceResolver::Connect(EtcdClientOptionsFor(target),
+                                     resolver_options));
   }
 
   GrpcBranchClientOptions client_options;

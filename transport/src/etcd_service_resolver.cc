@@ -62,7 +62,7 @@ struct EtcdServiceResolver::Impl {
       if (!address) {
         DTX_LOG(
             logger, LogLevel::kWarn,
-            "registry: skipping " << kv.key << ": no plain grpc:// endpoint");
+            "registry: skipping " << kv.key << ": no grpc:// or grpcs:// endpoint");
         continue;
       }
       addresses.insert(*address);
@@ -189,7 +189,7 @@ Result<AddressSet> EtcdServiceResolver::Resolve(const std::string& service) {
   const auto& now = impl_->services[service];
   if (!now.set) {
     return UnavailableError("registry: service '" + service +
-                            "' has no instance with a " + "grpc:// endpoint" +
+                            "' has no instance with a " + "grpc:// or grpcs:// endpoint" +
                             (now.listed ? "" : " (etcd did not answer)"));
   }
   return now.set;
@@ -199,6 +199,11 @@ Result<std::shared_ptr<EtcdServiceResolver>> EtcdServiceResolver::Connect(
     std::vector<std::string> etcd_endpoints, Options options) {
   EtcdClientOptions etcd_options;
   etcd_options.endpoints = std::move(etcd_endpoints);
+  return Connect(std::move(etcd_options), std::move(options));
+}
+
+Result<std::shared_ptr<EtcdServiceResolver>> EtcdServiceResolver::Connect(
+    EtcdClientOptions etcd_options, Options options) {
   DTX_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> etcd,
                        EtcdClient::Create(etcd_options));
   return std::make_shared<EtcdServiceResolver>(
