@@ -14,7 +14,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libasio-dev libspdlog-dev nlohmann-json3-dev
   libboost-dev  # Boost.Beast (header-only): dtx::http
-  libssl-dev openssl  # TLS: dtx::http's listener, certificate checks; tests make certificates
+  openssl       # tests make their own certificates (tests/testing/test_certs.h)
+  libssl-dev    # OpenSSL: TLS in dtx::http and dtx::grpc's certificate checks
   libgtest-dev libgmock-dev
   etcd-server etcd-client
   libbenchmark-dev
