@@ -45,6 +45,7 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
   client_options.default_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(
           options.request_timeout);
+  client_options.tls_rules = std::move(embedded.branch_tls);
   client_options.logger = embedded.logger;
   DTX_ASSIGN_OR_RETURN(auto client, GrpcBranchClient::Create(client_options));
 

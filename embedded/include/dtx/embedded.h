@@ -12,9 +12,11 @@
 
 #include "dtx/coordinator.h"
 #include "dtx/embedded_export.h"
+#include "dtx/transport/tls_options.h"
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace dtx {
 
@@ -31,6 +33,10 @@ struct EmbeddedOptions {
   std::string target;
   // The registry behind discovery:// URLs; overrides `target` when set.
   std::shared_ptr<ServiceResolver> resolver;
+  // TLS of the gRPC branch calls to the servers these rules name
+  // (GrpcBranchClientOptions::tls_rules; dtx-server's BranchTLS). The
+  // target's own etcd TLS is in its query (?tls=true&caPath=...).
+  std::vector<TlsClientRule> branch_tls;
   // false: SQLite synchronous=NORMAL (survives a process crash, not power
   // loss).
   bool durable_on_power_loss = true;
