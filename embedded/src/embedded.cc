@@ -34,9 +34,8 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
     EtcdServiceResolver::Options resolver_options;
     resolver_options.logger = embedded.logger;
     DTX_ASSIGN_OR_RETURN(
-        resolver,
-        EtcdServiceResolver::Connect(EtcdClientOptionsFor(target),
-                                     resolver_options));
+        resolver, EtcdServiceResolver::Connect(EtcdClientOptionsFor(target),
+                                               resolver_options));
   }
 
   GrpcBranchClientOptions client_options;

@@ -75,16 +75,18 @@ Result<std::vector<TlsClientRule>> ParseBranchTls(const YAML::Node& node,
                                                   const std::string& where) {
   if (!node.IsSequence()) {
     return InvalidArgumentError(
-        where + " must be a list of {Target, CAFile, CertFile, KeyFile, "
-                "ServerName}");
+        where +
+        " must be a list of {Target, CAFile, CertFile, KeyFile, "
+        "ServerName}");
   }
   std::vector<TlsClientRule> rules;
   for (std::size_t i = 0; i < node.size(); ++i) {
     const std::string item = where + "[" + std::to_string(i) + "]";
     const YAML::Node& entry = node[i];
     if (!entry.IsMap()) {
-      return InvalidArgumentError(item + " must be a map of Target, CAFile, "
-                                         "CertFile, KeyFile, ServerName");
+      return InvalidArgumentError(item +
+                                  " must be a map of Target, CAFile, "
+                                  "CertFile, KeyFile, ServerName");
     }
     TlsClientRule rule;
     for (const auto& field : entry) {
@@ -118,8 +120,9 @@ Result<std::vector<TlsClientRule>> ParseBranchTls(const YAML::Node& node,
       }
     }
     if (rule.target.empty()) {
-      return InvalidArgumentError(item + ": Target is empty; name the "
-                                         "server as host:port or host");
+      return InvalidArgumentError(item +
+                                  ": Target is empty; name the "
+                                  "server as host:port or host");
     }
     if (rule.target.find('/') != std::string::npos) {
       return InvalidArgumentError(

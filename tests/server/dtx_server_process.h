@@ -48,11 +48,11 @@ class DtxServerProcess {
     out.close();
     DTX_ASSIGN_OR_RETURN(
         Subprocess child,
-        Subprocess::Start({DTX_SERVER_BINARY, "-c", config.config_path,
-                           "--grpc-host", "127.0.0.1", "--grpc-port",
-                           std::to_string(config.port), "--http-port",
-                           std::to_string(config.http_port)},
-                          config.log_path));
+        Subprocess::Start(
+            {DTX_SERVER_BINARY, "-c", config.config_path, "--grpc-host",
+             "127.0.0.1", "--grpc-port", std::to_string(config.port),
+             "--http-port", std::to_string(config.http_port)},
+            config.log_path));
     auto self = std::unique_ptr<DtxServerProcess>(
         new DtxServerProcess(std::move(child)));
     auto line = self->child_.ReadLine();

@@ -229,7 +229,6 @@ TEST(ServerConfigTest, AlertAndAdminKeys) {
               StatusIs(StatusCode::kInvalidArgument, "AlertRetryLimit"));
 }
 
-
 namespace {
 
 TEST(ServerConfigTest, TlsKeysAndBranchTlsRules) {

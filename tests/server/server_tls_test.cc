@@ -63,15 +63,16 @@ TEST_F(ServerTlsTest, ServesTlsAndLogsNoKeyMaterialOrToken) {
   config.journal_path = dir_.File("dtx.db");
   config.config_path = dir_.File("dtx.yml");
   config.log_path = dir_.File("dtx-server.log");
-  config.yaml = "LogLevel: debug\n"
-                "Admin:\n  Token: " +
-                std::string(kToken) +
-                "\n"
-                "TLS:\n"
-                "  CertFile: " +
-                certs_.server.cert_file + "\n  KeyFile: " +
-                certs_.server.key_file + "\nBranchTLS:\n  - Target: " +
-                busi->address() + "\n    CAFile: " + certs_.ca_file + "\n";
+  config.yaml =
+      "LogLevel: debug\n"
+      "Admin:\n  Token: " +
+      std::string(kToken) +
+      "\n"
+      "TLS:\n"
+      "  CertFile: " +
+      certs_.server.cert_file + "\n  KeyFile: " + certs_.server.key_file +
+      "\nBranchTLS:\n  - Target: " + busi->address() +
+      "\n    CAFile: " + certs_.ca_file + "\n";
   ASSERT_OK_AND_ASSIGN(auto server, DtxServerProcess::Start(config));
 
   // gRPC over TLS: a saga whose branches are TLS calls, and admin requests
@@ -99,9 +100,10 @@ TEST_F(ServerTlsTest, ServesTlsAndLogsNoKeyMaterialOrToken) {
               HasSubstr("if it serves TLS"));
 
   // HTTPS, with the token and with a wrong one.
-  ASSERT_OK_AND_ASSIGN(auto https, HttpsTestClient::Connect(
-                                       server->http_port(), certs_.ca_file));
-  ASSERT_OK_AND_ASSIGN(HttpsTestAnswer ping, https->Request("GET", "/api/ping"));
+  ASSERT_OK_AND_ASSIGN(auto https, HttpsTestClient::Connect(server->http_port(),
+                                                            certs_.ca_file));
+  ASSERT_OK_AND_ASSIGN(HttpsTestAnswer ping,
+                       https->Request("GET", "/api/ping"));
   EXPECT_EQ(ping.status, 200);
   ASSERT_OK_AND_ASSIGN(
       HttpsTestAnswer stop,
@@ -117,8 +119,8 @@ TEST_F(ServerTlsTest, ServesTlsAndLogsNoKeyMaterialOrToken) {
                      R"({"gid":"no-such-gid"})"));
   EXPECT_EQ(wrong.status, 401);
   // Plaintext to the HTTPS port: 400, saying so.
-  ASSERT_OK_AND_ASSIGN(auto raw, HttpTestConnection::Connect(
-                                     "127.0.0.1", server->http_port()));
+  ASSERT_OK_AND_ASSIGN(
+      auto raw, HttpTestConnection::Connect("127.0.0.1", server->http_port()));
   ASSERT_OK_AND_ASSIGN(HttpTestResponse refused,
                        raw.Roundtrip("GET", "/api/ping"));
   EXPECT_EQ(refused.status, 400);

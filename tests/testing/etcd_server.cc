@@ -73,38 +73,37 @@ Result<std::unique_ptr<EtcdServer>> EtcdServer::StartTls(EtcdTls tls) {
 
 Status EtcdServer::Launch() {
   const std::string client_url = std::string(tls_ ? "https" : "http") +
-                                 "://127.0.0.1:" +
-                                 std::to_string(client_port_);
+                                 "://127.0.0.1:" + std::to_string(client_port_);
   const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
   std::vector<std::string> tls_flags;
   if (tls_) {
     tls_flags = {"--cert-file", tls_->cert_file, "--key-file", tls_->key_file};
     if (!tls_->trusted_ca_file.empty()) {
-      tls_flags.insert(tls_flags.end(), {"--client-cert-auth",
-                                         "--trusted-ca-file",
-                                         tls_->trusted_ca_file});
+      tls_flags.insert(
+          tls_flags.end(),
+          {"--client-cert-auth", "--trusted-ca-file", tls_->trusted_ca_file});
     }
   }
   std::vector<std::string> args = {kEtcd,
-                              "--name",
-                              "dtx-test",
-                              "--data-dir",
-                              dir_.File("data"),
-                              "--listen-client-urls",
-                              client_url,
-                              "--advertise-client-urls",
-                              client_url,
-                              "--listen-peer-urls",
-                              peer,
-                              "--initial-advertise-peer-urls",
-                              peer,
-                              "--initial-cluster",
-                              "dtx-test=" + peer,
-                              "--unsafe-no-fsync",
-                              "--logger",
-                              "zap",
-                              "--log-level",
-                              "error"};
+                                   "--name",
+                                   "dtx-test",
+                                   "--data-dir",
+                                   dir_.File("data"),
+                                   "--listen-client-urls",
+                                   client_url,
+                                   "--advertise-client-urls",
+                                   client_url,
+                                   "--listen-peer-urls",
+                                   peer,
+                                   "--initial-advertise-peer-urls",
+                                   peer,
+                                   "--initial-cluster",
+                                   "dtx-test=" + peer,
+                                   "--unsafe-no-fsync",
+                                   "--logger",
+                                   "zap",
+                                   "--log-level",
+                                   "error"};
   args.insert(args.end(), tls_flags.begin(), tls_flags.end());
   auto p = Subprocess::Start(args);
   if (!p.ok()) return p.status();

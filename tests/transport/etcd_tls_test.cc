@@ -103,8 +103,7 @@ TEST_F(EtcdTlsTest, AWrongCaIsRefusedNamingTheCaFile) {
                               certs_.other_ca_file + "' (unknown CA)")));
   // And a plaintext client gets no answer either.
   ASSERT_OK_AND_ASSIGN(auto plain, Client(std::nullopt));
-  EXPECT_EQ(plain->Get("/dtx-tls/k").status().code(),
-            StatusCode::kUnavailable);
+  EXPECT_EQ(plain->Get("/dtx-tls/k").status().code(), StatusCode::kUnavailable);
 }
 
 TEST_F(EtcdTlsTest, ClientCertificatesWhenEtcdAsksForThem) {
@@ -146,26 +145,25 @@ TEST_F(EtcdTlsTest, TheRegistryTargetsTlsQueryReachesEtcd) {
 
   // ...and the resolver of discovery:// URLs finds it there.
   ASSERT_OK_AND_ASSIGN(RegistryTarget parsed, ParseRegistryTarget(target));
-  ASSERT_OK_AND_ASSIGN(
-      auto resolver,
-      EtcdServiceResolver::Connect(EtcdClientOptionsFor(parsed), {}));
+  ASSERT_OK_AND_ASSIGN(auto resolver, EtcdServiceResolver::Connect(
+                                          EtcdClientOptionsFor(parsed), {}));
   ASSERT_OK_AND_ASSIGN(AddressSet found, resolver->Resolve("dtmservice"));
   EXPECT_THAT(*found, ::testing::ElementsAre("127.0.0.1:36790"));
   server->Shutdown(std::chrono::milliseconds(0));
 
   // With another CA, DtmServer does not start, and says why.
-  options.registry_target = "discovery://" + etcd_->endpoint() +
-                            "/dtmservice?tls=true&caPath=" +
-                            certs_.other_ca_file;
+  options.registry_target =
+      "discovery://" + etcd_->endpoint() +
+      "/dtmservice?tls=true&caPath=" + certs_.other_ca_file;
   auto refused = DtmServer::Start(*coordinator, options);
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(),
               AllOf(HasSubstr("DtmServer: registering in etcd at"),
                     HasSubstr("(unknown CA)")));
   // A CA file that does not exist is named.
-  options.registry_target = "discovery://" + etcd_->endpoint() +
-                            "/dtmservice?tls=true&caPath=" +
-                            dir_.File("nowhere.pem");
+  options.registry_target =
+      "discovery://" + etcd_->endpoint() +
+      "/dtmservice?tls=true&caPath=" + dir_.File("nowhere.pem");
   refused = DtmServer::Start(*coordinator, options);
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(),

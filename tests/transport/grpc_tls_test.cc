@@ -89,7 +89,8 @@ TEST_F(GrpcTlsTest, AClientThatTrustsTheCaGetsAnswers) {
                        NewGid(server->address(), Trusting(certs_.ca_file)));
   EXPECT_EQ(gid, "gid-over-tls");
   // By name as well (the certificate carries DNS:localhost).
-  ASSERT_OK_AND_ASSIGN(gid, NewGid(Localhost(*server), Trusting(certs_.ca_file)));
+  ASSERT_OK_AND_ASSIGN(gid,
+                       NewGid(Localhost(*server), Trusting(certs_.ca_file)));
   EXPECT_EQ(gid, "gid-over-tls");
 }
 
@@ -145,6 +146,14 @@ TEST_F(GrpcTlsTest, APlaintextClientOfATlsServerIsToldWhy) {
   EXPECT_THAT(gid.status().message(),
               HasSubstr("closed by the server: if it serves TLS, configure "
                         "this client's TLS settings"));
+}
+
+TEST_F(GrpcTlsTest, ATlsClientOfAPlaintextServerFailsTheHandshake) {
+  auto server = BranchTestServer::Start();
+  auto gid = NewGid(server->address(), Trusting(certs_.ca_file));
+  ASSERT_FALSE(gid.ok());
+  EXPECT_EQ(gid.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(gid.status().message(), HasSubstr("andshake"));
 }
 
 TEST_F(GrpcTlsTest, MutualTlsNeedsAClientCertificateOfTheTrustedCa) {
@@ -203,9 +212,9 @@ TEST_F(GrpcTlsTest, FilesThatCannotBeUsedAreNamedNeverShown) {
 // Branch calls: TLS where a rule names the target, plaintext elsewhere.
 class GrpcBranchTlsTest : public GrpcTlsTest {
  protected:
-  std::unique_ptr<GrpcBranchClient> Client(std::vector<TlsClientRule> rules,
-                                           std::shared_ptr<ServiceResolver>
-                                               resolver = nullptr) {
+  std::unique_ptr<GrpcBranchClient> Client(
+      std::vector<TlsClientRule> rules,
+      std::shared_ptr<ServiceResolver> resolver = nullptr) {
     GrpcBranchClientOptions options;
     options.tls_rules = std::move(rules);
     if (resolver) {
@@ -253,8 +262,8 @@ TEST_F(GrpcBranchTlsTest, ARuleForTheTargetMakesItsCallsTls) {
   EXPECT_EQ(tls_busi->CallCount("/busi.Busi/Echo"), 1u);
   EXPECT_EQ(plain_busi->CallCount("/busi.Busi/Echo"), 1u);
   EXPECT_THAT(client->OpenChannelTargets(),
-              ::testing::UnorderedElementsAre(
-                  tls_busi->address() + " (tls)", plain_busi->address()));
+              ::testing::UnorderedElementsAre(tls_busi->address() + " (tls)",
+                                              plain_busi->address()));
 }
 
 TEST_F(GrpcBranchTlsTest, AHostRuleCoversEveryPortAndDnsTargets) {
@@ -287,6 +296,15 @@ TEST_F(GrpcBranchTlsTest, RefusedServersAreTransientErrorsThatSayWhy) {
   EXPECT_THAT(r.status.message(), HasSubstr("(unknown CA)"));
   EXPECT_EQ(expired->CallCount("/busi.Busi/Echo"), 0u);
   EXPECT_EQ(foreign->CallCount("/busi.Busi/Echo"), 0u);
+
+  // No rule for a TLS server: plaintext, refused, with a hint.
+  auto no_rule = Client({});
+  ASSERT_NE(no_rule, nullptr);
+  r = Call(*no_rule, foreign->address() + "/busi.Busi/Echo");
+  EXPECT_EQ(r.outcome, BranchOutcome::kTransient);
+  EXPECT_THAT(r.status.message(),
+              HasSubstr("closed by the server: if it serves TLS, give this "
+                        "server a TLS rule (BranchTLS)"));
 }
 
 TEST_F(GrpcBranchTlsTest, ARuleWithAClientCertificateForMutualTls) {
@@ -365,9 +383,8 @@ class DtmServerTlsTest : public GrpcTlsTest {
 };
 
 TEST_F(DtmServerTlsTest, ServesTlsAndMutualTls) {
-  ASSERT_OK_AND_ASSIGN(
-      auto server,
-      Serve({certs_.server.cert_file, certs_.server.key_file, ""}));
+  ASSERT_OK_AND_ASSIGN(auto server, Serve({certs_.server.cert_file,
+                                           certs_.server.key_file, ""}));
   const std::string address = "127.0.0.1:" + std::to_string(server->port());
   ASSERT_OK_AND_ASSIGN(std::string gid,
                        NewGid(address, Trusting(certs_.ca_file)));
@@ -396,8 +413,7 @@ TEST_F(DtmServerTlsTest, UnusableFilesStopStartAndAnExpiredOneIsAWarning) {
                         missing + "'"));
   server = Serve({certs_.server.cert_file, "", ""});
   ASSERT_FALSE(server.ok());
-  EXPECT_THAT(server.status().message(),
-              HasSubstr("TLS.KeyFile) is empty"));
+  EXPECT_THAT(server.status().message(), HasSubstr("TLS.KeyFile) is empty"));
   server = Serve({certs_.server.cert_file, certs_.client.key_file, ""});
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().message(), HasSubstr("does not belong to"));

@@ -13,7 +13,6 @@
 #include "temp_dir.h"
 #include "test_certs.h"
 
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -44,11 +43,11 @@ class HttpServerTlsTest : public ::testing::Test {
     options.port = 0;
     options.tls = std::move(tls);
     options.logger = logger_;
-    return HttpServer::Start(options, [](HttpRequest request,
-                                         HttpResponder responder) {
-      responder.Respond(HttpResponse::Json(200, R"({"path":")" + request.path +
-                                                    R"("})"));
-    });
+    return HttpServer::Start(
+        options, [](HttpRequest request, HttpResponder responder) {
+          responder.Respond(
+              HttpResponse::Json(200, R"({"path":")" + request.path + R"("})"));
+        });
   }
 
   // The server logs a failed handshake on its own thread, maybe after the
@@ -69,11 +68,10 @@ class HttpServerTlsTest : public ::testing::Test {
 };
 
 TEST_F(HttpServerTlsTest, ServesHttpsWithKeepAlive) {
+  ASSERT_OK_AND_ASSIGN(auto server, Serve({certs_.server.cert_file,
+                                           certs_.server.key_file, ""}));
   ASSERT_OK_AND_ASSIGN(
-      auto server,
-      Serve({certs_.server.cert_file, certs_.server.key_file, ""}));
-  ASSERT_OK_AND_ASSIGN(auto client,
-                       HttpsTestClient::Connect(server->port(), certs_.ca_file));
+      auto client, HttpsTestClient::Connect(server->port(), certs_.ca_file));
   // Several requests on the one TLS connection.
   for (const std::string path : {"/a", "/b", "/c"}) {
     ASSERT_OK_AND_ASSIGN(auto answer, client->Request("GET", path));
@@ -81,18 +79,17 @@ TEST_F(HttpServerTlsTest, ServesHttpsWithKeepAlive) {
     EXPECT_EQ(answer.body, R"({"path":")" + path + R"("})");
   }
   // An IP literal is in the certificate too.
-  ASSERT_OK_AND_ASSIGN(auto by_ip, HttpsTestClient::Connect(server->port(),
-                                                        certs_.ca_file, "", "",
-                                                        "127.0.0.1"));
+  ASSERT_OK_AND_ASSIGN(
+      auto by_ip, HttpsTestClient::Connect(server->port(), certs_.ca_file, "",
+                                           "", "127.0.0.1"));
   EXPECT_OK(by_ip->Request("GET", "/ip"));
 }
 
 TEST_F(HttpServerTlsTest, APlaintextRequestIsAnswered400SayingHttps) {
+  ASSERT_OK_AND_ASSIGN(auto server, Serve({certs_.server.cert_file,
+                                           certs_.server.key_file, ""}));
   ASSERT_OK_AND_ASSIGN(
-      auto server,
-      Serve({certs_.server.cert_file, certs_.server.key_file, ""}));
-  ASSERT_OK_AND_ASSIGN(auto plain,
-                       HttpTestConnection::Connect("127.0.0.1", server->port()));
+      auto plain, HttpTestConnection::Connect("127.0.0.1", server->port()));
   ASSERT_OK_AND_ASSIGN(HttpTestResponse r, plain.Roundtrip("GET", "/api/ping"));
   EXPECT_EQ(r.status, 400);
   EXPECT_THAT(r.body, HasSubstr("this port serves HTTPS (TLS) and the request "
@@ -101,8 +98,8 @@ TEST_F(HttpServerTlsTest, APlaintextRequestIsAnswered400SayingHttps) {
   EXPECT_TRUE(plain.ReadsEof());
   EXPECT_TRUE(LoggedEventually("plaintext sent to the TLS port"));
   // TLS clients are still served.
-  ASSERT_OK_AND_ASSIGN(auto client,
-                       HttpsTestClient::Connect(server->port(), certs_.ca_file));
+  ASSERT_OK_AND_ASSIGN(
+      auto client, HttpsTestClient::Connect(server->port(), certs_.ca_file));
   EXPECT_OK(client->Request("GET", "/after"));
 }
 
@@ -120,9 +117,9 @@ TEST_F(HttpServerTlsTest, ClientsVerifyTheServersCertificate) {
 }
 
 TEST_F(HttpServerTlsTest, MutualTlsNeedsAClientCertificateOfTheTrustedCa) {
-  ASSERT_OK_AND_ASSIGN(auto server, Serve({certs_.server.cert_file,
-                                           certs_.server.key_file,
-                                           certs_.ca_file}));
+  ASSERT_OK_AND_ASSIGN(
+      auto server,
+      Serve({certs_.server.cert_file, certs_.server.key_file, certs_.ca_file}));
   // TLS 1.3 finishes the client's side of the handshake before the server
   // checks the client, so the refusal may come at the first read.
   auto without = HttpsTestClient::Connect(server->port(), certs_.ca_file);
@@ -130,14 +127,15 @@ TEST_F(HttpServerTlsTest, MutualTlsNeedsAClientCertificateOfTheTrustedCa) {
     EXPECT_FALSE((*without)->Request("GET", "/x").ok());
   }
   auto other = HttpsTestClient::Connect(server->port(), certs_.ca_file,
-                                    certs_.other_ca_client.cert_file,
-                                    certs_.other_ca_client.key_file);
+                                        certs_.other_ca_client.cert_file,
+                                        certs_.other_ca_client.key_file);
   if (other.ok()) {
     EXPECT_FALSE((*other)->Request("GET", "/x").ok());
   }
-  ASSERT_OK_AND_ASSIGN(auto good, HttpsTestClient::Connect(
-                                      server->port(), certs_.ca_file,
-                                      certs_.client.cert_file, certs_.client.key_file));
+  ASSERT_OK_AND_ASSIGN(auto good,
+                       HttpsTestClient::Connect(server->port(), certs_.ca_file,
+                                                certs_.client.cert_file,
+                                                certs_.client.key_file));
   ASSERT_OK_AND_ASSIGN(auto answer, good->Request("GET", "/mutual"));
   EXPECT_EQ(answer.status, 200);
   EXPECT_TRUE(LoggedEventually("TLS handshake failed")) << logger_->Text();
@@ -167,8 +165,7 @@ TEST_F(HttpServerTlsTest, FilesThatCannotBeUsedStopStartNamingThem) {
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().message(),
               HasSubstr("the client CA file (TLS.ClientCAFile) '" +
-                        certs_.server.key_file +
-                        "' holds no PEM certificate"));
+                        certs_.server.key_file + "' holds no PEM certificate"));
 }
 
 }  // namespace

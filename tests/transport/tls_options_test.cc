@@ -2,8 +2,9 @@
 // (FindTlsRule), and etcd TLS in dtm's Kratos registry targets
 // (?tls=true&caPath=...&certPath=...&certKeyPath=...).
 
-#include "dtx/transport/kratos_registry.h"
 #include "dtx/transport/tls_options.h"
+
+#include "dtx/transport/kratos_registry.h"
 
 #include "status_matchers.h"
 
@@ -61,8 +62,8 @@ TEST(FindTlsRuleTest, HostNamesCompareCaseInsensitivelyPortsExactly) {
 }
 
 TEST(FindTlsRuleTest, IpLiteralsWithAndWithoutPorts) {
-  const auto rules = Rules({"10.0.0.5:9443", "[::1]:9443", "[fe80::1]",
-                            "10.0.0.6"});
+  const auto rules =
+      Rules({"10.0.0.5:9443", "[::1]:9443", "[fe80::1]", "10.0.0.6"});
   EXPECT_NE(FindTlsRule(rules, "10.0.0.5", "9443"), nullptr);
   EXPECT_EQ(FindTlsRule(rules, "10.0.0.5", "9000"), nullptr);
   EXPECT_NE(FindTlsRule(rules, "[::1]", "9443"), nullptr);

@@ -452,9 +452,8 @@ int Main(int argc, char** argv) {
                                           flags.tls_key, flags.tls_server_name};
   }
   Result<std::unique_ptr<Backend>> backend =
-      flags.server.empty()
-          ? OpenJournalBackend({flags.journal, flags.write})
-          : OpenServerBackend(server_options);
+      flags.server.empty() ? OpenJournalBackend({flags.journal, flags.write})
+                           : OpenServerBackend(server_options);
   if (!backend.ok()) {
     // Opening fails for a missing, locked, corrupt or foreign journal, or a
     // malformed address.

@@ -610,9 +610,9 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  DTX_ASSIGN_OR_RETURN(
-      std::shared_ptr<grpc::ServerCredentials> credentials,
-      internal::GrpcServerCredentials(options.tls, "DtmServer", *options.logger));
+  DTX_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                       internal::GrpcServerCredentials(options.tls, "DtmServer",
+                                                       *options.logger));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, credentials, &impl->port);
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind the

@@ -60,9 +60,9 @@ struct EtcdServiceResolver::Impl {
       if (instance->name != name) continue;  // Kratos filters by name too
       auto address = PickGrpcEndpoint(*instance);
       if (!address) {
-        DTX_LOG(
-            logger, LogLevel::kWarn,
-            "registry: skipping " << kv.key << ": no grpc:// or grpcs:// endpoint");
+        DTX_LOG(logger, LogLevel::kWarn,
+                "registry: skipping " << kv.key
+                                      << ": no grpc:// or grpcs:// endpoint");
         continue;
       }
       addresses.insert(*address);
@@ -189,7 +189,8 @@ Result<AddressSet> EtcdServiceResolver::Resolve(const std::string& service) {
   const auto& now = impl_->services[service];
   if (!now.set) {
     return UnavailableError("registry: service '" + service +
-                            "' has no instance with a " + "grpc:// or grpcs:// endpoint" +
+                            "' has no instance with a " +
+                            "grpc:// or grpcs:// endpoint" +
                             (now.listed ? "" : " (etcd did not answer)"));
   }
   return now.set;

@@ -40,6 +40,7 @@ namespace {
 
 struct Channel {
   std::string target;
+  bool tls = false;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<grpc::GenericStub> stub;
 };
@@ -115,8 +116,7 @@ struct GrpcBranchClient::Impl {
   std::shared_ptr<Channel> GetChannel(const std::string& target,
                                       bool grpcs = false);
   // The TLS settings for `target`; null: plaintext.
-  const TlsChannelSettings* TlsFor(const std::string& target,
-                                   bool grpcs) const;
+  const TlsChannelSettings* TlsFor(const std::string& target, bool grpcs) const;
   void SweepChannels();
   Result<std::shared_ptr<Channel>> Pick(Route& route);
   // Rebuilds `set`'s channels for `snapshot`.
@@ -130,8 +130,11 @@ struct GrpcBranchClient::Impl {
   // Adds a call to `calls` (which Shutdown cancels); false once shut down.
   bool Track(CallState* call);
   void Untrack(CallState* call);
+  // `channel`: the one the call went on (a plaintext channel's error may
+  // get a hint that the server wants TLS).
   static BranchResult ResultOf(const grpc::Status& status,
-                               const grpc::ByteBuffer& response);
+                               const grpc::ByteBuffer& response,
+                               const Channel& channel);
 
   GrpcBranchClientOptions options;
   std::shared_ptr<Logger> logger;
@@ -243,8 +246,10 @@ const TlsChannelSettings* GrpcBranchClient::Impl::TlsFor(
     const std::string& target, bool grpcs) const {
   std::string host, port;
   if (TargetHostPort(target, &host, &port)) {
-    if (const TlsClientRule* rule = FindTlsRule(options.tls_rules, host, port)) {
-      return &rule_tls[static_cast<std::size_t>(rule - options.tls_rules.data())];
+    if (const TlsClientRule* rule =
+            FindTlsRule(options.tls_rules, host, port)) {
+      return &rule_tls[static_cast<std::size_t>(rule -
+                                                options.tls_rules.data())];
     }
   }
   return grpcs ? &default_tls : nullptr;
@@ -264,6 +269,7 @@ std::shared_ptr<Channel> GrpcBranchClient::Impl::GetChannel(
     args.SetMaxSendMessageSize(-1);  // payloads are checked against our limit
     slot = std::make_shared<Channel>();
     slot->target = key;
+    slot->tls = tls != nullptr;
     slot->channel = grpc::CreateCustomChannel(
         target, tls ? tls->credentials : grpc::InsecureChannelCredentials(),
         args);
@@ -383,9 +389,9 @@ Result<std::unique_ptr<GrpcBranchClient>> GrpcBranchClient::Create(
         (rule.target.empty() ? std::string() : " (" + rule.target + ")");
     if (rule.target.empty()) return InvalidArgumentError(who + ": no target");
     TlsChannelSettings settings;
-    DTX_ASSIGN_OR_RETURN(settings.credentials,
-                         internal::GrpcTlsChannelCredentials(
-                             rule.tls, who, &settings.args));
+    DTX_ASSIGN_OR_RETURN(
+        settings.credentials,
+        internal::GrpcTlsChannelCredentials(rule.tls, who, &settings.args));
     rule_tls.push_back(std::move(settings));
   }
   TlsChannelSettings default_tls;
@@ -395,7 +401,8 @@ Result<std::unique_ptr<GrpcBranchClient>> GrpcBranchClient::Create(
   auto impl = std::make_unique<Impl>(std::move(options));
   impl->rule_tls = std::move(rule_tls);
   impl->default_tls = std::move(default_tls);
-  return std::unique_ptr<GrpcBranchClient>(new GrpcBranchClient(std::move(impl)));
+  return std::unique_ptr<GrpcBranchClient>(
+      new GrpcBranchClient(std::move(impl)));
 }
 
 // Everything a call needs before it reaches gRPC: the route, the metadata
@@ -479,16 +486,21 @@ void GrpcBranchClient::Impl::Untrack(CallState* call) {
   if (calls.empty()) calls_cv.SignalAll();
 }
 
-BranchResult GrpcBranchClient::Impl::ResultOf(
-    const grpc::Status& status, const grpc::ByteBuffer& response) {
+BranchResult GrpcBranchClient::Impl::ResultOf(const grpc::Status& status,
+                                              const grpc::ByteBuffer& response,
+                                              const Channel& channel) {
   BranchResult r;
   r.outcome =
       internal::OutcomeFromGrpc(status.error_code(), status.error_message());
   if (status.ok()) {
     r.reply = FromByteBuffer(response);
   } else {
-    r.status = Status(static_cast<StatusCode>(status.error_code()),
-                      status.error_message());
+    std::string message = status.error_message();
+    if (!channel.tls && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      message += internal::PlaintextFailureHint(
+          message, "give this server a TLS rule (BranchTLS)");
+    }
+    r.status = Status(static_cast<StatusCode>(status.error_code()), message);
   }
   return r;
 }
@@ -523,7 +535,7 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
       &raw->response, [&impl, raw](const grpc::Status& status) {
         std::unique_ptr<Impl::CallState> owned(raw);
         impl.Finish(owned->executor, owned->done,
-                    Impl::ResultOf(status, owned->response));
+                    Impl::ResultOf(status, owned->response, *owned->channel));
         impl.Untrack(raw);
       });
 }
@@ -541,7 +553,7 @@ BranchResult GrpcBranchClient::CallBlocking(BranchRequest request) {
   const grpc::Status status = internal::BlockingUnaryCall(
       *state->channel->stub, &state->context, state->route->method,
       state->request, &state->response);
-  BranchResult r = Impl::ResultOf(status, state->response);
+  BranchResult r = Impl::ResultOf(status, state->response, *state->channel);
   impl.Untrack(state.get());
   return r;
 }

@@ -84,8 +84,8 @@ struct GrpcDtmClient::Impl {
   std::unique_ptr<GrpcBranchClient> branches;
 
   std::mutex mu;
-  ChannelSecurity security;  // options.tls, or plaintext
-  ChannelSecurity grpcs_security;  // grpcs:// registry instances
+  ChannelSecurity security;          // options.tls, or plaintext
+  ChannelSecurity grpcs_security;    // grpcs:// registry instances
   std::shared_ptr<Endpoint> single;  // kChannel
   AddressSet fixed;                  // kAddresses, built once
   std::unordered_map<std::string, std::shared_ptr<Endpoint>>
@@ -169,8 +169,9 @@ void GrpcDtmClient::Impl::Start(const char* method, Request request, Send send,
                                     options.address + " " + method);
            if (!options.tls &&
                grpc_status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-             const std::string hint =
-                 internal::PlaintextFailureHint(grpc_status.error_message());
+             const std::string hint = internal::PlaintextFailureHint(
+                 grpc_status.error_message(),
+                 "configure this client's TLS settings");
              if (!hint.empty()) {
                status = Status(status.code(), status.message() + hint);
              }
@@ -304,19 +305,19 @@ Result<std::unique_ptr<GrpcDtmClient>> GrpcDtmClient::Create(
     }
     EtcdServiceResolver::Options resolver_options;
     resolver_options.logger = options.logger;
-    DTX_ASSIGN_OR_RETURN(
-        impl->resolver,
-        EtcdServiceResolver::Connect(EtcdClientOptionsFor(where),
-                                     resolver_options));
+    DTX_ASSIGN_OR_RETURN(impl->resolver,
+                         EtcdServiceResolver::Connect(
+                             EtcdClientOptionsFor(where), resolver_options));
   }
   if (impl->target.kind == BranchTarget::Kind::kService && !impl->resolver) {
     return InvalidArgumentError("GrpcDtmClient: '" + options.address +
                                 "' needs a service resolver");
   }
   if (options.tls) {
-    DTX_ASSIGN_OR_RETURN(impl->security.credentials,
-                         internal::GrpcTlsChannelCredentials(
-                             *options.tls, "GrpcDtmClient", &impl->security.args));
+    DTX_ASSIGN_OR_RETURN(
+        impl->security.credentials,
+        internal::GrpcTlsChannelCredentials(*options.tls, "GrpcDtmClient",
+                                            &impl->security.args));
   } else {
     impl->security.credentials = grpc::InsecureChannelCredentials();
   }

@@ -29,8 +29,8 @@ class ServerVerifier final
     // override), sometimes still with its port or IPv6 brackets.
     if (!host.empty() && host.front() == '[') {
       const auto close = host.find(']');
-      host = host.substr(1, close == std::string::npos ? std::string::npos
-                                                       : close - 1);
+      host = host.substr(
+          1, close == std::string::npos ? std::string::npos : close - 1);
     } else if (const auto colon = host.rfind(':');
                colon != std::string::npos &&
                host.find(':') == colon) {  // one colon: host:port
@@ -38,10 +38,9 @@ class ServerVerifier final
     }
     const std::string why = VerifyServerChain(
         std::string_view(chain.data(), chain.size()), host, ca_pem_, ca_name_);
-    *sync_status = why.empty()
-                       ? grpc::Status::OK
-                       : grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                      "tls: " + why);
+    *sync_status = why.empty() ? grpc::Status::OK
+                               : grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                              "tls: " + why);
     return true;
   }
 
@@ -104,19 +103,20 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> GrpcTlsChannelCredentials(
   }
   auto credentials = grpc::experimental::TlsCredentials(tls);
   if (!credentials) {
-    return InternalError(std::string(who) +
-                         ": gRPC refused the TLS settings");
+    return InternalError(std::string(who) + ": gRPC refused the TLS settings");
   }
   return credentials;
 }
 
-std::string PlaintextFailureHint(std::string_view grpc_error_message) {
+std::string PlaintextFailureHint(std::string_view grpc_error_message,
+                                 std::string_view remedy) {
   if (grpc_error_message.find("Socket closed") == std::string_view::npos &&
       grpc_error_message.find("Connection reset") == std::string_view::npos) {
     return "";
   }
   return " (this plaintext connection was closed by the server: if it serves "
-         "TLS, configure this client's TLS settings)";
+         "TLS, " +
+         std::string(remedy) + ")";
 }
 
 }  // namespace dtx::internal

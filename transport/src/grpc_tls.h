@@ -42,8 +42,10 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> GrpcTlsChannelCredentials(
 
 // For an error of a plaintext channel: a hint when its text says the
 // server closed the connection during setup, which is how a TLS server
-// answers a plaintext client. Empty otherwise.
-std::string PlaintextFailureHint(std::string_view grpc_error_message);
+// answers a plaintext client: " (... if it serves TLS, <remedy>)". Empty
+// otherwise.
+std::string PlaintextFailureHint(std::string_view grpc_error_message,
+                                 std::string_view remedy);
 
 }  // namespace dtx::internal
 

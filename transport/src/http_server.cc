@@ -780,12 +780,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 Status ConfigureTls(const internal::ServerTlsMaterial& material,
                     asio::ssl::context& context) {
   ErrorCode ec;
-  context.set_options(asio::ssl::context::default_workarounds |
-                          asio::ssl::context::no_sslv2 |
-                          asio::ssl::context::no_sslv3 |
-                          asio::ssl::context::no_tlsv1 |
-                          asio::ssl::context::no_tlsv1_1,
-                      ec);
+  context.set_options(
+      asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+          asio::ssl::context::no_tlsv1_1,
+      ec);
   const char* step = "options";
   if (!ec) {
     step = "certificate";
@@ -793,16 +792,15 @@ Status ConfigureTls(const internal::ServerTlsMaterial& material,
   }
   if (!ec) {
     step = "key";
-    context.use_private_key(asio::buffer(material.key),
-                            asio::ssl::context::pem, ec);
+    context.use_private_key(asio::buffer(material.key), asio::ssl::context::pem,
+                            ec);
   }
   if (!ec && !material.client_ca.empty()) {
     step = "client CA";
     context.add_certificate_authority(asio::buffer(material.client_ca), ec);
     if (!ec) {
-      context.set_verify_mode(asio::ssl::verify_peer |
-                                  asio::ssl::verify_fail_if_no_peer_cert,
-                              ec);
+      context.set_verify_mode(
+          asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert, ec);
     }
   }
   ERR_clear_error();
@@ -915,8 +913,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
     static constexpr const char* kNames[3] = {
         "the certificate file (TLS.CertFile)", "the key file (TLS.KeyFile)",
         "the client CA file (TLS.ClientCAFile)"};
-    DTX_ASSIGN_OR_RETURN(tls, internal::LoadServerTls(options.tls, "http",
-                                                      kNames));
+    DTX_ASSIGN_OR_RETURN(tls,
+                         internal::LoadServerTls(options.tls, "http", kNames));
   }
 
   std::string host = options.host;
@@ -930,8 +928,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
     for (const std::string& warning : tls->warnings) {
       DTX_LOG(state->logger, LogLevel::kWarn, warning);
     }
-    DTX_RETURN_IF_ERROR(ConfigureTls(*tls, state->tls.emplace(
-                                               asio::ssl::context::tls_server)));
+    DTX_RETURN_IF_ERROR(
+        ConfigureTls(*tls, state->tls.emplace(asio::ssl::context::tls_server)));
   }
   auto impl = std::make_unique<Impl>(state);
 

@@ -239,7 +239,8 @@ Result<RegistryTarget> ParseRegistryTarget(std::string_view target_text) {
   }
   if (rest.empty()) return bad("want discovery://<etcd host:port>/<service>");
   std::string_view query;
-  if (const auto question = rest.find('?'); question != std::string_view::npos) {
+  if (const auto question = rest.find('?');
+      question != std::string_view::npos) {
     query = rest.substr(question + 1);
     rest = rest.substr(0, question);
   }
@@ -299,8 +300,9 @@ Result<RegistryTarget> ParseRegistryTarget(std::string_view target_text) {
     return bad("caPath, certPath and certKeyPath need tls=true");
   }
   if (files.cert_file.empty() != files.key_file.empty()) {
-    return bad("certPath and certKeyPath go together (a client certificate "
-               "and its key)");
+    return bad(
+        "certPath and certKeyPath go together (a client certificate "
+        "and its key)");
   }
   if (tls) out.tls = std::move(files);
   return out;

@@ -18,6 +18,10 @@
 #include "dtx/result.h"
 #include "dtx/transport/tls_options.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <memory>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -25,11 +29,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <memory>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -75,7 +74,8 @@ inline Result<std::string> ReadTlsFile(std::string_view who,
 // Every certificate in `pem`, in order.
 inline std::vector<OpenSslPtr<X509>> ParseCertificates(std::string_view pem) {
   std::vector<OpenSslPtr<X509>> out;
-  OpenSslPtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  OpenSslPtr<BIO> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   while (bio) {
     X509* cert = PEM_read_bio_X509(bio.get(), nullptr, &NoPassphrase, nullptr);
     if (cert == nullptr) break;
@@ -113,7 +113,8 @@ inline Result<std::string> ReadKeyFile(std::string_view who,
                                        std::string_view cert_pem,
                                        const std::string& cert_path) {
   DTX_ASSIGN_OR_RETURN(std::string pem, ReadTlsFile(who, what, path));
-  OpenSslPtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  OpenSslPtr<BIO> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   OpenSslPtr<EVP_PKEY> key(
       bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, &NoPassphrase, nullptr)
           : nullptr);
@@ -124,7 +125,8 @@ inline Result<std::string> ReadKeyFile(std::string_view who,
         "' holds no PEM private key (an encrypted key is not supported)");
   }
   auto certs = ParseCertificates(cert_pem);
-  if (!certs.empty() && X509_check_private_key(certs[0].get(), key.get()) != 1) {
+  if (!certs.empty() &&
+      X509_check_private_key(certs[0].get(), key.get()) != 1) {
     ERR_clear_error();
     return InvalidArgumentError(std::string(who) + ": the key in '" + path +
                                 "' does not belong to the certificate in '" +
@@ -144,9 +146,9 @@ struct ServerTlsMaterial {
 };
 
 // `names` are the setting names used in errors: {cert, key, client CA}.
-inline Result<ServerTlsMaterial> LoadServerTls(
-    const TlsServerOptions& options, std::string_view who,
-    const char* const (&names)[3]) {
+inline Result<ServerTlsMaterial> LoadServerTls(const TlsServerOptions& options,
+                                               std::string_view who,
+                                               const char* const (&names)[3]) {
   if (options.cert_file.empty() || options.key_file.empty()) {
     return InvalidArgumentError(
         std::string(who) + ": TLS needs both " + names[0] + " and " + names[1] +
@@ -190,13 +192,14 @@ inline Result<ClientTlsMaterial> LoadClientTls(const TlsClientOptions& options,
                                                std::string_view who) {
   ClientTlsMaterial out;
   if (!options.ca_file.empty()) {
-    DTX_ASSIGN_OR_RETURN(out.ca,
-                         ReadCertificateFile(who, "the CA file", options.ca_file));
+    DTX_ASSIGN_OR_RETURN(
+        out.ca, ReadCertificateFile(who, "the CA file", options.ca_file));
   }
   if (options.cert_file.empty() != options.key_file.empty()) {
     return InvalidArgumentError(
-        std::string(who) + ": a client certificate needs both a certificate "
-                           "file and a key file (" +
+        std::string(who) +
+        ": a client certificate needs both a certificate "
+        "file and a key file (" +
         (options.cert_file.empty() ? "the certificate file" : "the key file") +
         " is empty)");
   }
@@ -266,8 +269,9 @@ inline std::string VerifyServerChain(std::string_view chain_pem,
              FormatAsn1Time(X509_get0_notBefore(leaf));
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
-      return of + " is not issued for that name (wrong host; set the "
-                  "server name the certificate carries)";
+      return of +
+             " is not issued for that name (wrong host; set the "
+             "server name the certificate carries)";
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:

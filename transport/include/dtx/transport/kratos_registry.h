@@ -76,7 +76,7 @@ inline constexpr char kKratosNamespace[] = "/microservices";
 // the driver does.
 struct RegistryTarget {
   std::vector<std::string> etcd_endpoints;
-  std::string service;  // the name to register under
+  std::string service;                  // the name to register under
   std::optional<TlsClientOptions> tls;  // set by tls=true
 };
 // kInvalidArgument naming the target when it is not of that form: an
@@ -85,8 +85,8 @@ struct RegistryTarget {
 DTX_GRPC_EXPORT Result<RegistryTarget> ParseRegistryTarget(
     std::string_view target);
 // The etcd client options for a target: its endpoints and TLS.
-DTX_GRPC_EXPORT EtcdClientOptions EtcdClientOptionsFor(
-    const RegistryTarget& target);
+DTX_GRPC_EXPORT EtcdClientOptions
+EtcdClientOptionsFor(const RegistryTarget& target);
 
 class DTX_GRPC_EXPORT KratosRegistrar {
  public:
