@@ -16,6 +16,7 @@ PACKAGES=(
   libboost-dev  # Boost.Beast (header-only): dtx::http
   libssl-dev    # TLS (OpenSSL) of dtx::http: https:// branch calls, listeners
   openssl       # tests make their own certificates (tests/testing/test_certs.h)
+  libssl-dev    # OpenSSL: TLS in dtx::http and dtx::grpc's certificate checks
   libgtest-dev libgmock-dev
   etcd-server etcd-client
   postgresql libpq-dev  # dtx::postgres (libpq); scripts/start-postgres.sh for its tests

@@ -36,8 +36,8 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
     EtcdServiceResolver::Options resolver_options;
     resolver_options.logger = embedded.logger;
     DTX_ASSIGN_OR_RETURN(
-        resolver,
-        EtcdServiceResolver::Connect(target.etcd_endpoints, resolver_options));
+        resolver, EtcdServiceResolver::Connect(EtcdClientOptionsFor(target),
+                                               resolver_options));
   }
 
   const auto request_timeout =
@@ -47,6 +47,7 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
   client_options.driver = embedded.driver;
   client_options.resolver = resolver;
   client_options.default_timeout = request_timeout;
+  client_options.tls_rules = embedded.branch_tls;
   client_options.logger = embedded.logger;
   DTX_ASSIGN_OR_RETURN(auto grpc, GrpcBranchClient::Create(client_options));
 

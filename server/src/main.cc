@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
   embedded.journal_path = config.store_path;
   embedded.driver = config.driver;
   embedded.target = config.target;
+  embedded.branch_tls = config.branch_tls;
   embedded.durable_on_power_loss = config.durable_on_power_loss;
   embedded.logger = logger;
   auto coordinator = dtx::OpenEmbeddedCoordinator(options, embedded);
@@ -223,6 +224,7 @@ int main(int argc, char** argv) {
   http_options.port = config.http_port;
   http_options.max_body_bytes =
       static_cast<std::size_t>(config.max_request_bytes);
+  http_options.tls = config.tls;
   http_options.logger = logger;
   auto http = dtx::HttpServer::Start(http_options, *std::move(routes));
   if (!http.ok()) {
@@ -240,6 +242,7 @@ int main(int argc, char** argv) {
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;
   server_options.admin_token = config.admin_token;
+  server_options.tls = config.tls;
   server_options.logger = logger;
   server_options.metrics = server_metrics->get();
   auto server = dtx::DtmServer::Start(**coordinator, server_options);
@@ -262,7 +265,15 @@ int main(int argc, char** argv) {
           "dtx-server " << DTX_VERSION_STRING << " serving dtmgimp.Dtm on port "
                         << (*server)->port() << ", HTTP on "
                         << (*http)->address() << ", journal "
-                        << config.store_path);
+                        << config.store_path
+                        << (config.tls.enabled()
+                                ? ", TLS with " + config.tls.cert_file +
+                                      (config.tls.client_ca_file.empty()
+                                           ? std::string()
+                                           : " (client certificates of " +
+                                                 config.tls.client_ca_file +
+                                                 " required)")
+                                : std::string()));
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

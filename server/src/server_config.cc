@@ -55,10 +55,87 @@ Setter Text(std::string ServerConfig::*field, bool allow_empty) {
   };
 }
 
+// A path inside a nested struct of the config (TLS.CertFile, ...).
+template <typename Group>
+Setter Text(Group ServerConfig::*group, std::string Group::*field) {
+  return [group, field](ServerConfig& c, const std::string& v) -> Status {
+    (c.*group).*field = v;
+    return Status::Ok();
+  };
+}
+
 struct Key {
   const char* name;
   Setter set;
 };
+
+// BranchTLS: a YAML list of rules, {Target, CAFile, CertFile, KeyFile,
+// ServerName}; `where` names the source in errors.
+Result<std::vector<TlsClientRule>> ParseBranchTls(const YAML::Node& node,
+                                                  const std::string& where) {
+  if (!node.IsSequence()) {
+    return InvalidArgumentError(
+        where +
+        " must be a list of {Target, CAFile, CertFile, KeyFile, "
+        "ServerName}");
+  }
+  std::vector<TlsClientRule> rules;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const std::string item = where + "[" + std::to_string(i) + "]";
+    const YAML::Node& entry = node[i];
+    if (!entry.IsMap()) {
+      return InvalidArgumentError(item +
+                                  " must be a map of Target, CAFile, "
+                                  "CertFile, KeyFile, ServerName");
+    }
+    TlsClientRule rule;
+    for (const auto& field : entry) {
+      std::string name;
+      std::string value;
+      try {
+        name = field.first.as<std::string>();
+        if (!field.second.IsScalar() && !field.second.IsNull()) {
+          return InvalidArgumentError(item + "." + name +
+                                      " must be a single value");
+        }
+        if (field.second.IsScalar()) value = field.second.Scalar();
+      } catch (const YAML::Exception&) {
+        return InvalidArgumentError(item + ": a key is not a string");
+      }
+      const std::string lower = Lower(name);
+      if (lower == "target") {
+        rule.target = value;
+      } else if (lower == "cafile") {
+        rule.tls.ca_file = value;
+      } else if (lower == "certfile") {
+        rule.tls.cert_file = value;
+      } else if (lower == "keyfile") {
+        rule.tls.key_file = value;
+      } else if (lower == "servername") {
+        rule.tls.server_name = value;
+      } else {
+        return InvalidArgumentError(
+            item + ": unknown key " + name +
+            " (known: Target, CAFile, CertFile, KeyFile, ServerName)");
+      }
+    }
+    if (rule.target.empty()) {
+      return InvalidArgumentError(item +
+                                  ": Target is empty; name the "
+                                  "server as host:port or host");
+    }
+    if (rule.target.find('/') != std::string::npos) {
+      return InvalidArgumentError(
+          item + ": Target '" + rule.target +
+          "' is not host:port or host (no scheme or path)");
+    }
+    if (rule.tls.cert_file.empty() != rule.tls.key_file.empty()) {
+      return InvalidArgumentError(item + ": CertFile and KeyFile go together");
+    }
+    rules.push_back(std::move(rule));
+  }
+  return rules;
+}
 
 const std::vector<Key>& Keys() {
   static const std::vector<Key> keys = {
@@ -168,6 +245,10 @@ const std::vector<Key>& Keys() {
          c.admin_token = v;
          return Status::Ok();
        }},
+      {"TLS.CertFile", Text(&ServerConfig::tls, &TlsServerOptions::cert_file)},
+      {"TLS.KeyFile", Text(&ServerConfig::tls, &TlsServerOptions::key_file)},
+      {"TLS.ClientCAFile",
+       Text(&ServerConfig::tls, &TlsServerOptions::client_ca_file)},
       {"Log.Outputs",
        [](ServerConfig&, const std::string& v) -> Status {
          if (v != "stderr" && !v.empty()) {
@@ -218,6 +299,8 @@ constexpr const char* kRetiredWorkerThreadsWhy =
     "WorkerThreads is deprecated and ignored: dtx-server no longer runs "
     "requests on worker threads (a waiting request holds no thread)";
 
+constexpr const char* kBranchTls = "BranchTLS";
+
 const Key* FindKey(const std::string& path) {
   const std::string lower = Lower(path);
   for (const Key& k : Keys()) {
@@ -237,7 +320,7 @@ bool IsIgnored(const std::string& path) {
 bool IsSection(const std::string& path) {
   const std::string lower = Lower(path);
   return lower == "microservice" || lower == "store" || lower == "log" ||
-         lower == "admin";
+         lower == "admin" || lower == "tls";
 }
 
 Status Walk(const YAML::Node& node, const std::string& prefix,
@@ -263,6 +346,12 @@ Status Walk(const YAML::Node& node, const std::string& prefix,
     }
     if (value.IsMap() && IsSection(path)) {
       DTX_RETURN_IF_ERROR(Walk(value, path, file, config, warnings));
+      continue;
+    }
+    if (Lower(path) == Lower(kBranchTls)) {
+      if (value.IsNull()) continue;
+      DTX_ASSIGN_OR_RETURN(config.branch_tls,
+                           ParseBranchTls(value, file + ": " + kBranchTls));
       continue;
     }
     const Key* key = FindKey(path);
@@ -346,6 +435,21 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
       loaded.warnings.push_back("environment " + retired + ": " +
                                 kRetiredWorkerThreadsWhy);
     }
+    // BRANCH_TLS: the list in YAML's flow form,
+    // [{Target: "pay:9443", CAFile: /etc/dtx/pay-ca.pem}].
+    const std::string branch_tls_env = EnvNameOf(kBranchTls);
+    if (auto value = sources.env(branch_tls_env); value && !value->empty()) {
+      YAML::Node node;
+      try {
+        node = YAML::Load(*value);
+      } catch (const YAML::Exception& e) {
+        return InvalidArgumentError("environment " + branch_tls_env +
+                                    ": not valid YAML: " + e.what());
+      }
+      DTX_ASSIGN_OR_RETURN(
+          config.branch_tls,
+          ParseBranchTls(node, "environment " + branch_tls_env));
+    }
     for (const Key& key : Keys()) {
       const std::string name = EnvNameOf(key.name);
       auto value = sources.env(name);
@@ -389,6 +493,17 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
     return InvalidArgumentError("HttpPort and GrpcPort are both " +
                                 std::to_string(config.grpc_port) +
                                 "; the two listeners need two ports");
+  }
+  if (config.tls.cert_file.empty() != config.tls.key_file.empty()) {
+    return InvalidArgumentError(
+        std::string("TLS.CertFile and TLS.KeyFile go together (") +
+        (config.tls.cert_file.empty() ? "TLS.CertFile" : "TLS.KeyFile") +
+        " is empty)");
+  }
+  if (!config.tls.client_ca_file.empty() && config.tls.cert_file.empty()) {
+    return InvalidArgumentError(
+        "TLS.ClientCAFile is set but TLS.CertFile and TLS.KeyFile are not; "
+        "client certificates are checked only on a TLS listener");
   }
   if (!config.target.empty()) {
     if (config.driver != "dtm-driver-kratos") {
@@ -444,6 +559,22 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::Key << "Token" << YAML::Value
       << (c.admin_token.empty() ? "" : "(set)");
   out << YAML::EndMap;
+  out << YAML::Key << "TLS" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "CertFile" << YAML::Value << c.tls.cert_file;
+  out << YAML::Key << "KeyFile" << YAML::Value << c.tls.key_file;
+  out << YAML::Key << "ClientCAFile" << YAML::Value << c.tls.client_ca_file;
+  out << YAML::EndMap;
+  out << YAML::Key << "BranchTLS" << YAML::Value << YAML::BeginSeq;
+  for (const TlsClientRule& rule : c.branch_tls) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "Target" << YAML::Value << rule.target;
+    out << YAML::Key << "CAFile" << YAML::Value << rule.tls.ca_file;
+    out << YAML::Key << "CertFile" << YAML::Value << rule.tls.cert_file;
+    out << YAML::Key << "KeyFile" << YAML::Value << rule.tls.key_file;
+    out << YAML::Key << "ServerName" << YAML::Value << rule.tls.server_name;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
   out << YAML::Key << "LogLevel" << YAML::Value
       << std::string(ToString(c.log_level));
   out << YAML::EndMap;

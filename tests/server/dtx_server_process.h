@@ -26,6 +26,8 @@ struct DtxServerConfig {
   int http_port = 0;
   // The retry and timeout keys written before `yaml` (short by default);
   // replace them to test long back-offs.
+  // Where the server's stderr (its log) goes; empty: the test's stderr.
+  std::string log_path;
   std::string intervals =
       "RetryInterval: 1\nTimeoutToFail: 3\nRequestTimeout: 3\n"
       "TransCronInterval: 1\nRetryIntervalMax: 2\n";
@@ -46,10 +48,11 @@ class DtxServerProcess {
     out.close();
     DTX_ASSIGN_OR_RETURN(
         Subprocess child,
-        Subprocess::Start({DTX_SERVER_BINARY, "-c", config.config_path,
-                           "--grpc-host", "127.0.0.1", "--grpc-port",
-                           std::to_string(config.port), "--http-port",
-                           std::to_string(config.http_port)}));
+        Subprocess::Start(
+            {DTX_SERVER_BINARY, "-c", config.config_path, "--grpc-host",
+             "127.0.0.1", "--grpc-port", std::to_string(config.port),
+             "--http-port", std::to_string(config.http_port)},
+            config.log_path));
     auto self = std::unique_ptr<DtxServerProcess>(
         new DtxServerProcess(std::move(child)));
     auto line = self->child_.ReadLine();

@@ -229,4 +229,100 @@ TEST(ServerConfigTest, AlertAndAdminKeys) {
               StatusIs(StatusCode::kInvalidArgument, "AlertRetryLimit"));
 }
 
+namespace {
+
+TEST(ServerConfigTest, TlsKeysAndBranchTlsRules) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
+TLS:
+  CertFile: /etc/dtx/server.pem
+  KeyFile: /etc/dtx/server.key
+  ClientCAFile: /etc/dtx/clients-ca.pem
+BranchTLS:
+  - Target: payments.internal:9443
+    CAFile: /etc/dtx/payments-ca.pem
+  - target: 10.0.0.7
+    cafile: /etc/dtx/ca.pem
+    CertFile: /etc/dtx/client.pem
+    KeyFile: /etc/dtx/client.key
+    ServerName: orders.internal
+)")));
+  const ServerConfig& c = loaded.config;
+  EXPECT_TRUE(loaded.warnings.empty());
+  EXPECT_EQ(c.tls.cert_file, "/etc/dtx/server.pem");
+  EXPECT_EQ(c.tls.key_file, "/etc/dtx/server.key");
+  EXPECT_EQ(c.tls.client_ca_file, "/etc/dtx/clients-ca.pem");
+  ASSERT_EQ(c.branch_tls.size(), 2u);
+  EXPECT_EQ(c.branch_tls[0].target, "payments.internal:9443");
+  EXPECT_EQ(c.branch_tls[0].tls.ca_file, "/etc/dtx/payments-ca.pem");
+  EXPECT_EQ(c.branch_tls[1].target, "10.0.0.7");
+  EXPECT_EQ(c.branch_tls[1].tls.cert_file, "/etc/dtx/client.pem");
+  EXPECT_EQ(c.branch_tls[1].tls.key_file, "/etc/dtx/client.key");
+  EXPECT_EQ(c.branch_tls[1].tls.server_name, "orders.internal");
+
+  // --print-config shows the paths and reads back the same.
+  const std::string printed = ToYaml(c);
+  EXPECT_THAT(printed, HasSubstr("/etc/dtx/clients-ca.pem"));
+  ASSERT_OK_AND_ASSIGN(LoadedConfig again, LoadServerConfig(Yaml(printed)));
+  EXPECT_EQ(ToYaml(again.config), printed);
+  EXPECT_TRUE(again.warnings.empty());
+}
+
+TEST(ServerConfigTest, TlsFromTheEnvironment) {
+  std::map<std::string, std::string> env = {
+      {"TLS_CERT_FILE", "/c.pem"},
+      {"TLS_KEY_FILE", "/k.pem"},
+      {"TLS_CLIENT_CAFILE", "/ca.pem"},
+      {"BRANCH_TLS", "[{Target: 'pay:9443', CAFile: /pay-ca.pem}]"}};
+  ConfigSources s;
+  s.env = [&](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  EXPECT_EQ(EnvNameOf("TLS.ClientCAFile"), "TLS_CLIENT_CAFILE");
+  EXPECT_EQ(EnvNameOf("BranchTLS"), "BRANCH_TLS");
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(s));
+  EXPECT_EQ(loaded.config.tls.cert_file, "/c.pem");
+  EXPECT_EQ(loaded.config.tls.key_file, "/k.pem");
+  EXPECT_EQ(loaded.config.tls.client_ca_file, "/ca.pem");
+  ASSERT_EQ(loaded.config.branch_tls.size(), 1u);
+  EXPECT_EQ(loaded.config.branch_tls[0].target, "pay:9443");
+  EXPECT_EQ(loaded.config.branch_tls[0].tls.ca_file, "/pay-ca.pem");
+
+  env["BRANCH_TLS"] = "{Target: pay}";
+  EXPECT_THAT(LoadServerConfig(s).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "environment BRANCH_TLS must be a list"));
+}
+
+TEST(ServerConfigTest, TlsMistakesAreErrorsNamingTheKey) {
+  struct Case {
+    const char* yaml;
+    const char* error;
+  };
+  for (const Case& c : {
+           Case{"TLS:\n  CertFile: /c.pem\n",
+                "TLS.CertFile and TLS.KeyFile go together (TLS.KeyFile is "
+                "empty)"},
+           Case{"TLS:\n  KeyFile: /k.pem\n", "(TLS.CertFile is empty)"},
+           Case{"TLS:\n  ClientCAFile: /ca.pem\n",
+                "TLS.ClientCAFile is set but TLS.CertFile and TLS.KeyFile "
+                "are not"},
+           Case{"BranchTLS: pay:9443\n", "config: BranchTLS must be a list"},
+           Case{"BranchTLS:\n  - CAFile: /ca.pem\n",
+                "config: BranchTLS[0]: Target is empty"},
+           Case{"BranchTLS:\n  - Target: grpc://pay:9443\n",
+                "BranchTLS[0]: Target 'grpc://pay:9443' is not host:port"},
+           Case{"BranchTLS:\n  - Target: pay\n    CaPath: /ca.pem\n",
+                "BranchTLS[0]: unknown key CaPath"},
+           Case{"BranchTLS:\n  - Target: pay\n    CertFile: /c.pem\n",
+                "BranchTLS[0]: CertFile and KeyFile go together"},
+       }) {
+    EXPECT_THAT(LoadServerConfig(Yaml(c.yaml)).status(),
+                StatusIs(StatusCode::kInvalidArgument, c.error))
+        << c.yaml;
+  }
+}
+
+}  // namespace
 }  // namespace dtx::server

@@ -3,6 +3,7 @@
 #include "dtx/internal/mutex.h"
 
 #include "dtx_test.grpc.pb.h"
+#include "test_certs.h"
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
@@ -190,11 +191,38 @@ grpc::ServerGenericBidiReactor* BranchTestServer::Impl::CreateReactor(
   return new Reactor(this, context);
 }
 
+namespace {
+
+std::string ReadOrAbort(const std::string& path) {
+  auto text = ReadTextFile(path);
+  if (!text.ok()) std::abort();
+  return *text;
+}
+
+}  // namespace
+
+std::unique_ptr<BranchTestServer> BranchTestServer::StartTls(
+    const std::string& cert_file, const std::string& key_file,
+    const std::string& client_ca_file) {
+  grpc::SslServerCredentialsOptions ssl(
+      client_ca_file.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!client_ca_file.empty()) ssl.pem_root_certs = ReadOrAbort(client_ca_file);
+  ssl.pem_key_cert_pairs.push_back(
+      {ReadOrAbort(key_file), ReadOrAbort(cert_file)});
+  return Start(Kind::kGeneric, grpc::SslServerCredentials(ssl));
+}
+
 std::unique_ptr<BranchTestServer> BranchTestServer::Start(Kind kind) {
+  return Start(kind, grpc::InsecureServerCredentials());
+}
+
+std::unique_ptr<BranchTestServer> BranchTestServer::Start(
+    Kind kind, std::shared_ptr<grpc::ServerCredentials> credentials) {
   auto impl = std::make_unique<Impl>();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &impl->port);
+  builder.AddListeningPort("127.0.0.1:0", std::move(credentials), &impl->port);
   if (kind == Kind::kGeneric) {
     builder.RegisterCallbackGenericService(impl.get());
   } else {

@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace grpc {
+class ServerCredentials;
+}
+
 namespace dtx::testing {
 
 struct ReceivedCall {
@@ -50,6 +54,12 @@ class BranchTestServer {
   // gRPC's own UNIMPLEMENTED.
   enum class Kind { kGeneric, kTypedEchoOnly };
   static std::unique_ptr<BranchTestServer> Start(Kind kind = Kind::kGeneric);
+  // A generic server over TLS with the PEM files given (gRPC's own
+  // SslServerCredentials, not dtx's code); with `client_ca_file`, clients
+  // must present a certificate of that CA. Aborts when a file is unreadable.
+  static std::unique_ptr<BranchTestServer> StartTls(
+      const std::string& cert_file, const std::string& key_file,
+      const std::string& client_ca_file = "");
   ~BranchTestServer();
 
   int port() const;
@@ -65,6 +75,8 @@ class BranchTestServer {
 
  private:
   struct Impl;
+  static std::unique_ptr<BranchTestServer> Start(
+      Kind kind, std::shared_ptr<grpc::ServerCredentials> credentials);
   explicit BranchTestServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

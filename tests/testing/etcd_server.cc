@@ -58,30 +58,54 @@ Result<std::unique_ptr<EtcdServer>> EtcdServer::Start() {
   return server;
 }
 
+Result<std::unique_ptr<EtcdServer>> EtcdServer::StartTls(EtcdTls tls) {
+  if (access(kEtcd, X_OK) != 0) {
+    return UnavailableError(
+        "etcd is not installed (apt-get install etcd-server)");
+  }
+  std::unique_ptr<EtcdServer> server(new EtcdServer());
+  server->tls_ = std::move(tls);
+  server->client_port_ = FreePort();
+  server->peer_port_ = FreePort();
+  DTX_RETURN_IF_ERROR(server->Launch());
+  return server;
+}
+
 Status EtcdServer::Launch() {
-  const std::string client_url =
-      "http://127.0.0.1:" + std::to_string(client_port_);
+  const std::string client_url = std::string(tls_ ? "https" : "http") +
+                                 "://127.0.0.1:" + std::to_string(client_port_);
   const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
-  auto p = Subprocess::Start({kEtcd,
-                              "--name",
-                              "dtx-test",
-                              "--data-dir",
-                              dir_.File("data"),
-                              "--listen-client-urls",
-                              client_url,
-                              "--advertise-client-urls",
-                              client_url,
-                              "--listen-peer-urls",
-                              peer,
-                              "--initial-advertise-peer-urls",
-                              peer,
-                              "--initial-cluster",
-                              "dtx-test=" + peer,
-                              "--unsafe-no-fsync",
-                              "--logger",
-                              "zap",
-                              "--log-level",
-                              "error"});
+  std::vector<std::string> tls_flags;
+  if (tls_) {
+    tls_flags = {"--cert-file", tls_->cert_file, "--key-file", tls_->key_file};
+    if (!tls_->trusted_ca_file.empty()) {
+      tls_flags.insert(
+          tls_flags.end(),
+          {"--client-cert-auth", "--trusted-ca-file", tls_->trusted_ca_file});
+    }
+  }
+  std::vector<std::string> args = {kEtcd,
+                                   "--name",
+                                   "dtx-test",
+                                   "--data-dir",
+                                   dir_.File("data"),
+                                   "--listen-client-urls",
+                                   client_url,
+                                   "--advertise-client-urls",
+                                   client_url,
+                                   "--listen-peer-urls",
+                                   peer,
+                                   "--initial-advertise-peer-urls",
+                                   peer,
+                                   "--initial-cluster",
+                                   "dtx-test=" + peer,
+                                   "--unsafe-no-fsync",
+                                   "--logger",
+                                   "zap",
+                                   "--log-level",
+                                   "error"};
+  args.insert(args.end(), tls_flags.begin(), tls_flags.end());
+  auto p = Subprocess::Start(args);
   if (!p.ok()) return p.status();
   process_.emplace(std::move(p).value());
   // First wait for the port with plain sockets: a gRPC channel that met a
@@ -98,6 +122,13 @@ Status EtcdServer::Launch() {
   EtcdClientOptions options;
   options.endpoints = {endpoint()};
   options.timeout = std::chrono::milliseconds(500);
+  if (tls_) {
+    TlsClientOptions client;
+    client.ca_file = tls_->ca_file;
+    client.cert_file = tls_->client_cert_file;
+    client.key_file = tls_->client_key_file;
+    options.tls = client;
+  }
   DTX_ASSIGN_OR_RETURN(auto client, EtcdClient::Create(options));
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(20);

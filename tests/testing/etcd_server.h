@@ -3,6 +3,10 @@
 //
 // When etcd is not installed, Start returns kUnavailable; EtcdTest below then
 // skips the test, except under CI=true, where a missing etcd fails it.
+//
+// With EtcdTls, etcd serves its client port over TLS (--cert-file,
+// --key-file) and, with a trusted CA, requires client certificates of that
+// CA (--client-cert-auth --trusted-ca-file).
 
 #ifndef DTX_TESTS_TESTING_ETCD_SERVER_H_
 #define DTX_TESTS_TESTING_ETCD_SERVER_H_
@@ -21,9 +25,21 @@
 
 namespace dtx::testing {
 
+struct EtcdTls {
+  std::string cert_file;
+  std::string key_file;
+  std::string trusted_ca_file;  // empty: no client certificates asked for
+  // The CA that signed cert_file, for the readiness check.
+  std::string ca_file;
+  // A client certificate of trusted_ca_file, for the readiness check.
+  std::string client_cert_file;
+  std::string client_key_file;
+};
+
 class EtcdServer {
  public:
   static Result<std::unique_ptr<EtcdServer>> Start();
+  static Result<std::unique_ptr<EtcdServer>> StartTls(EtcdTls tls);
   ~EtcdServer();
 
   // "127.0.0.1:<client port>"
@@ -40,6 +56,7 @@ class EtcdServer {
   Status Launch();
 
   TempDir dir_;
+  std::optional<EtcdTls> tls_;
   int client_port_ = 0;
   int peer_port_ = 0;
   std::optional<Subprocess> process_;

@@ -14,6 +14,11 @@ extern char** environ;
 namespace dtx::testing {
 
 Result<Subprocess> Subprocess::Start(const std::vector<std::string>& argv) {
+  return Start(argv, "");
+}
+
+Result<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
+                                     const std::string& stderr_path) {
   int in_pipe[2];
   int out_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -24,6 +29,11 @@ Result<Subprocess> Subprocess::Start(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in_pipe[0], STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
+  if (!stderr_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO,
+                                     stderr_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  }
   std::vector<char*> args;
   for (const std::string& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));

@@ -18,6 +18,10 @@ class Subprocess {
  public:
   // Starts `argv[0]` with `argv`.
   static Result<Subprocess> Start(const std::vector<std::string>& argv);
+  // The same with the child's stderr written to the file `stderr_path`
+  // (created or truncated) instead of the test's stderr.
+  static Result<Subprocess> Start(const std::vector<std::string>& argv,
+                                  const std::string& stderr_path);
 
   Subprocess(Subprocess&& other) noexcept;
   Subprocess& operator=(Subprocess&&) = delete;

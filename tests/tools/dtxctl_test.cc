@@ -10,6 +10,7 @@
 #include "status_matchers.h"
 #include "subprocess.h"
 #include "temp_dir.h"
+#include "test_certs.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -294,6 +295,40 @@ TEST_F(DtxctlTest, JournalBesideARunningServerAndAfterItStopped) {
   EXPECT_EQ(r.Json()["transaction"]["rollback_reason"],
             "force stopped by dtxctl");
   EXPECT_EQ(Server({"retry", "stuck-1"}).code, 4);
+}
+
+TEST_F(DtxctlTest, ServerOverTls) {
+  auto certs = TestCerts::Generate(dir_.path());
+  if (!certs.ok()) {
+    if (std::getenv("CI") != nullptr) FAIL() << certs.status();
+    GTEST_SKIP() << certs.status();
+  }
+  DtxServerConfig config;
+  config.journal_path = journal_;
+  config.config_path = dir_.File("dtx.yml");
+  config.yaml = "TLS:\n  CertFile: " + certs->server.cert_file +
+                "\n  KeyFile: " + certs->server.key_file + "\n";
+  ASSERT_OK_AND_ASSIGN(auto server, DtxServerProcess::Start(config));
+  CtlRun r = Ctl({"--server", server->address(), "--tls-ca", certs->ca_file,
+                  "--json", "stats"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  // Plaintext to it: unavailable, with a hint.
+  r = Ctl({"--server", server->address(), "stats"});
+  EXPECT_EQ(r.code, 5);
+  EXPECT_THAT(r.err, HasSubstr("if it serves TLS"));
+  // Another CA: refused, saying so.
+  r = Ctl({"--server", server->address(), "--tls-ca", certs->other_ca_file,
+           "stats"});
+  EXPECT_EQ(r.code, 5);
+  EXPECT_THAT(r.err, HasSubstr("(unknown CA)"));
+  // A CA file that is not there: a usage error naming it.
+  r = Ctl({"--server", server->address(), "--tls-ca", dir_.File("none.pem"),
+           "stats"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("cannot read the CA file '" +
+                               dir_.File("none.pem") + "'"));
+  server->Kill(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0);
 }
 
 TEST_F(DtxctlTest, UnavailableAndUsageErrors) {

@@ -62,12 +62,26 @@ TEST(KratosJsonTest, PicksThePlainGrpcEndpointAsKratosDoes) {
                  "grpc://10.0.0.5:9001?isSecure=true",
                  "grpc://10.0.0.5:9000?isSecure=false", "grpc://10.0.0.6:9000"};
   EXPECT_EQ(PickGrpcEndpoint(i), "10.0.0.5:9000");
-  i.endpoints = {"http://10.0.0.5:8000", "grpc://10.0.0.5:9001?isSecure=1"};
+  i.endpoints = {"http://10.0.0.5:8000", "https://10.0.0.5:8443"};
   EXPECT_EQ(PickGrpcEndpoint(i), std::nullopt);
   i.endpoints = {"grpc://localhost:36790"};
   EXPECT_EQ(PickGrpcEndpoint(i), "localhost:36790");
   i.endpoints = {"127.0.0.1:9000"};  // Go's url.Parse drops such an instance
   EXPECT_EQ(PickGrpcEndpoint(i), std::nullopt);
+}
+
+TEST(KratosJsonTest, AnInstanceWithOnlyTlsEndpointsIsCalledOverTls) {
+  ServiceInstance i;
+  i.name = "n";
+  i.endpoints = {"http://10.0.0.5:8000", "grpcs://10.0.0.5:9443",
+                 "grpc://10.0.0.5:9001?isSecure=true"};
+  EXPECT_EQ(PickGrpcEndpoint(i), "grpcs://10.0.0.5:9443");
+  // kratos <= v2.3.0 marks TLS with ?isSecure=true on a grpc:// endpoint.
+  i.endpoints = {"grpc://10.0.0.5:9001?isSecure=1"};
+  EXPECT_EQ(PickGrpcEndpoint(i), "grpcs://10.0.0.5:9001");
+  // A plain endpoint still wins, wherever it is listed.
+  i.endpoints = {"grpcs://10.0.0.5:9443", "grpc://10.0.0.5:9000"};
+  EXPECT_EQ(PickGrpcEndpoint(i), "10.0.0.5:9000");
 }
 
 }  // namespace

@@ -14,9 +14,11 @@
 #include "dtx/model.h"
 #include "dtx/result.h"
 #include "dtx/status.h"
+#include "dtx/transport/tls_options.h"
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace dtx::dtxctl {
@@ -39,9 +41,13 @@ struct ServerOptions {
   std::string address;  // what GrpcDtmClient accepts
   std::string token;    // Admin.Token; empty: none sent
   std::chrono::milliseconds timeout{10000};
+  // Set: TLS to the server (--tls-ca, --tls-cert, --tls-key,
+  // --tls-server-name).
+  std::optional<TlsClientOptions> tls;
 };
 
-// Fails only for a malformed address or token; the server is reached lazily.
+// Fails only for a malformed address or token (or a TLS file that cannot be
+// used); the server is reached lazily.
 Result<std::unique_ptr<Backend>> OpenServerBackend(
     const ServerOptions& options);
 

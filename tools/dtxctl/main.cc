@@ -82,6 +82,9 @@ struct Flags {
   bool write = false;
   bool json = false;
   int timeout_seconds = 10;
+  // --server over TLS.
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
 };
 
 std::string NextRetryText(const GlobalTrans& t, TimePoint now) {
@@ -340,6 +343,19 @@ int Main(int argc, char** argv) {
   app.add_option("--token", flags.token,
                  "dtx-server's Admin.Token (default: $DTX_ADMIN_TOKEN)")
       ->envname("DTX_ADMIN_TOKEN");
+  app.add_flag("--tls", flags.tls,
+               "with --server: TLS, verifying the server against the "
+               "system's roots (or --tls-ca)");
+  app.add_option("--tls-ca", flags.tls_ca,
+                 "with --server: TLS, verifying the server against this CA "
+                 "file (PEM)");
+  app.add_option("--tls-cert", flags.tls_cert,
+                 "with --server: a client certificate (PEM) for a server "
+                 "with TLS.ClientCAFile");
+  app.add_option("--tls-key", flags.tls_key, "the key of --tls-cert (PEM)");
+  app.add_option("--tls-server-name", flags.tls_server_name,
+                 "the name the server's certificate must carry, when not "
+                 "the --server host");
   app.add_flag("--write", flags.write,
                "with --journal: allow retry and force-stop on the file");
   app.add_flag("--json", flags.json, "JSON output for scripts");
@@ -426,11 +442,18 @@ int Main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
   }
 
+  ServerOptions server_options;
+  server_options.address = flags.server;
+  server_options.token = flags.token;
+  server_options.timeout = std::chrono::seconds(flags.timeout_seconds);
+  if (flags.tls || !flags.tls_ca.empty() || !flags.tls_cert.empty() ||
+      !flags.tls_key.empty() || !flags.tls_server_name.empty()) {
+    server_options.tls = TlsClientOptions{flags.tls_ca, flags.tls_cert,
+                                          flags.tls_key, flags.tls_server_name};
+  }
   Result<std::unique_ptr<Backend>> backend =
-      flags.server.empty()
-          ? OpenJournalBackend({flags.journal, flags.write})
-          : OpenServerBackend({flags.server, flags.token,
-                               std::chrono::seconds(flags.timeout_seconds)});
+      flags.server.empty() ? OpenJournalBackend({flags.journal, flags.write})
+                           : OpenServerBackend(server_options);
   if (!backend.ok()) {
     // Opening fails for a missing, locked, corrupt or foreign journal, or a
     // malformed address.

@@ -40,6 +40,7 @@ Result<std::unique_ptr<Backend>> OpenServerBackend(
   client_options.address = options.address;
   client_options.admin_token = options.token;
   client_options.timeout = options.timeout;
+  client_options.tls = options.tls;
   DTX_ASSIGN_OR_RETURN(auto client,
                        GrpcDtmClient::Create(std::move(client_options)));
   return std::unique_ptr<Backend>(new ServerBackend(std::move(client)));

@@ -9,6 +9,7 @@
 
 #include "dtm/dtmgimp.grpc.pb.h"
 #include "dtm_proto.h"
+#include "grpc_tls.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -609,9 +610,11 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection)
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  DTX_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                       internal::GrpcServerCredentials(options.tls, "DtmServer",
+                                                       *options.logger));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address,
-                           grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(options.listen_address, credentials, &impl->port);
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind the
   // same port and share its traffic silently; a port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -630,9 +633,7 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   }
 
   if (target) {
-    EtcdClientOptions etcd_options;
-    etcd_options.endpoints = target->etcd_endpoints;
-    auto etcd = EtcdClient::Create(etcd_options);
+    auto etcd = EtcdClient::Create(EtcdClientOptionsFor(*target));
     Status status = etcd.status();
     if (status.ok()) {
       ServiceInstance instance;

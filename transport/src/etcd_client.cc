@@ -9,6 +9,7 @@
 #include "dtx/transport/etcd_client.h"
 
 #include "etcd/rpc.grpc.pb.h"
+#include "grpc_tls.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -171,6 +172,18 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::Create(
         "etcd: timeout and max_reconnect_backoff must be positive");
   }
   auto impl = std::make_unique<Impl>();
+  for (const std::string& endpoint : options.endpoints) {
+    if (endpoint.rfind("https://", 0) == 0 && !options.tls) {
+      options.tls.emplace();
+    }
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments tls_args;
+  if (options.tls) {
+    DTX_ASSIGN_OR_RETURN(credentials, internal::GrpcTlsChannelCredentials(
+                                          *options.tls, "etcd", &tls_args));
+  }
   for (std::string target : options.endpoints) {
     for (const char* scheme : {"http://", "https://"}) {
       if (target.rfind(scheme, 0) == 0)
@@ -182,14 +195,13 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::Create(
     }
     Endpoint e;
     e.target = target;
-    grpc::ChannelArguments args;
+    grpc::ChannelArguments args = tls_args;
     const int backoff_ms =
         static_cast<int>(options.max_reconnect_backoff.count());
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
                 std::min(backoff_ms, 1000));
-    e.channel = grpc::CreateCustomChannel(
-        target, grpc::InsecureChannelCredentials(), args);
+    e.channel = grpc::CreateCustomChannel(target, credentials, args);
     e.kv = etcdserverpb::KV::NewStub(e.channel);
     e.lease = etcdserverpb::Lease::NewStub(e.channel);
     e.watch = etcdserverpb::Watch::NewStub(e.channel);

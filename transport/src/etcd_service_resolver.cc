@@ -71,7 +71,7 @@ struct EtcdServiceResolver::Impl {
       if (!address && !http_base) {
         DTX_LOG(logger, LogLevel::kWarn,
                 "registry: skipping " << kv.key
-                                      << ": no plain grpc:// and no http:// "
+                                      << ": no grpc://, grpcs:// or http:// "
                                          "endpoint");
         continue;
       }
@@ -221,7 +221,7 @@ Result<AddressSet> EtcdServiceResolver::Impl::Lookup(const std::string& service,
   if (!set) {
     return UnavailableError(
         "registry: service '" + service + "' has no instance with " +
-        (http ? "an http:// endpoint" : "a grpc:// endpoint") +
+        (http ? "an http:// endpoint" : "a grpc:// or grpcs:// endpoint") +
         (now.listed ? "" : " (etcd did not answer)"));
   }
   return set;
@@ -231,6 +231,11 @@ Result<std::shared_ptr<EtcdServiceResolver>> EtcdServiceResolver::Connect(
     std::vector<std::string> etcd_endpoints, Options options) {
   EtcdClientOptions etcd_options;
   etcd_options.endpoints = std::move(etcd_endpoints);
+  return Connect(std::move(etcd_options), std::move(options));
+}
+
+Result<std::shared_ptr<EtcdServiceResolver>> EtcdServiceResolver::Connect(
+    EtcdClientOptions etcd_options, Options options) {
   DTX_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> etcd,
                        EtcdClient::Create(etcd_options));
   return std::make_shared<EtcdServiceResolver>(

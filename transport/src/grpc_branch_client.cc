@@ -19,6 +19,7 @@
 #include "dtx/transport/branch_url.h"
 
 #include "blocking_call.h"
+#include "grpc_tls.h"
 #include "metadata.h"
 #include "outcome_mapping.h"
 
@@ -39,6 +40,7 @@ namespace {
 
 struct Channel {
   std::string target;
+  bool tls = false;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<grpc::GenericStub> stub;
 };
@@ -60,6 +62,47 @@ struct Route {
 
 constexpr std::size_t kMaxCachedRoutes = 10000;
 
+// Credentials ready for the channels of one TLS rule (or of grpcs://
+// endpoints without one).
+struct TlsChannelSettings {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  grpc::ChannelArguments args;  // the server-name override, if any
+};
+
+// The host and port a channel target connects to, for matching TLS rules:
+// "h:p", "dns:[//authority/]h:p", "ipv4:a:p" and "ipv6:[a]:p" (one address).
+// False for the other forms (unix:, address lists, no port).
+bool TargetHostPort(std::string_view target, std::string* host,
+                    std::string* port) {
+  if (target.rfind("dns:", 0) == 0) {
+    target.remove_prefix(4);
+    if (target.rfind("//", 0) == 0) {
+      const auto slash = target.find('/', 2);
+      if (slash == std::string_view::npos) return false;
+      target.remove_prefix(slash + 1);
+    }
+  } else if (target.rfind("ipv4:", 0) == 0 || target.rfind("ipv6:", 0) == 0) {
+    target.remove_prefix(5);
+    if (target.rfind("///", 0) == 0) target.remove_prefix(3);
+    if (target.find(',') != std::string_view::npos) return false;
+  } else if (target.find("://") != std::string_view::npos ||
+             target.rfind("unix:", 0) == 0) {
+    return false;
+  }
+  const auto colon = target.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view h = target.substr(0, colon);
+  if (h.front() == '[') {
+    if (h.back() != ']') return false;
+    h = h.substr(1, h.size() - 2);
+  } else if (h.find(':') != std::string_view::npos) {
+    return false;
+  }
+  *host = std::string(h);
+  *port = std::string(target.substr(colon + 1));
+  return !host->empty() && !port->empty();
+}
+
 }  // namespace
 
 struct GrpcBranchClient::Impl {
@@ -68,7 +111,12 @@ struct GrpcBranchClient::Impl {
   }
 
   Result<std::shared_ptr<Route>> GetRoute(const std::string& url);
-  std::shared_ptr<Channel> GetChannel(const std::string& target);
+  // `grpcs`: the target came from a Kratos grpcs:// endpoint, TLS even
+  // without a rule.
+  std::shared_ptr<Channel> GetChannel(const std::string& target,
+                                      bool grpcs = false);
+  // The TLS settings for `target`; null: plaintext.
+  const TlsChannelSettings* TlsFor(const std::string& target, bool grpcs) const;
   void SweepChannels();
   Result<std::shared_ptr<Channel>> Pick(Route& route);
   // Rebuilds `set`'s channels for `snapshot`.
@@ -82,11 +130,17 @@ struct GrpcBranchClient::Impl {
   // Adds a call to `calls` (which Shutdown cancels); false once shut down.
   bool Track(CallState* call);
   void Untrack(CallState* call);
+  // `channel`: the one the call went on (a plaintext channel's error may
+  // get a hint that the server wants TLS).
   static BranchResult ResultOf(const grpc::Status& status,
-                               const grpc::ByteBuffer& response);
+                               const grpc::ByteBuffer& response,
+                               const Channel& channel);
 
   GrpcBranchClientOptions options;
   std::shared_ptr<Logger> logger;
+  // One per options.tls_rules entry, same order; set by Create.
+  std::vector<TlsChannelSettings> rule_tls;
+  TlsChannelSettings default_tls;  // grpcs:// endpoints without a rule
 
   // A lookup holds it for a hash probe and a shared_ptr copy, so one plain
   // mutex serves readers as well as a reader-writer lock would.
@@ -188,22 +242,39 @@ Result<std::shared_ptr<Route>> GrpcBranchClient::Impl::GetRoute(
   return route;
 }
 
+const TlsChannelSettings* GrpcBranchClient::Impl::TlsFor(
+    const std::string& target, bool grpcs) const {
+  std::string host, port;
+  if (TargetHostPort(target, &host, &port)) {
+    if (const TlsClientRule* rule =
+            FindTlsRule(options.tls_rules, host, port)) {
+      return &rule_tls[static_cast<std::size_t>(rule -
+                                                options.tls_rules.data())];
+    }
+  }
+  return grpcs ? &default_tls : nullptr;
+}
+
 std::shared_ptr<Channel> GrpcBranchClient::Impl::GetChannel(
-    const std::string& target) {
+    const std::string& target, bool grpcs) {
+  const TlsChannelSettings* tls = TlsFor(target, grpcs);
+  // A plaintext and a TLS channel to one target are different channels.
+  const std::string key = tls ? target + " (tls)" : target;
   MutexLock lock(&channels_mu);
-  auto& slot = channels[target];
+  auto& slot = channels[key];
   if (!slot) {
-    grpc::ChannelArguments args;
+    grpc::ChannelArguments args = tls ? tls->args : grpc::ChannelArguments();
     args.SetServiceConfigJSON(options.service_config);
     args.SetMaxReceiveMessageSize(options.max_reply_bytes);
     args.SetMaxSendMessageSize(-1);  // payloads are checked against our limit
     slot = std::make_shared<Channel>();
-    slot->target = target;
+    slot->target = key;
+    slot->tls = tls != nullptr;
     slot->channel = grpc::CreateCustomChannel(
-        target, grpc::InsecureChannelCredentials(), args);
+        target, tls ? tls->credentials : grpc::InsecureChannelCredentials(),
+        args);
     slot->stub = std::make_unique<grpc::GenericStub>(slot->channel);
-    DTX_LOG(logger, LogLevel::kDebug,
-            "branch client: opened channel " << target);
+    DTX_LOG(logger, LogLevel::kDebug, "branch client: opened channel " << key);
   }
   return slot;
 }
@@ -228,7 +299,11 @@ void GrpcBranchClient::Impl::SweepChannels() {
 Status GrpcBranchClient::Impl::Refresh(AddressChannels& set,
                                        const AddressSet& snapshot) {
   std::vector<std::shared_ptr<Channel>> fresh;
-  for (const std::string& address : *snapshot) {
+  for (const std::string& entry : *snapshot) {
+    // A Kratos instance with only a TLS endpoint (PickGrpcEndpoint).
+    const bool grpcs = entry.rfind("grpcs://", 0) == 0;
+    const std::string_view address =
+        grpcs ? std::string_view(entry).substr(8) : std::string_view(entry);
     auto target = ChannelTargetForAddress(address);
     if (!target.ok()) {
       DTX_LOG(logger, LogLevel::kWarn,
@@ -236,7 +311,7 @@ Status GrpcBranchClient::Impl::Refresh(AddressChannels& set,
                   << set.service << "': " << target.status());
       continue;
     }
-    fresh.push_back(GetChannel(*target));
+    fresh.push_back(GetChannel(*target, grpcs));
   }
   if (fresh.empty()) {
     return UnavailableError("branch client: no usable address for '" +
@@ -306,8 +381,28 @@ Result<std::unique_ptr<GrpcBranchClient>> GrpcBranchClient::Create(
     return InvalidArgumentError(
         "branch client: default_timeout must be positive");
   }
+  std::vector<TlsChannelSettings> rule_tls;
+  for (std::size_t i = 0; i < options.tls_rules.size(); ++i) {
+    const TlsClientRule& rule = options.tls_rules[i];
+    const std::string who =
+        "branch client: TLS rule " + std::to_string(i + 1) +
+        (rule.target.empty() ? std::string() : " (" + rule.target + ")");
+    if (rule.target.empty()) return InvalidArgumentError(who + ": no target");
+    TlsChannelSettings settings;
+    DTX_ASSIGN_OR_RETURN(
+        settings.credentials,
+        internal::GrpcTlsChannelCredentials(rule.tls, who, &settings.args));
+    rule_tls.push_back(std::move(settings));
+  }
+  TlsChannelSettings default_tls;
+  DTX_ASSIGN_OR_RETURN(default_tls.credentials,
+                       internal::GrpcTlsChannelCredentials(
+                           TlsClientOptions{}, "branch client", nullptr));
+  auto impl = std::make_unique<Impl>(std::move(options));
+  impl->rule_tls = std::move(rule_tls);
+  impl->default_tls = std::move(default_tls);
   return std::unique_ptr<GrpcBranchClient>(
-      new GrpcBranchClient(std::make_unique<Impl>(std::move(options))));
+      new GrpcBranchClient(std::move(impl)));
 }
 
 // Everything a call needs before it reaches gRPC: the route, the metadata
@@ -391,16 +486,21 @@ void GrpcBranchClient::Impl::Untrack(CallState* call) {
   if (calls.empty()) calls_cv.SignalAll();
 }
 
-BranchResult GrpcBranchClient::Impl::ResultOf(
-    const grpc::Status& status, const grpc::ByteBuffer& response) {
+BranchResult GrpcBranchClient::Impl::ResultOf(const grpc::Status& status,
+                                              const grpc::ByteBuffer& response,
+                                              const Channel& channel) {
   BranchResult r;
   r.outcome =
       internal::OutcomeFromGrpc(status.error_code(), status.error_message());
   if (status.ok()) {
     r.reply = FromByteBuffer(response);
   } else {
-    r.status = Status(static_cast<StatusCode>(status.error_code()),
-                      status.error_message());
+    std::string message = status.error_message();
+    if (!channel.tls && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      message += internal::PlaintextFailureHint(
+          message, "give this server a TLS rule (BranchTLS)");
+    }
+    r.status = Status(static_cast<StatusCode>(status.error_code()), message);
   }
   return r;
 }
@@ -435,7 +535,7 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
       &raw->response, [&impl, raw](const grpc::Status& status) {
         std::unique_ptr<Impl::CallState> owned(raw);
         impl.Finish(owned->executor, owned->done,
-                    Impl::ResultOf(status, owned->response));
+                    Impl::ResultOf(status, owned->response, *owned->channel));
         impl.Untrack(raw);
       });
 }
@@ -453,7 +553,7 @@ BranchResult GrpcBranchClient::CallBlocking(BranchRequest request) {
   const grpc::Status status = internal::BlockingUnaryCall(
       *state->channel->stub, &state->context, state->route->method,
       state->request, &state->response);
-  BranchResult r = Impl::ResultOf(status, state->response);
+  BranchResult r = Impl::ResultOf(status, state->response, *state->channel);
   impl.Untrack(state.get());
   return r;
 }

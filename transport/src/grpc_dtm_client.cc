@@ -8,6 +8,7 @@
 
 #include "dtm/dtmgimp.grpc.pb.h"
 #include "dtm_proto.h"
+#include "grpc_tls.h"
 
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
@@ -33,14 +34,20 @@ struct Endpoint {
   std::unique_ptr<dtx::admin::v1::Admin::Stub> admin;
 };
 
-std::shared_ptr<Endpoint> NewEndpoint(const std::string& target) {
-  auto e = std::make_shared<Endpoint>();
+// How the channels to the coordinator are secured.
+struct ChannelSecurity {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   grpc::ChannelArguments args;
+};
+
+std::shared_ptr<Endpoint> NewEndpoint(const std::string& target,
+                                      const ChannelSecurity& security) {
+  auto e = std::make_shared<Endpoint>();
+  grpc::ChannelArguments args = security.args;
   // A Query reply carries every branch's payload (a saga's twice), so it can
   // exceed the 4 MiB that the server accepts per request.
   args.SetMaxReceiveMessageSize(-1);
-  e->channel = grpc::CreateCustomChannel(
-      target, grpc::InsecureChannelCredentials(), args);
+  e->channel = grpc::CreateCustomChannel(target, security.credentials, args);
   e->dtm = dtmgimp::Dtm::NewStub(e->channel);
   e->admin = dtx::admin::v1::Admin::NewStub(e->channel);
   return e;
@@ -77,6 +84,8 @@ struct GrpcDtmClient::Impl {
   std::unique_ptr<GrpcBranchClient> branches;
 
   std::mutex mu;
+  ChannelSecurity security;          // options.tls, or plaintext
+  ChannelSecurity grpcs_security;    // grpcs:// registry instances
   std::shared_ptr<Endpoint> single;  // kChannel
   AddressSet fixed;                  // kAddresses, built once
   std::unordered_map<std::string, std::shared_ptr<Endpoint>>
@@ -158,6 +167,15 @@ void GrpcDtmClient::Impl::Start(const char* method, Request request, Send send,
            status = FromGrpcStatus(grpc_status)
                         .WithPrefix(std::string("dtm server ") +
                                     options.address + " " + method);
+           if (!options.tls &&
+               grpc_status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+             const std::string hint = internal::PlaintextFailureHint(
+                 grpc_status.error_message(),
+                 "configure this client's TLS settings");
+             if (!hint.empty()) {
+               status = Status(status.code(), status.message() + hint);
+             }
+           }
          }
          on_reply(std::move(status), self->reply);
          internal::MutexLock lock(&calls_mu);
@@ -229,9 +247,14 @@ Result<std::shared_ptr<Endpoint>> GrpcDtmClient::Impl::Pick() {
                 retired.end());
   auto& slot = by_address[address];
   if (!slot) {
-    DTX_ASSIGN_OR_RETURN(std::string channel_target,
-                         ChannelTargetForAddress(address));
-    slot = NewEndpoint(channel_target);
+    // A Kratos instance with only a TLS endpoint (PickGrpcEndpoint).
+    const bool grpcs = address.rfind("grpcs://", 0) == 0;
+    DTX_ASSIGN_OR_RETURN(
+        std::string channel_target,
+        ChannelTargetForAddress(grpcs ? std::string_view(address).substr(8)
+                                      : std::string_view(address)));
+    slot = NewEndpoint(channel_target,
+                       grpcs && !options.tls ? grpcs_security : security);
   }
   return slot;
 }
@@ -282,16 +305,27 @@ Result<std::unique_ptr<GrpcDtmClient>> GrpcDtmClient::Create(
     }
     EtcdServiceResolver::Options resolver_options;
     resolver_options.logger = options.logger;
-    DTX_ASSIGN_OR_RETURN(
-        impl->resolver,
-        EtcdServiceResolver::Connect(where.etcd_endpoints, resolver_options));
+    DTX_ASSIGN_OR_RETURN(impl->resolver,
+                         EtcdServiceResolver::Connect(
+                             EtcdClientOptionsFor(where), resolver_options));
   }
   if (impl->target.kind == BranchTarget::Kind::kService && !impl->resolver) {
     return InvalidArgumentError("GrpcDtmClient: '" + options.address +
                                 "' needs a service resolver");
   }
+  if (options.tls) {
+    DTX_ASSIGN_OR_RETURN(
+        impl->security.credentials,
+        internal::GrpcTlsChannelCredentials(*options.tls, "GrpcDtmClient",
+                                            &impl->security.args));
+  } else {
+    impl->security.credentials = grpc::InsecureChannelCredentials();
+  }
+  DTX_ASSIGN_OR_RETURN(impl->grpcs_security.credentials,
+                       internal::GrpcTlsChannelCredentials(
+                           TlsClientOptions{}, "GrpcDtmClient", nullptr));
   if (impl->target.kind == BranchTarget::Kind::kChannel) {
-    impl->single = NewEndpoint(impl->target.channel_target);
+    impl->single = NewEndpoint(impl->target.channel_target, impl->security);
   } else if (impl->target.kind == BranchTarget::Kind::kAddresses) {
     impl->fixed = std::make_shared<const std::vector<std::string>>(
         impl->target.addresses);
@@ -300,6 +334,7 @@ Result<std::unique_ptr<GrpcDtmClient>> GrpcDtmClient::Create(
   branch_options.driver = options.driver;
   branch_options.resolver = impl->resolver;
   branch_options.default_timeout = options.branch_timeout;
+  branch_options.tls_rules = options.branch_tls_rules;
   branch_options.logger = options.logger;
   DTX_ASSIGN_OR_RETURN(impl->branches,
                        GrpcBranchClient::Create(std::move(branch_options)));

@@ -36,6 +36,18 @@
 // a request it does not run (the handler owns its own deadline); while
 // lingering, kLinger. When it fires the connection closes.
 //
+// TLS (options.tls): the same Connection runs over a ServerStream that is
+// TLS over the socket. Before reading its first request, a TLS connection
+// peeks at the first byte: a TLS handshake record (0x16) starts the
+// handshake; anything else is a plaintext request, answered 400 in plaintext
+// ("this port serves HTTPS") so that the client learns why, and the
+// connection lingers and closes as after any error answer. A failed
+// handshake (no or a refused client certificate, a client that does not
+// trust ours) is logged at info with OpenSSL's reason, and the connection
+// closes. The read timeout covers the handshake as it covers a request.
+// Closing a TLS connection sends no close_notify: every answer carries its
+// length, so a client cannot mistake a cut answer for a whole one.
+//
 // Shutdown (HttpServer::Shutdown): the acceptor closes; idle connections
 // close at once (BeginShutdown); the others finish their slots, answering
 // requests read meanwhile 503, and close after the last; after the grace,
@@ -48,10 +60,14 @@
 
 #include "dtx/internal/mutex.h"
 
+#include "tls_files.h"
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -100,6 +116,54 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 class Connection;
 
+// A connection's byte stream: the socket itself, or TLS over it. Beast and
+// Asio read and write through it (it is an AsyncReadStream and an
+// AsyncWriteStream), so one Connection serves both.
+class ServerStream {
+ public:
+  using executor_type = Strand;
+
+  ServerStream(Strand strand, asio::ssl::context* tls) : socket_(strand) {
+    if (tls != nullptr) tls_.emplace(socket_, *tls);
+  }
+  ServerStream(const ServerStream&) = delete;
+  ServerStream& operator=(const ServerStream&) = delete;
+
+  executor_type get_executor() { return socket_.get_executor(); }
+  Socket& socket() { return socket_; }
+  // The TLS layer. REQUIRES: tls().
+  asio::ssl::stream<Socket&>& tls_layer() { return *tls_; }
+  bool tls() const { return tls_.has_value() && !plaintext_; }
+  // Reads and writes skip TLS from now on: used only to answer a client
+  // that sent plaintext to the TLS port.
+  void UsePlaintext() { plaintext_ = true; }
+
+  template <typename Buffers, typename Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    if (tls()) {
+      tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    } else {
+      socket_.async_read_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+  template <typename Buffers, typename Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    if (tls()) {
+      tls_->async_write_some(buffers, std::forward<Handler>(handler));
+    } else {
+      socket_.async_write_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+
+ private:
+  Socket socket_;
+  std::optional<asio::ssl::stream<Socket&>> tls_;
+  bool plaintext_ = false;
+};
+
+// The first byte of a TLS connection: a handshake record.
+constexpr unsigned char kTlsHandshakeRecord = 0x16;
+
 // What the acceptor, the connections and the responders share; outlives them
 // all (each holds it).
 struct ServerState {
@@ -111,6 +175,8 @@ struct ServerState {
   const HttpServerOptions options;
   const HttpHandler handler;
   const std::shared_ptr<Logger> logger;
+  // Set when options.tls is enabled (by HttpServer::Start).
+  std::optional<asio::ssl::context> tls;
 
   internal::Mutex mu;
   internal::CondVar cv{&mu};  // signalled when a connection closes
@@ -172,7 +238,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(std::shared_ptr<ServerState> state, Strand strand)
       : state_(std::move(state)),
         strand_(strand),
-        socket_(strand),
+        stream_(strand, state_->tls ? &*state_->tls : nullptr),
+        socket_(stream_.socket()),
         timer_(strand) {}
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -195,6 +262,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (stopping) return Close();
     UpdateTimer();
+    if (stream_.tls()) return AwaitFirstByte();
     ReadNext();
   }
 
@@ -236,6 +304,53 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const HttpServerOptions& options() const { return state_->options; }
 
+  // TLS: waits for the client's first byte, then handshakes or answers a
+  // plaintext request 400 (see the top of the file).
+  void AwaitFirstByte() {
+    reading_ = true;
+    socket_.async_wait(
+        tcp::socket::wait_read, [self = shared_from_this()](ErrorCode ec) {
+          self->reading_ = false;
+          if (self->closed_) return;
+          if (ec) return self->Close();
+          unsigned char first = 0;
+          ErrorCode peek_error;
+          const std::size_t n = self->socket_.receive(
+              asio::buffer(&first, 1), tcp::socket::message_peek, peek_error);
+          if (peek_error || n == 0) return self->Close();
+          if (first != kTlsHandshakeRecord) {
+            DTX_LOG(self->state_->logger, LogLevel::kInfo,
+                    "http: " << self->remote_
+                             << ": plaintext sent to the TLS port; answered "
+                                "400");
+            self->stream_.UsePlaintext();
+            return self->QueueError(
+                400,
+                "http: this port serves HTTPS (TLS) and the request was "
+                "plaintext; use https://");
+          }
+          self->Handshake();
+        });
+  }
+
+  void Handshake() {
+    reading_ = true;
+    stream_.tls_layer().async_handshake(
+        asio::ssl::stream_base::server,
+        [self = shared_from_this()](ErrorCode ec) {
+          self->reading_ = false;
+          if (self->closed_) return;
+          if (ec) {
+            DTX_LOG(self->state_->logger, LogLevel::kInfo,
+                    "http: " << self->remote_
+                             << ": TLS handshake failed: " << ec.message());
+            return self->Close();
+          }
+          self->UpdateTimer();
+          self->ReadNext();
+        });
+  }
+
   void ReadNext() {
     if (closed_ || lingering_ || reading_ || read_closed_ ||
         slots_.size() >= options().max_pipelined) {
@@ -248,7 +363,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->body_limit(options().max_body_bytes);
     reading_ = true;
     bhttp::async_read_header(
-        socket_, buffer_, *parser_,
+        stream_, buffer_, *parser_,
         [self = shared_from_this()](ErrorCode ec, std::size_t) {
           self->OnHeader(ec);
         });
@@ -272,7 +387,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       writing_ = true;
       write_deadline_ = Clock::now() + options().write_timeout;
       UpdateTimer();
-      asio::async_write(socket_, asio::buffer(kContinue),
+      asio::async_write(stream_, asio::buffer(kContinue),
                         [self = shared_from_this()](ErrorCode e, std::size_t) {
                           self->writing_ = false;
                           if (self->closed_) return;
@@ -287,7 +402,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void ReadBody() {
     reading_ = true;
-    bhttp::async_read(socket_, buffer_, *parser_,
+    bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](ErrorCode ec, std::size_t) {
                         self->OnBody(ec);
                       });
@@ -466,7 +581,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     write_deadline_ = Clock::now() + options().write_timeout;
     UpdateTimer();
     bhttp::async_write(
-        socket_, *message,
+        stream_, *message,
         [self = shared_from_this(), message, close_after](ErrorCode ec,
                                                           std::size_t) mutable {
           message.reset();  // kept alive until here: the write reads it
@@ -628,7 +743,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const std::shared_ptr<ServerState> state_;
   const Strand strand_;
-  Socket socket_;
+  ServerStream stream_;
+  Socket& socket_;  // stream_'s
   Timer timer_;
   boost::beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -658,6 +774,42 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<Clock::time_point> armed_;
   std::uint64_t timer_generation_ = 0;
 };
+
+// TLS 1.2 or later, with the listener's certificate and, for mutual TLS, the
+// CAs that client certificates must chain to.
+Status ConfigureTls(const internal::ServerTlsMaterial& material,
+                    asio::ssl::context& context) {
+  ErrorCode ec;
+  context.set_options(
+      asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+          asio::ssl::context::no_tlsv1_1,
+      ec);
+  const char* step = "options";
+  if (!ec) {
+    step = "certificate";
+    context.use_certificate_chain(asio::buffer(material.cert_chain), ec);
+  }
+  if (!ec) {
+    step = "key";
+    context.use_private_key(asio::buffer(material.key), asio::ssl::context::pem,
+                            ec);
+  }
+  if (!ec && !material.client_ca.empty()) {
+    step = "client CA";
+    context.add_certificate_authority(asio::buffer(material.client_ca), ec);
+    if (!ec) {
+      context.set_verify_mode(
+          asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert, ec);
+    }
+  }
+  ERR_clear_error();
+  if (ec) {
+    return InvalidArgumentError(std::string("http: TLS ") + step +
+                                " refused by OpenSSL: " + ec.message());
+  }
+  return Status::Ok();
+}
 
 bool IsOutOfResources(const ErrorCode& ec) {
   return ec == asio::error::no_descriptors || ec == asio::error::no_memory ||
@@ -756,6 +908,15 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
   }
   if (!handler) return InvalidArgumentError("http: no handler");
 
+  std::optional<internal::ServerTlsMaterial> tls;
+  if (options.tls.enabled()) {
+    static constexpr const char* kNames[3] = {
+        "the certificate file (TLS.CertFile)", "the key file (TLS.KeyFile)",
+        "the client CA file (TLS.ClientCAFile)"};
+    DTX_ASSIGN_OR_RETURN(tls,
+                         internal::LoadServerTls(options.tls, "http", kNames));
+  }
+
   std::string host = options.host;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -763,6 +924,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
   const std::string where = options.host + ":" + std::to_string(options.port);
   auto state =
       std::make_shared<ServerState>(std::move(options), std::move(handler));
+  if (tls) {
+    for (const std::string& warning : tls->warnings) {
+      DTX_LOG(state->logger, LogLevel::kWarn, warning);
+    }
+    DTX_RETURN_IF_ERROR(
+        ConfigureTls(*tls, state->tls.emplace(asio::ssl::context::tls_server)));
+  }
   auto impl = std::make_unique<Impl>(state);
 
   ErrorCode ec;

@@ -78,6 +78,31 @@ bool GoParseBool(std::string_view v, bool* out) {
   return false;
 }
 
+// Go's url.Query decoding of one value: %XX escapes, '+' as a space.
+bool PercentDecodeQuery(std::string_view in, std::string* out) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out->push_back(' ');
+    } else if (in[i] == '%') {
+      const int hi = i + 1 < in.size() ? hex(in[i + 1]) : -1;
+      const int lo = i + 2 < in.size() ? hex(in[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out->push_back(in[i]);
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string EncodeServiceInstance(const ServiceInstance& instance) {
@@ -163,30 +188,38 @@ Result<ServiceInstance> DecodeServiceInstance(std::string_view text) {
 }
 
 std::optional<std::string> PickGrpcEndpoint(const ServiceInstance& instance) {
-  constexpr std::string_view kScheme = "grpc://";
+  std::optional<std::string> secure_pick;
   for (const std::string& e : instance.endpoints) {
-    if (e.rfind(kScheme, 0) != 0) continue;
-    std::string_view rest = std::string_view(e).substr(kScheme.size());
+    bool secure = false;
+    std::string_view rest;
+    if (e.rfind("grpc://", 0) == 0) {
+      rest = std::string_view(e).substr(7);
+    } else if (e.rfind("grpcs://", 0) == 0) {
+      rest = std::string_view(e).substr(8);
+      secure = true;
+    } else {
+      continue;
+    }
     const auto query_at = rest.find('?');
     std::string_view query =
         query_at == std::string_view::npos ? "" : rest.substr(query_at + 1);
     std::string_view host =
         rest.substr(0, std::min(rest.find_first_of("/?"), rest.size()));
     if (host.empty()) continue;
-    bool secure = false;
     while (!query.empty()) {
       const auto amp = query.find('&');
       const std::string_view pair = query.substr(0, amp);
       if (pair.rfind("isSecure=", 0) == 0) {
         bool v = false;
-        if (GoParseBool(pair.substr(9), &v)) secure = v;
+        if (GoParseBool(pair.substr(9), &v)) secure = secure || v;
       }
       if (amp == std::string_view::npos) break;
       query.remove_prefix(amp + 1);
     }
     if (!secure) return std::string(host);
+    if (!secure_pick) secure_pick = "grpcs://" + std::string(host);
   }
-  return std::nullopt;
+  return secure_pick;
 }
 
 std::optional<std::string> PickHttpEndpoint(const ServiceInstance& instance) {
@@ -222,7 +255,13 @@ std::optional<std::string> PickHttpEndpoint(const ServiceInstance& instance) {
   return std::nullopt;
 }
 
-Result<RegistryTarget> ParseRegistryTarget(std::string_view target) {
+Result<RegistryTarget> ParseRegistryTarget(std::string_view target_text) {
+  // As dtm's driver (v0.0.11) reads it, the target may span lines.
+  std::string cleaned;
+  for (char c : target_text) {
+    if (c != '\n' && c != '\r') cleaned.push_back(c);
+  }
+  const std::string_view target = cleaned;
   auto bad = [&](std::string_view why) {
     return InvalidArgumentError("registry target '" + std::string(target) +
                                 "': " + std::string(why));
@@ -232,6 +271,12 @@ Result<RegistryTarget> ParseRegistryTarget(std::string_view target) {
     if (target.rfind(scheme, 0) == 0) rest = target.substr(scheme.size());
   }
   if (rest.empty()) return bad("want discovery://<etcd host:port>/<service>");
+  std::string_view query;
+  if (const auto question = rest.find('?');
+      question != std::string_view::npos) {
+    query = rest.substr(question + 1);
+    rest = rest.substr(0, question);
+  }
   const auto slash = rest.find('/');
   if (slash == std::string_view::npos || slash == 0)
     return bad("no etcd address");
@@ -249,7 +294,58 @@ Result<RegistryTarget> ParseRegistryTarget(std::string_view target) {
     if (comma == std::string_view::npos) break;
     hosts.remove_prefix(comma + 1);
   }
+  // dtm's Kratos driver: tls=true, caPath, certPath, certKeyPath.
+  bool tls = false;
+  TlsClientOptions files;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view()
+                                          : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    const std::string_view name = pair.substr(0, eq);
+    std::string value;
+    if (eq != std::string_view::npos) {
+      if (!PercentDecodeQuery(pair.substr(eq + 1), &value)) {
+        return bad("the value of '" + std::string(name) +
+                   "' has a malformed %-escape");
+      }
+    }
+    if (name == "tls") {
+      if (!GoParseBool(value, &tls)) {
+        return bad("tls='" + value + "' is not true or false");
+      }
+    } else if (name == "caPath") {
+      files.ca_file = value;
+    } else if (name == "certPath") {
+      files.cert_file = value;
+    } else if (name == "certKeyPath") {
+      files.key_file = value;
+    } else {
+      return bad("unknown parameter '" + std::string(name) +
+                 "' (known: tls, caPath, certPath, certKeyPath)");
+    }
+  }
+  const bool any_file = !files.ca_file.empty() || !files.cert_file.empty() ||
+                        !files.key_file.empty();
+  if (any_file && !tls) {
+    return bad("caPath, certPath and certKeyPath need tls=true");
+  }
+  if (files.cert_file.empty() != files.key_file.empty()) {
+    return bad(
+        "certPath and certKeyPath go together (a client certificate "
+        "and its key)");
+  }
+  if (tls) out.tls = std::move(files);
   return out;
+}
+
+EtcdClientOptions EtcdClientOptionsFor(const RegistryTarget& target) {
+  EtcdClientOptions options;
+  options.endpoints = target.etcd_endpoints;
+  options.tls = target.tls;
+  return options;
 }
 
 }  // namespace dtx

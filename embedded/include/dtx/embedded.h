@@ -39,10 +39,13 @@ struct EmbeddedOptions {
   // The registry behind discovery:// URLs; overrides `target` when set.
   // Protocol-http transactions use its HTTP endpoints (ResolveHttp).
   std::shared_ptr<ServiceResolver> resolver;
-  // How https:// branch calls verify their servers, per target (the first
-  // rule matching the server's host:port, then host; FindTlsRule). A server
-  // no rule matches is verified against the system's CA roots. Files are
-  // read at open: a missing one fails OpenEmbeddedCoordinator.
+  // TLS of branch calls, per target (the first rule matching the server's
+  // host:port, then host; FindTlsRule): gRPC calls to a matching server use
+  // TLS with the rule's CA, client certificate and name (dtx-server's
+  // BranchTLS); https:// calls verify a matching server with the rule and
+  // any other against the system's CA roots. Files are read at open: a
+  // missing one fails OpenEmbeddedCoordinator. The registry's own etcd TLS
+  // is in the target's query (?tls=true&caPath=...).
   std::vector<TlsClientRule> branch_tls;
   // HTTP branch calls: open connections per (scheme, host, port), and the
   // largest answer body accepted (a larger one is a transient failure).

@@ -14,6 +14,7 @@
 
 #include "dtx/logger.h"
 #include "dtx/result.h"
+#include "dtx/transport/tls_options.h"
 
 #include <chrono>
 #include <functional>
@@ -56,6 +57,13 @@ struct ServerConfig {
   // resetNextCronTime) over gRPC and HTTP need "Authorization: Bearer TOKEN".
   // Empty: anyone who can reach the ports may run them, as in dtm.
   std::string admin_token;
+  // TLS.CertFile / TLS.KeyFile / TLS.ClientCAFile (dtx): both listeners
+  // (GrpcPort and HttpPort) serve TLS with this certificate; with a client
+  // CA, clients must present a certificate it signed. Unset: plaintext.
+  TlsServerOptions tls;
+  // BranchTLS (dtx, YAML only): a list of {Target, CAFile, CertFile,
+  // KeyFile, ServerName}, the TLS of branch calls to the servers they name.
+  std::vector<TlsClientRule> branch_tls;
 };
 
 // Where the configuration comes from. `env` looks a variable up (nullopt when

@@ -39,6 +39,7 @@
 #include "dtx/result.h"
 #include "dtx/server_metrics.h"
 #include "dtx/transport/grpc_export.h"
+#include "dtx/transport/tls_options.h"
 
 #include <chrono>
 #include <cstddef>
@@ -50,6 +51,13 @@ namespace dtx {
 struct DTX_GRPC_EXPORT DtmServerOptions {
   // "host:port"; port 0 picks a free one (see DtmServer::port()).
   std::string listen_address = "0.0.0.0:36790";
+  // The listener's certificate and key (dtx-server's TLS.CertFile and
+  // TLS.KeyFile), and the CAs of client certificates (TLS.ClientCAFile:
+  // clients must then present one). Not enabled: plaintext. The files are
+  // read by Start: kInvalidArgument naming the file when one cannot be
+  // read, holds no PEM certificate or key, or the key does not belong to the
+  // certificate; an expired certificate is a warning in the log.
+  TlsServerOptions tls;
   // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
   std::size_t max_request_bytes = 4 * 1024 * 1024;
   bool reflection = true;

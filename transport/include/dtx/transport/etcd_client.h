@@ -21,11 +21,13 @@
 
 #include "dtx/result.h"
 #include "dtx/transport/grpc_export.h"
+#include "dtx/transport/tls_options.h"
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,8 +35,16 @@ namespace dtx {
 
 struct DTX_GRPC_EXPORT EtcdClientOptions {
   // "host:port" of etcd members' client URLs (http://, as etcd prints them,
-  // is accepted and dropped).
+  // is accepted and dropped; https:// turns TLS on with the default roots
+  // when `tls` is unset).
   std::vector<std::string> endpoints;
+  // Set: TLS to every endpoint (etcd's --cert-file/--key-file), verifying
+  // etcd against tls->ca_file and presenting tls->cert_file when etcd asks
+  // for client certificates (--client-cert-auth). Files are read by Create
+  // (kInvalidArgument naming one that cannot be used); a server that fails
+  // the check fails calls with kUnavailable saying why ("tls: the
+  // certificate of 127.0.0.1 is not signed by a CA in the CA file '...'").
+  std::optional<TlsClientOptions> tls;
   // Deadline of each call.
   std::chrono::milliseconds timeout{3000};
   // Longest wait between attempts to reconnect to an endpoint that went

@@ -9,6 +9,14 @@
 // by gRPC (host:port, dns:///) use gRPC's round_robin policy over all
 // addresses.
 //
+// TLS per target: a channel to a server that a rule of `tls_rules` names
+// (FindTlsRule, by the host and port of a host:port, dns:///host:port or
+// single-address ipv4:/ipv6: server, or of each address of a direct:/// list
+// or a registry service) verifies the server with that rule's CA (and server
+// name) and presents its client certificate. A Kratos instance registered
+// only with a grpcs:// endpoint is called over TLS too: with its rule, or
+// else the system's default roots. Every other channel is plaintext.
+//
 //   dtx::GrpcBranchClientOptions options;
 //   DTX_ASSIGN_OR_RETURN(auto client, dtx::GrpcBranchClient::Create(options));
 //   dtx::BranchRequest req;
@@ -28,6 +36,7 @@
 #include "dtx/result.h"
 #include "dtx/transport/grpc_export.h"
 #include "dtx/transport/service_resolver.h"
+#include "dtx/transport/tls_options.h"
 
 #include <chrono>
 #include <cstddef>
@@ -51,13 +60,17 @@ struct DTX_GRPC_EXPORT GrpcBranchClientOptions {
       R"({"loadBalancingConfig":[{"round_robin":{}}]})";
   // Largest reply accepted, in bytes (gRPC's default).
   int max_reply_bytes = 4 * 1024 * 1024;
+  // TLS for the servers they name (dtx-server's BranchTLS). Their files are
+  // read by Create.
+  std::vector<TlsClientRule> tls_rules;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
 };
 
 class DTX_GRPC_EXPORT GrpcBranchClient final : public BranchClient {
  public:
-  // kInvalidArgument for an unknown driver or a malformed service config.
+  // kInvalidArgument for an unknown driver, a malformed service config, or
+  // a TLS rule without a target or with a file that cannot be used (named).
   static Result<std::unique_ptr<GrpcBranchClient>> Create(
       GrpcBranchClientOptions options);
 

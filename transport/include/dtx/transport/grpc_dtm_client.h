@@ -36,10 +36,13 @@
 #include "dtx/result.h"
 #include "dtx/transport/grpc_export.h"
 #include "dtx/transport/service_resolver.h"
+#include "dtx/transport/tls_options.h"
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace dtx {
 
@@ -63,6 +66,17 @@ struct DTX_GRPC_EXPORT GrpcDtmClientOptions {
   // <token>"; never with dtm's own requests. Empty: none is sent. Visible
   // ASCII only (kInvalidArgument from Create otherwise).
   std::string admin_token;
+  // Set: TLS to the coordinator (dtx-server with TLS.CertFile), verifying it
+  // against tls->ca_file (empty: the system's roots) and, when
+  // tls->server_name is set, for that name; tls->cert_file and key_file
+  // when the server asks for client certificates (TLS.ClientCAFile). Unset:
+  // plaintext, except to instances registered with grpcs:// endpoints only,
+  // which get TLS with the system's roots. Files are read by Create
+  // (kInvalidArgument naming one that cannot be used); a server that fails
+  // the check fails requests with kUnavailable saying why.
+  std::optional<TlsClientOptions> tls;
+  // TLS for the client's own branch calls (GrpcBranchClientOptions).
+  std::vector<TlsClientRule> branch_tls_rules;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
 };

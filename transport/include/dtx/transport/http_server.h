@@ -30,6 +30,10 @@
 //   answer is not taken by the client within `write_timeout` is closed. A
 //   pending handler has no time limit here: it owns its own deadline.
 // - Errors are JSON bodies, {"error":"http: ..."}.
+// - TLS (options.tls): HTTPS, TLS 1.2 or later, optionally requiring client
+//   certificates. A plaintext request to the TLS port is answered 400 in
+//   plaintext, saying so; a failed handshake is logged (info) with its
+//   reason.
 //
 // Thread safety: thread-safe. The handler runs on the server's io threads and
 // is called concurrently for different connections.
@@ -41,6 +45,7 @@
 #include "dtx/result.h"
 #include "dtx/transport/http_export.h"
 #include "dtx/transport/http_message.h"
+#include "dtx/transport/tls_options.h"
 
 #include <chrono>
 #include <cstddef>
@@ -70,6 +75,10 @@ struct DTX_HTTP_EXPORT HttpServerOptions {
   // How long the client may take to receive one answer.
   std::chrono::milliseconds write_timeout{30000};
 
+  // The listener's certificate and key, and optionally the CAs of client
+  // certificates (required then). Not enabled: plaintext. Read by Start.
+  TlsServerOptions tls;
+
   // Accept and I/O errors, at debug level one line per request. Null: none.
   std::shared_ptr<Logger> logger;
 };
@@ -78,7 +87,9 @@ class DTX_HTTP_EXPORT HttpServer {
  public:
   // Binds host:port and starts serving with `handler`. Errors:
   // kInvalidArgument for bad options (port outside 0..65535, no io thread,
-  // zero limits, an empty handler); kUnavailable when the host cannot be
+  // zero limits, an empty handler, a TLS file that cannot be read or holds
+  // no PEM certificate or key, or a key that does not belong to the
+  // certificate: each names the file); kUnavailable when the host cannot be
   // resolved or the address cannot be bound ("address already in use"),
   // naming host and port. Nothing is left running on error.
   static Result<std::unique_ptr<HttpServer>> Start(HttpServerOptions options,

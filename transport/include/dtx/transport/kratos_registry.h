@@ -60,7 +60,9 @@ DTX_GRPC_EXPORT std::string EncodeServiceInstance(
 DTX_GRPC_EXPORT Result<ServiceInstance> DecodeServiceInstance(
     std::string_view json);
 // The address ("host:port") of the first plain grpc:// endpoint whose
-// isSecure query is absent or false, as Kratos's resolver picks it.
+// isSecure query is absent or false, as Kratos's resolver picks it. When
+// there is none, the first TLS endpoint (grpcs://, or grpc:// with
+// isSecure=true) as "grpcs://host:port": branch calls to it use TLS.
 DTX_GRPC_EXPORT std::optional<std::string> PickGrpcEndpoint(
     const ServiceInstance& instance);
 // The base URL ("http://host:port", "https://host:port") of the first
@@ -73,14 +75,24 @@ inline constexpr char kKratosNamespace[] = "/microservices";
 
 // dtm's MicroService.Target for the Kratos driver:
 // "discovery://<etcd host:port>[,<host:port>...]/<service name>" (etcd:// is
-// accepted as well).
+// accepted as well), with the query of dtm's Kratos driver for etcd over TLS:
+// "?tls=true&caPath=/etc/etcd/ca.pem&certPath=/etc/dtx/etcd-client.pem&
+// certKeyPath=/etc/dtx/etcd-client.key" (caPath empty: the system's roots;
+// the client certificate is optional). Line breaks are dropped first, as
+// the driver does.
 struct RegistryTarget {
   std::vector<std::string> etcd_endpoints;
-  std::string service;  // the name to register under
+  std::string service;                  // the name to register under
+  std::optional<TlsClientOptions> tls;  // set by tls=true
 };
-// kInvalidArgument naming the target when it is not of that form.
+// kInvalidArgument naming the target when it is not of that form: an
+// unknown query parameter, a file without tls=true, certPath without
+// certKeyPath (the files themselves are read when the client is created).
 DTX_GRPC_EXPORT Result<RegistryTarget> ParseRegistryTarget(
     std::string_view target);
+// The etcd client options for a target: its endpoints and TLS.
+DTX_GRPC_EXPORT EtcdClientOptions
+EtcdClientOptionsFor(const RegistryTarget& target);
 
 class DTX_GRPC_EXPORT KratosRegistrar {
  public:
@@ -117,6 +129,9 @@ class DTX_GRPC_EXPORT EtcdServiceResolver final : public ServiceResolver {
   // A resolver with its own etcd client on `etcd_endpoints` ("host:port").
   static Result<std::shared_ptr<EtcdServiceResolver>> Connect(
       std::vector<std::string> etcd_endpoints, Options options);
+  // The same with any etcd client options (TLS: EtcdClientOptionsFor).
+  static Result<std::shared_ptr<EtcdServiceResolver>> Connect(
+      EtcdClientOptions etcd_options, Options options);
   ~EtcdServiceResolver() override;
 
   // The addresses of `service`'s instances. The first call lists the service
