@@ -191,8 +191,9 @@ int main(int argc, char** argv) {
     }
     alerts = std::move(started).value();
   }
-  // The coordinator calls gRPC and HTTP branches (docs/http.md). HTTPS
-  // verification per target is embedded.branch_tls, a list of TlsClientRule.
+  // The coordinator calls gRPC and HTTP branches (docs/http.md); BranchTLS
+  // (embedded.branch_tls) says which servers are called over TLS and how
+  // they are checked (docs/tls.md).
   dtx::EmbeddedOptions embedded;
   embedded.metrics = &metrics;
   embedded.alerts = alerts.get();

@@ -402,7 +402,8 @@ TEST_F(HttpsBranchTest, AnUnreadableCaFileFailsTheOpen) {
   embedded_.clock = &clock_;
   EXPECT_THAT(
       OpenEmbeddedCoordinator({}, embedded_).status(),
-      StatusIs(StatusCode::kInvalidArgument, "missing.pem' cannot be read"));
+      StatusIs(StatusCode::kInvalidArgument,
+               "the CA file '" + dir_.File("missing.pem") + "'"));
 }
 
 }  // namespace
