@@ -178,8 +178,8 @@ Status PgJournalWriter::CommitOutcome(const std::string& xid) {
   }
   // Still in progress (its server process has not noticed the loss yet),
   // or no longer known.
-  return UnavailableError(unknown + " (pg_xact_status: " +
-                          (state.empty() ? "none" : state) + ")");
+  return UnavailableError(
+      unknown + " (pg_xact_status: " + (state.empty() ? "none" : state) + ")");
 }
 
 void PgJournalWriter::RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
