@@ -135,8 +135,9 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const Options& options) {
     }
     return Status(code, "journal: postgres: cannot connect: " + message);
   }
-  std::string target =
-      std::string(PQhost(raw)) + ":" + PQport(raw) + "/" + PQdb(raw);
+  auto or_empty = [](const char* v) { return v != nullptr ? v : ""; };
+  std::string target = std::string(or_empty(PQhost(raw))) + ":" +
+                       or_empty(PQport(raw)) + "/" + or_empty(PQdb(raw));
   std::unique_ptr<PgConn> conn(new PgConn(raw, std::move(target)));
   // Every statement names its tables unqualified: the schema is the session's
   // search_path. pg_catalog stays first, as it always is implicitly.

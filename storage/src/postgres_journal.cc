@@ -125,7 +125,36 @@ std::string PrefixEnd(std::string prefix) {
   return prefix;
 }
 
+// libpq's conninfo quoting: a value in single quotes, in which a quote or a
+// backslash is escaped by a backslash.
+std::string QuoteConninfoValue(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += "'";
+  return out;
+}
+
 }  // namespace
+
+std::string MakePostgresConninfo(const PostgresServerAddress& a) {
+  std::string out;
+  auto add = [&out](const char* key, const std::string& value) {
+    if (value.empty()) return;
+    if (!out.empty()) out += ' ';
+    out += key;
+    out += '=';
+    out += QuoteConninfoValue(value);
+  };
+  add("host", a.host);
+  add("port", a.port > 0 ? std::to_string(a.port) : std::string());
+  add("user", a.user);
+  add("password", a.password);
+  add("dbname", a.dbname);
+  return out;
+}
 
 struct PostgresJournal::Impl {
   explicit Impl(PostgresJournalOptions o)
@@ -230,6 +259,10 @@ Result<TransWithBranches> PostgresJournal::Find(const std::string& gid) {
       internal::PgBranchColumns("b.") +
       " FROM trans_global g LEFT JOIN trans_branch_op b ON b.trans_id = g.id"
       " WHERE g.gid = $1 ORDER BY b.id");
+  // No gid holds other bytes than visible ASCII (ValidateGid); such a key
+  // may not even be text the server accepts.
+  if (gid.empty() || !PrefixCanMatch(gid))
+    return NotFoundError("journal: gid " + gid + ": not found");
   const std::string& target = impl_->target;
   return impl_->readers.WithReader(
       [&](PgConn& conn) -> Result<TransWithBranches> {

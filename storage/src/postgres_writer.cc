@@ -171,10 +171,15 @@ Status PgJournalWriter::CommitOutcome(const std::string& xid) {
     return UnavailableError(unknown + " (" + r.status().message() + ")");
   const std::string state = r->IsNull(0, 0) ? "" : r->Text(0, 0);
   if (state == "committed") return Status::Ok();
-  return UnavailableError("journal: postgres " + target_ +
-                          ": the connection was lost during COMMIT; the "
-                          "transaction did not commit (" +
-                          (state.empty() ? "unknown" : state) + ")");
+  if (state == "aborted") {
+    return UnavailableError("journal: postgres " + target_ +
+                            ": the connection was lost during COMMIT; the "
+                            "transaction did not commit");
+  }
+  // Still in progress (its server process has not noticed the loss yet),
+  // or no longer known.
+  return UnavailableError(
+      unknown + " (pg_xact_status: " + (state.empty() ? "none" : state) + ")");
 }
 
 void PgJournalWriter::RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,

@@ -223,6 +223,36 @@ TEST_F(PostgresJournalTest, RefusesAJournalOfANewerDtx) {
               StatusIs(StatusCode::kFailedPrecondition, "newer dtx"));
 }
 
+TEST(MakePostgresConninfoTest, QuotesEveryValue) {
+  PostgresServerAddress a;
+  EXPECT_EQ(MakePostgresConninfo(a), "");
+  a.host = "db.internal";
+  a.port = 5433;
+  a.user = "dtx";
+  a.password = "p w'd\\ dbname=evil";
+  a.dbname = "dtm";
+  EXPECT_EQ(MakePostgresConninfo(a),
+            "host='db.internal' port='5433' user='dtx' "
+            "password='p w\\'d\\\\ dbname=evil' dbname='dtm'");
+}
+
+TEST_F(PostgresJournalTest, ConnectsWithAConninfoFromItsParts) {
+  if (pg_ == nullptr) return;
+  PostgresServerAddress a;
+  a.host = "127.0.0.1";
+  a.port = pg_->port();
+  a.user = "dtx";
+  // The throwaway server trusts loopback and ignores it; libpq must still
+  // parse it as one value (unquoted, "dbname=x" would change the database).
+  a.password = "not used ' dbname=x";
+  a.dbname = "dtx";
+  PostgresJournalOptions o = Options();
+  o.conninfo = MakePostgresConninfo(a);
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  EXPECT_OK(Save(*j, Trans("g-parts", clock_)));
+}
+
 TEST_F(PostgresJournalTest, RefusesBadOptions) {
   if (pg_ == nullptr) return;
   PostgresJournalOptions o = Options();
@@ -233,6 +263,10 @@ TEST_F(PostgresJournalTest, RefusesBadOptions) {
   o.schema = "bad-name";
   EXPECT_THAT(PostgresJournal::Open(o),
               StatusIs(StatusCode::kInvalidArgument, "bad-name"));
+  o = Options();
+  o.conninfo = pg_->conninfo() + " no_such_option=1";
+  EXPECT_THAT(PostgresJournal::Open(o),
+              StatusIs(StatusCode::kInvalidArgument, "no_such_option"));
   o = Options();
   o.conninfo = "host=127.0.0.1 port=1 user=dtx dbname=dtx";
   EXPECT_THAT(PostgresJournal::Open(o),
@@ -256,6 +290,8 @@ TEST_F(PostgresJournalTest, TextTheServerRefusesFailsAloneInItsBatch) {
     j->SaveNew(t, SagaBranches(1),
                [&done, i](Status s) { done[i].set_value(std::move(s)); });
   }
+  // A key that is no gid (not even UTF-8) is simply not found.
+  EXPECT_THAT(j->Find("\xff\xfe"), StatusIs(StatusCode::kNotFound));
   for (int i = 0; i < 21; ++i) {
     const Status s = done[i].get_future().get();
     const std::string gid = "g-text-" + std::to_string(i);

@@ -86,6 +86,23 @@ struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
   MetricsRegistry* metrics = nullptr;
 };
 
+// Where a PostgreSQL server is and who logs in: the parts of dtm's
+// Store settings (Host, Port, User, Password, Db) that make a connection.
+struct DTX_POSTGRES_EXPORT PostgresServerAddress {
+  std::string host;
+  int port = 0;  // 0: libpq's default (5432, or PGPORT)
+  std::string user;
+  std::string password;
+  std::string dbname;
+};
+
+// A libpq connection string from `address`, each value quoted as libpq
+// requires, so that a password with spaces, quotes or '=' stays one value
+// and cannot add options. Empty parts are left out: libpq's defaults and
+// its environment variables (PGHOST, PGPASSWORD...) apply.
+DTX_POSTGRES_EXPORT std::string MakePostgresConninfo(
+    const PostgresServerAddress& address);
+
 class DTX_POSTGRES_EXPORT PostgresJournal final : public Journal {
  public:
   static Result<std::unique_ptr<PostgresJournal>> Open(
