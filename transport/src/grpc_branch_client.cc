@@ -246,6 +246,8 @@ const TlsChannelSettings* GrpcBranchClient::Impl::TlsFor(
     const std::string& target, bool grpcs) const {
   std::string host, port;
   if (TargetHostPort(target, &host, &port)) {
+    // Rules write IPv6 addresses in brackets ("[::1]:9443").
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
     if (const TlsClientRule* rule =
             FindTlsRule(options.tls_rules, host, port)) {
       return &rule_tls[static_cast<std::size_t>(rule -
