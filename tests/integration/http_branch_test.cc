@@ -332,9 +332,7 @@ TEST_F(HttpBranchTest, ProtocolHttpCallsTheKratosInstancesHttpEndpoint) {
 class HttpsBranchTest : public HttpBranchTest {
  protected:
   void SetUp() override {
-    auto certs = TestCerts::Generate(dir_.path());
-    ASSERT_OK(certs.status());
-    certs_ = std::move(certs).value();
+    DTX_ASSIGN_TEST_CERTS_OR_SKIP(certs_, dir_.path());
     embedded_.branch_tls = {{"127.0.0.1", {certs_.ca_file, "", "", ""}}};
     HttpBranchTest::SetUp();
   }
@@ -400,10 +398,9 @@ TEST_F(HttpsBranchTest, AnUnreadableCaFileFailsTheOpen) {
       {"127.0.0.1", {dir_.File("missing.pem"), "", "", ""}}};
   embedded_.journal_path = dir_.File("dtx.db");
   embedded_.clock = &clock_;
-  EXPECT_THAT(
-      OpenEmbeddedCoordinator({}, embedded_).status(),
-      StatusIs(StatusCode::kInvalidArgument,
-               "the CA file '" + dir_.File("missing.pem") + "'"));
+  EXPECT_THAT(OpenEmbeddedCoordinator({}, embedded_).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "the CA file '" + dir_.File("missing.pem") + "'"));
 }
 
 }  // namespace

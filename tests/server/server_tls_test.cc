@@ -42,14 +42,7 @@ std::vector<std::string> PemBodyLines(const std::string& pem) {
 
 class ServerTlsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto certs = TestCerts::Generate(dir_.path());
-    if (!certs.ok()) {
-      if (std::getenv("CI") != nullptr) FAIL() << certs.status();
-      GTEST_SKIP() << certs.status();
-    }
-    certs_ = std::move(certs).value();
-  }
+  void SetUp() override { DTX_ASSIGN_TEST_CERTS_OR_SKIP(certs_, dir_.path()); }
 
   TempDir dir_;
   TestCerts certs_;

@@ -18,7 +18,11 @@
 
 #include "dtx/result.h"
 
+#include <gtest/gtest.h>
+
+#include <cstdlib>
 #include <string>
+#include <utility>
 
 namespace dtx::testing {
 
@@ -55,5 +59,21 @@ struct TestCerts {
 Result<std::string> ReadTextFile(const std::string& path);
 
 }  // namespace dtx::testing
+
+// In a test body or SetUp: `lhs = TestCerts::Generate(dir)`. Without the
+// openssl tool the test is skipped (and fails under CI=true, where setup.sh
+// has installed it); any other error fails the test.
+#define DTX_ASSIGN_TEST_CERTS_OR_SKIP(lhs, dir)                                \
+  do {                                                                         \
+    auto dtx_test_certs = ::dtx::testing::TestCerts::Generate(dir);            \
+    if (!dtx_test_certs.ok()) {                                                \
+      if (dtx_test_certs.status().code() != ::dtx::StatusCode::kUnavailable || \
+          std::getenv("CI") != nullptr) {                                      \
+        FAIL() << dtx_test_certs.status();                                     \
+      }                                                                        \
+      GTEST_SKIP() << dtx_test_certs.status();                                 \
+    }                                                                          \
+    lhs = std::move(dtx_test_certs).value();                                   \
+  } while (false)
 
 #endif  // DTX_TESTS_TESTING_TEST_CERTS_H_

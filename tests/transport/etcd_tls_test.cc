@@ -30,14 +30,7 @@ using ::testing::HasSubstr;
 
 class EtcdTlsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto certs = TestCerts::Generate(dir_.path());
-    if (!certs.ok()) {
-      if (std::getenv("CI") != nullptr) FAIL() << certs.status();
-      GTEST_SKIP() << certs.status();
-    }
-    certs_ = std::move(certs).value();
-  }
+  void SetUp() override { DTX_ASSIGN_TEST_CERTS_OR_SKIP(certs_, dir_.path()); }
 
   // etcd over TLS; with `client_certs`, it requires a client certificate
   // of the test CA.

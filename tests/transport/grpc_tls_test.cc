@@ -36,14 +36,7 @@ using ::testing::Not;
 
 class GrpcTlsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto certs = TestCerts::Generate(dir_.path());
-    if (!certs.ok()) {
-      if (std::getenv("CI") != nullptr) FAIL() << certs.status();
-      GTEST_SKIP() << certs.status();
-    }
-    certs_ = std::move(certs).value();
-  }
+  void SetUp() override { DTX_ASSIGN_TEST_CERTS_OR_SKIP(certs_, dir_.path()); }
 
   // A fake dtm server over TLS that answers NewGid.
   std::unique_ptr<BranchTestServer> DtmServerWith(const CertAndKey& cert,

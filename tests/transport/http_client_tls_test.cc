@@ -28,11 +28,7 @@ using ::testing::ElementsAre;
 
 class HttpClientTlsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto certs = TestCerts::Generate(dir_.path());
-    ASSERT_OK(certs.status());
-    certs_ = std::move(certs).value();
-  }
+  void SetUp() override { DTX_ASSIGN_TEST_CERTS_OR_SKIP(certs_, dir_.path()); }
 
   std::unique_ptr<TlsTestServer> Serve(const CertAndKey& cert,
                                        const std::string& client_ca = "") {

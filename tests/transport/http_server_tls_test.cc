@@ -28,14 +28,7 @@ constexpr auto kDeadline = std::chrono::seconds(20);
 
 class HttpServerTlsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto certs = TestCerts::Generate(dir_.path());
-    if (!certs.ok()) {
-      if (std::getenv("CI") != nullptr) FAIL() << certs.status();
-      GTEST_SKIP() << certs.status();
-    }
-    certs_ = std::move(certs).value();
-  }
+  void SetUp() override { DTX_ASSIGN_TEST_CERTS_OR_SKIP(certs_, dir_.path()); }
 
   Result<std::unique_ptr<HttpServer>> Serve(TlsServerOptions tls) {
     HttpServerOptions options;
