@@ -110,6 +110,7 @@ Result<const TransProcessor*> Admit(Engine& c, const TransRequest& req) {
   DTX_RETURN_IF_ERROR(ValidateGid(req.gid));
   DTX_RETURN_IF_ERROR(ValidateOptions(req.options));
   DTX_RETURN_IF_ERROR(ValidateProtocol(req.protocol));
+  DTX_RETURN_IF_ERROR(ValidateJsonDepth("custom_data", req.custom_data));
   return ProcessorOf(req.trans_type);
 }
 

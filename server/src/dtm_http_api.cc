@@ -1,5 +1,6 @@
 #include "dtm_http_api.h"
 
+#include "dtx/limits.h"
 #include "dtx/transport/dtm_http_json.h"
 #include "dtx/transport/http_message.h"
 
@@ -110,7 +111,6 @@ class DtmRoutes {
   // POST /api/json-rpc: {"jsonrpc":"2.0","id":...,"method":M,"params":P},
   // answered 200 {"jsonrpc":"2.0","id":...,"error":E,"result":R}.
   void JsonRpc(const HttpRequest& req, const HttpResponder& r) const {
-    const json envelope = json::parse(req.body, nullptr, false);
     auto fail = [&r](const json& id, int code, const std::string& message) {
       r.Respond(HttpResponse::Json(
           200, Dump(json{{"jsonrpc", "2.0"},
@@ -118,6 +118,13 @@ class DtmRoutes {
                          {"error", {{"code", code}, {"message", message}}},
                          {"result", nullptr}})));
     };
+    // Deep nesting is refused before anything walks it (params is written
+    // out again below, which recurses).
+    if (Status depth = ValidateJsonDepth("json-rpc", req.body); !depth.ok()) {
+      return fail(nullptr, kInvalidRequest,
+                  "Bad json request: " + depth.message());
+    }
+    const json envelope = json::parse(req.body, nullptr, false);
     if (envelope.is_discarded()) {
       return fail(nullptr, kParseError,
                   "Parse json error: the body is not valid JSON");

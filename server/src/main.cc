@@ -203,6 +203,11 @@ int main(int argc, char** argv) {
   embedded.branch_tls = config.branch_tls;
   embedded.durable_on_power_loss = config.durable_on_power_loss;
   embedded.logger = logger;
+  // Unusable TLS files stop the server before it opens the journal and
+  // resumes anything.
+  if (dtx::Status tls = dtx::HttpServer::CheckTls(config.tls); !tls.ok()) {
+    return Fail(tls.message());
+  }
   auto coordinator = dtx::OpenEmbeddedCoordinator(options, embedded);
   if (!coordinator.ok()) {
     return Fail("cannot open the coordinator: " +

@@ -28,6 +28,21 @@ TEST(LimitsTest, MessagesNameTheFieldAndLimit) {
   EXPECT_EQ(ValidateBranchId("").message(), "branch id is empty");
 }
 
+TEST(LimitsTest, JsonDepthCountsOnlyNestingOutsideStrings) {
+  EXPECT_TRUE(
+      ValidateJsonDepth("x", R"({"orders":{"1":[0]},"concurrent":true})").ok());
+  EXPECT_TRUE(
+      ValidateJsonDepth("x", std::string(64, '[') + std::string(64, ']')).ok());
+  const Status deep = ValidateJsonDepth(
+      "custom_data", std::string(65, '{') + std::string(65, '}'));
+  EXPECT_EQ(deep.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(deep.message(), "custom_data: JSON nested deeper than 64 levels");
+  // Brackets inside strings, escaped quotes included, do not count.
+  EXPECT_TRUE(ValidateJsonDepth("x", "{\"a\":\"" + std::string(100, '[') +
+                                         "\\\"" + std::string(100, '{') + "\"}")
+                  .ok());
+}
+
 TEST(LimitsTest, BranchIdRules) {
   EXPECT_TRUE(ValidateBranchId("01").ok());
   EXPECT_TRUE(ValidateBranchId("01-02").ok());

@@ -38,6 +38,23 @@ TEST(LoggerTest, SpdlogAdapterWritesThroughTheHostsLogger) {
   EXPECT_EQ(out.str(), "warning gid=g1 retry 3\n");
 }
 
+TEST(LoggerTest, SpdlogAdapterWritesOtherProgramsTextAsOneLine) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  auto host = std::make_shared<spdlog::logger>("host", sink);
+  host->set_pattern("%v");
+  auto logger = NewSpdlogLogger(host);
+  // A branch's answer quoted in a message: a forged second line, a terminal
+  // escape, NUL, bytes that are not UTF-8, and UTF-8 that is kept.
+  logger->Log(LogLevel::kWarn, std::string("HTTP 500: x\n2026 [info] forged"
+                                           "\x1b[31m\0\xff\xfe caf\xc3\xa9",
+                                           44));
+  host->flush();
+  EXPECT_EQ(out.str(),
+            "HTTP 500: x\\x0a2026 [info] forged\\x1b[31m\\x00\\xff\\xfe "
+            "caf\xc3\xa9\n");
+}
+
 TEST(LoggerTest, LevelsParse) {
   EXPECT_EQ(*ParseLogLevel("debug"), LogLevel::kDebug);
   EXPECT_EQ(*ParseLogLevel("INFO"), LogLevel::kInfo);

@@ -235,6 +235,25 @@ json RpcAnswer(const std::optional<HttpResponse>& r) {
   return json::parse(r->body, nullptr, false);
 }
 
+TEST_F(DtmHttpApiTest, DeeplyNestedBodiesAreRefusedBeforeAnyoneWalksThem) {
+  // 100,000 levels once crashed the JSON-RPC route (params written out
+  // again, recursively); every route refuses them now.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  json rpc = RpcAnswer(
+      Run("POST", "/api/json-rpc",
+          R"({"jsonrpc":"2.0","id":1,"method":"submit","params":{"a":)" + deep +
+              "}}"));
+  EXPECT_EQ(rpc["error"]["code"], -32600);
+  EXPECT_THAT(rpc["error"]["message"].get<std::string>(),
+              ::testing::HasSubstr("nested deeper than 64"));
+  auto submit = Run("POST", "/api/dtmsvr/submit",
+                    R"({"gid":"g1","trans_type":"saga","x":)" + deep + "}");
+  ASSERT_TRUE(submit.has_value());
+  EXPECT_EQ(submit->status, 400);
+  EXPECT_THAT(submit->body, ::testing::HasSubstr("nested deeper than 64"));
+  EXPECT_TRUE(dtm_.calls.empty());
+}
+
 TEST_F(DtmHttpApiTest, JsonRpcCallsTheSameMethodsWithDtmsCodes) {
   json a = RpcAnswer(Run("POST", "/api/json-rpc",
                          R"({"jsonrpc":"2.0","id":"1","method":"newGid"})"));

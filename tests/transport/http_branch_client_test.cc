@@ -90,6 +90,23 @@ TEST(BuildHttpBranchRequestTest, PostsThePayloadWithDtmsQuery) {
   EXPECT_EQ(h.timeout, milliseconds(3000));
 }
 
+TEST(BuildHttpBranchRequestTest, BranchHeadersCannotTouchTheConnection) {
+  BranchRequest r = Request("", "{}");
+  r.headers = {{"expect", "100-continue"},
+               {"Content-Length", "9"},
+               {"Transfer-Encoding", "chunked"},
+               {"Host", "evil"},
+               {"Connection", "close"},
+               {"content-type", "text/plain"},
+               {"x-ok", "1"}};
+  HttpClientRequest h =
+      BuildHttpBranchRequest(r, "http://b/x", milliseconds(3000));
+  using Pair = std::pair<std::string, std::string>;
+  EXPECT_THAT(h.headers,
+              ::testing::ElementsAre(Pair("Content-Type", "text/plain"),
+                                     Pair("x-ok", "1")));
+}
+
 TEST(BuildHttpBranchRequestTest, GetWithoutPayloadPostForXaAndDtmWhenSet) {
   BranchRequest check = Request("");
   check.info.trans_type = TransType::kMsg;

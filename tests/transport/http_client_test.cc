@@ -12,8 +12,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <atomic>
+#include <filesystem>
 #include <future>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace dtx {
@@ -35,6 +41,132 @@ HttpClientRequest Get(std::string url) {
   HttpClientRequest r;
   r.url = std::move(url);
   return r;
+}
+
+// A server on a raw socket that answers the n-th request of each connection
+// with answers[n] (bytes as given, malformed or doubled ones too), for what
+// a well-behaved HttpServer never sends.
+class RawHttpServer {
+ public:
+  explicit RawHttpServer(std::vector<std::string> answers)
+      : answers_(std::move(answers)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(fd_, 8) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "raw server: cannot listen";
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~RawHttpServer() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      const int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string in;
+      char buf[4096];
+      for (std::size_t n = 0; n < answers_.size();) {
+        const auto end = in.find("\r\n\r\n");
+        if (end != std::string::npos) {
+          in.erase(0, end + 4);
+          const std::string& a = answers_[n++];
+          if (write(c, a.data(), a.size()) < 0) break;
+          continue;
+        }
+        const ssize_t got = read(c, buf, sizeof(buf));
+        if (got <= 0) break;
+        in.append(buf, static_cast<std::size_t>(got));
+      }
+      close(c);
+    }
+  }
+
+  std::vector<std::string> answers_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST(HttpClientTest, InterimAnswersAreSkippedForTheFinalOne) {
+  RawHttpServer server(
+      {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n"
+       "HTTP/1.1 409 Conflict\r\nContent-Length: 7\r\n\r\nFAILURE",
+       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"});
+  auto client = NewClient();
+  ASSERT_OK_AND_ASSIGN(HttpClientResponse first,
+                       client->SendBlocking(Get(server.url("/a"))));
+  EXPECT_EQ(first.status, 409);
+  EXPECT_EQ(first.body, "FAILURE");
+  // The next request, on the same kept-alive connection, gets its own.
+  ASSERT_OK_AND_ASSIGN(HttpClientResponse second,
+                       client->SendBlocking(Get(server.url("/b"))));
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, "ok");
+}
+
+TEST(HttpClientTest, BytesBeyondAnAnswerAreNeverTakenForTheNextOne) {
+  // A 204 with a body it must not have (the bytes of a second answer): the
+  // connection is dropped, so the next request is answered afresh.
+  RawHttpServer server(
+      {"HTTP/1.1 204 No Content\r\n\r\n"
+       "HTTP/1.1 409 Conflict\r\nContent-Length: 7\r\n\r\nFAILURE",
+       "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"});
+  auto client = NewClient();
+  ASSERT_OK_AND_ASSIGN(HttpClientResponse first,
+                       client->SendBlocking(Get(server.url("/a"))));
+  EXPECT_EQ(first.status, 204);
+  ASSERT_OK_AND_ASSIGN(HttpClientResponse second,
+                       client->SendBlocking(Get(server.url("/b"))));
+  // The raw server starts each connection at answers[0]: a new connection
+  // gets the 204 again, never the stale 409.
+  EXPECT_NE(second.status, 409);
+  EXPECT_EQ(client->stats().connections_opened, 2u);
+}
+
+std::size_t OpenFds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e :
+       std::filesystem::directory_iterator("/proc/self/fd")) {
+    ++n;
+  }
+  return n;
+}
+
+TEST(HttpClientTest, IdleConnectionsAreClosedWithoutAnotherRequest) {
+  ASSERT_OK_AND_ASSIGN(auto svc, HttpBranchService::Start());
+  HttpClientOptions options;
+  options.idle_timeout = milliseconds(100);
+  auto client = NewClient(options);
+  const std::size_t before = OpenFds();
+  ASSERT_OK(client->SendBlocking(Get(svc->url("/x"))).status());
+  EXPECT_GT(OpenFds(), before);  // the kept-alive connection, both ends
+  // The sweep closes it (and the service its end) with no further request.
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (OpenFds() > before && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(OpenFds(), before);
+  // A later request opens a new one.
+  ASSERT_OK(client->SendBlocking(Get(svc->url("/y"))).status());
+  EXPECT_EQ(client->stats().connections_opened, 2u);
 }
 
 TEST(ParseHttpUrlTest, SplitsTheForms) {

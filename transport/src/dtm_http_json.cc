@@ -1,5 +1,7 @@
 #include "dtx/transport/dtm_http_json.h"
 
+#include "dtx/limits.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -44,6 +46,7 @@ Status WrongType(const std::string& key, const char* want, const json& got) {
 
 // The body as a JSON object; `what` names the request in messages.
 Result<json> ParseObject(std::string_view what, std::string_view body) {
+  DTX_RETURN_IF_ERROR(ValidateJsonDepth(what, body));
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return InvalidArgumentError(std::string(what) +

@@ -84,6 +84,8 @@ using internal::MutexLock;
 namespace {
 
 constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;
+// Interim (1xx) answers skipped before a request's final answer.
+constexpr int kMaxInterimAnswers = 8;
 
 bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -368,6 +370,10 @@ struct Shard {
   // On the shard's thread only.
   std::unordered_map<std::string, std::shared_ptr<Pool>> pools;
   std::unordered_set<std::shared_ptr<Exchange>> active;
+  // Closes idle connections past idle_timeout or closed by their server,
+  // and forgets empty pools (so that many hosts called once each leave no
+  // sockets behind). Reset when the client shuts down.
+  std::optional<asio::steady_timer> sweeper;
 };
 
 // The connections to one (scheme, host, port). On its shard's thread only.
@@ -534,6 +540,19 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
                          const ErrorCode& ec, std::size_t) {
       if (self->finished_) return;
       if (ec) return self->OnSendOrReceiveError(ec);
+      const unsigned status = self->parser_->get().result_int();
+      if (status >= 100 && status < 200) {
+        // An interim answer (100 Continue, 103 Early Hints): the final one
+        // follows on the same connection. 101 would switch protocols, which
+        // dtx never asks for.
+        if (status == 101 || ++self->interim_answers_ > kMaxInterimAnswers) {
+          return self->Finish(
+              UnavailableError(self->name_ + ": unexpected interim answer " +
+                               std::to_string(status)),
+              false);
+        }
+        return self->Read();
+      }
       const auto length = self->parser_->content_length();
       if (length && *length > self->client_.options.max_response_bytes) {
         return self->Finish(
@@ -594,7 +613,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       response.headers.emplace_back(std::string(field.name_string()),
                                     std::string(field.value()));
     }
-    const bool keep = message.keep_alive();
+    // Bytes already read past this answer (a body a 204 or 304 must not
+    // have, a server that answers twice) would be taken for the next
+    // request's answer: such a connection is not used again.
+    const bool keep = message.keep_alive() && conn_->buffer.size() == 0;
     response.body = std::move(message.body());
     if (response.body.size() > client_.options.max_response_bytes) {
       return Finish(IoError(bhttp::make_error_code(bhttp::error::body_limit)),
@@ -730,6 +752,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string stage_;
   bool reused_ = false;
   bool retried_ = false;
+  int interim_answers_ = 0;  // 1xx answers skipped so far
   bool finished_ = false;
 };
 
@@ -783,8 +806,48 @@ void Pool::Discard(const std::shared_ptr<Connection>& conn) {
 
 void Pool::CloseAll() {
   for (auto& conn : idle) conn->Close();
+  open -= idle.size();
   idle.clear();
   waiting.clear();
+}
+
+// How often a shard sweeps: often enough that a connection its server has
+// closed (CLOSE-WAIT here) goes within seconds.
+std::chrono::milliseconds SweepPeriod(std::chrono::milliseconds idle_timeout) {
+  return std::clamp(idle_timeout / 2, std::chrono::milliseconds(100),
+                    std::chrono::milliseconds(5000));
+}
+
+void Sweep(Shard& shard, std::chrono::milliseconds idle_timeout) {
+  const auto now = SteadyClock::now();
+  for (auto it = shard.pools.begin(); it != shard.pools.end();) {
+    Pool& pool = *it->second;
+    std::vector<std::shared_ptr<Connection>> keep;
+    for (auto& conn : pool.idle) {
+      if (now - conn->idle_since > idle_timeout || !conn->Usable()) {
+        conn->Close();
+        --pool.open;
+      } else {
+        keep.push_back(std::move(conn));
+      }
+    }
+    pool.idle = std::move(keep);
+    if (pool.open == 0 && pool.waiting.empty()) {
+      it = shard.pools.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ArmSweeper(Shard& shard, std::chrono::milliseconds idle_timeout) {
+  if (!shard.sweeper) return;
+  shard.sweeper->expires_after(SweepPeriod(idle_timeout));
+  shard.sweeper->async_wait([&shard, idle_timeout](const ErrorCode& ec) {
+    if (ec || !shard.sweeper) return;  // cancelled: the client shuts down
+    Sweep(shard, idle_timeout);
+    ArmSweeper(shard, idle_timeout);
+  });
 }
 
 }  // namespace
@@ -844,6 +907,8 @@ Result<std::unique_ptr<HttpClient>> HttpClient::Create(
   for (auto& shard : impl->shards) {
     Shard* raw = shard.get();
     try {
+      raw->sweeper.emplace(raw->io);
+      ArmSweeper(*raw, impl->options.idle_timeout);
       shard->thread = std::thread([raw] { raw->io.run(); });
     } catch (const std::system_error& e) {
       return ResourceExhaustedError(
@@ -986,6 +1051,7 @@ void HttpClient::Shutdown() {
     asio::post(shard->io, [raw = shard.get()] {
       for (auto& [key, pool] : raw->pools) pool->CloseAll();
       raw->pools.clear();
+      raw->sweeper.reset();  // cancels its wait: nothing keeps io running
     });
     shard->work.reset();
   }

@@ -1,5 +1,6 @@
 #include "dtx/transport/http_dtm_client.h"
 
+#include "dtx/limits.h"
 #include "dtx/routing_branch_client.h"
 #include "dtx/transport/dtm_http_json.h"
 #include "dtx/transport/http_branch_client.h"
@@ -263,6 +264,7 @@ Result<Branch> DecodeBranch(const json& j, std::size_t i) {
 }  // namespace
 
 Result<TransWithBranches> DecodeDtmQueryJson(std::string_view body) {
+  DTX_RETURN_IF_ERROR(ValidateJsonDepth("query", body));
   const json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return InternalError("query: the answer is not a JSON object");

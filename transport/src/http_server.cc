@@ -890,6 +890,22 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
 };
 
+namespace {
+
+Result<internal::ServerTlsMaterial> LoadTls(const TlsServerOptions& tls) {
+  static constexpr const char* kNames[3] = {
+      "the certificate file (TLS.CertFile)", "the key file (TLS.KeyFile)",
+      "the client CA file (TLS.ClientCAFile)"};
+  return internal::LoadServerTls(tls, "http", kNames);
+}
+
+}  // namespace
+
+Status HttpServer::CheckTls(const TlsServerOptions& tls) {
+  if (!tls.enabled()) return Status::Ok();
+  return LoadTls(tls).status();
+}
+
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
                                                       HttpHandler handler) {
   if (options.port < 0 || options.port > 65535) {
@@ -910,11 +926,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
 
   std::optional<internal::ServerTlsMaterial> tls;
   if (options.tls.enabled()) {
-    static constexpr const char* kNames[3] = {
-        "the certificate file (TLS.CertFile)", "the key file (TLS.KeyFile)",
-        "the client CA file (TLS.ClientCAFile)"};
-    DTX_ASSIGN_OR_RETURN(tls,
-                         internal::LoadServerTls(options.tls, "http", kNames));
+    DTX_ASSIGN_OR_RETURN(tls, LoadTls(options.tls));
   }
 
   std::string host = options.host;

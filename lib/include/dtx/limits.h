@@ -28,6 +28,10 @@ inline constexpr std::size_t kMaxTextBytes = 64 * 1024;
 inline constexpr std::size_t kMaxBranchesPerTrans = 10000;
 // Branch::last_error is cut to this many bytes (at a UTF-8 boundary).
 inline constexpr std::size_t kMaxLastErrorBytes = 512;
+// Nesting of JSON that dtx takes from its callers (request bodies,
+// custom_data): dtm's documents nest three or four levels; writing out a
+// document nested ten thousand deep would exhaust a thread's stack.
+inline constexpr int kMaxJsonDepth = 64;
 
 // Non-empty, at most kMaxGidBytes, visible ASCII only.
 DTX_CORE_EXPORT Status ValidateGid(std::string_view gid);
@@ -40,6 +44,11 @@ DTX_CORE_EXPORT Status ValidatePayload(std::string_view payload);
 // At most kMaxTextBytes; `what` names the field in the error.
 DTX_CORE_EXPORT Status ValidateText(std::string_view what,
                                     std::string_view text);
+// kInvalidArgument naming `what` when `json`'s arrays and objects nest more
+// than kMaxJsonDepth deep. Checks only the nesting (a scan of the text, in
+// constant stack), not that it is JSON.
+DTX_CORE_EXPORT Status ValidateJsonDepth(std::string_view what,
+                                         std::string_view json);
 
 }  // namespace dtx
 

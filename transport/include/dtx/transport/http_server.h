@@ -92,6 +92,11 @@ class DTX_HTTP_EXPORT HttpServer {
   // certificate: each names the file); kUnavailable when the host cannot be
   // resolved or the address cannot be bound ("address already in use"),
   // naming host and port. Nothing is left running on error.
+  // Reads and checks `tls`'s files as Start would, with the same errors
+  // (OK when TLS is off), so that a program can refuse a bad certificate
+  // before it does anything else (dtx-server: before opening its journal).
+  static Status CheckTls(const TlsServerOptions& tls);
+
   static Result<std::unique_ptr<HttpServer>> Start(HttpServerOptions options,
                                                    HttpHandler handler);
 
