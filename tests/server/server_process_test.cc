@@ -368,6 +368,11 @@ TEST_F(ServerProcessTest, ServesPingAndHealthOnTheHttpPort) {
                        c.Roundtrip("GET", "/api/health"));
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.body, R"({"status":"SERVING"})");
+  // dtm's transaction API is served (dtm_http_api_test.cc); an unknown
+  // path is not.
+  ASSERT_OK_AND_ASSIGN(HttpTestResponse gid,
+                       c.Roundtrip("GET", "/api/dtmsvr/newGid"));
+  EXPECT_EQ(gid.status, 200);
   ASSERT_OK_AND_ASSIGN(HttpTestResponse missing,
                        c.Roundtrip("GET", "/api/dtmsvr/noSuchRoute"));
   EXPECT_EQ(missing.status, 404);
