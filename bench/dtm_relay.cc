@@ -49,6 +49,30 @@ namespace {
 
 using google::protobuf::Empty;
 
+// TCC branch ids registered and not submitted yet, per gid (both fronts).
+class Registered {
+ public:
+  void Add(const std::string& gid, const std::string& branch_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids_[gid].push_back(branch_id);
+  }
+  // The ids of `gid`, forgotten here.
+  std::vector<std::string> Take(const std::string& gid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> ids;
+    auto it = ids_.find(gid);
+    if (it != ids_.end()) {
+      ids = std::move(it->second);
+      ids_.erase(it);
+    }
+    return ids;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::string>> ids_;  // guarded by mu_
+};
+
 class Relay final : public dtmgimp::Dtm::CallbackService {
  public:
   Relay(Journal& journal, const std::string& branch_address)
@@ -76,10 +100,7 @@ class Relay final : public dtmgimp::Dtm::CallbackService {
   grpc::ServerUnaryReactor* RegisterBranch(
       grpc::CallbackServerContext* context,
       const dtmgimp::DtmBranchRequest* request, Empty*) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      registered_[request->gid()].push_back(request->branchid());
-    }
+    registered_.Add(request->gid(), request->branchid());
     return Run(context, TccRegisterPlan(request->gid(), request->branchid()));
   }
 
@@ -87,15 +108,7 @@ class Relay final : public dtmgimp::Dtm::CallbackService {
                                    const dtmgimp::DtmRequest* request,
                                    Empty*) override {
     if (request->transtype() == "tcc") {
-      std::vector<std::string> ids;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = registered_.find(request->gid());
-        if (it != registered_.end()) {
-          ids = std::move(it->second);
-          registered_.erase(it);
-        }
-      }
+      std::vector<std::string> ids = registered_.Take(request->gid());
       return Run(context, TccSubmitPlan(request->gid(), ids));
     }
     // Decoded as dtx-server decodes it.
@@ -162,9 +175,7 @@ class Relay final : public dtmgimp::Dtm::CallbackService {
   std::unique_ptr<dtx::test::Busi::Stub> stub_;
   const AsyncCall call_;
   std::unique_ptr<IdGenerator> ids_ = NewTimeOrderedIdGenerator();
-  std::mutex mu_;
-  // TCC branch ids registered and not submitted yet, per gid.
-  std::map<std::string, std::vector<std::string>> registered_;  // guarded
+  Registered registered_;
 };
 
 // dtm's HTTP API, answered like Relay answers dtmgimp: each request once
@@ -190,10 +201,7 @@ class HttpRelay {
       auto branch = DecodeDtmBranchJson(request.body);
       if (!branch.ok())
         return responder.Respond(DtmHttpAnswer(branch.status()));
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        registered_[branch->gid].push_back(branch->branch_id);
-      }
+      registered_.Add(branch->gid, branch->branch_id);
       return Run(responder, TccRegisterPlan(branch->gid, branch->branch_id));
     }
     const bool prepare = path == "/api/dtmsvr/prepare";
@@ -203,15 +211,7 @@ class HttpRelay {
     if (!trans.ok()) return responder.Respond(DtmHttpAnswer(trans.status()));
     if (trans->trans_type == TransType::kTcc) {
       if (prepare) return Run(responder, TccPreparePlan(trans->gid));
-      std::vector<std::string> ids;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = registered_.find(trans->gid);
-        if (it != registered_.end()) {
-          ids = std::move(it->second);
-          registered_.erase(it);
-        }
-      }
+      std::vector<std::string> ids = registered_.Take(trans->gid);
       return Run(responder, TccSubmitPlan(trans->gid, ids));
     }
     if (prepare || (trans->trans_type != TransType::kSaga &&
@@ -260,9 +260,7 @@ class HttpRelay {
   const std::string branch_url_;
   const AsyncCall call_;
   std::unique_ptr<IdGenerator> ids_ = NewTimeOrderedIdGenerator();
-  std::mutex mu_;
-  // TCC branch ids registered and not submitted yet, per gid.
-  std::map<std::string, std::vector<std::string>> registered_;  // guarded
+  Registered registered_;
 };
 
 int Main(int argc, char** argv) {

@@ -104,6 +104,35 @@ class RawHttpServer {
   std::thread thread_;
 };
 
+TEST(HttpClientTest, RequestHeadersCannotTouchTheConnection) {
+  ASSERT_OK_AND_ASSIGN(auto svc, HttpBranchService::Start());
+  auto client = NewClient();
+  HttpClientRequest req = Get(svc->url("/x"));
+  req.method = "POST";
+  req.body = "{}";
+  req.headers = {{"expect", "100-continue"},
+                 {"Content-Length", "9"},
+                 {"Transfer-Encoding", "chunked"},
+                 {"Host", "evil"},
+                 {"Connection", "close"},
+                 {"Upgrade", "h2c"},
+                 {"TE", "trailers"},
+                 {"x-ok", "1"}};
+  ASSERT_OK_AND_ASSIGN(HttpClientResponse r,
+                       client->SendBlocking(std::move(req)));
+  EXPECT_EQ(r.status, 200);
+  const std::vector<HttpRequest> seen = svc->Seen("/x");
+  ASSERT_EQ(seen.size(), 1u);
+  for (const char* name :
+       {"expect", "transfer-encoding", "upgrade", "te", "connection"}) {
+    EXPECT_FALSE(seen[0].Header(name).has_value()) << name;
+  }
+  EXPECT_NE(seen[0].Header("host"), "evil");
+  EXPECT_EQ(seen[0].Header("content-length"), "2");
+  EXPECT_EQ(seen[0].Header("x-ok"), "1");
+  EXPECT_EQ(seen[0].body, "{}");
+}
+
 TEST(HttpClientTest, InterimAnswersAreSkippedForTheFinalOne) {
   RawHttpServer server(
       {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n"

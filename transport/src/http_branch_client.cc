@@ -49,28 +49,6 @@ std::string Quote(std::string_view body) {
   return out;
 }
 
-bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-// Hop-by-hop and framing fields (RFC 9110 7.6.1, 9112 6), which belong to
-// the HTTP client and not to a branch's headers.
-bool IsConnectionHeader(std::string_view name) {
-  for (std::string_view h :
-       {"connection", "content-length", "expect", "host", "keep-alive",
-        "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}) {
-    if (EqualsIgnoringCase(name, h)) return true;
-  }
-  return false;
-}
-
 bool IsRegistryUrl(std::string_view url) {
   return StartsWith(url, "discovery://") || StartsWith(url, "etcd://");
 }
@@ -114,15 +92,14 @@ HttpClientRequest BuildHttpBranchRequest(
     out.url = url + "&" + query;
   }
   // dtm's headers, then the branch headers: a branch header Content-Type
-  // replaces dtm's (as resty's SetHeader would); those that describe the
-  // connection or the message's framing are the client's and are not sent
-  // (an "Expect: 100-continue" would make the branch send an interim answer
-  // for a body that is already on its way).
+  // replaces dtm's (as resty's SetHeader would). Those that describe the
+  // connection (Host, Expect, ...) are HttpClient's and it does not send
+  // them.
   out.headers.emplace_back("Content-Type", "application/json");
   for (const auto& [key, value] : request.headers) {
-    if (EqualsIgnoringCase(key, "content-type")) {
+    if (HttpNamesEqual(key, "content-type")) {
       out.headers.front().second = value;
-    } else if (!IsConnectionHeader(key)) {
+    } else {
       out.headers.emplace_back(key, value);
     }
   }

@@ -102,14 +102,16 @@ bool HasCrLfNul(std::string_view s) {
   return s.find_first_of(std::string_view("\r\n\0", 3)) != s.npos;
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+// Hop-by-hop and framing fields (RFC 9110 7.6.1, RFC 9112 6): the client's
+// own, never taken from a request's headers. "Expect: 100-continue" would
+// make a server send an interim answer for a body already on its way.
+bool IsConnectionHeader(std::string_view name) {
+  for (std::string_view h :
+       {"connection", "content-length", "expect", "host", "keep-alive",
+        "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}) {
+    if (HttpNamesEqual(name, h)) return true;
   }
-  return true;
+  return false;
 }
 
 bool IsIpLiteral(const std::string& host) {
@@ -144,6 +146,11 @@ Result<TlsSetup> MakeTlsSetup(const TlsClientOptions* tls,
                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                   ssl::context::no_tlsv1_1);
   ctx.set_verify_mode(ssl::verify_peer);
+  // An encrypted key is refused, never asked for on the terminal (OpenSSL's
+  // default), as tls_files.h does for the gRPC side.
+  ctx.set_password_callback([](std::size_t, ssl::context::password_purpose) {
+    return std::string();
+  });
   ErrorCode ec;
   const std::string bad = "http client: TLS rule " + label + ": ";
   if (tls == nullptr || tls->ca_file.empty()) {
@@ -279,7 +286,7 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url) {
 std::optional<std::string> HttpClientResponse::Header(
     std::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (EqualsIgnoreCase(key, name)) return value;
+    if (HttpNamesEqual(key, name)) return value;
   }
   return std::nullopt;
 }
@@ -948,12 +955,7 @@ void HttpClient::Send(HttpClientRequest request, Executor executor,
           "http request to '" + request.url + "': header '" + name +
           "' has a bad name or a CR, LF or NUL in its value"));
     }
-    if (EqualsIgnoreCase(name, "content-length") ||
-        EqualsIgnoreCase(name, "host") ||
-        EqualsIgnoreCase(name, "connection") ||
-        EqualsIgnoreCase(name, "transfer-encoding")) {
-      continue;
-    }
+    if (IsConnectionHeader(name)) continue;
     message.insert(name, value);
   }
   message.body() = std::move(request.body);

@@ -6,9 +6,8 @@
 #include <cctype>
 
 namespace dtx {
-namespace {
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+bool HttpNamesEqual(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (std::tolower(static_cast<unsigned char>(a[i])) !=
@@ -18,6 +17,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   }
   return true;
 }
+namespace {
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -38,7 +38,7 @@ std::optional<std::string> HttpRequest::QueryValue(
 
 std::optional<std::string> HttpRequest::Header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (EqualsIgnoreCase(key, name)) return value;
+    if (HttpNamesEqual(key, name)) return value;
   }
   return std::nullopt;
 }

@@ -194,14 +194,6 @@ struct ServerState {
   bool posting DTX_GUARDED_BY(mu) = true;
 };
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 std::string FormatEndpoint(const tcp::endpoint& endpoint) {
   const std::string address = endpoint.address().to_string();
   const std::string port = std::to_string(endpoint.port());
@@ -228,7 +220,7 @@ bool AcceptableHeader(std::string_view name, std::string_view value) {
   }
   for (const std::string_view own :
        {"content-length", "connection", "transfer-encoding", "server"}) {
-    if (EqualsIgnoreCase(name, own)) return false;
+    if (HttpNamesEqual(name, own)) return false;
   }
   return true;
 }
@@ -383,7 +375,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // nothing is ahead of it; otherwise it sends the body after its own
     // timeout, which is still correct.
     if (header.version() >= 11 && slots_.empty() && !writing_ &&
-        EqualsIgnoreCase(header[bhttp::field::expect], "100-continue")) {
+        HttpNamesEqual(header[bhttp::field::expect], "100-continue")) {
       writing_ = true;
       write_deadline_ = Clock::now() + options().write_timeout;
       UpdateTimer();

@@ -97,8 +97,11 @@ struct DTX_HTTP_EXPORT HttpClientRequest {
   // "http://host[:port][/path][?query]" or "https://...". The path and query
   // are sent as they are (already percent-encoded).
   std::string url;
-  // Sent after Host, in order. Content-Length, Host and Connection are the
-  // client's; a name or value holding CR, LF or NUL is kInvalidArgument.
+  // Sent after Host, in order. The fields of the connection and the
+  // message's framing (Host, Connection, Content-Length, Transfer-Encoding,
+  // Expect, Upgrade, TE, Trailer, Keep-Alive, Proxy-Connection) are the
+  // client's and are not sent; a name or value holding CR, LF or NUL is
+  // kInvalidArgument.
   HttpPairs headers;
   std::string body;
   // Zero: the client's default_timeout.

@@ -39,6 +39,10 @@ namespace dtx {
 // Name-value pairs in the order they came (query parameters, headers).
 using HttpPairs = std::vector<std::pair<std::string, std::string>>;
 
+// ASCII case-insensitive equality, as HTTP compares field names and tokens
+// ("Content-Length" and "content-length").
+DTX_HTTP_EXPORT bool HttpNamesEqual(std::string_view a, std::string_view b);
+
 struct DTX_HTTP_EXPORT HttpRequest {
   // As sent: "GET", "POST", ... (methods are case-sensitive, RFC 9110).
   std::string method;
