@@ -25,17 +25,15 @@ std::optional<TimePoint> ReadOptTime(const Stmt& s, int col) {
 
 Result<StoredTrans> ReadStored(Db& db, const std::string& gid) {
   DTX_ASSIGN_OR_RETURN(
-      Stmt * stmt,
-      db.PrepareStatic(
-          R"sql(SELECT id, status, owner, fence FROM trans_global
+      Stmt * stmt, db.PrepareStatic(
+                       R"sql(SELECT id, status, owner, fence FROM trans_global
 WHERE gid = ?1)sql"));
   StmtGuard guard(stmt);
   stmt->BindTextRef(1, gid);
   const int rc = stmt->Step();
   if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
   if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
-  return StoredTrans{stmt->Int(0), stmt->Text(1), stmt->Text(2),
-                     stmt->Int(3)};
+  return StoredTrans{stmt->Int(0), stmt->Text(1), stmt->Text(2), stmt->Int(3)};
 }
 
 Status CheckFence(const std::string& gid, const StoredTrans& stored,
@@ -80,8 +78,8 @@ WHERE id = ?2)sql"));
   stmt->BindTextRef(1, fence->owner);
   stmt->BindInt(2, stored.id);
   const int rc = stmt->Step();
-  if (rc != SQLITE_DONE) return db.Error(rc, "take over row " +
-                                                 std::to_string(stored.id));
+  if (rc != SQLITE_DONE)
+    return db.Error(rc, "take over row " + std::to_string(stored.id));
   return Status::Ok();
 }
 

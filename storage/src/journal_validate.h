@@ -26,11 +26,11 @@ inline std::string GidPrefix(std::string_view gid) {
 inline Status StaleFenceError(std::string_view gid, const Fence& fence,
                               std::string_view stored_owner,
                               int64_t stored_fence) {
-  return AbortedError(
-      GidPrefix(gid) + "claimed by coordinator '" + std::string(stored_owner) +
-      "' since (fence " + std::to_string(stored_fence) + ", the write's " +
-      std::to_string(fence.token) + " by '" + fence.owner +
-      "'): the write is refused");
+  return AbortedError(GidPrefix(gid) + "claimed by coordinator '" +
+                      std::string(stored_owner) + "' since (fence " +
+                      std::to_string(stored_fence) + ", the write's " +
+                      std::to_string(fence.token) + " by '" + fence.owner +
+                      "'): the write is refused");
 }
 
 // Whether a fenced write that applies takes the transaction over from the

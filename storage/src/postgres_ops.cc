@@ -220,11 +220,10 @@ Result<PgStored> LockStatus(PgConn& conn, const std::string& gid,
   PgParams p;
   p.Text(gid);
   DTX_ASSIGN_OR_RETURN(
-      PgResult r,
-      conn.Exec(std::string("SELECT id, status, owner, fence FROM "
-                            "trans_global WHERE gid = $1 ") +
-                    lock,
-                p, "read status of " + gid));
+      PgResult r, conn.Exec(std::string("SELECT id, status, owner, fence FROM "
+                                        "trans_global WHERE gid = $1 ") +
+                                lock,
+                            p, "read status of " + gid));
   if (r.rows() == 0) return NotFoundError(GidPrefix(gid) + "not found");
   if (fence && fence->token != r.Int(0, 3))
     return StaleFenceError(gid, *fence, r.Text(0, 2), r.Int(0, 3));
@@ -236,15 +235,16 @@ Result<PgStored> LockStatus(PgConn& conn, const std::string& gid,
 
 // Takes the locked row `stored` over for `fence`'s owner (journal.h, Fence)
 // when a fenced write by another coordinator applies.
-Status PgTakeOver(PgConn& conn, const std::string& gid,
-                  const PgStored& stored, const std::optional<Fence>& fence) {
+Status PgTakeOver(PgConn& conn, const std::string& gid, const PgStored& stored,
+                  const std::optional<Fence>& fence) {
   if (!TakesOver(fence, stored.owner)) return Status::Ok();
   PgParams p;
   p.Text(fence->owner).Int(stored.id);
   return conn
-      .Exec("UPDATE trans_global SET owner = $1, fence = fence + 1 "
-            "WHERE id = $2",
-            p, "take over " + gid)
+      .Exec(
+          "UPDATE trans_global SET owner = $1, fence = fence + 1 "
+          "WHERE id = $2",
+          p, "take over " + gid)
       .status();
 }
 
@@ -390,9 +390,8 @@ class ChangeStatusOp final : public SimpleOp {
     if (c_.expected_branch_rows) {
       // Lock first, then count: the count is a statement of its own, so it
       // sees every branch row committed before the lock was granted.
-      DTX_ASSIGN_OR_RETURN(
-          PgStored stored,
-          LockStatus(conn, c_.gid, c_.from, "FOR UPDATE", c_.fence));
+      DTX_ASSIGN_OR_RETURN(PgStored stored, LockStatus(conn, c_.gid, c_.from,
+                                                       "FOR UPDATE", c_.fence));
       trans_id = stored.id;
       PgParams q;
       q.Int(trans_id);
@@ -423,8 +422,7 @@ class ChangeStatusOp final : public SimpleOp {
           PgResult r,
           conn.Exec(std::string("WITH u AS (UPDATE trans_global g SET") +
                         kChangeSet + FenceSet(9) +
-                        " WHERE g.gid = $7 AND g.status = $8" +
-                        FenceWhere(10) +
+                        " WHERE g.gid = $7 AND g.status = $8" + FenceWhere(10) +
                         " RETURNING g.id), o AS (SELECT status, owner, fence "
                         "FROM trans_global WHERE gid = $7)"
                         " SELECT (SELECT id FROM u), (SELECT status FROM o), "

@@ -244,16 +244,15 @@ WHERE gid = ?5 AND status = ?6 AND (?7 IS NULL OR fence = ?7))sql"));
     stmt->BindOptInt(4, u_.retry_count);
     stmt->BindText(5, u_.gid);
     stmt->BindText(6, ToString(u_.expected));
-    stmt->BindOptInt(7, u_.fence ? std::optional<int64_t>(u_.fence->token)
-                                 : std::nullopt);
+    stmt->BindOptInt(
+        7, u_.fence ? std::optional<int64_t>(u_.fence->token) : std::nullopt);
     stmt->BindOptText(8, u_.fence ? std::optional<std::string>(u_.fence->owner)
                                   : std::nullopt);
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "touch cron of " + u_.gid);
     if (db.changes() == 0) {
-      return ExplainMiss(db, u_.gid,
-                         "'" + std::string(ToString(u_.expected)) + "'",
-                         u_.fence);
+      return ExplainMiss(
+          db, u_.gid, "'" + std::string(ToString(u_.expected)) + "'", u_.fence);
     }
     return Status::Ok();
   }

@@ -1033,8 +1033,7 @@ TYPED_TEST_P(JournalContractTest, StaleFencedWritesAreRefusedAndWriteNothing) {
   c.gid = "f-stale";
   c.from = TransStatus::kSubmitted;
   c.to = TransStatus::kSucceed;
-  c.branch_updates.push_back(
-      {"01", BranchOp::kAction, BranchStatus::kSucceed});
+  c.branch_updates.push_back({"01", BranchOp::kAction, BranchStatus::kSucceed});
   c.fence = stale;
   Status s = this->Change(c);
   EXPECT_EQ(s.code(), StatusCode::kAborted) << s;
