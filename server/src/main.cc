@@ -148,6 +148,9 @@ int main(int argc, char** argv) {
     std::fputs(dtx::server::ToYaml(config).c_str(), stdout);
     return 0;
   }
+  if (config.store_driver == dtx::server::StoreDriver::kPostgres) {
+    return Fail("Store.Driver postgres is not wired into dtx-server yet");
+  }
 
   auto logger = dtx::NewStderrLogger(config.log_level);
   for (const std::string& warning : loaded->warnings) {

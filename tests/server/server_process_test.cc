@@ -315,7 +315,7 @@ TEST_F(ServerProcessTest, BadConfigurationIsAClearStartupError) {
   std::ofstream(dir_.File("mysql.yml")) << "Store:\n  Driver: mysql\n";
   Outcome mysql = RunToExit({"-c", dir_.File("mysql.yml")});
   EXPECT_EQ(mysql.exit_code, 1);
-  EXPECT_THAT(mysql.output, HasSubstr("SQLite only"));
+  EXPECT_THAT(mysql.output, HasSubstr("SQLite or PostgreSQL"));
 
   Outcome missing = RunToExit({"-c", dir_.File("nope.yml")});
   EXPECT_EQ(missing.exit_code, 1);
