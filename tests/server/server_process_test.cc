@@ -747,6 +747,45 @@ TEST_F(ServerRegistryTest, ThreeServersOnOneEtcdRegisterThreeKeys) {
   }
 }
 
+// MicroService.InstanceId: the registration's key is the one configured,
+// and a restart after SIGKILL takes the same key over (no stale second
+// registration until the old lease expires).
+TEST_F(ServerRegistryTest, AConfiguredInstanceIdIsTheRegistrationKey) {
+  TempDir dir;
+  int port = 0;
+  {
+    auto probe = BranchTestServer::Start();
+    port = probe->port();
+    probe->Shutdown();
+  }
+  DtxServerConfig config;
+  config.journal_path = dir.File("dtx.db");
+  config.config_path = dir.File("dtx.yml");
+  config.port = port;
+  config.yaml =
+      "MicroService:\n  Driver: dtm-driver-kratos\n  Target: etcd://" +
+      etcd_->endpoint() +
+      "/dtmservice\n  EndPoint: grpc://127.0.0.1:" + std::to_string(port) +
+      "\n  InstanceId: dtx-0\n";
+  EtcdClientOptions o;
+  o.endpoints = {etcd_->endpoint()};
+  ASSERT_OK_AND_ASSIGN(auto etcd, EtcdClient::Create(o));
+  for (int start = 0; start < 2; ++start) {
+    auto server = DtxServerProcess::Start(config, /*expect_registration=*/true);
+    ASSERT_OK(server);
+    EXPECT_EQ((*server)->registry_key(), "/microservices/dtmservice/dtx-0");
+    ASSERT_OK_AND_ASSIGN(auto range,
+                         etcd->GetPrefix("/microservices/dtmservice/"));
+    ASSERT_EQ(range.kvs.size(), 1u);
+    EXPECT_EQ(range.kvs[0].key, "/microservices/dtmservice/dtx-0");
+    ASSERT_OK_AND_ASSIGN(ServiceInstance instance,
+                         DecodeServiceInstance(range.kvs[0].value));
+    EXPECT_EQ(instance.id, "dtx-0");
+    (*server)->Kill(SIGKILL);  // leaves its key behind, until its lease ends
+    (*server)->Wait();
+  }
+}
+
 TEST_F(ServerRegistryTest, UnreachableEtcdIsAClearStartupError) {
   TempDir dir;
   std::ofstream(dir.File("dtx.yml"))
