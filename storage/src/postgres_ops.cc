@@ -407,8 +407,11 @@ class ChangeStatusOp final : public SimpleOp {
       }
       // The fence was checked under the lock; the owner may change here.
       p.Int(trans_id);
-      p.OptText(c_.fence ? std::optional<std::string>(c_.fence->owner)
-                         : std::nullopt);
+      if (c_.fence) {
+        p.Text(c_.fence->owner);  // borrowed: c_ outlives the statement
+      } else {
+        p.NullText();
+      }
       DTX_ASSIGN_OR_RETURN(
           PgResult u,
           conn.Exec(std::string("UPDATE trans_global g SET") + kChangeSet +
