@@ -214,9 +214,10 @@ class PgStore final : public BarrierStore {
   Status Begin() override {
     Status s = conn_->ExecSimple("BEGIN", "begin").status();
     if (s.ok() || conn_->ok() || !pooled_) return s;
-    // The idle connection was cut; BEGIN did nothing. Once more, on a new one.
+    // The idle connection was cut; BEGIN did nothing. Once more, on a new one
+    // (Release drops the cut one and the other idle ones with it).
     pooled_ = false;
-    conn_.reset();
+    pool_.Release(std::move(conn_));
     DTX_ASSIGN_OR_RETURN(conn_, pool_.Connect());
     return conn_->ExecSimple("BEGIN", "begin").status();
   }
