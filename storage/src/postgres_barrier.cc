@@ -298,6 +298,11 @@ pg_conn* PostgresTx::native_handle() const { return conn_->native_handle(); }
 
 Result<std::unique_ptr<PostgresBarrier>> PostgresBarrier::Open(
     PostgresBarrierOptions options) {
+  if (options.conninfo.empty()) {
+    return InvalidArgumentError(
+        "barrier: postgres: conninfo is empty (a libpq connection string or "
+        "postgresql:// URI)");
+  }
   DTX_RETURN_IF_ERROR(CheckIdentifier("schema", options.schema));
   DTX_RETURN_IF_ERROR(CheckIdentifier("table", options.table));
   if (options.lock_timeout.count() < 0) {

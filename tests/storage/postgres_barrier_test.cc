@@ -259,6 +259,8 @@ TEST_F(PostgresBarrierTest, BadNamesAreRejectedAndCreateNothing) {
                 StatusIs(StatusCode::kInvalidArgument, "plain identifier"))
         << schema << "." << table;
   }
+  EXPECT_THAT(PostgresBarrier::Open(PostgresBarrierOptions()),
+              StatusIs(StatusCode::kInvalidArgument, "conninfo is empty"));
   PostgresBarrierOptions negative = Options();
   negative.lock_timeout = std::chrono::milliseconds(-1);
   EXPECT_THAT(PostgresBarrier::Open(negative),
