@@ -215,28 +215,35 @@ TYPED_TEST_P(BarrierContractTest, ConcurrentDuplicatesTakeEffectOnce) {
   EXPECT_EQ(this->Effects("action"), 1);
 }
 
-// A try and its cancel (each sent twice) race on one branch. Whichever takes
-// the try's row first decides: try first, then both run (the cancel undoes
-// the try); cancel first, then neither runs. Never a cancel without its try,
-// nor a try after its cancel, nor anything twice.
-TYPED_TEST_P(BarrierContractTest, RacingTryAndCancelAgreeOnOneOutcome) {
+// A forward op and its compensation (each sent twice) race on one branch: a
+// TCC try and cancel, a saga action and compensate. Whichever takes the
+// forward op's row first decides: the forward op first, then both run (the
+// compensation undoes it); the compensation first, then neither runs. Never
+// a compensation without its forward op, nor a forward op after its
+// compensation, nor anything twice.
+TYPED_TEST_P(BarrierContractTest, RacingForwardOpAndCompensationAgree) {
   constexpr int kRounds = 10;
   for (int round = 0; round < kRounds; ++round) {
+    const bool tcc = round % 2 == 0;
+    const TransType type = tcc ? TransType::kTcc : TransType::kSaga;
+    const BranchOp forward = tcc ? BranchOp::kTry : BranchOp::kAction;
+    const BranchOp undo = tcc ? BranchOp::kCancel : BranchOp::kCompensate;
     const std::string gid = "race-" + std::to_string(round);
     std::vector<std::thread> threads;
-    for (BranchOp op : {BranchOp::kTry, BranchOp::kCancel, BranchOp::kTry,
-                        BranchOp::kCancel}) {
+    for (BranchOp op : {forward, undo, forward, undo}) {
       threads.emplace_back([&, op] {
-        BranchBarrier b = this->Barrier(op, TransType::kTcc, gid);
+        BranchBarrier b = this->Barrier(op, type, gid);
         EXPECT_OK(this->backend_.Run(b, gid + "/" + std::string(ToString(op)),
                                      nullptr));
       });
     }
     for (auto& t : threads) t.join();
-    const int64_t tries = this->Effects(gid + "/try");
-    const int64_t cancels = this->Effects(gid + "/cancel");
-    EXPECT_LE(tries, 1) << gid;
-    EXPECT_EQ(tries, cancels) << gid;
+    const int64_t forwards =
+        this->Effects(gid + "/" + std::string(ToString(forward)));
+    const int64_t undos =
+        this->Effects(gid + "/" + std::string(ToString(undo)));
+    EXPECT_LE(forwards, 1) << gid;
+    EXPECT_EQ(forwards, undos) << gid;
   }
 }
 
@@ -302,7 +309,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     FailedBusinessRollsBackAndCanRunAgain,
     FailedBusinessSqlRollsBackTheBarrierRows,
     EachCallOfOneRequestTakesTheNextBarrierId,
-    ConcurrentDuplicatesTakeEffectOnce, RacingTryAndCancelAgreeOnOneOutcome,
+    ConcurrentDuplicatesTakeEffectOnce, RacingForwardOpAndCompensationAgree,
     QueryPreparedFindsTheCommittedLocalTransaction,
     QueryPreparedBeforeTheLocalTransactionFailsItForGood,
     QueryPreparedAfterAFailedLocalTransaction, DoAndSubmitCommitsThenSubmits,

@@ -102,8 +102,9 @@ struct DTX_POSTGRES_EXPORT PostgresBarrierOptions {
 
 // One parameter of PostgresTx::Exec, sent as text; the server infers its
 // type from the statement (write "$1::numeric" where it cannot). Made
-// implicitly from strings, integers, bools and std::nullopt (NULL), so that
-// a call reads Exec(sql, {amount, user_id}).
+// implicitly from strings, integers (in decimal), bools and std::nullopt
+// (NULL), so that a call reads Exec(sql, {amount, user_id}). No floating
+// point: pass its text, with the precision it needs.
 class DTX_POSTGRES_EXPORT PostgresParam {
  public:
   PostgresParam(std::nullopt_t) {}                               // NOLINT
@@ -111,9 +112,10 @@ class DTX_POSTGRES_EXPORT PostgresParam {
   PostgresParam(std::string v) : value_(std::move(v)) {}         // NOLINT
   PostgresParam(std::string_view v) : value_(std::string(v)) {}  // NOLINT
   PostgresParam(bool v) : value_(v ? "true" : "false") {}        // NOLINT
-  template <typename T,
-            std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>,
-                             int> = 0>
+  template <typename T, std::enable_if_t<std::is_integral_v<T> &&
+                                             !std::is_same_v<T, bool> &&
+                                             !std::is_same_v<T, char>,
+                                         int> = 0>
   PostgresParam(T v) : value_(std::to_string(v)) {}  // NOLINT
 
   // The text sent; std::nullopt for NULL.
