@@ -40,6 +40,35 @@ bool HasFlag(int argc, char** argv, const std::string& name) {
   return false;
 }
 
+void RefuseUnknownFlags(int argc, char** argv, const std::string& program,
+                        const std::vector<std::string>& with_value,
+                        const std::vector<std::string>& bare) {
+  auto known = [](const std::vector<std::string>& names,
+                  const std::string& arg) {
+    return std::find(names.begin(), names.end(), arg) != names.end();
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (known(bare, arg)) continue;
+    if (known(with_value, arg)) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s: %s needs a value\n", program.c_str(),
+                     arg.c_str());
+        std::exit(2);
+      }
+      ++i;
+      continue;
+    }
+    std::string all;
+    for (const auto* names : {&with_value, &bare}) {
+      for (const std::string& n : *names) all += " " + n;
+    }
+    std::fprintf(stderr, "%s: unknown flag %s (known:%s)\n", program.c_str(),
+                 arg.c_str(), all.c_str());
+    std::exit(2);
+  }
+}
+
 int HttpGetStatus(int port, const std::string& target) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;
