@@ -264,6 +264,9 @@ class HttpRelay {
 };
 
 int Main(int argc, char** argv) {
+  RefuseUnknownFlags(argc, argv, "dtx_dtm_relay",
+                     {"--journal", "--branch", "--port", "--http-branch"},
+                     {"--http"});
   const std::string path = Flag(argc, argv, "--journal", "");
   const std::string branch = Flag(argc, argv, "--branch", "");
   const std::string port_flag = Flag(argc, argv, "--port", "0");

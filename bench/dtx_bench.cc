@@ -213,6 +213,27 @@ struct Store {
 };
 
 #ifdef DTX_BENCH_POSTGRES
+// `conninfo` fit to print: libpq's keywords with their values, a password
+// shown as "(set)"; "(unparsable)" when libpq cannot read it.
+std::string Redacted(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    return "(unparsable)";
+  }
+  std::string out;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    if (!out.empty()) out += ' ';
+    out += o->keyword;
+    out += '=';
+    out += std::string(o->keyword) == "password" ? "(set)" : o->val;
+  }
+  PQconninfoFree(options);
+  return out;
+}
+
 // One libpq connection, closed when destroyed; exits the benchmark when it
 // cannot connect.
 class PgConnection {
@@ -221,7 +242,7 @@ class PgConnection {
       : conn_(PQconnectdb(conninfo.c_str())) {
     if (PQstatus(conn_) != CONNECTION_OK) {
       std::fprintf(stderr, "dtx_bench: cannot connect to PostgreSQL (%s): %s",
-                   conninfo.c_str(), PQerrorMessage(conn_));
+                   Redacted(conninfo).c_str(), PQerrorMessage(conn_));
       std::exit(1);
     }
     // DROP SCHEMA ... CASCADE's NOTICEs would interleave with the table.
@@ -324,6 +345,8 @@ class PgServer {
   std::string line_;
   std::string conninfo_;
 };
+#else
+std::string Redacted(const std::string& conninfo) { return conninfo; }
 #endif  // DTX_BENCH_POSTGRES
 
 // Where one run's journal lives: a fresh SQLite directory, or a fresh
@@ -1070,7 +1093,7 @@ int Main(int argc, char** argv) {
         "dtx_bench: %.1f s per run, PostgreSQL journal (%s, a fresh schema "
         "per run), branch service in another process (%s), %zu io "
         "thread(s)\n",
-        seconds, store.conninfo.c_str(), echo.c_str(), io_threads);
+        seconds, Redacted(store.conninfo).c_str(), echo.c_str(), io_threads);
     std::printf(
         "saga_empty at the most in flight is compared with PostgreSQL's "
         "single-commit rate: one INSERT per commit on one connection (the "
