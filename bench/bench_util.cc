@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <cerrno>
+#include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -98,14 +101,42 @@ int HttpGetStatus(int port, const std::string& target) {
   return std::atoi(answer.c_str() + 9);
 }
 
+namespace {
+
+[[noreturn]] void NotANumber(const std::string& what, const std::string& text) {
+  std::fprintf(stderr, "%s: %s: '%s' is not a number\n",
+               program_invocation_short_name, what.c_str(), text.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
 std::vector<int> ParseIntList(const std::string& text) {
   std::vector<int> out;
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(std::stoi(item));
+    if (!item.empty()) out.push_back(ParseInt("a list of numbers", item));
   }
   return out;
+}
+
+int ParseInt(const std::string& what, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || v < INT_MIN || v > INT_MAX)
+    NotANumber(what, text);
+  return static_cast<int>(v);
+}
+
+double ParseDouble(const std::string& what, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v))
+    NotANumber(what, text);
+  return v;
 }
 
 std::string FreshDir() {

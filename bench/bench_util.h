@@ -63,8 +63,13 @@ bool HasFlag(int argc, char** argv, const std::string& name);
 void RefuseUnknownFlags(int argc, char** argv, const std::string& program,
                         const std::vector<std::string>& with_value,
                         const std::vector<std::string>& bare);
-// "1,16,64" -> {1, 16, 64}
+// "1,16,64" -> {1, 16, 64}; exits the benchmark (code 2) when an item is
+// not a number.
 std::vector<int> ParseIntList(const std::string& text);
+// The whole of `text` as a number; else exits (code 2) with a message
+// naming `what` (the flag, say).
+int ParseInt(const std::string& what, const std::string& text);
+double ParseDouble(const std::string& what, const std::string& text);
 
 // A new empty directory under the system's temporary directory; exits the
 // benchmark when none can be made.

@@ -37,7 +37,6 @@
 // and a saga with an immediate branch run one at a time; their p50 and p99
 // under that load against the same calls on the idle server.
 //
-//
 // With --journal postgres every embedded scenario runs on PostgresJournal
 // instead: on the server --pg-conninfo names, or on a throwaway PostgreSQL
 // that dtx_bench starts itself (scripts/start-postgres.sh, fsync on) and
@@ -78,6 +77,9 @@
 #include "dtx/embedded.h"
 #include "dtx/id_generator.h"
 #include "dtx/routing_branch_client.h"
+#ifdef DTX_BENCH_POSTGRES
+#include "dtx/storage/postgres_journal.h"
+#endif
 #include "dtx/storage/sqlite_journal.h"
 #include "dtx/transaction.h"
 #include "dtx/transport/grpc_branch_client.h"
@@ -89,9 +91,6 @@
 #include "bench_util.h"
 #include "dtx_test.grpc.pb.h"
 #include "journal_plan.h"
-#ifdef DTX_BENCH_POSTGRES
-#include "dtx/storage/postgres_journal.h"
-#endif
 
 #include <grpcpp/grpcpp.h>
 #ifdef DTX_BENCH_POSTGRES
@@ -1010,16 +1009,21 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "dtx_bench: %s\n", why.c_str());
     std::exit(2);
   };
-  const double seconds = std::stod(Flag(argc, argv, "--seconds", "10"));
+  const double seconds =
+      ParseDouble("--seconds", Flag(argc, argv, "--seconds", "10"));
   const std::string only = Flag(argc, argv, "--scenario", "");
   const std::vector<int> inflights =
       ParseIntList(Flag(argc, argv, "--inflight", "1,16,64"));
-  const auto io_threads = static_cast<std::size_t>(
-      std::stoi(Flag(argc, argv, "--io-threads", "1")));
+  const int io_thread_count =
+      ParseInt("--io-threads", Flag(argc, argv, "--io-threads", "1"));
+  const auto io_threads =
+      static_cast<std::size_t>(std::max(io_thread_count, 0));
   const std::string server_binary = Flag(argc, argv, "--server", "");
-  const int rounds = std::max(1, std::stoi(Flag(argc, argv, "--rounds", "6")));
+  const int rounds =
+      std::max(1, ParseInt("--rounds", Flag(argc, argv, "--rounds", "6")));
   const double per_run = seconds / (2.0 * rounds);
-  const int slow_sagas = std::stoi(Flag(argc, argv, "--slow-sagas", "5000"));
+  const int slow_sagas =
+      ParseInt("--slow-sagas", Flag(argc, argv, "--slow-sagas", "5000"));
   const bool poll_http = HasFlag(argc, argv, "--poll-http");
   const std::string journal = Flag(argc, argv, "--journal", "sqlite");
   const std::string pg_conninfo = Flag(argc, argv, "--pg-conninfo", "");
@@ -1036,6 +1040,8 @@ int Main(int argc, char** argv) {
                                        [](int n) { return n < 1; })) {
     refuse("--inflight needs numbers of at least 1 (\"1,16,64\")");
   }
+  if (seconds <= 0) refuse("--seconds needs a time above 0");
+  if (io_thread_count < 1) refuse("--io-threads needs at least 1");
   if (journal != "sqlite" && journal != "postgres") {
     refuse("unknown --journal " + journal + " (known: sqlite, postgres)");
   }
