@@ -7,11 +7,65 @@
 #include "dtx/transport/http_branch_client.h"
 #include "dtx/transport/kratos_registry.h"
 
-namespace dtx {
+#ifdef DTX_EMBEDDED_HAS_POSTGRES
+#include "dtx/storage/postgres_journal.h"
+#endif
 
-Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
-    Options options, EmbeddedOptions embedded) {
-  DTX_RETURN_IF_ERROR(options.Validate());
+#include <algorithm>
+
+namespace dtx {
+namespace {
+
+Result<std::unique_ptr<Journal>> OpenPostgresJournal(
+    const EmbeddedOptions& embedded) {
+  const EmbeddedPostgresOptions& pg = *embedded.postgres;
+  if (pg.conninfo.empty() && pg.host.empty()) {
+    return InvalidArgumentError(
+        "embedded: postgres: neither conninfo nor host is set");
+  }
+  if (pg.max_open_conns == 1) {
+    return InvalidArgumentError(
+        "embedded: postgres: max_open_conns 1 is too few: the journal needs "
+        "one connection for its writer and at least one for reads (0: no "
+        "cap)");
+  }
+#ifdef DTX_EMBEDDED_HAS_POSTGRES
+  PostgresJournalOptions options;
+  if (!pg.conninfo.empty()) {
+    options.conninfo = pg.conninfo;
+  } else {
+    PostgresServerAddress address;
+    address.host = pg.host;
+    address.port = pg.port;
+    address.user = pg.user;
+    address.password = pg.password;
+    address.dbname = pg.dbname;
+    options.conninfo = MakePostgresConninfo(address);
+  }
+  options.schema = pg.schema;
+  // The writer holds one connection of max_open_conns; reads share the
+  // rest, and no more of them idle than may be open.
+  options.max_readers = pg.max_open_conns == 0 ? 0 : pg.max_open_conns - 1;
+  options.max_idle_readers =
+      options.max_readers == 0
+          ? pg.max_idle_conns
+          : std::min(pg.max_idle_conns, options.max_readers);
+  options.reader_max_lifetime = pg.conn_max_lifetime;
+  options.connect_timeout = pg.connect_timeout;
+  options.clock = embedded.clock;
+  options.logger = embedded.logger;
+  options.metrics = embedded.metrics;
+  DTX_ASSIGN_OR_RETURN(auto journal, PostgresJournal::Open(options));
+  return std::unique_ptr<Journal>(std::move(journal));
+#else
+  return UnimplementedError(
+      "embedded: postgres: this dtx was built without the PostgreSQL journal "
+      "(libpq was not found: install libpq-dev and build dtx again)");
+#endif
+}
+
+Result<std::unique_ptr<Journal>> OpenJournal(const EmbeddedOptions& embedded) {
+  if (embedded.postgres) return OpenPostgresJournal(embedded);
   if (embedded.journal_path.empty())
     return InvalidArgumentError("embedded: journal_path is empty");
   SqliteJournalOptions journal_options;
@@ -23,6 +77,15 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
   journal_options.logger = embedded.logger;
   journal_options.metrics = embedded.metrics;
   DTX_ASSIGN_OR_RETURN(auto journal, SqliteJournal::Open(journal_options));
+  return std::unique_ptr<Journal>(std::move(journal));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
+    Options options, EmbeddedOptions embedded) {
+  DTX_RETURN_IF_ERROR(options.Validate());
+  DTX_ASSIGN_OR_RETURN(std::unique_ptr<Journal> journal, OpenJournal(embedded));
 
   std::shared_ptr<ServiceResolver> resolver = embedded.resolver;
   if (!resolver && !embedded.target.empty()) {

@@ -1,6 +1,7 @@
 // dtx-server: the coordinator as a standalone server speaking dtm's gRPC
-// protocol (dtmgimp.Dtm), with a SQLite journal, and an HTTP listener on
-// dtm's HttpPort. See docs/server.md.
+// protocol (dtmgimp.Dtm), with a SQLite journal (or a PostgreSQL one,
+// Store.Driver postgres), and an HTTP listener on dtm's HttpPort. See
+// docs/server.md.
 //
 //   dtx-server [-c conf.yml] [-d] [--grpc-host H] [--grpc-port N]
 //              [--http-port N] [--store-path FILE] [--log-level L]
@@ -49,6 +50,32 @@ std::optional<std::string> GetEnv(const std::string& name) {
   const char* value = std::getenv(name.c_str());
   if (value == nullptr) return std::nullopt;
   return std::string(value);
+}
+
+// Where the journal is, for messages: never the password.
+std::string JournalName(const dtx::server::ServerConfig& config) {
+  if (config.store_driver != dtx::server::StoreDriver::kPostgres)
+    return config.store_path;
+  const dtx::server::PostgresStoreConfig& pg = config.postgres;
+  return "postgres " + JoinHostPort(pg.host, pg.port) + "/" + pg.db +
+         " schema " + pg.schema;
+}
+
+// Store.Host ... as the embedded coordinator takes them.
+dtx::EmbeddedPostgresOptions PostgresOptions(
+    const dtx::server::PostgresStoreConfig& pg) {
+  dtx::EmbeddedPostgresOptions out;
+  out.host = pg.host;
+  out.port = pg.port;
+  out.user = pg.user;
+  out.password = pg.password;
+  out.dbname = pg.db;
+  out.schema = pg.schema;
+  out.max_open_conns = static_cast<std::size_t>(pg.max_open_conns);
+  out.max_idle_conns = static_cast<std::size_t>(pg.max_idle_conns);
+  out.conn_max_lifetime = pg.conn_max_lifetime;
+  out.connect_timeout = pg.connect_timeout;
+  return out;
 }
 
 int Fail(const std::string& message) {
@@ -111,7 +138,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "dtx-server: a transaction coordinator speaking dtm's gRPC "
-      "protocol, with a SQLite journal"};
+      "protocol, with a SQLite or PostgreSQL journal"};
   std::string config_path;
   bool debug = false;
   bool print_config = false;
@@ -198,6 +225,9 @@ int main(int argc, char** argv) {
   embedded.metrics = &metrics;
   embedded.alerts = alerts.get();
   embedded.journal_path = config.store_path;
+  if (config.store_driver == dtx::server::StoreDriver::kPostgres) {
+    embedded.postgres = PostgresOptions(config.postgres);
+  }
   embedded.driver = config.driver;
   embedded.target = config.target;
   embedded.branch_tls = config.branch_tls;
@@ -210,8 +240,8 @@ int main(int argc, char** argv) {
   }
   auto coordinator = dtx::OpenEmbeddedCoordinator(options, embedded);
   if (!coordinator.ok()) {
-    return Fail("cannot open the coordinator: " +
-                coordinator.status().ToString());
+    return Fail("cannot open the coordinator (journal " + JournalName(config) +
+                "): " + coordinator.status().ToString());
   }
 
   // HTTP first: a port in use stops the server before it registers in etcd.
@@ -247,6 +277,7 @@ int main(int argc, char** argv) {
   server_options.driver = config.driver;
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;
+  server_options.instance_id = config.instance_id;
   server_options.admin_token = config.admin_token;
   server_options.tls = config.tls;
   server_options.logger = logger;
@@ -271,7 +302,7 @@ int main(int argc, char** argv) {
           "dtx-server " << DTX_VERSION_STRING << " serving dtmgimp.Dtm on port "
                         << (*server)->port() << ", HTTP on "
                         << (*http)->address() << ", journal "
-                        << config.store_path
+                        << JournalName(config)
                         << (config.tls.enabled()
                                 ? ", TLS with " + config.tls.cert_file +
                                       (config.tls.client_ca_file.empty()

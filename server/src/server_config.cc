@@ -64,6 +64,22 @@ Setter Text(Group ServerConfig::*group, std::string Group::*field) {
   };
 }
 
+// As PostgresJournal checks it (postgres_schema.cc), here so that a bad
+// Store.Schema is refused with the other settings, before anything starts.
+Status CheckSchemaName(const std::string& schema) {
+  bool ok = !schema.empty() && schema.size() <= 63 &&
+            std::isdigit(static_cast<unsigned char>(schema[0])) == 0;
+  for (char c : schema) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80 || (std::isalnum(u) == 0 && c != '_')) ok = false;
+  }
+  if (ok) return Status::Ok();
+  return InvalidArgumentError(
+      "'" + schema +
+      "' is not a plain identifier (letters, digits and '_', not starting "
+      "with a digit, at most 63 bytes)");
+}
+
 struct Key {
   const char* name;
   Setter set;
@@ -152,16 +168,96 @@ const std::vector<Key>& Keys() {
        }},
       {"MicroService.Target", Text(&ServerConfig::target, true)},
       {"MicroService.EndPoint", Text(&ServerConfig::endpoint, true)},
+      {"MicroService.InstanceId",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v.size() > 128) return InvalidArgumentError("is over 128 bytes");
+         for (char ch : v) {
+           if (ch < 0x21 || ch > 0x7e || ch == '/') {
+             return InvalidArgumentError(
+                 "'" + v +
+                 "' holds a character other than visible ASCII without "
+                 "'/' (it is the last part of an etcd key)");
+           }
+         }
+         c.instance_id = v;
+         return Status::Ok();
+       }},
       {"Store.Driver",
-       [](ServerConfig&, const std::string& v) -> Status {
+       [](ServerConfig& c, const std::string& v) -> Status {
          const std::string d = Lower(v);
          if (d == "sqlite" || d == "sqlite3" || d == "boltdb" || d.empty()) {
+           c.store_driver = StoreDriver::kSqlite;
+           return Status::Ok();
+         }
+         if (d == "postgres" || d == "postgresql") {
+           c.store_driver = StoreDriver::kPostgres;
            return Status::Ok();
          }
          return InvalidArgumentError(
              "'" + v +
-             "': dtx keeps its journal in SQLite only; set Store.Driver to "
-             "sqlite (and Store.Path to the file)");
+             "': dtx keeps its journal in SQLite or PostgreSQL; set "
+             "Store.Driver to sqlite (and Store.Path to the file) or to "
+             "postgres (and Store.Host, Store.Port, ...)");
+       }},
+      {"Store.Host",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v.find_first_of(" \t\r\n,") != std::string::npos) {
+           return InvalidArgumentError("'" + v +
+                                       "' is not one host name or address");
+         }
+         c.postgres.host = v;
+         return Status::Ok();
+       }},
+      {"Store.Port",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 65535));
+         c.postgres.port = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"Store.User", Text(&ServerConfig::postgres, &PostgresStoreConfig::user)},
+      {"Store.Password",
+       // Never echoed, not even in an error.
+       Text(&ServerConfig::postgres, &PostgresStoreConfig::password)},
+      {"Store.Db",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v.empty()) return InvalidArgumentError("is empty");
+         c.postgres.db = v;
+         return Status::Ok();
+       }},
+      {"Store.Schema",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_RETURN_IF_ERROR(CheckSchemaName(v));
+         c.postgres.schema = v;
+         return Status::Ok();
+       }},
+      {"Store.MaxOpenConns",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 100000));
+         if (n == 1) {
+           return InvalidArgumentError(
+               "1 is too few: the journal needs one connection for its writer "
+               "and at least one for reads (0: no cap)");
+         }
+         c.postgres.max_open_conns = n;
+         return Status::Ok();
+       }},
+      {"Store.MaxIdleConns",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.postgres.max_idle_conns,
+                              ParseInt(v, 0, 100000));
+         return Status::Ok();
+       }},
+      {"Store.ConnMaxLifeTime",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 366LL * 24 * 60));
+         c.postgres.conn_max_lifetime = std::chrono::minutes(n);
+         return Status::Ok();
+       }},
+      {"Store.ConnectTimeout",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 3600));
+         c.postgres.connect_timeout = std::chrono::seconds(n);
+         return Status::Ok();
        }},
       {"Store.Path", Text(&ServerConfig::store_path, false)},
       {"Store.Synchronous",
@@ -264,15 +360,6 @@ const std::vector<Key>& Keys() {
 // dtm's keys that mean nothing to dtx: accepted with a warning.
 const std::vector<std::string>& IgnoredKeys() {
   static const std::vector<std::string> keys = {
-      "Store.Host",
-      "Store.Port",
-      "Store.User",
-      "Store.Password",
-      "Store.Db",
-      "Store.Schema",
-      "Store.MaxOpenConns",
-      "Store.MaxIdleConns",
-      "Store.ConnMaxLifeTime",
       "Store.DataExpire",
       "Store.FinishedDataExpire",
       "Store.RedisPrefix",
@@ -368,6 +455,53 @@ Status Walk(const YAML::Node& node, const std::string& prefix,
     if (!s.ok()) {
       return InvalidArgumentError(file + ": " + key->name + ": " + s.message());
     }
+  }
+  return Status::Ok();
+}
+
+// The rules of the store's keys across each other: what the chosen driver
+// needs, and a warning for every key of the other driver that was set (it
+// does nothing).
+Status CheckStore(const ServerConfig& c, std::vector<std::string>& warnings) {
+  const PostgresStoreConfig defaults;
+  const PostgresStoreConfig& pg = c.postgres;
+  if (c.store_driver == StoreDriver::kSqlite) {
+    std::vector<std::string> set;
+    if (pg.host != defaults.host) set.push_back("Store.Host");
+    if (pg.port != defaults.port) set.push_back("Store.Port");
+    if (pg.user != defaults.user) set.push_back("Store.User");
+    if (pg.password != defaults.password) set.push_back("Store.Password");
+    if (pg.db != defaults.db) set.push_back("Store.Db");
+    if (pg.schema != defaults.schema) set.push_back("Store.Schema");
+    if (pg.max_open_conns != defaults.max_open_conns)
+      set.push_back("Store.MaxOpenConns");
+    if (pg.max_idle_conns != defaults.max_idle_conns)
+      set.push_back("Store.MaxIdleConns");
+    if (pg.conn_max_lifetime != defaults.conn_max_lifetime)
+      set.push_back("Store.ConnMaxLifeTime");
+    if (pg.connect_timeout != defaults.connect_timeout)
+      set.push_back("Store.ConnectTimeout");
+    for (const std::string& key : set) {
+      warnings.push_back(key +
+                         " is set but Store.Driver is sqlite; ignored (it "
+                         "applies to Store.Driver postgres)");
+    }
+    return Status::Ok();
+  }
+  if (pg.host.empty()) {
+    return InvalidArgumentError(
+        "Store.Driver is postgres but Store.Host is empty; set it to the "
+        "PostgreSQL server's host name or address");
+  }
+  if (c.store_path != ServerConfig().store_path) {
+    warnings.push_back(
+        "Store.Path is set but Store.Driver is postgres; ignored (the "
+        "journal is in PostgreSQL at Store.Host)");
+  }
+  if (c.durable_on_power_loss != ServerConfig().durable_on_power_loss) {
+    warnings.push_back(
+        "Store.Synchronous is set but Store.Driver is postgres; ignored "
+        "(PostgreSQL's own synchronous_commit applies)");
   }
   return Status::Ok();
 }
@@ -505,6 +639,12 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
         "TLS.ClientCAFile is set but TLS.CertFile and TLS.KeyFile are not; "
         "client certificates are checked only on a TLS listener");
   }
+  DTX_RETURN_IF_ERROR(CheckStore(config, loaded.warnings));
+  if (!config.instance_id.empty() && config.target.empty()) {
+    loaded.warnings.push_back(
+        "MicroService.InstanceId is set but MicroService.Target is empty; "
+        "ignored (nothing is registered)");
+  }
   if (!config.target.empty()) {
     if (config.driver != "dtm-driver-kratos") {
       return InvalidArgumentError(
@@ -528,12 +668,32 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::Key << "Driver" << YAML::Value << c.driver;
   out << YAML::Key << "Target" << YAML::Value << c.target;
   out << YAML::Key << "EndPoint" << YAML::Value << c.endpoint;
+  out << YAML::Key << "InstanceId" << YAML::Value << c.instance_id;
   out << YAML::EndMap;
   out << YAML::Key << "Store" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "Driver" << YAML::Value << "sqlite";
-  out << YAML::Key << "Path" << YAML::Value << c.store_path;
-  out << YAML::Key << "Synchronous" << YAML::Value
-      << (c.durable_on_power_loss ? "full" : "normal");
+  if (c.store_driver == StoreDriver::kPostgres) {
+    const PostgresStoreConfig& pg = c.postgres;
+    out << YAML::Key << "Driver" << YAML::Value << "postgres";
+    out << YAML::Key << "Host" << YAML::Value << pg.host;
+    out << YAML::Key << "Port" << YAML::Value << pg.port;
+    out << YAML::Key << "User" << YAML::Value << pg.user;
+    // Never the password itself: --print-config output ends up in tickets.
+    out << YAML::Key << "Password" << YAML::Value
+        << (pg.password.empty() ? "" : "(set)");
+    out << YAML::Key << "Db" << YAML::Value << pg.db;
+    out << YAML::Key << "Schema" << YAML::Value << pg.schema;
+    out << YAML::Key << "MaxOpenConns" << YAML::Value << pg.max_open_conns;
+    out << YAML::Key << "MaxIdleConns" << YAML::Value << pg.max_idle_conns;
+    out << YAML::Key << "ConnMaxLifeTime" << YAML::Value
+        << pg.conn_max_lifetime.count();
+    out << YAML::Key << "ConnectTimeout" << YAML::Value
+        << pg.connect_timeout.count();
+  } else {
+    out << YAML::Key << "Driver" << YAML::Value << "sqlite";
+    out << YAML::Key << "Path" << YAML::Value << c.store_path;
+    out << YAML::Key << "Synchronous" << YAML::Value
+        << (c.durable_on_power_loss ? "full" : "normal");
+  }
   out << YAML::EndMap;
   out << YAML::Key << "GrpcHost" << YAML::Value << c.grpc_host;
   out << YAML::Key << "GrpcPort" << YAML::Value << c.grpc_port;

@@ -11,6 +11,7 @@
 #include "postgres_schema.h"
 #include "postgres_writer.h"
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@
 
 namespace dtx {
 
+using internal::CondVar;
 using internal::Mutex;
 using internal::MutexLock;
 using internal::PgConn;
@@ -26,69 +28,130 @@ using internal::PgResult;
 
 namespace {
 
-// The read connections: one per concurrent read, up to `max_idle` kept
-// between reads. A connection found dead is dropped; a read that failed on a
-// reused connection because it was dead (the server restarted since) runs
-// once more on a new one, as a read changes nothing.
+// The read connections: one per concurrent read, up to `max_open` open at
+// once (0: no cap; a read beyond it waits for one to be handed back), up to
+// `max_idle` kept between reads, none kept once older than `max_lifetime`
+// (0: no limit; dtm's ConnMaxLifeTime). A connection found dead is dropped;
+// a read that failed on a reused connection because it was dead (the server
+// restarted since) runs once more on a new one, as a read changes nothing.
 class PgReaderPool {
  public:
-  PgReaderPool(PgConn::Options options, std::size_t max_idle)
-      : options_(std::move(options)), max_idle_(max_idle) {}
+  struct Limits {
+    std::size_t max_open = 0;
+    std::size_t max_idle = 4;
+    std::chrono::milliseconds max_lifetime{0};
+  };
+
+  PgReaderPool(PgConn::Options options, Limits limits)
+      : options_(std::move(options)), limits_(limits) {}
 
   template <typename Fn>
   auto WithReader(Fn&& fn) -> decltype(fn(std::declval<PgConn&>())) {
     for (int attempt = 0;; ++attempt) {
       bool reused = false;
-      auto conn_or = Take(&reused);
-      if (!conn_or.ok()) return conn_or.status();
-      std::unique_ptr<PgConn> conn = std::move(conn_or).value();
-      auto result = fn(*conn);
-      if (conn->ok()) {
-        Return(std::move(conn));
-        return result;
-      }
-      if (!reused || attempt > 0) return result;
+      auto reader_or = Take(&reused);
+      if (!reader_or.ok()) return reader_or.status();
+      Reader reader = std::move(reader_or).value();
+      auto result = fn(*reader.conn);
+      const bool dead = !reader.conn->ok();
+      Return(std::move(reader));
+      if (!dead || !reused || attempt > 0) return result;
     }
   }
 
   void Close() {
-    MutexLock lock(&mu_);
-    closed_ = true;
-    idle_.clear();
+    std::vector<Reader> closing;
+    {
+      MutexLock lock(&mu_);
+      closed_ = true;
+      open_ -= idle_.size();
+      closing.swap(idle_);
+    }
+    free_.SignalAll();
   }
 
   void set_target(std::string target) { target_ = std::move(target); }
 
  private:
-  Result<std::unique_ptr<PgConn>> Take(bool* reused) {
+  struct Reader {
+    std::unique_ptr<PgConn> conn;
+    std::chrono::steady_clock::time_point opened;
+  };
+
+  bool Expired(const Reader& r,
+               std::chrono::steady_clock::time_point now) const {
+    return limits_.max_lifetime.count() > 0 &&
+           now - r.opened >= limits_.max_lifetime;
+  }
+
+  Result<Reader> Take(bool* reused) {
+    std::vector<Reader> expired;  // closed outside the lock
     {
       MutexLock lock(&mu_);
+      const auto now = std::chrono::steady_clock::now();
+      for (auto it = idle_.begin(); it != idle_.end();) {
+        if (Expired(*it, now)) {
+          expired.push_back(std::move(*it));
+          it = idle_.erase(it);
+          --open_;
+        } else {
+          ++it;
+        }
+      }
+      free_.Wait(&mu_, [this] {
+        mu_.AssertHeld();
+        return closed_ || !idle_.empty() || limits_.max_open == 0 ||
+               open_ < limits_.max_open;
+      });
       if (closed_) {
         return FailedPreconditionError("journal: postgres " + target_ +
                                        ": closed");
       }
       if (!idle_.empty()) {
-        std::unique_ptr<PgConn> conn = std::move(idle_.back());
+        Reader reader = std::move(idle_.back());
         idle_.pop_back();
         *reused = true;
-        return conn;
+        return reader;
       }
+      ++open_;  // counted while it connects
     }
     *reused = false;
-    return PgConn::Connect(options_);
+    auto conn = PgConn::Connect(options_);
+    if (!conn.ok()) {
+      {
+        MutexLock lock(&mu_);
+        --open_;
+      }
+      free_.Signal();
+      return conn.status();
+    }
+    return Reader{std::move(conn).value(), std::chrono::steady_clock::now()};
   }
 
-  void Return(std::unique_ptr<PgConn> conn) {
-    MutexLock lock(&mu_);
-    if (!closed_ && idle_.size() < max_idle_) idle_.push_back(std::move(conn));
+  void Return(Reader reader) {
+    Reader dropped;  // closed outside the lock
+    {
+      MutexLock lock(&mu_);
+      if (closed_ || !reader.conn->ok() || idle_.size() >= limits_.max_idle ||
+          Expired(reader, std::chrono::steady_clock::now())) {
+        dropped = std::move(reader);
+        --open_;
+      } else {
+        idle_.push_back(std::move(reader));
+      }
+    }
+    free_.Signal();
   }
 
   const PgConn::Options options_;
-  const std::size_t max_idle_;
+  const Limits limits_;
   std::string target_;  // set once at Open, before any read
 
   Mutex mu_;
-  std::vector<std::unique_ptr<PgConn>> idle_ DTX_GUARDED_BY(mu_);
+  CondVar free_{&mu_};
+  std::vector<Reader> idle_ DTX_GUARDED_BY(mu_);
+  // Connections open or connecting, idle ones included.
+  std::size_t open_ DTX_GUARDED_BY(mu_) = 0;
   bool closed_ DTX_GUARDED_BY(mu_) = false;
 };
 
@@ -159,8 +222,10 @@ std::string MakePostgresConninfo(const PostgresServerAddress& a) {
 struct PostgresJournal::Impl {
   explicit Impl(PostgresJournalOptions o)
       : options(std::move(o)),
-        readers(ConnOptions(options, "dtx-journal-reader"),
-                options.max_idle_readers) {
+        readers(
+            ConnOptions(options, "dtx-journal-reader"),
+            PgReaderPool::Limits{options.max_readers, options.max_idle_readers,
+                                 options.reader_max_lifetime}) {
     clock = options.clock != nullptr ? options.clock : &SystemClock();
     logger = options.logger != nullptr ? options.logger : NewNullLogger();
   }
@@ -226,12 +291,9 @@ void PostgresJournal::ChangeStatus(StatusChange change, WriteDone done) {
       internal::MakePgChangeStatus(std::move(change), std::move(done)));
 }
 
-void PostgresJournal::UpdateBranches(std::string gid,
-                                     std::optional<TransStatus> expected,
-                                     std::vector<BranchUpdate> updates,
-                                     WriteDone done) {
-  impl_->writer->Enqueue(internal::MakePgUpdateBranches(
-      std::move(gid), expected, std::move(updates), std::move(done)));
+void PostgresJournal::UpdateBranches(BranchResults results, WriteDone done) {
+  impl_->writer->Enqueue(
+      internal::MakePgUpdateBranches(std::move(results), std::move(done)));
 }
 
 void PostgresJournal::TouchCron(CronUpdate update, WriteDone done) {
@@ -418,6 +480,8 @@ Result<StatusCounts> PostgresJournal::CountByStatus() {
     return out;
   });
 }
+
+bool PostgresJournal::shared() const { return true; }
 
 void PostgresJournal::Close() {
   if (impl_->writer) impl_->writer->Close();

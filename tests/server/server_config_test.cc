@@ -77,12 +77,13 @@ Colour: blue
 HttpMicroService:
   RegistryOptions: {a: b}
 )")));
-  EXPECT_THAT(loaded.warnings,
-              ElementsAre(HasSubstr("JsonRpcPort is a dtm setting"),
-                          HasSubstr("Store.Host is a dtm setting"),
-                          HasSubstr("Store.TransGlobalTable is a dtm setting"),
-                          HasSubstr("unknown key Colour"),
-                          HasSubstr("HttpMicroService is a dtm setting")));
+  EXPECT_THAT(
+      loaded.warnings,
+      ElementsAre(HasSubstr("JsonRpcPort is a dtm setting"),
+                  HasSubstr("Store.TransGlobalTable is a dtm setting"),
+                  HasSubstr("unknown key Colour"),
+                  HasSubstr("HttpMicroService is a dtm setting"),
+                  HasSubstr("Store.Host is set but Store.Driver is sqlite")));
 }
 
 TEST(ServerConfigTest, RetiredWorkerThreadsIsAWarningNotAnError) {
@@ -116,7 +117,7 @@ TEST(ServerConfigTest, BadValuesAreErrorsNamingTheKey) {
   EXPECT_THAT(LoadServerConfig(Yaml("RetryInterval: 0\n")),
               StatusIs(StatusCode::kInvalidArgument, "RetryInterval"));
   EXPECT_THAT(LoadServerConfig(Yaml("Store:\n  Driver: mysql\n")),
-              StatusIs(StatusCode::kInvalidArgument, "SQLite only"));
+              StatusIs(StatusCode::kInvalidArgument, "SQLite or PostgreSQL"));
   EXPECT_THAT(
       LoadServerConfig(Yaml("MicroService:\n  Driver: dtm-driver-gozero\n")),
       StatusIs(StatusCode::kInvalidArgument, "dtm-driver-kratos"));
@@ -322,6 +323,242 @@ TEST(ServerConfigTest, TlsMistakesAreErrorsNamingTheKey) {
                 StatusIs(StatusCode::kInvalidArgument, c.error))
         << c.yaml;
   }
+}
+
+// Store.Driver postgres with every one of dtm's PostgreSQL keys.
+TEST(ServerConfigTest, PostgresStoreTakesDtmsKeys) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
+Store:
+  Driver: postgres
+  Host: db.internal
+  Port: 5433
+  User: dtx_app
+  Password: 'p4ss w=rd'
+  Db: payments
+  Schema: dtx_journal
+  MaxOpenConns: 20
+  MaxIdleConns: 3
+  ConnMaxLifeTime: 7
+  ConnectTimeout: 2
+)")));
+  const ServerConfig& c = loaded.config;
+  EXPECT_EQ(c.store_driver, StoreDriver::kPostgres);
+  EXPECT_EQ(c.postgres.host, "db.internal");
+  EXPECT_EQ(c.postgres.port, 5433);
+  EXPECT_EQ(c.postgres.user, "dtx_app");
+  EXPECT_EQ(c.postgres.password, "p4ss w=rd");
+  EXPECT_EQ(c.postgres.db, "payments");
+  EXPECT_EQ(c.postgres.schema, "dtx_journal");
+  EXPECT_EQ(c.postgres.max_open_conns, 20);
+  EXPECT_EQ(c.postgres.max_idle_conns, 3);
+  EXPECT_EQ(c.postgres.conn_max_lifetime, std::chrono::minutes(7));
+  EXPECT_EQ(c.postgres.connect_timeout, seconds(2));
+  EXPECT_TRUE(loaded.warnings.empty());
+}
+
+TEST(ServerConfigTest, PostgresDefaultsAndSqliteStaysTheDefaultDriver) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig none, LoadServerConfig({}));
+  EXPECT_EQ(none.config.store_driver, StoreDriver::kSqlite);
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig loaded,
+      LoadServerConfig(Yaml("Store:\n  Driver: PostgreSQL\n  Host: db\n")));
+  const PostgresStoreConfig& pg = loaded.config.postgres;
+  EXPECT_EQ(loaded.config.store_driver, StoreDriver::kPostgres);
+  EXPECT_EQ(pg.port, 5432);
+  EXPECT_EQ(pg.user, "");
+  EXPECT_EQ(pg.password, "");
+  EXPECT_EQ(pg.db, "dtx");
+  EXPECT_EQ(pg.schema, "public");
+  EXPECT_EQ(pg.max_open_conns, 500);                         // dtm's
+  EXPECT_EQ(pg.max_idle_conns, 500);                         // dtm's
+  EXPECT_EQ(pg.conn_max_lifetime, std::chrono::minutes(5));  // dtm's
+  EXPECT_EQ(pg.connect_timeout, seconds(5));
+  // boltdb, dtm's default, still means the SQLite journal.
+  ASSERT_OK_AND_ASSIGN(LoadedConfig bolt,
+                       LoadServerConfig(Yaml("Store:\n  Driver: boltdb\n")));
+  EXPECT_EQ(bolt.config.store_driver, StoreDriver::kSqlite);
+}
+
+TEST(ServerConfigTest, PostgresKeysFromDtmsEnvironmentNames) {
+  EXPECT_EQ(EnvNameOf("Store.Driver"), "STORE_DRIVER");
+  EXPECT_EQ(EnvNameOf("Store.Host"), "STORE_HOST");
+  EXPECT_EQ(EnvNameOf("Store.Port"), "STORE_PORT");
+  EXPECT_EQ(EnvNameOf("Store.User"), "STORE_USER");
+  EXPECT_EQ(EnvNameOf("Store.Password"), "STORE_PASSWORD");
+  EXPECT_EQ(EnvNameOf("Store.Db"), "STORE_DB");
+  EXPECT_EQ(EnvNameOf("Store.Schema"), "STORE_SCHEMA");
+  EXPECT_EQ(EnvNameOf("Store.MaxOpenConns"), "STORE_MAX_OPEN_CONNS");
+  EXPECT_EQ(EnvNameOf("Store.MaxIdleConns"), "STORE_MAX_IDLE_CONNS");
+  EXPECT_EQ(EnvNameOf("Store.ConnMaxLifeTime"), "STORE_CONN_MAX_LIFE_TIME");
+  EXPECT_EQ(EnvNameOf("Store.ConnectTimeout"), "STORE_CONNECT_TIMEOUT");
+
+  // The file says one server; the environment overrides every key.
+  ConfigSources s = Yaml(
+      "Store:\n  Driver: sqlite\n  Host: file-host\n  Port: 5000\n"
+      "  Password: from-file\n");
+  std::map<std::string, std::string> env = {
+      {"STORE_DRIVER", "postgres"},   {"STORE_HOST", "env-host"},
+      {"STORE_PORT", "6543"},         {"STORE_USER", "env-user"},
+      {"STORE_PASSWORD", "env-pass"}, {"STORE_DB", "env_db"},
+      {"STORE_SCHEMA", "env_schema"}, {"STORE_MAX_OPEN_CONNS", "9"},
+      {"STORE_MAX_IDLE_CONNS", "2"},  {"STORE_CONN_MAX_LIFE_TIME", "0"},
+      {"STORE_CONNECT_TIMEOUT", "11"}};
+  s.env = [&](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(s));
+  const PostgresStoreConfig& pg = loaded.config.postgres;
+  EXPECT_EQ(loaded.config.store_driver, StoreDriver::kPostgres);
+  EXPECT_EQ(pg.host, "env-host");
+  EXPECT_EQ(pg.port, 6543);
+  EXPECT_EQ(pg.user, "env-user");
+  EXPECT_EQ(pg.password, "env-pass");
+  EXPECT_EQ(pg.db, "env_db");
+  EXPECT_EQ(pg.schema, "env_schema");
+  EXPECT_EQ(pg.max_open_conns, 9);
+  EXPECT_EQ(pg.max_idle_conns, 2);
+  EXPECT_EQ(pg.conn_max_lifetime, std::chrono::minutes(0));
+  EXPECT_EQ(pg.connect_timeout, seconds(11));
+  EXPECT_TRUE(loaded.warnings.empty());
+
+  env["STORE_PORT"] = "post";
+  EXPECT_THAT(LoadServerConfig(s),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "environment STORE_PORT (Store.Port): 'post' is not "
+                       "an integer"));
+}
+
+TEST(ServerConfigTest, PostgresMistakesAreErrorsNamingTheKey) {
+  struct Case {
+    const char* yaml;
+    const char* error;
+  };
+  const std::string pg = "Store:\n  Driver: postgres\n  Host: db\n";
+  for (const Case& c : {
+           Case{"Store:\n  Driver: postgres\n",
+                "Store.Driver is postgres but Store.Host is empty"},
+           Case{"Store:\n  Driver: postgres\n  Host: ''\n",
+                "Store.Driver is postgres but Store.Host is empty"},
+           Case{"  Port: 0\n", "Store.Port: '0' is outside 1..65535"},
+           Case{"  Port: 65536\n", "Store.Port: '65536' is outside 1..65535"},
+           Case{"  Port: fivefour\n", "Store.Port: 'fivefour' is not an"},
+           Case{"  Host: 'a b'\n", "Store.Host: 'a b' is not one host"},
+           Case{"  Host: 'h1:5432,h2:5432'\n", "Store.Host: 'h1:5432,h2:5432'"},
+           Case{"  Db: ''\n", "Store.Db: is empty"},
+           Case{"  Schema: 'my-schema'\n",
+                "Store.Schema: 'my-schema' is not a plain identifier"},
+           Case{"  Schema: 1st\n", "Store.Schema: '1st' is not a plain"},
+           Case{"  MaxOpenConns: 1\n", "Store.MaxOpenConns: 1 is too few"},
+           Case{"  MaxOpenConns: -1\n", "Store.MaxOpenConns: '-1' is outside"},
+           Case{"  MaxIdleConns: lots\n", "Store.MaxIdleConns: 'lots'"},
+           Case{"  ConnMaxLifeTime: -5\n", "Store.ConnMaxLifeTime: '-5'"},
+           Case{"  ConnectTimeout: 0\n", "Store.ConnectTimeout: '0'"},
+           Case{"  Driver: mysql\n", "'mysql': dtx keeps its journal in"},
+       }) {
+    const std::string yaml = c.yaml[0] == ' ' ? pg + c.yaml : c.yaml;
+    EXPECT_THAT(LoadServerConfig(Yaml(yaml)).status(),
+                StatusIs(StatusCode::kInvalidArgument, c.error))
+        << yaml;
+  }
+}
+
+TEST(ServerConfigTest, PostgresPasswordIsNeverPrintedOrEchoed) {
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig loaded,
+      LoadServerConfig(Yaml("Store:\n  Driver: postgres\n  Host: db\n"
+                            "  Password: hunter2\n")));
+  const std::string printed = ToYaml(loaded.config);
+  EXPECT_THAT(printed, ::testing::Not(HasSubstr("hunter2")));
+  EXPECT_THAT(printed, HasSubstr("Password: (set)"));
+  EXPECT_THAT(printed, HasSubstr("Host: db"));
+  // Without a password the line says so.
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig none,
+      LoadServerConfig(Yaml("Store:\n  Driver: postgres\n  Host: db\n")));
+  EXPECT_THAT(ToYaml(none.config), HasSubstr("Password: \"\""));
+  // A password in the wrong shape is refused without showing it.
+  auto listed = LoadServerConfig(
+      Yaml("Store:\n  Driver: postgres\n  Host: db\n  Password: [hunter2]\n"));
+  EXPECT_THAT(listed.status(), StatusIs(StatusCode::kInvalidArgument,
+                                        "Store.Password must be a single"));
+  EXPECT_THAT(listed.status().message(), ::testing::Not(HasSubstr("hunter2")));
+  // A password with Store.Driver sqlite is named in a warning, not shown.
+  ASSERT_OK_AND_ASSIGN(LoadedConfig sqlite,
+                       LoadServerConfig(Yaml("Store:\n  Password: hunter2\n")));
+  ASSERT_EQ(sqlite.warnings.size(), 1u);
+  EXPECT_THAT(sqlite.warnings[0],
+              HasSubstr("Store.Password is set but Store.Driver is sqlite"));
+  EXPECT_THAT(sqlite.warnings[0], ::testing::Not(HasSubstr("hunter2")));
+}
+
+TEST(ServerConfigTest, KeysOfTheOtherStoreDriverAreWarnings) {
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig sqlite,
+      LoadServerConfig(Yaml("Store:\n  Driver: sqlite\n  Port: 5433\n"
+                            "  MaxOpenConns: 10\n  ConnMaxLifeTime: 1\n")));
+  EXPECT_THAT(
+      sqlite.warnings,
+      ElementsAre(
+          HasSubstr("Store.Port is set but Store.Driver is sqlite; ignored"),
+          HasSubstr("Store.MaxOpenConns is set but Store.Driver is sqlite"),
+          HasSubstr("Store.ConnMaxLifeTime is set but Store.Driver is")));
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig pg,
+      LoadServerConfig(
+          Yaml("Store:\n  Driver: postgres\n  Host: db\n"
+               "  Path: /var/lib/dtx.db\n  Synchronous: normal\n")));
+  EXPECT_THAT(
+      pg.warnings,
+      ElementsAre(
+          HasSubstr("Store.Path is set but Store.Driver is postgres; ignored"),
+          HasSubstr("Store.Synchronous is set but Store.Driver is postgres")));
+}
+
+TEST(ServerConfigTest, PrintedPostgresConfigReadsBackTheSame) {
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig first,
+      LoadServerConfig(Yaml("Store:\n  Driver: postgres\n  Host: db\n"
+                            "  Port: 5499\n  User: u\n  Db: d\n  Schema: s\n"
+                            "  MaxOpenConns: 0\n  MaxIdleConns: 0\n"
+                            "  ConnMaxLifeTime: 0\n  ConnectTimeout: 9\n")));
+  const std::string printed = ToYaml(first.config);
+  EXPECT_THAT(printed, ::testing::Not(HasSubstr("Path:")));
+  ASSERT_OK_AND_ASSIGN(LoadedConfig second, LoadServerConfig(Yaml(printed)));
+  EXPECT_EQ(ToYaml(second.config), printed);
+  EXPECT_TRUE(second.warnings.empty());
+}
+
+TEST(ServerConfigTest, InstanceIdNamesTheRegistrationKey) {
+  EXPECT_EQ(EnvNameOf("MicroService.InstanceId"), "MICRO_SERVICE_INSTANCE_ID");
+  ASSERT_OK_AND_ASSIGN(LoadedConfig none, LoadServerConfig({}));
+  EXPECT_EQ(none.config.instance_id, "");  // a random id at each start
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig loaded,
+      LoadServerConfig(Yaml("MicroService:\n  Driver: dtm-driver-kratos\n"
+                            "  Target: etcd://127.0.0.1:2379/dtmservice\n"
+                            "  EndPoint: grpc://10.0.0.5:36790\n"
+                            "  InstanceId: dtx-0\n")));
+  EXPECT_EQ(loaded.config.instance_id, "dtx-0");
+  EXPECT_TRUE(loaded.warnings.empty());
+  EXPECT_THAT(ToYaml(loaded.config), HasSubstr("InstanceId: dtx-0"));
+  EXPECT_THAT(LoadServerConfig(Yaml("MicroService:\n  InstanceId: a/b\n")),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "MicroService.InstanceId: 'a/b' holds a character"));
+  EXPECT_THAT(
+      LoadServerConfig(Yaml("MicroService:\n  InstanceId: 'a b'\n")),
+      StatusIs(StatusCode::kInvalidArgument, "MicroService.InstanceId"));
+  EXPECT_THAT(LoadServerConfig(Yaml("MicroService:\n  InstanceId: " +
+                                    std::string(129, 'x') + "\n")),
+              StatusIs(StatusCode::kInvalidArgument, "over 128 bytes"));
+  // Without a Target nothing registers: said, not silently dropped.
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig alone,
+      LoadServerConfig(Yaml("MicroService:\n  InstanceId: dtx-0\n")));
+  EXPECT_THAT(alone.warnings,
+              ElementsAre(HasSubstr("MicroService.InstanceId is set but "
+                                    "MicroService.Target is empty")));
 }
 
 }  // namespace

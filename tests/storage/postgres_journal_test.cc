@@ -157,7 +157,7 @@ TEST_F(PostgresJournalTest, MigratesAnEmptySchemaAndReopensIdempotently) {
   }
   EXPECT_EQ(
       raw.Query("SELECT version FROM \"" + schema_ + "\".dtx_journal_version"),
-      "1");
+      "2");
   EXPECT_EQ(raw.Query("SELECT string_agg(tablename, ',' ORDER BY tablename) "
                       "FROM pg_tables WHERE schemaname = '" +
                       schema_ + "'"),
@@ -253,6 +253,118 @@ TEST_F(PostgresJournalTest, ConnectsWithAConninfoFromItsParts) {
   EXPECT_OK(Save(*j, Trans("g-parts", clock_)));
 }
 
+// A role of its own for a test, owning the test's schema, so that the
+// journal's connections can be told apart in pg_stat_activity (and limited
+// with CONNECTION LIMIT, which does not bind superusers).
+std::string OwnRole(RawConn& raw, const std::string& schema,
+                    const std::string& limit) {
+  const std::string role = "r_" + schema;
+  EXPECT_EQ(raw.Query("CREATE ROLE " + role + " LOGIN" + limit), "");
+  EXPECT_EQ(raw.Query("CREATE SCHEMA " + schema + " AUTHORIZATION " + role),
+            "");
+  return role;
+}
+
+std::string ConninfoAs(const PostgresServer& pg, const std::string& role) {
+  return "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=" + role +
+         " dbname=dtx";
+}
+
+// max_readers caps the read connections: with a role that PostgreSQL lets
+// open 3 connections (the writer's and two), six reads at once all succeed,
+// two on the server and four waiting for a free connection. Without the
+// cap the third would be refused ("too many connections for role").
+TEST_F(PostgresJournalTest, ReadsBeyondMaxReadersWaitForAFreeConnection) {
+  if (pg_ == nullptr) return;
+  RawConn raw(pg_->conninfo());
+  const std::string role = OwnRole(raw, schema_, " CONNECTION LIMIT 3");
+  PostgresJournalOptions o = Options();
+  o.conninfo = ConninfoAs(*pg_, role);
+  o.max_readers = 2;
+  o.max_idle_readers = 2;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  ASSERT_OK(Save(*j, Trans("g-cap", clock_)));
+
+  // Reads wait on a lock of the table while the test holds it.
+  RawConn locker(pg_->conninfo());
+  ASSERT_EQ(locker.Query("BEGIN; LOCK TABLE " + schema_ +
+                         ".trans_global IN ACCESS EXCLUSIVE MODE"),
+            "");
+  std::vector<std::future<Status>> reads;
+  for (int i = 0; i < 6; ++i) {
+    reads.push_back(std::async(std::launch::async, [&j] {
+      auto found = j->Find("g-cap");
+      return found.ok() ? Status::Ok() : found.status();
+    }));
+  }
+  const std::string waiting_readers =
+      "SELECT count(*) FROM pg_stat_activity WHERE usename = '" + role +
+      "' AND application_name = 'dtx-journal-reader' AND wait_event_type = "
+      "'Lock'";
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (raw.Query(waiting_readers) != "2" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(raw.Query(waiting_readers), "2");
+  ASSERT_EQ(locker.Query("COMMIT"), "");
+  for (auto& read : reads) EXPECT_OK(read.get());
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM pg_stat_activity WHERE usename "
+                      "= '" +
+                      role + "' AND application_name = 'dtx-journal-reader'"),
+            "2");
+}
+
+// reader_max_lifetime: a read connection past it is closed and the next
+// read gets a new one; without it the same connection serves every read.
+TEST_F(PostgresJournalTest, ReadConnectionsPastTheirLifetimeAreReplaced) {
+  if (pg_ == nullptr) return;
+  RawConn raw(pg_->conninfo());
+  auto reader_pids = [&raw](const std::string& role) {
+    return raw.Query(
+        "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE "
+        "usename = '" +
+        role + "' AND application_name = 'dtx-journal-reader'");
+  };
+  for (const bool limited : {false, true}) {
+    SCOPED_TRACE(limited ? "with a lifetime" : "without");
+    const std::string schema = FreshPostgresSchema();
+    const std::string role = OwnRole(raw, schema, "");
+    PostgresJournalOptions o = Options();
+    o.schema = schema;
+    o.conninfo = ConninfoAs(*pg_, role);
+    if (limited) o.reader_max_lifetime = std::chrono::milliseconds(50);
+    auto j = Open(o);
+    ASSERT_NE(j, nullptr);
+    ASSERT_OK(Save(*j, Trans("g-life", clock_)));
+    ASSERT_OK(j->Find("g-life"));
+    const std::string first = reader_pids(role);
+    ASSERT_FALSE(first.empty());
+    ASSERT_EQ(first.find(','), std::string::npos) << first;
+    // Past the lifetime (this test's one sleep: the limit is wall time).
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_OK(j->Find("g-life"));
+    if (!limited) {
+      EXPECT_EQ(reader_pids(role), first);
+      continue;
+    }
+    // The old backend goes away once its connection is closed.
+    std::string now = reader_pids(role);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (now.find(',') != std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      now = reader_pids(role);
+    }
+    EXPECT_NE(now, first);
+    EXPECT_FALSE(now.empty());
+    EXPECT_EQ(now.find(','), std::string::npos) << now;
+  }
+}
+
 TEST_F(PostgresJournalTest, RefusesBadOptions) {
   if (pg_ == nullptr) return;
   PostgresJournalOptions o = Options();
@@ -274,6 +386,18 @@ TEST_F(PostgresJournalTest, RefusesBadOptions) {
   o = Options();
   o.conninfo = pg_->conninfo() + "x";  // dbname=dtxx
   EXPECT_THAT(PostgresJournal::Open(o), StatusIs(StatusCode::kNotFound));
+  // A role that does not exist, or may not log in: a refused login.
+  o = Options();
+  o.conninfo = ConninfoAs(*pg_, "no_such_role");
+  EXPECT_THAT(PostgresJournal::Open(o),
+              StatusIs(StatusCode::kPermissionDenied,
+                       "role \"no_such_role\" does not exist"));
+  RawConn raw(pg_->conninfo());
+  const std::string nologin = "nologin_" + schema_;
+  ASSERT_EQ(raw.Query("CREATE ROLE " + nologin + " NOLOGIN"), "");
+  o.conninfo = ConninfoAs(*pg_, nologin);
+  EXPECT_THAT(PostgresJournal::Open(o), StatusIs(StatusCode::kPermissionDenied,
+                                                 "not permitted to log in"));
 }
 
 TEST_F(PostgresJournalTest, TextTheServerRefusesFailsAloneInItsBatch) {

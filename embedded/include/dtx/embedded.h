@@ -1,5 +1,7 @@
 // The zero-configuration coordinator: the SQLite journal at
-// EmbeddedOptions::journal_path and the branch clients, wired from Options:
+// EmbeddedOptions::journal_path (or, with EmbeddedOptions::postgres set, the
+// PostgreSQL journal, which several coordinators may share) and the branch
+// clients, wired from Options:
 // gRPC (GrpcBranchClient) and HTTP (HttpBranchClient: http://, https:// and
 // the discovery:// URLs of protocol-http transactions), behind one
 // RoutingBranchClient, so that a transaction may mix both.
@@ -8,8 +10,14 @@
 //   embedded.journal_path = "/var/lib/payments/dtx.db";
 //   DTX_ASSIGN_OR_RETURN(auto dtm, dtx::OpenEmbeddedCoordinator({}, embedded));
 //
+//   dtx::EmbeddedPostgresOptions pg;    // or: the PostgreSQL journal
+//   pg.host = "db.internal";
+//   pg.user = "dtx";
+//   pg.dbname = "payments";
+//   embedded.postgres = pg;
+//
 // Part of dtx::dtx (it links dtx::core, dtx::sqlite, dtx::grpc and
-// dtx::http).
+// dtx::http, and dtx::postgres when dtx was built with libpq).
 
 #ifndef DTX_EMBEDDED_H_
 #define DTX_EMBEDDED_H_
@@ -18,8 +26,10 @@
 #include "dtx/embedded_export.h"
 #include "dtx/transport/tls_options.h"
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,9 +37,42 @@ namespace dtx {
 
 class ServiceResolver;
 
+// The PostgreSQL journal (dtx/storage/postgres_journal.h) under dtm's names:
+// Store.Host, Port, User, Password, Db, Schema, MaxOpenConns, MaxIdleConns,
+// ConnMaxLifeTime. docs/journal.md ("PostgreSQL") describes the journal.
+struct EmbeddedPostgresOptions {
+  // A libpq connection string ("host=... port=... user=... dbname=...") or
+  // postgresql:// URI. Empty: made from host, port, user, password and
+  // dbname (each quoted as libpq requires); libpq's environment variables
+  // (PGPASSWORD, ...) fill what both leave out.
+  std::string conninfo;
+  std::string host;
+  int port = 0;  // 0: libpq's default (5432, or PGPORT)
+  std::string user;
+  std::string password;
+  std::string dbname;
+  // The schema of the journal's tables, created when absent (Store.Schema).
+  std::string schema = "public";
+  // Connections of the journal at most, its writer's included
+  // (MaxOpenConns): reads beyond them wait. 0: no cap; else at least 2.
+  std::size_t max_open_conns = 0;
+  // Read connections kept open between reads (MaxIdleConns).
+  std::size_t max_idle_conns = 4;
+  // Read connections older than this are replaced (ConnMaxLifeTime);
+  // 0: kept while they work. The writer's one connection is kept.
+  std::chrono::milliseconds conn_max_lifetime{0};
+  // How long a connection attempt may take (whole seconds, at least 1).
+  std::chrono::milliseconds connect_timeout{5000};
+};
+
 struct EmbeddedOptions {
   // Path of the SQLite journal (created when missing; dtm's Store.Path).
+  // Unused when `postgres` is set.
   std::string journal_path = "dtx.db";
+  // Set: the journal is in PostgreSQL instead (dtm's Store.Driver
+  // postgres). Needs a dtx built with dtx::postgres (libpq found at build
+  // time); without it OpenEmbeddedCoordinator returns kUnimplemented.
+  std::optional<EmbeddedPostgresOptions> postgres;
   // dtm's MicroService.Driver: "default" or "dtm-driver-kratos".
   std::string driver = "default";
   // dtm's MicroService.Target: with the Kratos driver,
@@ -52,24 +95,28 @@ struct EmbeddedOptions {
   std::size_t http_max_connections_per_host = 64;
   std::size_t http_max_response_bytes = 4 * 1024 * 1024;
   // false: SQLite synchronous=NORMAL (survives a process crash, not power
-  // loss).
+  // loss). The PostgreSQL journal follows the server's synchronous_commit.
   bool durable_on_power_loss = true;
   // Borrowed; null: the system clock.
   const Clock* clock = nullptr;
   std::shared_ptr<Logger> logger;
   // Borrowed; must outlive the coordinator. The coordinator's metrics
   // (CoordinatorDeps::metrics) and the journal's (SqliteJournalOptions::
-  // metrics) are registered in it. Null: none.
+  // metrics, PostgresJournalOptions::metrics) are registered in it. Null:
+  // none.
   MetricsRegistry* metrics = nullptr;
   // Borrowed; must outlive the coordinator (CoordinatorDeps::alerts). Null:
   // no alerts.
   AlertSink* alerts = nullptr;
 };
 
-// Opens the journal at embedded.journal_path, then the coordinator, which
-// resumes every unfinished transaction found there. kInvalidArgument for bad
-// options (an empty journal_path included); the journal's errors (locked,
-// corrupt, read-only, ...) as SqliteJournal::Open returns them.
+// Opens the journal (at embedded.journal_path, or in PostgreSQL), then the
+// coordinator, which resumes every unfinished transaction found there.
+// kInvalidArgument for bad options (an empty journal_path, postgres without
+// conninfo or host, max_open_conns 1); the journal's errors as
+// SqliteJournal::Open (locked, corrupt, read-only, ...) or PostgresJournal::
+// Open (kUnavailable: the server cannot be reached; kPermissionDenied: it
+// refuses the login; ...) return them, naming the server.
 DTX_EMBEDDED_EXPORT Result<std::unique_ptr<Coordinator>>
 OpenEmbeddedCoordinator(Options options, EmbeddedOptions embedded = {});
 

@@ -6,8 +6,10 @@
 // environment win, as deployment tools expect. docs/server.md lists this.)
 //
 // A key dtx does not know is a warning; a dtm key that has no meaning in dtx
-// (Store.Host, JsonRpcPort, ...) is a warning naming it; a bad value is an
-// error naming the key and the value.
+// (JsonRpcPort, Store.RedisPrefix, ...) is a warning naming it, and so is a
+// key of the other store driver (Store.Host with Store.Driver sqlite); a bad
+// value is an error naming the key and the value (never the value of
+// Store.Password).
 
 #ifndef DTX_SERVER_SERVER_CONFIG_H_
 #define DTX_SERVER_SERVER_CONFIG_H_
@@ -25,14 +27,45 @@
 
 namespace dtx::server {
 
+enum class StoreDriver { kSqlite, kPostgres };
+
+// Store.Host ... Store.ConnMaxLifeTime: the PostgreSQL journal's settings,
+// used with Store.Driver postgres (docs/server.md, docs/journal.md).
+struct PostgresStoreConfig {
+  std::string host;  // required with Store.Driver postgres
+  int port = 5432;
+  std::string user;  // empty: libpq's default (PGUSER, the OS user)
+  std::string
+      password;  // empty: libpq's (PGPASSWORD, ~/.pgpass); never printed
+  std::string db = "dtx";
+  std::string schema = "public";
+  // Connections of the journal at most, its writer's included; 0: no cap.
+  int64_t max_open_conns = 500;
+  // Read connections kept open between reads.
+  int64_t max_idle_conns = 500;
+  // Read connections older than this are closed; 0: kept for ever. dtm's
+  // unit: minutes.
+  std::chrono::minutes conn_max_lifetime{5};
+  // Store.ConnectTimeout (dtx): seconds a connection attempt may take.
+  std::chrono::seconds connect_timeout{5};
+};
+
 struct ServerConfig {
   // MicroService.Driver / Target / EndPoint.
   std::string driver = "default";
   std::string target;
   std::string endpoint;
-  // Store.Driver (sqlite) / Store.Path / Store.Synchronous (full|normal).
+  // MicroService.InstanceId (dtx): the id this server registers under
+  // (/microservices/<name>/<id>); empty: a new random one at each start.
+  std::string instance_id;
+  // Store.Driver: sqlite (the default; dtm's boltdb means the same) or
+  // postgres.
+  StoreDriver store_driver = StoreDriver::kSqlite;
+  // Store.Path / Store.Synchronous (full|normal): the SQLite journal.
   std::string store_path = "dtx.db";
   bool durable_on_power_loss = true;
+  // Store.Host, Port, ...: the PostgreSQL journal.
+  PostgresStoreConfig postgres;
   // GrpcHost (dtx) / GrpcPort; 0 picks a free port.
   std::string grpc_host = "0.0.0.0";
   int grpc_port = 36790;
@@ -89,7 +122,8 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources);
 // "MICRO_SERVICE_END_POINT".
 std::string EnvNameOf(const std::string& key);
 
-// The effective configuration as YAML, for --print-config.
+// The effective configuration as YAML, for --print-config. Store.Password
+// and Admin.Token are shown as "(set)", never as themselves.
 std::string ToYaml(const ServerConfig& config);
 
 }  // namespace dtx::server

@@ -68,6 +68,16 @@ struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
   // are opened while more reads run at once, and closed after.
   std::size_t max_idle_readers = 4;
 
+  // Read connections open at once at most; a read beyond them waits for
+  // one to be free. 0: no cap. (dtm's MaxOpenConns counts every
+  // connection: dtx-server passes MaxOpenConns - 1, the writer having one.)
+  std::size_t max_readers = 0;
+
+  // A read connection older than this is closed (when next taken or handed
+  // back) and replaced by a new one (dtm's ConnMaxLifeTime). 0: kept while
+  // it works. The writer's connection is not concerned.
+  std::chrono::milliseconds reader_max_lifetime{0};
+
   // How long a connection attempt may take (libpq's connect_timeout, whole
   // seconds, at least 1).
   std::chrono::milliseconds connect_timeout{5000};
@@ -117,9 +127,7 @@ class DTX_POSTGRES_EXPORT PostgresJournal final : public Journal {
   void AppendBranches(std::string gid, TransStatus expected,
                       std::vector<Branch> branches, WriteDone done) override;
   void ChangeStatus(StatusChange change, WriteDone done) override;
-  void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                      std::vector<BranchUpdate> updates,
-                      WriteDone done) override;
+  void UpdateBranches(BranchResults results, WriteDone done) override;
   void TouchCron(CronUpdate update, WriteDone done) override;
   void MakeDue(std::string gid, TimePoint now, WriteDone done) override;
   void Claim(ClaimRequest request, ClaimDone done) override;
@@ -133,6 +141,9 @@ class DTX_POSTGRES_EXPORT PostgresJournal final : public Journal {
   Result<StatusCounts> CountByStatus() override;
   Result<DuePage> ListDue(TimePoint now, std::size_t limit,
                           DueCursor after) override;
+
+  // True: coordinators in other processes may share the database.
+  bool shared() const override;
 
   void Close() override;
 
