@@ -53,8 +53,10 @@
 // in-flight loops dealt round-robin to them; the baseline for N deals the
 // same loops to N PostgresJournals on one schema, so that only the
 // coordinators differ. Rows give the total and each coordinator's share.
-// --server is not offered with --journal postgres yet (dtx-server's relay
-// baseline writes SQLite).
+// With --server too, dtx-server runs with Store.Driver postgres on a fresh
+// schema of the same database and its baseline, dtx_dtm_relay, writes
+// through PostgresJournal (--pg-conninfo): the pg_server_ rows, with the
+// first --coordinators count only (one dtx-server process).
 //
 //   dtx_bench [--seconds 10]
 //             [--scenario
@@ -403,15 +405,60 @@ class JournalPlace {
   std::string schema_;
 };
 
-// A dtx-server process on 127.0.0.1 (FULL journal in a fresh directory);
-// SIGTERM and a wait when destroyed.
+// dtx-server's Store: section for `place` on PostgreSQL (dtm's keys, from
+// the conninfo's parts); "" for SQLite (ServerProcess's own file). Exits
+// when the conninfo names no host.
+std::string StoreYaml(const Store& store, const JournalPlace& place) {
+  if (!store.postgres) return "";
+  std::string yaml =
+      "Store:\n  Driver: postgres\n  Schema: " + place.schema() + "\n";
+#ifdef DTX_BENCH_POSTGRES
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(store.conninfo.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    std::fprintf(stderr, "dtx_bench: --pg-conninfo cannot be parsed\n");
+    std::exit(2);
+  }
+  const std::map<std::string, std::string> keys = {{"host", "Host"},
+                                                   {"port", "Port"},
+                                                   {"user", "User"},
+                                                   {"password", "Password"},
+                                                   {"dbname", "Db"}};
+  bool host = false;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    const auto key = keys.find(o->keyword);
+    if (key == keys.end() || o->val == nullptr || *o->val == '\0') continue;
+    std::string value = o->val;
+    for (std::size_t at = 0; (at = value.find('\'', at)) != std::string::npos;
+         at += 2)
+      value.insert(at, 1, '\'');
+    yaml += "  " + key->second + ": '" + value + "'\n";
+    host = host || key->first == "host";
+  }
+  PQconninfoFree(options);
+  if (!host) {
+    std::fprintf(stderr,
+                 "dtx_bench: --server with --journal postgres needs host= in "
+                 "--pg-conninfo (dtx-server's Store.Host)\n");
+    std::exit(2);
+  }
+#endif
+  return yaml;
+}
+
+// A dtx-server process on 127.0.0.1 (FULL journal in a fresh directory, or
+// the `store_yaml` given: a Store: section); SIGTERM and a wait when
+// destroyed.
 class ServerProcess {
  public:
-  ServerProcess(const std::string& binary, std::size_t io_threads)
+  ServerProcess(const std::string& binary, std::size_t io_threads,
+                const std::string& store_yaml = "")
       : dir_(FreshDir()) {
     std::ofstream(dir_ + "/dtx.yml")
-        << "Store:\n  Path: '" << dir_ << "/dtx.db'\nIoThreads: " << io_threads
-        << "\nLogLevel: warn\n";
+        << (store_yaml.empty() ? "Store:\n  Path: '" + dir_ + "/dtx.db'\n"
+                               : store_yaml)
+        << "IoThreads: " << io_threads << "\nLogLevel: warn\n";
     child_ = std::make_unique<testing::Subprocess>(
         StartChild({binary, "-c", dir_ + "/dtx.yml", "--grpc-host", "127.0.0.1",
                     "--grpc-port", "0", "--http-port", "0"}));
@@ -533,6 +580,8 @@ class Bench {
   static std::string Shape(const std::string& scenario) {
     return scenario.rfind("http_", 0) == 0 ? scenario.substr(5) : scenario;
   }
+  const Store& store() const { return store_; }
+
   static bool OverHttp(const std::string& scenario) {
     return scenario.rfind("http_", 0) == 0;
   }
@@ -572,7 +621,8 @@ class Bench {
   // The same loop through GrpcDtmClient on a dtx-server process.
   Figures RunServer(const std::string& server, const std::string& scenario,
                     int inflight, double seconds) {
-    ServerProcess child(server, io_threads_);
+    const JournalPlace place(store_);
+    ServerProcess child(server, io_threads_, StoreYaml(store_, place));
     if (OverHttp(scenario)) {
       auto client = ConnectHttp(child.http_port());
       return RunOn(*client, scenario, inflight, seconds);
@@ -585,12 +635,19 @@ class Bench {
   // The same loop through GrpcDtmClient on the relay: the same requests,
   // journal writes and branch calls as with dtx-server, no coordinator.
   Figures RunRelay(const std::string& scenario, int inflight, double seconds) {
-    const std::string dir = FreshDir();
+    const JournalPlace place(store_);
     Figures f;
     {
-      testing::Subprocess relay =
-          StartChild({DTX_DTM_RELAY, "--journal", dir + "/relay.db", "--branch",
-                      echo_, "--http", "--http-branch", http_echo_});
+      std::vector<std::string> argv = {DTX_DTM_RELAY};
+      if (store_.postgres) {
+        argv.insert(argv.end(), {"--pg-conninfo", store_.conninfo,
+                                 "--pg-schema", place.schema()});
+      } else {
+        argv.insert(argv.end(), {"--journal", place.sqlite_path()});
+      }
+      argv.insert(argv.end(),
+                  {"--branch", echo_, "--http", "--http-branch", http_echo_});
+      testing::Subprocess relay = StartChild(argv);
       const int grpc_port = ReadPort(relay);
       const int http_port = ReadPort(relay, "http-port");
       if (OverHttp(scenario)) {
@@ -601,7 +658,6 @@ class Bench {
         f = RunOn(*client, scenario, inflight, seconds);
       }
     }
-    std::filesystem::remove_all(dir);
     return f;
   }
 
@@ -617,7 +673,8 @@ class Bench {
         "127.0.0.1:" + std::to_string(ReadPort(slow_echo)) +
         "/dtx.test.Busi/Echo";
     const std::string fast_url = echo_ + "/dtx.test.Busi/Echo";
-    ServerProcess child(server, io_threads_);
+    const JournalPlace place(store_);
+    ServerProcess child(server, io_threads_, StoreYaml(store_, place));
     auto dtm = Connect(child.address());
     auto saga = [](const std::string& gid, const std::string& url) {
       TransRequest r;
@@ -667,7 +724,8 @@ class Bench {
         slow, slow_s, load_gid.count(), load_saga.count());
     std::printf("%-22s %9s %9s %9s %9s\n", "slow_branch", "idle p50",
                 "idle p99", "load p50", "load p99");
-    auto row = [](const char* what, Latencies& idle, Latencies& load) {
+    const char* prefix = store_.postgres ? "pg_" : "";
+    auto row = [prefix](const char* what, Latencies& idle, Latencies& load) {
       std::printf("%-22s %9.2f %9.2f %9.2f %9.2f\n", what,
                   idle.Percentile(0.5) / 1000, idle.Percentile(0.99) / 1000,
                   load.Percentile(0.5) / 1000, load.Percentile(0.99) / 1000);
@@ -675,9 +733,9 @@ class Bench {
         const double v = load.Percentile(q) / 1000;
         const double b = idle.Percentile(q) / 1000;
         std::printf(
-            "RESULT server_slow_branch_%s_p%d_ms value=%.3f baseline=%.3f "
+            "RESULT %sserver_slow_branch_%s_p%d_ms value=%.3f baseline=%.3f "
             "ratio=%.2f\n",
-            what, q < 0.9 ? 50 : 99, v, b, b > 0 ? v / b : 0.0);
+            prefix, what, q < 0.9 ? 50 : 99, v, b, b > 0 ? v / b : 0.0);
       }
       std::fflush(stdout);
     };
@@ -980,7 +1038,8 @@ class Paired {
 // differs.
 void Polled(Bench& bench, const std::string& server, std::size_t io_threads,
             int inflight, int rounds, double per_run) {
-  ServerProcess child(server, io_threads);
+  const JournalPlace place(bench.store());
+  ServerProcess child(server, io_threads, StoreYaml(bench.store(), place));
   auto client = Connect(child.address());
   Paired polled;
   for (int round = 0; round < rounds; ++round) {
@@ -996,7 +1055,8 @@ void Polled(Bench& bench, const std::string& server, std::size_t io_threads,
   Row("polled", "saga", inflight, polled.value());
   std::printf("console polls: %ld GETs, %ld not answered 2xx\n",
               ConsolePoller::gets_.load(), ConsolePoller::not_ok_.load());
-  polled.Print("server_saga_" + std::to_string(inflight) + "_polled");
+  polled.Print(std::string(bench.store().postgres ? "pg_" : "") +
+               "server_saga_" + std::to_string(inflight) + "_polled");
 }
 
 int Main(int argc, char** argv) {
@@ -1059,12 +1119,6 @@ int Main(int argc, char** argv) {
           "journal only on PostgreSQL)");
     }
     if (!pg_conninfo.empty()) refuse("--pg-conninfo needs --journal postgres");
-  } else if (!server_binary.empty()) {
-    refuse(
-        "--server is not offered with --journal postgres yet: dtx-server and "
-        "its baseline (dtx_dtm_relay) run on SQLite here");
-  } else if (only == "slow_branch") {
-    refuse("--scenario slow_branch needs --server, which needs SQLite");
   }
 #ifdef DTX_BENCH_POSTGRES
   std::optional<PgServer> pg_server;
@@ -1173,7 +1227,8 @@ int Main(int argc, char** argv) {
         Row("baseline", scenario, inflight, local.baseline());
         Row("dtx", scenario, inflight, local.value());
         local.Print(name);
-        if (!server_binary.empty()) {
+        if (!server_binary.empty() &&
+            coordinators == coordinator_counts.front()) {
           // dtx-server against the relay, which has the same client round
           // trips, journal writes and branch calls; alternating rounds again.
           Paired remote;
@@ -1184,7 +1239,8 @@ int Main(int argc, char** argv) {
           }
           Row("relay", scenario, inflight, remote.baseline());
           Row("server", scenario, inflight, remote.value());
-          remote.Print("server_" + scenario + "_" + std::to_string(inflight));
+          remote.Print(prefix + "server_" + scenario + "_" +
+                       std::to_string(inflight));
         }
         if (vs_floor && !store.postgres) {
           std::printf("%-10s %-11s %8d %10.0f\n", "sqlite", "one-commit", 1,

@@ -5,18 +5,24 @@
 # baselines, the per-coordinator rows and the summary. The figures' values are
 # never checked (no timing assertions).
 #
-#   bench/postgres_smoke.sh path/to/dtx_bench
+#   bench/postgres_smoke.sh path/to/dtx_bench [path/to/dtx-server]
+#
+# With dtx-server, also its rows on the PostgreSQL journal against the relay
+# (pg_server_*) and slow_branch.
 #
 # Without PostgreSQL installed dtx_bench exits 77: skipped (ctest's
 # SKIP_RETURN_CODE), except under CI=true, where it fails.
 set -uo pipefail
 
-bench="${1:?usage: postgres_smoke.sh DTX_BENCH}"
+bench="${1:?usage: postgres_smoke.sh DTX_BENCH [DTX_SERVER]}"
+server="${2:-}"
+server_args=()
+[ -n "$server" ] && server_args=(--server "$server" --slow-sagas 50)
 out=$(mktemp "${TMPDIR:-/tmp}/dtx-pg-smoke.XXXXXX")
 trap 'rm -f "$out"' EXIT
 
 "$bench" --journal postgres --seconds 0.4 --rounds 1 --inflight 1,2 \
-  --coordinators 1,2 >"$out" 2>&1
+  --coordinators 1,2 "${server_args[@]}" >"$out" 2>&1
 rc=$?
 cat "$out"
 if [ "$rc" -eq 77 ]; then
@@ -49,4 +55,10 @@ expect '^RESULT pg_saga_empty_vs_single_commit_2_c1 value=[0-9]+ baseline=[0-9]+
 expect '^RESULT pg_saga_empty_vs_2_client_commits_2_c2 value=[0-9]+ baseline=[0-9]+'
 expect '^  #2/2 +saga +1 +[0-9]+'
 expect '^summary '
+if [ -n "$server" ]; then
+  for s in tcc saga msg saga_empty http_saga http_tcc; do
+    expect "^RESULT pg_server_${s}_2 value=[0-9]+ baseline=[0-9]+ ratio="
+  done
+  expect '^RESULT pg_server_slow_branch_saga_p99_ms value='
+fi
 exit "$missing"
