@@ -51,7 +51,7 @@ MapOptions At(int64_t now_ms) {
 }
 
 TEST(MapDtmTransTest, KeepsTimesScheduleAndPayloads) {
-  auto t = MapDtmTrans(Saga(), At(1));
+  auto t = MapDtmTrans(Saga(), At(1'700'000'005'000));
   ASSERT_OK(t);
   EXPECT_EQ(t->trans.trans_type, TransType::kSaga);
   EXPECT_EQ(t->trans.status, TransStatus::kSubmitted);
@@ -79,11 +79,30 @@ TEST(MapDtmTransTest, NullTimesBecomeTheImportTimeAndDueNowOverrides) {
   EXPECT_EQ(t->trans.next_cron_time, Ms(42'000));
   EXPECT_EQ(t->trans.next_cron_interval, std::chrono::seconds(0));
 
-  MapOptions due = At(1);
+  MapOptions due = At(1'700'000'005'000);
   due.due_at = Ms(7'000);
   auto d = MapDtmTrans(Saga(), due);
   ASSERT_OK(d);
   EXPECT_EQ(d->trans.next_cron_time, Ms(7'000));
+}
+
+TEST(MapDtmTransTest, DtmsUncappedBackOffIsCappedAtMaxDelay) {
+  DtmTransRow row = Saga();
+  row.next_cron_interval = 10 * 86400;  // dtm's back-off after many failures
+  row.next_cron_time_ms = 1'700'000'000'000 + 10 * 86400'000LL;
+  MapOptions o = At(1'700'000'000'000);
+  o.max_delay = std::chrono::seconds(3600);
+  auto t = MapDtmTrans(row, o);
+  ASSERT_OK(t);
+  EXPECT_EQ(t->trans.next_cron_interval, std::chrono::seconds(3600));
+  EXPECT_EQ(t->trans.next_cron_time, Ms(1'700'000'000'000 + 3600'000));
+
+  o.max_delay = std::chrono::seconds(0);  // dtm's schedule as is
+  auto kept = MapDtmTrans(row, o);
+  ASSERT_OK(kept);
+  EXPECT_EQ(kept->trans.next_cron_interval, std::chrono::seconds(864000));
+  EXPECT_EQ(kept->trans.next_cron_time,
+            Ms(1'700'000'000'000 + 10 * 86400'000LL));
 }
 
 TEST(MapDtmTransTest, OptionsAndLegacyHeadersBecomeDtxOptions) {

@@ -489,7 +489,7 @@ TEST_F(ImportDtmTest, AllTakesFinishedOnesAndDueNowMakesThemDue) {
   FillStore();
   // dtm's next_cron_time of saga-half is 5 s ago; a later one shows --due-now.
   Sql("UPDATE trans_global SET next_cron_time = to_timestamp(" +
-      std::to_string(now_ + 3600) + ") WHERE gid = 'tcc-prepared'");
+      std::to_string(now_ + 1800) + ") WHERE gid = 'tcc-prepared'");
   const std::string journal = dir_.File("all.db");
   CtlRun r = Import(journal, {"--all", "--due-now"});
   EXPECT_EQ(r.code, 4) << r.out << r.err;
@@ -512,7 +512,7 @@ TEST_F(ImportDtmTest, AllTakesFinishedOnesAndDueNowMakesThemDue) {
   ASSERT_NE(k, nullptr);
   auto tcc_kept = k->Find("tcc-prepared");
   ASSERT_OK(tcc_kept);
-  EXPECT_EQ(tcc_kept->trans.next_cron_time, Seconds(now_ + 3600));
+  EXPECT_EQ(tcc_kept->trans.next_cron_time, Seconds(now_ + 1800));
 }
 
 TEST_F(ImportDtmTest, DryRunWritesNothing) {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -221,6 +222,11 @@ Result<TransWithBranches> MapDtmTrans(const DtmTransRow& row,
     t.next_cron_time = *options.due_at;
   } else {
     t.next_cron_time = Time(row.next_cron_time_ms).value_or(options.now);
+  }
+  if (options.max_delay.count() > 0) {
+    t.next_cron_interval = std::min(t.next_cron_interval, options.max_delay);
+    t.next_cron_time =
+        std::min(t.next_cron_time, options.now + options.max_delay);
   }
   // dtm's owner is the id of the cron pass that last locked the row, which
   // means nothing to a dtx coordinator: no owner, so any may claim it.

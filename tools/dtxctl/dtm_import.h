@@ -70,6 +70,12 @@ struct MapOptions {
   // What a NULL next_cron_time or create_time becomes (the time of the
   // import).
   TimePoint now{};
+  // dtm's back-off has no cap, so a branch that failed for long may be due
+  // days from now; dtx caps it (RetryPolicy::max_interval, dtx-server's
+  // RetryIntervalMax, one hour by default). Positive: next_cron_time is at
+  // most now + max_delay and next_cron_interval at most max_delay. Zero:
+  // dtm's schedule as it is (--max-delay 0).
+  std::chrono::seconds max_delay{3600};
 };
 
 // dtm's rows as a dtx transaction, or kInvalidArgument / kUnimplemented

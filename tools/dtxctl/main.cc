@@ -337,6 +337,7 @@ struct ImportFlags {
   bool dry_run = false;
   bool all = false;
   bool due_now = false;
+  int64_t max_delay_seconds = 3600;
 };
 
 bool StartsWith(const std::string& s, const char* prefix) {
@@ -365,6 +366,7 @@ int RunImportDtm(const ImportFlags& f, const Flags& flags) {
   options.dry_run = f.dry_run;
   options.map.now = std::chrono::system_clock::now();
   if (f.due_now) options.map.due_at = options.map.now;
+  options.map.max_delay = std::chrono::seconds(f.max_delay_seconds);
   ImportTarget target;
   target.to = f.to;
   target.schema = f.to_schema;
@@ -496,6 +498,13 @@ int Main(int argc, char** argv) {
   import_dtm->add_flag("--due-now", imf.due_now,
                        "make every imported transaction due at once, not "
                        "when dtm scheduled it");
+  import_dtm
+      ->add_option("--max-delay", imf.max_delay_seconds,
+                   "seconds: a transaction dtm scheduled later than this "
+                   "from now is due this far from now instead (dtm's back-off "
+                   "has no cap, dtx's is an hour); 0: dtm's schedule as is")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   import_dtm->footer(
       "Each transaction is written whole (with its branch rows) or not at "
       "all; one whose gid the journal holds is skipped, so a re-run is "
