@@ -78,7 +78,17 @@ Status ReadDtmPostgres(const DtmSource& source,
   o.application_name = "dtxctl import-dtm";
   o.connect_timeout = source.connect_timeout;
   auto connected = PgConn::Connect(o);
-  if (!connected.ok()) return Prefixed(connected.status());
+  if (!connected.ok()) {
+    Status s = Prefixed(connected.status());
+    // libpq parses the conninfo before it connects: "invalid integer value
+    // ... for connection option \"port\"", "invalid URI query parameter",
+    // ... are the caller's mistake, not an unreachable server.
+    if (s.code() == StatusCode::kUnavailable &&
+        s.message().find(": invalid ") != std::string::npos) {
+      return InvalidArgumentError(s.message());
+    }
+    return s;
+  }
   PgConn& conn = **connected;
 
   PgParams schema_param;

@@ -380,6 +380,8 @@ int RunImportDtm(const ImportFlags& f, const Flags& flags) {
   ImportSummary summary;
   Status s = ImportDtm(options, std::cout, &summary);
   if (journal) journal->Close();
+  // After a failure to reach or read dtm's store, the error alone.
+  if (!s.ok() && summary.read == 0) return Fail(s);
   std::cout << (f.dry_run ? "dry run: " : "") << "read " << summary.read
             << " dtm transactions: " << summary.imported
             << (f.dry_run ? " would be imported, " : " imported, ")
