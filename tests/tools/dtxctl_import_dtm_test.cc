@@ -609,6 +609,37 @@ TEST_F(ImportDtmTest, BadSourcesFailClearlyAndWriteNothing) {
   EXPECT_FALSE(Exists(journal));
 }
 
+TEST_F(ImportDtmTest, ReadsPageByPageWithProgress) {
+  if (pg_ == nullptr) return;
+  // More transactions than one page of the reader (500), each with two
+  // branch rows, inserted interleaved so that ids of one page's branches
+  // are not contiguous.
+  Sql("INSERT INTO trans_global (gid, trans_type, status, query_prepared, "
+      "protocol, create_time, options, custom_data, next_cron_interval, "
+      "next_cron_time) SELECT 'bulk-' || i, 'msg', 'submitted', '', 'grpc', "
+      "now(), '', '', 10, now() FROM generate_series(1, 620) AS i");
+  Sql("INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, "
+      "status) SELECT 'bulk-' || (i % 620 + 1), 'x/busi.Busi/M', "
+      "convert_to('p' || i, 'UTF8'), CASE WHEN i <= 620 THEN '01' ELSE '02' "
+      "END, 'action', 'prepared' FROM generate_series(1, 1240) AS i");
+  const std::string journal = dir_.File("bulk.db");
+  CtlRun r = Import(journal);
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("read 100 (imported 99, already present 0, "
+                               "refused 0)"));
+  EXPECT_THAT(r.out, HasSubstr("read 600 (imported 599"));
+  EXPECT_THAT(r.out, HasSubstr("read 620 dtm transactions: 620 imported"));
+  auto j = OpenSqlite(journal);
+  ASSERT_NE(j, nullptr);
+  for (const char* gid : {"bulk-1", "bulk-500", "bulk-501", "bulk-620"}) {
+    auto t = j->Find(gid);
+    ASSERT_OK(t);
+    ASSERT_EQ(t->branches.size(), 2u) << gid;
+    EXPECT_EQ(t->branches[0].branch_id, "01");
+    EXPECT_EQ(t->branches[1].branch_id, "02");
+  }
+}
+
 TEST_F(ImportDtmTest, MalformedRowsAreRefusedOneByOne) {
   if (pg_ == nullptr) return;
   {
