@@ -674,9 +674,26 @@ TEST_F(ImportDtmTest, MalformedRowsAreRefusedOneByOne) {
     Global(g);
   }
   BranchRow("good", "01", "action", "/busi.Busi/M", "", "prepared");
+  // Over dtx's limits (dtx/limits.h): the journal refuses them one by one.
+  {
+    G g;
+    g.gid = "with space";
+    g.type = "msg";
+    g.status = "submitted";
+    Global(g);
+    g.gid = "huge";
+    Global(g);
+  }
+  Sql("INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, "
+      "status) VALUES ('huge', 'x/busi.Busi/M', decode(repeat('00', " +
+      std::to_string(4 * 1024 * 1024 + 1) + "), 'hex'), '01', 'action', " +
+      "'prepared')");
   const std::string journal = dir_.File("dtx.db");
   CtlRun r = Import(journal);
   EXPECT_EQ(r.code, 4);
+  EXPECT_THAT(r.out, HasSubstr("refused with space (msg, submitted): "));
+  EXPECT_THAT(r.out, HasSubstr("refused huge (msg, submitted): "));
+  EXPECT_THAT(r.out, HasSubstr("over the limit"));
   EXPECT_THAT(r.out, HasSubstr("refused bad-options (saga, submitted): "
                                "options is not a JSON object"));
   EXPECT_THAT(r.out, HasSubstr("refused json-rpc (msg, submitted): protocol "
@@ -684,7 +701,7 @@ TEST_F(ImportDtmTest, MalformedRowsAreRefusedOneByOne) {
   EXPECT_THAT(r.out, HasSubstr("refused odd-saga (saga, submitted): saga rows "
                                "are not compensate/action pairs"));
   EXPECT_THAT(r.out, HasSubstr("1 imported, 0 skipped (already in the "
-                               "journal), 3 refused"));
+                               "journal), 5 refused"));
   auto j = OpenSqlite(journal);
   ASSERT_NE(j, nullptr);
   EXPECT_OK(j->Find("good"));

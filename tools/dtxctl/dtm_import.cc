@@ -319,9 +319,11 @@ Status ImportDtm(const ImportOptions& options, std::ostream& out,
     if (s.code() == StatusCode::kInvalidArgument ||
         s.code() == StatusCode::kResourceExhausted) {
       // Over one of dtx's limits (dtx/limits.h): this one only.
+      // A payload over kMaxPayloadBytes is this one's; a full disk or
+      // memory is everyone's, and ends the import.
       if (s.code() == StatusCode::kResourceExhausted &&
-          s.message().find("disk") != std::string::npos) {
-        return s;
+          s.message().find("over the limit") == std::string::npos) {
+        return s.WithPrefix("import-dtm: gid " + row.gid);
       }
       ++summary->refused;
       out << "refused " << row.gid << " (" << row.trans_type << ", "
