@@ -138,7 +138,8 @@ TEST_F(EmbeddedPostgresTest, AnUnreachableServerFailsTheOpen) {
 
 // The other coordinator, played by the test: it claims every unfinished
 // transaction of `schema` as if their leases had run out.
-std::vector<GlobalTrans> ClaimAway(PostgresServer& pg, const std::string& schema,
+std::vector<GlobalTrans> ClaimAway(PostgresServer& pg,
+                                   const std::string& schema,
                                    const std::string& owner) {
   PostgresJournalOptions o;
   o.conninfo = pg.conninfo();
@@ -167,17 +168,18 @@ TEST_F(EmbeddedPostgresTest, AStaleCoordinatorWritesNothingAndDropsIt) {
   auto reached = std::make_shared<std::promise<void>>();
   auto release = std::make_shared<std::promise<void>>();
   std::shared_future<void> released = release->get_future().share();
-  busi_->SetHandler("/busi.Busi/Hold", [reached, released](const ReceivedCall&) {
-    reached->set_value();
-    released.wait();
-    return TestReply::Ok();
-  });
+  busi_->SetHandler("/busi.Busi/Hold",
+                    [reached, released](const ReceivedCall&) {
+                      reached->set_value();
+                      released.wait();
+                      return TestReply::Ok();
+                    });
   const std::string url = busi_->address();
   ASSERT_OK_AND_ASSIGN(auto dtm, OpenEmbeddedCoordinator(Options(), embedded));
-  ASSERT_OK(Saga(*dtm, "fenced-saga")
-                .Add(url + "/busi.Busi/Hold", url + "/busi.Busi/HoldRevert",
-                     "h")
-                .Submit());
+  ASSERT_OK(
+      Saga(*dtm, "fenced-saga")
+          .Add(url + "/busi.Busi/Hold", url + "/busi.Busi/HoldRevert", "h")
+          .Submit());
   reached->get_future().wait();
   const auto claimed = ClaimAway(*pg_, pg.schema, "the-other-one");
   ASSERT_EQ(claimed.size(), 1u);
@@ -197,9 +199,11 @@ TEST_F(EmbeddedPostgresTest, AStaleCoordinatorWritesNothingAndDropsIt) {
   }
   EXPECT_EQ(row.trans.next_cron_time, claimed[0].next_cron_time);
 
-  // Asked to go on with it, this coordinator leaves it to its owner: no
-  // call is made (the owner's lease has not run out).
-  ASSERT_OK(dtm->RetryNow("fenced-saga"));
+  // Asked to go on with it, this coordinator leaves it to its owner, whose
+  // lease has not run out: no call, nothing written.
+  EXPECT_THAT(dtm->RetryNow("fenced-saga"),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       "worked on by coordinator 'the-other-one'"));
   dtm->WaitIdle();
   EXPECT_EQ(busi_->CallCount("/busi.Busi/Hold"), 1u);
   ASSERT_OK_AND_ASSIGN(row, FindInPostgres(pg.schema, "fenced-saga"));
