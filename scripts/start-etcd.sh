@@ -21,25 +21,31 @@ free_port() {
   echo "start-etcd: no free port" >&2
   exit 1
 }
-client=$(free_port)
-peer=$(free_port)
-while [ "$peer" = "$client" ]; do peer=$(free_port); done
-
-etcd --name dtx-demo --data-dir "$dir/data" \
-  --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
-  --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-  --initial-cluster "dtx-demo=http://127.0.0.1:$peer" \
-  --logger zap --log-level warn >"$dir/etcd.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-  if etcdctl --endpoints="127.0.0.1:$client" --dial-timeout=1s get /dtx-ready >/dev/null 2>&1; then
-    echo "endpoint=127.0.0.1:$client pid=$pid"
-    exit 0
-  fi
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
+# A port free when probed may be taken by another process before etcd binds
+# it (tests run in parallel): then it starts again on other ports.
+for attempt in 1 2 3 4 5; do
+  client=$(free_port)
+  peer=$(free_port)
+  while [ "$peer" = "$client" ]; do peer=$(free_port); done
+  [ "$attempt" = 1 ] || rm -rf "$dir/data"  # what the failed start left
+  etcd --name dtx-demo --data-dir "$dir/data" \
+    --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "dtx-demo=http://127.0.0.1:$peer" \
+    --logger zap --log-level warn >"$dir/etcd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do
+    if etcdctl --endpoints="127.0.0.1:$client" --dial-timeout=1s get /dtx-ready >/dev/null 2>&1; then
+      echo "endpoint=127.0.0.1:$client pid=$pid"
+      exit 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  grep -q "address already in use" "$dir/etcd.log" || break
 done
 echo "start-etcd: etcd did not start; its log:" >&2
 cat "$dir/etcd.log" >&2
-kill "$pid" 2>/dev/null || true
 exit 1
