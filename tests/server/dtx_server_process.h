@@ -17,6 +17,9 @@ namespace dtx::testing {
 
 struct DtxServerConfig {
   std::string journal_path;
+  // The Store section's keys (indented two spaces), replacing the SQLite
+  // journal at journal_path when set (Store.Driver postgres, say).
+  std::string store;
   // Extra YAML appended to the test defaults (short intervals).
   std::string yaml;
   std::string config_path;  // where to write the file
@@ -42,9 +45,13 @@ class DtxServerProcess {
       const DtxServerConfig& config, bool expect_registration = false) {
     std::ofstream out(config.config_path);
     out << config.intervals << "ShutdownGrace: 5\n"
-        << "LogLevel: info\nStore:\n  Driver: sqlite\n  Path: '"
-        << config.journal_path << "'\n"
-        << config.yaml;
+        << "LogLevel: info\nStore:\n";
+    if (config.store.empty()) {
+      out << "  Driver: sqlite\n  Path: '" << config.journal_path << "'\n";
+    } else {
+      out << config.store;
+    }
+    out << config.yaml;
     out.close();
     DTX_ASSIGN_OR_RETURN(
         Subprocess child,

@@ -1,0 +1,658 @@
+// Failover and partition tests (#16): three dtx-server processes share one
+// PostgreSQL journal and carry a mixed SAGA / TCC / MSG load from client
+// threads through all three, against a ledger branch service under the
+// branch barrier (tests/testing/ledger_service.h). Then one fault:
+//
+//   Kill       one server is SIGKILLed mid-load; the others finish every one
+//              of its transactions within lease + retry interval (+ slack).
+//   Partition  one server reaches PostgreSQL through a TcpProxy that is cut
+//              (a blackhole: silence, bytes held) while it holds work; the
+//              others finish that work while it is cut off; after the cut
+//              heals, its held (stale) writes reach PostgreSQL and must not
+//              apply, and it serves transactions again.
+//   PgRestart  PostgreSQL is stopped and started again mid-load; every
+//              server reconnects and nothing acknowledged is lost.
+//
+// Each ends with the same checks: every transaction final, each acknowledged
+// one with the outcome its client was promised, every branch effect exactly
+// once in the ledger and consistent with the final status, the money
+// conserved, and no transaction ever called by two coordinators at the same
+// moment (the ledger's call log: call intervals of different coordinators on
+// one gid are disjoint, and no coordinator calls a branch of a transaction
+// after it became final).
+//
+// Timing: RetryInterval 1 s, RequestTimeout 1 s, TransCronInterval 1 s,
+// RetryIntervalMax 2 s, TimeoutToFail 4 s; the lease a claim takes is
+// max(RetryInterval, 2 x RequestTimeout) = 2 s (Engine::Lease). Each test
+// runs 20-40 s. They run once in the normal suite (label failover) and ten
+// times in a row with scripts/failover-10x.sh.
+
+#include "dtx/storage/postgres_journal.h"
+#include "dtx/transaction.h"
+#include "dtx/transport/grpc_dtm_client.h"
+
+#include "dtx_server_process.h"
+#include "ledger_service.h"
+#include "postgres_server.h"
+#include "status_matchers.h"
+#include "tcp_proxy.h"
+#include "temp_dir.h"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace dtx::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using WallClock = std::chrono::system_clock;
+
+constexpr seconds kRetryInterval{1};
+constexpr seconds kRequestTimeout{1};
+constexpr seconds kRetryIntervalMax{2};
+constexpr seconds kTimeoutToFail{4};
+constexpr seconds kLease = std::max(kRetryInterval, 2 * kRequestTimeout);
+// The bound on a takeover: the issue asks for lease + retry interval. What a
+// measurement adds on top, and why the slack is 10 s:
+//  - the next poll of a surviving scheduler, up to TransCronInterval (1 s);
+//  - a transaction that was waiting in a back-off when its coordinator died
+//    is due up to RetryIntervalMax (2 s) after its last attempt, and a
+//    branch with flag T fails once more and waits again (<= 2 s);
+//  - the remaining branch calls, up to 3 x 150 ms of ledger delay;
+//  - the test machine: 2 cores shared with builds and other tests, where a
+//    process is routinely descheduled for a second or more.
+// So ~6 s is what the engine may take by its own rules, and 4 s more is for
+// the machine. This is the bound the issue demands, not a speed figure.
+constexpr seconds kTakeoverSlack{10};
+constexpr seconds kTakeoverBound = kLease + kRetryInterval + kTakeoverSlack;
+
+constexpr int kAccounts = 20;
+constexpr int64_t kInitialBalance = 1000000;
+constexpr int kThreadsPerCoordinator = 2;
+
+enum class Kind { kSaga, kTcc, kMsg };
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kSaga:
+      return "saga";
+    case Kind::kTcc:
+      return "tcc";
+    case Kind::kMsg:
+      return "msg";
+  }
+  return "?";
+}
+
+// What a client thread started, and what it was told.
+struct Planned {
+  Kind kind = Kind::kSaga;
+  int via = 0;         // index of the coordinator it was sent to
+  bool fails = false;  // one branch has flag F
+  bool acknowledged = false;  // Submit (or the TCC's Submit) returned OK
+  std::string result;
+};
+
+struct Server {
+  std::string name;
+  std::unique_ptr<DtxServerProcess> process;
+  std::unique_ptr<GrpcDtmClient> client;
+  std::string owner;  // its name in the journal's leases
+  std::string log_path;
+  std::atomic<bool> alive{true};
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The owner name a coordinator logs at start ("coordinator: started as X").
+std::string OwnerFromLog(const std::string& path) {
+  const std::string text = ReadFile(path);
+  const std::string needle = "coordinator: started as ";
+  const std::size_t at = text.find(needle);
+  if (at == std::string::npos) return "";
+  const std::size_t from = at + needle.size();
+  return text.substr(from, text.find_first_of(" \n", from) - from);
+}
+
+std::string Ms(WallClock::time_point t) {
+  return std::to_string(std::chrono::duration_cast<milliseconds>(
+                            t.time_since_epoch())
+                            .count() %
+                        100000000) +
+         "ms";
+}
+
+class FailoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg_ = RequirePostgres();
+    if (pg_ == nullptr) return;
+    schema_ = FreshPostgresSchema();
+    auto ledger =
+        LedgerService::Start(dir_.File("ledger.db"), kAccounts, kInitialBalance);
+    ASSERT_OK(ledger.status());
+    ledger_ = std::move(ledger).value();
+  }
+
+  void TearDown() override {
+    StopLoad();
+    for (auto& s : servers_) {
+      if (s->process && s->alive) s->process->Kill(SIGKILL);
+    }
+  }
+
+  // Starts coordinator `name` with its journal at 127.0.0.1:pg_port.
+  void StartServer(const std::string& name, int pg_port) {
+    auto s = std::make_unique<Server>();
+    s->name = name;
+    s->log_path = dir_.File(name + ".log");
+    DtxServerConfig config;
+    config.config_path = dir_.File(name + ".yml");
+    config.log_path = s->log_path;
+    config.intervals =
+        "RetryInterval: " + std::to_string(kRetryInterval.count()) +
+        "\nTimeoutToFail: " + std::to_string(kTimeoutToFail.count()) +
+        "\nRequestTimeout: " + std::to_string(kRequestTimeout.count()) +
+        "\nTransCronInterval: 1\nRetryIntervalMax: " +
+        std::to_string(kRetryIntervalMax.count()) + "\n";
+    config.store = "  Driver: postgres\n  Host: 127.0.0.1\n  Port: " +
+                   std::to_string(pg_port) +
+                   "\n  User: dtx\n  Db: dtx\n  Schema: " + schema_ +
+                   "\n  ConnectTimeout: 2\n";
+    auto process = DtxServerProcess::Start(config);
+    ASSERT_OK(process.status()) << ReadFile(s->log_path);
+    s->process = std::move(process).value();
+    s->owner = OwnerFromLog(s->log_path);
+    ASSERT_FALSE(s->owner.empty()) << ReadFile(s->log_path);
+    ledger_->NameCaller(s->process->pid(), name);
+    GrpcDtmClientOptions options;
+    options.address = s->process->address();
+    options.timeout = milliseconds(5000);
+    options.branch_timeout = milliseconds(3000);
+    auto client = GrpcDtmClient::Create(options);
+    ASSERT_OK(client.status());
+    s->client = std::move(client).value();
+    std::cout << "coordinator " << name << ": pid " << s->process->pid()
+              << ", " << s->owner << ", journal via port " << pg_port << "\n";
+    servers_.push_back(std::move(s));
+  }
+
+  // The test's own view of the journal (a reader: it never writes).
+  void OpenJournal() {
+    PostgresJournalOptions options;
+    options.conninfo = pg_->conninfo();
+    options.schema = schema_;
+    options.connect_timeout = milliseconds(2000);
+    auto journal = PostgresJournal::Open(options);
+    ASSERT_OK(journal.status());
+    journal_ = std::move(journal).value();
+  }
+
+  // Client threads: kThreadsPerCoordinator per server, each sending one
+  // transaction every ~150 ms to its own server, or to the next one alive
+  // when its own was killed.
+  void StartLoad() {
+    stop_load_ = false;
+    const int threads = kThreadsPerCoordinator * static_cast<int>(servers_.size());
+    for (int t = 0; t < threads; ++t) {
+      load_.emplace_back([this, t] { LoadLoop(t); });
+    }
+  }
+
+  void StopLoad() {
+    stop_load_ = true;
+    for (std::thread& t : load_) t.join();
+    load_.clear();
+  }
+
+  void LoadLoop(int thread) {
+    std::mt19937 rng(static_cast<uint32_t>(thread * 7919 + 17));
+    for (int n = 0; !stop_load_; ++n) {
+      const std::string gid =
+          "fo-" + std::to_string(thread) + "-" + std::to_string(n);
+      int via = thread % static_cast<int>(servers_.size());
+      for (std::size_t i = 0; i < servers_.size() && !servers_[via]->alive;
+           ++i) {
+        via = (via + 1) % static_cast<int>(servers_.size());
+      }
+      RunOne(gid, via, rng);
+      std::this_thread::sleep_for(milliseconds(100 + rng() % 100));
+    }
+  }
+
+  // One transaction from account a to account b.
+  void RunOne(const std::string& gid, int via, std::mt19937& rng,
+              std::optional<Kind> force = std::nullopt, bool wait = false) {
+    Planned p;
+    const unsigned roll = rng() % 100;
+    p.kind = force ? *force
+                   : roll < 40 ? Kind::kSaga
+                               : (roll < 75 ? Kind::kTcc : Kind::kMsg);
+    p.via = via;
+    p.fails = !force && p.kind != Kind::kMsg && rng() % 100 < 15;
+    const int64_t a = 1 + static_cast<int64_t>(rng() % kAccounts);
+    const int64_t b = 1 + static_cast<int64_t>(rng() % kAccounts);
+    const int64_t x = 1 + static_cast<int64_t>(rng() % 100);
+    auto flags = [&](bool fail) {
+      std::string f = rng() % 100 < 10 ? "T" : "";
+      if (fail) f += "F";
+      return f.empty() ? std::string() : " " + f;
+    };
+    const std::string out =
+        std::to_string(a) + " " + std::to_string(-x) + flags(false);
+    const std::string in =
+        std::to_string(b) + " " + std::to_string(x) + flags(p.fails);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      planned_[gid] = p;
+    }
+    DtmApi& dtm = *servers_[via]->client;
+    Status s;
+    switch (p.kind) {
+      case Kind::kSaga:
+        s = Saga(dtm, gid)
+                .Add(ledger_->Url("Move"), ledger_->Url("MoveRevert"), out)
+                .Add(ledger_->Url("Move"), ledger_->Url("MoveRevert"), in)
+                .WaitResult(wait)
+                .Submit();
+        break;
+      case Kind::kTcc:
+        s = TccGlobalTransaction(dtm, gid, [&](Tcc& tcc) {
+          DTX_RETURN_IF_ERROR(tcc.CallBranch(out, ledger_->Url("Try"),
+                                             ledger_->Url("Confirm"),
+                                             ledger_->Url("Cancel")));
+          return tcc.CallBranch(in, ledger_->Url("Try"),
+                                ledger_->Url("Confirm"),
+                                ledger_->Url("Cancel"));
+        });
+        break;
+      case Kind::kMsg: {
+        Msg msg(dtm, gid);
+        msg.Add(ledger_->Url("Move"), in);
+        s = ledger_->SubmitMsg(msg, a, -x);
+        break;
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    Planned& stored = planned_[gid];
+    stored.acknowledged = s.ok();
+    stored.result = s.ToString();
+  }
+
+  // Unfinished transactions in the journal, or an error.
+  Result<std::vector<GlobalTrans>> Unfinished() {
+    ListQuery q;
+    q.unfinished_only = true;
+    q.limit = 100000;
+    DTX_ASSIGN_OR_RETURN(ListPage page, journal_->List(q));
+    return page.transactions;
+  }
+
+  // Unfinished submitted/aborting transactions that server `index` is
+  // working on: sent through it, or leased by it.
+  std::set<std::string> WorkOf(int index) {
+    std::set<std::string> out;
+    auto unfinished = Unfinished();
+    EXPECT_OK(unfinished.status());
+    if (!unfinished.ok()) return out;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const GlobalTrans& t : *unfinished) {
+      if (t.status == TransStatus::kPrepared) continue;
+      auto it = planned_.find(t.gid);
+      const bool via = it != planned_.end() && it->second.via == index;
+      if (via || t.owner == servers_[index]->owner) out.insert(t.gid);
+    }
+    return out;
+  }
+
+  // Waits until none of `gids` is unfinished; the time that took, or
+  // nullopt after `limit` (the unfinished ones printed).
+  std::optional<milliseconds> WaitFinal(const std::set<std::string>& gids,
+                                        WallClock::time_point since,
+                                        milliseconds limit) {
+    const auto deadline = since + limit;
+    std::set<std::string> left;
+    for (;;) {
+      auto unfinished = Unfinished();
+      if (unfinished.ok()) {
+        left.clear();
+        for (const GlobalTrans& t : *unfinished) {
+          if (gids.empty() || gids.count(t.gid) != 0) left.insert(t.gid);
+        }
+        const auto now = WallClock::now();
+        if (left.empty()) {
+          return std::chrono::duration_cast<milliseconds>(now - since);
+        }
+        if (now > deadline) break;
+      } else if (WallClock::now() > deadline) {
+        ADD_FAILURE() << "journal: " << unfinished.status();
+        return std::nullopt;
+      }
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    std::string text;
+    for (const std::string& gid : left) {
+      auto found = journal_->Find(gid);
+      text += "\n  " + gid;
+      if (found.ok()) {
+        text += " " + std::string(ToString(found->trans.status)) + " owner " +
+                found->trans.owner;
+      }
+    }
+    ADD_FAILURE() << left.size() << " transaction(s) still unfinished after "
+                  << limit.count() << " ms:" << text;
+    return std::nullopt;
+  }
+
+  // Sagas through server `index`, waiting for their result, until one
+  // succeeds: the server takes and finishes work. False after `limit`.
+  bool Serves(int index, seconds limit) {
+    const auto deadline = WallClock::now() + limit;
+    std::mt19937 rng(static_cast<uint32_t>(index + 1000));
+    for (int n = 0; WallClock::now() < deadline; ++n) {
+      const std::string gid =
+          "probe-" + servers_[index]->name + "-" + std::to_string(n);
+      RunOne(gid, index, rng, Kind::kSaga, /*wait=*/true);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (planned_[gid].acknowledged) return true;
+      std::cout << "probe " << gid << ": " << planned_[gid].result << "\n";
+    }
+    return false;
+  }
+
+  // The checks every test ends with (see the file comment).
+  void CheckEverything() {
+    WaitFinal({}, WallClock::now(), milliseconds(60000));
+    std::map<std::string, Planned> planned;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      planned = planned_;
+    }
+    auto effects = ledger_->Effects();
+    ASSERT_OK(effects.status());
+    // (gid, branch, op) -> times applied
+    std::map<std::string, std::map<std::pair<std::string, std::string>, int>>
+        applied;
+    for (const LedgerEffect& e : *effects) {
+      ++applied[e.gid][{e.branch_id, e.op}];
+    }
+    std::map<std::string, WallClock::time_point> final_at;
+    int acknowledged = 0;
+    int counts[2] = {0, 0};  // succeed, failed
+    for (const auto& [gid, p] : planned) {
+      auto found = journal_->Find(gid);
+      if (!found.ok()) {
+        EXPECT_EQ(found.status().code(), StatusCode::kNotFound) << gid;
+        EXPECT_FALSE(p.acknowledged)
+            << gid << " (" << KindName(p.kind) << " via "
+            << servers_[p.via]->name << ") was acknowledged but is lost";
+        EXPECT_EQ(applied.count(gid), 0u)
+            << gid << " is not in the journal but has ledger effects";
+        continue;
+      }
+      const GlobalTrans& t = found->trans;
+      const std::string what = gid + " (" + KindName(p.kind) + " via " +
+                               servers_[p.via]->name + ", " +
+                               std::string(ToString(t.status)) + ")";
+      ASSERT_TRUE(IsFinished(t.status)) << what;
+      final_at[gid] = t.status == TransStatus::kSucceed
+                          ? t.finish_time.value_or(t.update_time)
+                          : t.rollback_time.value_or(t.update_time);
+      const bool succeeded = t.status == TransStatus::kSucceed;
+      ++counts[succeeded ? 0 : 1];
+      if (p.acknowledged) {
+        ++acknowledged;
+        // Acknowledged: the outcome the client was promised.
+        const bool expect_success = !(p.kind == Kind::kSaga && p.fails);
+        EXPECT_EQ(succeeded, expect_success) << what << ": " << p.result;
+      }
+      if (p.fails) {
+        EXPECT_FALSE(succeeded) << what;
+      }
+      // Every branch effect exactly once, and as the final status says.
+      auto& e = applied[gid];
+      for (const auto& [key, n] : e) {
+        EXPECT_EQ(n, 1) << what << ": branch " << key.first << " "
+                        << key.second << " applied " << n << " times";
+      }
+      std::set<std::string> ids;
+      for (const Branch& b : found->branches) {
+        if (b.branch_id != "00") ids.insert(b.branch_id);
+      }
+      auto n = [&e](const std::string& id, const char* op) {
+        auto it = e.find({id, op});
+        return it == e.end() ? 0 : it->second;
+      };
+      for (const std::string& id : ids) {
+        const std::string where = what + " branch " + id;
+        switch (p.kind) {
+          case Kind::kSaga:
+            if (succeeded) {
+              EXPECT_EQ(n(id, "action"), 1) << where;
+              EXPECT_EQ(n(id, "compensate"), 0) << where;
+            } else {
+              EXPECT_EQ(n(id, "compensate"), n(id, "action")) << where;
+            }
+            break;
+          case Kind::kTcc:
+            if (succeeded) {
+              EXPECT_EQ(n(id, "try"), 1) << where;
+              EXPECT_EQ(n(id, "confirm"), 1) << where;
+              EXPECT_EQ(n(id, "cancel"), 0) << where;
+            } else {
+              EXPECT_EQ(n(id, "confirm"), 0) << where;
+              EXPECT_EQ(n(id, "cancel"), n(id, "try")) << where;
+            }
+            break;
+          case Kind::kMsg:
+            EXPECT_EQ(n(id, "action"), succeeded ? 1 : 0) << where;
+            break;
+        }
+      }
+      if (p.kind == Kind::kMsg) {
+        EXPECT_EQ(n("00", "msg"), succeeded ? 1 : 0) << what << " local";
+      }
+    }
+    auto total = ledger_->Total();
+    ASSERT_OK(total.status());
+    EXPECT_EQ(*total, kAccounts * kInitialBalance) << "money was made or lost";
+    CheckCalls(final_at);
+    std::cout << planned.size() << " transactions (" << acknowledged
+              << " acknowledged; " << counts[0] << " succeed, " << counts[1]
+              << " failed), " << effects->size() << " ledger effects\n";
+  }
+
+  // No two coordinators call one transaction at the same moment, and none
+  // calls a branch of a transaction that is already final.
+  void CheckCalls(const std::map<std::string, WallClock::time_point>& final_at) {
+    std::map<std::string, std::vector<LedgerCall>> by_gid;
+    std::map<std::string, int> per_caller;
+    for (LedgerCall& c : ledger_->Calls()) {
+      ++per_caller[c.caller];
+      if (c.caller == "self") continue;  // the clients' tries, not a coordinator
+      by_gid[c.gid].push_back(std::move(c));
+    }
+    std::string summary;
+    for (const auto& [caller, n] : per_caller) {
+      summary += " " + caller + "=" + std::to_string(n);
+    }
+    std::cout << "branch calls by caller:" << summary << "\n";
+    for (const auto& [caller, n] : per_caller) {
+      EXPECT_TRUE(caller == "self" || caller.size() == 1)
+          << n << " call(s) from an unidentified caller " << caller;
+    }
+    int overlaps = 0;
+    int late = 0;
+    for (auto& [gid, calls] : by_gid) {
+      std::sort(calls.begin(), calls.end(),
+                [](const LedgerCall& x, const LedgerCall& y) {
+                  return x.start < y.start;
+                });
+      for (std::size_t i = 0; i < calls.size(); ++i) {
+        for (std::size_t j = i + 1; j < calls.size(); ++j) {
+          const LedgerCall& x = calls[i];
+          const LedgerCall& y = calls[j];
+          if (y.start >= x.end) continue;  // later calls start later still
+          if (x.caller == y.caller) continue;
+          if (++overlaps <= 20) {
+            ADD_FAILURE() << "gid " << gid << " called by " << x.caller
+                          << " and " << y.caller << " at once: " << x.caller
+                          << " " << x.method << " " << x.branch_id << "/"
+                          << x.op << " [" << Ms(x.start) << ", " << Ms(x.end)
+                          << "], " << y.caller << " " << y.method << " "
+                          << y.branch_id << "/" << y.op << " ["
+                          << Ms(y.start) << ", " << Ms(y.end) << "]";
+          }
+        }
+      }
+      auto final_it = final_at.find(gid);
+      if (final_it == final_at.end()) continue;
+      // The journal keeps milliseconds.
+      const auto final_time = final_it->second + milliseconds(1);
+      for (const LedgerCall& c : calls) {
+        if (c.start <= final_time) continue;
+        if (++late <= 20) {
+          ADD_FAILURE() << "gid " << gid << " was final at "
+                        << Ms(final_it->second) << " but " << c.caller
+                        << " called " << c.method << " " << c.branch_id << "/"
+                        << c.op << " at " << Ms(c.start);
+        }
+      }
+    }
+    EXPECT_EQ(overlaps, 0) << "overlapping calls of two coordinators";
+    EXPECT_EQ(late, 0) << "calls after a transaction was final";
+  }
+
+  PostgresServer* pg_ = nullptr;
+  TempDir dir_;
+  std::string schema_;
+  std::unique_ptr<LedgerService> ledger_;
+  std::vector<std::unique_ptr<Server>> servers_;
+  std::unique_ptr<PostgresJournal> journal_;
+  std::vector<std::thread> load_;
+  std::atomic<bool> stop_load_{false};
+  std::mutex mu_;
+  std::map<std::string, Planned> planned_;
+};
+
+TEST_F(FailoverTest, KilledCoordinatorsWorkIsFinishedByTheOthers) {
+  if (pg_ == nullptr) return;
+  for (const char* name : {"A", "B", "C"}) StartServer(name, pg_->port());
+  OpenJournal();
+  StartLoad();
+  std::this_thread::sleep_for(seconds(6));
+
+  // C dies with work in flight.
+  const auto killed_at = WallClock::now();
+  servers_[2]->alive = false;
+  servers_[2]->process->Kill(SIGKILL);
+  servers_[2]->process->Wait();
+  const std::set<std::string> orphans = WorkOf(2);
+  std::cout << "killed C with " << orphans.size()
+            << " submitted transaction(s) unfinished\n";
+  EXPECT_FALSE(orphans.empty()) << "C had no work in flight; the test proves "
+                                   "nothing (raise the load)";
+  const auto took = WaitFinal(orphans, killed_at, kTakeoverBound);
+  if (took) {
+    std::cout << "A and B finished C's work " << took->count()
+              << " ms after the kill (bound " << kTakeoverBound.count()
+              << " s = lease " << kLease.count() << " s + retry interval "
+              << kRetryInterval.count() << " s + slack)\n";
+  }
+  std::this_thread::sleep_for(seconds(3));
+  StopLoad();
+  CheckEverything();
+}
+
+TEST_F(FailoverTest, PartitionedCoordinatorIsTakenOverAndItsStaleWritesFail) {
+  if (pg_ == nullptr) return;
+  // A partitioned coordinator may be cut in the middle of a journal batch,
+  // leaving a transaction open on the server with rows locked; PostgreSQL
+  // ends such a session only when it notices (keepalives, this timeout).
+  // Other coordinators' claims skip locked rows, so without it the takeover
+  // would wait for the partition to heal. docs/journal.md says so.
+  {
+    PGconn* conn = PQconnectdb(pg_->conninfo().c_str());
+    ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+    PGresult* r = PQexec(
+        conn, "ALTER DATABASE dtx SET idle_in_transaction_session_timeout = "
+              "'3s'");
+    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQerrorMessage(conn);
+    PQclear(r);
+    PQfinish(conn);
+  }
+  auto proxy = TcpProxy::Start("127.0.0.1", pg_->port());
+  ASSERT_OK(proxy.status());
+  StartServer("A", pg_->port());
+  StartServer("B", pg_->port());
+  StartServer("C", (*proxy)->port());
+  OpenJournal();
+  StartLoad();
+  std::this_thread::sleep_for(seconds(6));
+
+  const auto cut_at = WallClock::now();
+  (*proxy)->Cut(TcpProxy::CutMode::kBlackhole);
+  const std::set<std::string> held = WorkOf(2);
+  std::cout << "cut C off from PostgreSQL with " << held.size()
+            << " submitted transaction(s) unfinished\n";
+  EXPECT_FALSE(held.empty()) << "C had no work in flight; the test proves "
+                                "nothing (raise the load)";
+  // A and B finish C's work while C is still cut off.
+  const auto took = WaitFinal(held, cut_at, kTakeoverBound);
+  if (took) {
+    std::cout << "A and B finished C's work " << took->count()
+              << " ms after the cut\n";
+  }
+  // Some more time cut off, so that C's held writes are stale for sure.
+  std::this_thread::sleep_for(kLease);
+  std::cout << "healing the partition: " << (*proxy)->held_bytes()
+            << " bytes held\n";
+  (*proxy)->Restore();
+  std::this_thread::sleep_for(seconds(4));
+  StopLoad();
+  EXPECT_TRUE(Serves(2, seconds(20))) << "C does not serve after the cut";
+  CheckEverything();
+  const std::string log = ReadFile(servers_[2]->log_path);
+  std::cout << "C's log has " << std::count(log.begin(), log.end(), '\n')
+            << " lines\n";
+}
+
+TEST_F(FailoverTest, PostgresRestartLosesNothingAcknowledged) {
+  if (pg_ == nullptr) return;
+  for (const char* name : {"A", "B", "C"}) StartServer(name, pg_->port());
+  OpenJournal();
+  StartLoad();
+  std::this_thread::sleep_for(seconds(5));
+  pg_->Stop();
+  std::cout << "PostgreSQL stopped\n";
+  std::this_thread::sleep_for(seconds(2));
+  ASSERT_OK(pg_->StartAgain());
+  std::cout << "PostgreSQL started again\n";
+  std::this_thread::sleep_for(seconds(4));
+  StopLoad();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(Serves(i, seconds(20)))
+        << servers_[i]->name << " does not serve after the restart";
+  }
+  CheckEverything();
+}
+
+}  // namespace
+}  // namespace dtx::testing
