@@ -38,13 +38,15 @@
 #include "tcp_proxy.h"
 #include "temp_dir.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <libpq-fe.h>
 #include <map>
 #include <mutex>
 #include <random>
@@ -99,8 +101,8 @@ const char* KindName(Kind k) {
 // What a client thread started, and what it was told.
 struct Planned {
   Kind kind = Kind::kSaga;
-  int via = 0;         // index of the coordinator it was sent to
-  bool fails = false;  // one branch has flag F
+  int via = 0;                // index of the coordinator it was sent to
+  bool fails = false;         // one branch has flag F
   bool acknowledged = false;  // Submit (or the TCC's Submit) returned OK
   std::string result;
 };
@@ -132,11 +134,56 @@ std::string OwnerFromLog(const std::string& path) {
 }
 
 std::string Ms(WallClock::time_point t) {
-  return std::to_string(std::chrono::duration_cast<milliseconds>(
-                            t.time_since_epoch())
-                            .count() %
-                        100000000) +
+  return std::to_string(
+             std::chrono::duration_cast<milliseconds>(t.time_since_epoch())
+                 .count() %
+             100000000) +
          "ms";
+}
+
+// What the call log must never show (one line each): two coordinators
+// calling one transaction at the same moment (their call intervals on one
+// gid intersect), or a coordinator calling a branch of a transaction after
+// it became final (`final_at`). Calls of "self" (the clients' own TCC tries
+// and MSG check-backs) are not a coordinator's.
+std::vector<std::string> FindConcurrentCalls(
+    std::vector<LedgerCall> calls,
+    const std::map<std::string, WallClock::time_point>& final_at) {
+  std::map<std::string, std::vector<LedgerCall>> by_gid;
+  for (LedgerCall& c : calls) {
+    if (c.caller != "self") by_gid[c.gid].push_back(std::move(c));
+  }
+  std::vector<std::string> out;
+  auto describe = [](const LedgerCall& c) {
+    return c.caller + " " + c.method + " " + c.branch_id + "/" + c.op + " [" +
+           Ms(c.start) + ", " + Ms(c.end) + "]";
+  };
+  for (auto& [gid, list] : by_gid) {
+    std::sort(list.begin(), list.end(),
+              [](const LedgerCall& x, const LedgerCall& y) {
+                return x.start < y.start;
+              });
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      for (std::size_t j = i + 1; j < list.size(); ++j) {
+        const LedgerCall& x = list[i];
+        const LedgerCall& y = list[j];
+        if (y.start >= x.end) break;  // the later ones start later still
+        if (x.caller == y.caller) continue;
+        out.push_back("gid " + gid + " called by two coordinators at once: " +
+                      describe(x) + " and " + describe(y));
+      }
+    }
+    auto final_it = final_at.find(gid);
+    if (final_it == final_at.end()) continue;
+    // The journal keeps milliseconds.
+    const auto final_time = final_it->second + milliseconds(1);
+    for (const LedgerCall& c : list) {
+      if (c.start <= final_time) continue;
+      out.push_back("gid " + gid + " was final at " + Ms(final_it->second) +
+                    " but then called: " + describe(c));
+    }
+  }
+  return out;
 }
 
 class FailoverTest : public ::testing::Test {
@@ -145,8 +192,8 @@ class FailoverTest : public ::testing::Test {
     pg_ = RequirePostgres();
     if (pg_ == nullptr) return;
     schema_ = FreshPostgresSchema();
-    auto ledger =
-        LedgerService::Start(dir_.File("ledger.db"), kAccounts, kInitialBalance);
+    auto ledger = LedgerService::Start(dir_.File("ledger.db"), kAccounts,
+                                       kInitialBalance);
     ASSERT_OK(ledger.status());
     ledger_ = std::move(ledger).value();
   }
@@ -155,6 +202,22 @@ class FailoverTest : public ::testing::Test {
     StopLoad();
     for (auto& s : servers_) {
       if (s->process && s->alive) s->process->Kill(SIGKILL);
+    }
+    // DTX_FAILOVER_LOG_DIR=<dir>: the servers' logs and the ledger's call
+    // log are kept there (the test's own directory is removed).
+    const char* keep = std::getenv("DTX_FAILOVER_LOG_DIR");
+    if (keep == nullptr || ledger_ == nullptr) return;
+    const std::string prefix =
+        std::string(keep) + "/" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name() + "-";
+    for (auto& s : servers_) {
+      std::ofstream(prefix + s->name + ".log") << ReadFile(s->log_path);
+    }
+    std::ofstream calls(prefix + "calls.txt");
+    for (const LedgerCall& c : ledger_->Calls()) {
+      calls << Ms(c.start) << " " << Ms(c.end) << " " << c.caller << " "
+            << c.gid << " " << c.branch_id << " " << c.op << " " << c.method
+            << " " << c.code << "\n";
     }
   }
 
@@ -189,8 +252,8 @@ class FailoverTest : public ::testing::Test {
     auto client = GrpcDtmClient::Create(options);
     ASSERT_OK(client.status());
     s->client = std::move(client).value();
-    std::cout << "coordinator " << name << ": pid " << s->process->pid()
-              << ", " << s->owner << ", journal via port " << pg_port << "\n";
+    std::cout << "coordinator " << name << ": pid " << s->process->pid() << ", "
+              << s->owner << ", journal via port " << pg_port << "\n";
     servers_.push_back(std::move(s));
   }
 
@@ -210,7 +273,8 @@ class FailoverTest : public ::testing::Test {
   // when its own was killed.
   void StartLoad() {
     stop_load_ = false;
-    const int threads = kThreadsPerCoordinator * static_cast<int>(servers_.size());
+    const int threads =
+        kThreadsPerCoordinator * static_cast<int>(servers_.size());
     for (int t = 0; t < threads; ++t) {
       load_.emplace_back([this, t] { LoadLoop(t); });
     }
@@ -242,16 +306,17 @@ class FailoverTest : public ::testing::Test {
               std::optional<Kind> force = std::nullopt, bool wait = false) {
     Planned p;
     const unsigned roll = rng() % 100;
-    p.kind = force ? *force
-                   : roll < 40 ? Kind::kSaga
-                               : (roll < 75 ? Kind::kTcc : Kind::kMsg);
+    p.kind = force       ? *force
+             : roll < 40 ? Kind::kSaga
+                         : (roll < 75 ? Kind::kTcc : Kind::kMsg);
     p.via = via;
     p.fails = !force && p.kind != Kind::kMsg && rng() % 100 < 15;
     const int64_t a = 1 + static_cast<int64_t>(rng() % kAccounts);
     const int64_t b = 1 + static_cast<int64_t>(rng() % kAccounts);
     const int64_t x = 1 + static_cast<int64_t>(rng() % 100);
+    // A forced kind (a probe) has no flags: it must succeed at once.
     auto flags = [&](bool fail) {
-      std::string f = rng() % 100 < 10 ? "T" : "";
+      std::string f = !force && rng() % 100 < 10 ? "T" : "";
       if (fail) f += "F";
       return f.empty() ? std::string() : " " + f;
     };
@@ -429,8 +494,8 @@ class FailoverTest : public ::testing::Test {
       // Every branch effect exactly once, and as the final status says.
       auto& e = applied[gid];
       for (const auto& [key, n] : e) {
-        EXPECT_EQ(n, 1) << what << ": branch " << key.first << " "
-                        << key.second << " applied " << n << " times";
+        EXPECT_EQ(n, 1) << what << ": branch " << key.first << " " << key.second
+                        << " applied " << n << " times";
       }
       std::set<std::string> ids;
       for (const Branch& b : found->branches) {
@@ -479,16 +544,11 @@ class FailoverTest : public ::testing::Test {
               << " failed), " << effects->size() << " ledger effects\n";
   }
 
-  // No two coordinators call one transaction at the same moment, and none
-  // calls a branch of a transaction that is already final.
-  void CheckCalls(const std::map<std::string, WallClock::time_point>& final_at) {
-    std::map<std::string, std::vector<LedgerCall>> by_gid;
+  void CheckCalls(
+      const std::map<std::string, WallClock::time_point>& final_at) {
     std::map<std::string, int> per_caller;
-    for (LedgerCall& c : ledger_->Calls()) {
-      ++per_caller[c.caller];
-      if (c.caller == "self") continue;  // the clients' tries, not a coordinator
-      by_gid[c.gid].push_back(std::move(c));
-    }
+    const std::vector<LedgerCall> calls = ledger_->Calls();
+    for (const LedgerCall& c : calls) ++per_caller[c.caller];
     std::string summary;
     for (const auto& [caller, n] : per_caller) {
       summary += " " + caller + "=" + std::to_string(n);
@@ -498,46 +558,13 @@ class FailoverTest : public ::testing::Test {
       EXPECT_TRUE(caller == "self" || caller.size() == 1)
           << n << " call(s) from an unidentified caller " << caller;
     }
-    int overlaps = 0;
-    int late = 0;
-    for (auto& [gid, calls] : by_gid) {
-      std::sort(calls.begin(), calls.end(),
-                [](const LedgerCall& x, const LedgerCall& y) {
-                  return x.start < y.start;
-                });
-      for (std::size_t i = 0; i < calls.size(); ++i) {
-        for (std::size_t j = i + 1; j < calls.size(); ++j) {
-          const LedgerCall& x = calls[i];
-          const LedgerCall& y = calls[j];
-          if (y.start >= x.end) continue;  // later calls start later still
-          if (x.caller == y.caller) continue;
-          if (++overlaps <= 20) {
-            ADD_FAILURE() << "gid " << gid << " called by " << x.caller
-                          << " and " << y.caller << " at once: " << x.caller
-                          << " " << x.method << " " << x.branch_id << "/"
-                          << x.op << " [" << Ms(x.start) << ", " << Ms(x.end)
-                          << "], " << y.caller << " " << y.method << " "
-                          << y.branch_id << "/" << y.op << " ["
-                          << Ms(y.start) << ", " << Ms(y.end) << "]";
-          }
-        }
-      }
-      auto final_it = final_at.find(gid);
-      if (final_it == final_at.end()) continue;
-      // The journal keeps milliseconds.
-      const auto final_time = final_it->second + milliseconds(1);
-      for (const LedgerCall& c : calls) {
-        if (c.start <= final_time) continue;
-        if (++late <= 20) {
-          ADD_FAILURE() << "gid " << gid << " was final at "
-                        << Ms(final_it->second) << " but " << c.caller
-                        << " called " << c.method << " " << c.branch_id << "/"
-                        << c.op << " at " << Ms(c.start);
-        }
-      }
+    const std::vector<std::string> violations =
+        FindConcurrentCalls(calls, final_at);
+    for (std::size_t i = 0; i < violations.size() && i < 20; ++i) {
+      ADD_FAILURE() << violations[i];
     }
-    EXPECT_EQ(overlaps, 0) << "overlapping calls of two coordinators";
-    EXPECT_EQ(late, 0) << "calls after a transaction was final";
+    EXPECT_EQ(violations.size(), 0u)
+        << "calls of two coordinators at once, or after the end";
   }
 
   PostgresServer* pg_ = nullptr;
@@ -591,9 +618,10 @@ TEST_F(FailoverTest, PartitionedCoordinatorIsTakenOverAndItsStaleWritesFail) {
   {
     PGconn* conn = PQconnectdb(pg_->conninfo().c_str());
     ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
-    PGresult* r = PQexec(
-        conn, "ALTER DATABASE dtx SET idle_in_transaction_session_timeout = "
-              "'3s'");
+    PGresult* r =
+        PQexec(conn,
+               "ALTER DATABASE dtx SET idle_in_transaction_session_timeout = "
+               "'3s'");
     EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQerrorMessage(conn);
     PQclear(r);
     PQfinish(conn);
@@ -652,6 +680,74 @@ TEST_F(FailoverTest, PostgresRestartLosesNothingAcknowledged) {
         << servers_[i]->name << " does not serve after the restart";
   }
   CheckEverything();
+}
+
+// The call-log check can fail: it finds two coordinators' calls that
+// intersect, and a call after the end; it accepts a handover.
+TEST(FailoverCheckTest, FindsConcurrentCallsAndCallsAfterTheEnd) {
+  const auto t0 = WallClock::now();
+  auto call = [t0](const std::string& caller, int from_ms, int to_ms) {
+    LedgerCall c;
+    c.method = "Move";
+    c.gid = "g";
+    c.branch_id = "01";
+    c.op = "action";
+    c.caller = caller;
+    c.start = t0 + milliseconds(from_ms);
+    c.end = t0 + milliseconds(to_ms);
+    return c;
+  };
+  // A hands over to B, and a client's try in between is not a coordinator.
+  EXPECT_THAT(FindConcurrentCalls({call("A", 0, 100), call("self", 50, 60),
+                                   call("B", 2100, 2200)},
+                                  {{"g", t0 + milliseconds(2300)}}),
+              ::testing::IsEmpty());
+  EXPECT_THAT(FindConcurrentCalls({call("A", 0, 100), call("B", 90, 200)}, {}),
+              ::testing::ElementsAre(::testing::HasSubstr("at once")));
+  // Only the caller differs from the previous case.
+  EXPECT_THAT(FindConcurrentCalls({call("A", 0, 100), call("A", 90, 200)}, {}),
+              ::testing::IsEmpty());
+  EXPECT_THAT(FindConcurrentCalls({call("A", 0, 100), call("B", 500, 600)},
+                                  {{"g", t0 + milliseconds(200)}}),
+              ::testing::ElementsAre(::testing::HasSubstr("was final")));
+}
+
+// The proxy forwards, resets, and holds bytes in a blackhole: a journal
+// opened through it works, fails at once after a reset cut, times out in a
+// blackhole (its startup bytes held), and works again once restored.
+TEST(TcpProxyTest, ForwardsResetsAndBlackholes) {
+  PostgresServer* pg = RequirePostgres();
+  if (pg == nullptr) return;
+  auto proxy = TcpProxy::Start("127.0.0.1", pg->port());
+  ASSERT_OK(proxy.status());
+  PostgresJournalOptions options;
+  options.conninfo = "host=127.0.0.1 port=" + std::to_string((*proxy)->port()) +
+                     " user=dtx dbname=dtx";
+  options.schema = FreshPostgresSchema();
+  options.connect_timeout = milliseconds(1000);
+  {
+    auto journal = PostgresJournal::Open(options);
+    ASSERT_OK(journal.status());
+    EXPECT_GE((*proxy)->open_connections(), 1u);
+    (*proxy)->Cut(TcpProxy::CutMode::kReset);
+    EXPECT_EQ((*proxy)->open_connections(), 0u);
+    auto lost = (*journal)->Find("nothing");
+    EXPECT_EQ(lost.status().code(), StatusCode::kUnavailable) << lost.status();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto refused = PostgresJournal::Open(options);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(900))
+      << "a reset cut answers at once";
+  (*proxy)->Restore();
+  ASSERT_OK(PostgresJournal::Open(options).status());
+
+  (*proxy)->Cut(TcpProxy::CutMode::kBlackhole);
+  auto silent = PostgresJournal::Open(options);
+  EXPECT_EQ(silent.status().code(), StatusCode::kUnavailable);
+  EXPECT_GT((*proxy)->held_bytes(), 0u) << "the startup packet is held";
+  (*proxy)->Restore();
+  ASSERT_OK(PostgresJournal::Open(options).status());
 }
 
 }  // namespace

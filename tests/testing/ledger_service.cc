@@ -388,10 +388,9 @@ Result<std::unique_ptr<LedgerService>> LedgerService::Start(
                              "op TEXT, account INTEGER, amount INTEGER)"));
     DTX_RETURN_IF_ERROR(Exec(db.get(), "BEGIN"));
     for (int a = 1; a <= accounts; ++a) {
-      DTX_RETURN_IF_ERROR(Exec(db.get(), "INSERT INTO account VALUES (" +
-                                             std::to_string(a) + ", " +
-                                             std::to_string(initial_balance) +
-                                             ")"));
+      DTX_RETURN_IF_ERROR(
+          Exec(db.get(), "INSERT INTO account VALUES (" + std::to_string(a) +
+                             ", " + std::to_string(initial_balance) + ")"));
     }
     DTX_RETURN_IF_ERROR(Exec(db.get(), "COMMIT"));
     DTX_RETURN_IF_ERROR(SqliteBarrier::CreateTable(db.get()));
@@ -447,11 +446,9 @@ Status LedgerService::SubmitMsg(Msg& msg, int64_t account, int64_t amount) {
   info.trans_type = TransType::kMsg;
   info.branch_id = "00";
   info.op = BranchOp::kMsg;
-  return DoAndSubmitWithSqlite(msg, Url("QueryPrepared"), db.get(),
-                               [&](sqlite3* tx) {
-                                 return Record(tx, info, account, amount,
-                                               amount);
-                               });
+  return DoAndSubmitWithSqlite(
+      msg, Url("QueryPrepared"), db.get(),
+      [&](sqlite3* tx) { return Record(tx, info, account, amount, amount); });
 }
 
 std::vector<LedgerCall> LedgerService::Calls() const {

@@ -61,20 +61,21 @@ struct TcpProxy::Impl {
 
   void Accept() {
     auto session = std::make_shared<Session>(io);
-    acceptor.async_accept(
-        session->client, [this, session](const asio::error_code& ec) {
-          if (ec) {
-            if (ec != asio::error::operation_aborted) Accept();
-            return;
-          }
-          accepted.fetch_add(1);
-          if (mode == Mode::kReset) {
-            ResetSocket(session->client);
-          } else {
-            Connect(session);
-          }
-          Accept();
-        });
+    acceptor.async_accept(session->client,
+                          [this, session](const asio::error_code& ec) {
+                            if (ec) {
+                              if (ec != asio::error::operation_aborted)
+                                Accept();
+                              return;
+                            }
+                            accepted.fetch_add(1);
+                            if (mode == Mode::kReset) {
+                              ResetSocket(session->client);
+                            } else {
+                              Connect(session);
+                            }
+                            Accept();
+                          });
   }
 
   void Connect(const std::shared_ptr<Session>& session) {
@@ -125,16 +126,16 @@ struct TcpProxy::Impl {
              std::string bytes) {
     Pipe& pipe = session->pipes[d];
     pipe.writing = std::move(bytes);
-    asio::async_write(*pipe.to, asio::buffer(pipe.writing),
-                      [this, session, d](const asio::error_code& ec,
-                                               std::size_t) {
-                        if (session->closed) return;
-                        if (ec) {
-                          Close(session);
-                          return;
-                        }
-                        Read(session, d);
-                      });
+    asio::async_write(
+        *pipe.to, asio::buffer(pipe.writing),
+        [this, session, d](const asio::error_code& ec, std::size_t) {
+          if (session->closed) return;
+          if (ec) {
+            Close(session);
+            return;
+          }
+          Read(session, d);
+        });
   }
 
   void Close(const std::shared_ptr<Session>& session) {
@@ -177,12 +178,10 @@ struct TcpProxy::Impl {
         pipe.held.clear();
         if (pipe.eof) {
           // What came before the end still goes through, then both close.
-                pipe.writing = std::move(held);
-          asio::async_write(
-              *pipe.to, asio::buffer(pipe.writing),
-              [this, session](const asio::error_code&, std::size_t) {
-                Close(session);
-              });
+          pipe.writing = std::move(held);
+          asio::async_write(*pipe.to, asio::buffer(pipe.writing),
+                            [this, session](const asio::error_code&,
+                                            std::size_t) { Close(session); });
         } else if (held.empty()) {
           Read(session, d);
         } else {
@@ -217,8 +216,7 @@ Result<std::unique_ptr<TcpProxy>> TcpProxy::Start(
   asio::error_code ec;
   const tcp::endpoint local(asio::ip::make_address("127.0.0.1"), 0);
   impl->acceptor.open(local.protocol(), ec);
-  if (!ec)
-    impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(local, ec);
   if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return UnavailableError("tcp proxy: cannot listen: " + ec.message());
@@ -248,8 +246,8 @@ int TcpProxy::port() const { return impl_->port; }
 
 void TcpProxy::Cut(CutMode mode) {
   Impl* impl = impl_.get();
-  const Impl::Mode to = mode == CutMode::kReset ? Impl::Mode::kReset
-                                                : Impl::Mode::kBlackhole;
+  const Impl::Mode to =
+      mode == CutMode::kReset ? Impl::Mode::kReset : Impl::Mode::kBlackhole;
   impl->RunSync([impl, to] { impl->CutNow(to); });
 }
 
