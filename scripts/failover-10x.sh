@@ -33,14 +33,14 @@ for round in $(seq 1 "$rounds"); do
       --output-on-failure --no-tests=error > "$dir/ctest.txt" 2>&1 &&
       ! grep -q 'Skipped' "$dir/ctest.txt"; then
     passed=$((passed + 1))
-    rm -rf "$dir"
     echo "failover-10x: round $round/$rounds passed ($(( $(date +%s) - t0 )) s)"
   else
     failed=$(grep -E '^\s+[0-9]+ - ' "$dir/ctest.txt" | sed -E 's/^\s+[0-9]+ - //' | tr '\n' ' ')
     failures+=("round $round: $failed")
     echo "failover-10x: round $round/$rounds FAILED: $failed(logs in $dir)"
   fi
-  grep -E 'Test +#' "$dir/ctest.txt" 2>/dev/null | sed 's/^/    /'
+  grep -E 'Test +#' "$dir/ctest.txt" | sed 's/^/    /'
+  [ "$passed" -eq "$round" ] && rm -rf "$dir"
 done
 echo "failover-10x: $passed of $rounds rounds passed in $(( $(date +%s) - start )) s"
 for f in "${failures[@]}"; do echo "  $f"; done

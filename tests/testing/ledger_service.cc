@@ -292,7 +292,9 @@ grpc::Status LedgerService::Impl::Serve(const Job& job, sqlite3* db,
 
   const std::string key = info->gid + "/" + info->branch_id + "/" + call->op;
   const std::size_t hash = std::hash<std::string>{}(key);
-  std::this_thread::sleep_for(std::chrono::milliseconds(10 + hash % 141));
+  const bool slow = p.flags.find('S') != std::string::npos;
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(slow ? 600 : 10 + hash % 141));
 
   int attempt = 0;
   {

@@ -18,7 +18,9 @@
 // try answer UNAVAILABLE (a transient error, retried by the coordinator)
 // before it touches the ledger. Every call waits a pseudo-random 10-150 ms
 // (by gid, branch and op) before it applies, so that a test always finds
-// calls in flight.
+// calls in flight; with flag S, 600 ms (a slow branch: a pass over two of
+// them outlasts a one-second retry interval, yet each call stays within a
+// one-second request timeout).
 //
 // Every effect that applied is a row of table `effect` (gid, branch_id, op,
 // account, amount), written in the same local transaction as the barrier
