@@ -378,8 +378,10 @@ class FailoverTest : public ::testing::Test {
 
   // Unfinished submitted/aborting transactions that server `index` is
   // working on: sent through it, or leased by it.
-  std::set<std::string> WorkOf(int index) {
+  // *leased: how many of them the journal shows leased by it.
+  std::set<std::string> WorkOf(int index, int* leased) {
     std::set<std::string> out;
+    *leased = 0;
     auto unfinished = Unfinished();
     EXPECT_OK(unfinished.status());
     if (!unfinished.ok()) return out;
@@ -388,7 +390,9 @@ class FailoverTest : public ::testing::Test {
       if (t.status == TransStatus::kPrepared) continue;
       auto it = planned_.find(t.gid);
       const bool via = it != planned_.end() && it->second.via == index;
-      if (via || t.owner == servers_[index]->owner) out.insert(t.gid);
+      const bool owned = t.owner == servers_[index]->owner;
+      if (owned) ++*leased;
+      if (via || owned) out.insert(t.gid);
     }
     return out;
   }
@@ -658,9 +662,11 @@ TEST_F(FailoverTest, KilledCoordinatorsWorkIsFinishedByTheOthers) {
   servers_[2]->alive = false;
   servers_[2]->process->Kill(SIGKILL);
   servers_[2]->process->Wait();
-  const std::set<std::string> orphans = WorkOf(2);
+  int leased = 0;
+  const std::set<std::string> orphans = WorkOf(2, &leased);
   std::cout << "killed C with " << orphans.size()
-            << " submitted transaction(s) unfinished\n";
+            << " submitted transaction(s) unfinished, " << leased
+            << " leased by it\n";
   EXPECT_FALSE(orphans.empty()) << "C had no work in flight; the test proves "
                                    "nothing (raise the load)";
   const auto took = WaitFinal(orphans, killed_at, kTakeoverBound);
@@ -704,9 +710,11 @@ TEST_F(FailoverTest, PartitionedCoordinatorIsTakenOverAndItsStaleWritesFail) {
 
   const auto cut_at = WallClock::now();
   (*proxy)->Cut(TcpProxy::CutMode::kBlackhole);
-  const std::set<std::string> held = WorkOf(2);
+  int leased = 0;
+  const std::set<std::string> held = WorkOf(2, &leased);
   std::cout << "cut C off from PostgreSQL with " << held.size()
-            << " submitted transaction(s) unfinished\n";
+            << " submitted transaction(s) unfinished, " << leased
+            << " leased by it\n";
   EXPECT_FALSE(held.empty()) << "C had no work in flight; the test proves "
                                 "nothing (raise the load)";
   // A and B finish C's work while C is still cut off.
