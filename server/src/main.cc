@@ -277,6 +277,7 @@ int main(int argc, char** argv) {
   server_options.driver = config.driver;
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;
+  server_options.instance_id = config.instance_id;
   server_options.admin_token = config.admin_token;
   server_options.tls = config.tls;
   server_options.logger = logger;

@@ -168,6 +168,20 @@ const std::vector<Key>& Keys() {
        }},
       {"MicroService.Target", Text(&ServerConfig::target, true)},
       {"MicroService.EndPoint", Text(&ServerConfig::endpoint, true)},
+      {"MicroService.InstanceId",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v.size() > 128) return InvalidArgumentError("is over 128 bytes");
+         for (char ch : v) {
+           if (ch < 0x21 || ch > 0x7e || ch == '/') {
+             return InvalidArgumentError(
+                 "'" + v +
+                 "' holds a character other than visible ASCII without "
+                 "'/' (it is the last part of an etcd key)");
+           }
+         }
+         c.instance_id = v;
+         return Status::Ok();
+       }},
       {"Store.Driver",
        [](ServerConfig& c, const std::string& v) -> Status {
          const std::string d = Lower(v);
@@ -626,6 +640,11 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
         "client certificates are checked only on a TLS listener");
   }
   DTX_RETURN_IF_ERROR(CheckStore(config, loaded.warnings));
+  if (!config.instance_id.empty() && config.target.empty()) {
+    loaded.warnings.push_back(
+        "MicroService.InstanceId is set but MicroService.Target is empty; "
+        "ignored (nothing is registered)");
+  }
   if (!config.target.empty()) {
     if (config.driver != "dtm-driver-kratos") {
       return InvalidArgumentError(
@@ -649,6 +668,7 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::Key << "Driver" << YAML::Value << c.driver;
   out << YAML::Key << "Target" << YAML::Value << c.target;
   out << YAML::Key << "EndPoint" << YAML::Value << c.endpoint;
+  out << YAML::Key << "InstanceId" << YAML::Value << c.instance_id;
   out << YAML::EndMap;
   out << YAML::Key << "Store" << YAML::Value << YAML::BeginMap;
   if (c.store_driver == StoreDriver::kPostgres) {

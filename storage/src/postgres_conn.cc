@@ -122,7 +122,13 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const Options& options) {
     std::string message = Trim(PQerrorMessage(raw));
     PQfinish(raw);
     StatusCode code = StatusCode::kUnavailable;
-    if (message.find("authentication failed") != std::string::npos ||
+    // A role that does not exist or may not log in is a refused login too,
+    // not a missing database.
+    const bool no_role =
+        message.find("role \"") != std::string::npos &&
+        (message.find("does not exist") != std::string::npos ||
+         message.find("is not permitted to log in") != std::string::npos);
+    if (no_role || message.find("authentication failed") != std::string::npos ||
         message.find("no pg_hba.conf entry") != std::string::npos ||
         message.find("permission denied") != std::string::npos) {
       code = StatusCode::kPermissionDenied;

@@ -67,5 +67,21 @@ TEST(EmbeddedTest, TargetNeedsTheKratosDriver) {
               StatusIs(StatusCode::kInvalidArgument, "dtm-driver-kratos"));
 }
 
+TEST(EmbeddedTest, PostgresNeedsAServerAndTwoConnections) {
+  TempDir dir;
+  EmbeddedOptions embedded;
+  embedded.journal_path = dir.File("dtx.db");
+  embedded.postgres.emplace();
+  EXPECT_THAT(OpenEmbeddedCoordinator(Options(), embedded),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "neither conninfo nor host is set"));
+  embedded.postgres->host = "127.0.0.1";
+  embedded.postgres->max_open_conns = 1;
+  EXPECT_THAT(OpenEmbeddedCoordinator(Options(), embedded),
+              StatusIs(StatusCode::kInvalidArgument, "max_open_conns 1"));
+  // With postgres set, nothing is written at journal_path.
+  EXPECT_FALSE(std::filesystem::exists(embedded.journal_path));
+}
+
 }  // namespace
 }  // namespace dtx

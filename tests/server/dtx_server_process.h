@@ -17,9 +17,9 @@ namespace dtx::testing {
 
 struct DtxServerConfig {
   std::string journal_path;
-  // The Store section's keys (indented two spaces), replacing the SQLite
-  // journal at journal_path when set (Store.Driver postgres, say).
-  std::string store;
+  // The Store section, replacing the SQLite one at journal_path when set
+  // (PostgresStoreYaml for Store.Driver postgres).
+  std::string store_yaml;
   // Extra YAML appended to the test defaults (short intervals).
   std::string yaml;
   std::string config_path;  // where to write the file
@@ -36,6 +36,14 @@ struct DtxServerConfig {
       "TransCronInterval: 1\nRetryIntervalMax: 2\n";
 };
 
+// The Store section of a dtx-server on a PostgreSQL server (a test's
+// PostgresServer: user dtx, database dtx, trusted on loopback) and schema.
+inline std::string PostgresStoreYaml(int port, const std::string& schema) {
+  return "Store:\n  Driver: postgres\n  Host: 127.0.0.1\n  Port: " +
+         std::to_string(port) +
+         "\n  User: dtx\n  Db: dtx\n  Schema: " + schema + "\n";
+}
+
 class DtxServerProcess {
  public:
   // Starts the server and waits for "dtx-server: listening on"; the
@@ -45,11 +53,12 @@ class DtxServerProcess {
       const DtxServerConfig& config, bool expect_registration = false) {
     std::ofstream out(config.config_path);
     out << config.intervals << "ShutdownGrace: 5\n"
-        << "LogLevel: info\nStore:\n";
-    if (config.store.empty()) {
-      out << "  Driver: sqlite\n  Path: '" << config.journal_path << "'\n";
+        << "LogLevel: info\n";
+    if (config.store_yaml.empty()) {
+      out << "Store:\n  Driver: sqlite\n  Path: '" << config.journal_path
+          << "'\n";
     } else {
-      out << config.store;
+      out << config.store_yaml;
     }
     out << config.yaml;
     out.close();

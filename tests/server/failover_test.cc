@@ -235,10 +235,8 @@ class FailoverTest : public ::testing::Test {
         "\nRequestTimeout: " + std::to_string(kRequestTimeout.count()) +
         "\nTransCronInterval: 1\nRetryIntervalMax: " +
         std::to_string(kRetryIntervalMax.count()) + "\n";
-    config.store = "  Driver: postgres\n  Host: 127.0.0.1\n  Port: " +
-                   std::to_string(pg_port) +
-                   "\n  User: dtx\n  Db: dtx\n  Schema: " + schema_ +
-                   "\n  ConnectTimeout: 2\n";
+    config.store_yaml =
+        PostgresStoreYaml(pg_port, schema_) + "  ConnectTimeout: 2\n";
     auto process = DtxServerProcess::Start(config);
     ASSERT_OK(process.status()) << ReadFile(s->log_path);
     s->process = std::move(process).value();

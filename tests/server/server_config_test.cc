@@ -530,5 +530,36 @@ TEST(ServerConfigTest, PrintedPostgresConfigReadsBackTheSame) {
   EXPECT_TRUE(second.warnings.empty());
 }
 
+TEST(ServerConfigTest, InstanceIdNamesTheRegistrationKey) {
+  EXPECT_EQ(EnvNameOf("MicroService.InstanceId"), "MICRO_SERVICE_INSTANCE_ID");
+  ASSERT_OK_AND_ASSIGN(LoadedConfig none, LoadServerConfig({}));
+  EXPECT_EQ(none.config.instance_id, "");  // a random id at each start
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig loaded,
+      LoadServerConfig(Yaml("MicroService:\n  Driver: dtm-driver-kratos\n"
+                            "  Target: etcd://127.0.0.1:2379/dtmservice\n"
+                            "  EndPoint: grpc://10.0.0.5:36790\n"
+                            "  InstanceId: dtx-0\n")));
+  EXPECT_EQ(loaded.config.instance_id, "dtx-0");
+  EXPECT_TRUE(loaded.warnings.empty());
+  EXPECT_THAT(ToYaml(loaded.config), HasSubstr("InstanceId: dtx-0"));
+  EXPECT_THAT(LoadServerConfig(Yaml("MicroService:\n  InstanceId: a/b\n")),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "MicroService.InstanceId: 'a/b' holds a character"));
+  EXPECT_THAT(
+      LoadServerConfig(Yaml("MicroService:\n  InstanceId: 'a b'\n")),
+      StatusIs(StatusCode::kInvalidArgument, "MicroService.InstanceId"));
+  EXPECT_THAT(LoadServerConfig(Yaml("MicroService:\n  InstanceId: " +
+                                    std::string(129, 'x') + "\n")),
+              StatusIs(StatusCode::kInvalidArgument, "over 128 bytes"));
+  // Without a Target nothing registers: said, not silently dropped.
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig alone,
+      LoadServerConfig(Yaml("MicroService:\n  InstanceId: dtx-0\n")));
+  EXPECT_THAT(alone.warnings,
+              ElementsAre(HasSubstr("MicroService.InstanceId is set but "
+                                    "MicroService.Target is empty")));
+}
+
 }  // namespace
 }  // namespace dtx::server

@@ -676,6 +676,116 @@ TEST_F(ServerRegistryTest, RegistersAsDtmServiceAndLeavesOnSigterm) {
   EXPECT_TRUE(after.kvs.empty()) << "still registered after SIGTERM";
 }
 
+// Several dtx-server processes registered under one service name (dtm's
+// Kratos driver gives every replica the same key, so each overwrites the
+// others): each gets a key of its own, /microservices/<name>/<random id>,
+// holding its own endpoint, and leaving removes that key only.
+TEST_F(ServerRegistryTest, ThreeServersOnOneEtcdRegisterThreeKeys) {
+  TempDir dir;
+  std::vector<std::unique_ptr<DtxServerProcess>> servers;
+  std::set<std::string> endpoints;
+  for (int i = 0; i < 3; ++i) {
+    int port = 0;
+    {
+      auto probe = BranchTestServer::Start();
+      port = probe->port();
+      probe->Shutdown();
+    }
+    const std::string endpoint = "grpc://127.0.0.1:" + std::to_string(port);
+    endpoints.insert(endpoint);
+    DtxServerConfig config;
+    config.journal_path = dir.File("dtx" + std::to_string(i) + ".db");
+    config.config_path = dir.File("dtx" + std::to_string(i) + ".yml");
+    config.port = port;
+    config.yaml =
+        "MicroService:\n  Driver: dtm-driver-kratos\n  Target: etcd://" +
+        etcd_->endpoint() + "/dtmservice\n  EndPoint: " + endpoint + "\n";
+    auto server = DtxServerProcess::Start(config, /*expect_registration=*/true);
+    ASSERT_OK(server);
+    servers.push_back(std::move(server).value());
+  }
+  std::set<std::string> printed_keys;
+  for (const auto& server : servers)
+    printed_keys.insert(server->registry_key());
+  EXPECT_EQ(printed_keys.size(), 3u);
+
+  EtcdClientOptions o;
+  o.endpoints = {etcd_->endpoint()};
+  ASSERT_OK_AND_ASSIGN(auto etcd, EtcdClient::Create(o));
+  ASSERT_OK_AND_ASSIGN(auto range,
+                       etcd->GetPrefix("/microservices/dtmservice/"));
+  ASSERT_EQ(range.kvs.size(), 3u);
+  std::set<std::string> keys;
+  std::set<std::string> ids;
+  std::set<std::string> registered;
+  for (const auto& kv : range.kvs) {
+    keys.insert(kv.key);
+    ASSERT_OK_AND_ASSIGN(ServiceInstance instance,
+                         DecodeServiceInstance(kv.value));
+    EXPECT_EQ(kv.key, "/microservices/dtmservice/" + instance.id);
+    ids.insert(instance.id);
+    ASSERT_EQ(instance.endpoints.size(), 1u);
+    registered.insert(instance.endpoints[0]);
+  }
+  EXPECT_EQ(keys, printed_keys);
+  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_EQ(registered, endpoints);
+
+  // One leaves: its key goes, the others' stay.
+  const std::string gone = servers[1]->registry_key();
+  servers[1]->Kill(SIGTERM);
+  EXPECT_EQ(servers[1]->Wait(), 0);
+  ASSERT_OK_AND_ASSIGN(auto after,
+                       etcd->GetPrefix("/microservices/dtmservice/"));
+  std::set<std::string> left;
+  for (const auto& kv : after.kvs) left.insert(kv.key);
+  printed_keys.erase(gone);
+  EXPECT_EQ(left, printed_keys);
+  for (int i : {0, 2}) {
+    servers[i]->Kill(SIGTERM);
+    EXPECT_EQ(servers[i]->Wait(), 0);
+  }
+}
+
+// MicroService.InstanceId: the registration's key is the one configured,
+// and a restart after SIGKILL takes the same key over (no stale second
+// registration until the old lease expires).
+TEST_F(ServerRegistryTest, AConfiguredInstanceIdIsTheRegistrationKey) {
+  TempDir dir;
+  int port = 0;
+  {
+    auto probe = BranchTestServer::Start();
+    port = probe->port();
+    probe->Shutdown();
+  }
+  DtxServerConfig config;
+  config.journal_path = dir.File("dtx.db");
+  config.config_path = dir.File("dtx.yml");
+  config.port = port;
+  config.yaml =
+      "MicroService:\n  Driver: dtm-driver-kratos\n  Target: etcd://" +
+      etcd_->endpoint() +
+      "/dtmservice\n  EndPoint: grpc://127.0.0.1:" + std::to_string(port) +
+      "\n  InstanceId: dtx-0\n";
+  EtcdClientOptions o;
+  o.endpoints = {etcd_->endpoint()};
+  ASSERT_OK_AND_ASSIGN(auto etcd, EtcdClient::Create(o));
+  for (int start = 0; start < 2; ++start) {
+    auto server = DtxServerProcess::Start(config, /*expect_registration=*/true);
+    ASSERT_OK(server);
+    EXPECT_EQ((*server)->registry_key(), "/microservices/dtmservice/dtx-0");
+    ASSERT_OK_AND_ASSIGN(auto range,
+                         etcd->GetPrefix("/microservices/dtmservice/"));
+    ASSERT_EQ(range.kvs.size(), 1u);
+    EXPECT_EQ(range.kvs[0].key, "/microservices/dtmservice/dtx-0");
+    ASSERT_OK_AND_ASSIGN(ServiceInstance instance,
+                         DecodeServiceInstance(range.kvs[0].value));
+    EXPECT_EQ(instance.id, "dtx-0");
+    (*server)->Kill(SIGKILL);  // leaves its key behind, until its lease ends
+    (*server)->Wait();
+  }
+}
+
 TEST_F(ServerRegistryTest, UnreachableEtcdIsAClearStartupError) {
   TempDir dir;
   std::ofstream(dir.File("dtx.yml"))

@@ -386,6 +386,18 @@ TEST_F(PostgresJournalTest, RefusesBadOptions) {
   o = Options();
   o.conninfo = pg_->conninfo() + "x";  // dbname=dtxx
   EXPECT_THAT(PostgresJournal::Open(o), StatusIs(StatusCode::kNotFound));
+  // A role that does not exist, or may not log in: a refused login.
+  o = Options();
+  o.conninfo = ConninfoAs(*pg_, "no_such_role");
+  EXPECT_THAT(PostgresJournal::Open(o),
+              StatusIs(StatusCode::kPermissionDenied,
+                       "role \"no_such_role\" does not exist"));
+  RawConn raw(pg_->conninfo());
+  const std::string nologin = "nologin_" + schema_;
+  ASSERT_EQ(raw.Query("CREATE ROLE " + nologin + " NOLOGIN"), "");
+  o.conninfo = ConninfoAs(*pg_, nologin);
+  EXPECT_THAT(PostgresJournal::Open(o), StatusIs(StatusCode::kPermissionDenied,
+                                                 "not permitted to log in"));
 }
 
 TEST_F(PostgresJournalTest, TextTheServerRefusesFailsAloneInItsBatch) {

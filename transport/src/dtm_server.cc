@@ -567,6 +567,26 @@ struct DtmServer::Impl {
 
 DtmServer::DtmServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+namespace {
+
+// The last part of an etcd key: one path segment of visible ASCII.
+Status CheckInstanceId(const std::string& id) {
+  if (id.size() > 128) {
+    return InvalidArgumentError(
+        "DtmServer: instance_id is longer than 128 bytes");
+  }
+  for (char ch : id) {
+    if (ch < 0x21 || ch > 0x7e || ch == '/') {
+      return InvalidArgumentError("DtmServer: instance_id '" + id +
+                                  "' holds a character other than visible "
+                                  "ASCII without '/'");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 DtmServer::~DtmServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
@@ -598,6 +618,7 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
     DTX_ASSIGN_OR_RETURN(target, ParseRegistryTarget(options.registry_target));
     DTX_ASSIGN_OR_RETURN(endpoints, SplitEndpoints(options.endpoint));
   }
+  DTX_RETURN_IF_ERROR(CheckInstanceId(options.instance_id));
 
   if (!options.logger) options.logger = NewNullLogger();
   auto impl = std::make_unique<Impl>();
@@ -637,7 +658,9 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
     Status status = etcd.status();
     if (status.ok()) {
       ServiceInstance instance;
-      instance.id = NewRandomIdGenerator()->NewGid();
+      instance.id = options.instance_id.empty()
+                        ? NewRandomIdGenerator()->NewGid()
+                        : options.instance_id;
       instance.name = target->service;
       instance.endpoints = endpoints;
       KratosRegistrar::Options registrar_options;

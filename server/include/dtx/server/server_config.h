@@ -55,6 +55,9 @@ struct ServerConfig {
   std::string driver = "default";
   std::string target;
   std::string endpoint;
+  // MicroService.InstanceId (dtx): the id this server registers under
+  // (/microservices/<name>/<id>); empty: a new random one at each start.
+  std::string instance_id;
   // Store.Driver: sqlite (the default; dtm's boltdb means the same) or
   // postgres.
   StoreDriver store_driver = StoreDriver::kSqlite;

@@ -69,6 +69,11 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   std::string driver = "default";
   std::string registry_target;
   std::string endpoint;
+  // The <id> of the registration (dtx-server's MicroService.InstanceId):
+  // visible ASCII without '/', at most 128 bytes. Empty: a new random id at
+  // each start. Two servers given one id share one key (the later
+  // replaces the other's registration).
+  std::string instance_id;
   std::chrono::seconds registry_ttl{15};
   // dtx-server's Admin.Token. When non-empty, the admin service's ForceStop
   // and RetryNow need the call metadata "authorization: Bearer <token>"
