@@ -92,8 +92,9 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync,
         });
         timed([&](WriteDone done) {
           journal.UpdateBranches(
-              gid, TransStatus::kSubmitted,
-              {{"01", BranchOp::kAction, BranchStatus::kSucceed}},
+              {gid,
+               TransStatus::kSubmitted,
+               {{"01", BranchOp::kAction, BranchStatus::kSucceed}}},
               std::move(done));
         });
         StatusChange c;

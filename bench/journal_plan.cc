@@ -58,7 +58,7 @@ class Results {
     if (pending_.empty()) return;
     plan.push_back(Queued(
         [gid = gid_, results = std::move(pending_)](Journal& j, WriteDone d) {
-          j.UpdateBranches(gid, std::nullopt, results, std::move(d));
+          j.UpdateBranches({gid, std::nullopt, results}, std::move(d));
         }));
     pending_.clear();
   }

@@ -64,9 +64,10 @@ dtx::Status Run(const std::string& path) {
   // 3. Both actions succeed: their results, then the final status.
   DTX_RETURN_IF_ERROR(dtx::WaitForWrite([&](dtx::WriteDone done) {
     journal->UpdateBranches(
-        gid, dtx::TransStatus::kSubmitted,
-        {{"01", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed},
-         {"02", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed}},
+        {gid,
+         dtx::TransStatus::kSubmitted,
+         {{"01", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed},
+          {"02", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed}}},
         std::move(done));
   }));
   dtx::StatusChange finish;

@@ -100,16 +100,18 @@ Executor Engine::OnIo() {
   return [this](std::function<void()> fn) { asio::post(io, std::move(fn)); };
 }
 
-void Engine::Forget(const TransRuntime& rt, bool finished, TimePoint next) {
+void Engine::Forget(const TransRuntime& rt, bool finished, TimePoint next,
+                    bool wake) {
+  wake = wake && !finished;
   {
     MutexLock lock(&mu);
     auto it = active.find(rt.trans().gid);
     if (it != active.end() && it->second.get() == &rt) active.erase(it);
-    if (!finished) wakeups.emplace(next, rt.trans().gid);
+    if (wake) wakeups.emplace(next, rt.trans().gid);
     if (active.empty()) idle_cv.SignalAll();
   }
-  if (finished && alert_tracker) alert_tracker->Forget(rt.trans().gid);
-  if (!finished) asio::post(sched, [this] { ArmPoll(); });
+  if (!wake && alert_tracker) alert_tracker->Forget(rt.trans().gid);
+  if (wake) asio::post(sched, [this] { ArmPoll(); });
 }
 
 void Engine::WithRuntime(

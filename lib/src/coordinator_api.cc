@@ -126,6 +126,8 @@ GlobalTrans NewGlobal(Engine& c, const TransProcessor& p,
   t.query_prepared = req.query_prepared;
   t.protocol = req.protocol.empty() ? "grpc" : req.protocol;
   t.create_time = c.clock->Now();
+  // The coordinator that admits it owns it (journal.h, Fence).
+  t.owner = c.owner;
   t.next_cron_interval = c.BaseInterval(req.options);
   if (status == TransStatus::kPrepared) {
     // Due when it times out: that is when a prepared tcc is cancelled and a

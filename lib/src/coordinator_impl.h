@@ -129,8 +129,11 @@ struct Engine {
   // Runs closures on an io thread: for journal completions that answer a
   // caller, so that the journal's writer only hands them over.
   Executor OnIo();
-  // The runtime left memory: finished, or due again at `next`.
-  void Forget(const TransRuntime& rt, bool finished, TimePoint next);
+  // The runtime left memory: finished, or due again at `next`. `wake`:
+  // whether this coordinator looks at it again then (not when another
+  // coordinator owns it).
+  void Forget(const TransRuntime& rt, bool finished, TimePoint next,
+              bool wake = true);
   // Runs `fn` on the read pool.
   void Read(std::function<void()> fn);
 

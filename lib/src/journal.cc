@@ -15,6 +15,8 @@ Result<StatusCounts> Journal::CountByStatus() {
   return UnimplementedError("journal: CountByStatus is not implemented");
 }
 
+bool Journal::shared() const { return false; }
+
 Status WaitForWrite(const std::function<void(WriteDone)>& start) {
   auto promise = std::make_shared<std::promise<Status>>();
   std::future<Status> future = promise->get_future();

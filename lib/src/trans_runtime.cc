@@ -132,6 +132,89 @@ bool TransRuntime::any_in_flight() const {
                      [](Progress p) { return p == Progress::kInFlight; });
 }
 
+Status TransRuntime::TakenOver() const {
+  return UnavailableError("gid " + trans_.gid +
+                          " was taken over by another coordinator sharing "
+                          "the journal, which goes on with it");
+}
+
+bool TransRuntime::owned() const { return trans_.owner == engine_.owner; }
+
+Fence TransRuntime::WriteFence() {
+  Fence fence{engine_.owner, trans_.fence};
+  if (!owned()) {
+    // The write takes the transaction over (journal.h): later writes carry
+    // the fence it leaves.
+    trans_.owner = engine_.owner;
+    ++trans_.fence;
+  }
+  return fence;
+}
+
+bool TransRuntime::Fenced(const Status& s) {
+  if (s.code() != StatusCode::kAborted) return false;
+  if (!fenced_) {
+    DTX_LOG(engine_.logger, LogLevel::kWarn,
+            "gid=" << trans_.gid << ": " << s.message()
+                   << "; leaving it to that coordinator");
+    fenced_ = true;
+    paused_ = true;
+    unsaved_.clear();
+  }
+  return true;
+}
+
+// How much longer than a call a lease must last when the call starts: the
+// room left for the clocks of coordinators sharing a journal to disagree.
+constexpr std::chrono::seconds kLeaseMargin{1};
+
+void TransRuntime::WithLease(std::chrono::milliseconds need,
+                             std::function<void(Status)> call) {
+  if (!engine_.journal->shared()) return call(Status::Ok());
+  if (fenced_ || !owned()) {
+    // Only the owner calls branches: another coordinator claimed it, or
+    // admitted it and holds it; this one only answered a request.
+    return call(FailedPreconditionError(
+        "gid " + trans_.gid + " is owned by coordinator '" + trans_.owner +
+        "'; this one calls none of its branches"));
+  }
+  if (!renewing_ && Now() + need + kLeaseMargin <= trans_.next_cron_time)
+    return call(Status::Ok());
+  leased_calls_.push_back(std::move(call));
+  if (renewing_) return;
+  renewing_ = true;
+  const auto cover = std::max<std::chrono::milliseconds>(
+      engine_.Lease(), 2 * (need + kLeaseMargin));
+  const TimePoint until = Now() + cover;
+  CronUpdate u;
+  u.gid = trans_.gid;
+  u.expected = trans_.status;
+  u.next_cron_interval = trans_.next_cron_interval;
+  u.next_cron_time = until;
+  u.fence = WriteFence();
+  ++pending_writes_;
+  engine_.journal->TouchCron(
+      u, OnStrand([this, until](Status s) { OnLeaseRenewed(until, s); }));
+}
+
+void TransRuntime::OnLeaseRenewed(TimePoint until, Status s) {
+  --pending_writes_;
+  renewing_ = false;
+  if (s.ok()) {
+    trans_.next_cron_time = until;
+  } else if (!Fenced(s)) {
+    DTX_LOG(engine_.logger, LogLevel::kWarn,
+            "gid=" << trans_.gid << ": lease not renewed (" << s
+                   << "); its branches are called in a later pass");
+    paused_ = true;
+    WakeAt(Now() + interval_);
+  }
+  std::vector<std::function<void(Status)>> calls;
+  calls.swap(leased_calls_);
+  for (auto& call : calls) call(s);
+  if (!s.ok()) MaybeEvict();
+}
+
 TimePoint TransRuntime::Now() const { return engine_.clock->Now(); }
 
 Logger& TransRuntime::logger() const { return *engine_.logger; }
@@ -237,34 +320,59 @@ void TransRuntime::CallBranch(std::size_t index) {
   FlushBranches();
   BranchRequest req = NewRequest(b.url, b.branch_id, b.op);
   req.payload = b.bin_data;
-  DTX_LOG(engine_.logger, LogLevel::kDebug,
-          "gid=" << trans_.gid << " branch=" << b.branch_id
-                 << " op=" << ToString(b.op) << " calling " << b.url);
-  engine_.client->Call(
-      std::move(req), CallExecutor(),
-      [self = shared_from_this(), index, called = Now(),
-       started = std::chrono::steady_clock::now()](BranchResult r) {
-        self->OnBranchResult(index, std::move(r), called, started);
-      });
+  const auto need = req.timeout;
+  WithLease(need, [this, index, req = std::move(req)](Status s) mutable {
+    if (!s.ok()) {
+      progress_[index] = Progress::kIdle;  // no call was made
+      return;
+    }
+    const Branch& called = branches_[index];
+    DTX_LOG(engine_.logger, LogLevel::kDebug,
+            "gid=" << trans_.gid << " branch=" << called.branch_id << " op="
+                   << ToString(called.op) << " calling " << called.url);
+    engine_.client->Call(
+        std::move(req), CallExecutor(),
+        [self = shared_from_this(), index, called = Now(),
+         started = std::chrono::steady_clock::now()](BranchResult r) {
+          self->OnBranchResult(index, std::move(r), called, started);
+        });
+  });
 }
 
 void TransRuntime::CallExtra(BranchRequest request,
                              std::function<void(BranchResult)> on_result) {
   DTX_DCHECK(OnStrandNow());
   ++extra_calls_;
-  engine_.client->Call(
-      std::move(request), CallExecutor(),
-      [self = shared_from_this(),
-       on_result = std::move(on_result)](BranchResult r) {
-        --self->extra_calls_;
-        if (self->evicted()) return;
-        if (self->engine_.closing.load(std::memory_order_acquire)) {
-          self->MaybeEvict();  // cut short by Shutdown, as in OnBranchResult
-          return;
-        }
-        on_result(std::move(r));
-        self->Advance();
-      });
+  const auto need = request.timeout;
+  WithLease(need, [this, request = std::move(request),
+                   on_result = std::move(on_result)](Status s) mutable {
+    if (!s.ok()) {
+      // Not called: taken as a failed call, asked again later.
+      --extra_calls_;
+      if (fenced_ || !owned()) return;
+      BranchResult r;
+      r.outcome = BranchOutcome::kTransient;
+      r.status = s;
+      on_result(std::move(r));
+      return;
+    }
+    engine_.client->Call(
+        std::move(request), CallExecutor(),
+        [self = shared_from_this(),
+         on_result = std::move(on_result)](BranchResult r) {
+          --self->extra_calls_;
+          if (self->evicted()) return;
+          if (self->fenced_ ||
+              self->engine_.closing.load(std::memory_order_acquire)) {
+            // Cut short by Shutdown, as in OnBranchResult, or claimed by
+            // another coordinator meanwhile: not this one's to act on.
+            self->MaybeEvict();
+            return;
+          }
+          on_result(std::move(r));
+          self->Advance();
+        });
+  });
 }
 
 void TransRuntime::OnBranchResult(
@@ -273,9 +381,11 @@ void TransRuntime::OnBranchResult(
   DTX_DCHECK(OnStrandNow());
   if (evicted() || index >= branches_.size()) return;
   progress_[index] = Progress::kIdle;
-  if (engine_.closing.load(std::memory_order_acquire)) {
+  if (fenced_ || engine_.closing.load(std::memory_order_acquire)) {
     // The call was cut short by Shutdown: not an answer of the branch. It
     // spends no retry and no back-off; the next coordinator calls again.
+    // Or another coordinator claimed the transaction meanwhile: its answer
+    // is that coordinator's to take (it calls again).
     MaybeEvict();
     return;
   }
@@ -360,12 +470,15 @@ void TransRuntime::FlushBranches() {
   std::vector<BranchUpdate> updates;
   updates.swap(unsaved_);
   ++pending_writes_;
-  std::optional<TransStatus> expected;
-  if (!deciding()) expected = trans_.status;
+  BranchResults results;
+  results.gid = trans_.gid;
+  if (!deciding()) results.expected = trans_.status;
+  results.updates = std::move(updates);
+  results.fence = WriteFence();
   engine_.journal->UpdateBranches(
-      trans_.gid, expected, std::move(updates), OnStrand([this](Status s) {
+      std::move(results), OnStrand([this](Status s) {
         --pending_writes_;
-        if (!s.ok()) {
+        if (!s.ok() && !Fenced(s)) {
           DTX_LOG(engine_.logger, LogLevel::kWarn,
                   "gid=" << trans_.gid << ": branch results not recorded (" << s
                          << "); those branches will be called again");
@@ -397,10 +510,12 @@ void TransRuntime::SpendRetry(std::size_t index) {
   u.next_cron_interval = interval_;
   u.next_cron_time = trans_.next_cron_time;
   u.retry_count = trans_.retry_count;
+  u.fence = WriteFence();
   ++pending_writes_;
   engine_.journal->TouchCron(
       u, OnStrand([this, index](Status s) {
         --pending_writes_;
+        Fenced(s);
         if (s.ok() && !evicted() && progress_[index] == Progress::kBlocked) {
           progress_[index] = Progress::kIdle;
         }
@@ -412,6 +527,11 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
                           std::function<void(Status)> on_durable) {
   DTX_DCHECK(OnStrandNow());
   DTX_DCHECK(!deciding() && !evicted());
+  if (fenced_) {
+    // Another coordinator claimed it: it decides.
+    if (on_durable) on_durable(TakenOver());
+    return;
+  }
   if (deciding() || evicted() || IsFinished(trans_.status)) {
     // Nothing leaves a final status, and one decision at a time: a late
     // answer (a check-back after an Abort) must not move it.
@@ -442,6 +562,8 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
     change.next_cron_time = Now() + interval_;
   }
   const TransStatus from = trans_.status;
+  const std::optional<TimePoint> next_cron = change.next_cron_time;
+  change.fence = WriteFence();
   if (IsFinished(to) && !on_durable) {
     // A final status may be written lazily (docs/architecture.md): no call
     // depends on it. Callers waiting for the outcome learn it now; the
@@ -457,7 +579,7 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
     engine_.journal->ChangeStatus(
         std::move(change), OnStrand([this, from, to](Status s) {
           --pending_writes_;
-          if (!s.ok()) {
+          if (!s.ok() && !Fenced(s)) {
             DTX_LOG(engine_.logger, LogLevel::kError,
                     "gid=" << trans_.gid << " " << ToString(from) << " -> "
                            << ToString(to) << " not recorded: " << s);
@@ -471,8 +593,12 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
   ++pending_writes_;
   engine_.journal->ChangeStatus(
       std::move(change),
-      OnStrand([this, from, to, reason, on_durable](Status s) {
+      OnStrand([this, from, to, reason, on_durable, next_cron](Status s) {
         --pending_writes_;
+        if (s.ok() && next_cron) {
+          trans_.next_cron_time = *next_cron;
+          trans_.next_cron_interval = interval_;
+        }
         OnDecided(from, to, reason, on_durable, std::move(s));
       }));
 }
@@ -494,6 +620,13 @@ void TransRuntime::OnDecided(TransStatus from, TransStatus to,
     RunSettled();
     return;
   }
+  if (Fenced(s)) {
+    phase_ = Phase::kActive;
+    if (on_durable) on_durable(TakenOver());
+    MaybeEvict();
+    RunSettled();
+    return;
+  }
   DTX_LOG(engine_.logger, LogLevel::kWarn,
           "gid=" << trans_.gid << " " << ToString(from) << " -> "
                  << ToString(to) << " not recorded: " << s);
@@ -507,7 +640,11 @@ void TransRuntime::OnDecided(TransStatus from, TransStatus to,
           rt.phase_ = Phase::kActive;
           if (fresh.ok() && fresh->trans.status == rt.trans_.status &&
               fresh->branches.size() != rt.branches_.size()) {
-            // A branch was registered meanwhile: decide again, with it.
+            // A branch was registered meanwhile: decide again, with it
+            // (and with the owner and fence the journal holds, as the
+            // failed write took nothing over).
+            rt.trans_.owner = fresh->trans.owner;
+            rt.trans_.fence = fresh->trans.fence;
             rt.branches_ = std::move(fresh->branches);
             rt.progress_.assign(rt.branches_.size(), Progress::kIdle);
             rt.Decide(to, reason, on_durable);
@@ -530,6 +667,11 @@ void TransRuntime::MaybeEvict() {
   if (evicted() || deciding() || pending_writes_ > 0 || extra_calls_ > 0) {
     return;
   }
+  // Not this coordinator's to write: claimed by another since, or, on a
+  // shared journal, owned by another that this one only answered a request
+  // for. It leaves memory writing nothing more.
+  const bool hands_off = fenced_ || (engine_.journal->shared() && !owned());
+  if (hands_off) unsaved_.clear();
   if (!unsaved_.empty()) {
     FlushBranches();  // eviction continues once they are written
     return;
@@ -537,7 +679,7 @@ void TransRuntime::MaybeEvict() {
   if (any_in_flight()) return;
   const bool finished = IsFinished(trans_.status);
   TimePoint next{};
-  if (!finished) {
+  if (!finished && !hands_off) {
     const TimePoint now = Now();
     if (wake_at_) {
       next = *wake_at_;
@@ -556,6 +698,7 @@ void TransRuntime::MaybeEvict() {
       u.next_cron_interval = interval_;
       u.next_cron_time = next;
       u.retry_count = trans_.retry_count;
+      u.fence = WriteFence();
       // Recorded even if the write fails, so that eviction goes on; the
       // journal then still holds the lease time, which is due soon enough.
       trans_.next_cron_time = next;
@@ -563,7 +706,7 @@ void TransRuntime::MaybeEvict() {
       ++pending_writes_;
       engine_.journal->TouchCron(u, OnStrand([this](Status s) {
                                    --pending_writes_;
-                                   if (!s.ok()) {
+                                   if (!s.ok() && !Fenced(s)) {
                                      DTX_LOG(engine_.logger, LogLevel::kWarn,
                                              "gid=" << trans_.gid
                                                     << ": schedule not "
@@ -576,7 +719,7 @@ void TransRuntime::MaybeEvict() {
     }
   }
   phase_ = Phase::kEvicted;
-  if (engine_.metrics) {
+  if (engine_.metrics && !hands_off) {
     // dtm counts a pass as failed when it returned an error: here, when it
     // ends waiting for a retry after a failed call.
     const bool failed_call =
@@ -588,7 +731,7 @@ void TransRuntime::MaybeEvict() {
   DTX_LOG(engine_.logger, LogLevel::kDebug,
           "gid=" << trans_.gid << " " << ToString(trans_.status)
                  << (finished ? "" : ", waiting until next retry"));
-  engine_.Forget(*this, finished, next);
+  engine_.Forget(*this, finished, next, /*wake=*/!hands_off);
   ReleaseWaiters(false);
   RunSettled();  // they start again from the journal
 }

@@ -100,6 +100,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
     return progress_[index] == Progress::kIdle;
   }
   bool any_in_flight() const;
+  // Whether this coordinator owns the transaction (journal.h, Fence): it
+  // admitted or claimed it, or a decision of its took it over.
+  bool owned() const;
   const std::string& failure_reason() const { return failure_reason_; }
   template <typename State>
   State& mode_state() const {
@@ -141,6 +144,23 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
  private:
   void RunPasses();
   void RunSettled();
+  // The fence of a write about to be made, and its effect: a write by a
+  // coordinator that does not own the transaction takes it over.
+  Fence WriteFence();
+  // After a write failed with `s`: true (and the runtime is dropped from
+  // memory once nothing is outstanding, writing nothing more) when it was
+  // refused because another coordinator claimed the transaction since.
+  bool Fenced(const Status& s);
+  // What a request learns when its decision was refused by Fenced.
+  Status TakenOver() const;
+  // Runs `call` with OK once a call of up to `need` may be made: at once
+  // with a journal that no other coordinator shares; otherwise once this
+  // coordinator's lease (next_cron_time) covers `need` and a margin,
+  // renewing it first when it does not. With an error when this
+  // coordinator does not own the transaction or cannot renew the lease.
+  void WithLease(std::chrono::milliseconds need,
+                 std::function<void(Status)> call);
+  void OnLeaseRenewed(TimePoint until, Status s);
   // `called`: when the call was made (Branch::last_try_time); `started`:
   // the same on the steady clock, for its latency.
   void OnBranchResult(std::size_t index, BranchResult result, TimePoint called,
@@ -180,6 +200,11 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   int extra_calls_ = 0;  // CallExtra calls on the wire
   // A decision could not be made durable: nothing more in this life.
   bool paused_ = false;
+  // Another coordinator claimed the transaction (Fenced).
+  bool fenced_ = false;
+  // A lease renewal is being written; these calls wait for it.
+  bool renewing_ = false;
+  std::vector<std::function<void(Status)>> leased_calls_;
   // A branch of the current pass succeeded without a call (empty URL).
   bool completed_inline_ = false;
   std::string failure_reason_;

@@ -25,36 +25,62 @@ std::optional<TimePoint> ReadOptTime(const Stmt& s, int col) {
 
 Result<StoredTrans> ReadStored(Db& db, const std::string& gid) {
   DTX_ASSIGN_OR_RETURN(
-      Stmt * stmt,
-      db.PrepareStatic(
-          R"sql(SELECT id, status FROM trans_global WHERE gid = ?1)sql"));
+      Stmt * stmt, db.PrepareStatic(
+                       R"sql(SELECT id, status, owner, fence FROM trans_global
+WHERE gid = ?1)sql"));
   StmtGuard guard(stmt);
   stmt->BindTextRef(1, gid);
   const int rc = stmt->Step();
   if (rc == SQLITE_DONE) return NotFoundError(GidPrefix(gid) + "not found");
   if (rc != SQLITE_ROW) return db.Error(rc, "read status of " + gid);
-  return StoredTrans{stmt->Int(0), stmt->Text(1)};
+  return StoredTrans{stmt->Int(0), stmt->Text(1), stmt->Text(2), stmt->Int(3)};
 }
 
-// After a guarded UPDATE changed nothing: tells apart an unknown gid from one
-// whose status is not the expected one.
-Status ExplainMiss(Db& db, const std::string& gid, std::string_view expected) {
+Status CheckFence(const std::string& gid, const StoredTrans& stored,
+                  const std::optional<Fence>& fence) {
+  if (!fence || fence->token == stored.fence) return Status::Ok();
+  return StaleFenceError(gid, *fence, stored.owner, stored.fence);
+}
+
+// After a guarded UPDATE changed nothing: tells apart an unknown gid and a
+// stale fence from a status that is not the expected one.
+Status ExplainMiss(Db& db, const std::string& gid, std::string_view expected,
+                   const std::optional<Fence>& fence) {
   DTX_ASSIGN_OR_RETURN(StoredTrans stored, ReadStored(db, gid));
+  DTX_RETURN_IF_ERROR(CheckFence(gid, stored, fence));
   return FailedPreconditionError(GidPrefix(gid) + "status is '" +
                                  stored.status + "', expected " +
                                  std::string(expected));
 }
 
-// The row id of `gid`, provided its stored status is `expected`.
-Result<int64_t> RequireStatus(Db& db, const std::string& gid,
-                              TransStatus expected) {
+Result<StoredTrans> RequireStatus(Db& db, const std::string& gid,
+                                  TransStatus expected,
+                                  const std::optional<Fence>& fence) {
   DTX_ASSIGN_OR_RETURN(StoredTrans stored, ReadStored(db, gid));
+  DTX_RETURN_IF_ERROR(CheckFence(gid, stored, fence));
   if (stored.status != ToString(expected)) {
     return FailedPreconditionError(GidPrefix(gid) + "status is '" +
                                    stored.status + "', expected '" +
                                    std::string(ToString(expected)) + "'");
   }
-  return stored.id;
+  return stored;
+}
+
+Status TakeOver(Db& db, const StoredTrans& stored,
+                const std::optional<Fence>& fence) {
+  if (!TakesOver(fence, stored.owner)) return Status::Ok();
+  DTX_ASSIGN_OR_RETURN(
+      Stmt * stmt,
+      db.PrepareStatic(
+          R"sql(UPDATE trans_global SET owner = ?1, fence = fence + 1
+WHERE id = ?2)sql"));
+  StmtGuard guard(stmt);
+  stmt->BindTextRef(1, fence->owner);
+  stmt->BindInt(2, stored.id);
+  const int rc = stmt->Step();
+  if (rc != SQLITE_DONE)
+    return db.Error(rc, "take over row " + std::to_string(stored.id));
+  return Status::Ok();
 }
 
 namespace {
@@ -224,6 +250,7 @@ Result<GlobalTrans> ReadGlobalRow(const Stmt& s, const std::string& path) {
   t.next_cron_time = FromUnixMillis(s.Int(16));
   t.owner = s.Text(17);
   t.retry_count = s.Int(18);
+  t.fence = s.Int(19);
   return t;
 }
 

@@ -29,17 +29,32 @@ std::optional<TimePoint> ReadOptTime(const Stmt& s, int col);
 struct StoredTrans {
   int64_t id = 0;
   std::string status;
+  std::string owner;
+  int64_t fence = 0;
 };
 
 Result<StoredTrans> ReadStored(Db& db, const std::string& gid);
 
-// After a guarded UPDATE changed nothing: tells apart an unknown gid
-// (kNotFound) from one whose status is not `expected` (kFailedPrecondition).
-Status ExplainMiss(Db& db, const std::string& gid, std::string_view expected);
+// kAborted when `fence` is set and stale for `stored` (journal.h, Fence).
+Status CheckFence(const std::string& gid, const StoredTrans& stored,
+                  const std::optional<Fence>& fence);
 
-// The row id of `gid`, provided its stored status is `expected`.
-Result<int64_t> RequireStatus(Db& db, const std::string& gid,
-                              TransStatus expected);
+// After a guarded UPDATE changed nothing: tells apart an unknown gid
+// (kNotFound) and a stale `fence` (kAborted) from a status that is not
+// `expected` (kFailedPrecondition).
+Status ExplainMiss(Db& db, const std::string& gid, std::string_view expected,
+                   const std::optional<Fence>& fence = std::nullopt);
+
+// The stored row of `gid`, provided `fence` (when set) holds and its stored
+// status is `expected`.
+Result<StoredTrans> RequireStatus(Db& db, const std::string& gid,
+                                  TransStatus expected,
+                                  const std::optional<Fence>& fence);
+
+// Takes the row over for `fence`'s owner (owner, fence + 1) when a fenced
+// write by another coordinator applies (journal.h, Fence); else nothing.
+Status TakeOver(Db& db, const StoredTrans& stored,
+                const std::optional<Fence>& fence);
 
 // Inserts the rows of the transaction whose row id is `trans_id`.
 // kAlreadyExists, naming the row, when one repeats another or a stored row.

@@ -22,6 +22,24 @@ inline std::string GidPrefix(std::string_view gid) {
   return "journal: gid " + std::string(gid) + ": ";
 }
 
+// The refusal of a fenced write (journal.h, Fence) whose token is stale.
+inline Status StaleFenceError(std::string_view gid, const Fence& fence,
+                              std::string_view stored_owner,
+                              int64_t stored_fence) {
+  return AbortedError(GidPrefix(gid) + "claimed by coordinator '" +
+                      std::string(stored_owner) + "' since (fence " +
+                      std::to_string(stored_fence) + ", the write's " +
+                      std::to_string(fence.token) + " by '" + fence.owner +
+                      "'): the write is refused");
+}
+
+// Whether a fenced write that applies takes the transaction over from the
+// stored owner (journal.h, Fence).
+inline bool TakesOver(const std::optional<Fence>& fence,
+                      std::string_view stored_owner) {
+  return fence && fence->owner != stored_owner;
+}
+
 inline Status ValidateTransFields(const GlobalTrans& t) {
   DTX_RETURN_IF_ERROR(ValidateGid(t.gid).WithPrefix("journal"));
   const std::string prefix = "journal: gid " + t.gid;

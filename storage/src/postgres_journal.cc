@@ -291,12 +291,9 @@ void PostgresJournal::ChangeStatus(StatusChange change, WriteDone done) {
       internal::MakePgChangeStatus(std::move(change), std::move(done)));
 }
 
-void PostgresJournal::UpdateBranches(std::string gid,
-                                     std::optional<TransStatus> expected,
-                                     std::vector<BranchUpdate> updates,
-                                     WriteDone done) {
-  impl_->writer->Enqueue(internal::MakePgUpdateBranches(
-      std::move(gid), expected, std::move(updates), std::move(done)));
+void PostgresJournal::UpdateBranches(BranchResults results, WriteDone done) {
+  impl_->writer->Enqueue(
+      internal::MakePgUpdateBranches(std::move(results), std::move(done)));
 }
 
 void PostgresJournal::TouchCron(CronUpdate update, WriteDone done) {
@@ -483,6 +480,8 @@ Result<StatusCounts> PostgresJournal::CountByStatus() {
     return out;
   });
 }
+
+bool PostgresJournal::shared() const { return true; }
 
 void PostgresJournal::Close() {
   if (impl_->writer) impl_->writer->Close();

@@ -145,7 +145,8 @@ class SaveNewOp final : public SimpleOp {
         .Int(t.next_cron_interval.count())
         .Int(ToUnixMillis(t.next_cron_time))
         .Text(t.owner)
-        .Int(t.retry_count);
+        .Int(t.retry_count)
+        .Int(t.fence);
     // The transaction and its first branch rows in one statement: the
     // branch INSERT reads the new row's id, and inserts nothing when the gid
     // existed.
@@ -155,9 +156,9 @@ WITH g AS (
   INSERT INTO trans_global (gid, trans_type, status, protocol, query_prepared,
     options, custom_data, ext_data, result, rollback_reason, create_time,
     update_time, finish_time, rollback_time, next_cron_interval,
-    next_cron_time, owner, retry_count)
+    next_cron_time, owner, retry_count, fence)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-    $16, $17, $18)
+    $16, $17, $18, $19)
   ON CONFLICT (gid) DO NOTHING
   RETURNING id))sql";
     if (first > 0) {
@@ -170,7 +171,7 @@ b AS (
   SELECT g.id, $1, v.url, v.bin_data, v.branch_id, v.op, v.status,
     v.finish_time, v.rollback_time, v.create_time, $12
   FROM g, )sql" +
-             BranchValues(first, 19) + " ORDER BY v.ord)";
+             BranchValues(first, 20) + " ORDER BY v.ord)";
     }
     sql += "\nSELECT id FROM g";
     auto r = conn.Exec(sql, p, "insert " + t.gid);
@@ -202,25 +203,82 @@ b AS (
   std::vector<Branch> branches_;
 };
 
-// The row id and status of `gid`, its row locked against status changes by
-// other coordinators until the batch commits. kNotFound; kFailedPrecondition
-// when `expected` is set and differs.
-Result<int64_t> LockStatus(PgConn& conn, const std::string& gid,
-                           std::optional<TransStatus> expected,
-                           const char* lock) {
+// What a fenced write needs of a locked row.
+struct PgStored {
+  int64_t id = 0;
+  std::string owner;
+};
+
+// The row id and owner of `gid`, its row locked against status changes by
+// other coordinators until the batch commits. kNotFound; kAborted when
+// `fence` is set and stale; kFailedPrecondition when `expected` is set and
+// differs.
+Result<PgStored> LockStatus(PgConn& conn, const std::string& gid,
+                            std::optional<TransStatus> expected,
+                            const char* lock,
+                            const std::optional<Fence>& fence = std::nullopt) {
   PgParams p;
   p.Text(gid);
   DTX_ASSIGN_OR_RETURN(
-      PgResult r,
-      conn.Exec(std::string("SELECT id, status FROM trans_global WHERE gid = "
-                            "$1 ") +
-                    lock,
-                p, "read status of " + gid));
+      PgResult r, conn.Exec(std::string("SELECT id, status, owner, fence FROM "
+                                        "trans_global WHERE gid = $1 ") +
+                                lock,
+                            p, "read status of " + gid));
   if (r.rows() == 0) return NotFoundError(GidPrefix(gid) + "not found");
+  if (fence && fence->token != r.Int(0, 3))
+    return StaleFenceError(gid, *fence, r.Text(0, 2), r.Int(0, 3));
   const std::string stored = r.Text(0, 1);
   if (expected && stored != ToString(*expected))
     return StatusMiss(gid, stored, Quoted(*expected));
-  return r.Int(0, 0);
+  return PgStored{r.Int(0, 0), r.Text(0, 2)};
+}
+
+// Takes the locked row `stored` over for `fence`'s owner (journal.h, Fence)
+// when a fenced write by another coordinator applies.
+Status PgTakeOver(PgConn& conn, const std::string& gid, const PgStored& stored,
+                  const std::optional<Fence>& fence) {
+  if (!TakesOver(fence, stored.owner)) return Status::Ok();
+  PgParams p;
+  p.Text(fence->owner).Int(stored.id);
+  return conn
+      .Exec(
+          "UPDATE trans_global SET owner = $1, fence = fence + 1 "
+          "WHERE id = $2",
+          p, "take over " + gid)
+      .status();
+}
+
+// The owner and fence columns of a fenced write's UPDATE of trans_global
+// `g`: $<owner> is the fence's owner (NULL for an unfenced write). Both
+// read the row's old values, as SET does.
+std::string FenceSet(int owner) {
+  const std::string o = "$" + std::to_string(owner);
+  return ",\n  fence = CASE WHEN " + o + "::text IS NOT NULL AND g.owner <> " +
+         o + " THEN g.fence + 1 ELSE g.fence END,\n  owner = COALESCE(" + o +
+         ", g.owner)";
+}
+
+// The WHERE condition of a fenced write: $<token> is the fence's token
+// (NULL for an unfenced write).
+std::string FenceWhere(int token) {
+  const std::string t = "$" + std::to_string(token);
+  return " AND (" + t + "::bigint IS NULL OR g.fence = " + t + ")";
+}
+
+PgParams& FenceParams(PgParams& p, const std::optional<Fence>& fence) {
+  if (fence) return p.Text(fence->owner).Int(fence->token);
+  return p.NullText().NullInt();
+}
+
+// Explains a fenced UPDATE that changed nothing, from the row as it was
+// before it (stored status, owner and fence; all NULL when there is none).
+Status FencedMiss(const PgResult& r, int col, const std::string& gid,
+                  const std::optional<Fence>& fence,
+                  const std::string& expected) {
+  if (r.IsNull(0, col)) return NotFoundError(GidPrefix(gid) + "not found");
+  if (fence && fence->token != r.Int(0, col + 2))
+    return StaleFenceError(gid, *fence, r.Text(0, col + 1), r.Int(0, col + 2));
+  return StatusMiss(gid, r.Text(0, col), expected);
 }
 
 class AppendBranchesOp final : public SimpleOp {
@@ -234,8 +292,9 @@ class AppendBranchesOp final : public SimpleOp {
   bool may_half_apply() const override { return true; }
 
   Status Apply(PgConn& conn, int64_t now_ms) override {
-    DTX_ASSIGN_OR_RETURN(int64_t trans_id,
+    DTX_ASSIGN_OR_RETURN(PgStored stored,
                          LockStatus(conn, gid_, expected_, "FOR SHARE"));
+    const int64_t trans_id = stored.id;
     std::vector<std::pair<std::string, std::string>> got;
     for (std::size_t from = 0; from < branches_.size();
          from += kBranchesPerInsert) {
@@ -331,8 +390,9 @@ class ChangeStatusOp final : public SimpleOp {
     if (c_.expected_branch_rows) {
       // Lock first, then count: the count is a statement of its own, so it
       // sees every branch row committed before the lock was granted.
-      DTX_ASSIGN_OR_RETURN(trans_id,
-                           LockStatus(conn, c_.gid, c_.from, "FOR UPDATE"));
+      DTX_ASSIGN_OR_RETURN(PgStored stored, LockStatus(conn, c_.gid, c_.from,
+                                                       "FOR UPDATE", c_.fence));
+      trans_id = stored.id;
       PgParams q;
       q.Int(trans_id);
       DTX_ASSIGN_OR_RETURN(
@@ -345,27 +405,31 @@ class ChangeStatusOp final : public SimpleOp {
             std::to_string(*c_.expected_branch_rows) + ", found " +
             std::to_string(n.Int(0, 0)) + ")");
       }
+      // The fence was checked under the lock; the owner may change here.
       p.Int(trans_id);
-      DTX_ASSIGN_OR_RETURN(PgResult u,
-                           conn.Exec(std::string("UPDATE trans_global g SET") +
-                                         kChangeSet + " WHERE g.id = $7",
-                                     p, "change status of " + c_.gid));
+      p.OptText(c_.fence ? std::optional<std::string>(c_.fence->owner)
+                         : std::nullopt);
+      DTX_ASSIGN_OR_RETURN(
+          PgResult u,
+          conn.Exec(std::string("UPDATE trans_global g SET") + kChangeSet +
+                        FenceSet(8) + " WHERE g.id = $7",
+                    p, "change status of " + c_.gid));
       (void)u;
     } else {
       p.Text(c_.gid).Text(ToString(c_.from));
+      FenceParams(p, c_.fence);
       DTX_ASSIGN_OR_RETURN(
           PgResult r,
           conn.Exec(std::string("WITH u AS (UPDATE trans_global g SET") +
-                        kChangeSet +
-                        " WHERE g.gid = $7 AND g.status = $8 RETURNING g.id)"
-                        " SELECT (SELECT id FROM u), (SELECT status FROM "
-                        "trans_global WHERE gid = $7)",
+                        kChangeSet + FenceSet(9) +
+                        " WHERE g.gid = $7 AND g.status = $8" + FenceWhere(10) +
+                        " RETURNING g.id), o AS (SELECT status, owner, fence "
+                        "FROM trans_global WHERE gid = $7)"
+                        " SELECT (SELECT id FROM u), (SELECT status FROM o), "
+                        "(SELECT owner FROM o), (SELECT fence FROM o)",
                     p, "change status of " + c_.gid));
-      if (r.IsNull(0, 0)) {
-        if (r.IsNull(0, 1))
-          return NotFoundError(GidPrefix(c_.gid) + "not found");
-        return StatusMiss(c_.gid, r.Text(0, 1), Quoted(c_.from));
-      }
+      if (r.IsNull(0, 0))
+        return FencedMiss(r, 1, c_.gid, c_.fence, Quoted(c_.from));
       trans_id = r.Int(0, 0);
     }
     return ApplyBranchUpdates(conn, trans_id, c_.gid, c_.branch_updates,
@@ -378,24 +442,26 @@ class ChangeStatusOp final : public SimpleOp {
 
 class UpdateBranchesOp final : public SimpleOp {
  public:
-  UpdateBranchesOp(std::string gid, std::optional<TransStatus> expected,
-                   std::vector<BranchUpdate> updates, WriteDone done)
-      : SimpleOp(std::move(done)),
-        gid_(std::move(gid)),
-        expected_(expected),
-        updates_(std::move(updates)) {}
-  bool may_half_apply() const override { return updates_.size() > 1; }
+  UpdateBranchesOp(BranchResults results, WriteDone done)
+      : SimpleOp(std::move(done)), r_(std::move(results)) {}
+  bool may_half_apply() const override {
+    return r_.updates.size() > 1 || r_.fence.has_value();
+  }
 
   Status Apply(PgConn& conn, int64_t now_ms) override {
-    DTX_ASSIGN_OR_RETURN(int64_t trans_id,
-                         LockStatus(conn, gid_, expected_, "FOR SHARE"));
-    return ApplyBranchUpdates(conn, trans_id, gid_, updates_, now_ms);
+    // A fenced write may take the row over: locked for update from the
+    // start rather than upgraded from a share lock (which two writers could
+    // deadlock on).
+    DTX_ASSIGN_OR_RETURN(
+        PgStored stored,
+        LockStatus(conn, r_.gid, r_.expected,
+                   r_.fence ? "FOR UPDATE" : "FOR SHARE", r_.fence));
+    DTX_RETURN_IF_ERROR(PgTakeOver(conn, r_.gid, stored, r_.fence));
+    return ApplyBranchUpdates(conn, stored.id, r_.gid, r_.updates, now_ms);
   }
 
  private:
-  std::string gid_;
-  std::optional<TransStatus> expected_;
-  std::vector<BranchUpdate> updates_;
+  BranchResults r_;
 };
 
 // The outcome of a one-row guarded UPDATE made as "WITH u AS (... RETURNING
@@ -421,19 +487,25 @@ class TouchCronOp final : public SimpleOp {
         .OptInt(u_.retry_count)
         .Text(u_.gid)
         .Text(ToString(u_.expected));
-    DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(R"sql(
+    FenceParams(p, u_.fence);
+    DTX_ASSIGN_OR_RETURN(
+        PgResult r,
+        conn.Exec(std::string(R"sql(
 WITH u AS (
-  UPDATE trans_global SET
+  UPDATE trans_global g SET
     next_cron_interval = $1,
     next_cron_time = $2,
     update_time = $3,
-    retry_count = COALESCE($4, retry_count)
-  WHERE gid = $5 AND status = $6
-  RETURNING 1)
-SELECT (SELECT count(*) FROM u),
-  (SELECT status FROM trans_global WHERE gid = $5))sql",
-                                               p, "touch cron of " + u_.gid));
-    return GuardedOutcome(r, u_.gid, Quoted(u_.expected));
+    retry_count = COALESCE($4, g.retry_count))sql") +
+                      FenceSet(7) + "\n  WHERE g.gid = $5 AND g.status = $6" +
+                      FenceWhere(8) + R"sql(
+  RETURNING 1),
+o AS (SELECT status, owner, fence FROM trans_global WHERE gid = $5)
+SELECT (SELECT count(*) FROM u), (SELECT status FROM o), (SELECT owner FROM o),
+  (SELECT fence FROM o))sql",
+                  p, "touch cron of " + u_.gid));
+    if (r.Int(0, 0) > 0) return Status::Ok();
+    return FencedMiss(r, 1, u_.gid, u_.fence, Quoted(u_.expected));
   }
 
  private:
@@ -476,7 +548,8 @@ WITH due AS (
   LIMIT $5
   FOR UPDATE SKIP LOCKED),
 c AS (
-  UPDATE trans_global g SET owner = $1, next_cron_time = $2, update_time = $3
+  UPDATE trans_global g SET owner = $1, next_cron_time = $2, update_time = $3,
+    fence = CASE WHEN g.owner <> $1 THEN g.fence + 1 ELSE g.fence END
   FROM due
   WHERE g.id = due.id
   RETURNING due.due AS claimed_due, )sql") +
@@ -571,13 +644,12 @@ std::unique_ptr<PgWriteOp> MakePgChangeStatus(StatusChange change,
   return std::make_unique<ChangeStatusOp>(std::move(change), std::move(done));
 }
 
-std::unique_ptr<PgWriteOp> MakePgUpdateBranches(
-    std::string gid, std::optional<TransStatus> expected,
-    std::vector<BranchUpdate> updates, WriteDone done) {
-  Status s = ValidateGid(gid).WithPrefix("journal");
+std::unique_ptr<PgWriteOp> MakePgUpdateBranches(BranchResults results,
+                                                WriteDone done) {
+  Status s = ValidateGid(results.gid).WithPrefix("journal");
   if (!s.ok()) return MakePgRejected(std::move(s), std::move(done));
-  return std::make_unique<UpdateBranchesOp>(
-      std::move(gid), expected, std::move(updates), std::move(done));
+  return std::make_unique<UpdateBranchesOp>(std::move(results),
+                                            std::move(done));
 }
 
 std::unique_ptr<PgWriteOp> MakePgTouchCron(CronUpdate update, WriteDone done) {
@@ -636,6 +708,7 @@ Result<GlobalTrans> PgReadGlobalRow(const PgResult& r, int row, int c,
   t.next_cron_time = FromUnixMillis(r.Int(row, c + 16));
   t.owner = r.Text(row, c + 17);
   t.retry_count = r.Int(row, c + 18);
+  t.fence = r.Int(row, c + 19);
   return t;
 }
 

@@ -50,9 +50,8 @@ std::unique_ptr<PgWriteOp> MakePgAppendBranches(std::string gid,
                                                 WriteDone done);
 std::unique_ptr<PgWriteOp> MakePgChangeStatus(StatusChange change,
                                               WriteDone done);
-std::unique_ptr<PgWriteOp> MakePgUpdateBranches(
-    std::string gid, std::optional<TransStatus> expected,
-    std::vector<BranchUpdate> updates, WriteDone done);
+std::unique_ptr<PgWriteOp> MakePgUpdateBranches(BranchResults results,
+                                                WriteDone done);
 std::unique_ptr<PgWriteOp> MakePgTouchCron(CronUpdate update, WriteDone done);
 std::unique_ptr<PgWriteOp> MakePgMakeDue(std::string gid, TimePoint now,
                                          WriteDone done);

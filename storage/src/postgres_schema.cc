@@ -36,7 +36,7 @@ namespace dtx::internal {
 const char* const kPgGlobalColumns = R"sql(id, gid, trans_type, status,
   protocol, query_prepared, options, custom_data, ext_data, result,
   rollback_reason, create_time, update_time, finish_time, rollback_time,
-  next_cron_interval, next_cron_time, owner, retry_count)sql";
+  next_cron_interval, next_cron_time, owner, retry_count, fence)sql";
 
 const char* const kPgBranchColumns = R"sql(id, gid, url, bin_data, branch_id,
   op, status, create_time, update_time, finish_time, rollback_time, attempts,
@@ -65,7 +65,7 @@ std::string Prefixed(const char* columns, const std::string& prefix) {
 }
 
 // kMigrations[v] takes a schema from version v to v + 1.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     // 0 -> 1
     R"sql(
 CREATE TABLE trans_global (
@@ -116,6 +116,11 @@ CREATE TABLE dtx_journal_version (
   version BIGINT NOT NULL
 );
 INSERT INTO dtx_journal_version (version) VALUES (0);
+)sql",
+    // 1 -> 2. The fence of fenced writes (journal.h, Fence); a column with a
+    // constant default is added without rewriting the table.
+    R"sql(
+ALTER TABLE trans_global ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
 )sql",
 };
 

@@ -15,7 +15,7 @@
 namespace dtx::internal {
 
 // The version this build writes (dtx_journal_version.version).
-inline constexpr int64_t kPgJournalSchemaVersion = 1;
+inline constexpr int64_t kPgJournalSchemaVersion = 2;
 
 // kInvalidArgument unless `schema` is a plain identifier (letters, digits,
 // '_', not starting with a digit, at most 63 bytes): it is used quoted, and a
@@ -34,7 +34,7 @@ Status MigratePgSchema(PgConn& conn, const std::string& schema, Logger& logger);
 // same prefixed with "g.".
 extern const char* const kPgGlobalColumns;
 std::string PgGlobalColumns(const std::string& prefix);
-inline constexpr int kPgGlobalColumnCount = 19;
+inline constexpr int kPgGlobalColumnCount = 20;
 // The columns of trans_branch_op in the order the journal reads them.
 extern const char* const kPgBranchColumns;
 std::string PgBranchColumns(const std::string& prefix);

@@ -21,6 +21,8 @@
 //   next_cron_interval  INTEGER, seconds. The current retry interval.
 //   next_cron_time      INTEGER, ms. When the transaction is next due.
 //   owner               TEXT. The coordinator that last claimed it.
+//   fence               INTEGER. Moves on whenever the owner changes; fenced
+//                       writes carry the value they expect (journal.h, Fence).
 //   ext_data            TEXT. dtm's legacy headers; kept for compatibility.
 //   result              TEXT. workflow result.
 //   rollback_reason     TEXT. Why it rolled back.
@@ -92,7 +94,7 @@ namespace dtx::internal {
 const char* const kGlobalColumns = R"sql(id, gid, trans_type, status,
   protocol, query_prepared, options, custom_data, ext_data, result,
   rollback_reason, create_time, update_time, finish_time, rollback_time,
-  next_cron_interval, next_cron_time, owner, retry_count)sql";
+  next_cron_interval, next_cron_time, owner, retry_count, fence)sql";
 
 const char* const kBranchColumns = R"sql(id, gid, url, bin_data, branch_id,
   op, status, create_time, update_time, finish_time, rollback_time, attempts,
@@ -101,7 +103,7 @@ const char* const kBranchColumns = R"sql(id, gid, url, bin_data, branch_id,
 namespace {
 
 // kMigrations[v] takes a database from version v to v + 1.
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     // 0 -> 1
     R"sql(
 CREATE TABLE trans_global (
@@ -201,6 +203,10 @@ CREATE TRIGGER trans_status_count_delete AFTER DELETE ON trans_global
 BEGIN
   UPDATE trans_status_count SET n = n - 1 WHERE status = OLD.status;
 END;
+)sql",
+    // 4 -> 5. The fence of fenced writes (journal.h, Fence), in place.
+    R"sql(
+ALTER TABLE trans_global ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 

@@ -15,7 +15,7 @@ namespace dtx::internal {
 // PRAGMA application_id of every dtx journal: "dtx1" in ASCII.
 inline constexpr int64_t kJournalApplicationId = 0x64747831;
 // PRAGMA user_version written by this build.
-inline constexpr int64_t kJournalSchemaVersion = 4;
+inline constexpr int64_t kJournalSchemaVersion = 5;
 
 // Brings the database behind `db` to kJournalSchemaVersion, creating it when
 // empty, in one transaction: an error leaves the file as it was. A migration

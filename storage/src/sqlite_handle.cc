@@ -67,6 +67,7 @@ bool IsStorageFailure(const Status& status) {
     case StatusCode::kAlreadyExists:
     case StatusCode::kFailedPrecondition:
     case StatusCode::kInvalidArgument:
+    case StatusCode::kAborted:  // a stale fence (journal.h, Fence)
       return false;
     default:
       return true;

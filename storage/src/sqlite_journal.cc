@@ -184,13 +184,10 @@ void SqliteJournal::ChangeStatus(StatusChange change, WriteDone done) {
       internal::MakeChangeStatus(std::move(change), std::move(done)));
 }
 
-void SqliteJournal::UpdateBranches(std::string gid,
-                                   std::optional<TransStatus> expected,
-                                   std::vector<BranchUpdate> updates,
-                                   WriteDone done) {
+void SqliteJournal::UpdateBranches(BranchResults results, WriteDone done) {
   if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
-  impl_->writer->Enqueue(internal::MakeUpdateBranches(
-      std::move(gid), expected, std::move(updates), std::move(done)));
+  impl_->writer->Enqueue(
+      internal::MakeUpdateBranches(std::move(results), std::move(done)));
 }
 
 void SqliteJournal::TouchCron(CronUpdate update, WriteDone done) {

@@ -13,7 +13,8 @@ namespace dtx::internal {
 
 const std::string& ClaimSql() {
   static const std::string* const sql = new std::string(std::string(R"sql(
-UPDATE trans_global SET owner = ?1, next_cron_time = ?2, update_time = ?3
+UPDATE trans_global SET owner = ?1, next_cron_time = ?2, update_time = ?3,
+  fence = CASE WHEN owner <> ?1 THEN fence + 1 ELSE fence END
 WHERE id IN (
   SELECT id FROM trans_global
   WHERE status IN ('prepared', 'submitted', 'aborting')
@@ -63,9 +64,9 @@ class SaveNewOp final : public SimpleOp {
 INSERT INTO trans_global (gid, trans_type, status, protocol, query_prepared,
   options, custom_data, ext_data, result, rollback_reason, create_time,
   update_time, finish_time, rollback_time, next_cron_interval, next_cron_time,
-  owner, retry_count)
+  owner, retry_count, fence)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-  ?17, ?18)
+  ?17, ?18, ?19)
 ON CONFLICT (gid) DO NOTHING)sql"));
     const GlobalTrans& t = trans_;
     {
@@ -90,6 +91,7 @@ ON CONFLICT (gid) DO NOTHING)sql"));
       stmt->BindInt(16, ToUnixMillis(t.next_cron_time));
       stmt->BindTextRef(17, t.owner);
       stmt->BindInt(18, t.retry_count);
+      stmt->BindInt(19, t.fence);
       const int rc = stmt->Step();
       if (rc != SQLITE_DONE) return db.Error(rc, "insert " + t.gid);
     }
@@ -123,8 +125,9 @@ class AppendBranchesOp final : public SimpleOp {
         branches_(std::move(branches)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
-    DTX_ASSIGN_OR_RETURN(int64_t trans_id, RequireStatus(db, gid_, expected_));
-    return InsertBranches(db, trans_id, gid_, branches_, now_ms);
+    DTX_ASSIGN_OR_RETURN(StoredTrans stored,
+                         RequireStatus(db, gid_, expected_, std::nullopt));
+    return InsertBranches(db, stored.id, gid_, branches_, now_ms);
   }
 
  private:
@@ -147,8 +150,9 @@ class ChangeStatusOp final : public SimpleOp {
     // (An UPDATE ... RETURNING would do both in one statement, but SQLite
     // builds an ephemeral table for every RETURNING, which costs more than
     // the extra lookup.)
-    DTX_ASSIGN_OR_RETURN(const int64_t trans_id,
-                         RequireStatus(db, c_.gid, c_.from));
+    DTX_ASSIGN_OR_RETURN(const StoredTrans stored,
+                         RequireStatus(db, c_.gid, c_.from, c_.fence));
+    const int64_t trans_id = stored.id;
     DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
 UPDATE trans_global SET
   status = ?1,
@@ -158,7 +162,9 @@ UPDATE trans_global SET
   rollback_reason = COALESCE(?3, rollback_reason),
   result = COALESCE(?4, result),
   next_cron_interval = COALESCE(?5, next_cron_interval),
-  next_cron_time = COALESCE(?6, next_cron_time)
+  next_cron_time = COALESCE(?6, next_cron_time),
+  owner = COALESCE(?9, owner),
+  fence = fence + ?10
 WHERE id = ?7
   AND (?8 IS NULL
        OR (SELECT COUNT(*) FROM trans_branch_op WHERE trans_id = ?7) = ?8))sql"));
@@ -174,6 +180,10 @@ WHERE id = ?7
     stmt->BindOptInt(6, OptMillis(c_.next_cron_time));
     stmt->BindInt(7, trans_id);
     stmt->BindOptInt(8, c_.expected_branch_rows);
+    const bool take_over = TakesOver(c_.fence, stored.owner);
+    stmt->BindOptText(9, take_over ? std::optional<std::string>(c_.fence->owner)
+                                   : std::nullopt);
+    stmt->BindInt(10, take_over ? 1 : 0);
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "change status of " + c_.gid);
     if (db.changes() == 0) {
@@ -190,28 +200,24 @@ WHERE id = ?7
 
 class UpdateBranchesOp final : public SimpleOp {
  public:
-  UpdateBranchesOp(std::string gid, std::optional<TransStatus> expected,
-                   std::vector<BranchUpdate> updates, WriteDone done)
-      : SimpleOp(std::move(done)),
-        gid_(std::move(gid)),
-        expected_(expected),
-        updates_(std::move(updates)) {}
+  UpdateBranchesOp(BranchResults results, WriteDone done)
+      : SimpleOp(std::move(done)), r_(std::move(results)) {}
 
   Status Apply(Db& db, int64_t now_ms) override {
-    int64_t trans_id = 0;
-    if (expected_) {
-      DTX_ASSIGN_OR_RETURN(trans_id, RequireStatus(db, gid_, *expected_));
+    StoredTrans stored;
+    if (r_.expected) {
+      DTX_ASSIGN_OR_RETURN(stored,
+                           RequireStatus(db, r_.gid, *r_.expected, r_.fence));
     } else {
-      DTX_ASSIGN_OR_RETURN(StoredTrans stored, ReadStored(db, gid_));
-      trans_id = stored.id;
+      DTX_ASSIGN_OR_RETURN(stored, ReadStored(db, r_.gid));
+      DTX_RETURN_IF_ERROR(CheckFence(r_.gid, stored, r_.fence));
     }
-    return ApplyBranchUpdates(db, trans_id, gid_, updates_, now_ms);
+    DTX_RETURN_IF_ERROR(TakeOver(db, stored, r_.fence));
+    return ApplyBranchUpdates(db, stored.id, r_.gid, r_.updates, now_ms);
   }
 
  private:
-  std::string gid_;
-  std::optional<TransStatus> expected_;
-  std::vector<BranchUpdate> updates_;
+  BranchResults r_;
 };
 
 class TouchCronOp final : public SimpleOp {
@@ -226,8 +232,11 @@ UPDATE trans_global SET
   next_cron_interval = ?1,
   next_cron_time = ?2,
   update_time = ?3,
-  retry_count = COALESCE(?4, retry_count)
-WHERE gid = ?5 AND status = ?6)sql"));
+  retry_count = COALESCE(?4, retry_count),
+  fence = CASE WHEN ?8 IS NOT NULL AND owner <> ?8 THEN fence + 1
+               ELSE fence END,
+  owner = COALESCE(?8, owner)
+WHERE gid = ?5 AND status = ?6 AND (?7 IS NULL OR fence = ?7))sql"));
     StmtGuard guard(stmt);
     stmt->BindInt(1, u_.next_cron_interval.count());
     stmt->BindInt(2, ToUnixMillis(u_.next_cron_time));
@@ -235,11 +244,15 @@ WHERE gid = ?5 AND status = ?6)sql"));
     stmt->BindOptInt(4, u_.retry_count);
     stmt->BindText(5, u_.gid);
     stmt->BindText(6, ToString(u_.expected));
+    stmt->BindOptInt(
+        7, u_.fence ? std::optional<int64_t>(u_.fence->token) : std::nullopt);
+    stmt->BindOptText(8, u_.fence ? std::optional<std::string>(u_.fence->owner)
+                                  : std::nullopt);
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "touch cron of " + u_.gid);
     if (db.changes() == 0) {
-      return ExplainMiss(db, u_.gid,
-                         "'" + std::string(ToString(u_.expected)) + "'");
+      return ExplainMiss(
+          db, u_.gid, "'" + std::string(ToString(u_.expected)) + "'", u_.fence);
     }
     return Status::Ok();
   }
@@ -359,14 +372,12 @@ std::unique_ptr<WriteOp> MakeChangeStatus(StatusChange change, WriteDone done) {
   return std::make_unique<ChangeStatusOp>(std::move(change), std::move(done));
 }
 
-std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid,
-                                            std::optional<TransStatus> expected,
-                                            std::vector<BranchUpdate> updates,
+std::unique_ptr<WriteOp> MakeUpdateBranches(BranchResults results,
                                             WriteDone done) {
-  Status s = ValidateGid(gid).WithPrefix("journal");
+  Status s = ValidateGid(results.gid).WithPrefix("journal");
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
-  return std::make_unique<UpdateBranchesOp>(
-      std::move(gid), expected, std::move(updates), std::move(done));
+  return std::make_unique<UpdateBranchesOp>(std::move(results),
+                                            std::move(done));
 }
 
 std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done) {

@@ -45,9 +45,7 @@ std::unique_ptr<WriteOp> MakeAppendBranches(std::string gid,
                                             std::vector<Branch> branches,
                                             WriteDone done);
 std::unique_ptr<WriteOp> MakeChangeStatus(StatusChange change, WriteDone done);
-std::unique_ptr<WriteOp> MakeUpdateBranches(std::string gid,
-                                            std::optional<TransStatus> expected,
-                                            std::vector<BranchUpdate> updates,
+std::unique_ptr<WriteOp> MakeUpdateBranches(BranchResults results,
                                             WriteDone done);
 std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done);
 std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,

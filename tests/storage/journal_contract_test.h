@@ -104,7 +104,7 @@ class JournalContractTest : public ::testing::Test {
   Status Update(const std::string& gid, std::optional<TransStatus> expected,
                 std::vector<BranchUpdate> updates) {
     return WaitForWrite([&](WriteDone done) {
-      journal_->UpdateBranches(gid, expected, std::move(updates),
+      journal_->UpdateBranches({gid, expected, std::move(updates)},
                                std::move(done));
     });
   }
@@ -153,6 +153,7 @@ TYPED_TEST_P(JournalContractTest, SaveNewThenFindRoundTripsEveryField) {
   t.ext_data = "{}";
   t.rollback_reason = "";
   t.owner = "coordinator-a";
+  t.fence = 3;
   t.retry_count = 2;
   t.next_cron_interval = seconds(20);
   t.next_cron_time = this->clock_.Now() + seconds(20);
@@ -172,6 +173,7 @@ TYPED_TEST_P(JournalContractTest, SaveNewThenFindRoundTripsEveryField) {
   EXPECT_EQ(got.trans.custom_data, t.custom_data);
   EXPECT_EQ(got.trans.ext_data, "{}");
   EXPECT_EQ(got.trans.owner, "coordinator-a");
+  EXPECT_EQ(got.trans.fence, 3);
   EXPECT_EQ(got.trans.retry_count, 2);
   EXPECT_EQ(got.trans.create_time, this->clock_.Now());
   EXPECT_EQ(got.trans.update_time, this->clock_.Now());
@@ -990,6 +992,211 @@ TYPED_TEST_P(JournalContractTest, CloseHandsEveryCompletionToItsExecutor) {
   for (int i = 0; i < kWrites; ++i) ASSERT_EQ(order[i], i);
 }
 
+// Fencing (journal.h, Fence): a claim by another owner moves the fence, and
+// every fenced write of the old owner is then refused with kAborted and
+// writes nothing.
+TYPED_TEST_P(JournalContractTest, ClaimMovesTheFenceOnlyWhenTheOwnerChanges) {
+  GlobalTrans t = this->NewTrans("f-claim");
+  t.owner = "owner-a";
+  t.next_cron_time = this->clock_.Now() - seconds(1);
+  ASSERT_OK(this->Save(t));
+  ASSERT_OK_AND_ASSIGN(auto stored, this->journal_->Find("f-claim"));
+  EXPECT_EQ(stored.trans.owner, "owner-a");
+  EXPECT_EQ(stored.trans.fence, 0);
+
+  // Claimed again by its owner: the same fence.
+  ASSERT_OK_AND_ASSIGN(auto same, this->ClaimDue("owner-a", seconds(5)));
+  ASSERT_EQ(same.size(), 1u);
+  EXPECT_EQ(same[0].fence, 0);
+  this->clock_.Advance(seconds(5));
+  // Claimed by another: the fence moves on, and Find shows it.
+  ASSERT_OK_AND_ASSIGN(auto other, this->ClaimDue("owner-b", seconds(5)));
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other[0].owner, "owner-b");
+  EXPECT_EQ(other[0].fence, 1);
+  ASSERT_OK_AND_ASSIGN(stored, this->journal_->Find("f-claim"));
+  EXPECT_EQ(stored.trans.owner, "owner-b");
+  EXPECT_EQ(stored.trans.fence, 1);
+}
+
+TYPED_TEST_P(JournalContractTest, StaleFencedWritesAreRefusedAndWriteNothing) {
+  GlobalTrans t = this->NewTrans("f-stale");
+  t.owner = "owner-a";
+  t.next_cron_time = this->clock_.Now() - seconds(1);
+  ASSERT_OK(this->Save(t, SagaBranches(1)));
+  ASSERT_OK_AND_ASSIGN(auto claimed, this->ClaimDue("owner-b", seconds(30)));
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(const auto before, this->journal_->Find("f-stale"));
+  const Fence stale{"owner-a", 0};
+
+  StatusChange c;
+  c.gid = "f-stale";
+  c.from = TransStatus::kSubmitted;
+  c.to = TransStatus::kSucceed;
+  c.branch_updates.push_back({"01", BranchOp::kAction, BranchStatus::kSucceed});
+  c.fence = stale;
+  Status s = this->Change(c);
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s;
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("owner-b"));
+  // Also with the branch-count guard (another path in some journals).
+  c.expected_branch_rows = 2;
+  EXPECT_EQ(this->Change(c).code(), StatusCode::kAborted);
+  // The fence is checked before the status.
+  c.from = TransStatus::kAborting;
+  c.expected_branch_rows.reset();
+  EXPECT_EQ(this->Change(c).code(), StatusCode::kAborted);
+
+  s = WaitForWrite([&](WriteDone done) {
+    this->journal_->UpdateBranches(
+        {"f-stale",
+         TransStatus::kSubmitted,
+         {{"01", BranchOp::kAction, BranchStatus::kSucceed}},
+         stale},
+        std::move(done));
+  });
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s;
+  s = WaitForWrite([&](WriteDone done) {
+    this->journal_->UpdateBranches(
+        {"f-stale",
+         std::nullopt,
+         {{"01", BranchOp::kAction, BranchStatus::kSucceed}},
+         stale},
+        std::move(done));
+  });
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s;
+
+  CronUpdate u;
+  u.gid = "f-stale";
+  u.expected = TransStatus::kSubmitted;
+  u.next_cron_interval = seconds(99);
+  u.next_cron_time = this->clock_.Now() + seconds(99);
+  u.retry_count = 7;
+  u.fence = stale;
+  s = this->Touch(u);
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s;
+
+  ASSERT_OK_AND_ASSIGN(const auto after, this->journal_->Find("f-stale"));
+  EXPECT_EQ(after.trans.status, TransStatus::kSubmitted);
+  EXPECT_EQ(after.trans.owner, "owner-b");
+  EXPECT_EQ(after.trans.fence, 1);
+  EXPECT_EQ(after.trans.next_cron_time, before.trans.next_cron_time);
+  EXPECT_EQ(after.trans.retry_count, 0);
+  for (const Branch& b : after.branches)
+    EXPECT_EQ(b.status, BranchStatus::kPrepared);
+
+  // The new owner's fence holds; unfenced writes are not checked.
+  u.fence = Fence{"owner-b", 1};
+  EXPECT_OK(this->Touch(u));
+  u.fence.reset();
+  EXPECT_OK(this->Touch(u));
+  c.from = TransStatus::kSubmitted;
+  c.fence = Fence{"owner-b", 1};
+  EXPECT_OK(this->Change(c));
+  ASSERT_OK_AND_ASSIGN(const auto done, this->journal_->Find("f-stale"));
+  EXPECT_EQ(done.trans.status, TransStatus::kSucceed);
+  EXPECT_EQ(done.trans.fence, 1);  // the owner wrote: no take-over
+}
+
+TYPED_TEST_P(JournalContractTest, AFencedWriteOfAnotherOwnerTakesItOver) {
+  GlobalTrans t = this->NewTrans("f-take", TransStatus::kPrepared);
+  t.owner = "owner-a";
+  ASSERT_OK(this->Save(t, SagaBranches(1)));
+
+  // owner-b decides with the fence it read: it takes the row over.
+  StatusChange c;
+  c.gid = "f-take";
+  c.from = TransStatus::kPrepared;
+  c.to = TransStatus::kSubmitted;
+  c.fence = Fence{"owner-b", 0};
+  ASSERT_OK(this->Change(c));
+  ASSERT_OK_AND_ASSIGN(auto stored, this->journal_->Find("f-take"));
+  EXPECT_EQ(stored.trans.owner, "owner-b");
+  EXPECT_EQ(stored.trans.fence, 1);
+
+  // owner-a's writes with the old fence are refused from then on.
+  Status s = WaitForWrite([&](WriteDone done) {
+    this->journal_->UpdateBranches(
+        {"f-take",
+         TransStatus::kSubmitted,
+         {{"01", BranchOp::kAction, BranchStatus::kSucceed}},
+         Fence{"owner-a", 0}},
+        std::move(done));
+  });
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s;
+
+  // A take-over by branch results and by a reschedule too.
+  ASSERT_OK(WaitForWrite([&](WriteDone done) {
+    this->journal_->UpdateBranches(
+        {"f-take",
+         TransStatus::kSubmitted,
+         {{"01", BranchOp::kAction, BranchStatus::kSucceed}},
+         Fence{"owner-c", 1}},
+        std::move(done));
+  }));
+  ASSERT_OK_AND_ASSIGN(stored, this->journal_->Find("f-take"));
+  EXPECT_EQ(stored.trans.owner, "owner-c");
+  EXPECT_EQ(stored.trans.fence, 2);
+  EXPECT_EQ(stored.branches[1].status, BranchStatus::kSucceed);
+
+  CronUpdate u;
+  u.gid = "f-take";
+  u.expected = TransStatus::kSubmitted;
+  u.next_cron_interval = seconds(5);
+  u.next_cron_time = this->clock_.Now() + seconds(5);
+  u.fence = Fence{"owner-d", 2};
+  ASSERT_OK(this->Touch(u));
+  ASSERT_OK_AND_ASSIGN(stored, this->journal_->Find("f-take"));
+  EXPECT_EQ(stored.trans.owner, "owner-d");
+  EXPECT_EQ(stored.trans.fence, 3);
+
+  // A take-over whose write does not apply takes nothing over.
+  c.from = TransStatus::kAborting;
+  c.to = TransStatus::kFailed;
+  c.fence = Fence{"owner-e", 3};
+  EXPECT_EQ(this->Change(c).code(), StatusCode::kFailedPrecondition);
+  u.expected = TransStatus::kAborting;
+  u.fence = Fence{"owner-e", 3};
+  EXPECT_EQ(this->Touch(u).code(), StatusCode::kFailedPrecondition);
+  ASSERT_OK_AND_ASSIGN(stored, this->journal_->Find("f-take"));
+  EXPECT_EQ(stored.trans.owner, "owner-d");
+  EXPECT_EQ(stored.trans.fence, 3);
+}
+
+// Two coordinators that read the same fence race to take a transaction
+// over, each on its own thread: exactly one write applies, the other is
+// refused, whichever order the journal takes them in.
+TYPED_TEST_P(JournalContractTest, RacingTakeOversNeverBothApply) {
+  ASSERT_OK(this->Save(this->NewTrans("f-race")));
+  constexpr int kRounds = 40;
+  for (int round = 0; round < kRounds; ++round) {
+    ASSERT_OK_AND_ASSIGN(auto found, this->journal_->Find("f-race"));
+    const int64_t fence = found.trans.fence;
+    std::atomic<int> applied{0};
+    std::atomic<int> refused{0};
+    auto writer = [&](const std::string& me) {
+      CronUpdate u;
+      u.gid = "f-race";
+      u.expected = TransStatus::kSubmitted;
+      u.next_cron_interval = seconds(1);
+      u.next_cron_time = this->clock_.Now();
+      u.fence = Fence{me, fence};
+      Status s = this->Touch(u);
+      if (s.ok()) ++applied;
+      if (s.code() == StatusCode::kAborted) ++refused;
+      if (!s.ok() && s.code() != StatusCode::kAborted) ADD_FAILURE() << s;
+    };
+    const std::string r = std::to_string(round);
+    std::thread a(writer, "a-" + r);
+    std::thread b(writer, "b-" + r);
+    a.join();
+    b.join();
+    ASSERT_EQ(applied.load(), 1) << "round " << round;
+    ASSERT_EQ(refused.load(), 1) << "round " << round;
+    ASSERT_OK_AND_ASSIGN(found, this->journal_->Find("f-race"));
+    EXPECT_EQ(found.trans.fence, fence + 1);
+  }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     JournalContractTest, SaveNewThenFindRoundTripsEveryField,
     FindUnknownGidIsNotFound, SaveNewOfAnExistingGidWritesNothing,
@@ -1009,7 +1216,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     ValuesOverTheLimitsWriteNothing, FlushCompletesAfterEarlierWrites,
     ManyThreadsWritingLoseAndDuplicateNothing, ClosedJournalRefusesWork,
     CompletionsWithAnExecutorRunThroughIt, CompletionsWithoutAnExecutorStillRun,
-    CloseHandsEveryCompletionToItsExecutor);
+    CloseHandsEveryCompletionToItsExecutor,
+    ClaimMovesTheFenceOnlyWhenTheOwnerChanges,
+    StaleFencedWritesAreRefusedAndWriteNothing,
+    AFencedWriteOfAnotherOwnerTakesItOver, RacingTakeOversNeverBothApply);
 
 }  // namespace dtx::testing
 

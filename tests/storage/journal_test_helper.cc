@@ -82,8 +82,9 @@ int Stream(const std::string& path, int threads, const std::string& prefix) {
         Emit("new " + gid);
         s = dtx::WaitForWrite([&](dtx::WriteDone done) {
           journal->UpdateBranches(
-              gid, dtx::TransStatus::kSubmitted,
-              {{"01", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed}},
+              {gid,
+               dtx::TransStatus::kSubmitted,
+               {{"01", dtx::BranchOp::kAction, dtx::BranchStatus::kSucceed}}},
               std::move(done));
         });
         if (!s.ok()) _exit(5);

@@ -157,7 +157,7 @@ TEST_F(PostgresJournalTest, MigratesAnEmptySchemaAndReopensIdempotently) {
   }
   EXPECT_EQ(
       raw.Query("SELECT version FROM \"" + schema_ + "\".dtx_journal_version"),
-      "1");
+      "2");
   EXPECT_EQ(raw.Query("SELECT string_agg(tablename, ',' ORDER BY tablename) "
                       "FROM pg_tables WHERE schemaname = '" +
                       schema_ + "'"),

@@ -241,7 +241,7 @@ TEST_F(SqliteJournalTest, SchemaIsVersionedAndMarked) {
   j->Close();
   const std::string path = dir_.File("journal.db");
   auto query_int = [&](const char* sql) { return RawInt(path, sql); };
-  EXPECT_EQ(query_int("PRAGMA user_version"), 4);
+  EXPECT_EQ(query_int("PRAGMA user_version"), 5);
   EXPECT_EQ(query_int("PRAGMA application_id"), 0x64747831);
   EXPECT_EQ(query_int("SELECT COUNT(*) FROM sqlite_schema WHERE name IN "
                       "('trans_global', 'trans_branch_op', 'trans_global_due', "
@@ -377,10 +377,10 @@ VALUES (1, 'old-tcc', 'h:1/s.S/Cancel', x'0102', '01', 'cancel', 'prepared',
   auto j = Open(o);
   ASSERT_NE(j, nullptr);
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrating from schema version 1 to 4 (5 "
+              ::testing::HasSubstr("migrating from schema version 1 to 5 (5 "
                                    "branch rows)"));
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrated to schema version 4"));
+              ::testing::HasSubstr("migrated to schema version 5"));
   ASSERT_OK_AND_ASSIGN(auto tcc, j->Find("old-tcc"));
   ASSERT_EQ(tcc.branches.size(), 2u);
   EXPECT_EQ(tcc.branches[0].op, BranchOp::kCancel);
@@ -464,7 +464,7 @@ VALUES (1, 3, 'v2-saga', 'h:1/s.S/Undo', x'01', '01', 'compensate',
   auto j = Open(o);
   ASSERT_NE(j, nullptr);
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrating from schema version 2 to 4"));
+              ::testing::HasSubstr("migrating from schema version 2 to 5"));
   ASSERT_OK_AND_ASSIGN(auto saga, j->Find("v2-saga"));
   ASSERT_EQ(saga.branches.size(), 2u);
   EXPECT_EQ(saga.branches[1].status, BranchStatus::kSucceed);
@@ -476,17 +476,19 @@ VALUES (1, 3, 'v2-saga', 'h:1/s.S/Undo', x'01', '01', 'compensate',
   // The old rows record attempts like new ones.
   const TimePoint tried = FromUnixMillis(7000);
   ASSERT_OK(WaitForWrite([&](WriteDone done) {
-    j->UpdateBranches("v2-saga", TransStatus::kSubmitted,
-                      {{"01", BranchOp::kCompensate, BranchStatus::kPrepared,
-                        BranchAttempt{tried, "TRANSIENT: connection refused"}}},
-                      std::move(done));
+    j->UpdateBranches(
+        {"v2-saga",
+         TransStatus::kSubmitted,
+         {{"01", BranchOp::kCompensate, BranchStatus::kPrepared,
+           BranchAttempt{tried, "TRANSIENT: connection refused"}}}},
+        std::move(done));
   }));
   ASSERT_OK_AND_ASSIGN(saga, j->Find("v2-saga"));
   EXPECT_EQ(saga.branches[0].attempts, 1);
   EXPECT_EQ(saga.branches[0].last_try_time, tried);
   EXPECT_EQ(saga.branches[0].last_error, "TRANSIENT: connection refused");
   j->Close();
-  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 4);
+  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 5);
 }
 
 // Schema version 3's additions to version 2, as migration 2 -> 3 made them.
@@ -519,7 +521,7 @@ VALUES (1, 'v3-a', 'saga', 'succeed', 1000, 1000, 0),
   auto j = Open(o);
   ASSERT_NE(j, nullptr);
   EXPECT_THAT(log->Text(),
-              ::testing::HasSubstr("migrating from schema version 3 to 4"));
+              ::testing::HasSubstr("migrating from schema version 3 to 5"));
   ASSERT_OK_AND_ASSIGN(StatusCounts c, j->CountByStatus());
   EXPECT_EQ(c.by_status, (std::array<int64_t, 5>{1, 2, 0, 2, 1}));
   // The counts follow writes to the migrated rows and to new ones.
@@ -543,7 +545,7 @@ VALUES (1, 'v3-a', 'saga', 'succeed', 1000, 1000, 0),
                                status + "'"))
         << status;
   }
-  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 4);
+  EXPECT_EQ(RawInt(path, "PRAGMA user_version"), 5);
 }
 
 TEST_F(SqliteJournalTest, StatusCountsStayExactUnderConcurrentWriters) {

@@ -37,13 +37,11 @@ void GatedJournal::ChangeStatus(StatusChange change, WriteDone done) {
   inner_->ChangeStatus(std::move(change), std::move(done));
 }
 
-void GatedJournal::UpdateBranches(std::string gid,
-                                  std::optional<TransStatus> expected,
-                                  std::vector<BranchUpdate> updates,
-                                  WriteDone done) {
-  inner_->UpdateBranches(std::move(gid), expected, std::move(updates),
-                         std::move(done));
+void GatedJournal::UpdateBranches(BranchResults results, WriteDone done) {
+  inner_->UpdateBranches(std::move(results), std::move(done));
 }
+
+bool GatedJournal::shared() const { return inner_->shared(); }
 
 void GatedJournal::TouchCron(CronUpdate update, WriteDone done) {
   inner_->TouchCron(std::move(update), std::move(done));

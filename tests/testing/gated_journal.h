@@ -45,9 +45,7 @@ class GatedJournal final : public Journal {
   void AppendBranches(std::string gid, TransStatus expected,
                       std::vector<Branch> branches, WriteDone done) override;
   void ChangeStatus(StatusChange change, WriteDone done) override;
-  void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                      std::vector<BranchUpdate> updates,
-                      WriteDone done) override;
+  void UpdateBranches(BranchResults results, WriteDone done) override;
   void TouchCron(CronUpdate update, WriteDone done) override;
   void MakeDue(std::string gid, TimePoint now, WriteDone done) override;
   void Claim(ClaimRequest request, ClaimDone done) override;
@@ -58,6 +56,7 @@ class GatedJournal final : public Journal {
   Result<StatusCounts> CountByStatus() override;
   Result<DuePage> ListDue(TimePoint now, std::size_t limit,
                           DueCursor after) override;
+  bool shared() const override;
   void Close() override;
 
  private:

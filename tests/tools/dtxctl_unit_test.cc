@@ -46,9 +46,8 @@ class InterposedJournal final : public Journal {
     Interpose();
     inner_->ChangeStatus(std::move(c), std::move(d));
   }
-  void UpdateBranches(std::string g, std::optional<TransStatus> e,
-                      std::vector<BranchUpdate> u, WriteDone d) override {
-    inner_->UpdateBranches(std::move(g), e, std::move(u), std::move(d));
+  void UpdateBranches(BranchResults r, WriteDone d) override {
+    inner_->UpdateBranches(std::move(r), std::move(d));
   }
   void TouchCron(CronUpdate u, WriteDone d) override {
     inner_->TouchCron(std::move(u), std::move(d));

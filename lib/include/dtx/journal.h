@@ -23,6 +23,9 @@
 //   kNotFound            no transaction with that gid (or branch row);
 //   kFailedPrecondition  the stored status is not the expected one, or the
 //                        journal is closed;
+//   kAborted             a fenced write whose fence is stale: another
+//                        coordinator has claimed the transaction since
+//                        (see Fence);
 //   kUnavailable         the store is busy or locked by another process, or an
 //                        i/o error: retrying may succeed;
 //   kDataLoss            the store is corrupt.
@@ -156,6 +159,21 @@ struct BranchUpdate {
   std::optional<BranchAttempt> attempt;
 };
 
+// The claim a write is made under (fencing; docs/journal.md, "Leases and
+// fencing"). Every transaction row has an owner (the coordinator that last
+// claimed it) and a fence, a counter that moves on whenever the owner
+// changes. A fenced write applies only while the stored fence equals
+// `token`; otherwise it writes nothing and fails with kAborted: another
+// coordinator has claimed the transaction since, and the writer must drop
+// it. A fenced write by a coordinator that is not the stored owner takes
+// the transaction over, atomically with the write: the row's owner becomes
+// `owner` and its fence token + 1, which the writer's later writes carry.
+// Unfenced writes (no Fence) are not checked and change neither.
+struct Fence {
+  std::string owner;
+  int64_t token = 0;
+};
+
 // A compare-and-set of a global status.
 struct StatusChange {
   std::string gid;
@@ -175,6 +193,28 @@ struct StatusChange {
   // many branch rows (kFailedPrecondition otherwise): lets a TCC leave
   // `prepared` knowing that no branch was registered meanwhile.
   std::optional<int64_t> expected_branch_rows;
+  // Checked first, when set (kAborted).
+  std::optional<Fence> fence;
+};
+
+// Branch results of one transaction (UpdateBranches).
+struct BranchResults {
+  BranchResults() = default;
+  // So that {gid, expected, updates} works without a fence.
+  BranchResults(std::string g, std::optional<TransStatus> e,
+                std::vector<BranchUpdate> u,
+                std::optional<Fence> f = std::nullopt)
+      : gid(std::move(g)),
+        expected(e),
+        updates(std::move(u)),
+        fence(std::move(f)) {}
+
+  std::string gid;
+  // When set, they are written only while the transaction has this status.
+  std::optional<TransStatus> expected;
+  std::vector<BranchUpdate> updates;
+  // Checked first, when set (kAborted).
+  std::optional<Fence> fence;
 };
 
 // Rescheduling of an unfinished transaction (dtm's TouchCronTime).
@@ -184,13 +224,16 @@ struct CronUpdate {
   std::chrono::seconds next_cron_interval{0};
   TimePoint next_cron_time{};
   std::optional<int64_t> retry_count;  // written when set
+  // Checked first, when set (kAborted).
+  std::optional<Fence> fence;
 };
 
 // A request to take due transactions for processing.
 struct ClaimRequest {
   // Unfinished transactions with next_cron_time <= now are due.
   TimePoint now{};
-  // Recorded in `owner` of each claimed transaction.
+  // Recorded in `owner` of each claimed transaction; the fence of one that
+  // had another owner moves on by one (see Fence).
   std::string owner;
   // The claimed transactions' next_cron_time becomes this, so that no other
   // claimer takes them before the lease runs out.
@@ -275,6 +318,8 @@ class DTX_CORE_EXPORT Journal {
   // Inserts `trans` and its `branches` (in order) if trans.gid is new; the gid
   // of each branch is taken from trans. kAlreadyExists, with nothing written,
   // when the gid exists. A zero create_time / update_time is set to now.
+  // trans.owner and trans.fence are stored as given: the coordinator that
+  // admits a transaction owns it from the start.
   virtual void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
                        WriteDone done) = 0;
 
@@ -286,17 +331,16 @@ class DTX_CORE_EXPORT Journal {
 
   // Compare-and-set of the global status: applies `change` only if the stored
   // status is change.from. Sets finish_time (to succeed) or rollback_time (to
-  // failed). kNotFound, kFailedPrecondition.
+  // failed). kNotFound, kFailedPrecondition, kAborted (change.fence).
   virtual void ChangeStatus(StatusChange change, WriteDone done) = 0;
 
-  // Records branch results of `gid` while its status is `expected` (when set).
-  // kNotFound (gid or a row), kFailedPrecondition; all or nothing.
-  virtual void UpdateBranches(std::string gid,
-                              std::optional<TransStatus> expected,
-                              std::vector<BranchUpdate> updates,
-                              WriteDone done) = 0;
+  // Records branch results of results.gid while its status is
+  // results.expected (when set). kNotFound (gid or a row),
+  // kFailedPrecondition, kAborted (results.fence); all or nothing.
+  virtual void UpdateBranches(BranchResults results, WriteDone done) = 0;
 
-  // Reschedules an unfinished transaction. kNotFound, kFailedPrecondition.
+  // Reschedules an unfinished transaction. kNotFound, kFailedPrecondition,
+  // kAborted (update.fence).
   virtual void TouchCron(CronUpdate update, WriteDone done) = 0;
 
   // Makes an unfinished transaction due at `now` (dtm's resetNextCronTime).
@@ -305,8 +349,9 @@ class DTX_CORE_EXPORT Journal {
 
   // Atomically takes up to request.limit due unfinished transactions, the
   // earliest due first, setting their owner and moving their next_cron_time
-  // to request.lease_until. Two claimers never receive the same transaction
-  // within one lease.
+  // to request.lease_until (and their fence, for those that had another
+  // owner). Two claimers never receive the same transaction within one
+  // lease. The transactions returned carry their new owner and fence.
   virtual void Claim(ClaimRequest request, ClaimDone done) = 0;
 
   // `done` runs once every write queued before this call is durable.
@@ -334,6 +379,13 @@ class DTX_CORE_EXPORT Journal {
   // SqliteJournal (the counts are kept as rows change), so that a console
   // may ask every second. The default answers kUnimplemented, as Summarize.
   virtual Result<StatusCounts> CountByStatus();
+
+  // Whether coordinators in other processes may work on this journal's
+  // transactions at the same time (a PostgreSQL journal). A coordinator on
+  // a shared journal then calls a branch only while its lease on the
+  // transaction (next_cron_time) covers the whole call, so that another
+  // coordinator cannot claim it meanwhile. The default: false.
+  virtual bool shared() const;
 
   // Life cycle.
   // Completes every queued write, then refuses new ones (kFailedPrecondition)

@@ -92,7 +92,9 @@ struct GlobalTrans {
   std::optional<TimePoint> rollback_time;  // set when it became failed
   std::chrono::seconds next_cron_interval{0};
   TimePoint next_cron_time{};
-  std::string owner;        // the coordinator holding the lease, if any
+  std::string owner;  // the coordinator holding the lease, if any
+  // Moves on whenever the owner changes (journal.h, Fence).
+  int64_t fence = 0;
   int64_t retry_count = 0;  // saga RetryLimit counter; survives restarts
 };
 

@@ -112,9 +112,7 @@ class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {
   void AppendBranches(std::string gid, TransStatus expected,
                       std::vector<Branch> branches, WriteDone done) override;
   void ChangeStatus(StatusChange change, WriteDone done) override;
-  void UpdateBranches(std::string gid, std::optional<TransStatus> expected,
-                      std::vector<BranchUpdate> updates,
-                      WriteDone done) override;
+  void UpdateBranches(BranchResults results, WriteDone done) override;
   void TouchCron(CronUpdate update, WriteDone done) override;
   void MakeDue(std::string gid, TimePoint now, WriteDone done) override;
   void Claim(ClaimRequest request, ClaimDone done) override;
