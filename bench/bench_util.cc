@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <cerrno>
+#include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -40,6 +43,35 @@ bool HasFlag(int argc, char** argv, const std::string& name) {
   return false;
 }
 
+void RefuseUnknownFlags(int argc, char** argv, const std::string& program,
+                        const std::vector<std::string>& with_value,
+                        const std::vector<std::string>& bare) {
+  auto known = [](const std::vector<std::string>& names,
+                  const std::string& arg) {
+    return std::find(names.begin(), names.end(), arg) != names.end();
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (known(bare, arg)) continue;
+    if (known(with_value, arg)) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s: %s needs a value\n", program.c_str(),
+                     arg.c_str());
+        std::exit(2);
+      }
+      ++i;
+      continue;
+    }
+    std::string all;
+    for (const auto* names : {&with_value, &bare}) {
+      for (const std::string& n : *names) all += " " + n;
+    }
+    std::fprintf(stderr, "%s: unknown flag %s (known:%s)\n", program.c_str(),
+                 arg.c_str(), all.c_str());
+    std::exit(2);
+  }
+}
+
 int HttpGetStatus(int port, const std::string& target) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;
@@ -69,14 +101,42 @@ int HttpGetStatus(int port, const std::string& target) {
   return std::atoi(answer.c_str() + 9);
 }
 
+namespace {
+
+[[noreturn]] void NotANumber(const std::string& what, const std::string& text) {
+  std::fprintf(stderr, "%s: %s: '%s' is not a number\n",
+               program_invocation_short_name, what.c_str(), text.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
 std::vector<int> ParseIntList(const std::string& text) {
   std::vector<int> out;
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(std::stoi(item));
+    if (!item.empty()) out.push_back(ParseInt("a list of numbers", item));
   }
   return out;
+}
+
+int ParseInt(const std::string& what, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || v < INT_MIN || v > INT_MAX)
+    NotANumber(what, text);
+  return static_cast<int>(v);
+}
+
+double ParseDouble(const std::string& what, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v))
+    NotANumber(what, text);
+  return v;
 }
 
 std::string FreshDir() {

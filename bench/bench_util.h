@@ -56,8 +56,20 @@ std::string Flag(int argc, char** argv, const std::string& name,
                  const std::string& fallback);
 // True when argv has "--name" (a flag without a value).
 bool HasFlag(int argc, char** argv, const std::string& name);
-// "1,16,64" -> {1, 16, 64}
+// Exits the benchmark (code 2) with a message naming the argument when argv
+// has one that is not a known flag, or a flag of `with_value` without a
+// value: a mistyped flag must not silently run the default benchmark.
+// `program` names the benchmark in the message.
+void RefuseUnknownFlags(int argc, char** argv, const std::string& program,
+                        const std::vector<std::string>& with_value,
+                        const std::vector<std::string>& bare);
+// "1,16,64" -> {1, 16, 64}; exits the benchmark (code 2) when an item is
+// not a number.
 std::vector<int> ParseIntList(const std::string& text);
+// The whole of `text` as a number; else exits (code 2) with a message
+// naming `what` (the flag, say).
+int ParseInt(const std::string& what, const std::string& text);
+double ParseDouble(const std::string& what, const std::string& text);
 
 // A new empty directory under the system's temporary directory; exits the
 // benchmark when none can be made.

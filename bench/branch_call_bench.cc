@@ -214,6 +214,8 @@ void Print(const char* who, int inflight, Figures& f) {
 }
 
 int Main(int argc, char** argv) {
+  RefuseUnknownFlags(argc, argv, "dtx_branch_call_bench",
+                     {"--seconds", "--inflight", "--payload"}, {});
   const double seconds = std::stod(Flag(argc, argv, "--seconds", "5"));
   const std::vector<int> inflights =
       ParseIntList(Flag(argc, argv, "--inflight", "1,64"));

@@ -13,7 +13,12 @@
 // as dtm's HTTP calls (dtx::HttpClient, query gid/trans_type/branch_id/op)
 // to --http-branch: the baseline of the rows through dtx-server's HTTP API.
 //
-//   dtx_dtm_relay --journal FILE --branch HOST:PORT [--port 0]
+// With --pg-conninfo instead of --journal the journal is PostgresJournal
+// (in --pg-schema, default public): the baseline of dtx_bench --journal
+// postgres --server.
+//
+//   dtx_dtm_relay --journal FILE | --pg-conninfo CONNINFO [--pg-schema S]
+//                 --branch HOST:PORT [--port 0]
 //                 [--http --http-branch http://127.0.0.1:PORT/echo]
 //
 // Prints "port <n>" (and with --http "http-port <n>") once it serves; exits
@@ -22,6 +27,9 @@
 // else is UNIMPLEMENTED (HTTP 501).
 
 #include "dtx/id_generator.h"
+#ifdef DTX_RELAY_POSTGRES
+#include "dtx/storage/postgres_journal.h"
+#endif
 #include "dtx/storage/sqlite_journal.h"
 #include "dtx/transport/dtm_http_json.h"
 #include "dtx/transport/http_client.h"
@@ -264,20 +272,49 @@ class HttpRelay {
 };
 
 int Main(int argc, char** argv) {
+  RefuseUnknownFlags(argc, argv, "dtx_dtm_relay",
+                     {"--journal", "--branch", "--port", "--http-branch",
+                      "--pg-conninfo", "--pg-schema"},
+                     {"--http"});
   const std::string path = Flag(argc, argv, "--journal", "");
+  const std::string pg_conninfo = Flag(argc, argv, "--pg-conninfo", "");
   const std::string branch = Flag(argc, argv, "--branch", "");
   const std::string port_flag = Flag(argc, argv, "--port", "0");
-  if (path.empty() || branch.empty() ||
+  if (path.empty() == pg_conninfo.empty() || branch.empty() ||
       (HasFlag(argc, argv, "--http") &&
        Flag(argc, argv, "--http-branch", "").empty())) {
     std::fprintf(stderr,
-                 "usage: dtx_dtm_relay --journal FILE --branch HOST:PORT "
-                 "[--port 0] [--http --http-branch URL]\n");
+                 "usage: dtx_dtm_relay --journal FILE | --pg-conninfo "
+                 "CONNINFO [--pg-schema S] --branch HOST:PORT [--port 0] "
+                 "[--http --http-branch URL]\n");
     return 2;
   }
-  SqliteJournalOptions options;
-  options.path = path;
-  auto journal = SqliteJournal::Open(options);
+  // The SQLite file, or the PostgreSQL journal of dtx_bench --journal
+  // postgres.
+  Result<std::unique_ptr<Journal>> journal = UnimplementedError(
+      "--pg-conninfo: this dtx_dtm_relay was built without libpq");
+  if (!path.empty()) {
+    SqliteJournalOptions options;
+    options.path = path;
+    auto sqlite = SqliteJournal::Open(options);
+    if (sqlite.ok()) {
+      journal = std::unique_ptr<Journal>(std::move(sqlite).value());
+    } else {
+      journal = sqlite.status();
+    }
+  } else {
+#ifdef DTX_RELAY_POSTGRES
+    PostgresJournalOptions options;
+    options.conninfo = pg_conninfo;
+    options.schema = Flag(argc, argv, "--pg-schema", "public");
+    auto pg = PostgresJournal::Open(options);
+    if (pg.ok()) {
+      journal = std::unique_ptr<Journal>(std::move(pg).value());
+    } else {
+      journal = pg.status();
+    }
+#endif
+  }
   if (!journal.ok()) {
     std::fprintf(stderr, "dtx_dtm_relay: %s\n",
                  journal.status().ToString().c_str());

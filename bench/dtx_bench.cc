@@ -37,21 +37,54 @@
 // and a saga with an immediate branch run one at a time; their p50 and p99
 // under that load against the same calls on the idle server.
 //
+// With --journal postgres every embedded scenario runs on PostgresJournal
+// instead: on the server --pg-conninfo names, or on a throwaway PostgreSQL
+// that dtx_bench starts itself (scripts/start-postgres.sh, fsync on) and
+// stops at exit. Each run (each round of dtx, and each of its baseline) gets
+// a fresh schema, dropped after. The baseline makes the same writes through
+// PostgresJournal with no coordinator; saga_empty at the most in flight is
+// also compared with PostgreSQL's own single-commit rate: one autocommit
+// INSERT at a time on one connection (the ratio, as SQLite's: the store's
+// floor for one writer) and, printed beside it, the same with as many
+// clients as transactions in flight, each its own connection (what a client
+// gets from PostgreSQL's own grouping of concurrent WAL flushes).
+// --coordinators 1,2,4 runs the series with N coordinators (each its own
+// Coordinator and PostgresJournal, in this process) sharing one schema, the
+// in-flight loops dealt round-robin to them; the baseline for N deals the
+// same loops to N PostgresJournals on one schema, so that only the
+// coordinators differ. Rows give the total and each coordinator's share.
+// With --server too, dtx-server runs with Store.Driver postgres on a fresh
+// schema of the same database and its baseline, dtx_dtm_relay, writes
+// through PostgresJournal (--pg-conninfo): the pg_server_ rows, with the
+// first --coordinators count only (one dtx-server process).
+//
 //   dtx_bench [--seconds 10]
 //             [--scenario
 //             tcc|saga|msg|saga_empty|http_saga|http_tcc|slow_branch]
 //             [--inflight 1,16,64] [--io-threads 1] [--server dtx-server]
 //             [--slow-sagas 5000] [--rounds 6] [--poll-http]
+//             [--journal sqlite|postgres] [--pg-conninfo CONNINFO]
+//             [--coordinators 1,2,4]
+//
+// An unknown flag is refused (exit 2). With --journal postgres and no
+// --pg-conninfo, exit 77 when PostgreSQL is not installed.
 //
 // Each figure comes from --rounds alternating rounds of dtx and its baseline
 // (--seconds split among them); RESULT lines give the means of the rounds and,
 // as `ratio`, the median of the rounds' ratios, which a burst of slow disk
-// in one round cannot move much.
+// in one round cannot move much. A summary table of every RESULT's tx/s ends
+// the output.
 
+#include "dtx/coordinator.h"
 #include "dtx/embedded.h"
 #include "dtx/id_generator.h"
+#include "dtx/routing_branch_client.h"
+#ifdef DTX_BENCH_POSTGRES
+#include "dtx/storage/postgres_journal.h"
+#endif
 #include "dtx/storage/sqlite_journal.h"
 #include "dtx/transaction.h"
+#include "dtx/transport/grpc_branch_client.h"
 #include "dtx/transport/grpc_dtm_client.h"
 #include "dtx/transport/http_branch_client.h"
 #include "dtx/transport/http_client.h"
@@ -62,6 +95,9 @@
 #include "journal_plan.h"
 
 #include <grpcpp/grpcpp.h>
+#ifdef DTX_BENCH_POSTGRES
+#include <libpq-fe.h>
+#endif
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -73,10 +109,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <signal.h>
 #include <stdlib.h>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace dtx::bench {
@@ -88,23 +126,36 @@ struct Figures {
   double tx_per_s = 0;
   double p50_ms = 0;
   double p99_ms = 0;
+  // tx/s of each group of workers (worker w is in group w % groups): each
+  // coordinator's (or journal's) share of tx_per_s.
+  std::vector<double> per_group;
 
   Figures operator/(double n) const {
-    return {tx_per_s / n, p50_ms / n, p99_ms / n};
+    Figures f{tx_per_s / n, p50_ms / n, p99_ms / n, per_group};
+    for (double& g : f.per_group) g /= n;
+    return f;
   }
   Figures& operator+=(const Figures& o) {
     tx_per_s += o.tx_per_s;
     p50_ms += o.p50_ms;
     p99_ms += o.p99_ms;
+    if (per_group.size() < o.per_group.size())
+      per_group.resize(o.per_group.size());
+    for (std::size_t g = 0; g < o.per_group.size(); ++g)
+      per_group[g] += o.per_group[g];
     return *this;
   }
 };
 
-// Runs `one(worker, i)` (one whole transaction) in `inflight` threads.
+// Runs `one(worker, i)` (one whole transaction) in `inflight` threads; with
+// `groups` > 1 also counts each group's transactions (worker w in w % groups).
 Figures ClosedLoop(int inflight, double seconds,
-                   const std::function<bool(int worker, int64_t i)>& one) {
+                   const std::function<bool(int worker, int64_t i)>& one,
+                   int groups = 1) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> done{0};
+  std::vector<std::atomic<uint64_t>> group_done(
+      static_cast<std::size_t>(groups));
   SharedLatencies shared;
   std::vector<std::thread> threads;
   const auto start = SteadyClock::now();
@@ -119,12 +170,16 @@ Figures ClosedLoop(int inflight, double seconds,
         }
         mine.Add(SteadyClock::now() - t0);
         done.fetch_add(1, std::memory_order_relaxed);
+        group_done[static_cast<std::size_t>(w % groups)].fetch_add(
+            1, std::memory_order_relaxed);
       }
       shared.Merge(mine);
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   const uint64_t n = done.load();
+  std::vector<uint64_t> group_n;
+  for (const auto& g : group_done) group_n.push_back(g.load());
   const double elapsed =
       std::chrono::duration<double>(SteadyClock::now() - start).count();
   stop = true;
@@ -134,18 +189,276 @@ Figures ClosedLoop(int inflight, double seconds,
   f.tx_per_s = static_cast<double>(n) / elapsed;
   f.p50_ms = all.Percentile(0.5) / 1000.0;
   f.p99_ms = all.Percentile(0.99) / 1000.0;
+  if (groups > 1) {
+    for (uint64_t g : group_n)
+      f.per_group.push_back(static_cast<double>(g) / elapsed);
+  }
   return f;
 }
 
-// A dtx-server process on 127.0.0.1 (FULL journal in a fresh directory);
-// SIGTERM and a wait when destroyed.
+template <typename T>
+T CheckOrExit(Result<T> r, const std::string& what) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "dtx_bench: %s: %s\n", what.c_str(),
+                 r.status().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(r).value();
+}
+
+// The journal every run uses: SQLite files (FULL), or schemas of one
+// PostgreSQL database.
+struct Store {
+  bool postgres = false;
+  std::string conninfo;  // postgres: libpq's connection string or URI
+};
+
+#ifdef DTX_BENCH_POSTGRES
+// `conninfo` fit to print: libpq's keywords with their values, a password
+// shown as "(set)"; "(unparsable)" when libpq cannot read it.
+std::string Redacted(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    return "(unparsable)";
+  }
+  std::string out;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    if (!out.empty()) out += ' ';
+    out += o->keyword;
+    out += '=';
+    out += std::string(o->keyword) == "password" ? "(set)" : o->val;
+  }
+  PQconninfoFree(options);
+  return out;
+}
+
+// One libpq connection, closed when destroyed; exits the benchmark when it
+// cannot connect.
+class PgConnection {
+ public:
+  explicit PgConnection(const std::string& conninfo)
+      : conn_(PQconnectdb(conninfo.c_str())) {
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      std::fprintf(stderr, "dtx_bench: cannot connect to PostgreSQL (%s): %s",
+                   Redacted(conninfo).c_str(), PQerrorMessage(conn_));
+      std::exit(1);
+    }
+    // DROP SCHEMA ... CASCADE's NOTICEs would interleave with the table.
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
+  }
+  ~PgConnection() { PQfinish(conn_); }
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs `sql` (statements without results); exits when it fails.
+  void Exec(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+      std::fprintf(stderr, "dtx_bench: %s: %s", sql.c_str(),
+                   PQerrorMessage(conn_));
+      std::exit(1);
+    }
+  }
+  void Prepare(const std::string& name, const std::string& sql) {
+    PGresult* r = PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr);
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+      std::fprintf(stderr, "dtx_bench: prepare %s: %s", sql.c_str(),
+                   PQerrorMessage(conn_));
+      std::exit(1);
+    }
+  }
+  // Runs the prepared statement `name` (no parameters); false when it fails.
+  bool RunPrepared(const std::string& name) {
+    PGresult* r =
+        PQexecPrepared(conn_, name.c_str(), 0, nullptr, nullptr, nullptr, 0);
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) std::fprintf(stderr, "dtx_bench: %s", PQerrorMessage(conn_));
+    PQclear(r);
+    return ok;
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+// A throwaway PostgreSQL from scripts/start-postgres.sh, stopped (and its
+// data removed) when destroyed; the script also stops it when this process
+// dies, since its stdin closes then.
+class PgServer {
+ public:
+  PgServer() {
+    if (!Installed()) {
+      std::fprintf(stderr,
+                   "dtx_bench: --journal postgres without --pg-conninfo "
+                   "starts a PostgreSQL, and none is installed "
+                   "(scripts/setup.sh installs postgresql)\n");
+      std::exit(77);
+    }
+    script_.emplace(StartChild({DTX_START_POSTGRES_SCRIPT, "--stop-on-eof"}));
+    line_ = script_->ReadLine(std::chrono::seconds(120)).value_or("");
+    if (line_.rfind("postgres ", 0) != 0) {
+      std::fprintf(stderr,
+                   "dtx_bench: scripts/start-postgres.sh did not start "
+                   "PostgreSQL (its errors are above)\n");
+      std::exit(1);
+    }
+    const std::string port = Field("port");
+    conninfo_ = "host=127.0.0.1 port=" + port + " user=dtx dbname=dtx";
+  }
+  ~PgServer() {
+    script_->Kill(SIGTERM);
+    script_->Wait();
+  }
+  PgServer(const PgServer&) = delete;
+  PgServer& operator=(const PgServer&) = delete;
+
+  const std::string& conninfo() const { return conninfo_; }
+  // What the script printed: url=, port=, dir=, pid=.
+  const std::string& line() const { return line_; }
+
+ private:
+  static bool Installed() {
+    for (int v = 10; v <= 30; ++v) {
+      const std::string bin =
+          "/usr/lib/postgresql/" + std::to_string(v) + "/bin/";
+      if (access((bin + "postgres").c_str(), X_OK) == 0 &&
+          access((bin + "initdb").c_str(), X_OK) == 0)
+        return true;
+    }
+    return false;
+  }
+  std::string Field(const std::string& key) const {
+    const std::size_t at = line_.find(" " + key + "=");
+    if (at == std::string::npos) return "";
+    const std::size_t from = at + key.size() + 2;
+    return line_.substr(from, line_.find(' ', from) - from);
+  }
+
+  std::optional<testing::Subprocess> script_;
+  std::string line_;
+  std::string conninfo_;
+};
+#else
+std::string Redacted(const std::string& conninfo) { return conninfo; }
+#endif  // DTX_BENCH_POSTGRES
+
+// Where one run's journal lives: a fresh SQLite directory, or a fresh
+// schema of the PostgreSQL database; removed (dropped) when destroyed, after
+// every journal opened on it has closed.
+class JournalPlace {
+ public:
+  explicit JournalPlace(const Store& store) : store_(store) {
+    if (!store_.postgres) {
+      dir_ = FreshDir();
+      return;
+    }
+    static std::atomic<int> next{0};
+    schema_ =
+        "bench_" + std::to_string(getpid()) + "_" + std::to_string(++next);
+  }
+  ~JournalPlace() {
+    if (!store_.postgres) {
+      std::filesystem::remove_all(dir_);
+      return;
+    }
+#ifdef DTX_BENCH_POSTGRES
+    PgConnection(store_.conninfo)
+        .Exec("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+#endif
+  }
+  JournalPlace(const JournalPlace&) = delete;
+  JournalPlace& operator=(const JournalPlace&) = delete;
+
+  // SQLite: the journal file's path.
+  std::string sqlite_path() const { return dir_ + "/dtx.db"; }
+  const std::string& schema() const { return schema_; }
+
+  // A journal on this place; PostgreSQL: another one on the same schema each
+  // time (one writer connection each, as a coordinator's).
+  std::unique_ptr<Journal> Open() const {
+    if (!store_.postgres) {
+      SqliteJournalOptions jo;
+      jo.path = sqlite_path();
+      return CheckOrExit(SqliteJournal::Open(jo), "open " + jo.path);
+    }
+#ifdef DTX_BENCH_POSTGRES
+    PostgresJournalOptions po;
+    po.conninfo = store_.conninfo;
+    po.schema = schema_;
+    return CheckOrExit(PostgresJournal::Open(po), "open schema " + schema_);
+#else
+    std::exit(1);
+#endif
+  }
+
+ private:
+  const Store& store_;
+  std::string dir_;
+  std::string schema_;
+};
+
+// dtx-server's Store: section for `place` on PostgreSQL (dtm's keys, from
+// the conninfo's parts); "" for SQLite (ServerProcess's own file). Exits
+// when the conninfo names no host.
+std::string StoreYaml(const Store& store, const JournalPlace& place) {
+  if (!store.postgres) return "";
+  std::string yaml =
+      "Store:\n  Driver: postgres\n  Schema: " + place.schema() + "\n";
+#ifdef DTX_BENCH_POSTGRES
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(store.conninfo.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    std::fprintf(stderr, "dtx_bench: --pg-conninfo cannot be parsed\n");
+    std::exit(2);
+  }
+  const std::map<std::string, std::string> keys = {{"host", "Host"},
+                                                   {"port", "Port"},
+                                                   {"user", "User"},
+                                                   {"password", "Password"},
+                                                   {"dbname", "Db"}};
+  bool host = false;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    const auto key = keys.find(o->keyword);
+    if (key == keys.end() || o->val == nullptr || *o->val == '\0') continue;
+    std::string value = o->val;
+    for (std::size_t at = 0; (at = value.find('\'', at)) != std::string::npos;
+         at += 2)
+      value.insert(at, 1, '\'');
+    yaml += "  " + key->second + ": '" + value + "'\n";
+    host = host || key->first == "host";
+  }
+  PQconninfoFree(options);
+  if (!host) {
+    std::fprintf(stderr,
+                 "dtx_bench: --server with --journal postgres needs host= in "
+                 "--pg-conninfo (dtx-server's Store.Host)\n");
+    std::exit(2);
+  }
+#endif
+  return yaml;
+}
+
+// A dtx-server process on 127.0.0.1 (FULL journal in a fresh directory, or
+// the `store_yaml` given: a Store: section); SIGTERM and a wait when
+// destroyed.
 class ServerProcess {
  public:
-  ServerProcess(const std::string& binary, std::size_t io_threads)
+  ServerProcess(const std::string& binary, std::size_t io_threads,
+                const std::string& store_yaml = "")
       : dir_(FreshDir()) {
     std::ofstream(dir_ + "/dtx.yml")
-        << "Store:\n  Path: '" << dir_ << "/dtx.db'\nIoThreads: " << io_threads
-        << "\nLogLevel: warn\n";
+        << (store_yaml.empty() ? "Store:\n  Path: '" + dir_ + "/dtx.db'\n"
+                               : store_yaml)
+        << "IoThreads: " << io_threads << "\nLogLevel: warn\n";
     child_ = std::make_unique<testing::Subprocess>(
         StartChild({binary, "-c", dir_ + "/dtx.yml", "--grpc-host", "127.0.0.1",
                     "--grpc-port", "0", "--http-port", "0"}));
@@ -250,10 +563,13 @@ std::unique_ptr<GrpcDtmClient> Connect(const std::string& address) {
 class Bench {
  public:
   // `echo_address`: the echo's gRPC host:port; `http_echo`: its HTTP URL.
-  Bench(std::string echo_address, std::string http_echo, std::size_t io_threads)
+  // `store`: the journal of the embedded runs and their baselines; borrowed.
+  Bench(std::string echo_address, std::string http_echo, std::size_t io_threads,
+        const Store& store)
       : echo_(std::move(echo_address)),
         http_echo_(std::move(http_echo)),
-        io_threads_(io_threads) {
+        io_threads_(io_threads),
+        store_(store) {
     channel_ = grpc::CreateChannel(echo_, grpc::InsecureChannelCredentials());
     stub_ = dtx::test::Busi::NewStub(channel_);
     http_ = Check(HttpClient::Create(HttpClientOptions{}));
@@ -264,31 +580,49 @@ class Bench {
   static std::string Shape(const std::string& scenario) {
     return scenario.rfind("http_", 0) == 0 ? scenario.substr(5) : scenario;
   }
+  const Store& store() const { return store_; }
+
   static bool OverHttp(const std::string& scenario) {
     return scenario.rfind("http_", 0) == 0;
   }
 
-  Figures RunDtx(const std::string& scenario, int inflight, double seconds) {
-    const std::string dir = FreshDir();
+  // The embedded coordinator on a fresh journal. PostgreSQL: `coordinators`
+  // of them, each its own Coordinator and PostgresJournal on one fresh
+  // schema, the loops dealt round-robin (Coordinator::Open directly, with the
+  // branch clients OpenEmbeddedCoordinator would make).
+  Figures RunDtx(const std::string& scenario, int inflight, double seconds,
+                 int coordinators = 1) {
+    const JournalPlace place(store_);  // outlives the coordinators
     Options options;
     options.io_threads = io_threads_;
-    EmbeddedOptions embedded;
-    embedded.journal_path = dir + "/dtx.db";
-    auto dtm_or = OpenEmbeddedCoordinator(options, embedded);
-    if (!dtm_or.ok()) {
-      std::fprintf(stderr, "%s\n", dtm_or.status().ToString().c_str());
-      std::exit(1);
+    std::vector<std::unique_ptr<Coordinator>> dtms;
+    if (!store_.postgres) {
+      EmbeddedOptions embedded;
+      embedded.journal_path = place.sqlite_path();
+      dtms.push_back(CheckOrExit(OpenEmbeddedCoordinator(options, embedded),
+                                 "open the embedded coordinator"));
+    } else {
+      for (int c = 0; c < coordinators; ++c) {
+        CoordinatorDeps deps;
+        deps.journal = place.Open();
+        deps.branch_client = BranchClients(options);
+        dtms.push_back(CheckOrExit(Coordinator::Open(options, std::move(deps)),
+                                   "open a coordinator"));
+      }
     }
-    Figures f = RunOn(**dtm_or, scenario, inflight, seconds);
-    (*dtm_or)->Shutdown();
-    std::filesystem::remove_all(dir);
+    std::vector<DtmApi*> apis;
+    for (const auto& d : dtms) apis.push_back(d.get());
+    Figures f = RunOn(apis, scenario, inflight, seconds);
+    for (const auto& d : dtms) d->Shutdown();
+    dtms.clear();
     return f;
   }
 
   // The same loop through GrpcDtmClient on a dtx-server process.
   Figures RunServer(const std::string& server, const std::string& scenario,
                     int inflight, double seconds) {
-    ServerProcess child(server, io_threads_);
+    const JournalPlace place(store_);
+    ServerProcess child(server, io_threads_, StoreYaml(store_, place));
     if (OverHttp(scenario)) {
       auto client = ConnectHttp(child.http_port());
       return RunOn(*client, scenario, inflight, seconds);
@@ -301,12 +635,19 @@ class Bench {
   // The same loop through GrpcDtmClient on the relay: the same requests,
   // journal writes and branch calls as with dtx-server, no coordinator.
   Figures RunRelay(const std::string& scenario, int inflight, double seconds) {
-    const std::string dir = FreshDir();
+    const JournalPlace place(store_);
     Figures f;
     {
-      testing::Subprocess relay =
-          StartChild({DTX_DTM_RELAY, "--journal", dir + "/relay.db", "--branch",
-                      echo_, "--http", "--http-branch", http_echo_});
+      std::vector<std::string> argv = {DTX_DTM_RELAY};
+      if (store_.postgres) {
+        argv.insert(argv.end(), {"--pg-conninfo", store_.conninfo,
+                                 "--pg-schema", place.schema()});
+      } else {
+        argv.insert(argv.end(), {"--journal", place.sqlite_path()});
+      }
+      argv.insert(argv.end(),
+                  {"--branch", echo_, "--http", "--http-branch", http_echo_});
+      testing::Subprocess relay = StartChild(argv);
       const int grpc_port = ReadPort(relay);
       const int http_port = ReadPort(relay, "http-port");
       if (OverHttp(scenario)) {
@@ -317,7 +658,6 @@ class Bench {
         f = RunOn(*client, scenario, inflight, seconds);
       }
     }
-    std::filesystem::remove_all(dir);
     return f;
   }
 
@@ -333,7 +673,8 @@ class Bench {
         "127.0.0.1:" + std::to_string(ReadPort(slow_echo)) +
         "/dtx.test.Busi/Echo";
     const std::string fast_url = echo_ + "/dtx.test.Busi/Echo";
-    ServerProcess child(server, io_threads_);
+    const JournalPlace place(store_);
+    ServerProcess child(server, io_threads_, StoreYaml(store_, place));
     auto dtm = Connect(child.address());
     auto saga = [](const std::string& gid, const std::string& url) {
       TransRequest r;
@@ -383,7 +724,8 @@ class Bench {
         slow, slow_s, load_gid.count(), load_saga.count());
     std::printf("%-22s %9s %9s %9s %9s\n", "slow_branch", "idle p50",
                 "idle p99", "load p50", "load p99");
-    auto row = [](const char* what, Latencies& idle, Latencies& load) {
+    const char* prefix = store_.postgres ? "pg_" : "";
+    auto row = [prefix](const char* what, Latencies& idle, Latencies& load) {
       std::printf("%-22s %9.2f %9.2f %9.2f %9.2f\n", what,
                   idle.Percentile(0.5) / 1000, idle.Percentile(0.99) / 1000,
                   load.Percentile(0.5) / 1000, load.Percentile(0.99) / 1000);
@@ -391,9 +733,9 @@ class Bench {
         const double v = load.Percentile(q) / 1000;
         const double b = idle.Percentile(q) / 1000;
         std::printf(
-            "RESULT server_slow_branch_%s_p%d_ms value=%.3f baseline=%.3f "
+            "RESULT %sserver_slow_branch_%s_p%d_ms value=%.3f baseline=%.3f "
             "ratio=%.2f\n",
-            what, q < 0.9 ? 50 : 99, v, b, b > 0 ? v / b : 0.0);
+            prefix, what, q < 0.9 ? 50 : 99, v, b, b > 0 ? v / b : 0.0);
       }
       std::fflush(stdout);
     };
@@ -403,45 +745,60 @@ class Bench {
 
   Figures RunOn(DtmApi& dtm, const std::string& scenario, int inflight,
                 double seconds) {
+    return RunOn(std::vector<DtmApi*>{&dtm}, scenario, inflight, seconds);
+  }
+
+  // Worker w's transactions go to dtms[w % dtms.size()].
+  Figures RunOn(const std::vector<DtmApi*>& dtms, const std::string& scenario,
+                int inflight, double seconds) {
+    const int groups = static_cast<int>(dtms.size());
     const std::string url =
         OverHttp(scenario) ? http_echo_ : echo_ + "/dtx.test.Busi/Echo";
     const std::string empty;
     const std::string shape = Shape(scenario);
-    Figures f = ClosedLoop(inflight, seconds, [&](int, int64_t) {
-      const std::string gid = ids_->NewGid();
-      Status s;
-      if (shape == "saga" || shape == "saga_empty") {
-        const std::string& u = shape == "saga" ? url : empty;
-        s = Saga(dtm, gid)
-                .Add(u, u, "")
-                .Add(u, u, "")
-                .WaitResult(true)
-                .Submit();
-      } else if (shape == "msg") {
-        s = Msg(dtm, gid).Add(url, "").Add(url, "").WaitResult(true).Submit();
-      } else {
-        TransOptions o;
-        o.wait_result = true;
-        s = TccGlobalTransaction(dtm, gid, o, [&](Tcc& tcc) {
-          DTX_RETURN_IF_ERROR(tcc.CallBranch("", url, url, url));
-          return tcc.CallBranch("", url, url, url);
-        });
-      }
-      if (!s.ok())
-        std::fprintf(stderr, "%s: %s\n", gid.c_str(), s.ToString().c_str());
-      return s.ok();
-    });
+    Figures f = ClosedLoop(
+        inflight, seconds,
+        [&](int worker, int64_t) {
+          DtmApi& dtm = *dtms[static_cast<std::size_t>(worker % groups)];
+          const std::string gid = ids_->NewGid();
+          Status s;
+          if (shape == "saga" || shape == "saga_empty") {
+            const std::string& u = shape == "saga" ? url : empty;
+            s = Saga(dtm, gid)
+                    .Add(u, u, "")
+                    .Add(u, u, "")
+                    .WaitResult(true)
+                    .Submit();
+          } else if (shape == "msg") {
+            s = Msg(dtm, gid)
+                    .Add(url, "")
+                    .Add(url, "")
+                    .WaitResult(true)
+                    .Submit();
+          } else {
+            TransOptions o;
+            o.wait_result = true;
+            s = TccGlobalTransaction(dtm, gid, o, [&](Tcc& tcc) {
+              DTX_RETURN_IF_ERROR(tcc.CallBranch("", url, url, url));
+              return tcc.CallBranch("", url, url, url);
+            });
+          }
+          if (!s.ok())
+            std::fprintf(stderr, "%s: %s\n", gid.c_str(), s.ToString().c_str());
+          return s.ok();
+        },
+        groups);
     return f;
   }
 
-  Figures RunBaseline(const std::string& scenario, int inflight,
-                      double seconds) {
-    const std::string dir = FreshDir();
-    SqliteJournalOptions jo;
-    jo.path = dir + "/dtx.db";
-    auto journal_or = SqliteJournal::Open(jo);
-    if (!journal_or.ok()) std::exit(1);
-    SqliteJournal& j = **journal_or;
+  // The same writes and calls with no coordinator, on a fresh journal of the
+  // store. PostgreSQL: `journals` PostgresJournals on one fresh schema, the
+  // loops dealt round-robin as RunDtx deals them to its coordinators.
+  Figures RunBaseline(const std::string& scenario, int inflight, double seconds,
+                      int journals = 1) {
+    const JournalPlace place(store_);
+    std::vector<std::unique_ptr<Journal>> all;
+    for (int i = 0; i < journals; ++i) all.push_back(place.Open());
     const bool over_http = OverHttp(scenario);
     const std::string shape = Shape(scenario);
     auto call = [&](const PlanStep& s) {
@@ -468,23 +825,53 @@ class Bench {
       dtx::test::Payload reply;
       return stub_->Echo(&ctx, req, &reply).ok();
     };
-    Figures f = ClosedLoop(inflight, seconds, [&](int, int64_t) {
-      const std::string gid = ids_->NewGid();
-      Plan plan;
-      if (shape == "tcc") {
-        plan = TccPlan(gid, {"01", "02"});
-      } else {
-        const bool calls = shape != "saga_empty";
-        plan =
-            StepsPlan(gid, shape == "msg" ? TransType::kMsg : TransType::kSaga,
-                      {calls, calls});
-      }
-      return RunBlocking(plan, j, call);
-    });
-    j.Close();
-    std::filesystem::remove_all(dir);
+    Figures f = ClosedLoop(
+        inflight, seconds,
+        [&](int worker, int64_t) {
+          Journal& j = *all[static_cast<std::size_t>(worker) % all.size()];
+          const std::string gid = ids_->NewGid();
+          Plan plan;
+          if (shape == "tcc") {
+            plan = TccPlan(gid, {"01", "02"});
+          } else {
+            const bool calls = shape != "saga_empty";
+            plan = StepsPlan(
+                gid, shape == "msg" ? TransType::kMsg : TransType::kSaga,
+                {calls, calls});
+          }
+          return RunBlocking(plan, j, call);
+        },
+        journals);
+    for (const auto& j : all) j->Close();
+    all.clear();
     return f;
   }
+
+#ifdef DTX_BENCH_POSTGRES
+  // PostgreSQL's own commit rate: `clients` connections, each running one
+  // autocommit INSERT of a short row at a time (one commit, one WAL flush
+  // each, which PostgreSQL groups across concurrent clients), on a table of
+  // a fresh schema.
+  Figures PgCommitRate(int clients, double seconds) {
+    const JournalPlace place(store_);
+    const std::string table = place.schema() + ".floor";
+    PgConnection(store_.conninfo)
+        .Exec("CREATE SCHEMA " + place.schema() + "; CREATE TABLE " + table +
+              " (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+              " v TEXT NOT NULL)");
+    std::vector<std::unique_ptr<PgConnection>> conns;
+    for (int c = 0; c < clients; ++c) {
+      conns.push_back(std::make_unique<PgConnection>(store_.conninfo));
+      conns.back()->Prepare("floor",
+                            "INSERT INTO " + table + " (v) VALUES ('row')");
+    }
+    Figures f = ClosedLoop(clients, seconds, [&](int worker, int64_t) {
+      return conns[static_cast<std::size_t>(worker)]->RunPrepared("floor");
+    });
+    conns.clear();
+    return f;
+  }
+#endif
 
   // One row per FULL commit, one writer: SQLite's own floor.
   static double SingleCommitRate(double seconds) {
@@ -517,6 +904,20 @@ class Bench {
  private:
   // An HttpDtmClient on 127.0.0.1:`port` (dtx-server's or the relay's HTTP
   // API), with the HTTP branch client for TCC's try calls.
+  // gRPC and HTTP branch clients behind a router, as
+  // OpenEmbeddedCoordinator makes them with no registry.
+  static std::unique_ptr<BranchClient> BranchClients(const Options& options) {
+    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        options.request_timeout);
+    GrpcBranchClientOptions grpc_options;
+    grpc_options.default_timeout = timeout;
+    HttpBranchClientOptions http_options;
+    http_options.default_timeout = timeout;
+    return std::make_unique<RoutingBranchClient>(
+        Check(GrpcBranchClient::Create(grpc_options)),
+        Check(HttpBranchClient::Create(http_options)));
+  }
+
   std::unique_ptr<HttpDtmClient> ConnectHttp(int port) {
     HttpDtmClientOptions o;
     o.address = "http://127.0.0.1:" + std::to_string(port) + "/api/dtmsvr";
@@ -536,6 +937,7 @@ class Bench {
   std::string echo_;
   std::string http_echo_;
   std::size_t io_threads_;
+  const Store& store_;
   std::unique_ptr<HttpClient> http_;  // the baselines' HTTP calls
   std::shared_ptr<HttpBranchClient> http_branches_;
   // Gids as the coordinator's NewGid makes them, for dtx and the baselines
@@ -545,10 +947,43 @@ class Bench {
   std::unique_ptr<dtx::test::Busi::Stub> stub_;
 };
 
-void Row(const char* who, const std::string& scenario, int inflight,
+void Row(const std::string& who, const std::string& scenario, int inflight,
          const Figures& f) {
-  std::printf("%-10s %-11s %8d %10.0f %9.2f %9.2f\n", who, scenario.c_str(),
-              inflight, f.tx_per_s, f.p50_ms, f.p99_ms);
+  std::printf("%-10s %-11s %8d %10.0f %9.2f %9.2f\n", who.c_str(),
+              scenario.c_str(), inflight, f.tx_per_s, f.p50_ms, f.p99_ms);
+  // Each coordinator's (journal's) share when there are several: "  #2/4",
+  // its loops and its tx/s.
+  const int groups = static_cast<int>(f.per_group.size());
+  for (int g = 0; g < groups; ++g) {
+    const std::string label =
+        "  #" + std::to_string(g + 1) + "/" + std::to_string(groups);
+    std::printf("%-10s %-11s %8d %10.0f\n", label.c_str(), scenario.c_str(),
+                inflight / groups + (g < inflight % groups ? 1 : 0),
+                f.per_group[static_cast<std::size_t>(g)]);
+  }
+  std::fflush(stdout);
+}
+
+// Every RESULT's tx/s, for the summary table at the end.
+struct SummaryLine {
+  std::string name;
+  double value = 0;
+  double baseline = 0;
+  double ratio = 0;
+};
+std::vector<SummaryLine>& Summary() {
+  static std::vector<SummaryLine> lines;
+  return lines;
+}
+
+void PrintSummary() {
+  if (Summary().empty()) return;
+  std::printf("\nsummary (tx/s; ratio: median of the rounds' ratios)\n");
+  std::printf("%-44s %10s %10s %7s\n", "result", "value", "baseline", "ratio");
+  for (const SummaryLine& l : Summary()) {
+    std::printf("%-44s %10.0f %10.0f %7.2f\n", l.name.c_str(), l.value,
+                l.baseline, l.ratio);
+  }
   std::fflush(stdout);
 }
 
@@ -573,6 +1008,8 @@ class Paired {
     }
     std::printf("RESULT %s value=%.0f baseline=%.0f ratio=%.2f\n", name.c_str(),
                 value().tx_per_s, baseline().tx_per_s, Median(tx));
+    Summary().push_back(
+        {name, value().tx_per_s, baseline().tx_per_s, Median(tx)});
     if (with_p50) {
       std::printf("RESULT %s_p50 value=%.3f baseline=%.3f ratio=%.2f\n",
                   name.c_str(), value().p50_ms, baseline().p50_ms, Median(p50));
@@ -601,7 +1038,8 @@ class Paired {
 // differs.
 void Polled(Bench& bench, const std::string& server, std::size_t io_threads,
             int inflight, int rounds, double per_run) {
-  ServerProcess child(server, io_threads);
+  const JournalPlace place(bench.store());
+  ServerProcess child(server, io_threads, StoreYaml(bench.store(), place));
   auto client = Connect(child.address());
   Paired polled;
   for (int round = 0; round < rounds; ++round) {
@@ -617,79 +1055,212 @@ void Polled(Bench& bench, const std::string& server, std::size_t io_threads,
   Row("polled", "saga", inflight, polled.value());
   std::printf("console polls: %ld GETs, %ld not answered 2xx\n",
               ConsolePoller::gets_.load(), ConsolePoller::not_ok_.load());
-  polled.Print("server_saga_" + std::to_string(inflight) + "_polled");
+  polled.Print(std::string(bench.store().postgres ? "pg_" : "") +
+               "server_saga_" + std::to_string(inflight) + "_polled");
 }
 
 int Main(int argc, char** argv) {
-  const double seconds = std::stod(Flag(argc, argv, "--seconds", "10"));
+  RefuseUnknownFlags(argc, argv, "dtx_bench",
+                     {"--seconds", "--scenario", "--inflight", "--io-threads",
+                      "--server", "--rounds", "--slow-sagas", "--journal",
+                      "--pg-conninfo", "--coordinators"},
+                     {"--poll-http"});
+  auto refuse = [](const std::string& why) {
+    std::fprintf(stderr, "dtx_bench: %s\n", why.c_str());
+    std::exit(2);
+  };
+  const double seconds =
+      ParseDouble("--seconds", Flag(argc, argv, "--seconds", "10"));
   const std::string only = Flag(argc, argv, "--scenario", "");
   const std::vector<int> inflights =
       ParseIntList(Flag(argc, argv, "--inflight", "1,16,64"));
-  const auto io_threads = static_cast<std::size_t>(
-      std::stoi(Flag(argc, argv, "--io-threads", "1")));
+  const int io_thread_count =
+      ParseInt("--io-threads", Flag(argc, argv, "--io-threads", "1"));
+  const auto io_threads =
+      static_cast<std::size_t>(std::max(io_thread_count, 0));
   const std::string server_binary = Flag(argc, argv, "--server", "");
-  const int rounds = std::max(1, std::stoi(Flag(argc, argv, "--rounds", "6")));
+  const int rounds =
+      std::max(1, ParseInt("--rounds", Flag(argc, argv, "--rounds", "6")));
   const double per_run = seconds / (2.0 * rounds);
-  const int slow_sagas = std::stoi(Flag(argc, argv, "--slow-sagas", "5000"));
+  const int slow_sagas =
+      ParseInt("--slow-sagas", Flag(argc, argv, "--slow-sagas", "5000"));
   const bool poll_http = HasFlag(argc, argv, "--poll-http");
+  const std::string journal = Flag(argc, argv, "--journal", "sqlite");
+  const std::string pg_conninfo = Flag(argc, argv, "--pg-conninfo", "");
+  const std::vector<int> coordinator_counts =
+      ParseIntList(Flag(argc, argv, "--coordinators", "1"));
+  const std::vector<std::string> scenarios = {
+      "tcc", "saga", "msg", "saga_empty", "http_saga", "http_tcc"};
+  if (!only.empty() && only != "slow_branch" &&
+      std::find(scenarios.begin(), scenarios.end(), only) == scenarios.end()) {
+    refuse("unknown --scenario " + only +
+           " (known: tcc saga msg saga_empty http_saga http_tcc slow_branch)");
+  }
+  if (inflights.empty() || std::any_of(inflights.begin(), inflights.end(),
+                                       [](int n) { return n < 1; })) {
+    refuse("--inflight needs numbers of at least 1 (\"1,16,64\")");
+  }
+  if (seconds <= 0) refuse("--seconds needs a time above 0");
+  if (io_thread_count < 1) refuse("--io-threads needs at least 1");
+  if (journal != "sqlite" && journal != "postgres") {
+    refuse("unknown --journal " + journal + " (known: sqlite, postgres)");
+  }
+  Store store;
+  store.postgres = journal == "postgres";
+  if (coordinator_counts.empty() ||
+      std::any_of(coordinator_counts.begin(), coordinator_counts.end(),
+                  [](int n) { return n < 1; })) {
+    refuse("--coordinators needs numbers of at least 1 (\"1,2,4\")");
+  }
+  if (!store.postgres) {
+    if (coordinator_counts != std::vector<int>{1}) {
+      refuse(
+          "--coordinators needs --journal postgres (coordinators share a "
+          "journal only on PostgreSQL)");
+    }
+    if (!pg_conninfo.empty()) refuse("--pg-conninfo needs --journal postgres");
+  }
+#ifdef DTX_BENCH_POSTGRES
+  std::optional<PgServer> pg_server;
+  if (store.postgres) {
+    if (pg_conninfo.empty()) {
+      pg_server.emplace();
+      std::printf(
+          "dtx_bench: started a throwaway PostgreSQL (fsync on; stopped and "
+          "removed at exit): %s\n",
+          pg_server->line().c_str());
+      store.conninfo = pg_server->conninfo();
+    } else {
+      store.conninfo = pg_conninfo;
+      PgConnection check(store.conninfo);  // exits when it cannot connect
+    }
+  }
+#else
+  if (store.postgres) {
+    refuse(
+        "--journal postgres: this dtx_bench was built without libpq "
+        "(apt-get install libpq-dev, then configure again)");
+  }
+#endif
   testing::Subprocess server = StartChild({DTX_ECHO_SERVER, "--http"});
   const std::string echo = "127.0.0.1:" + std::to_string(ReadPort(server));
   const std::string http_echo =
       "http://127.0.0.1:" + std::to_string(ReadPort(server, "http-port")) +
       "/echo";
-  Bench bench(echo, http_echo, io_threads);
-  std::printf(
-      "dtx_bench: %.1f s per run, FULL journal, branch service in another "
-      "process "
-      "(%s), %zu io thread(s)\n\n",
-      seconds, echo.c_str(), io_threads);
+  Bench bench(echo, http_echo, io_threads, store);
+  if (store.postgres) {
+    std::printf(
+        "dtx_bench: %.1f s per run, PostgreSQL journal (%s, a fresh schema "
+        "per run), branch service in another process (%s), %zu io "
+        "thread(s)\n",
+        seconds, Redacted(store.conninfo).c_str(), echo.c_str(), io_threads);
+    std::printf(
+        "saga_empty at the most in flight is compared with PostgreSQL's "
+        "single-commit rate: one INSERT per commit on one connection (the "
+        "ratio: the store's floor for one writer, as SQLite's) and the same "
+        "with one connection per transaction in flight (printed beside it: "
+        "PostgreSQL's own grouping of concurrent commits)\n\n");
+  } else {
+    std::printf(
+        "dtx_bench: %.1f s per run, FULL journal, branch service in another "
+        "process "
+        "(%s), %zu io thread(s)\n\n",
+        seconds, echo.c_str(), io_threads);
+  }
   std::printf("%-10s %-11s %8s %10s %9s %9s\n", "what", "scenario", "inflight",
               "tx/s", "p50 ms", "p99 ms");
   // Warm up connections and code paths.
   bench.RunBaseline("saga", 4, 0.3);
   bench.RunDtx("saga", 4, 0.3);
-  for (const std::string scenario :
-       {"tcc", "saga", "msg", "saga_empty", "http_saga", "http_tcc"}) {
-    if (!only.empty() && only != scenario) continue;
-    for (int inflight : inflights) {
-      // Alternating short rounds, so that drift of the machine (this disk's
-      // fsync time varies several-fold within a minute) falls on both
-      // sides; the ratios printed are the medians of the rounds' ratios.
-      // saga_empty at the most in flight is also compared with the
-      // single-commit SQLite rate, measured in the same rounds.
-      const bool vs_floor =
-          scenario == "saga_empty" && inflight == inflights.back();
-      Paired local;
-      Paired floor;
-      for (int round = 0; round < rounds; ++round) {
-        const Figures base = bench.RunBaseline(scenario, inflight, per_run);
-        const Figures mine = bench.RunDtx(scenario, inflight, per_run);
-        local.Add(base, mine);
-        if (vs_floor) {
-          floor.Add(Figures{Bench::SingleCommitRate(per_run / 2), 0, 0}, mine);
+  for (const int coordinators : coordinator_counts) {
+    // RESULT names: SQLite's as before; PostgreSQL's pg_..._c<N>.
+    const std::string prefix = store.postgres ? "pg_" : "";
+    const std::string suffix =
+        store.postgres ? "_c" + std::to_string(coordinators) : "";
+    if (store.postgres) {
+      std::printf(
+          "\n-- %d coordinator(s) sharing one schema (baseline: the same "
+          "loops on %d journal(s))\n",
+          coordinators, coordinators);
+      std::fflush(stdout);
+    }
+    for (const std::string& scenario : scenarios) {
+      if (!only.empty() && only != scenario) continue;
+      for (int inflight : inflights) {
+        if (inflight < coordinators) {
+          std::printf(
+              "(%s at %d in flight skipped: fewer than %d coordinators)\n",
+              scenario.c_str(), inflight, coordinators);
+          continue;
         }
-      }
-      Row("baseline", scenario, inflight, local.baseline());
-      Row("dtx", scenario, inflight, local.value());
-      local.Print(scenario + "_" + std::to_string(inflight));
-      if (!server_binary.empty()) {
-        // dtx-server against the relay, which has the same client round
-        // trips, journal writes and branch calls; alternating rounds again.
-        Paired remote;
+        // Alternating short rounds, so that drift of the machine (this disk's
+        // fsync time varies several-fold within a minute) falls on both
+        // sides; the ratios printed are the medians of the rounds' ratios.
+        // saga_empty at the most in flight is also compared with the
+        // store's single-commit rate, measured in the same rounds.
+        const bool vs_floor =
+            scenario == "saga_empty" && inflight == inflights.back();
+        Paired local;
+        Paired floor;
+        Paired floor_concurrent;  // PostgreSQL: `inflight` clients
         for (int round = 0; round < rounds; ++round) {
-          remote.Add(
-              bench.RunRelay(scenario, inflight, per_run),
-              bench.RunServer(server_binary, scenario, inflight, per_run));
+          const Figures base =
+              bench.RunBaseline(scenario, inflight, per_run, coordinators);
+          const Figures mine =
+              bench.RunDtx(scenario, inflight, per_run, coordinators);
+          local.Add(base, mine);
+          if (vs_floor && !store.postgres) {
+            floor.Add(Figures{Bench::SingleCommitRate(per_run / 2), 0, 0, {}},
+                      mine);
+          }
+#ifdef DTX_BENCH_POSTGRES
+          if (vs_floor && store.postgres) {
+            Figures one = bench.PgCommitRate(1, per_run / 2);
+            Figures many = bench.PgCommitRate(inflight, per_run / 2);
+            floor.Add(Figures{one.tx_per_s, 0, 0, {}}, mine);
+            floor_concurrent.Add(Figures{many.tx_per_s, 0, 0, {}}, mine);
+          }
+#endif
         }
-        Row("relay", scenario, inflight, remote.baseline());
-        Row("server", scenario, inflight, remote.value());
-        remote.Print("server_" + scenario + "_" + std::to_string(inflight));
-      }
-      if (vs_floor) {
-        std::printf("%-10s %-11s %8d %10.0f\n", "sqlite", "one-commit", 1,
-                    floor.baseline().tx_per_s);
-        floor.Print("saga_empty_vs_single_commit_" + std::to_string(inflight),
-                    /*with_p50=*/false);
+        const std::string name =
+            prefix + scenario + "_" + std::to_string(inflight) + suffix;
+        Row("baseline", scenario, inflight, local.baseline());
+        Row("dtx", scenario, inflight, local.value());
+        local.Print(name);
+        if (!server_binary.empty() &&
+            coordinators == coordinator_counts.front()) {
+          // dtx-server against the relay, which has the same client round
+          // trips, journal writes and branch calls; alternating rounds again.
+          Paired remote;
+          for (int round = 0; round < rounds; ++round) {
+            remote.Add(
+                bench.RunRelay(scenario, inflight, per_run),
+                bench.RunServer(server_binary, scenario, inflight, per_run));
+          }
+          Row("relay", scenario, inflight, remote.baseline());
+          Row("server", scenario, inflight, remote.value());
+          remote.Print(prefix + "server_" + scenario + "_" +
+                       std::to_string(inflight));
+        }
+        if (vs_floor && !store.postgres) {
+          std::printf("%-10s %-11s %8d %10.0f\n", "sqlite", "one-commit", 1,
+                      floor.baseline().tx_per_s);
+          floor.Print("saga_empty_vs_single_commit_" + std::to_string(inflight),
+                      /*with_p50=*/false);
+        }
+        if (vs_floor && store.postgres) {
+          std::printf("%-10s %-11s %8d %10.0f\n", "postgres", "one-commit", 1,
+                      floor.baseline().tx_per_s);
+          std::printf("%-10s %-11s %8d %10.0f\n", "postgres", "one-commit",
+                      inflight, floor_concurrent.baseline().tx_per_s);
+          floor.Print(prefix + "saga_empty_vs_single_commit_" +
+                          std::to_string(inflight) + suffix,
+                      /*with_p50=*/false);
+          floor_concurrent.Print(
+              prefix + "saga_empty_vs_" + std::to_string(inflight) +
+                  "_client_commits_" + std::to_string(inflight) + suffix,
+              /*with_p50=*/false);
+        }
       }
     }
   }
@@ -699,6 +1270,7 @@ int Main(int argc, char** argv) {
   if (!server_binary.empty() && (only.empty() || only == "slow_branch")) {
     bench.SlowBranch(server_binary, slow_sagas, seconds / 4);
   }
+  PrintSummary();
   return 0;
 }
 

@@ -55,6 +55,8 @@ class EchoService final : public dtx::test::Busi::CallbackService {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dtx::bench::RefuseUnknownFlags(argc, argv, "dtx_echo_server",
+                                 {"--port", "--delay-ms"}, {"--http"});
   const std::string port_flag = dtx::bench::Flag(argc, argv, "--port", "0");
   EchoService service(std::chrono::milliseconds(
       std::stoi(dtx::bench::Flag(argc, argv, "--delay-ms", "0"))));

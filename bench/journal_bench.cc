@@ -132,6 +132,8 @@ RunResult Run(const std::string& dir, SqliteJournalOptions::Sync sync,
 }
 
 int Main(int argc, char** argv) {
+  RefuseUnknownFlags(argc, argv, "dtx_journal_bench",
+                     {"--seconds", "--writers", "--dir"}, {});
   const double seconds = std::stod(Flag(argc, argv, "--seconds", "5"));
   const std::vector<int> writer_counts =
       ParseIntList(Flag(argc, argv, "--writers", "1,16,64"));

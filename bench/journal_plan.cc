@@ -5,6 +5,12 @@
 namespace dtx::bench {
 namespace {
 
+// The plan's transactions are owned, and their writes fenced, as a
+// coordinator's are (journal.h's Fence): the owner recorded at SaveNew, the
+// fence it starts with.
+constexpr const char* kPlanOwner = "dtx-bench-plan";
+Fence PlanFence() { return Fence{kPlanOwner, 0}; }
+
 Branch Row(const std::string& id, BranchOp op) {
   Branch b;
   b.branch_id = id;
@@ -58,7 +64,8 @@ class Results {
     if (pending_.empty()) return;
     plan.push_back(Queued(
         [gid = gid_, results = std::move(pending_)](Journal& j, WriteDone d) {
-          j.UpdateBranches({gid, std::nullopt, results}, std::move(d));
+          j.UpdateBranches({gid, TransStatus::kSubmitted, results, PlanFence()},
+                           std::move(d));
         }));
     pending_.clear();
   }
@@ -70,6 +77,7 @@ class Results {
     c.from = from;
     c.to = TransStatus::kSucceed;
     c.branch_updates = std::move(pending_);
+    c.fence = PlanFence();
     pending_.clear();
     plan.push_back(Queued(
         [c](Journal& j, WriteDone d) { j.ChangeStatus(c, std::move(d)); }));
@@ -93,6 +101,7 @@ Plan StepsPlan(const std::string& gid, TransType type,
   t.gid = gid;
   t.trans_type = type;
   t.status = TransStatus::kSubmitted;
+  t.owner = kPlanOwner;
   std::vector<Branch> rows;
   for (std::size_t i = 0; i < has_url.size(); ++i) {
     if (saga) rows.push_back(Row(StepId(i), BranchOp::kCompensate));
@@ -119,6 +128,7 @@ Plan TccPreparePlan(const std::string& gid) {
   t.gid = gid;
   t.trans_type = TransType::kTcc;
   t.status = TransStatus::kPrepared;
+  t.owner = kPlanOwner;
   Plan plan;
   plan.push_back(Durable(
       [t](Journal& j, WriteDone d) { j.SaveNew(t, {}, std::move(d)); }));
@@ -142,6 +152,9 @@ Plan TccSubmitPlan(const std::string& gid,
   c.gid = gid;
   c.from = TransStatus::kPrepared;
   c.to = TransStatus::kSubmitted;
+  c.fence = PlanFence();
+  // As the coordinator leaves `prepared`: no branch registered meanwhile.
+  c.expected_branch_rows = static_cast<int64_t>(2 * branch_ids.size());
   Plan plan;
   plan.push_back(Durable(
       [c](Journal& j, WriteDone d) { j.ChangeStatus(c, std::move(d)); }));

@@ -4,7 +4,9 @@
 // branch calls, in dtx's order, with no coordinator logic in between. Branch
 // results are queued, not waited for: those known when a real call starts go
 // to the journal while it is on the wire; the rest travel with the final
-// status.
+// status. Like the coordinator's, the plan's transactions have an owner and
+// their status changes and branch results are fenced (journal.h's Fence),
+// and a TCC leaves `prepared` checking its branch rows' count.
 //
 // dtx_bench runs whole plans on the caller's thread (the embedded baseline);
 // dtx_dtm_relay runs the part that belongs to each dtmgimp request with

@@ -1,6 +1,6 @@
 # Run by ctest: fails when a public header includes a third-party library that
-# must stay out of hosts' compile units (SQLite, gRPC, protobuf, asio, Boost,
-# spdlog).
+# must stay out of hosts' compile units (SQLite, libpq, gRPC, protobuf, asio,
+# Boost, spdlog).
 # -DDTX_SOURCE_DIR
 file(GLOB_RECURSE headers
   "${DTX_SOURCE_DIR}/lib/include/*.h"
@@ -11,7 +11,7 @@ set(bad "")
 foreach(h IN LISTS headers)
   file(STRINGS "${h}" lines REGEX "^[ \t]*#[ \t]*include")
   foreach(line IN LISTS lines)
-    if(line MATCHES "[<\"](sqlite3\\.h|grpc/|grpcpp/|grpc\\+\\+/|google/protobuf/|asio|boost/|spdlog/|fmt/)")
+    if(line MATCHES "[<\"](sqlite3\\.h|libpq-fe\\.h|libpq/|grpc/|grpcpp/|grpc\\+\\+/|google/protobuf/|asio|boost/|spdlog/|fmt/)")
       list(APPEND bad "${h}: ${line}")
     endif()
   endforeach()

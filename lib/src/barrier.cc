@@ -1,8 +1,14 @@
+// BranchBarrier: dtm's barrier rules (dtm-semantics.md §4), once for every
+// database. A database's barrier supplies a BarrierStore; nothing here knows
+// SQL.
+
 #include "dtx/barrier.h"
 
 #include "dtx/limits.h"
 
 namespace dtx {
+
+BarrierStore::~BarrierStore() = default;
 
 Result<BranchBarrier> BranchBarrier::FromTransInfo(const TransInfo& info) {
   DTX_RETURN_IF_ERROR(ValidateGid(info.gid).WithPrefix("barrier"));
@@ -41,6 +47,68 @@ BranchBarrier::Decision BranchBarrier::Decide(BranchOp op, bool origin_inserted,
   // Duplicate, or hanging (the compensation inserted our row first).
   if (!current_inserted) return Decision::kSkip;
   return Decision::kRun;
+}
+
+Status BranchBarrier::Run(BarrierStore& store,
+                          const std::function<Status()>& business) {
+  DTX_RETURN_IF_ERROR(store.Begin());
+  auto commit = [&]() -> Status {
+    Status s = store.Commit();
+    if (!s.ok()) store.Rollback();
+    return s;
+  };
+  BarrierRow row{info_.trans_type, info_.gid,
+                 info_.branch_id,  info_.op,
+                 NextBarrierId(),  std::string(ToString(info_.op))};
+  bool origin_inserted = false;
+  if (auto origin = OriginOp(info_.op)) {
+    BarrierRow origin_row = row;
+    origin_row.op = *origin;
+    Result<bool> inserted = store.InsertIfAbsent(origin_row);
+    if (!inserted.ok()) {
+      store.Rollback();
+      return inserted.status();
+    }
+    origin_inserted = *inserted;
+  }
+  Result<bool> current_inserted = store.InsertIfAbsent(row);
+  if (!current_inserted.ok()) {
+    store.Rollback();
+    return current_inserted.status();
+  }
+  switch (Decide(info_.op, origin_inserted, *current_inserted)) {
+    case Decision::kDuplicated:
+      store.Rollback();
+      return AbortedError(
+          "barrier: gid " + info_.gid +
+          ": DUPLICATED (the check-back already failed this message)");
+    case Decision::kSkip:
+      // Keep the rows: a null compensation must block its late forward op.
+      return commit();
+    case Decision::kRun:
+      break;
+  }
+  Status s = business();
+  if (!s.ok()) {
+    store.Rollback();
+    return s;
+  }
+  return commit();
+}
+
+Status BranchBarrier::QueryPrepared(BarrierStore& store) const {
+  const BarrierRow row{TransType::kMsg, info_.gid, "00",
+                       BranchOp::kMsg,  "01",      kBarrierRollbackReason};
+  // If the local transaction has not committed, this row makes sure it never
+  // will: its own insert of the same row will find it.
+  DTX_ASSIGN_OR_RETURN(bool inserted, store.InsertIfAbsent(row));
+  (void)inserted;
+  DTX_ASSIGN_OR_RETURN(std::string reason, store.ReadReason(row));
+  if (reason == kBarrierRollbackReason) {
+    return AbortedError("barrier: gid " + info_.gid +
+                        ": the local transaction did not commit");
+  }
+  return Status::Ok();
 }
 
 }  // namespace dtx

@@ -670,7 +670,8 @@ void TransRuntime::MaybeEvict() {
   // Not this coordinator's to write: claimed by another since, or, on a
   // shared journal, owned by another that this one only answered a request
   // for. It leaves memory writing nothing more.
-  const bool hands_off = fenced_ || (engine_.journal->shared() && !owned());
+  const bool hands_off =
+      fenced_ || (engine_.journal->shared() && !owned() && !released_);
   if (hands_off) unsaved_.clear();
   if (!unsaved_.empty()) {
     FlushBranches();  // eviction continues once they are written
@@ -690,8 +691,12 @@ void TransRuntime::MaybeEvict() {
       next = now + interval_;
     }
     if (next < now) next = now;
-    if (next != trans_.next_cron_time ||
-        interval_ != trans_.next_cron_interval) {
+    // On a shared journal the owner lets go of it until it is due (so that
+    // RetryNow through any coordinator may make it due at once): written
+    // even when the schedule is unchanged.
+    const bool release = engine_.journal->shared();
+    if (!released_ && (release || next != trans_.next_cron_time ||
+                       interval_ != trans_.next_cron_interval)) {
       CronUpdate u;
       u.gid = trans_.gid;
       u.expected = trans_.status;
@@ -699,6 +704,11 @@ void TransRuntime::MaybeEvict() {
       u.next_cron_time = next;
       u.retry_count = trans_.retry_count;
       u.fence = WriteFence();
+      u.release = release;
+      if (release) {
+        trans_.owner.clear();
+        released_ = true;
+      }
       // Recorded even if the write fails, so that eviction goes on; the
       // journal then still holds the lease time, which is due soon enough.
       trans_.next_cron_time = next;

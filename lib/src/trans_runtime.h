@@ -202,6 +202,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   bool paused_ = false;
   // Another coordinator claimed the transaction (Fenced).
   bool fenced_ = false;
+  // Its schedule was written letting go of it (CronUpdate::release): it
+  // leaves memory next.
+  bool released_ = false;
   // A lease renewal is being written; these calls wait for it.
   bool renewing_ = false;
   std::vector<std::function<void(Status)>> leased_calls_;

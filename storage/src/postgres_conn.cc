@@ -117,7 +117,8 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const Options& options) {
                           options.application_name.c_str(), nullptr};
   PGconn* raw = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (raw == nullptr)
-    return ResourceExhaustedError("journal: postgres: out of memory");
+    return ResourceExhaustedError(options.subsystem +
+                                  ": postgres: out of memory");
   if (PQstatus(raw) != CONNECTION_OK) {
     std::string message = Trim(PQerrorMessage(raw));
     PQfinish(raw);
@@ -139,12 +140,15 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const Options& options) {
                message.find("missing \"=\"") != std::string::npos) {
       code = StatusCode::kInvalidArgument;
     }
-    return Status(code, "journal: postgres: cannot connect: " + message);
+    return Status(code,
+                  options.subsystem + ": postgres: cannot connect: " + message);
   }
   auto or_empty = [](const char* v) { return v != nullptr ? v : ""; };
   std::string target = std::string(or_empty(PQhost(raw))) + ":" +
                        or_empty(PQport(raw)) + "/" + or_empty(PQdb(raw));
-  std::unique_ptr<PgConn> conn(new PgConn(raw, std::move(target)));
+  std::unique_ptr<PgConn> conn(
+      new PgConn(raw, std::move(target), options.subsystem));
+  if (options.schema.empty()) return conn;
   // Every statement names its tables unqualified: the schema is the session's
   // search_path. pg_catalog stays first, as it always is implicitly.
   PgParams p;
@@ -161,7 +165,7 @@ PgConn::~PgConn() { PQfinish(conn_); }
 
 Status PgConn::ErrorOf(const PGresult* r, std::string_view context) {
   const std::string prefix =
-      "journal: postgres " + target_ + ": " + std::string(context) + ": ";
+      subsystem_ + ": postgres " + target_ + ": " + std::string(context) + ": ";
   last_sqlstate_.clear();
   if (r == nullptr || PQstatus(conn_) != CONNECTION_OK) {
     return UnavailableError(prefix + "connection lost (" +
@@ -208,6 +212,26 @@ Result<PgResult> PgConn::Exec(std::string_view sql, const PgParams& params,
           : PQexecPrepared(conn_, name.c_str(), params.size(), params.values(),
                            params.lengths(), params.formats(),
                            /*resultFormat=*/1);
+  const ExecStatusType st =
+      r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return PgResult(r);
+  Status s = ErrorOf(r, context);
+  PQclear(r);
+  return s;
+}
+
+Result<PgResult> PgConn::ExecText(
+    std::string_view sql, const std::vector<std::optional<std::string>>& params,
+    std::string_view context) {
+  const std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PGresult* r =
+      PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()),
+                   /*paramTypes=*/nullptr, values.data(),
+                   /*paramLengths=*/nullptr, /*paramFormats=*/nullptr,
+                   /*resultFormat=*/0);
   const ExecStatusType st =
       r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return PgResult(r);

@@ -86,6 +86,8 @@ class PgResult {
   }
   // Rows changed by an INSERT, UPDATE or DELETE without RETURNING.
   int64_t affected() const;
+  int columns() const { return r_ ? PQnfields(r_.get()) : 0; }
+  std::string ColumnName(int col) const { return PQfname(r_.get(), col); }
 
  private:
   std::shared_ptr<PGresult> r_;
@@ -96,8 +98,11 @@ class PgConn {
   struct Options {
     // A libpq connection string or postgresql:// URI.
     std::string conninfo;
-    // search_path of the connection: the journal's schema.
+    // search_path of the connection: the journal's schema. Empty: the
+    // server's default is left alone.
     std::string schema;
+    // The first word of every error message ("journal: postgres ...").
+    std::string subsystem = "journal";
     std::string application_name = "dtx";
     std::chrono::milliseconds connect_timeout{5000};
   };
@@ -119,6 +124,13 @@ class PgConn {
   Result<PgResult> Exec(std::string_view sql, std::string_view context) {
     return Exec(sql, PgParams(), context);
   }
+  // Runs one statement with parameters in text format whose types the
+  // server infers (std::nullopt is NULL); rows come back in text format.
+  // Never prepared by name: for statements that are not dtx's own.
+  Result<PgResult> ExecText(
+      std::string_view sql,
+      const std::vector<std::optional<std::string>>& params,
+      std::string_view context);
   // Runs statements without parameters (text protocol, several allowed); the
   // last one's rows come back in text format.
   Result<PgResult> ExecSimple(const std::string& sql, std::string_view context);
@@ -132,6 +144,8 @@ class PgConn {
   bool in_transaction() const {
     return PQtransactionStatus(conn_) != PQTRANS_IDLE;
   }
+  // The libpq connection, for code that speaks libpq itself.
+  PGconn* native_handle() const { return conn_; }
   // Its server process, for messages and tests.
   int backend_pid() const { return PQbackendPID(conn_); }
   // "host:port/dbname", for messages.
@@ -143,8 +157,10 @@ class PgConn {
   static constexpr std::size_t kMaxPrepared = 256;
 
  private:
-  PgConn(PGconn* conn, std::string target)
-      : conn_(conn), target_(std::move(target)) {}
+  PgConn(PGconn* conn, std::string target, std::string subsystem)
+      : conn_(conn),
+        target_(std::move(target)),
+        subsystem_(std::move(subsystem)) {}
   Status ErrorOf(const PGresult* r, std::string_view context);
   // The name `sql` is prepared under, preparing it first; "" to run it
   // unnamed (the cache is full).
@@ -153,6 +169,7 @@ class PgConn {
 
   PGconn* conn_;
   const std::string target_;
+  const std::string subsystem_;
   std::string last_sqlstate_;
   // Statement text -> prepared statement name ("s1", "s2"...).
   std::unordered_map<std::string, std::string> prepared_;

@@ -251,11 +251,17 @@ Status PgTakeOver(PgConn& conn, const std::string& gid, const PgStored& stored,
 // The owner and fence columns of a fenced write's UPDATE of trans_global
 // `g`: $<owner> is the fence's owner (NULL for an unfenced write). Both
 // read the row's old values, as SET does.
-std::string FenceSet(int owner) {
+// With `release` > 0, $<release> = 1 makes the owner "" instead
+// (CronUpdate::release).
+std::string FenceSet(int owner, int release = 0) {
   const std::string o = "$" + std::to_string(owner);
+  std::string owner_value = "COALESCE(" + o + ", g.owner)";
+  if (release > 0) {
+    owner_value = "CASE WHEN $" + std::to_string(release) +
+                  "::bigint = 1 THEN '' ELSE " + owner_value + " END";
+  }
   return ",\n  fence = CASE WHEN " + o + "::text IS NOT NULL AND g.owner <> " +
-         o + " THEN g.fence + 1 ELSE g.fence END,\n  owner = COALESCE(" + o +
-         ", g.owner)";
+         o + " THEN g.fence + 1 ELSE g.fence END,\n  owner = " + owner_value;
 }
 
 // The WHERE condition of a fenced write: $<token> is the fence's token
@@ -407,8 +413,11 @@ class ChangeStatusOp final : public SimpleOp {
       }
       // The fence was checked under the lock; the owner may change here.
       p.Int(trans_id);
-      p.OptText(c_.fence ? std::optional<std::string>(c_.fence->owner)
-                         : std::nullopt);
+      if (c_.fence) {
+        p.Text(c_.fence->owner);  // borrowed: c_ outlives the statement
+      } else {
+        p.NullText();
+      }
       DTX_ASSIGN_OR_RETURN(
           PgResult u,
           conn.Exec(std::string("UPDATE trans_global g SET") + kChangeSet +
@@ -488,22 +497,23 @@ class TouchCronOp final : public SimpleOp {
         .Text(u_.gid)
         .Text(ToString(u_.expected));
     FenceParams(p, u_.fence);
+    p.Int(u_.release ? 1 : 0);
     DTX_ASSIGN_OR_RETURN(
-        PgResult r,
-        conn.Exec(std::string(R"sql(
+        PgResult r, conn.Exec(std::string(R"sql(
 WITH u AS (
   UPDATE trans_global g SET
     next_cron_interval = $1,
     next_cron_time = $2,
     update_time = $3,
     retry_count = COALESCE($4, g.retry_count))sql") +
-                      FenceSet(7) + "\n  WHERE g.gid = $5 AND g.status = $6" +
-                      FenceWhere(8) + R"sql(
+                                  FenceSet(7, 9) +
+                                  "\n  WHERE g.gid = $5 AND g.status = $6" +
+                                  FenceWhere(8) + R"sql(
   RETURNING 1),
 o AS (SELECT status, owner, fence FROM trans_global WHERE gid = $5)
 SELECT (SELECT count(*) FROM u), (SELECT status FROM o), (SELECT owner FROM o),
   (SELECT fence FROM o))sql",
-                  p, "touch cron of " + u_.gid));
+                              p, "touch cron of " + u_.gid));
     if (r.Int(0, 0) > 0) return Status::Ok();
     return FencedMiss(r, 1, u_.gid, u_.fence, Quoted(u_.expected));
   }
@@ -520,15 +530,29 @@ class MakeDueOp final : public SimpleOp {
   Status Apply(PgConn& conn, int64_t now_ms) override {
     PgParams p;
     p.Int(ToUnixMillis(now_)).Int(now_ms).Text(gid_);
+    // A transaction a coordinator is working on (it owns it) keeps that
+    // coordinator's lease: made due, another would claim it meanwhile.
     DTX_ASSIGN_OR_RETURN(
         PgResult r,
         conn.Exec(std::string("WITH u AS (UPDATE trans_global SET "
                               "next_cron_time = $1, update_time = $2 WHERE "
-                              "gid = $3 AND status IN ") +
+                              "gid = $3 AND owner = '' AND status IN ") +
                       kUnfinished +
-                      " RETURNING 1) SELECT (SELECT count(*) FROM u), "
-                      "(SELECT status FROM trans_global WHERE gid = $3)",
+                      " RETURNING 1), o AS (SELECT status, owner, "
+                      "next_cron_time FROM trans_global WHERE gid = $3) "
+                      "SELECT (SELECT count(*) FROM u), (SELECT status FROM "
+                      "o), (SELECT owner FROM o), (SELECT next_cron_time "
+                      "FROM o)",
                   p, "make due " + gid_));
+    if (r.Int(0, 0) == 0 && !r.IsNull(0, 1) && !r.Text(0, 2).empty() &&
+        !IsFinished(
+            ParseTransStatus(r.Text(0, 1)).value_or(TransStatus::kSucceed))) {
+      return FailedPreconditionError(
+          GidPrefix(gid_) + "is being worked on by coordinator '" +
+          r.Text(0, 2) + "', whose lease runs out in " +
+          std::to_string(std::max<int64_t>(0, r.Int(0, 3) - now_ms) / 1000) +
+          " s; it is retried then if still unfinished");
+    }
     return GuardedOutcome(r, gid_, "an unfinished status");
   }
 

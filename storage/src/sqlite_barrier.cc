@@ -1,8 +1,8 @@
 // SqliteBarrier: dtm's barrier algorithm (dtm-semantics.md §4.3) on SQLite.
 //
-// Inside the business's local transaction: insert-or-ignore the origin op's
-// row (for compensating ops) and the current op's row; BranchBarrier::Decide
-// says from the two results whether the business runs. Because the rows
+// The rules are BranchBarrier::Run's (dtx/barrier.h); this file gives them
+// SQLite's insert-or-ignore, inside the business's local transaction (its
+// own, or a savepoint of the caller's). Because the rows
 // commit or roll back with the business changes, a branch that ran is
 // recorded iff its effect is, and a concurrent duplicate waits on SQLite's
 // write lock until the first one finished, then finds its row.
@@ -54,38 +54,92 @@ Status Exec(sqlite3* db, const std::string& sql) {
   return internal::SqliteStatus(db, rc, "business database", sql);
 }
 
-// Inserts a barrier row unless it exists; *inserted tells which.
-Status InsertIgnore(sqlite3* db, const std::string& table,
-                    const TransInfo& info, BranchOp op,
-                    const std::string& barrier_id, const std::string& reason,
-                    bool* inserted) {
-  const std::string sql = ForTable(R"sql(
+// The barrier's rules (BranchBarrier::Run) on one SQLite connection: its own
+// transaction when the connection has none, a savepoint inside the caller's
+// otherwise.
+class SqliteStore final : public BarrierStore {
+ public:
+  SqliteStore(sqlite3* db, const std::string& table) : db_(db), table_(table) {}
+
+  Status Begin() override {
+    // Our own transaction takes the write lock at once (IMMEDIATE), so that
+    // a concurrent duplicate waits here rather than failing at its first
+    // write.
+    own_ = sqlite3_get_autocommit(db_) != 0;
+    return Exec(db_, own_ ? "BEGIN IMMEDIATE" : "SAVEPOINT dtx_barrier");
+  }
+
+  Result<bool> InsertIfAbsent(const BarrierRow& row) override {
+    const std::string sql = ForTable(R"sql(
 INSERT OR IGNORE INTO {table} (trans_type, gid, branch_id, op, barrier_id,
   reason, create_time, update_time)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7))sql",
-                                   table);
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
-  if (rc != SQLITE_OK)
-    return internal::SqliteStatus(db, rc, "business database", "prepare");
-  const std::string type(ToString(info.trans_type));
-  const std::string op_name(ToString(op));
-  sqlite3_bind_text(stmt, 1, type.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 2, info.gid.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 3, info.branch_id.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 4, op_name.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 5, barrier_id.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 6, reason.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(stmt, 7, ToUnixMillis(SystemClock().Now()));
-  rc = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  if (rc != SQLITE_DONE) {
-    return internal::SqliteStatus(db, rc, "business database",
-                                  "insert barrier row");
+                                     table_);
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr);
+    if (rc != SQLITE_OK)
+      return internal::SqliteStatus(db_, rc, "business database", "prepare");
+    const std::string type(ToString(row.trans_type));
+    const std::string op_name(ToString(row.op));
+    sqlite3_bind_text(stmt, 1, type.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, row.gid.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, row.branch_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 4, op_name.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 5, row.barrier_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 6, row.reason.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 7, ToUnixMillis(SystemClock().Now()));
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+      return internal::SqliteStatus(db_, rc, "business database",
+                                    "insert barrier row");
+    }
+    return sqlite3_changes(db_) > 0;
   }
-  *inserted = sqlite3_changes(db) > 0;
-  return Status::Ok();
-}
+
+  Result<std::string> ReadReason(const BarrierRow& row) override {
+    const std::string sql = ForTable(R"sql(
+SELECT reason FROM {table}
+WHERE gid = ?1 AND branch_id = ?2 AND op = ?3 AND barrier_id = ?4)sql",
+                                     table_);
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr);
+    if (rc != SQLITE_OK)
+      return internal::SqliteStatus(db_, rc, "business database", "prepare");
+    const std::string op_name(ToString(row.op));
+    sqlite3_bind_text(stmt, 1, row.gid.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, row.branch_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, op_name.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 4, row.barrier_id.c_str(), -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(stmt);
+    std::string reason;
+    if (rc == SQLITE_ROW) {
+      const auto* text = sqlite3_column_text(stmt, 0);
+      reason = text != nullptr ? reinterpret_cast<const char*>(text) : "";
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW) {
+      return internal::SqliteStatus(db_, rc, "business database",
+                                    "read barrier row");
+    }
+    return reason;
+  }
+
+  Status Commit() override {
+    return Exec(db_, own_ ? "COMMIT" : "RELEASE dtx_barrier");
+  }
+
+  void Rollback() override {
+    Exec(db_,
+         own_ ? "ROLLBACK" : "ROLLBACK TO dtx_barrier; RELEASE dtx_barrier")
+        .IgnoreError();
+  }
+
+ private:
+  sqlite3* const db_;
+  const std::string& table_;
+  bool own_ = true;
+};
 
 }  // namespace
 
@@ -111,95 +165,15 @@ Status SqliteBarrier::Call(BranchBarrier& barrier, sqlite3* db,
                            const std::function<Status(sqlite3*)>& fn,
                            const std::string& table) {
   DTX_RETURN_IF_ERROR(CheckTable(table));
-  const TransInfo& info = barrier.info();
-  // Our own transaction takes the write lock at once (IMMEDIATE), so that a
-  // concurrent duplicate waits here rather than failing at its first write.
-  const bool own = sqlite3_get_autocommit(db) != 0;
-  DTX_RETURN_IF_ERROR(
-      Exec(db, own ? "BEGIN IMMEDIATE" : "SAVEPOINT dtx_barrier"));
-  auto rollback = [&] {
-    Exec(db, own ? "ROLLBACK" : "ROLLBACK TO dtx_barrier; RELEASE dtx_barrier")
-        .IgnoreError();
-  };
-  auto commit = [&]() -> Status {
-    Status s = Exec(db, own ? "COMMIT" : "RELEASE dtx_barrier");
-    if (!s.ok()) rollback();
-    return s;
-  };
-  const std::string bid = barrier.NextBarrierId();
-  const std::string reason(ToString(info.op));
-  bool origin_inserted = false;
-  if (auto origin = BranchBarrier::OriginOp(info.op)) {
-    Status s =
-        InsertIgnore(db, table, info, *origin, bid, reason, &origin_inserted);
-    if (!s.ok()) {
-      rollback();
-      return s;
-    }
-  }
-  bool current_inserted = false;
-  Status s =
-      InsertIgnore(db, table, info, info.op, bid, reason, &current_inserted);
-  if (!s.ok()) {
-    rollback();
-    return s;
-  }
-  switch (BranchBarrier::Decide(info.op, origin_inserted, current_inserted)) {
-    case BranchBarrier::Decision::kDuplicated:
-      rollback();
-      return AbortedError(
-          "barrier: gid " + info.gid +
-          ": DUPLICATED (the check-back already failed this message)");
-    case BranchBarrier::Decision::kSkip:
-      // Keep the rows: a null compensation must block its late forward op.
-      return commit();
-    case BranchBarrier::Decision::kRun:
-      break;
-  }
-  s = fn(db);
-  if (!s.ok()) {
-    rollback();
-    return s;
-  }
-  return commit();
+  SqliteStore store(db, table);
+  return barrier.Run(store, [&] { return fn(db); });
 }
 
 Status SqliteBarrier::QueryPrepared(const BranchBarrier& barrier, sqlite3* db,
                                     const std::string& table) {
   DTX_RETURN_IF_ERROR(CheckTable(table));
-  TransInfo info = barrier.info();
-  info.trans_type = TransType::kMsg;
-  info.branch_id = "00";
-  bool inserted = false;
-  // If the local transaction has not committed, this row makes sure it never
-  // will: its own insert of the same row will find it.
-  DTX_RETURN_IF_ERROR(InsertIgnore(db, table, info, BranchOp::kMsg, "01",
-                                   kBarrierRollbackReason, &inserted));
-  const std::string sql = ForTable(R"sql(
-SELECT reason FROM {table}
-WHERE gid = ?1 AND branch_id = '00' AND op = 'msg' AND barrier_id = '01')sql",
-                                   table);
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
-  if (rc != SQLITE_OK)
-    return internal::SqliteStatus(db, rc, "business database", "prepare");
-  sqlite3_bind_text(stmt, 1, info.gid.c_str(), -1, SQLITE_TRANSIENT);
-  rc = sqlite3_step(stmt);
-  std::string reason;
-  if (rc == SQLITE_ROW) {
-    const auto* text = sqlite3_column_text(stmt, 0);
-    reason = text != nullptr ? reinterpret_cast<const char*>(text) : "";
-  }
-  sqlite3_finalize(stmt);
-  if (rc != SQLITE_ROW) {
-    return internal::SqliteStatus(db, rc, "business database",
-                                  "read barrier row");
-  }
-  if (reason == kBarrierRollbackReason) {
-    return AbortedError("barrier: gid " + info.gid +
-                        ": the local transaction did not commit");
-  }
-  return Status::Ok();
+  SqliteStore store(db, table);
+  return barrier.QueryPrepared(store);
 }
 
 Status DoAndSubmitWithSqlite(Msg& msg, const std::string& query_prepared,

@@ -235,7 +235,7 @@ UPDATE trans_global SET
   retry_count = COALESCE(?4, retry_count),
   fence = CASE WHEN ?8 IS NOT NULL AND owner <> ?8 THEN fence + 1
                ELSE fence END,
-  owner = COALESCE(?8, owner)
+  owner = CASE WHEN ?9 THEN '' ELSE COALESCE(?8, owner) END
 WHERE gid = ?5 AND status = ?6 AND (?7 IS NULL OR fence = ?7))sql"));
     StmtGuard guard(stmt);
     stmt->BindInt(1, u_.next_cron_interval.count());
@@ -248,6 +248,7 @@ WHERE gid = ?5 AND status = ?6 AND (?7 IS NULL OR fence = ?7))sql"));
         7, u_.fence ? std::optional<int64_t>(u_.fence->token) : std::nullopt);
     stmt->BindOptText(8, u_.fence ? std::optional<std::string>(u_.fence->owner)
                                   : std::nullopt);
+    stmt->BindInt(9, u_.release ? 1 : 0);
     const int rc = stmt->Step();
     if (rc != SQLITE_DONE) return db.Error(rc, "touch cron of " + u_.gid);
     if (db.changes() == 0) {

@@ -3,7 +3,10 @@
 // schema per test): a saga with real gRPC branches runs on the PostgreSQL
 // journal, reached by a conninfo or by dtm's parts (host, port, user,
 // dbname), and is found there after the coordinator is reopened; an
-// unreachable server fails the open with kUnavailable naming it.
+// unreachable server fails the open with kUnavailable naming it. Fencing:
+// a coordinator whose transaction another claimed away writes nothing more
+// of it and drops it, and one that does not own a transaction calls none of
+// its branches.
 //
 // Without PostgreSQL every test is skipped and the binary exits 77 (ctest:
 // skipped), except under CI=true, where they fail.
@@ -20,6 +23,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <future>
+#include <memory>
 
 namespace dtx::testing {
 namespace {
@@ -129,6 +134,118 @@ TEST_F(EmbeddedPostgresTest, AnUnreachableServerFailsTheOpen) {
   EXPECT_THAT(dtm, StatusIs(StatusCode::kUnavailable, "port 1 failed"));
   EXPECT_THAT(dtm.status().message(),
               ::testing::Not(::testing::HasSubstr("hunter2")));
+}
+
+// The other coordinator, played by the test: it claims every unfinished
+// transaction of `schema` as if their leases had run out.
+std::vector<GlobalTrans> ClaimAway(PostgresServer& pg,
+                                   const std::string& schema,
+                                   const std::string& owner) {
+  PostgresJournalOptions o;
+  o.conninfo = pg.conninfo();
+  o.schema = schema;
+  auto journal = PostgresJournal::Open(o);
+  EXPECT_OK(journal.status());
+  if (!journal.ok()) return {};
+  ClaimRequest req;
+  req.now = SystemClock().Now() + std::chrono::hours(1);
+  req.owner = owner;
+  req.lease_until = req.now + std::chrono::hours(1);
+  req.limit = 10;
+  auto claimed = WaitForClaim(**journal, req);
+  EXPECT_OK(claimed.status());
+  return claimed.ok() ? *claimed : std::vector<GlobalTrans>{};
+}
+
+TEST_F(EmbeddedPostgresTest, AStaleCoordinatorWritesNothingAndDropsIt) {
+  if (pg_ == nullptr) return;
+  EmbeddedOptions embedded;
+  EmbeddedPostgresOptions pg;
+  pg.conninfo = pg_->conninfo();
+  pg.schema = FreshPostgresSchema();
+  embedded.postgres = pg;
+  // The branch answers only once another coordinator has claimed the saga.
+  auto reached = std::make_shared<std::promise<void>>();
+  auto release = std::make_shared<std::promise<void>>();
+  std::shared_future<void> released = release->get_future().share();
+  busi_->SetHandler("/busi.Busi/Hold",
+                    [reached, released](const ReceivedCall&) {
+                      reached->set_value();
+                      released.wait();
+                      return TestReply::Ok();
+                    });
+  const std::string url = busi_->address();
+  ASSERT_OK_AND_ASSIGN(auto dtm, OpenEmbeddedCoordinator(Options(), embedded));
+  ASSERT_OK(
+      Saga(*dtm, "fenced-saga")
+          .Add(url + "/busi.Busi/Hold", url + "/busi.Busi/HoldRevert", "h")
+          .Submit());
+  reached->get_future().wait();
+  const auto claimed = ClaimAway(*pg_, pg.schema, "the-other-one");
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].fence, 1);
+  release->set_value();
+
+  // Its answer is not recorded, nor the success it would decide, and the
+  // saga leaves this coordinator's memory (else WaitIdle would not return).
+  dtm->WaitIdle();
+  ASSERT_OK_AND_ASSIGN(auto row, FindInPostgres(pg.schema, "fenced-saga"));
+  EXPECT_EQ(row.trans.status, TransStatus::kSubmitted);
+  EXPECT_EQ(row.trans.owner, "the-other-one");
+  EXPECT_EQ(row.trans.fence, 1);
+  for (const Branch& b : row.branches) {
+    EXPECT_EQ(b.status, BranchStatus::kPrepared) << b.branch_id;
+    EXPECT_EQ(b.attempts, 0) << b.branch_id;
+  }
+  EXPECT_EQ(row.trans.next_cron_time, claimed[0].next_cron_time);
+
+  // Asked to go on with it, this coordinator leaves it to its owner, whose
+  // lease has not run out: no call, nothing written.
+  EXPECT_THAT(dtm->RetryNow("fenced-saga"),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       "worked on by coordinator 'the-other-one'"));
+  dtm->WaitIdle();
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Hold"), 1u);
+  ASSERT_OK_AND_ASSIGN(row, FindInPostgres(pg.schema, "fenced-saga"));
+  EXPECT_EQ(row.trans.owner, "the-other-one");
+  EXPECT_EQ(row.trans.fence, 1);
+  dtm->Shutdown();
+}
+
+TEST_F(EmbeddedPostgresTest, ADecisionOfAnotherCoordinatorTakesItOver) {
+  if (pg_ == nullptr) return;
+  EmbeddedOptions embedded;
+  EmbeddedPostgresOptions pg;
+  pg.conninfo = pg_->conninfo();
+  pg.schema = FreshPostgresSchema();
+  embedded.postgres = pg;
+  const std::string url = busi_->address();
+  // A tcc prepared through coordinator A, submitted through coordinator B
+  // (as a client behind a load balancer would): B's decision takes it over
+  // and B confirms it; A writes nothing of it afterwards.
+  ASSERT_OK_AND_ASSIGN(auto a, OpenEmbeddedCoordinator(Options(), embedded));
+  ASSERT_OK_AND_ASSIGN(auto b, OpenEmbeddedCoordinator(Options(), embedded));
+  TransRequest req;
+  req.gid = "tcc-moved";
+  req.trans_type = TransType::kTcc;
+  ASSERT_OK(a->Prepare(req));
+  BranchRegistration branch;
+  branch.gid = req.gid;
+  branch.branch_id = "01";
+  branch.confirm_url = url + "/busi.Busi/Confirm";
+  branch.cancel_url = url + "/busi.Busi/Cancel";
+  ASSERT_OK(a->RegisterBranch(branch));
+  req.options.wait_result = true;
+  ASSERT_OK(b->Submit(req));
+  b->WaitIdle();
+  a->WaitIdle();
+  ASSERT_OK_AND_ASSIGN(auto row, FindInPostgres(pg.schema, "tcc-moved"));
+  EXPECT_EQ(row.trans.status, TransStatus::kSucceed);
+  EXPECT_EQ(row.trans.fence, 1);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Confirm"), 1u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/Cancel"), 0u);
+  b->Shutdown();
+  a->Shutdown();
 }
 
 }  // namespace

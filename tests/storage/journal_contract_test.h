@@ -1160,6 +1160,20 @@ TYPED_TEST_P(JournalContractTest, AFencedWriteOfAnotherOwnerTakesItOver) {
   ASSERT_OK_AND_ASSIGN(stored, this->journal_->Find("f-take"));
   EXPECT_EQ(stored.trans.owner, "owner-d");
   EXPECT_EQ(stored.trans.fence, 3);
+
+  // Its owner lets go of it: no owner, the same fence; the next claimer's
+  // fence moves on.
+  u.expected = TransStatus::kSubmitted;
+  u.next_cron_time = this->clock_.Now() - seconds(1);
+  u.fence = Fence{"owner-d", 3};
+  u.release = true;
+  ASSERT_OK(this->Touch(u));
+  ASSERT_OK_AND_ASSIGN(stored, this->journal_->Find("f-take"));
+  EXPECT_EQ(stored.trans.owner, "");
+  EXPECT_EQ(stored.trans.fence, 3);
+  ASSERT_OK_AND_ASSIGN(auto claimed, this->ClaimDue("owner-d", seconds(5)));
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].fence, 4);
 }
 
 // Two coordinators that read the same fence race to take a transaction

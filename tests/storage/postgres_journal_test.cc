@@ -365,6 +365,40 @@ TEST_F(PostgresJournalTest, ReadConnectionsPastTheirLifetimeAreReplaced) {
   }
 }
 
+// Shared by coordinators: a transaction one of them owns keeps its lease;
+// made due, another would claim it while the owner works on it.
+TEST_F(PostgresJournalTest, MakeDueLeavesAnOwnedTransactionToItsOwner) {
+  auto j = Open();
+  ASSERT_NE(j, nullptr);
+  EXPECT_TRUE(j->shared());
+  GlobalTrans t = Trans("g-owned", clock_);
+  t.owner = "busy-one";
+  ASSERT_OK(Save(*j, t));
+  Status s = WaitForWrite([&](WriteDone done) {
+    j->MakeDue("g-owned", clock_.Now(), std::move(done));
+  });
+  EXPECT_THAT(s, StatusIs(StatusCode::kFailedPrecondition,
+                          "worked on by coordinator 'busy-one'"));
+  ASSERT_OK_AND_ASSIGN(auto row, j->Find("g-owned"));
+  EXPECT_EQ(row.trans.next_cron_time, t.next_cron_time);
+
+  // Once its owner lets go of it, it is made due.
+  CronUpdate u;
+  u.gid = "g-owned";
+  u.next_cron_interval = std::chrono::seconds(10);
+  u.next_cron_time = t.next_cron_time;
+  u.fence = Fence{"busy-one", 0};
+  u.release = true;
+  ASSERT_OK(
+      WaitForWrite([&](WriteDone done) { j->TouchCron(u, std::move(done)); }));
+  ASSERT_OK(WaitForWrite([&](WriteDone done) {
+    j->MakeDue("g-owned", clock_.Now(), std::move(done));
+  }));
+  ASSERT_OK_AND_ASSIGN(row, j->Find("g-owned"));
+  EXPECT_EQ(row.trans.next_cron_time, clock_.Now());
+  EXPECT_EQ(row.trans.owner, "");
+}
+
 TEST_F(PostgresJournalTest, RefusesBadOptions) {
   if (pg_ == nullptr) return;
   PostgresJournalOptions o = Options();

@@ -1,12 +1,15 @@
 // dtxctl: the operator's command line for dtx. Lists, shows, retries and
 // force-stops transactions, shows counts, and follows changes (tail), either
 // through a dtx-server's admin gRPC service (--server) or on a journal file
-// (--journal). docs/operations.md, "dtxctl", is its manual.
+// (--journal). docs/operations.md, "dtxctl", is its manual. import-dtm moves
+// a dtm store's transactions into a dtx journal (docs/migrating-from-dtm.md).
 
 #include "dtx/limits.h"
 #include "dtx/version.h"
 
 #include "backend.h"
+#include "dtm_import.h"
+#include "import_journal.h"
 #include "output.h"
 
 #include <nlohmann/json.hpp>
@@ -325,6 +328,69 @@ int RunTail(Backend& backend, const Flags& flags, ListQuery q,
   }
 }
 
+// import-dtm
+struct ImportFlags {
+  std::string from;
+  std::string schema = "dtm";
+  std::string to;
+  std::string to_schema = "public";
+  bool dry_run = false;
+  bool all = false;
+  bool due_now = false;
+  int64_t max_delay_seconds = 3600;
+};
+
+bool StartsWith(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+int RunImportDtm(const ImportFlags& f, const Flags& flags) {
+  auto usage = [](const std::string& message) {
+    std::cerr << "dtxctl: import-dtm: " << message << '\n';
+    return kExitUsage;
+  };
+  if (StartsWith(f.from, "mysql://") || StartsWith(f.from, "mysql:") ||
+      StartsWith(f.from, "tcp(")) {
+    return usage(
+        "dtm's MySQL store is not supported: dtxctl reads dtm's PostgreSQL "
+        "store only (it links libpq and no MySQL client). Copy dtm's "
+        "trans_global and trans_branch_op into PostgreSQL, or finish the "
+        "unfinished transactions with dtm (docs/migrating-from-dtm.md)");
+  }
+  if (flags.json) return usage("--json is not supported by import-dtm");
+  ImportOptions options;
+  options.source.conninfo = f.from;
+  options.source.schema = f.schema;
+  options.source.all = f.all;
+  options.source.connect_timeout = std::chrono::seconds(flags.timeout_seconds);
+  options.dry_run = f.dry_run;
+  options.map.now = std::chrono::system_clock::now();
+  if (f.due_now) options.map.due_at = options.map.now;
+  options.map.max_delay = std::chrono::seconds(f.max_delay_seconds);
+  ImportTarget target;
+  target.to = f.to;
+  target.schema = f.to_schema;
+  target.dry_run = f.dry_run;
+  target.connect_timeout = std::chrono::seconds(flags.timeout_seconds);
+  std::unique_ptr<Journal> journal;
+  options.open_journal = [&]() -> Result<Journal*> {
+    DTX_ASSIGN_OR_RETURN(journal, OpenImportJournal(target));
+    return journal.get();
+  };
+  ImportSummary summary;
+  Status s = ImportDtm(options, std::cout, &summary);
+  if (journal) journal->Close();
+  // After a failure to reach or read dtm's store, the error alone.
+  if (!s.ok() && summary.read == 0) return Fail(s);
+  std::cout << (f.dry_run ? "dry run: " : "") << "read " << summary.read
+            << " dtm transactions: " << summary.imported
+            << (f.dry_run ? " would be imported, " : " imported, ")
+            << summary.present << " skipped (already in the journal), "
+            << summary.refused << " refused" << std::endl;
+  if (!s.ok()) return Fail(s);
+  return summary.refused > 0 ? kExitConflict : kExitOk;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"dtxctl: list, show, retry and force-stop dtx transactions",
                "dtxctl"};
@@ -400,6 +466,53 @@ int Main(int argc, char** argv) {
   tail->add_option("--interval", interval, "seconds between polls")
       ->check(CLI::Range(0.05, 3600.0));
 
+  ImportFlags imf;
+  auto* import_dtm = app.add_subcommand(
+      "import-dtm",
+      "copy the unfinished transactions of a dtm PostgreSQL store into a dtx "
+      "journal, so that dtx finishes them (stop dtm first)");
+  import_dtm
+      ->add_option("--from", imf.from,
+                   "dtm's PostgreSQL store: a libpq conninfo (\"host=... "
+                   "dbname=dtm\") or postgres[ql]:// URI (MySQL: not "
+                   "supported)")
+      ->required();
+  import_dtm
+      ->add_option("--schema", imf.schema,
+                   "the schema of dtm's tables (dtm's Store.Schema; "
+                   "its SQL script makes 'dtm')")
+      ->capture_default_str();
+  import_dtm
+      ->add_option("--to", imf.to,
+                   "the dtx journal: a SQLite file (created when missing) "
+                   "or a PostgreSQL conninfo / postgres[ql]:// URI")
+      ->required();
+  import_dtm
+      ->add_option("--to-schema", imf.to_schema,
+                   "with a PostgreSQL --to: the journal's schema "
+                   "(created when missing; not dtm's)")
+      ->capture_default_str();
+  import_dtm->add_flag("--dry-run", imf.dry_run,
+                       "print what would be imported; write nothing");
+  import_dtm->add_flag("--all", imf.all,
+                       "finished transactions too (succeed, failed), as "
+                       "history");
+  import_dtm->add_flag("--due-now", imf.due_now,
+                       "make every imported transaction due at once, not "
+                       "when dtm scheduled it");
+  import_dtm
+      ->add_option("--max-delay", imf.max_delay_seconds,
+                   "seconds: a transaction dtm scheduled later than this "
+                   "from now is due this far from now instead (dtm's back-off "
+                   "has no cap, dtx's is an hour); 0: dtm's schedule as is")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  import_dtm->footer(
+      "Each transaction is written whole (with its branch rows) or not at "
+      "all; one whose gid the journal holds is skipped, so a re-run is "
+      "safe. xa, workflow and json-rpc transactions are refused (dtx does "
+      "not run them): exit code 4 when any was refused.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -411,6 +524,13 @@ int Main(int argc, char** argv) {
     std::cerr << "dtxctl: " << message << '\n';
     return kExitUsage;
   };
+  if (import_dtm->parsed()) {
+    if (!flags.server.empty() || !flags.journal.empty()) {
+      return usage(
+          "import-dtm takes --from and --to, not --server or --journal");
+    }
+    return RunImportDtm(imf, flags);
+  }
   if (flags.server.empty() && flags.journal.empty()) {
     return usage(
         "say where the transactions are: --server host:port or "

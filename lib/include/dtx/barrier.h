@@ -1,7 +1,10 @@
 // The sub-transaction barrier's rules, independent of the database: which row
-// a branch inserts, and what the result of the inserts means. A barrier for a
-// given database (dtx::SqliteBarrier, dtx/storage/sqlite_barrier.h; later
-// PostgreSQL) applies them inside the business's own local transaction.
+// a branch inserts, what the result of the inserts means, and when the local
+// transaction commits. They live here once; a barrier for a given database
+// (dtx::SqliteBarrier, dtx/storage/sqlite_barrier.h; dtx::PostgresBarrier,
+// dtx/storage/postgres_barrier.h) only implements BarrierStore, the few
+// things the rules need from that database, and calls BranchBarrier::Run and
+// BranchBarrier::QueryPrepared.
 //
 // dtx, like dtm, calls branches at least once and possibly out of order. The
 // barrier keeps a branch's effect exactly-once:
@@ -11,7 +14,8 @@
 //   hanging             a try / action arriving after its cancel /
 //                       compensate: skipped.
 //
-// Thread safety: BranchBarrier is thread-compatible (one per request).
+// Thread safety: BranchBarrier is thread-compatible (one per request); so is
+// a BarrierStore (one local transaction, one thread).
 
 #ifndef DTX_BARRIER_H_
 #define DTX_BARRIER_H_
@@ -20,10 +24,46 @@
 #include "dtx/model.h"
 #include "dtx/result.h"
 
+#include <functional>
 #include <optional>
 #include <string>
 
 namespace dtx {
+
+// One row of the barrier table (dtm's layout; docs/barrier.md). A row is
+// identified by (gid, branch_id, op, barrier_id), the table's unique key.
+struct BarrierRow {
+  TransType trans_type = TransType::kSaga;
+  std::string gid;
+  std::string branch_id;
+  BranchOp op = BranchOp::kAction;
+  std::string barrier_id;
+  // The op that inserted the row ("rollback" for the msg check-back's row).
+  std::string reason;
+};
+
+// What the barrier's rules need from a business database: one local
+// transaction on one connection. Implemented by each database's barrier;
+// BranchBarrier::Run and QueryPrepared drive it.
+class DTX_CORE_EXPORT BarrierStore {
+ public:
+  virtual ~BarrierStore();
+
+  // Opens the local transaction (or a savepoint inside the caller's).
+  virtual Status Begin() = 0;
+  // Inserts `row` unless the table holds one with the same (gid, branch_id,
+  // op, barrier_id); true when it inserted it. A concurrent transaction that
+  // inserted the same key makes this wait until it ends (or fail with
+  // kUnavailable after the database's lock timeout), never skip. Runs in
+  // the local transaction after Begin, on its own (auto-commit) otherwise.
+  virtual Result<bool> InsertIfAbsent(const BarrierRow& row) = 0;
+  // The reason of the committed row with row's key.
+  virtual Result<std::string> ReadReason(const BarrierRow& row) = 0;
+  // Commits the local transaction (releases the savepoint).
+  virtual Status Commit() = 0;
+  // Rolls the local transaction (the savepoint) back; never fails the call.
+  virtual void Rollback() = 0;
+};
 
 class DTX_CORE_EXPORT BranchBarrier {
  public:
@@ -47,6 +87,26 @@ class DTX_CORE_EXPORT BranchBarrier {
   // origin op) and `current_inserted`.
   static Decision Decide(BranchOp op, bool origin_inserted,
                          bool current_inserted);
+
+  // dtm's Call (dtm-semantics.md §4.3) on `store`: opens the local
+  // transaction, takes the next barrier id, inserts the origin op's row (for
+  // compensating ops) and the current op's row, and asks Decide. kRun: calls
+  // `business`, then commits when it returns OK and rolls back (returning
+  // its status) otherwise. kSkip: commits the rows without calling it (a
+  // null compensation's row must block its late forward op) and returns OK.
+  // kDuplicated: rolls back and returns kAborted with "DUPLICATED". A
+  // failing Begin, insert or commit returns the store's error (the business
+  // then did not take effect). `business` runs on the calling thread.
+  Status Run(BarrierStore& store, const std::function<Status()>& business);
+
+  // The check-back of a two-phase message (dtm's QueryPrepared, §4.4) on
+  // `store`, outside any local transaction: inserts the (msg, gid, "00",
+  // "msg", "01") row with reason "rollback" unless it exists (waiting for a
+  // local transaction in flight that inserted it), then reads the row's
+  // reason back. OK when the local transaction committed; kAborted (dtm's
+  // FAILURE) when it did not, and then it never will: its own insert finds
+  // the row and gets DUPLICATED. Only the gid of this barrier is used.
+  Status QueryPrepared(BarrierStore& store) const;
 
  private:
   explicit BranchBarrier(TransInfo info) : info_(std::move(info)) {}

@@ -226,6 +226,9 @@ struct CronUpdate {
   std::optional<int64_t> retry_count;  // written when set
   // Checked first, when set (kAborted).
   std::optional<Fence> fence;
+  // The writer stops working on it until it is due: the owner becomes ""
+  // (no coordinator holds it; the fence moves on when one claims it).
+  bool release = false;
 };
 
 // A request to take due transactions for processing.
@@ -344,7 +347,10 @@ class DTX_CORE_EXPORT Journal {
   virtual void TouchCron(CronUpdate update, WriteDone done) = 0;
 
   // Makes an unfinished transaction due at `now` (dtm's resetNextCronTime).
-  // kNotFound, kFailedPrecondition (finished).
+  // kNotFound, kFailedPrecondition (finished). On a shared journal, only
+  // one that no coordinator owns (owner "", see CronUpdate::release): one
+  // being worked on is left to its owner's lease (kFailedPrecondition
+  // naming the owner).
   virtual void MakeDue(std::string gid, TimePoint now, WriteDone done) = 0;
 
   // Atomically takes up to request.limit due unfinished transactions, the
