@@ -691,6 +691,10 @@ void TransRuntime::MaybeEvict() {
       next = now + interval_;
     }
     if (next < now) next = now;
+    // Kept, so that the eviction that goes on once the schedule is written
+    // (or has failed) finds it unchanged instead of writing a later one
+    // again and again (a stored status that moved on failed every write).
+    wake_at_ = next;
     // On a shared journal the owner lets go of it until it is due (so that
     // RetryNow through any coordinator may make it due at once): written
     // even when the schedule is unchanged.
