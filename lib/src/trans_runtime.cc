@@ -255,7 +255,13 @@ void TransRuntime::ReleaseWaiters(bool stopped) {
 void TransRuntime::Advance() {
   DTX_DCHECK(OnStrandNow());
   if (evicted()) return;
-  if (!paused_) RunPasses();
+  // On a shared journal only the owner works on it: a runtime loaded for a
+  // request about a transaction another coordinator holds (or that none
+  // holds) decides nothing of its own (a timeout, say), which would take it
+  // over while the owner's lease runs and its calls may be on the wire. A
+  // request's own decision (Decide) takes it over and makes it the owner.
+  const bool may_work = owned() || !engine_.journal->shared();
+  if (!paused_ && may_work) RunPasses();
   MaybeEvict();
 }
 

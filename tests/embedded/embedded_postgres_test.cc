@@ -248,6 +248,64 @@ TEST_F(EmbeddedPostgresTest, ADecisionOfAnotherCoordinatorTakesItOver) {
   a->Shutdown();
 }
 
+// A coordinator that does not own a transaction decides nothing of it on
+// its own: asked to go on with a saga that another coordinator is working on
+// (a client submitting it again through a load balancer), it does not time it
+// out, take it over and compensate it while the owner's lease runs and the
+// owner's calls may be on the wire.
+TEST_F(EmbeddedPostgresTest, ANonOwnerDoesNotTimeOutWhatItDoesNotOwn) {
+  if (pg_ == nullptr) return;
+  EmbeddedOptions embedded;
+  EmbeddedPostgresOptions pg;
+  pg.conninfo = pg_->conninfo();
+  pg.schema = FreshPostgresSchema();
+  embedded.postgres = pg;
+  const std::string url = busi_->address();
+  ASSERT_OK_AND_ASSIGN(auto dtm, OpenEmbeddedCoordinator(Options(), embedded));
+  // The saga as its owner left it: submitted an hour ago with a timeout of
+  // 1 s, its lease an hour ahead (the owner is calling its step).
+  {
+    PostgresJournalOptions o;
+    o.conninfo = pg_->conninfo();
+    o.schema = pg.schema;
+    ASSERT_OK_AND_ASSIGN(auto journal, PostgresJournal::Open(o));
+    const TimePoint now = SystemClock().Now();
+    GlobalTrans t;
+    t.gid = "owned-elsewhere";
+    t.trans_type = TransType::kSaga;
+    t.status = TransStatus::kSubmitted;
+    t.protocol = "grpc";
+    t.options = R"({"timeout_to_fail":1})";
+    t.create_time = now - std::chrono::hours(1);
+    t.next_cron_interval = std::chrono::seconds(10);
+    t.next_cron_time = now + std::chrono::hours(1);
+    t.owner = "the-owner";
+    t.fence = 3;
+    Branch compensate;
+    compensate.branch_id = "01";
+    compensate.op = BranchOp::kCompensate;
+    compensate.url = url + "/busi.Busi/TransOutRevert";
+    Branch action = compensate;
+    action.op = BranchOp::kAction;
+    action.url = url + "/busi.Busi/TransOut";
+    ASSERT_OK(WaitForWrite([&](WriteDone done) {
+      journal->SaveNew(t, {compensate, action}, std::move(done));
+    }));
+  }
+  const Status resubmitted = Saga(*dtm, "owned-elsewhere")
+                                 .Add(url + "/busi.Busi/TransOut",
+                                      url + "/busi.Busi/TransOutRevert", "o")
+                                 .Submit();
+  (void)resubmitted;  // accepted or not: what matters is what it did
+  dtm->WaitIdle();
+  EXPECT_THAT(CallsOf("owned-elsewhere"), ::testing::IsEmpty());
+  ASSERT_OK_AND_ASSIGN(auto row, FindInPostgres(pg.schema, "owned-elsewhere"));
+  EXPECT_EQ(row.trans.status, TransStatus::kSubmitted);
+  EXPECT_EQ(row.trans.owner, "the-owner");
+  EXPECT_EQ(row.trans.fence, 3);
+  dtm->Shutdown();
+}
+
 }  // namespace
 }  // namespace dtx::testing
 
