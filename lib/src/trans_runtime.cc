@@ -147,6 +147,7 @@ Fence TransRuntime::WriteFence() {
     // the fence it leaves.
     trans_.owner = engine_.owner;
     ++trans_.fence;
+    released_ = false;  // its schedule is to be written (and let go) again
   }
   return fence;
 }
