@@ -76,6 +76,8 @@ Result<std::unique_ptr<Journal>> OpenJournal(const EmbeddedOptions& embedded) {
   journal_options.clock = embedded.clock;
   journal_options.logger = embedded.logger;
   journal_options.metrics = embedded.metrics;
+  journal_options.create_if_missing = embedded.journal_create;
+  journal_options.on_lost = embedded.on_journal_lost;
   DTX_ASSIGN_OR_RETURN(auto journal, SqliteJournal::Open(journal_options));
   return std::unique_ptr<Journal>(std::move(journal));
 }

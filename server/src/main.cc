@@ -29,9 +29,12 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <mutex>
 #include <pthread.h>
 #include <thread>
 
@@ -52,10 +55,14 @@ std::optional<std::string> GetEnv(const std::string& name) {
   return std::string(value);
 }
 
-// Where the journal is, for messages: never the password.
+// Where the journal is, for messages: never the password. The SQLite file's
+// absolute path, which the journal also opens.
 std::string JournalName(const dtx::server::ServerConfig& config) {
-  if (config.store_driver != dtx::server::StoreDriver::kPostgres)
-    return config.store_path;
+  if (config.store_driver != dtx::server::StoreDriver::kPostgres) {
+    std::error_code ec;
+    auto absolute = std::filesystem::absolute(config.store_path, ec);
+    return ec ? config.store_path : absolute.lexically_normal().string();
+  }
   const dtx::server::PostgresStoreConfig& pg = config.postgres;
   return "postgres " + JoinHostPort(pg.host, pg.port) + "/" + pg.db +
          " schema " + pg.schema;
@@ -78,6 +85,27 @@ dtx::EmbeddedPostgresOptions PostgresOptions(
   return out;
 }
 
+// A journal lost while serving (deleted, replaced or moved: docs/journal.md,
+// "Identity"): the journal answers UNAVAILABLE from then on; this turns both
+// health checks to NOT_SERVING. The journal's callback may run before the
+// gRPC server exists or while it stops, hence the mutex.
+struct JournalHealth {
+  std::atomic<bool> lost{false};
+  std::mutex mu;
+  dtx::DtmServer* server = nullptr;  // guarded by mu
+
+  void Lost() {
+    lost = true;
+    std::lock_guard<std::mutex> lock(mu);
+    if (server != nullptr) server->SetServing(false);
+  }
+  void Attach(dtx::DtmServer* s) {
+    std::lock_guard<std::mutex> lock(mu);
+    server = s;
+    if (server != nullptr && lost) server->SetServing(false);
+  }
+};
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "dtx-server: %s\n", message.c_str());
   return 1;
@@ -93,7 +121,8 @@ dtx::Result<dtx::HttpHandler> HttpRoutes(
     dtx::Coordinator* coordinator, const dtx::MetricsRegistry* metrics,
     dtx::ServerMetrics* server_metrics,
     const dtx::server::AdminHttpOptions& admin,
-    const dtx::server::DtmHttpApiOptions& api) {
+    const dtx::server::DtmHttpApiOptions& api,
+    const JournalHealth* journal_health) {
   dtx::HttpRouter router;
   router.set_metrics(server_metrics);
   DTX_RETURN_IF_ERROR(dtx::server::AddDtmApiRoutes(router, coordinator, api));
@@ -113,7 +142,13 @@ dtx::Result<dtx::HttpHandler> HttpRoutes(
                 });
   router.Handle(
       "GET", "/api/health",
-      [coordinator](const dtx::HttpRequest&, dtx::HttpResponder r) {
+      [coordinator, journal_health](const dtx::HttpRequest&,
+                                    dtx::HttpResponder r) {
+        if (journal_health->lost) {
+          r.Respond(
+              dtx::HttpResponse::Json(503, R"({"status":"NOT_SERVING"})"));
+          return;
+        }
         coordinator->NewGidAsync([r](const dtx::Result<std::string>& gid) {
           r.Respond(
               gid.ok() ? dtx::HttpResponse::Json(200, R"({"status":"SERVING"})")
@@ -233,6 +268,10 @@ int main(int argc, char** argv) {
   embedded.branch_tls = config.branch_tls;
   embedded.durable_on_power_loss = config.durable_on_power_loss;
   embedded.logger = logger;
+  // Store.Create, and a lost journal turning health to NOT_SERVING.
+  static JournalHealth journal_health;
+  embedded.journal_create = config.store_create;
+  embedded.on_journal_lost = [](const dtx::Status&) { journal_health.Lost(); };
   // Unusable TLS files stop the server before it opens the journal and
   // resumes anything.
   if (dtx::Status tls = dtx::HttpServer::CheckTls(config.tls); !tls.ok()) {
@@ -240,8 +279,16 @@ int main(int argc, char** argv) {
   }
   auto coordinator = dtx::OpenEmbeddedCoordinator(options, embedded);
   if (!coordinator.ok()) {
+    const bool missing =
+        !config.store_create &&
+        config.store_driver != dtx::server::StoreDriver::kPostgres &&
+        coordinator.status().code() == dtx::StatusCode::kNotFound;
     return Fail("cannot open the coordinator (journal " + JournalName(config) +
-                "): " + coordinator.status().ToString());
+                "): " + coordinator.status().ToString() +
+                (missing ? " (Store.Create is false: dtx-server does not "
+                           "create a missing journal; restore the file or "
+                           "set Store.Create: true for a first start)"
+                         : ""));
   }
 
   // HTTP first: a port in use stops the server before it registers in etcd.
@@ -250,7 +297,7 @@ int main(int argc, char** argv) {
   dtx::server::DtmHttpApiOptions api_http;
   api_http.logger = logger;
   auto routes = HttpRoutes(coordinator->get(), &metrics, server_metrics->get(),
-                           admin_http, api_http);
+                           admin_http, api_http, &journal_health);
   if (!routes.ok()) {
     (*coordinator)->Shutdown();
     return Fail(routes.status().ToString());
@@ -288,6 +335,7 @@ int main(int argc, char** argv) {
     (*coordinator)->Shutdown();
     return Fail(server.status().ToString());
   }
+  journal_health.Attach(server->get());
   std::printf("dtx-server: listening on %s\n",
               JoinHostPort(config.grpc_host, (*server)->port()).c_str());
   const std::string key = (*server)->registry_key();
@@ -332,6 +380,7 @@ int main(int argc, char** argv) {
       [&http, grace = config.shutdown_grace] { (*http)->Shutdown(grace); });
   (*server)->Shutdown(config.shutdown_grace);
   http_drain.join();
+  journal_health.Attach(nullptr);
   (*coordinator)->Shutdown();
   // Alerts still being sent get a moment; the coordinator reports no more.
   if (alerts) {

@@ -272,6 +272,18 @@ const std::vector<Key>& Keys() {
          }
          return Status::Ok();
        }},
+      {"Store.Create",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         const std::string s = Lower(v);
+         if (s == "true") {
+           c.store_create = true;
+         } else if (s == "false") {
+           c.store_create = false;
+         } else {
+           return InvalidArgumentError("'" + v + "' is not true or false");
+         }
+         return Status::Ok();
+       }},
       {"GrpcHost", Text(&ServerConfig::grpc_host, false)},
       {"GrpcPort",
        [](ServerConfig& c, const std::string& v) -> Status {
@@ -693,6 +705,7 @@ std::string ToYaml(const ServerConfig& c) {
     out << YAML::Key << "Path" << YAML::Value << c.store_path;
     out << YAML::Key << "Synchronous" << YAML::Value
         << (c.durable_on_power_loss ? "full" : "normal");
+    out << YAML::Key << "Create" << YAML::Value << c.store_create;
   }
   out << YAML::EndMap;
   out << YAML::Key << "GrpcHost" << YAML::Value << c.grpc_host;

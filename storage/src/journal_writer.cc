@@ -12,6 +12,17 @@
 // fails with that status: nothing is acknowledged that is not durable, and
 // nothing failed is half-written.
 //
+// Identity. SQLite writes into the file it has open: a journal deleted,
+// replaced or moved under it would take every later commit with it, in
+// silence. So the writer checks that the path still names the file it
+// opened (device and inode) every identity_check_interval while idle, before
+// each batch and after its COMMIT. Once it does not, the journal is lost for
+// good: the batch in hand and every later write fail with kUnavailable
+// naming the path (a commit that landed in the lost file is not
+// acknowledged), reads answer the same (sqlite_journal.cc), on_lost is
+// called once and an error is logged. Only a restart on a journal that is
+// there again recovers.
+//
 // Shutdown. Close() stops intake, lets the thread drain the queue (every op
 // is completed) and joins it, so no completion runs on the writer after
 // Close() returns.
@@ -19,11 +30,50 @@
 #include "journal_writer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <sys/stat.h>
 #include <system_error>
 #include <utility>
 
 namespace dtx::internal {
+
+Result<FileIdentity> FileIdentity::Of(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    std::string message =
+        "journal: " + path + ": cannot stat: " + std::strerror(err);
+    if (err == ENOENT) return NotFoundError(message);
+    return UnavailableError(message);
+  }
+  FileIdentity out;
+  out.path = path;
+  out.device = static_cast<uint64_t>(st.st_dev);
+  out.inode = static_cast<uint64_t>(st.st_ino);
+  return out;
+}
+
+Status FileIdentity::Check() const {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    return UnavailableError(
+        "journal: " + path + ": the journal file is gone (" +
+        std::strerror(err) +
+        "): deleted or moved while in use; nothing more is written, restart "
+        "on the journal file");
+  }
+  if (static_cast<uint64_t>(st.st_dev) != device ||
+      static_cast<uint64_t>(st.st_ino) != inode) {
+    return UnavailableError(
+        "journal: " + path +
+        ": the journal file was replaced while in use (another file has its "
+        "path now); nothing more is written, restart on the journal file");
+  }
+  return Status::Ok();
+}
 
 JournalWriter::JournalWriter(std::unique_ptr<Db> db, Options options)
     : options_(std::move(options)), path_(db->path()), db_(std::move(db)) {}
@@ -105,24 +155,64 @@ void JournalWriter::Enqueue(std::unique_ptr<WriteOp> op) {
   op->Complete(FailedPreconditionError("journal: " + path_ + ": closed"));
 }
 
+bool JournalWriter::CheckIdentity() {
+  if (!options_.identity) return true;
+  if (is_lost_.load(std::memory_order_acquire)) return false;
+  Status check = options_.identity->Check();
+  if (check.ok()) return true;
+  {
+    MutexLock lock(&mu_);
+    lost_ = check;
+  }
+  is_lost_.store(true, std::memory_order_release);
+  DTX_LOG(options_.logger, LogLevel::kError, check.message());
+  if (options_.on_lost) options_.on_lost(check);
+  return false;
+}
+
+Status JournalWriter::lost() const {
+  if (!is_lost_.load(std::memory_order_acquire)) return Status::Ok();
+  MutexLock lock(&mu_);
+  return lost_;
+}
+
 void JournalWriter::Loop() {
   std::vector<std::unique_ptr<WriteOp>> batch;
   std::vector<Status> results;
   for (;;) {
+    bool idle = false;
     {
       MutexLock lock(&mu_);
-      cv_.Wait(&mu_, [this] {
+      auto ready = [this] {
         mu_.AssertHeld();
         return !queue_.empty() || closing_;
-      });
-      if (queue_.empty()) break;  // closing and drained
-      const std::size_t n = std::min(queue_.size(), options_.max_batch_writes);
-      for (std::size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      };
+      if (options_.identity && !is_lost_.load(std::memory_order_relaxed)) {
+        idle = !cv_.WaitFor(&mu_, options_.identity_check_interval, ready);
+      } else {
+        cv_.Wait(&mu_, ready);
+      }
+      if (!idle) {
+        if (queue_.empty()) break;  // closing and drained
+        const std::size_t n =
+            std::min(queue_.size(), options_.max_batch_writes);
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
       }
     }
-    RunBatch(batch, results);
+    if (idle) {
+      CheckIdentity();
+      continue;
+    }
+    if (CheckIdentity()) {
+      RunBatch(batch, results);
+      // A commit that landed in a file lost meanwhile is not acknowledged.
+      if (!CheckIdentity()) results.assign(batch.size(), lost());
+    } else {
+      results.assign(batch.size(), lost());
+    }
     // The batch is durable (or failed whole): complete its ops in commit
     // order. Each op goes as soon as its completion is handed off, releasing
     // what the completion captured.

@@ -20,15 +20,34 @@
 #include "sqlite_handle.h"
 #include "sqlite_journal_ops.h"
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace dtx::internal {
+
+// Which file a path names (device and inode), to notice a journal that was
+// deleted, replaced or moved under a running writer: SQLite keeps writing
+// into the file it has open, which is then lost.
+struct FileIdentity {
+  std::string path;
+  uint64_t device = 0;
+  uint64_t inode = 0;
+
+  // kNotFound when `path` names nothing; kUnavailable for another error.
+  static Result<FileIdentity> Of(const std::string& path);
+  // Ok while `path` still names the same file; else kUnavailable naming
+  // the path and what happened to it.
+  Status Check() const;
+};
 
 class JournalWriter {
  public:
@@ -40,6 +59,13 @@ class JournalWriter {
     std::shared_ptr<Logger> logger;
     // Borrowed; must outlive the writer. Null: no metrics.
     MetricsRegistry* metrics = nullptr;
+    // The journal file as it was opened (FileIdentity::Of): checked every
+    // identity_check_interval and before and after each batch. Unset: never
+    // checked.
+    std::optional<FileIdentity> identity;
+    std::chrono::milliseconds identity_check_interval{250};
+    // Called once, on the writer thread, when the file is found lost.
+    std::function<void(const Status&)> on_lost;
   };
 
   // Takes `db`, the journal's configured write connection with its schema
@@ -66,6 +92,10 @@ class JournalWriter {
   };
   Stats stats() const;
 
+  // Ok until the file is found lost (Options::identity); then the
+  // kUnavailable every write and read answers from then on.
+  Status lost() const;
+
  private:
   JournalWriter(std::unique_ptr<Db> db, Options options);
   Status PrepareStatements();
@@ -75,6 +105,9 @@ class JournalWriter {
   // batch[i].
   void RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,
                 std::vector<Status>& results);
+  // Checks the identity; false (and the file marked lost, on_lost called
+  // the first time) when it changed. Writer thread only.
+  bool CheckIdentity();
 
   const Options options_;
   const std::string path_;  // for messages
@@ -91,6 +124,8 @@ class JournalWriter {
   bool closing_ DTX_GUARDED_BY(mu_) = false;
   uint64_t stat_writes_ DTX_GUARDED_BY(mu_) = 0;
   uint64_t stat_commits_ DTX_GUARDED_BY(mu_) = 0;
+  Status lost_ DTX_GUARDED_BY(mu_);
+  std::atomic<bool> is_lost_{false};  // lost_ is set; read without mu_
   std::thread thread_;
 
   // Null without a registry. The gauge reads queue_ under mu_; declared after

@@ -16,9 +16,16 @@ Result<std::unique_ptr<Db>> ReaderPool::Take() {
       return db;
     }
   }
-  DTX_ASSIGN_OR_RETURN(auto db,
-                       Db::Open(path_, /*create=*/false,
-                                static_cast<int>(busy_timeout_.count())));
+  auto opened = Db::Open(path_, /*create=*/false,
+                         static_cast<int>(busy_timeout_.count()));
+  if (!opened.ok()) {
+    // The journal was open a moment ago: a failure to open it again is the
+    // store's, never a kNotFound a caller could take for a missing gid.
+    if (opened.status().code() == StatusCode::kNotFound)
+      return UnavailableError(opened.status().message());
+    return opened.status();
+  }
+  std::unique_ptr<Db> db = std::move(opened).value();
   DTX_RETURN_IF_ERROR(db->Exec("PRAGMA query_only = 1"));
   return db;
 }

@@ -11,8 +11,15 @@
 #include "sqlite_handle.h"
 #include "sqlite_journal_ops.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
+#include <system_error>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -34,6 +41,19 @@ struct SqliteJournal::Impl {
   Result<std::unique_ptr<Db>> OpenStore();
   Status Configure(Db& db);
 
+  // kUnavailable once the file is found deleted, replaced or moved
+  // (journal_writer.cc): reads answer it too, never kNotFound for a gid the
+  // lost file holds.
+  Status Lost() const { return writer ? writer->lost() : Status::Ok(); }
+  // A read that failed (kNotFound included) on a file that is not the one
+  // opened answers why instead.
+  template <typename T>
+  Result<T> CheckRead(Result<T> read) const {
+    if (read.ok() || !identity) return read;
+    if (Status lost = identity->Check(); !lost.ok()) return lost;
+    return read;
+  }
+
   // Null writer: opened read-only.
   Status ReadOnly() const {
     return FailedPreconditionError("journal: " + options.path +
@@ -44,12 +64,34 @@ struct SqliteJournal::Impl {
   const Clock* clock;
   std::shared_ptr<Logger> logger;
   std::unique_ptr<internal::JournalWriter> writer;  // set by Open
+  std::optional<internal::FileIdentity> identity;   // set by Open
   internal::ReaderPool readers;
 };
+
+namespace {
+
+// Creates an empty `path` readable and writable by its owner only (0600): the
+// journal holds payloads and branch headers. SQLite gives the -wal and -shm
+// files the mode of the database file. An empty file is an empty database.
+// A failure is left to SQLite's open, which explains it.
+void CreateOwnerOnly(const std::string& path, Logger& logger) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                        S_IRUSR | S_IWUSR);
+  if (fd < 0) return;
+  ::close(fd);
+  DTX_LOG(
+      &logger, LogLevel::kWarn,
+      "journal: " << path << " did not exist: created a new, empty journal");
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Db>> SqliteJournal::Impl::OpenStore() {
   const int busy_ms = static_cast<int>(options.busy_timeout.count());
   const bool create = options.create_if_missing && !options.read_only;
+  if (create && ::access(options.path.c_str(), F_OK) != 0 && errno == ENOENT) {
+    CreateOwnerOnly(options.path, *logger);
+  }
   DTX_ASSIGN_OR_RETURN(std::unique_ptr<Db> db,
                        Db::Open(options.path, create, busy_ms));
   // The first statement reads the header: a file that is not a database fails
@@ -141,6 +183,19 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
     SqliteJournalOptions options) {
   if (options.path.empty())
     return InvalidArgumentError("journal: path is empty");
+  // Absolute, so that messages name the file wherever the process started
+  // and a later change of directory cannot move it.
+  {
+    std::error_code ec;
+    std::filesystem::path absolute =
+        std::filesystem::absolute(options.path, ec);
+    if (ec) {
+      return UnavailableError(
+          "journal: " + options.path +
+          ": cannot resolve to an absolute path: " + ec.message());
+    }
+    options.path = absolute.lexically_normal().string();
+  }
   auto impl = std::make_unique<Impl>(std::move(options));
   DTX_ASSIGN_OR_RETURN(std::unique_ptr<Db> db, impl->OpenStore());
   if (impl->options.read_only) {
@@ -155,6 +210,18 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
   writer_options.clock = impl->clock;
   writer_options.logger = impl->logger;
   writer_options.metrics = impl->options.metrics;
+  {
+    auto identity = internal::FileIdentity::Of(impl->options.path);
+    if (!identity.ok()) {
+      return UnavailableError(identity.status().message() +
+                              " (right after opening it)");
+    }
+    impl->identity = *identity;
+    writer_options.identity = std::move(identity).value();
+  }
+  writer_options.identity_check_interval =
+      impl->options.identity_check_interval;
+  writer_options.on_lost = impl->options.on_lost;
   DTX_ASSIGN_OR_RETURN(
       impl->writer,
       internal::JournalWriter::Start(std::move(db), std::move(writer_options)));
@@ -215,32 +282,35 @@ void SqliteJournal::Flush(WriteDone done) {
 
 Result<TransWithBranches> SqliteJournal::Find(const std::string& gid) {
   const std::string& path = impl_->options.path;
-  return impl_->readers.WithReader([&](Db& db) -> Result<TransWithBranches> {
-    TransWithBranches out;
-    {
-      DTX_ASSIGN_OR_RETURN(Stmt * stmt,
-                           db.PrepareStatic(FindGlobalSql().c_str()));
-      StmtGuard guard(stmt);
-      stmt->BindText(1, gid);
-      const int rc = stmt->Step();
-      if (rc == SQLITE_DONE)
-        return NotFoundError("journal: gid " + gid + ": not found");
-      if (rc != SQLITE_ROW) return db.Error(rc, "find " + gid);
-      DTX_ASSIGN_OR_RETURN(out.trans, internal::ReadGlobalRow(*stmt, path));
-    }
-    DTX_ASSIGN_OR_RETURN(Stmt * stmt,
-                         db.PrepareStatic(FindBranchesSql().c_str()));
-    StmtGuard guard(stmt);
-    stmt->BindInt(1, out.trans.id);
-    for (;;) {
-      const int rc = stmt->Step();
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return db.Error(rc, "find branches of " + gid);
-      DTX_ASSIGN_OR_RETURN(Branch b, internal::ReadBranchRow(*stmt, path));
-      out.branches.push_back(std::move(b));
-    }
-    return out;
-  });
+  DTX_RETURN_IF_ERROR(impl_->Lost());
+  auto read =
+      impl_->readers.WithReader([&](Db& db) -> Result<TransWithBranches> {
+        TransWithBranches out;
+        {
+          DTX_ASSIGN_OR_RETURN(Stmt * stmt,
+                               db.PrepareStatic(FindGlobalSql().c_str()));
+          StmtGuard guard(stmt);
+          stmt->BindText(1, gid);
+          const int rc = stmt->Step();
+          if (rc == SQLITE_DONE)
+            return NotFoundError("journal: gid " + gid + ": not found");
+          if (rc != SQLITE_ROW) return db.Error(rc, "find " + gid);
+          DTX_ASSIGN_OR_RETURN(out.trans, internal::ReadGlobalRow(*stmt, path));
+        }
+        DTX_ASSIGN_OR_RETURN(Stmt * stmt,
+                             db.PrepareStatic(FindBranchesSql().c_str()));
+        StmtGuard guard(stmt);
+        stmt->BindInt(1, out.trans.id);
+        for (;;) {
+          const int rc = stmt->Step();
+          if (rc == SQLITE_DONE) break;
+          if (rc != SQLITE_ROW) return db.Error(rc, "find branches of " + gid);
+          DTX_ASSIGN_OR_RETURN(Branch b, internal::ReadBranchRow(*stmt, path));
+          out.branches.push_back(std::move(b));
+        }
+        return out;
+      });
+  return impl_->CheckRead(std::move(read));
 }
 
 namespace {
@@ -323,7 +393,8 @@ Result<ListPage> SqliteJournal::List(const ListQuery& query) {
   const std::size_t limit = query.limit == 0 ? kDefaultListLimit : query.limit;
   const std::optional<std::string> prefix_end = PrefixEnd(query.gid_prefix);
   const std::string& path = impl_->options.path;
-  return impl_->readers.WithReader([&](Db& db) -> Result<ListPage> {
+  DTX_RETURN_IF_ERROR(impl_->Lost());
+  auto read = impl_->readers.WithReader([&](Db& db) -> Result<ListPage> {
     DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.Prepare(sql));
     StmtGuard guard(stmt);
     if (query.cursor > 0) stmt->BindInt(1, query.cursor);
@@ -348,6 +419,7 @@ Result<ListPage> SqliteJournal::List(const ListQuery& query) {
       page.next_cursor = page.transactions.back().id;
     return page;
   });
+  return impl_->CheckRead(std::move(read));
 }
 
 Result<std::string> SqliteJournal::ExplainListQuery(const ListQuery& query) {
@@ -360,7 +432,8 @@ Result<DuePage> SqliteJournal::ListDue(TimePoint now, std::size_t limit,
                                        DueCursor after) {
   if (limit == 0) limit = 1;
   const std::string& path = impl_->options.path;
-  return impl_->readers.WithReader([&](Db& db) -> Result<DuePage> {
+  DTX_RETURN_IF_ERROR(impl_->Lost());
+  auto read = impl_->readers.WithReader([&](Db& db) -> Result<DuePage> {
     DTX_ASSIGN_OR_RETURN(Stmt * stmt,
                          db.PrepareStatic(internal::DueSelectSql().c_str()));
     StmtGuard guard(stmt);
@@ -382,30 +455,36 @@ Result<DuePage> SqliteJournal::ListDue(TimePoint now, std::size_t limit,
     }
     return page;
   });
+  return impl_->CheckRead(std::move(read));
 }
 
 Result<UnfinishedSummary> SqliteJournal::Summarize(TimePoint now) {
-  return impl_->readers.WithReader([&](Db& db) -> Result<UnfinishedSummary> {
-    // The WHERE is the due index's own, so SQLite scans that index only.
-    DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
+  DTX_RETURN_IF_ERROR(impl_->Lost());
+  auto read =
+      impl_->readers.WithReader([&](Db& db) -> Result<UnfinishedSummary> {
+        // The WHERE is the due index's own, so SQLite scans that index only.
+        DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic(R"sql(
 SELECT COUNT(*), COALESCE(SUM(next_cron_time <= ?1), 0), MIN(create_time)
 FROM trans_global INDEXED BY trans_global_due
 WHERE status IN ('prepared', 'submitted', 'aborting'))sql"));
-    StmtGuard guard(stmt);
-    stmt->BindInt(1, ToUnixMillis(now));
-    const int rc = stmt->Step();
-    if (rc != SQLITE_ROW) return db.Error(rc, "summarize");
-    UnfinishedSummary out;
-    out.unfinished = stmt->Int(0);
-    out.due = stmt->Int(1);
-    if (!stmt->IsNull(2)) out.oldest_create_time = FromUnixMillis(stmt->Int(2));
-    return out;
-  });
+        StmtGuard guard(stmt);
+        stmt->BindInt(1, ToUnixMillis(now));
+        const int rc = stmt->Step();
+        if (rc != SQLITE_ROW) return db.Error(rc, "summarize");
+        UnfinishedSummary out;
+        out.unfinished = stmt->Int(0);
+        out.due = stmt->Int(1);
+        if (!stmt->IsNull(2))
+          out.oldest_create_time = FromUnixMillis(stmt->Int(2));
+        return out;
+      });
+  return impl_->CheckRead(std::move(read));
 }
 
 Result<StatusCounts> SqliteJournal::CountByStatus() {
   const std::string& path = impl_->options.path;
-  return impl_->readers.WithReader([&](Db& db) -> Result<StatusCounts> {
+  DTX_RETURN_IF_ERROR(impl_->Lost());
+  auto read = impl_->readers.WithReader([&](Db& db) -> Result<StatusCounts> {
     // Kept by triggers (schema.cc): five rows, whatever the journal's size.
     DTX_ASSIGN_OR_RETURN(Stmt * stmt, db.PrepareStatic("SELECT status, n FROM "
                                                        "trans_status_count"));
@@ -425,6 +504,7 @@ Result<StatusCounts> SqliteJournal::CountByStatus() {
     }
     return out;
   });
+  return impl_->CheckRead(std::move(read));
 }
 
 Result<std::string> SqliteJournal::ExplainDueQuery() {

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 
 namespace dtx {
@@ -56,6 +57,36 @@ TEST(EmbeddedTest, KeepsTransactionsInTheJournalAtJournalPath) {
   ASSERT_OK_AND_ASSIGN(auto found, reopened->Query(gid));
   EXPECT_EQ(found.trans.status, TransStatus::kSucceed);
   reopened->Shutdown();
+}
+
+// Issue 19's reproducer, embedded: `rm dtx.db*` under a running coordinator.
+TEST(EmbeddedTest, ADeletedJournalRefusesSubmitsAndReads) {
+  TempDir dir;
+  EmbeddedOptions embedded;
+  embedded.journal_path = dir.File("dtx.db");
+  embedded.durable_on_power_loss = false;
+  std::atomic<int> lost{0};
+  embedded.on_journal_lost = [&](const Status&) { ++lost; };
+  ASSERT_OK_AND_ASSIGN(auto dtm, OpenEmbeddedCoordinator(Options(), embedded));
+  ASSERT_OK(Saga(*dtm, "before").Add("", "", "").WaitResult(true).Submit());
+  for (const char* suffix : {"", "-wal", "-shm"})
+    std::filesystem::remove(embedded.journal_path + suffix);
+  EXPECT_THAT(Saga(*dtm, "after").Add("", "", "").WaitResult(true).Submit(),
+              StatusIs(StatusCode::kUnavailable, embedded.journal_path));
+  EXPECT_THAT(dtm->Query("before"), StatusIs(StatusCode::kUnavailable));
+  EXPECT_EQ(lost.load(), 1);
+  dtm->Shutdown();
+  EXPECT_FALSE(std::filesystem::exists(embedded.journal_path));
+}
+
+TEST(EmbeddedTest, JournalCreateFalseRefusesAMissingJournal) {
+  TempDir dir;
+  EmbeddedOptions embedded;
+  embedded.journal_path = dir.File("dtx.db");
+  embedded.journal_create = false;
+  EXPECT_THAT(OpenEmbeddedCoordinator(Options(), embedded),
+              StatusIs(StatusCode::kNotFound, "no such file"));
+  EXPECT_FALSE(std::filesystem::exists(embedded.journal_path));
 }
 
 TEST(EmbeddedTest, TargetNeedsTheKratosDriver) {

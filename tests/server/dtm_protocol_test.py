@@ -23,6 +23,7 @@ Python or no protoc; under CI=true that is a failure instead).
 """
 
 import argparse
+import glob
 import json
 import os
 import queue
@@ -636,6 +637,50 @@ class DtmProtocolTest(ServerTestCase):
         reply = next(iter(reflect(iter([b"\x3a\x00"]), timeout=RPC_TIMEOUT_S)))
         for service in (b"dtmgimp.Dtm", b"dtx.admin.v1.Admin", b"grpc.health.v1.Health"):
             self.assertIn(service, reply)
+
+    def test_deleted_journal_stops_intake_and_health(self):
+        # Issue 19's reproducer: `rm journal.db*` under a running server. The
+        # writer used to commit into the unlinked file and answer OK.
+        check = self.client.channel.unary_unary("/grpc.health.v1.Health/Check")
+        before = self.new_gid()
+        self.client.Submit(self.saga_request(before, [b"\x01", b"\x02"]),
+                           timeout=RPC_TIMEOUT_S)
+        self.wait_status(before, "succeed")
+        removed = glob.glob(self.journal + "*")
+        self.assertIn(self.journal, removed)
+        for path in removed:
+            os.remove(path)
+        # From the rm on, no Submit is acknowledged; the health check turns
+        # NOT_SERVING (HealthCheckResponse{status: 2}) soon after.
+        deadline = time.monotonic() + POLL_DEADLINE_S
+        n = 0
+        while True:
+            n += 1
+            error = self.expect_error(
+                self.client.Submit,
+                self.saga_request("after-rm-%d" % n, [b"\x01", b"\x02"]),
+                grpc.StatusCode.UNAVAILABLE, "Submit after rm")
+            self.assertIn(self.journal, error.details())
+            if check(b"", timeout=RPC_TIMEOUT_S) == b"\x08\x02":
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            "health still SERVING after the journal was deleted")
+            time.sleep(0.05)
+        # A gid acknowledged before is not reported missing: the store failed.
+        self.expect_error(self.client.Query, PB.admin.QueryRequest(gid=before),
+                          grpc.StatusCode.UNAVAILABLE, "Query after rm")
+        self.assertIn("journal file is gone", self.server.output())
+        self.assertFalse(os.path.exists(self.journal),
+                         "the lost journal was created again")
+
+    def test_journal_files_are_owner_only(self):
+        gid = self.new_gid()
+        self.client.Submit(self.saga_request(gid, [b"\x01", b"\x02"]),
+                           timeout=RPC_TIMEOUT_S)
+        self.wait_status(gid, "succeed")
+        for suffix in ("", "-wal", "-shm"):
+            mode = os.stat(self.journal + suffix).st_mode & 0o777
+            self.assertEqual(mode, 0o600, "%s%s is %o" % (self.journal, suffix, mode))
 
     def test_workflow_and_topics_are_unimplemented(self):
         unimplemented = grpc.StatusCode.UNIMPLEMENTED

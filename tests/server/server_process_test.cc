@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <signal.h>
@@ -326,6 +327,19 @@ TEST_F(ServerProcessTest, BadConfigurationIsAClearStartupError) {
                                "--store-path", dir_.File("garbage.db")});
   EXPECT_EQ(corrupt.exit_code, 1);
   EXPECT_THAT(corrupt.output, HasSubstr("cannot open the coordinator"));
+}
+
+TEST_F(ServerProcessTest, StoreCreateFalseRefusesAMissingJournal) {
+  // A restart whose journal went missing (deleted, or a relative path from
+  // another directory) must not start empty without a word.
+  std::ofstream(dir_.File("nocreate.yml"))
+      << "Store:\n  Path: " << dir_.File("gone.db") << "\n  Create: false\n";
+  Outcome missing = RunToExit({"-c", dir_.File("nocreate.yml"), "--grpc-port",
+                               "0", "--http-port", "0"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.output, HasSubstr(dir_.File("gone.db")));
+  EXPECT_THAT(missing.output, HasSubstr("Store.Create is false"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("gone.db")));
 }
 
 TEST_F(ServerProcessTest, PortInUseIsAClearStartupError) {

@@ -16,8 +16,12 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -766,6 +770,94 @@ TEST_F(SqliteJournalTest, FullDiskFailsTheWriteAndLosesNothing) {
   for (const auto& gid : saved) {
     ASSERT_OK_AND_ASSIGN(auto got, j->Find(gid));
     EXPECT_EQ(got.branches.at(0).bin_data.size(), 2000u);
+  }
+}
+
+// Issue 19's reproducer: `rm journal.db*` under an open journal. SQLite
+// would go on committing into the unlinked file and every write answered OK.
+TEST_F(SqliteJournalTest, ADeletedJournalIsLostAndNothingIsAcknowledgedAfter) {
+  std::atomic<int> lost_calls{0};
+  SqliteJournalOptions o = Options();
+  o.on_lost = [&](const Status& s) {
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+    ++lost_calls;
+  };
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  ASSERT_OK(Save(*j, Trans("kept", clock_)));
+  for (const char* suffix : {"", "-wal", "-shm"})
+    std::filesystem::remove(o.path + suffix);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(Save(*j, Trans("after-" + std::to_string(i), clock_)),
+                StatusIs(StatusCode::kUnavailable, o.path));
+  }
+  EXPECT_THAT(WaitForWrite([&](WriteDone done) { j->Flush(std::move(done)); }),
+              StatusIs(StatusCode::kUnavailable, "journal file is gone"));
+  // A gid written before is not reported missing: the store failed.
+  EXPECT_THAT(j->Find("kept"), StatusIs(StatusCode::kUnavailable, o.path));
+  EXPECT_THAT(j->List(ListQuery{}), StatusIs(StatusCode::kUnavailable));
+  EXPECT_EQ(lost_calls.load(), 1);
+  j->Close();
+  EXPECT_FALSE(std::filesystem::exists(o.path));
+}
+
+TEST_F(SqliteJournalTest, AReplacedOrMovedJournalIsLost) {
+  SqliteJournalOptions o = Options();
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  ASSERT_OK(Save(*j, Trans("kept", clock_)));
+  // Moved away and another file put at its path: the path names another
+  // inode, which the writer must not take for its journal.
+  std::filesystem::rename(o.path, dir_.File("moved.db"));
+  std::ofstream(o.path) << "";
+  EXPECT_THAT(Save(*j, Trans("after", clock_)),
+              StatusIs(StatusCode::kUnavailable, "was replaced"));
+  EXPECT_THAT(j->Find("kept"), StatusIs(StatusCode::kUnavailable));
+}
+
+TEST_F(SqliteJournalTest, ALostJournalIsNoticedWithoutAWrite) {
+  std::promise<Status> lost;
+  SqliteJournalOptions o = Options();
+  o.identity_check_interval = std::chrono::milliseconds(10);
+  o.on_lost = [&](const Status& s) { lost.set_value(s); };
+  auto logger = std::make_shared<RecordingLogger>();
+  o.logger = logger;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  std::filesystem::remove(o.path);
+  std::future<Status> noticed = lost.get_future();
+  ASSERT_EQ(noticed.wait_for(std::chrono::seconds(30)),
+            std::future_status::ready);
+  EXPECT_THAT(noticed.get(), StatusIs(StatusCode::kUnavailable, o.path));
+  EXPECT_THAT(logger->Text(),
+              ::testing::HasSubstr("error journal: " + o.path +
+                                   ": the journal file is gone"));
+}
+
+TEST_F(SqliteJournalTest, ARelativePathIsOpenedAndNamedAbsolute) {
+  auto logger = std::make_shared<RecordingLogger>();
+  SqliteJournalOptions o = Options();
+  o.path = std::filesystem::relative(dir_.File("rel.db")).string();
+  ASSERT_FALSE(std::filesystem::path(o.path).is_absolute());
+  o.logger = logger;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  EXPECT_THAT(
+      logger->Text(),
+      ::testing::HasSubstr(
+          "journal: opened " +
+          std::filesystem::absolute(o.path).lexically_normal().string()));
+}
+
+TEST_F(SqliteJournalTest, NewJournalFilesAreOwnerOnly) {
+  SqliteJournalOptions o = Options();
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  ASSERT_OK(Save(*j, Trans("t", clock_)));
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    struct stat st;
+    ASSERT_EQ(::stat((o.path + suffix).c_str(), &st), 0) << suffix;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << o.path << suffix;
   }
 }
 

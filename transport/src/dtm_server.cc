@@ -693,6 +693,12 @@ std::string DtmServer::registry_key() const {
 
 std::size_t DtmServer::requests_waiting() const { return impl_->calls.size(); }
 
+void DtmServer::SetServing(bool serving) {
+  if (auto* health = impl_->server->GetHealthCheckService()) {
+    health->SetServingStatus(serving);
+  }
+}
+
 void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   std::unique_ptr<KratosRegistrar> registrar;
   {

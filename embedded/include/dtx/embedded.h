@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,15 @@ struct EmbeddedOptions {
   // Path of the SQLite journal (created when missing; dtm's Store.Path).
   // Unused when `postgres` is set.
   std::string journal_path = "dtx.db";
+  // false: a missing journal_path fails OpenEmbeddedCoordinator with
+  // kNotFound instead of creating an empty journal (dtm-server's
+  // Store.Create; SqliteJournalOptions::create_if_missing).
+  bool journal_create = true;
+  // Called once when the SQLite journal's file is found deleted, replaced or
+  // moved while open (SqliteJournalOptions::on_lost): from then on every
+  // write and read answers kUnavailable. On the journal's writer thread;
+  // keep it short.
+  std::function<void(const Status&)> on_journal_lost;
   // Set: the journal is in PostgreSQL instead (dtm's Store.Driver
   // postgres). Needs a dtx built with dtx::postgres (libpq found at build
   // time); without it OpenEmbeddedCoordinator returns kUnimplemented.

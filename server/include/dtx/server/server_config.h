@@ -64,6 +64,10 @@ struct ServerConfig {
   // Store.Path / Store.Synchronous (full|normal): the SQLite journal.
   std::string store_path = "dtx.db";
   bool durable_on_power_loss = true;
+  // Store.Create (dtx; true|false): false refuses to start on a missing
+  // Store.Path instead of creating an empty journal (docs/journal.md,
+  // "Identity").
+  bool store_create = true;
   // Store.Host, Port, ...: the PostgreSQL journal.
   PostgresStoreConfig postgres;
   // GrpcHost (dtx) / GrpcPort; 0 picks a free port.

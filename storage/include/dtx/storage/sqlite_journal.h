@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,8 +47,10 @@ namespace dtx {
 class MetricsRegistry;
 
 struct DTX_SQLITE_EXPORT SqliteJournalOptions {
-  // The journal file; created with its schema when absent. Its directory must
-  // exist and be writable (SQLite keeps -wal and -shm files beside it).
+  // The journal file; created with its schema when absent (mode 0600, as
+  // its -wal and -shm files then are). Its directory must exist and be
+  // writable (SQLite keeps -wal and -shm files beside it). Open resolves it
+  // to an absolute path, which messages name.
   std::string path = "dtx.db";
 
   // FULL: a completed write survives power loss. NORMAL: it survives a crash
@@ -90,6 +93,15 @@ struct DTX_SQLITE_EXPORT SqliteJournalOptions {
 
   // Null: no logging.
   std::shared_ptr<Logger> logger;
+
+  // How often the writer checks, while idle, that `path` still names the
+  // file it opened (it also checks before and after each batch). A journal
+  // deleted, replaced or moved under a running writer is then lost: every
+  // write and read answers kUnavailable naming the path, and `on_lost` is
+  // called once, on the writer thread (keep it short: it holds up nothing
+  // but must not call back into the journal). docs/journal.md ("Identity").
+  std::chrono::milliseconds identity_check_interval{250};
+  std::function<void(const Status&)> on_lost;
 
   // Borrowed; must outlive the journal. The writer's metrics are registered
   // in it at Open (dtx_journal_commit_duration_seconds,

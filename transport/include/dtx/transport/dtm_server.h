@@ -115,6 +115,11 @@ class DTX_GRPC_EXPORT DtmServer {
   // Requests handed to the coordinator and not answered yet (a gauge).
   std::size_t requests_waiting() const;
 
+  // Sets what grpc.health.v1.Health answers (SERVING at Start); dtx-server
+  // turns it to NOT_SERVING when its journal is lost. Thread-safe; no effect
+  // without options.health.
+  void SetServing(bool serving);
+
   // Deregisters, stops accepting requests, lets requests in progress finish
   // for up to `grace`, then answers those still waiting for the coordinator
   // UNAVAILABLE (their transactions stay in the journal). The coordinator is
