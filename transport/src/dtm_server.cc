@@ -14,10 +14,12 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -250,6 +252,39 @@ class Handlers {
     return reactor;
   }
 
+  // A method registered raw (its request as bytes, so that bytes that are not
+  // a `Message` are answered INVALID_ARGUMENT with a message; gRPC's typed
+  // handlers answer UNIMPLEMENTED with none): decodes the request and hands
+  // it to `typed`, which answers as a typed handler does. The reply of every
+  // raw method is google.protobuf.Empty, written here.
+  template <typename Message, typename Typed>
+  grpc::ServerUnaryReactor* Decoded(grpc::CallbackServerContext* context,
+                                    const grpc::ByteBuffer* raw,
+                                    grpc::ByteBuffer* reply, const char* method,
+                                    const char* type,
+                                    const ServerMetrics::Api* api,
+                                    Typed typed) {
+    Message request;
+    grpc::ByteBuffer bytes(*raw);
+    const grpc::Status parsed =
+        grpc::SerializationTraits<Message>::Deserialize(&bytes, &request);
+    if (!parsed.ok()) {
+      DTX_LOG(logger_, LogLevel::kDebug,
+              method << " from " << context->peer()
+                     << ": undecodable request: " << parsed.error_message());
+      return Now(context, Arrive(api),
+                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              std::string("dtx-server: ") + method +
+                                  ": the request is not a valid " + type +
+                                  " message (" + parsed.error_message() + ")"));
+    }
+    bool own_buffer = false;
+    const grpc::Status empty = grpc::SerializationTraits<Empty>::Serialize(
+        Empty(), reply, &own_buffer);
+    if (!empty.ok()) return Now(context, Arrive(api), empty);
+    return typed(&request);
+  }
+
   // A callback that answers `pending` with the coordinator's status.
   StatusCallback AnswerWith(std::shared_ptr<PendingCall> pending,
                             const char* method, std::string gid) const {
@@ -265,10 +300,48 @@ class Handlers {
   ServerMetrics* const metrics_;
 };
 
-class DtmService final : public dtmgimp::Dtm::CallbackService,
-                         private Handlers {
+// Prepare, Submit, Abort and RegisterBranch take their requests as bytes
+// (Handlers::Decoded).
+using DtmBase = dtmgimp::Dtm::WithRawCallbackMethod_Submit<
+    dtmgimp::Dtm::WithRawCallbackMethod_Prepare<
+        dtmgimp::Dtm::WithRawCallbackMethod_Abort<
+            dtmgimp::Dtm::WithRawCallbackMethod_RegisterBranch<
+                dtmgimp::Dtm::CallbackService>>>>;
+
+class DtmService final : public DtmBase, private Handlers {
  public:
   using Handlers::Handlers;
+
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
+                                   const grpc::ByteBuffer* raw,
+                                   grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmRequest>(
+        context, raw, reply, "Submit", "dtmgimp.DtmRequest", submit_,
+        [&](const dtmgimp::DtmRequest* r) { return Submit(context, r); });
+  }
+  grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
+                                    const grpc::ByteBuffer* raw,
+                                    grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmRequest>(
+        context, raw, reply, "Prepare", "dtmgimp.DtmRequest", prepare_,
+        [&](const dtmgimp::DtmRequest* r) { return Prepare(context, r); });
+  }
+  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer* raw,
+                                  grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmRequest>(
+        context, raw, reply, "Abort", "dtmgimp.DtmRequest", abort_,
+        [&](const dtmgimp::DtmRequest* r) { return Abort(context, r); });
+  }
+  grpc::ServerUnaryReactor* RegisterBranch(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* raw,
+                                           grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmBranchRequest>(
+        context, raw, reply, "RegisterBranch", "dtmgimp.DtmBranchRequest",
+        register_branch_, [&](const dtmgimp::DtmBranchRequest* r) {
+          return RegisterBranch(context, r);
+        });
+  }
 
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
                                    const Empty*,
@@ -286,8 +359,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   }
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
-                                   const dtmgimp::DtmRequest* request,
-                                   Empty*) override {
+                                   const dtmgimp::DtmRequest* request) {
     return Run(context, "Submit", Arrive(submit_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.SubmitAsync(std::move(r), std::move(done));
@@ -295,8 +367,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   }
 
   grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
-                                    const dtmgimp::DtmRequest* request,
-                                    Empty*) override {
+                                    const dtmgimp::DtmRequest* request) {
     return Run(context, "Prepare", Arrive(prepare_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.PrepareAsync(std::move(r), std::move(done));
@@ -304,8 +375,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   }
 
   grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
-                                  const dtmgimp::DtmRequest* request,
-                                  Empty*) override {
+                                  const dtmgimp::DtmRequest* request) {
     return Run(context, "Abort", Arrive(abort_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.AbortAsync(std::move(r), std::move(done));
@@ -314,7 +384,7 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
 
   grpc::ServerUnaryReactor* RegisterBranch(
       grpc::CallbackServerContext* context,
-      const dtmgimp::DtmBranchRequest* request, Empty*) override {
+      const dtmgimp::DtmBranchRequest* request) {
     const Measure measure = Arrive(register_branch_);
     auto branch = FromProto(*request);
     if (!branch.ok()) {
@@ -396,20 +466,29 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   const ServerMetrics::Api* const delete_topic_ = ApiOf("deletetopic");
 };
 
-class AdminService final : public dtx::admin::v1::Admin::CallbackService,
-                           private Handlers {
+// ForceStop and RetryNow take their requests as bytes (Handlers::Decoded).
+using AdminBase = dtx::admin::v1::Admin::WithRawCallbackMethod_ForceStop<
+    dtx::admin::v1::Admin::WithRawCallbackMethod_RetryNow<
+        dtx::admin::v1::Admin::CallbackService>>;
+
+class AdminService final : public AdminBase, private Handlers {
  public:
   AdminService(Coordinator& coordinator, CallTable& calls,
                std::shared_ptr<Logger> logger, ServerMetrics* metrics,
-               std::string admin_token)
+               std::string admin_token, bool closed)
       : Handlers(coordinator, calls, std::move(logger), metrics),
-        admin_token_(std::move(admin_token)) {}
+        admin_token_(std::move(admin_token)),
+        closed_(closed) {}
 
   grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::QueryRequest* request,
                                   dtx::admin::v1::QueryReply* reply) override {
+    const Measure measure = Arrive(query_);
+    if (auto refused = Refused(context, "Query", request->gid())) {
+      return Now(context, measure, *refused);
+    }
     return Defer(
-        context, Arrive(query_),
+        context, measure,
         [this, gid = request->gid(), reply](std::shared_ptr<PendingCall> p) {
           coordinator_.QueryAsync(
               gid, [p = std::move(p), reply](Result<TransWithBranches> found) {
@@ -429,6 +508,9 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                                  const dtx::admin::v1::ListRequest* request,
                                  dtx::admin::v1::ListReply* reply) override {
     const Measure measure = Arrive(list_);
+    if (auto refused = Refused(context, "List", "")) {
+      return Now(context, measure, *refused);
+    }
     auto query = internal::FromProto(*request);
     if (!query.ok()) {
       return Now(context, measure, ToGrpcStatus(query.status()));
@@ -454,7 +536,11 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::StatsRequest*,
                                   dtx::admin::v1::StatsReply* reply) override {
-    return Defer(context, Arrive(stats_),
+    const Measure measure = Arrive(stats_);
+    if (auto refused = Refused(context, "Stats", "")) {
+      return Now(context, measure, *refused);
+    }
+    return Defer(context, measure,
                  [this, reply](std::shared_ptr<PendingCall> p) {
                    coordinator_.StatsAsync(
                        [p = std::move(p), reply](Result<TransStats> stats) {
@@ -468,10 +554,29 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   }
 
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
-                                      const dtx::admin::v1::GidRequest* request,
-                                      Empty*) override {
+                                      const grpc::ByteBuffer* raw,
+                                      grpc::ByteBuffer* reply) override {
+    return Decoded<dtx::admin::v1::GidRequest>(
+        context, raw, reply, "ForceStop", "dtx.admin.v1.GidRequest",
+        force_stop_, [&](const dtx::admin::v1::GidRequest* r) {
+          return ForceStop(context, r);
+        });
+  }
+  grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* raw,
+                                     grpc::ByteBuffer* reply) override {
+    return Decoded<dtx::admin::v1::GidRequest>(
+        context, raw, reply, "RetryNow", "dtx.admin.v1.GidRequest", retry_now_,
+        [&](const dtx::admin::v1::GidRequest* r) {
+          return RetryNow(context, r);
+        });
+  }
+
+  grpc::ServerUnaryReactor* ForceStop(
+      grpc::CallbackServerContext* context,
+      const dtx::admin::v1::GidRequest* request) {
     const Measure measure = Arrive(force_stop_);
-    if (auto refused = Unauthorized(context, "ForceStop", request->gid())) {
+    if (auto refused = Refused(context, "ForceStop", request->gid())) {
       return Now(context, measure, *refused);
     }
     return Defer(context, measure,
@@ -481,11 +586,11 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                  });
   }
 
-  grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
-                                     const dtx::admin::v1::GidRequest* request,
-                                     Empty*) override {
+  grpc::ServerUnaryReactor* RetryNow(
+      grpc::CallbackServerContext* context,
+      const dtx::admin::v1::GidRequest* request) {
     const Measure measure = Arrive(retry_now_);
-    if (auto refused = Unauthorized(context, "RetryNow", request->gid())) {
+    if (auto refused = Refused(context, "RetryNow", request->gid())) {
       return Now(context, measure, *refused);
     }
     return Defer(context, measure,
@@ -496,10 +601,23 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   }
 
  private:
-  // UNAUTHENTICATED when a token is set and the call does not carry it.
-  std::optional<grpc::Status> Unauthorized(grpc::CallbackServerContext* context,
-                                           const char* method,
-                                           const std::string& gid) const {
+  // PERMISSION_DENIED when the service is closed; UNAUTHENTICATED when a
+  // token is set and the call does not carry it.
+  std::optional<grpc::Status> Refused(grpc::CallbackServerContext* context,
+                                      const char* method,
+                                      const std::string& gid) const {
+    if (closed_) {
+      DTX_LOG(logger_, LogLevel::kWarn,
+              method << " gid=" << gid << " from " << context->peer()
+                     << " refused: the admin service is closed");
+      return grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          std::string("dtx-server: ") + method +
+              ": the admin service is closed: dtx-server listens beyond "
+              "loopback and no Admin.Token is set; set Admin.Token (and send "
+              "\"authorization: Bearer <token>\"), or Admin.Open: true to "
+              "open it to everyone who reaches the port (docs/security.md)");
+    }
     if (admin_token_.empty()) return std::nullopt;
     std::optional<std::string_view> authorization;
     const auto& metadata = context->client_metadata();
@@ -525,11 +643,41 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   }
 
   const std::string admin_token_;
+  const bool closed_;
   const ServerMetrics::Api* const query_ = ApiOf("query");
   const ServerMetrics::Api* const list_ = ApiOf("list");
   const ServerMetrics::Api* const stats_ = ApiOf("stats");
   const ServerMetrics::Api* const force_stop_ = ApiOf("forcestop");
   const ServerMetrics::Api* const retry_now_ = ApiOf("retrynow");
+};
+
+// Server reflection on one builder's server, or none. Linking gRPC's
+// reflection library registers its plugin for every server of the process
+// (a static initializer calls InitProtoReflectionServerBuilderPlugin), so
+// a server asked for none must take it out.
+class ReflectionOption final : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool on) : on_(on) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    plugins->erase(
+        std::remove_if(plugins->begin(), plugins->end(),
+                       [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+                         return p->name() == kReflectionPlugin;
+                       }),
+        plugins->end());
+    if (on_) {
+      plugins->push_back(
+          std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
+  }
+
+ private:
+  // ProtoServerReflectionPlugin::name().
+  static constexpr std::string_view kReflectionPlugin =
+      "proto_server_reflection";
+  const bool on_;
 };
 
 Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
@@ -624,13 +772,11 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   auto impl = std::make_unique<Impl>();
   impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
                                            options.logger, options.metrics);
-  impl->admin =
-      std::make_unique<AdminService>(coordinator, impl->calls, options.logger,
-                                     options.metrics, options.admin_token);
+  impl->admin = std::make_unique<AdminService>(
+      coordinator, impl->calls, options.logger, options.metrics,
+      options.admin_token, options.admin_closed && options.admin_token.empty());
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
-  if (options.reflection)
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   DTX_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                        internal::GrpcServerCredentials(options.tls, "DtmServer",
                                                        *options.logger));
@@ -642,6 +788,7 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
   builder.RegisterService(impl->dtm.get());
   builder.RegisterService(impl->admin.get());
+  builder.SetOption(std::make_unique<ReflectionOption>(options.reflection));
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     if (impl->server) impl->server->Shutdown();
