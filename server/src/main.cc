@@ -290,6 +290,10 @@ int main(int argc, char** argv) {
   static JournalHealth journal_health;
   embedded.journal_create = config.store_create;
   embedded.on_journal_lost = [](const dtx::Status&) { journal_health.Lost(); };
+  // A truncated -shm file loses the journal instead of killing the server
+  // (docs/journal.md, "The WAL index").
+  embedded.guard_wal_index =
+      config.store_driver != dtx::server::StoreDriver::kPostgres;
   // Unusable TLS files stop the server before it opens the journal and
   // resumes anything.
   if (dtx::Status tls = dtx::HttpServer::CheckTls(config.tls); !tls.ok()) {

@@ -686,6 +686,48 @@ class DtmProtocolTest(ServerTestCase):
         self.assertFalse(os.path.exists(self.journal),
                          "the lost journal was created again")
 
+    def test_truncated_wal_index_stops_intake_not_the_process(self):
+        # Issue 19's reproducer: the -shm file becomes unusable under a running
+        # server (truncated here); its next access raised SIGBUS, which killed
+        # the process without a word.
+        check = self.client.channel.unary_unary("/grpc.health.v1.Health/Check")
+        before = self.new_gid()
+        self.client.Submit(self.saga_request(before, [b"\x01", b"\x02"]),
+                           timeout=RPC_TIMEOUT_S)
+        self.wait_status(before, "succeed")
+        shm = self.journal + "-shm"
+        self.assertGreater(os.path.getsize(shm), 0)
+        os.truncate(shm, 0)
+        deadline = time.monotonic() + POLL_DEADLINE_S
+        n = 0
+        while True:
+            n += 1
+            self.assertIsNone(self.server.proc.poll(), "dtx-server died (exit %s)\n%s"
+                              % (self.server.proc.returncode, self.server.output()))
+            try:
+                self.client.Submit(self.saga_request("after-shm-%d" % n, [b"\x01", b"\x02"]),
+                                   timeout=RPC_TIMEOUT_S)
+                acknowledged = True
+            except grpc.RpcError as error:
+                self.assertEqual(error.code(), grpc.StatusCode.UNAVAILABLE,
+                                 "%s %r" % (error.code(), error.details()))
+                acknowledged = False
+            if not acknowledged and check(b"", timeout=RPC_TIMEOUT_S) == b"\x08\x02":
+                break
+            # The first Submit takes the fault; none is acknowledged after it.
+            self.assertEqual(n, 1, "Submit %d acknowledged after the -shm was "
+                             "truncated\n%s" % (n, self.server.output()))
+            self.assertLess(time.monotonic(), deadline,
+                            "health still SERVING after the -shm was truncated")
+            time.sleep(0.05)
+        self.expect_error(self.client.Query, PB.admin.QueryRequest(gid=before),
+                          grpc.StatusCode.UNAVAILABLE, "Query after the fault")
+        self.assertIn("WAL index", self.server.output())
+        self.assertIsNone(self.server.proc.poll())
+        # A restart rebuilds the index: what was acknowledged is there.
+        self.restart_server()
+        self.assertEqual(self.query(before).transaction.status, "succeed")
+
     def test_journal_files_are_owner_only(self):
         gid = self.new_gid()
         self.client.Submit(self.saga_request(gid, [b"\x01", b"\x02"]),
