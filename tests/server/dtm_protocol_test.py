@@ -1025,6 +1025,16 @@ class HostileClientTest(ServerTestCase):
         self.assertEqual(len(seen), 1)
         self.assertEqual(seen[0][0], b"attacker")
 
+    def test_dtms_http_api_is_held_to_the_same_targets(self):
+        status, text = self.http("POST", "/api/dtmsvr/submit", {
+            "gid": "http-meta", "trans_type": "msg",
+            "steps": [{"action": "http://169.254.169.254/latest/meta-data"}],
+            "payloads": ["{}"]})
+        self.assertEqual(status, 403, text)
+        self.assertIn("link-local or cloud metadata", text)
+        self.expect_error(self.client.Query, PB.admin.QueryRequest(gid="http-meta"),
+                          grpc.StatusCode.NOT_FOUND, "Query http-meta")
+
     def test_a_host_list_keeps_other_hosts_out(self):
         self.restart_server("BranchTargets:\n  Hosts: [127.0.0.1]\n  Ports: [%d]\n"
                             % self.busi.port)
@@ -1085,8 +1095,12 @@ class HostileClientTest(ServerTestCase):
         # no protobuf at all.
         good = self.saga_request("cut", [b"\x01", b"\x02"]).SerializeToString()
         for payload in (good[:len(good) // 2], b"\xff\xff\xff\xff"):
-            for method in ("/dtmgimp.Dtm/Submit", "/dtmgimp.Dtm/Prepare",
-                           "/dtmgimp.Dtm/Abort", "/dtmgimp.Dtm/RegisterBranch",
+            for method in ("/dtmgimp.Dtm/NewGid", "/dtmgimp.Dtm/Submit",
+                           "/dtmgimp.Dtm/Prepare", "/dtmgimp.Dtm/Abort",
+                           "/dtmgimp.Dtm/RegisterBranch", "/dtmgimp.Dtm/PrepareWorkflow",
+                           "/dtmgimp.Dtm/Subscribe", "/dtmgimp.Dtm/Unsubscribe",
+                           "/dtmgimp.Dtm/DeleteTopic", "/dtx.admin.v1.Admin/Query",
+                           "/dtx.admin.v1.Admin/List", "/dtx.admin.v1.Admin/Stats",
                            "/dtx.admin.v1.Admin/ForceStop", "/dtx.admin.v1.Admin/RetryNow"):
                 with self.subTest(method=method, payload=payload[:8]):
                     call = self.client.channel.unary_unary(method)

@@ -59,10 +59,18 @@ struct Measure {
 // it may run after the call is gone (and after the server is destroyed).
 //
 // Thread safety: thread-safe.
+// Writes the reply message of a method registered raw (Handlers::Decoded)
+// into its reply bytes, once an OK answer has filled it in; returns the
+// status to finish with.
+using Seal = std::function<grpc::Status()>;
+
 class PendingCall {
  public:
   PendingCall(grpc::ServerUnaryReactor* reactor, Measure measure)
       : reactor_(reactor), measure_(measure) {}
+
+  // REQUIRES: before the call is handed on (no Finish can run yet).
+  void set_seal(Seal seal) { seal_ = std::move(seal); }
 
   // Finishes the call with what `answer()` returns, unless it is finished
   // already. `answer` runs only while the call is alive, so it may write the
@@ -72,6 +80,7 @@ class PendingCall {
     grpc::ServerUnaryReactor* reactor = reactor_.exchange(nullptr);
     if (reactor == nullptr) return;
     grpc::Status status = answer();
+    if (status.ok() && seal_) status = seal_();
     measure_.Record(status);
     reactor->Finish(status);
   }
@@ -82,6 +91,7 @@ class PendingCall {
  private:
   std::atomic<grpc::ServerUnaryReactor*> reactor_;
   const Measure measure_;
+  Seal seal_;
 };
 
 // The calls waiting for the coordinator, so that Shutdown can wait for them
@@ -234,7 +244,8 @@ class Handlers {
   // the reply message, which only a Finish answer may touch.
   template <typename Start>
   grpc::ServerUnaryReactor* Defer(grpc::CallbackServerContext* context,
-                                  const Measure& measure, Start start) {
+                                  const Measure& measure, Start start,
+                                  Seal seal = nullptr) {
     if (context->IsCancelled()) {
       return Now(context, measure,
                  grpc::Status(grpc::StatusCode::CANCELLED,
@@ -242,6 +253,7 @@ class Handlers {
     }
     auto* reactor = new CallReactor(calls_, measure);
     std::shared_ptr<PendingCall> pending = reactor->pending();
+    pending->set_seal(std::move(seal));
     if (!calls_.Add(pending)) {
       pending->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                        "dtx-server: shutting down"));
@@ -252,11 +264,14 @@ class Handlers {
     return reactor;
   }
 
-  // A method registered raw (its request as bytes, so that bytes that are not
-  // a `Message` are answered INVALID_ARGUMENT with a message; gRPC's typed
-  // handlers answer UNIMPLEMENTED with none): decodes the request and hands
-  // it to `typed`, which answers as a typed handler does. The reply of every
-  // raw method is google.protobuf.Empty, written here.
+  // Every method is registered raw (its request as bytes), so that bytes
+  // that are not its request message are answered INVALID_ARGUMENT with a
+  // message; gRPC's typed handlers answer UNIMPLEMENTED with none. Decoded
+  // decodes the request and hands it to `typed`, which answers as a typed
+  // handler does. A method whose reply is google.protobuf.Empty (or that
+  // never answers OK) has its reply bytes written here, `typed(request)`;
+  // DecodedReply's `typed(request, reply, seal)` fills in a reply message,
+  // which `seal` (handed to Defer) writes into the bytes when it answers OK.
   template <typename Message, typename Typed>
   grpc::ServerUnaryReactor* Decoded(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* raw,
@@ -265,24 +280,57 @@ class Handlers {
                                     const ServerMetrics::Api* api,
                                     Typed typed) {
     Message request;
-    grpc::ByteBuffer bytes(*raw);
-    const grpc::Status parsed =
-        grpc::SerializationTraits<Message>::Deserialize(&bytes, &request);
-    if (!parsed.ok()) {
-      DTX_LOG(logger_, LogLevel::kDebug,
-              method << " from " << context->peer()
-                     << ": undecodable request: " << parsed.error_message());
-      return Now(context, Arrive(api),
-                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              std::string("dtx-server: ") + method +
-                                  ": the request is not a valid " + type +
-                                  " message (" + parsed.error_message() + ")"));
+    if (auto refused = Undecodable(context, raw, &request, method, type)) {
+      return Now(context, Arrive(api), *refused);
     }
     bool own_buffer = false;
     const grpc::Status empty = grpc::SerializationTraits<Empty>::Serialize(
         Empty(), reply, &own_buffer);
     if (!empty.ok()) return Now(context, Arrive(api), empty);
     return typed(&request);
+  }
+
+  template <typename Message, typename Reply, typename Typed>
+  grpc::ServerUnaryReactor* DecodedReply(grpc::CallbackServerContext* context,
+                                         const grpc::ByteBuffer* raw,
+                                         grpc::ByteBuffer* reply,
+                                         const char* method, const char* type,
+                                         const ServerMetrics::Api* api,
+                                         Typed typed) {
+    Message request;
+    if (auto refused = Undecodable(context, raw, &request, method, type)) {
+      return Now(context, Arrive(api), *refused);
+    }
+    // Owned by the seal, which the call keeps until it is finished: the
+    // answers that fill it in run only before that.
+    auto message = std::make_shared<Reply>();
+    Reply* out = message.get();
+    Seal seal = [message = std::move(message), reply] {
+      bool own_buffer = false;
+      return grpc::SerializationTraits<Reply>::Serialize(*message, reply,
+                                                         &own_buffer);
+    };
+    return typed(&request, out, std::move(seal));
+  }
+
+  // INVALID_ARGUMENT when `raw` is not a `Message`, or nullopt with
+  // `request` decoded.
+  template <typename Message>
+  std::optional<grpc::Status> Undecodable(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* raw,
+                                          Message* request, const char* method,
+                                          const char* type) const {
+    grpc::ByteBuffer bytes(*raw);
+    const grpc::Status parsed =
+        grpc::SerializationTraits<Message>::Deserialize(&bytes, request);
+    if (parsed.ok()) return std::nullopt;
+    DTX_LOG(logger_, LogLevel::kDebug,
+            method << " from " << context->peer()
+                   << ": undecodable request: " << parsed.error_message());
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        std::string("dtx-server: ") + method +
+                            ": the request is not a valid " + type +
+                            " message (" + parsed.error_message() + ")");
   }
 
   // A callback that answers `pending` with the coordinator's status.
@@ -300,13 +348,17 @@ class Handlers {
   ServerMetrics* const metrics_;
 };
 
-// Prepare, Submit, Abort and RegisterBranch take their requests as bytes
-// (Handlers::Decoded).
-using DtmBase = dtmgimp::Dtm::WithRawCallbackMethod_Submit<
-    dtmgimp::Dtm::WithRawCallbackMethod_Prepare<
-        dtmgimp::Dtm::WithRawCallbackMethod_Abort<
-            dtmgimp::Dtm::WithRawCallbackMethod_RegisterBranch<
-                dtmgimp::Dtm::CallbackService>>>>;
+// Every method takes its request as bytes (Handlers::Decoded).
+using DtmBase = dtmgimp::Dtm::WithRawCallbackMethod_NewGid<
+    dtmgimp::Dtm::WithRawCallbackMethod_Submit<
+        dtmgimp::Dtm::WithRawCallbackMethod_Prepare<
+            dtmgimp::Dtm::WithRawCallbackMethod_Abort<
+                dtmgimp::Dtm::WithRawCallbackMethod_RegisterBranch<
+                    dtmgimp::Dtm::WithRawCallbackMethod_PrepareWorkflow<
+                        dtmgimp::Dtm::WithRawCallbackMethod_Subscribe<
+                            dtmgimp::Dtm::WithRawCallbackMethod_Unsubscribe<
+                                dtmgimp::Dtm::WithRawCallbackMethod_DeleteTopic<
+                                    dtmgimp::Dtm::CallbackService>>>>>>>>>;
 
 class DtmService final : public DtmBase, private Handlers {
  public:
@@ -344,18 +396,66 @@ class DtmService final : public DtmBase, private Handlers {
   }
 
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
-                                   const Empty*,
-                                   dtmgimp::DtmGidReply* reply) override {
-    return Defer(context, Arrive(new_gid_),
-                 [this, reply](std::shared_ptr<PendingCall> p) {
-                   coordinator_.NewGidAsync([p = std::move(p), logger = logger_,
-                                             reply](Result<std::string> gid) {
-                     p->Finish([&] {
-                       if (gid.ok()) reply->set_gid(std::move(gid).value());
-                       return Answer(*logger, "NewGid", "", gid.status());
-                     });
-                   });
-                 });
+                                   const grpc::ByteBuffer* raw,
+                                   grpc::ByteBuffer* bytes) override {
+    return DecodedReply<Empty, dtmgimp::DtmGidReply>(
+        context, raw, bytes, "NewGid", "google.protobuf.Empty", new_gid_,
+        [&](const Empty*, dtmgimp::DtmGidReply* reply, Seal seal) {
+          return NewGid(context, reply, std::move(seal));
+        });
+  }
+  grpc::ServerUnaryReactor* PrepareWorkflow(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw,
+      grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmRequest>(context, raw, reply, "PrepareWorkflow",
+                                        "dtmgimp.DtmRequest", prepare_workflow_,
+                                        [&](const dtmgimp::DtmRequest* r) {
+                                          return PrepareWorkflow(context, r);
+                                        });
+  }
+  grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* raw,
+                                      grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmTopicRequest>(
+        context, raw, reply, "Subscribe", "dtmgimp.DtmTopicRequest", subscribe_,
+        [&](const dtmgimp::DtmTopicRequest*) {
+          return Now(context, Arrive(subscribe_), Topics("Subscribe"));
+        });
+  }
+  grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* raw,
+                                        grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmTopicRequest>(
+        context, raw, reply, "Unsubscribe", "dtmgimp.DtmTopicRequest",
+        unsubscribe_, [&](const dtmgimp::DtmTopicRequest*) {
+          return Now(context, Arrive(unsubscribe_), Topics("Unsubscribe"));
+        });
+  }
+  grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* raw,
+                                        grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmTopicRequest>(
+        context, raw, reply, "DeleteTopic", "dtmgimp.DtmTopicRequest",
+        delete_topic_, [&](const dtmgimp::DtmTopicRequest*) {
+          return Now(context, Arrive(delete_topic_), Topics("DeleteTopic"));
+        });
+  }
+
+ private:
+  grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
+                                   dtmgimp::DtmGidReply* reply, Seal seal) {
+    return Defer(
+        context, Arrive(new_gid_),
+        [this, reply](std::shared_ptr<PendingCall> p) {
+          coordinator_.NewGidAsync([p = std::move(p), logger = logger_,
+                                    reply](Result<std::string> gid) {
+            p->Finish([&] {
+              if (gid.ok()) reply->set_gid(std::move(gid).value());
+              return Answer(*logger, "NewGid", "", gid.status());
+            });
+          });
+        },
+        std::move(seal));
   }
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
@@ -403,31 +503,14 @@ class DtmService final : public DtmBase, private Handlers {
   }
 
   grpc::ServerUnaryReactor* PrepareWorkflow(
-      grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
-      dtmgimp::DtmProgressesReply*) override {
+      grpc::CallbackServerContext* context,
+      const dtmgimp::DtmRequest* request) {
     return Now(context, Arrive(prepare_workflow_),
                Answer(*logger_, "PrepareWorkflow", request->gid(),
                       UnimplementedError(
                           "dtx does not support workflow transactions yet "
                           "(dtmgimp.Dtm/PrepareWorkflow)")));
   }
-  grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
-                                      const dtmgimp::DtmTopicRequest*,
-                                      Empty*) override {
-    return Now(context, Arrive(subscribe_), Topics("Subscribe"));
-  }
-  grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
-                                        const dtmgimp::DtmTopicRequest*,
-                                        Empty*) override {
-    return Now(context, Arrive(unsubscribe_), Topics("Unsubscribe"));
-  }
-  grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* context,
-                                        const dtmgimp::DtmTopicRequest*,
-                                        Empty*) override {
-    return Now(context, Arrive(delete_topic_), Topics("DeleteTopic"));
-  }
-
- private:
   template <typename Fn>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
                                 const char* method, const Measure& measure,
@@ -466,10 +549,13 @@ class DtmService final : public DtmBase, private Handlers {
   const ServerMetrics::Api* const delete_topic_ = ApiOf("deletetopic");
 };
 
-// ForceStop and RetryNow take their requests as bytes (Handlers::Decoded).
-using AdminBase = dtx::admin::v1::Admin::WithRawCallbackMethod_ForceStop<
-    dtx::admin::v1::Admin::WithRawCallbackMethod_RetryNow<
-        dtx::admin::v1::Admin::CallbackService>>;
+// Every method takes its request as bytes (Handlers::Decoded).
+using AdminBase = dtx::admin::v1::Admin::WithRawCallbackMethod_Query<
+    dtx::admin::v1::Admin::WithRawCallbackMethod_List<
+        dtx::admin::v1::Admin::WithRawCallbackMethod_Stats<
+            dtx::admin::v1::Admin::WithRawCallbackMethod_ForceStop<
+                dtx::admin::v1::Admin::WithRawCallbackMethod_RetryNow<
+                    dtx::admin::v1::Admin::CallbackService>>>>>;
 
 class AdminService final : public AdminBase, private Handlers {
  public:
@@ -481,8 +567,58 @@ class AdminService final : public AdminBase, private Handlers {
         closed_(closed) {}
 
   grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer* raw,
+                                  grpc::ByteBuffer* bytes) override {
+    return DecodedReply<dtx::admin::v1::QueryRequest,
+                        dtx::admin::v1::QueryReply>(
+        context, raw, bytes, "Query", "dtx.admin.v1.QueryRequest", query_,
+        [&](const dtx::admin::v1::QueryRequest* r,
+            dtx::admin::v1::QueryReply* reply,
+            Seal seal) { return Query(context, r, reply, std::move(seal)); });
+  }
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
+                                 const grpc::ByteBuffer* raw,
+                                 grpc::ByteBuffer* bytes) override {
+    return DecodedReply<dtx::admin::v1::ListRequest, dtx::admin::v1::ListReply>(
+        context, raw, bytes, "List", "dtx.admin.v1.ListRequest", list_,
+        [&](const dtx::admin::v1::ListRequest* r,
+            dtx::admin::v1::ListReply* reply,
+            Seal seal) { return List(context, r, reply, std::move(seal)); });
+  }
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer* raw,
+                                  grpc::ByteBuffer* bytes) override {
+    return DecodedReply<dtx::admin::v1::StatsRequest,
+                        dtx::admin::v1::StatsReply>(
+        context, raw, bytes, "Stats", "dtx.admin.v1.StatsRequest", stats_,
+        [&](const dtx::admin::v1::StatsRequest*,
+            dtx::admin::v1::StatsReply* reply,
+            Seal seal) { return Stats(context, reply, std::move(seal)); });
+  }
+  grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* raw,
+                                      grpc::ByteBuffer* reply) override {
+    return Decoded<dtx::admin::v1::GidRequest>(
+        context, raw, reply, "ForceStop", "dtx.admin.v1.GidRequest",
+        force_stop_, [&](const dtx::admin::v1::GidRequest* r) {
+          return ForceStop(context, r);
+        });
+  }
+  grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* raw,
+                                     grpc::ByteBuffer* reply) override {
+    return Decoded<dtx::admin::v1::GidRequest>(
+        context, raw, reply, "RetryNow", "dtx.admin.v1.GidRequest", retry_now_,
+        [&](const dtx::admin::v1::GidRequest* r) {
+          return RetryNow(context, r);
+        });
+  }
+
+ private:
+  grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
                                   const dtx::admin::v1::QueryRequest* request,
-                                  dtx::admin::v1::QueryReply* reply) override {
+                                  dtx::admin::v1::QueryReply* reply,
+                                  Seal seal) {
     const Measure measure = Arrive(query_);
     if (auto refused = Refused(context, "Query", request->gid())) {
       return Now(context, measure, *refused);
@@ -501,12 +637,13 @@ class AdminService final : public AdminBase, private Handlers {
                   return grpc::Status::OK;
                 });
               });
-        });
+        },
+        std::move(seal));
   }
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const dtx::admin::v1::ListRequest* request,
-                                 dtx::admin::v1::ListReply* reply) override {
+                                 dtx::admin::v1::ListReply* reply, Seal seal) {
     const Measure measure = Arrive(list_);
     if (auto refused = Refused(context, "List", "")) {
       return Now(context, measure, *refused);
@@ -515,61 +652,45 @@ class AdminService final : public AdminBase, private Handlers {
     if (!query.ok()) {
       return Now(context, measure, ToGrpcStatus(query.status()));
     }
-    return Defer(context, measure,
-                 [this, q = std::move(query).value(),
-                  reply](std::shared_ptr<PendingCall> p) mutable {
-                   coordinator_.ListAsync(
-                       std::move(q),
-                       [p = std::move(p), reply](Result<ListPage> page) {
-                         p->Finish([&] {
-                           if (!page.ok()) return ToGrpcStatus(page.status());
-                           for (const GlobalTrans& t : page->transactions) {
-                             internal::ToProto(t, reply->add_transactions());
-                           }
-                           reply->set_next_cursor(page->next_cursor);
-                           return grpc::Status::OK;
-                         });
-                       });
-                 });
+    return Defer(
+        context, measure,
+        [this, q = std::move(query).value(),
+         reply](std::shared_ptr<PendingCall> p) mutable {
+          coordinator_.ListAsync(
+              std::move(q), [p = std::move(p), reply](Result<ListPage> page) {
+                p->Finish([&] {
+                  if (!page.ok()) return ToGrpcStatus(page.status());
+                  for (const GlobalTrans& t : page->transactions) {
+                    internal::ToProto(t, reply->add_transactions());
+                  }
+                  reply->set_next_cursor(page->next_cursor);
+                  return grpc::Status::OK;
+                });
+              });
+        },
+        std::move(seal));
   }
 
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
-                                  const dtx::admin::v1::StatsRequest*,
-                                  dtx::admin::v1::StatsReply* reply) override {
+                                  dtx::admin::v1::StatsReply* reply,
+                                  Seal seal) {
     const Measure measure = Arrive(stats_);
     if (auto refused = Refused(context, "Stats", "")) {
       return Now(context, measure, *refused);
     }
-    return Defer(context, measure,
-                 [this, reply](std::shared_ptr<PendingCall> p) {
-                   coordinator_.StatsAsync(
-                       [p = std::move(p), reply](Result<TransStats> stats) {
-                         p->Finish([&] {
-                           if (!stats.ok()) return ToGrpcStatus(stats.status());
-                           internal::ToProto(*stats, reply);
-                           return grpc::Status::OK;
-                         });
-                       });
-                 });
-  }
-
-  grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
-                                      const grpc::ByteBuffer* raw,
-                                      grpc::ByteBuffer* reply) override {
-    return Decoded<dtx::admin::v1::GidRequest>(
-        context, raw, reply, "ForceStop", "dtx.admin.v1.GidRequest",
-        force_stop_, [&](const dtx::admin::v1::GidRequest* r) {
-          return ForceStop(context, r);
-        });
-  }
-  grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
-                                     const grpc::ByteBuffer* raw,
-                                     grpc::ByteBuffer* reply) override {
-    return Decoded<dtx::admin::v1::GidRequest>(
-        context, raw, reply, "RetryNow", "dtx.admin.v1.GidRequest", retry_now_,
-        [&](const dtx::admin::v1::GidRequest* r) {
-          return RetryNow(context, r);
-        });
+    return Defer(
+        context, measure,
+        [this, reply](std::shared_ptr<PendingCall> p) {
+          coordinator_.StatsAsync(
+              [p = std::move(p), reply](Result<TransStats> stats) {
+                p->Finish([&] {
+                  if (!stats.ok()) return ToGrpcStatus(stats.status());
+                  internal::ToProto(*stats, reply);
+                  return grpc::Status::OK;
+                });
+              });
+        },
+        std::move(seal));
   }
 
   grpc::ServerUnaryReactor* ForceStop(
@@ -600,7 +721,6 @@ class AdminService final : public AdminBase, private Handlers {
                  });
   }
 
- private:
   // PERMISSION_DENIED when the service is closed; UNAUTHENTICATED when a
   // token is set and the call does not carry it.
   std::optional<grpc::Status> Refused(grpc::CallbackServerContext* context,
