@@ -47,14 +47,17 @@ struct Ip {
   bool v4 = false;
 };
 
+// Every form the resolver takes for an IPv4 address, not only the dotted
+// quad: inet_aton's "2852039166", "0xa9fea9fe", "0251.0376.0251.0376" and
+// "169.254.43518" are 169.254.169.254 to getaddrinfo too.
 std::optional<Ip> ParseIp(const std::string& text) {
   Ip ip;
-  unsigned char v4[4];
-  if (inet_pton(AF_INET, text.c_str(), v4) == 1) {
+  in_addr v4{};
+  if (!text.empty() && inet_aton(text.c_str(), &v4) != 0) {
     ip.v4 = true;
     ip.bytes[10] = 0xff;
     ip.bytes[11] = 0xff;
-    std::memcpy(ip.bytes.data() + 12, v4, 4);
+    std::memcpy(ip.bytes.data() + 12, &v4.s_addr, 4);
     return ip;
   }
   if (inet_pton(AF_INET6, text.c_str(), ip.bytes.data()) == 1) {
@@ -145,6 +148,11 @@ std::optional<Address> ParseAddress(std::string_view text) {
     const std::size_t colon = text.find(':');
     a.host = Lower(text.substr(0, colon));
     if (colon != std::string_view::npos) port = text.substr(colon + 1);
+  }
+  // An IPv6 zone ("fe80::1%eth0", "%25eth0" in a URL) names an interface,
+  // not another address.
+  if (const std::size_t zone = a.host.find('%'); zone != std::string::npos) {
+    a.host.resize(zone);
   }
   while (!a.host.empty() && a.host.back() == '.') a.host.pop_back();
   if (a.host.empty()) return std::nullopt;
@@ -243,8 +251,9 @@ Result<Target> Read(std::string_view url) {
   return t;
 }
 
-bool HostMatches(const std::string& entry, const std::string& host,
+bool HostMatches(const std::string& given, const std::string& host,
                  bool explicit_only) {
+  const std::string entry = Lower(given);
   if (entry == "*") return !explicit_only;
   if (StartsWith(entry, "*.")) {
     return !explicit_only && !ParseIp(host) &&
@@ -254,7 +263,7 @@ bool HostMatches(const std::string& entry, const std::string& host,
     auto ip = ParseIp(host);
     return ip && range->Contains(*ip);
   }
-  return Lower(entry) == host;
+  return entry == host;
 }
 
 Status Refuse(std::string_view url, const std::string& why) {

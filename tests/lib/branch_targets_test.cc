@@ -38,6 +38,15 @@ TEST(BranchTargetsTest, EnforcedWithEmptyListsRefusesOnlySocketsAndMetadata) {
            "dns://8.8.8.8/169.254.1.1:80/pkg.Svc/M",
            "passthrough:///169.254.1.1:80/pkg.Svc/M",
            "direct:///10.0.0.1:80,[fe80::2]:80/pkg.Svc/M",
+           // Other spellings of 169.254.169.254 that the resolver takes.
+           "http://2852039166/latest",
+           "http://0xa9fea9fe/latest",
+           "http://0251.0376.0251.0376/latest",
+           "http://169.254.43518/latest",
+           "http://169.254.169.254./latest",
+           // A zone names an interface, not another address.
+           "ipv6:[fe80::1%25eth0]:80/pkg.Svc/M",
+           "http://[fe80::1%eth0]:80/x",
        }) {
     const Status s = t.Check(url);
     EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << url;
@@ -73,7 +82,7 @@ TEST(BranchTargetsTest, ListedSocketsAndMetadataAreAllowed) {
 TEST(BranchTargetsTest, HostsPortsSchemesAndServices) {
   BranchTargets t = Enforced();
   t.schemes = {"grpc", "http", "discovery"};
-  t.hosts = {"*.svc.cluster.local", "10.0.0.0/8", "Pay.Internal"};
+  t.hosts = {"*.SVC.cluster.local", "10.0.0.0/8", "Pay.Internal"};
   t.ports = {80, 9000};
   t.services = {"trans"};
   EXPECT_TRUE(t.Check("busi.ns.svc.cluster.local:9000/busi.Busi/TransIn").ok());
