@@ -312,7 +312,9 @@ int RegisterVfs() {
   g_vfs.pNext = nullptr;
   g_vfs.szOsFile = static_cast<int>(kRealOffset) + g_real_vfs->szOsFile;
   g_vfs.xOpen = GuardOpen;
+  // A faulted journal's -wal holds what was acknowledged: never deleted.
   g_vfs.xDelete = [](sqlite3_vfs*, const char* name, int sync) {
+    if (Faulted(name)) return SQLITE_IOERR_DELETE;
     return g_real_vfs->xDelete(g_real_vfs, name, sync);
   };
   g_vfs.xAccess = [](sqlite3_vfs*, const char* name, int flags, int* out) {

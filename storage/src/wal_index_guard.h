@@ -12,7 +12,7 @@
 // transaction in progress can write pages computed from stale ones into the
 // WAL, which a restart then replays: a corrupt journal. So the guard also
 // owns the journal's file writes (a VFS wrapping the default one): from the
-// fault on, every write, sync and truncate of that journal's files fails
+// fault on, every write, sync, truncate and delete of its files fails
 // with SQLITE_IOERR, and the reads that preceded it lead nowhere.
 //
 // The handler only takes faults in the -shm mapping of a journal in the
