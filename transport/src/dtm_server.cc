@@ -369,21 +369,21 @@ class DtmService final : public DtmBase, private Handlers {
                                    grpc::ByteBuffer* reply) override {
     return Decoded<dtmgimp::DtmRequest>(
         context, raw, reply, "Submit", "dtmgimp.DtmRequest", submit_,
-        [&](const dtmgimp::DtmRequest* r) { return Submit(context, r); });
+        [&](const dtmgimp::DtmRequest* r) { return OnSubmit(context, r); });
   }
   grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* raw,
                                     grpc::ByteBuffer* reply) override {
     return Decoded<dtmgimp::DtmRequest>(
         context, raw, reply, "Prepare", "dtmgimp.DtmRequest", prepare_,
-        [&](const dtmgimp::DtmRequest* r) { return Prepare(context, r); });
+        [&](const dtmgimp::DtmRequest* r) { return OnPrepare(context, r); });
   }
   grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer* raw,
                                   grpc::ByteBuffer* reply) override {
     return Decoded<dtmgimp::DtmRequest>(
         context, raw, reply, "Abort", "dtmgimp.DtmRequest", abort_,
-        [&](const dtmgimp::DtmRequest* r) { return Abort(context, r); });
+        [&](const dtmgimp::DtmRequest* r) { return OnAbort(context, r); });
   }
   grpc::ServerUnaryReactor* RegisterBranch(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* raw,
@@ -391,7 +391,7 @@ class DtmService final : public DtmBase, private Handlers {
     return Decoded<dtmgimp::DtmBranchRequest>(
         context, raw, reply, "RegisterBranch", "dtmgimp.DtmBranchRequest",
         register_branch_, [&](const dtmgimp::DtmBranchRequest* r) {
-          return RegisterBranch(context, r);
+          return OnRegisterBranch(context, r);
         });
   }
 
@@ -401,7 +401,7 @@ class DtmService final : public DtmBase, private Handlers {
     return DecodedReply<Empty, dtmgimp::DtmGidReply>(
         context, raw, bytes, "NewGid", "google.protobuf.Empty", new_gid_,
         [&](const Empty*, dtmgimp::DtmGidReply* reply, Seal seal) {
-          return NewGid(context, reply, std::move(seal));
+          return OnNewGid(context, reply, std::move(seal));
         });
   }
   grpc::ServerUnaryReactor* PrepareWorkflow(
@@ -410,7 +410,7 @@ class DtmService final : public DtmBase, private Handlers {
     return Decoded<dtmgimp::DtmRequest>(context, raw, reply, "PrepareWorkflow",
                                         "dtmgimp.DtmRequest", prepare_workflow_,
                                         [&](const dtmgimp::DtmRequest* r) {
-                                          return PrepareWorkflow(context, r);
+                                          return OnPrepareWorkflow(context, r);
                                         });
   }
   grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
@@ -442,8 +442,8 @@ class DtmService final : public DtmBase, private Handlers {
   }
 
  private:
-  grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
-                                   dtmgimp::DtmGidReply* reply, Seal seal) {
+  grpc::ServerUnaryReactor* OnNewGid(grpc::CallbackServerContext* context,
+                                     dtmgimp::DtmGidReply* reply, Seal seal) {
     return Defer(
         context, Arrive(new_gid_),
         [this, reply](std::shared_ptr<PendingCall> p) {
@@ -458,31 +458,31 @@ class DtmService final : public DtmBase, private Handlers {
         std::move(seal));
   }
 
-  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
-                                   const dtmgimp::DtmRequest* request) {
+  grpc::ServerUnaryReactor* OnSubmit(grpc::CallbackServerContext* context,
+                                     const dtmgimp::DtmRequest* request) {
     return Run(context, "Submit", Arrive(submit_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.SubmitAsync(std::move(r), std::move(done));
                });
   }
 
-  grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
-                                    const dtmgimp::DtmRequest* request) {
+  grpc::ServerUnaryReactor* OnPrepare(grpc::CallbackServerContext* context,
+                                      const dtmgimp::DtmRequest* request) {
     return Run(context, "Prepare", Arrive(prepare_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.PrepareAsync(std::move(r), std::move(done));
                });
   }
 
-  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
-                                  const dtmgimp::DtmRequest* request) {
+  grpc::ServerUnaryReactor* OnAbort(grpc::CallbackServerContext* context,
+                                    const dtmgimp::DtmRequest* request) {
     return Run(context, "Abort", Arrive(abort_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.AbortAsync(std::move(r), std::move(done));
                });
   }
 
-  grpc::ServerUnaryReactor* RegisterBranch(
+  grpc::ServerUnaryReactor* OnRegisterBranch(
       grpc::CallbackServerContext* context,
       const dtmgimp::DtmBranchRequest* request) {
     const Measure measure = Arrive(register_branch_);
@@ -502,7 +502,7 @@ class DtmService final : public DtmBase, private Handlers {
                  });
   }
 
-  grpc::ServerUnaryReactor* PrepareWorkflow(
+  grpc::ServerUnaryReactor* OnPrepareWorkflow(
       grpc::CallbackServerContext* context,
       const dtmgimp::DtmRequest* request) {
     return Now(context, Arrive(prepare_workflow_),
@@ -574,7 +574,7 @@ class AdminService final : public AdminBase, private Handlers {
         context, raw, bytes, "Query", "dtx.admin.v1.QueryRequest", query_,
         [&](const dtx::admin::v1::QueryRequest* r,
             dtx::admin::v1::QueryReply* reply,
-            Seal seal) { return Query(context, r, reply, std::move(seal)); });
+            Seal seal) { return OnQuery(context, r, reply, std::move(seal)); });
   }
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer* raw,
@@ -583,7 +583,7 @@ class AdminService final : public AdminBase, private Handlers {
         context, raw, bytes, "List", "dtx.admin.v1.ListRequest", list_,
         [&](const dtx::admin::v1::ListRequest* r,
             dtx::admin::v1::ListReply* reply,
-            Seal seal) { return List(context, r, reply, std::move(seal)); });
+            Seal seal) { return OnList(context, r, reply, std::move(seal)); });
   }
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer* raw,
@@ -593,7 +593,7 @@ class AdminService final : public AdminBase, private Handlers {
         context, raw, bytes, "Stats", "dtx.admin.v1.StatsRequest", stats_,
         [&](const dtx::admin::v1::StatsRequest*,
             dtx::admin::v1::StatsReply* reply,
-            Seal seal) { return Stats(context, reply, std::move(seal)); });
+            Seal seal) { return OnStats(context, reply, std::move(seal)); });
   }
   grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* raw,
@@ -601,7 +601,7 @@ class AdminService final : public AdminBase, private Handlers {
     return Decoded<dtx::admin::v1::GidRequest>(
         context, raw, reply, "ForceStop", "dtx.admin.v1.GidRequest",
         force_stop_, [&](const dtx::admin::v1::GidRequest* r) {
-          return ForceStop(context, r);
+          return OnForceStop(context, r);
         });
   }
   grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
@@ -610,15 +610,15 @@ class AdminService final : public AdminBase, private Handlers {
     return Decoded<dtx::admin::v1::GidRequest>(
         context, raw, reply, "RetryNow", "dtx.admin.v1.GidRequest", retry_now_,
         [&](const dtx::admin::v1::GidRequest* r) {
-          return RetryNow(context, r);
+          return OnRetryNow(context, r);
         });
   }
 
  private:
-  grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
-                                  const dtx::admin::v1::QueryRequest* request,
-                                  dtx::admin::v1::QueryReply* reply,
-                                  Seal seal) {
+  grpc::ServerUnaryReactor* OnQuery(grpc::CallbackServerContext* context,
+                                    const dtx::admin::v1::QueryRequest* request,
+                                    dtx::admin::v1::QueryReply* reply,
+                                    Seal seal) {
     const Measure measure = Arrive(query_);
     if (auto refused = Refused(context, "Query", request->gid())) {
       return Now(context, measure, *refused);
@@ -641,9 +641,10 @@ class AdminService final : public AdminBase, private Handlers {
         std::move(seal));
   }
 
-  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
-                                 const dtx::admin::v1::ListRequest* request,
-                                 dtx::admin::v1::ListReply* reply, Seal seal) {
+  grpc::ServerUnaryReactor* OnList(grpc::CallbackServerContext* context,
+                                   const dtx::admin::v1::ListRequest* request,
+                                   dtx::admin::v1::ListReply* reply,
+                                   Seal seal) {
     const Measure measure = Arrive(list_);
     if (auto refused = Refused(context, "List", "")) {
       return Now(context, measure, *refused);
@@ -671,9 +672,9 @@ class AdminService final : public AdminBase, private Handlers {
         std::move(seal));
   }
 
-  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
-                                  dtx::admin::v1::StatsReply* reply,
-                                  Seal seal) {
+  grpc::ServerUnaryReactor* OnStats(grpc::CallbackServerContext* context,
+                                    dtx::admin::v1::StatsReply* reply,
+                                    Seal seal) {
     const Measure measure = Arrive(stats_);
     if (auto refused = Refused(context, "Stats", "")) {
       return Now(context, measure, *refused);
@@ -693,7 +694,7 @@ class AdminService final : public AdminBase, private Handlers {
         std::move(seal));
   }
 
-  grpc::ServerUnaryReactor* ForceStop(
+  grpc::ServerUnaryReactor* OnForceStop(
       grpc::CallbackServerContext* context,
       const dtx::admin::v1::GidRequest* request) {
     const Measure measure = Arrive(force_stop_);
@@ -707,7 +708,7 @@ class AdminService final : public AdminBase, private Handlers {
                  });
   }
 
-  grpc::ServerUnaryReactor* RetryNow(
+  grpc::ServerUnaryReactor* OnRetryNow(
       grpc::CallbackServerContext* context,
       const dtx::admin::v1::GidRequest* request) {
     const Measure measure = Arrive(retry_now_);
