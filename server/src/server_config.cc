@@ -81,24 +81,39 @@ Setter Bool(bool ServerConfig::*field) {
 // A list: a YAML sequence (joined with commas by Walk) or, in the
 // environment and flags, comma-separated items; blanks around items are
 // dropped, and so are empty items.
-Setter List(
-    std::function<Status(ServerConfig&, std::vector<std::string>)> set) {
-  return [set = std::move(set)](ServerConfig& c, const std::string& v) {
-    std::vector<std::string> items;
-    std::size_t start = 0;
-    while (start <= v.size()) {
-      std::size_t comma = v.find(',', start);
-      if (comma == std::string::npos) comma = v.size();
-      std::string item = v.substr(start, comma - start);
-      const std::size_t first = item.find_first_not_of(" \t");
-      const std::size_t last = item.find_last_not_of(" \t");
-      if (first != std::string::npos) {
-        items.push_back(item.substr(first, last - first + 1));
-      }
-      start = comma + 1;
+std::vector<std::string> SplitList(const std::string& v) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= v.size()) {
+    std::size_t comma = v.find(',', start);
+    if (comma == std::string::npos) comma = v.size();
+    const std::string item = v.substr(start, comma - start);
+    const std::size_t first = item.find_first_not_of(" \t");
+    const std::size_t last = item.find_last_not_of(" \t");
+    if (first != std::string::npos) {
+      items.push_back(item.substr(first, last - first + 1));
     }
-    return set(c, std::move(items));
+    start = comma + 1;
+  }
+  return items;
+}
+
+// BranchTargets.Schemes, .Hosts, .Services (checked whole by
+// BranchTargets::Validate once every source is read).
+Setter TargetList(std::vector<std::string> BranchTargets::*field) {
+  return [field](ServerConfig& c, const std::string& v) -> Status {
+    c.branch_targets.*field = SplitList(v);
+    return Status::Ok();
   };
+}
+
+Status SetTargetPorts(ServerConfig& c, const std::string& v) {
+  c.branch_targets.ports.clear();
+  for (const std::string& item : SplitList(v)) {
+    DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(item, 1, 65535));
+    c.branch_targets.ports.push_back(static_cast<int>(n));
+  }
+  return Status::Ok();
 }
 
 // As PostgresJournal checks it (postgres_schema.cc), here so that a bad
@@ -191,262 +206,224 @@ Result<std::vector<TlsClientRule>> ParseBranchTls(const YAML::Node& node,
 }
 
 const std::vector<Key>& Keys() {
-  static const std::vector<Key>
-      keys =
-          {
-              {"MicroService.Driver",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 if (v != "default" && v != "dtm-driver-kratos") {
-                   return InvalidArgumentError(
-                       "'" + v +
-                       "' is not a driver dtx has; use 'default' or "
-                       "'dtm-driver-kratos'");
-                 }
-                 c.driver = v;
-                 return Status::Ok();
-               }},
-              {"MicroService.Target", Text(&ServerConfig::target, true)},
-              {"MicroService.EndPoint", Text(&ServerConfig::endpoint, true)},
-              {"MicroService.InstanceId",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 if (v.size() > 128)
-                   return InvalidArgumentError("is over 128 bytes");
-                 for (char ch : v) {
-                   if (ch < 0x21 || ch > 0x7e || ch == '/') {
-                     return InvalidArgumentError(
-                         "'" + v +
-                         "' holds a character other than visible ASCII without "
-                         "'/' (it is the last part of an etcd key)");
-                   }
-                 }
-                 c.instance_id = v;
-                 return Status::Ok();
-               }},
-              {"Store.Driver",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 const std::string d = Lower(v);
-                 if (d == "sqlite" || d == "sqlite3" || d == "boltdb" ||
-                     d.empty()) {
-                   c.store_driver = StoreDriver::kSqlite;
-                   return Status::Ok();
-                 }
-                 if (d == "postgres" || d == "postgresql") {
-                   c.store_driver = StoreDriver::kPostgres;
-                   return Status::Ok();
-                 }
-                 return InvalidArgumentError(
-                     "'" + v +
-                     "': dtx keeps its journal in SQLite or PostgreSQL; set "
-                     "Store.Driver to sqlite (and Store.Path to the file) or "
-                     "to "
-                     "postgres (and Store.Host, Store.Port, ...)");
-               }},
-              {"Store.Host",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 if (v.find_first_of(" \t\r\n,") != std::string::npos) {
-                   return InvalidArgumentError(
-                       "'" + v + "' is not one host name or address");
-                 }
-                 c.postgres.host = v;
-                 return Status::Ok();
-               }},
-              {"Store.Port",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 65535));
-                 c.postgres.port = static_cast<int>(n);
-                 return Status::Ok();
-               }},
-              {"Store.User",
-               Text(&ServerConfig::postgres, &PostgresStoreConfig::user)},
-              {"Store.Password",
-               // Never echoed, not even in an error.
-               Text(&ServerConfig::postgres, &PostgresStoreConfig::password)},
-              {"Store.Db",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 if (v.empty()) return InvalidArgumentError("is empty");
-                 c.postgres.db = v;
-                 return Status::Ok();
-               }},
-              {"Store.Schema",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_RETURN_IF_ERROR(CheckSchemaName(v));
-                 c.postgres.schema = v;
-                 return Status::Ok();
-               }},
-              {"Store.MaxOpenConns",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 100000));
-                 if (n == 1) {
-                   return InvalidArgumentError(
-                       "1 is too few: the journal needs one connection for its "
-                       "writer "
-                       "and at least one for reads (0: no cap)");
-                 }
-                 c.postgres.max_open_conns = n;
-                 return Status::Ok();
-               }},
-              {"Store.MaxIdleConns",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(c.postgres.max_idle_conns,
-                                      ParseInt(v, 0, 100000));
-                 return Status::Ok();
-               }},
-              {"Store.ConnMaxLifeTime",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(int64_t n,
-                                      ParseInt(v, 0, 366LL * 24 * 60));
-                 c.postgres.conn_max_lifetime = std::chrono::minutes(n);
-                 return Status::Ok();
-               }},
-              {"Store.ConnectTimeout",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 3600));
-                 c.postgres.connect_timeout = std::chrono::seconds(n);
-                 return Status::Ok();
-               }},
-              {"Store.Path", Text(&ServerConfig::store_path, false)},
-              {"Store.Synchronous",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 const std::string s = Lower(v);
-                 if (s == "full") {
-                   c.durable_on_power_loss = true;
-                 } else if (s == "normal") {
-                   c.durable_on_power_loss = false;
-                 } else {
-                   return InvalidArgumentError("'" + v +
-                                               "' is not full or normal");
-                 }
-                 return Status::Ok();
-               }},
-              {"Store.Create",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 const std::string s = Lower(v);
-                 if (s == "true") {
-                   c.store_create = true;
-                 } else if (s == "false") {
-                   c.store_create = false;
-                 } else {
-                   return InvalidArgumentError("'" + v +
-                                               "' is not true or false");
-                 }
-                 return Status::Ok();
-               }},
-              {"GrpcHost", Text(&ServerConfig::grpc_host, false)},
-              {"GrpcPort",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 65535));
-                 c.grpc_port = static_cast<int>(n);
-                 return Status::Ok();
-               }},
-              {"HttpPort",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 65535));
-                 c.http_port = static_cast<int>(n);
-                 return Status::Ok();
-               }},
-              {"RetryInterval", Seconds(&ServerConfig::retry_interval, 1)},
-              {"RetryIntervalMax",
-               Seconds(&ServerConfig::retry_interval_max, 0)},
-              {"TimeoutToFail", Seconds(&ServerConfig::timeout_to_fail, 1)},
-              {"RequestTimeout", Seconds(&ServerConfig::request_timeout, 1)},
-              {"TransCronInterval",
-               Seconds(&ServerConfig::trans_cron_interval, 1)},
-              {"ShutdownGrace", Seconds(&ServerConfig::shutdown_grace, 0)},
-              {"IoThreads",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 64));
-                 c.io_threads = static_cast<int>(n);
-                 return Status::Ok();
-               }},
-              {"MaxRequestBytes",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(c.max_request_bytes,
-                                      ParseInt(v, 1, 1LL << 30));
-                 return Status::Ok();
-               }},
-              {"LogLevel",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 auto level = ParseLogLevel(v);
-                 if (!level.ok()) {
-                   return InvalidArgumentError(
-                       "'" + v + "' is not debug, info, warn or error");
-                 }
-                 c.log_level = *level;
-                 return Status::Ok();
-               }},
-              {"AlertRetryLimit",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 DTX_ASSIGN_OR_RETURN(c.alert_retry_limit,
-                                      ParseInt(v, 1, 1000000));
-                 return Status::Ok();
-               }},
-              {"AlertWebHook",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 if (!v.empty() && v.rfind("http://", 0) != 0 &&
-                     v.rfind("https://", 0) != 0) {
-                   return InvalidArgumentError(
-                       "'" + v + "' is not an http:// or https:// URL");
-                 }
-                 c.alert_webhook = v;
-                 return Status::Ok();
-               }},
-              {"Admin.Token",
-               [](ServerConfig& c, const std::string& v) -> Status {
-                 // Sent as "Bearer <token>" in an HTTP header and in gRPC
-                 // metadata, which takes printable ASCII only. The value is
-                 // never echoed.
-                 for (char ch : v) {
-                   if (ch < 0x21 || ch > 0x7e) {
-                     return InvalidArgumentError(
-                         "holds a character that is not visible ASCII "
-                         "(0x21-0x7E); "
-                         "the token travels in an Authorization header");
-                   }
-                 }
-                 c.admin_token = v;
-                 return Status::Ok();
-               }},
-              {"Admin.Open", Bool(&ServerConfig::admin_open)},
-              {"GrpcReflection", Bool(&ServerConfig::grpc_reflection)},
-              {"BranchTargets.Schemes",
-               List([](ServerConfig& c, std::vector<std::string> v) -> Status {
-                 c.branch_targets.schemes = std::move(v);
-                 return Status::Ok();
-               })},
-              {"BranchTargets.Hosts",
-               List([](ServerConfig& c, std::vector<std::string> v) -> Status {
-                 c.branch_targets.hosts = std::move(v);
-                 return Status::Ok();
-               })},
-              {"BranchTargets.Ports",
-               List([](ServerConfig& c, std::vector<std::string> v) -> Status {
-                 c.branch_targets.ports.clear();
-                 for (const std::string& p : v) {
-                   DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(p, 1, 65535));
-                   c.branch_targets.ports.push_back(static_cast<int>(n));
-                 }
-                 return Status::Ok();
-               })},
-              {"BranchTargets.Services",
-               List([](ServerConfig& c, std::vector<std::string> v) -> Status {
-                 c.branch_targets.services = std::move(v);
-                 return Status::Ok();
-               })},
-              {"TLS.CertFile",
-               Text(&ServerConfig::tls, &TlsServerOptions::cert_file)},
-              {"TLS.KeyFile",
-               Text(&ServerConfig::tls, &TlsServerOptions::key_file)},
-              {"TLS.ClientCAFile",
-               Text(&ServerConfig::tls, &TlsServerOptions::client_ca_file)},
-              {"Log.Outputs",
-               [](ServerConfig&, const std::string& v) -> Status {
-                 if (v != "stderr" && !v.empty()) {
-                   return InvalidArgumentError(
-                       "'" + v + "': dtx-server logs to stderr only");
-                 }
-                 return Status::Ok();
-               }},
-          };
+  static const std::vector<Key> keys = {
+      {"MicroService.Driver",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v != "default" && v != "dtm-driver-kratos") {
+           return InvalidArgumentError(
+               "'" + v +
+               "' is not a driver dtx has; use 'default' or "
+               "'dtm-driver-kratos'");
+         }
+         c.driver = v;
+         return Status::Ok();
+       }},
+      {"MicroService.Target", Text(&ServerConfig::target, true)},
+      {"MicroService.EndPoint", Text(&ServerConfig::endpoint, true)},
+      {"MicroService.InstanceId",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v.size() > 128) return InvalidArgumentError("is over 128 bytes");
+         for (char ch : v) {
+           if (ch < 0x21 || ch > 0x7e || ch == '/') {
+             return InvalidArgumentError(
+                 "'" + v +
+                 "' holds a character other than visible ASCII without "
+                 "'/' (it is the last part of an etcd key)");
+           }
+         }
+         c.instance_id = v;
+         return Status::Ok();
+       }},
+      {"Store.Driver",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         const std::string d = Lower(v);
+         if (d == "sqlite" || d == "sqlite3" || d == "boltdb" || d.empty()) {
+           c.store_driver = StoreDriver::kSqlite;
+           return Status::Ok();
+         }
+         if (d == "postgres" || d == "postgresql") {
+           c.store_driver = StoreDriver::kPostgres;
+           return Status::Ok();
+         }
+         return InvalidArgumentError(
+             "'" + v +
+             "': dtx keeps its journal in SQLite or PostgreSQL; set "
+             "Store.Driver to sqlite (and Store.Path to the file) or to "
+             "postgres (and Store.Host, Store.Port, ...)");
+       }},
+      {"Store.Host",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v.find_first_of(" \t\r\n,") != std::string::npos) {
+           return InvalidArgumentError("'" + v +
+                                       "' is not one host name or address");
+         }
+         c.postgres.host = v;
+         return Status::Ok();
+       }},
+      {"Store.Port",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 65535));
+         c.postgres.port = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"Store.User", Text(&ServerConfig::postgres, &PostgresStoreConfig::user)},
+      {"Store.Password",
+       // Never echoed, not even in an error.
+       Text(&ServerConfig::postgres, &PostgresStoreConfig::password)},
+      {"Store.Db",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v.empty()) return InvalidArgumentError("is empty");
+         c.postgres.db = v;
+         return Status::Ok();
+       }},
+      {"Store.Schema",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_RETURN_IF_ERROR(CheckSchemaName(v));
+         c.postgres.schema = v;
+         return Status::Ok();
+       }},
+      {"Store.MaxOpenConns",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 100000));
+         if (n == 1) {
+           return InvalidArgumentError(
+               "1 is too few: the journal needs one connection for its writer "
+               "and at least one for reads (0: no cap)");
+         }
+         c.postgres.max_open_conns = n;
+         return Status::Ok();
+       }},
+      {"Store.MaxIdleConns",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.postgres.max_idle_conns,
+                              ParseInt(v, 0, 100000));
+         return Status::Ok();
+       }},
+      {"Store.ConnMaxLifeTime",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 366LL * 24 * 60));
+         c.postgres.conn_max_lifetime = std::chrono::minutes(n);
+         return Status::Ok();
+       }},
+      {"Store.ConnectTimeout",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 3600));
+         c.postgres.connect_timeout = std::chrono::seconds(n);
+         return Status::Ok();
+       }},
+      {"Store.Path", Text(&ServerConfig::store_path, false)},
+      {"Store.Synchronous",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         const std::string s = Lower(v);
+         if (s == "full") {
+           c.durable_on_power_loss = true;
+         } else if (s == "normal") {
+           c.durable_on_power_loss = false;
+         } else {
+           return InvalidArgumentError("'" + v + "' is not full or normal");
+         }
+         return Status::Ok();
+       }},
+      {"Store.Create",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         const std::string s = Lower(v);
+         if (s == "true") {
+           c.store_create = true;
+         } else if (s == "false") {
+           c.store_create = false;
+         } else {
+           return InvalidArgumentError("'" + v + "' is not true or false");
+         }
+         return Status::Ok();
+       }},
+      {"GrpcHost", Text(&ServerConfig::grpc_host, false)},
+      {"GrpcPort",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 65535));
+         c.grpc_port = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"HttpPort",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 65535));
+         c.http_port = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"RetryInterval", Seconds(&ServerConfig::retry_interval, 1)},
+      {"RetryIntervalMax", Seconds(&ServerConfig::retry_interval_max, 0)},
+      {"TimeoutToFail", Seconds(&ServerConfig::timeout_to_fail, 1)},
+      {"RequestTimeout", Seconds(&ServerConfig::request_timeout, 1)},
+      {"TransCronInterval", Seconds(&ServerConfig::trans_cron_interval, 1)},
+      {"ShutdownGrace", Seconds(&ServerConfig::shutdown_grace, 0)},
+      {"IoThreads",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 64));
+         c.io_threads = static_cast<int>(n);
+         return Status::Ok();
+       }},
+      {"MaxRequestBytes",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.max_request_bytes, ParseInt(v, 1, 1LL << 30));
+         return Status::Ok();
+       }},
+      {"LogLevel",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         auto level = ParseLogLevel(v);
+         if (!level.ok()) {
+           return InvalidArgumentError("'" + v +
+                                       "' is not debug, info, warn or error");
+         }
+         c.log_level = *level;
+         return Status::Ok();
+       }},
+      {"AlertRetryLimit",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.alert_retry_limit, ParseInt(v, 1, 1000000));
+         return Status::Ok();
+       }},
+      {"AlertWebHook",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (!v.empty() && v.rfind("http://", 0) != 0 &&
+             v.rfind("https://", 0) != 0) {
+           return InvalidArgumentError("'" + v +
+                                       "' is not an http:// or https:// URL");
+         }
+         c.alert_webhook = v;
+         return Status::Ok();
+       }},
+      {"Admin.Token",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         // Sent as "Bearer <token>" in an HTTP header and in gRPC metadata,
+         // which takes printable ASCII only. The value is never echoed.
+         for (char ch : v) {
+           if (ch < 0x21 || ch > 0x7e) {
+             return InvalidArgumentError(
+                 "holds a character that is not visible ASCII (0x21-0x7E); "
+                 "the token travels in an Authorization header");
+           }
+         }
+         c.admin_token = v;
+         return Status::Ok();
+       }},
+      {"Admin.Open", Bool(&ServerConfig::admin_open)},
+      {"GrpcReflection", Bool(&ServerConfig::grpc_reflection)},
+      {"BranchTargets.Schemes", TargetList(&BranchTargets::schemes)},
+      {"BranchTargets.Hosts", TargetList(&BranchTargets::hosts)},
+      {"BranchTargets.Ports", SetTargetPorts},
+      {"BranchTargets.Services", TargetList(&BranchTargets::services)},
+      {"TLS.CertFile", Text(&ServerConfig::tls, &TlsServerOptions::cert_file)},
+      {"TLS.KeyFile", Text(&ServerConfig::tls, &TlsServerOptions::key_file)},
+      {"TLS.ClientCAFile",
+       Text(&ServerConfig::tls, &TlsServerOptions::client_ca_file)},
+      {"Log.Outputs",
+       [](ServerConfig&, const std::string& v) -> Status {
+         if (v != "stderr" && !v.empty()) {
+           return InvalidArgumentError("'" + v +
+                                       "': dtx-server logs to stderr only");
+         }
+         return Status::Ok();
+       }},
+  };
   return keys;
 }
 
