@@ -44,6 +44,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  reloaded.status().message().c_str(), printed.c_str());
   }
   FUZZ_CHECK(reloaded.ok());
-  FUZZ_CHECK(dtx::server::ToYaml(reloaded->config) == printed);
+  const std::string again_printed = dtx::server::ToYaml(reloaded->config);
+  if (again_printed != printed) {
+    std::fprintf(stderr, "printed:\n%s\nprinted again:\n%s\n", printed.c_str(),
+                 again_printed.c_str());
+  }
+  FUZZ_CHECK(again_printed == printed);
   return 0;
 }
