@@ -5,6 +5,7 @@
 #
 #   scripts/setup.sh           # gcc tool chain and libraries
 #   scripts/setup.sh --clang   # also clang, for CI's -Wthread-safety build
+#   scripts/setup.sh --fuzz    # also clang and libFuzzer, for scripts/fuzz.sh
 set -euo pipefail
 
 # Build tool chain and the libraries dtx links against.
@@ -31,8 +32,13 @@ PACKAGES=(
 for arg in "$@"; do
   case "$arg" in
     --clang) PACKAGES+=(clang) ;;
+    # -fsanitize=fuzzer,address,undefined links compiler-rt's runtimes
+    # (libclang_rt.fuzzer, .asan, .ubsan), which Debian ships apart from clang
+    # in libclang-rt-14-dev; libfuzzer-14-dev adds libFuzzer's own archive and
+    # headers (FuzzedDataProvider.h), matching clang 14.
+    --fuzz) PACKAGES+=(clang libclang-rt-14-dev libfuzzer-14-dev) ;;
     *)
-      echo "setup: unknown argument: $arg (known: --clang)" >&2
+      echo "setup: unknown argument: $arg (known: --clang, --fuzz)" >&2
       exit 2
       ;;
   esac

@@ -1,5 +1,7 @@
 #include "dtx/clock.h"
 
+#include <algorithm>
+
 namespace dtx {
 namespace {
 
@@ -36,6 +38,7 @@ int64_t ToUnixMillis(TimePoint t) {
 }
 
 TimePoint FromUnixMillis(int64_t ms) {
+  ms = std::clamp(ms, -kMaxUnixMillis, kMaxUnixMillis);
   return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
       std::chrono::milliseconds(ms)));
 }

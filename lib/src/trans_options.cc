@@ -145,6 +145,13 @@ Result<TransOptions> DecodeOptions(const std::string& text) {
   auto binary = j.find("branch_headers_bin");
   if (binary != j.end() && binary->is_object()) {
     for (const auto& [k, v] : binary->items()) {
+      // Only a "-bin" header may carry bytes that are not text; under any
+      // other name they could be neither sent as gRPC metadata nor encoded
+      // again (EncodeOptions writes such a value as a JSON string).
+      if (!IsBinaryHeader(k)) {
+        return InvalidArgumentError("options: branch_headers_bin['" + k +
+                                    "'] is not a -bin header");
+      }
       std::optional<std::string> value;
       if (v.is_string()) value = Base64Decode(v.get<std::string>());
       if (!value) {

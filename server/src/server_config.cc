@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -137,6 +138,24 @@ struct Key {
   Setter set;
 };
 
+// Every setting is one line of text: a control character (a CR left by a
+// script that wrote an environment variable, a "\t" in a quoted YAML
+// string) is a mistake, and --print-config could not show it (found by
+// fuzz/server_config: a value ending in CR printed as YAML read back
+// without it). The value itself is not echoed: it may be a password.
+Status CheckOneLine(const std::string& v) {
+  for (char ch : v) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02x", u);
+      return InvalidArgumentError(std::string("holds a control character (") +
+                                  hex + "); a setting is one line of text");
+    }
+  }
+  return Status::Ok();
+}
+
 // BranchTLS: a YAML list of rules, {Target, CAFile, CertFile, KeyFile,
 // ServerName}; `where` names the source in errors.
 Result<std::vector<TlsClientRule>> ParseBranchTls(const YAML::Node& node,
@@ -169,6 +188,9 @@ Result<std::vector<TlsClientRule>> ParseBranchTls(const YAML::Node& node,
         if (field.second.IsScalar()) value = field.second.Scalar();
       } catch (const YAML::Exception&) {
         return InvalidArgumentError(item + ": a key is not a string");
+      }
+      if (Status s = CheckOneLine(value); !s.ok()) {
+        return InvalidArgumentError(item + "." + name + ": " + s.message());
       }
       const std::string lower = Lower(name);
       if (lower == "target") {
@@ -458,6 +480,12 @@ constexpr const char* kRetiredWorkerThreadsWhy =
 
 constexpr const char* kBranchTls = "BranchTLS";
 
+// Sets `key` to `v`, once `v` is one line of text.
+Status SetKey(const Key& key, ServerConfig& config, const std::string& v) {
+  DTX_RETURN_IF_ERROR(CheckOneLine(v));
+  return key.set(config, v);
+}
+
 const Key* FindKey(const std::string& path) {
   const std::string lower = Lower(path);
   for (const Key& k : Keys()) {
@@ -539,7 +567,7 @@ Status Walk(const YAML::Node& node, const std::string& prefix,
       return InvalidArgumentError(file + ": " + path +
                                   " must be a single value");
     }
-    Status s = key->set(config, value.Scalar());
+    Status s = SetKey(*key, config, value.Scalar());
     if (!s.ok()) {
       return InvalidArgumentError(file + ": " + key->name + ": " + s.message());
     }
@@ -678,7 +706,7 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
       // As dtm reads them: an empty variable is unset (templates often
       // render unset values as "").
       if (!value || value->empty()) continue;
-      Status s = key.set(config, *value);
+      Status s = SetKey(key, config, *value);
       if (!s.ok()) {
         return InvalidArgumentError("environment " + name + " (" + key.name +
                                     "): " + s.message());
@@ -689,7 +717,7 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
   for (const auto& [name, value] : sources.flags) {
     const Key* key = FindKey(name);
     if (key == nullptr) return InvalidArgumentError("unknown setting " + name);
-    Status s = key->set(config, value);
+    Status s = SetKey(*key, config, value);
     if (!s.ok()) {
       return InvalidArgumentError("flag for " + std::string(key->name) + ": " +
                                   s.message());

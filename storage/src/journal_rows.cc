@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 
 namespace dtx::internal {
@@ -221,6 +222,28 @@ WHERE trans_id = ?3 AND branch_id = ?4 AND op = ?5)sql"));
   return Status::Ok();
 }
 
+namespace {
+
+// kInvalidArgument naming the first of `cols` (named `names`) that holds a
+// time outside what TimePoint holds (clock.h, kMaxUnixMillis): converting
+// it, or a due time computed from it, would overflow.
+Status CheckTimes(const Stmt& s, std::initializer_list<int> cols,
+                  std::initializer_list<const char*> names) {
+  auto name = names.begin();
+  for (int col : cols) {
+    const int64_t ms = s.Int(col);
+    if (!s.IsNull(col) && (ms > kMaxUnixMillis || ms < -kMaxUnixMillis)) {
+      return InvalidArgumentError(std::string(*name) + " " +
+                                  std::to_string(ms) +
+                                  " ms is outside the years 1740..2200");
+    }
+    ++name;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<GlobalTrans> ReadGlobalRow(const Stmt& s, const std::string& path) {
   GlobalTrans t;
   t.id = s.Int(0);
@@ -235,6 +258,17 @@ Result<GlobalTrans> ReadGlobalRow(const Stmt& s, const std::string& path) {
   auto status = ParseTransStatus(s.Text(3));
   if (!status.ok()) return bad(status.status());
   t.status = *status;
+  if (Status st = CheckTimes(s, {11, 12, 13, 14, 16},
+                             {"create_time", "update_time", "finish_time",
+                              "rollback_time", "next_cron_time"});
+      !st.ok()) {
+    return bad(st);
+  }
+  if (s.Int(15) < 0 || s.Int(15) > kMaxUnixMillis / 1000) {
+    return bad(InvalidArgumentError("next_cron_interval " +
+                                    std::to_string(s.Int(15)) +
+                                    " s is negative or over 230 years"));
+  }
   t.protocol = s.Text(4);
   t.query_prepared = s.Text(5);
   t.options = s.Text(6);
@@ -271,6 +305,12 @@ Result<Branch> ReadBranchRow(const Stmt& s, const std::string& path) {
   auto status = ParseBranchStatus(s.Text(6));
   if (!status.ok()) return bad(status.status());
   b.status = *status;
+  if (Status st = CheckTimes(s, {7, 8, 9, 10, 12},
+                             {"create_time", "update_time", "finish_time",
+                              "rollback_time", "last_try_time"});
+      !st.ok()) {
+    return bad(st);
+  }
   b.create_time = FromUnixMillis(s.Int(7));
   b.update_time = FromUnixMillis(s.Int(8));
   b.finish_time = ReadOptTime(s, 9);

@@ -61,6 +61,21 @@ TEST(TransOptionsTest, BinaryHeadersKeepEveryByte) {
               StatusIs(StatusCode::kInvalidArgument, "not base64"));
 }
 
+// Found by fuzz/trans_json: bytes stored under a name without "-bin"
+// decoded into a header that EncodeOptions could not write again (nlohmann
+// throws on a string that is not UTF-8) and that gRPC could not send.
+TEST(TransOptionsTest, BinaryValuesNeedABinHeaderName) {
+  // "AAEC/w==" is 00 01 02 ff.
+  EXPECT_THAT(DecodeOptions(R"({"branch_headers_bin":{"x-user":"AAEC/w=="}})"),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "branch_headers_bin['x-user'] is not a -bin header"));
+  ASSERT_OK_AND_ASSIGN(
+      TransOptions o,
+      DecodeOptions(R"({"branch_headers_bin":{"x-bin":"AAEC/w=="}})"));
+  EXPECT_EQ(o.branch_headers.at("x-bin"), std::string("\x00\x01\x02\xff", 4));
+  EXPECT_EQ(DecodeOptions(EncodeOptions(o))->branch_headers, o.branch_headers);
+}
+
 TEST(TransOptionsTest, WhatEarlierVersionsWroteStillReads) {
   // Before only non-default options were written, every key was.
   ASSERT_OK_AND_ASSIGN(

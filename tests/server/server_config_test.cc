@@ -203,6 +203,44 @@ TEST(ServerConfigTest, PrintedConfigReadsBackTheSame) {
   EXPECT_TRUE(second.warnings.empty());
 }
 
+// Found by fuzz/server_config: STORE_PATH ending in a CR loaded, and
+// --print-config printed YAML that read back without the CR. A setting
+// with a control character is refused, naming the key, not the value.
+TEST(ServerConfigTest, ControlCharactersInASettingAreErrorsNamingTheKey) {
+  ConfigSources s;
+  s.env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "STORE_PATH") return std::string("\r\xf6\r");
+    return std::nullopt;
+  };
+  EXPECT_THAT(LoadServerConfig(s),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "environment STORE_PATH (Store.Path): holds a control "
+                       "character (0x0d)"));
+  EXPECT_THAT(LoadServerConfig(Yaml("Store:\n  Password: \"pw\\tx\"\n")),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "Store.Password: holds a control character (0x09)"));
+  EXPECT_THAT(LoadServerConfig(Yaml("AlertWebHook: \"http://h/\\n\"\n")),
+              StatusIs(StatusCode::kInvalidArgument, "AlertWebHook"));
+  EXPECT_THAT(
+      LoadServerConfig(Yaml("BranchTLS:\n  - Target: \"pay:9443\\r\"\n")),
+      StatusIs(StatusCode::kInvalidArgument,
+               "BranchTLS[0].Target: holds a control character (0x0d)"));
+  ConfigSources flag;
+  flag.flags["GrpcHost"] = std::string("h\0st", 4);
+  EXPECT_THAT(LoadServerConfig(flag),
+              StatusIs(StatusCode::kInvalidArgument, "flag for GrpcHost"));
+  // Bytes that are not UTF-8 are no control characters: a path may hold
+  // them, and they print and read back as they are.
+  s.env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "STORE_PATH") return std::string("/tmp/\xf6.db");
+    return std::nullopt;
+  };
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(s));
+  ASSERT_OK_AND_ASSIGN(LoadedConfig again,
+                       LoadServerConfig(Yaml(ToYaml(loaded.config))));
+  EXPECT_EQ(again.config.store_path, "/tmp/\xf6.db");
+}
+
 }  // namespace
 
 TEST(ServerConfigTest, AlertAndAdminKeys) {

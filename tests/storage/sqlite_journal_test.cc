@@ -742,6 +742,35 @@ TEST_F(SqliteJournalTest, DamagedPagesAreDataLossNotACrash) {
   }
 }
 
+// Found by fuzz/journal_rows: a stored time past TimePoint's range (2262)
+// overflowed when read (UBSan: signed integer overflow in FromUnixMillis).
+// Such a row is damage, reported as such and naming the column.
+TEST_F(SqliteJournalTest, AStoredTimeOutOfRangeIsDataLoss) {
+  const std::string path = dir_.File("journal.db");
+  {
+    auto j = Open(Options());
+    ASSERT_OK(Save(*j, Trans("far-1", clock_), SagaBranches(1)));
+    ASSERT_OK(Save(*j, Trans("far-2", clock_), SagaBranches(1)));
+    ASSERT_OK(Save(*j, Trans("far-3", clock_), SagaBranches(1)));
+  }
+  RawExec(path, R"sql(
+UPDATE trans_global SET create_time = -9223372036854775808 WHERE gid = 'far-1';
+UPDATE trans_global SET next_cron_interval = 9223372036854775807
+  WHERE gid = 'far-2';
+UPDATE trans_branch_op SET last_try_time = 9223372036854775807
+  WHERE gid = 'far-3';
+)sql");
+  auto j = Open(Options());
+  EXPECT_THAT(j->Find("far-1"),
+              StatusIs(StatusCode::kDataLoss,
+                       "gid far-1: create_time -9223372036854775808 ms is "
+                       "outside the years 1740..2200"));
+  EXPECT_THAT(j->Find("far-2"),
+              StatusIs(StatusCode::kDataLoss, "gid far-2: next_cron_interval"));
+  EXPECT_THAT(j->Find("far-3"),
+              StatusIs(StatusCode::kDataLoss, "last_try_time"));
+}
+
 TEST_F(SqliteJournalTest, FullDiskFailsTheWriteAndLosesNothing) {
   SqliteJournalOptions o = Options();
   o.max_page_count = 40;

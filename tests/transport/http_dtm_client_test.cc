@@ -111,6 +111,19 @@ TEST(DecodeDtmQueryJsonTest, NullTransactionIsNotFoundAndJunkIsInternal) {
               StatusIs(StatusCode::kInternal, "branches"));
 }
 
+// A server's time past TimePoint's range (the year 2262) would overflow:
+// refused as any malformed time, never converted.
+TEST(DecodeDtmQueryJsonTest, TimesPastTimePointsRangeAreRefused) {
+  EXPECT_THAT(DecodeDtmQueryJson(
+                  R"({"transaction":{"create_time":"9999-12-31T23:59:59Z"}})"),
+              StatusIs(StatusCode::kInternal, "create_time '9999-12-31"));
+  ASSERT_OK_AND_ASSIGN(
+      TransWithBranches q,
+      DecodeDtmQueryJson(
+          R"({"transaction":{"create_time":"2199-12-31T23:59:59+01:00"}})"));
+  EXPECT_EQ(ToUnixMillis(q.trans.create_time), 7258114799000);
+}
+
 TEST(HttpDtmClientTest, RefusesAddressesThatAreNotHttpUrls) {
   for (const char* address :
        {"", "localhost:36789", "grpc://localhost:36790", "http://"}) {

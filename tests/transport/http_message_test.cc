@@ -48,6 +48,30 @@ TEST(ParseQueryStringTest, MalformedEscapeNamesTheParameter) {
               StatusIs(StatusCode::kInvalidArgument, "query string"));
 }
 
+TEST(ParseRequestTargetTest, SplitsAndDecodesPathAndQuery) {
+  HttpRequest r;
+  ASSERT_OK(ParseRequestTarget("/api/dtmsvr/query%2Fx+y?gid=a%20b&f", &r));
+  EXPECT_EQ(r.path, "/api/dtmsvr/query/x+y");
+  EXPECT_THAT(r.query, ElementsAre(Pair("gid", "a b"), Pair("f", "")));
+  ASSERT_OK(ParseRequestTarget("/", &r));
+  EXPECT_EQ(r.path, "/");
+  EXPECT_TRUE(r.query.empty());
+}
+
+TEST(ParseRequestTargetTest, RefusesWhatIsNotAPathOrMalformed) {
+  HttpRequest r;
+  for (const char* bad : {"", "?gid=1", "*", "http://h/p", "api/x"}) {
+    EXPECT_THAT(ParseRequestTarget(bad, &r),
+                StatusIs(StatusCode::kInvalidArgument,
+                         "must be a path starting with '/'"))
+        << bad;
+  }
+  EXPECT_THAT(ParseRequestTarget("/a%zz?x=1", &r),
+              StatusIs(StatusCode::kInvalidArgument, "in the request path"));
+  EXPECT_THAT(ParseRequestTarget("/a?gid=%zz", &r),
+              StatusIs(StatusCode::kInvalidArgument, "parameter 'gid'"));
+}
+
 TEST(EncodeQueryComponentTest, EncodesAllButUnreservedAndRoundTrips) {
   EXPECT_EQ(EncodeQueryComponent("a b&c=d/e?f"), "a%20b%26c%3Dd%2Fe%3Ff");
   EXPECT_EQ(EncodeQueryComponent("AZaz09-._~"), "AZaz09-._~");

@@ -4,6 +4,8 @@
 
 #include "dtm_import.h"
 
+#include "dtx/clock.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -45,7 +47,7 @@ std::string Base64(const std::string& in) {
 
 std::optional<TimePoint> Time(const std::optional<int64_t>& ms) {
   if (!ms) return std::nullopt;
-  return TimePoint(std::chrono::milliseconds(*ms));
+  return FromUnixMillis(*ms);  // clamped: dtm's rows may hold any value
 }
 
 // A JSON object from dtm's text column, or null for an empty one; discarded

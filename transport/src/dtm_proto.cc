@@ -1,5 +1,6 @@
 #include "dtm_proto.h"
 
+#include "dtx/clock.h"
 #include "dtx/limits.h"
 
 #include <nlohmann/json.hpp>
@@ -25,9 +26,8 @@ int64_t ToMillis(const std::optional<TimePoint>& t) {
   return t ? ToMillis(*t) : 0;
 }
 
-TimePoint FromMillis(int64_t ms) {
-  return TimePoint(std::chrono::milliseconds(ms));
-}
+// Clamped (FromUnixMillis): a List's created_from_ms comes from any client.
+TimePoint FromMillis(int64_t ms) { return FromUnixMillis(ms); }
 
 std::optional<TimePoint> OptionalFromMillis(int64_t ms) {
   if (ms == 0) return std::nullopt;

@@ -1,5 +1,6 @@
 #include "dtx/transport/http_dtm_client.h"
 
+#include "dtx/clock.h"
 #include "dtx/limits.h"
 #include "dtx/routing_branch_client.h"
 #include "dtx/transport/dtm_http_json.h"
@@ -109,7 +110,12 @@ Result<TimePoint> ParseTime(const std::string& key, const std::string& text) {
   std::tm tm{};
   const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
   if (rest == nullptr) return bad();
-  int64_t ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  const int64_t seconds = static_cast<int64_t>(timegm(&tm));
+  // A year past TimePoint's range would overflow (clock.h, kMaxUnixMillis).
+  if (seconds > kMaxUnixMillis / 1000 || seconds < -kMaxUnixMillis / 1000) {
+    return bad();
+  }
+  int64_t ms = seconds * 1000;
   std::string_view tail = rest;
   if (!tail.empty() && tail[0] == '.') {
     std::size_t n = 1;
@@ -129,7 +135,7 @@ Result<TimePoint> ParseTime(const std::string& key, const std::string& text) {
     ms += frac;
     tail.remove_prefix(n);
   }
-  if (tail == "Z") return TimePoint(std::chrono::milliseconds(ms));
+  if (tail == "Z") return FromUnixMillis(ms);
   if (tail.size() != 6 || (tail[0] != '+' && tail[0] != '-') ||
       tail[3] != ':') {
     return bad();
@@ -143,7 +149,7 @@ Result<TimePoint> ParseTime(const std::string& key, const std::string& text) {
   if (h < 0 || m < 0) return bad();
   const int64_t offset = (h * 60 + m) * 60 * 1000;
   ms += tail[0] == '+' ? -offset : offset;
-  return TimePoint(std::chrono::milliseconds(ms));
+  return FromUnixMillis(ms);
 }
 
 // Reads the members of one record; absent and null members keep their

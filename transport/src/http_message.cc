@@ -140,6 +140,27 @@ Result<HttpPairs> ParseQueryString(std::string_view query) {
   return pairs;
 }
 
+Status ParseRequestTarget(std::string_view target, HttpRequest* request) {
+  const std::size_t question = target.find('?');
+  const std::string_view raw_path = target.substr(0, question);
+  if (raw_path.empty() || raw_path.front() != '/') {
+    return InvalidArgumentError(
+        "http: the request target must be a path starting with '/'");
+  }
+  auto path = PercentDecode(raw_path, false);
+  if (!path.ok()) {
+    return InvalidArgumentError(path.status().message() +
+                                " in the request path");
+  }
+  request->path = std::move(path).value();
+  request->query.clear();
+  if (question != std::string_view::npos) {
+    DTX_ASSIGN_OR_RETURN(request->query,
+                         ParseQueryString(target.substr(question + 1)));
+  }
+  return Status::Ok();
+}
+
 std::string EncodeQueryComponent(std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

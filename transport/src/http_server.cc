@@ -468,28 +468,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request.target = std::string(message.target());
     request.remote_address = remote_;
     const std::string_view target = message.target();
-    const std::size_t question = target.find('?');
-    const std::string_view raw_path = target.substr(0, question);
     std::optional<HttpResponse> refused;
-    if (raw_path.empty() || raw_path.front() != '/') {
-      refused = HttpResponse::Error(
-          400, "http: the request target must be a path starting with '/'");
-    } else if (auto path = PercentDecode(raw_path, false); !path.ok()) {
-      refused = HttpResponse::Error(
-          400, path.status().message() + " in the request path");
-    } else {
-      request.path = std::move(path).value();
-      if (question != std::string_view::npos) {
-        auto query = ParseQueryString(target.substr(question + 1));
-        if (query.ok()) {
-          request.query = std::move(query).value();
-        } else {
-          refused = HttpResponse::Error(400, query.status().message());
-        }
-      }
+    if (Status parsed = ParseRequestTarget(target, &request); !parsed.ok()) {
+      refused = HttpResponse::Error(400, parsed.message());
     }
     slot.method = request.method;
-    slot.path = refused ? std::string(raw_path) : request.path;
+    slot.path = refused ? std::string(target.substr(0, target.find('?')))
+                        : request.path;
     slot.answer = std::move(refused);
     const bool answered = slot.answer.has_value();
     const std::uint64_t id = slot.id;

@@ -37,8 +37,17 @@ class DTX_CORE_EXPORT FakeClock : public Clock {
   std::atomic<int64_t> now_ms_;
 };
 
+// The latest Unix time, in milliseconds, that FromUnixMillis gives as it
+// is (2200-01-01T00:00:00Z), and minus it the earliest: TimePoint counts
+// nanoseconds in 64 bits and ends in 2262, so a later time, and a due time
+// computed from it, would overflow. Times from outside (a journal's rows,
+// a client's query, a server's answer) are checked against it.
+inline constexpr int64_t kMaxUnixMillis = 7258118400000;
+
 // Milliseconds since the Unix epoch, as the journal stores time.
 DTX_CORE_EXPORT int64_t ToUnixMillis(TimePoint t);
+// `ms` clamped to -kMaxUnixMillis..kMaxUnixMillis, so that any int64 gives a
+// TimePoint without overflow.
 DTX_CORE_EXPORT TimePoint FromUnixMillis(int64_t ms);
 
 }  // namespace dtx

@@ -124,6 +124,15 @@ DTX_HTTP_EXPORT Result<std::string> PercentDecode(std::string_view text,
 // naming the parameter for a malformed escape.
 DTX_HTTP_EXPORT Result<HttpPairs> ParseQueryString(std::string_view query);
 
+// Fills request->path and request->query from `target` (the request-target
+// as sent, "/api/dtmsvr/query?gid=a%20b"), as HttpServer does before a
+// handler sees the request: the path percent-decoded ("+" stays "+"), the
+// query by ParseQueryString. kInvalidArgument, and the server answers 400
+// without calling the handler, when the path is empty or does not start with
+// '/', or an escape is malformed.
+DTX_HTTP_EXPORT Status ParseRequestTarget(std::string_view target,
+                                          HttpRequest* request);
+
 // Percent-encodes everything but RFC 3986's unreserved characters
 // (A-Z a-z 0-9 - . _ ~), so that the result is safe as a query name or value
 // and as a path segment: EncodeQueryComponent("a b&c") == "a%20b%26c".
