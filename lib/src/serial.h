@@ -13,17 +13,17 @@
 //   serial->Dispatch([] { ... });  // here if idle, else like Post
 //
 // A closure still queued when the io_context (or the executor's queue) is
-// destroyed without running it is destroyed with it (as asio destroys a strand's handlers), so closures
-// that hold the serial's owner cannot keep it alive in a cycle.
+// destroyed without running it is destroyed with it (as asio destroys a
+// strand's handlers), so closures that hold the serial's owner cannot keep it
+// alive in a cycle.
 //
 // Thread safety: thread-safe.
 
 #ifndef DTX_LIB_SERIAL_H_
 #define DTX_LIB_SERIAL_H_
 
-#include "dtx/internal/mutex.h"
-
 #include "dtx/executor.h"
+#include "dtx/internal/mutex.h"
 
 #include <deque>
 #include <functional>

@@ -8,8 +8,9 @@
 // needs (docs/testing.md).
 //
 //   class MyLoop : public dtx::EventLoop {
-//     void Post(std::function<void()> fn) override { ready_.push(std::move(fn)); }
-//     void PostAt(dtx::TimePoint when, std::function<void()> fn) override {
+//     void Post(std::function<void()> fn) override {
+//     ready_.push(std::move(fn)); } void PostAt(dtx::TimePoint when,
+//     std::function<void()> fn) override {
 //       timers_.emplace(when, std::move(fn));
 //     }
 //     ...
