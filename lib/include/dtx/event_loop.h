@@ -7,14 +7,15 @@
 // runs the real coordinator deterministically, which is what a simulation
 // needs (docs/testing.md).
 //
+// clang-format off
 //   class MyLoop : public dtx::EventLoop {
-//     void Post(std::function<void()> fn) override {
-//     ready_.push(std::move(fn)); } void PostAt(dtx::TimePoint when,
-//     std::function<void()> fn) override {
+//     void Post(std::function<void()> fn) override { ready_.push(std::move(fn)); }
+//     void PostAt(dtx::TimePoint when, std::function<void()> fn) override {
 //       timers_.emplace(when, std::move(fn));
 //     }
 //     ...
 //   };
+// clang-format on
 //
 // The loop may run a closure late but never early, and runs closures posted
 // with Post in the order they were posted. A closure may be destroyed without
