@@ -42,7 +42,10 @@ struct Tx {
   TransType type = TransType::kSaga;
   int steps = 1;
   std::vector<bool> will_fail;  // saga action / tcc try fails for good
-  bool prepared_ok = false;     // tcc, msg: Prepare answered OK
+  // Saga: the steps each step waits for (concurrent), or the one before.
+  bool concurrent = false;
+  std::vector<std::vector<int>> prereqs;
+  bool prepared_ok = false;  // tcc, msg: Prepare answered OK
   bool submit_called = false;
   TimePoint submit_called_at{};
   bool submit_ok = false;
@@ -51,6 +54,8 @@ struct Tx {
   Local local = Local::kUndecided;      // msg
   bool prepared_first = true;           // msg: Prepare before Submit
   std::optional<TimePoint> committed_at;
+  std::optional<TransOptions> msg_options;
+  std::string msg_custom;
   std::map<std::string, BranchState> branches;
 };
 
@@ -74,17 +79,23 @@ class Run {
     sim_.service().set_crash_handler([this] { CrashNow(); });
     const TimePoint start = start_;
     SimRandom& r = sim_.random();
+    // From a sixth of the phase to all of it: more or fewer at once.
+    phase_ = r.Millis(opts_.fault_phase / 6, opts_.fault_phase);
     for (int i = 0; i < opts_.transactions; ++i) {
-      const auto at = r.Millis(milliseconds(0), opts_.fault_phase);
+      const auto at = r.Millis(milliseconds(0), phase_);
       sim_.app()->PostAt(start + at, [this] { StartOne(); });
     }
     const int crashes =
         static_cast<int>(r.Between(0, 2 * static_cast<int64_t>(opts_.crashes)));
     for (int i = 0; i < crashes; ++i) {
-      const auto at = r.Millis(milliseconds(0), opts_.fault_phase);
+      const auto at = r.Millis(milliseconds(0), phase_);
       world_->PostAt(start + at, [this] { CrashNow(); });
     }
-    sim_.loop().RunUntil(start + opts_.fault_phase);
+    for (int i = 0; i < opts_.transactions / 10; ++i) {
+      const auto at = r.Millis(milliseconds(0), phase_);
+      sim_.app()->PostAt(start + at, [this] { RetryOne(); });
+    }
+    sim_.loop().RunUntil(start + phase_);
     // Faults stop; a coordinator down stays down only until its restart.
     sim_.StopFaults();
     sim_.service().ClearScripts();
@@ -134,7 +145,9 @@ class Run {
       o.network.delay_max = milliseconds(r.Between(1, 50));
       o.network.slow_max = milliseconds(r.Between(100, 4000));
       o.journal.write_error = 0.02 * k;
-      o.journal.commit_delay_max = milliseconds(r.Between(0, 10));
+      o.journal.read_error = 0.01 * k;
+      o.journal.commit_delay_max = milliseconds(r.Between(0, 50));
+      o.journal.max_batch = static_cast<std::size_t>(r.Between(1, 16));
     }
     o.journal.torn_at_crash = 0.5;
     return o;
@@ -145,6 +158,7 @@ class Run {
     rep.seed = seed_;
     rep.transactions = static_cast<int64_t>(txs_.size());
     rep.crashes = sim_.crashes();
+    rep.clean_stops = clean_stops_;
     rep.steps = static_cast<int64_t>(sim_.loop().steps());
     rep.branch_calls = static_cast<int64_t>(sim_.service().sent().size());
     rep.journal_writes = sim_.journal().writes();
@@ -160,11 +174,27 @@ class Run {
                           (gid.empty() ? "" : " gid=" + gid) + ": " + what);
   }
 
-  // Crashes, restarting after a random downtime.
+  // Crashes (or, one time in four, shuts down cleanly), restarting after a
+  // random downtime.
   void CrashNow() {
     if (!sim_.running() || !faults_on_) return;
-    sim_.Crash();
+    if (sim_.random().Chance(0.25)) {
+      sim_.Stop();
+      ++clean_stops_;
+    } else {
+      sim_.Crash();
+    }
     Restart(sim_.random().Millis(milliseconds(0), opts_.max_downtime));
+  }
+
+  // An operator's RetryNow on a random transaction (only the schedule
+  // changes).
+  void RetryOne() {
+    Coordinator* c = Up();
+    if (c == nullptr || txs_.empty()) return;
+    const std::string gid =
+        "g" + std::to_string(1 + sim_.random().Below(txs_.size()));
+    c->RetryNowAsync(gid, [](Status) {});
   }
   void Restart(milliseconds downtime) {
     restart_pending_ = true;
@@ -295,6 +325,19 @@ class Run {
                           : TransType::kMsg;
     tx.steps = static_cast<int>(r.Between(1, 4));
     for (int i = 0; i < tx.steps; ++i) tx.will_fail.push_back(r.Chance(0.1));
+    tx.prereqs.assign(static_cast<std::size_t>(tx.steps), {});
+    if (tx.type == TransType::kSaga && tx.steps > 1 && r.Chance(0.3)) {
+      tx.concurrent = true;
+      for (int i = 1; i < tx.steps; ++i) {
+        for (int p = 0; p < i; ++p) {
+          if (r.Chance(0.4))
+            tx.prereqs[static_cast<std::size_t>(i)].push_back(p);
+        }
+      }
+    } else {
+      for (int i = 1; i < tx.steps; ++i)
+        tx.prereqs[static_cast<std::size_t>(i)].push_back(i - 1);
+    }
     if (opts_.crash_point > 0 && r.Chance(opts_.crash_point)) {
       ScriptRule rule;
       rule.gid = tx.gid;
@@ -344,19 +387,45 @@ class Run {
     Tx& tx = txs_[gid];
     TransRequest req = Request(tx, true);
     SimRandom& r = sim_.random();
+    if (tx.concurrent) {
+      std::string orders;
+      for (std::size_t i = 0; i < tx.prereqs.size(); ++i) {
+        if (tx.prereqs[i].empty()) continue;
+        std::string list;
+        for (int p : tx.prereqs[i])
+          list += (list.empty() ? "" : ",") + std::to_string(p);
+        orders += (orders.empty() ? "" : ",") + std::string("\"") +
+                  std::to_string(i) + "\":[" + list + "]";
+      }
+      req.custom_data = "{\"orders\":{" + orders + "},\"concurrent\":true}";
+    }
     if (r.Chance(0.2)) req.options.timeout_to_fail = seconds(r.Between(1, 10));
     if (r.Chance(0.2)) req.options.retry_limit = r.Between(1, 3);
     req.options.wait_result = r.Chance(0.3);
     Coordinator* c = Up();
     if (c == nullptr) return End();
+    if (!tx.submit_called) tx.submit_called_at = sim_.loop().Now();
     tx.submit_called = true;
-    tx.submit_called_at = sim_.loop().Now();
     c->SubmitAsync(std::move(req), [this, gid](Status s) {
       Later([this, gid, s] {
-        txs_[gid].submit_ok = s.ok();
+        if (Retry(s)) return AfterRestart([this, gid] { StartSaga(gid); });
+        txs_[gid].submit_ok = txs_[gid].submit_ok || s.ok();
         End();
       });
     });
+  }
+
+  // Whether to send a request again that the coordinator did not answer
+  // (it crashed): an application retries, the request is idempotent.
+  bool Retry(const Status& s) {
+    return s.code() == StatusCode::kUnavailable && faults_on_ &&
+           sim_.random().Chance(0.5);
+  }
+  void AfterRestart(std::function<void()> fn) {
+    sim_.app()->PostAfter(
+        opts_.max_downtime +
+            sim_.random().Millis(milliseconds(0), milliseconds(1000)),
+        std::move(fn));
   }
 
   void StartTcc(const std::string& gid) {
@@ -364,6 +433,7 @@ class Run {
     if (c == nullptr) return End();
     c->PrepareAsync(Request(txs_[gid], false), [this, gid](Status s) {
       Later([this, gid, s] {
+        if (Retry(s)) return AfterRestart([this, gid] { StartTcc(gid); });
         if (!s.ok() || AppDies()) return End();
         txs_[gid].prepared_ok = true;
         TccBranch(gid, 0);
@@ -417,17 +487,20 @@ class Run {
     TransRequest req = Request(tx, false);
     auto done = [this, gid, commit](Status s) {
       Later([this, gid, commit, s] {
+        if (Retry(s))
+          return AfterRestart([this, gid, commit] { TccFinish(gid, commit); });
         if (commit) {
-          txs_[gid].submit_ok = s.ok();
+          txs_[gid].submit_ok = txs_[gid].submit_ok || s.ok();
         } else {
-          txs_[gid].abort_ok = s.ok();
+          txs_[gid].abort_ok = txs_[gid].abort_ok || s.ok();
         }
         End();
       });
     };
+    req.options.wait_result = sim_.random().Chance(0.3);
     if (commit) {
+      if (!tx.submit_called) tx.submit_called_at = sim_.loop().Now();
       tx.submit_called = true;
-      tx.submit_called_at = sim_.loop().Now();
       c->SubmitAsync(std::move(req), done);
     } else {
       req.rollback_reason = "a try failed";
@@ -446,8 +519,7 @@ class Run {
     }
     Coordinator* c = Up();
     if (c == nullptr) return End();
-    TransRequest req = Request(tx, true);
-    req.query_prepared = std::string(kApp) + "/QueryPrepared";
+    TransRequest req = MsgRequest(tx);
     c->PrepareAsync(std::move(req), [this, gid](Status s) {
       Later([this, gid, s] {
         if (!s.ok() || AppDies()) return End();
@@ -458,6 +530,25 @@ class Run {
             [this, gid] { MsgLocal(gid); });
       });
     });
+  }
+
+  // The same request for Prepare and Submit (with the message's options,
+  // drawn once).
+  TransRequest MsgRequest(Tx& tx) {
+    if (!tx.msg_options) {
+      SimRandom& r = sim_.random();
+      TransOptions o;
+      o.concurrent = r.Chance(0.3);
+      if (r.Chance(0.2)) o.timeout_to_fail = seconds(r.Between(1, 5));
+      tx.msg_options = o;
+      if (r.Chance(0.2))
+        tx.msg_custom = "{\"delay\":" + std::to_string(r.Between(1, 3)) + "}";
+    }
+    TransRequest req = Request(tx, true);
+    req.query_prepared = std::string(kApp) + "/QueryPrepared";
+    req.options = *tx.msg_options;
+    req.custom_data = tx.msg_custom;
+    return req;
   }
 
   void MsgLocal(const std::string& gid) {
@@ -486,13 +577,13 @@ class Run {
     Coordinator* c = Up();
     if (c == nullptr) return End();
     Tx& tx = txs_[gid];
-    TransRequest req = Request(tx, true);
-    req.query_prepared = std::string(kApp) + "/QueryPrepared";
+    TransRequest req = MsgRequest(tx);
+    if (!tx.submit_called) tx.submit_called_at = sim_.loop().Now();
     tx.submit_called = true;
-    tx.submit_called_at = sim_.loop().Now();
     c->SubmitAsync(std::move(req), [this, gid](Status s) {
       Later([this, gid, s] {
-        txs_[gid].submit_ok = s.ok();
+        if (Retry(s)) return AfterRestart([this, gid] { MsgSubmit(gid); });
+        txs_[gid].submit_ok = txs_[gid].submit_ok || s.ok();
         End();
       });
     });
@@ -628,8 +719,8 @@ class Run {
                               " was applied and never compensated");
       if (succeeded && FirstSent(c, id, BranchOp::kCompensate))
         Violation(tx.gid, "saga succeeded but step " + id + " was compensated");
-      if (s > 0) {
-        const std::string prev = BranchId(s - 1);
+      for (int p : tx.prereqs[static_cast<std::size_t>(s)]) {
+        const std::string prev = BranchId(p);
         const auto prev_ok = FirstSuccess(c, prev, BranchOp::kAction);
         const auto action = FirstSent(c, id, BranchOp::kAction);
         if (action && (!prev_ok || *prev_ok > *action))
@@ -715,10 +806,12 @@ class Run {
   Simulation sim_;
   std::shared_ptr<SimLoop::Process> world_ = sim_.loop().NewProcess("chaos");
   const TimePoint start_ = sim_.loop().Now();
+  milliseconds phase_{0};
   std::map<std::string, Tx> txs_;
   int flows_ = 0;
   bool faults_on_ = true;
   bool restart_pending_ = false;
+  int64_t clean_stops_ = 0;
   std::vector<std::string> violations_;
 };
 
@@ -727,7 +820,8 @@ class Run {
 std::string SimReport::Summary() const {
   std::ostringstream out;
   out << "seed=" << seed << " transactions=" << transactions
-      << " crashes=" << crashes << " branch_calls=" << branch_calls
+      << " crashes=" << crashes << " clean_stops=" << clean_stops
+      << " branch_calls=" << branch_calls
       << " journal_writes=" << journal_writes << " torn=" << torn_writes
       << " steps=" << steps << " violations=" << violations.size();
   for (std::size_t i = 0; i < violations.size() && i < 10; ++i)

@@ -6,6 +6,9 @@
 #include "dtx/testing/sim_journal.h"
 
 #include "dtx/clock.h"
+#include "dtx/limits.h"
+
+#include "journal_validate.h"  // storage/src: the checks every journal makes
 
 #include <algorithm>
 #include <set>
@@ -47,6 +50,10 @@ class SimJournal::Handle final : public Journal {
 
   void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
                WriteDone done) override {
+    Status s = internal::ValidateTransFields(trans);
+    if (s.ok()) s = internal::ValidateBranchFields(trans.gid, branches);
+    if (s.ok()) s = internal::CheckNoRepeatedBranch(trans.gid, branches);
+    if (!s.ok()) return Refuse(std::move(s), std::move(done));
     Write([this, trans = std::move(trans),
            branches = std::move(
                branches)]() mutable { return j_.DoSaveNew(trans, branches); },
@@ -54,6 +61,9 @@ class SimJournal::Handle final : public Journal {
   }
   void AppendBranches(std::string gid, TransStatus expected,
                       std::vector<Branch> branches, WriteDone done) override {
+    Status s = ValidateGid(gid).WithPrefix("journal");
+    if (s.ok()) s = internal::ValidateBranchFields(gid, branches);
+    if (!s.ok()) return Refuse(std::move(s), std::move(done));
     Write(
         [this, gid = std::move(gid), expected,
          branches = std::move(branches)]() mutable {
@@ -62,6 +72,14 @@ class SimJournal::Handle final : public Journal {
         std::move(done));
   }
   void ChangeStatus(StatusChange change, WriteDone done) override {
+    Status s = ValidateGid(change.gid).WithPrefix("journal");
+    if (s.ok() && change.rollback_reason) {
+      s = ValidateText("rollback_reason", *change.rollback_reason)
+              .WithPrefix("journal");
+    }
+    if (s.ok() && change.result)
+      s = ValidateText("result", *change.result).WithPrefix("journal");
+    if (!s.ok()) return Refuse(std::move(s), std::move(done));
     Write([this,
            change = std::move(change)] { return j_.DoChangeStatus(change); },
           std::move(done));
@@ -108,12 +126,18 @@ class SimJournal::Handle final : public Journal {
   }
 
   Result<TransWithBranches> Find(const std::string& gid) override {
+    if (closed_) return FailedPreconditionError("journal: closed");
+    if (j_.random_.Chance(j_.faults_.read_error)) {
+      ++j_.injected_errors_;
+      return UnavailableError("journal: injected i/o error (read)");
+    }
     auto it = j_.rows_.find(gid);
     if (it == j_.rows_.end()) return NotFoundError(Prefix(gid) + "not found");
     return it->second;
   }
 
   Result<ListPage> List(const ListQuery& q) override {
+    if (closed_) return FailedPreconditionError("journal: closed");
     const std::size_t limit = q.limit == 0 ? kDefaultListLimit : q.limit;
     std::vector<const GlobalTrans*> all;
     for (const auto& [gid, t] : j_.rows_) all.push_back(&t.trans);
@@ -140,6 +164,7 @@ class SimJournal::Handle final : public Journal {
 
   Result<DuePage> ListDue(TimePoint now, std::size_t limit,
                           DueCursor after) override {
+    if (closed_) return FailedPreconditionError("journal: closed");
     if (limit == 0) limit = 1;
     std::vector<const GlobalTrans*> due;
     for (const auto& [gid, t] : j_.rows_) {
@@ -168,6 +193,7 @@ class SimJournal::Handle final : public Journal {
   }
 
   Result<UnfinishedSummary> Summarize(TimePoint now) override {
+    if (closed_) return FailedPreconditionError("journal: closed");
     UnfinishedSummary s;
     for (const auto& [gid, t] : j_.rows_) {
       const GlobalTrans& g = t.trans;
@@ -181,6 +207,7 @@ class SimJournal::Handle final : public Journal {
   }
 
   Result<StatusCounts> CountByStatus() override {
+    if (closed_) return FailedPreconditionError("journal: closed");
     StatusCounts c;
     for (const auto& [gid, t] : j_.rows_) ++c[t.trans.status];
     return c;
@@ -195,14 +222,19 @@ class SimJournal::Handle final : public Journal {
  private:
   bool Usable() const { return !closed_ && process_->alive(); }
 
+  // A write refused before it is queued, answered from the journal's own
+  // "thread" as any other.
+  void Refuse(Status s, WriteDone done) {
+    if (!process_->alive()) return;
+    auto d = std::make_shared<WriteDone>(std::move(done));
+    j_.disk_->Post([d, s] { std::move (*d)(s); });
+  }
+
   void Write(std::function<Status()> apply, WriteDone done) {
     if (!process_->alive()) return;  // the process is gone: so is `done`
     if (closed_) {
-      // Refused, and answered from the journal's own "thread".
-      auto d = std::make_shared<WriteDone>(std::move(done));
-      j_.disk_->Post(
-          [d] { std::move (*d)(FailedPreconditionError("journal: closed")); });
-      return;
+      return Refuse(FailedPreconditionError("journal: closed"),
+                    std::move(done));
     }
     Pending p;
     p.handle = id_;
@@ -219,8 +251,11 @@ class SimJournal::Handle final : public Journal {
   bool closed_ = false;
 };
 
-SimJournal::SimJournal(SimLoop& loop, SimRandom& random)
-    : loop_(loop), random_(random), disk_(loop.NewProcess("journal")) {}
+SimJournal::SimJournal(SimLoop& loop, SimRandom& random, const Clock* clock)
+    : loop_(loop),
+      random_(random),
+      clock_(clock != nullptr ? *clock : loop),
+      disk_(loop.NewProcess("journal")) {}
 
 SimJournal::~SimJournal() = default;
 
@@ -229,7 +264,7 @@ std::unique_ptr<Journal> SimJournal::Open(
   return std::make_unique<Handle>(*this, std::move(process), ++next_handle_);
 }
 
-TimePoint SimJournal::Now() const { return Ms(loop_.Now()); }
+TimePoint SimJournal::Now() const { return Ms(clock_.Now()); }
 
 void SimJournal::Enqueue(Pending p) {
   pending_.push_back(std::move(p));

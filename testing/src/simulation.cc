@@ -126,6 +126,7 @@ void Simulation::Stop() {
 void Simulation::StopFaults() {
   JournalFaults j = journal_.faults();
   j.write_error = 0;
+  j.read_error = 0;
   journal_.set_faults(j);
   service_.set_faults(NetworkFaults{});
 }

@@ -6,10 +6,12 @@
 // fault phase, through barrier-protected model services (saga steps whose
 // action may fail for good, TCC branches tried by the application, messages
 // whose local transaction commits or rolls back, answered to check-backs),
-// with network and journal faults on and the coordinator crashed and
-// restarted at random times and at scripted crash points around branch
-// calls. Then faults stop and the run goes on until every transaction is
-// final, within `settle_bound` of simulated time. The checks:
+// with network and journal faults on and the coordinator crashed (or shut
+// down cleanly) and restarted at random times and at scripted crash points
+// around branch calls; the application sends requests again that a crash
+// left unanswered, and an operator asks for retries now (RetryNow). Then faults
+// stop and the run goes on until every transaction is final, within
+// `settle_bound` of simulated time. The checks:
 //   - every transaction in the journal is finished; none acknowledged to the
 //     application is missing;
 //   - every status sequence is legal for the mode (docs/semantics.md);
@@ -66,7 +68,8 @@ struct DTX_TESTING_EXPORT SimReport {
   uint64_t seed = 0;
   int64_t transactions = 0;  // started by the application
   int64_t crashes = 0;
-  int64_t steps = 0;  // closures the loop ran
+  int64_t clean_stops = 0;  // coordinator shut down cleanly and restarted
+  int64_t steps = 0;        // closures the loop ran
   int64_t branch_calls = 0;
   int64_t journal_writes = 0;
   int64_t torn_writes = 0;

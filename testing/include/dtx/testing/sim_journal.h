@@ -7,6 +7,9 @@
 // acknowledging any (a torn batch: the commit landed, the process died
 // before the completions ran).
 //
+// Writes are checked as SqliteJournal checks them (dtx/limits.h, repeated
+// branches), with the same errors.
+//
 // Each coordinator incarnation gets its own handle (Open), tied to the
 // SimLoop::Process it runs in; the state outlives handles. Claim and Flush
 // commit everything queued before them and complete before returning, as a
@@ -41,6 +44,8 @@ struct JournalFaults {
   // Probability that one write (or claim) fails with kUnavailable, writing
   // nothing.
   double write_error = 0;
+  // Probability that one read (Find) fails with kUnavailable.
+  double read_error = 0;
   // Probability that a crash commits a prefix of the queued writes (torn)
   // instead of dropping them all.
   double torn_at_crash = 0.5;
@@ -54,8 +59,10 @@ struct JournalFaults {
 
 class DTX_TESTING_EXPORT SimJournal {
  public:
-  // `loop` and `random` must outlive the journal and its handles.
-  SimJournal(SimLoop& loop, SimRandom& random);
+  // `loop` and `random` (and `clock`, when given) must outlive the journal
+  // and its handles. Timestamps it sets (update_time, finish_time, a zero
+  // create_time) come from `clock`, by default the loop.
+  SimJournal(SimLoop& loop, SimRandom& random, const Clock* clock = nullptr);
   ~SimJournal();
   SimJournal(const SimJournal&) = delete;
   SimJournal& operator=(const SimJournal&) = delete;
@@ -125,6 +132,7 @@ class DTX_TESTING_EXPORT SimJournal {
   friend class Handle;
   SimLoop& loop_;
   SimRandom& random_;
+  const Clock& clock_;
   std::shared_ptr<SimLoop::Process> disk_;
   JournalFaults faults_;
   std::deque<Pending> pending_;
