@@ -673,6 +673,17 @@ class Run {
                            (h == history.end() ? "" : Sequence(h->second)));
       }
       const bool succeeded = g.status == TransStatus::kSucceed;
+      auto done_at = sim_.journal().finished_at().find(gid);
+      if (done_at != sim_.journal().finished_at().end()) {
+        for (const SentCall* s : c.sent) {
+          if (s->time > done_at->second) {
+            Violation(gid, "branch " + s->info.branch_id + " op " +
+                               std::string(ToString(s->info.op)) +
+                               " called after the transaction was final");
+            break;
+          }
+        }
+      }
       switch (tx.type) {
         case TransType::kSaga:
           CheckSaga(tx, row->second, c, succeeded);
@@ -719,6 +730,21 @@ class Run {
                               " was applied and never compensated");
       if (succeeded && FirstSent(c, id, BranchOp::kCompensate))
         Violation(tx.gid, "saga succeeded but step " + id + " was compensated");
+      // Compensated only once each step that depends on it is, when that
+      // step's action had been called by then (a step never called may be
+      // compensated in any order: the barrier makes it a no-op).
+      const auto comp_s = FirstSent(c, id, BranchOp::kCompensate);
+      for (int d = s + 1; comp_s && d < tx.steps; ++d) {
+        const auto& pre = tx.prereqs[static_cast<std::size_t>(d)];
+        if (std::find(pre.begin(), pre.end(), s) == pre.end()) continue;
+        const std::string dep = BranchId(d);
+        const auto dep_action = FirstSent(c, dep, BranchOp::kAction);
+        if (!dep_action || *dep_action > *comp_s) continue;
+        const auto dep_ok = FirstSuccess(c, dep, BranchOp::kCompensate);
+        if (!dep_ok || *dep_ok > *comp_s)
+          Violation(tx.gid, "step " + id + " compensated before step " + dep +
+                                ", which depends on it");
+      }
       for (int p : tx.prereqs[static_cast<std::size_t>(s)]) {
         const std::string prev = BranchId(p);
         const auto prev_ok = FirstSuccess(c, prev, BranchOp::kAction);

@@ -465,7 +465,10 @@ Status SimJournal::DoChangeStatus(const StatusChange& c) {
     n.owner = c.fence->owner;
     ++n.fence;
   }
-  if (Unfinished(c.from) && !Unfinished(c.to)) --unfinished_;
+  if (Unfinished(c.from) && !Unfinished(c.to)) {
+    --unfinished_;
+    finished_at_[c.gid] = loop_.Now();
+  }
   t = std::move(copy);
   history_[c.gid].push_back(c.to);
   return Status::Ok();

@@ -86,6 +86,10 @@ class DTX_TESTING_EXPORT SimJournal {
   const std::map<std::string, std::vector<TransStatus>>& history() const {
     return history_;
   }
+  // When each transaction's status became final (committed), if it did.
+  const std::map<std::string, TimePoint>& finished_at() const {
+    return finished_at_;
+  }
 
   // Writes queued, not yet committed.
   std::size_t queued() const { return pending_.size(); }
@@ -139,6 +143,7 @@ class DTX_TESTING_EXPORT SimJournal {
   bool commit_scheduled_ = false;
   std::map<std::string, TransWithBranches> rows_;
   std::map<std::string, std::vector<TransStatus>> history_;
+  std::map<std::string, TimePoint> finished_at_;
   int64_t next_trans_id_ = 0;
   int64_t next_branch_id_ = 0;
   uint64_t next_handle_ = 0;
