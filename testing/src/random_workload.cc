@@ -72,11 +72,16 @@ class Run {
 
   SimReport Go() {
     Serve();
-    if (Status s = sim_.Start(); !s.ok()) {
-      Violation("", "the coordinator did not start: " + s.ToString());
-      return Report();
+    for (int i = 0; i < sim_.coordinators(); ++i) {
+      if (Status s = sim_.Start(i); !s.ok()) {
+        Violation("", "the coordinator did not start: " + s.ToString());
+        return Report();
+      }
     }
-    sim_.service().set_crash_handler([this] { CrashNow(); });
+    sim_.service().set_crash_handler([this](const std::string& caller) {
+      const int i = sim_.CoordinatorNamed(caller);
+      if (i >= 0) CrashNow(i);
+    });
     const TimePoint start = start_;
     SimRandom& r = sim_.random();
     // From a sixth of the phase to all of it: more or fewer at once.
@@ -89,7 +94,9 @@ class Run {
         static_cast<int>(r.Between(0, 2 * static_cast<int64_t>(opts_.crashes)));
     for (int i = 0; i < crashes; ++i) {
       const auto at = r.Millis(milliseconds(0), phase_);
-      world_->PostAt(start + at, [this] { CrashNow(); });
+      const int which =
+          static_cast<int>(r.Below(static_cast<uint64_t>(sim_.coordinators())));
+      world_->PostAt(start + at, [this, which] { CrashNow(which); });
     }
     for (int i = 0; i < opts_.transactions / 10; ++i) {
       const auto at = r.Millis(milliseconds(0), phase_);
@@ -100,11 +107,14 @@ class Run {
     sim_.StopFaults();
     sim_.service().ClearScripts();
     faults_on_ = false;
-    if (!sim_.running() && !restart_pending_) Restart(milliseconds(0));
+    for (int i = 0; i < sim_.coordinators(); ++i) {
+      if (!sim_.running(i) && restarts_pending_.count(i) == 0)
+        Restart(i, milliseconds(0));
+    }
     const bool settled = sim_.loop().RunUntil(
         [this] {
           return flows_ == 0 && sim_.journal().unfinished() == 0 &&
-                 !restart_pending_;
+                 restarts_pending_.empty();
         },
         sim_.loop().Now() + opts_.settle_bound);
     if (!settled) {
@@ -115,7 +125,7 @@ class Run {
                         " unfinished, " + std::to_string(flows_) +
                         " application flows running");
     }
-    sim_.Stop();
+    for (int i = 0; i < sim_.coordinators(); ++i) sim_.Stop(i);
     Check();
     return Report();
   }
@@ -125,6 +135,7 @@ class Run {
                                        const WorkloadOptions& opts) {
     SimulationOptions o;
     o.seed = seed;
+    o.coordinators = std::max(opts.coordinators, 1);
     o.log_level = opts.log_level;
     // The run's own parameters, from its own stream of the seed.
     SimRandom r(seed ^ 0x5eedf00dULL);
@@ -176,15 +187,15 @@ class Run {
 
   // Crashes (or, one time in four, shuts down cleanly), restarting after a
   // random downtime.
-  void CrashNow() {
-    if (!sim_.running() || !faults_on_) return;
+  void CrashNow(int i) {
+    if (!sim_.running(i) || !faults_on_) return;
     if (sim_.random().Chance(0.25)) {
-      sim_.Stop();
+      sim_.Stop(i);
       ++clean_stops_;
     } else {
-      sim_.Crash();
+      sim_.Crash(i);
     }
-    Restart(sim_.random().Millis(milliseconds(0), opts_.max_downtime));
+    Restart(i, sim_.random().Millis(milliseconds(0), opts_.max_downtime));
   }
 
   // An operator's RetryNow on a random transaction (only the schedule
@@ -196,12 +207,12 @@ class Run {
         "g" + std::to_string(1 + sim_.random().Below(txs_.size()));
     c->RetryNowAsync(gid, [](Status) {});
   }
-  void Restart(milliseconds downtime) {
-    restart_pending_ = true;
-    world_->PostAfter(downtime, [this] {
-      restart_pending_ = false;
-      if (sim_.running()) return;
-      if (Status s = sim_.Start(); !s.ok())
+  void Restart(int i, milliseconds downtime) {
+    restarts_pending_.insert(i);
+    world_->PostAfter(downtime, [this, i] {
+      restarts_pending_.erase(i);
+      if (sim_.running(i)) return;
+      if (Status s = sim_.Start(i); !s.ok())
         Violation("", "the coordinator did not restart: " + s.ToString());
     });
   }
@@ -380,8 +391,16 @@ class Run {
     return req;
   }
 
-  // The coordinator now, or null (its requests then fail as unavailable).
-  Coordinator* Up() { return sim_.coordinator(); }
+  // A running coordinator, or null (its requests then fail as unavailable).
+  Coordinator* Up() {
+    const int n = sim_.coordinators();
+    const int first =
+        static_cast<int>(sim_.random().Below(static_cast<uint64_t>(n)));
+    for (int k = 0; k < n; ++k) {
+      if (Coordinator* c = sim_.coordinator((first + k) % n)) return c;
+    }
+    return nullptr;
+  }
 
   void StartSaga(const std::string& gid) {
     Tx& tx = txs_[gid];
@@ -836,7 +855,7 @@ class Run {
   std::map<std::string, Tx> txs_;
   int flows_ = 0;
   bool faults_on_ = true;
-  bool restart_pending_ = false;
+  std::set<int> restarts_pending_;
   int64_t clean_stops_ = 0;
   std::vector<std::string> violations_;
 };

@@ -213,6 +213,8 @@ class SimJournal::Handle final : public Journal {
     return c;
   }
 
+  bool shared() const override { return j_.shared_; }
+
   void Close() override {
     if (closed_) return;
     if (Usable()) j_.CommitAll();
@@ -525,6 +527,10 @@ Status SimJournal::DoMakeDue(const std::string& gid, TimePoint now) {
     return FailedPreconditionError(Prefix(gid) + "status is '" +
                                    std::string(ToString(g.status)) +
                                    "', expected an unfinished status");
+  }
+  if (shared_ && !g.owner.empty()) {
+    return FailedPreconditionError(Prefix(gid) + "coordinator '" + g.owner +
+                                   "' is working on it (its lease runs)");
   }
   g.next_cron_time = Ms(now);
   g.update_time = Now();

@@ -218,7 +218,7 @@ void SimService::Arrive(std::shared_ptr<InFlight> call, CrashPoint crash,
                         std::optional<BranchOutcome> scripted,
                         std::string message, bool faults, bool duplicate) {
   if (crash == CrashPoint::kBeforeApply) {
-    if (crash_) crash_();
+    if (crash_) crash_(call->process->name());
     return;
   }
   ArrivedCall rec;
@@ -244,7 +244,7 @@ void SimService::Arrive(std::shared_ptr<InFlight> call, CrashPoint crash,
   arrived_.push_back(rec);
   if (duplicate) return;  // its caller takes the first answer only
   if (crash == CrashPoint::kAfterApply) {
-    if (crash_) crash_();
+    if (crash_) crash_(call->process->name());
     return;
   }
   if (faults && random_.Chance(faults_.lose_reply)) return;

@@ -2,6 +2,7 @@
 
 #include "dtx/id_generator.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -66,61 +67,84 @@ Simulation::Simulation(SimulationOptions options)
       world_(loop_.NewProcess("world")) {
   journal_.set_faults(options_.journal);
   service_.set_faults(options_.network);
-  service_.set_crash_handler([this] { Crash(); });
+  service_.set_crash_handler([this](const std::string& caller) {
+    const int i = CoordinatorNamed(caller);
+    if (i >= 0) Crash(i);
+  });
+  journal_.set_shared(options_.coordinators > 1);
+  slots_.resize(static_cast<std::size_t>(std::max(options_.coordinators, 1)));
   app_client_ = service_.ClientFor(app_);
   if (options_.log_level != LogLevel::kOff)
     logger_ = std::make_shared<SimLogger>(loop_, options_.log_level);
 }
 
 Simulation::~Simulation() {
-  Stop();
+  for (int i = 0; i < coordinators(); ++i) Stop(i);
   app_->Kill();
   app_client_.reset();
 }
 
-Status Simulation::Start() {
-  if (coordinator_) return FailedPreconditionError("sim: a coordinator runs");
+std::size_t Simulation::Slot(int i) const {
+  return i >= 0 && static_cast<std::size_t>(i) < slots_.size()
+             ? static_cast<std::size_t>(i)
+             : 0;
+}
+
+int Simulation::CoordinatorNamed(const std::string& process) const {
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].process && slots_[i].process->name() == process)
+      return static_cast<int>(i);
+  }
+  return -1;
+}
+
+Status Simulation::Start(int i) {
+  Running& slot = slots_[Slot(i)];
+  if (slot.coordinator)
+    return FailedPreconditionError("sim: the coordinator runs");
   ++starts_;
-  process_ = loop_.NewProcess("coordinator-" + std::to_string(starts_));
+  slot.process = loop_.NewProcess("coordinator-" + std::to_string(starts_));
   CoordinatorDeps deps;
-  deps.journal = journal_.Open(process_);
-  deps.branch_client = service_.ClientFor(process_);
+  deps.journal = journal_.Open(slot.process);
+  deps.branch_client = service_.ClientFor(slot.process);
   deps.clock = &loop_;
-  deps.loop = process_.get();
+  deps.loop = slot.process.get();
   deps.logger = logger_;
   deps.ids = std::make_unique<CountingIds>("c" + std::to_string(starts_));
   auto c = Coordinator::Open(options_.coordinator, std::move(deps));
   if (!c.ok()) {
-    process_->Kill();
-    process_.reset();
+    slot.process->Kill();
+    slot.process.reset();
     return c.status();
   }
-  coordinator_ = std::move(c).value();
+  slot.coordinator = std::move(c).value();
   return Status::Ok();
 }
 
-void Simulation::Crash() {
-  if (!coordinator_) return;
+void Simulation::Crash(int i) {
+  Running& slot = slots_[Slot(i)];
+  if (!slot.coordinator) return;
   ++crashes_;
-  journal_.Crash(*process_);
-  process_->Kill();
-  coordinator_.reset();
-  process_.reset();
+  journal_.Crash(*slot.process);
+  slot.process->Kill();
+  slot.coordinator.reset();
+  slot.process.reset();
 }
 
-void Simulation::CrashAndRestart(std::chrono::milliseconds downtime) {
-  Crash();
-  world_->PostAfter(downtime, [this] {
-    if (!coordinator_) Start().IgnoreError();
+void Simulation::CrashAndRestart(std::chrono::milliseconds downtime, int i) {
+  Crash(i);
+  world_->PostAfter(downtime, [this, i] {
+    if (!running(i)) Start(i).IgnoreError();
   });
 }
 
-void Simulation::Stop() {
-  if (!coordinator_) return;
-  coordinator_->Shutdown();
-  coordinator_.reset();
-  process_->Kill();
-  process_.reset();
+void Simulation::Stop(int i) {
+  Running& slot = slots_[Slot(i)];
+  if (!slot.coordinator) return;
+  slot.coordinator->Shutdown();
+  slot.coordinator.reset();
+  slot.process->Kill();
+  slot.process.reset();
 }
 
 void Simulation::StopFaults() {

@@ -27,7 +27,8 @@ void Usage() {
   std::fprintf(stderr,
                "usage: dtx_simulate [--seed N | --seeds N | --seconds S] "
                "[--first-seed N] [--threads N] [--transactions N] "
-               "[--crashes N] [--no-faults] [--log debug|info|warn]\n");
+               "[--crashes N] [--coordinators N] [--no-faults] "
+               "[--log debug|info|warn]\n");
 }
 
 }  // namespace
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
       opts.transactions = std::stoi(value());
     } else if (arg == "--crashes") {
       opts.crashes = std::stoi(value());
+    } else if (arg == "--coordinators") {
+      opts.coordinators = std::max(1, std::stoi(value()));
     } else if (arg == "--no-faults") {
       opts.faults = false;
     } else if (arg == "--log") {

@@ -45,6 +45,22 @@ TEST(SimulationTest, RandomRunsKeepEveryInvariant) {
   EXPECT_GT(torn, 0);
 }
 
+// Three coordinators on one shared journal (as on PostgreSQL): leases,
+// fences and take-overs under the same faults and crashes.
+TEST(SimulationTest, CoordinatorsSharingAJournalKeepEveryInvariant) {
+  WorkloadOptions opts;
+  opts.coordinators = 3;
+  opts.crashes = 4;
+  int64_t crashes = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    const SimReport r = RunRandomSimulation(seed, opts);
+    ASSERT_TRUE(r.ok()) << r.Summary() << "\nreplay: dtx_simulate --seed "
+                        << seed << " --coordinators 3 --crashes 4";
+    crashes += r.crashes;
+  }
+  EXPECT_GT(crashes, 200);
+}
+
 TEST(SimulationTest, WithoutFaultsEveryRunSettlesToo) {
   WorkloadOptions opts;
   opts.faults = false;

@@ -58,6 +58,10 @@ struct WorkloadOptions {
   std::chrono::milliseconds max_downtime{3000};
   // Once faults stop, every transaction must be final within this.
   std::chrono::milliseconds settle_bound{600'000};
+  // Coordinators at once on one shared journal (SimulationOptions::
+  // coordinators); the application sends each request to one of those
+  // running, and crashes pick one.
+  int coordinators = 1;
   // Off: no network or journal faults (crashes still happen).
   bool faults = true;
   // The coordinator's log lines at this level and above, to stderr.

@@ -77,6 +77,10 @@ class DTX_TESTING_EXPORT SimJournal {
   void Crash(const SimLoop::Process& process);
 
   void set_faults(const JournalFaults& faults) { faults_ = faults; }
+  // Whether handles say that coordinators in other processes may share it
+  // (Journal::shared()): MakeDue then leaves a transaction with an owner to
+  // that owner's lease. Default false.
+  void set_shared(bool shared) { shared_ = shared; }
   const JournalFaults& faults() const { return faults_; }
 
   // The durable state.
@@ -139,6 +143,7 @@ class DTX_TESTING_EXPORT SimJournal {
   const Clock& clock_;
   std::shared_ptr<SimLoop::Process> disk_;
   JournalFaults faults_;
+  bool shared_ = false;
   std::deque<Pending> pending_;
   bool commit_scheduled_ = false;
   std::map<std::string, TransWithBranches> rows_;

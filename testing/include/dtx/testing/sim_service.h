@@ -122,8 +122,9 @@ class DTX_TESTING_EXPORT SimService {
   void ClearScripts() { scripts_.clear(); }
   void set_faults(const NetworkFaults& faults) { faults_ = faults; }
   const NetworkFaults& faults() const { return faults_; }
-  // What a CrashPoint does (Simulation sets it to crash its coordinator).
-  void set_crash_handler(std::function<void()> crash) {
+  // What a CrashPoint does, given the name of the caller's process
+  // (Simulation sets it to crash that coordinator).
+  void set_crash_handler(std::function<void(const std::string&)> crash) {
     crash_ = std::move(crash);
   }
   // The deadline of calls whose request has none.
@@ -158,7 +159,7 @@ class DTX_TESTING_EXPORT SimService {
   std::map<std::string, Handler> handlers_;
   std::vector<ScriptRule> scripts_;
   NetworkFaults faults_;
-  std::function<void()> crash_;
+  std::function<void(const std::string&)> crash_;
   std::chrono::milliseconds default_timeout_{3000};
   int64_t next_id_ = 0;
   std::vector<SentCall> sent_;

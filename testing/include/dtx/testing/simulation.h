@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace dtx::testing {
 
@@ -57,6 +58,10 @@ struct SimulationOptions {
   Options coordinator = SimCoordinatorOptions();
   JournalFaults journal;
   NetworkFaults network;
+  // Coordinators running at once on the one journal. More than one makes
+  // the journal shared (Journal::shared(), as PostgreSQL's is): leases,
+  // fences and take-overs decide who works on what (docs/journal.md).
+  int coordinators = 1;
   // The coordinator's log lines at this level and above go to stderr, each
   // after the simulated time ("[sim +12.345s] ..."); kOff: none.
   LogLevel log_level = LogLevel::kOff;
@@ -80,21 +85,31 @@ class DTX_TESTING_EXPORT Simulation {
   // simulated network.
   BranchClient& app_client() { return *app_client_; }
 
-  // Opens a coordinator on the journal. kFailedPrecondition when one runs.
-  Status Start();
-  // The running coordinator; null between a crash and the restart.
-  Coordinator* coordinator() { return coordinator_.get(); }
-  bool running() const { return coordinator_ != nullptr; }
+  // Opens coordinator `i` (0 to coordinators - 1) on the journal.
+  // kFailedPrecondition when it runs.
+  Status Start(int i = 0);
+  // Coordinator `i`; null between a crash and the restart.
+  Coordinator* coordinator(int i = 0) {
+    return slots_[Slot(i)].coordinator.get();
+  }
+  bool running(int i = 0) const {
+    return slots_[Slot(i)].coordinator != nullptr;
+  }
+  int coordinators() const { return static_cast<int>(slots_.size()); }
+  // The index of the coordinator whose process has this name (a
+  // SentCall::caller), or -1.
+  int CoordinatorNamed(const std::string& process) const;
 
-  // Kills the coordinator now (see the top of this file). Safe from a
+  // Kills coordinator `i` now (see the top of this file). Safe from a
   // closure of the loop (a service's handler, a timer), never from one of
-  // the coordinator's own callbacks. Does nothing when none runs.
-  void Crash();
+  // the coordinator's own callbacks. Does nothing when it does not run. A
+  // ScriptRule's crash point crashes the coordinator that made the call.
+  void Crash(int i = 0);
   // Crash, and Start again `downtime` later (simulated).
-  void CrashAndRestart(std::chrono::milliseconds downtime);
-  // Shuts the coordinator down cleanly (Coordinator::Shutdown: queued
+  void CrashAndRestart(std::chrono::milliseconds downtime, int i = 0);
+  // Shuts coordinator `i` down cleanly (Coordinator::Shutdown: queued
   // journal writes commit).
-  void Stop();
+  void Stop(int i = 0);
   int64_t crashes() const { return crashes_; }
   int64_t starts() const { return starts_; }
 
@@ -120,8 +135,12 @@ class DTX_TESTING_EXPORT Simulation {
   std::unique_ptr<BranchClient> app_client_;
   std::shared_ptr<Logger> logger_;           // null: none
   std::shared_ptr<SimLoop::Process> world_;  // restarts run here
-  std::shared_ptr<SimLoop::Process> process_;
-  std::unique_ptr<Coordinator> coordinator_;
+  struct Running {
+    std::shared_ptr<SimLoop::Process> process;
+    std::unique_ptr<Coordinator> coordinator;
+  };
+  std::size_t Slot(int i) const;
+  std::vector<Running> slots_;
   int64_t crashes_ = 0;
   int64_t starts_ = 0;
 };
