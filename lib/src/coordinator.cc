@@ -541,6 +541,12 @@ Result<TransStats> Coordinator::Stats() {
 }
 
 Status Coordinator::RunDue() {
+  if (engine_->loop != nullptr) {
+    // It would wait for closures that only the host's loop runs.
+    return FailedPreconditionError(
+        "coordinator: RunDue on a host's event loop (CoordinatorDeps::loop): "
+        "run the loop instead");
+  }
   DTX_RETURN_IF_ERROR(engine_->CheckOpen());
   for (;;) {
     std::size_t claimed = 0;

@@ -209,5 +209,14 @@ TEST(SimulationTest, ScriptsAnswerAndDelayChosenCalls) {
                                       TransStatus::kSucceed}));
 }
 
+// RunDue would wait for closures that only the loop's thread runs.
+TEST(SimulationTest, RunDueOnALoopIsRefused) {
+  Simulation sim(SimulationOptions{});
+  ASSERT_TRUE(sim.Start().ok());
+  Status s = sim.coordinator()->RunDue();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("event loop"), std::string::npos) << s;
+}
+
 }  // namespace
 }  // namespace dtx::testing

@@ -75,7 +75,9 @@ struct CoordinatorDeps {
   // deterministic simulation (dtx/testing/simulation.h, docs/testing.md).
   // The journal's Claim and Flush are then waited for on that thread: the
   // journal completes them on a thread of its own or before returning.
-  // RunDue and WaitIdle would wait for the loop and must not be called.
+  // RunDue then answers kFailedPrecondition; WaitIdle and the blocking
+  // DtmApi forms would wait for the loop and must not be called on its
+  // thread.
   // Null: io_threads threads and a read pool.
   EventLoop* loop = nullptr;
 };
