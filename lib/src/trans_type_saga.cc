@@ -157,8 +157,11 @@ class Saga final : public TransProcessor {
     }
     for (std::size_t s = 0; s < steps; ++s) {
       const std::size_t a = 2 * s + 1;
+      // An empty URL is no call: nothing can have run that a lost success
+      // would hide, so it need not wait for durability.
+      const bool durably = !ActionOf(rt, s).url.empty();
       if (ActionOf(rt, s).status == BranchStatus::kPrepared && rt.callable(a) &&
-          Startable(rt, s, /*durably=*/true)) {
+          Startable(rt, s, durably)) {
         rt.CallBranch(a);
       }
     }

@@ -45,6 +45,8 @@ struct Tx {
   // Saga: the steps each step waits for (concurrent), or the one before.
   bool concurrent = false;
   std::vector<std::vector<int>> prereqs;
+  // Saga: steps whose action or compensation URL is empty (no call).
+  std::vector<bool> empty_action, empty_compensate;
   bool prepared_ok = false;  // tcc, msg: Prepare answered OK
   bool submit_called = false;
   TimePoint submit_called_at{};
@@ -337,6 +339,11 @@ class Run {
     tx.steps = static_cast<int>(r.Between(1, 4));
     for (int i = 0; i < tx.steps; ++i) tx.will_fail.push_back(r.Chance(0.1));
     tx.prereqs.assign(static_cast<std::size_t>(tx.steps), {});
+    for (int i = 0; i < tx.steps; ++i) {
+      const bool saga = tx.type == TransType::kSaga;
+      tx.empty_action.push_back(saga && r.Chance(0.1));
+      tx.empty_compensate.push_back(saga && r.Chance(0.1));
+    }
     if (tx.type == TransType::kSaga && tx.steps > 1 && r.Chance(0.3)) {
       tx.concurrent = true;
       for (int i = 1; i < tx.steps; ++i) {
@@ -380,9 +387,10 @@ class Run {
     req.trans_type = tx.type;
     if (with_steps) {
       for (int i = 0; i < tx.steps; ++i) {
+        const auto k = static_cast<std::size_t>(i);
         TransStep s;
-        s.action = std::string(kBank) + "/Action";
-        if (tx.type == TransType::kSaga)
+        if (!tx.empty_action[k]) s.action = std::string(kBank) + "/Action";
+        if (tx.type == TransType::kSaga && !tx.empty_compensate[k])
           s.compensate = std::string(kBank) + "/Compensate";
         req.steps.push_back(s);
         req.payloads.push_back("p" + std::to_string(i));
@@ -739,12 +747,13 @@ class Run {
   void CheckSaga(Tx& tx, const TransWithBranches&, const Calls& c,
                  bool succeeded) {
     for (int s = 0; s < tx.steps; ++s) {
+      const auto k = static_cast<std::size_t>(s);
       const std::string id = BranchId(s);
       const BranchState& b = tx.branches[id];
       const bool effect = b.applied && !b.compensated;
-      if (succeeded && !effect)
+      if (succeeded && !effect && !tx.empty_action[k])
         Violation(tx.gid, "saga succeeded but step " + id + " has no effect");
-      if (!succeeded && effect)
+      if (!succeeded && effect && !tx.empty_compensate[k])
         Violation(tx.gid, "saga failed but step " + id +
                               " was applied and never compensated");
       if (succeeded && FirstSent(c, id, BranchOp::kCompensate))
@@ -757,6 +766,7 @@ class Run {
         const auto& pre = tx.prereqs[static_cast<std::size_t>(d)];
         if (std::find(pre.begin(), pre.end(), s) == pre.end()) continue;
         const std::string dep = BranchId(d);
+        if (tx.empty_compensate[static_cast<std::size_t>(d)]) continue;
         const auto dep_action = FirstSent(c, dep, BranchOp::kAction);
         if (!dep_action || *dep_action > *comp_s) continue;
         const auto dep_ok = FirstSuccess(c, dep, BranchOp::kCompensate);
@@ -765,6 +775,8 @@ class Run {
                                 ", which depends on it");
       }
       for (int p : tx.prereqs[static_cast<std::size_t>(s)]) {
+        // An empty action succeeds without a call: nothing to order by.
+        if (tx.empty_action[static_cast<std::size_t>(p)]) continue;
         const std::string prev = BranchId(p);
         const auto prev_ok = FirstSuccess(c, prev, BranchOp::kAction);
         const auto action = FirstSent(c, id, BranchOp::kAction);
