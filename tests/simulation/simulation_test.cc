@@ -19,10 +19,19 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
+// Release builds run the full count; Debug and sanitizer builds (CI's
+// ASan build runs every test) a tenth, which takes them as long.
+#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
+constexpr bool kFull = true;
+#else
+constexpr bool kFull = false;
+#endif
+
 // At least 100,000 transactions and 1,000 crashes (issue 17): 1,200 seeds
 // of 100 transactions each, with their random and scripted crashes.
 TEST(SimulationTest, RandomRunsKeepEveryInvariant) {
-  constexpr uint64_t kSeeds = 1200;
+  constexpr uint64_t kSeeds = kFull ? 1200 : 120;
   WorkloadOptions opts;
   int64_t transactions = 0, crashes = 0, calls = 0, torn = 0;
   for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
@@ -40,8 +49,8 @@ TEST(SimulationTest, RandomRunsKeepEveryInvariant) {
       static_cast<long long>(transactions), static_cast<long long>(crashes),
       static_cast<long long>(calls), static_cast<long long>(torn),
       static_cast<unsigned long long>(kSeeds));
-  EXPECT_GE(transactions, 100'000);
-  EXPECT_GE(crashes, 1'000);
+  EXPECT_GE(transactions, kFull ? 100'000 : 10'000);
+  EXPECT_GE(crashes, kFull ? 1'000 : 100);
   EXPECT_GT(torn, 0);
 }
 
@@ -52,19 +61,20 @@ TEST(SimulationTest, CoordinatorsSharingAJournalKeepEveryInvariant) {
   opts.coordinators = 3;
   opts.crashes = 4;
   int64_t crashes = 0;
-  for (uint64_t seed = 1; seed <= 200; ++seed) {
+  const uint64_t seeds = kFull ? 200 : 40;
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
     const SimReport r = RunRandomSimulation(seed, opts);
     ASSERT_TRUE(r.ok()) << r.Summary() << "\nreplay: dtx_simulate --seed "
                         << seed << " --coordinators 3 --crashes 4";
     crashes += r.crashes;
   }
-  EXPECT_GT(crashes, 200);
+  EXPECT_GT(crashes, static_cast<int64_t>(seeds));
 }
 
 TEST(SimulationTest, WithoutFaultsEveryRunSettlesToo) {
   WorkloadOptions opts;
   opts.faults = false;
-  for (uint64_t seed = 1; seed <= 50; ++seed) {
+  for (uint64_t seed = 1; seed <= (kFull ? 50 : 10); ++seed) {
     const SimReport r = RunRandomSimulation(seed, opts);
     ASSERT_TRUE(r.ok()) << r.Summary();
   }
