@@ -855,6 +855,16 @@ class Run {
         Violation(tx.gid, "step " + id + " of a failed message called");
       if (first && (!tx.committed_at || *first < *tx.committed_at))
         Violation(tx.gid, "step " + id + " called before the local commit");
+      // Submitted: by the application's Submit, or a check-back's SUCCESS.
+      std::optional<TimePoint> submitted;
+      if (tx.submit_called) submitted = tx.submit_called_at;
+      if (auto back = FirstSuccess(c, "00", BranchOp::kMsg);
+          back && (!submitted || *back < *submitted))
+        submitted = back;
+      if (first && (!submitted || *first < *submitted))
+        Violation(tx.gid, "step " + id +
+                              " called before the message was "
+                              "submitted");
     }
   }
 
