@@ -57,6 +57,9 @@
 // schema of the same database and its baseline, dtx_dtm_relay, writes
 // through PostgresJournal (--pg-conninfo): the pg_server_ rows, with the
 // first --coordinators count only (one dtx-server process).
+// --pg-no-pipeline sends every journal statement on its own round trip
+// (PostgresJournalOptions::pipeline = false), dtx and baseline alike: run
+// it beside a default run to see what pipelining brings.
 //
 //   dtx_bench [--seconds 10]
 //             [--scenario
@@ -64,7 +67,7 @@
 //             [--inflight 1,16,64] [--io-threads 1] [--server dtx-server]
 //             [--slow-sagas 5000] [--rounds 6] [--poll-http]
 //             [--journal sqlite|postgres] [--pg-conninfo CONNINFO]
-//             [--coordinators 1,2,4]
+//             [--coordinators 1,2,4] [--pg-no-pipeline]
 //
 // An unknown flag is refused (exit 2). With --journal postgres and no
 // --pg-conninfo, exit 77 when PostgreSQL is not installed.
@@ -211,6 +214,7 @@ T CheckOrExit(Result<T> r, const std::string& what) {
 struct Store {
   bool postgres = false;
   std::string conninfo;  // postgres: libpq's connection string or URI
+  bool pipeline = true;  // postgres: PostgresJournalOptions::pipeline
 };
 
 #ifdef DTX_BENCH_POSTGRES
@@ -393,6 +397,7 @@ class JournalPlace {
     PostgresJournalOptions po;
     po.conninfo = store_.conninfo;
     po.schema = schema_;
+    po.pipeline = store_.pipeline;
     return CheckOrExit(PostgresJournal::Open(po), "open schema " + schema_);
 #else
     std::exit(1);
@@ -1064,7 +1069,7 @@ int Main(int argc, char** argv) {
                      {"--seconds", "--scenario", "--inflight", "--io-threads",
                       "--server", "--rounds", "--slow-sagas", "--journal",
                       "--pg-conninfo", "--coordinators"},
-                     {"--poll-http"});
+                     {"--poll-http", "--pg-no-pipeline"});
   auto refuse = [](const std::string& why) {
     std::fprintf(stderr, "dtx_bench: %s\n", why.c_str());
     std::exit(2);
@@ -1107,6 +1112,9 @@ int Main(int argc, char** argv) {
   }
   Store store;
   store.postgres = journal == "postgres";
+  store.pipeline = !HasFlag(argc, argv, "--pg-no-pipeline");
+  if (!store.postgres && !store.pipeline)
+    refuse("--pg-no-pipeline needs --journal postgres");
   if (coordinator_counts.empty() ||
       std::any_of(coordinator_counts.begin(), coordinator_counts.end(),
                   [](int n) { return n < 1; })) {

@@ -2,6 +2,7 @@
 
 #include "dtx/routing_branch_client.h"
 #include "dtx/storage/sqlite_journal.h"
+#include "dtx/storage/wal_index_guard.h"
 #include "dtx/transport/branch_url.h"
 #include "dtx/transport/grpc_branch_client.h"
 #include "dtx/transport/http_branch_client.h"
@@ -78,6 +79,9 @@ Result<std::unique_ptr<Journal>> OpenJournal(const EmbeddedOptions& embedded) {
   journal_options.metrics = embedded.metrics;
   journal_options.create_if_missing = embedded.journal_create;
   journal_options.on_lost = embedded.on_journal_lost;
+  if (embedded.guard_wal_index) {
+    DTX_RETURN_IF_ERROR(InstallWalIndexGuard().WithPrefix("embedded"));
+  }
   DTX_ASSIGN_OR_RETURN(auto journal, SqliteJournal::Open(journal_options));
   return std::unique_ptr<Journal>(std::move(journal));
 }

@@ -185,31 +185,55 @@ Status Engine::ClaimDueOnce(std::size_t* claimed) {
   if (!got.ok()) return got.status();
   *claimed = got->size();
   for (GlobalTrans& t : *got) {
+    std::shared_ptr<TransRuntime> existing;
     {
       MutexLock lock(&mu);
       if (stopping) return UnavailableError("coordinator: shut down");
-      if (active.count(t.gid) != 0) continue;  // already being worked on here
+      auto it = active.find(t.gid);
+      if (it != active.end()) existing = it->second;
     }
-    {
-      MutexLock lock(&prepared_mu);
-      prepared.erase(t.gid);  // the journal's copy is the one to use now
-    }
-    auto data = journal->Find(t.gid);
-    if (!data.ok()) {
-      DTX_LOG(logger, LogLevel::kError,
-              "gid=" << t.gid << ": cannot load: " << data.status());
+    if (existing) {
+      // Being worked on here, or in memory without being driven by this
+      // coordinator (loaded for a request, fenced, or let go of): such a
+      // copy makes way for the journal's.
+      existing->Post([this, existing, gid = t.gid] {
+        if (existing->evicted()) return Resume(gid);
+        existing->ClaimedHere();
+      });
       continue;
     }
-    bool created = false;
-    auto rt = Activate(std::move(data).value(), &created);
-    if (created) {
-      DTX_LOG(
-          logger, LogLevel::kDebug,
-          "gid=" << t.gid << " due (" << ToString(t.status) << "), resuming");
-      rt->Post([rt] { rt->Advance(); });
-    }
+    ResumeNow(t.gid);
   }
   return Status::Ok();
+}
+
+void Engine::Resume(const std::string& gid) {
+  Read([this, gid] { ResumeNow(gid); });
+}
+
+void Engine::ResumeNow(const std::string& gid) {
+  {
+    MutexLock lock(&mu);
+    if (stopping || active.count(gid) != 0) return;
+  }
+  {
+    MutexLock lock(&prepared_mu);
+    prepared.erase(gid);  // the journal's copy is the one to use now
+  }
+  auto data = journal->Find(gid);
+  if (!data.ok()) {
+    DTX_LOG(logger, LogLevel::kError,
+            "gid=" << gid << ": cannot load: " << data.status());
+    return;
+  }
+  const TransStatus status = data->trans.status;
+  bool created = false;
+  auto rt = Activate(std::move(data).value(), &created);
+  if (created) {
+    DTX_LOG(logger, LogLevel::kDebug,
+            "gid=" << gid << " due (" << ToString(status) << "), resuming");
+    rt->Post([rt] { rt->Advance(); });
+  }
 }
 
 void Engine::Poll() {
@@ -433,6 +457,9 @@ Status Finished(const std::string& gid, TransStatus status) {
                       "; a finished transaction is not run again");
 }
 
+void MakeDueInJournal(Engine& c, std::string gid,
+                      std::shared_ptr<internal::ReplyOnce<Status>> reply);
+
 void RetryNowOn(Engine& c, std::string gid,
                 std::shared_ptr<internal::ReplyOnce<Status>> reply) {
   std::shared_ptr<TransRuntime> rt;
@@ -455,11 +482,21 @@ void RetryNowOn(Engine& c, std::string gid,
         rt->MaybeEvict();
         return;
       }
+      if (rt->hands_off()) {
+        // Not this coordinator's to run (loaded for a request on a shared
+        // journal): the journal makes it due, or says whose lease runs.
+        return MakeDueInJournal(c, gid, reply);
+      }
       rt->RetryNow();
       reply->Set(Status::Ok());
     });
     return;
   }
+  MakeDueInJournal(c, std::move(gid), std::move(reply));
+}
+
+void MakeDueInJournal(Engine& c, std::string gid,
+                      std::shared_ptr<internal::ReplyOnce<Status>> reply) {
   c.journal->MakeDue(
       gid, c.clock->Now(), WriteDone(c.OnIo(), [&c, gid, reply](Status s) {
         if (s.ok()) {

@@ -20,6 +20,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dtx {
@@ -33,39 +34,24 @@ using internal::SubmitAdmission;
 using internal::TransProcessor;
 using internal::TransRuntime;
 
-Status ValidateHeaders(const std::map<std::string, std::string>& headers) {
-  for (const auto& [key, value] : headers) {
-    if (key.empty() || key.rfind("grpc-", 0) == 0) {
-      return InvalidArgumentError("branch header key '" + key +
-                                  "' is empty or reserved");
-    }
-    for (char c : key) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-                      c == '.';
-      if (!ok)
-        return InvalidArgumentError("branch header key '" + key +
-                                    "' has a bad character");
-    }
-    const bool binary = key.size() >= 4 && key.substr(key.size() - 4) == "-bin";
-    for (char c : value) {
-      const auto u = static_cast<unsigned char>(c);
-      if (!binary && (u < 0x20 || u > 0x7e)) {
-        return InvalidArgumentError("branch header '" + key +
-                                    "' has a value with a non-printable byte");
-      }
-    }
-  }
-  return Status::Ok();
-}
-
 Status ValidateOptions(const TransOptions& o) {
   if (o.timeout_to_fail.count() < 0 || o.retry_interval.count() < 0 ||
       o.request_timeout.count() < 0 || o.retry_limit < 0) {
     return InvalidArgumentError(
         "options: negative timeout, interval or retry limit");
   }
-  return ValidateHeaders(o.branch_headers);
+  for (const auto& [name, value] :
+       {std::pair{"timeout_to_fail", o.timeout_to_fail},
+        std::pair{"retry_interval", o.retry_interval},
+        std::pair{"request_timeout", o.request_timeout}}) {
+    if (value > kMaxDuration) {
+      return InvalidArgumentError(
+          std::string("options: ") + name + " " +
+          std::to_string(value.count()) + " s is over the limit of " +
+          std::to_string(kMaxDuration.count()) + " s (366 days)");
+    }
+  }
+  return ValidateBranchHeaders(o.branch_headers);
 }
 
 // Logs from a completion that runs on the journal's thread (where a request
@@ -112,6 +98,26 @@ Result<const TransProcessor*> Admit(Engine& c, const TransRequest& req) {
   DTX_RETURN_IF_ERROR(ValidateProtocol(req.protocol));
   DTX_RETURN_IF_ERROR(ValidateJsonDepth("custom_data", req.custom_data));
   return ProcessorOf(req.trans_type);
+}
+
+// BranchTargets (Options::branch_targets): every URL of the transaction's
+// branches and its check-back may be called. After the processor's checks,
+// so that a malformed URL is reported as the client reads it.
+Status CheckTargets(const Engine& c, const std::vector<Branch>& branches,
+                    const std::string& query_prepared) {
+  const BranchTargets& targets = c.options.branch_targets;
+  if (!targets.enforce) return Status::Ok();
+  for (const Branch& b : branches) {
+    if (!b.url.empty()) {
+      DTX_RETURN_IF_ERROR(targets.Check(b.url).WithPrefix(
+          "branch " + b.branch_id + " " + std::string(ToString(b.op))));
+    }
+  }
+  if (!query_prepared.empty()) {
+    DTX_RETURN_IF_ERROR(
+        targets.Check(query_prepared).WithPrefix("query_prepared"));
+  }
+  return Status::Ok();
 }
 
 // A new global transaction from a request.
@@ -233,6 +239,8 @@ void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
   if (!processor.ok()) return done(processor.status());
   auto branches = (*processor)->PrepareBranches(req, *c.client);
   if (!branches.ok()) return done(branches.status());
+  Status allowed = CheckTargets(c, *branches, req.query_prepared);
+  if (!allowed.ok()) return done(allowed);
   GlobalTrans t = NewGlobal(c, **processor, req, TransStatus::kPrepared);
   auto reply = NewReply<Status>(c, std::move(done));
   TransWithBranches data{t, *branches};  // for the prepared cache
@@ -288,6 +296,8 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
   // (a msg prepared earlier, a resubmission) goes on as an existing one.
   auto branches = (*processor)->SubmitBranches(req, *c.client);
   if (!branches.ok()) return done(branches.status());
+  Status allowed = CheckTargets(c, *branches, req.query_prepared);
+  if (!allowed.ok()) return done(allowed);
   GlobalTrans t = NewGlobal(c, **processor, req, TransStatus::kSubmitted);
   auto reply = NewReply<Status>(c, std::move(done));
   // Its runtime is made now, off the journal's thread, and the save
@@ -415,6 +425,8 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
   if (!processor.ok()) return done(processor.status());
   auto rows = (*processor)->RegisteredBranches(b, *c.client);
   if (!rows.ok()) return done(rows.status());
+  Status allowed = CheckTargets(c, *rows, "");
+  if (!allowed.ok()) return done(allowed);
   auto reply = NewReply<Status>(c, std::move(done));
   // A prepared transaction is not processed, and leaving prepared re-reads
   // the journal's branches, so the write needs no runtime.

@@ -151,6 +151,11 @@ struct Engine {
   // Cancels the armed poll (on sched).
   void DisarmPoll();
   Status ClaimDueOnce(std::size_t* claimed);
+  // Loads gid from the journal (on the read pool) and runs it, when not in
+  // memory: a transaction this coordinator has claimed.
+  void Resume(const std::string& gid);
+  // Resume's blocking part, on the read pool or a host thread.
+  void ResumeNow(const std::string& gid);
   std::chrono::seconds Lease() const;
   Status CheckOpen();
 

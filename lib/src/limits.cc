@@ -1,5 +1,6 @@
 #include "dtx/limits.h"
 
+#include <cctype>
 #include <string>
 
 namespace dtx {
@@ -29,7 +30,86 @@ Status ValidateId(std::string_view what, std::string_view id,
   return Status::Ok();
 }
 
+std::string LowerCase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// Why `key` (lower case) belongs to the transport, or nullptr.
+const char* ReservedBecause(const std::string& key) {
+  if (StartsWith(key, ":")) return "a pseudo-header";
+  if (StartsWith(key, "dtm-")) {
+    return "dtm's metadata (dtx sends dtm-gid, dtm-trans_type, dtm-branch_id, "
+           "dtm-op and dtm-dtm itself)";
+  }
+  if (StartsWith(key, "grpc-")) return "reserved by gRPC";
+  if (key == "connection" || key == "keep-alive" || key == "te" ||
+      key == "transfer-encoding" || key == "upgrade" ||
+      StartsWith(key, "proxy-")) {
+    return "a hop-by-hop header";
+  }
+  if (key == "host" || key == "content-length") {
+    return "set by the transport";
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+Status ValidateBranchHeaders(
+    const std::map<std::string, std::string>& headers) {
+  std::size_t total = 0;
+  for (const auto& [key, value] : headers) {
+    if (key.empty()) return InvalidArgumentError("branch header key is empty");
+    const std::string lower = LowerCase(key);
+    if (const char* why = ReservedBecause(lower)) {
+      return InvalidArgumentError("branch header '" + key +
+                                  "' is not allowed: " + why);
+    }
+    for (char c : key) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                      c == '.';
+      if (!ok) {
+        return InvalidArgumentError(
+            "branch header key '" + key +
+            "' has a bad character (letters, digits, '-', '_', '.' only)");
+      }
+    }
+    const bool binary =
+        lower.size() >= 4 && lower.compare(lower.size() - 4, 4, "-bin") == 0;
+    for (char c : value) {
+      const auto u = static_cast<unsigned char>(c);
+      if (!binary && (u < 0x20 || u > 0x7e)) {
+        return InvalidArgumentError("branch header '" + key +
+                                    "' has a value with a non-printable byte");
+      }
+    }
+    total += key.size() + value.size() + 32;
+  }
+  if (total > kMaxBranchHeadersBytes) {
+    return InvalidArgumentError(
+        "branch headers total " + std::to_string(total) +
+        " bytes (key + value + 32 per header), over the limit of " +
+        std::to_string(kMaxBranchHeadersBytes));
+  }
+  return Status::Ok();
+}
+
+Status ValidateUnixMillis(std::string_view what, int64_t ms) {
+  if (ms >= 0 && ms <= kMaxUnixMillis) return Status::Ok();
+  return InvalidArgumentError(std::string(what) + " " + std::to_string(ms) +
+                              " is outside 0.." +
+                              std::to_string(kMaxUnixMillis) +
+                              " (Unix milliseconds up to the year 9999)");
+}
 
 Status ValidateGid(std::string_view gid) {
   return ValidateId("gid", gid, kMaxGidBytes);

@@ -49,7 +49,7 @@ Status Options::Validate() const {
   }
   if (io_threads == 0)
     return InvalidArgumentError("options: io_threads must be at least 1");
-  return Status::Ok();
+  return branch_targets.Validate();
 }
 
 }  // namespace dtx

@@ -1,5 +1,7 @@
 #include "trans_options.h"
 
+#include "dtx/limits.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -247,6 +249,13 @@ Result<int64_t> DecodeMsgDelay(const std::string& text) {
   if (delay == j.end() || delay->is_null()) return int64_t{0};
   if (!delay->is_number_integer() || delay->get<int64_t>() < 0) {
     return InvalidArgumentError("msg: 'delay' must be a non-negative integer");
+  }
+  // Seconds past the limit would overflow as nanoseconds of a time point
+  // (a number past int64 reads as negative above).
+  if (delay->get<int64_t>() > kMaxDuration.count()) {
+    return InvalidArgumentError(
+        "msg: 'delay' " + delay->dump() + " s is over the limit of " +
+        std::to_string(kMaxDuration.count()) + " s (366 days)");
   }
   return delay->get<int64_t>();
 }

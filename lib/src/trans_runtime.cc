@@ -143,6 +143,17 @@ Status TransRuntime::TakenOver() const {
 
 bool TransRuntime::owned() const { return trans_.owner == engine_.owner; }
 
+bool TransRuntime::hands_off() const {
+  return fenced_ || (engine_.journal->shared() && !owned() && !released_);
+}
+
+void TransRuntime::ClaimedHere() {
+  DTX_DCHECK(OnStrandNow());
+  if (!hands_off() && !released_) return;
+  resume_after_eviction_ = true;
+  MaybeEvict();
+}
+
 Fence TransRuntime::WriteFence() {
   Fence fence{engine_.owner, trans_.fence};
   if (!owned()) {
@@ -595,6 +606,13 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
     ResetInterval();
     change.next_cron_interval = interval_;
     change.next_cron_time = Now() + interval_;
+    // Calls still on the wire (a concurrent saga's other steps, a msg
+    // check-back) keep the lease taken for them: a shorter next_cron_time
+    // would let another coordinator claim the transaction while they run.
+    if ((any_in_flight() || extra_calls_ > 0) &&
+        trans_.next_cron_time > *change.next_cron_time) {
+      change.next_cron_time = trans_.next_cron_time;
+    }
   }
   const TransStatus from = trans_.status;
   const std::optional<TimePoint> next_cron = change.next_cron_time;
@@ -709,8 +727,7 @@ void TransRuntime::MaybeEvict() {
   // Not this coordinator's to write: claimed by another since, or, on a
   // shared journal, owned by another that this one only answered a request
   // for. It leaves memory writing nothing more.
-  const bool hands_off =
-      fenced_ || (engine_.journal->shared() && !owned() && !released_);
+  const bool hands_off = this->hands_off();
   if (hands_off) {
     unsaved_.clear();
     unsaved_marks_.clear();
@@ -790,6 +807,7 @@ void TransRuntime::MaybeEvict() {
   engine_.Forget(*this, finished, next, /*wake=*/!hands_off);
   ReleaseWaiters(false);
   RunSettled();  // they start again from the journal
+  if (resume_after_eviction_ && !finished) engine_.Resume(trans_.gid);
 }
 
 }  // namespace dtx::internal

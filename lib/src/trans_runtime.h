@@ -80,6 +80,12 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // Leaves memory when nothing is outstanding (writing the schedule first
   // when it changed). Requests that end without changing anything call it.
   void MaybeEvict();
+  // This coordinator has just claimed the transaction in the journal while
+  // this runtime was in memory. One that drives it (owned, not let go of)
+  // goes on; one that does not (loaded for a request, fenced, or releasing
+  // it) leaves memory as soon as nothing is outstanding, and the journal's
+  // copy is then loaded and run (Engine::Resume).
+  void ClaimedHere();
   // The coordinator shut down: releases the waiters.
   void ReleaseWaiters(bool stopped);
 
@@ -108,6 +114,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // Whether this coordinator owns the transaction (journal.h, Fence): it
   // admitted or claimed it, or a decision of its took it over.
   bool owned() const;
+  // Not this coordinator's to drive: another coordinator claimed it, or it
+  // is on a shared journal and owned by another (or by none).
+  bool hands_off() const;
   const std::string& failure_reason() const { return failure_reason_; }
   template <typename State>
   State& mode_state() const {
@@ -216,6 +225,8 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   bool paused_ = false;
   // Another coordinator claimed the transaction (Fenced).
   bool fenced_ = false;
+  // Claimed by this coordinator meanwhile: loaded again once evicted.
+  bool resume_after_eviction_ = false;
   // Its schedule was written letting go of it (CronUpdate::release): it
   // leaves memory next.
   bool released_ = false;

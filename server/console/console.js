@@ -109,7 +109,10 @@
       }
     }
     const qs = query.toString();
-    const r = await request(path + (qs ? "?" + qs : ""));
+    // With Admin.Token set, dtx-server's reads need the token too.
+    const token = adminToken();
+    const r = await request(path + (qs ? "?" + qs : ""),
+                            token ? { headers: { Authorization: "Bearer " + token } } : undefined);
     if (r.body === null || typeof r.body !== "object") {
       throw new ApiError(200, path + " did not answer JSON");
     }

@@ -218,10 +218,12 @@ Result<AllQuery> ParseAll(const HttpRequest& req) {
   }
   if (auto v = Param(req, "createTimeStart")) {
     DTX_ASSIGN_OR_RETURN(int64_t ms, NonNegative("createTimeStart", *v));
+    DTX_RETURN_IF_ERROR(ValidateUnixMillis("createTimeStart", ms));
     out.list.created_from = FromUnixMillis(ms);
   }
   if (auto v = Param(req, "createTimeEnd")) {
     DTX_ASSIGN_OR_RETURN(int64_t ms, NonNegative("createTimeEnd", *v));
+    DTX_RETURN_IF_ERROR(ValidateUnixMillis("createTimeEnd", ms));
     out.list.created_to = FromUnixMillis(ms);
   }
   if (auto v = Param(req, "gidPrefix")) {
@@ -372,17 +374,32 @@ class AdminRoutes {
     });
   }
 
-  // POST {"gid":...}: `op` hands the gid to the coordinator. With a token
-  // set, the token is checked before the body is even read.
-  template <typename Op>
-  void Mutate(const HttpRequest& req, const HttpResponder& r, Op op) const {
+  // The answer to a request that may not be served (403 while closed, 401
+  // without the token), or nullopt. Checked before the body is even read.
+  std::optional<HttpResponse> Refused(const HttpRequest& req) const {
     if (!options_.admin_token.empty()) {
       std::optional<std::string> authorization = req.Header("Authorization");
       std::optional<std::string_view> value;
       if (authorization) value = *authorization;
       const BearerCheck check = CheckBearer(value, options_.admin_token);
-      if (check != BearerCheck::kOk) return r.Respond(Unauthorized(req, check));
+      if (check != BearerCheck::kOk) return Unauthorized(req, check);
+      return std::nullopt;
     }
+    if (options_.closed) {
+      return Message(
+          403, req.method + " " + req.path +
+                   ": the admin API is closed: dtx-server listens beyond "
+                   "loopback and no Admin.Token is set; set Admin.Token (and "
+                   "send \"Authorization: Bearer <token>\"), or Admin.Open: "
+                   "true to open it to everyone who reaches the port "
+                   "(docs/security.md)");
+    }
+    return std::nullopt;
+  }
+
+  // POST {"gid":...}: `op` hands the gid to the coordinator.
+  template <typename Op>
+  void Mutate(const HttpRequest& req, const HttpResponder& r, Op op) const {
     auto gid = GidOf(req.path, req.body);
     if (!gid.ok()) return r.Respond(FromStatus(gid.status()));
     op(std::move(gid).value(), [r](Status s) { r.Respond(FromStatus(s)); });
@@ -454,10 +471,17 @@ Status AddAdminRoutes(HttpRouter& router, Coordinator* coordinator,
   auto routes = std::make_shared<const AdminRoutes>(coordinator, options);
   auto bind = [routes](auto method) {
     return [routes, method](HttpRequest req, HttpResponder r) {
+      if (auto refused = routes->Refused(req)) {
+        return r.Respond(std::move(*refused));
+      }
       ((*routes).*method)(req, r);
     };
   };
-  router.Handle("GET", "/api/dtmsvr/version", bind(&AdminRoutes::Version));
+  // The version is no secret; every other route is checked first.
+  router.Handle("GET", "/api/dtmsvr/version",
+                [routes](const HttpRequest& req, const HttpResponder& r) {
+                  routes->Version(req, r);
+                });
   router.Handle("GET", "/api/dtmsvr/query", bind(&AdminRoutes::Query));
   router.Handle("GET", "/api/dtmsvr/all", bind(&AdminRoutes::All));
   router.Handle("POST", "/api/dtmsvr/forceStop", bind(&AdminRoutes::ForceStop));

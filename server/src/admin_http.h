@@ -11,9 +11,10 @@
 //   /api/dtx/stats                 counts by status and the unfinished
 //
 // Errors: 400 for a bad parameter or body (naming it), 401 for a missing or
-// wrong bearer token, 404 for an unknown gid, 409 with dtm's FAILURE body for
-// a finished transaction, 503 while the coordinator shuts down; bodies are
-// dtm's {"message":"..."} ({"dtm_result":"FAILURE","message":"..."} for 409).
+// wrong bearer token, 403 while the admin API is closed (AdminHttpOptions), 404
+// for an unknown gid, 409 with dtm's FAILURE body for a finished transaction,
+// 503 while the coordinator shuts down; bodies are dtm's {"message":"..."}
+// ({"dtm_result":"FAILURE","message":"..."} for 409).
 //
 // Every handler hands its request to the coordinator's callback API and
 // answers from the callback: no thread waits for a request.
@@ -33,10 +34,14 @@
 namespace dtx::server {
 
 struct AdminHttpOptions {
-  // Admin.Token. When non-empty, forceStop, resetNextCronTime and retryNow
-  // need "Authorization: Bearer <admin_token>" (401 otherwise); the
-  // read-only endpoints stay open. Empty: every endpoint is open, as dtm's.
+  // Admin.Token. When non-empty, every endpoint above but version needs
+  // "Authorization: Bearer <admin_token>" (401 otherwise). Empty: every
+  // endpoint is open, as dtm's, unless `closed`.
   std::string admin_token;
+  // With no admin_token: every endpoint but version answers 403 saying how
+  // to open it (dtx-server beyond loopback without Admin.Token or
+  // Admin.Open).
+  bool closed = false;
 };
 
 // Adds the routes above to `router`. kInvalidArgument when `coordinator` is
@@ -48,7 +53,8 @@ Status AddAdminRoutes(HttpRouter& router, Coordinator* coordinator,
 
 // Whether `host` (GrpcHost, where dtx-server's listeners bind) is reachable
 // from this machine only: localhost, 127.x.y.z, ::1 (bracketed or not).
-// dtx-server warns at startup when it is not and no Admin.Token is set.
+// Beyond loopback without Admin.Token, dtx-server closes its admin API
+// unless Admin.Open.
 bool IsLoopbackHost(std::string host);
 
 // RFC 3339 with the server's UTC offset and milliseconds when not zero, as

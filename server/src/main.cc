@@ -215,15 +215,32 @@ int main(int argc, char** argv) {
   for (const std::string& warning : loaded->warnings) {
     DTX_LOG(logger, dtx::LogLevel::kWarn, warning);
   }
-  if (config.admin_token.empty() &&
-      !dtx::server::IsLoopbackHost(config.grpc_host)) {
+  // Who may use the admin service and endpoints (docs/security.md): said
+  // once at startup, whichever it is.
+  const bool loopback = dtx::server::IsLoopbackHost(config.grpc_host);
+  const bool admin_closed =
+      config.admin_token.empty() && !loopback && !config.admin_open;
+  if (!config.admin_token.empty()) {
+    DTX_LOG(logger, dtx::LogLevel::kInfo,
+            "dtx-server: admin service and endpoints need Admin.Token");
+  } else if (loopback) {
+    DTX_LOG(logger, dtx::LogLevel::kInfo,
+            "dtx-server: admin service and endpoints open without a token "
+            "(GrpcHost "
+                << config.grpc_host << " is loopback)");
+  } else if (config.admin_open) {
     DTX_LOG(logger, dtx::LogLevel::kWarn,
-            "dtx-server: listening on "
+            "dtx-server: admin service and endpoints OPEN without a token on "
                 << config.grpc_host
-                << " without Admin.Token: anyone who reaches the gRPC or "
-                   "HTTP port can force-stop and retry transactions; set "
-                   "Admin.Token (docs/operations.md#access) or GrpcHost "
-                   "127.0.0.1");
+                << " (Admin.Open: true): anyone who reaches the ports can read "
+                   "every transaction's payloads and headers and force-stop "
+                   "them; set Admin.Token");
+  } else {
+    DTX_LOG(logger, dtx::LogLevel::kWarn,
+            "dtx-server: admin service and endpoints CLOSED: GrpcHost "
+                << config.grpc_host
+                << " is beyond loopback and Admin.Token is not set (set "
+                   "Admin.Token, or Admin.Open: true; docs/security.md)");
   }
 
   dtx::Options options;
@@ -234,6 +251,7 @@ int main(int argc, char** argv) {
   options.cron_interval = config.trans_cron_interval;
   options.io_threads = static_cast<std::size_t>(config.io_threads);
   options.alert_retry_limit = config.alert_retry_limit;
+  options.branch_targets = config.branch_targets;
   // Before the coordinator, which reports to them: they must outlive it.
   dtx::MetricsRegistry metrics;
   dtx::ServerMetrics::Info info;
@@ -272,6 +290,10 @@ int main(int argc, char** argv) {
   static JournalHealth journal_health;
   embedded.journal_create = config.store_create;
   embedded.on_journal_lost = [](const dtx::Status&) { journal_health.Lost(); };
+  // A truncated -shm file loses the journal instead of killing the server
+  // (docs/journal.md, "The WAL index").
+  embedded.guard_wal_index =
+      config.store_driver != dtx::server::StoreDriver::kPostgres;
   // Unusable TLS files stop the server before it opens the journal and
   // resumes anything.
   if (dtx::Status tls = dtx::HttpServer::CheckTls(config.tls); !tls.ok()) {
@@ -294,6 +316,7 @@ int main(int argc, char** argv) {
   // HTTP first: a port in use stops the server before it registers in etcd.
   dtx::server::AdminHttpOptions admin_http;
   admin_http.admin_token = config.admin_token;
+  admin_http.closed = admin_closed;
   dtx::server::DtmHttpApiOptions api_http;
   api_http.logger = logger;
   auto routes = HttpRoutes(coordinator->get(), &metrics, server_metrics->get(),
@@ -326,6 +349,8 @@ int main(int argc, char** argv) {
   server_options.endpoint = config.endpoint;
   server_options.instance_id = config.instance_id;
   server_options.admin_token = config.admin_token;
+  server_options.admin_closed = admin_closed;
+  server_options.reflection = config.grpc_reflection;
   server_options.tls = config.tls;
   server_options.logger = logger;
   server_options.metrics = server_metrics->get();

@@ -64,6 +64,58 @@ Setter Text(Group ServerConfig::*group, std::string Group::*field) {
   };
 }
 
+Setter Bool(bool ServerConfig::*field) {
+  return [field](ServerConfig& c, const std::string& v) -> Status {
+    const std::string s = Lower(v);
+    if (s == "true") {
+      c.*field = true;
+    } else if (s == "false") {
+      c.*field = false;
+    } else {
+      return InvalidArgumentError("'" + v + "' is not true or false");
+    }
+    return Status::Ok();
+  };
+}
+
+// A list: a YAML sequence (joined with commas by Walk) or, in the
+// environment and flags, comma-separated items; blanks around items are
+// dropped, and so are empty items.
+std::vector<std::string> SplitList(const std::string& v) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= v.size()) {
+    std::size_t comma = v.find(',', start);
+    if (comma == std::string::npos) comma = v.size();
+    const std::string item = v.substr(start, comma - start);
+    const std::size_t first = item.find_first_not_of(" \t");
+    const std::size_t last = item.find_last_not_of(" \t");
+    if (first != std::string::npos) {
+      items.push_back(item.substr(first, last - first + 1));
+    }
+    start = comma + 1;
+  }
+  return items;
+}
+
+// BranchTargets.Schemes, .Hosts, .Services (checked whole by
+// BranchTargets::Validate once every source is read).
+Setter TargetList(std::vector<std::string> BranchTargets::*field) {
+  return [field](ServerConfig& c, const std::string& v) -> Status {
+    c.branch_targets.*field = SplitList(v);
+    return Status::Ok();
+  };
+}
+
+Status SetTargetPorts(ServerConfig& c, const std::string& v) {
+  c.branch_targets.ports.clear();
+  for (const std::string& item : SplitList(v)) {
+    DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(item, 1, 65535));
+    c.branch_targets.ports.push_back(static_cast<int>(n));
+  }
+  return Status::Ok();
+}
+
 // As PostgresJournal checks it (postgres_schema.cc), here so that a bad
 // Store.Schema is refused with the other settings, before anything starts.
 Status CheckSchemaName(const std::string& schema) {
@@ -353,6 +405,12 @@ const std::vector<Key>& Keys() {
          c.admin_token = v;
          return Status::Ok();
        }},
+      {"Admin.Open", Bool(&ServerConfig::admin_open)},
+      {"GrpcReflection", Bool(&ServerConfig::grpc_reflection)},
+      {"BranchTargets.Schemes", TargetList(&BranchTargets::schemes)},
+      {"BranchTargets.Hosts", TargetList(&BranchTargets::hosts)},
+      {"BranchTargets.Ports", SetTargetPorts},
+      {"BranchTargets.Services", TargetList(&BranchTargets::services)},
       {"TLS.CertFile", Text(&ServerConfig::tls, &TlsServerOptions::cert_file)},
       {"TLS.KeyFile", Text(&ServerConfig::tls, &TlsServerOptions::key_file)},
       {"TLS.ClientCAFile",
@@ -419,7 +477,7 @@ bool IsIgnored(const std::string& path) {
 bool IsSection(const std::string& path) {
   const std::string lower = Lower(path);
   return lower == "microservice" || lower == "store" || lower == "log" ||
-         lower == "admin" || lower == "tls";
+         lower == "admin" || lower == "tls" || lower == "branchtargets";
 }
 
 Status Walk(const YAML::Node& node, const std::string& prefix,
@@ -459,6 +517,24 @@ Status Walk(const YAML::Node& node, const std::string& prefix,
       continue;
     }
     if (value.IsNull()) continue;  // "Target:" with nothing: the default
+    if (value.IsSequence() && Lower(path).rfind("branchtargets.", 0) == 0) {
+      // Hosts: [a, b]: the items, joined as the environment gives them.
+      std::string joined;
+      for (const auto& item : value) {
+        if (!item.IsScalar() || item.Scalar().find(',') != std::string::npos) {
+          return InvalidArgumentError(file + ": " + key->name +
+                                      " must be a list of single values");
+        }
+        if (!joined.empty()) joined += ",";
+        joined += item.Scalar();
+      }
+      Status s = key->set(config, joined);
+      if (!s.ok()) {
+        return InvalidArgumentError(file + ": " + key->name + ": " +
+                                    s.message());
+      }
+      continue;
+    }
     if (!value.IsScalar()) {
       return InvalidArgumentError(file + ": " + path +
                                   " must be a single value");
@@ -652,6 +728,7 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
         "client certificates are checked only on a TLS listener");
   }
   DTX_RETURN_IF_ERROR(CheckStore(config, loaded.warnings));
+  DTX_RETURN_IF_ERROR(config.branch_targets.Validate());
   if (!config.instance_id.empty() && config.target.empty()) {
     loaded.warnings.push_back(
         "MicroService.InstanceId is set but MicroService.Target is empty; "
@@ -731,6 +808,18 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::Key << "Admin" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "Token" << YAML::Value
       << (c.admin_token.empty() ? "" : "(set)");
+  out << YAML::Key << "Open" << YAML::Value << c.admin_open;
+  out << YAML::EndMap;
+  out << YAML::Key << "GrpcReflection" << YAML::Value << c.grpc_reflection;
+  out << YAML::Key << "BranchTargets" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "Schemes" << YAML::Value << YAML::Flow
+      << c.branch_targets.schemes;
+  out << YAML::Key << "Hosts" << YAML::Value << YAML::Flow
+      << c.branch_targets.hosts;
+  out << YAML::Key << "Ports" << YAML::Value << YAML::Flow
+      << c.branch_targets.ports;
+  out << YAML::Key << "Services" << YAML::Value << YAML::Flow
+      << c.branch_targets.services;
   out << YAML::EndMap;
   out << YAML::Key << "TLS" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "CertFile" << YAML::Value << c.tls.cert_file;

@@ -23,6 +23,12 @@
 // called once and an error is logged. Only a restart on a journal that is
 // there again recovers.
 //
+// The WAL index. With the guard installed (dtx/storage/wal_index_guard.h), a
+// SIGBUS from the journal's -shm mapping (the file truncated) is taken
+// instead of ending the process, and every later write of the journal's
+// files fails; the writer then finds the journal lost as above, at its next
+// check (Options::wal_index).
+//
 // Shutdown. Close() stops intake, lets the thread drain the queue (every op
 // is completed) and joins it, so no completion runs on the writer after
 // Close() returns.
@@ -155,10 +161,20 @@ void JournalWriter::Enqueue(std::unique_ptr<WriteOp> op) {
   op->Complete(FailedPreconditionError("journal: " + path_ + ": closed"));
 }
 
+Status JournalWriter::WalIndexLost() const {
+  if (options_.wal_index == nullptr || options_.wal_index->faults() == 0) {
+    return Status::Ok();
+  }
+  return UnavailableError(
+      "journal: " + path_ + ": its WAL index (" + path_ +
+      "-shm) was truncated or could not be read while in use (SIGBUS "
+      "taken); nothing more is written, restart to rebuild it from the WAL");
+}
+
 bool JournalWriter::CheckIdentity() {
-  if (!options_.identity) return true;
   if (is_lost_.load(std::memory_order_acquire)) return false;
-  Status check = options_.identity->Check();
+  Status check = WalIndexLost();
+  if (check.ok() && options_.identity) check = options_.identity->Check();
   if (check.ok()) return true;
   {
     MutexLock lock(&mu_);
@@ -171,7 +187,8 @@ bool JournalWriter::CheckIdentity() {
 }
 
 Status JournalWriter::lost() const {
-  if (!is_lost_.load(std::memory_order_acquire)) return Status::Ok();
+  // A fault the writer has not seen yet answers as well.
+  if (!is_lost_.load(std::memory_order_acquire)) return WalIndexLost();
   MutexLock lock(&mu_);
   return lost_;
 }
@@ -187,7 +204,7 @@ void JournalWriter::Loop() {
         mu_.AssertHeld();
         return !queue_.empty() || closing_;
       };
-      if (options_.identity && !is_lost_.load(std::memory_order_relaxed)) {
+      if (!is_lost_.load(std::memory_order_relaxed)) {
         idle = !cv_.WaitFor(&mu_, options_.identity_check_interval, ready);
       } else {
         cv_.Wait(&mu_, ready);

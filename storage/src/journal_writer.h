@@ -19,6 +19,7 @@
 
 #include "sqlite_handle.h"
 #include "sqlite_journal_ops.h"
+#include "wal_index_guard.h"
 
 #include <atomic>
 #include <chrono>
@@ -64,6 +65,10 @@ class JournalWriter {
     // checked.
     std::optional<FileIdentity> identity;
     std::chrono::milliseconds identity_check_interval{250};
+    // The journal's entry in the WAL index guard (wal_index_guard.h), whose
+    // faults lose the journal as a missing file does; null: none. Borrowed:
+    // outlives the writer.
+    const WalIndexWatch* wal_index = nullptr;
     // Called once, on the writer thread, when the file is found lost.
     std::function<void(const Status&)> on_lost;
   };
@@ -126,6 +131,8 @@ class JournalWriter {
   uint64_t stat_commits_ DTX_GUARDED_BY(mu_) = 0;
   Status lost_ DTX_GUARDED_BY(mu_);
   std::atomic<bool> is_lost_{false};  // lost_ is set; read without mu_
+  // kUnavailable once Options::wal_index has counted a fault.
+  Status WalIndexLost() const;
   std::thread thread_;
 
   // Null without a registry. The gauge reads queue_ under mu_; declared after

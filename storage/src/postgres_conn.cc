@@ -5,6 +5,7 @@
 #include "postgres_conn.h"
 
 #include <cstring>
+#include <poll.h>
 #include <utility>
 
 namespace dtx::internal {
@@ -56,6 +57,22 @@ bool IsPgStorageFailure(const Status& status) {
   }
 }
 
+PgParams::PgParams(const PgParams& other)
+    : types_(other.types_),
+      values_(other.values_),
+      lengths_(other.lengths_),
+      formats_(other.formats_),
+      ints_(other.ints_),
+      int_values_(other.int_values_) {
+  for (std::size_t k = 0; k < int_values_.size(); ++k)
+    values_[int_values_[k]] = ints_[k].data();
+}
+
+PgParams& PgParams::operator=(const PgParams& other) {
+  if (this != &other) *this = PgParams(other);
+  return *this;
+}
+
 void PgParams::Add(Oid type, const char* data, int length) {
   types_.push_back(type);
   values_.push_back(data);
@@ -68,6 +85,7 @@ PgParams& PgParams::Int(int64_t v) {
   const auto u = static_cast<uint64_t>(v);
   for (int i = 0; i < 8; ++i)
     b[static_cast<std::size_t>(i)] = static_cast<char>(u >> (56 - 8 * i));
+  int_values_.push_back(values_.size());
   Add(kInt8Oid, b.data(), 8);
   return *this;
 }
@@ -186,7 +204,7 @@ Result<std::string> PgConn::Prepared(const std::string& sql,
   auto it = prepared_.find(sql);
   if (it != prepared_.end()) return it->second;
   if (prepared_.size() >= kMaxPrepared) return std::string();
-  std::string name = "s" + std::to_string(prepared_.size() + 1);
+  std::string name = "s" + std::to_string(next_name_++);
   PGresult* r = PQprepare(conn_, name.c_str(), sql.c_str(), params.size(),
                           params.types());
   const bool ok = r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -249,6 +267,140 @@ Result<PgResult> PgConn::ExecSimple(const std::string& sql,
   Status s = ErrorOf(r, context);
   PQclear(r);
   return s;
+}
+
+bool PgConn::StillUp() {
+  if (!ok()) return false;
+  pollfd p{};
+  p.fd = PQsocket(conn_);
+  p.events = POLLIN;
+  if (p.fd < 0) return false;
+  if (::poll(&p, 1, 0) <= 0) return true;  // nothing arrived: as it was
+  // Something arrived while idle: a notice, or the server's goodbye.
+  if (PQconsumeInput(conn_) != 1) broken_ = true;
+  return ok();
+}
+
+Status PgConn::EnterPipeline() {
+  if (PQenterPipelineMode(conn_) == 1) return Status::Ok();
+  return ErrorOf(nullptr, "enter pipeline mode");
+}
+
+Status PgConn::ExitPipeline() {
+  if (!broken_ && PQexitPipelineMode(conn_) == 1) return Status::Ok();
+  // Results still pending: the connection is in no state to be reused.
+  broken_ = true;
+  return UnavailableError(
+      subsystem_ + ": postgres " + target_ + ": cannot leave pipeline mode (" +
+      Trim(PQerrorMessage(conn_)) + "); it is reopened on the next use");
+}
+
+Status PgConn::Send(std::string_view sql, const PgParams& params,
+                    std::string_view context) {
+  Sent sent;
+  sent.context = std::string(context);
+  const std::string text(sql);
+  std::string name;
+  if (auto it = prepared_.find(text); it != prepared_.end()) {
+    name = it->second;
+  } else if (auto p = preparing_.find(text); p != preparing_.end()) {
+    name = p->second;
+  } else if (prepared_.size() + preparing_.size() < kMaxPrepared) {
+    name = "s" + std::to_string(next_name_++);
+    if (PQsendPrepare(conn_, name.c_str(), text.c_str(), params.size(),
+                      params.types()) != 1) {
+      broken_ = true;  // what reached libpq of this pipeline is unknown
+      return ErrorOf(nullptr, context);
+    }
+    preparing_.emplace(text, name);
+    sent.prepare_sql = text;
+    sent.prepare_name = name;
+  }
+  const int queued =
+      name.empty() ? PQsendQueryParams(conn_, text.c_str(), params.size(),
+                                       params.types(), params.values(),
+                                       params.lengths(), params.formats(),
+                                       /*resultFormat=*/1)
+                   : PQsendQueryPrepared(conn_, name.c_str(), params.size(),
+                                         params.values(), params.lengths(),
+                                         params.formats(), /*resultFormat=*/1);
+  if (queued != 1) {
+    broken_ = true;
+    return ErrorOf(nullptr, context);
+  }
+  sent_.push_back(std::move(sent));
+  return Status::Ok();
+}
+
+Status PgConn::Sync(std::vector<PgResult>& results) {
+  results.clear();
+  const std::vector<Sent> sent = std::move(sent_);
+  sent_.clear();
+  preparing_.clear();
+  if (broken_) return ErrorOf(nullptr, "pipeline sync");
+  if (PQpipelineSync(conn_) != 1) {
+    broken_ = true;
+    return ErrorOf(nullptr, "pipeline sync");
+  }
+  Status first = Status::Ok();
+  // The result of the next queued command, and the null that ends it.
+  // Null when the connection is lost (`first` then says so).
+  auto next = [&](std::string_view context) -> PGresult* {
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) {
+      broken_ = true;
+      if (first.ok()) first = ErrorOf(nullptr, context);
+      return nullptr;
+    }
+    if (PGresult* extra = PQgetResult(conn_); extra != nullptr) {
+      PQclear(extra);  // one result per command is all dtx sends
+      PQclear(r);
+      broken_ = true;
+      if (first.ok())
+        first = UnavailableError(subsystem_ + ": postgres " + target_ + ": " +
+                                 std::string(context) +
+                                 ": more results than statements");
+      return nullptr;
+    }
+    return r;
+  };
+  for (const Sent& s : sent) {
+    if (!s.prepare_name.empty()) {
+      PGresult* r = next(s.context);
+      if (r == nullptr) return first;
+      const ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_COMMAND_OK) {
+        prepared_.emplace(s.prepare_sql, s.prepare_name);
+      } else if (first.ok()) {
+        first = ErrorOf(r, s.context);
+      }
+      PQclear(r);
+    }
+    PGresult* r = next(s.context);
+    if (r == nullptr) return first;
+    const ExecStatusType st = PQresultStatus(r);
+    if (first.ok() && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+      results.emplace_back(r);
+      continue;
+    }
+    // The first failure names the cause; the server skipped the rest.
+    if (first.ok() && st != PGRES_PIPELINE_ABORTED) {
+      first = ErrorOf(r, s.context);
+    } else if (first.ok()) {
+      first = UnavailableError(subsystem_ + ": postgres " + target_ + ": " +
+                               s.context + ": skipped in the pipeline");
+    }
+    PQclear(r);
+  }
+  // The sync's own result ends the round.
+  PGresult* r = PQgetResult(conn_);
+  const bool synced = r != nullptr && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+  if (r != nullptr) PQclear(r);
+  if (!synced) {
+    broken_ = true;
+    if (first.ok()) first = ErrorOf(nullptr, "pipeline sync");
+  }
+  return first;
 }
 
 }  // namespace dtx::internal

@@ -35,9 +35,18 @@ namespace dtx::internal {
 bool IsPgStorageFailure(const Status& status);
 
 // Parameters of one statement, $1 first. Text and byte values are borrowed:
-// they must outlive the statement's execution.
+// they must outlive the statement's execution. Integers are held by the
+// object itself; a copy points at its own.
 class PgParams {
  public:
+  PgParams() = default;
+  PgParams(const PgParams& other);
+  PgParams& operator=(const PgParams& other);
+  // Moving keeps the integers where they are (a deque's elements do not move
+  // with it), so the pointers to them stay right.
+  PgParams(PgParams&&) noexcept = default;
+  PgParams& operator=(PgParams&&) noexcept = default;
+
   PgParams& Int(int64_t v);
   PgParams& Text(std::string_view v);
   PgParams& Bytes(std::string_view v);
@@ -63,6 +72,7 @@ class PgParams {
   std::vector<int> lengths_;
   std::vector<int> formats_;
   std::deque<std::array<char, 8>> ints_;  // stable addresses
+  std::vector<std::size_t> int_values_;   // the values_ that point into ints_
 };
 
 // One result (rows in binary format). Columns read with Int must be bigint.
@@ -135,8 +145,43 @@ class PgConn {
   // last one's rows come back in text format.
   Result<PgResult> ExecSimple(const std::string& sql, std::string_view context);
 
+  // libpq's pipeline mode: statements queued with Send go to the server one
+  // after another without waiting for each other's results, and Sync sends a
+  // sync message and reads every result, so that a batch costs one round
+  // trip instead of one per statement. Between EnterPipeline and
+  // ExitPipeline only Send and Sync may be used (no Exec). The server stops
+  // at the first statement that fails and skips the rest up to the sync.
+  //
+  // The caller bounds what it queues before a Sync: the connection blocks,
+  // and the server blocks once it has more results unread than the socket
+  // buffers hold (a few hundred small results are far from that).
+  Status EnterPipeline();
+  // Reads nothing: call it after Sync. kUnavailable when results are still
+  // pending (the connection is then closed) or the connection was lost.
+  Status ExitPipeline();
+  bool in_pipeline() const {
+    return PQpipelineStatus(conn_) != PQ_PIPELINE_OFF;
+  }
+  // Queues one statement (prepared on first use, as Exec). Its parameter
+  // values are copied at once; they need not outlive the call.
+  Status Send(std::string_view sql, const PgParams& params,
+              std::string_view context);
+  // Statements queued since the last Sync.
+  std::size_t queued() const { return sent_.size(); }
+  // Sends the queued statements and reads their results into `results`, in
+  // order. OK only when every statement succeeded; otherwise the first
+  // failure's status (its SQLSTATE in last_sqlstate(), or kUnavailable for
+  // a lost connection) and `results` holds those before it.
+  Status Sync(std::vector<PgResult>& results);
+
+  // For a connection that has been idle: false when the server has closed
+  // it meanwhile (a restart or pg_terminate_backend sends a message and
+  // closes the socket), found without a round trip. A connection cut off
+  // without a word still passes; its next statement fails.
+  bool StillUp();
+
   // False once the connection is lost: it must be replaced.
-  bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+  bool ok() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
   // Inside a transaction that an error has aborted (only ROLLBACK works).
   bool in_failed_transaction() const {
     return PQtransactionStatus(conn_) == PQTRANS_INERROR;
@@ -157,6 +202,13 @@ class PgConn {
   static constexpr std::size_t kMaxPrepared = 256;
 
  private:
+  // A statement queued in pipeline mode: its result, preceded by the result
+  // of its PREPARE when `prepare` names one it queued.
+  struct Sent {
+    std::string context;
+    std::string prepare_sql;   // with prepare_name: a PREPARE was queued
+    std::string prepare_name;  // first
+  };
   PgConn(PGconn* conn, std::string target, std::string subsystem)
       : conn_(conn),
         target_(std::move(target)),
@@ -173,6 +225,13 @@ class PgConn {
   std::string last_sqlstate_;
   // Statement text -> prepared statement name ("s1", "s2"...).
   std::unordered_map<std::string, std::string> prepared_;
+  // In pipeline mode: names queued for preparing, not yet confirmed.
+  std::unordered_map<std::string, std::string> preparing_;
+  uint64_t next_name_ = 1;
+  // Set when a pipeline left the connection in an unknown state: ok() is
+  // then false and the connection must be replaced.
+  bool broken_ = false;
+  std::vector<Sent> sent_;
 };
 
 }  // namespace dtx::internal

@@ -262,6 +262,7 @@ Result<std::unique_ptr<PostgresJournal>> PostgresJournal::Open(
   internal::PgJournalWriter::Options w;
   w.connection = ConnOptions(impl->options, "dtx-journal-writer");
   w.max_batch_writes = impl->options.max_batch_writes;
+  w.pipeline = impl->options.pipeline;
   w.clock = impl->clock;
   w.logger = impl->logger;
   w.metrics = impl->options.metrics;
@@ -490,7 +491,8 @@ void PostgresJournal::Close() {
 
 PostgresJournal::Stats PostgresJournal::stats() const {
   const internal::PgJournalWriter::Stats s = impl_->writer->stats();
-  return Stats{s.writes, s.commits, s.reruns, s.reconnects};
+  return Stats{s.writes,     s.commits,   s.reruns,
+               s.reconnects, s.pipelined, s.fallbacks};
 }
 
 }  // namespace dtx

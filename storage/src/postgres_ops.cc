@@ -75,31 +75,27 @@ void AddBranchParams(PgParams& p, const Branch& b, int64_t now_ms) {
       .Int(b.create_time == TimePoint{} ? now_ms : ToUnixMillis(b.create_time));
 }
 
-// The INSERT of branches[first, first + n) for the transaction whose row id
-// is $1, gid $2, update_time $3.
-Status InsertBranchChunk(
-    PgConn& conn, int64_t trans_id, const std::string& gid,
-    const std::vector<Branch>& branches, std::size_t first, std::size_t n,
-    int64_t now_ms, bool skip_conflicts,
-    std::vector<std::pair<std::string, std::string>>* got) {
-  PgParams p;
-  p.Int(trans_id).Text(gid).Int(now_ms);
+// The INSERT of branches[first, first + n) for the transaction `gid` ($1,
+// update_time $2). The row id is found by gid, so that the statement needs
+// no earlier result (PgWriteOp::Statements).
+PgStatement BranchChunk(const std::string& gid,
+                        const std::vector<Branch>& branches, std::size_t first,
+                        std::size_t n, int64_t now_ms, bool skip_conflicts) {
+  PgStatement st;
+  st.params.Text(gid).Int(now_ms);
   for (std::size_t i = first; i < first + n; ++i)
-    AddBranchParams(p, branches[i], now_ms);
-  std::string sql =
+    AddBranchParams(st.params, branches[i], now_ms);
+  st.sql =
       "INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, branch_id, "
       "op, status, finish_time, rollback_time, create_time, update_time) "
-      "SELECT $1, $2, v.url, v.bin_data, v.branch_id, v.op, v.status, "
-      "v.finish_time, v.rollback_time, v.create_time, $3 FROM " +
-      BranchValues(n, 4) + " ORDER BY v.ord";
-  if (skip_conflicts) sql += " ON CONFLICT DO NOTHING RETURNING branch_id, op";
-  DTX_ASSIGN_OR_RETURN(PgResult r,
-                       conn.Exec(sql, p, "insert branches of " + gid));
-  if (got != nullptr) {
-    for (int i = 0; i < r.rows(); ++i)
-      got->emplace_back(r.Text(i, 0), r.Text(i, 1));
-  }
-  return Status::Ok();
+      "SELECT (SELECT id FROM trans_global WHERE gid = $1), $1, v.url, "
+      "v.bin_data, v.branch_id, v.op, v.status, v.finish_time, "
+      "v.rollback_time, v.create_time, $2 FROM " +
+      BranchValues(n, 3) + " ORDER BY v.ord";
+  if (skip_conflicts)
+    st.sql += " ON CONFLICT DO NOTHING RETURNING branch_id, op";
+  st.context = "insert branches of " + gid;
+  return st;
 }
 
 // A write with a plain completion callback.
@@ -124,9 +120,10 @@ class SaveNewOp final : public SimpleOp {
     return branches_.size() > kBranchesPerInsert;
   }
 
-  Status Apply(PgConn& conn, int64_t now_ms) override {
+  std::vector<PgStatement> Statements(int64_t now_ms) override {
     const GlobalTrans& t = trans_;
-    PgParams p;
+    std::vector<PgStatement> out(1);
+    PgParams& p = out[0].params;
     p.Text(t.gid)
         .Text(ToString(t.trans_type))
         .Text(ToString(t.status))
@@ -151,7 +148,8 @@ class SaveNewOp final : public SimpleOp {
     // branch INSERT reads the new row's id, and inserts nothing when the gid
     // existed.
     const std::size_t first = std::min(branches_.size(), kBranchesPerInsert);
-    std::string sql = R"sql(
+    std::string& sql = out[0].sql;
+    sql = R"sql(
 WITH g AS (
   INSERT INTO trans_global (gid, trans_type, status, protocol, query_prepared,
     options, custom_data, ext_data, result, rollback_reason, create_time,
@@ -174,28 +172,33 @@ b AS (
              BranchValues(first, 20) + " ORDER BY v.ord)";
     }
     sql += "\nSELECT id FROM g";
-    auto r = conn.Exec(sql, p, "insert " + t.gid);
-    if (!r.ok()) {
-      if (r.status().code() == StatusCode::kAlreadyExists) {
-        // The request's rows are unique and the gid was new: a conflict
-        // means branch rows without their global row.
-        return DataLossError(GidPrefix(t.gid) +
-                             "branch rows exist without their transaction (" +
-                             r.status().message() + ")");
-      }
-      return r.status();
-    }
-    if (r->rows() == 0)
-      return AlreadyExistsError(GidPrefix(t.gid) + "already exists");
-    const int64_t id = r->Int(0, 0);
+    out[0].context = "insert " + t.gid;
+    // Only after the first statement inserted the row (Check): the rest
+    // finds it by gid.
     for (std::size_t from = first; from < branches_.size();
          from += kBranchesPerInsert) {
       const std::size_t n =
           std::min(kBranchesPerInsert, branches_.size() - from);
-      DTX_RETURN_IF_ERROR(InsertBranchChunk(conn, id, t.gid, branches_, from, n,
-                                            now_ms, false, nullptr));
+      out.push_back(BranchChunk(t.gid, branches_, from, n, now_ms, false));
     }
+    return out;
+  }
+
+  Status Check(std::size_t k, const PgResult& r, PgConn*) override {
+    if (k == 0 && r.rows() == 0)
+      return AlreadyExistsError(GidPrefix(trans_.gid) + "already exists");
     return Status::Ok();
+  }
+
+  Status OnError(std::size_t, Status s) override {
+    if (s.code() == StatusCode::kAlreadyExists) {
+      // The request's rows are unique and the gid was new: a conflict
+      // means branch rows without their global row.
+      return DataLossError(GidPrefix(trans_.gid) +
+                           "branch rows exist without their transaction (" +
+                           s.message() + ")");
+    }
+    return s;
   }
 
  private:
@@ -203,49 +206,32 @@ b AS (
   std::vector<Branch> branches_;
 };
 
-// What a fenced write needs of a locked row.
-struct PgStored {
-  int64_t id = 0;
-  std::string owner;
-};
+// Reads `gid`'s row, locked with `lock` ("FOR SHARE", "FOR UPDATE") against
+// status changes by other coordinators until the batch commits: id, status,
+// owner, fence.
+PgStatement LockRow(const std::string& gid, const char* lock) {
+  PgStatement st;
+  st.params.Text(gid);
+  st.sql = std::string(
+               "SELECT id, status, owner, fence FROM trans_global WHERE gid = "
+               "$1 ") +
+           lock;
+  st.context = "read status of " + gid;
+  return st;
+}
 
-// The row id and owner of `gid`, its row locked against status changes by
-// other coordinators until the batch commits. kNotFound; kAborted when
-// `fence` is set and stale; kFailedPrecondition when `expected` is set and
-// differs.
-Result<PgStored> LockStatus(PgConn& conn, const std::string& gid,
-                            std::optional<TransStatus> expected,
-                            const char* lock,
-                            const std::optional<Fence>& fence = std::nullopt) {
-  PgParams p;
-  p.Text(gid);
-  DTX_ASSIGN_OR_RETURN(
-      PgResult r, conn.Exec(std::string("SELECT id, status, owner, fence FROM "
-                                        "trans_global WHERE gid = $1 ") +
-                                lock,
-                            p, "read status of " + gid));
+// Checks a LockRow result: kNotFound; kAborted when `fence` is set and
+// stale; kFailedPrecondition when `expected` is set and differs.
+Status CheckLocked(const PgResult& r, const std::string& gid,
+                   std::optional<TransStatus> expected,
+                   const std::optional<Fence>& fence) {
   if (r.rows() == 0) return NotFoundError(GidPrefix(gid) + "not found");
   if (fence && fence->token != r.Int(0, 3))
     return StaleFenceError(gid, *fence, r.Text(0, 2), r.Int(0, 3));
   const std::string stored = r.Text(0, 1);
   if (expected && stored != ToString(*expected))
     return StatusMiss(gid, stored, Quoted(*expected));
-  return PgStored{r.Int(0, 0), r.Text(0, 2)};
-}
-
-// Takes the locked row `stored` over for `fence`'s owner (journal.h, Fence)
-// when a fenced write by another coordinator applies.
-Status PgTakeOver(PgConn& conn, const std::string& gid, const PgStored& stored,
-                  const std::optional<Fence>& fence) {
-  if (!TakesOver(fence, stored.owner)) return Status::Ok();
-  PgParams p;
-  p.Text(fence->owner).Int(stored.id);
-  return conn
-      .Exec(
-          "UPDATE trans_global SET owner = $1, fence = fence + 1 "
-          "WHERE id = $2",
-          p, "take over " + gid)
-      .status();
+  return Status::Ok();
 }
 
 // The owner and fence columns of a fenced write's UPDATE of trans_global
@@ -276,15 +262,30 @@ PgParams& FenceParams(PgParams& p, const std::optional<Fence>& fence) {
   return p.NullText().NullInt();
 }
 
-// Explains a fenced UPDATE that changed nothing, from the row as it was
-// before it (stored status, owner and fence; all NULL when there is none).
-Status FencedMiss(const PgResult& r, int col, const std::string& gid,
-                  const std::optional<Fence>& fence,
-                  const std::string& expected) {
-  if (r.IsNull(0, col)) return NotFoundError(GidPrefix(gid) + "not found");
-  if (fence && fence->token != r.Int(0, col + 2))
-    return StaleFenceError(gid, *fence, r.Text(0, col + 1), r.Int(0, col + 2));
-  return StatusMiss(gid, r.Text(0, col), expected);
+// Explains a guarded UPDATE of `gid` that changed nothing. The row is read
+// again by a statement of its own: the UPDATE may have waited for another
+// coordinator's lock and then seen that coordinator's committed row, which
+// a read in the UPDATE's own statement (its snapshot is older) would not
+// show, and a stale fence would pass for a wrong status.
+Status ExplainMiss(PgConn& conn, const std::string& gid,
+                   const std::optional<Fence>& fence,
+                   const std::string& expected) {
+  PgParams p;
+  p.Text(gid);
+  DTX_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.Exec("SELECT status, owner, fence FROM trans_global WHERE gid = $1",
+                p, "read status of " + gid));
+  if (r.rows() == 0) return NotFoundError(GidPrefix(gid) + "not found");
+  if (fence && fence->token != r.Int(0, 2))
+    return StaleFenceError(gid, *fence, r.Text(0, 1), r.Int(0, 2));
+  return StatusMiss(gid, r.Text(0, 0), expected);
+}
+
+// A miss found in a pipeline: the writer runs the batch again one statement
+// at a time, where ExplainMiss says what it was.
+Status PipelinedMiss(const std::string& gid) {
+  return FailedPreconditionError(GidPrefix(gid) + "the write does not apply");
 }
 
 class AppendBranchesOp final : public SimpleOp {
@@ -297,24 +298,30 @@ class AppendBranchesOp final : public SimpleOp {
         branches_(std::move(branches)) {}
   bool may_half_apply() const override { return true; }
 
-  Status Apply(PgConn& conn, int64_t now_ms) override {
-    DTX_ASSIGN_OR_RETURN(PgStored stored,
-                         LockStatus(conn, gid_, expected_, "FOR SHARE"));
-    const int64_t trans_id = stored.id;
-    std::vector<std::pair<std::string, std::string>> got;
+  std::vector<PgStatement> Statements(int64_t now_ms) override {
+    std::vector<PgStatement> out;
+    out.push_back(LockRow(gid_, "FOR SHARE"));
     for (std::size_t from = 0; from < branches_.size();
          from += kBranchesPerInsert) {
       const std::size_t n =
           std::min(kBranchesPerInsert, branches_.size() - from);
-      DTX_RETURN_IF_ERROR(InsertBranchChunk(conn, trans_id, gid_, branches_,
-                                            from, n, now_ms, true, &got));
+      out.push_back(BranchChunk(gid_, branches_, from, n, now_ms, true));
     }
-    if (got.size() == branches_.size()) return Status::Ok();
+    return out;
+  }
+
+  Status Check(std::size_t k, const PgResult& r, PgConn*) override {
+    if (k == 0) return CheckLocked(r, gid_, expected_, std::nullopt);
+    const std::size_t from = (k - 1) * kBranchesPerInsert;
+    const std::size_t n = std::min(kBranchesPerInsert, branches_.size() - from);
+    if (static_cast<std::size_t>(r.rows()) == n) return Status::Ok();
     // A row was skipped as a conflict: name the first one (the request
     // itself repeats none, MakePgAppendBranches checked).
-    std::set<std::pair<std::string, std::string>> inserted(got.begin(),
-                                                           got.end());
-    for (const Branch& b : branches_) {
+    std::set<std::pair<std::string, std::string>> inserted;
+    for (int i = 0; i < r.rows(); ++i)
+      inserted.emplace(r.Text(i, 0), r.Text(i, 1));
+    for (std::size_t i = from; i < from + n; ++i) {
+      const Branch& b = branches_[i];
       if (inserted.count({b.branch_id, std::string(ToString(b.op))}) == 0) {
         return AlreadyExistsError(GidPrefix(gid_) + "branch " + b.branch_id +
                                   "/" + std::string(ToString(b.op)) +
@@ -330,25 +337,24 @@ class AppendBranchesOp final : public SimpleOp {
   std::vector<Branch> branches_;
 };
 
-// Records results on the rows of the transaction whose row id is `trans_id`,
-// one UPDATE per row, in order (a row named twice is updated twice, as in
-// SQLite). kNotFound for a row that does not exist.
-Status ApplyBranchUpdates(PgConn& conn, int64_t trans_id,
-                          const std::string& gid,
-                          const std::vector<BranchUpdate>& updates,
-                          int64_t now_ms) {
+// Records results on the rows of transaction `gid`, one UPDATE per row, in
+// order (a row named twice is updated twice, as in SQLite), appended to
+// `out`.
+void AddBranchUpdates(std::vector<PgStatement>& out, const std::string& gid,
+                      const std::vector<BranchUpdate>& updates,
+                      int64_t now_ms) {
   for (const BranchUpdate& u : updates) {
-    PgParams p;
-    p.Text(ToString(u.status))
+    PgStatement& st = out.emplace_back();
+    st.params.Text(ToString(u.status))
         .Int(now_ms)
-        .Int(trans_id)
+        .Text(gid)
         .Text(u.branch_id)
         .Text(ToString(u.op))
         .Int(u.attempt ? 1 : 0)
         .Int(u.attempt ? ToUnixMillis(u.attempt->time) : 0)
         .Text(u.attempt ? std::string_view(u.attempt->error)
                         : std::string_view());
-    DTX_ASSIGN_OR_RETURN(PgResult r, conn.Exec(R"sql(
+    st.sql = R"sql(
 UPDATE trans_branch_op SET
   status = $1,
   update_time = $2,
@@ -356,14 +362,18 @@ UPDATE trans_branch_op SET
   attempts = attempts + $6,
   last_try_time = CASE WHEN $6 = 0 THEN last_try_time ELSE $7 END,
   last_error = CASE WHEN $6 = 0 THEN last_error ELSE $8 END
-WHERE trans_id = $3 AND branch_id = $4 AND op = $5)sql",
-                                               p, "update branch of " + gid));
-    if (r.affected() == 0) {
-      return NotFoundError(GidPrefix(gid) + "branch " + u.branch_id + "/" +
-                           std::string(ToString(u.op)) + " not found");
-    }
+WHERE trans_id = (SELECT id FROM trans_global WHERE gid = $3)
+  AND branch_id = $4 AND op = $5)sql";
+    st.context = "update branch of " + gid;
   }
-  return Status::Ok();
+}
+
+// The check of an AddBranchUpdates statement for updates[k].
+Status CheckBranchUpdate(const PgResult& r, const std::string& gid,
+                         const BranchUpdate& u) {
+  if (r.affected() > 0) return Status::Ok();
+  return NotFoundError(GidPrefix(gid) + "branch " + u.branch_id + "/" +
+                       std::string(ToString(u.op)) + " not found");
 }
 
 constexpr const char* kChangeSet = R"sql(
@@ -382,8 +392,23 @@ class ChangeStatusOp final : public SimpleOp {
       : SimpleOp(std::move(done)), c_(std::move(change)) {}
   bool may_half_apply() const override { return !c_.branch_updates.empty(); }
 
-  Status Apply(PgConn& conn, int64_t now_ms) override {
-    PgParams p;
+  // Without expected_branch_rows: one guarded UPDATE, then the branch rows.
+  // With it: the row locked and checked, the branch rows counted (a
+  // statement of its own, so that it sees every branch row committed before
+  // the lock was granted), the UPDATE, then the branch rows.
+  std::vector<PgStatement> Statements(int64_t now_ms) override {
+    std::vector<PgStatement> out;
+    if (c_.expected_branch_rows) {
+      out.push_back(LockRow(c_.gid, "FOR UPDATE"));
+      PgStatement& count = out.emplace_back();
+      count.params.Text(c_.gid);
+      count.sql =
+          "SELECT count(*) FROM trans_branch_op WHERE trans_id = (SELECT id "
+          "FROM trans_global WHERE gid = $1)";
+      count.context = "count branches of " + c_.gid;
+    }
+    PgStatement& st = out.emplace_back();
+    PgParams& p = st.params;
     p.Text(ToString(c_.to))
         .Int(now_ms)
         .OptText(c_.rollback_reason)
@@ -392,61 +417,50 @@ class ChangeStatusOp final : public SimpleOp {
                     ? std::optional<int64_t>(c_.next_cron_interval->count())
                     : std::nullopt)
         .OptInt(OptMillis(c_.next_cron_time));
-    int64_t trans_id = 0;
+    st.context = "change status of " + c_.gid;
     if (c_.expected_branch_rows) {
-      // Lock first, then count: the count is a statement of its own, so it
-      // sees every branch row committed before the lock was granted.
-      DTX_ASSIGN_OR_RETURN(PgStored stored, LockStatus(conn, c_.gid, c_.from,
-                                                       "FOR UPDATE", c_.fence));
-      trans_id = stored.id;
-      PgParams q;
-      q.Int(trans_id);
-      DTX_ASSIGN_OR_RETURN(
-          PgResult n,
-          conn.Exec("SELECT count(*) FROM trans_branch_op WHERE trans_id = $1",
-                    q, "count branches of " + c_.gid));
-      if (n.Int(0, 0) != *c_.expected_branch_rows) {
-        return FailedPreconditionError(
-            GidPrefix(c_.gid) + "branch rows changed (expected " +
-            std::to_string(*c_.expected_branch_rows) + ", found " +
-            std::to_string(n.Int(0, 0)) + ")");
-      }
       // The fence was checked under the lock; the owner may change here.
-      p.Int(trans_id);
+      p.Text(c_.gid);
       if (c_.fence) {
         p.Text(c_.fence->owner);  // borrowed: c_ outlives the statement
       } else {
         p.NullText();
       }
-      DTX_ASSIGN_OR_RETURN(
-          PgResult u,
-          conn.Exec(std::string("UPDATE trans_global g SET") + kChangeSet +
-                        FenceSet(8) + " WHERE g.id = $7",
-                    p, "change status of " + c_.gid));
-      (void)u;
+      st.sql = std::string("UPDATE trans_global g SET") + kChangeSet +
+               FenceSet(8) + " WHERE g.gid = $7";
     } else {
       p.Text(c_.gid).Text(ToString(c_.from));
       FenceParams(p, c_.fence);
-      DTX_ASSIGN_OR_RETURN(
-          PgResult r,
-          conn.Exec(std::string("WITH u AS (UPDATE trans_global g SET") +
-                        kChangeSet + FenceSet(9) +
-                        " WHERE g.gid = $7 AND g.status = $8" + FenceWhere(10) +
-                        " RETURNING g.id), o AS (SELECT status, owner, fence "
-                        "FROM trans_global WHERE gid = $7)"
-                        " SELECT (SELECT id FROM u), (SELECT status FROM o), "
-                        "(SELECT owner FROM o), (SELECT fence FROM o)",
-                    p, "change status of " + c_.gid));
-      if (r.IsNull(0, 0))
-        return FencedMiss(r, 1, c_.gid, c_.fence, Quoted(c_.from));
-      trans_id = r.Int(0, 0);
+      st.sql = std::string("UPDATE trans_global g SET") + kChangeSet +
+               FenceSet(9) + " WHERE g.gid = $7 AND g.status = $8" +
+               FenceWhere(10) + " RETURNING g.id";
     }
-    return ApplyBranchUpdates(conn, trans_id, c_.gid, c_.branch_updates,
-                              now_ms);
+    first_update_ = out.size();
+    AddBranchUpdates(out, c_.gid, c_.branch_updates, now_ms);
+    return out;
+  }
+
+  Status Check(std::size_t k, const PgResult& r, PgConn* conn) override {
+    if (k >= first_update_)
+      return CheckBranchUpdate(r, c_.gid, c_.branch_updates[k - first_update_]);
+    if (c_.expected_branch_rows) {
+      if (k == 0) return CheckLocked(r, c_.gid, c_.from, c_.fence);
+      if (k == 1 && r.Int(0, 0) != *c_.expected_branch_rows) {
+        return FailedPreconditionError(
+            GidPrefix(c_.gid) + "branch rows changed (expected " +
+            std::to_string(*c_.expected_branch_rows) + ", found " +
+            std::to_string(r.Int(0, 0)) + ")");
+      }
+      return Status::Ok();
+    }
+    if (r.rows() > 0) return Status::Ok();
+    if (conn == nullptr) return PipelinedMiss(c_.gid);
+    return ExplainMiss(*conn, c_.gid, c_.fence, Quoted(c_.from));
   }
 
  private:
   StatusChange c_;
+  std::size_t first_update_ = 0;
 };
 
 class UpdateBranchesOp final : public SimpleOp {
@@ -457,20 +471,35 @@ class UpdateBranchesOp final : public SimpleOp {
     return r_.updates.size() > 1 || r_.fence.has_value();
   }
 
-  Status Apply(PgConn& conn, int64_t now_ms) override {
-    // A fenced write may take the row over: locked for update from the
-    // start rather than upgraded from a share lock (which two writers could
-    // deadlock on).
-    DTX_ASSIGN_OR_RETURN(
-        PgStored stored,
-        LockStatus(conn, r_.gid, r_.expected,
-                   r_.fence ? "FOR UPDATE" : "FOR SHARE", r_.fence));
-    DTX_RETURN_IF_ERROR(PgTakeOver(conn, r_.gid, stored, r_.fence));
-    return ApplyBranchUpdates(conn, stored.id, r_.gid, r_.updates, now_ms);
+  // The row locked and checked; with a fence of another owner, taken over
+  // (journal.h, Fence); then the branch rows. A fenced write may take the
+  // row over: locked for update from the start rather than upgraded from a
+  // share lock (which two writers could deadlock on).
+  std::vector<PgStatement> Statements(int64_t now_ms) override {
+    std::vector<PgStatement> out;
+    out.push_back(LockRow(r_.gid, r_.fence ? "FOR UPDATE" : "FOR SHARE"));
+    if (r_.fence) {
+      PgStatement& st = out.emplace_back();
+      st.params.Text(r_.fence->owner).Text(r_.gid);
+      st.sql =
+          "UPDATE trans_global SET owner = $1, fence = fence + 1 WHERE gid = "
+          "$2 AND owner <> $1";
+      st.context = "take over " + r_.gid;
+    }
+    first_update_ = out.size();
+    AddBranchUpdates(out, r_.gid, r_.updates, now_ms);
+    return out;
+  }
+
+  Status Check(std::size_t k, const PgResult& r, PgConn*) override {
+    if (k == 0) return CheckLocked(r, r_.gid, r_.expected, r_.fence);
+    if (k < first_update_) return Status::Ok();
+    return CheckBranchUpdate(r, r_.gid, r_.updates[k - first_update_]);
   }
 
  private:
   BranchResults r_;
+  std::size_t first_update_ = 0;
 };
 
 // The outcome of a one-row guarded UPDATE made as "WITH u AS (... RETURNING
@@ -488,8 +517,9 @@ class TouchCronOp final : public SimpleOp {
   TouchCronOp(CronUpdate update, WriteDone done)
       : SimpleOp(std::move(done)), u_(std::move(update)) {}
 
-  Status Apply(PgConn& conn, int64_t now_ms) override {
-    PgParams p;
+  std::vector<PgStatement> Statements(int64_t now_ms) override {
+    std::vector<PgStatement> out(1);
+    PgParams& p = out[0].params;
     p.Int(u_.next_cron_interval.count())
         .Int(ToUnixMillis(u_.next_cron_time))
         .Int(now_ms)
@@ -498,24 +528,22 @@ class TouchCronOp final : public SimpleOp {
         .Text(ToString(u_.expected));
     FenceParams(p, u_.fence);
     p.Int(u_.release ? 1 : 0);
-    DTX_ASSIGN_OR_RETURN(
-        PgResult r, conn.Exec(std::string(R"sql(
-WITH u AS (
-  UPDATE trans_global g SET
-    next_cron_interval = $1,
-    next_cron_time = $2,
-    update_time = $3,
-    retry_count = COALESCE($4, g.retry_count))sql") +
-                                  FenceSet(7, 9) +
-                                  "\n  WHERE g.gid = $5 AND g.status = $6" +
-                                  FenceWhere(8) + R"sql(
-  RETURNING 1),
-o AS (SELECT status, owner, fence FROM trans_global WHERE gid = $5)
-SELECT (SELECT count(*) FROM u), (SELECT status FROM o), (SELECT owner FROM o),
-  (SELECT fence FROM o))sql",
-                              p, "touch cron of " + u_.gid));
-    if (r.Int(0, 0) > 0) return Status::Ok();
-    return FencedMiss(r, 1, u_.gid, u_.fence, Quoted(u_.expected));
+    out[0].sql = std::string(R"sql(
+UPDATE trans_global g SET
+  next_cron_interval = $1,
+  next_cron_time = $2,
+  update_time = $3,
+  retry_count = COALESCE($4, g.retry_count))sql") +
+                 FenceSet(7, 9) + "\nWHERE g.gid = $5 AND g.status = $6" +
+                 FenceWhere(8);
+    out[0].context = "touch cron of " + u_.gid;
+    return out;
+  }
+
+  Status Check(std::size_t, const PgResult& r, PgConn* conn) override {
+    if (r.affected() > 0) return Status::Ok();
+    if (conn == nullptr) return PipelinedMiss(u_.gid);
+    return ExplainMiss(*conn, u_.gid, u_.fence, Quoted(u_.expected));
   }
 
  private:
@@ -527,30 +555,34 @@ class MakeDueOp final : public SimpleOp {
   MakeDueOp(std::string gid, TimePoint now, WriteDone done)
       : SimpleOp(std::move(done)), gid_(std::move(gid)), now_(now) {}
 
-  Status Apply(PgConn& conn, int64_t now_ms) override {
-    PgParams p;
-    p.Int(ToUnixMillis(now_)).Int(now_ms).Text(gid_);
+  std::vector<PgStatement> Statements(int64_t now_ms) override {
+    std::vector<PgStatement> out(1);
+    out[0].params.Int(ToUnixMillis(now_)).Int(now_ms).Text(gid_);
     // A transaction a coordinator is working on (it owns it) keeps that
     // coordinator's lease: made due, another would claim it meanwhile.
-    DTX_ASSIGN_OR_RETURN(
-        PgResult r,
-        conn.Exec(std::string("WITH u AS (UPDATE trans_global SET "
-                              "next_cron_time = $1, update_time = $2 WHERE "
-                              "gid = $3 AND owner = '' AND status IN ") +
-                      kUnfinished +
-                      " RETURNING 1), o AS (SELECT status, owner, "
-                      "next_cron_time FROM trans_global WHERE gid = $3) "
-                      "SELECT (SELECT count(*) FROM u), (SELECT status FROM "
-                      "o), (SELECT owner FROM o), (SELECT next_cron_time "
-                      "FROM o)",
-                  p, "make due " + gid_));
+    out[0].sql = std::string(
+                     "WITH u AS (UPDATE trans_global SET "
+                     "next_cron_time = $1, update_time = $2 WHERE "
+                     "gid = $3 AND owner = '' AND status IN ") +
+                 kUnfinished +
+                 " RETURNING 1), o AS (SELECT status, owner, "
+                 "next_cron_time FROM trans_global WHERE gid = $3) "
+                 "SELECT (SELECT count(*) FROM u), (SELECT status FROM "
+                 "o), (SELECT owner FROM o), (SELECT next_cron_time "
+                 "FROM o)";
+    out[0].context = "make due " + gid_;
+    now_ms_ = now_ms;
+    return out;
+  }
+
+  Status Check(std::size_t, const PgResult& r, PgConn*) override {
     if (r.Int(0, 0) == 0 && !r.IsNull(0, 1) && !r.Text(0, 2).empty() &&
         !IsFinished(
             ParseTransStatus(r.Text(0, 1)).value_or(TransStatus::kSucceed))) {
       return FailedPreconditionError(
           GidPrefix(gid_) + "is being worked on by coordinator '" +
           r.Text(0, 2) + "', whose lease runs out in " +
-          std::to_string(std::max<int64_t>(0, r.Int(0, 3) - now_ms) / 1000) +
+          std::to_string(std::max<int64_t>(0, r.Int(0, 3) - now_ms_) / 1000) +
           " s; it is retried then if still unfinished");
     }
     return GuardedOutcome(r, gid_, "an unfinished status");
@@ -559,6 +591,7 @@ class MakeDueOp final : public SimpleOp {
  private:
   std::string gid_;
   TimePoint now_;
+  int64_t now_ms_ = 0;
 };
 
 const std::string& ClaimSql() {
@@ -631,6 +664,17 @@ class NoStoreOp final : public SimpleOp {
 };
 
 }  // namespace
+
+Status PgWriteOp::Apply(PgConn& conn, int64_t now_ms) {
+  std::vector<PgStatement> statements = Statements(now_ms);
+  for (std::size_t k = 0; k < statements.size(); ++k) {
+    const PgStatement& st = statements[k];
+    auto r = conn.Exec(st.sql, st.params, st.context);
+    if (!r.ok()) return OnError(k, r.status());
+    DTX_RETURN_IF_ERROR(Check(k, *r, &conn));
+  }
+  return Status::Ok();
+}
 
 std::unique_ptr<PgWriteOp> MakePgSaveNew(GlobalTrans trans,
                                          std::vector<Branch> branches,

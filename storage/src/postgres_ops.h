@@ -20,14 +20,54 @@
 
 namespace dtx::internal {
 
+// One statement of a write: its text, its parameters (borrowing the op's
+// own values) and the words that name it in errors.
+struct PgStatement {
+  std::string sql;
+  PgParams params;
+  std::string context;
+};
+
 class PgWriteOp {
  public:
   virtual ~PgWriteOp() = default;
-  // Applies the write inside the writer's open transaction. `now_ms` stamps
-  // update_time and friends. May run more than once in one batch (the
-  // batch is rolled back and run again when another write of it fails
-  // half-way): it must start from scratch each time.
-  virtual Status Apply(PgConn& conn, int64_t now_ms) = 0;
+
+  // Most writes are a fixed list of statements whose parameters need no
+  // earlier result (rows are found by gid, not by an id read first), each
+  // followed by a check of its result. The writer then either sends them
+  // all with the rest of its batch in one pipeline and checks them after
+  // (PgConn::Send), or runs them one at a time through Apply, which stops at
+  // the first check that fails. Statements() is empty for a write that does
+  // its own Apply (a claim, whose rows can be large).
+  //
+  // Built afresh for each application (a write may be applied more than
+  // once in one batch: the batch is rolled back and run again when another
+  // write of it fails half-way).
+  virtual std::vector<PgStatement> Statements(int64_t now_ms) {
+    (void)now_ms;
+    return {};
+  }
+  // Whether statement `k` of the last Statements() did what the write
+  // needs. Not OK: the write does not apply, and the status says why. With
+  // `conn` (one statement at a time, inside the writer's transaction) a miss
+  // is explained exactly, reading the row again if needed; without it (in a
+  // pipeline) any miss just fails, and the writer rolls back and runs the
+  // batch one statement at a time.
+  virtual Status Check(std::size_t k, const PgResult& r, PgConn* conn) {
+    (void)k;
+    (void)r;
+    (void)conn;
+    return Status::Ok();
+  }
+  // The status a failed statement `k` reports (default: its own).
+  virtual Status OnError(std::size_t k, Status s) {
+    (void)k;
+    return s;
+  }
+
+  // Applies the write inside the writer's open transaction, one statement
+  // at a time. `now_ms` stamps update_time and friends.
+  virtual Status Apply(PgConn& conn, int64_t now_ms);
   // Runs once with the final status, after the COMMIT (or its failure).
   virtual void Complete(Status status) = 0;
   // False for writes that need no SQL (Flush, and writes refused up front);

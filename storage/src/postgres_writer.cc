@@ -6,6 +6,20 @@
 // completes them, in commit order (a completion made with an executor is
 // handed to it; one without runs right there, so it must be trivial).
 //
+// The pipeline. By default (Options::pipeline) a batch is sent in libpq's
+// pipeline mode: BEGIN, then every write's statements, queued without
+// waiting for their results, one Sync per kPipelineStatements statements,
+// then COMMIT on its own. Every statement of a write finds its rows by the
+// gid (none needs a value an earlier one read), so all of them can be on the
+// wire at once, and a batch costs two round trips however many writes it
+// holds instead of one per statement. A claim (its UPDATE depends on what
+// its SELECT found) runs between two rounds, outside pipeline mode. When
+// anything in a pipelined batch does not go as expected (a write that does
+// not apply, an SQL error, a deadlock), the batch is rolled back and run
+// again from the start one statement at a time, as below, where each write
+// gets its own answer: misses are rare on the hot path, and that path stays
+// the one place that decides what a failed write means.
+//
 // A write that does not apply. Most writes find out with their first
 // statement and have then written nothing (a compare-and-set that matched no
 // row): the batch goes on. PostgreSQL has no cheap way to undo one statement
@@ -211,6 +225,9 @@ void PgJournalWriter::RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
   };
 
   const auto began = std::chrono::steady_clock::now();
+  if (options_.pipeline &&
+      RunPipelined(batch, left_out, results, now_ms, began))
+    return;
   bool retried_begin = false;
   int conflict_retries = 0;
   // A deadlock or serialization failure (SQLSTATE class 40) against another
@@ -269,31 +286,167 @@ void PgJournalWriter::RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
       ++stats_.reruns;
       continue;
     }
-    auto commit = conn_->Exec("COMMIT", "commit");
-    if (!commit.ok()) {
-      if (!conn_->ok()) {
-        Status outcome = CommitOutcome(xid);
-        if (!outcome.ok()) return fail_all(outcome);
-        // Committed after all: the results stand.
-      } else if (conflict()) {
-        ++conflict_retries;
-        MutexLock lock(&mu_);
-        ++stats_.reruns;
-        continue;
-      } else {
-        return fail_all(commit.status());
-      }
+    Status failure;
+    switch (Commit(xid, failure)) {
+      case CommitResult::kOk:
+        return Committed(writes, false, began);
+      case CommitResult::kConflict:
+        if (conflict_retries < kConflictRetries) {
+          ++conflict_retries;
+          MutexLock lock(&mu_);
+          ++stats_.reruns;
+          continue;
+        }
+        return fail_all(failure);
+      case CommitResult::kFailed:
+        return fail_all(failure);
     }
-    if (commit_seconds_ != nullptr) {
-      commit_seconds_->ObserveDuration(std::chrono::steady_clock::now() -
-                                       began);
-      batch_writes_->Observe(static_cast<double>(writes));
+  }
+}
+
+PgJournalWriter::CommitResult PgJournalWriter::Commit(const std::string& xid,
+                                                      Status& failure) {
+  auto commit = conn_->Exec("COMMIT", "commit");
+  if (commit.ok()) return CommitResult::kOk;
+  if (!conn_->ok()) {
+    Status outcome = CommitOutcome(xid);
+    if (outcome.ok()) return CommitResult::kOk;  // committed after all
+    failure = std::move(outcome);
+    return CommitResult::kFailed;
+  }
+  failure = commit.status();
+  return conn_->last_sqlstate().rfind("40", 0) == 0 ? CommitResult::kConflict
+                                                    : CommitResult::kFailed;
+}
+
+void PgJournalWriter::Committed(std::size_t writes, bool pipelined,
+                                std::chrono::steady_clock::time_point began) {
+  if (commit_seconds_ != nullptr) {
+    commit_seconds_->ObserveDuration(std::chrono::steady_clock::now() - began);
+    batch_writes_->Observe(static_cast<double>(writes));
+  }
+  MutexLock lock(&mu_);
+  stats_.writes += writes;
+  ++stats_.commits;
+  if (pipelined) ++stats_.pipelined;
+}
+
+bool PgJournalWriter::RunPipelined(
+    std::vector<std::unique_ptr<PgWriteOp>>& batch,
+    const std::vector<bool>& left_out, std::vector<Status>& results,
+    int64_t now_ms, std::chrono::steady_clock::time_point began) {
+  // A connection the server closed while it was idle (a restart) is
+  // replaced before anything is sent; one lost later fails the batch, as
+  // one statement at a time would (nothing of it is committed).
+  if (conn_ != nullptr && !conn_->StillUp()) conn_.reset();
+  if (!Connect().ok()) return false;  // the one-by-one run reports it
+  // Leaves pipeline mode and undoes what was sent. A failure of the store
+  // (other than a deadlock or serialization failure, which the one-by-one
+  // run retries) fails the batch: true. Anything else runs the batch one
+  // statement at a time from the start: false.
+  auto fall_back = [&](const Status& cause) {
+    const bool lost = !conn_->ok();
+    const bool conflict = !lost && conn_->last_sqlstate().rfind("40", 0) == 0;
+    if (conn_->in_pipeline()) conn_->ExitPipeline().IgnoreError();
+    if (conn_->ok() && conn_->in_transaction())
+      conn_->Exec("ROLLBACK", "rollback").IgnoreError();
+    if (!conn_->ok()) conn_.reset();
+    if (lost || (IsPgStorageFailure(cause) && !conflict)) {
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (!left_out[i]) results[i] = cause;
+      }
+      DTX_LOG(options_.logger, LogLevel::kError,
+              "journal: postgres batch of " << batch.size()
+                                            << " writes failed: " << cause);
+      return true;
     }
     MutexLock lock(&mu_);
-    stats_.writes += writes;
-    ++stats_.commits;
-    return;
+    ++stats_.fallbacks;
+    return false;
+  };
+  if (Status s = conn_->EnterPipeline(); !s.ok()) return fall_back(s);
+  PgParams none;
+  if (Status s = conn_->Send("BEGIN", none, "begin"); !s.ok())
+    return fall_back(s);
+  if (Status s = conn_->Send("SELECT pg_catalog.pg_current_xact_id()::text",
+                             none, "begin");
+      !s.ok()) {
+    return fall_back(s);
   }
+  // The ops whose statements are queued and not yet checked.
+  struct Queued {
+    std::size_t op;
+    std::size_t statements;
+  };
+  std::vector<Queued> queued;
+  std::vector<PgResult> got;
+  std::string xid;
+  std::size_t writes = 0;
+  // Sends what is queued and checks it: the first failure or miss.
+  auto sync = [&]() -> Status {
+    DTX_RETURN_IF_ERROR(conn_->Sync(got));
+    std::size_t k = 0;
+    if (xid.empty()) {
+      xid = got.at(1).Text(0, 0);
+      k = 2;
+    }
+    for (const Queued& q : queued) {
+      PgWriteOp& op = *batch[q.op];
+      for (std::size_t j = 0; j < q.statements; ++j) {
+        DTX_RETURN_IF_ERROR(op.Check(j, got.at(k + j), nullptr));
+      }
+      k += q.statements;
+      results[q.op] = Status::Ok();
+      ++writes;
+    }
+    queued.clear();
+    return Status::Ok();
+  };
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (left_out[i]) continue;
+    PgWriteOp& op = *batch[i];
+    std::vector<PgStatement> statements = op.Statements(now_ms);
+    if (statements.empty()) {
+      // A write that runs on its own: between two rounds, outside the
+      // pipeline; anything but success sends the batch one by one.
+      if (Status s = sync(); !s.ok()) return fall_back(s);
+      if (Status s = conn_->ExitPipeline(); !s.ok()) return fall_back(s);
+      if (Status s = op.Apply(*conn_, now_ms); !s.ok()) return fall_back(s);
+      results[i] = Status::Ok();
+      ++writes;
+      if (Status s = conn_->EnterPipeline(); !s.ok()) return fall_back(s);
+      continue;
+    }
+    for (const PgStatement& st : statements) {
+      if (Status s = conn_->Send(st.sql, st.params, st.context); !s.ok())
+        return fall_back(s);
+    }
+    queued.push_back({i, statements.size()});
+    if (conn_->queued() >= kPipelineStatements) {
+      if (Status s = sync(); !s.ok()) return fall_back(s);
+    }
+  }
+  if (Status s = sync(); !s.ok()) return fall_back(s);
+  if (Status s = conn_->ExitPipeline(); !s.ok()) return fall_back(s);
+  Status failure;
+  switch (Commit(xid, failure)) {
+    case CommitResult::kOk:
+      Committed(writes, true, began);
+      return true;
+    case CommitResult::kConflict:
+      return fall_back(failure);  // the one-by-one run retries conflicts
+    case CommitResult::kFailed:
+      break;
+  }
+  // A COMMIT that failed, or whose outcome is unknown: as one by one.
+  if (conn_ != nullptr && !conn_->ok()) conn_.reset();
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!left_out[i]) results[i] = failure;
+  }
+  DTX_LOG(options_.logger, LogLevel::kError,
+          "journal: postgres batch of " << batch.size()
+                                        << " writes failed: " << failure);
+  return true;
 }
 
 void PgJournalWriter::Close() {

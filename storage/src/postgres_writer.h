@@ -20,6 +20,7 @@
 #include "postgres_conn.h"
 #include "postgres_ops.h"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -37,6 +38,10 @@ class PgJournalWriter {
     PgConn::Options connection;
     // Most ops committed in one transaction (at least 1).
     std::size_t max_batch_writes = 1024;
+    // Sends a batch's statements in libpq's pipeline mode (a round trip per
+    // kPipelineStatements instead of one per statement). False: one
+    // statement at a time, as after a pipelined batch that met a miss.
+    bool pipeline = true;
     // Stamps the writes. Borrowed; must outlive the writer.
     const Clock* clock = nullptr;
     std::shared_ptr<Logger> logger;
@@ -65,7 +70,13 @@ class PgJournalWriter {
     uint64_t commits = 0;     // transactions committed
     uint64_t reruns = 0;      // batches run again without a failed op
     uint64_t reconnects = 0;  // connections opened after the first
+    uint64_t pipelined = 0;   // transactions committed from a pipeline
+    uint64_t fallbacks = 0;   // pipelined batches run again one by one
   };
+
+  // Statements sent in one pipeline round at most: far fewer small results
+  // than the socket buffers hold, so that neither side blocks.
+  static constexpr std::size_t kPipelineStatements = 128;
   Stats stats() const;
 
  private:
@@ -74,6 +85,21 @@ class PgJournalWriter {
   void Loop();
   void RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
                 std::vector<Status>& results);
+  // Runs the batch in pipeline mode. True when it is done (committed, or
+  // failed for good with `results` set); false when it should be run again
+  // one statement at a time (any miss, error or conflict: nothing of it is
+  // committed then).
+  bool RunPipelined(std::vector<std::unique_ptr<PgWriteOp>>& batch,
+                    const std::vector<bool>& left_out,
+                    std::vector<Status>& results, int64_t now_ms,
+                    std::chrono::steady_clock::time_point began);
+  // COMMITs the open transaction `xid`. kOk: committed; kConflict: a
+  // deadlock or serialization failure (nothing committed, run it again);
+  // kFailed: `failure` says why.
+  enum class CommitResult { kOk, kConflict, kFailed };
+  CommitResult Commit(const std::string& xid, Status& failure);
+  void Committed(std::size_t writes, bool pipelined,
+                 std::chrono::steady_clock::time_point began);
   // A connection, opened again when the last one was lost.
   Status Connect();
   // After a lost connection during COMMIT: whether transaction `xid`

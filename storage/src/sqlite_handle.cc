@@ -1,5 +1,7 @@
 #include "sqlite_handle.h"
 
+#include "wal_index_guard.h"
+
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -137,7 +139,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create,
   if (!create && access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
     return NotFoundError("journal: " + path + ": no such file");
   }
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  // The WAL index guard's VFS when the process installed it.
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, GuardedVfsName());
   if (rc != SQLITE_OK) {
     Status s = SqliteStatus(raw, rc, path, "open");
     sqlite3_close(raw);

@@ -63,6 +63,8 @@ struct SqliteJournal::Impl {
   SqliteJournalOptions options;
   const Clock* clock;
   std::shared_ptr<Logger> logger;
+  // Before the writer, which borrows it (destroyed after it).
+  internal::WalIndexWatch wal_index;                // set by Open
   std::unique_ptr<internal::JournalWriter> writer;  // set by Open
   std::optional<internal::FileIdentity> identity;   // set by Open
   internal::ReaderPool readers;
@@ -222,6 +224,9 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
   writer_options.identity_check_interval =
       impl->options.identity_check_interval;
   writer_options.on_lost = impl->options.on_lost;
+  // Guarded when the process installed the WAL index guard.
+  impl->wal_index = internal::WalIndexWatch::Register(impl->options.path);
+  writer_options.wal_index = &impl->wal_index;
   DTX_ASSIGN_OR_RETURN(
       impl->writer,
       internal::JournalWriter::Start(std::move(db), std::move(writer_options)));

@@ -1,6 +1,7 @@
 #include "dtx/embedded.h"
 
 #include "dtx/dtx.h"
+#include "dtx/storage/wal_index_guard.h"
 
 #include "status_matchers.h"
 #include "temp_dir.h"
@@ -77,6 +78,35 @@ TEST(EmbeddedTest, ADeletedJournalRefusesSubmitsAndReads) {
   EXPECT_EQ(lost.load(), 1);
   dtm->Shutdown();
   EXPECT_FALSE(std::filesystem::exists(embedded.journal_path));
+}
+
+// The host opts in (guard_wal_index); the process then survives a
+// truncated -shm and the journal is lost as a deleted one.
+TEST(EmbeddedTest, GuardWalIndexLosesTheJournalOnATruncatedShm) {
+  TempDir dir;
+  EmbeddedOptions embedded;
+  embedded.journal_path = dir.File("dtx.db");
+  embedded.durable_on_power_loss = false;
+  embedded.guard_wal_index = true;
+  std::atomic<int> lost{0};
+  embedded.on_journal_lost = [&](const Status&) { ++lost; };
+  ASSERT_OK_AND_ASSIGN(auto dtm, OpenEmbeddedCoordinator(Options(), embedded));
+  EXPECT_TRUE(WalIndexGuardInstalled());
+  ASSERT_OK(Saga(*dtm, "before").Add("", "", "").WaitResult(true).Submit());
+  // A query waits for the writes queued before it: the final status too.
+  ASSERT_OK_AND_ASSIGN(TransWithBranches done, dtm->Query("before"));
+  ASSERT_EQ(done.trans.status, TransStatus::kSucceed);
+  std::filesystem::resize_file(embedded.journal_path + "-shm", 0);
+  EXPECT_THAT(Saga(*dtm, "after").Add("", "", "").WaitResult(true).Submit(),
+              StatusIs(StatusCode::kUnavailable, "WAL index"));
+  EXPECT_THAT(dtm->Query("before"), StatusIs(StatusCode::kUnavailable));
+  EXPECT_EQ(lost.load(), 1);
+  dtm->Shutdown();
+  ASSERT_OK_AND_ASSIGN(auto reopened,
+                       OpenEmbeddedCoordinator(Options(), embedded));
+  ASSERT_OK_AND_ASSIGN(TransWithBranches t, reopened->Query("before"));
+  EXPECT_EQ(t.trans.status, TransStatus::kSucceed);
+  EXPECT_THAT(reopened->Query("after"), StatusIs(StatusCode::kNotFound));
 }
 
 TEST(EmbeddedTest, JournalCreateFalseRefusesAMissingJournal) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
+#include <map>
 #include <string>
 
 namespace dtx {
@@ -26,6 +28,57 @@ TEST(LimitsTest, MessagesNameTheFieldAndLimit) {
   const Status s = ValidateGid(std::string(200, 'g'));
   EXPECT_EQ(s.message(), "gid is 200 bytes, over the limit of 128");
   EXPECT_EQ(ValidateBranchId("").message(), "branch id is empty");
+}
+
+TEST(LimitsTest, BranchHeadersThatTheTransportOwnsAreRefused) {
+  EXPECT_TRUE(ValidateBranchHeaders({{"authorization", "Bearer t"},
+                                     {"x-request-id", "1"},
+                                     {"trace-bin", std::string("\0\1", 2)}})
+                  .ok());
+  for (const char* key :
+       {"dtm-gid", "DTM-Op", "dtm-branch_id", "dtm-trans_type", "dtm-dtm",
+        "dtm-anything", ":path", ":authority", "grpc-timeout", "connection",
+        "Keep-Alive", "te", "transfer-encoding", "upgrade",
+        "proxy-authorization", "host", "Host", "content-length"}) {
+    const Status s = ValidateBranchHeaders({{key, "v"}});
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << key;
+    EXPECT_NE(s.message().find(std::string("'") + key + "' is not allowed"),
+              std::string::npos)
+        << s.message();
+  }
+  EXPECT_EQ(ValidateBranchHeaders({{"", "v"}}).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateBranchHeaders({{"a b", "v"}}).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateBranchHeaders({{"x", "a\r\nb"}}).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(LimitsTest, BranchHeadersAreLimitedInAll) {
+  // 1,000 headers of 30 bytes: the reproducer.
+  std::map<std::string, std::string> many;
+  for (int i = 0; i < 1000; ++i) {
+    many["x-h" + std::to_string(i)] = std::string(24, 'v');
+  }
+  const Status s = ValidateBranchHeaders(many);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("over the limit of 8192"), std::string::npos)
+      << s.message();
+  // Exactly the limit: one header of key + value + 32 = 8192 bytes.
+  EXPECT_TRUE(ValidateBranchHeaders(
+                  {{"k", std::string(kMaxBranchHeadersBytes - 33, 'v')}})
+                  .ok());
+  EXPECT_FALSE(ValidateBranchHeaders(
+                   {{"k", std::string(kMaxBranchHeadersBytes - 32, 'v')}})
+                   .ok());
+}
+
+TEST(LimitsTest, UnixMillisUpToTheYear9999) {
+  EXPECT_TRUE(ValidateUnixMillis("t", 0).ok());
+  EXPECT_TRUE(ValidateUnixMillis("t", kMaxUnixMillis).ok());
+  EXPECT_EQ(ValidateUnixMillis("created_from_ms", INT64_MAX).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateUnixMillis("t", -1).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(LimitsTest, JsonDepthCountsOnlyNestingOutsideStrings) {

@@ -104,7 +104,7 @@ class AdminHttpTest : public ::testing::Test {
     return r.ok() ? std::move(r).value() : HttpTestResponse{};
   }
   HttpTestResponse Get(const std::string& target) {
-    return Request("GET", target);
+    return Request("GET", target, "", read_headers_);
   }
   HttpTestResponse Post(const std::string& path, const std::string& body,
                         const Headers& headers = {}) {
@@ -157,6 +157,8 @@ class AdminHttpTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  // Sent with every Get (the bearer token, when the server has one).
+  Headers read_headers_;
   std::unique_ptr<BranchTestServer> busi_;
   std::unique_ptr<DtxServerProcess> server_;
   std::unique_ptr<GrpcDtmClient> dtm_;
@@ -375,6 +377,7 @@ class AdminTokenTest : public AdminHttpTest {
   void SetUp() override {
     AdminHttpTest::SetUp();
     StartServer(kLongBackOff, std::string("Admin:\n  Token: ") + kToken + "\n");
+    read_headers_ = {{"Authorization", std::string("Bearer ") + kToken}};
   }
   std::unique_ptr<GrpcDtmClient> ClientWithToken(const std::string& token) {
     GrpcDtmClientOptions options;
@@ -386,11 +389,19 @@ class AdminTokenTest : public AdminHttpTest {
   }
 };
 
-TEST_F(AdminTokenTest, HttpMutationsNeedTheBearerTokenReadsDoNot) {
+TEST_F(AdminTokenTest, HttpEndpointsNeedTheBearerTokenButTheVersion) {
   ASSERT_OK(Saga(*dtm_, "guarded").Add(kUnreachable, "", "").Submit());
   ASSERT_TRUE(AttemptsReach("guarded", 1));
-  // Reads stay open.
-  EXPECT_EQ(Get("/api/dtmsvr/version").status, 200);
+  // Reads show payloads and branch headers: they need the token too.
+  EXPECT_EQ(Request("GET", "/api/dtmsvr/version").status, 200);
+  for (const char* target :
+       {"/api/dtmsvr/query?gid=guarded", "/api/dtmsvr/all", "/api/dtx/stats"}) {
+    json body = Body(Request("GET", target), 401);
+    EXPECT_THAT(body["message"].get<std::string>(),
+                HasSubstr("Authorization: Bearer"))
+        << target;
+    Body(Request("GET", target, "", {{"Authorization", "Bearer wrong"}}), 401);
+  }
   EXPECT_EQ(Query("guarded")["transaction"]["status"], "submitted");
   EXPECT_EQ(Gids("unfinished=true"), std::vector<std::string>{"guarded"});
   EXPECT_EQ(Get("/api/dtx/stats").status, 200);
@@ -440,7 +451,7 @@ TEST_F(AdminTokenTest, HttpMutationsNeedTheBearerTokenReadsDoNot) {
   EXPECT_EQ(Query("guarded")["transaction"]["status"], "failed");
 }
 
-TEST_F(AdminTokenTest, GrpcForceStopAndRetryNowNeedTheTokenReadsDoNot) {
+TEST_F(AdminTokenTest, GrpcAdminCallsNeedTheToken) {
   ASSERT_OK(Saga(*dtm_, "guarded-rpc").Add(kUnreachable, "", "").Submit());
   ASSERT_TRUE(AttemptsReach("guarded-rpc", 1));
   for (const std::string& token : {std::string(), std::string("wrong")}) {
@@ -454,9 +465,13 @@ TEST_F(AdminTokenTest, GrpcForceStopAndRetryNowNeedTheTokenReadsDoNot) {
     // An unknown gid is refused the same way: nothing is revealed.
     EXPECT_THAT(client->ForceStop("ghost"),
                 StatusIs(StatusCode::kUnauthenticated));
-    EXPECT_OK(client->Query("guarded-rpc"));
-    EXPECT_OK(client->List(ListQuery{}));
-    EXPECT_OK(client->Stats());
+    EXPECT_THAT(client->Query("guarded-rpc"),
+                StatusIs(StatusCode::kUnauthenticated, why));
+    EXPECT_THAT(client->List(ListQuery{}),
+                StatusIs(StatusCode::kUnauthenticated, why));
+    EXPECT_THAT(client->Stats(), StatusIs(StatusCode::kUnauthenticated, why));
+    // dtm's API needs no token.
+    EXPECT_OK(client->NewGid());
   }
   EXPECT_EQ(Query("guarded-rpc")["transaction"]["status"], "submitted");
   EXPECT_EQ(Action("guarded-rpc")["attempts"], 1);
@@ -497,28 +512,34 @@ std::string StartupOutput(const std::string& config_path,
   return out;
 }
 
-TEST_F(AdminHttpTest, StartupWarnsOnceWhenOpenBeyondLoopback) {
-  const std::string open = dir_.File("open.yml");
-  std::ofstream(open) << "Store:\n  Path: '" << dir_.File("a.db") << "'\n";
+TEST_F(AdminHttpTest, StartupSaysOnceWhoMayUseTheAdminApi) {
+  const std::string plain = dir_.File("plain.yml");
+  std::ofstream(plain) << "Store:\n  Path: '" << dir_.File("a.db") << "'\n";
   const std::string guarded = dir_.File("guarded.yml");
   std::ofstream(guarded) << "Store:\n  Path: '" << dir_.File("b.db")
                          << "'\nAdmin:\n  Token: " << kToken << "\n";
-  const std::string warning = "without Admin.Token";
-
-  const std::string wide = StartupOutput(open, "0.0.0.0");
-  EXPECT_THAT(wide, HasSubstr("http listening on"));
-  const std::size_t first = wide.find(warning);
-  ASSERT_NE(first, std::string::npos) << wide;
-  EXPECT_EQ(wide.find(warning, first + 1), std::string::npos) << "once";
-
+  const std::string opened = dir_.File("opened.yml");
+  std::ofstream(opened) << "Store:\n  Path: '" << dir_.File("c.db")
+                        << "'\nAdmin:\n  Open: true\n";
+  auto once = [](const std::string& out, const std::string& line) {
+    const std::size_t first = out.find(line);
+    EXPECT_NE(first, std::string::npos) << line << " in\n" << out;
+    EXPECT_EQ(out.find("admin service and endpoints",
+                       out.find("admin service and endpoints") + 1),
+              std::string::npos)
+        << "once:\n"
+        << out;
+  };
+  once(StartupOutput(plain, "0.0.0.0"), "admin service and endpoints CLOSED");
   for (const char* host : {"127.0.0.1", "localhost"}) {
-    const std::string local = StartupOutput(open, host);
-    EXPECT_THAT(local, HasSubstr("http listening on")) << host;
-    EXPECT_THAT(local, ::testing::Not(HasSubstr(warning))) << host;
+    once(StartupOutput(plain, host),
+         "admin service and endpoints open without a token (GrpcHost");
   }
+  once(StartupOutput(opened, "0.0.0.0"),
+       "admin service and endpoints OPEN without a token on 0.0.0.0 "
+       "(Admin.Open: true)");
   const std::string with_token = StartupOutput(guarded, "0.0.0.0");
-  EXPECT_THAT(with_token, HasSubstr("http listening on"));
-  EXPECT_THAT(with_token, ::testing::Not(HasSubstr(warning)));
+  once(with_token, "admin service and endpoints need Admin.Token");
   EXPECT_THAT(with_token, ::testing::Not(HasSubstr(kToken)));
 }
 

@@ -65,6 +65,7 @@ BUSI_METHODS = ("TransOut", "TransIn", "TransOutRevert", "TransInRevert",
                 "TransOutConfirm", "TransInConfirm", "TransOutCancel",
                 "TransInCancel", "QueryPrepared")
 LISTENING = re.compile(r"dtx-server: listening on (\S+):(\d+)")
+HTTP_LISTENING = re.compile(r"dtx-server: http listening on (\S+):(\d+)")
 
 ARGS = None   # parsed command line
 PB = None     # generated modules: PB.dtm, PB.admin
@@ -181,7 +182,8 @@ class BusiService(object):
 class ServerProcess(object):
     """One dtx-server child with its own config and journal."""
 
-    def __init__(self, binary, work_dir, journal_path):
+    def __init__(self, binary, work_dir, journal_path, extra_config="",
+                 host="127.0.0.1"):
         self.work_dir = work_dir
         self.config_path = os.path.join(work_dir, "conf.yml")
         with open(self.config_path, "w") as f:
@@ -192,19 +194,21 @@ class ServerProcess(object):
                     "LogLevel: info\n"
                     "Store:\n"
                     "  Driver: sqlite\n"
-                    "  Path: %s\n" % journal_path)
+                    "  Path: %s\n" % journal_path + extra_config)
         self.stderr_path = os.path.join(work_dir, "dtx-server.%d.stderr" % id(self))
         self._stdout_lines = []
         self._lines = queue.Queue()
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [binary, "-c", self.config_path, "--grpc-host", "127.0.0.1",
+            [binary, "-c", self.config_path, "--grpc-host", host,
              "--grpc-port", "0", "--http-port", "0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
             start_new_session=True)
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
         self.address = self._wait_listening()
+        # The HTTP line follows the gRPC one (main.cc).
+        self.http_port = int(self._wait_listening(HTTP_LISTENING).split(":")[-1])
 
     def _read_stdout(self):
         for raw in iter(self.proc.stdout.readline, b""):
@@ -213,7 +217,7 @@ class ServerProcess(object):
             self._lines.put(line)
         self._lines.put(None)
 
-    def _wait_listening(self):
+    def _wait_listening(self, pattern=LISTENING):
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             left = deadline - time.monotonic()
@@ -230,7 +234,7 @@ class ServerProcess(object):
                 self._close()
                 raise AssertionError("dtx-server exited with %s before serving\n%s"
                                      % (self.proc.returncode, self.output()))
-            match = LISTENING.search(line)
+            match = pattern.search(line)
             if match:
                 return "%s:%s" % (match.group(1), match.group(2))
 
@@ -319,9 +323,17 @@ class ServerTestCase(unittest.TestCase):
         self.client = None
         self.start_server()
 
-    def start_server(self):
-        self.server = ServerProcess(ARGS.server, self.work_dir, self.journal)
-        self.client = DtmClient(self.server.address)
+    def start_server(self, extra_config="", host="127.0.0.1"):
+        self.server = ServerProcess(ARGS.server, self.work_dir, self.journal,
+                                    extra_config, host)
+        address = self.server.address
+        if address.startswith("0.0.0.0:"):
+            address = "127.0.0.1:" + address.split(":")[1]
+        self.client = DtmClient(address)
+
+    def restart_server(self, extra_config="", host="127.0.0.1"):
+        self.stop_server()
+        self.start_server(extra_config, host)
 
     def stop_server(self):
         """SIGTERM; asserts a graceful exit with code 0."""
@@ -626,6 +638,7 @@ class DtmProtocolTest(ServerTestCase):
                          [("QueryPrepared", "msg", "00")])
 
     def test_health_and_reflection_are_served(self):
+        self.restart_server("GrpcReflection: true\n")
         channel = self.client.channel
         # grpc.health.v1.HealthCheckResponse{status: SERVING (1)}.
         check = channel.unary_unary("/grpc.health.v1.Health/Check")
@@ -672,6 +685,48 @@ class DtmProtocolTest(ServerTestCase):
         self.assertIn("journal file is gone", self.server.output())
         self.assertFalse(os.path.exists(self.journal),
                          "the lost journal was created again")
+
+    def test_truncated_wal_index_stops_intake_not_the_process(self):
+        # Issue 19's reproducer: the -shm file becomes unusable under a running
+        # server (truncated here); its next access raised SIGBUS, which killed
+        # the process without a word.
+        check = self.client.channel.unary_unary("/grpc.health.v1.Health/Check")
+        before = self.new_gid()
+        self.client.Submit(self.saga_request(before, [b"\x01", b"\x02"]),
+                           timeout=RPC_TIMEOUT_S)
+        self.wait_status(before, "succeed")
+        shm = self.journal + "-shm"
+        self.assertGreater(os.path.getsize(shm), 0)
+        os.truncate(shm, 0)
+        deadline = time.monotonic() + POLL_DEADLINE_S
+        n = 0
+        while True:
+            n += 1
+            self.assertIsNone(self.server.proc.poll(), "dtx-server died (exit %s)\n%s"
+                              % (self.server.proc.returncode, self.server.output()))
+            try:
+                self.client.Submit(self.saga_request("after-shm-%d" % n, [b"\x01", b"\x02"]),
+                                   timeout=RPC_TIMEOUT_S)
+                acknowledged = True
+            except grpc.RpcError as error:
+                self.assertEqual(error.code(), grpc.StatusCode.UNAVAILABLE,
+                                 "%s %r" % (error.code(), error.details()))
+                acknowledged = False
+            if not acknowledged and check(b"", timeout=RPC_TIMEOUT_S) == b"\x08\x02":
+                break
+            # The first Submit takes the fault; none is acknowledged after it.
+            self.assertEqual(n, 1, "Submit %d acknowledged after the -shm was "
+                             "truncated\n%s" % (n, self.server.output()))
+            self.assertLess(time.monotonic(), deadline,
+                            "health still SERVING after the -shm was truncated")
+            time.sleep(0.05)
+        self.expect_error(self.client.Query, PB.admin.QueryRequest(gid=before),
+                          grpc.StatusCode.UNAVAILABLE, "Query after the fault")
+        self.assertIn("WAL index", self.server.output())
+        self.assertIsNone(self.server.proc.poll())
+        # A restart rebuilds the index: what was acknowledged is there.
+        self.restart_server()
+        self.assertEqual(self.query(before).transaction.status, "succeed")
 
     def test_journal_files_are_owner_only(self):
         gid = self.new_gid()
@@ -807,6 +862,253 @@ class ShutdownTest(ServerTestCase):
             timeout=RPC_TIMEOUT_S)
         self.wait_status(tcc, "succeed")
         self.assertEqual(len(self.busi.calls(saga)), 2)
+
+
+class HostileClientTest(ServerTestCase):
+    """Issue 19's attacks as a hostile client makes them (items 1, 2 and 6)."""
+
+    TOKEN = "s3cret-admin-token"
+
+    def http(self, method, path, body=None, token=None):
+        """(status, body) of an HTTP request to the server's HttpPort."""
+        import urllib.error
+        import urllib.request
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d%s" % (self.server.http_port, path), method=method,
+            data=None if body is None else json.dumps(body).encode())
+        if token:
+            request.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(request, timeout=RPC_TIMEOUT_S) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def admin_calls(self, gid):
+        """Every admin method, as (name, callable(metadata)) pairs."""
+        admin = PB.admin
+        channel = self.client.channel
+
+        def rpc(name, request, reply):
+            call = channel.unary_unary(
+                "/dtx.admin.v1.Admin/" + name, request_serializer=request.SerializeToString,
+                response_deserializer=reply.FromString)
+            return lambda metadata: call(request, metadata=metadata, timeout=RPC_TIMEOUT_S)
+
+        empty = empty_pb2.Empty
+        return [("Query", rpc("Query", admin.QueryRequest(gid=gid), admin.QueryReply)),
+                ("List", rpc("List", admin.ListRequest(), admin.ListReply)),
+                ("Stats", rpc("Stats", admin.StatsRequest(), admin.StatsReply)),
+                ("ForceStop", rpc("ForceStop", admin.GidRequest(gid=gid), empty)),
+                ("RetryNow", rpc("RetryNow", admin.GidRequest(gid=gid), empty))]
+
+    def expect_code(self, call, code, what):
+        try:
+            call()
+        except grpc.RpcError as error:
+            self.assertEqual(error.code(), code, "%s: %s %r" % (what, error.code(),
+                                                                 error.details()))
+            self.assertTrue(error.details(), "%s: no message" % what)
+            return error
+        self.fail("%s: OK, expected %s" % (what, code))
+
+    # -- item 1: access --
+
+    def test_reflection_is_off_unless_enabled(self):
+        reflect = self.client.channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        with self.assertRaises(grpc.RpcError) as caught:
+            next(iter(reflect(iter([b"\x3a\x00"]), timeout=RPC_TIMEOUT_S)))
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+    def test_with_a_token_every_admin_call_needs_it_and_dtms_api_does_not(self):
+        self.restart_server("Admin:\n  Token: %s\n" % self.TOKEN)
+        gid = self.new_gid()
+        # dtm's API stays tokenless: an SDK knows nothing of Admin.Token.
+        self.client.Submit(self.saga_request(gid, [b"\x01", b"\x02"],
+                                             BranchHeaders={"authorization": "Bearer card"}),
+                           timeout=RPC_TIMEOUT_S)
+        for name, call in self.admin_calls(gid):
+            with self.subTest(name):
+                error = self.expect_code(lambda: call(()), grpc.StatusCode.UNAUTHENTICATED,
+                                         name + " without a token")
+                self.assertIn("Admin.Token", error.details())
+                self.expect_code(lambda: call((("authorization", "Bearer wrong"),)),
+                                 grpc.StatusCode.UNAUTHENTICATED, name + " with a wrong token")
+        good = (("authorization", "Bearer " + self.TOKEN),)
+        reply = dict(self.admin_calls(gid))["Query"](good)
+        self.assertEqual(reply.transaction.status, "succeed")
+        # The HTTP admin endpoints likewise; the version stays open.
+        for method, path, body in (("GET", "/api/dtmsvr/query?gid=" + gid, None),
+                                   ("GET", "/api/dtmsvr/all", None),
+                                   ("GET", "/api/dtx/stats", None),
+                                   ("POST", "/api/dtmsvr/forceStop", {"gid": gid}),
+                                   ("POST", "/api/dtx/retryNow", {"gid": gid})):
+            with self.subTest(path):
+                status, text = self.http(method, path, body)
+                self.assertEqual(status, 401, text)
+                self.assertNotIn("card", text)
+        status, text = self.http("GET", "/api/dtmsvr/query?gid=" + gid, token=self.TOKEN)
+        self.assertEqual(status, 200, text)
+        self.assertEqual(self.http("GET", "/api/dtmsvr/version")[0], 200)
+        self.assertIn("admin service and endpoints need Admin.Token", self.server.output())
+
+    def test_beyond_loopback_without_a_token_the_admin_service_is_closed(self):
+        # The issue's reproducer: 0.0.0.0, no token, anyone lists payloads and
+        # force-stops transactions.
+        self.restart_server(host="0.0.0.0")
+        gid = self.new_gid()
+        self.client.Submit(self.saga_request(gid, [b"\x01", b"\x02"]), timeout=RPC_TIMEOUT_S)
+        for name, call in self.admin_calls(gid):
+            with self.subTest(name):
+                error = self.expect_code(lambda: call(()), grpc.StatusCode.PERMISSION_DENIED,
+                                         name)
+                self.assertIn("Admin.Open", error.details())
+        status, text = self.http("GET", "/api/dtmsvr/all")
+        self.assertEqual(status, 403, text)
+        self.assertIn("Admin.Token", text)
+        self.assertIn("admin service and endpoints CLOSED", self.server.output())
+        # Admin.Open opens it, with a warning.
+        self.restart_server("Admin:\n  Open: true\n", host="0.0.0.0")
+        self.assertEqual(self.query(gid).transaction.status, "succeed")
+        self.assertIn("OPEN without a token", self.server.output())
+
+    # -- item 2: targets --
+
+    def test_a_unix_socket_or_metadata_target_is_refused(self):
+        # The issue's reproducer: a local-only gRPC service on a unix socket of
+        # the coordinator's host, named by a msg step.
+        sock = os.path.join(self.work_dir, "local.sock")
+        local = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        seen = []
+
+        def handle(request, context):
+            seen.append((request, dict(context.invocation_metadata())))
+            return b""
+        local.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "local.Admin", {"Do": grpc.unary_unary_rpc_method_handler(handle)}),))
+        self.assertTrue(local.add_insecure_port("unix:" + sock))
+        local.start()
+        self.addCleanup(lambda: local.stop(None).wait(5))
+
+        def msg(gid, url):
+            return PB.dtm.DtmRequest(
+                Gid=gid, TransType="msg",
+                Steps=self.steps_json({"action": url}), BinPayloads=[b"attacker"],
+                TransOptions=PB.dtm.DtmTransOptions(
+                    WaitResult=True, BranchHeaders={"x-forged": "1"}))
+        unix_url = "unix://%s/local.Admin/Do" % sock
+        for gid, url, words in (("ssrf-unix", unix_url, "scheme unix"),
+                                ("ssrf-meta", "169.254.169.254:80/m.Svc/Get",
+                                 "link-local or cloud metadata"),
+                                ("ssrf-meta-http", "http://169.254.169.254/latest",
+                                 "link-local or cloud metadata")):
+            with self.subTest(url):
+                error = self.expect_error(self.client.Submit, msg(gid, url),
+                                          grpc.StatusCode.PERMISSION_DENIED, url)
+                self.assertIn(words, error.details())
+                self.assertIn("BranchTargets", error.details())
+                self.expect_error(self.client.Query, PB.admin.QueryRequest(gid=gid),
+                                  grpc.StatusCode.NOT_FOUND, "Query " + gid)
+        self.assertEqual(seen, [])
+        # RegisterBranch is held to the same list.
+        tcc = self.new_gid()
+        self.client.Prepare(PB.dtm.DtmRequest(Gid=tcc, TransType="tcc", Steps="null"),
+                            timeout=RPC_TIMEOUT_S)
+        self.expect_error(self.client.RegisterBranch, PB.dtm.DtmBranchRequest(
+            Gid=tcc, TransType="tcc", BranchID="01", BusiPayload=b"x",
+            Data={"confirm": self.busi.url("TransInConfirm"), "cancel": unix_url}),
+            grpc.StatusCode.PERMISSION_DENIED, "RegisterBranch to a unix socket")
+        # Listed, the socket is called.
+        self.restart_server("BranchTargets:\n  Schemes: [unix, grpc]\n")
+        self.client.Submit(msg("listed-unix", unix_url), timeout=RPC_TIMEOUT_S)
+        self.assertEqual(len(seen), 1)
+        self.assertEqual(seen[0][0], b"attacker")
+
+    def test_dtms_http_api_is_held_to_the_same_targets(self):
+        status, text = self.http("POST", "/api/dtmsvr/submit", {
+            "gid": "http-meta", "trans_type": "msg",
+            "steps": [{"action": "http://169.254.169.254/latest/meta-data"}],
+            "payloads": ["{}"]})
+        self.assertEqual(status, 403, text)
+        self.assertIn("link-local or cloud metadata", text)
+        self.expect_error(self.client.Query, PB.admin.QueryRequest(gid="http-meta"),
+                          grpc.StatusCode.NOT_FOUND, "Query http-meta")
+
+    def test_a_host_list_keeps_other_hosts_out(self):
+        self.restart_server("BranchTargets:\n  Hosts: [127.0.0.1]\n  Ports: [%d]\n"
+                            % self.busi.port)
+        self.client.Submit(self.saga_request("listed", [b"\x01", b"\x02"]),
+                           timeout=RPC_TIMEOUT_S)
+        steps = self.steps_json({"action": "127.0.0.1:22/busi.Busi/TransOut",
+                                 "compensate": self.busi.url("TransOutRevert")})
+        error = self.expect_error(self.client.Submit, PB.dtm.DtmRequest(
+            Gid="port-22", TransType="saga", Steps=steps, BinPayloads=[b"\x01"]),
+            grpc.StatusCode.PERMISSION_DENIED, "port 22")
+        self.assertIn("port 22 is not in BranchTargets.Ports", error.details())
+
+    # -- item 6: headers and limits --
+
+    def test_headers_that_the_transport_owns_and_too_many_headers_are_refused(self):
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
+        many = dict(("x-h%d" % i, "v" * 24) for i in range(1000))
+        for what, headers, words in (
+                ("dtm-gid", {"dtm-gid": "other-gid"}, "dtm's metadata"),
+                ("dtm-op", {"dtm-op": "compensate"}, "dtm's metadata"),
+                ("dtm-branch_id", {"dtm-branch_id": "99"}, "dtm's metadata"),
+                ("dtm-trans_type", {"dtm-trans_type": "tcc"}, "dtm's metadata"),
+                ("host", {"host": "internal"}, "set by the transport"),
+                ("te", {"te": "trailers"}, "hop-by-hop"),
+                ("1,000 headers (30 KB)", many, "over the limit of 8192")):
+            with self.subTest(what):
+                gid = "hdr-" + what.split(" ")[0]
+                error = self.expect_error(
+                    self.client.Submit,
+                    self.saga_request(gid, [b"\x01", b"\x02"], BranchHeaders=headers),
+                    invalid, what)
+                self.assertIn(words, error.details())
+                self.expect_error(self.client.Query, PB.admin.QueryRequest(gid=gid),
+                                  grpc.StatusCode.NOT_FOUND, "Query " + gid)
+        self.assertEqual(self.busi.all_calls(), [])
+
+    def test_overflowing_delays_and_ranges_are_refused(self):
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
+        error = self.expect_error(self.client.Submit, PB.dtm.DtmRequest(
+            Gid="delay", TransType="msg",
+            Steps=self.steps_json({"action": self.busi.url("TransIn")}),
+            BinPayloads=[b"\x01"], CustomedData='{"delay":9223372037}'),
+            invalid, "msg delay of 2^63 ns")
+        self.assertIn("delay", error.details())
+        self.expect_error(self.client.Query, PB.admin.QueryRequest(gid="delay"),
+                          grpc.StatusCode.NOT_FOUND, "Query delay")
+        self.client.Submit(self.saga_request("one", [b"\x01", b"\x02"]), timeout=RPC_TIMEOUT_S)
+        error = self.expect_error(self.client.List,
+                                  PB.admin.ListRequest(created_from_ms=2 ** 63 - 1),
+                                  invalid, "List(created_from_ms=INT64_MAX)")
+        self.assertIn("created_from_ms", error.details())
+        status, text = self.http("GET", "/api/dtmsvr/all?createTimeStart=%d" % (2 ** 63 - 1))
+        self.assertEqual(status, 400, text)
+        self.assertIn("createTimeStart", text)
+
+    def test_unparseable_requests_are_invalid_argument_with_a_message(self):
+        # A DtmRequest cut inside a length-delimited field, and bytes that are
+        # no protobuf at all.
+        good = self.saga_request("cut", [b"\x01", b"\x02"]).SerializeToString()
+        for payload in (good[:len(good) // 2], b"\xff\xff\xff\xff"):
+            for method in ("/dtmgimp.Dtm/NewGid", "/dtmgimp.Dtm/Submit",
+                           "/dtmgimp.Dtm/Prepare", "/dtmgimp.Dtm/Abort",
+                           "/dtmgimp.Dtm/RegisterBranch", "/dtmgimp.Dtm/PrepareWorkflow",
+                           "/dtmgimp.Dtm/Subscribe", "/dtmgimp.Dtm/Unsubscribe",
+                           "/dtmgimp.Dtm/DeleteTopic", "/dtx.admin.v1.Admin/Query",
+                           "/dtx.admin.v1.Admin/List", "/dtx.admin.v1.Admin/Stats",
+                           "/dtx.admin.v1.Admin/ForceStop", "/dtx.admin.v1.Admin/RetryNow"):
+                with self.subTest(method=method, payload=payload[:8]):
+                    call = self.client.channel.unary_unary(method)
+                    error = self.expect_code(lambda: call(payload, timeout=RPC_TIMEOUT_S),
+                                             grpc.StatusCode.INVALID_ARGUMENT, method)
+                    self.assertIn("is not a valid", error.details())
+        self.assertEqual(list(self.client.List(PB.admin.ListRequest(),
+                                               timeout=RPC_TIMEOUT_S).transactions), [])
 
 
 def main():

@@ -232,6 +232,63 @@ TEST(ServerConfigTest, AlertAndAdminKeys) {
 
 namespace {
 
+TEST(ServerConfigTest, AccessDefaultsAreClosedOnes) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig({}));
+  EXPECT_FALSE(loaded.config.admin_open);
+  EXPECT_FALSE(loaded.config.grpc_reflection);
+  EXPECT_TRUE(loaded.config.branch_targets.enforce);
+  EXPECT_TRUE(loaded.config.branch_targets.hosts.empty());
+  ASSERT_OK_AND_ASSIGN(
+      loaded, LoadServerConfig(Yaml("Admin:\n  Open: true\nGrpcReflection: "
+                                    "TRUE\n")));
+  EXPECT_TRUE(loaded.config.admin_open);
+  EXPECT_TRUE(loaded.config.grpc_reflection);
+  EXPECT_THAT(LoadServerConfig(Yaml("Admin:\n  Open: yes please\n")).status(),
+              StatusIs(StatusCode::kInvalidArgument, "Admin.Open"));
+}
+
+TEST(ServerConfigTest, BranchTargetsFromYamlListsAndTheEnvironment) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
+BranchTargets:
+  Schemes: [grpc, http]
+  Hosts: ['*.svc.cluster.local', 10.0.0.0/8]
+  Ports: [8080, 9000]
+  Services: [trans]
+)")));
+  const BranchTargets& t = loaded.config.branch_targets;
+  EXPECT_TRUE(t.enforce);
+  EXPECT_THAT(t.schemes, ElementsAre("grpc", "http"));
+  EXPECT_THAT(t.hosts, ElementsAre("*.svc.cluster.local", "10.0.0.0/8"));
+  EXPECT_THAT(t.ports, ElementsAre(8080, 9000));
+  EXPECT_THAT(t.services, ElementsAre("trans"));
+  EXPECT_TRUE(loaded.warnings.empty());
+  // As printed, it reads back the same.
+  ASSERT_OK_AND_ASSIGN(LoadedConfig again,
+                       LoadServerConfig(Yaml(ToYaml(loaded.config))));
+  EXPECT_EQ(ToYaml(again.config), ToYaml(loaded.config));
+
+  ConfigSources env;
+  env.env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "BRANCH_TARGETS_HOSTS") return " pay.internal , 10.0.0.5 ";
+    if (name == "BRANCH_TARGETS_SCHEMES") return "unix";
+    return std::nullopt;
+  };
+  ASSERT_OK_AND_ASSIGN(loaded, LoadServerConfig(env));
+  EXPECT_THAT(loaded.config.branch_targets.hosts,
+              ElementsAre("pay.internal", "10.0.0.5"));
+  EXPECT_THAT(loaded.config.branch_targets.schemes, ElementsAre("unix"));
+
+  for (const char* bad :
+       {"BranchTargets:\n  Schemes: [gopher]\n",
+        "BranchTargets:\n  Hosts: [10.0.0.0/40]\n",
+        "BranchTargets:\n  Ports: [0]\n", "BranchTargets:\n  Ports: [http]\n",
+        "BranchTargets:\n  Hosts: [[a]]\n"}) {
+    EXPECT_THAT(LoadServerConfig(Yaml(bad)).status(),
+                StatusIs(StatusCode::kInvalidArgument, "BranchTargets"))
+        << bad;
+  }
+}
+
 TEST(ServerConfigTest, TlsKeysAndBranchTlsRules) {
   ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
 TLS:

@@ -16,18 +16,32 @@
 //   journal_test_helper open <path> [--as-nobody]
 //       Opens the journal (after switching to uid/gid 65534 when asked),
 //       writes one transaction, and prints the status of each step.
+//   journal_test_helper shm <path> guard|noguard
+//       Installs the WAL index guard (or not), opens the journal, writes one
+//       transaction ("first <status>"), truncates <path>-shm to nothing,
+//       writes another ("second <status>"), reads the first ("find
+//       <status>") and prints "lost" if on_lost was called. Unguarded, the
+//       second write dies of SIGBUS.
+//   journal_test_helper other-fault <path> chain|nochain
+//       Installs a SIGBUS handler of its own that exits 42 (chain) or none,
+//       then the guard, opens a guarded journal, and touches a page of
+//       another mapped file past its end: a fault the guard must pass on.
 
 #include "dtx/journal.h"
 #include "dtx/storage/sqlite_journal.h"
+#include "dtx/storage/wal_index_guard.h"
 
 #include <sqlite3.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <iostream>
 #include <mutex>
 #include <string>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <thread>
 #include <unistd.h>
@@ -150,6 +164,66 @@ int OpenOnce(const std::string& path, bool as_nobody) {
   return 0;
 }
 
+dtx::Status WriteOne(dtx::Journal& journal, const std::string& gid) {
+  dtx::GlobalTrans t;
+  t.gid = gid;
+  t.trans_type = dtx::TransType::kSaga;
+  t.status = dtx::TransStatus::kSubmitted;
+  return dtx::WaitForWrite(
+      [&](dtx::WriteDone done) { journal.SaveNew(t, {}, std::move(done)); });
+}
+
+int TruncateShm(const std::string& path, bool guard) {
+  if (guard) {
+    dtx::Status installed = dtx::InstallWalIndexGuard();
+    if (!installed.ok()) {
+      Emit("install " + installed.ToString());
+      return 2;
+    }
+  }
+  static std::atomic<bool> lost{false};
+  dtx::SqliteJournalOptions options;
+  options.path = path;
+  options.on_lost = [](const dtx::Status&) { lost = true; };
+  auto journal = dtx::SqliteJournal::Open(options);
+  if (!journal.ok()) {
+    Emit("open " + journal.status().ToString());
+    return 2;
+  }
+  Emit("first " + WriteOne(**journal, "before-truncate").ToString());
+  if (truncate((path + "-shm").c_str(), 0) != 0) return 3;
+  Emit("second " + WriteOne(**journal, "after-truncate").ToString());
+  Emit("find " + (*journal)->Find("before-truncate").status().ToString());
+  if (lost) Emit("lost");
+  return 0;
+}
+
+void ExitWith42(int) { _exit(42); }
+
+int OtherFault(const std::string& path, bool chain) {
+  if (chain) {
+    struct sigaction action {};
+    action.sa_handler = ExitWith42;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGBUS, &action, nullptr) != 0) return 2;
+  }
+  if (!dtx::InstallWalIndexGuard().ok()) return 2;
+  dtx::SqliteJournalOptions options;
+  options.path = path;
+  auto journal = dtx::SqliteJournal::Open(options);
+  if (!journal.ok() || !WriteOne(**journal, "guarded").ok()) return 2;
+  const std::string other = path + ".other";
+  const int fd = ::open(other.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || ftruncate(fd, 4096) != 0) return 2;
+  void* map = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED || ftruncate(fd, 0) != 0) return 2;
+  Emit("touching");
+  volatile char* byte = static_cast<volatile char*>(map);
+  *byte = 1;  // SIGBUS: past the end of the file
+  Emit("survived");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,11 +233,16 @@ int main(int argc, char** argv) {
   if (args.size() == 2 && args[0] == "lock") return HoldLock(args[1], false);
   if (args.size() == 2 && args[0] == "exclusive")
     return HoldLock(args[1], true);
+  if (args.size() == 3 && args[0] == "shm")
+    return TruncateShm(args[1], args[2] == "guard");
+  if (args.size() == 3 && args[0] == "other-fault")
+    return OtherFault(args[1], args[2] == "chain");
   if (args.size() >= 2 && args[0] == "open") {
     return OpenOnce(args[1], args.size() == 3 && args[2] == "--as-nobody");
   }
   std::cerr << "usage: journal_test_helper stream <path> <threads> <prefix> | "
                "lock <path> | "
-               "exclusive <path> | open <path> [--as-nobody]\n";
+               "exclusive <path> | open <path> [--as-nobody] | "
+               "shm <path> guard|noguard | other-fault <path> chain|nochain\n";
   return 1;
 }

@@ -30,6 +30,9 @@
 namespace dtx::testing {
 namespace {
 
+// The contract holds with batches pipelined (the default) and with every
+// statement its own round trip.
+template <bool kPipeline>
 struct PostgresFactory {
   std::unique_ptr<Journal> Make(const Clock* clock) {
     PostgresServer* pg = RequirePostgres();
@@ -38,13 +41,17 @@ struct PostgresFactory {
     options.conninfo = pg->conninfo();
     options.schema = FreshPostgresSchema();
     options.clock = clock;
+    options.pipeline = kPipeline;
     auto journal = PostgresJournal::Open(options);
     EXPECT_OK(journal);
     return journal.ok() ? std::move(journal).value() : nullptr;
   }
 };
 
-INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, JournalContractTest, PostgresFactory);
+INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, JournalContractTest,
+                               PostgresFactory<true>);
+INSTANTIATE_TYPED_TEST_SUITE_P(PostgresOneByOne, JournalContractTest,
+                               PostgresFactory<false>);
 
 // A plain libpq connection of the test's own, to look at and stir the
 // database behind the journal's back.
@@ -624,11 +631,80 @@ TEST_F(PostgresJournalTest, ABatchThatLosesADeadlockRunsAgain) {
   ASSERT_EQ(other.Query("ROLLBACK"), "");
   EXPECT_OK(b.get_future().get());
   EXPECT_OK(a.get_future().get());
-  EXPECT_GE(j->stats().reruns, 1u);
+  // Run again: one statement at a time after a pipelined batch lost it.
+  EXPECT_GE(j->stats().reruns + j->stats().fallbacks, 1u);
   for (const char* gid : {"p-a", "p-b"}) {
     ASSERT_OK_AND_ASSIGN(auto got, j->Find(gid));
     EXPECT_EQ(got.trans.status, TransStatus::kSucceed) << gid;
   }
+}
+
+TEST_F(PostgresJournalTest, APipelinedBatchWithAMissRunsAgainOneByOne) {
+  if (pg_ == nullptr) return;
+  auto j = Open();
+  ASSERT_NE(j, nullptr);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_OK(Save(*j, Trans("q-" + std::to_string(i), clock_)));
+  EXPECT_EQ(j->stats().pipelined, j->stats().commits);
+  EXPECT_EQ(j->stats().fallbacks, 0u);
+  const std::string table = "\"" + schema_ + "\".trans_global";
+  RawConn blocker(pg_->conninfo());
+  RawConn watch(pg_->conninfo());
+  ASSERT_EQ(blocker.Query("BEGIN"), "");
+  ASSERT_EQ(
+      blocker.Query("SELECT 1 FROM " + table + " WHERE gid = 'q-0' FOR UPDATE"),
+      "1");
+  std::promise<Status> done[6];
+  auto change = [&](const std::string& gid, TransStatus from, int k) {
+    StatusChange c;
+    c.gid = gid;
+    c.from = from;
+    c.to = TransStatus::kSucceed;
+    j->ChangeStatus(c, [&done, k](Status st) { done[k].set_value(st); });
+  };
+  auto save = [&](const std::string& gid, int k) {
+    j->SaveNew(Trans(gid, clock_), {},
+               [&done, k](Status st) { done[k].set_value(st); });
+  };
+  // The writer waits on q-0's lock while the rest queue up: they are taken
+  // as one batch once it is free.
+  change("q-0", TransStatus::kSubmitted, 0);
+  ASSERT_NE(WriterWaitingForALock(watch), "");
+  change("q-1", TransStatus::kSubmitted, 1);
+  change("q-2", TransStatus::kPrepared, 2);  // not its status: a miss
+  change("q-3", TransStatus::kSubmitted, 3);
+  save("q-4", 4);  // exists
+  save("q-new", 5);
+  const uint64_t fallbacks = j->stats().fallbacks;
+  ASSERT_EQ(blocker.Query("ROLLBACK"), "");
+  EXPECT_OK(done[0].get_future().get());
+  EXPECT_OK(done[1].get_future().get());
+  EXPECT_THAT(done[2].get_future().get(),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_OK(done[3].get_future().get());
+  EXPECT_THAT(done[4].get_future().get(), StatusIs(StatusCode::kAlreadyExists));
+  EXPECT_OK(done[5].get_future().get());
+  EXPECT_GT(j->stats().fallbacks, fallbacks);
+  for (const char* gid : {"q-0", "q-1", "q-3"}) {
+    ASSERT_OK_AND_ASSIGN(auto got, j->Find(gid));
+    EXPECT_EQ(got.trans.status, TransStatus::kSucceed) << gid;
+  }
+  ASSERT_OK_AND_ASSIGN(auto q2, j->Find("q-2"));
+  EXPECT_EQ(q2.trans.status, TransStatus::kSubmitted);
+  EXPECT_OK(j->Find("q-new"));
+}
+
+TEST_F(PostgresJournalTest, WithoutThePipelineEveryStatementIsARoundTrip) {
+  if (pg_ == nullptr) return;
+  PostgresJournalOptions o = Options();
+  o.pipeline = false;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  ASSERT_OK(Save(*j, Trans("n-0", clock_), SagaBranches(2)));
+  ASSERT_OK(Change(*j, "n-0", TransStatus::kSubmitted, TransStatus::kSucceed));
+  EXPECT_EQ(j->stats().commits, 2u);
+  EXPECT_EQ(j->stats().pipelined, 0u);
+  EXPECT_EQ(j->stats().fallbacks, 0u);
 }
 
 TEST_F(PostgresJournalTest, TwoJournalsOnOneDatabaseClaimDisjointSets) {
@@ -731,6 +807,9 @@ TEST_F(PostgresJournalTest, GroupCommitSharesCommitsBetweenWriters) {
   EXPECT_EQ(stats.writes, static_cast<uint64_t>(kThreads * kEach));
   // 16 writers waiting on fsync: commits carry several writes each.
   EXPECT_LT(stats.commits, stats.writes);
+  // Every one of them applies: each batch is committed from its pipeline.
+  EXPECT_EQ(stats.pipelined, stats.commits);
+  EXPECT_EQ(stats.fallbacks, 0u);
 }
 
 TEST_F(PostgresJournalTest, MetricsCountEveryCommitAndItsWrites) {

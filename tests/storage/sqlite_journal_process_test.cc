@@ -173,5 +173,74 @@ TEST(SqliteJournalPermissionTest, ReadOnlyJournalFileIsPermissionDenied) {
   opener.Wait();
 }
 
+// The WAL index guard (dtx/storage/wal_index_guard.h), each case in a
+// helper process since it installs a process-wide SIGBUS handler.
+// How a helper ends that takes a SIGBUS no one handles: killed by it, or,
+// under AddressSanitizer, whose own SIGBUS handler (the one the guard passes
+// other faults to) reports the fault and exits 1.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DTX_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define DTX_TEST_ASAN 1
+#endif
+constexpr int kDiedOfSigbus =
+#if defined(DTX_TEST_ASAN)
+    1;
+#else
+    128 + SIGBUS;
+#endif
+
+std::vector<std::string> LinesOf(Subprocess& p) {
+  std::vector<std::string> out;
+  while (auto line = p.ReadLine()) out.push_back(*line);
+  return out;
+}
+
+TEST(WalIndexGuardTest, WithoutTheGuardATruncatedShmKillsTheProcess) {
+  TempDir dir;
+  Subprocess p = StartHelper({"shm", dir.File("j.db"), "noguard"});
+  const std::vector<std::string> lines = LinesOf(p);
+  EXPECT_EQ(p.Wait(), kDiedOfSigbus);
+  EXPECT_THAT(lines, ::testing::ElementsAre("first OK"));
+}
+
+TEST(WalIndexGuardTest, ATruncatedShmLosesTheJournalAndNothingIsWritten) {
+  TempDir dir;
+  const std::string path = dir.File("j.db");
+  Subprocess p = StartHelper({"shm", path, "guard"});
+  const std::vector<std::string> lines = LinesOf(p);
+  EXPECT_EQ(p.Wait(), 0);
+  ASSERT_EQ(lines.size(), 4u) << ::testing::PrintToString(lines);
+  EXPECT_EQ(lines[0], "first OK");
+  EXPECT_THAT(lines[1], ::testing::StartsWith("second UNAVAILABLE"));
+  EXPECT_THAT(lines[1], ::testing::HasSubstr("WAL index"));
+  EXPECT_THAT(lines[2], ::testing::StartsWith("find UNAVAILABLE"));
+  EXPECT_EQ(lines[3], "lost");
+  // Opened again, the index is rebuilt from the WAL: the first write is
+  // there, the refused one is not, and the file is sound.
+  auto journal = OpenJournal(path);
+  ASSERT_NE(journal, nullptr);
+  EXPECT_OK(journal->Find("before-truncate"));
+  EXPECT_THAT(journal->Find("after-truncate").status(),
+              StatusIs(StatusCode::kNotFound));
+}
+
+TEST(WalIndexGuardTest, OtherFaultsGoToTheHandlerInstalledBefore) {
+  TempDir dir;
+  Subprocess p = StartHelper({"other-fault", dir.File("j.db"), "chain"});
+  EXPECT_THAT(LinesOf(p), ::testing::ElementsAre("touching"));
+  EXPECT_EQ(p.Wait(), 42);
+}
+
+TEST(WalIndexGuardTest, OtherFaultsStillKillWithoutAHandlerBefore) {
+  TempDir dir;
+  Subprocess p = StartHelper({"other-fault", dir.File("j.db"), "nochain"});
+  EXPECT_THAT(LinesOf(p), ::testing::ElementsAre("touching"));
+  EXPECT_EQ(p.Wait(), kDiedOfSigbus);
+}
+
 }  // namespace
 }  // namespace dtx::testing

@@ -94,7 +94,8 @@ class DtxctlTest : public ::testing::Test {
     return Ctl(args);
   }
 
-  void StartServer(const std::string& yaml = "") {
+  void StartServer(const std::string& yaml = "",
+                   const std::string& admin_token = "") {
     DtxServerConfig config;
     config.journal_path = journal_;
     config.config_path = dir_.File("dtx.yml");
@@ -105,6 +106,7 @@ class DtxctlTest : public ::testing::Test {
     server_ = std::move(server).value();
     GrpcDtmClientOptions options;
     options.address = server_->address();
+    options.admin_token = admin_token;
     auto client = GrpcDtmClient::Create(options);
     ASSERT_OK(client);
     dtm_ = std::move(client).value();
@@ -233,11 +235,13 @@ TEST_F(DtxctlTest, ServerListShowStatsRetryAndForceStop) {
 }
 
 TEST_F(DtxctlTest, ServerChangesNeedTheAdminToken) {
-  StartServer(std::string("Admin:\n  Token: ") + kToken + "\n");
+  StartServer(std::string("Admin:\n  Token: ") + kToken + "\n", kToken);
   ASSERT_OK(Saga(*dtm_, "guarded").Add(kUnreachable, "", "").Submit());
   ASSERT_TRUE(AttemptsReach("guarded", 1));
-  // Reads are open; changes are refused without the token (exit 4).
-  EXPECT_EQ(Server({"show", "guarded"}).code, 0);
+  // Reads and changes are refused without the token (exit 4): payloads and
+  // headers are no one else's business.
+  EXPECT_EQ(Server({"show", "guarded"}).code, 4);
+  EXPECT_EQ(Server({"show", "guarded", "--token", kToken}).code, 0);
   CtlRun r = Server({"retry", "guarded"});
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_EQ(Server({"retry", "guarded", "--token", "wrong"}).code, 4);

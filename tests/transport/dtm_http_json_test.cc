@@ -320,6 +320,8 @@ TEST(DtmHttpAnswerTest, MapsCodesAsDtmAndSaysWhatHappenedForItsFiveHundreds) {
       {InvalidArgumentError("gid is missing"), 400,
        R"({"message":"gid is missing"})"},
       {NotFoundError("no gid"), 404, R"({"message":"no gid"})"},
+      {PermissionDeniedError("unix: refused"), 403,
+       R"({"message":"unix: refused"})"},
       {ResourceExhaustedError("payload is big"), 413,
        R"({"message":"payload is big"})"},
       {UnimplementedError("xa"), 501, R"({"message":"xa"})"},
@@ -374,11 +376,12 @@ TEST(DtmStatusFromHttpTest, ReadsAnswersAsDtmcliDoes) {
   EXPECT_LT(cut.message().size(), 1100u);
   EXPECT_THAT(cut.message(), HasSubstr("(truncated)"));
   // Each of DtmHttpAnswer's codes reads back as itself.
-  for (const Status& s : {AbortedError("a"), FailedPreconditionError("b"),
-                          InvalidArgumentError("c"), NotFoundError("d"),
-                          ResourceExhaustedError("e"), UnimplementedError("f"),
-                          UnavailableError("g"), DeadlineExceededError("h"),
-                          InternalError("i")}) {
+  for (const Status& s :
+       {AbortedError("a"), FailedPreconditionError("b"),
+        InvalidArgumentError("c"), NotFoundError("d"),
+        PermissionDeniedError("d2"), ResourceExhaustedError("e"),
+        UnimplementedError("f"), UnavailableError("g"),
+        DeadlineExceededError("h"), InternalError("i")}) {
     HttpResponse r = DtmHttpAnswer(s);
     Status back = DtmStatusFromHttp(r.status, r.body);
     EXPECT_EQ(back.code(), s.code()) << s.ToString();

@@ -388,6 +388,8 @@ HttpResponse DtmHttpAnswer(const Status& s) {
       return message(400);
     case StatusCode::kNotFound:
       return message(404);
+    case StatusCode::kPermissionDenied:  // BranchTargets
+      return message(403);
     case StatusCode::kResourceExhausted:
       return message(413);
     case StatusCode::kUnimplemented:
@@ -439,6 +441,9 @@ Status DtmStatusFromHttp(int http_status, std::string_view body) {
       break;
     case 401:
       code = StatusCode::kUnauthenticated;
+      break;
+    case 403:
+      code = StatusCode::kPermissionDenied;
       break;
     case 404:
       code = StatusCode::kNotFound;

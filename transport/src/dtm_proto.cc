@@ -1,5 +1,7 @@
 #include "dtm_proto.h"
 
+#include "dtx/limits.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -319,6 +321,10 @@ Result<ListQuery> FromProto(const dtx::admin::v1::ListRequest& request) {
   if (!request.trans_type().empty()) {
     DTX_ASSIGN_OR_RETURN(out.trans_type, ParseTransType(request.trans_type()));
   }
+  DTX_RETURN_IF_ERROR(
+      ValidateUnixMillis("List: created_from_ms", request.created_from_ms()));
+  DTX_RETURN_IF_ERROR(
+      ValidateUnixMillis("List: created_to_ms", request.created_to_ms()));
   out.created_from = OptionalFromMillis(request.created_from_ms());
   out.created_to = OptionalFromMillis(request.created_to_ms());
   out.cursor = request.cursor();

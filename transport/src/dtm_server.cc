@@ -14,10 +14,12 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -57,10 +59,18 @@ struct Measure {
 // it may run after the call is gone (and after the server is destroyed).
 //
 // Thread safety: thread-safe.
+// Writes the reply message of a method registered raw (Handlers::Decoded)
+// into its reply bytes, once an OK answer has filled it in; returns the
+// status to finish with.
+using Seal = std::function<grpc::Status()>;
+
 class PendingCall {
  public:
   PendingCall(grpc::ServerUnaryReactor* reactor, Measure measure)
       : reactor_(reactor), measure_(measure) {}
+
+  // REQUIRES: before the call is handed on (no Finish can run yet).
+  void set_seal(Seal seal) { seal_ = std::move(seal); }
 
   // Finishes the call with what `answer()` returns, unless it is finished
   // already. `answer` runs only while the call is alive, so it may write the
@@ -70,6 +80,7 @@ class PendingCall {
     grpc::ServerUnaryReactor* reactor = reactor_.exchange(nullptr);
     if (reactor == nullptr) return;
     grpc::Status status = answer();
+    if (status.ok() && seal_) status = seal_();
     measure_.Record(status);
     reactor->Finish(status);
   }
@@ -80,6 +91,7 @@ class PendingCall {
  private:
   std::atomic<grpc::ServerUnaryReactor*> reactor_;
   const Measure measure_;
+  Seal seal_;
 };
 
 // The calls waiting for the coordinator, so that Shutdown can wait for them
@@ -232,7 +244,8 @@ class Handlers {
   // the reply message, which only a Finish answer may touch.
   template <typename Start>
   grpc::ServerUnaryReactor* Defer(grpc::CallbackServerContext* context,
-                                  const Measure& measure, Start start) {
+                                  const Measure& measure, Start start,
+                                  Seal seal = nullptr) {
     if (context->IsCancelled()) {
       return Now(context, measure,
                  grpc::Status(grpc::StatusCode::CANCELLED,
@@ -240,6 +253,7 @@ class Handlers {
     }
     auto* reactor = new CallReactor(calls_, measure);
     std::shared_ptr<PendingCall> pending = reactor->pending();
+    pending->set_seal(std::move(seal));
     if (!calls_.Add(pending)) {
       pending->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                        "dtx-server: shutting down"));
@@ -248,6 +262,75 @@ class Handlers {
     start(std::move(pending));
     // Valid: gRPC calls OnDone only after the handler returned the reactor.
     return reactor;
+  }
+
+  // Every method is registered raw (its request as bytes), so that bytes
+  // that are not its request message are answered INVALID_ARGUMENT with a
+  // message; gRPC's typed handlers answer UNIMPLEMENTED with none. Decoded
+  // decodes the request and hands it to `typed`, which answers as a typed
+  // handler does. A method whose reply is google.protobuf.Empty (or that
+  // never answers OK) has its reply bytes written here, `typed(request)`;
+  // DecodedReply's `typed(request, reply, seal)` fills in a reply message,
+  // which `seal` (handed to Defer) writes into the bytes when it answers OK.
+  template <typename Message, typename Typed>
+  grpc::ServerUnaryReactor* Decoded(grpc::CallbackServerContext* context,
+                                    const grpc::ByteBuffer* raw,
+                                    grpc::ByteBuffer* reply, const char* method,
+                                    const char* type,
+                                    const ServerMetrics::Api* api,
+                                    Typed typed) {
+    Message request;
+    if (auto refused = Undecodable(context, raw, &request, method, type)) {
+      return Now(context, Arrive(api), *refused);
+    }
+    bool own_buffer = false;
+    const grpc::Status empty = grpc::SerializationTraits<Empty>::Serialize(
+        Empty(), reply, &own_buffer);
+    if (!empty.ok()) return Now(context, Arrive(api), empty);
+    return typed(&request);
+  }
+
+  template <typename Message, typename Reply, typename Typed>
+  grpc::ServerUnaryReactor* DecodedReply(grpc::CallbackServerContext* context,
+                                         const grpc::ByteBuffer* raw,
+                                         grpc::ByteBuffer* reply,
+                                         const char* method, const char* type,
+                                         const ServerMetrics::Api* api,
+                                         Typed typed) {
+    Message request;
+    if (auto refused = Undecodable(context, raw, &request, method, type)) {
+      return Now(context, Arrive(api), *refused);
+    }
+    // Owned by the seal, which the call keeps until it is finished: the
+    // answers that fill it in run only before that.
+    auto message = std::make_shared<Reply>();
+    Reply* out = message.get();
+    Seal seal = [message = std::move(message), reply] {
+      bool own_buffer = false;
+      return grpc::SerializationTraits<Reply>::Serialize(*message, reply,
+                                                         &own_buffer);
+    };
+    return typed(&request, out, std::move(seal));
+  }
+
+  // INVALID_ARGUMENT when `raw` is not a `Message`, or nullopt with
+  // `request` decoded.
+  template <typename Message>
+  std::optional<grpc::Status> Undecodable(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* raw,
+                                          Message* request, const char* method,
+                                          const char* type) const {
+    grpc::ByteBuffer bytes(*raw);
+    const grpc::Status parsed =
+        grpc::SerializationTraits<Message>::Deserialize(&bytes, request);
+    if (parsed.ok()) return std::nullopt;
+    DTX_LOG(logger_, LogLevel::kDebug,
+            method << " from " << context->peer()
+                   << ": undecodable request: " << parsed.error_message());
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        std::string("dtx-server: ") + method +
+                            ": the request is not a valid " + type +
+                            " message (" + parsed.error_message() + ")");
   }
 
   // A callback that answers `pending` with the coordinator's status.
@@ -265,56 +348,143 @@ class Handlers {
   ServerMetrics* const metrics_;
 };
 
-class DtmService final : public dtmgimp::Dtm::CallbackService,
-                         private Handlers {
+// Every method takes its request as bytes (Handlers::Decoded).
+using DtmBase = dtmgimp::Dtm::WithRawCallbackMethod_NewGid<
+    dtmgimp::Dtm::WithRawCallbackMethod_Submit<
+        dtmgimp::Dtm::WithRawCallbackMethod_Prepare<
+            dtmgimp::Dtm::WithRawCallbackMethod_Abort<
+                dtmgimp::Dtm::WithRawCallbackMethod_RegisterBranch<
+                    dtmgimp::Dtm::WithRawCallbackMethod_PrepareWorkflow<
+                        dtmgimp::Dtm::WithRawCallbackMethod_Subscribe<
+                            dtmgimp::Dtm::WithRawCallbackMethod_Unsubscribe<
+                                dtmgimp::Dtm::WithRawCallbackMethod_DeleteTopic<
+                                    dtmgimp::Dtm::CallbackService>>>>>>>>>;
+
+class DtmService final : public DtmBase, private Handlers {
  public:
   using Handlers::Handlers;
 
-  grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
-                                   const Empty*,
-                                   dtmgimp::DtmGidReply* reply) override {
-    return Defer(context, Arrive(new_gid_),
-                 [this, reply](std::shared_ptr<PendingCall> p) {
-                   coordinator_.NewGidAsync([p = std::move(p), logger = logger_,
-                                             reply](Result<std::string> gid) {
-                     p->Finish([&] {
-                       if (gid.ok()) reply->set_gid(std::move(gid).value());
-                       return Answer(*logger, "NewGid", "", gid.status());
-                     });
-                   });
-                 });
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
+                                   const grpc::ByteBuffer* raw,
+                                   grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmRequest>(
+        context, raw, reply, "Submit", "dtmgimp.DtmRequest", submit_,
+        [&](const dtmgimp::DtmRequest* r) { return OnSubmit(context, r); });
+  }
+  grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
+                                    const grpc::ByteBuffer* raw,
+                                    grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmRequest>(
+        context, raw, reply, "Prepare", "dtmgimp.DtmRequest", prepare_,
+        [&](const dtmgimp::DtmRequest* r) { return OnPrepare(context, r); });
+  }
+  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer* raw,
+                                  grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmRequest>(
+        context, raw, reply, "Abort", "dtmgimp.DtmRequest", abort_,
+        [&](const dtmgimp::DtmRequest* r) { return OnAbort(context, r); });
+  }
+  grpc::ServerUnaryReactor* RegisterBranch(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* raw,
+                                           grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmBranchRequest>(
+        context, raw, reply, "RegisterBranch", "dtmgimp.DtmBranchRequest",
+        register_branch_, [&](const dtmgimp::DtmBranchRequest* r) {
+          return OnRegisterBranch(context, r);
+        });
   }
 
-  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
-                                   const dtmgimp::DtmRequest* request,
-                                   Empty*) override {
+  grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* context,
+                                   const grpc::ByteBuffer* raw,
+                                   grpc::ByteBuffer* bytes) override {
+    return DecodedReply<Empty, dtmgimp::DtmGidReply>(
+        context, raw, bytes, "NewGid", "google.protobuf.Empty", new_gid_,
+        [&](const Empty*, dtmgimp::DtmGidReply* reply, Seal seal) {
+          return OnNewGid(context, reply, std::move(seal));
+        });
+  }
+  grpc::ServerUnaryReactor* PrepareWorkflow(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw,
+      grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmRequest>(context, raw, reply, "PrepareWorkflow",
+                                        "dtmgimp.DtmRequest", prepare_workflow_,
+                                        [&](const dtmgimp::DtmRequest* r) {
+                                          return OnPrepareWorkflow(context, r);
+                                        });
+  }
+  grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* raw,
+                                      grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmTopicRequest>(
+        context, raw, reply, "Subscribe", "dtmgimp.DtmTopicRequest", subscribe_,
+        [&](const dtmgimp::DtmTopicRequest*) {
+          return Now(context, Arrive(subscribe_), Topics("Subscribe"));
+        });
+  }
+  grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* raw,
+                                        grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmTopicRequest>(
+        context, raw, reply, "Unsubscribe", "dtmgimp.DtmTopicRequest",
+        unsubscribe_, [&](const dtmgimp::DtmTopicRequest*) {
+          return Now(context, Arrive(unsubscribe_), Topics("Unsubscribe"));
+        });
+  }
+  grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* raw,
+                                        grpc::ByteBuffer* reply) override {
+    return Decoded<dtmgimp::DtmTopicRequest>(
+        context, raw, reply, "DeleteTopic", "dtmgimp.DtmTopicRequest",
+        delete_topic_, [&](const dtmgimp::DtmTopicRequest*) {
+          return Now(context, Arrive(delete_topic_), Topics("DeleteTopic"));
+        });
+  }
+
+ private:
+  grpc::ServerUnaryReactor* OnNewGid(grpc::CallbackServerContext* context,
+                                     dtmgimp::DtmGidReply* reply, Seal seal) {
+    return Defer(
+        context, Arrive(new_gid_),
+        [this, reply](std::shared_ptr<PendingCall> p) {
+          coordinator_.NewGidAsync([p = std::move(p), logger = logger_,
+                                    reply](Result<std::string> gid) {
+            p->Finish([&] {
+              if (gid.ok()) reply->set_gid(std::move(gid).value());
+              return Answer(*logger, "NewGid", "", gid.status());
+            });
+          });
+        },
+        std::move(seal));
+  }
+
+  grpc::ServerUnaryReactor* OnSubmit(grpc::CallbackServerContext* context,
+                                     const dtmgimp::DtmRequest* request) {
     return Run(context, "Submit", Arrive(submit_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.SubmitAsync(std::move(r), std::move(done));
                });
   }
 
-  grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* context,
-                                    const dtmgimp::DtmRequest* request,
-                                    Empty*) override {
+  grpc::ServerUnaryReactor* OnPrepare(grpc::CallbackServerContext* context,
+                                      const dtmgimp::DtmRequest* request) {
     return Run(context, "Prepare", Arrive(prepare_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.PrepareAsync(std::move(r), std::move(done));
                });
   }
 
-  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
-                                  const dtmgimp::DtmRequest* request,
-                                  Empty*) override {
+  grpc::ServerUnaryReactor* OnAbort(grpc::CallbackServerContext* context,
+                                    const dtmgimp::DtmRequest* request) {
     return Run(context, "Abort", Arrive(abort_), request,
                [this](TransRequest r, StatusCallback done) {
                  coordinator_.AbortAsync(std::move(r), std::move(done));
                });
   }
 
-  grpc::ServerUnaryReactor* RegisterBranch(
+  grpc::ServerUnaryReactor* OnRegisterBranch(
       grpc::CallbackServerContext* context,
-      const dtmgimp::DtmBranchRequest* request, Empty*) override {
+      const dtmgimp::DtmBranchRequest* request) {
     const Measure measure = Arrive(register_branch_);
     auto branch = FromProto(*request);
     if (!branch.ok()) {
@@ -332,32 +502,15 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
                  });
   }
 
-  grpc::ServerUnaryReactor* PrepareWorkflow(
-      grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
-      dtmgimp::DtmProgressesReply*) override {
+  grpc::ServerUnaryReactor* OnPrepareWorkflow(
+      grpc::CallbackServerContext* context,
+      const dtmgimp::DtmRequest* request) {
     return Now(context, Arrive(prepare_workflow_),
                Answer(*logger_, "PrepareWorkflow", request->gid(),
                       UnimplementedError(
                           "dtx does not support workflow transactions yet "
                           "(dtmgimp.Dtm/PrepareWorkflow)")));
   }
-  grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
-                                      const dtmgimp::DtmTopicRequest*,
-                                      Empty*) override {
-    return Now(context, Arrive(subscribe_), Topics("Subscribe"));
-  }
-  grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
-                                        const dtmgimp::DtmTopicRequest*,
-                                        Empty*) override {
-    return Now(context, Arrive(unsubscribe_), Topics("Unsubscribe"));
-  }
-  grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* context,
-                                        const dtmgimp::DtmTopicRequest*,
-                                        Empty*) override {
-    return Now(context, Arrive(delete_topic_), Topics("DeleteTopic"));
-  }
-
- private:
   template <typename Fn>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
                                 const char* method, const Measure& measure,
@@ -396,20 +549,82 @@ class DtmService final : public dtmgimp::Dtm::CallbackService,
   const ServerMetrics::Api* const delete_topic_ = ApiOf("deletetopic");
 };
 
-class AdminService final : public dtx::admin::v1::Admin::CallbackService,
-                           private Handlers {
+// Every method takes its request as bytes (Handlers::Decoded).
+using AdminBase = dtx::admin::v1::Admin::WithRawCallbackMethod_Query<
+    dtx::admin::v1::Admin::WithRawCallbackMethod_List<
+        dtx::admin::v1::Admin::WithRawCallbackMethod_Stats<
+            dtx::admin::v1::Admin::WithRawCallbackMethod_ForceStop<
+                dtx::admin::v1::Admin::WithRawCallbackMethod_RetryNow<
+                    dtx::admin::v1::Admin::CallbackService>>>>>;
+
+class AdminService final : public AdminBase, private Handlers {
  public:
   AdminService(Coordinator& coordinator, CallTable& calls,
                std::shared_ptr<Logger> logger, ServerMetrics* metrics,
-               std::string admin_token)
+               std::string admin_token, bool closed)
       : Handlers(coordinator, calls, std::move(logger), metrics),
-        admin_token_(std::move(admin_token)) {}
+        admin_token_(std::move(admin_token)),
+        closed_(closed) {}
 
   grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* context,
-                                  const dtx::admin::v1::QueryRequest* request,
-                                  dtx::admin::v1::QueryReply* reply) override {
+                                  const grpc::ByteBuffer* raw,
+                                  grpc::ByteBuffer* bytes) override {
+    return DecodedReply<dtx::admin::v1::QueryRequest,
+                        dtx::admin::v1::QueryReply>(
+        context, raw, bytes, "Query", "dtx.admin.v1.QueryRequest", query_,
+        [&](const dtx::admin::v1::QueryRequest* r,
+            dtx::admin::v1::QueryReply* reply,
+            Seal seal) { return OnQuery(context, r, reply, std::move(seal)); });
+  }
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
+                                 const grpc::ByteBuffer* raw,
+                                 grpc::ByteBuffer* bytes) override {
+    return DecodedReply<dtx::admin::v1::ListRequest, dtx::admin::v1::ListReply>(
+        context, raw, bytes, "List", "dtx.admin.v1.ListRequest", list_,
+        [&](const dtx::admin::v1::ListRequest* r,
+            dtx::admin::v1::ListReply* reply,
+            Seal seal) { return OnList(context, r, reply, std::move(seal)); });
+  }
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer* raw,
+                                  grpc::ByteBuffer* bytes) override {
+    return DecodedReply<dtx::admin::v1::StatsRequest,
+                        dtx::admin::v1::StatsReply>(
+        context, raw, bytes, "Stats", "dtx.admin.v1.StatsRequest", stats_,
+        [&](const dtx::admin::v1::StatsRequest*,
+            dtx::admin::v1::StatsReply* reply,
+            Seal seal) { return OnStats(context, reply, std::move(seal)); });
+  }
+  grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* raw,
+                                      grpc::ByteBuffer* reply) override {
+    return Decoded<dtx::admin::v1::GidRequest>(
+        context, raw, reply, "ForceStop", "dtx.admin.v1.GidRequest",
+        force_stop_, [&](const dtx::admin::v1::GidRequest* r) {
+          return OnForceStop(context, r);
+        });
+  }
+  grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* raw,
+                                     grpc::ByteBuffer* reply) override {
+    return Decoded<dtx::admin::v1::GidRequest>(
+        context, raw, reply, "RetryNow", "dtx.admin.v1.GidRequest", retry_now_,
+        [&](const dtx::admin::v1::GidRequest* r) {
+          return OnRetryNow(context, r);
+        });
+  }
+
+ private:
+  grpc::ServerUnaryReactor* OnQuery(grpc::CallbackServerContext* context,
+                                    const dtx::admin::v1::QueryRequest* request,
+                                    dtx::admin::v1::QueryReply* reply,
+                                    Seal seal) {
+    const Measure measure = Arrive(query_);
+    if (auto refused = Refused(context, "Query", request->gid())) {
+      return Now(context, measure, *refused);
+    }
     return Defer(
-        context, Arrive(query_),
+        context, measure,
         [this, gid = request->gid(), reply](std::shared_ptr<PendingCall> p) {
           coordinator_.QueryAsync(
               gid, [p = std::move(p), reply](Result<TransWithBranches> found) {
@@ -422,56 +637,68 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                   return grpc::Status::OK;
                 });
               });
-        });
+        },
+        std::move(seal));
   }
 
-  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
-                                 const dtx::admin::v1::ListRequest* request,
-                                 dtx::admin::v1::ListReply* reply) override {
+  grpc::ServerUnaryReactor* OnList(grpc::CallbackServerContext* context,
+                                   const dtx::admin::v1::ListRequest* request,
+                                   dtx::admin::v1::ListReply* reply,
+                                   Seal seal) {
     const Measure measure = Arrive(list_);
+    if (auto refused = Refused(context, "List", "")) {
+      return Now(context, measure, *refused);
+    }
     auto query = internal::FromProto(*request);
     if (!query.ok()) {
       return Now(context, measure, ToGrpcStatus(query.status()));
     }
-    return Defer(context, measure,
-                 [this, q = std::move(query).value(),
-                  reply](std::shared_ptr<PendingCall> p) mutable {
-                   coordinator_.ListAsync(
-                       std::move(q),
-                       [p = std::move(p), reply](Result<ListPage> page) {
-                         p->Finish([&] {
-                           if (!page.ok()) return ToGrpcStatus(page.status());
-                           for (const GlobalTrans& t : page->transactions) {
-                             internal::ToProto(t, reply->add_transactions());
-                           }
-                           reply->set_next_cursor(page->next_cursor);
-                           return grpc::Status::OK;
-                         });
-                       });
-                 });
+    return Defer(
+        context, measure,
+        [this, q = std::move(query).value(),
+         reply](std::shared_ptr<PendingCall> p) mutable {
+          coordinator_.ListAsync(
+              std::move(q), [p = std::move(p), reply](Result<ListPage> page) {
+                p->Finish([&] {
+                  if (!page.ok()) return ToGrpcStatus(page.status());
+                  for (const GlobalTrans& t : page->transactions) {
+                    internal::ToProto(t, reply->add_transactions());
+                  }
+                  reply->set_next_cursor(page->next_cursor);
+                  return grpc::Status::OK;
+                });
+              });
+        },
+        std::move(seal));
   }
 
-  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
-                                  const dtx::admin::v1::StatsRequest*,
-                                  dtx::admin::v1::StatsReply* reply) override {
-    return Defer(context, Arrive(stats_),
-                 [this, reply](std::shared_ptr<PendingCall> p) {
-                   coordinator_.StatsAsync(
-                       [p = std::move(p), reply](Result<TransStats> stats) {
-                         p->Finish([&] {
-                           if (!stats.ok()) return ToGrpcStatus(stats.status());
-                           internal::ToProto(*stats, reply);
-                           return grpc::Status::OK;
-                         });
-                       });
-                 });
+  grpc::ServerUnaryReactor* OnStats(grpc::CallbackServerContext* context,
+                                    dtx::admin::v1::StatsReply* reply,
+                                    Seal seal) {
+    const Measure measure = Arrive(stats_);
+    if (auto refused = Refused(context, "Stats", "")) {
+      return Now(context, measure, *refused);
+    }
+    return Defer(
+        context, measure,
+        [this, reply](std::shared_ptr<PendingCall> p) {
+          coordinator_.StatsAsync(
+              [p = std::move(p), reply](Result<TransStats> stats) {
+                p->Finish([&] {
+                  if (!stats.ok()) return ToGrpcStatus(stats.status());
+                  internal::ToProto(*stats, reply);
+                  return grpc::Status::OK;
+                });
+              });
+        },
+        std::move(seal));
   }
 
-  grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* context,
-                                      const dtx::admin::v1::GidRequest* request,
-                                      Empty*) override {
+  grpc::ServerUnaryReactor* OnForceStop(
+      grpc::CallbackServerContext* context,
+      const dtx::admin::v1::GidRequest* request) {
     const Measure measure = Arrive(force_stop_);
-    if (auto refused = Unauthorized(context, "ForceStop", request->gid())) {
+    if (auto refused = Refused(context, "ForceStop", request->gid())) {
       return Now(context, measure, *refused);
     }
     return Defer(context, measure,
@@ -481,11 +708,11 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                  });
   }
 
-  grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* context,
-                                     const dtx::admin::v1::GidRequest* request,
-                                     Empty*) override {
+  grpc::ServerUnaryReactor* OnRetryNow(
+      grpc::CallbackServerContext* context,
+      const dtx::admin::v1::GidRequest* request) {
     const Measure measure = Arrive(retry_now_);
-    if (auto refused = Unauthorized(context, "RetryNow", request->gid())) {
+    if (auto refused = Refused(context, "RetryNow", request->gid())) {
       return Now(context, measure, *refused);
     }
     return Defer(context, measure,
@@ -495,11 +722,23 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
                  });
   }
 
- private:
-  // UNAUTHENTICATED when a token is set and the call does not carry it.
-  std::optional<grpc::Status> Unauthorized(grpc::CallbackServerContext* context,
-                                           const char* method,
-                                           const std::string& gid) const {
+  // PERMISSION_DENIED when the service is closed; UNAUTHENTICATED when a
+  // token is set and the call does not carry it.
+  std::optional<grpc::Status> Refused(grpc::CallbackServerContext* context,
+                                      const char* method,
+                                      const std::string& gid) const {
+    if (closed_) {
+      DTX_LOG(logger_, LogLevel::kWarn,
+              method << " gid=" << gid << " from " << context->peer()
+                     << " refused: the admin service is closed");
+      return grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          std::string("dtx-server: ") + method +
+              ": the admin service is closed: dtx-server listens beyond "
+              "loopback and no Admin.Token is set; set Admin.Token (and send "
+              "\"authorization: Bearer <token>\"), or Admin.Open: true to "
+              "open it to everyone who reaches the port (docs/security.md)");
+    }
     if (admin_token_.empty()) return std::nullopt;
     std::optional<std::string_view> authorization;
     const auto& metadata = context->client_metadata();
@@ -525,11 +764,41 @@ class AdminService final : public dtx::admin::v1::Admin::CallbackService,
   }
 
   const std::string admin_token_;
+  const bool closed_;
   const ServerMetrics::Api* const query_ = ApiOf("query");
   const ServerMetrics::Api* const list_ = ApiOf("list");
   const ServerMetrics::Api* const stats_ = ApiOf("stats");
   const ServerMetrics::Api* const force_stop_ = ApiOf("forcestop");
   const ServerMetrics::Api* const retry_now_ = ApiOf("retrynow");
+};
+
+// Server reflection on one builder's server, or none. Linking gRPC's
+// reflection library registers its plugin for every server of the process
+// (a static initializer calls InitProtoReflectionServerBuilderPlugin), so
+// a server asked for none must take it out.
+class ReflectionOption final : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool on) : on_(on) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    plugins->erase(
+        std::remove_if(plugins->begin(), plugins->end(),
+                       [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+                         return p->name() == kReflectionPlugin;
+                       }),
+        plugins->end());
+    if (on_) {
+      plugins->push_back(
+          std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
+  }
+
+ private:
+  // ProtoServerReflectionPlugin::name().
+  static constexpr std::string_view kReflectionPlugin =
+      "proto_server_reflection";
+  const bool on_;
 };
 
 Result<std::vector<std::string>> SplitEndpoints(const std::string& endpoint) {
@@ -624,13 +893,11 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   auto impl = std::make_unique<Impl>();
   impl->dtm = std::make_unique<DtmService>(coordinator, impl->calls,
                                            options.logger, options.metrics);
-  impl->admin =
-      std::make_unique<AdminService>(coordinator, impl->calls, options.logger,
-                                     options.metrics, options.admin_token);
+  impl->admin = std::make_unique<AdminService>(
+      coordinator, impl->calls, options.logger, options.metrics,
+      options.admin_token, options.admin_closed && options.admin_token.empty());
 
   if (options.health) grpc::EnableDefaultHealthCheckService(true);
-  if (options.reflection)
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   DTX_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                        internal::GrpcServerCredentials(options.tls, "DtmServer",
                                                        *options.logger));
@@ -642,6 +909,7 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
   builder.RegisterService(impl->dtm.get());
   builder.RegisterService(impl->admin.get());
+  builder.SetOption(std::make_unique<ReflectionOption>(options.reflection));
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     if (impl->server) impl->server->Shutdown();

@@ -79,6 +79,14 @@ struct EmbeddedOptions {
   // write and read answers kUnavailable. On the journal's writer thread;
   // keep it short.
   std::function<void(const Status&)> on_journal_lost;
+  // Installs the WAL index guard (dtx/storage/wal_index_guard.h) before the
+  // SQLite journal is opened: a SIGBUS from the journal's "-shm" mapping
+  // (the file truncated while in use) then loses the journal, as a deleted
+  // one is (on_journal_lost), instead of killing the process. It installs a
+  // process-wide SIGBUS handler (faults elsewhere go on to the handler that
+  // was there before), hence off by default; dtx-server turns it on. Linux
+  // only: elsewhere OpenEmbeddedCoordinator returns kUnimplemented.
+  bool guard_wal_index = false;
   // Set: the journal is in PostgreSQL instead (dtm's Store.Driver
   // postgres). Needs a dtx built with dtx::postgres (libpq found at build
   // time); without it OpenEmbeddedCoordinator returns kUnimplemented.

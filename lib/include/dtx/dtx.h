@@ -5,6 +5,7 @@
 
 #include "dtx/alert_sink.h"
 #include "dtx/branch_client.h"
+#include "dtx/branch_targets.h"
 #include "dtx/clock.h"
 #include "dtx/coordinator.h"
 #include "dtx/dtm_api.h"

@@ -12,7 +12,11 @@
 #include "dtx/core_export.h"
 #include "dtx/status.h"
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
 #include <string_view>
 
 namespace dtx {
@@ -32,6 +36,17 @@ inline constexpr std::size_t kMaxLastErrorBytes = 512;
 // custom_data): dtm's documents nest three or four levels; writing out a
 // document nested ten thousand deep would exhaust a thread's stack.
 inline constexpr int kMaxJsonDepth = 64;
+// A transaction's branch headers in all, counted as HTTP/2 counts a header
+// list (key + value + 32 bytes per header): gRPC servers refuse metadata
+// past 8 KiB by default, so a bigger set could never reach its branch.
+inline constexpr std::size_t kMaxBranchHeadersBytes = 8 * 1024;
+// Timeouts, intervals and a msg's delay: a year at most. Larger values are
+// typos, and time arithmetic in nanoseconds must not overflow.
+inline constexpr std::chrono::seconds kMaxDuration{366LL * 24 * 3600};
+// Times given in Unix milliseconds (List's created_from and created_to):
+// 9999-12-31T23:59:59.999Z at most, far inside what a time point in
+// nanoseconds holds (about the year 2262).
+inline constexpr int64_t kMaxUnixMillis = 253402300799999;
 
 // Non-empty, at most kMaxGidBytes, visible ASCII only.
 DTX_CORE_EXPORT Status ValidateGid(std::string_view gid);
@@ -41,6 +56,21 @@ DTX_CORE_EXPORT Status ValidateBranchId(std::string_view branch_id);
 DTX_CORE_EXPORT Status ValidateUrl(std::string_view url);
 // At most kMaxPayloadBytes (kResourceExhausted otherwise).
 DTX_CORE_EXPORT Status ValidatePayload(std::string_view payload);
+// A transaction's branch headers (TransOptions::branch_headers), checked at
+// Prepare and Submit: kInvalidArgument naming the key when a key is empty or
+// has a character other than letters, digits, '-', '_' and '.'; when it is
+// one that the transport owns: a "dtm-" key (dtm's metadata: dtm-gid,
+// dtm-trans_type, dtm-branch_id, dtm-op, dtm-dtm, which a branch would then
+// see twice), a "grpc-" key, a pseudo-header (":path"), a hop-by-hop header
+// (connection, keep-alive, te, transfer-encoding, upgrade, proxy-*), host or
+// content-length; when a value holds a byte outside 0x20-0x7E (except in a
+// "-bin" key); or when the headers total more than kMaxBranchHeadersBytes.
+// Keys are compared without regard to case.
+DTX_CORE_EXPORT Status
+ValidateBranchHeaders(const std::map<std::string, std::string>& headers);
+// A time in Unix milliseconds: kInvalidArgument naming `what` unless it is
+// in 0..kMaxUnixMillis.
+DTX_CORE_EXPORT Status ValidateUnixMillis(std::string_view what, int64_t ms);
 // At most kMaxTextBytes; `what` names the field in the error.
 DTX_CORE_EXPORT Status ValidateText(std::string_view what,
                                     std::string_view text);

@@ -6,6 +6,7 @@
 #ifndef DTX_OPTIONS_H_
 #define DTX_OPTIONS_H_
 
+#include "dtx/branch_targets.h"
 #include "dtx/core_export.h"
 #include "dtx/status.h"
 
@@ -63,6 +64,11 @@ struct DTX_CORE_EXPORT Options {
   // is reported, once per transaction; again at twice as many calls, four
   // times as many, and so on (docs/operations.md#alerts). At least 1.
   int64_t alert_retry_limit = 3;
+
+  // Security. Which branch URLs a transaction may name, checked at Prepare,
+  // Submit and RegisterBranch (dtx/branch_targets.h). Off by default:
+  // every URL the branch client takes is called.
+  BranchTargets branch_targets;
 
   // Performance.
   // Threads running the coordinator's io_context.

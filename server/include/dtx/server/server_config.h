@@ -14,6 +14,7 @@
 #ifndef DTX_SERVER_SERVER_CONFIG_H_
 #define DTX_SERVER_SERVER_CONFIG_H_
 
+#include "dtx/branch_targets.h"
 #include "dtx/logger.h"
 #include "dtx/result.h"
 #include "dtx/transport/tls_options.h"
@@ -70,7 +71,10 @@ struct ServerConfig {
   bool store_create = true;
   // Store.Host, Port, ...: the PostgreSQL journal.
   PostgresStoreConfig postgres;
-  // GrpcHost (dtx) / GrpcPort; 0 picks a free port.
+  // GrpcHost (dtx): the address both listeners (GrpcPort and HttpPort)
+  // bind to; 0.0.0.0 (every interface, as dtm) by default. Beyond loopback
+  // without Admin.Token the admin service is closed unless Admin.Open
+  // (docs/security.md). GrpcPort: 0 picks a free port.
   std::string grpc_host = "0.0.0.0";
   int grpc_port = 36790;
   // HttpPort (dtm's): the HTTP listener, on grpc_host too; 0 picks a free
@@ -90,10 +94,27 @@ struct ServerConfig {
   // of a branch, POST an alert to the webhook (empty: no alerts).
   int64_t alert_retry_limit = 3;
   std::string alert_webhook;
-  // Admin.Token (dtx): when set, admin operations (forceStop, retry-now,
-  // resetNextCronTime) over gRPC and HTTP need "Authorization: Bearer TOKEN".
-  // Empty: anyone who can reach the ports may run them, as in dtm.
+  // Admin.Token (dtx): when set, every call of the admin service
+  // (dtx.admin.v1.Admin: Query, List, Stats, ForceStop, RetryNow) and every
+  // admin HTTP endpoint but /api/dtmsvr/version needs "Authorization: Bearer
+  // TOKEN". dtm's own API (dtmgimp.Dtm, /api/dtmsvr/submit, ...) never does.
   std::string admin_token;
+  // Admin.Open (dtx): with no Admin.Token and GrpcHost beyond loopback, the
+  // admin service and endpoints answer PERMISSION_DENIED (403) unless this
+  // is true. Without a token on loopback they are open, as dtm's.
+  bool admin_open = false;
+  // GrpcReflection (dtx): serve gRPC server reflection (grpcurl list).
+  // Off by default: it advertises the admin service to anyone.
+  bool grpc_reflection = false;
+  // BranchTargets (dtx): the branch URLs transactions may name
+  // (dtx/branch_targets.h, docs/security.md). Always enforced by
+  // dtx-server: unix sockets and link-local or metadata addresses are
+  // refused unless listed; empty lists allow everything else.
+  BranchTargets branch_targets = [] {
+    BranchTargets t;
+    t.enforce = true;
+    return t;
+  }();
   // TLS.CertFile / TLS.KeyFile / TLS.ClientCAFile (dtx): both listeners
   // (GrpcPort and HttpPort) serve TLS with this certificate; with a client
   // CA, clients must present a certificate it signed. Unset: plaintext.

@@ -64,6 +64,13 @@ struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
   // commit per write); for comparisons only.
   std::size_t max_batch_writes = 1024;
 
+  // Send a batch's statements in libpq's pipeline mode: one round trip for
+  // a batch's statements, and one for its COMMIT. A batch in which a write
+  // does not apply (a compare-and-set that matches nothing, an SQL error)
+  // is then run again one statement at a time, so that each write gets its
+  // own answer. false: one statement at a time always; for comparisons.
+  bool pipeline = true;
+
   // Read connections kept open between reads (dtm's MaxIdleConns); more
   // are opened while more reads run at once, and closed after.
   std::size_t max_idle_readers = 4;
@@ -153,6 +160,8 @@ class DTX_POSTGRES_EXPORT PostgresJournal final : public Journal {
     uint64_t commits = 0;     // transactions committed
     uint64_t reruns = 0;      // batches run again without a failed write
     uint64_t reconnects = 0;  // writer connections opened after the first
+    uint64_t pipelined = 0;   // transactions committed from a pipeline
+    uint64_t fallbacks = 0;   // pipelined batches run again one by one
   };
   Stats stats() const;
 

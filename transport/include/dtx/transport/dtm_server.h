@@ -5,10 +5,13 @@
 //                         PrepareWorkflow, Subscribe, Unsubscribe, DeleteTopic
 //                         answer UNIMPLEMENTED.
 //   dtx.admin.v1.Admin    Query, List, Stats, ForceStop, RetryNow.
-//   grpc.health.v1.Health and server reflection.
+//   grpc.health.v1.Health, and server reflection when asked for.
 //
 // Errors as dtm maps them: FAILURE is ABORTED, ONGOING is FAILED_PRECONDITION;
-// a malformed request is INVALID_ARGUMENT and changes nothing.
+// a malformed request is INVALID_ARGUMENT and changes nothing (a request of
+// Prepare, Submit, Abort, RegisterBranch, ForceStop or RetryNow whose bytes
+// are not the method's message too, with a message saying so, where gRPC's
+// own handlers would answer UNIMPLEMENTED with none).
 //
 // Requests are answered on gRPC's callback reactors: each handler hands the
 // request to the coordinator's callback form and finishes the call when the
@@ -60,7 +63,9 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   TlsServerOptions tls;
   // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
   std::size_t max_request_bytes = 4 * 1024 * 1024;
-  bool reflection = true;
+  // gRPC server reflection (grpcurl list), for this server only. Off by
+  // default: it advertises every service, the admin service included.
+  bool reflection = false;
   bool health = true;
   // dtm's MicroService block. With driver "dtm-driver-kratos" and a
   // "discovery://<etcd hosts>/<name>" target, the server registers
@@ -75,11 +80,16 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   // replaces the other's registration).
   std::string instance_id;
   std::chrono::seconds registry_ttl{15};
-  // dtx-server's Admin.Token. When non-empty, the admin service's ForceStop
-  // and RetryNow need the call metadata "authorization: Bearer <token>"
-  // (UNAUTHENTICATED otherwise; compared in constant time); Query, List and
-  // Stats stay open. Empty: every call is open, as dtm's admin API is.
+  // dtx-server's Admin.Token. When non-empty, every call of the admin
+  // service (Query, List, Stats, ForceStop, RetryNow) needs the call
+  // metadata "authorization: Bearer <token>" (UNAUTHENTICATED otherwise;
+  // compared in constant time). dtmgimp.Dtm never needs it. Empty: the admin
+  // service is open, as dtm's admin API is, unless admin_closed.
   std::string admin_token;
+  // With no admin_token: every admin call answers PERMISSION_DENIED saying
+  // how to open it (dtx-server sets it when it listens beyond loopback
+  // without Admin.Token or Admin.Open). Ignored when admin_token is set.
+  bool admin_closed = false;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
   // Borrowed; must outlive the server. Every request of dtmgimp.Dtm and
