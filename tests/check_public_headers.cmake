@@ -6,7 +6,8 @@ file(GLOB_RECURSE headers
   "${DTX_SOURCE_DIR}/lib/include/*.h"
   "${DTX_SOURCE_DIR}/embedded/include/*.h"
   "${DTX_SOURCE_DIR}/storage/include/*.h"
-  "${DTX_SOURCE_DIR}/transport/include/*.h")
+  "${DTX_SOURCE_DIR}/transport/include/*.h"
+  "${DTX_SOURCE_DIR}/testing/include/*.h")
 set(bad "")
 foreach(h IN LISTS headers)
   file(STRINGS "${h}" lines REGEX "^[ \t]*#[ \t]*include")

@@ -55,7 +55,19 @@ std::chrono::seconds Engine::TimeoutOf(const TransProcessor& processor,
 }
 
 void Engine::Read(std::function<void()> fn) {
-  asio::post(reads, std::move(fn));
+  if (reads) {
+    asio::post(*reads, std::move(fn));
+  } else {
+    loop_queue->Post(std::move(fn));
+  }
+}
+
+void Engine::PostIo(std::function<void()> fn) {
+  if (loop_queue) {
+    loop_queue->Post(std::move(fn));
+  } else {
+    asio::post(io, std::move(fn));
+  }
 }
 
 std::shared_ptr<TransRuntime> Engine::Activate(TransWithBranches data,
@@ -74,7 +86,7 @@ std::shared_ptr<TransRuntime> Engine::Activate(TransWithBranches data,
   auto& slot = active[data.trans.gid];
   if (slot) return slot;
   slot =
-      std::make_shared<TransRuntime>(*this, std::make_shared<Serial>(io),
+      std::make_shared<TransRuntime>(*this, std::make_shared<Serial>(OnIo()),
                                      *processor, std::move(data), known_opts);
   *created = true;
   return slot;
@@ -84,7 +96,7 @@ std::shared_ptr<TransRuntime> Engine::NewRuntime(TransWithBranches data,
                                                  const TransOptions* opts) {
   const TransProcessor* processor = ProcessorFor(data.trans.trans_type);
   if (processor == nullptr) return nullptr;
-  return std::make_shared<TransRuntime>(*this, std::make_shared<Serial>(io),
+  return std::make_shared<TransRuntime>(*this, std::make_shared<Serial>(OnIo()),
                                         *processor, std::move(data), opts);
 }
 
@@ -97,7 +109,7 @@ std::shared_ptr<TransRuntime> Engine::Register(
 }
 
 Executor Engine::OnIo() {
-  return [this](std::function<void()> fn) { asio::post(io, std::move(fn)); };
+  return [this](std::function<void()> fn) { PostIo(std::move(fn)); };
 }
 
 void Engine::Forget(const TransRuntime& rt, bool finished, TimePoint next,
@@ -111,7 +123,7 @@ void Engine::Forget(const TransRuntime& rt, bool finished, TimePoint next,
     if (active.empty()) idle_cv.SignalAll();
   }
   if (!wake && alert_tracker) alert_tracker->Forget(rt.trans().gid);
-  if (wake) asio::post(sched, [this] { ArmPoll(); });
+  if (wake) sched->Post([this] { ArmPoll(); });
 }
 
 void Engine::WithRuntime(
@@ -225,7 +237,7 @@ void Engine::ResumeNow(const std::string& gid) {
 }
 
 void Engine::Poll() {
-  DTX_DCHECK(sched.running_in_this_thread());
+  DTX_DCHECK(sched->RunningHere());
   {
     MutexLock lock(&mu);
     if (stopping) return;
@@ -241,7 +253,7 @@ void Engine::Poll() {
               "scheduler: claiming due transactions: " << s);
     }
     const bool more = s.ok() && claimed == kClaimBatch;
-    asio::post(sched, [this, more] {
+    sched->Post([this, more] {
       if (more) {
         Poll();
       } else {
@@ -252,7 +264,7 @@ void Engine::Poll() {
 }
 
 void Engine::ArmPoll() {
-  DTX_DCHECK(sched.running_in_this_thread());
+  DTX_DCHECK(sched->RunningHere());
   TimePoint next;
   const TimePoint now = clock->Now();
   {
@@ -262,13 +274,30 @@ void Engine::ArmPoll() {
     if (!wakeups.empty() && wakeups.top().first < next)
       next = wakeups.top().first;
   }
+  if (loop_queue) {
+    // The loop runs it at `next` of the clock; a later arm or a disarm makes
+    // it stale.
+    const uint64_t generation = ++poll_generation;
+    loop_queue->PostAt(next, [this, generation] {
+      sched->Post([this, generation] {
+        if (generation == poll_generation) Poll();
+      });
+    });
+    return;
+  }
   auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       next - now);
   if (wait.count() < 0) wait = {};
   poll_timer.expires_after(wait);
   poll_timer.async_wait([this](const asio::error_code& ec) {
-    if (!ec) Poll();
+    if (!ec) sched->Post([this] { Poll(); });
   });
+}
+
+void Engine::DisarmPoll() {
+  DTX_DCHECK(sched->RunningHere());
+  ++poll_generation;
+  poll_timer.cancel();
 }
 
 }  // namespace internal
@@ -341,14 +370,27 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
                              },
                              std::move(cache)));
   }
-  e->work.emplace(e->io.get_executor());
-  for (std::size_t i = 0; i < raw->options.io_threads; ++i) {
-    raw->threads.emplace_back([raw] { raw->io.run(); });
+  if (deps.loop != nullptr) {
+    e->loop = deps.loop;
+    e->loop_queue = std::make_shared<internal::LoopQueue>(*deps.loop);
+  } else {
+    e->reads.emplace(Engine::kReadThreads);
   }
-  DTX_LOG(raw->logger, LogLevel::kInfo,
-          "coordinator: started as " << raw->owner << " with "
-                                     << raw->options.io_threads
-                                     << " io thread(s)");
+  e->sched = std::make_shared<internal::Serial>(e->OnIo());
+  if (e->loop == nullptr) {
+    e->work.emplace(e->io.get_executor());
+    for (std::size_t i = 0; i < raw->options.io_threads; ++i) {
+      raw->threads.emplace_back([raw] { raw->io.run(); });
+    }
+    DTX_LOG(raw->logger, LogLevel::kInfo,
+            "coordinator: started as " << raw->owner << " with "
+                                       << raw->options.io_threads
+                                       << " io thread(s)");
+  } else {
+    DTX_LOG(raw->logger, LogLevel::kInfo,
+            "coordinator: started as " << raw->owner
+                                       << " on the host's event loop");
+  }
   if (!summary.ok()) {
     DTX_LOG(raw->logger, LogLevel::kWarn,
             "coordinator: cannot count unfinished transactions: "
@@ -367,7 +409,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
                                "due (oldest created "
                             << age.count() << " s ago)");
   }
-  asio::post(raw->sched, [raw] { raw->Poll(); });
+  raw->sched->Post([raw] { raw->Poll(); });
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(e)));
 }
 
@@ -458,7 +500,7 @@ void MakeDueInJournal(Engine& c, std::string gid,
   c.journal->MakeDue(
       gid, c.clock->Now(), WriteDone(c.OnIo(), [&c, gid, reply](Status s) {
         if (s.ok()) {
-          asio::post(c.sched, [&c] { c.Poll(); });
+          c.sched->Post([&c] { c.Poll(); });
           return reply->Set(std::move(s));
         }
         if (s.code() != StatusCode::kFailedPrecondition) return reply->Set(s);
@@ -536,6 +578,12 @@ Result<TransStats> Coordinator::Stats() {
 }
 
 Status Coordinator::RunDue() {
+  if (engine_->loop != nullptr) {
+    // It would wait for closures that only the host's loop runs.
+    return FailedPreconditionError(
+        "coordinator: RunDue on a host's event loop (CoordinatorDeps::loop): "
+        "run the loop instead");
+  }
   DTX_RETURN_IF_ERROR(engine_->CheckOpen());
   for (;;) {
     std::size_t claimed = 0;
@@ -564,7 +612,7 @@ void Coordinator::Shutdown() {
     c.closing.store(true, std::memory_order_release);
   }
   DTX_LOG(c.logger, LogLevel::kInfo, "coordinator: shutting down");
-  asio::post(c.sched, [&c] { c.poll_timer.cancel(); });
+  c.sched->Post([&c] { c.DisarmPoll(); });
   c.client->Shutdown();
   // Let the writes already queued (branch results, schedules) become durable.
   WaitForWrite([&](WriteDone done) {
@@ -575,15 +623,19 @@ void Coordinator::Shutdown() {
   // dropped with the io_context's queue: a closure posted after them is
   // dequeued after them, and joining the threads below waits for any still
   // running.
-  {
+  // On a host's loop nothing runs meanwhile: what is queued is dropped with
+  // the queue, as the io_context's queue is below.
+  if (c.loop == nullptr) {
     std::promise<void> drained;
     asio::post(c.io, [&drained] { drained.set_value(); });
     drained.get_future().wait();
   }
   // Reads in progress finish; queued ones are dropped, answering their
   // callers kUnavailable.
-  c.reads.stop();
-  c.reads.join();
+  if (c.reads) {
+    c.reads->stop();
+    c.reads->join();
+  }
   c.work.reset();
   c.io.stop();
   for (auto& t : c.threads) t.join();

@@ -12,7 +12,10 @@
 // Threads: io threads run the strands and the scheduler's strand and never
 // block; the read pool runs the journal's synchronous reads (a Find for a
 // request, a claim and the loads it needs), so that no io thread waits for
-// the disk; journal and gRPC completions are posted to the strands.
+// the disk; journal and gRPC completions are posted to the strands. On a
+// host's EventLoop (CoordinatorDeps::loop) there are no threads: the strands'
+// drains and the reads are closures of the loop (through a LoopQueue), and the
+// scheduler's timer is a closure the loop runs at a time of the clock.
 
 #ifndef DTX_LIB_COORDINATOR_IMPL_H_
 #define DTX_LIB_COORDINATOR_IMPL_H_
@@ -22,6 +25,8 @@
 
 #include "alert_tracker.h"
 #include "engine_metrics.h"
+#include "loop_queue.h"
+#include "serial.h"
 #include "trans_options.h"
 #include "trans_runtime.h"
 #include "trans_type.h"
@@ -29,7 +34,6 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/strand.hpp>
 #include <asio/thread_pool.hpp>
 
 #include <atomic>
@@ -96,14 +100,15 @@ class Replies {
 // The coordinator's state and shared machinery. Thread-safe where marked
 // (mutex-guarded members); the rest is set at Open and read-only after.
 struct Engine {
-  Engine()
-      : sched(asio::make_strand(io)), poll_timer(sched), reads(kReadThreads) {}
+  Engine() : poll_timer(io) {}
   // The journal's completions use the members declared after it (mu,
   // active...): it is closed, running every completion still queued, before
   // those are destroyed.
   ~Engine() {
-    reads.stop();
-    reads.join();
+    if (reads) {
+      reads->stop();
+      reads->join();
+    }
     if (journal) journal->Close();
   }
 
@@ -129,6 +134,8 @@ struct Engine {
   // Runs closures on an io thread: for journal completions that answer a
   // caller, so that the journal's writer only hands them over.
   Executor OnIo();
+  // Posts to the io_context, or to the host's loop (CoordinatorDeps::loop).
+  void PostIo(std::function<void()> fn);
   // The runtime left memory: finished, or due again at `next`. `wake`:
   // whether this coordinator looks at it again then (not when another
   // coordinator owns it).
@@ -141,6 +148,8 @@ struct Engine {
   // host thread).
   void Poll();
   void ArmPoll();
+  // Cancels the armed poll (on sched).
+  void DisarmPoll();
   Status ClaimDueOnce(std::size_t* claimed);
   // Loads gid from the journal (on the read pool) and runs it, when not in
   // memory: a transaction this coordinator has claimed.
@@ -173,12 +182,19 @@ struct Engine {
   // Declared before the journal and client, so that their completions, run
   // while they close, can still post to it.
   asio::io_context io;
+  // Borrowed (CoordinatorDeps::loop); null: io threads and a read pool.
+  EventLoop* loop = nullptr;
+  // Set with `loop`: what io and the read pool do without threads.
+  std::shared_ptr<LoopQueue> loop_queue;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
       work;
-  asio::strand<asio::io_context::executor_type> sched;
-  asio::steady_timer poll_timer;  // on sched
+  // The scheduler's serial (set at Open).
+  std::shared_ptr<Serial> sched;
+  asio::steady_timer poll_timer;  // armed and cancelled on sched
+  // On a loop: the armed poll is the one of this generation (on sched).
+  uint64_t poll_generation = 0;
   std::vector<std::thread> threads;
-  asio::thread_pool reads;
+  std::optional<asio::thread_pool> reads;  // unset on a loop
 
   std::unique_ptr<Journal> journal;
   std::unique_ptr<BranchClient> client;

@@ -1,7 +1,5 @@
 #include "serial.h"
 
-#include <asio/post.hpp>
-
 #include <utility>
 
 namespace dtx::internal {
@@ -59,7 +57,7 @@ void Serial::Dispatch(std::function<void()> fn) {
 }
 
 void Serial::Schedule() {
-  // Abandon() runs if the io_context destroys the drain unrun.
+  // Abandon() runs if the io_context (or loop) destroys the drain unrun.
   struct Ticket {
     std::shared_ptr<Serial> serial;
     bool ran = false;
@@ -69,7 +67,7 @@ void Serial::Schedule() {
   };
   auto ticket = std::make_shared<Ticket>();
   ticket->serial = shared_from_this();
-  asio::post(io_, [ticket] {
+  post_([ticket] {
     ticket->ran = true;
     ticket->serial->Drain();
   });

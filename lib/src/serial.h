@@ -1,37 +1,42 @@
 // Serial: closures that run one at a time, in the order they were queued,
-// like an asio strand over the coordinator's io_context, with one addition:
+// like an asio strand over the coordinator's io_context (or the host's
+// EventLoop: the serial queues its drains through an Executor that posts to
+// either), with one addition:
 // a completion that arrives on a foreign thread (a gRPC callback thread) may
 // run at once on that thread when nothing of the serial is running or queued
 // (Dispatch), instead of waking an io thread to run it. On this project's
 // 2-vCPU machines a thread hop costs ~100 us at one transaction in flight,
 // more than the branch call itself (docs/architecture.md, "Thread hops").
 //
-//   auto serial = std::make_shared<Serial>(io);
+//   auto serial = std::make_shared<Serial>(engine.post);
 //   serial->Post([] { ... });      // on an io thread, after what is queued
 //   serial->Dispatch([] { ... });  // here if idle, else like Post
 //
-// A closure still queued when the io_context is destroyed without running it
-// is destroyed with it (as asio destroys a strand's handlers), so closures
-// that hold the serial's owner cannot keep it alive in a cycle.
+// A closure still queued when the io_context (or the executor's queue) is
+// destroyed without running it is destroyed with it (as asio destroys a
+// strand's handlers), so closures that hold the serial's owner cannot keep it
+// alive in a cycle.
 //
 // Thread safety: thread-safe.
 
 #ifndef DTX_LIB_SERIAL_H_
 #define DTX_LIB_SERIAL_H_
 
+#include "dtx/executor.h"
 #include "dtx/internal/mutex.h"
-
-#include <asio/io_context.hpp>
 
 #include <deque>
 #include <functional>
 #include <memory>
+#include <utility>
 
 namespace dtx::internal {
 
 class Serial : public std::enable_shared_from_this<Serial> {
  public:
-  explicit Serial(asio::io_context& io) : io_(io) {}
+  // `post` queues a closure on an io thread (or the host's loop); whatever
+  // it queues must outlive the serial or destroy the closure unrun.
+  explicit Serial(Executor post) : post_(std::move(post)) {}
   Serial(const Serial&) = delete;
   Serial& operator=(const Serial&) = delete;
 
@@ -58,7 +63,7 @@ class Serial : public std::enable_shared_from_this<Serial> {
   void Abandon() DTX_EXCLUDES(mu_);
   void RunOne(std::function<void()>& fn);
 
-  asio::io_context& io_;
+  Executor post_;
   Mutex mu_;
   std::deque<std::function<void()>> queue_ DTX_GUARDED_BY(mu_);
   // A closure of this serial is running, or a drain is scheduled.

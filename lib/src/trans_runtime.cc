@@ -26,7 +26,10 @@
 // Durability (docs/architecture.md): a status change is a compare-and-set in
 // the journal, and kDeciding holds every call back until it is durable.
 // Branch results are written lazily: losing one means the branch is called
-// again, which the barrier makes harmless. A runtime leaves memory only when
+// again, which the barrier makes harmless, except where a later call depends
+// on it: a saga action starts only once the success of the actions before it
+// is durable (durable()), because a rollback compensates only the steps
+// that the journal says could have run. A runtime leaves memory only when
 // no call and no write of its own is outstanding.
 
 #include "trans_runtime.h"
@@ -481,12 +484,29 @@ void TransRuntime::RecordBranch(std::size_t index, BranchStatus status) {
     b.last_error = attempt->error;
   }
   unsaved_.push_back({b.branch_id, b.op, status, std::move(attempt)});
+  if (recorded_.size() <= index) {
+    recorded_.resize(index + 1, 0);
+    saved_.resize(index + 1, 0);
+  }
+  unsaved_marks_.emplace_back(index, ++recorded_[index]);
+}
+
+bool TransRuntime::durable(std::size_t index) const {
+  return index >= recorded_.size() || recorded_[index] == saved_[index];
+}
+
+void TransRuntime::MarkSaved(const std::vector<SavedMark>& marks) {
+  for (const auto& [index, count] : marks) {
+    if (index < saved_.size() && saved_[index] < count) saved_[index] = count;
+  }
 }
 
 void TransRuntime::FlushBranches() {
   if (unsaved_.empty()) return;
   std::vector<BranchUpdate> updates;
   updates.swap(unsaved_);
+  std::vector<SavedMark> marks;
+  marks.swap(unsaved_marks_);
   ++pending_writes_;
   BranchResults results;
   results.gid = trans_.gid;
@@ -494,9 +514,15 @@ void TransRuntime::FlushBranches() {
   results.updates = std::move(updates);
   results.fence = WriteFence();
   engine_.journal->UpdateBranches(
-      std::move(results), OnStrand([this](Status s) {
+      std::move(results), OnStrand([this, marks](Status s) {
         --pending_writes_;
-        if (!s.ok() && !Fenced(s)) {
+        if (s.ok()) {
+          // Calls that waited for these results to be durable may start.
+          MarkSaved(marks);
+          Advance();
+          return;
+        }
+        if (!Fenced(s)) {
           DTX_LOG(engine_.logger, LogLevel::kWarn,
                   "gid=" << trans_.gid << ": branch results not recorded (" << s
                          << "); those branches will be called again");
@@ -573,6 +599,8 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
   // is written with the decision it caused, atomically.
   if (attempt_) RecordBranch(attempt_index_, branches_[attempt_index_].status);
   change.branch_updates.swap(unsaved_);
+  std::vector<SavedMark> marks;
+  marks.swap(unsaved_marks_);
   processor_.OnDecide(*this, change);
   if (!IsFinished(to)) {
     ResetInterval();
@@ -602,8 +630,9 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
                    << (reason.empty() ? "" : " reason: ") << reason);
     ++pending_writes_;
     engine_.journal->ChangeStatus(
-        std::move(change), OnStrand([this, from, to](Status s) {
+        std::move(change), OnStrand([this, from, to, marks](Status s) {
           --pending_writes_;
+          if (s.ok()) MarkSaved(marks);
           if (!s.ok() && !Fenced(s)) {
             DTX_LOG(engine_.logger, LogLevel::kError,
                     "gid=" << trans_.gid << " " << ToString(from) << " -> "
@@ -617,9 +646,10 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
   phase_ = Phase::kDeciding;
   ++pending_writes_;
   engine_.journal->ChangeStatus(
-      std::move(change),
-      OnStrand([this, from, to, reason, on_durable, next_cron](Status s) {
+      std::move(change), OnStrand([this, from, to, reason, on_durable,
+                                   next_cron, marks](Status s) {
         --pending_writes_;
+        if (s.ok()) MarkSaved(marks);
         if (s.ok() && next_cron) {
           trans_.next_cron_time = *next_cron;
           trans_.next_cron_interval = interval_;
@@ -672,6 +702,8 @@ void TransRuntime::OnDecided(TransStatus from, TransStatus to,
             rt.trans_.fence = fresh->trans.fence;
             rt.branches_ = std::move(fresh->branches);
             rt.progress_.assign(rt.branches_.size(), Progress::kIdle);
+            rt.recorded_.clear();  // the journal's statuses, durable
+            rt.saved_.clear();
             rt.Decide(to, reason, on_durable);
             return;
           }
@@ -696,7 +728,10 @@ void TransRuntime::MaybeEvict() {
   // shared journal, owned by another that this one only answered a request
   // for. It leaves memory writing nothing more.
   const bool hands_off = this->hands_off();
-  if (hands_off) unsaved_.clear();
+  if (hands_off) {
+    unsaved_.clear();
+    unsaved_marks_.clear();
+  }
   if (!unsaved_.empty()) {
     FlushBranches();  // eviction continues once they are written
     return;

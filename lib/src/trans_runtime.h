@@ -106,6 +106,11 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
     return progress_[index] == Progress::kIdle;
   }
   bool any_in_flight() const;
+  // Whether branch `index`'s status in memory is the journal's: no result of
+  // it waits to be written or is being written. A saga calls an action only
+  // once the success of the actions it depends on is durable
+  // (trans_type_saga.cc).
+  bool durable(std::size_t index) const;
   // Whether this coordinator owns the transaction (journal.h, Fence): it
   // admitted or claimed it, or a decision of its took it over.
   bool owned() const;
@@ -201,6 +206,15 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // Branch results not yet handed to the journal: written with the next
   // decision, before the next real call, or before eviction.
   std::vector<BranchUpdate> unsaved_;
+  // Per branch, the results recorded (a count) and the last of them known
+  // to be written, for durable(); empty or short: nothing recorded since
+  // the branches were read. With each entry of unsaved_, its branch's index
+  // and count.
+  std::vector<uint64_t> recorded_;
+  std::vector<uint64_t> saved_;
+  using SavedMark = std::pair<std::size_t, uint64_t>;
+  std::vector<SavedMark> unsaved_marks_;
+  void MarkSaved(const std::vector<SavedMark>& marks);
   // The call whose result is being taken (OnBranchResult): recorded with
   // the status the processor sets for that branch, or on its own.
   std::optional<BranchAttempt> attempt_;

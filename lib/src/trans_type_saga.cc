@@ -9,6 +9,11 @@
 // may have run even though no answer was recorded (a crash, a timeout). An
 // action whose prerequisites never succeeded cannot have been called and is
 // not compensated. The barrier makes compensating a never-run action a no-op.
+// For "never succeeded" to hold after a crash or a lost write, an action
+// is called only once the success of its prerequisites is durable: were it
+// called while that success was still being written, and the write lost,
+// the journal would say that it could not have run, and a rollback would
+// not compensate it (found by the simulation, docs/testing.md).
 //
 // Admission: a saga is created whole by Submit (no prepare phase); its
 // custom data ({"orders":...,"concurrent":true}) is checked then. It times
@@ -110,17 +115,21 @@ class Saga final : public TransProcessor {
     return rt.branches()[2 * s + 1];
   }
 
-  static bool Startable(const TransRuntime& rt, std::size_t s) {
+  // Whether step s's prerequisites succeeded; `durably`: and the journal
+  // says so (before a call), else as memory knows it (what may have run).
+  static bool Startable(const TransRuntime& rt, std::size_t s, bool durably) {
+    auto succeeded = [&rt, durably](std::size_t p) {
+      return ActionOf(rt, p).status == BranchStatus::kSucceed &&
+             (!durably || rt.durable(2 * p + 1));
+    };
     const SagaCustom& custom = rt.mode_state<SagaState>().custom;
     if (custom.concurrent) {
       for (int p : custom.orders[s]) {
-        if (ActionOf(rt, static_cast<std::size_t>(p)).status !=
-            BranchStatus::kSucceed)
-          return false;
+        if (!succeeded(static_cast<std::size_t>(p))) return false;
       }
       return true;
     }
-    return s == 0 || ActionOf(rt, s - 1).status == BranchStatus::kSucceed;
+    return s == 0 || succeeded(s - 1);
   }
 
   static void Forward(TransRuntime& rt) {
@@ -148,8 +157,11 @@ class Saga final : public TransProcessor {
     }
     for (std::size_t s = 0; s < steps; ++s) {
       const std::size_t a = 2 * s + 1;
+      // An empty URL is no call: nothing can have run that a lost success
+      // would hide, so it need not wait for durability.
+      const bool durably = !ActionOf(rt, s).url.empty();
       if (ActionOf(rt, s).status == BranchStatus::kPrepared && rt.callable(a) &&
-          Startable(rt, s)) {
+          Startable(rt, s, durably)) {
         rt.CallBranch(a);
       }
     }
@@ -163,7 +175,8 @@ class Saga final : public TransProcessor {
     bool all_done = true;
     for (std::size_t s = 0; s < steps; ++s) {
       const bool needs = ActionOf(rt, s).status != BranchStatus::kPrepared ||
-                         rt.in_flight(2 * s + 1) || Startable(rt, s);
+                         rt.in_flight(2 * s + 1) ||
+                         Startable(rt, s, /*durably=*/false);
       done[s] = !needs || br[2 * s].status == BranchStatus::kSucceed;
       all_done = all_done && done[s];
     }

@@ -31,6 +31,12 @@ if(NOT last_output MATCHES "^dtx [0-9]+\\.[0-9]+\\.[0-9]+: [2-9A-HJ-NP-Za-km-z]+
 endif()
 message(STATUS "consumer: ${last_output}")
 
+run("${DTX_WORK_DIR}/build/consumer_simulation")
+if(NOT last_output MATCHES "^simulation: t1 failed, compensated 2 of 2 steps")
+  message(FATAL_ERROR "unexpected consumer_simulation output: ${last_output}")
+endif()
+message(STATUS "consumer: ${last_output}")
+
 # Built when the package has dtx::postgres.
 if(EXISTS "${DTX_WORK_DIR}/build/consumer_postgres")
   run("${DTX_WORK_DIR}/build/consumer_postgres")

@@ -2,6 +2,7 @@
 // §2.9), against real branch services.
 
 #include "coordinator_test_util.h"
+#include "gated_journal.h"
 
 #include <gmock/gmock.h>
 
@@ -165,6 +166,32 @@ TEST_F(SagaTest, TimeoutToFailRollsBack) {
   // The ongoing action may have run: it is compensated too.
   EXPECT_EQ(busi_->CallCount("/busi.Busi/TransInRevert"), 1u);
   EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOutRevert"), 1u);
+}
+
+// Found by the simulation (docs/testing.md): TransIn was called while
+// TransOut's success was still being written; that write failed, the journal
+// said TransIn could not have run, and the rollback at the timeout left it
+// uncompensated. An action now waits until the success before it is durable.
+TEST_F(SagaTest, AnActionWaitsUntilTheSuccessBeforeItIsDurable) {
+  GatedJournal* gated = nullptr;
+  wrap_journal_ = [&gated](std::unique_ptr<Journal> j) {
+    auto g = std::make_unique<GatedJournal>(std::move(j));
+    gated = g.get();
+    return std::unique_ptr<Journal>(std::move(g));
+  };
+  Reopen();
+  ASSERT_NE(gated, nullptr);
+  gated->fail_update_branches = 1;  // TransOut's success is not recorded
+  ASSERT_OK(TwoSteps("saga-lost-write").TimeoutToFail(seconds(15)).Submit());
+  dtm_->WaitIdle();
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 1u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"), 0u)
+      << "TransIn was called before TransOut's success was durable";
+  Later(seconds(16));  // timed out: rolled back from what the journal holds
+  EXPECT_EQ(Global("saga-lost-write").status, TransStatus::kFailed);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOutRevert"), 1u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"),
+            busi_->CallCount("/busi.Busi/TransInRevert"));
 }
 
 TEST_F(SagaTest, RetryLimitRollsBackAndSurvivesRestart) {

@@ -2,6 +2,7 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -13,9 +14,14 @@
 namespace dtx::internal {
 namespace {
 
+// What the coordinator's engine gives its serials: a post to its io_context.
+Executor OnIo(asio::io_context& io) {
+  return [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); };
+}
+
 TEST(SerialTest, PostRunsInOrderOnTheIoThreadNeverInline) {
   asio::io_context io;
-  auto serial = std::make_shared<Serial>(io);
+  auto serial = std::make_shared<Serial>(OnIo(io));
   std::vector<int> order;
   for (int i = 0; i < 100; ++i) {
     serial->Post([&order, i, serial] {
@@ -32,7 +38,7 @@ TEST(SerialTest, PostRunsInOrderOnTheIoThreadNeverInline) {
 
 TEST(SerialTest, DispatchRunsInlineWhenIdle) {
   asio::io_context io;
-  auto serial = std::make_shared<Serial>(io);
+  auto serial = std::make_shared<Serial>(OnIo(io));
   bool ran = false;
   serial->Dispatch([&] {
     EXPECT_TRUE(serial->RunningHere());
@@ -44,7 +50,7 @@ TEST(SerialTest, DispatchRunsInlineWhenIdle) {
 
 TEST(SerialTest, DispatchQueuesBehindPendingWork) {
   asio::io_context io;
-  auto serial = std::make_shared<Serial>(io);
+  auto serial = std::make_shared<Serial>(OnIo(io));
   std::vector<int> order;
   serial->Post([&] { order.push_back(1); });
   serial->Dispatch([&] { order.push_back(2); });
@@ -55,8 +61,8 @@ TEST(SerialTest, DispatchQueuesBehindPendingWork) {
 
 TEST(SerialTest, DispatchInsideAClosureDoesNotNest) {
   asio::io_context io;
-  auto a = std::make_shared<Serial>(io);
-  auto b = std::make_shared<Serial>(io);
+  auto a = std::make_shared<Serial>(OnIo(io));
+  auto b = std::make_shared<Serial>(OnIo(io));
   std::vector<int> order;
   a->Dispatch([&] {
     // Inside a's closure: b's closure is queued, not run on this stack.
@@ -70,7 +76,7 @@ TEST(SerialTest, DispatchInsideAClosureDoesNotNest) {
 
 TEST(SerialTest, WorkQueuedDuringAnInlineRunGoesToTheIoThread) {
   asio::io_context io;
-  auto serial = std::make_shared<Serial>(io);
+  auto serial = std::make_shared<Serial>(OnIo(io));
   std::vector<int> order;
   serial->Dispatch([&] {
     serial->Post([&] { order.push_back(2); });
@@ -86,7 +92,7 @@ TEST(SerialTest, ClosuresNeverOverlapAcrossThreads) {
   auto work = asio::make_work_guard(io);
   std::vector<std::thread> io_threads;
   for (int i = 0; i < 2; ++i) io_threads.emplace_back([&] { io.run(); });
-  auto serial = std::make_shared<Serial>(io);
+  auto serial = std::make_shared<Serial>(OnIo(io));
   std::atomic<int> inside{0};
   std::atomic<int> overlaps{0};
   int count = 0;  // touched only inside the serial
@@ -127,7 +133,7 @@ TEST(SerialTest, ClosuresLeftWhenTheIoContextGoesAreDestroyed) {
   {
     asio::io_context io;
     auto owner = std::make_shared<Owner>();
-    owner->serial = std::make_shared<Serial>(io);
+    owner->serial = std::make_shared<Serial>(OnIo(io));
     watch = owner;
     owner->serial->Post([owner] {});
     owner.reset();

@@ -38,6 +38,15 @@ void GatedJournal::ChangeStatus(StatusChange change, WriteDone done) {
 }
 
 void GatedJournal::UpdateBranches(BranchResults results, WriteDone done) {
+  if (fail_update_branches.fetch_sub(1) > 0) {
+    // Answered from the journal's side, as a failed batch would be: through
+    // a Flush, so that the completion does not run on the caller's thread.
+    inner_->Flush([done = std::move(done)](Status) mutable {
+      std::move(done)(UnavailableError("gated journal: injected i/o error"));
+    });
+    return;
+  }
+  fail_update_branches.fetch_add(1);
   inner_->UpdateBranches(std::move(results), std::move(done));
 }
 

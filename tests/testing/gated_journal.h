@@ -10,7 +10,9 @@
 //   gated->completion_gate.set_value();
 //
 // Each gate holds one SaveNew (the first after it is armed) and each promise
-// can be used once. Every other call goes straight to the wrapped journal.
+// can be used once. fail_update_branches fails the next UpdateBranches
+// writes (kUnavailable, nothing written), as an i/o error would. Every other
+// call goes straight to the wrapped journal.
 //
 // Thread safety: as the wrapped journal; the gates are for one test thread.
 
@@ -39,6 +41,8 @@ class GatedJournal final : public Journal {
   std::atomic<bool> hold_queue{false}, hold_completion{false};
   // Set when a SaveNew reaches an armed gate.
   std::promise<void> reached;
+  // The next this many UpdateBranches fail with kUnavailable.
+  std::atomic<int> fail_update_branches{0};
 
   void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
                WriteDone done) override;

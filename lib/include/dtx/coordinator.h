@@ -31,6 +31,7 @@
 #include "dtx/clock.h"
 #include "dtx/core_export.h"
 #include "dtx/dtm_api.h"
+#include "dtx/event_loop.h"
 #include "dtx/id_generator.h"
 #include "dtx/journal.h"
 #include "dtx/logger.h"
@@ -67,6 +68,18 @@ struct CoordinatorDeps {
   // Borrowed; must outlive the coordinator. Branches that keep failing are
   // reported to it (Options::alert_retry_limit). Null: no alerts.
   AlertSink* alerts = nullptr;
+  // Borrowed; must outlive the coordinator. Set: the coordinator starts no
+  // thread (Options::io_threads is ignored) and runs every step as a closure
+  // of this loop, on the thread that drives it; its scheduler waits by
+  // queuing a closure for a time of `clock` (dtx/event_loop.h). For
+  // deterministic simulation (dtx/testing/simulation.h, docs/testing.md).
+  // The journal's Claim and Flush are then waited for on that thread: the
+  // journal completes them on a thread of its own or before returning.
+  // RunDue then answers kFailedPrecondition; WaitIdle and the blocking
+  // DtmApi forms would wait for the loop and must not be called on its
+  // thread.
+  // Null: io_threads threads and a read pool.
+  EventLoop* loop = nullptr;
 };
 
 class DTX_CORE_EXPORT Coordinator final : public DtmApi {

@@ -9,6 +9,7 @@
 #include "dtx/clock.h"
 #include "dtx/coordinator.h"
 #include "dtx/dtm_api.h"
+#include "dtx/event_loop.h"
 #include "dtx/id_generator.h"
 #include "dtx/journal.h"
 #include "dtx/limits.h"
