@@ -108,7 +108,7 @@ Status ValidateUnixMillis(std::string_view what, int64_t ms) {
   return InvalidArgumentError(std::string(what) + " " + std::to_string(ms) +
                               " is outside 0.." +
                               std::to_string(kMaxUnixMillis) +
-                              " (Unix milliseconds up to the year 9999)");
+                              " (Unix milliseconds before the year 2200)");
 }
 
 Status ValidateGid(std::string_view gid) {

@@ -73,9 +73,10 @@ TEST(LimitsTest, BranchHeadersAreLimitedInAll) {
                    .ok());
 }
 
-TEST(LimitsTest, UnixMillisUpToTheYear9999) {
+TEST(LimitsTest, UnixMillisBeforeTheYear2200) {
   EXPECT_TRUE(ValidateUnixMillis("t", 0).ok());
   EXPECT_TRUE(ValidateUnixMillis("t", kMaxUnixMillis).ok());
+  EXPECT_FALSE(ValidateUnixMillis("t", kMaxUnixMillis + 1).ok());
   EXPECT_EQ(ValidateUnixMillis("created_from_ms", INT64_MAX).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateUnixMillis("t", -1).code(), StatusCode::kInvalidArgument);

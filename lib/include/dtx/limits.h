@@ -9,6 +9,7 @@
 #ifndef DTX_LIMITS_H_
 #define DTX_LIMITS_H_
 
+#include "dtx/clock.h"
 #include "dtx/core_export.h"
 #include "dtx/status.h"
 
@@ -43,10 +44,9 @@ inline constexpr std::size_t kMaxBranchHeadersBytes = 8 * 1024;
 // Timeouts, intervals and a msg's delay: a year at most. Larger values are
 // typos, and time arithmetic in nanoseconds must not overflow.
 inline constexpr std::chrono::seconds kMaxDuration{366LL * 24 * 3600};
-// Times given in Unix milliseconds (List's created_from and created_to):
-// 9999-12-31T23:59:59.999Z at most, far inside what a time point in
-// nanoseconds holds (about the year 2262).
-inline constexpr int64_t kMaxUnixMillis = 253402300799999;
+// Times given in Unix milliseconds (List's created_from and created_to) are
+// checked against kMaxUnixMillis (dtx/clock.h: 2200-01-01, inside what a
+// time point in nanoseconds holds).
 
 // Non-empty, at most kMaxGidBytes, visible ASCII only.
 DTX_CORE_EXPORT Status ValidateGid(std::string_view gid);
