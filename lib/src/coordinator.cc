@@ -25,6 +25,8 @@ namespace internal {
 namespace {
 
 constexpr std::size_t kClaimBatch = 64;
+// Rows a retention step looks at (one journal write each).
+constexpr std::size_t kRetentionStep = 1000;
 
 }  // namespace
 
@@ -300,6 +302,78 @@ void Engine::DisarmPoll() {
   poll_timer.cancel();
 }
 
+bool Engine::RetentionOn() const {
+  return options.finished_data_expire.count() > 0 ||
+         options.data_expire.count() > 0;
+}
+
+PurgeRequest Engine::RetentionStep(TimePoint now, int64_t after_id) const {
+  PurgeRequest r;
+  if (options.finished_data_expire.count() > 0)
+    r.finished_before = now - options.finished_data_expire;
+  if (options.data_expire.count() > 0)
+    r.created_before = now - options.data_expire;
+  r.after_id = after_id;
+  r.scan_limit = kRetentionStep;
+  return r;
+}
+
+void Engine::RunRetention(TimePoint now, int64_t after_id,
+                          std::size_t removed) {
+  DTX_DCHECK(sched->RunningHere());
+  {
+    MutexLock lock(&mu);
+    if (stopping) return;
+  }
+  journal->PurgeFinished(
+      RetentionStep(now, after_id),
+      PurgeDone(
+          [this](std::function<void()> fn) { sched->Post(std::move(fn)); },
+          [this, now, removed](Result<PurgeResult> r) {
+            if (!r.ok()) {
+              if (r.status().code() != StatusCode::kUnimplemented) {
+                DTX_LOG(logger, LogLevel::kWarn,
+                        "retention: " << r.status() << "; tried again in "
+                                      << options.retention_interval.count()
+                                      << " s");
+              }
+              return ArmRetention();
+            }
+            const std::size_t total = removed + r->removed;
+            if (r->more) return RunRetention(now, r->next_after_id, total);
+            if (total > 0) {
+              DTX_LOG(logger, LogLevel::kInfo,
+                      "retention: removed " << total
+                                            << " finished transaction(s)");
+            }
+            ArmRetention();
+          }));
+}
+
+void Engine::ArmRetention() {
+  DTX_DCHECK(sched->RunningHere());
+  {
+    MutexLock lock(&mu);
+    if (stopping) return;
+  }
+  const uint64_t generation = ++retention_generation;
+  auto run = [this, generation] {
+    sched->Post([this, generation] {
+      if (generation == retention_generation)
+        RunRetention(clock->Now(), 0, 0);
+    });
+  };
+  if (loop_queue) {
+    loop_queue->PostAt(clock->Now() + options.retention_interval,
+                       std::move(run));
+    return;
+  }
+  retention_timer.expires_after(options.retention_interval);
+  retention_timer.async_wait([run](const asio::error_code& ec) {
+    if (!ec) run();
+  });
+}
+
 }  // namespace internal
 
 namespace {
@@ -410,6 +484,26 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
                             << age.count() << " s ago)");
   }
   raw->sched->Post([raw] { raw->Poll(); });
+  if (raw->RetentionOn()) {
+    DTX_LOG(raw->logger, LogLevel::kInfo,
+            "coordinator: finished transactions are removed "
+                << (raw->options.finished_data_expire.count() > 0
+                        ? std::to_string(
+                              raw->options.finished_data_expire.count()) +
+                              " s after their end"
+                        : std::string())
+                << (raw->options.finished_data_expire.count() > 0 &&
+                            raw->options.data_expire.count() > 0
+                        ? " or "
+                        : "")
+                << (raw->options.data_expire.count() > 0
+                        ? std::to_string(raw->options.data_expire.count()) +
+                              " s after their creation"
+                        : std::string())
+                << " (Store.FinishedDataExpire, Store.DataExpire)");
+    raw->sched->Post(
+        [raw] { raw->RunRetention(raw->clock->Now(), 0, 0); });
+  }
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(e)));
 }
 
@@ -594,6 +688,27 @@ Status Coordinator::RunDue() {
   return Status::Ok();
 }
 
+Result<std::size_t> Coordinator::PurgeFinished() {
+  Engine& c = *engine_;
+  if (c.loop != nullptr) {
+    return FailedPreconditionError(
+        "coordinator: PurgeFinished on a host's event loop "
+        "(CoordinatorDeps::loop): retention runs on the loop by itself");
+  }
+  DTX_RETURN_IF_ERROR(c.CheckOpen());
+  if (!c.RetentionOn()) return std::size_t{0};
+  const TimePoint now = c.clock->Now();
+  std::size_t removed = 0;
+  int64_t after = 0;
+  for (;;) {
+    DTX_ASSIGN_OR_RETURN(PurgeResult r,
+                         WaitForPurge(*c.journal, c.RetentionStep(now, after)));
+    removed += r.removed;
+    if (!r.more) return removed;
+    after = r.next_after_id;
+  }
+}
+
 void Coordinator::WaitIdle() {
   Engine& c = *engine_;
   internal::MutexLock lock(&c.mu);
@@ -612,7 +727,11 @@ void Coordinator::Shutdown() {
     c.closing.store(true, std::memory_order_release);
   }
   DTX_LOG(c.logger, LogLevel::kInfo, "coordinator: shutting down");
-  c.sched->Post([&c] { c.DisarmPoll(); });
+  c.sched->Post([&c] {
+    c.DisarmPoll();
+    ++c.retention_generation;
+    c.retention_timer.cancel();
+  });
   c.client->Shutdown();
   // Let the writes already queued (branch results, schedules) become durable.
   WaitForWrite([&](WriteDone done) {

@@ -100,7 +100,7 @@ class Replies {
 // The coordinator's state and shared machinery. Thread-safe where marked
 // (mutex-guarded members); the rest is set at Open and read-only after.
 struct Engine {
-  Engine() : poll_timer(io) {}
+  Engine() : poll_timer(io), retention_timer(io) {}
   // The journal's completions use the members declared after it (mu,
   // active...): it is closed, running every completion still queued, before
   // those are destroyed.
@@ -151,6 +151,13 @@ struct Engine {
   // Cancels the armed poll (on sched).
   void DisarmPoll();
   Status ClaimDueOnce(std::size_t* claimed);
+  // Retention (Options::finished_data_expire): whether a rule is on, the
+  // request of a step at `now`, one run in steps (on sched, each step a
+  // journal write; the next armed at the end), and its timer.
+  bool RetentionOn() const;
+  PurgeRequest RetentionStep(TimePoint now, int64_t after_id) const;
+  void RunRetention(TimePoint now, int64_t after_id, std::size_t removed);
+  void ArmRetention();
   // Loads gid from the journal (on the read pool) and runs it, when not in
   // memory: a transaction this coordinator has claimed.
   void Resume(const std::string& gid);
@@ -193,6 +200,9 @@ struct Engine {
   asio::steady_timer poll_timer;  // armed and cancelled on sched
   // On a loop: the armed poll is the one of this generation (on sched).
   uint64_t poll_generation = 0;
+  asio::steady_timer retention_timer;  // armed and cancelled on sched
+  // The armed retention run is the one of this generation (on sched).
+  uint64_t retention_generation = 0;
   std::vector<std::thread> threads;
   std::optional<asio::thread_pool> reads;  // unset on a loop
 

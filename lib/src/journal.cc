@@ -36,4 +36,19 @@ Result<std::vector<GlobalTrans>> WaitForClaim(Journal& journal,
   return future.get();
 }
 
+void Journal::PurgeFinished(PurgeRequest, PurgeDone done) {
+  std::move(done)(
+      UnimplementedError("journal: this journal does not remove finished "
+                         "transactions"));
+}
+
+Result<PurgeResult> WaitForPurge(Journal& journal, PurgeRequest request) {
+  auto promise = std::make_shared<std::promise<Result<PurgeResult>>>();
+  auto future = promise->get_future();
+  journal.PurgeFinished(std::move(request), [promise](Result<PurgeResult> r) {
+    promise->set_value(std::move(r));
+  });
+  return future.get();
+}
+
 }  // namespace dtx

@@ -40,6 +40,15 @@ Status Options::Validate() const {
   if (request_timeout.count() <= 0) {
     return InvalidArgumentError("options: request_timeout must be positive");
   }
+  if (finished_data_expire.count() < 0 || data_expire.count() < 0) {
+    return InvalidArgumentError(
+        "options: finished_data_expire and data_expire must not be negative "
+        "(0 keeps finished transactions)");
+  }
+  if (retention_interval.count() <= 0) {
+    return InvalidArgumentError(
+        "options: retention_interval must be positive");
+  }
   if (cron_interval.count() <= 0) {
     return InvalidArgumentError("options: cron_interval must be positive");
   }

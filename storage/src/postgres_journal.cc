@@ -312,6 +312,10 @@ void PostgresJournal::Claim(ClaimRequest request, ClaimDone done) {
       internal::MakePgClaim(std::move(request), std::move(done)));
 }
 
+void PostgresJournal::PurgeFinished(PurgeRequest request, PurgeDone done) {
+  impl_->writer->Enqueue(internal::MakePgPurge(request, std::move(done)));
+}
+
 void PostgresJournal::Flush(WriteDone done) {
   impl_->writer->Enqueue(internal::MakePgFlush(std::move(done)));
 }

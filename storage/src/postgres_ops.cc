@@ -651,6 +651,64 @@ class ClaimOp final : public PgWriteOp {
   std::vector<GlobalTrans> claimed_;
 };
 
+// One step of retention in one statement: the scan of up to scan_limit rows
+// by id, the removal of the finished ones old enough and of their branch
+// rows, and what the scan saw.
+class PurgeOp final : public PgWriteOp {
+ public:
+  PurgeOp(PurgeRequest request, PurgeDone done)
+      : request_(request), done_(std::move(done)) {}
+
+  std::vector<PgStatement> Statements(int64_t) override {
+    result_ = PurgeResult{};
+    result_.next_after_id = request_.after_id;
+    const int64_t finished_before = ToUnixMillis(request_.finished_before);
+    const int64_t created_before = ToUnixMillis(request_.created_before);
+    std::vector<PgStatement> out(1);
+    out[0].params.Int(request_.after_id)
+        .Int(static_cast<int64_t>(request_.scan_limit))
+        .Int(finished_before)
+        .Int(created_before)
+        .Int(std::max(finished_before, created_before));
+    out[0].sql = R"sql(
+WITH s AS (
+  SELECT id, status, create_time, update_time FROM trans_global
+  WHERE id > $1 ORDER BY id LIMIT $2),
+g AS (
+  DELETE FROM trans_global t USING s
+  WHERE t.id = s.id AND s.status IN ('succeed', 'failed')
+    AND (s.update_time < $3 OR s.create_time < $4)
+  RETURNING t.id),
+b AS (DELETE FROM trans_branch_op WHERE trans_id IN (SELECT id FROM g))
+SELECT (SELECT count(*) FROM s), (SELECT COALESCE(max(id), $1) FROM s),
+  (SELECT count(*) FROM g), (SELECT count(*) FROM s WHERE create_time >= $5))sql";
+    out[0].context = "retention";
+    return out;
+  }
+
+  Status Check(std::size_t, const PgResult& r, PgConn*) override {
+    result_.scanned = static_cast<std::size_t>(r.Int(0, 0));
+    result_.next_after_id = r.Int(0, 1);
+    result_.removed = static_cast<std::size_t>(r.Int(0, 2));
+    result_.more =
+        r.Int(0, 3) == 0 && result_.scanned == request_.scan_limit;
+    return Status::Ok();
+  }
+
+  void Complete(Status status) override {
+    if (status.ok()) {
+      std::move(done_)(result_);
+    } else {
+      std::move(done_)(std::move(status));
+    }
+  }
+
+ private:
+  PurgeRequest request_;
+  PurgeDone done_;
+  PurgeResult result_;
+};
+
 class NoStoreOp final : public SimpleOp {
  public:
   NoStoreOp(Status status, WriteDone done)
@@ -664,6 +722,11 @@ class NoStoreOp final : public SimpleOp {
 };
 
 }  // namespace
+
+std::unique_ptr<PgWriteOp> MakePgPurge(PurgeRequest request, PurgeDone done) {
+  if (request.scan_limit == 0) request.scan_limit = 1;
+  return std::make_unique<PurgeOp>(request, std::move(done));
+}
 
 Status PgWriteOp::Apply(PgConn& conn, int64_t now_ms) {
   std::vector<PgStatement> statements = Statements(now_ms);

@@ -96,6 +96,7 @@ std::unique_ptr<PgWriteOp> MakePgTouchCron(CronUpdate update, WriteDone done);
 std::unique_ptr<PgWriteOp> MakePgMakeDue(std::string gid, TimePoint now,
                                          WriteDone done);
 std::unique_ptr<PgWriteOp> MakePgClaim(ClaimRequest request, ClaimDone done);
+std::unique_ptr<PgWriteOp> MakePgPurge(PurgeRequest request, PurgeDone done);
 // Completes with OK after every earlier write is durable.
 std::unique_ptr<PgWriteOp> MakePgFlush(WriteDone done);
 // Completes with `status` without touching the store.

@@ -280,6 +280,11 @@ void SqliteJournal::Claim(ClaimRequest request, ClaimDone done) {
       internal::MakeClaim(std::move(request), std::move(done)));
 }
 
+void SqliteJournal::PurgeFinished(PurgeRequest request, PurgeDone done) {
+  if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
+  impl_->writer->Enqueue(internal::MakePurge(request, std::move(done)));
+}
+
 void SqliteJournal::Flush(WriteDone done) {
   if (!impl_->writer) return std::move(done)(impl_->ReadOnly());
   impl_->writer->Enqueue(internal::MakeFlush(std::move(done)));

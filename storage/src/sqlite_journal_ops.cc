@@ -326,6 +326,86 @@ class ClaimOp final : public WriteOp {
   std::vector<GlobalTrans> claimed_;
 };
 
+// One step of retention: a scan of up to scan_limit rows by id, then the
+// removal of the finished ones old enough, each with its branch rows (the
+// status-count triggers follow the deletes).
+class PurgeOp final : public WriteOp {
+ public:
+  PurgeOp(PurgeRequest request, PurgeDone done)
+      : request_(request), done_(std::move(done)) {}
+
+  Status Apply(Db& db, int64_t) override {
+    result_ = PurgeResult{};
+    result_.next_after_id = request_.after_id;
+    const int64_t finished_before = ToUnixMillis(request_.finished_before);
+    const int64_t created_before = ToUnixMillis(request_.created_before);
+    // A row created at or after this cannot qualify, nor (ids being in
+    // creation order, give or take clocks) can the rows after it.
+    const int64_t newest = std::max(finished_before, created_before);
+    bool reached_new = false;
+    ids_.clear();
+    {
+      DTX_ASSIGN_OR_RETURN(
+          Stmt * scan,
+          db.PrepareStatic("SELECT id, status, create_time, update_time FROM "
+                           "trans_global WHERE id > ?1 ORDER BY id LIMIT ?2"));
+      StmtGuard guard(scan);
+      scan->BindInt(1, request_.after_id);
+      scan->BindInt(2, static_cast<int64_t>(request_.scan_limit));
+      for (;;) {
+        const int rc = scan->Step();
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) return db.Error(rc, "retention scan");
+        ++result_.scanned;
+        result_.next_after_id = scan->Int(0);
+        const std::string status = scan->Text(1);
+        const int64_t created = scan->Int(2);
+        if (created >= newest) reached_new = true;
+        if ((status == "succeed" || status == "failed") &&
+            (scan->Int(3) < finished_before || created < created_before)) {
+          ids_.push_back(scan->Int(0));
+        }
+      }
+    }
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * global,
+        db.PrepareStatic("DELETE FROM trans_global WHERE id = ?1 AND status "
+                         "IN ('succeed', 'failed')"));
+    DTX_ASSIGN_OR_RETURN(
+        Stmt * branches,
+        db.PrepareStatic("DELETE FROM trans_branch_op WHERE trans_id = ?1"));
+    for (const int64_t id : ids_) {
+      {
+        StmtGuard guard(global);
+        global->BindInt(1, id);
+        DTX_RETURN_IF_ERROR(global->Run("retention: remove a transaction"));
+      }
+      if (db.changes() == 0) continue;
+      StmtGuard guard(branches);
+      branches->BindInt(1, id);
+      DTX_RETURN_IF_ERROR(branches->Run("retention: remove branch rows"));
+      ++result_.removed;
+    }
+    result_.more =
+        !reached_new && result_.scanned == request_.scan_limit;
+    return Status::Ok();
+  }
+
+  void Complete(Status status) override {
+    if (status.ok()) {
+      std::move(done_)(result_);
+    } else {
+      std::move(done_)(std::move(status));
+    }
+  }
+
+ private:
+  PurgeRequest request_;
+  PurgeDone done_;
+  PurgeResult result_;
+  std::vector<int64_t> ids_;
+};
+
 class NoStoreOp final : public SimpleOp {
  public:
   NoStoreOp(Status status, WriteDone done)
@@ -392,6 +472,11 @@ std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,
   Status s = ValidateGid(gid).WithPrefix("journal");
   if (!s.ok()) return MakeRejected(std::move(s), std::move(done));
   return std::make_unique<MakeDueOp>(std::move(gid), now, std::move(done));
+}
+
+std::unique_ptr<WriteOp> MakePurge(PurgeRequest request, PurgeDone done) {
+  if (request.scan_limit == 0) request.scan_limit = 1;
+  return std::make_unique<PurgeOp>(request, std::move(done));
 }
 
 std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request, ClaimDone done) {

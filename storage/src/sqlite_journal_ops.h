@@ -51,6 +51,7 @@ std::unique_ptr<WriteOp> MakeTouchCron(CronUpdate update, WriteDone done);
 std::unique_ptr<WriteOp> MakeMakeDue(std::string gid, TimePoint now,
                                      WriteDone done);
 std::unique_ptr<WriteOp> MakeClaim(ClaimRequest request, ClaimDone done);
+std::unique_ptr<WriteOp> MakePurge(PurgeRequest request, PurgeDone done);
 // Completes with OK after every earlier write is durable.
 std::unique_ptr<WriteOp> MakeFlush(WriteDone done);
 // Completes with `status` without touching the store.

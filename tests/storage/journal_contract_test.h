@@ -1211,6 +1211,107 @@ TYPED_TEST_P(JournalContractTest, RacingTakeOversNeverBothApply) {
   }
 }
 
+TYPED_TEST_P(JournalContractTest, PurgeRemovesOnlyFinishedTransactionsOldEnough) {
+  const TimePoint t0 = this->clock_.Now();
+  ASSERT_OK(this->Save(this->NewTrans("p-ok"), SagaBranches(2)));
+  ASSERT_OK(this->Save(this->NewTrans("p-bad", TransStatus::kAborting),
+                       SagaBranches(1)));
+  ASSERT_OK(this->Save(this->NewTrans("p-open"), SagaBranches(1)));
+  ASSERT_OK(this->Save(
+      this->NewTrans("p-tcc", TransStatus::kPrepared, TransType::kTcc)));
+  ASSERT_OK(this->Change("p-ok", TransStatus::kSubmitted, TransStatus::kSucceed));
+  ASSERT_OK(
+      this->Change("p-bad", TransStatus::kAborting, TransStatus::kFailed));
+  this->clock_.Advance(seconds(10));
+  ASSERT_OK(this->Save(this->NewTrans("p-new"), SagaBranches(1)));
+  ASSERT_OK(
+      this->Change("p-new", TransStatus::kSubmitted, TransStatus::kSucceed));
+  this->clock_.Advance(seconds(1));
+
+  PurgeRequest by_finish;
+  by_finish.finished_before = t0 + seconds(5);
+  ASSERT_OK_AND_ASSIGN(auto r, WaitForPurge(*this->journal_, by_finish));
+  EXPECT_EQ(r.removed, 2u);
+  EXPECT_EQ(r.scanned, 5u);
+  EXPECT_FALSE(r.more);
+  EXPECT_THAT(this->journal_->Find("p-ok"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(this->journal_->Find("p-bad"), StatusIs(StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(auto open, this->journal_->Find("p-open"));
+  EXPECT_EQ(open.branches.size(), 2u);
+  EXPECT_OK(this->journal_->Find("p-tcc"));
+  EXPECT_OK(this->journal_->Find("p-new"));
+  ASSERT_OK_AND_ASSIGN(auto counts, this->journal_->CountByStatus());
+  EXPECT_EQ(counts.by_status, (std::array<int64_t, 5>{1, 1, 0, 1, 0}));
+
+  // A gid removed can be used again, with none of the old branch rows.
+  ASSERT_OK(this->Save(this->NewTrans("p-ok")));
+  ASSERT_OK_AND_ASSIGN(auto reused, this->journal_->Find("p-ok"));
+  EXPECT_TRUE(reused.branches.empty());
+
+  // By creation time: every finished one created before the cutoff, but an
+  // unfinished transaction, however old, stays.
+  PurgeRequest by_age;
+  by_age.created_before = this->clock_.Now() + seconds(1);
+  ASSERT_OK_AND_ASSIGN(r, WaitForPurge(*this->journal_, by_age));
+  EXPECT_EQ(r.removed, 1u);
+  EXPECT_THAT(this->journal_->Find("p-new"), StatusIs(StatusCode::kNotFound));
+  EXPECT_OK(this->journal_->Find("p-open"));
+  EXPECT_OK(this->journal_->Find("p-tcc"));
+  EXPECT_OK(this->journal_->Find("p-ok"));
+  ASSERT_OK_AND_ASSIGN(counts, this->journal_->CountByStatus());
+  EXPECT_EQ(counts.by_status, (std::array<int64_t, 5>{1, 2, 0, 0, 0}));
+
+  // No rule: nothing goes.
+  ASSERT_OK(this->Change("p-open", TransStatus::kSubmitted,
+                         TransStatus::kSucceed));
+  ASSERT_OK_AND_ASSIGN(r, WaitForPurge(*this->journal_, PurgeRequest{}));
+  EXPECT_EQ(r.removed, 0u);
+  EXPECT_OK(this->journal_->Find("p-open"));
+}
+
+TYPED_TEST_P(JournalContractTest, PurgePagesByRowIdAndStopsAtNewRows) {
+  for (int i = 0; i < 25; ++i) {
+    const std::string gid = "old-" + std::to_string(i);
+    ASSERT_OK(this->Save(this->NewTrans(gid), SagaBranches(1)));
+    if (i % 5 != 0) {
+      ASSERT_OK(
+          this->Change(gid, TransStatus::kSubmitted, TransStatus::kSucceed));
+    }
+  }
+  this->clock_.Advance(seconds(60));
+  const TimePoint cutoff = this->clock_.Now();
+  for (int i = 0; i < 25; ++i) {
+    const std::string gid = "young-" + std::to_string(i);
+    ASSERT_OK(this->Save(this->NewTrans(gid)));
+    ASSERT_OK(
+        this->Change(gid, TransStatus::kSubmitted, TransStatus::kSucceed));
+  }
+  PurgeRequest step;
+  step.finished_before = cutoff;
+  step.scan_limit = 10;
+  std::size_t removed = 0;
+  int steps = 0;
+  for (;; ++steps) {
+    ASSERT_LT(steps, 10);
+    ASSERT_OK_AND_ASSIGN(auto r, WaitForPurge(*this->journal_, step));
+    EXPECT_LE(r.scanned, 10u);
+    EXPECT_GE(r.next_after_id, step.after_id);
+    removed += r.removed;
+    if (!r.more) break;
+    step.after_id = r.next_after_id;
+  }
+  // 20 old finished ones in three steps of ten; the third reaches the young
+  // rows and so is the last.
+  EXPECT_EQ(removed, 20u);
+  EXPECT_EQ(steps, 2);
+  ASSERT_OK_AND_ASSIGN(auto counts, this->journal_->CountByStatus());
+  EXPECT_EQ(counts[TransStatus::kSubmitted], 5);
+  EXPECT_EQ(counts[TransStatus::kSucceed], 25);
+  for (int i = 0; i < 25; i += 5) {
+    EXPECT_OK(this->journal_->Find("old-" + std::to_string(i)));
+  }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     JournalContractTest, SaveNewThenFindRoundTripsEveryField,
     FindUnknownGidIsNotFound, SaveNewOfAnExistingGidWritesNothing,
@@ -1233,7 +1334,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     CloseHandsEveryCompletionToItsExecutor,
     ClaimMovesTheFenceOnlyWhenTheOwnerChanges,
     StaleFencedWritesAreRefusedAndWriteNothing,
-    AFencedWriteOfAnotherOwnerTakesItOver, RacingTakeOversNeverBothApply);
+    AFencedWriteOfAnotherOwnerTakesItOver, RacingTakeOversNeverBothApply,
+    PurgeRemovesOnlyFinishedTransactionsOldEnough,
+    PurgePagesByRowIdAndStopsAtNewRows);
 
 }  // namespace dtx::testing
 

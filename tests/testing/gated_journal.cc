@@ -66,6 +66,10 @@ void GatedJournal::Claim(ClaimRequest request, ClaimDone done) {
 
 void GatedJournal::Flush(WriteDone done) { inner_->Flush(std::move(done)); }
 
+void GatedJournal::PurgeFinished(PurgeRequest request, PurgeDone done) {
+  inner_->PurgeFinished(request, std::move(done));
+}
+
 Result<TransWithBranches> GatedJournal::Find(const std::string& gid) {
   return inner_->Find(gid);
 }

@@ -137,6 +137,12 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   // it until nothing more can be done now, then returns. The scheduler does
   // this by itself; tests with a FakeClock call it after moving the clock.
   Status RunDue();
+  // Runs retention now (Options::finished_data_expire, data_expire) over
+  // the whole journal, at clock->Now(), and returns how many finished
+  // transactions it removed; 0 when both rules are off. The coordinator
+  // does this by itself every retention_interval; for tools and tests with
+  // a FakeClock.
+  Result<std::size_t> PurgeFinished();
   // Blocks until no transaction is being processed in memory.
   void WaitIdle();
 

@@ -244,6 +244,31 @@ struct ClaimRequest {
   std::size_t limit = 16;
 };
 
+// A step of retention (Journal::PurgeFinished): looks at up to scan_limit
+// transactions in row-id order after `after_id` and removes, with their
+// branch rows, those finished (succeed or failed) whose last change is
+// before finished_before, or created before created_before. Unfinished
+// transactions are never touched.
+struct PurgeRequest {
+  TimePoint finished_before{};
+  // TimePoint{} (the epoch): no removal by creation time.
+  TimePoint created_before{};
+  int64_t after_id = 0;
+  std::size_t scan_limit = 1000;
+};
+
+struct PurgeResult {
+  std::size_t removed = 0;  // transactions removed
+  std::size_t scanned = 0;  // transactions looked at
+  // Where the next step starts (the last row id looked at), and whether one
+  // is worth taking: false once the rows looked at reach those too new to
+  // remove, or the end of the table.
+  int64_t next_after_id = 0;
+  bool more = false;
+};
+
+using PurgeDone = Completion<Result<PurgeResult>>;
+
 // The page size of a List() with limit 0, and the largest page the
 // coordinator and the admin APIs hand out (larger limits are clamped to it:
 // a page is read into memory and sent as one message).
@@ -363,6 +388,11 @@ class DTX_CORE_EXPORT Journal {
   // `done` runs once every write queued before this call is durable.
   virtual void Flush(WriteDone done) = 0;
 
+  // One step of retention (PurgeRequest), a write like the others: queued,
+  // durable when `done` runs. A journal that does not implement it answers
+  // kUnimplemented.
+  virtual void PurgeFinished(PurgeRequest request, PurgeDone done);
+
   // Reads.
   // The transaction and its branches in registration order. kNotFound.
   virtual Result<TransWithBranches> Find(const std::string& gid) = 0;
@@ -414,6 +444,10 @@ WaitForWrite(const std::function<void(WriteDone)>& start);
 // The same for Claim.
 DTX_CORE_EXPORT Result<std::vector<GlobalTrans>> WaitForClaim(
     Journal& journal, ClaimRequest request);
+
+// The same for PurgeFinished.
+DTX_CORE_EXPORT Result<PurgeResult> WaitForPurge(Journal& journal,
+                                                 PurgeRequest request);
 
 }  // namespace dtx
 

@@ -59,6 +59,19 @@ struct DTX_CORE_EXPORT Options {
   // that no timer of this process is waiting for (restarts, other processes).
   std::chrono::seconds cron_interval{3};
 
+  // Retention (dtm's Store.FinishedDataExpire and Store.DataExpire). A
+  // finished transaction (succeed or failed) is removed from the journal,
+  // with its branch rows, once its last change is older than
+  // finished_data_expire, or once it was created more than data_expire ago.
+  // An unfinished transaction is never removed, however old. 0 turns a rule
+  // off; both 0 (the default): everything is kept.
+  std::chrono::seconds finished_data_expire{0};
+  std::chrono::seconds data_expire{0};
+  // How often retention runs while either rule is on (and once at Open). A
+  // run removes in small steps (a step looks at 1000 rows), each a write of
+  // its own between the others.
+  std::chrono::seconds retention_interval{60};
+
   // Alerts (dtm's AlertRetryLimit). With an AlertSink (CoordinatorDeps::
   // alerts), a failed call of a branch that has been called this many times
   // is reported, once per transaction; again at twice as many calls, four

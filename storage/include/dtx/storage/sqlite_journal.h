@@ -129,6 +129,7 @@ class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {
   void MakeDue(std::string gid, TimePoint now, WriteDone done) override;
   void Claim(ClaimRequest request, ClaimDone done) override;
   void Flush(WriteDone done) override;
+  void PurgeFinished(PurgeRequest request, PurgeDone done) override;
 
   Result<TransWithBranches> Find(const std::string& gid) override;
   Result<ListPage> List(const ListQuery& query) override;
