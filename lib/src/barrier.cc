@@ -4,6 +4,7 @@
 
 #include "dtx/barrier.h"
 
+#include "dtx/dtm_api.h"
 #include "dtx/limits.h"
 
 namespace dtx {
@@ -109,6 +110,54 @@ Status BranchBarrier::QueryPrepared(BarrierStore& store) const {
                         ": the local transaction did not commit");
   }
   return Status::Ok();
+}
+
+BarrierPruneStore::~BarrierPruneStore() = default;
+
+Result<BarrierPruneResult> PruneBarriers(BarrierPruneStore& store,
+                                         const BarrierPruneOptions& options,
+                                         TimePoint now) {
+  if (!options.finished) {
+    return InvalidArgumentError(
+        "barrier prune: options.finished is not set (FinishedAt(dtm) asks a "
+        "coordinator)");
+  }
+  if (options.min_age.count() < 0) {
+    return InvalidArgumentError("barrier prune: min_age is negative");
+  }
+  const TimePoint before = now - options.min_age;
+  const std::size_t page = options.page == 0 ? 1 : options.page;
+  BarrierPruneResult out;
+  std::string after;
+  for (;;) {
+    DTX_ASSIGN_OR_RETURN(std::vector<std::string> gids,
+                         store.OldGids(after, before, page));
+    std::vector<std::string> done;
+    for (const std::string& gid : gids) {
+      ++out.checked;
+      DTX_ASSIGN_OR_RETURN(bool finished, options.finished(gid));
+      if (finished) done.push_back(gid);
+    }
+    if (!done.empty()) {
+      DTX_ASSIGN_OR_RETURN(std::size_t rows, store.Remove(done, before));
+      out.pruned += done.size();
+      out.rows += rows;
+    }
+    if (gids.size() < page) return out;
+    after = gids.back();
+  }
+}
+
+std::function<Result<bool>(const std::string&)> FinishedAt(DtmApi& dtm) {
+  return [&dtm](const std::string& gid) -> Result<bool> {
+    Result<TransWithBranches> t = dtm.Query(gid);
+    if (t.ok()) return IsFinished(t->trans.status);
+    if (t.status().code() == StatusCode::kNotFound) return true;
+    return Status(t.status().code(),
+                  "barrier prune: asking the coordinator "
+                  "about " +
+                      gid + ": " + t.status().message());
+  };
 }
 
 }  // namespace dtx

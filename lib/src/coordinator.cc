@@ -342,9 +342,9 @@ void Engine::RunRetention(TimePoint now, int64_t after_id,
             const std::size_t total = removed + r->removed;
             if (r->more) return RunRetention(now, r->next_after_id, total);
             if (total > 0) {
-              DTX_LOG(logger, LogLevel::kInfo,
-                      "retention: removed " << total
-                                            << " finished transaction(s)");
+              DTX_LOG(
+                  logger, LogLevel::kInfo,
+                  "retention: removed " << total << " finished transaction(s)");
             }
             ArmRetention();
           }));
@@ -359,8 +359,7 @@ void Engine::ArmRetention() {
   const uint64_t generation = ++retention_generation;
   auto run = [this, generation] {
     sched->Post([this, generation] {
-      if (generation == retention_generation)
-        RunRetention(clock->Now(), 0, 0);
+      if (generation == retention_generation) RunRetention(clock->Now(), 0, 0);
     });
   };
   if (loop_queue) {
@@ -501,8 +500,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
                               " s after their creation"
                         : std::string())
                 << " (Store.FinishedDataExpire, Store.DataExpire)");
-    raw->sched->Post(
-        [raw] { raw->RunRetention(raw->clock->Now(), 0, 0); });
+    raw->sched->Post([raw] { raw->RunRetention(raw->clock->Now(), 0, 0); });
   }
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(e)));
 }

@@ -46,8 +46,7 @@ Status Options::Validate() const {
         "(0 keeps finished transactions)");
   }
   if (retention_interval.count() <= 0) {
-    return InvalidArgumentError(
-        "options: retention_interval must be positive");
+    return InvalidArgumentError("options: retention_interval must be positive");
   }
   if (cron_interval.count() <= 0) {
     return InvalidArgumentError("options: cron_interval must be positive");

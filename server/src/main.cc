@@ -249,6 +249,8 @@ int main(int argc, char** argv) {
   options.timeout_to_fail = config.timeout_to_fail;
   options.request_timeout = config.request_timeout;
   options.cron_interval = config.trans_cron_interval;
+  options.finished_data_expire = config.finished_data_expire;
+  options.data_expire = config.data_expire;
   options.io_threads = static_cast<std::size_t>(config.io_threads);
   options.alert_retry_limit = config.alert_retry_limit;
   options.branch_targets = config.branch_targets;

@@ -40,9 +40,10 @@ Result<int64_t> ParseInt(const std::string& text, int64_t min, int64_t max) {
 
 using Setter = std::function<Status(ServerConfig&, const std::string&)>;
 
-Setter Seconds(std::chrono::seconds ServerConfig::*field, int64_t min) {
-  return [field, min](ServerConfig& c, const std::string& v) -> Status {
-    DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, min, 366LL * 24 * 3600));
+Setter Seconds(std::chrono::seconds ServerConfig::*field, int64_t min,
+               int64_t max = 366LL * 24 * 3600) {
+  return [field, min, max](ServerConfig& c, const std::string& v) -> Status {
+    DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, min, max));
     c.*field = std::chrono::seconds(n);
     return Status::Ok();
   };
@@ -346,6 +347,11 @@ const std::vector<Key>& Keys() {
          }
          return Status::Ok();
        }},
+      // Up to ten years; 0 keeps finished transactions for ever.
+      {"Store.FinishedDataExpire",
+       Seconds(&ServerConfig::finished_data_expire, 0, 3650LL * 24 * 3600)},
+      {"Store.DataExpire",
+       Seconds(&ServerConfig::data_expire, 0, 3650LL * 24 * 3600)},
       {"Store.Create",
        [](ServerConfig& c, const std::string& v) -> Status {
          const std::string s = Lower(v);
@@ -452,8 +458,6 @@ const std::vector<Key>& Keys() {
 // dtm's keys that mean nothing to dtx: accepted with a warning.
 const std::vector<std::string>& IgnoredKeys() {
   static const std::vector<std::string> keys = {
-      "Store.DataExpire",
-      "Store.FinishedDataExpire",
       "Store.RedisPrefix",
       "Store.TransGlobalTable",
       "Store.TransBranchOpTable",
@@ -812,6 +816,9 @@ std::string ToYaml(const ServerConfig& c) {
         << (c.durable_on_power_loss ? "full" : "normal");
     out << YAML::Key << "Create" << YAML::Value << c.store_create;
   }
+  out << YAML::Key << "FinishedDataExpire" << YAML::Value
+      << c.finished_data_expire.count();
+  out << YAML::Key << "DataExpire" << YAML::Value << c.data_expire.count();
   out << YAML::EndMap;
   out << YAML::Key << "GrpcHost" << YAML::Value << c.grpc_host;
   out << YAML::Key << "GrpcPort" << YAML::Value << c.grpc_port;

@@ -19,6 +19,7 @@
 
 #include "dtx/storage/postgres_barrier.h"
 
+#include "dtx/clock.h"
 #include "dtx/internal/mutex.h"
 #include "dtx/transaction.h"
 
@@ -266,7 +267,73 @@ class PgStore final : public BarrierStore {
   bool pooled_ = false;
 };
 
+// Pruning's reads and deletes (BarrierPruneStore), each on a pooled
+// connection; the gid index of the unique key serves both.
+class PgPruneStore final : public BarrierPruneStore {
+ public:
+  explicit PgPruneStore(internal::PgBarrierPool& pool) : pool_(pool) {}
+
+  Result<std::vector<std::string>> OldGids(const std::string& after,
+                                           TimePoint before,
+                                           std::size_t limit) override {
+    bool pooled = false;
+    DTX_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, pool_.Acquire(&pooled));
+    PgParams p;
+    p.Text(after).Int(ToUnixMillis(before)).Int(static_cast<int64_t>(limit));
+    auto r = conn->Exec("SELECT gid FROM " + pool_.table + R"sql(
+WHERE gid > $1 GROUP BY gid
+HAVING max(create_time) < to_timestamp($2::bigint / 1000.0)
+ORDER BY gid LIMIT $3)sql",
+                        p, "list old barrier rows");
+    pool_.Release(std::move(conn));
+    if (!r.ok()) return r.status();
+    std::vector<std::string> out;
+    for (int i = 0; i < r->rows(); ++i) out.push_back(r->Text(i, 0));
+    return out;
+  }
+
+  Result<std::size_t> Remove(const std::vector<std::string>& gids,
+                             TimePoint before) override {
+    bool pooled = false;
+    DTX_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, pool_.Acquire(&pooled));
+    Result<std::size_t> out = RemoveOn(*conn, gids, before);
+    if (!out.ok() && conn->in_transaction())
+      conn->ExecSimple("ROLLBACK", "rollback").status().IgnoreError();
+    pool_.Release(std::move(conn));
+    return out;
+  }
+
+ private:
+  Result<std::size_t> RemoveOn(PgConn& conn,
+                               const std::vector<std::string>& gids,
+                               TimePoint before) {
+    DTX_ASSIGN_OR_RETURN(PgResult begin, conn.ExecSimple("BEGIN", "begin"));
+    (void)begin;
+    std::size_t removed = 0;
+    const std::string sql = "DELETE FROM " + pool_.table + R"sql(
+WHERE gid = $1 AND create_time < to_timestamp($2::bigint / 1000.0))sql";
+    for (const std::string& gid : gids) {
+      PgParams p;
+      p.Text(gid).Int(ToUnixMillis(before));
+      DTX_ASSIGN_OR_RETURN(PgResult r,
+                           conn.Exec(sql, p, "remove barrier rows"));
+      removed += static_cast<std::size_t>(r.affected());
+    }
+    DTX_ASSIGN_OR_RETURN(PgResult commit, conn.ExecSimple("COMMIT", "commit"));
+    (void)commit;
+    return removed;
+  }
+
+  internal::PgBarrierPool& pool_;
+};
+
 }  // namespace
+
+Result<BarrierPruneResult> PostgresBarrier::Prune(
+    const BarrierPruneOptions& options) {
+  PgPruneStore store(*pool_);
+  return PruneBarriers(store, options, SystemClock().Now());
+}
 
 Result<PostgresRows> PostgresTx::Exec(
     std::string_view sql, const std::vector<PostgresParam>& params) {

@@ -665,7 +665,8 @@ class PurgeOp final : public PgWriteOp {
     const int64_t finished_before = ToUnixMillis(request_.finished_before);
     const int64_t created_before = ToUnixMillis(request_.created_before);
     std::vector<PgStatement> out(1);
-    out[0].params.Int(request_.after_id)
+    out[0]
+        .params.Int(request_.after_id)
         .Int(static_cast<int64_t>(request_.scan_limit))
         .Int(finished_before)
         .Int(created_before)
@@ -690,8 +691,7 @@ SELECT (SELECT count(*) FROM s), (SELECT COALESCE(max(id), $1) FROM s),
     result_.scanned = static_cast<std::size_t>(r.Int(0, 0));
     result_.next_after_id = r.Int(0, 1);
     result_.removed = static_cast<std::size_t>(r.Int(0, 2));
-    result_.more =
-        r.Int(0, 3) == 0 && result_.scanned == request_.scan_limit;
+    result_.more = r.Int(0, 3) == 0 && result_.scanned == request_.scan_limit;
     return Status::Ok();
   }
 

@@ -141,7 +141,89 @@ WHERE gid = ?1 AND branch_id = ?2 AND op = ?3 AND barrier_id = ?4)sql",
   bool own_ = true;
 };
 
+// Pruning's reads and deletes (BarrierPruneStore) on one connection that is
+// in no transaction; the gid index of the unique key serves both.
+class SqlitePruneStore final : public BarrierPruneStore {
+ public:
+  SqlitePruneStore(sqlite3* db, const std::string& table)
+      : db_(db), table_(table) {}
+
+  Result<std::vector<std::string>> OldGids(const std::string& after,
+                                           TimePoint before,
+                                           std::size_t limit) override {
+    const std::string sql = ForTable(R"sql(
+SELECT gid FROM {table} WHERE gid > ?1 GROUP BY gid
+HAVING max(create_time) < ?2 ORDER BY gid LIMIT ?3)sql",
+                                     table_);
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr);
+    if (rc != SQLITE_OK)
+      return internal::SqliteStatus(db_, rc, "business database", "prepare");
+    sqlite3_bind_text(stmt, 1, after.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 2, ToUnixMillis(before));
+    sqlite3_bind_int64(stmt, 3, static_cast<sqlite3_int64>(limit));
+    std::vector<std::string> out;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      const auto* text = sqlite3_column_text(stmt, 0);
+      out.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text)
+                                       : "");
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+      return internal::SqliteStatus(db_, rc, "business database",
+                                    "list old barrier rows");
+    }
+    return out;
+  }
+
+  Result<std::size_t> Remove(const std::vector<std::string>& gids,
+                             TimePoint before) override {
+    DTX_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+    const std::string sql = ForTable(
+        "DELETE FROM {table} WHERE gid = ?1 AND create_time < ?2", table_);
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr);
+    std::size_t removed = 0;
+    for (std::size_t i = 0; rc == SQLITE_OK && i < gids.size(); ++i) {
+      sqlite3_reset(stmt);
+      sqlite3_bind_text(stmt, 1, gids[i].c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(stmt, 2, ToUnixMillis(before));
+      rc = sqlite3_step(stmt);
+      if (rc == SQLITE_DONE) {
+        removed += static_cast<std::size_t>(sqlite3_changes(db_));
+        rc = SQLITE_OK;
+      }
+    }
+    if (rc != SQLITE_OK) {
+      Status s = internal::SqliteStatus(db_, rc, "business database",
+                                        "remove barrier rows");
+      sqlite3_finalize(stmt);
+      Exec(db_, "ROLLBACK").IgnoreError();
+      return s;
+    }
+    sqlite3_finalize(stmt);
+    DTX_RETURN_IF_ERROR(Exec(db_, "COMMIT"));
+    return removed;
+  }
+
+ private:
+  sqlite3* const db_;
+  const std::string& table_;
+};
+
 }  // namespace
+
+Result<BarrierPruneResult> SqliteBarrier::Prune(
+    sqlite3* db, const BarrierPruneOptions& options, const std::string& table) {
+  DTX_RETURN_IF_ERROR(CheckTable(table));
+  if (sqlite3_get_autocommit(db) == 0) {
+    return FailedPreconditionError(
+        "barrier prune: the connection is inside a transaction (Prune runs "
+        "short transactions of its own)");
+  }
+  SqlitePruneStore store(db, table);
+  return PruneBarriers(store, options, SystemClock().Now());
+}
 
 Status SqliteBarrier::CreateTable(sqlite3* db, const std::string& table) {
   DTX_RETURN_IF_ERROR(CheckTable(table));

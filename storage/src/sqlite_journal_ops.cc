@@ -386,8 +386,7 @@ class PurgeOp final : public WriteOp {
       DTX_RETURN_IF_ERROR(branches->Run("retention: remove branch rows"));
       ++result_.removed;
     }
-    result_.more =
-        !reached_new && result_.scanned == request_.scan_limit;
+    result_.more = !reached_new && result_.scanned == request_.scan_limit;
     return Status::Ok();
   }
 

@@ -116,6 +116,19 @@ class SimJournal::Handle final : public Journal {
       std::move(done)(std::move(s));
     }
   }
+  void PurgeFinished(PurgeRequest request, PurgeDone done) override {
+    if (!Usable()) {
+      std::move(done)(UnavailableError("journal: the process is gone"));
+      return;
+    }
+    j_.CommitAll();
+    if (j_.random_.Chance(j_.faults_.write_error)) {
+      ++j_.injected_errors_;
+      std::move(done)(UnavailableError("journal: injected i/o error (purge)"));
+      return;
+    }
+    std::move(done)(j_.DoPurge(request));
+  }
   void Flush(WriteDone done) override {
     if (!Usable()) {
       std::move(done)(UnavailableError("journal: the process is gone"));
@@ -535,6 +548,36 @@ Status SimJournal::DoMakeDue(const std::string& gid, TimePoint now) {
   g.next_cron_time = Ms(now);
   g.update_time = Now();
   return Status::Ok();
+}
+
+PurgeResult SimJournal::DoPurge(const PurgeRequest& req) {
+  PurgeResult out;
+  out.next_after_id = req.after_id;
+  std::vector<std::pair<int64_t, const std::string*>> scan;
+  for (const auto& [gid, t] : rows_) {
+    if (t.trans.id > req.after_id) scan.emplace_back(t.trans.id, &gid);
+  }
+  std::sort(scan.begin(), scan.end());
+  const std::size_t limit = std::max<std::size_t>(req.scan_limit, 1);
+  if (scan.size() > limit) scan.resize(limit);
+  const TimePoint newest = std::max(req.finished_before, req.created_before);
+  bool reached_new = false;
+  std::vector<std::string> gone;
+  for (const auto& [id, gid] : scan) {
+    const GlobalTrans& g = rows_.at(*gid).trans;
+    ++out.scanned;
+    out.next_after_id = id;
+    if (g.create_time >= newest) reached_new = true;
+    if (IsFinished(g.status) && (g.update_time < req.finished_before ||
+                                 g.create_time < req.created_before)) {
+      gone.push_back(*gid);
+    }
+  }
+  // history_ and finished_at_ keep what the checks need.
+  for (const std::string& gid : gone) rows_.erase(gid);
+  out.removed = gone.size();
+  out.more = !reached_new && out.scanned == limit;
+  return out;
 }
 
 Status SimJournal::DoClaim(const ClaimRequest& req,

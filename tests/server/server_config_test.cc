@@ -67,6 +67,42 @@ LogLevel: debug
   EXPECT_TRUE(loaded.warnings.empty());
 }
 
+TEST(ServerConfigTest, RetentionTakesDtmsKeysDefaultsAndEnvironment) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig defaults, LoadServerConfig({}));
+  EXPECT_EQ(defaults.config.finished_data_expire, seconds(86400));
+  EXPECT_EQ(defaults.config.data_expire, seconds(604800));
+
+  ConfigSources s = Yaml(
+      "Store:\n  FinishedDataExpire: 3600\n"
+      "  DataExpire: 0\n");
+  std::map<std::string, std::string> env;
+  s.env = [&](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(s));
+  EXPECT_TRUE(loaded.warnings.empty());  // no longer ignored dtm keys
+  EXPECT_EQ(loaded.config.finished_data_expire, seconds(3600));
+  EXPECT_EQ(loaded.config.data_expire, seconds(0));
+
+  EXPECT_EQ(EnvNameOf("Store.FinishedDataExpire"),
+            "STORE_FINISHED_DATA_EXPIRE");
+  env["STORE_FINISHED_DATA_EXPIRE"] = "0";
+  env["STORE_DATA_EXPIRE"] = "315360000";  // ten years
+  ASSERT_OK_AND_ASSIGN(loaded, LoadServerConfig(s));
+  EXPECT_EQ(loaded.config.finished_data_expire, seconds(0));
+  EXPECT_EQ(loaded.config.data_expire, seconds(315360000));
+
+  env["STORE_DATA_EXPIRE"] = "-1";
+  EXPECT_THAT(LoadServerConfig(s),
+              StatusIs(StatusCode::kInvalidArgument, "STORE_DATA_EXPIRE"));
+  env.erase("STORE_DATA_EXPIRE");
+  env["STORE_FINISHED_DATA_EXPIRE"] = "315360001";
+  EXPECT_THAT(LoadServerConfig(s), StatusIs(StatusCode::kInvalidArgument,
+                                            "STORE_FINISHED_DATA_EXPIRE"));
+}
+
 TEST(ServerConfigTest, UnknownAndUnusedKeysAreWarnings) {
   ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
 JsonRpcPort: 36791
@@ -195,11 +231,13 @@ TEST(ServerConfigTest, EnvironmentOverridesTheFileAndFlagsOverrideBoth) {
 TEST(ServerConfigTest, PrintedConfigReadsBackTheSame) {
   ASSERT_OK_AND_ASSIGN(
       LoadedConfig first,
-      LoadServerConfig(Yaml("GrpcPort: 4000\nHttpPort: 0\nRetryInterval: 15\n"
-                            "Store:\n  Path: x.db\n")));
+      LoadServerConfig(
+          Yaml("GrpcPort: 4000\nHttpPort: 0\nRetryInterval: 15\n"
+               "Store:\n  Path: x.db\n  FinishedDataExpire: 60\n")));
   ASSERT_OK_AND_ASSIGN(LoadedConfig second,
                        LoadServerConfig(Yaml(ToYaml(first.config))));
   EXPECT_EQ(ToYaml(second.config), ToYaml(first.config));
+  EXPECT_EQ(second.config.finished_data_expire, seconds(60));
   EXPECT_TRUE(second.warnings.empty());
 }
 

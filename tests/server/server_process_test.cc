@@ -269,6 +269,47 @@ TEST_F(ServerProcessTest, DeeplyNestedCustomDataIsRefusedWithoutCrashing) {
   EXPECT_EQ((*server)->Wait(), 0);
 }
 
+// Store.FinishedDataExpire from the configuration: a finished saga is gone
+// after a restart (retention runs at startup), an unfinished one stays.
+TEST_F(ServerProcessTest, FinishedDataExpireRemovesFinishedKeepsUnfinished) {
+  busi_->SetHandler("/busi.Busi/Down", [](const ReceivedCall&) {
+    return TestReply::Status(14, "down");
+  });
+  DtxServerConfig config = Config();
+  config.store_yaml = "Store:\n  Driver: sqlite\n  Path: '" +
+                      config.journal_path + "'\n  FinishedDataExpire: 1\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  ASSERT_NE(dtm, nullptr);
+  ASSERT_OK(Saga(*dtm, "ret-done")
+                .Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/Revert"), "o")
+                .WaitResult(true)
+                .Submit());
+  ASSERT_OK(Saga(*dtm, "ret-open")
+                .Add(Url("/busi.Busi/Down"), Url("/busi.Busi/Revert"), "o")
+                .Submit());
+  // Past the second that "ret-done" is kept, and through a restart.
+  std::this_thread::sleep_for(milliseconds(1500));
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+  auto restarted = DtxServerProcess::Start(config);
+  ASSERT_OK(restarted);
+  auto again = Connect((*restarted)->address());
+  ASSERT_NE(again, nullptr);
+  Status found = Status::Ok();
+  const auto until = std::chrono::steady_clock::now() + seconds(10);
+  while (found.ok() && std::chrono::steady_clock::now() < until) {
+    found = again->Query("ret-done").status();
+    if (found.ok()) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_THAT(found, StatusIs(StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(TransWithBranches open, again->Query("ret-open"));
+  EXPECT_EQ(open.trans.status, TransStatus::kSubmitted);
+  (*restarted)->Kill(SIGTERM);
+  EXPECT_EQ((*restarted)->Wait(), 0);
+}
+
 TEST_F(ServerProcessTest, SigtermEndsRequestsStillRunningAfterTheGrace) {
   busi_->SetDefaultHandler([](const ReceivedCall&) {
     TestReply r;

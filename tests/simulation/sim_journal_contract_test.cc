@@ -62,6 +62,11 @@ class SyncSimJournal final : public Journal {
     handle_->Claim(std::move(request), std::move(done));
     Drain();
   }
+  void PurgeFinished(PurgeRequest request, PurgeDone done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    handle_->PurgeFinished(request, std::move(done));
+    Drain();
+  }
   void Flush(WriteDone done) override {
     std::lock_guard<std::mutex> lock(mu_);
     handle_->Flush(std::move(done));

@@ -26,6 +26,9 @@
 //                      const std::string& what, Status local);
 //   int64_t Effects(const std::string& what);  // effect rows `what`
 //   int64_t BarrierRows();                     // rows of the barrier table
+//   Result<BarrierPruneResult> Prune(const BarrierPruneOptions& options);
+//   // Moves the creation time of gid's rows `by` into the past.
+//   void Age(const std::string& gid, std::chrono::seconds by);
 
 #ifndef DTX_TESTS_STORAGE_BARRIER_CONTRACT_TEST_H_
 #define DTX_TESTS_STORAGE_BARRIER_CONTRACT_TEST_H_
@@ -39,6 +42,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -301,6 +305,54 @@ TYPED_TEST_P(BarrierContractTest, DoAndSubmitOfAFailedLocalTransactionAborts) {
               StatusIs(StatusCode::kAborted));
 }
 
+TYPED_TEST_P(BarrierContractTest, PruneRemovesOnlyOldRowsOfFinishedGids) {
+  using std::chrono::hours;
+  auto run = [&](const std::string& gid, BranchOp op) {
+    BranchBarrier b = this->Barrier(op, TransType::kSaga, gid);
+    return this->backend_.Run(b, gid, nullptr);
+  };
+  for (const char* gid :
+       {"p-done-1", "p-done-2", "p-done-3", "p-open", "p-young"}) {
+    ASSERT_OK(run(gid, BranchOp::kAction));
+  }
+  ASSERT_OK(run("p-done-1", BranchOp::kCompensate));
+  for (const char* gid : {"p-done-1", "p-done-2", "p-done-3", "p-open"}) {
+    this->backend_.Age(gid, hours(24 * 8));
+  }
+  const int64_t before = this->backend_.BarrierRows();
+  ASSERT_EQ(before, 6);
+
+  BarrierPruneOptions options;
+  EXPECT_THAT(this->backend_.Prune(options),
+              StatusIs(StatusCode::kInvalidArgument, "finished"));
+  // A coordinator that cannot be asked: nothing goes.
+  options.finished = [](const std::string&) -> Result<bool> {
+    return UnavailableError("coordinator down");
+  };
+  EXPECT_THAT(this->backend_.Prune(options),
+              StatusIs(StatusCode::kUnavailable, "coordinator down"));
+  EXPECT_EQ(this->backend_.BarrierRows(), before);
+
+  std::vector<std::string> asked;
+  options.finished = [&](const std::string& gid) -> Result<bool> {
+    asked.push_back(gid);
+    return gid != "p-open";
+  };
+  options.page = 2;  // three pages
+  ASSERT_OK_AND_ASSIGN(BarrierPruneResult r, this->backend_.Prune(options));
+  // Only the old ones are asked about, in gid order; the young one (its
+  // rows a minute old) is not, finished or not.
+  EXPECT_THAT(asked, ::testing::ElementsAre("p-done-1", "p-done-2", "p-done-3",
+                                            "p-open"));
+  EXPECT_EQ(r.checked, 4u);
+  EXPECT_EQ(r.pruned, 3u);
+  EXPECT_EQ(r.rows, 4u);  // p-done-1: its action's and compensation's rows
+  EXPECT_EQ(this->backend_.BarrierRows(), 2);
+  // What is left still works: a duplicate of p-young's action is skipped.
+  ASSERT_OK(run("p-young", BranchOp::kAction));
+  EXPECT_EQ(this->Effects("p-young"), 1);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     BarrierContractTest, DuplicateConfirmRunsOnce,
     NullCompensationIsSkippedAndBlocksTheLateTry, NormalTryThenCancelBothRun,
@@ -313,7 +365,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     QueryPreparedFindsTheCommittedLocalTransaction,
     QueryPreparedBeforeTheLocalTransactionFailsItForGood,
     QueryPreparedAfterAFailedLocalTransaction, DoAndSubmitCommitsThenSubmits,
-    DoAndSubmitOfAFailedLocalTransactionAborts);
+    DoAndSubmitOfAFailedLocalTransactionAborts,
+    PruneRemovesOnlyOldRowsOfFinishedGids);
 
 }  // namespace dtx::testing
 

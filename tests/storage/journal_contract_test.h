@@ -1211,7 +1211,8 @@ TYPED_TEST_P(JournalContractTest, RacingTakeOversNeverBothApply) {
   }
 }
 
-TYPED_TEST_P(JournalContractTest, PurgeRemovesOnlyFinishedTransactionsOldEnough) {
+TYPED_TEST_P(JournalContractTest,
+             PurgeRemovesOnlyFinishedTransactionsOldEnough) {
   const TimePoint t0 = this->clock_.Now();
   ASSERT_OK(this->Save(this->NewTrans("p-ok"), SagaBranches(2)));
   ASSERT_OK(this->Save(this->NewTrans("p-bad", TransStatus::kAborting),
@@ -1219,7 +1220,8 @@ TYPED_TEST_P(JournalContractTest, PurgeRemovesOnlyFinishedTransactionsOldEnough)
   ASSERT_OK(this->Save(this->NewTrans("p-open"), SagaBranches(1)));
   ASSERT_OK(this->Save(
       this->NewTrans("p-tcc", TransStatus::kPrepared, TransType::kTcc)));
-  ASSERT_OK(this->Change("p-ok", TransStatus::kSubmitted, TransStatus::kSucceed));
+  ASSERT_OK(
+      this->Change("p-ok", TransStatus::kSubmitted, TransStatus::kSucceed));
   ASSERT_OK(
       this->Change("p-bad", TransStatus::kAborting, TransStatus::kFailed));
   this->clock_.Advance(seconds(10));
@@ -1262,8 +1264,8 @@ TYPED_TEST_P(JournalContractTest, PurgeRemovesOnlyFinishedTransactionsOldEnough)
   EXPECT_EQ(counts.by_status, (std::array<int64_t, 5>{1, 2, 0, 0, 0}));
 
   // No rule: nothing goes.
-  ASSERT_OK(this->Change("p-open", TransStatus::kSubmitted,
-                         TransStatus::kSucceed));
+  ASSERT_OK(
+      this->Change("p-open", TransStatus::kSubmitted, TransStatus::kSucceed));
   ASSERT_OK_AND_ASSIGN(r, WaitForPurge(*this->journal_, PurgeRequest{}));
   EXPECT_EQ(r.removed, 0u);
   EXPECT_OK(this->journal_->Find("p-open"));

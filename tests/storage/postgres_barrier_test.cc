@@ -125,6 +125,16 @@ class PostgresBackend {
   int64_t BarrierRows() {
     return raw_->Count("SELECT count(*) FROM " + barrier_->table_name());
   }
+  Result<BarrierPruneResult> Prune(const BarrierPruneOptions& options) {
+    return barrier_->Prune(options);
+  }
+  void Age(const std::string& gid, std::chrono::seconds by) {
+    EXPECT_EQ(raw_->Query("UPDATE " + barrier_->table_name() +
+                          " SET create_time = create_time - interval '" +
+                          std::to_string(by.count()) +
+                          " seconds' WHERE gid = '" + gid + "'"),
+              "");
+  }
 
   Status InsertEffect(PostgresTx& tx, const std::string& what) {
     auto r =

@@ -81,6 +81,15 @@ class SqliteBackend {
     return Count("SELECT COUNT(*) FROM effects WHERE what = '" + what + "'");
   }
   int64_t BarrierRows() { return Count("SELECT COUNT(*) FROM barrier"); }
+  Result<BarrierPruneResult> Prune(const BarrierPruneOptions& options) {
+    return SqliteBarrier::Prune(db_, options);
+  }
+  void Age(const std::string& gid, std::chrono::seconds by) {
+    EXPECT_OK(
+        ExecBusiness(db_, "UPDATE barrier SET create_time = create_time - " +
+                              std::to_string(by.count() * 1000) +
+                              " WHERE gid = '" + gid + "'"));
+  }
 
  private:
   std::string Path() { return dir_.File("busi.db"); }

@@ -24,9 +24,12 @@
 #include "dtx/model.h"
 #include "dtx/result.h"
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace dtx {
 
@@ -117,6 +120,66 @@ class DTX_CORE_EXPORT BranchBarrier {
 // The reason column of a barrier row written by the msg check-back when the
 // local transaction has not committed: the message then fails.
 inline constexpr const char* kBarrierRollbackReason = "rollback";
+
+// Pruning. A barrier row is needed while a call of its transaction can still
+// arrive: a late duplicate, or a try after its cancel. Once the coordinator
+// is done with the transaction and its newest row is old enough, its rows can
+// go (SqliteBarrier::Prune, PostgresBarrier::Prune). Without pruning the
+// table grows by a few rows per branch call for ever (dtm has no pruning).
+struct BarrierPruneOptions {
+  // Only transactions whose newest barrier row is at least this old: longer
+  // than any call can be delayed or retried on its way (a week by default).
+  std::chrono::seconds min_age{7 * 24 * 3600};
+  // Whether the coordinator is done with `gid` (true: its rows may go). An
+  // error stops the prune and is returned. Required; FinishedAt(dtm) asks a
+  // coordinator.
+  std::function<Result<bool>(const std::string& gid)> finished;
+  // Transactions looked at per page (each page: one read, then `finished`
+  // per gid, then one short write transaction removing the finished ones).
+  std::size_t page = 500;
+};
+
+struct BarrierPruneResult {
+  std::size_t checked = 0;  // transactions old enough, asked about
+  std::size_t pruned = 0;   // of those, finished: their rows removed
+  std::size_t rows = 0;     // barrier rows removed
+};
+
+// What pruning needs from a business database; each database's barrier
+// implements it and calls PruneBarriers.
+class DTX_CORE_EXPORT BarrierPruneStore {
+ public:
+  virtual ~BarrierPruneStore();
+  // Up to `limit` gids greater than `after`, in gid order, whose newest row
+  // was created before `before` (rows without a creation time do not count
+  // as old: a gid with only such rows is never listed).
+  virtual Result<std::vector<std::string>> OldGids(const std::string& after,
+                                                   TimePoint before,
+                                                   std::size_t limit) = 0;
+  // Removes the rows of `gids` created before `before`, in one local
+  // transaction; the number removed.
+  virtual Result<std::size_t> Remove(const std::vector<std::string>& gids,
+                                     TimePoint before) = 0;
+};
+
+// Every page of `store` at `now` (the rules of BarrierPruneOptions).
+// kInvalidArgument without options.finished.
+DTX_CORE_EXPORT Result<BarrierPruneResult> PruneBarriers(
+    BarrierPruneStore& store, const BarrierPruneOptions& options,
+    TimePoint now);
+
+class DtmApi;
+
+// A BarrierPruneOptions::finished that asks `dtm` (embedded or a dtx-server
+// or dtm client): true for a transaction in a final status (succeed,
+// failed), and for one the coordinator does not have (kNotFound). A barrier
+// row is written only after its transaction was recorded (a branch call, a
+// TCC try after Prepare, a msg's local transaction after Prepare), and a
+// coordinator removes only finished transactions (retention), so a gid it
+// no longer has is over. That holds only while `dtm` is the coordinator the
+// barrier's transactions ran on. `dtm` must outlive the function.
+DTX_CORE_EXPORT std::function<Result<bool>(const std::string& gid)> FinishedAt(
+    DtmApi& dtm);
 
 }  // namespace dtx
 

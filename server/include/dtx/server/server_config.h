@@ -86,7 +86,12 @@ struct ServerConfig {
   std::chrono::seconds timeout_to_fail{35};
   std::chrono::seconds request_timeout{3};
   std::chrono::seconds trans_cron_interval{3};
-  std::chrono::seconds shutdown_grace{10};      // ShutdownGrace (dtx)
+  std::chrono::seconds shutdown_grace{10};  // ShutdownGrace (dtx)
+  // Retention (Store.FinishedDataExpire, Store.DataExpire; dtm's defaults):
+  // a finished transaction is removed a day after it ended, or a week after
+  // it was created; an unfinished one never. 0 turns a rule off.
+  std::chrono::seconds finished_data_expire{86400};
+  std::chrono::seconds data_expire{604800};
   int io_threads = 1;                           // IoThreads (dtx)
   int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
   LogLevel log_level = LogLevel::kInfo;

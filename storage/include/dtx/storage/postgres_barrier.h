@@ -213,6 +213,13 @@ class DTX_POSTGRES_EXPORT PostgresBarrier {
   // still in flight is waited for (up to lock_timeout).
   Status QueryPrepared(const BranchBarrier& barrier);
 
+  // Removes the rows of transactions that options.finished says are over
+  // and whose newest row is older than options.min_age (PruneBarriers,
+  // dtx/barrier.h), a page at a time, each page's removal one short
+  // transaction. Rows without a create_time (dtm's Go SDK leaves it NULL on
+  // PostgreSQL) are kept. Run it now and then (daily, say).
+  Result<BarrierPruneResult> Prune(const BarrierPruneOptions& options);
+
   // "schema"."table", quoted as in SQL.
   const std::string& table_name() const;
 

@@ -17,6 +17,7 @@
 #define DTX_STORAGE_SQLITE_BARRIER_H_
 
 #include "dtx/barrier.h"
+#include "dtx/result.h"
 #include "dtx/status.h"
 #include "dtx/storage/sqlite_export.h"
 
@@ -57,6 +58,16 @@ class DTX_SQLITE_EXPORT SqliteBarrier {
   // in the latter case it also makes sure it never will.
   static Status QueryPrepared(const BranchBarrier& barrier, sqlite3* db,
                               const std::string& table = kDefaultTable);
+
+  // Removes the rows of transactions that options.finished says are over
+  // and whose newest row is older than options.min_age (PruneBarriers,
+  // dtx/barrier.h), a page at a time, each page's removal one short
+  // transaction. Run it now and then (daily, say) on a connection in no
+  // transaction (kFailedPrecondition otherwise); kUnavailable when the
+  // database stays locked.
+  static Result<BarrierPruneResult> Prune(
+      sqlite3* db, const BarrierPruneOptions& options,
+      const std::string& table = kDefaultTable);
 };
 
 // Msg::DoAndSubmit with the local transaction under the barrier of

@@ -133,6 +133,7 @@ class DTX_TESTING_EXPORT SimJournal {
   Status DoTouchCron(const CronUpdate& u);
   Status DoMakeDue(const std::string& gid, TimePoint now);
   Status DoClaim(const ClaimRequest& req, std::vector<GlobalTrans>* out);
+  PurgeResult DoPurge(const PurgeRequest& req);
   Status ApplyUpdates(TransWithBranches& t,
                       const std::vector<BranchUpdate>& updates);
   TimePoint Now() const;
