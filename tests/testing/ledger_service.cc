@@ -177,6 +177,8 @@ struct LedgerService::Impl : public grpc::CallbackGenericService {
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override;
 
+  bool identify_callers = true;  // set at Start
+
   void Enqueue(Job job) {
     internal::MutexLock lock(&mu);
     jobs.push_back(std::move(job));
@@ -359,7 +361,7 @@ void LedgerService::Impl::WorkerLoop() {
     }
     LedgerCall call;
     call.start = job.start;
-    call.caller = CallerOf(job.peer);
+    if (identify_callers) call.caller = CallerOf(job.peer);
     call.method = job.method.rfind(kService, 0) == 0
                       ? job.method.substr(std::string(kService).size())
                       : job.method;
@@ -378,21 +380,25 @@ void LedgerService::Impl::WorkerLoop() {
 }
 
 Result<std::unique_ptr<LedgerService>> LedgerService::Start(
-    const std::string& path, int accounts, int64_t initial_balance) {
+    const std::string& path, int accounts, int64_t initial_balance, int port,
+    bool identify_callers) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
+  impl->identify_callers = identify_callers;
   {
     DTX_ASSIGN_OR_RETURN(DbPtr db, OpenDb(path));
     DTX_RETURN_IF_ERROR(Exec(db.get(),
-                             "CREATE TABLE account (id INTEGER PRIMARY KEY, "
-                             "balance INTEGER NOT NULL);"
-                             "CREATE TABLE effect (gid TEXT, branch_id TEXT, "
+                             "CREATE TABLE IF NOT EXISTS account (id INTEGER "
+                             "PRIMARY KEY, balance INTEGER NOT NULL);"
+                             "CREATE TABLE IF NOT EXISTS effect (gid TEXT, "
+                             "branch_id TEXT, "
                              "op TEXT, account INTEGER, amount INTEGER)"));
     DTX_RETURN_IF_ERROR(Exec(db.get(), "BEGIN"));
     for (int a = 1; a <= accounts; ++a) {
       DTX_RETURN_IF_ERROR(
-          Exec(db.get(), "INSERT INTO account VALUES (" + std::to_string(a) +
-                             ", " + std::to_string(initial_balance) + ")"));
+          Exec(db.get(), "INSERT OR IGNORE INTO account VALUES (" +
+                             std::to_string(a) + ", " +
+                             std::to_string(initial_balance) + ")"));
     }
     DTX_RETURN_IF_ERROR(Exec(db.get(), "COMMIT"));
     DTX_RETURN_IF_ERROR(SqliteBarrier::CreateTable(db.get()));
@@ -402,8 +408,8 @@ Result<std::unique_ptr<LedgerService>> LedgerService::Start(
     impl->names[getpid()] = "self";
   }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &impl->port);
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(port),
+                           grpc::InsecureServerCredentials(), &impl->port);
   builder.RegisterCallbackGenericService(impl.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {

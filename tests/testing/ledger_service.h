@@ -83,9 +83,13 @@ class LedgerService {
  public:
   // The ledger in `path` (created), with `accounts` accounts 1..accounts of
   // `initial_balance` each.
-  static Result<std::unique_ptr<LedgerService>> Start(const std::string& path,
-                                                      int accounts,
-                                                      int64_t initial_balance);
+  // On `port` of 127.0.0.1 (0: an ephemeral one). A ledger already in
+  // `path` (a restarted service) is used as it is. Without
+  // `identify_callers`, calls are logged with an empty caller (finding the
+  // calling process scans /proc for every call).
+  static Result<std::unique_ptr<LedgerService>> Start(
+      const std::string& path, int accounts, int64_t initial_balance,
+      int port = 0, bool identify_callers = true);
   // Stops serving and joins the workers.
   ~LedgerService();
   LedgerService(const LedgerService&) = delete;
