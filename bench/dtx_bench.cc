@@ -57,6 +57,10 @@
 // schema of the same database and its baseline, dtx_dtm_relay, writes
 // through PostgresJournal (--pg-conninfo): the pg_server_ rows, with the
 // first --coordinators count only (one dtx-server process).
+// --payload 32,1024,1048576 (with --scenario saga or msg) runs the loops once
+// per size: every branch call's request and every branch row carries that
+// many bytes (a dtx.test.Payload), in dtx and in the baseline alike; RESULT
+// names get _p<bytes>.
 // --pg-no-pipeline sends every journal statement on its own round trip
 // (PostgresJournalOptions::pipeline = false), dtx and baseline alike: run
 // it beside a default run to see what pipelining brings.
@@ -68,6 +72,7 @@
 //             [--slow-sagas 5000] [--rounds 6] [--poll-http]
 //             [--journal sqlite|postgres] [--pg-conninfo CONNINFO]
 //             [--coordinators 1,2,4] [--pg-no-pipeline]
+//             [--payload 32,1024,32768,262144,1048576]
 //
 // An unknown flag is refused (exit 2). With --journal postgres and no
 // --pg-conninfo, exit 77 when PostgreSQL is not installed.
@@ -586,6 +591,9 @@ class Bench {
     return scenario.rfind("http_", 0) == 0 ? scenario.substr(5) : scenario;
   }
   const Store& store() const { return store_; }
+  // The request of every branch call of saga and msg (--payload): a
+  // serialized dtx.test.Payload, the same bytes on both sides.
+  void set_payload(std::string payload) { payload_ = std::move(payload); }
 
   static bool OverHttp(const std::string& scenario) {
     return scenario.rfind("http_", 0) == 0;
@@ -770,14 +778,14 @@ class Bench {
           if (shape == "saga" || shape == "saga_empty") {
             const std::string& u = shape == "saga" ? url : empty;
             s = Saga(dtm, gid)
-                    .Add(u, u, "")
-                    .Add(u, u, "")
+                    .Add(u, u, payload_)
+                    .Add(u, u, payload_)
                     .WaitResult(true)
                     .Submit();
           } else if (shape == "msg") {
             s = Msg(dtm, gid)
-                    .Add(url, "")
-                    .Add(url, "")
+                    .Add(url, payload_)
+                    .Add(url, payload_)
                     .WaitResult(true)
                     .Submit();
           } else {
@@ -827,6 +835,7 @@ class Bench {
       ctx.AddMetadata("dtm-op", s.op);
       ctx.AddMetadata("dtm-dtm", "");
       dtx::test::Payload req;
+      if (!req.ParseFromString(payload_)) return false;
       dtx::test::Payload reply;
       return stub_->Echo(&ctx, req, &reply).ok();
     };
@@ -842,7 +851,7 @@ class Bench {
             const bool calls = shape != "saga_empty";
             plan = StepsPlan(
                 gid, shape == "msg" ? TransType::kMsg : TransType::kSaga,
-                {calls, calls});
+                {calls, calls}, payload_);
           }
           return RunBlocking(plan, j, call);
         },
@@ -950,6 +959,7 @@ class Bench {
   std::unique_ptr<IdGenerator> ids_ = NewTimeOrderedIdGenerator();
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dtx::test::Busi::Stub> stub_;
+  std::string payload_;
 };
 
 void Row(const std::string& who, const std::string& scenario, int inflight,
@@ -1068,7 +1078,7 @@ int Main(int argc, char** argv) {
   RefuseUnknownFlags(argc, argv, "dtx_bench",
                      {"--seconds", "--scenario", "--inflight", "--io-threads",
                       "--server", "--rounds", "--slow-sagas", "--journal",
-                      "--pg-conninfo", "--coordinators"},
+                      "--pg-conninfo", "--coordinators", "--payload"},
                      {"--poll-http", "--pg-no-pipeline"});
   auto refuse = [](const std::string& why) {
     std::fprintf(stderr, "dtx_bench: %s\n", why.c_str());
@@ -1094,6 +1104,8 @@ int Main(int argc, char** argv) {
   const std::string pg_conninfo = Flag(argc, argv, "--pg-conninfo", "");
   const std::vector<int> coordinator_counts =
       ParseIntList(Flag(argc, argv, "--coordinators", "1"));
+  const std::vector<int> payloads =
+      ParseIntList(Flag(argc, argv, "--payload", "0"));
   const std::vector<std::string> scenarios = {
       "tcc", "saga", "msg", "saga_empty", "http_saga", "http_tcc"};
   if (!only.empty() && only != "slow_branch" &&
@@ -1106,6 +1118,19 @@ int Main(int argc, char** argv) {
     refuse("--inflight needs numbers of at least 1 (\"1,16,64\")");
   }
   if (seconds <= 0) refuse("--seconds needs a time above 0");
+  if (payloads.empty() ||
+      std::any_of(payloads.begin(), payloads.end(),
+                  [](int n) { return n < 0 || n > 2 * 1024 * 1024; })) {
+    refuse("--payload needs byte counts from 0 to 2097152 (\"32,1024\")");
+  }
+  if (payloads != std::vector<int>{0} && only != "saga" && only != "msg") {
+    refuse(
+        "--payload needs --scenario saga or msg (gRPC branch calls that "
+        "carry a request)");
+  }
+  if (payloads != std::vector<int>{0} && !server_binary.empty()) {
+    refuse("--payload runs the embedded coordinator only (no --server)");
+  }
   if (io_thread_count < 1) refuse("--io-threads needs at least 1");
   if (journal != "sqlite" && journal != "postgres") {
     refuse("unknown --journal " + journal + " (known: sqlite, postgres)");
@@ -1192,82 +1217,97 @@ int Main(int argc, char** argv) {
           coordinators, coordinators);
       std::fflush(stdout);
     }
-    for (const std::string& scenario : scenarios) {
-      if (!only.empty() && only != scenario) continue;
-      for (int inflight : inflights) {
-        if (inflight < coordinators) {
-          std::printf(
-              "(%s at %d in flight skipped: fewer than %d coordinators)\n",
-              scenario.c_str(), inflight, coordinators);
-          continue;
-        }
-        // Alternating short rounds, so that drift of the machine (this disk's
-        // fsync time varies several-fold within a minute) falls on both
-        // sides; the ratios printed are the medians of the rounds' ratios.
-        // saga_empty at the most in flight is also compared with the
-        // store's single-commit rate, measured in the same rounds.
-        const bool vs_floor =
-            scenario == "saga_empty" && inflight == inflights.back();
-        Paired local;
-        Paired floor;
-        Paired floor_concurrent;  // PostgreSQL: `inflight` clients
-        for (int round = 0; round < rounds; ++round) {
-          const Figures base =
-              bench.RunBaseline(scenario, inflight, per_run, coordinators);
-          const Figures mine =
-              bench.RunDtx(scenario, inflight, per_run, coordinators);
-          local.Add(base, mine);
-          if (vs_floor && !store.postgres) {
-            floor.Add(Figures{Bench::SingleCommitRate(per_run / 2), 0, 0, {}},
-                      mine);
+    for (const int payload : payloads) {
+      std::string payload_bytes;
+      if (payload > 0) {
+        dtx::test::Payload p;
+        p.set_data(std::string(static_cast<std::size_t>(payload), 'p'));
+        payload_bytes = p.SerializeAsString();
+        std::printf("\n-- payload %d bytes per branch call and row\n", payload);
+        std::fflush(stdout);
+      }
+      bench.set_payload(payload_bytes);
+      const std::string payload_suffix =
+          payload > 0 ? "_p" + std::to_string(payload) : "";
+      for (const std::string& scenario : scenarios) {
+        if (!only.empty() && only != scenario) continue;
+        for (int inflight : inflights) {
+          if (inflight < coordinators) {
+            std::printf(
+                "(%s at %d in flight skipped: fewer than %d coordinators)\n",
+                scenario.c_str(), inflight, coordinators);
+            continue;
           }
-#ifdef DTX_BENCH_POSTGRES
-          if (vs_floor && store.postgres) {
-            Figures one = bench.PgCommitRate(1, per_run / 2);
-            Figures many = bench.PgCommitRate(inflight, per_run / 2);
-            floor.Add(Figures{one.tx_per_s, 0, 0, {}}, mine);
-            floor_concurrent.Add(Figures{many.tx_per_s, 0, 0, {}}, mine);
-          }
-#endif
-        }
-        const std::string name =
-            prefix + scenario + "_" + std::to_string(inflight) + suffix;
-        Row("baseline", scenario, inflight, local.baseline());
-        Row("dtx", scenario, inflight, local.value());
-        local.Print(name);
-        if (!server_binary.empty() &&
-            coordinators == coordinator_counts.front()) {
-          // dtx-server against the relay, which has the same client round
-          // trips, journal writes and branch calls; alternating rounds again.
-          Paired remote;
+          // Alternating short rounds, so that drift of the machine (this disk's
+          // fsync time varies several-fold within a minute) falls on both
+          // sides; the ratios printed are the medians of the rounds' ratios.
+          // saga_empty at the most in flight is also compared with the
+          // store's single-commit rate, measured in the same rounds.
+          const bool vs_floor =
+              scenario == "saga_empty" && inflight == inflights.back();
+          Paired local;
+          Paired floor;
+          Paired floor_concurrent;  // PostgreSQL: `inflight` clients
           for (int round = 0; round < rounds; ++round) {
-            remote.Add(
-                bench.RunRelay(scenario, inflight, per_run),
-                bench.RunServer(server_binary, scenario, inflight, per_run));
+            const Figures base =
+                bench.RunBaseline(scenario, inflight, per_run, coordinators);
+            const Figures mine =
+                bench.RunDtx(scenario, inflight, per_run, coordinators);
+            local.Add(base, mine);
+            if (vs_floor && !store.postgres) {
+              floor.Add(Figures{Bench::SingleCommitRate(per_run / 2), 0, 0, {}},
+                        mine);
+            }
+#ifdef DTX_BENCH_POSTGRES
+            if (vs_floor && store.postgres) {
+              Figures one = bench.PgCommitRate(1, per_run / 2);
+              Figures many = bench.PgCommitRate(inflight, per_run / 2);
+              floor.Add(Figures{one.tx_per_s, 0, 0, {}}, mine);
+              floor_concurrent.Add(Figures{many.tx_per_s, 0, 0, {}}, mine);
+            }
+#endif
           }
-          Row("relay", scenario, inflight, remote.baseline());
-          Row("server", scenario, inflight, remote.value());
-          remote.Print(prefix + "server_" + scenario + "_" +
-                       std::to_string(inflight));
-        }
-        if (vs_floor && !store.postgres) {
-          std::printf("%-10s %-11s %8d %10.0f\n", "sqlite", "one-commit", 1,
-                      floor.baseline().tx_per_s);
-          floor.Print("saga_empty_vs_single_commit_" + std::to_string(inflight),
-                      /*with_p50=*/false);
-        }
-        if (vs_floor && store.postgres) {
-          std::printf("%-10s %-11s %8d %10.0f\n", "postgres", "one-commit", 1,
-                      floor.baseline().tx_per_s);
-          std::printf("%-10s %-11s %8d %10.0f\n", "postgres", "one-commit",
-                      inflight, floor_concurrent.baseline().tx_per_s);
-          floor.Print(prefix + "saga_empty_vs_single_commit_" +
-                          std::to_string(inflight) + suffix,
-                      /*with_p50=*/false);
-          floor_concurrent.Print(
-              prefix + "saga_empty_vs_" + std::to_string(inflight) +
-                  "_client_commits_" + std::to_string(inflight) + suffix,
-              /*with_p50=*/false);
+          const std::string name = prefix + scenario + "_" +
+                                   std::to_string(inflight) + suffix +
+                                   payload_suffix;
+          Row("baseline", scenario, inflight, local.baseline());
+          Row("dtx", scenario, inflight, local.value());
+          local.Print(name);
+          if (!server_binary.empty() &&
+              coordinators == coordinator_counts.front()) {
+            // dtx-server against the relay, which has the same client round
+            // trips, journal writes and branch calls; alternating rounds again.
+            Paired remote;
+            for (int round = 0; round < rounds; ++round) {
+              remote.Add(
+                  bench.RunRelay(scenario, inflight, per_run),
+                  bench.RunServer(server_binary, scenario, inflight, per_run));
+            }
+            Row("relay", scenario, inflight, remote.baseline());
+            Row("server", scenario, inflight, remote.value());
+            remote.Print(prefix + "server_" + scenario + "_" +
+                         std::to_string(inflight));
+          }
+          if (vs_floor && !store.postgres) {
+            std::printf("%-10s %-11s %8d %10.0f\n", "sqlite", "one-commit", 1,
+                        floor.baseline().tx_per_s);
+            floor.Print(
+                "saga_empty_vs_single_commit_" + std::to_string(inflight),
+                /*with_p50=*/false);
+          }
+          if (vs_floor && store.postgres) {
+            std::printf("%-10s %-11s %8d %10.0f\n", "postgres", "one-commit", 1,
+                        floor.baseline().tx_per_s);
+            std::printf("%-10s %-11s %8d %10.0f\n", "postgres", "one-commit",
+                        inflight, floor_concurrent.baseline().tx_per_s);
+            floor.Print(prefix + "saga_empty_vs_single_commit_" +
+                            std::to_string(inflight) + suffix,
+                        /*with_p50=*/false);
+            floor_concurrent.Print(
+                prefix + "saga_empty_vs_" + std::to_string(inflight) +
+                    "_client_commits_" + std::to_string(inflight) + suffix,
+                /*with_p50=*/false);
+          }
         }
       }
     }

@@ -95,7 +95,7 @@ void Append(Plan& to, Plan from) {
 }  // namespace
 
 Plan StepsPlan(const std::string& gid, TransType type,
-               const std::vector<bool>& has_url) {
+               const std::vector<bool>& has_url, const std::string& payload) {
   const bool saga = type == TransType::kSaga;
   GlobalTrans t;
   t.gid = gid;
@@ -107,6 +107,7 @@ Plan StepsPlan(const std::string& gid, TransType type,
     if (saga) rows.push_back(Row(StepId(i), BranchOp::kCompensate));
     rows.push_back(Row(StepId(i), BranchOp::kAction));
   }
+  for (Branch& b : rows) b.bin_data = payload;
   Plan plan;
   plan.push_back(Durable([t, rows](Journal& j, WriteDone d) {
     j.SaveNew(t, rows, std::move(d));

@@ -40,9 +40,11 @@ using Plan = std::vector<PlanStep>;
 
 // A saga or msg submitted directly: the global with its rows, durable, then
 // one action per step in order (none for a step without a URL), then the
-// final status. `has_url` has one entry per step.
+// final status. `has_url` has one entry per step; every row carries
+// `payload` (its bin_data), as the coordinator's do.
 Plan StepsPlan(const std::string& gid, TransType type,
-               const std::vector<bool>& has_url);
+               const std::vector<bool>& has_url,
+               const std::string& payload = "");
 // TCC, by request: Prepare saves the global; RegisterBranch appends a
 // branch's cancel and confirm rows; Submit makes `submitted` durable, then
 // confirms the branches in reverse order, then the final status. The try
