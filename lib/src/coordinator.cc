@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "coordinator_impl.h"
+#include "target_limiter.h"
 
 #include <asio/post.hpp>
 
@@ -117,15 +118,24 @@ Executor Engine::OnIo() {
 void Engine::Forget(const TransRuntime& rt, bool finished, TimePoint next,
                     bool wake) {
   wake = wake && !finished;
+  bool resume_claims = false;
   {
     MutexLock lock(&mu);
     auto it = active.find(rt.trans().gid);
     if (it != active.end() && it->second.get() == &rt) active.erase(it);
     if (wake) wakeups.emplace(next, rt.trans().gid);
     if (active.empty()) idle_cv.SignalAll();
+    if (claims_held && active.size() <= options.max_in_memory / 2) {
+      claims_held = false;
+      resume_claims = !stopping;
+    }
   }
   if (!wake && alert_tracker) alert_tracker->Forget(rt.trans().gid);
-  if (wake) sched->Post([this] { ArmPoll(); });
+  if (resume_claims) {
+    sched->Post([this] { Poll(); });
+  } else if (wake) {
+    sched->Post([this] { ArmPoll(); });
+  }
 }
 
 void Engine::WithRuntime(
@@ -175,17 +185,38 @@ void Engine::WithRuntime(
   });
 }
 
-Status Engine::ClaimDueOnce(std::size_t* claimed) {
+Status Engine::ClaimDueOnce(std::size_t* claimed, bool* more) {
   MutexLock claiming(&claim_mu);
+  *claimed = 0;
+  *more = false;
+  std::size_t room = kClaimBatch;
+  if (options.max_in_memory > 0) {
+    MutexLock lock(&mu);
+    const std::size_t in_memory = active.size();
+    room = in_memory >= options.max_in_memory
+               ? 0
+               : std::min(kClaimBatch, options.max_in_memory - in_memory);
+    if (room == 0) {
+      if (!claims_held) {
+        DTX_LOG(logger, LogLevel::kInfo,
+                "scheduler: " << in_memory
+                              << " transactions in memory (max_in_memory); "
+                                 "due ones wait in the journal");
+      }
+      claims_held = true;
+      return Status::Ok();
+    }
+  }
   const TimePoint now = clock->Now();
   ClaimRequest req;
   req.now = now;
   req.owner = owner;
   req.lease_until = now + Lease();
-  req.limit = kClaimBatch;
+  req.limit = room;
   auto got = WaitForClaim(*journal, req);
   if (!got.ok()) return got.status();
   *claimed = got->size();
+  *more = got->size() == room;
   for (GlobalTrans& t : *got) {
     std::shared_ptr<TransRuntime> existing;
     {
@@ -249,12 +280,13 @@ void Engine::Poll() {
   // The claim waits for the disk: on the read pool, then back here.
   Read([this] {
     std::size_t claimed = 0;
-    Status s = ClaimDueOnce(&claimed);
+    bool full = false;
+    Status s = ClaimDueOnce(&claimed, &full);
     if (!s.ok() && s.code() != StatusCode::kUnavailable) {
       DTX_LOG(logger, LogLevel::kError,
               "scheduler: claiming due transactions: " << s);
     }
-    const bool more = s.ok() && claimed == kClaimBatch;
+    const bool more = s.ok() && full;
     sched->Post([this, more] {
       if (more) {
         Poll();
@@ -406,6 +438,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
   e->options = std::move(options);
   e->journal = std::move(deps.journal);
   e->client = std::move(deps.branch_client);
+  if (options.max_calls_per_target > 0) {
+    e->client = std::make_unique<internal::TargetLimiter>(
+        std::move(e->client), options.max_calls_per_target);
+  }
   e->clock = deps.clock != nullptr ? deps.clock : &SystemClock();
   e->logger = deps.logger ? deps.logger : NewNullLogger();
   e->ids =
@@ -679,8 +715,9 @@ Status Coordinator::RunDue() {
   DTX_RETURN_IF_ERROR(engine_->CheckOpen());
   for (;;) {
     std::size_t claimed = 0;
-    DTX_RETURN_IF_ERROR(engine_->ClaimDueOnce(&claimed));
-    if (claimed < internal::kClaimBatch) break;
+    bool more = false;
+    DTX_RETURN_IF_ERROR(engine_->ClaimDueOnce(&claimed, &more));
+    if (!more) break;
   }
   WaitIdle();
   return Status::Ok();

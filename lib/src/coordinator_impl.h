@@ -150,7 +150,10 @@ struct Engine {
   void ArmPoll();
   // Cancels the armed poll (on sched).
   void DisarmPoll();
-  Status ClaimDueOnce(std::size_t* claimed);
+  // Claims up to a batch of due transactions and resumes them; *more: the
+  // batch was full (more may be due). At Options::max_in_memory it claims
+  // nothing and holds claims until Forget has let half of them go.
+  Status ClaimDueOnce(std::size_t* claimed, bool* more);
   // Retention (Options::finished_data_expire): whether a rule is on, the
   // request of a step at `now`, one run in steps (on sched, each step a
   // journal write; the next armed at the end), and its timer.
@@ -234,6 +237,9 @@ struct Engine {
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups
       DTX_GUARDED_BY(mu);
   bool stopping DTX_GUARDED_BY(mu) = false;
+  // Claims stopped at Options::max_in_memory; Forget polls again once the
+  // transactions in memory are down to half of it.
+  bool claims_held DTX_GUARDED_BY(mu) = false;
   // Set with `stopping`, read without the lock on the strands: branch
   // results from then on are cut short by Shutdown, not answers.
   std::atomic<bool> closing{false};

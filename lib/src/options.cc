@@ -17,6 +17,9 @@ std::chrono::seconds RetryPolicy::Backoff(std::chrono::seconds current) const {
 }
 
 Status RetryPolicy::Validate() const {
+  if (!(jitter >= 0 && jitter <= 1)) {
+    return InvalidArgumentError("options: retry.jitter must be from 0 to 1");
+  }
   if (initial_interval.count() <= 0) {
     return InvalidArgumentError(
         "options: retry.initial_interval must be positive");

@@ -230,6 +230,16 @@ void TransRuntime::OnLeaseRenewed(TimePoint until, Status s) {
   if (!s.ok()) MaybeEvict();
 }
 
+void TransRuntime::LimitStart(BranchRequest& request) const {
+  if (!engine_.journal->shared()) return;
+  // WithLease made the lease cover the call if it starts now; a call that
+  // waits for a slot of its target must still start inside it.
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      trans_.next_cron_time - Now() - request.timeout - kLeaseMargin);
+  if (left.count() < 0) left = std::chrono::milliseconds(0);
+  request.start_by = std::chrono::steady_clock::now() + left;
+}
+
 TimePoint TransRuntime::Now() const { return engine_.clock->Now(); }
 
 Logger& TransRuntime::logger() const { return *engine_.logger; }
@@ -348,6 +358,7 @@ void TransRuntime::CallBranch(std::size_t index) {
       return;
     }
     const Branch& called = branches_[index];
+    LimitStart(req);
     DTX_LOG(engine_.logger, LogLevel::kDebug,
             "gid=" << trans_.gid << " branch=" << called.branch_id << " op="
                    << ToString(called.op) << " calling " << called.url);
@@ -377,6 +388,7 @@ void TransRuntime::CallExtra(BranchRequest request,
       on_result(std::move(r));
       return;
     }
+    LimitStart(request);
     engine_.client->Call(
         std::move(request), CallExecutor(),
         [self = shared_from_this(),
@@ -533,8 +545,25 @@ void TransRuntime::FlushBranches() {
 
 void TransRuntime::NeedRetry(bool keep_interval) {
   DTX_DCHECK(OnStrandNow());
-  if (!keep_interval) interval_ = engine_.options.retry.Backoff(interval_);
-  WakeAt(Now() + interval_);
+  if (keep_interval) return WakeAt(Now() + interval_);
+  interval_ = engine_.options.retry.Backoff(interval_);
+  WakeAt(Now() + interval_ + Jitter(interval_));
+}
+
+std::chrono::milliseconds TransRuntime::Jitter(
+    std::chrono::seconds interval) const {
+  const double fraction = engine_.options.retry.jitter;
+  const auto span = static_cast<uint64_t>(
+      fraction * static_cast<double>(interval.count()) * 1000.0);
+  if (span == 0) return std::chrono::milliseconds(0);
+  // The gid and the time: different for transactions that failed together,
+  // the same on a replay of a simulation.
+  uint64_t h = std::hash<std::string>{}(trans_.gid) ^
+               static_cast<uint64_t>(Now().time_since_epoch().count());
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return std::chrono::milliseconds(static_cast<int64_t>(h % span));
 }
 
 void TransRuntime::WakeAt(TimePoint at) {

@@ -142,6 +142,11 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   }
   // A retry is needed: keep (ONGOING) or double (an error) the interval.
   void NeedRetry(bool keep_interval);
+  // On a shared journal: the time `request` must be sent by to stay inside
+  // the lease (BranchRequest::start_by).
+  void LimitStart(BranchRequest& request) const;
+  // Up to RetryPolicy::jitter of `interval` (NeedRetry after an error).
+  std::chrono::milliseconds Jitter(std::chrono::seconds interval) const;
   // Look again no later than `at`.
   void WakeAt(TimePoint at);
   // Resets the retry interval to the transaction's base interval.

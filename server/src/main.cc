@@ -249,6 +249,11 @@ int main(int argc, char** argv) {
   options.timeout_to_fail = config.timeout_to_fail;
   options.request_timeout = config.request_timeout;
   options.cron_interval = config.trans_cron_interval;
+  options.max_in_memory = static_cast<std::size_t>(config.max_trans_in_memory);
+  options.max_calls_per_target =
+      static_cast<std::size_t>(config.max_calls_per_target);
+  options.retry.jitter =
+      static_cast<double>(config.retry_jitter_percent) / 100.0;
   options.finished_data_expire = config.finished_data_expire;
   options.data_expire = config.data_expire;
   options.io_threads = static_cast<std::size_t>(config.io_threads);

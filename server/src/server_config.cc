@@ -389,6 +389,21 @@ const std::vector<Key>& Keys() {
          c.io_threads = static_cast<int>(n);
          return Status::Ok();
        }},
+      {"MaxTransInMemory",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.max_trans_in_memory, ParseInt(v, 0, 10000000));
+         return Status::Ok();
+       }},
+      {"MaxCallsPerTarget",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.max_calls_per_target, ParseInt(v, 0, 1000000));
+         return Status::Ok();
+       }},
+      {"RetryJitter",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.retry_jitter_percent, ParseInt(v, 0, 100));
+         return Status::Ok();
+       }},
       {"MaxRequestBytes",
        [](ServerConfig& c, const std::string& v) -> Status {
          DTX_ASSIGN_OR_RETURN(c.max_request_bytes, ParseInt(v, 1, 1LL << 30));
@@ -837,6 +852,11 @@ std::string ToYaml(const ServerConfig& c) {
       << c.shutdown_grace.count();
   out << YAML::Key << "IoThreads" << YAML::Value << c.io_threads;
   out << YAML::Key << "MaxRequestBytes" << YAML::Value << c.max_request_bytes;
+  out << YAML::Key << "MaxTransInMemory" << YAML::Value
+      << c.max_trans_in_memory;
+  out << YAML::Key << "MaxCallsPerTarget" << YAML::Value
+      << c.max_calls_per_target;
+  out << YAML::Key << "RetryJitter" << YAML::Value << c.retry_jitter_percent;
   out << YAML::Key << "AlertRetryLimit" << YAML::Value << c.alert_retry_limit;
   out << YAML::Key << "AlertWebHook" << YAML::Value << c.alert_webhook;
   // Never the token itself: --print-config output ends up in tickets.

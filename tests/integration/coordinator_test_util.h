@@ -158,7 +158,13 @@ class CoordinatorTest : public ::testing::Test {
 
   TempDir dir_;
   FakeClock clock_;
-  Options options_;
+  // dtm's exact retry times (no RetryPolicy::jitter), which these tests
+  // check; RetryJitterTest covers the jitter.
+  Options options_ = [] {
+    Options o;
+    o.retry.jitter = 0;
+    return o;
+  }();
   // When set before Open() (or Reopen()), what the coordinator logs goes here.
   std::shared_ptr<Logger> logger_;
   // When set before Open(), the journal's and the coordinator's metrics go

@@ -103,6 +103,25 @@ TEST(ServerConfigTest, RetentionTakesDtmsKeysDefaultsAndEnvironment) {
                                             "STORE_FINISHED_DATA_EXPIRE"));
 }
 
+TEST(ServerConfigTest, RecoveryCapsAndJitter) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig defaults, LoadServerConfig({}));
+  EXPECT_EQ(defaults.config.max_trans_in_memory, 4096);
+  EXPECT_EQ(defaults.config.max_calls_per_target, 128);
+  EXPECT_EQ(defaults.config.retry_jitter_percent, 10);
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig off,
+      LoadServerConfig(Yaml(
+          "MaxTransInMemory: 0\nMaxCallsPerTarget: 0\nRetryJitter: 0\n")));
+  EXPECT_EQ(off.config.max_trans_in_memory, 0);
+  EXPECT_EQ(off.config.max_calls_per_target, 0);
+  EXPECT_EQ(off.config.retry_jitter_percent, 0);
+  EXPECT_TRUE(off.warnings.empty());
+  EXPECT_THAT(LoadServerConfig(Yaml("RetryJitter: 101\n")),
+              StatusIs(StatusCode::kInvalidArgument, "RetryJitter"));
+  EXPECT_THAT(LoadServerConfig(Yaml("MaxCallsPerTarget: -1\n")),
+              StatusIs(StatusCode::kInvalidArgument, "MaxCallsPerTarget"));
+}
+
 TEST(ServerConfigTest, UnknownAndUnusedKeysAreWarnings) {
   ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
 JsonRpcPort: 36791

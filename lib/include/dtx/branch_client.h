@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -65,6 +66,10 @@ struct BranchRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   // Deadline of the call; zero means the client's default.
   std::chrono::milliseconds timeout{0};
+  // When set, a call that cannot be sent before this time (it waits for a
+  // free slot of its target: Options::max_calls_per_target) is not sent and
+  // fails (kTransient, kDeadlineExceeded).
+  std::optional<std::chrono::steady_clock::time_point> start_by;
 };
 
 struct BranchResult {

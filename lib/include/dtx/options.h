@@ -29,6 +29,12 @@ struct DTX_CORE_EXPORT RetryPolicy {
   // Upper bound of Backoff(); 0 disables the cap. An uncapped doubling reaches
   // days after ~15 failures, so dtx caps at one hour by default.
   std::chrono::seconds max_interval{3600};
+  // A retry after an error is due up to this fraction of its interval later
+  // (0 to 1; dtm has none): transactions that failed together against one
+  // dead service do not all come back in the same instant. ONGOING keeps its
+  // interval exactly. The spread is drawn from the gid and the time, so a
+  // simulation replays it.
+  double jitter = 0.1;
 
   std::chrono::seconds Reset() const { return initial_interval; }
   std::chrono::seconds Keep(std::chrono::seconds current) const {
@@ -86,6 +92,17 @@ struct DTX_CORE_EXPORT Options {
   // Performance.
   // Threads running the coordinator's io_context.
   std::size_t io_threads = 1;
+
+  // Recovery without a stampede. Due transactions the scheduler takes from
+  // the journal while this many are in memory wait there instead; it takes
+  // more once half of them are done. Requests (Submit, ...) are never held
+  // back by it. 0: no cap.
+  std::size_t max_in_memory = 4096;
+  // Branch calls in flight to one target (host:port, or a registry's
+  // service) at most; more wait in a queue, their deadline starting when
+  // they are sent, so a service that comes back is called at the rate it
+  // answers instead of being flooded until its calls time out. 0: no cap.
+  std::size_t max_calls_per_target = 128;
 
   // kInvalidArgument naming the first bad field.
   Status Validate() const;

@@ -92,7 +92,12 @@ struct ServerConfig {
   // it was created; an unfinished one never. 0 turns a rule off.
   std::chrono::seconds finished_data_expire{86400};
   std::chrono::seconds data_expire{604800};
-  int io_threads = 1;                           // IoThreads (dtx)
+  int io_threads = 1;  // IoThreads (dtx)
+  // Recovery without a stampede (dtx): Options::max_in_memory,
+  // max_calls_per_target (0: no cap) and retry.jitter, in percent.
+  int64_t max_trans_in_memory = 4096;           // MaxTransInMemory
+  int64_t max_calls_per_target = 128;           // MaxCallsPerTarget
+  int64_t retry_jitter_percent = 10;            // RetryJitter
   int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
   LogLevel log_level = LogLevel::kInfo;
   // AlertRetryLimit / AlertWebHook (dtm's): after this many failed attempts
