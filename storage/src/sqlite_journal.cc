@@ -145,6 +145,10 @@ Status SqliteJournal::Impl::Configure(Db& db) {
   // than the commits themselves. They are never needed after a crash (the WAL
   // is), so memory loses nothing.
   DTX_RETURN_IF_ERROR(db.Exec("PRAGMA temp_store = MEMORY"));
+  if (options.writer_cache_kib > 0) {
+    DTX_RETURN_IF_ERROR(db.Exec("PRAGMA cache_size = -" +
+                                std::to_string(options.writer_cache_kib)));
+  }
   if (options.max_page_count) {
     DTX_ASSIGN_OR_RETURN(int64_t pages,
                          db.QueryInt("PRAGMA max_page_count = " +

@@ -67,6 +67,12 @@ struct DTX_SQLITE_EXPORT SqliteJournalOptions {
   // (one commit per write); for comparisons only.
   std::size_t max_batch_writes = 1024;
 
+  // The writer's page cache, in KiB (PRAGMA cache_size = -N). SQLite's
+  // default, 2 MiB, holds the interior pages of a journal of some 100,000
+  // transactions; past that every write reads parts of the indexes back from
+  // the OS. Allocated as pages are used: a small journal uses little of it.
+  int64_t writer_cache_kib = 32 * 1024;
+
   // Caps the file at this many pages (4096 bytes each); writes beyond fail
   // with kResourceExhausted and change nothing. Unset: no cap.
   std::optional<int64_t> max_page_count;
