@@ -110,8 +110,8 @@ TEST(ServerConfigTest, RecoveryCapsAndJitter) {
   EXPECT_EQ(defaults.config.retry_jitter_percent, 10);
   ASSERT_OK_AND_ASSIGN(
       LoadedConfig off,
-      LoadServerConfig(Yaml(
-          "MaxTransInMemory: 0\nMaxCallsPerTarget: 0\nRetryJitter: 0\n")));
+      LoadServerConfig(
+          Yaml("MaxTransInMemory: 0\nMaxCallsPerTarget: 0\nRetryJitter: 0\n")));
   EXPECT_EQ(off.config.max_trans_in_memory, 0);
   EXPECT_EQ(off.config.max_calls_per_target, 0);
   EXPECT_EQ(off.config.retry_jitter_percent, 0);
