@@ -554,6 +554,36 @@ class DtmProtocolTest(ServerTestCase):
         self.assertEqual(self.busi.calls(gid, op="confirm"), [])
         self.assertEqual(reply.transaction.rollback_reason, reason)
 
+    def test_retries_of_a_succeeded_saga_answer_ok_and_other_steps_conflict(self):
+        """Issue 19 item 5's reproducer: 64 concurrent re-submits of a saga
+        that succeeded were 45 times ABORTED, which dtm's SDKs read as
+        "rolled back". Each retry is OK now; other steps are ALREADY_EXISTS."""
+        gid = self.new_gid()
+        payloads = [b"\x01out", b"\x02in"]
+        self.client.Submit(self.saga_request(gid, payloads), timeout=RPC_TIMEOUT_S)
+        self.assertEqual(self.query(gid).transaction.status, "succeed")
+
+        def retry(i):
+            try:
+                self.client.Submit(self.saga_request(gid, payloads, wait_result=i % 2 == 0),
+                                   timeout=RPC_TIMEOUT_S)
+                return "OK"
+            except grpc.RpcError as error:
+                return "%s %s" % (error.code(), error.details())
+        with futures.ThreadPoolExecutor(max_workers=64) as pool:
+            answers = list(pool.map(retry, range(64)))
+        self.assertEqual(answers, ["OK"] * 64)
+
+        error = self.expect_error(self.client.Submit,
+                                  self.saga_request(gid, [b"\x01out", b"\x02other"]),
+                                  grpc.StatusCode.ALREADY_EXISTS, "a saga with other payloads")
+        self.assertIn("gid %s exists with a different step 02's payload" % gid, error.details())
+        error = self.expect_error(self.client.Submit, PB.dtm.DtmRequest(
+            Gid=gid, TransType="msg", Steps=self.steps_json({"action": self.busi.url("TransIn")}),
+            BinPayloads=[b"\x01"]), grpc.StatusCode.ALREADY_EXISTS, "a msg under the saga's gid")
+        self.assertIn("trans type 'saga', not 'msg'", error.details())
+        self.assertEqual(len(self.busi.calls(gid)), 2, self.busi.calls(gid))
+
     def test_finished_tcc_refuses_register_submit_prepare_and_abort(self):
         gid = self.new_gid()
         self.assertEqual(self.prepare_tcc(gid, [b"\x01"]), [None])
@@ -563,18 +593,21 @@ class DtmProtocolTest(ServerTestCase):
         self.wait_status(gid, "succeed")
 
         aborted = grpc.StatusCode.ABORTED
+        refused = grpc.StatusCode.FAILED_PRECONDITION
         self.expect_error(self.client.RegisterBranch, PB.dtm.DtmBranchRequest(
             Gid=gid, TransType="tcc", BranchID="02", BusiPayload=b"\x02",
             Data={"confirm": self.busi.url("TransInConfirm"),
                   "cancel": self.busi.url("TransInCancel")}),
             aborted, "RegisterBranch on a succeeded tcc")
-        self.expect_error(self.client.Submit, PB.dtm.DtmRequest(Gid=gid, TransType="tcc"),
-                          aborted, "Submit of a succeeded tcc")
+        # A retry of the Submit: OK, as the first (issue 19 item 5).
+        self.client.Submit(PB.dtm.DtmRequest(Gid=gid, TransType="tcc"),
+                           timeout=RPC_TIMEOUT_S)
+        # Requests it went past: refused, but not with ABORTED ("rolled back").
         self.expect_error(self.client.Prepare,
                           PB.dtm.DtmRequest(Gid=gid, TransType="tcc", Steps="null"),
-                          aborted, "Prepare of a succeeded tcc")
+                          refused, "Prepare of a succeeded tcc")
         self.expect_error(self.client.Abort, PB.dtm.DtmRequest(Gid=gid, TransType="tcc"),
-                          aborted, "Abort of a succeeded tcc")
+                          refused, "Abort of a succeeded tcc")
         reply = self.query(gid)
         self.assertEqual(reply.transaction.status, "succeed")
         self.assertEqual(len(reply.branches), 2, reply)

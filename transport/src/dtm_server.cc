@@ -195,6 +195,7 @@ grpc::Status Answer(Logger& logger, const char* method, const std::string& gid,
     const LogLevel level =
         (code == StatusCode::kAborted ||
          code == StatusCode::kFailedPrecondition ||
+         code == StatusCode::kAlreadyExists ||
          code == StatusCode::kInvalidArgument ||
          code == StatusCode::kNotFound || code == StatusCode::kUnimplemented)
             ? LogLevel::kDebug
