@@ -2,9 +2,12 @@
 
 #include "dtx/spdlog_logger.h"
 
+#include "prometheus_text.h"  // Utf8SequenceLength
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <string>
 
@@ -17,9 +20,104 @@ class NullLogger final : public Logger {
   void Log(LogLevel, std::string_view) override {}
 };
 
+char Lower(char c) {
+  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
+
+bool StartsWithNoCase(std::string_view s, std::size_t at,
+                      std::string_view prefix) {
+  if (s.size() - at < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (Lower(s[at + i]) != prefix[i]) return false;
+  }
+  return true;
+}
+
+// Where a URL's authority, or a key=value's value, ends.
+bool EndsToken(char c) {
+  return c == '/' || c == '?' || c == '#' || c == ' ' || c == '\t' ||
+         c == '\n' || c == '\r' || c == '"' || c == '\'' || c == ';' ||
+         c == ',' || c == '>' || c == ')' || c == ']';
+}
+
 }  // namespace
 
 Logger::~Logger() = default;
+
+std::string MaskCredentials(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    // scheme://user:password@host: the password goes.
+    if (text.compare(i, 3, "://") == 0) {
+      out.append("://");
+      i += 3;
+      std::size_t end = i;
+      while (end < text.size() && !EndsToken(text[end])) ++end;
+      const std::string_view authority = text.substr(i, end - i);
+      const std::size_t at = authority.rfind('@');
+      const std::size_t colon = authority.find(':');
+      if (at != std::string_view::npos && colon != std::string_view::npos &&
+          colon < at) {
+        out.append(authority.substr(0, colon + 1));
+        out.append("***");
+        out.append(authority.substr(at));
+      } else {
+        out.append(authority);
+      }
+      i = end;
+      continue;
+    }
+    // password=secret, pwd=secret (libpq, ODBC): the value goes.
+    for (std::string_view key : {"password=", "pwd="}) {
+      const bool word_start =
+          i == 0 || !(std::isalnum(static_cast<unsigned char>(text[i - 1])) ||
+                      text[i - 1] == '_');
+      if (word_start && StartsWithNoCase(text, i, key)) {
+        out.append(text.substr(i, key.size()));
+        i += key.size();
+        std::size_t end = i;
+        while (end < text.size() && !EndsToken(text[end])) ++end;
+        if (end > i) out.append("***");
+        i = end;
+        break;
+      }
+    }
+    if (i < text.size() && text.compare(i, 3, "://") != 0) {
+      out.push_back(text[i]);
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string LoggableText(std::string_view text, std::size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const std::string masked = MaskCredentials(text);
+  std::string out;
+  out.reserve(std::min(masked.size(), max_bytes) + 32);
+  std::size_t i = 0;
+  while (i < masked.size()) {
+    const auto c = static_cast<unsigned char>(masked[i]);
+    const std::size_t n =
+        c >= 0x80 ? internal::Utf8SequenceLength(masked, i) : 1;
+    const std::size_t take = n == 0 ? 1 : n;
+    if (i + take > max_bytes) break;
+    if (c < 0x20 || c == 0x7f || n == 0) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out.append(masked, i, n);
+    }
+    i += take;
+  }
+  if (i < masked.size()) {
+    out += "... (" + std::to_string(masked.size() - i) + " bytes cut)";
+  }
+  return out;
+}
 
 std::string_view ToString(LogLevel level) {
   switch (level) {

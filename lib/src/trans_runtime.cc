@@ -56,7 +56,7 @@ std::string AttemptError(const BranchResult& r) {
   std::string raw(ToString(r.outcome));
   if (!r.status.message().empty()) {
     raw += ": ";
-    raw += r.status.message();
+    raw += MaskCredentials(r.status.message());  // read by operators, alerts
   }
   std::string text;
   for (std::size_t i = 0; i < raw.size();) {
@@ -627,7 +627,8 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
     DTX_LOG(engine_.logger, LogLevel::kInfo,
             "gid=" << trans_.gid << " " << ToString(trans_.trans_type) << " "
                    << ToString(from) << " -> " << ToString(to)
-                   << (reason.empty() ? "" : " reason: ") << reason);
+                   << (reason.empty() ? "" : " reason: ")
+                   << LoggableText(reason));
     ++pending_writes_;
     engine_.journal->ChangeStatus(
         std::move(change), OnStrand([this, from, to, marks](Status s) {
@@ -669,7 +670,8 @@ void TransRuntime::OnDecided(TransStatus from, TransStatus to,
     DTX_LOG(engine_.logger, LogLevel::kInfo,
             "gid=" << trans_.gid << " " << ToString(trans_.trans_type) << " "
                    << ToString(from) << " -> " << ToString(to)
-                   << (reason.empty() ? "" : " reason: ") << reason);
+                   << (reason.empty() ? "" : " reason: ")
+                   << LoggableText(reason));
     if (on_durable) on_durable(s);
     Advance();
     RunSettled();

@@ -91,9 +91,9 @@ void TransProcessor::OnBranchResult(TransRuntime& rt, std::size_t index,
   }
   const Branch& b = rt.branches()[index];
   DTX_LOG(&rt.logger(), LogLevel::kWarn,
-          "gid=" << rt.trans().gid << " branch=" << b.branch_id
-                 << " op=" << ToString(b.op) << " " << ToString(result.outcome)
-                 << ": " << result.status << "; will retry");
+          "gid=" << rt.trans().gid << " branch=" << b.branch_id << " op="
+                 << ToString(b.op) << " " << ToString(result.outcome) << ": "
+                 << LoggableText(result.status.ToString()) << "; will retry");
   rt.Block(index);
   rt.NeedRetry(result.outcome == BranchOutcome::kOngoing);
 }

@@ -125,7 +125,8 @@ class Msg final : public TransProcessor {
       case BranchOutcome::kTransient:
         DTX_LOG(&rt.logger(), LogLevel::kWarn,
                 "gid=" << rt.trans().gid << " check-back "
-                       << ToString(r.outcome) << ": " << r.status
+                       << ToString(r.outcome) << ": "
+                       << LoggableText(r.status.ToString())
                        << "; will ask again");
         state.checkback_blocked = true;
         rt.NeedRetry(r.outcome == BranchOutcome::kOngoing);

@@ -81,10 +81,10 @@ class Saga final : public TransProcessor {
     const Branch& b = rt.branches()[index];
     const bool action = b.op == BranchOp::kAction;
     if (action && result.outcome == BranchOutcome::kFailure) {
-      DTX_LOG(
-          &rt.logger(), LogLevel::kInfo,
-          "gid=" << rt.trans().gid << " branch=" << b.branch_id
-                 << " op=action returned FAILURE: " << result.status.message());
+      DTX_LOG(&rt.logger(), LogLevel::kInfo,
+              "gid=" << rt.trans().gid << " branch=" << b.branch_id
+                     << " op=action returned FAILURE: "
+                     << LoggableText(result.status.message()));
       rt.set_failure_reason("url:" + b.url +
                             " return failed: " + result.status.message());
       rt.RecordBranch(index, BranchStatus::kFailed);

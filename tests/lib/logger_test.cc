@@ -55,6 +55,36 @@ TEST(LoggerTest, SpdlogAdapterWritesOtherProgramsTextAsOneLine) {
             "caf\xc3\xa9\n");
 }
 
+// Issue 19 item 7: a branch's error text in a log line.
+TEST(LoggableTextTest, MasksPasswordsInUrlsAndConnectionStrings) {
+  EXPECT_EQ(LoggableText("dial postgres://app:s3cr3t@db:5432/x failed"),
+            "dial postgres://app:***@db:5432/x failed");
+  EXPECT_EQ(LoggableText("http://u:p@ss@h/a and https://h/b?x=1"),
+            "http://u:***@h/a and https://h/b?x=1");
+  // No password (a user alone, a port): nothing to mask.
+  EXPECT_EQ(LoggableText("grpc://user@h:80/s"), "grpc://user@h:80/s");
+  EXPECT_EQ(LoggableText("http://h:8080/x"), "http://h:8080/x");
+  EXPECT_EQ(LoggableText("host=db user=app password=hunter2 dbname=x"),
+            "host=db user=app password=*** dbname=x");
+  EXPECT_EQ(LoggableText("Server=s;PWD=x1;Uid=u"), "Server=s;PWD=***;Uid=u");
+  // A word that merely ends in "pwd=" is not the key.
+  EXPECT_EQ(LoggableText("oldpwd=a"), "oldpwd=a");
+  EXPECT_EQ(MaskCredentials("mysql://root:pw@127.0.0.1/"),
+            "mysql://root:***@127.0.0.1/");
+}
+
+TEST(LoggableTextTest, EscapesControlCharactersAndCutsLongText) {
+  EXPECT_EQ(LoggableText("bad\n2026-01-01 [dtx] [info] forged\x1b[31m"),
+            "bad\\x0a2026-01-01 [dtx] [info] forged\\x1b[31m");
+  EXPECT_EQ(LoggableText(std::string("a\0b\xff\x7f", 5)), "a\\x00b\\xff\\x7f");
+  EXPECT_EQ(LoggableText("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 stays
+  const std::string big(2000, 'x');
+  EXPECT_EQ(LoggableText(big), std::string(512, 'x') + "... (1488 bytes cut)");
+  // Cut on a character boundary: an "é" that would straddle is left out.
+  EXPECT_EQ(LoggableText("ab\xc3\xa9", 3), "ab... (2 bytes cut)");
+  EXPECT_EQ(LoggableText(""), "");
+}
+
 TEST(LoggerTest, LevelsParse) {
   EXPECT_EQ(*ParseLogLevel("debug"), LogLevel::kDebug);
   EXPECT_EQ(*ParseLogLevel("INFO"), LogLevel::kInfo);

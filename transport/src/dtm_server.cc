@@ -200,8 +200,9 @@ grpc::Status Answer(Logger& logger, const char* method, const std::string& gid,
          code == StatusCode::kNotFound || code == StatusCode::kUnimplemented)
             ? LogLevel::kDebug
             : LogLevel::kWarn;
-    DTX_LOG(&logger, level,
-            method << " gid=" << gid << ": " << status.ToString());
+    DTX_LOG(
+        &logger, level,
+        method << " gid=" << gid << ": " << LoggableText(status.ToString()));
   }
   return ToGrpcStatus(status);
 }

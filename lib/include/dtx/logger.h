@@ -12,8 +12,10 @@
 #include "dtx/core_export.h"
 #include "dtx/result.h"
 
+#include <cstddef>
 #include <memory>
 #include <sstream>
+#include <string>
 #include <string_view>
 
 namespace dtx {
@@ -39,6 +41,21 @@ DTX_CORE_EXPORT std::shared_ptr<Logger> NewNullLogger();
 // Writes "<time> [dtx] [level] message" lines to stderr (through spdlog).
 DTX_CORE_EXPORT std::shared_ptr<Logger> NewStderrLogger(
     LogLevel min_level = LogLevel::kInfo);
+
+// Text that another program wrote (a branch's error, a rollback reason, a
+// peer's message), made fit for one log line: the password of a URL's user
+// info masked (scheme://user:***@host), as the value of a password= or
+// pwd= pair (a connection string); control characters and bytes that are
+// not UTF-8 written as \xNN (no forged lines, no terminal escapes); and cut
+// after `max_bytes` bytes of the text, on a character boundary, with
+// "... (N bytes cut)". Used wherever dtx logs such text.
+inline constexpr std::size_t kMaxLoggedTextBytes = 512;
+DTX_CORE_EXPORT std::string LoggableText(
+    std::string_view text, std::size_t max_bytes = kMaxLoggedTextBytes);
+
+// Only the masking of LoggableText: for text kept or sent rather than
+// logged (a branch's last error, an alert).
+DTX_CORE_EXPORT std::string MaskCredentials(std::string_view text);
 
 }  // namespace dtx
 
