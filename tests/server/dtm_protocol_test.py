@@ -132,7 +132,8 @@ class BusiService(object):
         self._lock = threading.Lock()
         self._calls = []
         self._answers = {}   # (gid, method) -> (grpc.StatusCode, message)
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        self._delays = {}    # method -> seconds every call of it takes
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
         handlers = {}
         for method in BUSI_METHODS:
             handlers[method] = grpc.unary_unary_rpc_method_handler(
@@ -150,6 +151,11 @@ class BusiService(object):
     def fail(self, gid, method, code=grpc.StatusCode.ABORTED, message="FAILURE"):
         with self._lock:
             self._answers[(gid, method)] = (code, message)
+
+    def slow(self, method, seconds):
+        """Every later call of `method` answers after `seconds`."""
+        with self._lock:
+            self._delays[method] = seconds
 
     def all_calls(self):
         with self._lock:
@@ -171,6 +177,9 @@ class BusiService(object):
             with self._lock:
                 self._calls.append(Call(method, metadata, request))
                 answer = self._answers.get((metadata.get("dtm-gid"), method))
+                delay = self._delays.get(method)
+            if delay:
+                time.sleep(delay)
             if answer is not None:
                 context.abort(answer[0], answer[1])
             return b""
@@ -944,6 +953,57 @@ class HostileClientTest(ServerTestCase):
             self.assertTrue(error.details(), "%s: no message" % what)
             return error
         self.fail("%s: OK, expected %s" % (what, code))
+
+    # -- item 7: hygiene --
+
+    def test_requests_caught_by_shutdown_answer_unavailable_with_dtxs_message(self):
+        """SIGTERM while requests wait for a slow branch and while clients
+        keep sending during the grace: each answer is UNAVAILABLE with
+        dtx-server's message saying what happened (gRPC's bare "Cancelling
+        all calls" or CANCELLED told a client nothing)."""
+        self.restart_server("ShutdownGrace: 1\n")
+        self.busi.slow("TransIn", 2.5)
+        waiting, late = [], []
+
+        def call(rpc, request, into):
+            try:
+                rpc(request, timeout=RPC_TIMEOUT_S)
+                into.append(("OK", ""))
+            except grpc.RpcError as error:
+                into.append((error.code(), error.details() or ""))
+        threads = [threading.Thread(target=call, args=(
+            self.client.Submit, self.saga_request(self.new_gid(), [b"\x01", b"\x02"]),
+            waiting)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + RPC_TIMEOUT_S
+        while len(self.busi.all_calls()) < 16 and time.monotonic() < deadline:
+            time.sleep(0.02)   # every saga is at its slow TransIn
+        server, self.server = self.server, None
+        stopper = threading.Thread(target=server.terminate)
+        stopper.start()
+        time.sleep(0.2)
+        for i in range(6):   # during the grace, one after the other
+            call(self.client.NewGid if i % 2 else self.client.Submit,
+                 empty_pb2.Empty() if i % 2 else
+                 self.saga_request("late-%d" % i, [b"\x01", b"\x02"]), late)
+            time.sleep(0.05)
+        for t in threads:
+            t.join()
+        stopper.join()
+        self.client.close()
+        self.client = None
+        self.assertEqual(server.proc.returncode, 0, server.output())
+        unavailable = grpc.StatusCode.UNAVAILABLE
+        self.assertEqual(len(waiting), 8)
+        for code, details in waiting:
+            self.assertEqual(code, unavailable, details)
+            self.assertIn("dtx-server: shutting down; the request did not finish within "
+                          "the shutdown grace", details)
+        self.assertEqual(len(late), 6)
+        for code, details in late:
+            self.assertEqual(code, unavailable, details)
+            self.assertIn("dtx-server: shutting down; the request was not taken", details)
 
     # -- item 1: access --
 

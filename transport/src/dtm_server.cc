@@ -103,9 +103,31 @@ class CallTable {
   // Registers `call`; false once the server shuts down.
   bool Add(const std::shared_ptr<PendingCall>& call) {
     internal::MutexLock lock(&mu_);
-    if (closed_) return false;
+    if (closed_) {
+      last_refused_ = SteadyClock::now();
+      return false;
+    }
     calls_.insert(call);
     return true;
+  }
+
+  // After Close: waits until no call was refused for `quiet`, or until
+  // `until`. Clients learn of the shutdown only from gRPC's GOAWAY; a call
+  // that reaches gRPC while it stops is cancelled by gRPC without a word
+  // (CANCELLED), so gRPC is stopped once callers have gone quiet, while
+  // dtx still answers them UNAVAILABLE with its message.
+  void WaitQuiet(std::chrono::milliseconds quiet,
+                 SteadyClock::time_point until) {
+    internal::MutexLock lock(&mu_);
+    for (;;) {
+      const SteadyClock::time_point now = SteadyClock::now();
+      const SteadyClock::time_point quiet_at = last_refused_ + quiet;
+      if (now >= quiet_at || now >= until) return;
+      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::min(quiet_at, until) - now);
+      cv_.WaitFor(&mu_, wait + std::chrono::milliseconds(1),
+                  [] { return false; });
+    }
   }
 
   std::size_t size() {
@@ -157,6 +179,7 @@ class CallTable {
   std::unordered_set<std::shared_ptr<PendingCall>> calls_ DTX_GUARDED_BY(mu_);
   bool closed_ DTX_GUARDED_BY(mu_) = false;
   bool ended_ DTX_GUARDED_BY(mu_) = false;
+  SteadyClock::time_point last_refused_ DTX_GUARDED_BY(mu_);
 };
 
 // The reactor of a call handed to the coordinator. Owned by gRPC from the
@@ -257,8 +280,10 @@ class Handlers {
     std::shared_ptr<PendingCall> pending = reactor->pending();
     pending->set_seal(std::move(seal));
     if (!calls_.Add(pending)) {
-      pending->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                       "dtx-server: shutting down"));
+      pending->FinishWith(grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          "dtx-server: shutting down; the request was not taken (send it "
+          "to another coordinator, or again once this one is back)"));
       return reactor;
     }
     start(std::move(pending));
@@ -987,7 +1012,13 @@ void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   // returns as soon as none is left. Then gRPC stops, with a short deadline
   // that only ends what the table does not know (health Watch streams), so
   // that an idle client connection does not hold the stop for the grace.
+  const auto give_up = SteadyClock::now() + grace;
   impl_->calls.Close(grace);
+  // Callers still sending are answered by dtx (above) until they go quiet,
+  // for at most the rest of the grace and a second.
+  impl_->calls.WaitQuiet(
+      std::chrono::milliseconds(100),
+      std::min(give_up, SteadyClock::now() + std::chrono::seconds(1)));
   impl_->server->Shutdown(std::chrono::system_clock::now() +
                           std::chrono::milliseconds(200));
   impl_->server->Wait();
