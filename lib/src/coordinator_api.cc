@@ -326,7 +326,7 @@ void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
           return;
         }
         if (s.ok()) {
-          LogOffJournal(c, LogLevel::kInfo, [&](std::ostream& os) {
+          LogOffJournal(c, LogLevel::kDebug, [&](std::ostream& os) {
             os << "gid=" << data.trans.gid << " "
                << ToString(data.trans.trans_type) << " prepared";
           });
@@ -390,7 +390,7 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
                                 AskedSubmit{rt->trans().trans_type, rt}, reply);
         }
         if (!s.ok()) return reply->Set(std::move(s));
-        DTX_LOG(c.logger, LogLevel::kInfo,
+        DTX_LOG(c.logger, LogLevel::kDebug,
                 "gid=" << gid << " " << ToString(rt->trans().trans_type)
                        << " submitted with " << steps << " step(s)");
         auto active = c.Register(rt);
@@ -550,6 +550,14 @@ void Coordinator::QueryAsync(std::string gid,
     if (!s.ok()) return reply->Set(s);
     c.Read([&c, reply, gid] { reply->Set(c.journal->Find(gid)); });
   });
+}
+
+StatusCounts Coordinator::Decisions() const {
+  StatusCounts counts;
+  for (std::size_t i = 0; i < counts.by_status.size(); ++i) {
+    counts.by_status[i] = engine_->decisions[i].load(std::memory_order_relaxed);
+  }
+  return counts;
 }
 
 BranchClient& Coordinator::branch_client() { return *engine_->client; }

@@ -30,12 +30,16 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <pthread.h>
+#include <sstream>
 #include <thread>
 
 namespace {
@@ -104,6 +108,70 @@ struct JournalHealth {
     server = s;
     if (server != nullptr && lost) server->SetServing(false);
   }
+};
+
+// Log.SummaryInterval: one info line every interval, in place of the
+// per-transaction lines (debug): what this coordinator finished since the
+// last line and what the journal still holds.
+class SummaryLog {
+ public:
+  SummaryLog(dtx::Coordinator& coordinator, std::shared_ptr<dtx::Logger> logger,
+             std::chrono::seconds interval)
+      : coordinator_(coordinator),
+        logger_(std::move(logger)),
+        interval_(interval) {
+    if (interval_.count() <= 0) return;
+    last_ = coordinator_.Decisions();
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~SummaryLog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, interval_, [this] { return stopping_; })) {
+      lock.unlock();
+      Report();
+      lock.lock();
+    }
+  }
+
+  void Report() {
+    using dtx::TransStatus;
+    const dtx::StatusCounts now = coordinator_.Decisions();
+    auto since = [&](TransStatus s) { return now[s] - last_[s]; };
+    std::ostringstream line;
+    line << "dtx-server: in the last " << interval_.count() << " s "
+         << since(TransStatus::kSucceed) << " succeeded, "
+         << since(TransStatus::kFailed) << " failed, "
+         << since(TransStatus::kAborting) << " began to roll back, "
+         << since(TransStatus::kSubmitted) << " prepared were submitted";
+    last_ = now;
+    auto stats = coordinator_.Stats();
+    if (stats.ok()) {
+      line << "; backlog " << stats->unfinished.unfinished << " unfinished ("
+           << stats->unfinished.due << " due)";
+    } else {
+      line << "; backlog unknown (" << stats.status() << ")";
+    }
+    logger_->Log(dtx::LogLevel::kInfo, line.str());
+  }
+
+  dtx::Coordinator& coordinator_;
+  const std::shared_ptr<dtx::Logger> logger_;
+  const std::chrono::seconds interval_;
+  dtx::StatusCounts last_;  // only the thread, once started
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
 };
 
 int Fail(const std::string& message) {
@@ -385,8 +453,12 @@ int main(int argc, char** argv) {
                                                  " required)")
                                 : std::string()));
 
+  std::optional<SummaryLog> summary;
+  summary.emplace(**coordinator, logger, config.log_summary_interval);
+
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
+  summary.reset();
   DTX_LOG(logger, dtx::LogLevel::kInfo,
           "dtx-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
                          << " received; shutting down");

@@ -377,6 +377,7 @@ const std::vector<Key>& Keys() {
       {"RequestTimeout", Seconds(&ServerConfig::request_timeout, 1)},
       {"TransCronInterval", Seconds(&ServerConfig::trans_cron_interval, 1)},
       {"ShutdownGrace", Seconds(&ServerConfig::shutdown_grace, 0)},
+      {"Log.SummaryInterval", Seconds(&ServerConfig::log_summary_interval, 0)},
       {"IoThreads",
        [](ServerConfig& c, const std::string& v) -> Status {
          DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 64));
@@ -867,6 +868,10 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::EndSeq;
   out << YAML::Key << "LogLevel" << YAML::Value
       << std::string(ToString(c.log_level));
+  out << YAML::Key << "Log" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "SummaryInterval" << YAML::Value
+      << c.log_summary_interval.count();
+  out << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

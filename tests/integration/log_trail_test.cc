@@ -153,6 +153,41 @@ TEST_F(LogTrailTest, AMessageCheckedBackAfterACrash) {
   EXPECT_THAT(Anonymous(), ::testing::IsEmpty());
 }
 
+// Issue 19 item 7: a transaction that goes well writes nothing above debug
+// (two info lines per saga filled a log at thousands a second); a rollback
+// is still told at info. Coordinator::Decisions counts what was decided,
+// for a host's periodic summary.
+TEST_F(LogTrailTest, ASucceededSagaLogsOnlyAtDebugAndIsCounted) {
+  const StatusCounts before = dtm_->Decisions();
+  ASSERT_OK(Saga(*dtm_, "quiet")
+                .Add(Url("/busi.Busi/TransOut"),
+                     Url("/busi.Busi/TransOutRevert"), "out")
+                .WaitResult(true)
+                .Submit());
+  Script("/busi.Busi/TransIn", {Failure()});
+  EXPECT_THAT(
+      Saga(*dtm_, "loud")
+          .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in")
+          .WaitResult(true)
+          .Submit(),
+      StatusIs(StatusCode::kAborted));
+  dtm_->WaitIdle();
+  EXPECT_THAT(Trail("quiet"), ::testing::Not(::testing::IsEmpty()));
+  for (const std::string& line : Trail("quiet"))
+    EXPECT_EQ(line.rfind("debug ", 0), 0u) << line;
+  std::vector<std::string> loud_info;
+  for (const std::string& line : Trail("loud"))
+    if (line.rfind("debug ", 0) != 0) loud_info.push_back(line);
+  EXPECT_THAT(loud_info,
+              ::testing::ElementsAre(HasSubstr("returned FAILURE"),
+                                     HasSubstr("submitted -> aborting"),
+                                     HasSubstr("aborting -> failed")));
+  const StatusCounts after = dtm_->Decisions();
+  EXPECT_EQ(after[TransStatus::kSucceed] - before[TransStatus::kSucceed], 1);
+  EXPECT_EQ(after[TransStatus::kAborting] - before[TransStatus::kAborting], 1);
+  EXPECT_EQ(after[TransStatus::kFailed] - before[TransStatus::kFailed], 1);
+}
+
 // Issue 19 item 7: a branch's error text is another program's; logged
 // verbatim, a connection string's password reached the log, and newlines and
 // ANSI escapes forged lines. Each line that carries it has the password

@@ -1005,6 +1005,30 @@ class HostileClientTest(ServerTestCase):
             self.assertEqual(code, unavailable, details)
             self.assertIn("dtx-server: shutting down; the request was not taken", details)
 
+    def test_per_transaction_lines_are_debug_and_a_summary_counts_them(self):
+        """At info, sagas write no line of their own (two per saga filled
+        273 MB in five minutes); Log.SummaryInterval's line counts them and
+        the backlog."""
+        self.restart_server("Log:\n  SummaryInterval: 1\n")
+        gids = [self.new_gid() for _ in range(3)]
+        for gid in gids:
+            self.client.Submit(self.saga_request(gid, [b"\x01", b"\x02"]),
+                               timeout=RPC_TIMEOUT_S)
+        pattern = re.compile(r"dtx-server: in the last 1 s (\d+) succeeded, (\d+) failed, "
+                             r".*; backlog (\d+) unfinished \((\d+) due\)")
+        deadline = time.monotonic() + POLL_DEADLINE_S
+        while True:
+            found = [pattern.search(line) for line in self.server.output().splitlines()]
+            found = [m for m in found if m]
+            if sum(int(m.group(1)) for m in found) >= 3 and found[-1].group(3) == "0":
+                break
+            self.assertLess(time.monotonic(), deadline, self.server.output())
+            time.sleep(0.2)
+        self.assertEqual(sum(int(m.group(1)) for m in found), 3, self.server.output())
+        self.assertEqual(sum(int(m.group(2)) for m in found), 0)
+        for gid in gids:
+            self.assertNotIn("gid=" + gid, self.server.output())
+
     # -- item 1: access --
 
     def test_reflection_is_off_unless_enabled(self):

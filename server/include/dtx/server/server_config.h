@@ -90,6 +90,10 @@ struct ServerConfig {
   int io_threads = 1;                           // IoThreads (dtx)
   int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
   LogLevel log_level = LogLevel::kInfo;
+  // Log.SummaryInterval (dtx): every so often one info line counts the
+  // transactions finished since the last one and the backlog; 0: none.
+  // Per-transaction lines are debug.
+  std::chrono::seconds log_summary_interval{60};
   // AlertRetryLimit / AlertWebHook (dtm's): after this many failed attempts
   // of a branch, POST an alert to the webhook (empty: no alerts).
   int64_t alert_retry_limit = 3;
