@@ -4,12 +4,21 @@
 
 #include "prometheus_text.h"  // Utf8SequenceLength
 
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <fcntl.h>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace dtx {
 namespace {
@@ -152,29 +161,83 @@ std::shared_ptr<Logger> NewNullLogger() {
   return std::make_shared<NullLogger>();
 }
 
-std::shared_ptr<Logger> NewStderrLogger(LogLevel min_level) {
-  // Not registered in spdlog's global registry: dtx keeps no global state.
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto logger = std::make_shared<spdlog::logger>("dtx", std::move(sink));
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f [%n] [%l] %v");
-  switch (min_level) {
+namespace {
+
+spdlog::level::level_enum SpdlogLevel(LogLevel level) {
+  switch (level) {
     case LogLevel::kDebug:
-      logger->set_level(spdlog::level::debug);
-      break;
+      return spdlog::level::debug;
     case LogLevel::kInfo:
-      logger->set_level(spdlog::level::info);
-      break;
+      return spdlog::level::info;
     case LogLevel::kWarn:
-      logger->set_level(spdlog::level::warn);
-      break;
+      return spdlog::level::warn;
     case LogLevel::kError:
-      logger->set_level(spdlog::level::err);
-      break;
+      return spdlog::level::err;
     case LogLevel::kOff:
-      logger->set_level(spdlog::level::off);
-      break;
+      return spdlog::level::off;
   }
+  return spdlog::level::info;
+}
+
+std::shared_ptr<Logger> FromSinks(LogLevel min_level,
+                                  std::vector<spdlog::sink_ptr> sinks) {
+  // Not registered in spdlog's global registry: dtx keeps no global state.
+  auto logger =
+      std::make_shared<spdlog::logger>("dtx", sinks.begin(), sinks.end());
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f [%n] [%l] %v");
+  logger->set_level(SpdlogLevel(min_level));
   return NewSpdlogLogger(std::move(logger));
+}
+
+}  // namespace
+
+std::shared_ptr<Logger> NewStderrLogger(LogLevel min_level) {
+  return FromSinks(min_level,
+                   {std::make_shared<spdlog::sinks::stderr_color_sink_mt>()});
+}
+
+Result<std::shared_ptr<Logger>> NewLogger(LogLevel min_level, bool to_stderr,
+                                          const std::vector<LogFile>& files) {
+  std::vector<spdlog::sink_ptr> sinks;
+  if (to_stderr) {
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  }
+  for (const LogFile& f : files) {
+    if (f.path.empty()) return InvalidArgumentError("log file: empty path");
+    if (f.rotate && (f.max_bytes == 0 || f.max_files == 0)) {
+      return InvalidArgumentError("log file " + f.path +
+                                  ": rotation needs a size and a number of "
+                                  "files above 0");
+    }
+    // Owner-only, as the journal: created here before spdlog opens it
+    // (spdlog would create it with the umask's mode). Rotation renames it,
+    // keeping the mode.
+    const int fd =
+        ::open(f.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return InvalidArgumentError("log file " + f.path +
+                                  ": cannot open: " + std::strerror(errno));
+    }
+    ::close(fd);
+    // Each file rotation opens makes is owner-only too.
+    spdlog::file_event_handlers owner_only;
+    owner_only.after_open = [](const spdlog::filename_t&, std::FILE* file) {
+      if (file != nullptr) (void)::fchmod(::fileno(file), 0600);
+    };
+    try {
+      if (f.rotate) {
+        sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
+            f.path, f.max_bytes, f.max_files, /*rotate_on_open=*/false,
+            owner_only));
+      } else {
+        sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+            f.path, /*truncate=*/false, owner_only));
+      }
+    } catch (const std::exception& e) {
+      return InvalidArgumentError("log file " + f.path + ": " + e.what());
+    }
+  }
+  return FromSinks(min_level, std::move(sinks));
 }
 
 }  // namespace dtx

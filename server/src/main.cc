@@ -279,9 +279,32 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto logger = dtx::NewStderrLogger(config.log_level);
+  // Log.Outputs: stderr and/or files, rotated with Log.RotationEnable.
+  bool to_stderr = false;
+  std::vector<dtx::LogFile> log_files;
+  for (const std::string& output : config.log_outputs) {
+    if (output == "stderr") {
+      to_stderr = true;
+      continue;
+    }
+    dtx::LogFile file;
+    file.path = output;
+    file.rotate = config.log_rotation_enable;
+    file.max_bytes = static_cast<std::size_t>(config.log_rotation_max_bytes);
+    file.max_files = static_cast<std::size_t>(config.log_rotation_max_backups);
+    log_files.push_back(std::move(file));
+  }
+  auto opened_logger = dtx::NewLogger(config.log_level, to_stderr, log_files);
+  if (!opened_logger.ok()) {
+    return Fail("Log.Outputs: " + opened_logger.status().message());
+  }
+  std::shared_ptr<dtx::Logger> logger = *std::move(opened_logger);
   for (const std::string& warning : loaded->warnings) {
     DTX_LOG(logger, dtx::LogLevel::kWarn, warning);
+  }
+  for (const std::string& key : config.log_rotation_ignored) {
+    DTX_LOG(logger, dtx::LogLevel::kWarn,
+            "Log.RotationConfigJSON: " << key << " is not supported; ignored");
   }
   // Who may use the admin service and endpoints (docs/security.md): said
   // once at startup, whichever it is.

@@ -1029,6 +1029,48 @@ class HostileClientTest(ServerTestCase):
         for gid in gids:
             self.assertNotIn("gid=" + gid, self.server.output())
 
+    def test_a_rotated_log_file_beside_stderr(self):
+        """dtm's Log.Outputs / Log.RotationEnable / Log.RotationConfigJSON:
+        a file beside stderr, owner-only, rotated at maxsize keeping
+        maxbackups files; a file that cannot be opened stops the start."""
+        logs = os.path.join(self.work_dir, "logs")
+        os.mkdir(logs)
+        path = os.path.join(logs, "dtx.log")
+        self.restart_server(
+            "LogLevel: debug\n"
+            "Log:\n"
+            "  Outputs: stderr, %s\n"
+            "  RotationEnable: 1\n"
+            "  RotationConfigJSON: '{\"maxsize\": 0.01, \"maxbackups\": 2}'\n" % path)
+        gids = [self.new_gid() for _ in range(40)]
+        for gid in gids:
+            self.client.Submit(self.saga_request(gid, [b"\x01", b"\x02"]),
+                               timeout=RPC_TIMEOUT_S)
+        self.stop_server()
+        self.assertEqual(sorted(os.listdir(logs)), ["dtx.1.log", "dtx.2.log", "dtx.log"])
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        text = ""
+        for name in ("dtx.2.log", "dtx.1.log", "dtx.log"):
+            size = os.path.getsize(os.path.join(logs, name))
+            self.assertLessEqual(size, 10486 + 1024, name)
+            with open(os.path.join(logs, name)) as f:
+                text += f.read()
+        # The newest lines are in the files, as on stderr.
+        self.assertIn("gid=%s saga submitted -> succeed" % gids[-1], text)
+        self.assertIn("dtx-server: stopped", text)
+
+        with open(os.path.join(self.work_dir, "bad.yml"), "w") as f:
+            f.write("Log:\n  Outputs: %s\n" % os.path.join(logs, "missing", "x.log"))
+        done = subprocess.run([ARGS.server, "-c", os.path.join(self.work_dir, "bad.yml"),
+                               "--grpc-port", "0", "--http-port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=START_TIMEOUT_S)
+        self.assertEqual(done.returncode, 1, done.stdout)
+        self.assertIn(b"Log.Outputs: log file %s" % os.path.join(
+            logs, "missing", "x.log").encode(), done.stdout)
+        self.assertIn(b"No such file or directory", done.stdout)
+        self.start_server()  # for tearDown
+
     # -- item 1: access --
 
     def test_reflection_is_off_unless_enabled(self):

@@ -94,6 +94,17 @@ struct ServerConfig {
   // transactions finished since the last one and the backlog; 0: none.
   // Per-transaction lines are debug.
   std::chrono::seconds log_summary_interval{60};
+  // Log.Outputs (dtm's): "stderr" and/or log file paths. Log.RotationEnable
+  // (dtm's): rotate the files. Log.RotationConfigJSON (dtm's, lumberjack's
+  // keys): maxsize (MB; dtx: may be fractional) and maxbackups (rotated files
+  // kept); maxage, compress and localtime are not supported and are named in
+  // log_rotation_ignored (warned at startup).
+  std::vector<std::string> log_outputs{"stderr"};
+  bool log_rotation_enable = false;
+  std::string log_rotation_config_json = "{}";
+  int64_t log_rotation_max_bytes = 100LL * 1024 * 1024;
+  int64_t log_rotation_max_backups = 10;
+  std::vector<std::string> log_rotation_ignored;
   // AlertRetryLimit / AlertWebHook (dtm's): after this many failed attempts
   // of a branch, POST an alert to the webhook (empty: no alerts).
   int64_t alert_retry_limit = 3;
