@@ -30,16 +30,19 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
 #include <pthread.h>
 #include <sstream>
+#include <sys/resource.h>
 #include <thread>
 
 namespace {
@@ -174,6 +177,30 @@ class SummaryLog {
   std::thread thread_;
 };
 
+// RLIMIT_NOFILE's soft limit up to its hard limit: each client connection,
+// branch channel and journal file is a descriptor, and at the usual soft
+// 1024 new clients hung once it was reached. What was done is logged.
+std::string RaiseOpenFilesLimit() {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return std::string("cannot read the open files limit: ") +
+           std::strerror(errno);
+  }
+  if (limit.rlim_cur == limit.rlim_max) {
+    return "open files limit " + std::to_string(limit.rlim_cur) +
+           " (the hard limit)";
+  }
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return "open files limit stays " + std::to_string(before) +
+           ": cannot raise it to " + std::to_string(limit.rlim_max) + ": " +
+           std::strerror(errno);
+  }
+  return "open files limit raised from " + std::to_string(before) + " to " +
+         std::to_string(limit.rlim_max) + " (the hard limit)";
+}
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "dtx-server: %s\n", message.c_str());
   return 1;
@@ -238,6 +265,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread or descriptor; logged once the logger exists.
+  const std::string open_files = RaiseOpenFilesLimit();
 
   CLI::App app{
       "dtx-server: a transaction coordinator speaking dtm's gRPC "
@@ -302,6 +331,7 @@ int main(int argc, char** argv) {
   for (const std::string& warning : loaded->warnings) {
     DTX_LOG(logger, dtx::LogLevel::kWarn, warning);
   }
+  DTX_LOG(logger, dtx::LogLevel::kInfo, "dtx-server: " << open_files);
   for (const std::string& key : config.log_rotation_ignored) {
     DTX_LOG(logger, dtx::LogLevel::kWarn,
             "Log.RotationConfigJSON: " << key << " is not supported; ignored");

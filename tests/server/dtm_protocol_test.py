@@ -1071,6 +1071,35 @@ class HostileClientTest(ServerTestCase):
         self.assertIn(b"No such file or directory", done.stdout)
         self.start_server()  # for tearDown
 
+    def test_the_open_files_limit_is_raised_to_the_hard_limit(self):
+        """Started with a soft RLIMIT_NOFILE of 256 (new clients hung at the
+        fd limit), dtx-server raises it to the hard limit and says so."""
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        low = min(256, hard)
+        config = self.server.config_path
+        self.stop_server()
+        proc = subprocess.Popen(
+            [ARGS.server, "-c", config, "--grpc-port", "0",
+             "--http-port", "0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard)))
+        try:
+            line = proc.stdout.readline().decode()
+            self.assertIn("listening on", line)
+            with open("/proc/%d/limits" % proc.pid) as f:
+                limits = [l for l in f if l.startswith("Max open files")][0].split()
+            self.assertEqual(limits[3], str(hard) if hard != resource.RLIM_INFINITY
+                             else "unlimited", limits)
+            self.assertEqual(limits[3], limits[4], limits)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=STOP_TIMEOUT_S)
+        self.assertEqual(proc.returncode, 0, err)
+        if low < hard:
+            self.assertIn(b"dtx-server: open files limit raised from %d to %d" % (low, hard), err)
+        self.start_server()  # for tearDown
+
     # -- item 1: access --
 
     def test_reflection_is_off_unless_enabled(self):
