@@ -465,6 +465,7 @@ int main(int argc, char** argv) {
       JoinHostPort(config.grpc_host, config.grpc_port);
   server_options.max_request_bytes =
       static_cast<std::size_t>(config.max_request_bytes);
+  server_options.handshake_timeout = config.grpc_handshake_timeout;
   server_options.driver = config.driver;
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;

@@ -417,6 +417,8 @@ const std::vector<Key>& Keys() {
       {"RequestTimeout", Seconds(&ServerConfig::request_timeout, 1)},
       {"TransCronInterval", Seconds(&ServerConfig::trans_cron_interval, 1)},
       {"ShutdownGrace", Seconds(&ServerConfig::shutdown_grace, 0)},
+      {"GrpcHandshakeTimeout",
+       Seconds(&ServerConfig::grpc_handshake_timeout, 1)},
       {"Log.SummaryInterval", Seconds(&ServerConfig::log_summary_interval, 0)},
       {"IoThreads",
        [](ServerConfig& c, const std::string& v) -> Status {
@@ -891,6 +893,8 @@ std::string ToYaml(const ServerConfig& c) {
       << c.trans_cron_interval.count();
   out << YAML::Key << "ShutdownGrace" << YAML::Value
       << c.shutdown_grace.count();
+  out << YAML::Key << "GrpcHandshakeTimeout" << YAML::Value
+      << c.grpc_handshake_timeout.count();
   out << YAML::Key << "IoThreads" << YAML::Value << c.io_threads;
   out << YAML::Key << "MaxRequestBytes" << YAML::Value << c.max_request_bytes;
   out << YAML::Key << "AlertRetryLimit" << YAML::Value << c.alert_retry_limit;

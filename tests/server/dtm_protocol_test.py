@@ -1100,6 +1100,33 @@ class HostileClientTest(ServerTestCase):
             self.assertIn(b"dtx-server: open files limit raised from %d to %d" % (low, hard), err)
         self.start_server()  # for tearDown
 
+    def test_connections_that_never_speak_http2_are_closed(self):
+        """Raw TCP connections that never send HTTP/2's preface held a
+        descriptor each (2,000 of them, and at the fd limit new clients
+        hung); past GrpcHandshakeTimeout the server closes them, and a real
+        client is served meanwhile."""
+        import socket
+        self.restart_server("GrpcHandshakeTimeout: 1\n")
+        host, port = self.server.address.rsplit(":", 1)
+        silent = [socket.create_connection((host, int(port)), timeout=RPC_TIMEOUT_S)
+                  for _ in range(50)]
+        self.assertTrue(self.new_gid())
+        started = time.monotonic()
+        for sock in silent:
+            sock.settimeout(max(0.1, started + 8 - time.monotonic()))
+            try:
+                while sock.recv(4096):
+                    pass   # the server's SETTINGS and GOAWAY, then EOF
+            except socket.timeout:
+                self.fail("a connection that never spoke HTTP/2 was still open "
+                          "after %.1f s" % (time.monotonic() - started))
+            except ConnectionResetError:
+                pass
+            finally:
+                sock.close()
+        self.assertGreater(time.monotonic() - started, 0.5)
+        self.assertTrue(self.new_gid())
+
     # -- item 1: access --
 
     def test_reflection_is_off_unless_enabled(self):

@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -933,6 +935,12 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind the
   // same port and share its traffic silently; a port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (options.handshake_timeout.count() > 0) {
+    builder.AddChannelArgument(
+        GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+        static_cast<int>(
+            std::min<int64_t>(options.handshake_timeout.count(), INT32_MAX)));
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
   builder.RegisterService(impl->dtm.get());
   builder.RegisterService(impl->admin.get());

@@ -86,7 +86,10 @@ struct ServerConfig {
   std::chrono::seconds timeout_to_fail{35};
   std::chrono::seconds request_timeout{3};
   std::chrono::seconds trans_cron_interval{3};
-  std::chrono::seconds shutdown_grace{10};      // ShutdownGrace (dtx)
+  std::chrono::seconds shutdown_grace{10};  // ShutdownGrace (dtx)
+  // GrpcHandshakeTimeout (dtx): a gRPC connection that has not completed its
+  // HTTP/2 handshake by then is closed.
+  std::chrono::seconds grpc_handshake_timeout{10};
   int io_threads = 1;                           // IoThreads (dtx)
   int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
   LogLevel log_level = LogLevel::kInfo;
