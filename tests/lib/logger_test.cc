@@ -2,11 +2,16 @@
 
 #include "dtx/spdlog_logger.h"
 
+#include "temp_dir.h"
+
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <sstream>
+#include <string>
+#include <sys/stat.h>
 
 namespace dtx {
 namespace {
@@ -83,6 +88,45 @@ TEST(LoggableTextTest, EscapesControlCharactersAndCutsLongText) {
   // Cut on a character boundary: an "é" that would straddle is left out.
   EXPECT_EQ(LoggableText("ab\xc3\xa9", 3), "ab... (2 bytes cut)");
   EXPECT_EQ(LoggableText(""), "");
+}
+
+TEST(LoggerTest, NewLoggerWritesOwnerOnlyFilesAndRotatesThem) {
+  dtx::testing::TempDir dir;
+  LogFile file;
+  file.path = dir.File("dtx.log");
+  file.rotate = true;
+  file.max_bytes = 2048;
+  file.max_files = 2;
+  auto logger = NewLogger(LogLevel::kInfo, /*to_stderr=*/false, {file});
+  ASSERT_TRUE(logger.ok()) << logger.status();
+  for (int i = 0; i < 200; ++i) {
+    DTX_LOG(*logger, LogLevel::kInfo, "line " << i << std::string(40, 'x'));
+  }
+  DTX_LOG(*logger, LogLevel::kDebug, "not written");
+  logger->reset();  // flushes and closes
+  struct stat st {};
+  ASSERT_EQ(::stat(file.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(dir.File("dtx.1.log").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(dir.File("dtx.2.log").c_str(), &st), 0);
+  EXPECT_NE(::stat(dir.File("dtx.3.log").c_str(), &st), 0);
+  std::ifstream in(file.path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("[dtx] [info] line 199"), std::string::npos);
+  EXPECT_EQ(text.str().find("not written"), std::string::npos);
+
+  LogFile missing;
+  missing.path = dir.File("no/such/dir/x.log");
+  auto bad = NewLogger(LogLevel::kInfo, false, {missing});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find(missing.path + ": cannot open"),
+            std::string::npos)
+      << bad.status();
+  file.max_files = 0;
+  EXPECT_EQ(NewLogger(LogLevel::kInfo, false, {file}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(LoggerTest, LevelsParse) {
