@@ -10,6 +10,13 @@
 // time; between processes, the journal's compare-and-set and leases keep them
 // apart. No request waits on a thread: each continues in the completion of
 // the step before it, and answers through its ReplyOnce.
+//
+// A request for a gid that exists is a client's retry when it repeats the
+// request that made the transaction (internal::SameRequest), and is then
+// answered as the first was; another request for the gid is kAlreadyExists.
+// kAborted (dtm's FAILURE, "rolled back" to dtm's SDKs) answers only for a
+// transaction that rolls back (docs/semantics.md, "Retries and conflicting
+// requests").
 
 #include "dtx/coordinator.h"
 #include "dtx/limits.h"
@@ -170,24 +177,54 @@ Status OutcomeOfAbort(const GlobalTrans& t, bool stopped) {
                                  "; dtx keeps retrying it");
 }
 
-Status CannotSubmit(TransStatus status) {
-  return AbortedError("current status '" + std::string(ToString(status)) +
-                      "', cannot submit");
+// Submit of a transaction that is rolling back or rolled back: dtm's FAILURE,
+// which is what happened to it (and what WaitResult told the first caller).
+Status CannotSubmit(const GlobalTrans& t) {
+  std::string message = "current status '" + std::string(ToString(t.status)) +
+                        "', cannot submit: gid " + t.gid + " rolls back";
+  if (!t.rollback_reason.empty()) message += " (" + t.rollback_reason + ")";
+  return AbortedError(message);
 }
 
-// Submit of a transaction that exists: a prepared tcc or msg, or a
-// resubmission. Answers once: with the decision, or with WaitResult with the
-// outcome (whichever error comes first wins).
-void SubmitExisting(Engine& c, std::string gid, bool wait,
+// What a Submit for an existing transaction asks: its trans type and, for a
+// mode whose requests carry steps, the request's transaction and rows, as
+// the runtime made for it that never ran (SubmitAsync), to tell a retry
+// from a conflict (internal::SameRequest).
+struct AskedSubmit {
+  TransType type = TransType::kSaga;
+  std::shared_ptr<const TransRuntime> request;  // null: no steps (tcc)
+};
+
+Status SameAsStored(std::string_view op, const TransRuntime& stored,
+                    const AskedSubmit& asked) {
+  const TransRuntime* req = asked.request.get();
+  return internal::SameRequest(op, stored.trans(), stored.branches(),
+                               asked.type, req ? &req->trans() : nullptr,
+                               req ? &req->branches() : nullptr);
+}
+
+// Submit of a transaction that exists: a prepared tcc or msg, or a retry.
+// Answers once: with the decision, or with WaitResult with the outcome
+// (whichever error comes first wins). A retry of a Submit that was admitted
+// answers as the first one did (OK while submitted or once succeeded), so
+// that a client that lost an answer and asks again is not told "failed".
+void SubmitExisting(Engine& c, std::string gid, bool wait, AskedSubmit asked,
                     std::shared_ptr<internal::ReplyOnce<Status>> reply) {
-  c.WithRuntime(gid, [&c, gid, reply, wait](std::shared_ptr<TransRuntime> rt,
-                                            Status st) {
+  c.WithRuntime(gid, [&c, gid, reply, wait, asked](
+                         std::shared_ptr<TransRuntime> rt, Status st) {
     if (!rt) return reply->Set(st);
     if (rt->deciding()) {
       // Another request's decision is under way: admit this one against
       // the status it leaves.
-      return rt->WhenSettled(
-          [&c, gid, wait, reply] { SubmitExisting(c, gid, wait, reply); });
+      return rt->WhenSettled([&c, gid, wait, asked, reply] {
+        SubmitExisting(c, gid, wait, asked, reply);
+      });
+    }
+    Status same = SameAsStored("submit", *rt, asked);
+    if (!same.ok()) {
+      reply->Set(std::move(same));
+      rt->MaybeEvict();
+      return;
     }
     auto outcome = [reply](const GlobalTrans& t, bool stopped) {
       reply->Set(OutcomeOfSubmit(t, stopped));
@@ -199,7 +236,10 @@ void SubmitExisting(Engine& c, std::string gid, bool wait,
         rt->Decide(TransStatus::kSubmitted, "", [rt, reply, wait](Status s) {
           if (!s.ok()) {
             reply->Set(s.code() == StatusCode::kFailedPrecondition
-                           ? CannotSubmit(rt->trans().status)
+                           ? FailedPreconditionError(
+                                 "submit: gid " + rt->trans().gid +
+                                 " was changed by another coordinator "
+                                 "meanwhile; query it for its status")
                            : s);
           } else if (!wait) {
             reply->Set(Status::Ok());
@@ -217,12 +257,39 @@ void SubmitExisting(Engine& c, std::string gid, bool wait,
         }
         rt->Advance();
         return;
+      case SubmitAdmission::kDone:
+        reply->Set(Status::Ok());
+        rt->MaybeEvict();
+        return;
       case SubmitAdmission::kRefuse:
-        reply->Set(CannotSubmit(status));
+        reply->Set(CannotSubmit(rt->trans()));
         rt->MaybeEvict();
         return;
     }
   });
+}
+
+// Prepare of a gid that exists: a retry while it is prepared is OK (dtm);
+// once it rolls back, dtm's FAILURE; once submitted, not a rollback, so
+// kFailedPrecondition rather than kAborted.
+Status PrepareAgain(const TransWithBranches& existing,
+                    const TransWithBranches& asked) {
+  const GlobalTrans& t = existing.trans;
+  DTX_RETURN_IF_ERROR(internal::SameRequest("prepare", t, existing.branches,
+                                            asked.trans.trans_type,
+                                            &asked.trans, &asked.branches));
+  const std::string message = "current status '" +
+                              std::string(ToString(t.status)) +
+                              "', cannot prepare gid " + t.gid;
+  switch (t.status) {
+    case TransStatus::kPrepared:
+      return Status::Ok();
+    case TransStatus::kAborting:
+    case TransStatus::kFailed:
+      return AbortedError(message);
+    default:
+      return FailedPreconditionError(message + ": it was submitted");
+  }
 }
 
 }  // namespace
@@ -251,20 +318,15 @@ void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
       WriteDone([&c, reply, data = std::move(data)](Status s) mutable {
         if (s.code() == StatusCode::kAlreadyExists) {
           // Prepared again: fine while it is prepared.
-          c.Read([&c, reply, gid = data.trans.gid] {
-            auto existing = c.journal->Find(gid);
+          c.Read([&c, reply, data = std::move(data)] {
+            auto existing = c.journal->Find(data.trans.gid);
             if (!existing.ok()) return reply->Set(existing.status());
-            if (existing->trans.status == TransStatus::kPrepared)
-              return reply->Set(Status::Ok());
-            reply->Set(
-                AbortedError("current status '" +
-                             std::string(ToString(existing->trans.status)) +
-                             "', cannot prepare"));
+            reply->Set(PrepareAgain(*existing, data));
           });
           return;
         }
         if (s.ok()) {
-          LogOffJournal(c, LogLevel::kInfo, [&](std::ostream& os) {
+          LogOffJournal(c, LogLevel::kDebug, [&](std::ostream& os) {
             os << "gid=" << data.trans.gid << " "
                << ToString(data.trans.trans_type) << " prepared";
           });
@@ -287,7 +349,7 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
   if (!processor.ok()) return done(processor.status());
   const bool wait = req.options.wait_result;
   if (!(*processor)->SubmitCreates()) {
-    return SubmitExisting(c, req.gid, wait,
+    return SubmitExisting(c, req.gid, wait, AskedSubmit{req.trans_type, {}},
                           NewReply<Status>(c, std::move(done)));
   }
   // A new saga or msg is written whole, already submitted. Once it is
@@ -323,10 +385,12 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
           }
         }
         if (s.code() == StatusCode::kAlreadyExists) {
-          return SubmitExisting(c, gid, wait, reply);
+          // A retry, or another request for the gid: rt holds the request.
+          return SubmitExisting(c, gid, wait,
+                                AskedSubmit{rt->trans().trans_type, rt}, reply);
         }
         if (!s.ok()) return reply->Set(std::move(s));
-        DTX_LOG(c.logger, LogLevel::kInfo,
+        DTX_LOG(c.logger, LogLevel::kDebug,
                 "gid=" << gid << " " << ToString(rt->trans().trans_type)
                        << " submitted with " << steps << " step(s)");
         auto active = c.Register(rt);
@@ -334,7 +398,9 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
         auto start = [&c, active, wait, reply] {
           if (active->evicted()) {
             // It left memory before this ran: go on from the journal.
-            return SubmitExisting(c, active->trans().gid, wait, reply);
+            return SubmitExisting(c, active->trans().gid, wait,
+                                  AskedSubmit{active->trans().trans_type, {}},
+                                  reply);
           }
           if (wait) {
             active->AddWaiter([reply](const GlobalTrans& g, bool stopped) {
@@ -363,14 +429,22 @@ void AbortOn(Engine& c, std::string gid, TransType type, std::string reason,
       });
     }
     const GlobalTrans& t = rt->trans();
-    auto cannot = [&] {
-      reply->Set(
-          AbortedError("trans type '" + std::string(ToString(t.trans_type)) +
-                       "' current status '" + std::string(ToString(t.status)) +
-                       "', cannot abort"));
+    // Not dtm's FAILURE (kAborted): to a dtm SDK that says "rolled back",
+    // which an Abort refused for a transaction that went on is not.
+    auto refuse = [&](std::string message) {
+      reply->Set(FailedPreconditionError(std::move(message)));
       rt->MaybeEvict();
     };
-    if (t.trans_type != type) return cannot();
+    if (t.trans_type != type) {
+      return refuse("abort: gid " + gid + " is a " +
+                    std::string(ToString(t.trans_type)) + ", not a " +
+                    std::string(ToString(type)));
+    }
+    auto cannot = [&] {
+      refuse("trans type '" + std::string(ToString(t.trans_type)) +
+             "' current status '" + std::string(ToString(t.status)) +
+             "', cannot abort gid " + gid);
+    };
     auto outcome = [reply](const GlobalTrans& g, bool stopped) {
       reply->Set(OutcomeOfAbort(g, stopped));
     };
@@ -396,6 +470,12 @@ void AbortOn(Engine& c, std::string gid, TransType type, std::string reason,
           reply->Set(Status::Ok());
         }
         rt->Advance();
+        return;
+      case AbortAdmission::kDone:
+        // Rolled back already: a retry of the Abort that did it, or of one
+        // that came after a timeout or a check-back did.
+        reply->Set(Status::Ok());
+        rt->MaybeEvict();
         return;
       case AbortAdmission::kRefuse:
         return cannot();
@@ -470,6 +550,14 @@ void Coordinator::QueryAsync(std::string gid,
     if (!s.ok()) return reply->Set(s);
     c.Read([&c, reply, gid] { reply->Set(c.journal->Find(gid)); });
   });
+}
+
+StatusCounts Coordinator::Decisions() const {
+  StatusCounts counts;
+  for (std::size_t i = 0; i < counts.by_status.size(); ++i) {
+    counts.by_status[i] = engine_->decisions[i].load(std::memory_order_relaxed);
+  }
+  return counts;
 }
 
 BranchClient& Coordinator::branch_client() { return *engine_->client; }

@@ -36,6 +36,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -248,6 +249,12 @@ struct Engine {
   // Null without a registry. Last, so that it goes first: its callback
   // gauge reads `active`.
   std::unique_ptr<EngineMetrics> metrics;
+  // Status changes made, by the status reached (Coordinator::Decisions).
+  std::array<std::atomic<int64_t>, 5> decisions{};
+  void CountDecision(TransStatus to) {
+    decisions[static_cast<std::size_t>(to)].fetch_add(
+        1, std::memory_order_relaxed);
+  }
 };
 
 // A reply that runs its callback exactly once: the first Set wins. Every

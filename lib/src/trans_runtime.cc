@@ -48,6 +48,19 @@
 
 namespace dtx::internal {
 
+namespace {
+
+// Per-transaction lines of the normal path are debug (two info lines per
+// saga filled a log at thousands of sagas a second; dtx-server logs a
+// periodic summary instead); a rollback, and how it ends, stays info.
+LogLevel DecisionLevel(TransStatus to) {
+  return to == TransStatus::kAborting || to == TransStatus::kFailed
+             ? LogLevel::kInfo
+             : LogLevel::kDebug;
+}
+
+}  // namespace
+
 // "<class>: <message>" of a call's result, valid UTF-8 (a byte that is not
 // becomes '?': it travels in proto3 strings and JSON), at most
 // kMaxLastErrorBytes; empty for a success.
@@ -56,7 +69,7 @@ std::string AttemptError(const BranchResult& r) {
   std::string raw(ToString(r.outcome));
   if (!r.status.message().empty()) {
     raw += ": ";
-    raw += r.status.message();
+    raw += MaskCredentials(r.status.message());  // read by operators, alerts
   }
   std::string text;
   for (std::size_t i = 0; i < raw.size();) {
@@ -653,10 +666,12 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
     // crash, recovery would reach the same end again.
     trans_.status = to;
     if (!reason.empty()) trans_.rollback_reason = reason;
-    DTX_LOG(engine_.logger, LogLevel::kInfo,
+    engine_.CountDecision(to);
+    DTX_LOG(engine_.logger, DecisionLevel(to),
             "gid=" << trans_.gid << " " << ToString(trans_.trans_type) << " "
                    << ToString(from) << " -> " << ToString(to)
-                   << (reason.empty() ? "" : " reason: ") << reason);
+                   << (reason.empty() ? "" : " reason: ")
+                   << LoggableText(reason));
     ++pending_writes_;
     engine_.journal->ChangeStatus(
         std::move(change), OnStrand([this, from, to, marks](Status s) {
@@ -695,10 +710,12 @@ void TransRuntime::OnDecided(TransStatus from, TransStatus to,
     phase_ = Phase::kActive;
     trans_.status = to;
     if (!reason.empty()) trans_.rollback_reason = reason;
-    DTX_LOG(engine_.logger, LogLevel::kInfo,
+    engine_.CountDecision(to);
+    DTX_LOG(engine_.logger, DecisionLevel(to),
             "gid=" << trans_.gid << " " << ToString(trans_.trans_type) << " "
                    << ToString(from) << " -> " << ToString(to)
-                   << (reason.empty() ? "" : " reason: ") << reason);
+                   << (reason.empty() ? "" : " reason: ")
+                   << LoggableText(reason));
     if (on_durable) on_durable(s);
     Advance();
     RunSettled();

@@ -1,6 +1,7 @@
 // The table of modes, and what a processor does when its mode does not
 // override it: refuse the request (naming the mode), retry a branch that did
-// not succeed.
+// not succeed. And SameRequest, which tells a client's retry of a request
+// from another request for the same gid.
 
 #include "trans_type.h"
 
@@ -56,6 +57,7 @@ Result<std::vector<Branch>> TransProcessor::SubmitBranches(
 SubmitAdmission TransProcessor::AdmitSubmit(TransStatus status) const {
   if (status == TransStatus::kPrepared) return SubmitAdmission::kDecide;
   if (status == TransStatus::kSubmitted) return SubmitAdmission::kContinue;
+  if (status == TransStatus::kSucceed) return SubmitAdmission::kDone;
   return SubmitAdmission::kRefuse;
 }
 
@@ -89,9 +91,9 @@ void TransProcessor::OnBranchResult(TransRuntime& rt, std::size_t index,
   }
   const Branch& b = rt.branches()[index];
   DTX_LOG(&rt.logger(), LogLevel::kWarn,
-          "gid=" << rt.trans().gid << " branch=" << b.branch_id
-                 << " op=" << ToString(b.op) << " " << ToString(result.outcome)
-                 << ": " << result.status << "; will retry");
+          "gid=" << rt.trans().gid << " branch=" << b.branch_id << " op="
+                 << ToString(b.op) << " " << ToString(result.outcome) << ": "
+                 << LoggableText(result.status.ToString()) << "; will retry");
   rt.Block(index);
   rt.NeedRetry(result.outcome == BranchOutcome::kOngoing);
 }
@@ -134,6 +136,55 @@ Result<std::vector<Branch>> StepBranches(const TransRequest& req,
     branches.push_back(std::move(b));
   }
   return branches;
+}
+
+Status SameRequest(std::string_view op, const GlobalTrans& stored,
+                   const std::vector<Branch>& stored_branches, TransType type,
+                   const GlobalTrans* asked,
+                   const std::vector<Branch>* asked_branches) {
+  auto conflict = [&](const std::string& what) {
+    return AlreadyExistsError(
+        std::string(op) + ": gid " + stored.gid + " exists with " + what +
+        "; a retry must repeat the request that made it, another "
+        "transaction needs another gid");
+  };
+  if (type != stored.trans_type) {
+    return conflict("trans type '" + std::string(ToString(stored.trans_type)) +
+                    "', not '" + std::string(ToString(type)) + "'");
+  }
+  const TransProcessor* p = ProcessorFor(type);
+  if (p == nullptr || !p->StepsInRequest() || asked == nullptr ||
+      asked_branches == nullptr) {
+    return Status::Ok();
+  }
+  auto steps = [](const std::vector<Branch>& rows) {
+    std::size_t n = 0;
+    for (const Branch& b : rows) n += b.op == BranchOp::kAction ? 1 : 0;
+    return n;
+  };
+  const std::vector<Branch>& a = *asked_branches;
+  const std::vector<Branch>& s = stored_branches;
+  if (a.size() != s.size() || steps(a) != steps(s)) {
+    return conflict(std::to_string(steps(s)) + " step(s), not " +
+                    std::to_string(steps(a)));
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::string step = "step " + s[i].branch_id + "'s ";
+    if (a[i].branch_id != s[i].branch_id || a[i].op != s[i].op) {
+      return conflict("other branch rows (row " + std::to_string(i) + ")");
+    }
+    if (a[i].url != s[i].url) {
+      return conflict("a different " + step + std::string(ToString(s[i].op)) +
+                      " URL");
+    }
+    if (a[i].bin_data != s[i].bin_data) {
+      return conflict("a different " + step + "payload");
+    }
+  }
+  if (asked->custom_data != stored.custom_data) {
+    return conflict("different custom data (orders, concurrency or delay)");
+  }
+  return Status::Ok();
 }
 
 }  // namespace dtx::internal

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dtx::internal {
@@ -41,19 +42,22 @@ struct ModeState {
   virtual ~ModeState() = default;
 };
 
-// What Submit does to an existing transaction in a given status.
+// What Submit does to an existing transaction in a given status, once the
+// request is known to repeat the one that made it (SameRequest).
 enum class SubmitAdmission {
-  kRefuse,    // kAborted: "current status '...', cannot submit"
+  kRefuse,    // rolling back or rolled back: kAborted, "cannot submit"
   kDecide,    // make `submitted` durable, then process
   kContinue,  // already submitted: keep processing
+  kDone,      // already succeeded: a retry, answered OK
 };
 
 // What Abort does to an existing transaction in a given status.
 enum class AbortAdmission {
-  kRefuse,    // kAborted: "... cannot abort"
+  kRefuse,    // kFailedPrecondition: "... cannot abort"
   kFail,      // make `failed` durable; nothing to undo (a prepared msg)
   kRollBack,  // make `aborting` durable, then undo (a prepared tcc)
   kContinue,  // already aborting: keep undoing
+  kDone,      // already failed: a retry, answered OK
 };
 
 // The coordinator-wide settings a processor's timeout rule needs.
@@ -75,6 +79,10 @@ class TransProcessor {
   // transaction from the request (saga, msg without a Prepare); false when
   // only a prepared one can be submitted (tcc).
   virtual bool SubmitCreates() const { return false; }
+  // Whether a request carries the transaction's branches (its steps, for
+  // saga and msg), so that a retry is told from a conflict by them too;
+  // false when branches are registered one by one (tcc).
+  virtual bool StepsInRequest() const { return false; }
   // The branch rows of a transaction created by Submit.
   virtual Result<std::vector<Branch>> SubmitBranches(
       const TransRequest& request, BranchClient& client) const;
@@ -123,6 +131,19 @@ const TransProcessor& MsgProcessor();
 Result<std::vector<Branch>> StepBranches(const TransRequest& request,
                                          bool with_compensate,
                                          BranchClient& client);
+
+// Whether a request for the existing transaction `stored` (with its rows
+// `stored_branches`) repeats the one that made it: the same trans type and,
+// for a mode whose requests carry steps, the same steps, payloads and custom
+// data (`asked`, `asked_branches`: the request's transaction and rows; null
+// when it carries none). Options are not compared: a retry may change
+// WaitResult. kAlreadyExists otherwise, naming the gid and what differs (not
+// the URLs or payloads themselves: an HTTP client of dtm reads the word
+// FAILURE anywhere in an answer as a failure). `op`: "submit", "prepare".
+Status SameRequest(std::string_view op, const GlobalTrans& stored,
+                   const std::vector<Branch>& stored_branches, TransType type,
+                   const GlobalTrans* asked,
+                   const std::vector<Branch>* asked_branches);
 
 }  // namespace dtx::internal
 

@@ -4,7 +4,8 @@
 // submits it, FAILURE fails it, anything else asks again later. Once
 // submitted, the steps run in order (or concurrently), after the optional
 // delay ({"delay":5} in custom data), and are retried until they succeed: a
-// message never rolls back. Abort fails a prepared message.
+// message never rolls back. Abort fails a prepared message (and answers OK
+// again once it failed: a retry).
 //
 // Branch rows: one action per step.
 
@@ -33,6 +34,7 @@ class Msg final : public TransProcessor {
   }
 
   bool SubmitCreates() const override { return true; }
+  bool StepsInRequest() const override { return true; }
 
   Result<std::vector<Branch>> SubmitBranches(
       const TransRequest& req, BranchClient& client) const override {
@@ -40,8 +42,9 @@ class Msg final : public TransProcessor {
   }
 
   AbortAdmission AdmitAbort(TransStatus status) const override {
-    return status == TransStatus::kPrepared ? AbortAdmission::kFail
-                                            : AbortAdmission::kRefuse;
+    if (status == TransStatus::kPrepared) return AbortAdmission::kFail;
+    if (status == TransStatus::kFailed) return AbortAdmission::kDone;
+    return AbortAdmission::kRefuse;
   }
 
   std::unique_ptr<ModeState> LoadState(const GlobalTrans& trans,
@@ -122,7 +125,8 @@ class Msg final : public TransProcessor {
       case BranchOutcome::kTransient:
         DTX_LOG(&rt.logger(), LogLevel::kWarn,
                 "gid=" << rt.trans().gid << " check-back "
-                       << ToString(r.outcome) << ": " << r.status
+                       << ToString(r.outcome) << ": "
+                       << LoggableText(r.status.ToString())
                        << "; will ask again");
         state.checkback_blocked = true;
         rt.NeedRetry(r.outcome == BranchOutcome::kOngoing);

@@ -38,6 +38,7 @@ class Saga final : public TransProcessor {
   TransType type() const override { return TransType::kSaga; }
 
   bool SubmitCreates() const override { return true; }
+  bool StepsInRequest() const override { return true; }
 
   Result<std::vector<Branch>> SubmitBranches(
       const TransRequest& req, BranchClient& client) const override {
@@ -48,9 +49,11 @@ class Saga final : public TransProcessor {
   }
 
   SubmitAdmission AdmitSubmit(TransStatus status) const override {
-    // Submitted again: keep processing from the journal's branches.
-    return status == TransStatus::kSubmitted ? SubmitAdmission::kContinue
-                                             : SubmitAdmission::kRefuse;
+    // Submitted again: keep processing from the journal's branches; a
+    // retry of one that succeeded is answered OK.
+    if (status == TransStatus::kSubmitted) return SubmitAdmission::kContinue;
+    if (status == TransStatus::kSucceed) return SubmitAdmission::kDone;
+    return SubmitAdmission::kRefuse;
   }
 
   std::chrono::seconds TimeoutOf(const TransOptions& options,
@@ -78,10 +81,10 @@ class Saga final : public TransProcessor {
     const Branch& b = rt.branches()[index];
     const bool action = b.op == BranchOp::kAction;
     if (action && result.outcome == BranchOutcome::kFailure) {
-      DTX_LOG(
-          &rt.logger(), LogLevel::kInfo,
-          "gid=" << rt.trans().gid << " branch=" << b.branch_id
-                 << " op=action returned FAILURE: " << result.status.message());
+      DTX_LOG(&rt.logger(), LogLevel::kInfo,
+              "gid=" << rt.trans().gid << " branch=" << b.branch_id
+                     << " op=action returned FAILURE: "
+                     << LoggableText(result.status.message()));
       rt.set_failure_reason("url:" + b.url +
                             " return failed: " + result.status.message());
       rt.RecordBranch(index, BranchStatus::kFailed);

@@ -34,6 +34,7 @@ class Tcc final : public TransProcessor {
   AbortAdmission AdmitAbort(TransStatus status) const override {
     if (status == TransStatus::kPrepared) return AbortAdmission::kRollBack;
     if (status == TransStatus::kAborting) return AbortAdmission::kContinue;
+    if (status == TransStatus::kFailed) return AbortAdmission::kDone;
     return AbortAdmission::kRefuse;
   }
 

@@ -188,7 +188,8 @@ class DtmRoutes {
                                ? LogLevel::kDebug
                                : LogLevel::kWarn;
     DTX_LOG(&logger, level,
-            "http " << method << " gid=" << gid << ": " << s.ToString());
+            "http " << method << " gid=" << gid << ": "
+                    << LoggableText(s.ToString()));
   }
 
   void Answered(std::string_view method, const std::string& gid,

@@ -30,12 +30,19 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <pthread.h>
+#include <sstream>
+#include <sys/resource.h>
 #include <thread>
 
 namespace {
@@ -106,6 +113,94 @@ struct JournalHealth {
   }
 };
 
+// Log.SummaryInterval: one info line every interval, in place of the
+// per-transaction lines (debug): what this coordinator finished since the
+// last line and what the journal still holds.
+class SummaryLog {
+ public:
+  SummaryLog(dtx::Coordinator& coordinator, std::shared_ptr<dtx::Logger> logger,
+             std::chrono::seconds interval)
+      : coordinator_(coordinator),
+        logger_(std::move(logger)),
+        interval_(interval) {
+    if (interval_.count() <= 0) return;
+    last_ = coordinator_.Decisions();
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~SummaryLog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, interval_, [this] { return stopping_; })) {
+      lock.unlock();
+      Report();
+      lock.lock();
+    }
+  }
+
+  void Report() {
+    using dtx::TransStatus;
+    const dtx::StatusCounts now = coordinator_.Decisions();
+    auto since = [&](TransStatus s) { return now[s] - last_[s]; };
+    std::ostringstream line;
+    line << "dtx-server: in the last " << interval_.count() << " s "
+         << since(TransStatus::kSucceed) << " succeeded, "
+         << since(TransStatus::kFailed) << " failed, "
+         << since(TransStatus::kAborting) << " began to roll back, "
+         << since(TransStatus::kSubmitted) << " prepared were submitted";
+    last_ = now;
+    auto stats = coordinator_.Stats();
+    if (stats.ok()) {
+      line << "; backlog " << stats->unfinished.unfinished << " unfinished ("
+           << stats->unfinished.due << " due)";
+    } else {
+      line << "; backlog unknown (" << stats.status() << ")";
+    }
+    logger_->Log(dtx::LogLevel::kInfo, line.str());
+  }
+
+  dtx::Coordinator& coordinator_;
+  const std::shared_ptr<dtx::Logger> logger_;
+  const std::chrono::seconds interval_;
+  dtx::StatusCounts last_;  // only the thread, once started
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+// RLIMIT_NOFILE's soft limit up to its hard limit: each client connection,
+// branch channel and journal file is a descriptor, and at the usual soft
+// 1024 new clients hung once it was reached. What was done is logged.
+std::string RaiseOpenFilesLimit() {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return std::string("cannot read the open files limit: ") +
+           std::strerror(errno);
+  }
+  if (limit.rlim_cur == limit.rlim_max) {
+    return "open files limit " + std::to_string(limit.rlim_cur) +
+           " (the hard limit)";
+  }
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return "open files limit stays " + std::to_string(before) +
+           ": cannot raise it to " + std::to_string(limit.rlim_max) + ": " +
+           std::strerror(errno);
+  }
+  return "open files limit raised from " + std::to_string(before) + " to " +
+         std::to_string(limit.rlim_max) + " (the hard limit)";
+}
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "dtx-server: %s\n", message.c_str());
   return 1;
@@ -170,6 +265,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread or descriptor; logged once the logger exists.
+  const std::string open_files = RaiseOpenFilesLimit();
 
   CLI::App app{
       "dtx-server: a transaction coordinator speaking dtm's gRPC "
@@ -211,9 +308,33 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto logger = dtx::NewStderrLogger(config.log_level);
+  // Log.Outputs: stderr and/or files, rotated with Log.RotationEnable.
+  bool to_stderr = false;
+  std::vector<dtx::LogFile> log_files;
+  for (const std::string& output : config.log_outputs) {
+    if (output == "stderr") {
+      to_stderr = true;
+      continue;
+    }
+    dtx::LogFile file;
+    file.path = output;
+    file.rotate = config.log_rotation_enable;
+    file.max_bytes = static_cast<std::size_t>(config.log_rotation_max_bytes);
+    file.max_files = static_cast<std::size_t>(config.log_rotation_max_backups);
+    log_files.push_back(std::move(file));
+  }
+  auto opened_logger = dtx::NewLogger(config.log_level, to_stderr, log_files);
+  if (!opened_logger.ok()) {
+    return Fail("Log.Outputs: " + opened_logger.status().message());
+  }
+  std::shared_ptr<dtx::Logger> logger = *std::move(opened_logger);
   for (const std::string& warning : loaded->warnings) {
     DTX_LOG(logger, dtx::LogLevel::kWarn, warning);
+  }
+  DTX_LOG(logger, dtx::LogLevel::kInfo, "dtx-server: " << open_files);
+  for (const std::string& key : config.log_rotation_ignored) {
+    DTX_LOG(logger, dtx::LogLevel::kWarn,
+            "Log.RotationConfigJSON: " << key << " is not supported; ignored");
   }
   // Who may use the admin service and endpoints (docs/security.md): said
   // once at startup, whichever it is.
@@ -351,6 +472,7 @@ int main(int argc, char** argv) {
       JoinHostPort(config.grpc_host, config.grpc_port);
   server_options.max_request_bytes =
       static_cast<std::size_t>(config.max_request_bytes);
+  server_options.handshake_timeout = config.grpc_handshake_timeout;
   server_options.driver = config.driver;
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;
@@ -392,8 +514,12 @@ int main(int argc, char** argv) {
                                                  " required)")
                                 : std::string()));
 
+  std::optional<SummaryLog> summary;
+  summary.emplace(**coordinator, logger, config.log_summary_interval);
+
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
+  summary.reset();
   DTX_LOG(logger, dtx::LogLevel::kInfo,
           "dtx-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
                          << " received; shutting down");

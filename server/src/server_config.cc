@@ -1,5 +1,6 @@
 #include "dtx/server/server_config.h"
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -64,6 +65,45 @@ Setter Text(Group ServerConfig::*group, std::string Group::*field) {
     (c.*group).*field = v;
     return Status::Ok();
   };
+}
+
+// Log.RotationConfigJSON: lumberjack's options as dtm takes them.
+Status SetRotationConfig(ServerConfig& c, const std::string& v) {
+  const nlohmann::json j = nlohmann::json::parse(v.empty() ? "{}" : v, nullptr,
+                                                 /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    return InvalidArgumentError("'" + v + "' is not a JSON object");
+  }
+  c.log_rotation_ignored.clear();
+  for (const auto& [key, value] : j.items()) {
+    if (key == "maxsize") {
+      if (!value.is_number() || value.get<double>() <= 0 ||
+          value.get<double>() > 1024 * 1024) {
+        return InvalidArgumentError(
+            "maxsize must be a number of megabytes above 0");
+      }
+      c.log_rotation_max_bytes =
+          static_cast<int64_t>(value.get<double>() * 1024 * 1024);
+      if (c.log_rotation_max_bytes < 1) c.log_rotation_max_bytes = 1;
+    } else if (key == "maxbackups") {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
+          value.get<int64_t>() > 10000) {
+        return InvalidArgumentError(
+            "maxbackups must be an integer from 1 to 10000 (lumberjack's 0, "
+            "keep every file, is not supported)");
+      }
+      c.log_rotation_max_backups = value.get<int64_t>();
+    } else if (key == "maxage" || key == "compress" || key == "localtime") {
+      c.log_rotation_ignored.push_back(key);
+    } else if (key == "filename") {
+      return InvalidArgumentError("filename: the files are Log.Outputs' paths");
+    } else {
+      return InvalidArgumentError("unknown key '" + key +
+                                  "' (want maxsize, maxbackups)");
+    }
+  }
+  c.log_rotation_config_json = v.empty() ? "{}" : v;
+  return Status::Ok();
 }
 
 Setter Bool(bool ServerConfig::*field) {
@@ -383,6 +423,9 @@ const std::vector<Key>& Keys() {
       {"RequestTimeout", Seconds(&ServerConfig::request_timeout, 1)},
       {"TransCronInterval", Seconds(&ServerConfig::trans_cron_interval, 1)},
       {"ShutdownGrace", Seconds(&ServerConfig::shutdown_grace, 0)},
+      {"GrpcHandshakeTimeout",
+       Seconds(&ServerConfig::grpc_handshake_timeout, 1)},
+      {"Log.SummaryInterval", Seconds(&ServerConfig::log_summary_interval, 0)},
       {"IoThreads",
        [](ServerConfig& c, const std::string& v) -> Status {
          DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 64));
@@ -459,13 +502,36 @@ const std::vector<Key>& Keys() {
       {"TLS.ClientCAFile",
        Text(&ServerConfig::tls, &TlsServerOptions::client_ca_file)},
       {"Log.Outputs",
-       [](ServerConfig&, const std::string& v) -> Status {
-         if (v != "stderr" && !v.empty()) {
+       [](ServerConfig& c, const std::string& v) -> Status {
+         std::vector<std::string> outputs = SplitList(v);
+         if (outputs.empty()) {
+           return InvalidArgumentError(
+               "is empty (want stderr and/or log file paths)");
+         }
+         for (const std::string& o : outputs) {
+           if (o == "stdout") {
+             return InvalidArgumentError(
+                 "'stdout' carries dtx-server's listening lines, which "
+                 "scripts read; log to stderr or to a file");
+           }
+         }
+         c.log_outputs = std::move(outputs);
+         return Status::Ok();
+       }},
+      {"Log.RotationEnable",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         const std::string s = Lower(v);
+         if (s == "1" || s == "true") {
+           c.log_rotation_enable = true;
+         } else if (s == "0" || s == "false") {
+           c.log_rotation_enable = false;
+         } else {
            return InvalidArgumentError("'" + v +
-                                       "': dtx-server logs to stderr only");
+                                       "' is not 0, 1, true or false");
          }
          return Status::Ok();
        }},
+      {"Log.RotationConfigJSON", SetRotationConfig},
   };
   return keys;
 }
@@ -480,8 +546,6 @@ const std::vector<std::string>& IgnoredKeys() {
       "HttpMicroService",
       "UpdateBranchSync",
       "UpdateBranchAsyncGoroutineNum",
-      "Log.RotationEnable",
-      "Log.RotationConfigJSON",
       "TimeZoneOffset",
       "ConfigUpdateInterval",
       "AdminBasePath",
@@ -564,7 +628,8 @@ Status Walk(const YAML::Node& node, const std::string& prefix,
       continue;
     }
     if (value.IsNull()) continue;  // "Target:" with nothing: the default
-    if (value.IsSequence() && Lower(path).rfind("branchtargets.", 0) == 0) {
+    if (value.IsSequence() && (Lower(path).rfind("branchtargets.", 0) == 0 ||
+                               Lower(path) == "log.outputs")) {
       // Hosts: [a, b]: the items, joined as the environment gives them.
       std::string joined;
       for (const auto& item : value) {
@@ -850,6 +915,8 @@ std::string ToYaml(const ServerConfig& c) {
       << c.trans_cron_interval.count();
   out << YAML::Key << "ShutdownGrace" << YAML::Value
       << c.shutdown_grace.count();
+  out << YAML::Key << "GrpcHandshakeTimeout" << YAML::Value
+      << c.grpc_handshake_timeout.count();
   out << YAML::Key << "IoThreads" << YAML::Value << c.io_threads;
   out << YAML::Key << "MaxRequestBytes" << YAML::Value << c.max_request_bytes;
   out << YAML::Key << "MaxTransInMemory" << YAML::Value
@@ -894,6 +961,15 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::EndSeq;
   out << YAML::Key << "LogLevel" << YAML::Value
       << std::string(ToString(c.log_level));
+  out << YAML::Key << "Log" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "SummaryInterval" << YAML::Value
+      << c.log_summary_interval.count();
+  out << YAML::Key << "Outputs" << YAML::Value << YAML::Flow << c.log_outputs;
+  out << YAML::Key << "RotationEnable" << YAML::Value
+      << (c.log_rotation_enable ? 1 : 0);
+  out << YAML::Key << "RotationConfigJSON" << YAML::Value
+      << c.log_rotation_config_json;
+  out << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -43,7 +43,11 @@ echo "http-busi at $busi"
 
 echo "== dtm's dtmcli (Go) -> $coordinator_name"
 t2=$SECONDS
-if ! "$work/bin/http-app" -v -dtm "$dtm_api" -busi "$busi" ${DTX_COMPAT_RUN:+-run "$DTX_COMPAT_RUN"} \
+against_dtm=""
+if [ -n "${DTX_COMPAT_AGAINST_DTM:-}" ] && [ "$DTX_COMPAT_AGAINST_DTM" != 0 ]; then
+  against_dtm="-against-dtm"
+fi
+if ! "$work/bin/http-app" -v -dtm "$dtm_api" -busi "$busi" ${DTX_COMPAT_RUN:+-run "$DTX_COMPAT_RUN"} $against_dtm \
   >"$work/http-app.out" 2>"$work/http-app.log"; then
   cat "$work/http-app.out"
   fail "http-app"

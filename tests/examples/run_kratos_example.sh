@@ -52,6 +52,8 @@ GrpcHost: 127.0.0.1
 HttpPort: 0
 Store:
   Path: '$work/server.db'
+# A transaction's own lines (checked below) are debug.
+LogLevel: debug
 EOF
   "$5" -c "$work/conf.yml" >"$work/server.out" 2>"$work/server.log" &
   server_pid=$!

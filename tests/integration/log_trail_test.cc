@@ -153,5 +153,78 @@ TEST_F(LogTrailTest, AMessageCheckedBackAfterACrash) {
   EXPECT_THAT(Anonymous(), ::testing::IsEmpty());
 }
 
+// Issue 19 item 7: a transaction that goes well writes nothing above debug
+// (two info lines per saga filled a log at thousands a second); a rollback
+// is still told at info. Coordinator::Decisions counts what was decided,
+// for a host's periodic summary.
+TEST_F(LogTrailTest, ASucceededSagaLogsOnlyAtDebugAndIsCounted) {
+  const StatusCounts before = dtm_->Decisions();
+  ASSERT_OK(Saga(*dtm_, "quiet")
+                .Add(Url("/busi.Busi/TransOut"),
+                     Url("/busi.Busi/TransOutRevert"), "out")
+                .WaitResult(true)
+                .Submit());
+  Script("/busi.Busi/TransIn", {Failure()});
+  EXPECT_THAT(
+      Saga(*dtm_, "loud")
+          .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in")
+          .WaitResult(true)
+          .Submit(),
+      StatusIs(StatusCode::kAborted));
+  dtm_->WaitIdle();
+  EXPECT_THAT(Trail("quiet"), ::testing::Not(::testing::IsEmpty()));
+  for (const std::string& line : Trail("quiet"))
+    EXPECT_EQ(line.rfind("debug ", 0), 0u) << line;
+  std::vector<std::string> loud_info;
+  for (const std::string& line : Trail("loud"))
+    if (line.rfind("debug ", 0) != 0) loud_info.push_back(line);
+  EXPECT_THAT(loud_info,
+              ::testing::ElementsAre(HasSubstr("returned FAILURE"),
+                                     HasSubstr("submitted -> aborting"),
+                                     HasSubstr("aborting -> failed")));
+  const StatusCounts after = dtm_->Decisions();
+  EXPECT_EQ(after[TransStatus::kSucceed] - before[TransStatus::kSucceed], 1);
+  EXPECT_EQ(after[TransStatus::kAborting] - before[TransStatus::kAborting], 1);
+  EXPECT_EQ(after[TransStatus::kFailed] - before[TransStatus::kFailed], 1);
+}
+
+// Issue 19 item 7: a branch's error text is another program's; logged
+// verbatim, a connection string's password reached the log, and newlines and
+// ANSI escapes forged lines. Each line that carries it has the password
+// masked, control characters escaped and the text cut.
+TEST_F(LogTrailTest, ABranchsErrorTextIsSanitisedInEveryLine) {
+  const std::string hostile =
+      "connect postgres://app:hunter2@db:5432/ledger failed\n"
+      "2026-01-01 [dtx] [info] gid=forged saga submitted -> succeed\x1b[2J" +
+      std::string(3000, 'z');
+  Script("/busi.Busi/TransOut",
+         {TestReply::Status(14, hostile), TestReply::Status(10, hostile)});
+  ASSERT_OK(Saga(*dtm_, "trail-hostile")
+                .Add(Url("/busi.Busi/TransOut"),
+                     Url("/busi.Busi/TransOutRevert"), "out")
+                .Submit());
+  dtm_->WaitIdle();
+  Settle(seconds(30));
+  ASSERT_EQ(Global("trail-hostile").status, TransStatus::kFailed);
+  std::size_t carrying = 0;
+  for (const std::string& line : recorder_->Lines()) {
+    EXPECT_EQ(line.find("hunter2"), std::string::npos) << line;
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+    EXPECT_EQ(line.find('\x1b'), std::string::npos) << line;
+    EXPECT_LT(line.size(), 1024u) << line;
+    if (line.find("postgres://app:***@db:5432") != std::string::npos) {
+      ++carrying;
+      EXPECT_THAT(line, HasSubstr("failed\\x0a2026-01-01")) << line;
+      EXPECT_THAT(line, HasSubstr("bytes cut)")) << line;
+    }
+  }
+  // The retried error, the action's FAILURE and the rollback reason.
+  EXPECT_GE(carrying, 3u);
+  // The forged line is text inside the real one, not a line of its own.
+  for (const std::string& line : Trail("forged")) {
+    EXPECT_LT(line.find("gid=trail-hostile"), line.find("gid=forged")) << line;
+  }
+}
+
 }  // namespace
 }  // namespace dtx::testing

@@ -112,6 +112,9 @@ TEST_F(MsgTest, DoAndSubmitChecksBackOnAnUnclearOutcome) {
   dtm_->WaitIdle();
   // The check-back said SUCCESS (the service's default): it was submitted.
   EXPECT_EQ(Global("msg-do-unclear").status, TransStatus::kSucceed);
+  // The client's own Submit, after the check-back submitted it: OK.
+  EXPECT_OK(TwoSteps("msg-do-unclear").Submit());
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 1u);
 }
 
 TEST_F(MsgTest, AbortFailsAPreparedMessage) {
@@ -119,7 +122,39 @@ TEST_F(MsgTest, AbortFailsAPreparedMessage) {
   ASSERT_OK(msg.Prepare(Url("/busi.Busi/QueryPrepared")));
   ASSERT_OK(msg.Abort());
   EXPECT_EQ(Global("msg-abort").status, TransStatus::kFailed);
+  EXPECT_OK(msg.Abort());  // a retry
   EXPECT_THAT(msg.Submit(), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(msg.Prepare(Url("/busi.Busi/QueryPrepared")),
+              StatusIs(StatusCode::kAborted, "cannot prepare"));
+}
+
+// Issue 19 item 5: Prepare and Submit retried (the first answer lost) answer
+// as the first did; other steps for the gid are a conflict, never dtm's
+// FAILURE.
+TEST_F(MsgTest, RetriesOfPrepareAndSubmitAreOk) {
+  ASSERT_OK(TwoSteps("msg-again").Prepare(Url("/busi.Busi/QueryPrepared")));
+  EXPECT_OK(TwoSteps("msg-again").Prepare(Url("/busi.Busi/QueryPrepared")));
+  Msg other = std::move(Msg(*dtm_, "msg-again")
+                            .Add(Url("/busi.Busi/TransOut"), "out")
+                            .Add(Url("/busi.Busi/TransIn"), "more"));
+  EXPECT_THAT(other.Prepare(Url("/busi.Busi/QueryPrepared")),
+              StatusIs(StatusCode::kAlreadyExists,
+                       "prepare: gid msg-again exists with a different step "
+                       "02's payload"));
+  EXPECT_THAT(other.Submit(), StatusIs(StatusCode::kAlreadyExists,
+                                       "a different step 02's payload"));
+  EXPECT_EQ(Global("msg-again").status, TransStatus::kPrepared);
+  ASSERT_OK(TwoSteps("msg-again").WaitResult(true).Submit());
+  EXPECT_OK(TwoSteps("msg-again").Submit());
+  EXPECT_OK(TwoSteps("msg-again").WaitResult(true).Submit());
+  EXPECT_THAT(TwoSteps("msg-again").SetDelay(seconds(5)).Submit(),
+              StatusIs(StatusCode::kAlreadyExists, "different custom data"));
+  EXPECT_THAT(TwoSteps("msg-again").Prepare(Url("/busi.Busi/QueryPrepared")),
+              StatusIs(StatusCode::kFailedPrecondition, "was submitted"));
+  EXPECT_THAT(TwoSteps("msg-again").Abort(),
+              StatusIs(StatusCode::kFailedPrecondition, "cannot abort"));
+  dtm_->WaitIdle();
+  EXPECT_THAT(Seen(), ElementsAre("/busi.Busi/TransOut", "/busi.Busi/TransIn"));
 }
 
 }  // namespace

@@ -6,6 +6,9 @@
 
 #include <gmock/gmock.h>
 
+#include <thread>
+#include <vector>
+
 namespace dtx::testing {
 namespace {
 
@@ -358,11 +361,106 @@ TEST_F(SagaTest, ManyEmptyCompensationsAfterAFailureEndInFewPasses) {
   EXPECT_EQ(Seen("/busi.Busi/TransInRevert").size(), 2u);
 }
 
-TEST_F(SagaTest, DuplicateGidOfAFinishedSagaIsRefused) {
+// Issue 19 item 5: a client that lost the answer to a Submit and sends it
+// again is told what happened, OK, not dtm's FAILURE ("rolled back").
+TEST_F(SagaTest, RetryOfASucceededSagaIsOkAndCallsNothing) {
   ASSERT_OK(TwoSteps("saga-dup").WaitResult(true).Submit());
-  EXPECT_THAT(TwoSteps("saga-dup").Submit(),
-              StatusIs(StatusCode::kAborted, "succeed"));
+  EXPECT_OK(TwoSteps("saga-dup").Submit());
+  EXPECT_OK(TwoSteps("saga-dup").WaitResult(true).Submit());
+  dtm_->WaitIdle();
   EXPECT_EQ(busi_->Calls().size(), 2u);
+  EXPECT_EQ(Global("saga-dup").status, TransStatus::kSucceed);
+}
+
+TEST_F(SagaTest, SixtyFourConcurrentRetriesOfASucceededSagaAllAnswerOk) {
+  ASSERT_OK(TwoSteps("saga-dup64").WaitResult(true).Submit());
+  constexpr int kRetries = 64;
+  std::vector<Status> answers(kRetries);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRetries; ++i) {
+    threads.emplace_back([this, &answers, i] {
+      answers[i] = TwoSteps("saga-dup64").WaitResult(i % 2 == 0).Submit();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kRetries; ++i) EXPECT_OK(answers[i]) << "retry " << i;
+  dtm_->WaitIdle();
+  EXPECT_EQ(busi_->Calls().size(), 2u);
+}
+
+// Retries that race with the first Submit while its steps still run: each
+// answers as the first does (OK), none runs a step twice.
+TEST_F(SagaTest, RetriesWhileTheSagaRunsAnswerOk) {
+  Script("/busi.Busi/TransIn", {Ongoing(), Ok()});
+  ASSERT_OK(TwoSteps("saga-dup-run").Submit());
+  std::vector<Status> answers(16);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    threads.emplace_back([this, &answers, i] {
+      answers[i] = TwoSteps("saga-dup-run").Submit();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const Status& a : answers) EXPECT_OK(a);
+  dtm_->WaitIdle();
+  Later(seconds(10));
+  EXPECT_EQ(Global("saga-dup-run").status, TransStatus::kSucceed);
+  EXPECT_OK(TwoSteps("saga-dup-run").Submit());
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 1u);
+}
+
+// A saga that rolled back: a retry is told so (dtm's FAILURE, with the
+// reason), as a WaitResult Submit was.
+TEST_F(SagaTest, RetryOfARolledBackSagaIsAbortedWithTheReason) {
+  Script("/busi.Busi/TransIn", {Failure()});
+  EXPECT_THAT(TwoSteps("saga-dup-fail").WaitResult(true).Submit(),
+              StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(TwoSteps("saga-dup-fail").Submit(),
+              StatusIs(StatusCode::kAborted, "TransIn return failed"));
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"), 1u);
+}
+
+// Another request for a gid that exists is a conflict, never a rollback:
+// kAlreadyExists naming the gid and what differs; nothing runs again.
+TEST_F(SagaTest, AConflictingSubmitIsAlreadyExistsNamingWhatDiffers) {
+  ASSERT_OK(TwoSteps("saga-other").WaitResult(true).Submit());
+  auto expect_conflict = [this](Saga saga, const std::string& what) {
+    EXPECT_THAT(saga.Submit(),
+                StatusIs(StatusCode::kAlreadyExists,
+                         "submit: gid saga-other exists with " + what))
+        << what;
+  };
+  expect_conflict(std::move(Saga(*dtm_, "saga-other")
+                                .Add(Url("/busi.Busi/TransOut"),
+                                     Url("/busi.Busi/TransOutRevert"), "out")),
+                  "2 step(s), not 1");
+  expect_conflict(std::move(Saga(*dtm_, "saga-other")
+                                .Add(Url("/busi.Busi/TransOut"),
+                                     Url("/busi.Busi/TransOutRevert"), "out")
+                                .Add(Url("/busi.Busi/TransIn"),
+                                     Url("/busi.Busi/TransInRevert"), "IN")),
+                  "a different step 02's payload");
+  expect_conflict(std::move(Saga(*dtm_, "saga-other")
+                                .Add(Url("/busi.Busi/TransOut"),
+                                     Url("/busi.Busi/TransOutRevert"), "out")
+                                .Add(Url("/busi.Busi/TransIn"),
+                                     Url("/busi.Busi/TransOut"), "in")),
+                  "a different step 02's compensate URL");
+  expect_conflict(std::move(TwoSteps("saga-other").EnableConcurrent()),
+                  "different custom data");
+  Msg msg = std::move(Msg(*dtm_, "saga-other")
+                          .Add(Url("/busi.Busi/TransOut"), "out")
+                          .Add(Url("/busi.Busi/TransIn"), "in"));
+  EXPECT_THAT(msg.Submit(), StatusIs(StatusCode::kAlreadyExists,
+                                     "trans type 'saga', not 'msg'"));
+  TransRequest tcc;
+  tcc.gid = "saga-other";
+  tcc.trans_type = TransType::kTcc;
+  EXPECT_THAT(dtm_->Submit(tcc), StatusIs(StatusCode::kAlreadyExists,
+                                          "trans type 'saga', not 'tcc'"));
+  dtm_->WaitIdle();
+  EXPECT_EQ(busi_->Calls().size(), 2u);
+  EXPECT_EQ(Global("saga-other").status, TransStatus::kSucceed);
 }
 
 TEST_F(SagaTest, BadRequestsAreRefusedAndWriteNothing) {

@@ -155,13 +155,62 @@ TEST_F(TccTest, AbortRulesAndReason) {
   GlobalTrans t = Global("tcc-abort");
   EXPECT_EQ(t.status, TransStatus::kFailed);
   EXPECT_EQ(t.rollback_reason, "insufficient balance");
-  EXPECT_THAT(dtm_->Abort(req), StatusIs(StatusCode::kAborted, "cannot abort"));
+  // Aborted again (a retry): OK. Submit and Prepare: it rolled back, dtm's
+  // FAILURE.
+  EXPECT_OK(dtm_->Abort(req));
+  req.options.wait_result = false;
+  EXPECT_OK(dtm_->Abort(req));
   EXPECT_THAT(dtm_->Submit(req),
               StatusIs(StatusCode::kAborted, "cannot submit"));
   EXPECT_THAT(dtm_->Prepare(req),
               StatusIs(StatusCode::kAborted, "cannot prepare"));
+  EXPECT_EQ(Global("tcc-abort").rollback_reason, "insufficient balance");
   req.gid = "ghost";
   EXPECT_THAT(dtm_->Abort(req), StatusIs(StatusCode::kNotFound));
+}
+
+// Issue 19 item 5: the requests a tcc client retries answer as the first
+// did; a request the transaction went past is refused without dtm's FAILURE
+// (kAborted reads "rolled back"); another mode for the gid is a conflict.
+TEST_F(TccTest, RetriesAnswerAsTheFirstRequestDid) {
+  ASSERT_OK(Transfer("tcc-again"));
+  dtm_->WaitIdle();
+  ASSERT_EQ(Global("tcc-again").status, TransStatus::kSucceed);
+  TransRequest req = TccRequest("tcc-again");
+  EXPECT_OK(dtm_->Submit(req));
+  req.options.wait_result = true;
+  EXPECT_OK(dtm_->Submit(req));
+  EXPECT_THAT(dtm_->Prepare(req),
+              StatusIs(StatusCode::kFailedPrecondition, "was submitted"));
+  EXPECT_THAT(dtm_->Abort(req),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       "current status 'succeed', cannot abort gid tcc-again"));
+  TransRequest msg = req;
+  msg.trans_type = TransType::kMsg;
+  EXPECT_THAT(dtm_->Abort(msg), StatusIs(StatusCode::kFailedPrecondition,
+                                         "gid tcc-again is a tcc, not a msg"));
+  msg.steps.push_back({Url("/busi.Busi/TransIn"), ""});
+  EXPECT_THAT(dtm_->Prepare(msg), StatusIs(StatusCode::kAlreadyExists,
+                                           "trans type 'tcc', not 'msg'"));
+  EXPECT_THAT(dtm_->Submit(msg), StatusIs(StatusCode::kAlreadyExists,
+                                          "trans type 'tcc', not 'msg'"));
+  dtm_->WaitIdle();
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOutConfirm"), 1u);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransInConfirm"), 1u);
+  EXPECT_EQ(Global("tcc-again").status, TransStatus::kSucceed);
+}
+
+TEST_F(TccTest, AbortOfATimedOutTccIsOk) {
+  TransRequest req = TccRequest("tcc-timed-out");
+  req.options.timeout_to_fail = seconds(5);
+  ASSERT_OK(dtm_->Prepare(req));
+  ASSERT_OK(Register("tcc-timed-out", "01", "/busi.Busi/TransOutConfirm",
+                     "/busi.Busi/TransOutCancel"));
+  Later(seconds(5));
+  ASSERT_EQ(Global("tcc-timed-out").status, TransStatus::kFailed);
+  // The client's own Abort, after the coordinator rolled it back.
+  EXPECT_OK(dtm_->Abort(req));
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOutCancel"), 1u);
 }
 
 TEST_F(TccTest, RegisterBranchRules) {

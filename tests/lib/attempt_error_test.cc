@@ -23,6 +23,13 @@ TEST(AttemptErrorTest, ClassAndMessage) {
   EXPECT_EQ(AttemptError(Result(BranchOutcome::kOngoing, "")), "ONGOING");
 }
 
+// Shown by Query and sent in alerts: a URL's password is masked.
+TEST(AttemptErrorTest, PasswordsAreMasked) {
+  EXPECT_EQ(AttemptError(Result(BranchOutcome::kTransient,
+                                "dial mysql://root:pw@db:3306 failed")),
+            "TRANSIENT: dial mysql://root:***@db:3306 failed");
+}
+
 TEST(AttemptErrorTest, CutAtACharacterAndMadeValidUtf8) {
   // 300 two-byte characters: cut to at most kMaxLastErrorBytes, never
   // inside a character.

@@ -33,13 +33,18 @@ TEST(TransTypeTest, SubmitAdmission) {
   EXPECT_EQ(saga.AdmitSubmit(TransStatus::kPrepared), SubmitAdmission::kRefuse);
   EXPECT_EQ(saga.AdmitSubmit(TransStatus::kSubmitted),
             SubmitAdmission::kContinue);
+  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kSucceed), SubmitAdmission::kDone);
+  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kFailed), SubmitAdmission::kRefuse);
+  EXPECT_TRUE(saga.StepsInRequest());
+  EXPECT_TRUE(msg.StepsInRequest());
+  EXPECT_FALSE(tcc.StepsInRequest());
   for (const TransProcessor* p : {&tcc, &msg}) {
     EXPECT_EQ(p->AdmitSubmit(TransStatus::kPrepared), SubmitAdmission::kDecide);
     EXPECT_EQ(p->AdmitSubmit(TransStatus::kSubmitted),
               SubmitAdmission::kContinue);
     EXPECT_EQ(p->AdmitSubmit(TransStatus::kAborting), SubmitAdmission::kRefuse);
     EXPECT_EQ(p->AdmitSubmit(TransStatus::kFailed), SubmitAdmission::kRefuse);
-    EXPECT_EQ(p->AdmitSubmit(TransStatus::kSucceed), SubmitAdmission::kRefuse);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kSucceed), SubmitAdmission::kDone);
   }
 }
 
@@ -50,11 +55,79 @@ TEST(TransTypeTest, AbortAdmission) {
   EXPECT_EQ(tcc.AdmitAbort(TransStatus::kAborting), AbortAdmission::kContinue);
   EXPECT_EQ(tcc.AdmitAbort(TransStatus::kSubmitted), AbortAdmission::kRefuse);
   EXPECT_EQ(msg.AdmitAbort(TransStatus::kPrepared), AbortAdmission::kFail);
+  EXPECT_EQ(tcc.AdmitAbort(TransStatus::kFailed), AbortAdmission::kDone);
+  EXPECT_EQ(tcc.AdmitAbort(TransStatus::kSucceed), AbortAdmission::kRefuse);
   EXPECT_EQ(msg.AdmitAbort(TransStatus::kSubmitted), AbortAdmission::kRefuse);
+  EXPECT_EQ(msg.AdmitAbort(TransStatus::kFailed), AbortAdmission::kDone);
   for (TransStatus s : {TransStatus::kPrepared, TransStatus::kSubmitted,
                         TransStatus::kAborting}) {
     EXPECT_EQ(SagaProcessor().AdmitAbort(s), AbortAdmission::kRefuse);
   }
+}
+
+// SameRequest tells a retry from another request for the gid (issue 19
+// item 5).
+TEST(TransTypeTest, SameRequestComparesTypeStepsPayloadsAndCustomData) {
+  GlobalTrans stored;
+  stored.gid = "g";
+  stored.trans_type = TransType::kSaga;
+  stored.custom_data = R"({"concurrent":false})";
+  auto row = [](std::string id, BranchOp op, std::string url,
+                std::string data) {
+    Branch b;
+    b.branch_id = std::move(id);
+    b.op = op;
+    b.url = std::move(url);
+    b.bin_data = std::move(data);
+    return b;
+  };
+  const std::vector<Branch> rows = {
+      row("01", BranchOp::kCompensate, "h:1/s.S/FAILURE-Undo", "p"),
+      row("01", BranchOp::kAction, "h:1/s.S/Do", "p")};
+  GlobalTrans asked = stored;
+  std::vector<Branch> asked_rows = rows;
+  EXPECT_OK(SameRequest("submit", stored, rows, TransType::kSaga, &asked,
+                        &asked_rows));
+  // Options do not count: a retry may differ in them.
+  asked.options = R"({"wait_result":true})";
+  EXPECT_OK(SameRequest("submit", stored, rows, TransType::kSaga, &asked,
+                        &asked_rows));
+  EXPECT_THAT(
+      SameRequest("submit", stored, rows, TransType::kMsg, &asked, &asked_rows),
+      StatusIs(StatusCode::kAlreadyExists,
+               "submit: gid g exists with trans type 'saga', not "
+               "'msg'"));
+  asked_rows[0].url = "h:1/s.S/Other";
+  Status url = SameRequest("submit", stored, rows, TransType::kSaga, &asked,
+                           &asked_rows);
+  EXPECT_THAT(url, StatusIs(StatusCode::kAlreadyExists,
+                            "a different step 01's compensate URL"));
+  // Neither URL is in the message (an HTTP client of dtm would read the
+  // word FAILURE in it as a failure).
+  EXPECT_EQ(url.message().find("FAILURE"), std::string::npos) << url;
+  asked_rows = rows;
+  asked_rows[1].bin_data = "q";
+  EXPECT_THAT(SameRequest("prepare", stored, rows, TransType::kSaga, &asked,
+                          &asked_rows),
+              StatusIs(StatusCode::kAlreadyExists,
+                       "prepare: gid g exists with a different step 01's "
+                       "payload"));
+  asked_rows.push_back(row("02", BranchOp::kCompensate, "", ""));
+  asked_rows.push_back(row("02", BranchOp::kAction, "", ""));
+  EXPECT_THAT(SameRequest("submit", stored, rows, TransType::kSaga, &asked,
+                          &asked_rows),
+              StatusIs(StatusCode::kAlreadyExists, "1 step(s), not 2"));
+  asked_rows = rows;
+  asked.custom_data = R"({"concurrent":true})";
+  EXPECT_THAT(SameRequest("submit", stored, rows, TransType::kSaga, &asked,
+                          &asked_rows),
+              StatusIs(StatusCode::kAlreadyExists, "different custom data"));
+  // A tcc's requests carry no branches: only the type counts.
+  stored.trans_type = TransType::kTcc;
+  EXPECT_OK(
+      SameRequest("submit", stored, rows, TransType::kTcc, nullptr, nullptr));
+  EXPECT_OK(SameRequest("prepare", stored, rows, TransType::kTcc, &asked,
+                        &asked_rows));
 }
 
 TEST(TransTypeTest, TimeoutRules) {

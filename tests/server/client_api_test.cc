@@ -183,6 +183,47 @@ TEST_P(ClientApiTest, SagaSucceedsWithDtmMetadataAndPayloads) {
   EXPECT_EQ(t.branches.size(), 4u);
 }
 
+// Issue 19 item 5, from its reproducer: 64 clients re-submit one saga that
+// succeeded (a retry after a lost answer). Each is told OK, none ABORTED
+// (which dtm's SDKs read as "rolled back"), and nothing runs again. Another
+// saga under the same gid is a conflict, kAlreadyExists, whatever the
+// transport.
+TEST_P(ClientApiTest, SixtyFourRetriesOfASucceededSagaAllAnswerOk) {
+  const std::string gid = NewGid();
+  auto saga = [&] {
+    return std::move(Saga(*dtm_, gid)
+                         .Add(Url("/busi.Busi/TransOut"),
+                              Url("/busi.Busi/TransOutRevert"), "out")
+                         .Add(Url("/busi.Busi/TransIn"),
+                              Url("/busi.Busi/TransInRevert"), "in"));
+  };
+  ASSERT_OK(saga().WaitResult(true).Submit());
+  constexpr int kRetries = 64;
+  std::vector<Status> answers(kRetries);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRetries; ++i) {
+    threads.emplace_back([&saga, &answers, i] {
+      answers[i] = saga().WaitResult(i % 2 == 0).Submit();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kRetries; ++i) EXPECT_OK(answers[i]) << "retry " << i;
+  Status other =
+      Saga(*dtm_, gid)
+          .Add(Url("/busi.Busi/TransOut"), Url("/busi.Busi/TransOutRevert"),
+               "other")
+          .Add(Url("/busi.Busi/TransIn"), Url("/busi.Busi/TransInRevert"), "in")
+          .Submit();
+  EXPECT_THAT(
+      other,
+      StatusIs(StatusCode::kAlreadyExists,
+               "gid " + gid + " exists with a different step 01's payload"));
+  EXPECT_THAT(CallsOf(gid), ElementsAre("/busi.Busi/TransOut action 01",
+                                        "/busi.Busi/TransIn action 02"));
+  ASSERT_OK_AND_ASSIGN(auto t, dtm_->Query(gid));
+  EXPECT_EQ(t.trans.status, TransStatus::kSucceed);
+}
+
 TEST_P(ClientApiTest, SagaFailureIsAbortedAndCompensatesInReverse) {
   busi_->SetHandler("/busi.Busi/TransIn", [](const ReceivedCall&) {
     return TestReply::Status(10, "insufficient balance");
@@ -369,14 +410,17 @@ TEST_P(ClientApiTest, ErrorsAreTheSameWhereverTheCoordinatorRuns) {
   branch.gid = "missing";
   branch.branch_id = "01";
   EXPECT_THAT(dtm_->RegisterBranch(branch), StatusIs(StatusCode::kNotFound));
-  // A finished saga cannot be submitted again under its gid.
+  // A finished saga's gid: the same saga again is a retry (OK), another one
+  // a conflict.
   const std::string gid = NewGid();
   ASSERT_OK(Saga(*dtm_, gid)
                 .Add(Url("/busi.Busi/A"), "", "")
                 .WaitResult(true)
                 .Submit());
-  EXPECT_THAT(Saga(*dtm_, gid).Add(Url("/busi.Busi/A"), "", "").Submit(),
-              StatusIs(StatusCode::kAborted));
+  EXPECT_OK(Saga(*dtm_, gid).Add(Url("/busi.Busi/A"), "", "").Submit());
+  EXPECT_THAT(
+      Saga(*dtm_, gid).Add(Url("/busi.Busi/B"), "", "").Submit(),
+      StatusIs(StatusCode::kAlreadyExists, "a different step 01's action URL"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ClientApiTest,

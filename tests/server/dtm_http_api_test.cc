@@ -258,8 +258,16 @@ TEST_F(DtmHttpApiTest, TccPrepareRegisterSubmitConfirmsInReverse) {
                                                   {"protocol", "grpc"}});
   EXPECT_EQ(late.status, 409) << late.body;
   EXPECT_THAT(late.body, HasSubstr("status: prepared"));
-  EXPECT_EQ(Post("prepare", Tcc("tcc-ok")).status, 409);
-  EXPECT_EQ(Post("abort", Tcc("tcc-ok")).status, 409);
+  // Went past them: not FAILURE (409, "rolled back") but 425 naming the
+  // status; the Submit again is a retry, 200 (docs/semantics.md).
+  HttpTestResponse prepare = Post("prepare", Tcc("tcc-ok"));
+  EXPECT_EQ(prepare.status, 425) << prepare.body;
+  EXPECT_THAT(prepare.body, HasSubstr("current status 'succeed'"));
+  EXPECT_EQ(Post("abort", Tcc("tcc-ok")).status, 425);
+  EXPECT_EQ(Post("submit", Tcc("tcc-ok")).status, 200);
+  HttpTestResponse saga = Post("submit", Saga("tcc-ok", false));
+  EXPECT_EQ(saga.status, 422) << saga.body;
+  EXPECT_THAT(saga.body, HasSubstr("gid tcc-ok exists with trans type 'tcc'"));
   EXPECT_EQ(Query("tcc-ok")["branches"].size(), 4u);
 }
 
@@ -283,7 +291,7 @@ TEST_F(DtmHttpApiTest, TccAbortCancelsWithTheRollbackReason) {
                                                    {"confirm", Url("Confirm")},
                                                    {"cancel", Url("Cancel")},
                                                    {"protocol", "grpc"}});
-  EXPECT_EQ(twice.status, 500) << twice.body;
+  EXPECT_EQ(twice.status, 422) << twice.body;
   EXPECT_THAT(twice.body, HasSubstr("already exists"));
   json abort = Tcc("tcc-abort");
   abort["rollback_reason"] = "try of 02 failed";
@@ -294,8 +302,10 @@ TEST_F(DtmHttpApiTest, TccAbortCancelsWithTheRollbackReason) {
   json t = Query("tcc-abort")["transaction"];
   EXPECT_EQ(t["status"], "failed");
   EXPECT_EQ(t["rollback_reason"], "try of 02 failed");
-  // Submit after the abort is dtm's FAILURE.
+  // Submit after the abort is dtm's FAILURE (it rolled back); the Abort
+  // again is a retry.
   EXPECT_EQ(Post("submit", Tcc("tcc-abort")).status, 409);
+  EXPECT_EQ(Post("abort", Tcc("tcc-abort")).status, 200);
 }
 
 TEST_F(DtmHttpApiTest, AnEmptyProtocolIsHttpAsInDtm) {
@@ -423,7 +433,8 @@ TEST_F(DtmHttpApiTest, JsonRpcRunsATccAndAnswersDtmsCodes) {
   submit["wait_result"] = true;
   EXPECT_TRUE(rpc("submit", submit)["error"].is_null());
   EXPECT_THAT(CallsOf("rpc-tcc"), ElementsAre("Confirm confirm 01"));
-  EXPECT_EQ(rpc("prepare", Tcc("rpc-tcc"))["error"]["code"], -32901);
+  // Prepare of a submitted tcc: refused, not dtm's FAILURE (-32901).
+  EXPECT_EQ(rpc("prepare", Tcc("rpc-tcc"))["error"]["code"], -32902);
   EXPECT_EQ(rpc("submit", {{"gid", 1}})["error"]["code"], -32602);
   EXPECT_EQ(rpc("query", nullptr)["error"]["code"], -32601);
 }

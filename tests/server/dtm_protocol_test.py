@@ -132,7 +132,8 @@ class BusiService(object):
         self._lock = threading.Lock()
         self._calls = []
         self._answers = {}   # (gid, method) -> (grpc.StatusCode, message)
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        self._delays = {}    # method -> seconds every call of it takes
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
         handlers = {}
         for method in BUSI_METHODS:
             handlers[method] = grpc.unary_unary_rpc_method_handler(
@@ -150,6 +151,11 @@ class BusiService(object):
     def fail(self, gid, method, code=grpc.StatusCode.ABORTED, message="FAILURE"):
         with self._lock:
             self._answers[(gid, method)] = (code, message)
+
+    def slow(self, method, seconds):
+        """Every later call of `method` answers after `seconds`."""
+        with self._lock:
+            self._delays[method] = seconds
 
     def all_calls(self):
         with self._lock:
@@ -171,6 +177,9 @@ class BusiService(object):
             with self._lock:
                 self._calls.append(Call(method, metadata, request))
                 answer = self._answers.get((metadata.get("dtm-gid"), method))
+                delay = self._delays.get(method)
+            if delay:
+                time.sleep(delay)
             if answer is not None:
                 context.abort(answer[0], answer[1])
             return b""
@@ -554,6 +563,36 @@ class DtmProtocolTest(ServerTestCase):
         self.assertEqual(self.busi.calls(gid, op="confirm"), [])
         self.assertEqual(reply.transaction.rollback_reason, reason)
 
+    def test_retries_of_a_succeeded_saga_answer_ok_and_other_steps_conflict(self):
+        """Issue 19 item 5's reproducer: 64 concurrent re-submits of a saga
+        that succeeded were 45 times ABORTED, which dtm's SDKs read as
+        "rolled back". Each retry is OK now; other steps are ALREADY_EXISTS."""
+        gid = self.new_gid()
+        payloads = [b"\x01out", b"\x02in"]
+        self.client.Submit(self.saga_request(gid, payloads), timeout=RPC_TIMEOUT_S)
+        self.assertEqual(self.query(gid).transaction.status, "succeed")
+
+        def retry(i):
+            try:
+                self.client.Submit(self.saga_request(gid, payloads, wait_result=i % 2 == 0),
+                                   timeout=RPC_TIMEOUT_S)
+                return "OK"
+            except grpc.RpcError as error:
+                return "%s %s" % (error.code(), error.details())
+        with futures.ThreadPoolExecutor(max_workers=64) as pool:
+            answers = list(pool.map(retry, range(64)))
+        self.assertEqual(answers, ["OK"] * 64)
+
+        error = self.expect_error(self.client.Submit,
+                                  self.saga_request(gid, [b"\x01out", b"\x02other"]),
+                                  grpc.StatusCode.ALREADY_EXISTS, "a saga with other payloads")
+        self.assertIn("gid %s exists with a different step 02's payload" % gid, error.details())
+        error = self.expect_error(self.client.Submit, PB.dtm.DtmRequest(
+            Gid=gid, TransType="msg", Steps=self.steps_json({"action": self.busi.url("TransIn")}),
+            BinPayloads=[b"\x01"]), grpc.StatusCode.ALREADY_EXISTS, "a msg under the saga's gid")
+        self.assertIn("trans type 'saga', not 'msg'", error.details())
+        self.assertEqual(len(self.busi.calls(gid)), 2, self.busi.calls(gid))
+
     def test_finished_tcc_refuses_register_submit_prepare_and_abort(self):
         gid = self.new_gid()
         self.assertEqual(self.prepare_tcc(gid, [b"\x01"]), [None])
@@ -563,18 +602,21 @@ class DtmProtocolTest(ServerTestCase):
         self.wait_status(gid, "succeed")
 
         aborted = grpc.StatusCode.ABORTED
+        refused = grpc.StatusCode.FAILED_PRECONDITION
         self.expect_error(self.client.RegisterBranch, PB.dtm.DtmBranchRequest(
             Gid=gid, TransType="tcc", BranchID="02", BusiPayload=b"\x02",
             Data={"confirm": self.busi.url("TransInConfirm"),
                   "cancel": self.busi.url("TransInCancel")}),
             aborted, "RegisterBranch on a succeeded tcc")
-        self.expect_error(self.client.Submit, PB.dtm.DtmRequest(Gid=gid, TransType="tcc"),
-                          aborted, "Submit of a succeeded tcc")
+        # A retry of the Submit: OK, as the first (issue 19 item 5).
+        self.client.Submit(PB.dtm.DtmRequest(Gid=gid, TransType="tcc"),
+                           timeout=RPC_TIMEOUT_S)
+        # Requests it went past: refused, but not with ABORTED ("rolled back").
         self.expect_error(self.client.Prepare,
                           PB.dtm.DtmRequest(Gid=gid, TransType="tcc", Steps="null"),
-                          aborted, "Prepare of a succeeded tcc")
+                          refused, "Prepare of a succeeded tcc")
         self.expect_error(self.client.Abort, PB.dtm.DtmRequest(Gid=gid, TransType="tcc"),
-                          aborted, "Abort of a succeeded tcc")
+                          refused, "Abort of a succeeded tcc")
         reply = self.query(gid)
         self.assertEqual(reply.transaction.status, "succeed")
         self.assertEqual(len(reply.branches), 2, reply)
@@ -911,6 +953,179 @@ class HostileClientTest(ServerTestCase):
             self.assertTrue(error.details(), "%s: no message" % what)
             return error
         self.fail("%s: OK, expected %s" % (what, code))
+
+    # -- item 7: hygiene --
+
+    def test_requests_caught_by_shutdown_answer_unavailable_with_dtxs_message(self):
+        """SIGTERM while requests wait for a slow branch and while clients
+        keep sending during the grace: each answer is UNAVAILABLE with
+        dtx-server's message saying what happened (gRPC's bare "Cancelling
+        all calls" or CANCELLED told a client nothing)."""
+        self.restart_server("ShutdownGrace: 1\n")
+        self.busi.slow("TransIn", 2.5)
+        waiting, late = [], []
+
+        def call(rpc, request, into):
+            try:
+                rpc(request, timeout=RPC_TIMEOUT_S)
+                into.append(("OK", ""))
+            except grpc.RpcError as error:
+                into.append((error.code(), error.details() or ""))
+        threads = [threading.Thread(target=call, args=(
+            self.client.Submit, self.saga_request(self.new_gid(), [b"\x01", b"\x02"]),
+            waiting)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + RPC_TIMEOUT_S
+        while len(self.busi.all_calls()) < 16 and time.monotonic() < deadline:
+            time.sleep(0.02)   # every saga is at its slow TransIn
+        server, self.server = self.server, None
+        stopper = threading.Thread(target=server.terminate)
+        stopper.start()
+        time.sleep(0.2)
+        for i in range(6):   # during the grace, one after the other
+            call(self.client.NewGid if i % 2 else self.client.Submit,
+                 empty_pb2.Empty() if i % 2 else
+                 self.saga_request("late-%d" % i, [b"\x01", b"\x02"]), late)
+            time.sleep(0.05)
+        for t in threads:
+            t.join()
+        stopper.join()
+        self.client.close()
+        self.client = None
+        self.assertEqual(server.proc.returncode, 0, server.output())
+        unavailable = grpc.StatusCode.UNAVAILABLE
+        self.assertEqual(len(waiting), 8)
+        for code, details in waiting:
+            self.assertEqual(code, unavailable, details)
+            self.assertIn("dtx-server: shutting down; the request did not finish within "
+                          "the shutdown grace", details)
+        self.assertEqual(len(late), 6)
+        for code, details in late:
+            self.assertEqual(code, unavailable, details)
+            self.assertIn("dtx-server: shutting down; the request was not taken", details)
+
+    def test_per_transaction_lines_are_debug_and_a_summary_counts_them(self):
+        """At info, sagas write no line of their own (two per saga filled
+        273 MB in five minutes); Log.SummaryInterval's line counts them and
+        the backlog."""
+        self.restart_server("Log:\n  SummaryInterval: 1\n")
+        gids = [self.new_gid() for _ in range(3)]
+        for gid in gids:
+            self.client.Submit(self.saga_request(gid, [b"\x01", b"\x02"]),
+                               timeout=RPC_TIMEOUT_S)
+        pattern = re.compile(r"dtx-server: in the last 1 s (\d+) succeeded, (\d+) failed, "
+                             r".*; backlog (\d+) unfinished \((\d+) due\)")
+        deadline = time.monotonic() + POLL_DEADLINE_S
+        while True:
+            found = [pattern.search(line) for line in self.server.output().splitlines()]
+            found = [m for m in found if m]
+            if sum(int(m.group(1)) for m in found) >= 3 and found[-1].group(3) == "0":
+                break
+            self.assertLess(time.monotonic(), deadline, self.server.output())
+            time.sleep(0.2)
+        self.assertEqual(sum(int(m.group(1)) for m in found), 3, self.server.output())
+        self.assertEqual(sum(int(m.group(2)) for m in found), 0)
+        for gid in gids:
+            self.assertNotIn("gid=" + gid, self.server.output())
+
+    def test_a_rotated_log_file_beside_stderr(self):
+        """dtm's Log.Outputs / Log.RotationEnable / Log.RotationConfigJSON:
+        a file beside stderr, owner-only, rotated at maxsize keeping
+        maxbackups files; a file that cannot be opened stops the start."""
+        logs = os.path.join(self.work_dir, "logs")
+        os.mkdir(logs)
+        path = os.path.join(logs, "dtx.log")
+        self.restart_server(
+            "LogLevel: debug\n"
+            "Log:\n"
+            "  Outputs: stderr, %s\n"
+            "  RotationEnable: 1\n"
+            "  RotationConfigJSON: '{\"maxsize\": 0.01, \"maxbackups\": 2}'\n" % path)
+        gids = [self.new_gid() for _ in range(40)]
+        for gid in gids:
+            self.client.Submit(self.saga_request(gid, [b"\x01", b"\x02"]),
+                               timeout=RPC_TIMEOUT_S)
+        self.stop_server()
+        self.assertEqual(sorted(os.listdir(logs)), ["dtx.1.log", "dtx.2.log", "dtx.log"])
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        text = ""
+        for name in ("dtx.2.log", "dtx.1.log", "dtx.log"):
+            size = os.path.getsize(os.path.join(logs, name))
+            self.assertLessEqual(size, 10486 + 1024, name)
+            with open(os.path.join(logs, name)) as f:
+                text += f.read()
+        # The newest lines are in the files, as on stderr.
+        self.assertIn("gid=%s saga submitted -> succeed" % gids[-1], text)
+        self.assertIn("dtx-server: stopped", text)
+
+        with open(os.path.join(self.work_dir, "bad.yml"), "w") as f:
+            f.write("Log:\n  Outputs: %s\n" % os.path.join(logs, "missing", "x.log"))
+        done = subprocess.run([ARGS.server, "-c", os.path.join(self.work_dir, "bad.yml"),
+                               "--grpc-port", "0", "--http-port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=START_TIMEOUT_S)
+        self.assertEqual(done.returncode, 1, done.stdout)
+        self.assertIn(b"Log.Outputs: log file %s" % os.path.join(
+            logs, "missing", "x.log").encode(), done.stdout)
+        self.assertIn(b"No such file or directory", done.stdout)
+        self.start_server()  # for tearDown
+
+    def test_the_open_files_limit_is_raised_to_the_hard_limit(self):
+        """Started with a soft RLIMIT_NOFILE of 256 (new clients hung at the
+        fd limit), dtx-server raises it to the hard limit and says so."""
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        low = min(256, hard)
+        config = self.server.config_path
+        self.stop_server()
+        proc = subprocess.Popen(
+            [ARGS.server, "-c", config, "--grpc-port", "0",
+             "--http-port", "0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard)))
+        try:
+            line = proc.stdout.readline().decode()
+            self.assertIn("listening on", line)
+            with open("/proc/%d/limits" % proc.pid) as f:
+                limits = [l for l in f if l.startswith("Max open files")][0].split()
+            self.assertEqual(limits[3], str(hard) if hard != resource.RLIM_INFINITY
+                             else "unlimited", limits)
+            self.assertEqual(limits[3], limits[4], limits)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=STOP_TIMEOUT_S)
+        self.assertEqual(proc.returncode, 0, err)
+        if low < hard:
+            self.assertIn(b"dtx-server: open files limit raised from %d to %d" % (low, hard), err)
+        self.start_server()  # for tearDown
+
+    def test_connections_that_never_speak_http2_are_closed(self):
+        """Raw TCP connections that never send HTTP/2's preface held a
+        descriptor each (2,000 of them, and at the fd limit new clients
+        hung); past GrpcHandshakeTimeout the server closes them, and a real
+        client is served meanwhile."""
+        import socket
+        self.restart_server("GrpcHandshakeTimeout: 1\n")
+        host, port = self.server.address.rsplit(":", 1)
+        silent = [socket.create_connection((host, int(port)), timeout=RPC_TIMEOUT_S)
+                  for _ in range(50)]
+        self.assertTrue(self.new_gid())
+        started = time.monotonic()
+        for sock in silent:
+            sock.settimeout(max(0.1, started + 8 - time.monotonic()))
+            try:
+                while sock.recv(4096):
+                    pass   # the server's SETTINGS and GOAWAY, then EOF
+            except socket.timeout:
+                self.fail("a connection that never spoke HTTP/2 was still open "
+                          "after %.1f s" % (time.monotonic() - started))
+            except ConnectionResetError:
+                pass
+            finally:
+                sock.close()
+        self.assertGreater(time.monotonic() - started, 0.5)
+        self.assertTrue(self.new_gid())
 
     # -- item 1: access --
 

@@ -141,6 +141,59 @@ HttpMicroService:
                   HasSubstr("Store.Host is set but Store.Driver is sqlite")));
 }
 
+// Issue 19 item 7: dtm's Log keys, a file beside stderr, rotated.
+TEST(ServerConfigTest, LogOutputsAndRotationTakeDtmsKeys) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig defaults, LoadServerConfig({}));
+  EXPECT_THAT(defaults.config.log_outputs, ElementsAre("stderr"));
+  EXPECT_FALSE(defaults.config.log_rotation_enable);
+  EXPECT_EQ(defaults.config.log_summary_interval, seconds(60));
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
+Log:
+  Outputs: [stderr, /var/log/dtx/dtx.log]
+  RotationEnable: 1
+  RotationConfigJSON: '{"maxsize": 0.5, "maxbackups": 3, "compress": true}'
+  SummaryInterval: 0
+)")));
+  const ServerConfig& c = loaded.config;
+  EXPECT_THAT(c.log_outputs, ElementsAre("stderr", "/var/log/dtx/dtx.log"));
+  EXPECT_TRUE(c.log_rotation_enable);
+  EXPECT_EQ(c.log_rotation_max_bytes, 512 * 1024);
+  EXPECT_EQ(c.log_rotation_max_backups, 3);
+  EXPECT_THAT(c.log_rotation_ignored, ElementsAre("compress"));
+  EXPECT_EQ(c.log_summary_interval, seconds(0));
+  EXPECT_TRUE(loaded.warnings.empty());
+  // Printed and read back.
+  ASSERT_OK_AND_ASSIGN(LoadedConfig again, LoadServerConfig(Yaml(ToYaml(c))));
+  EXPECT_EQ(ToYaml(again.config), ToYaml(c));
+  // dtm's environment names.
+  ConfigSources env;
+  env.env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "LOG_OUTPUTS") return "/tmp/a.log";
+    if (name == "LOG_ROTATION_ENABLE") return "true";
+    return std::nullopt;
+  };
+  ASSERT_OK_AND_ASSIGN(LoadedConfig from_env, LoadServerConfig(env));
+  EXPECT_THAT(from_env.config.log_outputs, ElementsAre("/tmp/a.log"));
+  EXPECT_TRUE(from_env.config.log_rotation_enable);
+  // Mistakes name the key and the cause.
+  EXPECT_THAT(LoadServerConfig(Yaml("Log:\n  Outputs: stdout\n")),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "Log.Outputs: 'stdout' carries dtx-server's"));
+  EXPECT_THAT(LoadServerConfig(Yaml("Log:\n  RotationEnable: yes\n")),
+              StatusIs(StatusCode::kInvalidArgument, "Log.RotationEnable"));
+  EXPECT_THAT(LoadServerConfig(
+                  Yaml("Log:\n  RotationConfigJSON: '{\"maxbackups\": 0}'\n")),
+              StatusIs(StatusCode::kInvalidArgument, "maxbackups must be"));
+  EXPECT_THAT(LoadServerConfig(
+                  Yaml("Log:\n  RotationConfigJSON: '{\"maxsize\": -1}'\n")),
+              StatusIs(StatusCode::kInvalidArgument, "maxsize must be"));
+  EXPECT_THAT(LoadServerConfig(Yaml("Log:\n  RotationConfigJSON: '[1]'\n")),
+              StatusIs(StatusCode::kInvalidArgument, "not a JSON object"));
+  EXPECT_THAT(
+      LoadServerConfig(Yaml("Log:\n  RotationConfigJSON: '{\"size\": 1}'\n")),
+      StatusIs(StatusCode::kInvalidArgument, "unknown key 'size'"));
+}
+
 TEST(ServerConfigTest, RetiredWorkerThreadsIsAWarningNotAnError) {
   ConfigSources s = Yaml("WorkerThreads: 8\nIoThreads: 2\n");
   s.env = [](const std::string& name) -> std::optional<std::string> {

@@ -319,6 +319,8 @@ TEST(DtmHttpAnswerTest, MapsCodesAsDtmAndSaysWhatHappenedForItsFiveHundreds) {
        R"({"dtm_result":"ONGOING","message":"still submitted"})"},
       {InvalidArgumentError("gid is missing"), 400,
        R"({"message":"gid is missing"})"},
+      {AlreadyExistsError("gid g exists with 2 steps"), 422,
+       R"({"message":"gid g exists with 2 steps"})"},
       {NotFoundError("no gid"), 404, R"({"message":"no gid"})"},
       {PermissionDeniedError("unix: refused"), 403,
        R"({"message":"unix: refused"})"},
@@ -356,6 +358,8 @@ TEST(DtmStatusFromHttpTest, ReadsAnswersAsDtmcliDoes) {
       StatusIs(StatusCode::kFailedPrecondition, "m"));
   EXPECT_THAT(DtmStatusFromHttp(400, R"({"message":"gid is missing"})"),
               StatusIs(StatusCode::kInvalidArgument, "gid is missing"));
+  EXPECT_THAT(DtmStatusFromHttp(422, R"({"message":"gid g exists"})"),
+              StatusIs(StatusCode::kAlreadyExists, "gid g exists"));
   EXPECT_THAT(DtmStatusFromHttp(404, R"({"error":"http: no route"})"),
               StatusIs(StatusCode::kNotFound, "http: no route"));
   EXPECT_THAT(DtmStatusFromHttp(413, "too big"),

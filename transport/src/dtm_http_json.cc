@@ -386,6 +386,10 @@ HttpResponse DtmHttpAnswer(const Status& s) {
           425, Dump(json{{"dtm_result", "ONGOING"}, {"message", s.message()}}));
     case StatusCode::kInvalidArgument:
       return message(400);
+    case StatusCode::kAlreadyExists:
+      // Another request for a gid that exists. Not 409, which is dtm's
+      // FAILURE ("rolled back") to dtm's HTTP clients.
+      return message(422);
     case StatusCode::kNotFound:
       return message(404);
     case StatusCode::kPermissionDenied:  // BranchTargets
@@ -438,6 +442,9 @@ Status DtmStatusFromHttp(int http_status, std::string_view body) {
       break;
     case 400:
       code = StatusCode::kInvalidArgument;
+      break;
+    case 422:
+      code = StatusCode::kAlreadyExists;
       break;
     case 401:
       code = StatusCode::kUnauthenticated;

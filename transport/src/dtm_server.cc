@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -103,9 +105,31 @@ class CallTable {
   // Registers `call`; false once the server shuts down.
   bool Add(const std::shared_ptr<PendingCall>& call) {
     internal::MutexLock lock(&mu_);
-    if (closed_) return false;
+    if (closed_) {
+      last_refused_ = SteadyClock::now();
+      return false;
+    }
     calls_.insert(call);
     return true;
+  }
+
+  // After Close: waits until no call was refused for `quiet`, or until
+  // `until`. Clients learn of the shutdown only from gRPC's GOAWAY; a call
+  // that reaches gRPC while it stops is cancelled by gRPC without a word
+  // (CANCELLED), so gRPC is stopped once callers have gone quiet, while
+  // dtx still answers them UNAVAILABLE with its message.
+  void WaitQuiet(std::chrono::milliseconds quiet,
+                 SteadyClock::time_point until) {
+    internal::MutexLock lock(&mu_);
+    for (;;) {
+      const SteadyClock::time_point now = SteadyClock::now();
+      const SteadyClock::time_point quiet_at = last_refused_ + quiet;
+      if (now >= quiet_at || now >= until) return;
+      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::min(quiet_at, until) - now);
+      cv_.WaitFor(&mu_, wait + std::chrono::milliseconds(1),
+                  [] { return false; });
+    }
   }
 
   std::size_t size() {
@@ -157,6 +181,7 @@ class CallTable {
   std::unordered_set<std::shared_ptr<PendingCall>> calls_ DTX_GUARDED_BY(mu_);
   bool closed_ DTX_GUARDED_BY(mu_) = false;
   bool ended_ DTX_GUARDED_BY(mu_) = false;
+  SteadyClock::time_point last_refused_ DTX_GUARDED_BY(mu_);
 };
 
 // The reactor of a call handed to the coordinator. Owned by gRPC from the
@@ -195,12 +220,14 @@ grpc::Status Answer(Logger& logger, const char* method, const std::string& gid,
     const LogLevel level =
         (code == StatusCode::kAborted ||
          code == StatusCode::kFailedPrecondition ||
+         code == StatusCode::kAlreadyExists ||
          code == StatusCode::kInvalidArgument ||
          code == StatusCode::kNotFound || code == StatusCode::kUnimplemented)
             ? LogLevel::kDebug
             : LogLevel::kWarn;
-    DTX_LOG(&logger, level,
-            method << " gid=" << gid << ": " << status.ToString());
+    DTX_LOG(
+        &logger, level,
+        method << " gid=" << gid << ": " << LoggableText(status.ToString()));
   }
   return ToGrpcStatus(status);
 }
@@ -255,8 +282,10 @@ class Handlers {
     std::shared_ptr<PendingCall> pending = reactor->pending();
     pending->set_seal(std::move(seal));
     if (!calls_.Add(pending)) {
-      pending->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                       "dtx-server: shutting down"));
+      pending->FinishWith(grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          "dtx-server: shutting down; the request was not taken (send it "
+          "to another coordinator, or again once this one is back)"));
       return reactor;
     }
     start(std::move(pending));
@@ -906,6 +935,12 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind the
   // same port and share its traffic silently; a port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (options.handshake_timeout.count() > 0) {
+    builder.AddChannelArgument(
+        GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+        static_cast<int>(
+            std::min<int64_t>(options.handshake_timeout.count(), INT32_MAX)));
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
   builder.RegisterService(impl->dtm.get());
   builder.RegisterService(impl->admin.get());
@@ -985,7 +1020,13 @@ void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   // returns as soon as none is left. Then gRPC stops, with a short deadline
   // that only ends what the table does not know (health Watch streams), so
   // that an idle client connection does not hold the stop for the grace.
+  const auto give_up = SteadyClock::now() + grace;
   impl_->calls.Close(grace);
+  // Callers still sending are answered by dtx (above) until they go quiet,
+  // for at most the rest of the grace and a second.
+  impl_->calls.WaitQuiet(
+      std::chrono::milliseconds(100),
+      std::min(give_up, SteadyClock::now() + std::chrono::seconds(1)));
   impl_->server->Shutdown(std::chrono::system_clock::now() +
                           std::chrono::milliseconds(200));
   impl_->server->Wait();

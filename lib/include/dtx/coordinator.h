@@ -118,6 +118,12 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   // now). kUnimplemented when the journal cannot count.
   void StatsAsync(ResultCallback<TransStats> done);
   Result<TransStats> Stats();
+  // How many status changes this coordinator made since it opened, by the
+  // status reached (StatusCounts indexed by TransStatus): `succeed` and
+  // `failed` count transactions it finished, `aborting` rollbacks it began.
+  // Only counters in memory: any thread, never blocks. A host's periodic
+  // summary takes differences (dtx-server's "summary" log line).
+  StatusCounts Decisions() const;
   // Fails an unfinished transaction without calling any branch (dtm's
   // forceStop). kNotFound for an unknown gid, kAborted when it is already
   // finished.

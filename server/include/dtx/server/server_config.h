@@ -92,6 +92,9 @@ struct ServerConfig {
   // it was created; an unfinished one never. 0 turns a rule off.
   std::chrono::seconds finished_data_expire{86400};
   std::chrono::seconds data_expire{604800};
+  // GrpcHandshakeTimeout (dtx): a gRPC connection that has not completed its
+  // HTTP/2 handshake by then is closed.
+  std::chrono::seconds grpc_handshake_timeout{10};
   int io_threads = 1;  // IoThreads (dtx)
   // Recovery without a stampede (dtx): Options::max_in_memory,
   // max_calls_per_target (0: no cap) and retry.jitter, in percent.
@@ -100,6 +103,21 @@ struct ServerConfig {
   int64_t retry_jitter_percent = 10;            // RetryJitter
   int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
   LogLevel log_level = LogLevel::kInfo;
+  // Log.SummaryInterval (dtx): every so often one info line counts the
+  // transactions finished since the last one and the backlog; 0: none.
+  // Per-transaction lines are debug.
+  std::chrono::seconds log_summary_interval{60};
+  // Log.Outputs (dtm's): "stderr" and/or log file paths. Log.RotationEnable
+  // (dtm's): rotate the files. Log.RotationConfigJSON (dtm's, lumberjack's
+  // keys): maxsize (MB; dtx: may be fractional) and maxbackups (rotated files
+  // kept); maxage, compress and localtime are not supported and are named in
+  // log_rotation_ignored (warned at startup).
+  std::vector<std::string> log_outputs{"stderr"};
+  bool log_rotation_enable = false;
+  std::string log_rotation_config_json = "{}";
+  int64_t log_rotation_max_bytes = 100LL * 1024 * 1024;
+  int64_t log_rotation_max_backups = 10;
+  std::vector<std::string> log_rotation_ignored;
   // AlertRetryLimit / AlertWebHook (dtm's): after this many failed attempts
   // of a branch, POST an alert to the webhook (empty: no alerts).
   int64_t alert_retry_limit = 3;

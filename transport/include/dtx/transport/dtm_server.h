@@ -63,6 +63,11 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   TlsServerOptions tls;
   // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
   std::size_t max_request_bytes = 4 * 1024 * 1024;
+  // A connection that has not completed its HTTP/2 handshake (the client's
+  // preface and SETTINGS, after TLS when on) within this is closed: raw TCP
+  // connections that never speak HTTP/2 held descriptors for two minutes,
+  // gRPC's default. Zero: gRPC's default.
+  std::chrono::milliseconds handshake_timeout{10000};
   // gRPC server reflection (grpcurl list), for this server only. Off by
   // default: it advertises every service, the admin service included.
   bool reflection = false;

@@ -127,10 +127,19 @@ func main() {
 	}
 	fmt.Printf("OK saga-concurrent gid=%s\n", s.Gid)
 
-	// Submitting a finished saga again is dtm's FAILURE.
-	again := dtmgrpc.NewSagaGrpc(*dtm, s.Gid).Add(url("TransOut"), url("TransOutRevert"), req)
-	if err := again.Submit(); status.Code(err) != codes.Aborted {
-		fail("resubmit gid=%s: want Aborted, got %v", s.Gid, err)
+	// Submitting a finished saga again (a retry after a lost answer) is OK
+	// with dtx (dtm: FAILURE, docs/semantics.md); other steps under its gid
+	// are a conflict, AlreadyExists, not FAILURE.
+	again := dtmgrpc.NewSagaGrpc(*dtm, s.Gid).
+		Add(url("TransOut"), url("TransOutRevert"), req).
+		Add(url("TransIn"), url("TransInRevert"), req)
+	again.EnableConcurrent().AddBranchOrder(1, []int{0})
+	if err := again.Submit(); err != nil {
+		fail("resubmit gid=%s: want OK (a retry), got %v", s.Gid, err)
+	}
+	other := dtmgrpc.NewSagaGrpc(*dtm, s.Gid).Add(url("TransOut"), url("TransOutRevert"), req)
+	if err := other.Submit(); status.Code(err) != codes.AlreadyExists {
+		fail("resubmit-other gid=%s: want AlreadyExists, got %v", s.Gid, err)
 	}
 	fmt.Printf("OK resubmit gid=%s\n", s.Gid)
 
