@@ -74,7 +74,9 @@ log="$dir/postgres.log"
 free_port() {
   local p
   for _ in $(seq 1 100); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    # Below Linux's ephemeral range (32768-60999), where an outgoing
+    # connection's local port can hold a port that nothing listens on.
+    p=$(( 20000 + RANDOM % 12000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return
@@ -83,6 +85,7 @@ free_port() {
   echo "start-postgres: no free port" >&2
   exit 1
 }
+fixed_port="$port"
 [ -n "$port" ] || port=$(free_port)
 
 server_pid=""
@@ -115,13 +118,26 @@ fi
 # No Unix socket (TCP on loopback only, so that several servers never meet in
 # /var/run/postgresql); fsync on; enough connections for several
 # coordinators' pools.
-"${run_as[@]}" "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='' -c fsync=on -c synchronous_commit=on -c max_connections=200" \
-  start >/dev/null 2>&1 || {
+start_server() {
+  "${run_as[@]}" "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='' -c fsync=on -c synchronous_commit=on -c max_connections=200" \
+    start >/dev/null 2>&1
+}
+# A free port can be taken between the check and the start (another test's
+# server, a connection's local port): a few more ports before giving up.
+attempt=1
+until start_server; do
+  if [ -z "$fixed_port" ] && [ "$attempt" -lt 5 ] &&
+    grep -q "Address already in use" "$log" 2>/dev/null; then
+    attempt=$((attempt + 1))
+    port=$(free_port)
+    : >"$log"
+    continue
+  fi
   echo "start-postgres: the server did not start on port $port; its log:" >&2
   cat "$log" >&2 || true
   exit 1
-}
+done
 server_pid=$(head -n 1 "$data/postmaster.pid")
 
 url="postgresql://dtx@127.0.0.1:$port/dtx"

@@ -438,11 +438,11 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
   e->options = std::move(options);
   e->journal = std::move(deps.journal);
   e->client = std::move(deps.branch_client);
-  if (options.max_calls_per_target > 0) {
-    e->client = std::make_unique<internal::TargetLimiter>(
-        std::move(e->client), options.max_calls_per_target);
-  }
   e->clock = deps.clock != nullptr ? deps.clock : &SystemClock();
+  if (e->options.max_calls_per_target > 0) {
+    e->client = std::make_unique<internal::TargetLimiter>(
+        std::move(e->client), e->options.max_calls_per_target, e->clock);
+  }
   e->logger = deps.logger ? deps.logger : NewNullLogger();
   e->ids =
       deps.ids ? std::move(deps.ids) : NewTimeOrderedIdGenerator(*e->clock);

@@ -5,8 +5,8 @@
 namespace dtx::internal {
 
 TargetLimiter::TargetLimiter(std::unique_ptr<BranchClient> inner,
-                             std::size_t per_target)
-    : inner_(std::move(inner)), per_target_(per_target) {}
+                             std::size_t per_target, const Clock* clock)
+    : inner_(std::move(inner)), per_target_(per_target), clock_(clock) {}
 
 TargetLimiter::~TargetLimiter() { Shutdown(); }
 
@@ -58,7 +58,7 @@ void TargetLimiter::Call(BranchRequest request, Executor executor,
     r.status = CancelledError("branch client: shut down");
     return Fail(std::move(call), std::move(r));
   }
-  Send(target, std::move(call));
+  Send(target, std::move(call), /*waited=*/false);
 }
 
 BranchResult TargetLimiter::CallBlocking(BranchRequest request) {
@@ -82,9 +82,9 @@ BranchResult TargetLimiter::CallBlocking(BranchRequest request) {
   return r;
 }
 
-void TargetLimiter::Send(const std::string& target, Queued call) {
-  if (call.request.start_by &&
-      std::chrono::steady_clock::now() > *call.request.start_by) {
+void TargetLimiter::Send(const std::string& target, Queued call, bool waited) {
+  if (waited && call.request.start_by &&
+      clock_->Now() > *call.request.start_by) {
     Finished(target);
     BranchResult r;
     r.outcome = BranchOutcome::kTransient;
@@ -118,7 +118,7 @@ void TargetLimiter::Finished(const std::string& target) {
     t.waiting.pop_front();
     --queued_;
   }
-  Send(target, std::move(next));
+  Send(target, std::move(next), /*waited=*/true);
 }
 
 void TargetLimiter::Fail(Queued call, BranchResult result) {

@@ -10,9 +10,11 @@
 // "unix:/path"), scheme and authority of an HTTP URL, and scheme, registry
 // and service name of a discovery:// or etcd:// URL.
 //
-// A call with BranchRequest::start_by that is still queued then fails
-// (kTransient, kDeadlineExceeded) without being sent: on a shared journal a
-// call must start while its transaction's lease covers it.
+// A queued call with BranchRequest::start_by that comes to its turn after
+// that time (of `clock`, the coordinator's) fails (kTransient,
+// kDeadlineExceeded) without being sent: on a shared journal a call must
+// start while its transaction's lease covers it. A call sent at once is not
+// checked (its lease was checked just before).
 //
 // Thread safety: thread-safe.
 
@@ -20,6 +22,7 @@
 #define DTX_LIB_SRC_TARGET_LIMITER_H_
 
 #include "dtx/branch_client.h"
+#include "dtx/clock.h"
 #include "dtx/internal/mutex.h"
 
 #include <cstddef>
@@ -33,7 +36,9 @@ namespace dtx::internal {
 
 class TargetLimiter final : public BranchClient {
  public:
-  TargetLimiter(std::unique_ptr<BranchClient> inner, std::size_t per_target);
+  // `clock` is borrowed and must outlive this.
+  TargetLimiter(std::unique_ptr<BranchClient> inner, std::size_t per_target,
+                const Clock* clock);
   ~TargetLimiter() override;
 
   // The target `url` is counted under (see the file comment).
@@ -58,13 +63,15 @@ class TargetLimiter final : public BranchClient {
     std::deque<Queued> waiting;
   };
 
-  void Send(const std::string& target, Queued call);
+  // `waited`: the call was queued (start_by applies).
+  void Send(const std::string& target, Queued call, bool waited);
   // One of `target`'s calls ended: sends the next queued one, if any.
   void Finished(const std::string& target) DTX_EXCLUDES(mu_);
   static void Fail(Queued call, BranchResult result);
 
   const std::unique_ptr<BranchClient> inner_;
   const std::size_t per_target_;
+  const Clock* const clock_;
   mutable Mutex mu_;
   std::map<std::string, Target> targets_ DTX_GUARDED_BY(mu_);
   std::size_t queued_ DTX_GUARDED_BY(mu_) = 0;

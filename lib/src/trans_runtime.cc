@@ -247,10 +247,7 @@ void TransRuntime::LimitStart(BranchRequest& request) const {
   if (!engine_.journal->shared()) return;
   // WithLease made the lease cover the call if it starts now; a call that
   // waits for a slot of its target must still start inside it.
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      trans_.next_cron_time - Now() - request.timeout - kLeaseMargin);
-  if (left.count() < 0) left = std::chrono::milliseconds(0);
-  request.start_by = std::chrono::steady_clock::now() + left;
+  request.start_by = trans_.next_cron_time - request.timeout - kLeaseMargin;
 }
 
 TimePoint TransRuntime::Now() const { return engine_.clock->Now(); }

@@ -86,9 +86,10 @@ TEST(TargetLimiterTest, TargetsAreWhatAConnectionIsMadeTo) {
 }
 
 TEST(TargetLimiterTest, AtMostNPerTargetTheRestInOrder) {
+  FakeClock clock;
   auto held = std::make_unique<HeldClient>();
   HeldClient* inner = held.get();
-  TargetLimiter limiter(std::move(held), 2);
+  TargetLimiter limiter(std::move(held), 2, &clock);
   std::vector<std::string> done;
   std::mutex mu;
   auto record = [&](std::string what) {
@@ -122,16 +123,22 @@ TEST(TargetLimiterTest, AtMostNPerTargetTheRestInOrder) {
 }
 
 TEST(TargetLimiterTest, AQueuedCallPastItsStartByFailsUnsent) {
+  FakeClock clock;
   auto held = std::make_unique<HeldClient>();
   HeldClient* inner = held.get();
-  TargetLimiter limiter(std::move(held), 1);
-  limiter.Call(Req("a:1/s.S/M", "1"), nullptr, [](BranchResult) {});
+  TargetLimiter limiter(std::move(held), 1, &clock);
+  // A call sent at once is never refused by its start_by.
+  BranchRequest first = Req("a:1/s.S/M", "1");
+  first.start_by = clock.Now() - std::chrono::seconds(1);
+  limiter.Call(std::move(first), nullptr, [](BranchResult) {});
   BranchRequest late = Req("a:1/s.S/M", "2");
-  late.start_by = std::chrono::steady_clock::now();  // passed once queued
+  late.start_by = clock.Now() + std::chrono::milliseconds(5);
   BranchResult got;
   limiter.Call(std::move(late), nullptr, [&](BranchResult r) { got = r; });
   BranchRequest next = Req("a:1/s.S/M", "3");
+  next.start_by = clock.Now() + std::chrono::seconds(60);
   limiter.Call(std::move(next), nullptr, [](BranchResult) {});
+  clock.Advance(std::chrono::milliseconds(10));  // past late's, not next's
   inner->Answer(0);
   EXPECT_EQ(got.outcome, BranchOutcome::kTransient);
   EXPECT_THAT(got.status, StatusIs(StatusCode::kDeadlineExceeded, "not sent"));
@@ -140,9 +147,10 @@ TEST(TargetLimiterTest, AQueuedCallPastItsStartByFailsUnsent) {
 }
 
 TEST(TargetLimiterTest, ShutdownFailsTheQueuedCalls) {
+  FakeClock clock;
   auto held = std::make_unique<HeldClient>();
   HeldClient* inner = held.get();
-  TargetLimiter limiter(std::move(held), 1);
+  TargetLimiter limiter(std::move(held), 1, &clock);
   limiter.Call(Req("a:1/s.S/M", "1"), nullptr, [](BranchResult) {});
   BranchResult queued;
   limiter.Call(Req("a:1/s.S/M", "2"), nullptr,

@@ -66,10 +66,11 @@ struct BranchRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   // Deadline of the call; zero means the client's default.
   std::chrono::milliseconds timeout{0};
-  // When set, a call that cannot be sent before this time (it waits for a
-  // free slot of its target: Options::max_calls_per_target) is not sent and
-  // fails (kTransient, kDeadlineExceeded).
-  std::optional<std::chrono::steady_clock::time_point> start_by;
+  // When set, a call that waited for a free slot of its target
+  // (Options::max_calls_per_target) and could not be sent before this time
+  // of the coordinator's Clock is not sent and fails (kTransient,
+  // kDeadlineExceeded). A call sent at once is never refused by it.
+  std::optional<TimePoint> start_by;
 };
 
 struct BranchResult {
