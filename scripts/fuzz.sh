@@ -13,6 +13,7 @@
 # build-fuzz/artifacts/<target>/crash-*, leak-* or timeout-*; replay it with
 #   build-fuzz/fuzz/fuzz_<target> build-fuzz/artifacts/<target>/crash-...
 # Limits per input: FUZZ_TIMEOUT seconds (default 10), FUZZ_RSS_MB (2048).
+# FUZZ_JOBS targets run at a time (default: the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,31 +47,57 @@ cmake --build "$BUILD_DIR" -j "$JOBS" --target "${targets[@]}"
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
-failed=()
-summary=()
-for t in "${TARGETS[@]}"; do
-  bin="$BUILD_DIR/fuzz/fuzz_$t"
-  corpus="$BUILD_DIR/corpus/$t"
-  artifacts="$BUILD_DIR/artifacts/$t"
-  log="$BUILD_DIR/fuzz-$t.log"
+# One target; its summary line goes to $BUILD_DIR/fuzz-<target>.result,
+# "ok <line>" or "failed <line>".
+run_one() {
+  local t="$1"
+  local bin="$BUILD_DIR/fuzz/fuzz_$t"
+  local corpus="$BUILD_DIR/corpus/$t"
+  local artifacts="$BUILD_DIR/artifacts/$t"
+  local log="$BUILD_DIR/fuzz-$t.log"
   mkdir -p "$corpus" "$artifacts"
-  args=(-max_total_time="$SECONDS_EACH" -timeout="$TIMEOUT"
+  local args=(-max_total_time="$SECONDS_EACH" -timeout="$TIMEOUT"
     -rss_limit_mb="$RSS_MB" -runs="$RUNS" -print_final_stats=1
     -artifact_prefix="$artifacts/")
   if [ -f "fuzz/dict/$t.dict" ]; then args+=(-dict="fuzz/dict/$t.dict"); fi
   echo "fuzz: $t: ${SECONDS_EACH} s (log: $log)"
-  rc=0
+  local rc=0
   "$bin" "${args[@]}" "$corpus" "fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  local runs
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-  line="$t: ${runs:-?} executions"
+  local line="$t: ${runs:-?} executions"
   if [ "$rc" -ne 0 ]; then
+    local found
     found="$(ls -t "$artifacts" 2>/dev/null | head -1)"
     line="$line, FAILED (exit $rc): ${found:+$artifacts/$found}"
-    failed+=("$t")
     grep -E "ERROR: |runtime error|FUZZ_CHECK|SUMMARY" "$log" | head -5 >&2 || true
+    echo "failed $line" >"$BUILD_DIR/fuzz-$t.result"
+  else
+    echo "ok $line" >"$BUILD_DIR/fuzz-$t.result"
   fi
   echo "fuzz: $line"
-  summary+=("$line")
+}
+
+# FUZZ_JOBS targets at a time (each fuzzer is one process, one core).
+FUZZ_JOBS="${FUZZ_JOBS:-$JOBS}"
+running=0
+for t in "${TARGETS[@]}"; do
+  rm -f "$BUILD_DIR/fuzz-$t.result"
+  run_one "$t" &
+  running=$((running + 1))
+  if [ "$running" -ge "$FUZZ_JOBS" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+done
+wait || true
+
+failed=()
+summary=()
+for t in "${TARGETS[@]}"; do
+  result="$(cat "$BUILD_DIR/fuzz-$t.result" 2>/dev/null || echo "failed $t: no result")"
+  summary+=("${result#* }")
+  [ "${result%% *}" = ok ] || failed+=("$t")
 done
 
 echo "fuzz: summary"
