@@ -22,6 +22,7 @@
 #include "dtx/transport/grpc_dtm_client.h"
 
 #include "bench_util.h"
+#include "free_port.h"
 
 #include <atomic>
 #include <cinttypes>
@@ -43,21 +44,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 double Since(SteadyClock::time_point t) {
   return std::chrono::duration<double>(SteadyClock::now() - t).count();
-}
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 // VmHWM of `pid` in MB; 0 when it cannot be read.
@@ -95,7 +81,7 @@ Outcome Run(const std::string& server_binary, int sagas, bool capped,
             int workers, int delay_ms, int request_timeout) {
   const std::string dir = FreshDir();
   const std::string journal = dir + "/dtx.db";
-  const int service_port = FreePort();
+  const int service_port = testing::FreeLoopbackPort();
   const std::string url =
       "127.0.0.1:" + std::to_string(service_port) + "/dtx.test.Busi/Echo";
   {

@@ -98,16 +98,8 @@ class SimJournal::Handle final : public Journal {
           std::move(done));
   }
   void Claim(ClaimRequest request, ClaimDone done) override {
-    if (!Usable()) {
-      std::move(done)(UnavailableError("journal: the process is gone"));
-      return;
-    }
-    j_.CommitAll();
-    if (j_.random_.Chance(j_.faults_.write_error)) {
-      ++j_.injected_errors_;
-      std::move(done)(UnavailableError("journal: injected i/o error (claim)"));
-      return;
-    }
+    Status ready = CommitBeforeSyncWrite("claim");
+    if (!ready.ok()) return std::move(done)(std::move(ready));
     std::vector<GlobalTrans> claimed;
     Status s = j_.DoClaim(request, &claimed);
     if (s.ok()) {
@@ -117,16 +109,8 @@ class SimJournal::Handle final : public Journal {
     }
   }
   void PurgeFinished(PurgeRequest request, PurgeDone done) override {
-    if (!Usable()) {
-      std::move(done)(UnavailableError("journal: the process is gone"));
-      return;
-    }
-    j_.CommitAll();
-    if (j_.random_.Chance(j_.faults_.write_error)) {
-      ++j_.injected_errors_;
-      std::move(done)(UnavailableError("journal: injected i/o error (purge)"));
-      return;
-    }
+    Status ready = CommitBeforeSyncWrite("purge");
+    if (!ready.ok()) return std::move(done)(std::move(ready));
     std::move(done)(j_.DoPurge(request));
   }
   void Flush(WriteDone done) override {
@@ -235,6 +219,18 @@ class SimJournal::Handle final : public Journal {
   }
 
  private:
+  // A write that completes before it returns (Claim, PurgeFinished): what
+  // is queued commits first, then an injected i/o error may fail it.
+  Status CommitBeforeSyncWrite(const char* what) {
+    if (!Usable()) return UnavailableError("journal: the process is gone");
+    j_.CommitAll();
+    if (j_.random_.Chance(j_.faults_.write_error)) {
+      ++j_.injected_errors_;
+      return UnavailableError(std::string("journal: injected i/o error (") +
+                              what + ")");
+    }
+    return Status::Ok();
+  }
   bool Usable() const { return !closed_ && process_->alive(); }
 
   // A write refused before it is queued, answered from the journal's own

@@ -2,6 +2,8 @@
 
 #include "dtx/transport/etcd_client.h"
 
+#include "free_port.h"
+
 #include <arpa/inet.h>
 #include <chrono>
 #include <netinet/in.h>
@@ -14,23 +16,6 @@ namespace dtx::testing {
 namespace {
 
 constexpr const char* kEtcd = "/usr/bin/etcd";
-
-// A port the kernel just handed out on 127.0.0.1 (free for a moment).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 bool PortOpen(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -52,8 +37,8 @@ Result<std::unique_ptr<EtcdServer>> EtcdServer::Start() {
         "etcd is not installed (apt-get install etcd-server)");
   }
   std::unique_ptr<EtcdServer> server(new EtcdServer());
-  server->client_port_ = FreePort();
-  server->peer_port_ = FreePort();
+  server->client_port_ = FreeLoopbackPort();
+  server->peer_port_ = FreeLoopbackPort();
   DTX_RETURN_IF_ERROR(server->Launch());
   return server;
 }
@@ -65,8 +50,8 @@ Result<std::unique_ptr<EtcdServer>> EtcdServer::StartTls(EtcdTls tls) {
   }
   std::unique_ptr<EtcdServer> server(new EtcdServer());
   server->tls_ = std::move(tls);
-  server->client_port_ = FreePort();
-  server->peer_port_ = FreePort();
+  server->client_port_ = FreeLoopbackPort();
+  server->peer_port_ = FreeLoopbackPort();
   DTX_RETURN_IF_ERROR(server->Launch());
   return server;
 }

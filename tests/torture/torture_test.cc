@@ -28,6 +28,7 @@
 
 #include "dtx_server_process.h"
 #include "etcd_server.h"
+#include "free_port.h"
 #include "status_matchers.h"
 #include "subprocess.h"
 #include "temp_dir.h"
@@ -62,24 +63,6 @@ int EnvInt(const char* name, int fallback) {
   return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
 }
 
-// A free port of 127.0.0.1 (bound, then released): the processes that are
-// restarted keep theirs.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 struct Planned {
   char kind = 's';
   bool fails = false;
@@ -91,7 +74,7 @@ class TortureTest : public ::testing::Test {
   void SetUp() override {
     transactions_ = EnvInt("DTX_TORTURE_TRANSACTIONS", 1000);
     min_kills_ = EnvInt("DTX_TORTURE_KILLS", 20);
-    ledger_port_ = FreePort();
+    ledger_port_ = FreeLoopbackPort();
     ASSERT_NE(ledger_port_, 0);
     StartLedger();
   }
@@ -336,7 +319,7 @@ TEST_F(TortureTest, DtxServerUnderKills) {
   config.journal_path = dir_.File("dtx.db");
   config.config_path = dir_.File("dtx.yml");
   config.log_path = dir_.File("dtx-server.log");
-  config.port = FreePort();
+  config.port = FreeLoopbackPort();
   config.intervals =
       "RetryInterval: 1\nTimeoutToFail: 4\nRequestTimeout: 2\n"
       "TransCronInterval: 1\nRetryIntervalMax: 2\n";
