@@ -49,8 +49,8 @@ PlanStep CallStep(const std::string& gid, const char* type,
   return s;
 }
 
-// The results not written yet go out with the next call (queued) or with
-// the final status.
+// The results not written yet go out before the next call (queued, or
+// durable where the call depends on them) or with the final status.
 class Results {
  public:
   explicit Results(std::string gid) : gid_(std::move(gid)) {}
@@ -59,10 +59,12 @@ class Results {
     pending_.push_back({id, op, BranchStatus::kSucceed});
   }
 
-  // Before a call: the results known so far, queued.
-  void FlushInto(Plan& plan) {
+  // Before a call: the results known so far, queued, or durable when
+  // `durable` (docs/architecture.md, durability invariant 4: a saga action
+  // is called only once the success of the actions it follows is durable).
+  void FlushInto(Plan& plan, bool durable = false) {
     if (pending_.empty()) return;
-    plan.push_back(Queued(
+    plan.push_back((durable ? Durable : Queued)(
         [gid = gid_, results = std::move(pending_)](Journal& j, WriteDone d) {
           j.UpdateBranches({gid, TransStatus::kSubmitted, results, PlanFence()},
                            std::move(d));
@@ -115,7 +117,7 @@ Plan StepsPlan(const std::string& gid, TransType type,
   Results results(gid);
   for (std::size_t i = 0; i < has_url.size(); ++i) {
     if (has_url[i]) {
-      results.FlushInto(plan);
+      results.FlushInto(plan, /*durable=*/saga);
       plan.push_back(CallStep(gid, saga ? "saga" : "msg", StepId(i), "action"));
     }
     results.Add(StepId(i), BranchOp::kAction);

@@ -39,8 +39,9 @@ struct PlanStep {
 using Plan = std::vector<PlanStep>;
 
 // A saga or msg submitted directly: the global with its rows, durable, then
-// one action per step in order (none for a step without a URL), then the
-// final status. `has_url` has one entry per step; every row carries
+// one action per step in order (none for a step without a URL), each saga
+// action after the success of the one before it is durable (msg: queued),
+// then the final status. `has_url` has one entry per step; every row carries
 // `payload` (its bin_data), as the coordinator's do.
 Plan StepsPlan(const std::string& gid, TransType type,
                const std::vector<bool>& has_url,
