@@ -10,33 +10,15 @@ TargetLimiter::TargetLimiter(std::unique_ptr<BranchClient> inner,
 
 TargetLimiter::~TargetLimiter() { Shutdown(); }
 
-std::string TargetLimiter::TargetOf(std::string_view url) {
-  const std::size_t scheme_end = url.find("://");
-  if (scheme_end != std::string_view::npos) {
-    const std::string_view scheme = url.substr(0, scheme_end);
-    const std::size_t host_from = scheme_end + 3;
-    const bool http = scheme == "http" || scheme == "https";
-    const bool registry = scheme == "discovery" || scheme == "etcd";
-    if (http || registry) {
-      std::size_t end = url.find('/', host_from);
-      if (end != std::string_view::npos && registry) {
-        end = url.find('/', end + 1);  // the registry's service name too
-      }
-      return std::string(url.substr(0, end));
-    }
-  }
-  // gRPC: <target>/pkg.Service/Method (localhost:9000, dns:///name:port,
-  // unix:/path): what comes before the method's two parts.
-  const std::size_t method = url.rfind('/');
-  if (method == std::string_view::npos || method == 0) return std::string(url);
-  const std::size_t service = url.rfind('/', method - 1);
-  if (service == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, service));
+std::string TargetLimiter::EndpointOf(std::string_view url) {
+  // A gRPC URL names its method last (<target>/pkg.Service/Method), an HTTP
+  // or registry URL its path; only a query or fragment is not the endpoint.
+  return std::string(url.substr(0, url.find_first_of("?#")));
 }
 
 void TargetLimiter::Call(BranchRequest request, Executor executor,
                          Callback done) {
-  std::string target = TargetOf(request.url);
+  std::string target = EndpointOf(request.url);
   Queued call{std::move(request), std::move(executor), std::move(done)};
   bool refused = false;
   {
@@ -62,7 +44,7 @@ void TargetLimiter::Call(BranchRequest request, Executor executor,
 }
 
 BranchResult TargetLimiter::CallBlocking(BranchRequest request) {
-  const std::string target = TargetOf(request.url);
+  const std::string target = EndpointOf(request.url);
   bool in_line = false;
   {
     MutexLock lock(&mu_);

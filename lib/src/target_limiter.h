@@ -1,14 +1,17 @@
 // TargetLimiter: a BranchClient that keeps at most `per_target` calls in
-// flight to each target and queues the rest, in arrival order, until one of
-// that target's calls ends (Options::max_calls_per_target). A queued call's
+// flight to each endpoint and queues the rest, in arrival order, until one of
+// that endpoint's calls ends (Options::max_calls_per_target). A queued call's
 // deadline starts when it is sent: a service that comes back after an outage
 // is called at the rate it answers, not flooded with calls that time out
 // while they wait for it (issue #19: recovery without a stampede).
 //
-// The target of a URL is what a connection is made to: the part of a gRPC
-// URL before "/<pkg.Service>/<Method>" ("host:port", "dns:///name:port",
-// "unix:/path"), scheme and authority of an HTTP URL, and scheme, registry
-// and service name of a discovery:// or etcd:// URL.
+// An endpoint is one method of a service: a gRPC URL whole
+// ("host:port/pkg.Service/Method", "dns:///name:port/...", "unix:/path/..."),
+// an HTTP or discovery:// URL without its query. Counting by method and not
+// by host keeps a method that hangs from holding every other method of the
+// same service in line (a saga whose branch answers at once must not wait
+// behind 5,000 calls to a slow one: SlowBranchTest); a service with M methods
+// gets at most M x per_target calls.
 //
 // A queued call with BranchRequest::start_by that comes to its turn after
 // that time (of `clock`, the coordinator's) fails (kTransient,
@@ -41,8 +44,8 @@ class TargetLimiter final : public BranchClient {
                 const Clock* clock);
   ~TargetLimiter() override;
 
-  // The target `url` is counted under (see the file comment).
-  static std::string TargetOf(std::string_view url);
+  // The endpoint `url` is counted under (see the file comment).
+  static std::string EndpointOf(std::string_view url);
 
   void Call(BranchRequest request, Executor executor, Callback done) override;
   BranchResult CallBlocking(BranchRequest request) override;

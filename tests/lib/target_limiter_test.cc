@@ -69,23 +69,42 @@ BranchRequest Req(const std::string& url, const std::string& payload) {
   return r;
 }
 
-TEST(TargetLimiterTest, TargetsAreWhatAConnectionIsMadeTo) {
-  EXPECT_EQ(TargetLimiter::TargetOf("localhost:9000/pkg.Svc/Method"),
-            "localhost:9000");
-  EXPECT_EQ(TargetLimiter::TargetOf("dns:///busi.ns:9000/pkg.Svc/M"),
-            "dns:///busi.ns:9000");
-  EXPECT_EQ(TargetLimiter::TargetOf("unix:/run/s.sock/pkg.Svc/M"),
-            "unix:/run/s.sock");
-  EXPECT_EQ(TargetLimiter::TargetOf("http://h:8080/api/busi/TransIn"),
-            "http://h:8080");
-  EXPECT_EQ(TargetLimiter::TargetOf("discovery://127.0.0.1:2379/trans/a.B/C"),
-            "discovery://127.0.0.1:2379/trans");
-  EXPECT_EQ(TargetLimiter::TargetOf("etcd://e:2379/trans/a.B/C"),
-            "etcd://e:2379/trans");
-  EXPECT_EQ(TargetLimiter::TargetOf("odd"), "odd");
+TEST(TargetLimiterTest, EndpointsAreMethodsOfAService) {
+  EXPECT_EQ(TargetLimiter::EndpointOf("localhost:9000/pkg.Svc/Method"),
+            "localhost:9000/pkg.Svc/Method");
+  EXPECT_EQ(TargetLimiter::EndpointOf("dns:///busi.ns:9000/pkg.Svc/M"),
+            "dns:///busi.ns:9000/pkg.Svc/M");
+  EXPECT_EQ(TargetLimiter::EndpointOf("http://h:8080/api/busi/TransIn?a=1"),
+            "http://h:8080/api/busi/TransIn");
+  EXPECT_EQ(TargetLimiter::EndpointOf("http://h:8080/api/busi/TransIn#x"),
+            "http://h:8080/api/busi/TransIn");
+  EXPECT_EQ(TargetLimiter::EndpointOf("discovery://127.0.0.1:2379/trans/a.B/C"),
+            "discovery://127.0.0.1:2379/trans/a.B/C");
+  EXPECT_EQ(TargetLimiter::EndpointOf("odd"), "odd");
 }
 
-TEST(TargetLimiterTest, AtMostNPerTargetTheRestInOrder) {
+// A method that hangs with every slot of its endpoint taken holds no other
+// method of the same service in line.
+TEST(TargetLimiterTest, ASlowMethodHoldsNoOtherMethodOfItsServiceInLine) {
+  FakeClock clock;
+  auto held = std::make_unique<HeldClient>();
+  HeldClient* inner = held.get();
+  TargetLimiter limiter(std::move(held), 2, &clock);
+  int fast_done = 0;
+  for (const char* p : {"1", "2", "3"}) {
+    limiter.Call(Req("a:1/s.S/Slow", p), nullptr, [](BranchResult) {});
+  }
+  limiter.Call(Req("a:1/s.S/Fast", "1"), nullptr,
+               [&](BranchResult) { ++fast_done; });
+  EXPECT_THAT(inner->sent(), ElementsAre("a:1/s.S/Slow 1", "a:1/s.S/Slow 2",
+                                         "a:1/s.S/Fast 1"));
+  EXPECT_EQ(limiter.queued(), 1u);  // the third slow call
+  inner->Answer(2);                 // the fast one
+  EXPECT_EQ(fast_done, 1);
+  limiter.Shutdown();
+}
+
+TEST(TargetLimiterTest, AtMostNPerEndpointTheRestInOrder) {
   FakeClock clock;
   auto held = std::make_unique<HeldClient>();
   HeldClient* inner = held.get();
@@ -102,7 +121,7 @@ TEST(TargetLimiterTest, AtMostNPerTargetTheRestInOrder) {
     limiter.Call(Req("a:1/s.S/M", p), nullptr, record(std::string("a") + p));
   }
   limiter.Call(Req("b:1/s.S/M", "1"), nullptr, record("b1"));
-  // Two of a's, and b's (another target) at once; a3 and a4 wait.
+  // Two of a's, and b's (another endpoint) at once; a3 and a4 wait.
   EXPECT_THAT(inner->sent(),
               ElementsAre("a:1/s.S/M 1", "a:1/s.S/M 2", "b:1/s.S/M 1"));
   EXPECT_EQ(limiter.queued(), 2u);

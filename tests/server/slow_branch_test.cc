@@ -103,7 +103,10 @@ TEST(SlowBranchTest, ASlowBranchNeverDelaysUnrelatedTransactions) {
   config.journal_path = dir.File("dtx.db");
   config.config_path = dir.File("dtx.yml");
   // One log line per saga would be 5,000 lines; the later LogLevel wins.
-  config.yaml = "RequestTimeout: 30\nLogLevel: warn\n";
+  // MaxCallsPerTarget: every slow call on the wire at once (the default cap,
+  // 128 a service, would hold the others in line and make the test ~40 s of
+  // waiting for the cap, which BacklogTest and TargetLimiterTest cover).
+  config.yaml = "RequestTimeout: 30\nLogLevel: warn\nMaxCallsPerTarget: 0\n";
   auto server = DtxServerProcess::Start(config);
   ASSERT_OK(server);
   GrpcDtmClientOptions options;

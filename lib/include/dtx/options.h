@@ -98,10 +98,12 @@ struct DTX_CORE_EXPORT Options {
   // more once half of them are done. Requests (Submit, ...) are never held
   // back by it. 0: no cap.
   std::size_t max_in_memory = 4096;
-  // Branch calls in flight to one target (host:port, or a registry's
-  // service) at most; more wait in a queue, their deadline starting when
-  // they are sent, so a service that comes back is called at the rate it
-  // answers instead of being flooded until its calls time out. 0: no cap.
+  // Branch calls in flight to one endpoint (a gRPC method of a service, an
+  // HTTP URL without its query) at most; more wait in a queue, their
+  // deadline starting when they are sent, so a service that comes back is
+  // called at the rate it answers instead of being flooded until its calls
+  // time out. Counted per method so that one that hangs holds no other
+  // method of the service in line. 0: no cap.
   std::size_t max_calls_per_target = 128;
 
   // kInvalidArgument naming the first bad field.
