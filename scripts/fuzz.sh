@@ -14,6 +14,11 @@
 #   build-fuzz/fuzz/fuzz_<target> build-fuzz/artifacts/<target>/crash-...
 # Limits per input: FUZZ_TIMEOUT seconds (default 10), FUZZ_RSS_MB (2048).
 # FUZZ_JOBS targets run at a time (default: the number of cores).
+# FUZZ_OPT: the optimization and debug flags (default "-O1 -g", for long
+# runs; .ci/run's 30 s runs take "-O0 -g1", which builds several times
+# faster). FUZZ_CMAKE_ARGS: more cmake arguments; FUZZ_EXTRA_TARGETS: more
+# targets built in the same tree (.ci/run builds its clang thread-safety
+# check there, so that the libraries are compiled by clang once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,13 +39,17 @@ bash scripts/setup.sh --fuzz
 
 echo "fuzz: configuring $BUILD_DIR (clang, ASan+UBSan, libFuzzer)"
 # -O1 -g with assertions on: the usual trade of speed against reports.
+# shellcheck disable=SC2086
 CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${FUZZ_OPT:--O1 -g}" \
   -DDTX_WERROR=ON -DDTX_FUZZ=ON -DDTX_BUILD_TESTS=OFF -DDTX_BUILD_BENCH=OFF \
-  -DDTX_BUILD_EXAMPLES=OFF -DDTX_BUILD_TOOLS=OFF >/dev/null
+  -DDTX_BUILD_EXAMPLES=OFF -DDTX_BUILD_TOOLS=OFF ${FUZZ_CMAKE_ARGS:-} >/dev/null
 echo "fuzz: building the targets with $JOBS jobs"
 targets=()
 for t in "${TARGETS[@]}"; do targets+=("fuzz_$t"); done
+# shellcheck disable=SC2206
+targets+=(${FUZZ_EXTRA_TARGETS:-})
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${targets[@]}"
 
 # detect_leaks: libFuzzer reports a leak as a failure (leak-* artifact).

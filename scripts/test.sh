@@ -5,6 +5,7 @@
 #   scripts/test.sh                      # Release build in ./build
 #   DTX_SANITIZE=address,undefined BUILD_DIR=build-asan scripts/test.sh
 #   CTEST_ARGS="-L unit" scripts/test.sh # a subset
+#   DTX_CMAKE_ARGS="-DDTX_UBSAN_SKIP=null" scripts/test.sh  # more cmake arguments
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ if [ -n "${DTX_SANITIZE:-}" ]; then
   # Known leaks in third-party libraries only (see the file).
   export LSAN_OPTIONS="suppressions=$PWD/cmake/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 fi
+
+# shellcheck disable=SC2206
+args+=(${DTX_CMAKE_ARGS:-})
 
 echo "test: configuring $BUILD_DIR ($BUILD_TYPE${DTX_SANITIZE:+, sanitize=$DTX_SANITIZE})"
 cmake -S . -B "$BUILD_DIR" "${args[@]}" >/dev/null
