@@ -459,6 +459,8 @@ int main(int argc, char** argv) {
   http_options.max_body_bytes =
       static_cast<std::size_t>(config.max_request_bytes);
   http_options.tls = config.tls;
+  http_options.max_connections =
+      static_cast<std::size_t>(config.max_connections);
   http_options.logger = logger;
   auto http = dtx::HttpServer::Start(http_options, *std::move(routes));
   if (!http.ok()) {
@@ -473,6 +475,8 @@ int main(int argc, char** argv) {
   server_options.max_request_bytes =
       static_cast<std::size_t>(config.max_request_bytes);
   server_options.handshake_timeout = config.grpc_handshake_timeout;
+  server_options.max_connections =
+      static_cast<std::size_t>(config.max_connections);
   server_options.driver = config.driver;
   server_options.registry_target = config.target;
   server_options.endpoint = config.endpoint;

@@ -442,6 +442,11 @@ const std::vector<Key>& Keys() {
          DTX_ASSIGN_OR_RETURN(c.max_calls_per_target, ParseInt(v, 0, 1000000));
          return Status::Ok();
        }},
+      {"MaxConnections",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.max_connections, ParseInt(v, 0, 10000000));
+         return Status::Ok();
+       }},
       {"RetryJitter",
        [](ServerConfig& c, const std::string& v) -> Status {
          DTX_ASSIGN_OR_RETURN(c.retry_jitter_percent, ParseInt(v, 0, 100));
@@ -839,6 +844,13 @@ Result<LoadedConfig> LoadServerConfig(const ConfigSources& sources) {
         "TLS.ClientCAFile is set but TLS.CertFile and TLS.KeyFile are not; "
         "client certificates are checked only on a TLS listener");
   }
+  if (config.max_connections > 0 && config.tls.enabled()) {
+    return InvalidArgumentError(
+        "MaxConnections is set with TLS.CertFile: the limit is enforced on "
+        "plaintext ports only (gRPC 1.51 cannot hand an accepted connection "
+        "to a TLS listener); limit connections in front of dtx-server "
+        "instead (docs/security.md)");
+  }
   DTX_RETURN_IF_ERROR(CheckStore(config, loaded.warnings));
   DTX_RETURN_IF_ERROR(config.branch_targets.Validate());
   if (!config.instance_id.empty() && config.target.empty()) {
@@ -924,6 +936,7 @@ std::string ToYaml(const ServerConfig& c) {
   out << YAML::Key << "MaxCallsPerTarget" << YAML::Value
       << c.max_calls_per_target;
   out << YAML::Key << "RetryJitter" << YAML::Value << c.retry_jitter_percent;
+  out << YAML::Key << "MaxConnections" << YAML::Value << c.max_connections;
   out << YAML::Key << "AlertRetryLimit" << YAML::Value << c.alert_retry_limit;
   out << YAML::Key << "AlertWebHook" << YAML::Value << c.alert_webhook;
   // Never the token itself: --print-config output ends up in tickets.

@@ -122,6 +122,27 @@ TEST(ServerConfigTest, RecoveryCapsAndJitter) {
               StatusIs(StatusCode::kInvalidArgument, "MaxCallsPerTarget"));
 }
 
+TEST(ServerConfigTest, MaxConnections) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig defaults, LoadServerConfig({}));
+  EXPECT_EQ(defaults.config.max_connections, 0);  // no limit
+  ASSERT_OK_AND_ASSIGN(LoadedConfig set,
+                       LoadServerConfig(Yaml("MaxConnections: 5000\n")));
+  EXPECT_EQ(set.config.max_connections, 5000);
+  ConfigSources env;
+  env.env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "MAX_CONNECTIONS") return "7";
+    return std::nullopt;
+  };
+  ASSERT_OK_AND_ASSIGN(LoadedConfig from_env, LoadServerConfig(env));
+  EXPECT_EQ(from_env.config.max_connections, 7);
+  EXPECT_THAT(LoadServerConfig(Yaml("MaxConnections: -1\n")),
+              StatusIs(StatusCode::kInvalidArgument, "MaxConnections"));
+  // Not enforceable on a TLS port with gRPC 1.51: said at once.
+  EXPECT_THAT(LoadServerConfig(Yaml("MaxConnections: 10\nTLS:\n  CertFile: "
+                                    "c.pem\n  KeyFile: k.pem\n")),
+              StatusIs(StatusCode::kInvalidArgument, "plaintext ports only"));
+}
+
 TEST(ServerConfigTest, UnknownAndUnusedKeysAreWarnings) {
   ASSERT_OK_AND_ASSIGN(LoadedConfig loaded, LoadServerConfig(Yaml(R"(
 JsonRpcPort: 36791

@@ -404,6 +404,39 @@ TEST_F(ServerProcessTest, PortInUseIsAClearStartupError) {
   EXPECT_EQ((*server)->Wait(), 0);
 }
 
+// MaxConnections on both ports: a connection beyond it is closed at once on
+// the gRPC port and answered 503 on the HTTP port; the open ones serve.
+TEST_F(ServerProcessTest, MaxConnectionsRefusesBeyondTheLimitOnBothPorts) {
+  DtxServerConfig config = Config();
+  config.yaml = "MaxConnections: 1\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_OK(server);
+  auto dtm = Connect((*server)->address());
+  ASSERT_OK(dtm->NewGid());  // the gRPC port's one connection
+  ASSERT_OK_AND_ASSIGN(
+      auto over, HttpTestConnection::Connect("127.0.0.1", (*server)->port()));
+  ASSERT_OK_AND_ASSIGN(std::string got, over.ReadToEof());
+  EXPECT_EQ(got, "");
+  EXPECT_OK(dtm->NewGid());
+
+  ASSERT_OK_AND_ASSIGN(auto http, HttpTestConnection::Connect(
+                                      "127.0.0.1", (*server)->http_port()));
+  ASSERT_OK_AND_ASSIGN(HttpTestResponse ping,
+                       http.Roundtrip("GET", "/api/ping"));
+  EXPECT_EQ(ping.status, 200);
+  ASSERT_OK_AND_ASSIGN(
+      auto http_over,
+      HttpTestConnection::Connect("127.0.0.1", (*server)->http_port()));
+  ASSERT_OK_AND_ASSIGN(HttpTestResponse refused,
+                       http_over.Roundtrip("GET", "/api/ping"));
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_THAT(refused.body, HasSubstr("too many connections"));
+  ASSERT_OK_AND_ASSIGN(ping, http.Roundtrip("GET", "/api/ping"));
+  EXPECT_EQ(ping.status, 200);
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
 TEST_F(ServerProcessTest, ServesPingAndHealthOnTheHttpPort) {
   auto server = DtxServerProcess::Start(Config());
   ASSERT_OK(server);

@@ -224,6 +224,24 @@ bool HttpTestConnection::ReadsEof() {
   }
 }
 
+Result<std::string> HttpTestConnection::ReadToEof() {
+  std::string got = std::move(buffer_);
+  buffer_.clear();
+  char chunk[16384];
+  for (;;) {
+    const ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
+    if (n > 0) {
+      got.append(chunk, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || errno == ECONNRESET) return got;
+    return UnavailableError("no end of stream within the timeout (" +
+                            std::string(std::strerror(errno)) + "); got " +
+                            std::to_string(got.size()) + " bytes");
+  }
+}
+
 void HttpTestConnection::ShutdownWrite() { shutdown(fd_, SHUT_WR); }
 
 int HttpTestConnection::local_port() const {

@@ -72,6 +72,10 @@ class HttpTestConnection {
   // within the timeout with no more bytes; false when bytes arrive or the
   // timeout passes.
   bool ReadsEof();
+  // Every byte until the server closes the connection (end of stream or
+  // reset); kUnavailable with what arrived when the timeout passes first.
+  // For protocols other than HTTP/1 (a raw HTTP/2 refusal, say).
+  Result<std::string> ReadToEof();
   // Ends the sending side (shutdown(SHUT_WR)).
   void ShutdownWrite();
   // The local port, to tell connections apart.

@@ -1,7 +1,10 @@
 // DtmServer in this process, serving an embedded coordinator to a
 // GrpcDtmClient, with a real gRPC branch service on 127.0.0.1: a caller that
 // gives up leaves nothing waiting, requests in progress finish within the
-// shutdown grace, and those still waiting after it are answered UNAVAILABLE.
+// shutdown grace, and those still waiting after it are answered UNAVAILABLE;
+// with max_connections, a connection beyond the limit is closed at once (the
+// client told UNAVAILABLE, the log saying why), and a silent one is closed
+// after the handshake timeout.
 
 #include "dtx/transport/dtm_server.h"
 
@@ -9,10 +12,16 @@
 #include "dtx/transport/grpc_dtm_client.h"
 
 #include "branch_test_server.h"
+#include "http_test_client.h"
+#include "recording_logger.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
 
 #include <gmock/gmock.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <gtest/gtest.h>
 
 #include <future>
@@ -214,6 +223,137 @@ TEST_F(DtmServerTest, AdminServiceFiltersListsAndCounts) {
   EXPECT_FALSE(stats.unfinished.oldest_create_time.has_value());
   EXPECT_THAT(dtm->RetryNow("pay-1"), StatusIs(StatusCode::kAborted));
   EXPECT_THAT(dtm->ForceStop("ghost"), StatusIs(StatusCode::kNotFound));
+}
+
+// A DtmServer with its own listener (max_connections) on an embedded
+// coordinator.
+class DtmServerLimitTest : public ::testing::Test {
+ protected:
+  void Start(std::size_t max_connections, milliseconds handshake_timeout) {
+    EmbeddedOptions embedded;
+    embedded.journal_path = dir_.File("dtx.db");
+    embedded.durable_on_power_loss = false;
+    auto coordinator = OpenEmbeddedCoordinator(Options{}, embedded);
+    ASSERT_OK(coordinator);
+    coordinator_ = std::move(coordinator).value();
+    DtmServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.max_connections = max_connections;
+    options.handshake_timeout = handshake_timeout;
+    options.logger = log_;
+    auto server = DtmServer::Start(*coordinator_, options);
+    ASSERT_OK(server);
+    server_ = std::move(server).value();
+  }
+  void TearDown() override {
+    if (coordinator_) coordinator_->Shutdown();
+    if (server_) server_->Shutdown(milliseconds(0));
+  }
+  std::unique_ptr<GrpcDtmClient> Connect() {
+    GrpcDtmClientOptions options;
+    options.address = "127.0.0.1:" + std::to_string(server_->port());
+    options.timeout = milliseconds(3000);
+    auto client = GrpcDtmClient::Create(options);
+    EXPECT_OK(client);
+    return client.ok() ? std::move(client).value() : nullptr;
+  }
+  // dtmgimp.Dtm/NewGid on a connection of its own (a local subchannel pool:
+  // channels to one target share a connection otherwise), fail-fast.
+  grpc::Status NewGidOnANewConnection() {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto channel = grpc::CreateCustomChannel(
+        "127.0.0.1:" + std::to_string(server_->port()),
+        grpc::InsecureChannelCredentials(), args);
+    grpc::GenericStub stub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(3));
+    grpc::Slice empty("", 0);  // google.protobuf.Empty: no bytes
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer reply;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, "/dtmgimp.Dtm/NewGid", grpc::StubOptions(),
+                   &request, &reply,
+                   [&done](grpc::Status s) { done.set_value(std::move(s)); });
+    return done.get_future().get();
+  }
+  HttpTestConnection Raw() {
+    auto c = HttpTestConnection::Connect("127.0.0.1", server_->port(),
+                                         milliseconds(10000));
+    EXPECT_OK(c);
+    return std::move(c).value();
+  }
+
+  std::shared_ptr<RecordingLogger> log_ = std::make_shared<RecordingLogger>();
+  TempDir dir_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<DtmServer> server_;
+};
+
+TEST_F(DtmServerLimitTest, AConnectionBeyondTheLimitIsRefusedSayingWhy) {
+  Start(2, milliseconds(10000));
+  auto first = Connect();
+  ASSERT_OK(first->NewGid());         // one connection
+  HttpTestConnection silent = Raw();  // the second, waiting for its preface
+
+  // The third is closed at once, with nothing sent.
+  HttpTestConnection third = Raw();
+  ASSERT_OK_AND_ASSIGN(std::string got, third.ReadToEof());
+  EXPECT_EQ(got, "");
+  // A gRPC client on a connection of its own is told UNAVAILABLE at once
+  // (not DEADLINE_EXCEEDED); the open connection goes on serving.
+  const grpc::Status refused = NewGidOnANewConnection();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << refused.error_message();
+  EXPECT_OK(first->NewGid());
+  EXPECT_THAT(log_->Text(),
+              ::testing::HasSubstr("connection(s) refused: MaxConnections (2) "
+                                   "are open"));
+}
+
+TEST_F(DtmServerLimitTest, AClosedConnectionFreesItsPlace) {
+  Start(1, milliseconds(10000));
+  {
+    HttpTestConnection silent = Raw();
+    const grpc::Status refused = NewGidOnANewConnection();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << refused.error_message();
+  }  // closed
+  // Counted until the server sees it closed; then served.
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    served = NewGidOnANewConnection().ok();
+    if (!served) std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST_F(DtmServerLimitTest, ASilentConnectionIsClosedAfterTheHandshakeTimeout) {
+  Start(4, milliseconds(300));
+  HttpTestConnection silent = Raw();
+  const auto began = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(std::string got, silent.ReadToEof());
+  EXPECT_EQ(got, "");
+  EXPECT_GE(std::chrono::steady_clock::now() - began, milliseconds(250));
+  auto client = Connect();
+  EXPECT_OK(client->NewGid());
+}
+
+TEST(DtmServerLimitOptionsTest, ALimitWithTlsIsRefused) {
+  TempDir dir;
+  EmbeddedOptions embedded;
+  embedded.journal_path = dir.File("dtx.db");
+  auto coordinator = OpenEmbeddedCoordinator(Options{}, embedded);
+  ASSERT_OK(coordinator);
+  DtmServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.max_connections = 10;
+  options.tls.cert_file = dir.File("cert.pem");
+  options.tls.key_file = dir.File("key.pem");
+  EXPECT_THAT(DtmServer::Start(**coordinator, options),
+              StatusIs(StatusCode::kInvalidArgument, "plaintext"));
+  (*coordinator)->Shutdown();
 }
 
 }  // namespace

@@ -546,5 +546,37 @@ TEST_F(HttpServerTest, PortInUseIsUnavailableNamingTheAddress) {
               testing::StatusIs(StatusCode::kInvalidArgument, "70000"));
 }
 
+TEST_F(HttpServerTest, AConnectionBeyondTheLimitIsAnswered503AndClosed) {
+  HttpServerOptions options;
+  options.max_connections = 2;
+  Start(options);
+  HttpTestConnection a = Connect();
+  HttpTestConnection b = Connect();
+  ASSERT_OK_AND_ASSIGN(HttpTestResponse r, a.Roundtrip("GET", "/echo?x=a"));
+  EXPECT_EQ(r.body, "a");
+
+  HttpTestConnection c = Connect();
+  ASSERT_OK_AND_ASSIGN(r, c.Roundtrip("GET", "/echo?x=c"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_THAT(r.body, ::testing::HasSubstr("too many connections (at most 2"));
+  EXPECT_EQ(r.Header("Connection"), "close");
+  EXPECT_TRUE(c.ReadsEof());
+  // The admitted ones go on.
+  ASSERT_OK_AND_ASSIGN(r, b.Roundtrip("GET", "/echo?x=b"));
+  EXPECT_EQ(r.body, "b");
+
+  // A closed one frees its place once the server has seen it close.
+  a.ShutdownWrite();
+  EXPECT_TRUE(a.ReadsEof());
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    HttpTestConnection d = Connect();
+    auto got = d.Roundtrip("GET", "/echo?x=d");
+    served = got.ok() && got->status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+}
+
 }  // namespace
 }  // namespace dtx

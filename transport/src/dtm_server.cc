@@ -9,6 +9,7 @@
 
 #include "dtm/dtmgimp.grpc.pb.h"
 #include "dtm_proto.h"
+#include "grpc_limited_listener.h"
 #include "grpc_tls.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -857,6 +858,8 @@ struct DtmServer::Impl {
   std::unique_ptr<DtmService> dtm;
   std::unique_ptr<AdminService> admin;
   std::unique_ptr<grpc::Server> server;
+  // With max_connections: the port's own accept loop (stopped first).
+  std::unique_ptr<internal::GrpcLimitedListener> listener;
   int port = 0;
   std::unique_ptr<KratosRegistrar> registrar;
   std::mutex mu;
@@ -917,6 +920,13 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
     DTX_ASSIGN_OR_RETURN(endpoints, SplitEndpoints(options.endpoint));
   }
   DTX_RETURN_IF_ERROR(CheckInstanceId(options.instance_id));
+  if (options.max_connections > 0 && options.tls.enabled()) {
+    return InvalidArgumentError(
+        "DtmServer: max_connections (MaxConnections) needs a plaintext gRPC "
+        "port: gRPC 1.51 cannot hand an accepted connection to a TLS "
+        "listener; limit connections in front of the server instead "
+        "(docs/security.md)");
+  }
 
   if (!options.logger) options.logger = NewNullLogger();
   auto impl = std::make_unique<Impl>();
@@ -931,7 +941,19 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
                        internal::GrpcServerCredentials(options.tls, "DtmServer",
                                                        *options.logger));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, credentials, &impl->port);
+  std::unique_ptr<internal::GrpcLimitedListener> listener;
+  if (options.max_connections > 0) {
+    internal::GrpcLimitedListener::Options lo;
+    lo.address = options.listen_address;
+    lo.max_connections = options.max_connections;
+    lo.handshake_timeout = options.handshake_timeout;
+    lo.logger = options.logger;
+    DTX_ASSIGN_OR_RETURN(listener,
+                         internal::GrpcLimitedListener::Bind(std::move(lo)));
+    impl->port = listener->port();
+  } else {
+    builder.AddListeningPort(options.listen_address, credentials, &impl->port);
+  }
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind the
   // same port and share its traffic silently; a port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -955,6 +977,10 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
   if (auto* health = impl->server->GetHealthCheckService()) {
     health->SetServingStatus(true);
   }
+  if (listener) {
+    listener->Start(impl->server.get());
+    impl->listener = std::move(listener);
+  }
 
   if (target) {
     auto etcd = EtcdClient::Create(EtcdClientOptionsFor(*target));
@@ -976,6 +1002,7 @@ Result<std::unique_ptr<DtmServer>> DtmServer::Start(Coordinator& coordinator,
       if (status.ok()) impl->registrar = std::move(registrar).value();
     }
     if (!status.ok()) {
+      if (impl->listener) impl->listener->Stop();
       impl->server->Shutdown();
       return status.WithPrefix("DtmServer: registering in etcd at " +
                                options.registry_target);
@@ -1012,6 +1039,8 @@ void DtmServer::Shutdown(std::chrono::milliseconds grace) {
   }
   // Leave the registry first so that clients stop picking this server.
   registrar.reset();
+  // No new connection (gRPC's own listener stops in Shutdown below).
+  if (impl_->listener) impl_->listener->Stop();
   if (auto* health = impl_->server->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }

@@ -107,6 +107,8 @@ using internal::MutexLock;
 
 // How long a closing connection waits for the client to close its side.
 constexpr std::chrono::milliseconds kLinger{2000};
+// At most one warning about refused connections this often.
+constexpr std::chrono::seconds kRefusalWarnEvery{10};
 // After the grace: how long the 503 answers of abandoned requests get.
 constexpr std::chrono::milliseconds kAbandonBudget{1000};
 // Pause before accepting again after running out of descriptors.
@@ -250,13 +252,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ServerState& s = *state_;
       MutexLock lock(&s.mu);
       stopping = s.stopping;
-      if (!stopping) s.connections.emplace(this, weak_from_this());
+      // A refused connection is not counted; an admitted one is already
+      // (OnAccept, with a limit).
+      if (!stopping && !refused_) s.connections.emplace(this, weak_from_this());
     }
     if (stopping) return Close();
+    if (refused_) {
+      if (stream_.tls()) return Close();
+      UpdateTimer();
+      return QueueError(503, "http: too many connections (at most " +
+                                 std::to_string(options().max_connections) +
+                                 " open); try again later");
+    }
     UpdateTimer();
     if (stream_.tls()) return AwaitFirstByte();
     ReadNext();
   }
+
+  // Before Start, on the acceptor: the connection is over the limit; Start
+  // answers 503 and closes instead of serving it.
+  void Refuse() { refused_ = true; }
 
   // Shutdown's first step: idle connections close now; busy ones stop
   // reading and close after their last answer.
@@ -743,6 +758,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool shutting_down_ = false;
   bool lingering_ = false;
   bool closed_ = false;
+  bool refused_ = false;  // set by the acceptor before Start
 
   bool was_idle_ = false;
   Clock::time_point idle_deadline_;
@@ -826,6 +842,29 @@ struct HttpServer::Impl {
       }
       return Accept();
     }
+    if (const std::size_t max = state->options.max_connections; max > 0) {
+      // Counted here, not when the connection starts on its strand, so that
+      // a burst of accepts cannot pass the limit.
+      ServerState& s = *state;
+      bool refused = false;
+      {
+        MutexLock lock(&s.mu);
+        refused = s.connections.size() >= max;
+        if (!refused) s.connections.emplace(connection.get(), connection);
+      }
+      if (refused) {
+        connection->Refuse();
+        if (++refused_since_warning == 1 ||
+            Clock::now() - last_refusal_warning >= kRefusalWarnEvery) {
+          DTX_LOG(state->logger, LogLevel::kWarn,
+                  "http: " << refused_since_warning
+                           << " connection(s) refused: max_connections (" << max
+                           << ") open");
+          last_refusal_warning = Clock::now();
+          refused_since_warning = 0;
+        }
+      }
+    }
     asio::post(connection->strand(), [connection] { connection->Start(); });
     Accept();
   }
@@ -858,6 +897,9 @@ struct HttpServer::Impl {
   }
 
   std::shared_ptr<ServerState> state;
+  // On the acceptor's strand: warnings about refused connections.
+  std::size_t refused_since_warning = 0;
+  Clock::time_point last_refusal_warning{};
   asio::io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
       work;

@@ -102,6 +102,10 @@ struct ServerConfig {
   int64_t max_calls_per_target = 128;           // MaxCallsPerTarget
   int64_t retry_jitter_percent = 10;            // RetryJitter
   int64_t max_request_bytes = 4 * 1024 * 1024;  // MaxRequestBytes (dtx)
+  // MaxConnections (dtx): connections open at once at most on each of the
+  // gRPC and HTTP ports; beyond it refused with a message. 0: no limit.
+  // Plaintext ports only (an error with TLS.CertFile).
+  int64_t max_connections = 0;
   LogLevel log_level = LogLevel::kInfo;
   // Log.SummaryInterval (dtx): every so often one info line counts the
   // transactions finished since the last one and the backlog; 0: none.

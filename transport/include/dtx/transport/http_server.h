@@ -70,6 +70,11 @@ struct DTX_HTTP_EXPORT HttpServerOptions {
   // Requests of one connection read ahead while answers are pending.
   std::size_t max_pipelined = 16;
 
+  // Connections open at once at most; one beyond it is answered 503 ("too
+  // many connections") and closed (on a TLS port closed at once, sparing a
+  // handshake). Zero: no limit.
+  std::size_t max_connections = 0;
+
   // How long an idle connection waits for its next complete request.
   std::chrono::milliseconds read_timeout{30000};
   // How long the client may take to receive one answer.
