@@ -72,9 +72,9 @@ struct DTX_GRPC_EXPORT DtmServerOptions {
   // connection beyond it is closed at once, which a gRPC client reports as
   // UNAVAILABLE, instead of hanging at the descriptor limit, and the log
   // says why (a warning at most every 10 s, with the count). Counted from
-  // accept until the connection closes. Zero: no limit (gRPC's own listener). A plaintext
-  // port only: with `tls`, Start answers kInvalidArgument (gRPC 1.51 cannot
-  // hand an accepted connection to a TLS listener).
+  // accept until the connection closes. Zero: no limit (gRPC's own listener). A
+  // plaintext port only: with `tls`, Start answers kInvalidArgument (gRPC 1.51
+  // cannot hand an accepted connection to a TLS listener).
   std::size_t max_connections = 0;
   // gRPC server reflection (grpcurl list), for this server only. Off by
   // default: it advertises every service, the admin service included.
