@@ -340,6 +340,18 @@ TEST_F(DtmServerLimitTest, ASilentConnectionIsClosedAfterTheHandshakeTimeout) {
   EXPECT_OK(client->NewGid());
 }
 
+// Part of a preface, then the client ends its side: closed at once, not
+// held until the handshake timeout (30 s here, past the read's 10 s).
+TEST_F(DtmServerLimitTest, APartPrefaceThenAnEndIsClosedAtOnce) {
+  Start(4, milliseconds(30000));
+  HttpTestConnection partial = Raw();
+  ASSERT_OK(partial.Send("PRI * HTTP"));
+  partial.ShutdownWrite();
+  ASSERT_OK_AND_ASSIGN(std::string got, partial.ReadToEof());
+  EXPECT_EQ(got, "");
+  EXPECT_OK(Connect()->NewGid());
+}
+
 TEST(DtmServerLimitOptionsTest, ALimitWithTlsIsRefused) {
   TempDir dir;
   EmbeddedOptions embedded;

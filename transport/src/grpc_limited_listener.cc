@@ -178,6 +178,7 @@ void GrpcLimitedListener::Loop(grpc::Server* server) {
   auto hand_over = [&](int fd) {
     const int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &on, sizeof on);  // gRPC's
     struct stat st {};
     ::fstat(fd, &st);
     handed.push_back({fd, st.st_dev, st.st_ino});
@@ -203,7 +204,9 @@ void GrpcLimitedListener::Loop(grpc::Server* server) {
     fds.push_back({wake_read_, POLLIN, 0});
     const bool accepting = now >= accept_paused_until;
     fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
-    for (const Waiting& w : preface) fds.push_back({w.fd, POLLIN, 0});
+    for (const Waiting& w : preface) {
+      fds.push_back({w.fd, static_cast<short>(POLLIN | POLLRDHUP), 0});
+    }
     std::optional<Clock::time_point> next;
     auto consider = [&next](Clock::time_point t) {
       if (!next || t < *next) next = t;
@@ -241,6 +244,12 @@ void GrpcLimitedListener::Loop(grpc::Server* server) {
               std::string_view(head, got) != kPreface.substr(0, got)) {
             // The preface, or bytes that are not one: gRPC answers both.
             hand_over(w.fd);
+            continue;
+          }
+          // Part of it: wait for the rest, unless the client has ended its
+          // side (readable for that, with the rest never to come).
+          if ((ev & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            CloseFd(w.fd);
             continue;
           }
         } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -284,6 +293,10 @@ void GrpcLimitedListener::Loop(grpc::Server* server) {
       if (open >= options_.max_connections) {
         refuse(fd, now);
       } else {
+        // Readable only once the whole preface is there (or the client
+        // left): a client that sends it byte by byte wakes nobody.
+        const int whole = static_cast<int>(kPreface.size());
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &whole, sizeof whole);
         preface.push_back({fd, now + options_.handshake_timeout});
       }
     }

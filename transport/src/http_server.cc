@@ -854,8 +854,10 @@ struct HttpServer::Impl {
       }
       if (refused) {
         connection->Refuse();
-        if (++refused_since_warning == 1 ||
+        ++refused_since_warning;
+        if (!warned_refusal ||
             Clock::now() - last_refusal_warning >= kRefusalWarnEvery) {
+          warned_refusal = true;
           DTX_LOG(state->logger, LogLevel::kWarn,
                   "http: " << refused_since_warning
                            << " connection(s) refused: max_connections (" << max
@@ -899,6 +901,7 @@ struct HttpServer::Impl {
   std::shared_ptr<ServerState> state;
   // On the acceptor's strand: warnings about refused connections.
   std::size_t refused_since_warning = 0;
+  bool warned_refusal = false;
   Clock::time_point last_refusal_warning{};
   asio::io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
