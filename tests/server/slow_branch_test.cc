@@ -4,12 +4,15 @@
 // test needs no thread per saga), and meanwhile NewGid and sagas whose branch
 // answers at once complete while the slow ones are still pending. The server
 // uses at most 64 threads throughout (/proc/<pid>/task). The latencies seen
-// under the load are printed, never asserted.
+// under the load are printed, never asserted. And a flood of raw TCP
+// connections (issue 19) neither exhausts the server's descriptors nor
+// leaves a client hanging (MaxConnections).
 
 #include "dtx/transport/grpc_dtm_client.h"
 
 #include "branch_test_server.h"
 #include "dtx_server_process.h"
+#include "http_test_client.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
 
@@ -23,6 +26,7 @@
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <sys/resource.h>
 #include <thread>
 #include <vector>
 
@@ -187,6 +191,78 @@ TEST(SlowBranchTest, ASlowBranchNeverDelaysUnrelatedTransactions) {
   EXPECT_EQ(busi->CallCount("/busi.Busi/Slow"),
             static_cast<std::size_t>(kSlowSagas));
 
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+}
+
+int CountFds(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// Issue 19's reproducer: 2,000 raw TCP connections that never speak HTTP/2
+// took dtx-server to its descriptor limit, where new clients hung. With
+// MaxConnections those beyond it are closed at once and the admitted ones
+// after GrpcHandshakeTimeout, so the server's descriptors stay bounded and a
+// client is served again while the flood's sockets are still open.
+TEST(ConnectionFloodTest,
+     RawConnectionsNeitherExhaustDescriptorsNorHangClients) {
+  constexpr int kRaw = 2000;
+  constexpr int kMax = 100;
+  rlimit files{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &files), 0);
+  if (files.rlim_cur < kRaw + 256) {
+    files.rlim_cur = std::min<rlim_t>(files.rlim_max, kRaw + 256);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
+  }
+  ASSERT_GE(files.rlim_cur, static_cast<rlim_t>(kRaw + 256))
+      << "the test needs " << kRaw + 256 << " descriptors";
+  TempDir dir;
+  DtxServerConfig config;
+  config.journal_path = dir.File("dtx.db");
+  config.config_path = dir.File("dtx.yml");
+  config.yaml = "MaxConnections: " + std::to_string(kMax) +
+                "\nGrpcHandshakeTimeout: 1\nLogLevel: warn\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_OK(server);
+  const int idle_fds = CountFds((*server)->pid());
+
+  std::vector<HttpTestConnection> flood;
+  int most_fds = idle_fds;
+  for (int i = 0; i < kRaw; ++i) {
+    auto c = HttpTestConnection::Connect("127.0.0.1", (*server)->port());
+    ASSERT_OK(c) << "connection " << i;
+    flood.push_back(std::move(c).value());
+    if (i % 100 == 0) most_fds = std::max(most_fds, CountFds((*server)->pid()));
+  }
+  most_fds = std::max(most_fds, CountFds((*server)->pid()));
+  std::printf(
+      "connection_flood: %d raw connections; dtx-server descriptors: "
+      "%d idle, at most %d during the flood (MaxConnections %d)\n",
+      kRaw, idle_fds, most_fds, kMax);
+  // The admitted ones, and a few that come and go (an accepted connection
+  // before it is closed, gRPC's own).
+  EXPECT_LE(most_fds, idle_fds + kMax + 32);
+
+  // Served again once the admitted ones have timed out, the flood's sockets
+  // still open on this side.
+  GrpcDtmClientOptions options;
+  options.address = (*server)->address();
+  options.timeout = std::chrono::milliseconds(2000);
+  bool served = false;
+  for (int attempt = 0; attempt < 20 && !served; ++attempt) {
+    ASSERT_OK_AND_ASSIGN(auto dtm, GrpcDtmClient::Create(options));
+    served = dtm->NewGid().ok();
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_TRUE(served);
+  flood.clear();
   (*server)->Kill(SIGTERM);
   EXPECT_EQ((*server)->Wait(), 0);
 }
