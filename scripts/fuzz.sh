@@ -15,9 +15,9 @@
 # Limits per input: FUZZ_TIMEOUT seconds (default 10), FUZZ_RSS_MB (2048).
 # FUZZ_JOBS targets run at a time (default: the number of cores).
 # FUZZ_OPT: the optimization and debug flags (default "-O1 -g", for long
-# runs; .ci/run's 30 s runs take "-O0 -g1", which builds several times
-# faster). FUZZ_CMAKE_ARGS: more cmake arguments; FUZZ_EXTRA_TARGETS: more
-# targets built in the same tree (.ci/run builds its clang thread-safety
+# runs; .ci/run's 30 s runs take "-O0 -g1", which compiles faster).
+# FUZZ_CMAKE_ARGS: more cmake arguments; FUZZ_EXTRA_TARGETS: more targets
+# built in the same tree (.ci/run builds its clang thread-safety
 # check there, so that the libraries are compiled by clang once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
