@@ -97,6 +97,7 @@
 #include "dtx/transport/http_branch_client.h"
 #include "dtx/transport/http_client.h"
 #include "dtx/transport/http_dtm_client.h"
+#include "dtx/workflow.h"
 
 #include "bench_util.h"
 #include "dtx_test.grpc.pb.h"
@@ -769,6 +770,25 @@ class Bench {
         OverHttp(scenario) ? http_echo_ : echo_ + "/dtx.test.Busi/Echo";
     const std::string empty;
     const std::string shape = Shape(scenario);
+    // workflow: a 2-step workflow on each coordinator, each step a call of
+    // the echo service with the input as its request.
+    std::vector<std::unique_ptr<Workflows>> workflows;
+    if (shape == "workflow") {
+      for (DtmApi* dtm : dtms) {
+        workflows.push_back(std::make_unique<Workflows>(*dtm));
+        Status registered = workflows.back()->Register(
+            "bench",
+            [&url](Workflow& wf,
+                   const std::string& input) -> Result<std::string> {
+              DTX_RETURN_IF_ERROR(wf.Call(url, input).status());
+              return wf.Call(url, input);
+            });
+        if (!registered.ok()) {
+          std::fprintf(stderr, "%s\n", registered.ToString().c_str());
+          std::exit(1);
+        }
+      }
+    }
     Figures f = ClosedLoop(
         inflight, seconds,
         [&](int worker, int64_t) {
@@ -782,6 +802,10 @@ class Bench {
                     .Add(u, u, payload_)
                     .WaitResult(true)
                     .Submit();
+          } else if (shape == "workflow") {
+            s = workflows[static_cast<std::size_t>(worker % groups)]
+                    ->Execute("bench", gid, payload_)
+                    .status();
           } else if (shape == "msg") {
             s = Msg(dtm, gid)
                     .Add(url, payload_)
@@ -847,6 +871,8 @@ class Bench {
           Plan plan;
           if (shape == "tcc") {
             plan = TccPlan(gid, {"01", "02"});
+          } else if (shape == "workflow") {
+            plan = WorkflowPlan(gid, 2, payload_);
           } else {
             const bool calls = shape != "saga_empty";
             plan = StepsPlan(
@@ -1107,11 +1133,12 @@ int Main(int argc, char** argv) {
   const std::vector<int> payloads =
       ParseIntList(Flag(argc, argv, "--payload", "0"));
   const std::vector<std::string> scenarios = {
-      "tcc", "saga", "msg", "saga_empty", "http_saga", "http_tcc"};
+      "tcc", "saga", "msg", "saga_empty", "http_saga", "http_tcc", "workflow"};
   if (!only.empty() && only != "slow_branch" &&
       std::find(scenarios.begin(), scenarios.end(), only) == scenarios.end()) {
     refuse("unknown --scenario " + only +
-           " (known: tcc saga msg saga_empty http_saga http_tcc slow_branch)");
+           " (known: tcc saga msg saga_empty http_saga http_tcc workflow "
+           "slow_branch)");
   }
   if (inflights.empty() || std::any_of(inflights.begin(), inflights.end(),
                                        [](int n) { return n < 1; })) {
@@ -1273,7 +1300,8 @@ int Main(int argc, char** argv) {
           Row("baseline", scenario, inflight, local.baseline());
           Row("dtx", scenario, inflight, local.value());
           local.Print(name);
-          if (!server_binary.empty() &&
+          // dtx-server does not serve workflows yet (docs/workflow.md).
+          if (!server_binary.empty() && scenario != "workflow" &&
               coordinators == coordinator_counts.front()) {
             // dtx-server against the relay, which has the same client round
             // trips, journal writes and branch calls; alternating rounds again.

@@ -126,6 +126,37 @@ Plan StepsPlan(const std::string& gid, TransType type,
   return plan;
 }
 
+Plan WorkflowPlan(const std::string& gid, std::size_t steps,
+                  const std::string& payload) {
+  GlobalTrans t;
+  t.gid = gid;
+  t.trans_type = TransType::kWorkflow;
+  t.status = TransStatus::kPrepared;
+  t.owner = kPlanOwner;
+  t.custom_data = R"({"data":"","name":"bench"})";
+  Plan plan;
+  plan.push_back(Durable(
+      [t](Journal& j, WriteDone d) { j.SaveNew(t, {}, std::move(d)); }));
+  for (std::size_t i = 0; i < steps; ++i) {
+    plan.push_back(CallStep(gid, "workflow", StepId(i), "action"));
+    Branch row = Row(StepId(i), BranchOp::kAction);
+    row.status = BranchStatus::kSucceed;
+    row.bin_data = payload;  // the reply, which the step records
+    plan.push_back(Durable([gid, row](Journal& j, WriteDone d) {
+      j.AppendBranches(gid, TransStatus::kPrepared, {row}, std::move(d));
+    }));
+  }
+  StatusChange c;
+  c.gid = gid;
+  c.from = TransStatus::kPrepared;
+  c.to = TransStatus::kSucceed;
+  c.result = "";
+  c.fence = PlanFence();
+  plan.push_back(Durable(
+      [c](Journal& j, WriteDone d) { j.ChangeStatus(c, std::move(d)); }));
+  return plan;
+}
+
 Plan TccPreparePlan(const std::string& gid) {
   GlobalTrans t;
   t.gid = gid;

@@ -18,6 +18,7 @@
 
 #include "dtx/journal.h"
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -57,6 +58,12 @@ Plan TccSubmitPlan(const std::string& gid,
 // A whole TCC with its try calls, as the in-process baseline runs it.
 Plan TccPlan(const std::string& gid,
              const std::vector<std::string>& branch_ids);
+
+// A workflow of `steps` steps, as dtx::Workflows runs it: PrepareWorkflow
+// saves the global, durable; each step's call, then its record (one row,
+// with the reply as its data), durable; Submit's final status, durable.
+Plan WorkflowPlan(const std::string& gid, std::size_t steps,
+                  const std::string& payload = "");
 
 // Runs `plan` on this thread: waits for each durable write and each call.
 using BlockingCall = std::function<bool(const PlanStep&)>;

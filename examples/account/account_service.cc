@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <memory>
+#include <string_view>
 
 namespace dtx::examples {
 namespace {
@@ -73,6 +74,8 @@ std::map<int64_t, std::pair<int64_t, int64_t>> AccountService::Balances()
 grpc::Status AccountService::Apply(grpc::ServerContext* ctx,
                                    const AdjustInfo* req, const char* sql,
                                    bool must_change) {
+  const bool debit =
+      std::string_view(sql).find("balance >=") != std::string_view::npos;
   auto info = TransInfoFromServerContext(*ctx);
   if (!info.ok()) return ToGrpc(info.status());
   auto barrier = BranchBarrier::FromTransInfo(*info);
@@ -93,7 +96,9 @@ grpc::Status AccountService::Apply(grpc::ServerContext* ctx,
           return UnavailableError(std::string("account: ") +
                                   sqlite3_errmsg(tx));
         if (must_change && sqlite3_changes(tx) == 0) {
-          return AbortedError("insufficient balance of user " +
+          return AbortedError((req->amount() > 0 && debit
+                                   ? "insufficient balance of user "
+                                   : "no account for user ") +
                               std::to_string(req->userid()));
         }
         return Status::Ok();
@@ -144,10 +149,11 @@ grpc::Status AccountService::TransIn(grpc::ServerContext* c,
                                      const AdjustInfo* r, Response*) {
   auto info = TransInfoFromServerContext(*c);
   if (info.ok() && info->trans_type != TransType::kTcc) {
+    // A transfer to no account fails (FAILURE): it rolls back.
     return Apply(
         c, r,
         "UPDATE user_account SET balance = balance + ?1 WHERE user_id = ?2",
-        false);
+        true);
   }
   return Apply(c, r,
                "UPDATE user_account SET trading_balance = trading_balance + ?1 "

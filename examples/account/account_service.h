@@ -10,9 +10,10 @@
 //   TransIn   try: trading_balance += amount
 //             confirm: balance += amount, trading_balance -= amount
 //             cancel: trading_balance -= amount
-// SAGA (and a two-phase message's steps) move the balance directly:
+// SAGA, workflow (and a two-phase message's steps) move the balance directly:
 //   TransOut  action: balance -= amount (if balance >= amount); revert: +=
-//   TransIn   action: balance += amount; revert: -=
+//   TransIn   action: balance += amount (FAILURE for a user with no
+//             account); revert: -=
 // Every handler runs under SqliteBarrier, so duplicates, null compensations
 // and hanging calls leave the ledger right. Insufficient balance answers
 // ABORTED (dtm's FAILURE).

@@ -164,7 +164,10 @@ void Engine::WithRuntime(
     MutexLock lock(&prepared_mu);
     auto it = prepared.find(gid);
     if (it != prepared.end()) {
-      known = std::move(it->second);
+      // A workflow's entry holds no recorded steps (RegisterBranch does not
+      // keep them: SubmitEnd needs only the global): read from the journal.
+      if (it->second.trans.trans_type != TransType::kWorkflow)
+        known = std::move(it->second);
       prepared.erase(it);
     }
   }
@@ -753,6 +756,17 @@ void Coordinator::WaitIdle() {
   });
 }
 
+void Coordinator::SetWorkflowResumer(std::shared_ptr<BranchClient> resumer) {
+  Engine& c = *engine_;
+  std::shared_ptr<BranchClient> old;
+  {
+    internal::MutexLock lock(&c.resumer_mu);
+    old = std::exchange(c.workflow_resumer, std::move(resumer));
+  }
+  // `old` is released here, outside the lock: its calls in flight hold
+  // their own references.
+}
+
 void Coordinator::Shutdown() {
   Engine& c = *engine_;
   {
@@ -768,6 +782,14 @@ void Coordinator::Shutdown() {
     c.retention_timer.cancel();
   });
   c.client->Shutdown();
+  // The in-process workflow resumer answers its calls in flight now
+  // (kCancelled), so that none reaches a runtime after the threads stop.
+  std::shared_ptr<BranchClient> resumer;
+  {
+    internal::MutexLock lock(&c.resumer_mu);
+    resumer = std::move(c.workflow_resumer);
+  }
+  if (resumer) resumer->Shutdown();
   // Let the writes already queued (branch results, schedules) become durable.
   WaitForWrite([&](WriteDone done) {
     c.journal->Flush(std::move(done));

@@ -144,12 +144,27 @@ GlobalTrans NewGlobal(Engine& c, const TransProcessor& p,
   t.next_cron_interval = c.BaseInterval(req.options);
   if (status == TransStatus::kPrepared) {
     // Due when it times out: that is when a prepared tcc is cancelled and a
-    // prepared msg checked back.
-    t.next_cron_time = t.create_time + c.TimeoutOf(p, req.options);
+    // prepared msg checked back. One that never times out (a workflow, or
+    // any with TimeoutToFail 0) is looked at after the retry interval: a
+    // workflow is resumed then.
+    const std::chrono::seconds timeout = c.TimeoutOf(p, req.options);
+    t.next_cron_time =
+        t.create_time + (timeout.count() > 0 ? timeout : t.next_cron_interval);
   } else {
     t.next_cron_time = t.create_time + t.next_cron_interval;
   }
   return t;
+}
+
+// What Prepare and PrepareWorkflow admit: the prepared transaction and its
+// branch rows, checked.
+Result<TransWithBranches> NewPrepared(Engine& c, const TransRequest& req) {
+  DTX_ASSIGN_OR_RETURN(const TransProcessor* p, Admit(c, req));
+  DTX_ASSIGN_OR_RETURN(std::vector<Branch> branches,
+                       p->PrepareBranches(req, *c.client));
+  DTX_RETURN_IF_ERROR(CheckTargets(c, branches, req.query_prepared));
+  return TransWithBranches{NewGlobal(c, *p, req, TransStatus::kPrepared),
+                           std::move(branches)};
 }
 
 // The status a WaitResult caller sees once the first pass is over.
@@ -193,6 +208,8 @@ Status CannotSubmit(const GlobalTrans& t) {
 struct AskedSubmit {
   TransType type = TransType::kSaga;
   std::shared_ptr<const TransRuntime> request;  // null: no steps (tcc)
+  // What it decides for a prepared transaction (a workflow: how it ended).
+  internal::SubmitDecision decision = {};
 };
 
 Status SameAsStored(std::string_view op, const TransRuntime& stored,
@@ -230,21 +247,24 @@ void SubmitExisting(Engine& c, std::string gid, bool wait, AskedSubmit asked,
       reply->Set(OutcomeOfSubmit(t, stopped));
     };
     const TransStatus status = rt->trans().status;
-    switch (rt->processor().AdmitSubmit(status)) {
+    const internal::SubmitDecision& decision = asked.decision;
+    switch (rt->processor().AdmitSubmit(status, decision)) {
       case SubmitAdmission::kDecide:
         if (wait) rt->AddWaiter(outcome);
-        rt->Decide(TransStatus::kSubmitted, "", [rt, reply, wait](Status s) {
-          if (!s.ok()) {
-            reply->Set(s.code() == StatusCode::kFailedPrecondition
-                           ? FailedPreconditionError(
-                                 "submit: gid " + rt->trans().gid +
-                                 " was changed by another coordinator "
-                                 "meanwhile; query it for its status")
-                           : s);
-          } else if (!wait) {
-            reply->Set(Status::Ok());
-          }
-        });
+        rt->Decide(
+            decision.to, decision.rollback_reason, decision.result,
+            [rt, reply, wait](Status s) {
+              if (!s.ok()) {
+                reply->Set(s.code() == StatusCode::kFailedPrecondition
+                               ? FailedPreconditionError(
+                                     "submit: gid " + rt->trans().gid +
+                                     " was changed by another coordinator "
+                                     "meanwhile; query it for its status")
+                               : s);
+              } else if (!wait) {
+                reply->Set(Status::Ok());
+              }
+            });
         return;
       case SubmitAdmission::kContinue:
         // Submitted again: keep processing from the journal's branches (dtm
@@ -265,8 +285,75 @@ void SubmitExisting(Engine& c, std::string gid, bool wait, AskedSubmit asked,
         reply->Set(CannotSubmit(rt->trans()));
         rt->MaybeEvict();
         return;
+      case SubmitAdmission::kConflict:
+        reply->Set(
+            FailedPreconditionError("submit: gid " + gid + " already ended " +
+                                    std::string(ToString(status)) + ", not " +
+                                    std::string(ToString(decision.to))));
+        rt->MaybeEvict();
+        return;
     }
   });
+}
+
+// Submit of a workflow, whose request says how it ended. One this process
+// prepared and holds in no runtime (its run is the client's; only a resume
+// loads it) is ended by one compare-and-set, answered from the journal's
+// completion, with no runtime and no read: the fence is the one it was
+// prepared with. Anything else (it moved on, a resume holds it, it is not
+// cached) goes the way of every Submit (SubmitExisting), which also answers
+// a retry.
+void SubmitEnd(Engine& c, std::string gid, internal::SubmitDecision decision,
+               std::shared_ptr<internal::ReplyOnce<Status>> reply) {
+  std::optional<TransWithBranches> cached;
+  {
+    internal::MutexLock lock(&c.mu);
+    if (c.active.count(gid) == 0) {
+      internal::MutexLock cache_lock(&c.prepared_mu);
+      auto it = c.prepared.find(gid);
+      if (it != c.prepared.end() &&
+          it->second.trans.trans_type == TransType::kWorkflow) {
+        cached = std::move(it->second);
+        c.prepared.erase(it);
+      }
+    }
+  }
+  if (!cached || cached->trans.status != TransStatus::kPrepared) {
+    return SubmitExisting(c, gid, /*wait=*/false,
+                          AskedSubmit{TransType::kWorkflow, {}, decision},
+                          reply);
+  }
+  StatusChange change;
+  change.gid = gid;
+  change.from = TransStatus::kPrepared;
+  change.to = decision.to;
+  if (!decision.rollback_reason.empty())
+    change.rollback_reason = decision.rollback_reason;
+  change.result = decision.result;
+  change.fence = Fence{cached->trans.owner, cached->trans.fence};
+  c.journal->ChangeStatus(
+      std::move(change),
+      WriteDone([&c, gid, decision, reply](Status s) mutable {
+        if (s.ok()) {
+          c.CountDecision(decision.to);
+          LogOffJournal(c, LogLevel::kDebug, [&](std::ostream& os) {
+            os << "gid=" << gid << " workflow prepared -> "
+               << ToString(decision.to);
+          });
+          return reply->Set(Status::Ok());
+        }
+        if (s.code() == StatusCode::kFailedPrecondition ||
+            s.code() == StatusCode::kAborted) {
+          // It moved on meanwhile (a retry, a force-stop, another
+          // coordinator): answered from what the journal holds.
+          return c.OnIo()([&c, gid, decision, reply] {
+            SubmitExisting(c, gid, /*wait=*/false,
+                           AskedSubmit{TransType::kWorkflow, {}, decision},
+                           reply);
+          });
+        }
+        reply->Set(std::move(s));
+      }));
 }
 
 // Prepare of a gid that exists: a retry while it is prepared is OK (dtm);
@@ -302,19 +389,14 @@ void Coordinator::NewGidAsync(ResultCallback<std::string> done) {
 
 void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
   Engine& c = *engine_;
-  auto processor = Admit(c, req);
-  if (!processor.ok()) return done(processor.status());
-  auto branches = (*processor)->PrepareBranches(req, *c.client);
-  if (!branches.ok()) return done(branches.status());
-  Status allowed = CheckTargets(c, *branches, req.query_prepared);
-  if (!allowed.ok()) return done(allowed);
-  GlobalTrans t = NewGlobal(c, **processor, req, TransStatus::kPrepared);
+  auto prepared = NewPrepared(c, req);
+  if (!prepared.ok()) return done(prepared.status());
   auto reply = NewReply<Status>(c, std::move(done));
-  TransWithBranches data{t, *branches};  // for the prepared cache
+  TransWithBranches data = *prepared;  // for the prepared cache
   // Completes on the journal's thread: what it does is short (a cache entry,
   // the answer), and the caller is answered one thread hop sooner.
   c.journal->SaveNew(
-      std::move(t), std::move(branches).value(),
+      std::move(prepared->trans), std::move(prepared->branches),
       WriteDone([&c, reply, data = std::move(data)](Status s) mutable {
         if (s.code() == StatusCode::kAlreadyExists) {
           // Prepared again: fine while it is prepared.
@@ -343,14 +425,77 @@ void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
       }));
 }
 
+void Coordinator::PrepareWorkflowAsync(TransRequest req,
+                                       ResultCallback<TransWithBranches> done) {
+  Engine& c = *engine_;
+  if (req.trans_type != TransType::kWorkflow) {
+    return done(InvalidArgumentError("prepare workflow: trans type '" +
+                                     std::string(ToString(req.trans_type)) +
+                                     "' is not workflow"));
+  }
+  auto prepared = NewPrepared(c, req);
+  if (!prepared.ok()) return done(prepared.status());
+  auto reply = NewReply<Result<TransWithBranches>>(c, std::move(done));
+  TransWithBranches created{prepared->trans, {}};
+  c.journal->SaveNew(
+      std::move(prepared->trans), std::move(prepared->branches),
+      WriteDone([&c, reply, created = std::move(created)](Status s) mutable {
+        if (s.ok()) {
+          LogOffJournal(c, LogLevel::kDebug, [&](std::ostream& os) {
+            os << "gid=" << created.trans.gid << " workflow prepared";
+          });
+          {
+            // Its Submit then needs no read (SubmitEnd). The entry keeps
+            // no recorded steps, and only SubmitEnd uses it.
+            internal::MutexLock lock(&c.prepared_mu);
+            if (c.prepared.size() < Engine::kMaxPrepared)
+              c.prepared.emplace(created.trans.gid, created);
+          }
+          return reply->Set(std::move(created));
+        }
+        if (s.code() != StatusCode::kAlreadyExists) return reply->Set(s);
+        // Run before (a resume, or a retry): its record so far, once what
+        // is queued for the journal (a lazily written end) is written.
+        c.journal->Flush([&c, reply, created = std::move(created)](Status f) {
+          if (!f.ok()) return reply->Set(f);
+          c.Read([&c, reply, asked = created.trans] {
+            auto existing = c.journal->Find(asked.gid);
+            if (!existing.ok()) return reply->Set(existing.status());
+            const GlobalTrans& stored = existing->trans;
+            Status same =
+                internal::SameRequest("prepare workflow", stored, {},
+                                      asked.trans_type, nullptr, nullptr);
+            if (same.ok() && stored.custom_data != asked.custom_data) {
+              same = AlreadyExistsError(
+                  "prepare workflow: gid " + asked.gid +
+                  " exists with another workflow name or input; a resume "
+                  "must repeat the request that made it, another workflow "
+                  "needs another gid");
+            }
+            if (!same.ok()) return reply->Set(same);
+            reply->Set(std::move(existing).value());
+          });
+        });
+      }));
+}
+
 void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
   Engine& c = *engine_;
   auto processor = Admit(c, req);
   if (!processor.ok()) return done(processor.status());
   const bool wait = req.options.wait_result;
+  auto decision = (*processor)->DecideSubmit(req);
+  if (!decision.ok()) return done(decision.status());
+  if (IsFinished(decision->to)) {
+    // A workflow's Submit: its end, decided by the client.
+    return SubmitEnd(c, req.gid, std::move(decision).value(),
+                     NewReply<Status>(c, std::move(done)));
+  }
   if (!(*processor)->SubmitCreates()) {
-    return SubmitExisting(c, req.gid, wait, AskedSubmit{req.trans_type, {}},
-                          NewReply<Status>(c, std::move(done)));
+    return SubmitExisting(
+        c, req.gid, wait,
+        AskedSubmit{req.trans_type, {}, std::move(decision).value()},
+        NewReply<Status>(c, std::move(done)));
   }
   // A new saga or msg is written whole, already submitted. Once it is
   // durable, the journal's completion hands it to its strand; the caller is
@@ -510,7 +655,8 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
   auto reply = NewReply<Status>(c, std::move(done));
   // A prepared transaction is not processed, and leaving prepared re-reads
   // the journal's branches, so the write needs no runtime.
-  std::vector<Branch> cached = *rows;
+  std::vector<Branch> cached;
+  if (b.trans_type != TransType::kWorkflow) cached = *rows;
   // Completes on the journal's thread, as Prepare's save does.
   c.journal->AppendBranches(
       b.gid, TransStatus::kPrepared, std::move(rows).value(),
@@ -528,7 +674,10 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
           });
           internal::MutexLock lock(&c.prepared_mu);
           auto it = c.prepared.find(gid);
-          if (it != c.prepared.end()) {
+          // A workflow's entry keeps no steps (see SubmitEnd): its
+          // completion, on the journal's thread, stays short.
+          if (it != c.prepared.end() &&
+              it->second.trans.trans_type != TransType::kWorkflow) {
             for (Branch& row : cached)
               it->second.branches.push_back(std::move(row));
           }

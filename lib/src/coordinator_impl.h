@@ -230,6 +230,11 @@ struct Engine {
       DTX_GUARDED_BY(prepared_mu);
   static constexpr std::size_t kMaxPrepared = 10000;
 
+  // Coordinator::SetWorkflowResumer; copied for each resume, so that one
+  // replaced meanwhile lives until its calls have answered.
+  Mutex resumer_mu;
+  std::shared_ptr<BranchClient> workflow_resumer DTX_GUARDED_BY(resumer_mu);
+
   Mutex mu;
   CondVar idle_cv{&mu};
   std::unordered_map<std::string, std::shared_ptr<TransRuntime>> active

@@ -54,4 +54,16 @@ Result<TransWithBranches> DtmApi::Query(const std::string& gid) {
       });
 }
 
+void DtmApi::PrepareWorkflowAsync(TransRequest,
+                                  ResultCallback<TransWithBranches> done) {
+  done(UnimplementedError("this coordinator client does not run workflows"));
+}
+
+Result<TransWithBranches> DtmApi::PrepareWorkflow(const TransRequest& request) {
+  return Wait<Result<TransWithBranches>>(
+      [&](ResultCallback<TransWithBranches> done) {
+        PrepareWorkflowAsync(request, std::move(done));
+      });
+}
+
 }  // namespace dtx

@@ -14,8 +14,14 @@ using nlohmann::json;
 
 namespace {
 
+bool IsBinaryHeader(const std::string& key) {
+  return key.size() >= 4 && key.compare(key.size() - 4, 4, "-bin") == 0;
+}
+
 constexpr char kBase64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+}  // namespace
 
 std::string Base64Encode(const std::string& in) {
   std::string out;
@@ -66,12 +72,6 @@ std::optional<std::string> Base64Decode(const std::string& in) {
   }
   return out;
 }
-
-bool IsBinaryHeader(const std::string& key) {
-  return key.size() >= 4 && key.compare(key.size() - 4, 4, "-bin") == 0;
-}
-
-}  // namespace
 
 std::string EncodeOptions(const TransOptions& o) {
   json j = json::object();
@@ -265,6 +265,41 @@ Result<int64_t> DecodeMsgDelay(const std::string& text) {
         std::to_string(kMaxDuration.count()) + " s (366 days)");
   }
   return delay->get<int64_t>();
+}
+
+std::string EncodeWorkflowCustom(const WorkflowCustom& custom) {
+  json j = json::object();
+  j["name"] = custom.name;
+  j["data"] = Base64Encode(custom.data);
+  return j.dump();
+}
+
+Result<WorkflowCustom> DecodeWorkflowCustom(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return InvalidArgumentError(
+        "workflow: custom data is not a JSON object "
+        "{\"name\":...,\"data\":...}");
+  }
+  WorkflowCustom out;
+  auto name = j.find("name");
+  if (name == j.end() || !name->is_string() ||
+      name->get_ref<const std::string&>().empty()) {
+    return InvalidArgumentError("workflow: custom data has no workflow 'name'");
+  }
+  out.name = name->get<std::string>();
+  auto data = j.find("data");
+  if (data != j.end() && !data->is_null()) {
+    // Go's encoding/json writes []byte as standard base64.
+    std::optional<std::string> bytes;
+    if (data->is_string()) bytes = Base64Decode(data->get<std::string>());
+    if (!bytes) {
+      return InvalidArgumentError(
+          "workflow: custom data's 'data' is not base64 text");
+    }
+    out.data = std::move(*bytes);
+  }
+  return out;
 }
 
 }  // namespace dtx::internal

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,21 @@ Result<SagaCustom> DecodeSagaCustom(const std::string& json, int steps);
 
 // Msg custom data: {"delay":5}.
 Result<int64_t> DecodeMsgDelay(const std::string& json);
+
+// Workflow custom data, as dtm's SDKs write it: {"name":"transfer",
+// "data":"<base64 of the input>"}.
+struct WorkflowCustom {
+  std::string name;
+  std::string data;  // the input bytes
+};
+std::string EncodeWorkflowCustom(const WorkflowCustom& custom);
+// kInvalidArgument without a name, or with data that is not base64.
+Result<WorkflowCustom> DecodeWorkflowCustom(const std::string& json);
+
+// Standard base64 with padding (RFC 4648 §4), as Go's encoding/json writes
+// []byte; Decode: nullopt for anything else.
+std::string Base64Encode(const std::string& in);
+std::optional<std::string> Base64Decode(const std::string& in);
 
 }  // namespace dtx::internal
 

@@ -254,6 +254,11 @@ TimePoint TransRuntime::Now() const { return engine_.clock->Now(); }
 
 Logger& TransRuntime::logger() const { return *engine_.logger; }
 
+std::shared_ptr<BranchClient> TransRuntime::workflow_resumer() const {
+  MutexLock lock(&engine_.resumer_mu);
+  return engine_.workflow_resumer;
+}
+
 std::chrono::seconds TransRuntime::Timeout() const {
   return engine_.TimeoutOf(processor_, opts_);
 }
@@ -382,12 +387,14 @@ void TransRuntime::CallBranch(std::size_t index) {
 }
 
 void TransRuntime::CallExtra(BranchRequest request,
-                             std::function<void(BranchResult)> on_result) {
+                             std::function<void(BranchResult)> on_result,
+                             std::shared_ptr<BranchClient> via) {
   DTX_DCHECK(OnStrandNow());
   ++extra_calls_;
   const auto need = request.timeout;
   WithLease(need, [this, request = std::move(request),
-                   on_result = std::move(on_result)](Status s) mutable {
+                   on_result = std::move(on_result),
+                   via = std::move(via)](Status s) mutable {
     if (!s.ok()) {
       // Not called: taken as a failed call, asked again later.
       --extra_calls_;
@@ -399,22 +406,23 @@ void TransRuntime::CallExtra(BranchRequest request,
       return;
     }
     LimitStart(request);
-    engine_.client->Call(
-        std::move(request), CallExecutor(),
-        [self = shared_from_this(),
-         on_result = std::move(on_result)](BranchResult r) {
-          --self->extra_calls_;
-          if (self->evicted()) return;
-          if (self->fenced_ ||
-              self->engine_.closing.load(std::memory_order_acquire)) {
-            // Cut short by Shutdown, as in OnBranchResult, or claimed by
-            // another coordinator meanwhile: not this one's to act on.
-            self->MaybeEvict();
-            return;
-          }
-          on_result(std::move(r));
-          self->Advance();
-        });
+    BranchClient& client = via ? *via : *engine_.client;
+    client.Call(std::move(request), CallExecutor(),
+                [self = shared_from_this(), on_result = std::move(on_result),
+                 via](BranchResult r) {
+                  --self->extra_calls_;
+                  if (self->evicted()) return;
+                  if (self->fenced_ ||
+                      self->engine_.closing.load(std::memory_order_acquire)) {
+                    // Cut short by Shutdown, as in OnBranchResult, or claimed
+                    // by another coordinator meanwhile: not this one's to act
+                    // on.
+                    self->MaybeEvict();
+                    return;
+                  }
+                  on_result(std::move(r));
+                  self->Advance();
+                });
   });
 }
 
@@ -608,6 +616,12 @@ void TransRuntime::SpendRetry(std::size_t index) {
 
 void TransRuntime::Decide(TransStatus to, std::string reason,
                           std::function<void(Status)> on_durable) {
+  Decide(to, std::move(reason), std::nullopt, std::move(on_durable));
+}
+
+void TransRuntime::Decide(TransStatus to, std::string reason,
+                          std::optional<std::string> result,
+                          std::function<void(Status)> on_durable) {
   DTX_DCHECK(OnStrandNow());
   DTX_DCHECK(!deciding() && !evicted());
   if (fenced_) {
@@ -634,6 +648,7 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
   change.from = trans_.status;
   change.to = to;
   if (!reason.empty()) change.rollback_reason = reason;
+  change.result = result;
   // A result being taken (the call that spent the saga's retry limit, say)
   // is written with the decision it caused, atomically.
   if (attempt_) RecordBranch(attempt_index_, branches_[attempt_index_].status);
@@ -663,6 +678,7 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
     // crash, recovery would reach the same end again.
     trans_.status = to;
     if (!reason.empty()) trans_.rollback_reason = reason;
+    if (result) trans_.result = *result;
     engine_.CountDecision(to);
     DTX_LOG(engine_.logger, DecisionLevel(to),
             "gid=" << trans_.gid << " " << ToString(trans_.trans_type) << " "
@@ -687,7 +703,7 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
   phase_ = Phase::kDeciding;
   ++pending_writes_;
   engine_.journal->ChangeStatus(
-      std::move(change), OnStrand([this, from, to, reason, on_durable,
+      std::move(change), OnStrand([this, from, to, reason, result, on_durable,
                                    next_cron, marks](Status s) {
         --pending_writes_;
         if (s.ok()) MarkSaved(marks);
@@ -695,18 +711,20 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
           trans_.next_cron_time = *next_cron;
           trans_.next_cron_interval = interval_;
         }
-        OnDecided(from, to, reason, on_durable, std::move(s));
+        OnDecided(from, to, reason, result, on_durable, std::move(s));
       }));
 }
 
 void TransRuntime::OnDecided(TransStatus from, TransStatus to,
                              const std::string& reason,
+                             const std::optional<std::string>& result,
                              const std::function<void(Status)>& on_durable,
                              Status s) {
   if (s.ok()) {
     phase_ = Phase::kActive;
     trans_.status = to;
     if (!reason.empty()) trans_.rollback_reason = reason;
+    if (result) trans_.result = *result;
     engine_.CountDecision(to);
     DTX_LOG(engine_.logger, DecisionLevel(to),
             "gid=" << trans_.gid << " " << ToString(trans_.trans_type) << " "
@@ -730,35 +748,35 @@ void TransRuntime::OnDecided(TransStatus from, TransStatus to,
                  << ToString(to) << " not recorded: " << s);
   // Read the journal's truth off the io threads, then go on here.
   auto self = shared_from_this();
-  engine_.Read([self, to, reason, on_durable, s] {
+  engine_.Read([self, to, reason, result, on_durable, s] {
     auto fresh = self->engine_.journal->Find(self->trans_.gid);
-    self->Post(
-        [self, to, reason, on_durable, s, fresh = std::move(fresh)]() mutable {
-          TransRuntime& rt = *self;
-          rt.phase_ = Phase::kActive;
-          if (fresh.ok() && fresh->trans.status == rt.trans_.status &&
-              fresh->branches.size() != rt.branches_.size()) {
-            // A branch was registered meanwhile: decide again, with it
-            // (and with the owner and fence the journal holds, as the
-            // failed write took nothing over).
-            rt.trans_.owner = fresh->trans.owner;
-            rt.trans_.fence = fresh->trans.fence;
-            rt.branches_ = std::move(fresh->branches);
-            rt.progress_.assign(rt.branches_.size(), Progress::kIdle);
-            rt.recorded_.clear();  // the journal's statuses, durable
-            rt.saved_.clear();
-            rt.Decide(to, reason, on_durable);
-            return;
-          }
-          // Someone else moved it, or the store failed: start from the
-          // journal's truth the next time it is due.
-          if (fresh.ok()) rt.trans_ = fresh->trans;
-          rt.wake_at_ = rt.Now() + rt.engine_.BaseInterval(rt.opts_);
-          rt.paused_ = true;
-          if (on_durable) on_durable(s);
-          rt.Advance();
-          rt.RunSettled();
-        });
+    self->Post([self, to, reason, result, on_durable, s,
+                fresh = std::move(fresh)]() mutable {
+      TransRuntime& rt = *self;
+      rt.phase_ = Phase::kActive;
+      if (fresh.ok() && fresh->trans.status == rt.trans_.status &&
+          fresh->branches.size() != rt.branches_.size()) {
+        // A branch was registered meanwhile: decide again, with it
+        // (and with the owner and fence the journal holds, as the
+        // failed write took nothing over).
+        rt.trans_.owner = fresh->trans.owner;
+        rt.trans_.fence = fresh->trans.fence;
+        rt.branches_ = std::move(fresh->branches);
+        rt.progress_.assign(rt.branches_.size(), Progress::kIdle);
+        rt.recorded_.clear();  // the journal's statuses, durable
+        rt.saved_.clear();
+        rt.Decide(to, reason, result, on_durable);
+        return;
+      }
+      // Someone else moved it, or the store failed: start from the
+      // journal's truth the next time it is due.
+      if (fresh.ok()) rt.trans_ = fresh->trans;
+      rt.wake_at_ = rt.Now() + rt.engine_.BaseInterval(rt.opts_);
+      rt.paused_ = true;
+      if (on_durable) on_durable(s);
+      rt.Advance();
+      rt.RunSettled();
+    });
   });
 }
 

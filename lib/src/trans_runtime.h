@@ -75,6 +75,11 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // status with no `on_durable` is written lazily: waiters learn it at once.
   void Decide(TransStatus to, std::string reason,
               std::function<void(Status)> on_durable = nullptr);
+  // The same, writing `result` (GlobalTrans::result) with the change when
+  // set: a workflow's Submit.
+  void Decide(TransStatus to, std::string reason,
+              std::optional<std::string> result,
+              std::function<void(Status)> on_durable);
   // RetryNow: forgets this life's failures and back-off, then processes.
   void RetryNow();
   // Leaves memory when nothing is outstanding (writing the schedule first
@@ -118,6 +123,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // is on a shared journal and owned by another (or by none).
   bool hands_off() const;
   const std::string& failure_reason() const { return failure_reason_; }
+  // Where a workflow of this process is resumed (Coordinator::
+  // SetWorkflowResumer); null when none is set.
+  std::shared_ptr<BranchClient> workflow_resumer() const;
   template <typename State>
   State& mode_state() const {
     return static_cast<State&>(*mode_state_);
@@ -126,10 +134,13 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // Actions, for processors.
   // Calls branch `index` (an empty URL succeeds at once, with no call).
   void CallBranch(std::size_t index);
-  // A call of the mode's own (a msg check-back): `on_result` runs on the
-  // strand. The runtime stays in memory until it answers.
+  // A call of the mode's own (a msg check-back, a workflow's resume):
+  // `on_result` runs on the strand. The runtime stays in memory until it
+  // answers. Made through `via` when given (an in-process workflow
+  // resumer), else through the coordinator's branch client.
   void CallExtra(BranchRequest request,
-                 std::function<void(BranchResult)> on_result);
+                 std::function<void(BranchResult)> on_result,
+                 std::shared_ptr<BranchClient> via = nullptr);
   // The branch request of the transaction's metadata and deadline for `url`.
   BranchRequest NewRequest(std::string url, std::string branch_id,
                            BranchOp op) const;
@@ -189,6 +200,7 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // alert threshold (alert_tracker.h).
   void MaybeAlert(std::size_t index, BranchOutcome outcome);
   void OnDecided(TransStatus from, TransStatus to, const std::string& reason,
+                 const std::optional<std::string>& result,
                  const std::function<void(Status)>& on_durable, Status s);
   void Reload(TransStatus to, std::string reason,
               std::function<void(Status)> on_durable);

@@ -35,8 +35,9 @@ const TransProcessor* ProcessorFor(TransType type) {
       return &TccProcessor();
     case TransType::kMsg:
       return &MsgProcessor();
-    case TransType::kXa:
     case TransType::kWorkflow:
+      return &WorkflowProcessor();
+    case TransType::kXa:
       return nullptr;
   }
   return nullptr;
@@ -54,7 +55,19 @@ Result<std::vector<Branch>> TransProcessor::SubmitBranches(
                               "' is submitted only once prepared");
 }
 
-SubmitAdmission TransProcessor::AdmitSubmit(TransStatus status) const {
+Result<SubmitDecision> TransProcessor::DecideSubmit(
+    const TransRequest& req) const {
+  if (!req.req_extra.empty()) {
+    return InvalidArgumentError(
+        "submit: req_extra is for workflow "
+        "transactions, not " +
+        Mode(*this));
+  }
+  return SubmitDecision{};
+}
+
+SubmitAdmission TransProcessor::AdmitSubmit(TransStatus status,
+                                            const SubmitDecision&) const {
   if (status == TransStatus::kPrepared) return SubmitAdmission::kDecide;
   if (status == TransStatus::kSubmitted) return SubmitAdmission::kContinue;
   if (status == TransStatus::kSucceed) return SubmitAdmission::kDone;

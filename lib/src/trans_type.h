@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,9 +47,18 @@ struct ModeState {
 // request is known to repeat the one that made it (SameRequest).
 enum class SubmitAdmission {
   kRefuse,    // rolling back or rolled back: kAborted, "cannot submit"
-  kDecide,    // make `submitted` durable, then process
+  kDecide,    // make the decision (SubmitDecision) durable, then process
   kContinue,  // already submitted: keep processing
-  kDone,      // already succeeded: a retry, answered OK
+  kDone,      // already decided so: a retry, answered OK
+  kConflict,  // ended otherwise than this Submit says: kFailedPrecondition
+};
+
+// What a Submit of a prepared transaction decides: `submitted` for every
+// mode but workflow, whose Submit says how it ended (req_extra).
+struct SubmitDecision {
+  TransStatus to = TransStatus::kSubmitted;
+  std::string rollback_reason;
+  std::optional<std::string> result;
 };
 
 // What Abort does to an existing transaction in a given status.
@@ -86,7 +96,11 @@ class TransProcessor {
   // The branch rows of a transaction created by Submit.
   virtual Result<std::vector<Branch>> SubmitBranches(
       const TransRequest& request, BranchClient& client) const;
-  virtual SubmitAdmission AdmitSubmit(TransStatus status) const;
+  // The decision of a Submit request (its req_extra, which only workflow
+  // takes: kInvalidArgument for any other mode that sends one).
+  virtual Result<SubmitDecision> DecideSubmit(const TransRequest& req) const;
+  virtual SubmitAdmission AdmitSubmit(TransStatus status,
+                                      const SubmitDecision& decision) const;
   virtual AbortAdmission AdmitAbort(TransStatus status) const;
   // RegisterBranch: the rows of one registered branch.
   virtual Result<std::vector<Branch>> RegisteredBranches(
@@ -124,6 +138,7 @@ const TransProcessor* ProcessorFor(TransType type);
 const TransProcessor& SagaProcessor();
 const TransProcessor& TccProcessor();
 const TransProcessor& MsgProcessor();
+const TransProcessor& WorkflowProcessor();
 
 // Shared by the step modes (saga, msg): the branch rows of `request.steps`
 // (per step its compensate, when `with_compensate`, then its action), after

@@ -48,7 +48,8 @@ class Saga final : public TransProcessor {
     return StepBranches(req, /*with_compensate=*/true, client);
   }
 
-  SubmitAdmission AdmitSubmit(TransStatus status) const override {
+  SubmitAdmission AdmitSubmit(TransStatus status,
+                              const SubmitDecision&) const override {
     // Submitted again: keep processing from the journal's branches; a
     // retry of one that succeeded is answered OK.
     if (status == TransStatus::kSubmitted) return SubmitAdmission::kContinue;

@@ -303,8 +303,9 @@ TEST_F(CoordinatorAdminTest, UnsupportedModesAreClearErrors) {
   EXPECT_THAT(dtm_->Submit(req),
               StatusIs(StatusCode::kUnimplemented, "does not support xa"));
   EXPECT_THAT(dtm_->Prepare(req), StatusIs(StatusCode::kUnimplemented));
-  req.trans_type = TransType::kWorkflow;
-  EXPECT_THAT(dtm_->Submit(req), StatusIs(StatusCode::kUnimplemented));
+  req.trans_type = TransType::kWorkflow;  // a workflow's Submit says how
+  EXPECT_THAT(dtm_->Submit(req),
+              StatusIs(StatusCode::kInvalidArgument, "req_extra status"));
   req.trans_type = TransType::kSaga;
   EXPECT_THAT(dtm_->Prepare(req),
               StatusIs(StatusCode::kInvalidArgument, "no prepare phase"));

@@ -1,14 +1,19 @@
 // A process running the embedded coordinator, for the crash tests: it runs
 // transactions against the test's branch service until the test kills it.
 //
-//   coordinator_crash_child <journal> <busi host:port> <saga|saga-fail|tcc|msg>
-//                           <gid prefix> <count>
+//   coordinator_crash_child <journal> <busi host:port>
+//       <saga|saga-fail|tcc|msg|workflow|workflow-fail> <gid prefix> <count>
+//
+// workflow: four_step_workflow.h's (workflow-fail: its step 3 fails).
 //
 // Prints "done <gid> <status>" after each transaction, then waits for stdin
 // to close.
 
 #include "dtx/embedded.h"
 #include "dtx/transaction.h"
+#include "dtx/workflow.h"
+
+#include "four_step_workflow.h"
 
 #include <cstdio>
 #include <string>
@@ -33,6 +38,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   dtx::Coordinator& dtm = **dtm_or;
+  dtx::Workflows workflows(dtm);
+  if (mode == "workflow" || mode == "workflow-fail") {
+    dtx::Status s = workflows.Register(
+        "four",
+        dtx::testing::FourStepWorkflow(busi, mode == "workflow" ? 0 : 3));
+    if (!s.ok()) return 1;
+  }
   for (int i = 0; i < count; ++i) {
     const std::string gid = prefix + std::to_string(i);
     dtx::Status s;
@@ -59,6 +71,8 @@ int main(int argc, char** argv) {
               .WaitResult(true)
               .DoAndSubmit(busi + "QueryPrepared",
                            [] { return dtx::Status::Ok(); });
+    } else if (mode == "workflow" || mode == "workflow-fail") {
+      s = workflows.Execute("four", gid, "p").status();
     } else {
       std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
       return 2;

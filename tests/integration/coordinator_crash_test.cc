@@ -6,6 +6,7 @@
 // no forbidden one.
 
 #include "coordinator_test_util.h"
+#include "four_step_workflow.h"
 #include "subprocess.h"
 
 #include <gmock/gmock.h>
@@ -30,11 +31,14 @@ class CoordinatorCrashTest : public CoordinatorTest {
       if (n == kill_at_.load()) kill(child_pid_.load(), SIGKILL);
       return TestReply::Ok();
     });
-    busi_->SetHandler("/busi.Busi/FailingAction2", [this](const ReceivedCall&) {
-      const int n = ++calls_;
-      if (n == kill_at_.load()) kill(child_pid_.load(), SIGKILL);
-      return TestReply::Status(10, "FAILURE");
-    });
+    for (const char* failing :
+         {"/busi.Busi/FailingAction2", "/busi.Busi/FailingStep3"}) {
+      busi_->SetHandler(failing, [this](const ReceivedCall&) {
+        const int n = ++calls_;
+        if (n == kill_at_.load()) kill(child_pid_.load(), SIGKILL);
+        return TestReply::Status(10, "FAILURE");
+      });
+    }
   }
 
   // Runs the child until the `kill_at`-th branch call reaches the service,
@@ -62,10 +66,24 @@ class CoordinatorCrashTest : public CoordinatorTest {
 
   // Opens a new coordinator on the journal, far enough in the future that
   // every timeout has passed, and runs until nothing is left to do.
-  void Recover() {
+  void Recover(int workflow_fail_at = 0) {
     clock_.Set(SystemClock().Now() + std::chrono::hours(2));
     Open();
+    // The workflows of the killed children are resumed here, as a restarted
+    // host would resume them.
+    Workflows workflows(*dtm_);
+    ASSERT_OK(workflows.Register(
+        "four",
+        FourStepWorkflow(busi_->address() + "/busi.Busi/", workflow_fail_at)));
     Settle(std::chrono::minutes(10), 30);
+  }
+
+  // The calls of each gid in order (any process).
+  std::map<std::string, std::vector<std::string>> CallSequences() {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& c : busi_->Calls())
+      out[c.Get("dtm-gid")].push_back(c.method + " " + c.Get("dtm-op"));
+    return out;
   }
 
   // ops[gid] = the methods called for that gid (any process).
@@ -173,6 +191,78 @@ TEST_F(CoordinatorCrashTest, MsgIsDeliveredAfterKillsAtEveryCall) {
     EXPECT_GE(calls[t.gid].count("/busi.Busi/Action1"), 1u) << t.gid;
     EXPECT_GE(calls[t.gid].count("/busi.Busi/Action2"), 1u) << t.gid;
   }
+}
+
+// A 4-step workflow killed at every step boundary (each call of each of
+// three workflows, while the step is in the service's hands: before its
+// record), then resumed by a new process: each finishes, and no recorded
+// step runs again. Only the step the kill interrupted, which was never
+// recorded, is called a second time.
+TEST_F(CoordinatorCrashTest, WorkflowResumesAfterKillsAtEveryStep) {
+  for (int k = 1; k <= 12; ++k)
+    RunChildAndKill("workflow", "w" + std::to_string(k) + "-", k);
+  Recover();
+  auto calls = CallSequences();
+  const std::vector<GlobalTrans> all = AllTransactions();
+  ASSERT_GE(all.size(), 12u);
+  int interrupted = 0;  // steps called again: one per kill
+  for (const auto& t : all) {
+    EXPECT_EQ(t.status, TransStatus::kSucceed) << t.gid;
+    std::map<std::string, int> per_step;
+    for (const auto& c : calls[t.gid]) ++per_step[c];
+    int repeated = 0;
+    for (int n = 1; n <= 4; ++n) {
+      const int made =
+          per_step["/busi.Busi/Step" + std::to_string(n) + " action"];
+      EXPECT_GE(made, 1) << t.gid << " step " << n;
+      EXPECT_LE(made, 2) << t.gid << " step " << n;
+      repeated += made - 1;
+      EXPECT_EQ(per_step["/busi.Busi/Revert" + std::to_string(n) + " rollback"],
+                0)
+          << t.gid;
+    }
+    EXPECT_LE(repeated, 1) << t.gid << ": a recorded step ran again";
+    interrupted += repeated;
+    auto stored = dtm_->Query(t.gid);
+    ASSERT_OK(stored);
+    EXPECT_EQ(stored->branches.size(), 4u) << t.gid;
+  }
+  EXPECT_EQ(interrupted, 12);
+}
+
+// The same with step 3 answering FAILURE: the workflow rolls back steps 2
+// and 1 (in that order) whatever the kills, each rollback recorded once.
+TEST_F(CoordinatorCrashTest, FailingWorkflowRollsBackAfterKillsAtEveryStep) {
+  // Per workflow: Step1, Step2, FailingStep3, Revert2, Revert1.
+  for (int k = 1; k <= 10; ++k)
+    RunChildAndKill("workflow-fail", "v" + std::to_string(k) + "-", k);
+  Recover(/*workflow_fail_at=*/3);
+  auto calls = CallSequences();
+  const std::vector<GlobalTrans> all = AllTransactions();
+  ASSERT_GE(all.size(), 10u);
+  int extra = 0;  // calls beyond the five of a run: one per kill
+  for (const auto& t : all) {
+    EXPECT_EQ(t.status, TransStatus::kFailed) << t.gid;
+    std::map<std::string, int> per_step;
+    std::vector<std::string> reverts;
+    for (const auto& c : calls[t.gid]) {
+      ++per_step[c];
+      if (c.rfind("/busi.Busi/Revert", 0) == 0) reverts.push_back(c);
+    }
+    EXPECT_EQ(per_step["/busi.Busi/Step4 action"], 0) << t.gid;
+    EXPECT_EQ(per_step["/busi.Busi/Revert3 rollback"], 0) << t.gid;
+    EXPECT_GE(per_step["/busi.Busi/Revert2 rollback"], 1) << t.gid;
+    EXPECT_GE(per_step["/busi.Busi/Revert1 rollback"], 1) << t.gid;
+    // Reverse order: every Revert2 before the first Revert1 that succeeded.
+    ASSERT_FALSE(reverts.empty()) << t.gid;
+    EXPECT_EQ(reverts.front(), "/busi.Busi/Revert2 rollback") << t.gid;
+    EXPECT_EQ(reverts.back(), "/busi.Busi/Revert1 rollback") << t.gid;
+    int total = 0;
+    for (const auto& [call, n] : per_step) total += n;
+    EXPECT_LE(total, 6) << t.gid << ": a recorded step ran again";
+    extra += total - 5;
+  }
+  EXPECT_EQ(extra, 10);
 }
 
 }  // namespace

@@ -14,13 +14,13 @@ namespace {
 using ::dtx::testing::StatusIs;
 
 TEST(TransTypeTest, EveryModeDtxRunsHasItsProcessor) {
-  for (TransType t : {TransType::kSaga, TransType::kTcc, TransType::kMsg}) {
+  for (TransType t : {TransType::kSaga, TransType::kTcc, TransType::kMsg,
+                      TransType::kWorkflow}) {
     const TransProcessor* p = ProcessorFor(t);
     ASSERT_NE(p, nullptr) << ToString(t);
     EXPECT_EQ(p->type(), t);
   }
   EXPECT_EQ(ProcessorFor(TransType::kXa), nullptr);
-  EXPECT_EQ(ProcessorFor(TransType::kWorkflow), nullptr);
 }
 
 TEST(TransTypeTest, SubmitAdmission) {
@@ -30,22 +30,66 @@ TEST(TransTypeTest, SubmitAdmission) {
   EXPECT_TRUE(saga.SubmitCreates());
   EXPECT_TRUE(msg.SubmitCreates());
   EXPECT_FALSE(tcc.SubmitCreates());
-  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kPrepared), SubmitAdmission::kRefuse);
-  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kSubmitted),
+  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kPrepared, {}),
+            SubmitAdmission::kRefuse);
+  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kSubmitted, {}),
             SubmitAdmission::kContinue);
-  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kSucceed), SubmitAdmission::kDone);
-  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kFailed), SubmitAdmission::kRefuse);
+  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kSucceed, {}),
+            SubmitAdmission::kDone);
+  EXPECT_EQ(saga.AdmitSubmit(TransStatus::kFailed, {}),
+            SubmitAdmission::kRefuse);
   EXPECT_TRUE(saga.StepsInRequest());
   EXPECT_TRUE(msg.StepsInRequest());
   EXPECT_FALSE(tcc.StepsInRequest());
   for (const TransProcessor* p : {&tcc, &msg}) {
-    EXPECT_EQ(p->AdmitSubmit(TransStatus::kPrepared), SubmitAdmission::kDecide);
-    EXPECT_EQ(p->AdmitSubmit(TransStatus::kSubmitted),
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kPrepared, {}),
+              SubmitAdmission::kDecide);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kSubmitted, {}),
               SubmitAdmission::kContinue);
-    EXPECT_EQ(p->AdmitSubmit(TransStatus::kAborting), SubmitAdmission::kRefuse);
-    EXPECT_EQ(p->AdmitSubmit(TransStatus::kFailed), SubmitAdmission::kRefuse);
-    EXPECT_EQ(p->AdmitSubmit(TransStatus::kSucceed), SubmitAdmission::kDone);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kAborting, {}),
+              SubmitAdmission::kRefuse);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kFailed, {}),
+              SubmitAdmission::kRefuse);
+    EXPECT_EQ(p->AdmitSubmit(TransStatus::kSucceed, {}),
+              SubmitAdmission::kDone);
   }
+}
+
+// A workflow's Submit says how it ended; a retry of it is answered OK, a
+// Submit that says otherwise is a conflict.
+TEST(TransTypeTest, WorkflowSubmitDecidesTheEnd) {
+  const auto& wf = WorkflowProcessor();
+  EXPECT_FALSE(wf.SubmitCreates());
+  TransRequest req;
+  req.trans_type = TransType::kWorkflow;
+  EXPECT_THAT(wf.DecideSubmit(req).status(),
+              StatusIs(StatusCode::kInvalidArgument, "req_extra status"));
+  req.req_extra = {{"status", "succeed"}, {"result", "cg=="}};
+  auto ok = wf.DecideSubmit(req);
+  ASSERT_OK(ok);
+  EXPECT_EQ(ok->to, TransStatus::kSucceed);
+  EXPECT_EQ(ok->result, "cg==");
+  EXPECT_EQ(wf.AdmitSubmit(TransStatus::kPrepared, *ok),
+            SubmitAdmission::kDecide);
+  EXPECT_EQ(wf.AdmitSubmit(TransStatus::kSucceed, *ok), SubmitAdmission::kDone);
+  EXPECT_EQ(wf.AdmitSubmit(TransStatus::kFailed, *ok),
+            SubmitAdmission::kConflict);
+  req.req_extra = {{"status", "failed"}, {"rollback_reason", "no money"}};
+  auto failed = wf.DecideSubmit(req);
+  ASSERT_OK(failed);
+  EXPECT_EQ(failed->to, TransStatus::kFailed);
+  EXPECT_EQ(failed->rollback_reason, "no money");
+  req.req_extra = {{"status", "submitted"}};
+  EXPECT_THAT(wf.DecideSubmit(req).status(),
+              StatusIs(StatusCode::kInvalidArgument, "'submitted'"));
+  req.req_extra = {{"status", "succeed"}, {"colour", "red"}};
+  EXPECT_THAT(wf.DecideSubmit(req).status(),
+              StatusIs(StatusCode::kInvalidArgument, "colour"));
+  // Other modes take no req_extra.
+  req.trans_type = TransType::kSaga;
+  req.req_extra = {{"status", "succeed"}};
+  EXPECT_THAT(SagaProcessor().DecideSubmit(req).status(),
+              StatusIs(StatusCode::kInvalidArgument, "req_extra"));
 }
 
 TEST(TransTypeTest, AbortAdmission) {

@@ -171,6 +171,7 @@ struct LedgerService::Impl : public grpc::CallbackGenericService {
     std::string method;
     std::string payload;
     std::string peer;
+    std::string caller;  // when identify_callers
     system_clock::time_point start;
   };
 
@@ -202,6 +203,9 @@ struct LedgerService::Impl : public grpc::CallbackGenericService {
   std::map<std::string, int> attempts DTX_GUARDED_BY(mu);
   std::map<pid_t, std::string> names DTX_GUARDED_BY(mu);
   std::map<unsigned long, std::string> inode_names DTX_GUARDED_BY(mu);
+  // The same by the connection's source port, for calls that arrive after
+  // their socket closed.
+  std::map<int, std::string> port_names DTX_GUARDED_BY(mu);
 };
 
 class LedgerService::Impl::Reactor final
@@ -227,6 +231,9 @@ class LedgerService::Impl::Reactor final
     job.method = context_->method();
     job.payload = Bytes(request_);
     job.peer = context_->peer();
+    // Now, while the caller's socket is surely open (a caller killed right
+    // after sending is gone from /proc by the time a worker takes the job).
+    if (service_->identify_callers) job.caller = service_->CallerOf(job.peer);
     service_->Enqueue(std::move(job));
   }
 
@@ -262,7 +269,13 @@ std::string LedgerService::Impl::CallerOf(const std::string& peer) {
   }
   const int from_port = std::atoi(peer.c_str() + colon + 1);
   const unsigned long inode = SocketInode(from_port, port);
-  if (inode == 0) return "peer:" + peer;
+  if (inode == 0) {
+    // Closed already (its process was killed): the connection's name, when
+    // an earlier call on it was identified.
+    internal::MutexLock lock(&mu);
+    auto it = port_names.find(from_port);
+    return it != port_names.end() ? it->second : "peer:" + peer;
+  }
   std::map<pid_t, std::string> candidates;
   {
     internal::MutexLock lock(&mu);
@@ -274,6 +287,7 @@ std::string LedgerService::Impl::CallerOf(const std::string& peer) {
     if (HoldsSocket(pid, inode)) {
       internal::MutexLock lock(&mu);
       inode_names[inode] = name;
+      port_names[from_port] = name;
       return name;
     }
   }
@@ -361,7 +375,7 @@ void LedgerService::Impl::WorkerLoop() {
     }
     LedgerCall call;
     call.start = job.start;
-    if (identify_callers) call.caller = CallerOf(job.peer);
+    call.caller = job.caller;
     call.method = job.method.rfind(kService, 0) == 0
                       ? job.method.substr(std::string(kService).size())
                       : job.method;

@@ -148,6 +148,11 @@ Result<TransType> TypeOf(const Fields& f) {
     return InvalidArgumentError("unknown trans_type '" + type +
                                 "' (want saga, tcc, msg, xa or workflow)");
   }
+  if (*parsed == TransType::kWorkflow) {
+    return UnimplementedError(
+        "dtx does not serve workflow transactions over dtm's protocol yet "
+        "(embedded: dtx::Workflows)");
+  }
   return *parsed;
 }
 

@@ -46,6 +46,12 @@ Status CheckSeconds(const char* field, int64_t value) {
   return Status::Ok();
 }
 
+Status WorkflowNotServed() {
+  return UnimplementedError(
+      "dtx does not serve workflow transactions over dtm's protocol yet "
+      "(embedded: dtx::Workflows)");
+}
+
 }  // namespace
 
 Result<std::vector<TransStep>> DecodeSteps(const std::string& text) {
@@ -107,6 +113,10 @@ Result<TransRequest> FromProto(const dtmgimp::DtmRequest& request) {
                                 "'");
   }
   out.trans_type = *type;
+  // The embedded coordinator runs workflows (dtx::Workflows); dtm's
+  // protocol for them (PrepareWorkflow, ReqExtra, the resume callback) is
+  // not served yet.
+  if (out.trans_type == TransType::kWorkflow) return WorkflowNotServed();
   const dtmgimp::DtmTransOptions& o = request.transoptions();
   DTX_RETURN_IF_ERROR(CheckSeconds("TimeoutToFail", o.timeouttofail()));
   DTX_RETURN_IF_ERROR(CheckSeconds("RetryInterval", o.retryinterval()));
@@ -193,6 +203,7 @@ Result<BranchRegistration> FromProto(const dtmgimp::DtmBranchRequest& branch) {
                                 "'");
   }
   out.trans_type = *type;
+  if (out.trans_type == TransType::kWorkflow) return WorkflowNotServed();
   out.branch_id = branch.branchid();
   const auto& data = branch.data();
   if (auto it = data.find("confirm"); it != data.end()) {

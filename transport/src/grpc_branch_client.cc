@@ -443,6 +443,7 @@ GrpcBranchClient::Impl::Prepare(BranchRequest& request, BranchResult& failed) {
   const std::pair<const char*, const std::string*> fixed[] = {
       {"dtm-gid", &request.info.gid},
       {"dtm-branch_id", &request.info.branch_id},
+      {"dtm-op", &request.info.custom_op},
       {"dtm-dtm", &request.info.dtm}};
   for (const auto& [key, value] : fixed) {
     s = internal::CheckMetadataValue(key, *value);
@@ -453,7 +454,7 @@ GrpcBranchClient::Impl::Prepare(BranchRequest& request, BranchResult& failed) {
   ctx.AddMetadata("dtm-trans_type",
                   std::string(ToString(request.info.trans_type)));
   ctx.AddMetadata("dtm-branch_id", request.info.branch_id);
-  ctx.AddMetadata("dtm-op", std::string(ToString(request.info.op)));
+  ctx.AddMetadata("dtm-op", std::string(OpOf(request.info)));
   ctx.AddMetadata("dtm-dtm", request.info.dtm);
   for (auto& [key, value] : request.headers) {
     s = internal::NormalizeMetadataKey(&key);

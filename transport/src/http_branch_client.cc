@@ -74,14 +74,17 @@ HttpClientRequest BuildHttpBranchRequest(
     std::chrono::milliseconds default_timeout) {
   HttpClientRequest out;
   const TransInfo& info = request.info;
-  out.method = !request.payload.empty() || info.trans_type == TransType::kXa
+  // A workflow's resume is a POST even with no input (dtm sends a GET then,
+  // which a POST-only callback route refuses forever; docs/semantics.md).
+  out.method = !request.payload.empty() || info.trans_type == TransType::kXa ||
+                       info.trans_type == TransType::kWorkflow
                    ? "POST"
                    : "GET";
   // In the order Go's url.Values.Encode writes them (sorted by name).
   std::string query = "branch_id=" + EncodeQueryComponent(info.branch_id);
   if (!info.dtm.empty()) query += "&dtm=" + EncodeQueryComponent(info.dtm);
   query += "&gid=" + EncodeQueryComponent(info.gid);
-  query += "&op=" + EncodeQueryComponent(ToString(info.op));
+  query += "&op=" + EncodeQueryComponent(OpOf(info));
   query += "&trans_type=" + EncodeQueryComponent(ToString(info.trans_type));
   const std::size_t q = url.find('?');
   if (q == std::string::npos) {

@@ -98,6 +98,8 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   // DtmApi: the callback forms (the blocking forms wrap them).
   void NewGidAsync(ResultCallback<std::string> done) override;
   void PrepareAsync(TransRequest request, StatusCallback done) override;
+  void PrepareWorkflowAsync(TransRequest request,
+                            ResultCallback<TransWithBranches> done) override;
   void SubmitAsync(TransRequest request, StatusCallback done) override;
   void AbortAsync(TransRequest request, StatusCallback done) override;
   void RegisterBranchAsync(BranchRegistration branch,
@@ -151,6 +153,16 @@ class DTX_CORE_EXPORT Coordinator final : public DtmApi {
   Result<std::size_t> PurgeFinished();
   // Blocks until no transaction is being processed in memory.
   void WaitIdle();
+
+  // Workflows (dtx/workflow.h): where this coordinator resumes a due
+  // prepared workflow that has no callback URL (one started in this process
+  // through dtx::Workflows, which sets itself here). The resume is a call
+  // of `resumer` with the transaction's metadata (op: the workflow's name)
+  // and the workflow's input as payload; its answer's class says whether
+  // the workflow ended or is to be resumed again later (BranchOutcome).
+  // Null: such workflows wait (and are retried with back-off) until one is
+  // set. Any thread.
+  void SetWorkflowResumer(std::shared_ptr<BranchClient> resumer);
 
   // Stops intake (new requests fail with kUnavailable), cancels branch calls
   // and timers, lets in-flight journal writes finish, and joins the threads.

@@ -74,6 +74,9 @@ struct TransRequest {
   std::vector<std::string> payloads;  // one per step
   std::string query_prepared;         // msg check-back URL
   std::string rollback_reason;        // tcc Abort
+  // Workflow Submit: how it ended, as dtm's ReqExtra: "status" ("succeed" or
+  // "failed"), "result" (base64 of the result bytes) and "rollback_reason".
+  std::map<std::string, std::string> req_extra;
   // dtm's protocol of the transaction: "grpc" (also when empty) or "http".
   // It decides how registry URLs (discovery://, etcd://) are called; http://
   // and https:// URLs are HTTP calls whatever it says. dtm's HTTP API sets
@@ -81,14 +84,22 @@ struct TransRequest {
   std::string protocol;
 };
 
-// A TCC branch (dtm's DtmBranchRequest).
+// A TCC branch, or a recorded step of a workflow (dtm's DtmBranchRequest).
 struct BranchRegistration {
   std::string gid;
   TransType trans_type = TransType::kTcc;
   std::string branch_id;
   std::string confirm_url;
   std::string cancel_url;
-  std::string payload;  // sent again with confirm or cancel
+  // tcc: sent again with confirm or cancel. workflow: the step's result (its
+  // reply on success, its error text on failure).
+  std::string payload;
+  // Workflow: the recorded op (action, commit or rollback), its outcome
+  // (succeed or failed), and what the step did (the URL it called, "do" or
+  // "do:<name>" for a local step; may be empty), which a replay checks.
+  BranchOp op = BranchOp::kAction;
+  BranchStatus status = BranchStatus::kSucceed;
+  std::string url;
   // The transaction's protocol, which the URLs are checked against: "grpc"
   // (also when empty) or "http" (dtm's HTTP API registers http branches).
   std::string protocol = "grpc";
@@ -118,6 +129,11 @@ class DTX_CORE_EXPORT DtmApi {
   // The transaction and its branches; kNotFound.
   virtual void QueryAsync(std::string gid,
                           ResultCallback<TransWithBranches> done) = 0;
+  // Workflow (dtm's PrepareWorkflow): records the workflow as prepared, or
+  // finds the one recorded under the gid, and answers it with its recorded
+  // steps (its branch rows). The default answers kUnimplemented.
+  virtual void PrepareWorkflowAsync(TransRequest request,
+                                    ResultCallback<TransWithBranches> done);
 
   // Blocking forms: the callback forms, waited for. Never call them from a
   // callback of the same implementation.
@@ -127,6 +143,7 @@ class DTX_CORE_EXPORT DtmApi {
   Status Abort(const TransRequest& request);
   Status RegisterBranch(const BranchRegistration& branch);
   Result<TransWithBranches> Query(const std::string& gid);
+  Result<TransWithBranches> PrepareWorkflow(const TransRequest& request);
 
   // The client that the client API uses for its own branch calls (TCC try,
   // msg check-back); owned by this object.

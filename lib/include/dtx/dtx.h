@@ -23,5 +23,6 @@
 #include "dtx/status.h"
 #include "dtx/transaction.h"
 #include "dtx/version.h"
+#include "dtx/workflow.h"
 
 #endif  // DTX_DTX_H_

@@ -25,8 +25,8 @@ namespace dtx {
 // Wall-clock time as the journal stores it (milliseconds since the Unix epoch).
 using TimePoint = std::chrono::system_clock::time_point;
 
-// Transaction modes. xa and workflow are spelled here so that a journal written
-// by a later version stays readable; this version runs tcc, saga and msg.
+// Transaction modes. xa is spelled here so that a journal written by a later
+// version stays readable; this version runs tcc, saga, msg and workflow.
 enum class TransType { kTcc, kSaga, kMsg, kXa, kWorkflow };
 
 // Global statuses. Finished = kSucceed or kFailed; a finished transaction is
@@ -137,7 +137,16 @@ struct TransInfo {
   // The coordinator's address as the caller knows it; empty when the
   // coordinator itself calls (as dtm does).
   std::string dtm;
+  // Sent as the op instead of `op` when set: a workflow's resume carries the
+  // workflow's name there (dtm-op: transfer), as dtm does.
+  std::string custom_op = {};
 };
+
+// The op a call carries: custom_op when set, else op's spelling.
+inline std::string_view OpOf(const TransInfo& info) {
+  return info.custom_op.empty() ? ToString(info.op)
+                                : std::string_view(info.custom_op);
+}
 
 }  // namespace dtx
 
