@@ -1,6 +1,7 @@
 // The JSON of a transaction that clients send and the journal stores: its
 // options (DecodeOptions, the journal's `options` column) and its custom
-// data (DecodeSagaCustom for a saga of N steps, DecodeMsgDelay). The first
+// data (DecodeSagaCustom for a saga of N steps, DecodeMsgDelay,
+// DecodeWorkflowCustom) and base64 (Base64Decode). The first
 // byte picks N (0..63); the rest is the JSON. Properties: options that
 // decode encode to JSON that decodes to the same options; saga orders that
 // decode name only steps in range, never the step itself, and no cycle.
@@ -81,5 +82,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto delay = dtx::internal::DecodeMsgDelay(json);
   if (delay.ok()) FUZZ_CHECK(*delay >= 0);
+
+  auto workflow = dtx::internal::DecodeWorkflowCustom(json);
+  if (workflow.ok()) {
+    FUZZ_CHECK(!workflow->name.empty());
+    auto again = dtx::internal::DecodeWorkflowCustom(
+        dtx::internal::EncodeWorkflowCustom(*workflow));
+    FUZZ_CHECK(again.ok());
+    FUZZ_CHECK(again->name == workflow->name && again->data == workflow->data);
+  }
+  // Base64 (workflow data and results): what is encoded decodes to the same
+  // bytes; any text decodes or is refused, without a crash (non-zero padding
+  // bits are accepted, as Go's StdEncoding accepts them).
+  (void)dtx::internal::Base64Decode(json);
+  auto round = dtx::internal::Base64Decode(dtx::internal::Base64Encode(json));
+  FUZZ_CHECK(round && *round == json);
   return 0;
 }

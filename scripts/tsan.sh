@@ -30,6 +30,7 @@ if [ ${#ENTRIES[@]} -eq 0 ]; then
     dtx_transport_unit_test dtx_http_unit_test dtx_http_server_test
     dtx_http_client_test dtx_http_branch_client_test dtx_http_dtm_client_test
     dtx_webhook_alert_sink_test dtx_server_unit_test dtx_embedded_test
+    dtx_workflow_threads_test
     "dtx_http_branch_test:-*OneSagaMixesGrpcAndHttpBranches:*ProtocolHttpCallsTheKratos*")
 fi
 BINARIES=()

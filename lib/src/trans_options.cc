@@ -23,7 +23,7 @@ constexpr char kBase64[] =
 
 }  // namespace
 
-std::string Base64Encode(const std::string& in) {
+std::string Base64Encode(std::string_view in) {
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
   std::size_t i = 0;
@@ -45,7 +45,7 @@ std::string Base64Encode(const std::string& in) {
   return out;
 }
 
-std::optional<std::string> Base64Decode(const std::string& in) {
+std::optional<std::string> Base64Decode(std::string_view in) {
   if (in.size() % 4 != 0) return std::nullopt;
   std::string out;
   out.reserve(in.size() / 4 * 3);

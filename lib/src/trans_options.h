@@ -5,6 +5,7 @@
 #define DTX_LIB_TRANS_OPTIONS_H_
 
 #include "dtx/dtm_api.h"
+#include "dtx/internal/base64.h"
 #include "dtx/result.h"
 
 #include <cstdint>
@@ -44,11 +45,6 @@ struct WorkflowCustom {
 std::string EncodeWorkflowCustom(const WorkflowCustom& custom);
 // kInvalidArgument without a name, or with data that is not base64.
 Result<WorkflowCustom> DecodeWorkflowCustom(const std::string& json);
-
-// Standard base64 with padding (RFC 4648 §4), as Go's encoding/json writes
-// []byte; Decode: nullopt for anything else.
-std::string Base64Encode(const std::string& in);
-std::optional<std::string> Base64Decode(const std::string& in);
 
 }  // namespace dtx::internal
 

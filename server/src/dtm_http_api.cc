@@ -22,7 +22,9 @@ std::string Dump(const json& j) {
 }
 
 // What a call answers: its status, and NewGid's gid.
-using Done = std::function<void(Status status, std::string gid)>;
+// `answer`: a whole JSON answer of its own (prepareWorkflow's), when set.
+using Done =
+    std::function<void(Status status, std::string gid, std::string answer)>;
 
 // JSON-RPC 2.0's codes and dtm's (§1.7 of dtm's reference).
 constexpr int kParseError = -32700;
@@ -54,12 +56,12 @@ class DtmRoutes {
   }
 
   // Runs dtm's method `method` ("submit", ...) on the JSON text `body`;
-  // false for a method that is not one of the five.
+  // false for a method that is not one of the six.
   bool Call(std::string_view method, std::string_view body, Done done) const {
     if (method == "newGid") {
       dtm_->NewGidAsync([done = std::move(done)](Result<std::string> gid) {
-        if (!gid.ok()) return done(gid.status(), "");
-        done(Status::Ok(), std::move(gid).value());
+        if (!gid.ok()) return done(gid.status(), "", "");
+        done(Status::Ok(), std::move(gid).value(), "");
       });
       return true;
     }
@@ -73,6 +75,23 @@ class DtmRoutes {
       std::string gid = branch->gid;
       dtm_->RegisterBranchAsync(std::move(branch).value(),
                                 Logged(method, std::move(gid), done));
+      return true;
+    }
+    if (method == "prepareWorkflow") {
+      auto request = DecodeDtmTransJson(body);
+      if (!request.ok()) {
+        Answered(method, "", request.status(), done);
+        return true;
+      }
+      std::string gid = request->gid;
+      dtm_->PrepareWorkflowAsync(
+          std::move(request).value(),
+          [logger = logger_, gid,
+           done = std::move(done)](Result<TransWithBranches> record) {
+            Log(*logger, "prepareWorkflow", gid, record.status());
+            if (!record.ok()) return done(record.status(), "", "");
+            done(Status::Ok(), "", EncodeWorkflowProgressJson(*record));
+          });
       return true;
     }
     void (DtmApi::*op)(TransRequest, StatusCallback) = nullptr;
@@ -99,13 +118,18 @@ class DtmRoutes {
   // POST /api/dtmsvr/<method> (GET for newGid).
   void Http(std::string_view method, const HttpRequest& req,
             const HttpResponder& r) const {
-    Call(method, req.body, [r](const Status& s, const std::string& gid) {
-      if (s.ok() && !gid.empty()) {
-        return r.Respond(HttpResponse::Json(
-            200, Dump(json{{"gid", gid}, {"dtm_result", "SUCCESS"}})));
-      }
-      r.Respond(DtmHttpAnswer(s));
-    });
+    Call(method, req.body,
+         [r](const Status& s, const std::string& gid,
+             const std::string& answer) {
+           if (s.ok() && !answer.empty()) {
+             return r.Respond(HttpResponse::Json(200, answer));
+           }
+           if (s.ok() && !gid.empty()) {
+             return r.Respond(HttpResponse::Json(
+                 200, Dump(json{{"gid", gid}, {"dtm_result", "SUCCESS"}})));
+           }
+           r.Respond(DtmHttpAnswer(s));
+         });
   }
 
   // POST /api/json-rpc: {"jsonrpc":"2.0","id":...,"method":M,"params":P},
@@ -154,22 +178,32 @@ class DtmRoutes {
                                  ? std::string("{}")
                                  : Dump(*params);
     const bool known =
-        Call(name, body, [r, id](const Status& s, const std::string& gid) {
-          json answer = {{"jsonrpc", "2.0"}, {"id", id}};
-          if (s.ok()) {
-            answer["error"] = nullptr;
-            answer["result"] = gid.empty() ? json(nullptr) : json{{"gid", gid}};
-          } else {
-            answer["error"] = {{"code", JsonRpcCode(s)},
-                               {"message", s.message()}};
-            answer["result"] = nullptr;
-          }
-          r.Respond(HttpResponse::Json(200, Dump(answer)));
-        });
+        Call(name, body,
+             [r, id](const Status& s, const std::string& gid,
+                     const std::string& whole) {
+               json answer = {{"jsonrpc", "2.0"}, {"id", id}};
+               if (s.ok()) {
+                 answer["error"] = nullptr;
+                 if (!whole.empty()) {
+                   json result = json::parse(whole, nullptr, false);
+                   result.erase("dtm_result");
+                   answer["result"] = std::move(result);
+                 } else {
+                   answer["result"] =
+                       gid.empty() ? json(nullptr) : json{{"gid", gid}};
+                 }
+               } else {
+                 answer["error"] = {{"code", JsonRpcCode(s)},
+                                    {"message", s.message()}};
+                 answer["result"] = nullptr;
+               }
+               r.Respond(HttpResponse::Json(200, Dump(answer)));
+             });
     if (!known) {
       fail(id, kMethodNotFound,
            "Method not found: " + name +
-               " (want newGid, prepare, submit, abort or registerBranch)");
+               " (want newGid, prepare, submit, abort, registerBranch or "
+               "prepareWorkflow)");
     }
   }
 
@@ -195,7 +229,7 @@ class DtmRoutes {
   void Answered(std::string_view method, const std::string& gid,
                 const Status& s, const Done& done) const {
     Log(*logger_, method, gid, s);
-    done(s, "");
+    done(s, "", "");
   }
 
   // The callback of a coordinator call. It may run after the routes are
@@ -205,7 +239,7 @@ class DtmRoutes {
     return [logger = logger_, method = std::string(method),
             gid = std::move(gid), done = std::move(done)](Status s) {
       Log(*logger, method, gid, s);
-      done(s, "");
+      done(s, "", "");
     };
   }
 
@@ -250,8 +284,7 @@ Status AddDtmApiRoutes(HttpRouter& router, DtmApi* dtm,
   router.Handle("GET", "/api/dtmsvr/subscribe", NotYet("msg topics"));
   router.Handle("GET", "/api/dtmsvr/unsubscribe", NotYet("msg topics"));
   router.HandlePrefix("DELETE", "/api/dtmsvr/topic/", NotYet("msg topics"));
-  router.Handle("POST", "/api/dtmsvr/prepareWorkflow",
-                NotYet("workflow transactions"));
+  router.Handle("POST", "/api/dtmsvr/prepareWorkflow", http("prepareWorkflow"));
   router.Handle("GET", "/api/dtmsvr/scanKV", NotYet("dtm's KV store"));
   router.Handle("GET", "/api/dtmsvr/queryKV", NotYet("dtm's KV store"));
   router.Handle("GET", "/api/dtmsvr/resetCronTime",

@@ -14,6 +14,9 @@
 #   d. C++ kratos-app, embedded coordinator -> trans-go through discovery://
 #   e. C++ kratos-app -> dtx-server (discovery://) -> trans-go
 #   f. sdk-app -> dtx-server -> dtx's C++ kratos-trans
+#   h. wf-app: dtm's Go workflow SDK -> dtx-server over gRPC, steps in
+#      trans-go, dtx-server resuming a workflow through the app's
+#      /workflow.Workflow/Execute
 #   g. C++ compat-http-app, embedded coordinator -> the Go HTTP service
 #      http-busi (saga, rollback, TCC, msg check-back) and, in one saga,
 #      trans-go over gRPC (discovery://) and http-busi over HTTP
@@ -188,6 +191,17 @@ grep -q "confirm transfer out 30 cents from 1 .*gid=$g tcc confirm branch 01" "$
 g="$(gid_of "$work/f.out" saga)"
 grep -q "transfer in 30 cents to 1 .*gid=$g saga action branch 02" "$work/cpp-trans.log" ||
   fail "dtx's C++ service did not see the SDK's saga"
+
+echo "== h: dtm's Go workflow SDK -> dtx-server, steps in trans-go, resume callback served by the app"
+trans_go="$(sed -n 's/^listening on //p' "$work/trans-go.log")"
+"$work/bin/wf-app" -dtm "127.0.0.1:$port" -busi "$trans_go" >"$work/h.out" 2>"$work/h.sdk.log" ||
+  { cat "$work/h.out"; fail "wf-app"; }
+cat "$work/h.out"
+[ "$(grep -c '^OK wf-' "$work/h.out")" -eq 3 ] || fail "wf-app: not every workflow case passed"
+expect_saw "$work/trans-go.log" wf-ok action 01
+expect_saw "$work/trans-go.log" wf-ok action 02
+expect_saw "$work/trans-go.log" wf-rollback rollback 01
+expect_saw "$work/trans-go.log" wf-resume action 02
 
 echo "== C++ compat-http-app (embedded) -> http-busi over HTTP, trans-go over gRPC"
 "$work/bin/http-busi" >"$work/http-busi.log" 2>&1 &

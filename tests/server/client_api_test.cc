@@ -13,6 +13,7 @@
 #include "dtx/transport/grpc_branch_client.h"
 #include "dtx/transport/grpc_dtm_client.h"
 #include "dtx/transport/http_dtm_client.h"
+#include "dtx/workflow.h"
 
 #include "branch_test_server.h"
 #include "dtx_server_process.h"
@@ -255,6 +256,52 @@ TEST_P(ClientApiTest, SagaWithoutWaitFinishesInTheBackground) {
                      Url("/busi.Busi/TransOutRevert"), "p")
                 .Submit());
   EXPECT_EQ(WaitFor(gid, TransStatus::kSucceed), TransStatus::kSucceed);
+}
+
+// dtx::Workflows with the same code on every backend: steps recorded, a run
+// of a workflow that ended answered from the record without a call, a
+// FAILURE rolled back.
+TEST_P(ClientApiTest, AWorkflowRunsTheSameWhereverTheCoordinatorRuns) {
+  busi_->SetHandler("/busi.Busi/Fail", [](const ReceivedCall&) {
+    return TestReply::Status(10, "insufficient balance");
+  });
+  Workflows workflows(*dtm_);
+  ASSERT_OK(workflows.Register(
+      "transfer",
+      [this](Workflow& wf, const std::string& in) -> Result<std::string> {
+        auto out =
+            wf.Step()
+                .OnRollback([this, in](const WorkflowBranch& b) {
+                  return b.Call(Url("/busi.Busi/TransOutRevert"), in).status();
+                })
+                .Call(Url("/busi.Busi/TransOut"), in);
+        if (!out.ok()) return out.status();
+        DTX_RETURN_IF_ERROR(wf.Call(Url(in == "fail" ? "/busi.Busi/Fail"
+                                                     : "/busi.Busi/TransIn"),
+                                    in)
+                                .status());
+        return "moved " + in;
+      }));
+  const std::string gid = NewGid();
+  auto r = workflows.Execute("transfer", gid, "30");
+  ASSERT_OK(r);
+  EXPECT_EQ(*r, "moved 30");
+  auto q = dtm_->Query(gid);
+  ASSERT_OK(q);
+  EXPECT_EQ(q->trans.status, TransStatus::kSucceed);
+  EXPECT_EQ(q->branches.size(), 2u);
+  auto again = workflows.Execute("transfer", gid, "30");
+  ASSERT_OK(again);
+  EXPECT_EQ(*again, "moved 30");
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 1u);
+
+  const std::string failing = NewGid();
+  EXPECT_THAT(workflows.Execute("transfer", failing, "fail").status(),
+              StatusIs(StatusCode::kAborted, "insufficient balance"));
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOutRevert"), 1u);
+  q = dtm_->Query(failing);
+  ASSERT_OK(q);
+  EXPECT_EQ(q->trans.status, TransStatus::kFailed);
 }
 
 TEST_P(ClientApiTest, SagaRetriesAnErrorThenSucceeds) {

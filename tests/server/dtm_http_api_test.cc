@@ -386,14 +386,14 @@ TEST_F(DtmHttpApiTest, UnknownGidsAndUnsupportedModesSayWhy) {
   EXPECT_EQ(xa.status, 501) << xa.body;
   EXPECT_THAT(xa.body, HasSubstr("xa"));
   HttpTestResponse wf =
-      Post("prepare", {{"gid", "wf-1"}, {"trans_type", "workflow"}});
-  EXPECT_EQ(wf.status, 501) << wf.body;
+      Post("prepareWorkflow", {{"gid", "wf-1"}, {"trans_type", "workflow"}});
+  EXPECT_EQ(wf.status, 400) << wf.body;  // no workflow name
+  EXPECT_THAT(wf.body, HasSubstr("name"));
   for (const auto& [method, path] :
        std::vector<std::pair<std::string, std::string>>{
            {"GET", "/api/dtmsvr/subscribe?topic=t&url=u"},
            {"GET", "/api/dtmsvr/unsubscribe?topic=t&url=u"},
            {"DELETE", "/api/dtmsvr/topic/t"},
-           {"POST", "/api/dtmsvr/prepareWorkflow"},
            {"GET", "/api/dtmsvr/scanKV?cat=topics"},
            {"GET", "/api/dtmsvr/queryKV?cat=topics&key=t"},
            {"GET", "/api/dtmsvr/resetCronTime"}}) {
@@ -403,6 +403,55 @@ TEST_F(DtmHttpApiTest, UnknownGidsAndUnsupportedModesSayWhy) {
                 HasSubstr("does not support"));
   }
   ExpectEmptyJournal();
+}
+
+// dtm's workflow requests over HTTP, as dtmcli's workflow package sends
+// them: prepareWorkflow, registerBranch with op and status, submit with
+// req_extra; prepareWorkflow answers the record with bin_data in base64.
+TEST_F(DtmHttpApiTest, AWorkflowIsRecordedAndEndedOverHttp) {
+  const json prepare = {
+      {"gid", "wf-http"},
+      {"trans_type", "workflow"},
+      {"custom_data", R"({"data":"AQI=","name":"transfer"})"},
+      {"query_prepared", "http://127.0.0.1:1/workflow/resume"}};
+  HttpTestResponse first = Post("prepareWorkflow", prepare);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(Body(first)["transaction"]["status"], "prepared");
+  EXPECT_TRUE(Body(first)["progresses"].empty());
+  HttpTestResponse step = Post("registerBranch", {{"gid", "wf-http"},
+                                                  {"trans_type", "workflow"},
+                                                  {"branch_id", "01"},
+                                                  {"op", "action"},
+                                                  {"status", "succeed"},
+                                                  {"data", "out-ok"}});
+  ASSERT_EQ(step.status, 200) << step.body;
+  HttpTestResponse again = Post("prepareWorkflow", prepare);
+  ASSERT_EQ(again.status, 200) << again.body;
+  const json p = Body(again)["progresses"];
+  ASSERT_EQ(p.size(), 1u) << again.body;
+  EXPECT_EQ(p[0]["branch_id"], "01");
+  EXPECT_EQ(p[0]["op"], "action");
+  EXPECT_EQ(p[0]["status"], "succeed");
+  EXPECT_EQ(p[0]["bin_data"], "b3V0LW9r");  // base64 of "out-ok"
+  EXPECT_EQ(Post("registerBranch", {{"gid", "wf-http"},
+                                    {"trans_type", "workflow"},
+                                    {"branch_id", "02"},
+                                    {"op", "confirm"},
+                                    {"status", "succeed"}})
+                .status,
+            400);
+  const json submit = {{"gid", "wf-http"},
+                       {"trans_type", "workflow"},
+                       {"req_extra",
+                        {{"status", "succeed"},
+                         {"result", "ZG9uZQ=="},
+                         {"rollback_reason", ""}}}};
+  HttpTestResponse done = Post("submit", submit);
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(Post("submit", submit).status, 200);  // a retry
+  json q = Query("wf-http");
+  EXPECT_EQ(q["transaction"]["status"], "succeed") << q.dump();
+  EXPECT_EQ(q["transaction"]["result"], "ZG9uZQ==") << q.dump();
 }
 
 TEST_F(DtmHttpApiTest, JsonRpcRunsATccAndAnswersDtmsCodes) {

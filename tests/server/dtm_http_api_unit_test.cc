@@ -208,7 +208,6 @@ TEST_F(DtmHttpApiTest, RoutesDtxDoesNotServeYetAnswer501) {
       {"GET", "/api/dtmsvr/subscribe"},
       {"GET", "/api/dtmsvr/unsubscribe"},
       {"DELETE", "/api/dtmsvr/topic/orders"},
-      {"POST", "/api/dtmsvr/prepareWorkflow"},
       {"GET", "/api/dtmsvr/scanKV"},
       {"GET", "/api/dtmsvr/queryKV"},
       {"GET", "/api/dtmsvr/resetCronTime"},

@@ -97,9 +97,66 @@ TEST(DtmProtoTest, MalformedRequestsAreInvalidArguments) {
   r.mutable_transoptions()->set_timeouttofail(-1);
   EXPECT_THAT(FromProto(r),
               StatusIs(StatusCode::kInvalidArgument, "TimeoutToFail"));
-  r = SagaRequest();
+}
+
+// A workflow's requests: ReqExtra on Submit, a recorded step's Data
+// {"op","status"} as dtm's Go SDK sends them, and PrepareWorkflow's answer.
+TEST(DtmProtoTest, WorkflowRequestsAndProgresses) {
+  dtmgimp::DtmRequest r;
+  r.set_gid("wf");
+  r.set_transtype("workflow");
+  r.set_steps("null");
   (*r.mutable_reqextra())["status"] = "succeed";
-  EXPECT_THAT(FromProto(r), StatusIs(StatusCode::kUnimplemented, "workflow"));
+  (*r.mutable_reqextra())["result"] = "cg==";
+  auto req = FromProto(r);
+  ASSERT_OK(req);
+  EXPECT_EQ(req->trans_type, TransType::kWorkflow);
+  EXPECT_EQ(req->req_extra.at("result"), "cg==");
+  EXPECT_EQ(ToProto(*req).reqextra().at("status"), "succeed");
+
+  dtmgimp::DtmBranchRequest b;
+  b.set_gid("wf");
+  b.set_transtype("workflow");
+  b.set_branchid("01");
+  b.set_busipayload("reply");
+  (*b.mutable_data())["op"] = "rollback";
+  (*b.mutable_data())["status"] = "succeed";
+  auto step = FromProto(b);
+  ASSERT_OK(step);
+  EXPECT_EQ(step->op, BranchOp::kRollback);
+  EXPECT_EQ(step->status, BranchStatus::kSucceed);
+  EXPECT_EQ(step->payload, "reply");
+  EXPECT_EQ(ToProto(*step).data().at("op"), "rollback");
+  (*b.mutable_data())["status"] = "done";
+  EXPECT_THAT(FromProto(b).status(),
+              StatusIs(StatusCode::kInvalidArgument, "Data.status"));
+  (*b.mutable_data())["op"] = "";
+  EXPECT_THAT(FromProto(b).status(),
+              StatusIs(StatusCode::kInvalidArgument, "Data.op"));
+
+  TransWithBranches record;
+  record.trans.gid = "wf";
+  record.trans.trans_type = TransType::kWorkflow;
+  record.trans.status = TransStatus::kFailed;
+  record.trans.rollback_reason = "no money";
+  Branch row;
+  row.branch_id = "01";
+  row.op = BranchOp::kAction;
+  row.status = BranchStatus::kFailed;
+  row.bin_data = "no money";
+  record.branches.push_back(row);
+  dtmgimp::DtmProgressesReply reply;
+  ToProto(record, &reply);
+  EXPECT_EQ(reply.transaction().status(), "failed");
+  EXPECT_EQ(reply.transaction().rollbackreason(), "no money");
+  ASSERT_EQ(reply.progresses_size(), 1);
+  EXPECT_EQ(reply.progresses(0).op(), "action");
+  EXPECT_EQ(reply.progresses(0).status(), "failed");
+  auto back = FromProto(reply);
+  ASSERT_OK(back);
+  EXPECT_EQ(back->trans.status, TransStatus::kFailed);
+  ASSERT_EQ(back->branches.size(), 1u);
+  EXPECT_EQ(back->branches[0].bin_data, "no money");
 }
 
 TEST(DtmProtoTest, BranchRegistrationReadsConfirmAndCancel) {

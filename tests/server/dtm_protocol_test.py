@@ -779,16 +779,38 @@ class DtmProtocolTest(ServerTestCase):
             mode = os.stat(self.journal + suffix).st_mode & 0o777
             self.assertEqual(mode, 0o600, "%s%s is %o" % (self.journal, suffix, mode))
 
-    def test_workflow_and_topics_are_unimplemented(self):
-        unimplemented = grpc.StatusCode.UNIMPLEMENTED
+    def test_prepare_workflow_records_and_answers_the_progress(self):
+        custom = json.dumps({"name": "transfer", "data": "AQI="})
+        request = PB.dtm.DtmRequest(Gid="wf-1", TransType="workflow", Steps="null",
+                                    CustomedData=custom,
+                                    QueryPrepared=self.busi.url("TransIn"))
+        reply = self.client.PrepareWorkflow(request, timeout=RPC_TIMEOUT_S)
+        self.assertEqual(reply.Transaction.Status, "prepared")
+        self.assertEqual(list(reply.Progresses), [])
+        self.client.RegisterBranch(PB.dtm.DtmBranchRequest(
+            Gid="wf-1", TransType="workflow", BranchID="01", BusiPayload=b"out",
+            Data={"op": "action", "status": "succeed"}), timeout=RPC_TIMEOUT_S)
+        again = self.client.PrepareWorkflow(request, timeout=RPC_TIMEOUT_S)
+        self.assertEqual([(p.BranchID, p.Op, p.Status, p.BinData) for p in again.Progresses],
+                         [("01", "action", "succeed", b"out")])
+        submit = PB.dtm.DtmRequest(Gid="wf-1", TransType="workflow", Steps="null",
+                                   ReqExtra={"status": "succeed", "result": "ZG9uZQ==",
+                                             "rollback_reason": ""})
+        self.client.Submit(submit, timeout=RPC_TIMEOUT_S)
+        self.client.Submit(submit, timeout=RPC_TIMEOUT_S)  # a retry: OK
+        done = self.client.PrepareWorkflow(request, timeout=RPC_TIMEOUT_S)
+        self.assertEqual((done.Transaction.Status, done.Transaction.Result),
+                         ("succeed", "ZG9uZQ=="))
+        # No name: refused, nothing written.
         self.expect_error(self.client.PrepareWorkflow,
-                          PB.dtm.DtmRequest(Gid="wf-1", TransType="workflow"),
-                          unimplemented, "PrepareWorkflow")
+                          PB.dtm.DtmRequest(Gid="wf-2", TransType="workflow"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "name")
+
+    def test_topics_are_unimplemented(self):
+        unimplemented = grpc.StatusCode.UNIMPLEMENTED
         self.expect_error(self.client.Subscribe,
                           PB.dtm.DtmTopicRequest(Topic="t", URL=self.busi.url("TransIn")),
                           unimplemented, "Subscribe")
-        self.assertEqual(list(self.client.List(PB.admin.ListRequest(),
-                                               timeout=RPC_TIMEOUT_S).transactions), [])
 
     def test_bad_requests_get_clear_errors_and_change_nothing(self):
         invalid = grpc.StatusCode.INVALID_ARGUMENT
@@ -824,7 +846,7 @@ class DtmProtocolTest(ServerTestCase):
              saga("bad-no-type", TransType=""), invalid, ["type"]),
             ("Prepare of an unknown trans type", self.client.Prepare,
              saga("bad-type-prepare", TransType="bogus"), invalid, ["bogus", "type"]),
-            # dtm's, but not run by dtx yet: UNIMPLEMENTED, as PrepareWorkflow.
+            # dtm's, but not run by dtx yet: UNIMPLEMENTED, as Subscribe.
             ("Submit of an xa (not supported)", self.client.Submit,
              PB.dtm.DtmRequest(Gid="bad-xa", TransType="xa", Steps="null"),
              grpc.StatusCode.UNIMPLEMENTED, ["xa"]),

@@ -332,10 +332,13 @@ TEST_F(DtmServerLimitTest, AClosedConnectionFreesItsPlace) {
 TEST_F(DtmServerLimitTest, ASilentConnectionIsClosedAfterTheHandshakeTimeout) {
   Start(4, milliseconds(300));
   HttpTestConnection silent = Raw();
-  const auto began = std::chrono::steady_clock::now();
   ASSERT_OK_AND_ASSIGN(std::string got, silent.ReadToEof());
   EXPECT_EQ(got, "");
-  EXPECT_GE(std::chrono::steady_clock::now() - began, milliseconds(250));
+  // Closed for its silence (not refused, not dropped for another reason):
+  // what the listener says when a handshake timeout ends a connection.
+  EXPECT_THAT(log_->Text(),
+              ::testing::HasSubstr("a connection sent no HTTP/2 preface "
+                                   "within 300 ms; closed"));
   auto client = Connect();
   EXPECT_OK(client->NewGid());
 }

@@ -1,6 +1,8 @@
 #include "dtx/transport/dtm_http_json.h"
 
+#include "dtx/internal/base64.h"
 #include "dtx/limits.h"
+#include "dtx/logger.h"
 
 #include <nlohmann/json.hpp>
 
@@ -148,11 +150,6 @@ Result<TransType> TypeOf(const Fields& f) {
     return InvalidArgumentError("unknown trans_type '" + type +
                                 "' (want saga, tcc, msg, xa or workflow)");
   }
-  if (*parsed == TransType::kWorkflow) {
-    return UnimplementedError(
-        "dtx does not serve workflow transactions over dtm's protocol yet "
-        "(embedded: dtx::Workflows)");
-  }
   return *parsed;
 }
 
@@ -278,10 +275,12 @@ Result<TransRequest> DecodeDtmTransJson(std::string_view body) {
     if (!extra->is_object()) {
       return WrongType("req_extra", "an object of strings", *extra);
     }
-    if (!extra->empty()) {
-      return UnimplementedError(
-          "req_extra is used by workflow transactions, which dtx does not "
-          "support yet");
+    // Workflow Submit: how it ended (the coordinator checks the keys).
+    for (const auto& [key, value] : extra->items()) {
+      if (!value.is_string()) {
+        return WrongType("req_extra." + key, "a string", value);
+      }
+      out.req_extra[key] = value.get<std::string>();
     }
   }
   return out;
@@ -319,6 +318,71 @@ std::string EncodeDtmTransJson(const TransRequest& r) {
   if (!r.query_prepared.empty()) j["query_prepared"] = r.query_prepared;
   j["protocol"] = r.protocol == "http" ? std::string() : r.protocol;
   if (!r.rollback_reason.empty()) j["rollback_reason"] = r.rollback_reason;
+  if (!r.req_extra.empty()) j["req_extra"] = r.req_extra;
+  return Dump(j);
+}
+
+Result<TransWithBranches> DecodeWorkflowProgressJson(std::string_view body) {
+  DTX_ASSIGN_OR_RETURN(json j, ParseObject("prepareWorkflow answer", body));
+  auto text = [](const json& object, const char* key) {
+    auto it = object.find(key);
+    return it != object.end() && it->is_string() ? it->get<std::string>()
+                                                 : std::string();
+  };
+  TransWithBranches out;
+  out.trans.trans_type = TransType::kWorkflow;
+  auto t = j.find("transaction");
+  if (t == j.end() || !t->is_object()) {
+    return InvalidArgumentError(
+        "prepareWorkflow answer: no \"transaction\" object");
+  }
+  out.trans.gid = text(*t, "gid");
+  DTX_ASSIGN_OR_RETURN(out.trans.status, ParseTransStatus(text(*t, "status")));
+  out.trans.rollback_reason = text(*t, "rollback_reason");
+  out.trans.result = text(*t, "result");
+  auto p = j.find("progresses");
+  if (p != j.end() && !p->is_null()) {
+    if (!p->is_array()) {
+      return InvalidArgumentError(
+          "prepareWorkflow answer: \"progresses\" is not an array");
+    }
+    for (const json& step : *p) {
+      if (!step.is_object()) {
+        return InvalidArgumentError(
+            "prepareWorkflow answer: a progress is not an object");
+      }
+      Branch b;
+      b.gid = out.trans.gid;
+      b.branch_id = text(step, "branch_id");
+      DTX_ASSIGN_OR_RETURN(b.op, ParseBranchOp(text(step, "op")));
+      DTX_ASSIGN_OR_RETURN(b.status, ParseBranchStatus(text(step, "status")));
+      auto data = internal::Base64Decode(text(step, "bin_data"));
+      if (!data) {
+        return InvalidArgumentError(
+            "prepareWorkflow answer: a progress's bin_data is not base64");
+      }
+      b.bin_data = std::move(*data);
+      out.branches.push_back(std::move(b));
+    }
+  }
+  return out;
+}
+
+std::string EncodeWorkflowProgressJson(const TransWithBranches& record) {
+  json progresses = json::array();
+  for (const Branch& b : record.branches) {
+    progresses.push_back({{"status", std::string(ToString(b.status))},
+                          {"bin_data", internal::Base64Encode(b.bin_data)},
+                          {"branch_id", b.branch_id},
+                          {"op", std::string(ToString(b.op))}});
+  }
+  json j = {{"transaction",
+             {{"gid", record.trans.gid},
+              {"status", std::string(ToString(record.trans.status))},
+              {"rollback_reason", record.trans.rollback_reason},
+              {"result", record.trans.result}}},
+            {"progresses", std::move(progresses)},
+            {"dtm_result", "SUCCESS"}};
   return Dump(j);
 }
 
@@ -347,7 +411,29 @@ Result<BranchRegistration> DecodeDtmBranchJson(std::string_view body) {
   out.protocol.clear();  // BranchRegistration's default is grpc's
   DTX_RETURN_IF_ERROR(f.String("protocol", &out.protocol));
   if (out.protocol.empty()) out.protocol = "http";
-  if (out.trans_type == TransType::kXa) {
+  if (out.trans_type == TransType::kWorkflow) {
+    // A recorded step: "op" and "status" as dtm's SDKs send them ("sync",
+    // dtm's write-behind switch, means nothing here: every record is
+    // durable before it is answered); "url" is dtx's (what the step did).
+    std::string op;
+    std::string status;
+    DTX_RETURN_IF_ERROR(f.String("op", &op));
+    DTX_RETURN_IF_ERROR(f.String("status", &status));
+    auto parsed_op = ParseBranchOp(op);
+    if (!parsed_op.ok()) {
+      return InvalidArgumentError("workflow step: op '" + LoggableText(op) +
+                                  "' is not action, commit or rollback");
+    }
+    auto parsed_status = ParseBranchStatus(status);
+    if (!parsed_status.ok()) {
+      return InvalidArgumentError("workflow step: status '" +
+                                  LoggableText(status) +
+                                  "' is not succeed or failed");
+    }
+    out.op = *parsed_op;
+    out.status = *parsed_status;
+    DTX_RETURN_IF_ERROR(f.String("url", &out.url));
+  } else if (out.trans_type == TransType::kXa) {
     // xa's one URL takes both phase-2 calls (commit and rollback).
     std::string url;
     DTX_RETURN_IF_ERROR(f.String("url", &url));
@@ -367,7 +453,11 @@ std::string EncodeDtmBranchJson(const BranchRegistration& b) {
   j["branch_id"] = b.branch_id;
   j["data"] = b.payload;
   if (!b.protocol.empty()) j["protocol"] = b.protocol;
-  if (b.trans_type == TransType::kXa) {
+  if (b.trans_type == TransType::kWorkflow) {
+    j["op"] = std::string(ToString(b.op));
+    j["status"] = std::string(ToString(b.status));
+    if (!b.url.empty()) j["url"] = b.url;
+  } else if (b.trans_type == TransType::kXa) {
     j["url"] = b.confirm_url;
   } else {
     j["confirm"] = b.confirm_url;

@@ -2,6 +2,7 @@
 
 #include "dtx/clock.h"
 #include "dtx/limits.h"
+#include "dtx/logger.h"
 
 #include <nlohmann/json.hpp>
 
@@ -44,12 +45,6 @@ Status CheckSeconds(const char* field, int64_t value) {
                                 " is outside 0..31622400 seconds");
   }
   return Status::Ok();
-}
-
-Status WorkflowNotServed() {
-  return UnimplementedError(
-      "dtx does not serve workflow transactions over dtm's protocol yet "
-      "(embedded: dtx::Workflows)");
 }
 
 }  // namespace
@@ -113,10 +108,6 @@ Result<TransRequest> FromProto(const dtmgimp::DtmRequest& request) {
                                 "'");
   }
   out.trans_type = *type;
-  // The embedded coordinator runs workflows (dtx::Workflows); dtm's
-  // protocol for them (PrepareWorkflow, ReqExtra, the resume callback) is
-  // not served yet.
-  if (out.trans_type == TransType::kWorkflow) return WorkflowNotServed();
   const dtmgimp::DtmTransOptions& o = request.transoptions();
   DTX_RETURN_IF_ERROR(CheckSeconds("TimeoutToFail", o.timeouttofail()));
   DTX_RETURN_IF_ERROR(CheckSeconds("RetryInterval", o.retryinterval()));
@@ -156,11 +147,8 @@ Result<TransRequest> FromProto(const dtmgimp::DtmRequest& request) {
   }
   out.query_prepared = request.queryprepared();
   out.rollback_reason = request.rollbackreason();
-  if (!request.reqextra().empty()) {
-    return UnimplementedError(
-        "ReqExtra is used by workflow transactions, which dtx does not "
-        "support yet");
-  }
+  // Workflow Submit: how it ended (the coordinator checks the keys).
+  out.req_extra.insert(request.reqextra().begin(), request.reqextra().end());
   return out;
 }
 
@@ -190,6 +178,7 @@ dtmgimp::DtmRequest ToProto(const TransRequest& request) {
   out.set_queryprepared(request.query_prepared);
   out.set_steps(EncodeSteps(request.steps));
   out.set_rollbackreason(request.rollback_reason);
+  for (const auto& [k, v] : request.req_extra) (*out.mutable_reqextra())[k] = v;
   return out;
 }
 
@@ -203,9 +192,34 @@ Result<BranchRegistration> FromProto(const dtmgimp::DtmBranchRequest& branch) {
                                 "'");
   }
   out.trans_type = *type;
-  if (out.trans_type == TransType::kWorkflow) return WorkflowNotServed();
   out.branch_id = branch.branchid();
   const auto& data = branch.data();
+  out.payload = branch.busipayload();
+  if (out.trans_type == TransType::kWorkflow) {
+    // A recorded step: Data {"op", "status"} as dtm's SDKs send it
+    // ("sync" is dtm's write-behind switch, which dtx does not have: every
+    // record is durable before it is answered); "url" is dtx's.
+    auto field = [&data](const char* key) {
+      auto it = data.find(key);
+      return it == data.end() ? std::string() : it->second;
+    };
+    auto op = ParseBranchOp(field("op"));
+    if (!op.ok()) {
+      return InvalidArgumentError("workflow step: Data.op '" +
+                                  LoggableText(field("op")) +
+                                  "' is not action, commit or rollback");
+    }
+    auto status = ParseBranchStatus(field("status"));
+    if (!status.ok()) {
+      return InvalidArgumentError("workflow step: Data.status '" +
+                                  LoggableText(field("status")) +
+                                  "' is not succeed or failed");
+    }
+    out.op = *op;
+    out.status = *status;
+    out.url = field("url");
+    return out;
+  }
   if (auto it = data.find("confirm"); it != data.end()) {
     out.confirm_url = it->second;
   }
@@ -221,9 +235,51 @@ dtmgimp::DtmBranchRequest ToProto(const BranchRegistration& branch) {
   out.set_gid(branch.gid);
   out.set_transtype(std::string(ToString(branch.trans_type)));
   out.set_branchid(branch.branch_id);
-  (*out.mutable_data())["confirm"] = branch.confirm_url;
-  (*out.mutable_data())["cancel"] = branch.cancel_url;
+  if (branch.trans_type == TransType::kWorkflow) {
+    (*out.mutable_data())["op"] = std::string(ToString(branch.op));
+    (*out.mutable_data())["status"] = std::string(ToString(branch.status));
+    if (!branch.url.empty()) (*out.mutable_data())["url"] = branch.url;
+  } else {
+    (*out.mutable_data())["confirm"] = branch.confirm_url;
+    (*out.mutable_data())["cancel"] = branch.cancel_url;
+  }
   out.set_busipayload(branch.payload);
+  return out;
+}
+
+void ToProto(const TransWithBranches& record,
+             dtmgimp::DtmProgressesReply* out) {
+  dtmgimp::DtmTransaction* t = out->mutable_transaction();
+  t->set_gid(record.trans.gid);
+  t->set_status(std::string(ToString(record.trans.status)));
+  t->set_rollbackreason(record.trans.rollback_reason);
+  t->set_result(record.trans.result);
+  for (const Branch& b : record.branches) {
+    dtmgimp::DtmProgress* p = out->add_progresses();
+    p->set_status(std::string(ToString(b.status)));
+    p->set_bindata(b.bin_data);
+    p->set_branchid(b.branch_id);
+    p->set_op(std::string(ToString(b.op)));
+  }
+}
+
+Result<TransWithBranches> FromProto(const dtmgimp::DtmProgressesReply& reply) {
+  TransWithBranches out;
+  out.trans.gid = reply.transaction().gid();
+  out.trans.trans_type = TransType::kWorkflow;
+  DTX_ASSIGN_OR_RETURN(out.trans.status,
+                       ParseTransStatus(reply.transaction().status()));
+  out.trans.rollback_reason = reply.transaction().rollbackreason();
+  out.trans.result = reply.transaction().result();
+  for (const dtmgimp::DtmProgress& p : reply.progresses()) {
+    Branch b;
+    b.gid = out.trans.gid;
+    b.branch_id = p.branchid();
+    DTX_ASSIGN_OR_RETURN(b.op, ParseBranchOp(p.op()));
+    DTX_ASSIGN_OR_RETURN(b.status, ParseBranchStatus(p.status()));
+    b.bin_data = p.bindata();
+    out.branches.push_back(std::move(b));
+  }
   return out;
 }
 

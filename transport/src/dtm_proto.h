@@ -35,6 +35,9 @@ dtmgimp::DtmRequest ToProto(const TransRequest& request);
 
 Result<BranchRegistration> FromProto(const dtmgimp::DtmBranchRequest& branch);
 dtmgimp::DtmBranchRequest ToProto(const BranchRegistration& branch);
+// PrepareWorkflow's answer: the workflow and its recorded steps.
+void ToProto(const TransWithBranches& record, dtmgimp::DtmProgressesReply* out);
+Result<TransWithBranches> FromProto(const dtmgimp::DtmProgressesReply& reply);
 
 void ToProto(const GlobalTrans& trans, dtx::admin::v1::Transaction* out);
 void ToProto(const Branch& branch, dtx::admin::v1::Branch* out);

@@ -437,11 +437,13 @@ class DtmService final : public DtmBase, private Handlers {
   grpc::ServerUnaryReactor* PrepareWorkflow(
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw,
       grpc::ByteBuffer* reply) override {
-    return Decoded<dtmgimp::DtmRequest>(context, raw, reply, "PrepareWorkflow",
-                                        "dtmgimp.DtmRequest", prepare_workflow_,
-                                        [&](const dtmgimp::DtmRequest* r) {
-                                          return OnPrepareWorkflow(context, r);
-                                        });
+    return DecodedReply<dtmgimp::DtmRequest, dtmgimp::DtmProgressesReply>(
+        context, raw, reply, "PrepareWorkflow", "dtmgimp.DtmRequest",
+        prepare_workflow_,
+        [&](const dtmgimp::DtmRequest* r, dtmgimp::DtmProgressesReply* out,
+            Seal seal) {
+          return OnPrepareWorkflow(context, r, out, std::move(seal));
+        });
   }
   grpc::ServerUnaryReactor* Subscribe(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* raw,
@@ -532,14 +534,32 @@ class DtmService final : public DtmBase, private Handlers {
                  });
   }
 
+  // The workflow, recorded now or before, and its recorded steps.
   grpc::ServerUnaryReactor* OnPrepareWorkflow(
-      grpc::CallbackServerContext* context,
-      const dtmgimp::DtmRequest* request) {
-    return Now(context, Arrive(prepare_workflow_),
-               Answer(*logger_, "PrepareWorkflow", request->gid(),
-                      UnimplementedError(
-                          "dtx does not support workflow transactions yet "
-                          "(dtmgimp.Dtm/PrepareWorkflow)")));
+      grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
+      dtmgimp::DtmProgressesReply* reply, Seal seal) {
+    auto parsed = FromProto(*request);
+    if (!parsed.ok()) {
+      return Now(
+          context, Arrive(prepare_workflow_),
+          Answer(*logger_, "PrepareWorkflow", request->gid(), parsed.status()));
+    }
+    return Defer(
+        context, Arrive(prepare_workflow_),
+        [this, reply, r = std::move(parsed).value()](
+            std::shared_ptr<PendingCall> p) mutable {
+          std::string gid = r.gid;
+          coordinator_.PrepareWorkflowAsync(
+              std::move(r), [p = std::move(p), logger = logger_, reply,
+                             gid](Result<TransWithBranches> record) {
+                p->Finish([&] {
+                  if (record.ok()) internal::ToProto(*record, reply);
+                  return Answer(*logger, "PrepareWorkflow", gid,
+                                record.status());
+                });
+              });
+        },
+        std::move(seal));
   }
   template <typename Fn>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,

@@ -409,6 +409,23 @@ void GrpcDtmClient::RegisterBranchAsync(BranchRegistration branch,
       });
 }
 
+void GrpcDtmClient::PrepareWorkflowAsync(
+    TransRequest request, ResultCallback<TransWithBranches> done) {
+  impl_->Start<dtmgimp::DtmRequest, dtmgimp::DtmProgressesReply>(
+      "PrepareWorkflow", internal::ToProto(request),
+      [](Endpoint& e, grpc::ClientContext* context,
+         const dtmgimp::DtmRequest* req, dtmgimp::DtmProgressesReply* reply,
+         std::function<void(grpc::Status)> on_done) {
+        e.dtm->async()->PrepareWorkflow(context, req, reply,
+                                        std::move(on_done));
+      },
+      [done = std::move(done)](Status status,
+                               dtmgimp::DtmProgressesReply& reply) {
+        if (!status.ok()) return done(std::move(status));
+        done(internal::FromProto(reply));
+      });
+}
+
 void GrpcDtmClient::QueryAsync(std::string gid,
                                ResultCallback<TransWithBranches> done) {
   dtx::admin::v1::QueryRequest request;

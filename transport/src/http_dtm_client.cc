@@ -438,6 +438,19 @@ void HttpDtmClient::RegisterBranchAsync(BranchRegistration branch,
   impl_->Post("registerBranch", EncodeDtmBranchJson(branch), std::move(done));
 }
 
+void HttpDtmClient::PrepareWorkflowAsync(
+    TransRequest request, ResultCallback<TransWithBranches> done) {
+  impl_->Send("POST", "/prepareWorkflow",
+              EncodeDtmTransJson(WithProtocol(std::move(request))),
+              [done = std::move(done)](Result<HttpClientResponse> r) {
+                if (!r.ok()) return done(r.status());
+                if (r->status != 200) {
+                  return done(DtmStatusFromHttp(r->status, r->body));
+                }
+                done(DecodeWorkflowProgressJson(r->body));
+              });
+}
+
 void HttpDtmClient::QueryAsync(std::string gid,
                                ResultCallback<TransWithBranches> done) {
   impl_->Send("GET", "/query?gid=" + EncodeQueryComponent(gid), "",

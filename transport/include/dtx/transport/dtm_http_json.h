@@ -43,13 +43,22 @@ namespace dtx {
 // "http", as dtm's HTTP API takes it), rollback_reason. Steps and payloads,
 // when both are sent, have one entry each per step; an old SDK's
 // steps[i].data stands for payloads[i] when no payloads are sent.
-// kUnimplemented for req_extra (workflow) and a non-empty
-// passthrough_headers (dtm's removed option).
+// req_extra (a workflow's Submit) is an object of strings.
+// kUnimplemented for a non-empty passthrough_headers (dtm's removed option).
 DTX_HTTP_EXPORT Result<TransRequest> DecodeDtmTransJson(std::string_view body);
 // The body dtmcli would send for `request` (zero options omitted,
 // "concurrent" and "protocol" always present; protocol "" when it is
 // "http" or empty). Decoding it gives `request` back, protocol "http".
 DTX_HTTP_EXPORT std::string EncodeDtmTransJson(const TransRequest& request);
+
+// prepareWorkflow's answer, as dtm's encoding/json writes
+// DtmProgressesReply: {"transaction":{"gid","status","rollback_reason",
+// "result"},"progresses":[{"status","bin_data" (base64),"branch_id","op"}]},
+// with dtm_result SUCCESS.
+DTX_HTTP_EXPORT std::string EncodeWorkflowProgressJson(
+    const TransWithBranches& record);
+DTX_HTTP_EXPORT Result<TransWithBranches> DecodeWorkflowProgressJson(
+    std::string_view body);
 
 // registerBranch's flat map of strings: gid, trans_type, branch_id, data
 // (the payload), and tcc's confirm and cancel or xa's url (which becomes

@@ -98,6 +98,9 @@ class DTX_HTTP_EXPORT HttpDtmClient final : public DtmApi {
   void AbortAsync(TransRequest request, StatusCallback done) override;
   void RegisterBranchAsync(BranchRegistration branch,
                            StatusCallback done) override;
+  // dtm's prepareWorkflow: dtx::Workflows runs against a remote server.
+  void PrepareWorkflowAsync(TransRequest request,
+                            ResultCallback<TransWithBranches> done) override;
   void QueryAsync(std::string gid,
                   ResultCallback<TransWithBranches> done) override;
   BranchClient& branch_client() override;
