@@ -371,7 +371,8 @@ WorkflowStep Workflow::Step() { return WorkflowStep(*run_, run_->NewStep()); }
 // BranchClient whose "calls" run a workflow on one of its threads).
 class Workflows::Impl final : public BranchClient {
  public:
-  Impl(DtmApi& dtm, Options options) : dtm_(dtm) {
+  Impl(DtmApi& dtm, Options options)
+      : dtm_(dtm), callback_url_(std::move(options.callback_url)) {
     const int n = options.resume_threads > 0 ? options.resume_threads : 1;
     for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Loop(); });
   }
@@ -473,6 +474,11 @@ class Workflows::Impl final : public BranchClient {
     for (std::thread& t : threads_) t.join();
   }
 
+  void SetCallbackUrl(std::string url) {
+    MutexLock lock(&mu_);
+    callback_url_ = std::move(url);
+  }
+
   bool coordinator_gone() {
     MutexLock lock(&mu_);
     return coordinator_gone_;
@@ -540,6 +546,10 @@ class Workflows::Impl final : public BranchClient {
     req.options = entry.options.trans;
     req.options.wait_result = false;
     req.custom_data = internal::EncodeWorkflowCustom({name, input});
+    {
+      MutexLock lock(&mu_);
+      req.query_prepared = callback_url_;
+    }
     auto record = dtm_.PrepareWorkflow(req);
     if (!record.ok()) return record.status();
     const GlobalTrans& t = record->trans;
@@ -586,6 +596,7 @@ class Workflows::Impl final : public BranchClient {
 
   DtmApi& dtm_;
   Mutex mu_;
+  std::string callback_url_ DTX_GUARDED_BY(mu_);
   CondVar cv_{&mu_};
   std::unordered_map<std::string, Entry> registered_ DTX_GUARDED_BY(mu_);
   std::unordered_set<std::string> running_ DTX_GUARDED_BY(mu_);
@@ -617,6 +628,21 @@ Workflows::~Workflows() {
 Status Workflows::Register(std::string name, WorkflowFunction fn,
                            WorkflowOptions options) {
   return impl_->Register(std::move(name), std::move(fn), std::move(options));
+}
+
+void Workflows::SetCallbackUrl(std::string url) {
+  impl_->SetCallbackUrl(std::move(url));
+}
+
+void Workflows::ResumeAsync(std::string name, std::string gid,
+                            std::string input,
+                            std::function<void(Status)> done) {
+  BranchRequest request;
+  request.info.custom_op = std::move(name);
+  request.info.gid = std::move(gid);
+  request.payload = std::move(input);
+  impl_->Call(std::move(request), nullptr,
+              [done = std::move(done)](BranchResult r) { done(r.status); });
 }
 
 Result<std::string> Workflows::Execute(const std::string& name,

@@ -13,6 +13,7 @@
 #include "dtx/transport/grpc_branch_client.h"
 #include "dtx/transport/grpc_dtm_client.h"
 #include "dtx/transport/http_dtm_client.h"
+#include "dtx/transport/workflow_callback.h"
 #include "dtx/workflow.h"
 
 #include "branch_test_server.h"
@@ -21,8 +22,11 @@
 #include "temp_dir.h"
 
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/service_type.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 namespace dtx::testing {
@@ -302,6 +306,49 @@ TEST_P(ClientApiTest, AWorkflowRunsTheSameWhereverTheCoordinatorRuns) {
   q = dtm_->Query(failing);
   ASSERT_OK(q);
   EXPECT_EQ(q->trans.status, TransStatus::kFailed);
+}
+
+// A workflow that answers ONGOING is resumed by the coordinator: in process
+// when embedded, through the application's workflow.Workflow/Execute
+// (NewWorkflowCallbackService) when remote; its first step is replayed.
+TEST_P(ClientApiTest, AnOngoingWorkflowIsResumedByTheCoordinator) {
+  auto workflows = std::make_unique<Workflows>(*dtm_);
+  std::unique_ptr<grpc::Service> callback;
+  std::unique_ptr<grpc::Server> server;
+  if (GetParam() != Backend::kEmbedded) {
+    callback = NewWorkflowCallbackService(*workflows);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(callback.get());
+    server = builder.BuildAndStart();
+    ASSERT_NE(server, nullptr);
+    workflows->SetCallbackUrl("127.0.0.1:" + std::to_string(port) +
+                              "/workflow.Workflow/Execute");
+  }
+  std::atomic<int> runs{0};
+  WorkflowOptions wo;
+  wo.trans.retry_interval = seconds(1);
+  ASSERT_OK(workflows->Register(
+      "later",
+      [this, &runs](Workflow& wf,
+                    const std::string& in) -> Result<std::string> {
+        DTX_RETURN_IF_ERROR(wf.Call(Url("/busi.Busi/TransOut"), in).status());
+        if (runs++ == 0) return FailedPreconditionError("not yet");
+        return std::string("done");
+      },
+      wo));
+  const std::string gid = NewGid();
+  EXPECT_THAT(workflows->Execute("later", gid, "x").status(),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_EQ(WaitFor(gid, TransStatus::kSucceed), TransStatus::kSucceed);
+  EXPECT_EQ(runs.load(), 2);
+  EXPECT_EQ(busi_->CallCount("/busi.Busi/TransOut"), 1u);
+  auto r = workflows->Execute("later", gid, "x");
+  ASSERT_OK(r);
+  EXPECT_EQ(*r, "done");
+  if (server) server->Shutdown();
 }
 
 TEST_P(ClientApiTest, SagaRetriesAnErrorThenSucceeds) {

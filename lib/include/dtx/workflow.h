@@ -186,6 +186,14 @@ class DTX_CORE_EXPORT Workflows {
   struct Options {
     // Threads that run resumed workflows.
     int resume_threads = 4;
+    // On a remote coordinator (GrpcDtmClient, HttpDtmClient): where it calls
+    // this process back to resume a workflow (dtm's query_prepared), e.g.
+    // "10.0.0.5:50051/workflow.Workflow/Execute", served by
+    // dtx::NewWorkflowCallbackService (dtx/transport/workflow_callback.h),
+    // or an HTTP URL whose handler calls ResumeAsync. Empty: a remote
+    // coordinator does not resume this process's workflows (a later
+    // Execute of the gid does). The embedded Coordinator needs none.
+    std::string callback_url = {};
   };
 
   // `dtm` is borrowed and must outlive this object. When it is the embedded
@@ -217,6 +225,18 @@ class DTX_CORE_EXPORT Workflows {
                               const M& input) {
     return Execute(name, gid, input.SerializeAsString());
   }
+
+  // Options::callback_url, for a callback server whose port is known only
+  // once it listens. Takes effect for the workflows Execute records next.
+  void SetCallbackUrl(std::string url);
+
+  // A coordinator's call to resume workflow `name` as transaction `gid`
+  // with `input` (dtm's callback: the call's dtm-op, dtm-gid and data):
+  // runs it on this object's threads and answers `done` there with the
+  // outcome in dtm's classes (OK or kAborted: it ended; kFailedPrecondition:
+  // ONGOING; another error: retry later). For a callback service.
+  void ResumeAsync(std::string name, std::string gid, std::string input,
+                   std::function<void(Status)> done);
 
   class Impl;
 
