@@ -11,7 +11,9 @@
 # starts the coordinator and http-busi on 127.0.0.1, and runs http-app, which
 # checks every final status through /api/dtmsvr/query and every call the
 # service saw; its SDK requests and answers are in http-app.log (printed on
-# failure). Without Go or the module proxy it exits 77 (skipped), except
+# failure). Then cmd/wf-http-app runs dtm's Go workflow SDK over HTTP
+# (workflow.InitHTTP): a transfer, a rollback and a workflow the coordinator
+# resumes through the app's HTTP callback. Without Go or the module proxy it exits 77 (skipped), except
 # under CI=true where that is a failure.
 set -euo pipefail
 src="$(cd "$1" && pwd)"
@@ -30,7 +32,8 @@ if ! (cd "$src" && go mod download) >"$work/download.log" 2>&1; then
   skip "cannot download the Go modules (module proxy unreachable?)"
 fi
 t1=$SECONDS
-(cd "$src" && go build -mod=readonly -o "$work/bin/" ./cmd/http-busi ./cmd/http-app) || fail "go build"
+(cd "$src" && go build -mod=readonly -o "$work/bin/" ./cmd/http-busi ./cmd/http-app ./cmd/wf-http-app) ||
+  fail "go build"
 echo "modules ready in $((t1 - t0)) s, built in $((SECONDS - t1)) s"
 
 start_coordinator "$server"
@@ -54,6 +57,13 @@ if ! "$work/bin/http-app" -v -dtm "$dtm_api" -busi "$busi" ${DTX_COMPAT_RUN:+-ru
 fi
 cat "$work/http-app.out"
 echo "cases ran in $((SECONDS - t2)) s"
+echo "== dtm's Go workflow SDK over HTTP (workflow.InitHTTP) -> $coordinator_name"
+if ! "$work/bin/wf-http-app" -dtm "$dtm_api" -busi "$busi" >"$work/wf-http-app.out" 2>"$work/wf-http-app.log"; then
+  cat "$work/wf-http-app.out"
+  fail "wf-http-app"
+fi
+cat "$work/wf-http-app.out"
+[ "$(grep -c '^OK wf-http-' "$work/wf-http-app.out")" -eq 3 ] || fail "wf-http-app: not every workflow case passed"
 if grep -q "BAD-QUERY" "$work/http-busi.log"; then
   fail "dtmcli.BarrierFromQuery refused a branch call's query"
 fi
