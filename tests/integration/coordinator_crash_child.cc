@@ -2,9 +2,11 @@
 // transactions against the test's branch service until the test kills it.
 //
 //   coordinator_crash_child <journal> <busi host:port>
-//       <saga|saga-fail|tcc|msg|workflow|workflow-fail> <gid prefix> <count>
+//       <saga|saga-fail|tcc|msg|workflow|workflow-fail|workflow-ledger>
+//       <gid prefix> <count>
 //
-// workflow: four_step_workflow.h's (workflow-fail: its step 3 fails).
+// workflow: four_step_workflow.h's (workflow-fail: its step 3 fails;
+// workflow-ledger: its ledger form, <busi> being a LedgerService).
 //
 // Prints "done <gid> <status>" after each transaction, then waits for stdin
 // to close.
@@ -44,6 +46,12 @@ int main(int argc, char** argv) {
         "four",
         dtx::testing::FourStepWorkflow(busi, mode == "workflow" ? 0 : 3));
     if (!s.ok()) return 1;
+  } else if (mode == "workflow-ledger") {
+    // argv[2] is a LedgerService: its URLs are "<address>/dtx.test.Ledger/".
+    dtx::Status s = workflows.Register(
+        "four", dtx::testing::FourStepLedgerWorkflow(std::string(argv[2]) +
+                                                     "/dtx.test.Ledger/"));
+    if (!s.ok()) return 1;
   }
   for (int i = 0; i < count; ++i) {
     const std::string gid = prefix + std::to_string(i);
@@ -71,7 +79,8 @@ int main(int argc, char** argv) {
               .WaitResult(true)
               .DoAndSubmit(busi + "QueryPrepared",
                            [] { return dtx::Status::Ok(); });
-    } else if (mode == "workflow" || mode == "workflow-fail") {
+    } else if (mode == "workflow" || mode == "workflow-fail" ||
+               mode == "workflow-ledger") {
       s = workflows.Execute("four", gid, "p").status();
     } else {
       std::fprintf(stderr, "unknown mode %s\n", mode.c_str());

@@ -7,6 +7,7 @@
 
 #include "coordinator_test_util.h"
 #include "four_step_workflow.h"
+#include "ledger_service.h"
 #include "subprocess.h"
 
 #include <gmock/gmock.h>
@@ -66,15 +67,17 @@ class CoordinatorCrashTest : public CoordinatorTest {
 
   // Opens a new coordinator on the journal, far enough in the future that
   // every timeout has passed, and runs until nothing is left to do.
-  void Recover(int workflow_fail_at = 0) {
+  void Recover(int workflow_fail_at = 0, WorkflowFunction four = nullptr) {
     clock_.Set(SystemClock().Now() + std::chrono::hours(2));
     Open();
     // The workflows of the killed children are resumed here, as a restarted
     // host would resume them.
     Workflows workflows(*dtm_);
-    ASSERT_OK(workflows.Register(
-        "four",
-        FourStepWorkflow(busi_->address() + "/busi.Busi/", workflow_fail_at)));
+    if (!four) {
+      four =
+          FourStepWorkflow(busi_->address() + "/busi.Busi/", workflow_fail_at);
+    }
+    ASSERT_OK(workflows.Register("four", std::move(four)));
     Settle(std::chrono::minutes(10), 30);
   }
 
@@ -263,6 +266,59 @@ TEST_F(CoordinatorCrashTest, FailingWorkflowRollsBackAfterKillsAtEveryStep) {
     extra += total - 5;
   }
   EXPECT_EQ(extra, 10);
+}
+
+// The 4-step workflow on a barrier-protected ledger, its host killed after
+// each of 12 step calls took effect and before the step was answered (so
+// never recorded): resumed by a new process, each workflow finishes, the
+// interrupted step is called again and the barrier skips its second effect:
+// every step's effect is in the ledger exactly once.
+TEST_F(CoordinatorCrashTest, WorkflowStepsTakeEffectOnceAfterKillsAtEveryStep) {
+  auto ledger = LedgerService::Start(dir_.File("ledger.db"), 4, 0, 0,
+                                     /*identify_callers=*/false);
+  ASSERT_OK(ledger);
+  const std::string prefix = (*ledger)->Url("");  // <addr>/dtx.test.Ledger/
+  const std::string address = prefix.substr(0, prefix.find('/'));
+  (*ledger)->SetBeforeAnswer([this](const LedgerCall&) {
+    if (++calls_ == kill_at_.load()) kill(child_pid_.load(), SIGKILL);
+  });
+  int started = 0;
+  for (int k = 1; k <= 12; ++k) {
+    calls_ = 0;
+    kill_at_ = k;
+    auto child = Subprocess::Start(
+        {DTX_COORDINATOR_CRASH_CHILD, dir_.File("dtx.db"), address,
+         "workflow-ledger", "l" + std::to_string(k) + "-", "3"});
+    ASSERT_OK(child);
+    child_pid_ = child->pid();
+    while (child->ReadLine(seconds(60))) {
+    }
+    child->Kill(SIGKILL);
+    child->Wait();
+    child_pid_ = 0;
+    started += (k + 3) / 4;  // workflows begun before the k-th call
+  }
+  Recover(0, FourStepLedgerWorkflow(prefix));
+  const std::vector<GlobalTrans> all = AllTransactions();
+  ASSERT_EQ(static_cast<int>(all.size()), started);
+  for (const auto& t : all) EXPECT_EQ(t.status, TransStatus::kSucceed) << t.gid;
+  auto effects = (*ledger)->Effects();
+  ASSERT_OK(effects);
+  std::map<std::string, int> once;  // "<gid> <branch> <op>" -> effects
+  for (const LedgerEffect& e : *effects)
+    ++once[e.gid + " " + e.branch_id + " " + e.op];
+  EXPECT_EQ(once.size(), 4u * all.size());
+  for (const auto& [key, n] : once) EXPECT_EQ(n, 1) << key;
+  auto total = (*ledger)->Total();
+  ASSERT_OK(total);
+  EXPECT_EQ(*total, static_cast<int64_t>(4 * all.size()));
+  // Twelve steps were interrupted after their effect: each was called again.
+  std::map<std::string, int> calls;
+  for (const LedgerCall& c : (*ledger)->Calls())
+    ++calls[c.gid + " " + c.branch_id + " " + c.op];
+  int again = 0;
+  for (const auto& [key, n] : calls) again += n - 1;
+  EXPECT_EQ(again, 12);
 }
 
 }  // namespace

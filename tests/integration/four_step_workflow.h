@@ -31,6 +31,24 @@ inline WorkflowFunction FourStepWorkflow(std::string busi, int fail_at = 0) {
   };
 }
 
+// The same four steps on a LedgerService at `ledger` ("<host:port>/"
+// "dtx.test.Ledger/"): step n moves 1 into account n (Move, under the
+// ledger's barrier), undone by MoveRevert.
+inline WorkflowFunction FourStepLedgerWorkflow(std::string ledger) {
+  return [ledger](Workflow& wf, const std::string&) -> Result<std::string> {
+    for (int n = 1; n <= 4; ++n) {
+      const std::string payload = std::to_string(n) + " 1";
+      auto r = wf.Step()
+                   .OnRollback([ledger, payload](const WorkflowBranch& b) {
+                     return b.Call(ledger + "MoveRevert", payload).status();
+                   })
+                   .Call(ledger + "Move", payload);
+      if (!r.ok()) return r.status();
+    }
+    return std::string("moved");
+  };
+}
+
 }  // namespace dtx::testing
 
 #endif  // DTX_TESTS_INTEGRATION_FOUR_STEP_WORKFLOW_H_

@@ -206,6 +206,7 @@ struct LedgerService::Impl : public grpc::CallbackGenericService {
   // The same by the connection's source port, for calls that arrive after
   // their socket closed.
   std::map<int, std::string> port_names DTX_GUARDED_BY(mu);
+  std::function<void(const LedgerCall&)> before_answer DTX_GUARDED_BY(mu);
 };
 
 class LedgerService::Impl::Reactor final
@@ -385,10 +386,13 @@ void LedgerService::Impl::WorkerLoop() {
             : Serve(job, db.get(), &call);
     call.code = static_cast<int>(status.error_code());
     call.end = system_clock::now();
+    std::function<void(const LedgerCall&)> hook;
     {
       internal::MutexLock lock(&mu);
       calls.push_back(call);
+      hook = before_answer;
     }
+    if (hook) hook(call);  // the effect (if any) is committed; not answered
     job.reactor->Answer(status);
   }
 }
@@ -454,6 +458,12 @@ LedgerService::~LedgerService() {
 
 std::string LedgerService::Url(const std::string& method) const {
   return "127.0.0.1:" + std::to_string(impl_->port) + kService + method;
+}
+
+void LedgerService::SetBeforeAnswer(
+    std::function<void(const LedgerCall&)> hook) {
+  internal::MutexLock lock(&impl_->mu);
+  impl_->before_answer = std::move(hook);
 }
 
 void LedgerService::NameCaller(pid_t pid, const std::string& name) {

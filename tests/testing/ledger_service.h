@@ -49,6 +49,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <sys/types.h>
@@ -97,6 +98,11 @@ class LedgerService {
 
   // "127.0.0.1:<port>/dtx.test.Ledger/<method>", a branch URL.
   std::string Url(const std::string& method) const;
+
+  // Runs `hook` for every call once its effect (if any) is committed and
+  // before it is answered, on a worker thread: a crash test kills the caller
+  // there, so that the call took effect but its caller never learns it.
+  void SetBeforeAnswer(std::function<void(const LedgerCall&)> hook);
 
   // Calls from process `pid` are logged as `name`.
   void NameCaller(pid_t pid, const std::string& name);
