@@ -23,7 +23,9 @@
 //
 // Prints "port <n>" (and with --http "http-port <n>") once it serves; exits
 // when stdin closes. Only what the benchmark sends is served: NewGid; Submit
-// of a saga or msg; Prepare, RegisterBranch and Submit of a tcc. Anything
+// of a saga or msg; Prepare, RegisterBranch and Submit of a tcc;
+// PrepareWorkflow, RegisterBranch and Submit of a workflow (whose steps'
+// calls the client makes). Anything
 // else is UNIMPLEMENTED (HTTP 501).
 
 #include "dtx/id_generator.h"
@@ -105,9 +107,24 @@ class Relay final : public dtmgimp::Dtm::CallbackService {
     return Run(context, TccPreparePlan(request->gid()));
   }
 
+  grpc::ServerUnaryReactor* PrepareWorkflow(
+      grpc::CallbackServerContext* context, const dtmgimp::DtmRequest* request,
+      dtmgimp::DtmProgressesReply* reply) override {
+    if (request->transtype() != "workflow") return Unimplemented(context);
+    // A new workflow each time (the benchmark never resumes one).
+    reply->mutable_transaction()->set_gid(request->gid());
+    reply->mutable_transaction()->set_status("prepared");
+    return Run(context, WorkflowPreparePlan(request->gid()));
+  }
+
   grpc::ServerUnaryReactor* RegisterBranch(
       grpc::CallbackServerContext* context,
       const dtmgimp::DtmBranchRequest* request, Empty*) override {
+    if (request->transtype() == "workflow") {
+      return Run(context,
+                 WorkflowRecordPlan(request->gid(), request->branchid(),
+                                    request->busipayload()));
+    }
     registered_.Add(request->gid(), request->branchid());
     return Run(context, TccRegisterPlan(request->gid(), request->branchid()));
   }
@@ -118,6 +135,9 @@ class Relay final : public dtmgimp::Dtm::CallbackService {
     if (request->transtype() == "tcc") {
       std::vector<std::string> ids = registered_.Take(request->gid());
       return Run(context, TccSubmitPlan(request->gid(), ids));
+    }
+    if (request->transtype() == "workflow") {
+      return Run(context, WorkflowSubmitPlan(request->gid()));
     }
     // Decoded as dtx-server decodes it.
     auto parsed = internal::FromProto(*request);

@@ -1300,8 +1300,7 @@ int Main(int argc, char** argv) {
           Row("baseline", scenario, inflight, local.baseline());
           Row("dtx", scenario, inflight, local.value());
           local.Print(name);
-          // dtx-server does not serve workflows yet (docs/workflow.md).
-          if (!server_binary.empty() && scenario != "workflow" &&
+          if (!server_binary.empty() &&
               coordinators == coordinator_counts.front()) {
             // dtx-server against the relay, which has the same client round
             // trips, journal writes and branch calls; alternating rounds again.

@@ -126,8 +126,7 @@ Plan StepsPlan(const std::string& gid, TransType type,
   return plan;
 }
 
-Plan WorkflowPlan(const std::string& gid, std::size_t steps,
-                  const std::string& payload) {
+Plan WorkflowPreparePlan(const std::string& gid) {
   GlobalTrans t;
   t.gid = gid;
   t.trans_type = TransType::kWorkflow;
@@ -137,23 +136,42 @@ Plan WorkflowPlan(const std::string& gid, std::size_t steps,
   Plan plan;
   plan.push_back(Durable(
       [t](Journal& j, WriteDone d) { j.SaveNew(t, {}, std::move(d)); }));
-  for (std::size_t i = 0; i < steps; ++i) {
-    plan.push_back(CallStep(gid, "workflow", StepId(i), "action"));
-    Branch row = Row(StepId(i), BranchOp::kAction);
-    row.status = BranchStatus::kSucceed;
-    row.bin_data = payload;  // the reply, which the step records
-    plan.push_back(Durable([gid, row](Journal& j, WriteDone d) {
-      j.AppendBranches(gid, TransStatus::kPrepared, {row}, std::move(d));
-    }));
-  }
+  return plan;
+}
+
+Plan WorkflowRecordPlan(const std::string& gid, const std::string& branch_id,
+                        const std::string& payload) {
+  Branch row = Row(branch_id, BranchOp::kAction);
+  row.status = BranchStatus::kSucceed;
+  row.bin_data = payload;  // the reply, which the step records
+  Plan plan;
+  plan.push_back(Durable([gid, row](Journal& j, WriteDone d) {
+    j.AppendBranches(gid, TransStatus::kPrepared, {row}, std::move(d));
+  }));
+  return plan;
+}
+
+Plan WorkflowSubmitPlan(const std::string& gid) {
   StatusChange c;
   c.gid = gid;
   c.from = TransStatus::kPrepared;
   c.to = TransStatus::kSucceed;
   c.result = "";
   c.fence = PlanFence();
+  Plan plan;
   plan.push_back(Durable(
       [c](Journal& j, WriteDone d) { j.ChangeStatus(c, std::move(d)); }));
+  return plan;
+}
+
+Plan WorkflowPlan(const std::string& gid, std::size_t steps,
+                  const std::string& payload) {
+  Plan plan = WorkflowPreparePlan(gid);
+  for (std::size_t i = 0; i < steps; ++i) {
+    plan.push_back(CallStep(gid, "workflow", StepId(i), "action"));
+    Append(plan, WorkflowRecordPlan(gid, StepId(i), payload));
+  }
+  Append(plan, WorkflowSubmitPlan(gid));
   return plan;
 }
 

@@ -64,6 +64,12 @@ Plan TccPlan(const std::string& gid,
 // with the reply as its data), durable; Submit's final status, durable.
 Plan WorkflowPlan(const std::string& gid, std::size_t steps,
                   const std::string& payload = "");
+// Its parts by request, as the relay runs them for a remote client whose
+// steps' calls are its own: PrepareWorkflow, one recorded step, Submit.
+Plan WorkflowPreparePlan(const std::string& gid);
+Plan WorkflowRecordPlan(const std::string& gid, const std::string& branch_id,
+                        const std::string& payload);
+Plan WorkflowSubmitPlan(const std::string& gid);
 
 // Runs `plan` on this thread: waits for each durable write and each call.
 using BlockingCall = std::function<bool(const PlanStep&)>;

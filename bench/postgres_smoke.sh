@@ -45,7 +45,7 @@ expect() {
   fi
 }
 expect '^dtx_bench: started a throwaway PostgreSQL .*url=postgresql://'
-for s in tcc saga msg saga_empty http_saga http_tcc; do
+for s in tcc saga msg saga_empty http_saga http_tcc workflow; do
   for c in 1 2; do
     expect "^RESULT pg_${s}_2_c${c} value=[0-9]+ baseline=[0-9]+ ratio="
   done
@@ -56,7 +56,7 @@ expect '^RESULT pg_saga_empty_vs_2_client_commits_2_c2 value=[0-9]+ baseline=[0-
 expect '^  #2/2 +saga +1 +[0-9]+'
 expect '^summary '
 if [ -n "$server" ]; then
-  for s in tcc saga msg saga_empty http_saga http_tcc; do
+  for s in tcc saga msg saga_empty http_saga http_tcc workflow; do
     expect "^RESULT pg_server_${s}_2 value=[0-9]+ baseline=[0-9]+ ratio="
   done
   expect '^RESULT pg_server_slow_branch_saga_p99_ms value='
