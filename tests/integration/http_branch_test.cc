@@ -7,6 +7,7 @@
 #include "dtx/embedded.h"
 #include "dtx/transaction.h"
 #include "dtx/transport/service_resolver.h"
+#include "dtx/workflow.h"
 
 #include "branch_test_server.h"
 #include "http_branch_service.h"
@@ -401,6 +402,45 @@ TEST_F(HttpsBranchTest, AnUnreadableCaFileFailsTheOpen) {
   EXPECT_THAT(OpenEmbeddedCoordinator({}, embedded_).status(),
               StatusIs(StatusCode::kInvalidArgument,
                        "the CA file '" + dir_.File("missing.pem") + "'"));
+}
+
+// A workflow (dtx::Workflows) whose steps are HTTP calls: dtm's query and
+// result classes as for any branch, 409 rolls the workflow back (the rollback
+// an HTTP call too, op "rollback"), a step's reply body is its result.
+TEST_F(HttpBranchTest, AWorkflowsStepsMayBeHttpCalls) {
+  svc_->Script("/api/TransOut", {HttpAnswer::Status(200, "out-body")});
+  svc_->Script("/api/TransIn", {HttpAnswer::Ok(), HttpAnswer::Status(409)});
+  Workflows workflows(*dtm_);
+  ASSERT_OK(workflows.Register(
+      "transfer",
+      [this](Workflow& wf, const std::string& in) -> Result<std::string> {
+        auto out = wf.Step()
+                       .OnRollback([this, in](const WorkflowBranch& b) {
+                         return b.Call(Url("/api/TransOutRevert"), in).status();
+                       })
+                       .Call(Url("/api/TransOut"), in);
+        if (!out.ok()) return out.status();
+        DTX_RETURN_IF_ERROR(wf.Call(Url("/api/TransIn"), in).status());
+        return *out;
+      }));
+  auto r = workflows.Execute("transfer", "h-wf", R"({"amount":30})");
+  ASSERT_OK(r);
+  EXPECT_EQ(*r, "out-body");
+  auto seen = svc_->Seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(
+      seen[0].target,
+      "/api/TransOut?branch_id=01&gid=h-wf&op=action&trans_type=workflow");
+  EXPECT_EQ(seen[0].body, R"({"amount":30})");
+
+  EXPECT_THAT(workflows.Execute("transfer", "h-wf-fail", "{}").status(),
+              StatusIs(StatusCode::kAborted));
+  EXPECT_EQ(Get("h-wf-fail").trans.status, TransStatus::kFailed);
+  auto revert = svc_->Seen("/api/TransOutRevert");
+  ASSERT_EQ(revert.size(), 1u);
+  EXPECT_EQ(revert[0].QueryValue("op"), "rollback");
+  EXPECT_EQ(revert[0].QueryValue("branch_id"), "01");
 }
 
 }  // namespace

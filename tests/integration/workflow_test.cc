@@ -250,6 +250,46 @@ TEST_F(WorkflowTest, CommitCallbacksRunOnceInReverseAfterSuccess) {
   EXPECT_EQ(busi_->CallCount("/busi.Busi/TransIn"), 1u);
 }
 
+// OnFinish is both callbacks: it runs in phase 2 whichever way the workflow
+// ends, told which; a step's second callback of one kind is a misuse.
+TEST_F(WorkflowTest,
+       OnFinishRunsOnCommitAndOnRollbackAndCallbacksAreOnePerKind) {
+  Script("/busi.Busi/TransIn", {Ok(), Failure()});
+  std::vector<std::string> finished;
+  std::mutex mu;
+  ASSERT_OK(workflows_->Register(
+      "finish", [&](Workflow& wf, const std::string&) -> Result<std::string> {
+        DTX_RETURN_IF_ERROR(
+            wf.Step()
+                .OnFinish([&](const WorkflowBranch& b, bool rolled_back) {
+                  std::lock_guard<std::mutex> lock(mu);
+                  finished.push_back(
+                      b.info().gid + " " + std::string(ToString(b.info().op)) +
+                      (rolled_back ? " rolled back" : " committed"));
+                  return Status::Ok();
+                })
+                .Call(Url("/busi.Busi/TransOut"), "")
+                .status());
+        DTX_RETURN_IF_ERROR(wf.Call(Url("/busi.Busi/TransIn"), "").status());
+        return std::string("ok");
+      }));
+  ASSERT_OK(workflows_->Execute("finish", "wf-fin-ok", ""));
+  EXPECT_THAT(workflows_->Execute("finish", "wf-fin-fail", "").status(),
+              StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(finished, ElementsAre("wf-fin-ok commit committed",
+                                    "wf-fin-fail rollback rolled back"));
+
+  ASSERT_OK(workflows_->Register(
+      "twice", [&](Workflow& wf, const std::string&) -> Result<std::string> {
+        auto noop = [](const WorkflowBranch&) { return Status::Ok(); };
+        return wf.Step().OnCommit(noop).OnCommit(noop).Call(
+            Url("/busi.Busi/TransOut"), "");
+      }));
+  EXPECT_THAT(workflows_->Execute("twice", "wf-twice", "").status(),
+              StatusIs(StatusCode::kInvalidArgument, "one commit callback"));
+  EXPECT_EQ(Global("wf-twice").status, TransStatus::kPrepared);
+}
+
 TEST_F(WorkflowTest, AReplayThatTakesAnotherStepIsAMismatchNamingIt) {
   bool changed = false;
   ASSERT_OK(workflows_->Register(
