@@ -280,6 +280,15 @@ TEST_P(ClientApiTest, AWorkflowRunsTheSameWhereverTheCoordinatorRuns) {
                 })
                 .Call(Url("/busi.Busi/TransOut"), in);
         if (!out.ok()) return out.status();
+        // A local step: recorded as "do:quote", never called by the
+        // coordinator (so not held to dtx-server's BranchTargets).
+        DTX_RETURN_IF_ERROR(
+            wf.Step()
+                .Do("quote",
+                    [](const WorkflowBranch&) -> Result<std::string> {
+                      return std::string("42");
+                    })
+                .status());
         DTX_RETURN_IF_ERROR(wf.Call(Url(in == "fail" ? "/busi.Busi/Fail"
                                                      : "/busi.Busi/TransIn"),
                                     in)
@@ -293,7 +302,7 @@ TEST_P(ClientApiTest, AWorkflowRunsTheSameWhereverTheCoordinatorRuns) {
   auto q = dtm_->Query(gid);
   ASSERT_OK(q);
   EXPECT_EQ(q->trans.status, TransStatus::kSucceed);
-  EXPECT_EQ(q->branches.size(), 2u);
+  EXPECT_EQ(q->branches.size(), 3u);
   auto again = workflows.Execute("transfer", gid, "30");
   ASSERT_OK(again);
   EXPECT_EQ(*again, "moved 30");
