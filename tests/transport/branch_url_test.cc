@@ -84,8 +84,6 @@ TEST(BranchUrlTest, ServersMapToChannelTargets) {
       {"dns:///busi.ns.svc.cluster.local:9000", BranchTarget::Kind::kChannel,
        "dns:///busi.ns.svc.cluster.local:9000"},
       {"dns:busi:9000", BranchTarget::Kind::kChannel, "dns:busi:9000"},
-      {"ipv4:127.0.0.1:1,127.0.0.1:2", BranchTarget::Kind::kChannel,
-       "ipv4:127.0.0.1:1,127.0.0.1:2"},
       {"ipv4:///127.0.0.1:1", BranchTarget::Kind::kChannel,
        "ipv4:///127.0.0.1:1"},
       {"ipv6:[::1]:9000", BranchTarget::Kind::kChannel, "ipv6:[::1]:9000"},
@@ -111,6 +109,19 @@ TEST(BranchUrlTest, DirectListsBecomeAddressSets) {
   EXPECT_EQ(got->kind, BranchTarget::Kind::kAddresses);
   EXPECT_THAT(got->addresses,
               ::testing::ElementsAre("10.0.0.1:9000", "busi:9001"));
+  // ipv4:/ipv6: lists too: one channel per address, none balancing.
+  for (const char* list :
+       {"ipv4:127.0.0.1:1,127.0.0.1:2", "ipv4:///127.0.0.1:1,127.0.0.1:2"}) {
+    got = ParseBranchServer(list, "default");
+    ASSERT_TRUE(got.ok()) << list << ": " << got.status();
+    EXPECT_EQ(got->kind, BranchTarget::Kind::kAddresses) << list;
+    EXPECT_THAT(got->addresses,
+                ::testing::ElementsAre("127.0.0.1:1", "127.0.0.1:2"))
+        << list;
+  }
+  got = ParseBranchServer("ipv6:[::1]:1,[::1]:2", "default");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_THAT(got->addresses, ::testing::ElementsAre("[::1]:1", "[::1]:2"));
 }
 
 TEST(BranchUrlTest, RegistrySchemesNeedTheKratosDriver) {

@@ -12,9 +12,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <future>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 namespace dtx::testing {
 namespace {
@@ -261,6 +265,55 @@ TEST_F(GrpcBranchClientTest, ChannelsAreSharedPerTarget) {
   }
   EXPECT_THAT(client_->OpenChannelTargets(),
               ::testing::ElementsAre(server_->address()));
+}
+
+// A server that answers the connection with an HTTP/1.1 response (an HTTP
+// port named in a gRPC branch URL, or a hostile one) fails the call as
+// UNAVAILABLE, whatever form names it. With gRPC 1.51's round_robin policy
+// (dtm's default service config) this killed the process with SIGSEGV
+// (grpc_branch_client.h).
+TEST_F(GrpcBranchClientTest, AServerAnsweringHttp1IsUnavailableNotACrash) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr),
+            0);
+  ASSERT_EQ(::listen(listener, 64), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len),
+            0);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  std::atomic<bool> stop{false};
+  std::thread peer([&] {
+    while (!stop) {
+      const int c = ::accept(listener, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      (void)::recv(c, buf, sizeof buf, 0);
+      static const char kAnswer[] = "HTTP/1.1 200 OK\r\n\r\n";
+      (void)::send(c, kAnswer, sizeof kAnswer - 1, MSG_NOSIGNAL);
+      ::close(c);
+    }
+  });
+  for (const std::string& server :
+       {"127.0.0.1:" + port, "localhost:" + port, "dns:///127.0.0.1:" + port,
+        "ipv4:127.0.0.1:" + port + ",127.0.0.1:" + port}) {
+    for (int i = 0; i < 10; ++i) {
+      BranchRequest r = Request("/busi.Busi/Ok");
+      r.url = server + "/busi.Busi/Ok";
+      r.timeout = std::chrono::milliseconds(2000);
+      BranchResult got = CallAndWait(*client_, r);
+      EXPECT_EQ(got.outcome, BranchOutcome::kTransient) << server;
+      EXPECT_EQ(got.status.code(), StatusCode::kUnavailable)
+          << server << ": " << got.status;
+    }
+  }
+  stop = true;
+  ::shutdown(listener, SHUT_RDWR);
+  ::close(listener);
+  peer.join();
 }
 
 TEST_F(GrpcBranchClientTest, RoundRobinOverTwoServers) {

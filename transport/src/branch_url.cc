@@ -216,9 +216,27 @@ Result<BranchTarget> ParseBranchServer(std::string_view server,
     return t;
   }
   if (scheme == "ipv4" || scheme == "ipv6") {
-    DTX_RETURN_IF_ERROR(
-        CheckLiteralList(server, server.substr(colon + 1), scheme == "ipv6"));
-    t.channel_target = std::string(server);
+    const std::string_view list = server.substr(colon + 1);
+    DTX_RETURN_IF_ERROR(CheckLiteralList(server, list, scheme == "ipv6"));
+    if (list.find(',') == std::string_view::npos) {
+      t.channel_target = std::string(server);
+      return t;
+    }
+    // Several addresses: one channel each, picked by dtx per call, as for
+    // direct:/// (a channel balancing over several addresses would need
+    // gRPC's round_robin, which dtx does not use: GrpcBranchClientOptions).
+    t.kind = BranchTarget::Kind::kAddresses;
+    std::string_view addresses = list;
+    if (addresses.rfind("///", 0) == 0) addresses.remove_prefix(3);
+    std::size_t start = 0;
+    while (start <= addresses.size()) {
+      const auto comma = addresses.find(',', start);
+      t.addresses.emplace_back(addresses.substr(
+          start, comma == std::string_view::npos ? std::string_view::npos
+                                                 : comma - start));
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
     return t;
   }
   if (scheme == "unix" || scheme == "unix-abstract") {

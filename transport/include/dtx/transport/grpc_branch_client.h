@@ -3,11 +3,17 @@
 // metadata and a deadline, and maps the answer to dtm's outcome classes.
 //
 // Channels are cached per resolved target string and shared by all calls.
-// Targets with several addresses (direct:///, discovery://) get one channel
-// per address and are picked round-robin per call; a change in a service's
-// address set opens and closes only the channels that changed. Names resolved
-// by gRPC (host:port, dns:///) use gRPC's round_robin policy over all
-// addresses.
+// Targets with several addresses (direct:///, an ipv4:/ipv6: list,
+// discovery://) get one channel per address and are picked round-robin per
+// call; a change in a service's address set opens and closes only the
+// channels that changed. A name resolved by gRPC (host:port, dns:///) is one
+// channel with gRPC's pick_first policy: it uses one of the name's addresses
+// at a time (another when that one fails). dtm's default service config is
+// round_robin, which dtx does not take: gRPC 1.51's round_robin (Debian 12's)
+// crashes the process (SIGSEGV in ConnectedSubchannel::
+// GetInitialCallSizeEstimate) when a server answers the connection with an
+// HTTP/1.1 response, which a misconfigured or hostile branch URL gets it to
+// do. A name with several addresses is spread with direct:/// or a registry.
 //
 // TLS per target: a channel to a server that a rule of `tls_rules` names
 // (FindTlsRule, by the host and port of a host:port, dns:///host:port or
@@ -55,9 +61,9 @@ struct DTX_GRPC_EXPORT GrpcBranchClientOptions {
   std::shared_ptr<ServiceResolver> resolver;
   // Deadline of calls whose request has none (dtm's RequestTimeout).
   std::chrono::milliseconds default_timeout{3000};
-  // Service config of every channel (dtm's GrpcServiceConfig).
-  std::string service_config =
-      R"({"loadBalancingConfig":[{"round_robin":{}}]})";
+  // Service config of every channel (dtm's GrpcServiceConfig). pick_first,
+  // not dtm's round_robin: see the top of this file before changing it.
+  std::string service_config = R"({"loadBalancingConfig":[{"pick_first":{}}]})";
   // Largest reply accepted, in bytes (gRPC's default).
   int max_reply_bytes = 4 * 1024 * 1024;
   // TLS for the servers they name (dtx-server's BranchTLS). Their files are
