@@ -22,6 +22,7 @@
 #include "dtx/limits.h"
 
 #include "coordinator_impl.h"
+#include "trans_options.h"
 
 #include <map>
 #include <ostream>
@@ -465,7 +466,16 @@ void Coordinator::PrepareWorkflowAsync(TransRequest req,
             Status same =
                 internal::SameRequest("prepare workflow", stored, {},
                                       asked.trans_type, nullptr, nullptr);
-            if (same.ok() && stored.custom_data != asked.custom_data) {
+            // The same name and input, however the JSON was written.
+            auto stored_custom =
+                internal::DecodeWorkflowCustom(stored.custom_data);
+            auto asked_custom =
+                internal::DecodeWorkflowCustom(asked.custom_data);
+            const bool same_custom =
+                stored_custom.ok() && asked_custom.ok() &&
+                stored_custom->name == asked_custom->name &&
+                stored_custom->data == asked_custom->data;
+            if (same.ok() && !same_custom) {
               same = AlreadyExistsError(
                   "prepare workflow: gid " + asked.gid +
                   " exists with another workflow name or input; a resume "

@@ -288,6 +288,15 @@ Result<WorkflowCustom> DecodeWorkflowCustom(const std::string& text) {
     return InvalidArgumentError("workflow: custom data has no workflow 'name'");
   }
   out.name = name->get<std::string>();
+  // It travels as gRPC metadata (dtm-op) and an HTTP query value when the
+  // workflow is resumed: printable ASCII, as gRPC requires of metadata.
+  bool printable = out.name.size() <= 128;
+  for (const char c : out.name) printable = printable && c >= 0x20 && c < 0x7f;
+  if (!printable) {
+    return InvalidArgumentError(
+        "workflow: the name must be 1 to 128 printable ASCII characters "
+        "(it is sent as gRPC metadata when the workflow is resumed)");
+  }
   auto data = j.find("data");
   if (data != j.end() && !data->is_null()) {
     // Go's encoding/json writes []byte as standard base64.

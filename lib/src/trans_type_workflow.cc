@@ -105,6 +105,11 @@ class Workflow final : public TransProcessor {
         ValidateText("rollback_reason", field("rollback_reason")));
     d.rollback_reason = field("rollback_reason");
     d.result = field("result");
+    if (!Base64Decode(*d.result)) {
+      return InvalidArgumentError(
+          "workflow submit: req_extra result must be base64 (of the "
+          "workflow's result bytes), as dtm's SDKs send it");
+    }
     if (d.result->size() > kMaxPayloadBytes) {
       return InvalidArgumentError(
           "workflow submit: result of " + std::to_string(d.result->size()) +
@@ -240,7 +245,11 @@ class Workflow final : public TransProcessor {
       rt.NeedRetry(true);
       return;
     }
-    DTX_LOG(&rt.logger(), LogLevel::kWarn,
+    // ONGOING is the application saying "not yet", every retry interval: a
+    // warning each time would flood the log (thousands of workflows).
+    DTX_LOG(&rt.logger(),
+            r.outcome == BranchOutcome::kOngoing ? LogLevel::kDebug
+                                                 : LogLevel::kWarn,
             "gid=" << rt.trans().gid << " workflow "
                    << LoggableText(state.custom.name) << " resume "
                    << ToString(r.outcome) << ": "

@@ -417,6 +417,16 @@ TEST_F(WorkflowTest, RequestsAreCheckedAndRetriesAnsweredAsTheFirst) {
   prepare.custom_data = R"({"data":""})";
   EXPECT_THAT(dtm_->PrepareWorkflow(prepare).status(),
               StatusIs(StatusCode::kInvalidArgument, "name"));
+  // A name travels as gRPC metadata when resumed: printable ASCII only.
+  prepare.custom_data = "{\"name\":\"a\\nb\",\"data\":\"\"}";
+  EXPECT_THAT(dtm_->PrepareWorkflow(prepare).status(),
+              StatusIs(StatusCode::kInvalidArgument, "printable"));
+  // The same name and input however the JSON is written: the same workflow.
+  prepare.gid = "wf-json";
+  prepare.custom_data = R"({"name":"w","data":"AQI="})";
+  ASSERT_OK(dtm_->PrepareWorkflow(prepare));
+  prepare.custom_data = R"({ "data" : "AQI=", "name" : "w" })";
+  EXPECT_OK(dtm_->PrepareWorkflow(prepare));
 }
 
 TEST_F(WorkflowTest, AGidRunsOnceAtATimeInAProcess) {

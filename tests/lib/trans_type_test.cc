@@ -82,6 +82,9 @@ TEST(TransTypeTest, WorkflowSubmitDecidesTheEnd) {
   req.req_extra = {{"status", "submitted"}};
   EXPECT_THAT(wf.DecideSubmit(req).status(),
               StatusIs(StatusCode::kInvalidArgument, "'submitted'"));
+  req.req_extra = {{"status", "succeed"}, {"result", "not base64!"}};
+  EXPECT_THAT(wf.DecideSubmit(req).status(),
+              StatusIs(StatusCode::kInvalidArgument, "base64"));
   req.req_extra = {{"status", "succeed"}, {"colour", "red"}};
   EXPECT_THAT(wf.DecideSubmit(req).status(),
               StatusIs(StatusCode::kInvalidArgument, "colour"));
