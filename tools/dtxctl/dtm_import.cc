@@ -177,10 +177,17 @@ Result<TransWithBranches> MapDtmTrans(const DtmTransRow& row,
   if (!type.ok()) {
     return InvalidArgumentError("unknown trans_type '" + row.trans_type + "'");
   }
-  if (*type == TransType::kXa || *type == TransType::kWorkflow) {
-    return UnimplementedError("trans_type " + row.trans_type +
-                              ": dtx runs tcc, saga and msg only; finish it "
-                              "with dtm");
+  if (*type == TransType::kXa) {
+    return UnimplementedError("trans_type xa: dtx does not run xa "
+                              "transactions; finish it with dtm");
+  }
+  if (*type == TransType::kWorkflow) {
+    // dtx runs workflows, but a dtm workflow's record may hold steps dtx
+    // has no op for (DoXa's "business") and its callback is the dtm
+    // application's: moving one between coordinators is not supported.
+    return UnimplementedError(
+        "trans_type workflow: importing workflows is not supported; let the "
+        "application finish it with dtm");
   }
   t.trans_type = *type;
   auto status = ParseTransStatus(row.status);

@@ -510,8 +510,9 @@ int Main(int argc, char** argv) {
   import_dtm->footer(
       "Each transaction is written whole (with its branch rows) or not at "
       "all; one whose gid the journal holds is skipped, so a re-run is "
-      "safe. xa, workflow and json-rpc transactions are refused (dtx does "
-      "not run them): exit code 4 when any was refused.");
+      "safe. xa and json-rpc transactions (which dtx does not run) and "
+      "workflows (finished where they started) are refused: exit code 4 "
+      "when any was refused.");
 
   try {
     app.parse(argc, argv);
