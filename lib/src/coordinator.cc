@@ -164,9 +164,11 @@ void Engine::WithRuntime(
     MutexLock lock(&prepared_mu);
     auto it = prepared.find(gid);
     if (it != prepared.end()) {
-      // A workflow's entry holds no recorded steps (RegisterBranch does not
-      // keep them: SubmitEnd needs only the global): read from the journal.
-      if (it->second.trans.trans_type != TransType::kWorkflow)
+      // An entry of a mode whose registered rows are not kept (a
+      // workflow's record; SubmitEnd needs only the global) is no copy of
+      // the journal's rows: read them from the journal.
+      const TransProcessor* p = ProcessorFor(it->second.trans.trans_type);
+      if (p != nullptr && p->CallsRegisteredBranches())
         known = std::move(it->second);
       prepared.erase(it);
     }

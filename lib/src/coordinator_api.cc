@@ -22,7 +22,6 @@
 #include "dtx/limits.h"
 
 #include "coordinator_impl.h"
-#include "trans_options.h"
 
 #include <map>
 #include <ostream>
@@ -304,7 +303,8 @@ void SubmitExisting(Engine& c, std::string gid, bool wait, AskedSubmit asked,
 // prepared with. Anything else (it moved on, a resume holds it, it is not
 // cached) goes the way of every Submit (SubmitExisting), which also answers
 // a retry.
-void SubmitEnd(Engine& c, std::string gid, internal::SubmitDecision decision,
+void SubmitEnd(Engine& c, std::string gid, TransType type,
+               internal::SubmitDecision decision,
                std::shared_ptr<internal::ReplyOnce<Status>> reply) {
   std::optional<TransWithBranches> cached;
   {
@@ -312,8 +312,7 @@ void SubmitEnd(Engine& c, std::string gid, internal::SubmitDecision decision,
     if (c.active.count(gid) == 0) {
       internal::MutexLock cache_lock(&c.prepared_mu);
       auto it = c.prepared.find(gid);
-      if (it != c.prepared.end() &&
-          it->second.trans.trans_type == TransType::kWorkflow) {
+      if (it != c.prepared.end() && it->second.trans.trans_type == type) {
         cached = std::move(it->second);
         c.prepared.erase(it);
       }
@@ -321,8 +320,7 @@ void SubmitEnd(Engine& c, std::string gid, internal::SubmitDecision decision,
   }
   if (!cached || cached->trans.status != TransStatus::kPrepared) {
     return SubmitExisting(c, gid, /*wait=*/false,
-                          AskedSubmit{TransType::kWorkflow, {}, decision},
-                          reply);
+                          AskedSubmit{type, {}, decision}, reply);
   }
   StatusChange change;
   change.gid = gid;
@@ -334,7 +332,7 @@ void SubmitEnd(Engine& c, std::string gid, internal::SubmitDecision decision,
   change.fence = Fence{cached->trans.owner, cached->trans.fence};
   c.journal->ChangeStatus(
       std::move(change),
-      WriteDone([&c, gid, decision, reply](Status s) mutable {
+      WriteDone([&c, gid, type, decision, reply](Status s) mutable {
         if (s.ok()) {
           c.CountDecision(decision.to);
           LogOffJournal(c, LogLevel::kDebug, [&](std::ostream& os) {
@@ -347,10 +345,9 @@ void SubmitEnd(Engine& c, std::string gid, internal::SubmitDecision decision,
             s.code() == StatusCode::kAborted) {
           // It moved on meanwhile (a retry, a force-stop, another
           // coordinator): answered from what the journal holds.
-          return c.OnIo()([&c, gid, decision, reply] {
+          return c.OnIo()([&c, gid, type, decision, reply] {
             SubmitExisting(c, gid, /*wait=*/false,
-                           AskedSubmit{TransType::kWorkflow, {}, decision},
-                           reply);
+                           AskedSubmit{type, {}, decision}, reply);
           });
         }
         reply->Set(std::move(s));
@@ -429,7 +426,8 @@ void Coordinator::PrepareAsync(TransRequest req, StatusCallback done) {
 void Coordinator::PrepareWorkflowAsync(TransRequest req,
                                        ResultCallback<TransWithBranches> done) {
   Engine& c = *engine_;
-  if (req.trans_type != TransType::kWorkflow) {
+  const TransProcessor* mode = ProcessorFor(req.trans_type);
+  if (mode != nullptr && !mode->AnswersProgress()) {
     return done(InvalidArgumentError("prepare workflow: trans type '" +
                                      std::string(ToString(req.trans_type)) +
                                      "' is not workflow"));
@@ -466,15 +464,9 @@ void Coordinator::PrepareWorkflowAsync(TransRequest req,
             Status same =
                 internal::SameRequest("prepare workflow", stored, {},
                                       asked.trans_type, nullptr, nullptr);
-            // The same name and input, however the JSON was written.
-            auto stored_custom =
-                internal::DecodeWorkflowCustom(stored.custom_data);
-            auto asked_custom =
-                internal::DecodeWorkflowCustom(asked.custom_data);
             const bool same_custom =
-                stored_custom.ok() && asked_custom.ok() &&
-                stored_custom->name == asked_custom->name &&
-                stored_custom->data == asked_custom->data;
+                ProcessorFor(asked.trans_type)
+                    ->SameCustomData(stored.custom_data, asked.custom_data);
             if (same.ok() && !same_custom) {
               same = AlreadyExistsError(
                   "prepare workflow: gid " + asked.gid +
@@ -498,7 +490,7 @@ void Coordinator::SubmitAsync(TransRequest req, StatusCallback done) {
   if (!decision.ok()) return done(decision.status());
   if (IsFinished(decision->to)) {
     // A workflow's Submit: its end, decided by the client.
-    return SubmitEnd(c, req.gid, std::move(decision).value(),
+    return SubmitEnd(c, req.gid, req.trans_type, std::move(decision).value(),
                      NewReply<Status>(c, std::move(done)));
   }
   if (!(*processor)->SubmitCreates()) {
@@ -660,9 +652,9 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
   if (!processor.ok()) return done(processor.status());
   auto rows = (*processor)->RegisteredBranches(b, *c.client);
   if (!rows.ok()) return done(rows.status());
-  // A workflow's recorded step is never called by the coordinator: its url
-  // only says what the step did (a URL the application called, or "do").
-  if (b.trans_type != TransType::kWorkflow) {
+  // Rows the coordinator never calls (a workflow's record) name no target.
+  const bool called = (*processor)->CallsRegisteredBranches();
+  if (called) {
     Status allowed = CheckTargets(c, *rows, "");
     if (!allowed.ok()) return done(allowed);
   }
@@ -670,13 +662,13 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
   // A prepared transaction is not processed, and leaving prepared re-reads
   // the journal's branches, so the write needs no runtime.
   std::vector<Branch> cached;
-  if (b.trans_type != TransType::kWorkflow) cached = *rows;
+  if (called) cached = *rows;
   // Completes on the journal's thread, as Prepare's save does.
   c.journal->AppendBranches(
       b.gid, TransStatus::kPrepared, std::move(rows).value(),
       WriteDone([&c, reply, gid = b.gid, cached = std::move(cached),
                  confirm = b.confirm_url, cancel = b.cancel_url,
-                 branch_id = b.branch_id](Status s) mutable {
+                 branch_id = b.branch_id, called](Status s) mutable {
         if (s.code() == StatusCode::kFailedPrecondition) {
           return reply->Set(AbortedError("no trans with gid: " + gid +
                                          " status: prepared found"));
@@ -688,10 +680,9 @@ void Coordinator::RegisterBranchAsync(BranchRegistration b,
           });
           internal::MutexLock lock(&c.prepared_mu);
           auto it = c.prepared.find(gid);
-          // A workflow's entry keeps no steps (see SubmitEnd): its
+          // An entry of uncalled rows keeps none (see SubmitEnd): this
           // completion, on the journal's thread, stays short.
-          if (it != c.prepared.end() &&
-              it->second.trans.trans_type != TransType::kWorkflow) {
+          if (it != c.prepared.end() && called) {
             for (Branch& row : cached)
               it->second.branches.push_back(std::move(row));
           }

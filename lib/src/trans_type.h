@@ -105,6 +105,21 @@ class TransProcessor {
   // RegisterBranch: the rows of one registered branch.
   virtual Result<std::vector<Branch>> RegisteredBranches(
       const BranchRegistration& branch, BranchClient& client) const;
+  // Whether the coordinator calls the rows RegisterBranch appends (a tcc's
+  // confirm and cancel); false for a record of what the client did (a
+  // workflow's steps): their URLs are then not held to BranchTargets, and
+  // the prepared cache keeps no rows of the transaction (so that it serves
+  // only the Submit that ends it, never a runtime's load).
+  virtual bool CallsRegisteredBranches() const { return true; }
+  // Whether the mode is prepared with PrepareWorkflow, which answers the
+  // transaction's record so far (a workflow).
+  virtual bool AnswersProgress() const { return false; }
+  // Whether two custom data texts of the mode mean the same (a retried
+  // request): the same text by default.
+  virtual bool SameCustomData(const std::string& a,
+                              const std::string& b) const {
+    return a == b;
+  }
   // How long after its creation an unfinished transaction of this mode
   // times out, given its options; zero: never.
   virtual std::chrono::seconds TimeoutOf(const TransOptions& options,

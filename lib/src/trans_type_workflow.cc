@@ -152,6 +152,17 @@ class Workflow final : public TransProcessor {
     return std::vector<Branch>{std::move(row)};
   }
 
+  bool CallsRegisteredBranches() const override { return false; }
+  bool AnswersProgress() const override { return true; }
+
+  // The same name and input, however the JSON was written.
+  bool SameCustomData(const std::string& a,
+                      const std::string& b) const override {
+    auto x = DecodeWorkflowCustom(a);
+    auto y = DecodeWorkflowCustom(b);
+    return x.ok() && y.ok() && x->name == y->name && x->data == y->data;
+  }
+
   std::chrono::seconds TimeoutOf(const TransOptions&,
                                  const ModeDefaults&) const override {
     return std::chrono::seconds(0);  // never (dtm has no workflow timeout)

@@ -88,6 +88,17 @@ TEST(TransTypeTest, WorkflowSubmitDecidesTheEnd) {
   req.req_extra = {{"status", "succeed"}, {"colour", "red"}};
   EXPECT_THAT(wf.DecideSubmit(req).status(),
               StatusIs(StatusCode::kInvalidArgument, "colour"));
+  // Its recorded steps are never called; PrepareWorkflow answers its record;
+  // its custom data means the same however the JSON is written.
+  EXPECT_FALSE(wf.CallsRegisteredBranches());
+  EXPECT_TRUE(TccProcessor().CallsRegisteredBranches());
+  EXPECT_TRUE(wf.AnswersProgress());
+  EXPECT_FALSE(TccProcessor().AnswersProgress());
+  EXPECT_TRUE(wf.SameCustomData(R"({"name":"w","data":"AQI="})",
+                                R"({ "data":"AQI=", "name":"w" })"));
+  EXPECT_FALSE(wf.SameCustomData(R"({"name":"w","data":"AQI="})",
+                                 R"({"name":"w","data":"AQM="})"));
+  EXPECT_FALSE(SagaProcessor().SameCustomData("{}", "{ }"));
   // Other modes take no req_extra.
   req.trans_type = TransType::kSaga;
   req.req_extra = {{"status", "succeed"}};
