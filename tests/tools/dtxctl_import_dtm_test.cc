@@ -326,7 +326,7 @@ TEST_F(ImportDtmTest, CopiesUnfinishedTransactionsFieldByField) {
   // xa-prepared was refused: exit 4, and the summary says why.
   EXPECT_EQ(r.code, 4) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("refused xa-prepared (xa, prepared): "
-                               "trans_type xa: dtx runs tcc, saga and msg"));
+                               "trans_type xa: dtx does not run xa"));
   EXPECT_THAT(r.out, HasSubstr("read 5 dtm transactions: 4 imported, 0 "
                                "skipped (already in the journal), 1 refused"));
 
