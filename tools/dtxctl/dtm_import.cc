@@ -178,8 +178,9 @@ Result<TransWithBranches> MapDtmTrans(const DtmTransRow& row,
     return InvalidArgumentError("unknown trans_type '" + row.trans_type + "'");
   }
   if (*type == TransType::kXa) {
-    return UnimplementedError("trans_type xa: dtx does not run xa "
-                              "transactions; finish it with dtm");
+    return UnimplementedError(
+        "trans_type xa: dtx does not run xa "
+        "transactions; finish it with dtm");
   }
   if (*type == TransType::kWorkflow) {
     // dtx runs workflows, but a dtm workflow's record may hold steps dtx
