@@ -38,11 +38,12 @@
 //
 // Determinism: a run must take the same steps in the same order as the run
 // that recorded them, until it reaches steps not yet recorded. A replayed
-// step that does something else (another URL, Do instead of Call, another
-// Do name) or a recorded step that a run never reaches is a replay mismatch:
-// the run stops with kInternal naming the step, records nothing more and
-// does not end the workflow, which is resumed (and fails the same way) until
-// the code is fixed. What a workflow function may and may not do is in
+// step that does something else (another method or path: the address a
+// Call was sent to does not count; Do instead of Call; another Do name) or a
+// recorded step that a run never reaches is a replay mismatch: the run stops
+// with kInternal naming the step, records nothing more and does not end the
+// workflow, which is resumed (and fails the same way) until the code is
+// fixed. What a workflow function may and may not do is in
 // docs/workflow.md.
 //
 // Thread safety: Workflows is thread-safe; Execute may run many workflows at
