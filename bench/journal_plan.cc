@@ -90,6 +90,22 @@ class Results {
   std::vector<BranchUpdate> pending_;
 };
 
+// A prepared global with no rows, durable (a tcc's Prepare, a workflow's
+// PrepareWorkflow).
+Plan PreparePlan(const std::string& gid, TransType type,
+                 std::string custom_data) {
+  GlobalTrans t;
+  t.gid = gid;
+  t.trans_type = type;
+  t.status = TransStatus::kPrepared;
+  t.owner = kPlanOwner;
+  t.custom_data = std::move(custom_data);
+  Plan plan;
+  plan.push_back(Durable(
+      [t](Journal& j, WriteDone d) { j.SaveNew(t, {}, std::move(d)); }));
+  return plan;
+}
+
 void Append(Plan& to, Plan from) {
   for (PlanStep& s : from) to.push_back(std::move(s));
 }
@@ -127,16 +143,8 @@ Plan StepsPlan(const std::string& gid, TransType type,
 }
 
 Plan WorkflowPreparePlan(const std::string& gid) {
-  GlobalTrans t;
-  t.gid = gid;
-  t.trans_type = TransType::kWorkflow;
-  t.status = TransStatus::kPrepared;
-  t.owner = kPlanOwner;
-  t.custom_data = R"({"data":"","name":"bench"})";
-  Plan plan;
-  plan.push_back(Durable(
-      [t](Journal& j, WriteDone d) { j.SaveNew(t, {}, std::move(d)); }));
-  return plan;
+  return PreparePlan(gid, TransType::kWorkflow,
+                     R"({"data":"","name":"bench"})");
 }
 
 Plan WorkflowRecordPlan(const std::string& gid, const std::string& branch_id,
@@ -176,15 +184,7 @@ Plan WorkflowPlan(const std::string& gid, std::size_t steps,
 }
 
 Plan TccPreparePlan(const std::string& gid) {
-  GlobalTrans t;
-  t.gid = gid;
-  t.trans_type = TransType::kTcc;
-  t.status = TransStatus::kPrepared;
-  t.owner = kPlanOwner;
-  Plan plan;
-  plan.push_back(Durable(
-      [t](Journal& j, WriteDone d) { j.SaveNew(t, {}, std::move(d)); }));
-  return plan;
+  return PreparePlan(gid, TransType::kTcc, "");
 }
 
 Plan TccRegisterPlan(const std::string& gid, const std::string& branch_id) {

@@ -1,6 +1,7 @@
 #include "admin_http.h"
 
 #include "dtx/clock.h"
+#include "dtx/internal/base64.h"
 #include "dtx/limits.h"
 #include "dtx/transport/bearer_token.h"
 #include "dtx/transport/http_message.h"
@@ -70,25 +71,6 @@ HttpResponse FromStatus(const Status& s) {
   }
 }
 
-std::string Base64(std::string_view in) {
-  static constexpr char kDigits[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    const std::size_t n = std::min<std::size_t>(3, in.size() - i);
-    uint32_t v = 0;
-    for (std::size_t k = 0; k < 3; ++k) {
-      v <<= 8;
-      if (k < n) v |= static_cast<unsigned char>(in[i + k]);
-    }
-    for (std::size_t k = 0; k < 4; ++k) {
-      out += k <= n ? kDigits[(v >> (18 - 6 * k)) & 63] : '=';
-    }
-  }
-  return out;
-}
-
 json Time(const std::optional<TimePoint>& t) {
   return t ? json(Rfc3339(*t)) : json(nullptr);
 }
@@ -146,7 +128,7 @@ json BranchJson(const Branch& b) {
   j["update_time"] = Rfc3339(b.update_time);
   j["gid"] = b.gid;
   j["url"] = b.url;
-  j["bin_data"] = Base64(b.bin_data);
+  j["bin_data"] = internal::Base64Encode(b.bin_data);
   j["branch_id"] = b.branch_id;
   j["op"] = std::string(ToString(b.op));
   j["status"] = std::string(ToString(b.status));

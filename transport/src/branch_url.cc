@@ -3,9 +3,24 @@
 #include <arpa/inet.h>
 #include <cctype>
 #include <string>
+#include <vector>
 
 namespace dtx {
 namespace {
+
+// "a,b,c" -> {"a", "b", "c"} (an empty text is one empty entry).
+std::vector<std::string_view> SplitCommas(std::string_view list) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (;;) {
+    const auto comma = list.find(',', start);
+    out.push_back(list.substr(start, comma == std::string_view::npos
+                                         ? std::string_view::npos
+                                         : comma - start));
+    if (comma == std::string_view::npos) return out;
+    start = comma + 1;
+  }
+}
 
 Status BadUrl(std::string_view url, std::string_view why) {
   return InvalidArgumentError("branch url '" + std::string(url) +
@@ -228,15 +243,8 @@ Result<BranchTarget> ParseBranchServer(std::string_view server,
     t.kind = BranchTarget::Kind::kAddresses;
     std::string_view addresses = list;
     if (addresses.rfind("///", 0) == 0) addresses.remove_prefix(3);
-    std::size_t start = 0;
-    while (start <= addresses.size()) {
-      const auto comma = addresses.find(',', start);
-      t.addresses.emplace_back(addresses.substr(
-          start, comma == std::string_view::npos ? std::string_view::npos
-                                                 : comma - start));
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
+    for (std::string_view entry : SplitCommas(addresses))
+      t.addresses.emplace_back(entry);
     return t;
   }
   if (scheme == "unix" || scheme == "unix-abstract") {
@@ -256,18 +264,11 @@ Result<BranchTarget> ParseBranchServer(std::string_view server,
       return BadUrl(server, "want direct:///host:port[,host:port...]");
     }
     t.kind = BranchTarget::Kind::kAddresses;
-    std::size_t start = 0;
-    while (start <= path.size()) {
-      const auto comma = path.find(',', start);
-      const std::string_view entry = path.substr(
-          start, comma == std::string_view::npos ? std::string_view::npos
-                                                 : comma - start);
+    for (std::string_view entry : SplitCommas(path)) {
       if (!SplitHostPort(entry, &host, &port)) {
         return BadUrl(server, "'" + std::string(entry) + "' is not host:port");
       }
       t.addresses.emplace_back(entry);
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
     }
     return t;
   }
