@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 namespace dtx::server {
@@ -18,6 +19,19 @@ std::string Lower(std::string s) {
   for (char& c : s)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// ASCII case-insensitive equality, without the copies Lower makes: the keys
+// are looked up once per YAML node (and the fuzzer loads many files).
+bool SameKey(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 Result<int64_t> ParseInt(const std::string& text, int64_t min, int64_t max) {
@@ -575,17 +589,15 @@ Status SetKey(const Key& key, ServerConfig& config, const std::string& v) {
 }
 
 const Key* FindKey(const std::string& path) {
-  const std::string lower = Lower(path);
   for (const Key& k : Keys()) {
-    if (Lower(k.name) == lower) return &k;
+    if (SameKey(k.name, path)) return &k;
   }
   return nullptr;
 }
 
 bool IsIgnored(const std::string& path) {
-  const std::string lower = Lower(path);
   for (const std::string& k : IgnoredKeys()) {
-    if (Lower(k) == lower) return true;
+    if (SameKey(k, path)) return true;
   }
   return false;
 }
@@ -613,7 +625,7 @@ Status Walk(const YAML::Node& node, const std::string& prefix,
                          " is a dtm setting that dtx does not use; ignored");
       continue;
     }
-    if (Lower(path) == Lower(kRetiredWorkerThreads)) {
+    if (SameKey(path, kRetiredWorkerThreads)) {
       warnings.push_back(file + ": " + kRetiredWorkerThreadsWhy);
       continue;
     }
@@ -621,7 +633,7 @@ Status Walk(const YAML::Node& node, const std::string& prefix,
       DTX_RETURN_IF_ERROR(Walk(value, path, file, config, warnings));
       continue;
     }
-    if (Lower(path) == Lower(kBranchTls)) {
+    if (SameKey(path, kBranchTls)) {
       if (value.IsNull()) continue;
       DTX_ASSIGN_OR_RETURN(config.branch_tls,
                            ParseBranchTls(value, file + ": " + kBranchTls));
