@@ -149,8 +149,10 @@ void Engine::WithRuntime(
     auto it = active.find(gid);
     if (it != active.end()) rt = it->second;
   }
+  // On the request's own thread when the strand is idle (one thread hop
+  // fewer per request on a transaction in memory: a TCC's Submit).
   auto on_strand = [this, gid, fn](std::shared_ptr<TransRuntime> runtime) {
-    runtime->Post([this, runtime, gid, fn] {
+    runtime->Dispatch([this, runtime, gid, fn] {
       if (runtime->evicted()) {
         WithRuntime(gid, fn);  // it left memory meanwhile: load it again
         return;

@@ -54,8 +54,12 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
                const TransProcessor& processor, TransWithBranches data,
                const TransOptions* opts);
 
-  // Runs `fn` on the strand. Any thread.
+  // Runs `fn` on the strand, later, on an io thread. Any thread.
   void Post(std::function<void()> fn);
+  // Runs `fn` on the strand: right here, before returning, when the strand
+  // is idle and this thread runs no serial's closure (a request's thread);
+  // otherwise as Post. Any thread.
+  void Dispatch(std::function<void()> fn);
   // Runs closures on the strand, keeping the runtime alive until they have
   // run: what journal writes and branch calls complete through.
   Executor executor();

@@ -106,6 +106,8 @@ class JournalWriter {
   Status PrepareStatements();
   Status RegisterMetrics(MetricsRegistry& registry);
   void Loop();
+  // Nothing is waiting to be written (the next batch would be empty).
+  bool QueueEmpty() const DTX_EXCLUDES(mu_);
   // Applies `batch` in one transaction; results[i] is the outcome of
   // batch[i].
   void RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,

@@ -83,6 +83,8 @@ class PgJournalWriter {
   PgJournalWriter(std::unique_ptr<PgConn> conn, Options options);
   Status RegisterMetrics(MetricsRegistry& registry);
   void Loop();
+  // Nothing is waiting to be written (the next batch would be empty).
+  bool QueueEmpty() const DTX_EXCLUDES(mu_);
   void RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,
                 std::vector<Status>& results);
   // Runs the batch in pipeline mode. True when it is done (committed, or

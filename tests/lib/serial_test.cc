@@ -142,5 +142,22 @@ TEST(SerialTest, ClosuresLeftWhenTheIoContextGoesAreDestroyed) {
   EXPECT_TRUE(watch.expired());
 }
 
+TEST(InlineCompletionScopeTest, OffersOnlyInsideAScopeThatSaysSoAndNests) {
+  EXPECT_FALSE(InlineCompletionAllowed());
+  {
+    InlineCompletionScope alone(true);
+    EXPECT_TRUE(InlineCompletionAllowed());
+    {
+      InlineCompletionScope busy(false);
+      EXPECT_FALSE(InlineCompletionAllowed());
+    }
+    EXPECT_TRUE(InlineCompletionAllowed());
+    bool elsewhere = true;
+    std::thread([&elsewhere] { elsewhere = InlineCompletionAllowed(); }).join();
+    EXPECT_FALSE(elsewhere);  // per thread
+  }
+  EXPECT_FALSE(InlineCompletionAllowed());
+}
+
 }  // namespace
 }  // namespace dtx::internal

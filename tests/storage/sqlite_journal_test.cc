@@ -5,6 +5,7 @@
 
 #include "dtx/storage/sqlite_journal.h"
 
+#include "dtx/executor.h"
 #include "dtx/metrics.h"
 
 #include "journal_contract_test.h"
@@ -161,6 +162,51 @@ TEST_F(SqliteJournalTest, OneWritePerCommitWhenGroupCommitIsOff) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(j->stats().commits, 40u);
   EXPECT_EQ(j->stats().writes, 40u);
+}
+
+// dtx/executor.h, inline completions: the writer offers its thread to a
+// completion only when that write was its only work. The first write's
+// executor holds the writer while eight more are queued; they then commit
+// as one batch, whose completions are not offered.
+TEST_F(SqliteJournalTest, OnlyALoneWritesCompletionIsOfferedTheWriter) {
+  auto j = Open(Options());
+  std::promise<bool> first_offered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  Executor hold = [&](std::function<void()> fn) {
+    first_offered.set_value(InlineCompletionAllowed());
+    released.wait();
+    fn();
+  };
+  std::promise<Status> first_done;
+  j->SaveNew(Trans("lone", clock_), {},
+             WriteDone(hold, [&](Status s) { first_done.set_value(s); }));
+  EXPECT_TRUE(first_offered.get_future().get());
+
+  constexpr int kMore = 8;
+  std::mutex mu;
+  std::vector<bool> offered;
+  Executor record = [&](std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      offered.push_back(InlineCompletionAllowed());
+    }
+    fn();
+  };
+  std::vector<std::promise<Status>> done(kMore);
+  for (int i = 0; i < kMore; ++i) {
+    j->SaveNew(Trans("batch-" + std::to_string(i), clock_), {},
+               WriteDone(record, [&done, i](Status s) {
+                 done[static_cast<size_t>(i)].set_value(s);
+               }));
+  }
+  release.set_value();
+  EXPECT_OK(first_done.get_future().get());
+  for (auto& d : done) EXPECT_OK(d.get_future().get());
+  EXPECT_THAT(offered, ::testing::Each(false));
+  EXPECT_EQ(offered.size(), static_cast<size_t>(kMore));
+  // Off the writer's thread nothing is offered.
+  EXPECT_FALSE(InlineCompletionAllowed());
 }
 
 TEST_F(SqliteJournalTest, MetricsCountEveryCommitAndItsWrites) {

@@ -7,8 +7,9 @@
 // Every request has two forms. The callback form (SubmitAsync, ...) starts
 // the request and returns at once; `done` runs exactly once, when the request
 // is answered, on a thread of the implementation (a coordinator io thread, a
-// journal or gRPC thread), or before the call returns when the request is
-// refused at once. `done` must be short and must not block: hand the result
+// journal or gRPC thread), or before the call returns when the answer is
+// known at once (a refusal; a request about a transaction the coordinator
+// holds in memory may be decided on the caller's thread). `done` must be short and must not block: hand the result
 // to your own executor for anything more. The blocking form (Submit, ...)
 // wraps the callback form and waits; never call it from a `done`.
 //
