@@ -9,9 +9,10 @@
 // is answered, on a thread of the implementation (a coordinator io thread, a
 // journal or gRPC thread), or before the call returns when the answer is
 // known at once (a refusal; a request about a transaction the coordinator
-// holds in memory may be decided on the caller's thread). `done` must be short and must not block: hand the result
-// to your own executor for anything more. The blocking form (Submit, ...)
-// wraps the callback form and waits; never call it from a `done`.
+// holds in memory may be decided on the caller's thread). `done` must be
+// short and must not block: hand the result to your own executor for
+// anything more. The blocking form (Submit, ...) wraps the callback form and
+// waits; never call it from a `done`.
 //
 //   dtm.SubmitAsync(request, [reactor](dtx::Status s) { reactor->Finish(s); });
 //   dtx::Status s = dtm.Submit(request);  // the same, waiting
