@@ -337,43 +337,115 @@ class AppendBranchesOp final : public SimpleOp {
   std::vector<Branch> branches_;
 };
 
-// Records results on the rows of transaction `gid`, one UPDATE per row, in
-// order (a row named twice is updated twice, as in SQLite), appended to
-// `out`.
-void AddBranchUpdates(std::vector<PgStatement>& out, const std::string& gid,
-                      const std::vector<BranchUpdate>& updates,
-                      int64_t now_ms) {
+// Branch results, merged per row. A row named more than once in one write
+// ends as SQLite's one UPDATE per result leaves it: the last status, the
+// attempts added up, the last attempt's time and error, and a finish time
+// once any of the results left 'prepared'.
+struct MergedUpdate {
+  std::string branch_id;
+  BranchOp op = BranchOp::kAction;
+  BranchStatus status = BranchStatus::kPrepared;
+  bool finishes = false;
+  int64_t attempts = 0;
+  int64_t try_ms = 0;
+  std::string error;
+};
+using UpdateChunk = std::vector<MergedUpdate>;
+
+// Rows per UPDATE: 7 parameters each, well under PostgreSQL's 65535.
+constexpr std::size_t kUpdatesPerStatement = 1000;
+
+std::vector<UpdateChunk> MergeUpdates(
+    const std::vector<BranchUpdate>& updates) {
+  std::vector<MergedUpdate> merged;
   for (const BranchUpdate& u : updates) {
+    auto it =
+        std::find_if(merged.begin(), merged.end(), [&u](const MergedUpdate& m) {
+          return m.op == u.op && m.branch_id == u.branch_id;
+        });
+    if (it == merged.end()) {
+      it = merged.insert(merged.end(), MergedUpdate{});
+      it->branch_id = u.branch_id;
+      it->op = u.op;
+    }
+    it->status = u.status;
+    it->finishes = it->finishes || u.status != BranchStatus::kPrepared;
+    if (u.attempt) {
+      ++it->attempts;
+      it->try_ms = ToUnixMillis(u.attempt->time);
+      it->error = u.attempt->error;
+    }
+  }
+  std::vector<UpdateChunk> chunks;
+  for (std::size_t i = 0; i < merged.size(); i += kUpdatesPerStatement) {
+    const std::size_t n = std::min(kUpdatesPerStatement, merged.size() - i);
+    chunks.emplace_back(std::make_move_iterator(merged.begin() + i),
+                        std::make_move_iterator(merged.begin() + i + n));
+  }
+  return chunks;
+}
+
+// Records results on the rows of transaction `gid`: one UPDATE per chunk of
+// MergeUpdates (most writes: one statement, whatever their rows), appended
+// to `out`. Each returns the rows it updated, for CheckBranchUpdates.
+void AddBranchUpdates(std::vector<PgStatement>& out, const std::string& gid,
+                      const std::vector<UpdateChunk>& chunks, int64_t now_ms) {
+  for (const UpdateChunk& chunk : chunks) {
     PgStatement& st = out.emplace_back();
-    st.params.Text(ToString(u.status))
-        .Int(now_ms)
-        .Text(gid)
-        .Text(u.branch_id)
-        .Text(ToString(u.op))
-        .Int(u.attempt ? 1 : 0)
-        .Int(u.attempt ? ToUnixMillis(u.attempt->time) : 0)
-        .Text(u.attempt ? std::string_view(u.attempt->error)
-                        : std::string_view());
+    st.params.Text(gid).Int(now_ms);
+    std::string values;
+    int p = 3;
+    for (const MergedUpdate& m : chunk) {
+      st.params.Text(m.branch_id)
+          .Text(ToString(m.op))
+          .Text(ToString(m.status))
+          .Int(m.finishes ? 1 : 0)
+          .Int(m.attempts)
+          .Int(m.try_ms)
+          .Text(m.error);
+      values += values.empty() ? "(" : ", (";
+      for (int c = 0; c < 7; ++c) {
+        if (c > 0) values += ", ";
+        values += "$" + std::to_string(p++);
+      }
+      values += ")";
+    }
     st.sql = R"sql(
-UPDATE trans_branch_op SET
-  status = $1,
+UPDATE trans_branch_op t SET
+  status = v.status,
   update_time = $2,
-  finish_time = CASE WHEN $1 = 'prepared' THEN finish_time ELSE $2 END,
-  attempts = attempts + $6,
-  last_try_time = CASE WHEN $6 = 0 THEN last_try_time ELSE $7 END,
-  last_error = CASE WHEN $6 = 0 THEN last_error ELSE $8 END
-WHERE trans_id = (SELECT id FROM trans_global WHERE gid = $3)
-  AND branch_id = $4 AND op = $5)sql";
-    st.context = "update branch of " + gid;
+  finish_time = CASE WHEN v.finishes = 0 THEN t.finish_time ELSE $2 END,
+  attempts = t.attempts + v.attempts,
+  last_try_time = CASE WHEN v.attempts = 0 THEN t.last_try_time
+                       ELSE v.try_time END,
+  last_error = CASE WHEN v.attempts = 0 THEN t.last_error ELSE v.error END
+FROM (VALUES )sql" +
+             values +
+             R"sql() AS v(branch_id, op, status, finishes, attempts, try_time,
+                 error)
+WHERE t.trans_id = (SELECT id FROM trans_global WHERE gid = $1)
+  AND t.branch_id = v.branch_id AND t.op = v.op
+RETURNING t.branch_id, t.op)sql";
+    st.context = "update branches of " + gid;
   }
 }
 
-// The check of an AddBranchUpdates statement for updates[k].
-Status CheckBranchUpdate(const PgResult& r, const std::string& gid,
-                         const BranchUpdate& u) {
-  if (r.affected() > 0) return Status::Ok();
-  return NotFoundError(GidPrefix(gid) + "branch " + u.branch_id + "/" +
-                       std::string(ToString(u.op)) + " not found");
+// The check of the AddBranchUpdates statement for `chunk`: every row it
+// names was there.
+Status CheckBranchUpdates(const PgResult& r, const std::string& gid,
+                          const UpdateChunk& chunk) {
+  if (static_cast<std::size_t>(r.rows()) == chunk.size()) return Status::Ok();
+  std::set<std::pair<std::string, std::string>> found;
+  for (int i = 0; i < r.rows(); ++i) found.emplace(r.Text(i, 0), r.Text(i, 1));
+  for (const MergedUpdate& m : chunk) {
+    if (found.count({m.branch_id, std::string(ToString(m.op))}) == 0) {
+      return NotFoundError(GidPrefix(gid) + "branch " + m.branch_id + "/" +
+                           std::string(ToString(m.op)) + " not found");
+    }
+  }
+  return InternalError(GidPrefix(gid) + "branch update matched " +
+                       std::to_string(r.rows()) + " rows, expected " +
+                       std::to_string(chunk.size()));
 }
 
 constexpr const char* kChangeSet = R"sql(
@@ -436,13 +508,14 @@ class ChangeStatusOp final : public SimpleOp {
                FenceWhere(10) + " RETURNING g.id";
     }
     first_update_ = out.size();
-    AddBranchUpdates(out, c_.gid, c_.branch_updates, now_ms);
+    chunks_ = MergeUpdates(c_.branch_updates);
+    AddBranchUpdates(out, c_.gid, chunks_, now_ms);
     return out;
   }
 
   Status Check(std::size_t k, const PgResult& r, PgConn* conn) override {
     if (k >= first_update_)
-      return CheckBranchUpdate(r, c_.gid, c_.branch_updates[k - first_update_]);
+      return CheckBranchUpdates(r, c_.gid, chunks_[k - first_update_]);
     if (c_.expected_branch_rows) {
       if (k == 0) return CheckLocked(r, c_.gid, c_.from, c_.fence);
       if (k == 1 && r.Int(0, 0) != *c_.expected_branch_rows) {
@@ -461,6 +534,7 @@ class ChangeStatusOp final : public SimpleOp {
  private:
   StatusChange c_;
   std::size_t first_update_ = 0;
+  std::vector<UpdateChunk> chunks_;
 };
 
 class UpdateBranchesOp final : public SimpleOp {
@@ -487,19 +561,21 @@ class UpdateBranchesOp final : public SimpleOp {
       st.context = "take over " + r_.gid;
     }
     first_update_ = out.size();
-    AddBranchUpdates(out, r_.gid, r_.updates, now_ms);
+    chunks_ = MergeUpdates(r_.updates);
+    AddBranchUpdates(out, r_.gid, chunks_, now_ms);
     return out;
   }
 
   Status Check(std::size_t k, const PgResult& r, PgConn*) override {
     if (k == 0) return CheckLocked(r, r_.gid, r_.expected, r_.fence);
     if (k < first_update_) return Status::Ok();
-    return CheckBranchUpdate(r, r_.gid, r_.updates[k - first_update_]);
+    return CheckBranchUpdates(r, r_.gid, chunks_[k - first_update_]);
   }
 
  private:
   BranchResults r_;
   std::size_t first_update_ = 0;
+  std::vector<UpdateChunk> chunks_;
 };
 
 // The outcome of a one-row guarded UPDATE made as "WITH u AS (... RETURNING

@@ -398,6 +398,37 @@ TYPED_TEST_P(JournalContractTest, UpdateBranchesRecordsAttempts) {
   EXPECT_EQ(got.branches[0].attempts, 0);
 }
 
+// One write naming a row more than once leaves it as the results applied
+// in order would: the last status, every attempt counted, the last attempt's
+// time and error, and the finish time of the result that ended it.
+TYPED_TEST_P(JournalContractTest, UpdateBranchesNamingARowTwiceAppliesBoth) {
+  ASSERT_OK(this->Save(this->NewTrans("g-twice"), SagaBranches(2)));
+  this->clock_.Advance(seconds(2));
+  const TimePoint now = this->clock_.Now();
+  ASSERT_OK(this->Update("g-twice", TransStatus::kSubmitted,
+                         {{"01", BranchOp::kAction, BranchStatus::kSucceed,
+                           BranchAttempt{now - seconds(1), "first"}},
+                          {"02", BranchOp::kAction, BranchStatus::kSucceed},
+                          {"01", BranchOp::kAction, BranchStatus::kPrepared,
+                           BranchAttempt{now, "ONGOING: second"}}}));
+  ASSERT_OK_AND_ASSIGN(auto got, this->journal_->Find("g-twice"));
+  EXPECT_EQ(got.branches[1].status, BranchStatus::kPrepared);
+  EXPECT_EQ(got.branches[1].attempts, 2);
+  EXPECT_EQ(got.branches[1].last_try_time, now);
+  EXPECT_EQ(got.branches[1].last_error, "ONGOING: second");
+  EXPECT_EQ(got.branches[1].finish_time, now);
+  EXPECT_EQ(got.branches[3].status, BranchStatus::kSucceed);
+  EXPECT_EQ(got.branches[3].attempts, 0);
+  // A row that is not there fails the write whole.
+  EXPECT_THAT(
+      this->Update("g-twice", TransStatus::kSubmitted,
+                   {{"02", BranchOp::kCompensate, BranchStatus::kSucceed},
+                    {"09", BranchOp::kAction, BranchStatus::kSucceed}}),
+      StatusIs(StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(got, this->journal_->Find("g-twice"));
+  EXPECT_EQ(got.branches[2].status, BranchStatus::kPrepared);
+}
+
 TYPED_TEST_P(JournalContractTest, SummarizeCountsUnfinishedAndDue) {
   ASSERT_OK_AND_ASSIGN(auto none,
                        this->journal_->Summarize(this->clock_.Now()));
@@ -1316,7 +1347,8 @@ TYPED_TEST_P(JournalContractTest, PurgePagesByRowIdAndStopsAtNewRows) {
 
 REGISTER_TYPED_TEST_SUITE_P(
     JournalContractTest, SaveNewThenFindRoundTripsEveryField,
-    FindUnknownGidIsNotFound, SaveNewOfAnExistingGidWritesNothing,
+    UpdateBranchesNamingARowTwiceAppliesBoth, FindUnknownGidIsNotFound,
+    SaveNewOfAnExistingGidWritesNothing,
     SaveNewWithADuplicateBranchWritesNothing,
     AppendBranchesOnlyWhileTheStatusIsExpected,
     AppendBranchesToAMissingGidIsNotFound,
