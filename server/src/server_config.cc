@@ -1,5 +1,7 @@
 #include "dtx/server/server_config.h"
 
+#include "dtx/internal/ascii.h"
+
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -21,17 +23,10 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// ASCII case-insensitive equality, without the copies Lower makes: the keys
-// are looked up once per YAML node (and the fuzzer loads many files).
+// Keys compare without the copies Lower makes: they are looked up once per
+// YAML node (and the fuzzer loads many files).
 bool SameKey(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
+  return internal::EqualsIgnoreCase(a, b);
 }
 
 Result<int64_t> ParseInt(const std::string& text, int64_t min, int64_t max) {

@@ -1,21 +1,15 @@
 #include "dtx/transport/http_message.h"
 
+#include "dtx/internal/ascii.h"
+
 #include <nlohmann/json.hpp>
 
 #include <atomic>
-#include <cctype>
 
 namespace dtx {
 
 bool HttpNamesEqual(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
+  return internal::EqualsIgnoreCase(a, b);
 }
 namespace {
 
