@@ -14,8 +14,10 @@
 #include "postgres_schema.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace dtx::internal {
@@ -47,21 +49,29 @@ std::string Quoted(TransStatus s) {
 constexpr std::size_t kBranchesPerInsert = 1000;
 constexpr int kBranchParams = 8;
 
+// "($a, ...), ($b, ...)": `rows` rows of `cols` parameters each, numbered
+// from $first on; with `ord`, each row starts with its index (0, 1, ...).
+std::string ValuesRows(std::size_t rows, int cols, int first, bool ord) {
+  std::string sql;
+  int p = first;
+  for (std::size_t r = 0; r < rows; ++r) {
+    sql += r == 0 ? "(" : ", (";
+    if (ord) sql += std::to_string(r);
+    for (int c = 0; c < cols; ++c) {
+      if (ord || c > 0) sql += ", ";
+      sql += "$" + std::to_string(p++);
+    }
+    sql += ")";
+  }
+  return sql;
+}
+
 // "(VALUES ($a, ...), ...) AS v(ord, url, ...)" for `n` rows whose
 // parameters start at $first, in the order PgAddBranchParams binds them.
 std::string BranchValues(std::size_t n, int first) {
-  std::string sql = "(VALUES ";
-  int p = first;
-  for (std::size_t r = 0; r < n; ++r) {
-    sql += r == 0 ? "(" : ", (";
-    sql += std::to_string(r);
-    for (int c = 0; c < kBranchParams; ++c) sql += ", $" + std::to_string(p++);
-    sql += ")";
-  }
-  sql +=
-      ") AS v(ord, url, bin_data, branch_id, op, status, finish_time, "
-      "rollback_time, create_time)";
-  return sql;
+  return "(VALUES " + ValuesRows(n, kBranchParams, first, /*ord=*/true) +
+         ") AS v(ord, url, bin_data, branch_id, op, status, finish_time, "
+         "rollback_time, create_time)";
 }
 
 void AddBranchParams(PgParams& p, const Branch& b, int64_t now_ms) {
@@ -352,28 +362,30 @@ struct MergedUpdate {
 };
 using UpdateChunk = std::vector<MergedUpdate>;
 
-// Rows per UPDATE: 7 parameters each, well under PostgreSQL's 65535.
+// Rows per UPDATE: kUpdateParams parameters each, well under PostgreSQL's
+// 65535.
 constexpr std::size_t kUpdatesPerStatement = 1000;
+constexpr int kUpdateParams = 7;
 
 std::vector<UpdateChunk> MergeUpdates(
     const std::vector<BranchUpdate>& updates) {
   std::vector<MergedUpdate> merged;
+  // A transaction may have thousands of rows: found by index, not by scan.
+  std::map<std::pair<std::string_view, BranchOp>, std::size_t> index;
   for (const BranchUpdate& u : updates) {
-    auto it =
-        std::find_if(merged.begin(), merged.end(), [&u](const MergedUpdate& m) {
-          return m.op == u.op && m.branch_id == u.branch_id;
-        });
-    if (it == merged.end()) {
-      it = merged.insert(merged.end(), MergedUpdate{});
-      it->branch_id = u.branch_id;
-      it->op = u.op;
+    auto [slot, added] = index.try_emplace({u.branch_id, u.op}, merged.size());
+    if (added) {
+      MergedUpdate& m = merged.emplace_back();
+      m.branch_id = u.branch_id;
+      m.op = u.op;
     }
-    it->status = u.status;
-    it->finishes = it->finishes || u.status != BranchStatus::kPrepared;
+    MergedUpdate& m = merged[slot->second];
+    m.status = u.status;
+    m.finishes = m.finishes || u.status != BranchStatus::kPrepared;
     if (u.attempt) {
-      ++it->attempts;
-      it->try_ms = ToUnixMillis(u.attempt->time);
-      it->error = u.attempt->error;
+      ++m.attempts;
+      m.try_ms = ToUnixMillis(u.attempt->time);
+      m.error = u.attempt->error;
     }
   }
   std::vector<UpdateChunk> chunks;
@@ -393,8 +405,6 @@ void AddBranchUpdates(std::vector<PgStatement>& out, const std::string& gid,
   for (const UpdateChunk& chunk : chunks) {
     PgStatement& st = out.emplace_back();
     st.params.Text(gid).Int(now_ms);
-    std::string values;
-    int p = 3;
     for (const MergedUpdate& m : chunk) {
       st.params.Text(m.branch_id)
           .Text(ToString(m.op))
@@ -403,13 +413,9 @@ void AddBranchUpdates(std::vector<PgStatement>& out, const std::string& gid,
           .Int(m.attempts)
           .Int(m.try_ms)
           .Text(m.error);
-      values += values.empty() ? "(" : ", (";
-      for (int c = 0; c < 7; ++c) {
-        if (c > 0) values += ", ";
-        values += "$" + std::to_string(p++);
-      }
-      values += ")";
     }
+    const std::string values =
+        ValuesRows(chunk.size(), kUpdateParams, 3, /*ord=*/false);
     st.sql = R"sql(
 UPDATE trans_branch_op t SET
   status = v.status,
