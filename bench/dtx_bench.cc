@@ -63,7 +63,9 @@
 // names get _p<bytes>.
 // --pg-no-pipeline sends every journal statement on its own round trip
 // (PostgresJournalOptions::pipeline = false), dtx and baseline alike: run
-// it beside a default run to see what pipelining brings.
+// it beside a default run to see what pipelining brings. --pg-writers N
+// gives every PostgresJournal N write connections
+// (PostgresJournalOptions::writers; 2 by default), dtx and baseline alike.
 //
 //   dtx_bench [--seconds 10]
 //             [--scenario
@@ -71,7 +73,7 @@
 //             [--inflight 1,16,64] [--io-threads 1] [--server dtx-server]
 //             [--slow-sagas 5000] [--rounds 6] [--poll-http]
 //             [--journal sqlite|postgres] [--pg-conninfo CONNINFO]
-//             [--coordinators 1,2,4] [--pg-no-pipeline]
+//             [--coordinators 1,2,4] [--pg-no-pipeline] [--pg-writers 2]
 //             [--payload 32,1024,32768,262144,1048576]
 //
 // An unknown flag is refused (exit 2). With --journal postgres and no
@@ -221,6 +223,7 @@ struct Store {
   bool postgres = false;
   std::string conninfo;  // postgres: libpq's connection string or URI
   bool pipeline = true;  // postgres: PostgresJournalOptions::pipeline
+  int writers = 0;  // postgres: PostgresJournalOptions::writers; 0: its default
 };
 
 #ifdef DTX_BENCH_POSTGRES
@@ -404,6 +407,8 @@ class JournalPlace {
     po.conninfo = store_.conninfo;
     po.schema = schema_;
     po.pipeline = store_.pipeline;
+    if (store_.writers > 0)
+      po.writers = static_cast<std::size_t>(store_.writers);
     return CheckOrExit(PostgresJournal::Open(po), "open schema " + schema_);
 #else
     std::exit(1);
@@ -1101,11 +1106,12 @@ void Polled(Bench& bench, const std::string& server, std::size_t io_threads,
 }
 
 int Main(int argc, char** argv) {
-  RefuseUnknownFlags(argc, argv, "dtx_bench",
-                     {"--seconds", "--scenario", "--inflight", "--io-threads",
-                      "--server", "--rounds", "--slow-sagas", "--journal",
-                      "--pg-conninfo", "--coordinators", "--payload"},
-                     {"--poll-http", "--pg-no-pipeline"});
+  RefuseUnknownFlags(
+      argc, argv, "dtx_bench",
+      {"--seconds", "--scenario", "--inflight", "--io-threads", "--server",
+       "--rounds", "--slow-sagas", "--journal", "--pg-conninfo",
+       "--coordinators", "--payload", "--pg-writers"},
+      {"--poll-http", "--pg-no-pipeline"});
   auto refuse = [](const std::string& why) {
     std::fprintf(stderr, "dtx_bench: %s\n", why.c_str());
     std::exit(2);
@@ -1167,6 +1173,11 @@ int Main(int argc, char** argv) {
   store.pipeline = !HasFlag(argc, argv, "--pg-no-pipeline");
   if (!store.postgres && !store.pipeline)
     refuse("--pg-no-pipeline needs --journal postgres");
+  store.writers =
+      ParseInt("--pg-writers", Flag(argc, argv, "--pg-writers", "0"));
+  if (store.writers < 0) refuse("--pg-writers needs a count of at least 1");
+  if (!store.postgres && store.writers > 0)
+    refuse("--pg-writers needs --journal postgres");
   if (coordinator_counts.empty() ||
       std::any_of(coordinator_counts.begin(), coordinator_counts.end(),
                   [](int n) { return n < 1; })) {

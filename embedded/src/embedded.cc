@@ -27,8 +27,7 @@ Result<std::unique_ptr<Journal>> OpenPostgresJournal(
   if (pg.max_open_conns == 1) {
     return InvalidArgumentError(
         "embedded: postgres: max_open_conns 1 is too few: the journal needs "
-        "one connection for its writer and at least one for reads (0: no "
-        "cap)");
+        "at least one connection for writes and one for reads (0: no cap)");
   }
 #ifdef DTX_EMBEDDED_HAS_POSTGRES
   PostgresJournalOptions options;
@@ -44,9 +43,13 @@ Result<std::unique_ptr<Journal>> OpenPostgresJournal(
     options.conninfo = MakePostgresConninfo(address);
   }
   options.schema = pg.schema;
-  // The writer holds one connection of max_open_conns; reads share the
-  // rest, and no more of them idle than may be open.
-  options.max_readers = pg.max_open_conns == 0 ? 0 : pg.max_open_conns - 1;
+  // The writers hold connections of max_open_conns (as many as the default,
+  // leaving at least one); reads share the rest, and no more of them idle
+  // than may be open.
+  if (pg.max_open_conns != 0)
+    options.writers = std::min(options.writers, pg.max_open_conns - 1);
+  options.max_readers =
+      pg.max_open_conns == 0 ? 0 : pg.max_open_conns - options.writers;
   options.max_idle_readers =
       options.max_readers == 0
           ? pg.max_idle_conns

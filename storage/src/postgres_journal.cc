@@ -1,17 +1,21 @@
 // PostgresJournal: opening (options, connection, schema), the Journal's
 // operations, and the pool of read connections. Writes go to the
-// PgJournalWriter (postgres_writer.cc: the writer thread and group commit).
+// PgJournalWriters (postgres_writer.cc: a writer thread and group commit),
+// each transaction's to one writer chosen by its gid.
 
 #include "dtx/storage/postgres_journal.h"
 
 #include "dtx/internal/mutex.h"
+#include "dtx/metrics.h"
 
 #include "postgres_conn.h"
 #include "postgres_ops.h"
 #include "postgres_schema.h"
 #include "postgres_writer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -234,8 +238,48 @@ struct PostgresJournal::Impl {
   const Clock* clock;
   std::shared_ptr<Logger> logger;
   std::string target;  // host:port/db, for messages
-  std::unique_ptr<internal::PgJournalWriter> writer;
+  // At least one once open. A transaction's writes go to Writer(gid), so
+  // they keep their order; writes of no transaction (claims, retention) to
+  // the first.
+  std::vector<std::unique_ptr<internal::PgJournalWriter>> writers;
   PgReaderPool readers;
+  // Null without a registry. The gauge reads the writers; declared after
+  // them, so that it is unregistered first.
+  Histogram* commit_seconds = nullptr;
+  Histogram* batch_writes = nullptr;
+  CallbackGauge queued;
+
+  internal::PgJournalWriter& Writer(const std::string& gid) {
+    if (writers.size() == 1) return *writers.front();
+    return *writers[std::hash<std::string>{}(gid) % writers.size()];
+  }
+
+  // The SQLite journal's metrics, under the same names (docs/operations.md),
+  // so that one dashboard serves either journal.
+  Status RegisterMetrics(MetricsRegistry& registry) {
+    DTX_ASSIGN_OR_RETURN(
+        commit_seconds,
+        registry.AddHistogram(
+            "dtx_journal_commit_duration_seconds",
+            "Seconds of one group commit, from BEGIN to a durable COMMIT, its "
+            "writes applied in between."));
+    DTX_ASSIGN_OR_RETURN(
+        batch_writes,
+        registry.AddHistogram("dtx_journal_batch_writes",
+                              "Writes committed together in one group commit.",
+                              {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}));
+    DTX_ASSIGN_OR_RETURN(
+        queued, registry.AddCallbackGauge(
+                    "dtx_journal_queued_writes",
+                    "Writes waiting for the journal's writer threads (not yet "
+                    "in a commit).",
+                    [this] {
+                      std::size_t n = 0;
+                      for (const auto& w : writers) n += w->queued();
+                      return static_cast<double>(n);
+                    }));
+    return Status::Ok();
+  }
 };
 
 PostgresJournal::PostgresJournal(std::unique_ptr<Impl> impl)
@@ -259,15 +303,26 @@ Result<std::unique_ptr<PostgresJournal>> PostgresJournal::Open(
   impl->readers.set_target(impl->target);
   DTX_RETURN_IF_ERROR(
       internal::MigratePgSchema(*conn, impl->options.schema, *impl->logger));
+  if (impl->options.metrics != nullptr)
+    DTX_RETURN_IF_ERROR(impl->RegisterMetrics(*impl->options.metrics));
   internal::PgJournalWriter::Options w;
   w.connection = ConnOptions(impl->options, "dtx-journal-writer");
   w.max_batch_writes = impl->options.max_batch_writes;
   w.pipeline = impl->options.pipeline;
   w.clock = impl->clock;
   w.logger = impl->logger;
-  w.metrics = impl->options.metrics;
-  DTX_ASSIGN_OR_RETURN(impl->writer, internal::PgJournalWriter::Start(
-                                         std::move(conn), std::move(w)));
+  w.commit_seconds = impl->commit_seconds;
+  w.batch_writes = impl->batch_writes;
+  const std::size_t writers = std::max<std::size_t>(1, impl->options.writers);
+  for (std::size_t i = 0; i < writers; ++i) {
+    // The first writer takes the connection that migrated the schema.
+    if (i > 0) {
+      DTX_ASSIGN_OR_RETURN(conn, PgConn::Connect(w.connection));
+    }
+    DTX_ASSIGN_OR_RETURN(auto writer,
+                         internal::PgJournalWriter::Start(std::move(conn), w));
+    impl->writers.push_back(std::move(writer));
+  }
   DTX_LOG(impl->logger, LogLevel::kInfo,
           "journal: opened postgres " << impl->target << " schema "
                                       << impl->options.schema);
@@ -276,48 +331,79 @@ Result<std::unique_ptr<PostgresJournal>> PostgresJournal::Open(
 
 void PostgresJournal::SaveNew(GlobalTrans trans, std::vector<Branch> branches,
                               WriteDone done) {
-  impl_->writer->Enqueue(internal::MakePgSaveNew(
-      std::move(trans), std::move(branches), std::move(done)));
+  internal::PgJournalWriter& writer = impl_->Writer(trans.gid);
+  writer.Enqueue(internal::MakePgSaveNew(std::move(trans), std::move(branches),
+                                         std::move(done)));
 }
 
 void PostgresJournal::AppendBranches(std::string gid, TransStatus expected,
                                      std::vector<Branch> branches,
                                      WriteDone done) {
-  impl_->writer->Enqueue(internal::MakePgAppendBranches(
+  internal::PgJournalWriter& writer = impl_->Writer(gid);
+  writer.Enqueue(internal::MakePgAppendBranches(
       std::move(gid), expected, std::move(branches), std::move(done)));
 }
 
 void PostgresJournal::ChangeStatus(StatusChange change, WriteDone done) {
-  impl_->writer->Enqueue(
+  internal::PgJournalWriter& writer = impl_->Writer(change.gid);
+  writer.Enqueue(
       internal::MakePgChangeStatus(std::move(change), std::move(done)));
 }
 
 void PostgresJournal::UpdateBranches(BranchResults results, WriteDone done) {
-  impl_->writer->Enqueue(
+  internal::PgJournalWriter& writer = impl_->Writer(results.gid);
+  writer.Enqueue(
       internal::MakePgUpdateBranches(std::move(results), std::move(done)));
 }
 
 void PostgresJournal::TouchCron(CronUpdate update, WriteDone done) {
-  impl_->writer->Enqueue(
-      internal::MakePgTouchCron(std::move(update), std::move(done)));
+  internal::PgJournalWriter& writer = impl_->Writer(update.gid);
+  writer.Enqueue(internal::MakePgTouchCron(std::move(update), std::move(done)));
 }
 
 void PostgresJournal::MakeDue(std::string gid, TimePoint now, WriteDone done) {
-  impl_->writer->Enqueue(
-      internal::MakePgMakeDue(std::move(gid), now, std::move(done)));
+  internal::PgJournalWriter& writer = impl_->Writer(gid);
+  writer.Enqueue(internal::MakePgMakeDue(std::move(gid), now, std::move(done)));
 }
 
 void PostgresJournal::Claim(ClaimRequest request, ClaimDone done) {
-  impl_->writer->Enqueue(
+  impl_->writers.front()->Enqueue(
       internal::MakePgClaim(std::move(request), std::move(done)));
 }
 
 void PostgresJournal::PurgeFinished(PurgeRequest request, PurgeDone done) {
-  impl_->writer->Enqueue(internal::MakePgPurge(request, std::move(done)));
+  impl_->writers.front()->Enqueue(
+      internal::MakePgPurge(request, std::move(done)));
 }
 
 void PostgresJournal::Flush(WriteDone done) {
-  impl_->writer->Enqueue(internal::MakePgFlush(std::move(done)));
+  // Every writer's earlier writes: done once each writer's flush completed,
+  // with the first failure if any.
+  struct Pending {
+    Mutex mu;
+    std::size_t left DTX_GUARDED_BY(mu);
+    Status first DTX_GUARDED_BY(mu);
+    WriteDone done;
+  };
+  auto pending = std::make_shared<Pending>();
+  {
+    MutexLock lock(&pending->mu);
+    pending->left = impl_->writers.size();
+  }
+  pending->done = std::move(done);
+  for (const auto& writer : impl_->writers) {
+    // Trivial on the writer; the last one hands `done` to its executor.
+    writer->Enqueue(internal::MakePgFlush([pending](Status s) {
+      Status result;
+      {
+        MutexLock lock(&pending->mu);
+        if (!s.ok() && pending->first.ok()) pending->first = std::move(s);
+        if (--pending->left > 0) return;
+        result = std::move(pending->first);
+      }
+      std::move(pending->done)(std::move(result));
+    }));
+  }
 }
 
 Result<TransWithBranches> PostgresJournal::Find(const std::string& gid) {
@@ -489,14 +575,22 @@ Result<StatusCounts> PostgresJournal::CountByStatus() {
 bool PostgresJournal::shared() const { return true; }
 
 void PostgresJournal::Close() {
-  if (impl_->writer) impl_->writer->Close();
+  for (const auto& writer : impl_->writers) writer->Close();
   impl_->readers.Close();
 }
 
 PostgresJournal::Stats PostgresJournal::stats() const {
-  const internal::PgJournalWriter::Stats s = impl_->writer->stats();
-  return Stats{s.writes,     s.commits,   s.reruns,
-               s.reconnects, s.pipelined, s.fallbacks};
+  Stats out;
+  for (const auto& writer : impl_->writers) {
+    const internal::PgJournalWriter::Stats s = writer->stats();
+    out.writes += s.writes;
+    out.commits += s.commits;
+    out.reruns += s.reruns;
+    out.reconnects += s.reconnects;
+    out.pipelined += s.pipelined;
+    out.fallbacks += s.fallbacks;
+  }
+  return out;
 }
 
 }  // namespace dtx

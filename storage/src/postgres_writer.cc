@@ -77,9 +77,6 @@ Result<std::unique_ptr<PgJournalWriter>> PgJournalWriter::Start(
   options.max_batch_writes = std::max<std::size_t>(1, options.max_batch_writes);
   std::unique_ptr<PgJournalWriter> writer(
       new PgJournalWriter(std::move(conn), std::move(options)));
-  if (writer->options_.metrics != nullptr) {
-    DTX_RETURN_IF_ERROR(writer->RegisterMetrics(*writer->options_.metrics));
-  }
   PgJournalWriter* raw = writer.get();
   try {
     writer->thread_ = std::thread([raw] { raw->Loop(); });
@@ -90,36 +87,7 @@ Result<std::unique_ptr<PgJournalWriter>> PgJournalWriter::Start(
   return writer;
 }
 
-PgJournalWriter::~PgJournalWriter() {
-  Close();
-  queued_.Reset();
-}
-
-// The SQLite journal's metrics, under the same names (docs/operations.md),
-// so that one dashboard serves either journal.
-Status PgJournalWriter::RegisterMetrics(MetricsRegistry& registry) {
-  DTX_ASSIGN_OR_RETURN(
-      commit_seconds_,
-      registry.AddHistogram(
-          "dtx_journal_commit_duration_seconds",
-          "Seconds of one group commit, from BEGIN to a durable COMMIT, its "
-          "writes applied in between."));
-  DTX_ASSIGN_OR_RETURN(
-      batch_writes_,
-      registry.AddHistogram("dtx_journal_batch_writes",
-                            "Writes committed together in one group commit.",
-                            {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}));
-  DTX_ASSIGN_OR_RETURN(
-      queued_, registry.AddCallbackGauge(
-                   "dtx_journal_queued_writes",
-                   "Writes waiting for the journal's writer thread (not yet "
-                   "in a commit).",
-                   [this] {
-                     MutexLock lock(&mu_);
-                     return static_cast<double>(queue_.size());
-                   }));
-  return Status::Ok();
-}
+PgJournalWriter::~PgJournalWriter() { Close(); }
 
 void PgJournalWriter::Enqueue(std::unique_ptr<PgWriteOp> op) {
   {
@@ -327,10 +295,12 @@ PgJournalWriter::CommitResult PgJournalWriter::Commit(const std::string& xid,
 
 void PgJournalWriter::Committed(std::size_t writes, bool pipelined,
                                 std::chrono::steady_clock::time_point began) {
-  if (commit_seconds_ != nullptr) {
-    commit_seconds_->ObserveDuration(std::chrono::steady_clock::now() - began);
-    batch_writes_->Observe(static_cast<double>(writes));
+  if (options_.commit_seconds != nullptr) {
+    options_.commit_seconds->ObserveDuration(std::chrono::steady_clock::now() -
+                                             began);
   }
+  if (options_.batch_writes != nullptr)
+    options_.batch_writes->Observe(static_cast<double>(writes));
   MutexLock lock(&mu_);
   stats_.writes += writes;
   ++stats_.commits;
@@ -469,6 +439,11 @@ void PgJournalWriter::Close() {
 PgJournalWriter::Stats PgJournalWriter::stats() const {
   MutexLock lock(&mu_);
   return stats_;
+}
+
+std::size_t PgJournalWriter::queued() const {
+  MutexLock lock(&mu_);
+  return queue_.size();
 }
 
 bool PgJournalWriter::QueueEmpty() const {

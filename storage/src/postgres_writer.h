@@ -45,8 +45,11 @@ class PgJournalWriter {
     // Stamps the writes. Borrowed; must outlive the writer.
     const Clock* clock = nullptr;
     std::shared_ptr<Logger> logger;
-    // Borrowed; must outlive the writer. Null: no metrics.
-    MetricsRegistry* metrics = nullptr;
+    // Where each commit's duration and size are observed (the journal
+    // registers them once for all its writers). Borrowed; must outlive the
+    // writer. Null: not observed.
+    Histogram* commit_seconds = nullptr;
+    Histogram* batch_writes = nullptr;
   };
 
   // Takes `conn`, a connection with the schema in place, and starts the
@@ -78,10 +81,11 @@ class PgJournalWriter {
   // than the socket buffers hold, so that neither side blocks.
   static constexpr std::size_t kPipelineStatements = 128;
   Stats stats() const;
+  // Ops queued and not yet taken into a batch.
+  std::size_t queued() const DTX_EXCLUDES(mu_);
 
  private:
   PgJournalWriter(std::unique_ptr<PgConn> conn, Options options);
-  Status RegisterMetrics(MetricsRegistry& registry);
   void Loop();
   // Nothing is waiting to be written (the next batch would be empty).
   bool QueueEmpty() const DTX_EXCLUDES(mu_);
@@ -121,12 +125,6 @@ class PgJournalWriter {
   bool closing_ DTX_GUARDED_BY(mu_) = false;
   Stats stats_ DTX_GUARDED_BY(mu_);
   std::thread thread_;
-
-  // Null without a registry. The gauge reads queue_ under mu_; declared after
-  // it, so that it is unregistered first.
-  Histogram* commit_seconds_ = nullptr;
-  Histogram* batch_writes_ = nullptr;
-  CallbackGauge queued_;
 };
 
 }  // namespace dtx::internal

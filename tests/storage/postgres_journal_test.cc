@@ -30,10 +30,12 @@
 namespace dtx::testing {
 namespace {
 
-// The contract holds with batches pipelined (the default) and with every
-// statement its own round trip.
-template <bool kPipeline>
+// The contract holds with the defaults (batches pipelined, several writers,
+// which keep the order of each transaction's completions only; kWriters 0)
+// and with one writer sending every statement on its own round trip.
+template <bool kPipeline, std::size_t kWriters>
 struct PostgresFactory {
+  static constexpr bool kOrdersAcrossTransactions = kWriters == 1;
   std::unique_ptr<Journal> Make(const Clock* clock) {
     PostgresServer* pg = RequirePostgres();
     if (pg == nullptr) return nullptr;
@@ -42,16 +44,18 @@ struct PostgresFactory {
     options.schema = FreshPostgresSchema();
     options.clock = clock;
     options.pipeline = kPipeline;
+    if (kWriters > 0) options.writers = kWriters;
     auto journal = PostgresJournal::Open(options);
     EXPECT_OK(journal);
     return journal.ok() ? std::move(journal).value() : nullptr;
   }
 };
 
-INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, JournalContractTest,
-                               PostgresFactory<true>);
+using PostgresDefaults = PostgresFactory<true, 0>;
+using PostgresOneWriterOneByOne = PostgresFactory<false, 1>;
+INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, JournalContractTest, PostgresDefaults);
 INSTANTIATE_TYPED_TEST_SUITE_P(PostgresOneByOne, JournalContractTest,
-                               PostgresFactory<false>);
+                               PostgresOneWriterOneByOne);
 
 // A plain libpq connection of the test's own, to look at and stir the
 // database behind the journal's back.
@@ -130,6 +134,13 @@ class PostgresJournalTest : public ::testing::Test {
     return j.ok() ? std::move(j).value() : nullptr;
   }
   std::unique_ptr<PostgresJournal> Open() { return Open(Options()); }
+  // For tests that make a batch of chosen writes, or count connections: one
+  // writer, which takes every write.
+  PostgresJournalOptions OneWriter() {
+    PostgresJournalOptions o = Options();
+    o.writers = 1;
+    return o;
+  }
 
   // The pid of the journal's writer connection once it waits for a row
   // lock, or 0 when it does not within 60 s.
@@ -278,14 +289,14 @@ std::string ConninfoAs(const PostgresServer& pg, const std::string& role) {
 }
 
 // max_readers caps the read connections: with a role that PostgreSQL lets
-// open 3 connections (the writer's and two), six reads at once all succeed,
+// open 3 connections (one writer's and two), six reads at once all succeed,
 // two on the server and four waiting for a free connection. Without the
 // cap the third would be refused ("too many connections for role").
 TEST_F(PostgresJournalTest, ReadsBeyondMaxReadersWaitForAFreeConnection) {
   if (pg_ == nullptr) return;
   RawConn raw(pg_->conninfo());
   const std::string role = OwnRole(raw, schema_, " CONNECTION LIMIT 3");
-  PostgresJournalOptions o = Options();
+  PostgresJournalOptions o = OneWriter();
   o.conninfo = ConninfoAs(*pg_, role);
   o.max_readers = 2;
   o.max_idle_readers = 2;
@@ -494,7 +505,7 @@ TEST_F(PostgresJournalTest, ReconnectsAfterTheServerRestarts) {
 
 TEST_F(PostgresJournalTest, AKilledConnectionFailsItsWholeBatchAndReconnects) {
   if (pg_ == nullptr) return;
-  auto j = Open();
+  auto j = Open(OneWriter());
   ASSERT_NE(j, nullptr);
   ASSERT_OK(Save(*j, Trans("g-z", clock_)));
   ASSERT_OK(Save(*j, Trans("g-x", clock_)));
@@ -590,7 +601,7 @@ TEST_F(PostgresJournalTest, AConnectionLostDuringCommitReportsTheOutcome) {
 
 TEST_F(PostgresJournalTest, ABatchThatLosesADeadlockRunsAgain) {
   if (pg_ == nullptr) return;
-  auto j = Open();
+  auto j = Open(OneWriter());
   ASSERT_NE(j, nullptr);
   for (const char* gid : {"p-z", "p-a", "p-b"})
     ASSERT_OK(Save(*j, Trans(gid, clock_)));
@@ -641,7 +652,7 @@ TEST_F(PostgresJournalTest, ABatchThatLosesADeadlockRunsAgain) {
 
 TEST_F(PostgresJournalTest, APipelinedBatchWithAMissRunsAgainOneByOne) {
   if (pg_ == nullptr) return;
-  auto j = Open();
+  auto j = Open(OneWriter());
   ASSERT_NE(j, nullptr);
   for (int i = 0; i < 5; ++i)
     ASSERT_OK(Save(*j, Trans("q-" + std::to_string(i), clock_)));
@@ -810,6 +821,52 @@ TEST_F(PostgresJournalTest, GroupCommitSharesCommitsBetweenWriters) {
   // Every one of them applies: each batch is committed from its pipeline.
   EXPECT_EQ(stats.pipelined, stats.commits);
   EXPECT_EQ(stats.fallbacks, 0u);
+}
+
+// With several writers, each transaction's writes go to one of them and
+// apply in the order made, even when each is made before the last is
+// durable; the transactions are spread over every writer's connection.
+TEST_F(PostgresJournalTest, EachTransactionsWritesKeepTheirOrderAcrossWriters) {
+  if (pg_ == nullptr) return;
+  PostgresJournalOptions o = Options();
+  o.writers = 3;
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  RawConn raw(pg_->conninfo());
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM pg_stat_activity WHERE "
+                      "application_name = 'dtx-journal-writer'"),
+            "3");
+  constexpr int kTrans = 200;
+  std::vector<std::promise<Status>> done(3 * kTrans);
+  auto record = [&](std::size_t k) {
+    return [&done, k](Status s) { done[k].set_value(std::move(s)); };
+  };
+  for (int i = 0; i < kTrans; ++i) {
+    const std::string gid = "w-" + std::to_string(i);
+    const auto k = static_cast<std::size_t>(3 * i);
+    j->SaveNew(Trans(gid, clock_), {MakeBranch("01", BranchOp::kAction)},
+               record(k));
+    j->UpdateBranches({gid,
+                       TransStatus::kSubmitted,
+                       {{"01", BranchOp::kAction, BranchStatus::kSucceed}}},
+                      record(k + 1));
+    StatusChange c;
+    c.gid = gid;
+    c.from = TransStatus::kSubmitted;
+    c.to = TransStatus::kSucceed;
+    j->ChangeStatus(c, record(k + 2));
+  }
+  for (std::size_t k = 0; k < done.size(); ++k)
+    EXPECT_OK(done[k].get_future().get()) << "write " << k;
+  for (int i = 0; i < kTrans; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto got, j->Find("w-" + std::to_string(i)));
+    EXPECT_EQ(got.trans.status, TransStatus::kSucceed);
+    ASSERT_EQ(got.branches.size(), 1u);
+    EXPECT_EQ(got.branches[0].status, BranchStatus::kSucceed);
+  }
+  EXPECT_EQ(j->stats().writes, static_cast<uint64_t>(3 * kTrans));
+  // Flush waits for every writer's earlier writes.
+  ASSERT_OK(WaitForWrite([&](WriteDone d) { j->Flush(std::move(d)); }));
 }
 
 TEST_F(PostgresJournalTest, MetricsCountEveryCommitAndItsWrites) {

@@ -54,13 +54,14 @@ struct EmbeddedPostgresOptions {
   std::string dbname;
   // The schema of the journal's tables, created when absent (Store.Schema).
   std::string schema = "public";
-  // Connections of the journal at most, its writer's included
-  // (MaxOpenConns): reads beyond them wait. 0: no cap; else at least 2.
+  // Connections of the journal at most, its writers' included
+  // (MaxOpenConns): two writers (one when max_open_conns is 2), the rest for
+  // reads; reads beyond them wait. 0: no cap; else at least 2.
   std::size_t max_open_conns = 0;
   // Read connections kept open between reads (MaxIdleConns).
   std::size_t max_idle_conns = 4;
   // Read connections older than this are replaced (ConnMaxLifeTime);
-  // 0: kept while they work. The writer's one connection is kept.
+  // 0: kept while they work. The writers' connections are kept.
   std::chrono::milliseconds conn_max_lifetime{0};
   // How long a connection attempt may take (whole seconds, at least 1).
   std::chrono::milliseconds connect_timeout{5000};

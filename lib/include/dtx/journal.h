@@ -7,10 +7,13 @@
 // Completion below) runs once the write is durable (or has failed, in which
 // case nothing of it was written). An implementation may commit many queued
 // writes together (group commit); each write still succeeds or fails on its
-// own. Completions are handed off in the order their writes were committed.
-// A completion made with an Executor runs through that executor; one made
-// from a callable alone runs on the journal's own thread, where it holds up
-// every later write: it must then be trivial (fulfil a promise, post
+// own. The completions of one transaction's writes (one gid) are handed off
+// in the order the writes were made; a journal with one writer
+// (SqliteJournal) keeps that order across transactions too, one with several
+// (PostgresJournal) need not. Flush's completion comes after every earlier
+// write's. A completion made with an Executor runs through that executor; one
+// made from a callable alone runs on the journal's own thread, where it holds
+// up every later write: it must then be trivial (fulfil a promise, post
 // elsewhere) and must never block, in particular not on another journal
 // write.
 //

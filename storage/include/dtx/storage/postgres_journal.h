@@ -1,11 +1,15 @@
 // PostgresJournal: the Journal on a PostgreSQL database, which several
 // coordinators (processes, machines) may share.
 //
-// All writes go through one writer thread and its connection, which commits
-// whatever is queued in one PostgreSQL transaction (group commit); a write's
-// completion runs only after the COMMIT that made it durable, handed to the
-// executor it was made with, in commit order (one without runs on the writer
-// thread and holds up every later commit while it runs). Reads use a small
+// Writes go through writer threads (`writers`, 2 by default), each with its
+// own connection, which commits whatever is queued for it in one PostgreSQL
+// transaction (group commit); every write of a transaction (one gid) goes to
+// the same writer, so they apply in the order they were made, while the
+// writers' batches overlap (one's statements run while another's COMMIT
+// waits for its WAL flush). A write's completion runs only after the COMMIT
+// that made it durable, handed to the executor it was made with, in commit
+// order for its writer (one without runs on the writer thread and holds up
+// that writer's later commits while it runs). Reads use a small
 // pool of their own connections and never wait for the writer. Claim() takes
 // due transactions with FOR UPDATE SKIP LOCKED and leases them (owner,
 // next_cron_time), so that coordinators sharing the database never process
@@ -75,14 +79,21 @@ struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
   // are opened while more reads run at once, and closed after.
   std::size_t max_idle_readers = 4;
 
+  // Write connections, each with its writer thread (at least 1). A
+  // transaction's writes all go to one of them (chosen by its gid), so two
+  // writers commit different transactions' writes side by side: on a server
+  // with cores to spare that roughly doubles what one coordinator can write
+  // (docs/journal.md, "What a transaction costs").
+  std::size_t writers = 2;
+
   // Read connections open at once at most; a read beyond them waits for
   // one to be free. 0: no cap. (dtm's MaxOpenConns counts every
-  // connection: dtx-server passes MaxOpenConns - 1, the writer having one.)
+  // connection: dtx-server passes MaxOpenConns less the writers.)
   std::size_t max_readers = 0;
 
   // A read connection older than this is closed (when next taken or handed
   // back) and replaced by a new one (dtm's ConnMaxLifeTime). 0: kept while
-  // it works. The writer's connection is not concerned.
+  // it works. The writers' connections are not concerned.
   std::chrono::milliseconds reader_max_lifetime{0};
 
   // How long a connection attempt may take (libpq's connect_timeout, whole
@@ -96,7 +107,7 @@ struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
   // Null: no logging.
   std::shared_ptr<Logger> logger;
 
-  // Borrowed; must outlive the journal. The writer's metrics are registered
+  // Borrowed; must outlive the journal. The writers' metrics are registered
   // in it at Open, under the SQLite journal's names
   // (dtx_journal_commit_duration_seconds, dtx_journal_batch_writes,
   // dtx_journal_queued_writes; docs/operations.md). Null: none.
@@ -160,7 +171,7 @@ class DTX_POSTGRES_EXPORT PostgresJournal final : public Journal {
     uint64_t writes = 0;      // writes applied in committed transactions
     uint64_t commits = 0;     // transactions committed
     uint64_t reruns = 0;      // batches run again without a failed write
-    uint64_t reconnects = 0;  // writer connections opened after the first
+    uint64_t reconnects = 0;  // writer connections reopened after a loss
     uint64_t pipelined = 0;   // transactions committed from a pipeline
     uint64_t fallbacks = 0;   // pipelined batches run again one by one
   };
