@@ -80,6 +80,7 @@ class Results {
     c.to = TransStatus::kSucceed;
     c.branch_updates = std::move(pending_);
     c.fence = PlanFence();
+    c.lazy = true;  // as the coordinator writes it
     pending_.clear();
     plan.push_back(Queued(
         [c](Journal& j, WriteDone d) { j.ChangeStatus(c, std::move(d)); }));

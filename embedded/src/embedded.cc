@@ -24,10 +24,15 @@ Result<std::unique_ptr<Journal>> OpenPostgresJournal(
     return InvalidArgumentError(
         "embedded: postgres: neither conninfo nor host is set");
   }
-  if (pg.max_open_conns == 1) {
+  if (pg.writers == 0)
     return InvalidArgumentError(
-        "embedded: postgres: max_open_conns 1 is too few: the journal needs "
-        "at least one connection for writes and one for reads (0: no cap)");
+        "embedded: postgres: writers is 0 (at least 1)");
+  if (pg.max_open_conns != 0 && pg.max_open_conns <= pg.writers) {
+    return InvalidArgumentError(
+        "embedded: postgres: max_open_conns " +
+        std::to_string(pg.max_open_conns) + " is too few: the journal needs " +
+        std::to_string(pg.writers) +
+        " connection(s) for writes and at least one for reads (0: no cap)");
   }
 #ifdef DTX_EMBEDDED_HAS_POSTGRES
   PostgresJournalOptions options;
@@ -43,11 +48,9 @@ Result<std::unique_ptr<Journal>> OpenPostgresJournal(
     options.conninfo = MakePostgresConninfo(address);
   }
   options.schema = pg.schema;
-  // The writers hold connections of max_open_conns (as many as the default,
-  // leaving at least one); reads share the rest, and no more of them idle
-  // than may be open.
-  if (pg.max_open_conns != 0)
-    options.writers = std::min(options.writers, pg.max_open_conns - 1);
+  // The writers hold connections of max_open_conns; reads share the rest,
+  // and no more of them idle than may be open.
+  options.writers = pg.writers;
   options.max_readers =
       pg.max_open_conns == 0 ? 0 : pg.max_open_conns - options.writers;
   options.max_idle_readers =

@@ -10,6 +10,8 @@
 
 #include "dtx/coordinator.h"
 
+#include "dtx/internal/thread_name.h"
+
 #include "check.h"
 #include "coordinator_impl.h"
 #include "target_limiter.h"
@@ -496,7 +498,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
   if (e->loop == nullptr) {
     e->work.emplace(e->io.get_executor());
     for (std::size_t i = 0; i < raw->options.io_threads; ++i) {
-      raw->threads.emplace_back([raw] { raw->io.run(); });
+      raw->threads.emplace_back([raw] {
+        internal::NameThisThread("dtx-io");
+        raw->io.run();
+      });
     }
     DTX_LOG(raw->logger, LogLevel::kInfo,
             "coordinator: started as " << raw->owner << " with "

@@ -699,6 +699,9 @@ void TransRuntime::Decide(TransStatus to, std::string reason,
                    << (reason.empty() ? "" : " reason: ")
                    << LoggableText(reason));
     ++pending_writes_;
+    // The journal may hold it for the next write's commit (one transaction
+    // at a time: the caller's next one, which this answer lets it send).
+    change.lazy = true;
     engine_.journal->ChangeStatus(
         std::move(change), OnStrand([this, from, to, marks](Status s) {
           --pending_writes_;

@@ -14,6 +14,7 @@
 #include "dtx/branch_client.h"
 #include "dtx/coordinator.h"
 #include "dtx/internal/mutex.h"
+#include "dtx/internal/thread_name.h"
 #include "dtx/logger.h"
 
 #include "trans_options.h"
@@ -374,7 +375,11 @@ class Workflows::Impl final : public BranchClient {
   Impl(DtmApi& dtm, Options options)
       : dtm_(dtm), callback_url_(std::move(options.callback_url)) {
     const int n = options.resume_threads > 0 ? options.resume_threads : 1;
-    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Loop(); });
+    for (int i = 0; i < n; ++i)
+      threads_.emplace_back([this] {
+        internal::NameThisThread("dtx-workflow");
+        Loop();
+      });
   }
 
   ~Impl() override { Stop(); }

@@ -89,6 +89,7 @@ dtx::EmbeddedPostgresOptions PostgresOptions(
   out.max_idle_conns = static_cast<std::size_t>(pg.max_idle_conns);
   out.conn_max_lifetime = pg.conn_max_lifetime;
   out.connect_timeout = pg.connect_timeout;
+  out.writers = static_cast<std::size_t>(pg.writer_conns);
   return out;
 }
 

@@ -383,6 +383,11 @@ const std::vector<Key>& Keys() {
          c.postgres.connect_timeout = std::chrono::seconds(n);
          return Status::Ok();
        }},
+      {"Store.WriterConns",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         DTX_ASSIGN_OR_RETURN(c.postgres.writer_conns, ParseInt(v, 1, 64));
+         return Status::Ok();
+       }},
       {"Store.Path", Text(&ServerConfig::store_path, false)},
       {"Store.Synchronous",
        [](ServerConfig& c, const std::string& v) -> Status {
@@ -693,6 +698,8 @@ Status CheckStore(const ServerConfig& c, std::vector<std::string>& warnings) {
       set.push_back("Store.ConnMaxLifeTime");
     if (pg.connect_timeout != defaults.connect_timeout)
       set.push_back("Store.ConnectTimeout");
+    if (pg.writer_conns != defaults.writer_conns)
+      set.push_back("Store.WriterConns");
     for (const std::string& key : set) {
       warnings.push_back(key +
                          " is set but Store.Driver is sqlite; ignored (it "
@@ -908,6 +915,7 @@ std::string ToYaml(const ServerConfig& c) {
         << pg.conn_max_lifetime.count();
     out << YAML::Key << "ConnectTimeout" << YAML::Value
         << pg.connect_timeout.count();
+    out << YAML::Key << "WriterConns" << YAML::Value << pg.writer_conns;
   } else {
     out << YAML::Key << "Driver" << YAML::Value << "sqlite";
     out << YAML::Key << "Path" << YAML::Value << c.store_path;

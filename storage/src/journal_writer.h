@@ -55,6 +55,8 @@ class JournalWriter {
   struct Options {
     // Most ops committed in one SQLite transaction (at least 1).
     std::size_t max_batch_writes = 1024;
+    // A lazy op alone waits this long for company (TakeBatch).
+    std::chrono::microseconds lazy_write_hold = kLazyWriteHold;
     // Stamps the writes. Borrowed; must outlive the writer.
     const Clock* clock = nullptr;
     std::shared_ptr<Logger> logger;
@@ -106,6 +108,10 @@ class JournalWriter {
   Status PrepareStatements();
   Status RegisterMetrics(MetricsRegistry& registry);
   void Loop();
+  // Moves queued ops into `batch` (up to max_batch_writes); a batch of lazy
+  // ops only first waits up to kLazyWriteHold for another.
+  void TakeBatch(std::vector<std::unique_ptr<WriteOp>>& batch)
+      DTX_REQUIRES(mu_);
   // Nothing is waiting to be written (the next batch would be empty).
   bool QueueEmpty() const DTX_EXCLUDES(mu_);
   // Applies `batch` in one transaction; results[i] is the outcome of

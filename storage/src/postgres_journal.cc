@@ -308,6 +308,7 @@ Result<std::unique_ptr<PostgresJournal>> PostgresJournal::Open(
   internal::PgJournalWriter::Options w;
   w.connection = ConnOptions(impl->options, "dtx-journal-writer");
   w.max_batch_writes = impl->options.max_batch_writes;
+  w.lazy_write_hold = impl->options.lazy_write_hold;
   w.pipeline = impl->options.pipeline;
   w.clock = impl->clock;
   w.logger = impl->logger;

@@ -468,6 +468,7 @@ class ChangeStatusOp final : public SimpleOp {
  public:
   ChangeStatusOp(StatusChange change, WriteDone done)
       : SimpleOp(std::move(done)), c_(std::move(change)) {}
+  bool lazy() const override { return c_.lazy; }
   bool may_half_apply() const override { return !c_.branch_updates.empty(); }
 
   // Without expected_branch_rows: one guarded UPDATE, then the branch rows.
@@ -547,6 +548,7 @@ class UpdateBranchesOp final : public SimpleOp {
  public:
   UpdateBranchesOp(BranchResults results, WriteDone done)
       : SimpleOp(std::move(done)), r_(std::move(results)) {}
+  bool lazy() const override { return r_.lazy; }
   bool may_half_apply() const override {
     return r_.updates.size() > 1 || r_.fence.has_value();
   }

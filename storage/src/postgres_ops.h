@@ -79,6 +79,9 @@ class PgWriteOp {
   // writer then rolls the batch back and runs it again without this write.
   // Writes whose first statement decides leave it false.
   virtual bool may_half_apply() const { return false; }
+  // True for a write no one waits on (StatusChange::lazy): the writer may
+  // hold it back for company (kLazyWriteHold).
+  virtual bool lazy() const { return false; }
 };
 
 std::unique_ptr<PgWriteOp> MakePgSaveNew(GlobalTrans trans,

@@ -51,6 +51,7 @@
 #include "postgres_writer.h"
 
 #include "dtx/executor.h"
+#include "dtx/internal/thread_name.h"
 
 #include <algorithm>
 #include <chrono>
@@ -79,7 +80,10 @@ Result<std::unique_ptr<PgJournalWriter>> PgJournalWriter::Start(
       new PgJournalWriter(std::move(conn), std::move(options)));
   PgJournalWriter* raw = writer.get();
   try {
-    writer->thread_ = std::thread([raw] { raw->Loop(); });
+    writer->thread_ = std::thread([raw] {
+      NameThisThread("dtx-pg-writer");
+      raw->Loop();
+    });
   } catch (const std::system_error& e) {
     return ResourceExhaustedError("journal: postgres " + raw->target_ +
                                   ": cannot start a thread: " + e.what());
@@ -113,17 +117,21 @@ void PgJournalWriter::Loop() {
         return !queue_.empty() || closing_;
       });
       if (queue_.empty()) break;  // closing and drained
-      const std::size_t n = std::min(queue_.size(), options_.max_batch_writes);
-      for (std::size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      TakeBatch(batch);
     }
     RunBatch(batch, results);
     // A write that was the writer's only work may have its completion run
     // right here (dtx/executor.h, inline completions): at one write in
     // flight that saves a thread hop; with more queued, the writer commits.
-    const InlineCompletionScope alone(batch.size() == 1 && QueueEmpty());
+    // Lazy writes (a final status) do not count: their completions are
+    // trivial, and one held for company shares its batch with the next
+    // transaction's first write.
+    const InlineCompletionScope alone(
+        std::count_if(batch.begin(), batch.end(),
+                      [](const std::unique_ptr<PgWriteOp>& op) {
+                        return !op->lazy();
+                      }) <= 1 &&
+        QueueEmpty());
     for (std::size_t i = 0; i < batch.size(); ++i) {
       batch[i]->Complete(std::move(results[i]));
       batch[i].reset();
@@ -131,6 +139,31 @@ void PgJournalWriter::Loop() {
     batch.clear();
     results.clear();
   }
+}
+
+void PgJournalWriter::TakeBatch(
+    std::vector<std::unique_ptr<PgWriteOp>>& batch) {
+  auto take = [&] {
+    while (!queue_.empty() && batch.size() < options_.max_batch_writes) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  };
+  take();
+  // Writes no one waits on, and nothing else to do: wait a little for a
+  // write to share their commit (journal.h, kLazyWriteHold). Any write, a
+  // Flush or Close ends the wait.
+  const bool all_lazy = std::all_of(
+      batch.begin(), batch.end(),
+      [](const std::unique_ptr<PgWriteOp>& op) { return op->lazy(); });
+  if (!all_lazy || !queue_.empty() || closing_ ||
+      options_.lazy_write_hold.count() <= 0)
+    return;
+  cv_.WaitFor(&mu_, options_.lazy_write_hold, [this] {
+    mu_.AssertHeld();
+    return !queue_.empty() || closing_;
+  });
+  take();
 }
 
 Status PgJournalWriter::Connect() {

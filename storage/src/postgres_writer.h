@@ -38,6 +38,8 @@ class PgJournalWriter {
     PgConn::Options connection;
     // Most ops committed in one transaction (at least 1).
     std::size_t max_batch_writes = 1024;
+    // A lazy op alone waits this long for company (TakeBatch).
+    std::chrono::microseconds lazy_write_hold = kLazyWriteHold;
     // Sends a batch's statements in libpq's pipeline mode (a round trip per
     // kPipelineStatements instead of one per statement). False: one
     // statement at a time, as after a pipelined batch that met a miss.
@@ -87,6 +89,10 @@ class PgJournalWriter {
  private:
   PgJournalWriter(std::unique_ptr<PgConn> conn, Options options);
   void Loop();
+  // Moves queued ops into `batch` (up to max_batch_writes); a batch of lazy
+  // ops only first waits up to kLazyWriteHold for another.
+  void TakeBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch)
+      DTX_REQUIRES(mu_);
   // Nothing is waiting to be written (the next batch would be empty).
   bool QueueEmpty() const DTX_EXCLUDES(mu_);
   void RunBatch(std::vector<std::unique_ptr<PgWriteOp>>& batch,

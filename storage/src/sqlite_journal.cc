@@ -213,6 +213,7 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(
   }
   internal::JournalWriter::Options writer_options;
   writer_options.max_batch_writes = impl->options.max_batch_writes;
+  writer_options.lazy_write_hold = impl->options.lazy_write_hold;
   writer_options.clock = impl->clock;
   writer_options.logger = impl->logger;
   writer_options.metrics = impl->options.metrics;

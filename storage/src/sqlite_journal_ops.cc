@@ -143,6 +143,7 @@ class ChangeStatusOp final : public SimpleOp {
   bool needs_savepoint() const override { return !c_.branch_updates.empty(); }
   ChangeStatusOp(StatusChange change, WriteDone done)
       : SimpleOp(std::move(done)), c_(std::move(change)) {}
+  bool lazy() const override { return c_.lazy; }
 
   Status Apply(Db& db, int64_t now_ms) override {
     // Read first, then update by row id: the read tells a wrong status from
@@ -202,6 +203,7 @@ class UpdateBranchesOp final : public SimpleOp {
  public:
   UpdateBranchesOp(BranchResults results, WriteDone done)
       : SimpleOp(std::move(done)), r_(std::move(results)) {}
+  bool lazy() const override { return r_.lazy; }
 
   Status Apply(Db& db, int64_t now_ms) override {
     StoredTrans stored;

@@ -35,6 +35,9 @@ class WriteOp {
   // False for writes that, when they do not apply, have written nothing
   // (their first statement decides), so they need no savepoint of their own.
   virtual bool needs_savepoint() const { return true; }
+  // True for a write no one waits on (StatusChange::lazy): the writer may
+  // hold it back for company (kLazyWriteHold).
+  virtual bool lazy() const { return false; }
 };
 
 std::unique_ptr<WriteOp> MakeSaveNew(GlobalTrans trans,

@@ -140,6 +140,15 @@ TEST(EmbeddedTest, PostgresNeedsAServerAndTwoConnections) {
   embedded.postgres->max_open_conns = 1;
   EXPECT_THAT(OpenEmbeddedCoordinator(Options(), embedded),
               StatusIs(StatusCode::kInvalidArgument, "max_open_conns 1"));
+  // Every writer holds one of max_open_conns, and one is left for reads.
+  embedded.postgres->writers = 2;
+  embedded.postgres->max_open_conns = 2;
+  EXPECT_THAT(OpenEmbeddedCoordinator(Options(), embedded),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "needs 2 connection(s) for writes"));
+  embedded.postgres->writers = 0;
+  EXPECT_THAT(OpenEmbeddedCoordinator(Options(), embedded),
+              StatusIs(StatusCode::kInvalidArgument, "writers is 0"));
   // With postgres set, nothing is written at journal_path.
   EXPECT_FALSE(std::filesystem::exists(embedded.journal_path));
 }

@@ -197,6 +197,34 @@ TEST_F(SagaTest, AnActionWaitsUntilTheSuccessBeforeItIsDurable) {
             busi_->CallCount("/busi.Busi/TransInRevert"));
 }
 
+// The final status is written lazily (no call depends on it; the caller
+// learns it from memory): marked so, the journal may let it share the next
+// transaction's commit. A decision that calls depend on is not.
+TEST_F(SagaTest, OnlyTheFinalStatusIsWrittenLazily) {
+  GatedJournal* gated = nullptr;
+  wrap_journal_ = [&gated](std::unique_ptr<Journal> j) {
+    auto g = std::make_unique<GatedJournal>(std::move(j));
+    gated = g.get();
+    return std::unique_ptr<Journal>(std::move(g));
+  };
+  Reopen();
+  ASSERT_NE(gated, nullptr);
+  ASSERT_OK(TwoSteps("saga-lazy-end").WaitResult(true).Submit());
+  dtm_->WaitIdle();
+  EXPECT_EQ(gated->status_changes.load(), 1);
+  EXPECT_EQ(gated->lazy_status_changes.load(), 1);
+  EXPECT_EQ(Global("saga-lazy-end").status, TransStatus::kSucceed);
+
+  // A failing step: aborting is a decision the compensations depend on.
+  Script("/busi.Busi/TransIn", {Failure()});
+  EXPECT_THAT(TwoSteps("saga-lazy-fail").WaitResult(true).Submit(),
+              StatusIs(StatusCode::kAborted));
+  dtm_->WaitIdle();
+  EXPECT_EQ(gated->status_changes.load(), 3);       // aborting, then failed
+  EXPECT_EQ(gated->lazy_status_changes.load(), 2);  // only the end
+  EXPECT_EQ(Global("saga-lazy-fail").status, TransStatus::kFailed);
+}
+
 TEST_F(SagaTest, RetryLimitRollsBackAndSurvivesRestart) {
   Script("/busi.Busi/TransIn", {Error()});
   EXPECT_THAT(TwoSteps("saga-limit").RetryLimit(2).WaitResult(true).Submit(),

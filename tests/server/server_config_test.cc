@@ -566,6 +566,7 @@ Store:
   MaxIdleConns: 3
   ConnMaxLifeTime: 7
   ConnectTimeout: 2
+  WriterConns: 3
 )")));
   const ServerConfig& c = loaded.config;
   EXPECT_EQ(c.store_driver, StoreDriver::kPostgres);
@@ -579,6 +580,7 @@ Store:
   EXPECT_EQ(c.postgres.max_idle_conns, 3);
   EXPECT_EQ(c.postgres.conn_max_lifetime, std::chrono::minutes(7));
   EXPECT_EQ(c.postgres.connect_timeout, seconds(2));
+  EXPECT_EQ(c.postgres.writer_conns, 3);
   EXPECT_TRUE(loaded.warnings.empty());
 }
 
@@ -599,6 +601,7 @@ TEST(ServerConfigTest, PostgresDefaultsAndSqliteStaysTheDefaultDriver) {
   EXPECT_EQ(pg.max_idle_conns, 500);                         // dtm's
   EXPECT_EQ(pg.conn_max_lifetime, std::chrono::minutes(5));  // dtm's
   EXPECT_EQ(pg.connect_timeout, seconds(5));
+  EXPECT_EQ(pg.writer_conns, 1);
   // boltdb, dtm's default, still means the SQLite journal.
   ASSERT_OK_AND_ASSIGN(LoadedConfig bolt,
                        LoadServerConfig(Yaml("Store:\n  Driver: boltdb\n")));
@@ -617,6 +620,7 @@ TEST(ServerConfigTest, PostgresKeysFromDtmsEnvironmentNames) {
   EXPECT_EQ(EnvNameOf("Store.MaxIdleConns"), "STORE_MAX_IDLE_CONNS");
   EXPECT_EQ(EnvNameOf("Store.ConnMaxLifeTime"), "STORE_CONN_MAX_LIFE_TIME");
   EXPECT_EQ(EnvNameOf("Store.ConnectTimeout"), "STORE_CONNECT_TIMEOUT");
+  EXPECT_EQ(EnvNameOf("Store.WriterConns"), "STORE_WRITER_CONNS");
 
   // The file says one server; the environment overrides every key.
   ConfigSources s = Yaml(
@@ -681,6 +685,7 @@ TEST(ServerConfigTest, PostgresMistakesAreErrorsNamingTheKey) {
            Case{"  MaxIdleConns: lots\n", "Store.MaxIdleConns: 'lots'"},
            Case{"  ConnMaxLifeTime: -5\n", "Store.ConnMaxLifeTime: '-5'"},
            Case{"  ConnectTimeout: 0\n", "Store.ConnectTimeout: '0'"},
+           Case{"  WriterConns: 0\n", "Store.WriterConns: '0' is outside"},
            Case{"  Driver: mysql\n", "'mysql': dtx keeps its journal in"},
        }) {
     const std::string yaml = c.yaml[0] == ' ' ? pg + c.yaml : c.yaml;
@@ -748,7 +753,8 @@ TEST(ServerConfigTest, PrintedPostgresConfigReadsBackTheSame) {
       LoadServerConfig(Yaml("Store:\n  Driver: postgres\n  Host: db\n"
                             "  Port: 5499\n  User: u\n  Db: d\n  Schema: s\n"
                             "  MaxOpenConns: 0\n  MaxIdleConns: 0\n"
-                            "  ConnMaxLifeTime: 0\n  ConnectTimeout: 9\n")));
+                            "  ConnMaxLifeTime: 0\n  ConnectTimeout: 9\n"
+                            "  WriterConns: 2\n")));
   const std::string printed = ToYaml(first.config);
   EXPECT_THAT(printed, ::testing::Not(HasSubstr("Path:")));
   ASSERT_OK_AND_ASSIGN(LoadedConfig second, LoadServerConfig(Yaml(printed)));

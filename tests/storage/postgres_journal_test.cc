@@ -30,9 +30,9 @@
 namespace dtx::testing {
 namespace {
 
-// The contract holds with the defaults (batches pipelined, several writers,
-// which keep the order of each transaction's completions only; kWriters 0)
-// and with one writer sending every statement on its own round trip.
+// The contract holds with batches pipelined on two writers (which keep the
+// order of each transaction's completions only) and with one writer (the
+// default) sending every statement on its own round trip.
 template <bool kPipeline, std::size_t kWriters>
 struct PostgresFactory {
   static constexpr bool kOrdersAcrossTransactions = kWriters == 1;
@@ -44,16 +44,17 @@ struct PostgresFactory {
     options.schema = FreshPostgresSchema();
     options.clock = clock;
     options.pipeline = kPipeline;
-    if (kWriters > 0) options.writers = kWriters;
+    options.writers = kWriters;
     auto journal = PostgresJournal::Open(options);
     EXPECT_OK(journal);
     return journal.ok() ? std::move(journal).value() : nullptr;
   }
 };
 
-using PostgresDefaults = PostgresFactory<true, 0>;
+using PostgresTwoWriters = PostgresFactory<true, 2>;
 using PostgresOneWriterOneByOne = PostgresFactory<false, 1>;
-INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, JournalContractTest, PostgresDefaults);
+INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, JournalContractTest,
+                               PostgresTwoWriters);
 INSTANTIATE_TYPED_TEST_SUITE_P(PostgresOneByOne, JournalContractTest,
                                PostgresOneWriterOneByOne);
 
@@ -867,6 +868,42 @@ TEST_F(PostgresJournalTest, EachTransactionsWritesKeepTheirOrderAcrossWriters) {
   EXPECT_EQ(j->stats().writes, static_cast<uint64_t>(3 * kTrans));
   // Flush waits for every writer's earlier writes.
   ASSERT_OK(WaitForWrite([&](WriteDone d) { j->Flush(std::move(d)); }));
+}
+
+// As SqliteJournal: a lazy write alone waits for the next write of its
+// writer to share its commit; a Flush or Close ends the wait at once.
+TEST_F(PostgresJournalTest, ALazyWriteAloneWaitsToShareTheNextCommit) {
+  if (pg_ == nullptr) return;
+  PostgresJournalOptions o = OneWriter();
+  o.lazy_write_hold = std::chrono::hours(1);
+  auto j = Open(o);
+  ASSERT_NE(j, nullptr);
+  for (const char* gid : {"lazy-a", "lazy-b", "lazy-c"})
+    ASSERT_OK(Save(*j, Trans(gid, clock_)));
+  auto finish = [&](const std::string& gid, std::promise<Status>& done) {
+    StatusChange c;
+    c.gid = gid;
+    c.from = TransStatus::kSubmitted;
+    c.to = TransStatus::kSucceed;
+    c.lazy = true;
+    j->ChangeStatus(c, [&done](Status s) { done.set_value(std::move(s)); });
+  };
+  const uint64_t before = j->stats().commits;
+  std::promise<Status> a;
+  finish("lazy-a", a);
+  ASSERT_OK(Save(*j, Trans("lazy-next", clock_)));
+  EXPECT_OK(a.get_future().get());
+  EXPECT_EQ(j->stats().commits, before + 1) << "the two shared one commit";
+
+  std::promise<Status> b;
+  finish("lazy-b", b);
+  ASSERT_OK(WaitForWrite([&](WriteDone d) { j->Flush(std::move(d)); }));
+  EXPECT_OK(b.get_future().get());
+
+  std::promise<Status> c;
+  finish("lazy-c", c);
+  j->Close();
+  EXPECT_OK(c.get_future().get());
 }
 
 TEST_F(PostgresJournalTest, MetricsCountEveryCommitAndItsWrites) {

@@ -209,6 +209,41 @@ TEST_F(SqliteJournalTest, OnlyALoneWritesCompletionIsOfferedTheWriter) {
   EXPECT_FALSE(InlineCompletionAllowed());
 }
 
+// A lazy write that is the writer's only work waits for the next write and
+// commits with it (journal.h, kLazyWriteHold); a Flush or Close ends the wait
+// at once. The hold is an hour here, so that only they end it.
+TEST_F(SqliteJournalTest, ALazyWriteAloneWaitsToShareTheNextCommit) {
+  SqliteJournalOptions o = Options();
+  o.lazy_write_hold = std::chrono::hours(1);
+  auto j = Open(o);
+  for (const char* gid : {"lazy-a", "lazy-b", "lazy-c"})
+    ASSERT_OK(Save(*j, Trans(gid, clock_)));
+  auto finish = [&](const std::string& gid, std::promise<Status>& done) {
+    StatusChange c;
+    c.gid = gid;
+    c.from = TransStatus::kSubmitted;
+    c.to = TransStatus::kSucceed;
+    c.lazy = true;
+    j->ChangeStatus(c, [&done](Status s) { done.set_value(std::move(s)); });
+  };
+  const uint64_t before = j->stats().commits;
+  std::promise<Status> a;
+  finish("lazy-a", a);
+  ASSERT_OK(Save(*j, Trans("lazy-next", clock_)));
+  EXPECT_OK(a.get_future().get());
+  EXPECT_EQ(j->stats().commits, before + 1) << "the two shared one commit";
+
+  std::promise<Status> b;
+  finish("lazy-b", b);
+  ASSERT_OK(WaitForWrite([&](WriteDone d) { j->Flush(std::move(d)); }));
+  EXPECT_OK(b.get_future().get());
+
+  std::promise<Status> c;
+  finish("lazy-c", c);
+  j->Close();
+  EXPECT_OK(c.get_future().get());
+}
+
 TEST_F(SqliteJournalTest, MetricsCountEveryCommitAndItsWrites) {
   MetricsRegistry registry;
   SqliteJournalOptions o = Options();

@@ -34,6 +34,8 @@ void GatedJournal::AppendBranches(std::string gid, TransStatus expected,
 }
 
 void GatedJournal::ChangeStatus(StatusChange change, WriteDone done) {
+  ++status_changes;
+  if (change.lazy) ++lazy_status_changes;
   inner_->ChangeStatus(std::move(change), std::move(done));
 }
 

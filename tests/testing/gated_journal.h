@@ -11,8 +11,9 @@
 //
 // Each gate holds one SaveNew (the first after it is armed) and each promise
 // can be used once. fail_update_branches fails the next UpdateBranches
-// writes (kUnavailable, nothing written), as an i/o error would. Every other
-// call goes straight to the wrapped journal.
+// writes (kUnavailable, nothing written), as an i/o error would; the
+// ChangeStatus calls are counted. Every other call goes straight to the
+// wrapped journal.
 //
 // Thread safety: as the wrapped journal; the gates are for one test thread.
 
@@ -43,6 +44,8 @@ class GatedJournal final : public Journal {
   std::promise<void> reached;
   // The next this many UpdateBranches fail with kUnavailable.
   std::atomic<int> fail_update_branches{0};
+  // ChangeStatus calls so far, and those marked lazy.
+  std::atomic<int> status_changes{0}, lazy_status_changes{0};
 
   void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
                WriteDone done) override;

@@ -31,6 +31,7 @@
 #include "dtx/transport/http_client.h"
 
 #include "dtx/internal/mutex.h"
+#include "dtx/internal/thread_name.h"
 #include "dtx/version.h"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -916,7 +917,10 @@ Result<std::unique_ptr<HttpClient>> HttpClient::Create(
     try {
       raw->sweeper.emplace(raw->io);
       ArmSweeper(*raw, impl->options.idle_timeout);
-      shard->thread = std::thread([raw] { raw->io.run(); });
+      shard->thread = std::thread([raw] {
+        internal::NameThisThread("dtx-http-call");
+        raw->io.run();
+      });
     } catch (const std::system_error& e) {
       return ResourceExhaustedError(
           std::string("http client: cannot start a thread: ") + e.what());

@@ -59,6 +59,7 @@
 #include "dtx/transport/http_server.h"
 
 #include "dtx/internal/mutex.h"
+#include "dtx/internal/thread_name.h"
 
 #include "tls_files.h"
 
@@ -990,7 +991,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
 
   asio::post(acceptor.get_executor(), [raw = impl.get()] { raw->Accept(); });
   for (std::size_t i = 0; i < state->options.io_threads; ++i) {
-    impl->threads.emplace_back([raw = impl.get()] { raw->io.run(); });
+    impl->threads.emplace_back([raw = impl.get()] {
+      internal::NameThisThread("dtx-http-io");
+      raw->io.run();
+    });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }

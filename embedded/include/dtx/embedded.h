@@ -55,8 +55,8 @@ struct EmbeddedPostgresOptions {
   // The schema of the journal's tables, created when absent (Store.Schema).
   std::string schema = "public";
   // Connections of the journal at most, its writers' included
-  // (MaxOpenConns): two writers (one when max_open_conns is 2), the rest for
-  // reads; reads beyond them wait. 0: no cap; else at least 2.
+  // (MaxOpenConns): `writers` of them write, the rest read; reads beyond them
+  // wait. 0: no cap; else at least writers + 1.
   std::size_t max_open_conns = 0;
   // Read connections kept open between reads (MaxIdleConns).
   std::size_t max_idle_conns = 4;
@@ -65,6 +65,9 @@ struct EmbeddedPostgresOptions {
   std::chrono::milliseconds conn_max_lifetime{0};
   // How long a connection attempt may take (whole seconds, at least 1).
   std::chrono::milliseconds connect_timeout{5000};
+  // Write connections (PostgresJournalOptions::writers), counted in
+  // max_open_conns, which must then leave at least one for reads.
+  std::size_t writers = 1;
 };
 
 struct EmbeddedOptions {

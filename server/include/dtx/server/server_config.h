@@ -40,7 +40,7 @@ struct PostgresStoreConfig {
       password;  // empty: libpq's (PGPASSWORD, ~/.pgpass); never printed
   std::string db = "dtx";
   std::string schema = "public";
-  // Connections of the journal at most, its writer's included; 0: no cap.
+  // Connections of the journal at most, its writers' included; 0: no cap.
   int64_t max_open_conns = 500;
   // Read connections kept open between reads.
   int64_t max_idle_conns = 500;
@@ -49,6 +49,10 @@ struct PostgresStoreConfig {
   std::chrono::minutes conn_max_lifetime{5};
   // Store.ConnectTimeout (dtx): seconds a connection attempt may take.
   std::chrono::seconds connect_timeout{5};
+  // Store.WriterConns (dtx): the journal's write connections, each with its
+  // writer thread (PostgresJournalOptions::writers); fewer than
+  // max_open_conns when that is set.
+  int64_t writer_conns = 1;
 };
 
 struct ServerConfig {

@@ -1,7 +1,7 @@
 // PostgresJournal: the Journal on a PostgreSQL database, which several
 // coordinators (processes, machines) may share.
 //
-// Writes go through writer threads (`writers`, 2 by default), each with its
+// Writes go through writer threads (`writers`, 1 by default), each with its
 // own connection, which commits whatever is queued for it in one PostgreSQL
 // transaction (group commit); every write of a transaction (one gid) goes to
 // the same writer, so they apply in the order they were made, while the
@@ -68,6 +68,10 @@ struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
   // commit per write); for comparisons only.
   std::size_t max_batch_writes = 1024;
 
+  // How long a lazy write (StatusChange::lazy) that is the writer's only
+  // work waits for another write to share its commit. 0: committed at once.
+  std::chrono::microseconds lazy_write_hold = kLazyWriteHold;
+
   // Send a batch's statements in libpq's pipeline mode: one round trip for
   // a batch's statements, and one for its COMMIT. A batch in which a write
   // does not apply (a compare-and-set that matches nothing, an SQL error)
@@ -80,11 +84,13 @@ struct DTX_POSTGRES_EXPORT PostgresJournalOptions {
   std::size_t max_idle_readers = 4;
 
   // Write connections, each with its writer thread (at least 1). A
-  // transaction's writes all go to one of them (chosen by its gid), so two
-  // writers commit different transactions' writes side by side: on a server
-  // with cores to spare that roughly doubles what one coordinator can write
-  // (docs/journal.md, "What a transaction costs").
-  std::size_t writers = 2;
+  // transaction's writes all go to one of them (chosen by its gid), so that
+  // several writers commit different transactions' writes side by side:
+  // worth it when the database has cores to spare and one writer's cycle
+  // (statements, COMMIT, WAL flush) is the limit. On a database sharing two
+  // cores with the coordinator and its branches, 2 writers took the empty-URL
+  // saga 20 % higher and sagas with real branches lower (docs/journal.md).
+  std::size_t writers = 1;
 
   // Read connections open at once at most; a read beyond them waits for
   // one to be free. 0: no cap. (dtm's MaxOpenConns counts every

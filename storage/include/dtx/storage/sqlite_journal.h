@@ -67,6 +67,10 @@ struct DTX_SQLITE_EXPORT SqliteJournalOptions {
   // (one commit per write); for comparisons only.
   std::size_t max_batch_writes = 1024;
 
+  // How long a lazy write (StatusChange::lazy) that is the writer's only
+  // work waits for another write to share its commit. 0: committed at once.
+  std::chrono::microseconds lazy_write_hold = kLazyWriteHold;
+
   // The writer's page cache, in KiB (PRAGMA cache_size = -N). SQLite's
   // default, 2 MiB, holds the interior pages of a journal of some 100,000
   // transactions; past that every write reads parts of the indexes back from
