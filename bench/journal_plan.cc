@@ -64,10 +64,12 @@ class Results {
   // is called only once the success of the actions it follows is durable).
   void FlushInto(Plan& plan, bool durable = false) {
     if (pending_.empty()) return;
-    plan.push_back((durable ? Durable : Queued)(
-        [gid = gid_, results = std::move(pending_)](Journal& j, WriteDone d) {
-          j.UpdateBranches({gid, TransStatus::kSubmitted, results, PlanFence()},
-                           std::move(d));
+    plan.push_back(
+        (durable ? Durable : Queued)([gid = gid_, results = std::move(pending_),
+                                      durable](Journal& j, WriteDone d) {
+          BranchResults r{gid, TransStatus::kSubmitted, results, PlanFence()};
+          r.lazy = !durable;  // as the coordinator writes them
+          j.UpdateBranches(std::move(r), std::move(d));
         }));
     pending_.clear();
   }

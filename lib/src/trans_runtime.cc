@@ -375,8 +375,9 @@ void TransRuntime::CallBranch(std::size_t index) {
     return;
   }
   progress_[index] = Progress::kInFlight;
-  // Results so far go to the journal while this call is on the wire.
-  FlushBranches();
+  // Results so far go to the journal while this call is on the wire; this
+  // call does not wait for them, so they may share a later commit.
+  FlushBranches(/*lazy=*/true);
   BranchRequest req = NewRequest(b.url, b.branch_id, b.op);
   req.payload = b.bin_data;
   const auto need = req.timeout;
@@ -544,7 +545,7 @@ void TransRuntime::MarkSaved(const std::vector<SavedMark>& marks) {
   }
 }
 
-void TransRuntime::FlushBranches() {
+void TransRuntime::FlushBranches(bool lazy) {
   if (unsaved_.empty()) return;
   std::vector<BranchUpdate> updates;
   updates.swap(unsaved_);
@@ -556,6 +557,7 @@ void TransRuntime::FlushBranches() {
   if (!deciding()) results.expected = trans_.status;
   results.updates = std::move(updates);
   results.fence = WriteFence();
+  results.lazy = lazy;
   engine_.journal->UpdateBranches(
       std::move(results), OnStrand([this, marks](Status s) {
         --pending_writes_;
@@ -810,7 +812,9 @@ void TransRuntime::MaybeEvict() {
     unsaved_marks_.clear();
   }
   if (!unsaved_.empty()) {
-    FlushBranches();  // eviction continues once they are written
+    // Eviction continues once they are written, and a saga's next step
+    // may be waiting for them (durable()).
+    FlushBranches(/*lazy=*/false);
     return;
   }
   if (any_in_flight()) return;

@@ -199,7 +199,9 @@ class TransRuntime : public std::enable_shared_from_this<TransRuntime> {
   // the same on the steady clock, for its latency.
   void OnBranchResult(std::size_t index, BranchResult result, TimePoint called,
                       std::chrono::steady_clock::time_point started);
-  void FlushBranches();
+  // Writes the results not yet written; `lazy`: no call waits for them
+  // (BranchResults::lazy).
+  void FlushBranches(bool lazy);
   // Reports branch `index` to the AlertSink when its failed call reached an
   // alert threshold (alert_tracker.h).
   void MaybeAlert(std::size_t index, BranchOutcome outcome);
