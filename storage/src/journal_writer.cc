@@ -38,6 +38,8 @@
 #include "dtx/executor.h"
 #include "dtx/internal/thread_name.h"
 
+#include "write_batch.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -237,15 +239,8 @@ void JournalWriter::Loop() {
     // A write that was the writer's only work may have its completion run
     // right here (dtx/executor.h, inline completions): at one write in
     // flight that saves a thread hop; with more queued, the writer commits.
-    // Lazy writes (a final status) do not count: their completions are
-    // trivial, and one held for company shares its batch with the next
-    // transaction's first write.
-    const InlineCompletionScope alone(
-        std::count_if(batch.begin(), batch.end(),
-                      [](const std::unique_ptr<WriteOp>& op) {
-                        return !op->lazy();
-                      }) <= 1 &&
-        QueueEmpty());
+    // Lazy writes do not count (write_batch.h).
+    const InlineCompletionScope alone(EagerWrites(batch) <= 1 && QueueEmpty());
     for (std::size_t i = 0; i < batch.size(); ++i) {
       batch[i]->Complete(std::move(results[i]));
       batch[i].reset();
@@ -256,27 +251,17 @@ void JournalWriter::Loop() {
 }
 
 void JournalWriter::TakeBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
-  auto take = [&] {
-    while (!queue_.empty() && batch.size() < options_.max_batch_writes) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-  };
-  take();
   // Writes no one waits on, and nothing else to do: wait a little for a
   // write to share their commit (journal.h, kLazyWriteHold). Any write, a
   // Flush or Close ends the wait.
-  const bool all_lazy = std::all_of(
-      batch.begin(), batch.end(),
-      [](const std::unique_ptr<WriteOp>& op) { return op->lazy(); });
-  if (!all_lazy || !queue_.empty() || closing_ ||
-      options_.lazy_write_hold.count() <= 0)
-    return;
-  cv_.WaitFor(&mu_, options_.lazy_write_hold, [this] {
+  internal::TakeBatch(queue_, batch, options_.max_batch_writes, [this] {
     mu_.AssertHeld();
-    return !queue_.empty() || closing_;
+    if (closing_ || options_.lazy_write_hold.count() <= 0) return;
+    cv_.WaitFor(&mu_, options_.lazy_write_hold, [this] {
+      mu_.AssertHeld();
+      return !queue_.empty() || closing_;
+    });
   });
-  take();
 }
 
 void JournalWriter::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch,

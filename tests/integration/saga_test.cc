@@ -27,6 +27,18 @@ class SagaTest : public CoordinatorTest {
                          .Add(Url("/busi.Busi/TransIn"),
                               Url("/busi.Busi/TransInRevert"), "in"));
   }
+  // Opens the coordinator again, and every later one, on its journal
+  // wrapped in a GatedJournal; returns the one open now.
+  GatedJournal* ReopenGated() {
+    wrap_journal_ = [this](std::unique_ptr<Journal> j) {
+      auto g = std::make_unique<GatedJournal>(std::move(j));
+      gated_ = g.get();
+      return std::unique_ptr<Journal>(std::move(g));
+    };
+    Reopen();
+    return gated_;
+  }
+  GatedJournal* gated_ = nullptr;  // of the coordinator opened last
 };
 
 TEST_F(SagaTest, SucceedsCallingActionsInOrderWithDtmMetadata) {
@@ -176,13 +188,7 @@ TEST_F(SagaTest, TimeoutToFailRollsBack) {
 // said TransIn could not have run, and the rollback at the timeout left it
 // uncompensated. An action now waits until the success before it is durable.
 TEST_F(SagaTest, AnActionWaitsUntilTheSuccessBeforeItIsDurable) {
-  GatedJournal* gated = nullptr;
-  wrap_journal_ = [&gated](std::unique_ptr<Journal> j) {
-    auto g = std::make_unique<GatedJournal>(std::move(j));
-    gated = g.get();
-    return std::unique_ptr<Journal>(std::move(g));
-  };
-  Reopen();
+  GatedJournal* gated = ReopenGated();
   ASSERT_NE(gated, nullptr);
   gated->fail_update_branches = 1;  // TransOut's success is not recorded
   ASSERT_OK(TwoSteps("saga-lost-write").TimeoutToFail(seconds(15)).Submit());
@@ -201,13 +207,7 @@ TEST_F(SagaTest, AnActionWaitsUntilTheSuccessBeforeItIsDurable) {
 // learns it from memory): marked so, the journal may let it share the next
 // transaction's commit. A decision that calls depend on is not.
 TEST_F(SagaTest, OnlyTheFinalStatusIsWrittenLazily) {
-  GatedJournal* gated = nullptr;
-  wrap_journal_ = [&gated](std::unique_ptr<Journal> j) {
-    auto g = std::make_unique<GatedJournal>(std::move(j));
-    gated = g.get();
-    return std::unique_ptr<Journal>(std::move(g));
-  };
-  Reopen();
+  GatedJournal* gated = ReopenGated();
   ASSERT_NE(gated, nullptr);
   ASSERT_OK(TwoSteps("saga-lazy-end").WaitResult(true).Submit());
   dtm_->WaitIdle();

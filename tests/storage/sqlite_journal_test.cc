@@ -9,6 +9,7 @@
 #include "dtx/metrics.h"
 
 #include "journal_contract_test.h"
+#include "lazy_write_check.h"
 #include "recording_logger.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
@@ -218,30 +219,8 @@ TEST_F(SqliteJournalTest, ALazyWriteAloneWaitsToShareTheNextCommit) {
   auto j = Open(o);
   for (const char* gid : {"lazy-a", "lazy-b", "lazy-c"})
     ASSERT_OK(Save(*j, Trans(gid, clock_)));
-  auto finish = [&](const std::string& gid, std::promise<Status>& done) {
-    StatusChange c;
-    c.gid = gid;
-    c.from = TransStatus::kSubmitted;
-    c.to = TransStatus::kSucceed;
-    c.lazy = true;
-    j->ChangeStatus(c, [&done](Status s) { done.set_value(std::move(s)); });
-  };
-  const uint64_t before = j->stats().commits;
-  std::promise<Status> a;
-  finish("lazy-a", a);
-  ASSERT_OK(Save(*j, Trans("lazy-next", clock_)));
-  EXPECT_OK(a.get_future().get());
-  EXPECT_EQ(j->stats().commits, before + 1) << "the two shared one commit";
-
-  std::promise<Status> b;
-  finish("lazy-b", b);
-  ASSERT_OK(WaitForWrite([&](WriteDone d) { j->Flush(std::move(d)); }));
-  EXPECT_OK(b.get_future().get());
-
-  std::promise<Status> c;
-  finish("lazy-c", c);
-  j->Close();
-  EXPECT_OK(c.get_future().get());
+  CheckLazyWriteHold(
+      *j, [&j] { return j->stats().commits; }, Trans("lazy-next", clock_));
 }
 
 TEST_F(SqliteJournalTest, MetricsCountEveryCommitAndItsWrites) {
