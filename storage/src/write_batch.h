@@ -15,9 +15,9 @@
 namespace dtx::internal {
 
 // Moves up to `max` ops from the front of `queue` into `batch`. When all it
-// took are lazy (Op::lazy()) and nothing else is queued, it first calls
-// `wait_for_more()`, which waits under the writer's lock, up to the hold,
-// for another op or a close, and then takes again.
+// took are lazy (Op::lazy()), there is room for more and nothing else is
+// queued, it first calls `wait_for_more()`, which waits under the writer's
+// lock, up to the hold, for another op or a close, and then takes again.
 template <typename Op, typename WaitForMore>
 void TakeBatch(std::deque<std::unique_ptr<Op>>& queue,
                std::vector<std::unique_ptr<Op>>& batch, std::size_t max,
@@ -32,7 +32,8 @@ void TakeBatch(std::deque<std::unique_ptr<Op>>& queue,
   const bool all_lazy =
       std::all_of(batch.begin(), batch.end(),
                   [](const std::unique_ptr<Op>& op) { return op->lazy(); });
-  if (batch.empty() || !all_lazy || !queue.empty()) return;
+  if (batch.empty() || batch.size() >= max || !all_lazy || !queue.empty())
+    return;
   wait_for_more();
   take();
 }
