@@ -65,7 +65,7 @@
 // (PostgresJournalOptions::pipeline = false), dtx and baseline alike: run
 // it beside a default run to see what pipelining brings. --pg-writers N
 // gives every PostgresJournal N write connections
-// (PostgresJournalOptions::writers; 2 by default), dtx and baseline alike.
+// (PostgresJournalOptions::writers; 1 by default), dtx and baseline alike.
 //
 //   dtx_bench [--seconds 10]
 //             [--scenario

@@ -359,7 +359,7 @@ const std::vector<Key>& Keys() {
          DTX_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 0, 100000));
          if (n == 1) {
            return InvalidArgumentError(
-               "1 is too few: the journal needs one connection for its writer "
+               "1 is too few: the journal needs a connection for writes "
                "and at least one for reads (0: no cap)");
          }
          c.postgres.max_open_conns = n;
@@ -711,6 +711,13 @@ Status CheckStore(const ServerConfig& c, std::vector<std::string>& warnings) {
     return InvalidArgumentError(
         "Store.Driver is postgres but Store.Host is empty; set it to the "
         "PostgreSQL server's host name or address");
+  }
+  if (pg.max_open_conns != 0 && pg.max_open_conns <= pg.writer_conns) {
+    return InvalidArgumentError(
+        "Store.MaxOpenConns " + std::to_string(pg.max_open_conns) +
+        " leaves no connection for reads: Store.WriterConns " +
+        std::to_string(pg.writer_conns) +
+        " write; set MaxOpenConns above WriterConns (or 0: no cap)");
   }
   if (c.store_path != ServerConfig().store_path) {
     warnings.push_back(

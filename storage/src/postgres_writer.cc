@@ -125,8 +125,8 @@ void PgJournalWriter::Loop() {
     // A write that was the writer's only work may have its completion run
     // right here (dtx/executor.h, inline completions): at one write in
     // flight that saves a thread hop; with more queued, the writer commits.
-    // Lazy writes do not count (write_batch.h).
-    const InlineCompletionScope alone(EagerWrites(batch) <= 1 && QueueEmpty());
+    // A lazy write held for company may be beside it (write_batch.h).
+    const InlineCompletionScope alone(InlineBatch(batch) && QueueEmpty());
     for (std::size_t i = 0; i < batch.size(); ++i) {
       batch[i]->Complete(std::move(results[i]));
       batch[i].reset();

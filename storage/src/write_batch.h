@@ -1,7 +1,7 @@
 // What the two journal writers (JournalWriter for SQLite, PgJournalWriter)
 // share about a batch: how it is taken from their queue, lazy writes
-// (journal.h, kLazyWriteHold) included, and which of its writes count
-// against inline completions.
+// (journal.h, kLazyWriteHold) included, and when its completions may run
+// on the writer.
 
 #ifndef DTX_STORAGE_WRITE_BATCH_H_
 #define DTX_STORAGE_WRITE_BATCH_H_
@@ -38,16 +38,17 @@ void TakeBatch(std::deque<std::unique_ptr<Op>>& queue,
   take();
 }
 
-// Writes of `batch` that are not lazy: when there is at most one and nothing
-// is queued behind, the writer may run the completions itself (dtx/
-// executor.h, inline completions). Lazy ones do not count: their completions
-// are trivial, and one held for company shares its batch with the next
-// transaction's first write.
+// Whether the writer may run `batch`'s completions itself when nothing is
+// queued behind it (dtx/executor.h, inline completions): a batch of one
+// write, or of one write and one lazy write (one transaction at a time: a
+// final status held for company and the caller's next transaction).
+// Completions continue transactions (a lazy write's may start calls), so a
+// batch of more is handed to the io threads, leaving the writer to commit.
 template <typename Op>
-std::size_t EagerWrites(const std::vector<std::unique_ptr<Op>>& batch) {
-  return static_cast<std::size_t>(
-      std::count_if(batch.begin(), batch.end(),
-                    [](const std::unique_ptr<Op>& op) { return !op->lazy(); }));
+bool InlineBatch(const std::vector<std::unique_ptr<Op>>& batch) {
+  if (batch.size() <= 1) return true;
+  if (batch.size() > 2) return false;
+  return batch[0]->lazy() || batch[1]->lazy();
 }
 
 }  // namespace dtx::internal

@@ -686,6 +686,8 @@ TEST(ServerConfigTest, PostgresMistakesAreErrorsNamingTheKey) {
            Case{"  ConnMaxLifeTime: -5\n", "Store.ConnMaxLifeTime: '-5'"},
            Case{"  ConnectTimeout: 0\n", "Store.ConnectTimeout: '0'"},
            Case{"  WriterConns: 0\n", "Store.WriterConns: '0' is outside"},
+           Case{"  MaxOpenConns: 3\n  WriterConns: 3\n",
+                "Store.MaxOpenConns 3 leaves no connection for reads"},
            Case{"  Driver: mysql\n", "'mysql': dtx keeps its journal in"},
        }) {
     const std::string yaml = c.yaml[0] == ' ' ? pg + c.yaml : c.yaml;
