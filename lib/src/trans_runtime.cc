@@ -376,8 +376,9 @@ void TransRuntime::CallBranch(std::size_t index) {
   }
   progress_[index] = Progress::kInFlight;
   // Results so far go to the journal while this call is on the wire; this
-  // call does not wait for them, so they may share a later commit.
-  FlushBranches(/*lazy=*/true);
+  // call does not wait for them, so unless a later call of the mode may (a
+  // saga's), they may share a later commit.
+  FlushBranches(/*lazy=*/!processor_.CallsWaitForResults());
   BranchRequest req = NewRequest(b.url, b.branch_id, b.op);
   req.payload = b.bin_data;
   const auto need = req.timeout;

@@ -114,6 +114,11 @@ class TransProcessor {
   // Whether the mode is prepared with PrepareWorkflow, which answers the
   // transaction's record so far (a workflow).
   virtual bool AnswersProgress() const { return false; }
+  // Whether a call may wait for earlier branch results to be durable
+  // (TransRuntime::durable; a saga's steps): results written while another
+  // call starts are then not lazy (StatusChange::lazy), since a step waiting
+  // for them would wait out the journal's hold.
+  virtual bool CallsWaitForResults() const { return false; }
   // Whether two custom data texts of the mode mean the same (a retried
   // request): the same text by default.
   virtual bool SameCustomData(const std::string& a,

@@ -39,6 +39,7 @@ class Saga final : public TransProcessor {
 
   bool SubmitCreates() const override { return true; }
   bool StepsInRequest() const override { return true; }
+  bool CallsWaitForResults() const override { return true; }
 
   Result<std::vector<Branch>> SubmitBranches(
       const TransRequest& req, BranchClient& client) const override {

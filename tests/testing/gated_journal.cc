@@ -40,6 +40,7 @@ void GatedJournal::ChangeStatus(StatusChange change, WriteDone done) {
 }
 
 void GatedJournal::UpdateBranches(BranchResults results, WriteDone done) {
+  if (results.lazy) ++lazy_branch_updates;
   if (fail_update_branches.fetch_sub(1) > 0) {
     // Answered from the journal's side, as a failed batch would be: through
     // a Flush, so that the completion does not run on the caller's thread.

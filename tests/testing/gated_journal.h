@@ -44,8 +44,10 @@ class GatedJournal final : public Journal {
   std::promise<void> reached;
   // The next this many UpdateBranches fail with kUnavailable.
   std::atomic<int> fail_update_branches{0};
-  // ChangeStatus calls so far, and those marked lazy.
+  // ChangeStatus calls so far, and those marked lazy; UpdateBranches
+  // calls marked lazy.
   std::atomic<int> status_changes{0}, lazy_status_changes{0};
+  std::atomic<int> lazy_branch_updates{0};
 
   void SaveNew(GlobalTrans trans, std::vector<Branch> branches,
                WriteDone done) override;
