@@ -141,14 +141,8 @@ void PgJournalWriter::TakeBatch(
   // Writes no one waits on, and nothing else to do: wait a little for a
   // write to share their commit (journal.h, kLazyWriteHold). Any write, a
   // Flush or Close ends the wait.
-  internal::TakeBatch(queue_, batch, options_.max_batch_writes, [this] {
-    mu_.AssertHeld();
-    if (closing_ || options_.lazy_write_hold.count() <= 0) return;
-    cv_.WaitFor(&mu_, options_.lazy_write_hold, [this] {
-      mu_.AssertHeld();
-      return !queue_.empty() || closing_;
-    });
-  });
+  internal::TakeBatch(&mu_, &cv_, queue_, closing_, options_.max_batch_writes,
+                      options_.lazy_write_hold, batch);
 }
 
 Status PgJournalWriter::Connect() {

@@ -6,7 +6,10 @@
 #ifndef DTX_STORAGE_WRITE_BATCH_H_
 #define DTX_STORAGE_WRITE_BATCH_H_
 
+#include "dtx/internal/mutex.h"
+
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -15,13 +18,15 @@
 namespace dtx::internal {
 
 // Moves up to `max` ops from the front of `queue` into `batch`. When all it
-// took are lazy (Op::lazy()), there is room for more and nothing else is
-// queued, it first calls `wait_for_more()`, which waits under the writer's
-// lock, up to the hold, for another op or a close, and then takes again.
-template <typename Op, typename WaitForMore>
-void TakeBatch(std::deque<std::unique_ptr<Op>>& queue,
-               std::vector<std::unique_ptr<Op>>& batch, std::size_t max,
-               WaitForMore wait_for_more) {
+// took are lazy (Op::lazy()), there is room for more, nothing else is queued
+// and the writer is not `closing`, it first waits on `cv`, up to `hold`, for
+// another op or a close (which signal `cv`), and then takes again. `queue`
+// and `closing` are guarded by `mu`, which the caller holds.
+template <typename Op>
+void TakeBatch(Mutex* mu, CondVar* cv, std::deque<std::unique_ptr<Op>>& queue,
+               const bool& closing, std::size_t max,
+               std::chrono::microseconds hold,
+               std::vector<std::unique_ptr<Op>>& batch) DTX_REQUIRES(mu) {
   auto take = [&] {
     while (!queue.empty() && batch.size() < max) {
       batch.push_back(std::move(queue.front()));
@@ -32,9 +37,10 @@ void TakeBatch(std::deque<std::unique_ptr<Op>>& queue,
   const bool all_lazy =
       std::all_of(batch.begin(), batch.end(),
                   [](const std::unique_ptr<Op>& op) { return op->lazy(); });
-  if (batch.empty() || batch.size() >= max || !all_lazy || !queue.empty())
+  if (batch.empty() || batch.size() >= max || !all_lazy || !queue.empty() ||
+      closing || hold.count() <= 0)
     return;
-  wait_for_more();
+  cv->WaitFor(mu, hold, [&] { return !queue.empty() || closing; });
   take();
 }
 

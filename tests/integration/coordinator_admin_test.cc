@@ -21,14 +21,9 @@ class CoordinatorAdminTest : public CoordinatorTest {};
 class ShutdownRaceTest : public CoordinatorAdminTest {
  protected:
   void SetUp() override {
-    wrap_journal_ = [this](std::unique_ptr<Journal> j) {
-      auto gated = std::make_unique<GatedJournal>(std::move(j));
-      gated_ = gated.get();
-      return gated;
-    };
+    GateJournals();
     CoordinatorAdminTest::SetUp();
   }
-  GatedJournal* gated_ = nullptr;  // of the coordinator opened last
 };
 
 TEST_F(ShutdownRaceTest, ASubmitWrittenAfterShutdownBeganResumesLater) {

@@ -12,6 +12,7 @@
 #include "dtx/transport/grpc_branch_client.h"
 
 #include "branch_test_server.h"
+#include "gated_journal.h"
 #include "status_matchers.h"
 #include "temp_dir.h"
 
@@ -175,6 +176,16 @@ class CoordinatorTest : public ::testing::Test {
   // When set, wraps the journal of every coordinator the test opens.
   std::function<std::unique_ptr<Journal>(std::unique_ptr<Journal>)>
       wrap_journal_;
+  // Sets wrap_journal_ so that every coordinator opened from now on (Open,
+  // Reopen) has its journal in a GatedJournal, gated_.
+  void GateJournals() {
+    wrap_journal_ = [this](std::unique_ptr<Journal> j) {
+      auto gated = std::make_unique<GatedJournal>(std::move(j));
+      gated_ = gated.get();
+      return std::unique_ptr<Journal>(std::move(gated));
+    };
+  }
+  GatedJournal* gated_ = nullptr;  // of the coordinator opened last
   // When set, wraps the branch client of every coordinator the test opens.
   std::function<std::unique_ptr<BranchClient>(std::unique_ptr<BranchClient>)>
       wrap_client_;

@@ -35,20 +35,15 @@ TEST_F(MsgTest, PrepareThenSubmitRunsTheStepsInOrder) {
 // No msg step waits for the results before it: step 1's, written while
 // step 2 is called, are lazy (the journal may let them share a commit).
 TEST_F(MsgTest, ResultsWrittenWhileTheNextStepRunsAreLazy) {
-  GatedJournal* gated = nullptr;
-  wrap_journal_ = [&gated](std::unique_ptr<Journal> j) {
-    auto g = std::make_unique<GatedJournal>(std::move(j));
-    gated = g.get();
-    return std::unique_ptr<Journal>(std::move(g));
-  };
+  GateJournals();
   Reopen();
+  GatedJournal* gated = gated_;
   ASSERT_NE(gated, nullptr);
   ASSERT_OK(TwoSteps("msg-lazy").WaitResult(true).Submit());
   dtm_->WaitIdle();
   EXPECT_EQ(gated->lazy_branch_updates.load(), 1);
   EXPECT_EQ(gated->lazy_status_changes.load(), 1);
   EXPECT_EQ(Global("msg-lazy").status, TransStatus::kSucceed);
-  wrap_journal_ = nullptr;
 }
 
 TEST_F(MsgTest, SubmitWithoutPrepare) {

@@ -30,15 +30,10 @@ class SagaTest : public CoordinatorTest {
   // Opens the coordinator again, and every later one, on its journal
   // wrapped in a GatedJournal; returns the one open now.
   GatedJournal* ReopenGated() {
-    wrap_journal_ = [this](std::unique_ptr<Journal> j) {
-      auto g = std::make_unique<GatedJournal>(std::move(j));
-      gated_ = g.get();
-      return std::unique_ptr<Journal>(std::move(g));
-    };
+    GateJournals();
     Reopen();
     return gated_;
   }
-  GatedJournal* gated_ = nullptr;  // of the coordinator opened last
 };
 
 TEST_F(SagaTest, SucceedsCallingActionsInOrderWithDtmMetadata) {
