@@ -345,7 +345,7 @@ void JournalWriter::Close() {
 
 JournalWriter::Stats JournalWriter::stats() const {
   MutexLock lock(&mu_);
-  return Stats{stat_writes_, stat_commits_};
+  return Stats{stat_writes_, stat_commits_, queue_.size()};
 }
 
 bool JournalWriter::QueueEmpty() const {

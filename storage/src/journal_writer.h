@@ -96,6 +96,7 @@ class JournalWriter {
   struct Stats {
     uint64_t writes = 0;   // ops applied to the store
     uint64_t commits = 0;  // SQLite transactions committed
+    uint64_t queued = 0;   // ops waiting, not yet taken into a batch
   };
   Stats stats() const;
 

@@ -256,7 +256,7 @@ struct PostgresJournal::Impl {
 
   // The SQLite journal's metrics, under the same names (docs/operations.md),
   // so that one dashboard serves either journal.
-  Status RegisterMetrics(MetricsRegistry& registry) {
+  Status RegisterHistograms(MetricsRegistry& registry) {
     DTX_ASSIGN_OR_RETURN(
         commit_seconds,
         registry.AddHistogram(
@@ -268,6 +268,9 @@ struct PostgresJournal::Impl {
         registry.AddHistogram("dtx_journal_batch_writes",
                               "Writes committed together in one group commit.",
                               {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}));
+    return Status::Ok();
+  }
+  Status RegisterQueuedGauge(MetricsRegistry& registry) {
     DTX_ASSIGN_OR_RETURN(
         queued, registry.AddCallbackGauge(
                     "dtx_journal_queued_writes",
@@ -303,10 +306,23 @@ Result<std::unique_ptr<PostgresJournal>> PostgresJournal::Open(
   impl->readers.set_target(impl->target);
   DTX_RETURN_IF_ERROR(
       internal::MigratePgSchema(*conn, impl->options.schema, *impl->logger));
-  if (impl->options.metrics != nullptr)
-    DTX_RETURN_IF_ERROR(impl->RegisterMetrics(*impl->options.metrics));
   internal::PgJournalWriter::Options w;
   w.connection = ConnOptions(impl->options, "dtx-journal-writer");
+  // Every writer's connection before anything is registered: a server that
+  // refuses the second one (max_connections, a role's CONNECTION LIMIT)
+  // fails the Open with nothing left behind in the registry, so that the
+  // host can open again with the same one. The first writer takes the
+  // connection that migrated the schema.
+  const std::size_t writers = std::max<std::size_t>(1, impl->options.writers);
+  std::vector<std::unique_ptr<PgConn>> conns;
+  conns.push_back(std::move(conn));
+  while (conns.size() < writers) {
+    DTX_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> more,
+                         PgConn::Connect(w.connection));
+    conns.push_back(std::move(more));
+  }
+  if (impl->options.metrics != nullptr)
+    DTX_RETURN_IF_ERROR(impl->RegisterHistograms(*impl->options.metrics));
   w.max_batch_writes = impl->options.max_batch_writes;
   w.lazy_write_hold = impl->options.lazy_write_hold;
   w.pipeline = impl->options.pipeline;
@@ -314,16 +330,14 @@ Result<std::unique_ptr<PostgresJournal>> PostgresJournal::Open(
   w.logger = impl->logger;
   w.commit_seconds = impl->commit_seconds;
   w.batch_writes = impl->batch_writes;
-  const std::size_t writers = std::max<std::size_t>(1, impl->options.writers);
-  for (std::size_t i = 0; i < writers; ++i) {
-    // The first writer takes the connection that migrated the schema.
-    if (i > 0) {
-      DTX_ASSIGN_OR_RETURN(conn, PgConn::Connect(w.connection));
-    }
+  for (auto& c : conns) {
     DTX_ASSIGN_OR_RETURN(auto writer,
-                         internal::PgJournalWriter::Start(std::move(conn), w));
+                         internal::PgJournalWriter::Start(std::move(c), w));
     impl->writers.push_back(std::move(writer));
   }
+  // The gauge reads `writers`: registered once that no longer changes.
+  if (impl->options.metrics != nullptr)
+    DTX_RETURN_IF_ERROR(impl->RegisterQueuedGauge(*impl->options.metrics));
   DTX_LOG(impl->logger, LogLevel::kInfo,
           "journal: opened postgres " << impl->target << " schema "
                                       << impl->options.schema);
@@ -590,6 +604,7 @@ PostgresJournal::Stats PostgresJournal::stats() const {
     out.reconnects += s.reconnects;
     out.pipelined += s.pipelined;
     out.fallbacks += s.fallbacks;
+    out.queued += writer->queued();
   }
   return out;
 }

@@ -542,7 +542,7 @@ void SqliteJournal::Close() {
 SqliteJournal::Stats SqliteJournal::stats() const {
   if (!impl_->writer) return {};
   const internal::JournalWriter::Stats s = impl_->writer->stats();
-  return Stats{s.writes, s.commits};
+  return Stats{s.writes, s.commits, s.queued};
 }
 
 }  // namespace dtx

@@ -22,9 +22,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <future>
+#include <libpq-fe.h>
 #include <memory>
+#include <string>
+#include <thread>
+#include <vector>
 
 namespace dtx::testing {
 namespace {
@@ -120,6 +125,119 @@ TEST_F(EmbeddedPostgresTest, RunsASagaOnTheJournalOfDtmsParts) {
   RunSaga(embedded, "emb-pg-parts");
   ASSERT_OK_AND_ASSIGN(auto found, FindInPostgres(pg.schema, "emb-pg-parts"));
   EXPECT_EQ(found.trans.status, TransStatus::kSucceed);
+}
+
+// The journal's writer connections on the server, as pg_stat_activity
+// shows them: polled until there are `want` (a closed journal's backends
+// take a moment to go), or the last count after 30 s.
+int WriterConnections(const PostgresServer& pg, int want) {
+  PGconn* conn = PQconnectdb(pg.conninfo().c_str());
+  int n = -1;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (PQstatus(conn) == CONNECTION_OK) {
+    PGresult* r = PQexec(conn,
+                         "SELECT count(*) FROM pg_stat_activity WHERE "
+                         "application_name = 'dtx-journal-writer'");
+    n = PQresultStatus(r) == PGRES_TUPLES_OK ? std::atoi(PQgetvalue(r, 0, 0))
+                                             : -1;
+    PQclear(r);
+    if (n == want || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  PQfinish(conn);
+  return n;
+}
+
+// Several writer connections (EmbeddedPostgresOptions::writers) under a
+// coordinator: sagas, msgs and TCCs from 8 threads at once, each
+// transaction's writes on the writer its gid picks, while claims go to the
+// first. Every one succeeds with its branches called in order, and is
+// found succeeded, with all its rows, by a coordinator opened after.
+TEST_F(EmbeddedPostgresTest, RunsConcurrentTransactionsOnThreeWriters) {
+  if (pg_ == nullptr) return;
+  EmbeddedOptions embedded;
+  EmbeddedPostgresOptions pg;
+  pg.conninfo = pg_->conninfo();
+  pg.schema = FreshPostgresSchema();
+  pg.writers = 3;
+  embedded.postgres = pg;
+  const std::string url = busi_->address();
+  constexpr int kThreads = 8;
+  constexpr int kEach = 6;  // 2 of each mode
+  auto gid = [](int t, int i) {
+    return "w3-" + std::to_string(t) + "-" + std::to_string(i);
+  };
+  {
+    ASSERT_OK_AND_ASSIGN(auto dtm,
+                         OpenEmbeddedCoordinator(Options(), embedded));
+    EXPECT_EQ(WriterConnections(*pg_, 3), 3);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kEach; ++i) {
+          const std::string g = gid(t, i);
+          if (i % 3 == 0) {
+            EXPECT_OK(Saga(*dtm, g)
+                          .Add(url + "/busi.Busi/TransOut",
+                               url + "/busi.Busi/TransOutRevert", "o")
+                          .Add(url + "/busi.Busi/TransIn",
+                               url + "/busi.Busi/TransInRevert", "i")
+                          .WaitResult(true)
+                          .Submit())
+                << g;
+          } else if (i % 3 == 1) {
+            EXPECT_OK(Msg(*dtm, g)
+                          .Add(url + "/busi.Busi/TransOut", "o")
+                          .Add(url + "/busi.Busi/TransIn", "i")
+                          .WaitResult(true)
+                          .Submit())
+                << g;
+          } else {
+            TransOptions o;
+            o.wait_result = true;
+            EXPECT_OK(TccGlobalTransaction(*dtm, g, o, [&](Tcc& tcc) {
+              DTX_RETURN_IF_ERROR(
+                  tcc.CallBranch("o", url + "/busi.Busi/TransOutTry",
+                                 url + "/busi.Busi/TransOutConfirm",
+                                 url + "/busi.Busi/TransOutCancel"));
+              return tcc.CallBranch("i", url + "/busi.Busi/TransInTry",
+                                    url + "/busi.Busi/TransInConfirm",
+                                    url + "/busi.Busi/TransInCancel");
+            })) << g;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    dtm->Shutdown();
+  }
+  ASSERT_OK_AND_ASSIGN(auto reopened,
+                       OpenEmbeddedCoordinator(Options(), embedded));
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kEach; ++i) {
+      const std::string g = gid(t, i);
+      ASSERT_OK_AND_ASSIGN(auto found, reopened->Query(g));
+      EXPECT_EQ(found.trans.status, TransStatus::kSucceed) << g;
+      if (i % 3 == 0) {
+        EXPECT_EQ(found.branches.size(), 4u) << g;
+        EXPECT_THAT(CallsOf(g), ElementsAre("/busi.Busi/TransOut action",
+                                            "/busi.Busi/TransIn action"));
+      } else if (i % 3 == 1) {
+        EXPECT_EQ(found.branches.size(), 2u) << g;
+        EXPECT_THAT(CallsOf(g), ElementsAre("/busi.Busi/TransOut action",
+                                            "/busi.Busi/TransIn action"));
+      } else {
+        EXPECT_EQ(found.branches.size(), 4u) << g;
+        EXPECT_THAT(CallsOf(g), ::testing::UnorderedElementsAre(
+                                    "/busi.Busi/TransOutTry try",
+                                    "/busi.Busi/TransInTry try",
+                                    "/busi.Busi/TransOutConfirm confirm",
+                                    "/busi.Busi/TransInConfirm confirm"));
+      }
+    }
+  }
+  reopened->Shutdown();
 }
 
 TEST_F(EmbeddedPostgresTest, AnUnreachableServerFailsTheOpen) {

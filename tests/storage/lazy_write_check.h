@@ -12,20 +12,33 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
 #include <string>
+#include <thread>
 
 namespace dtx::testing {
 
-// `j` was opened with a hold of an hour (so that only another write, a
-// Flush or Close ends it), with one writer, and holds the submitted
-// transactions lazy-a, lazy-b and lazy-c; `next` is a new one. `commits`
-// reads the journal's commit count. Closes `j`.
-inline void CheckLazyWriteHold(Journal& j,
-                               const std::function<uint64_t()>& commits,
-                               const GlobalTrans& next) {
+// `j` (a SqliteJournal or PostgresJournal) was opened with a hold of an
+// hour (so that only another write, a Flush or Close ends it), with one
+// writer, and holds the submitted transactions lazy-a, lazy-b and lazy-c;
+// `next` is a new one. Each lazy write is left alone on the writer (taken
+// from its queue, so that it would commit by itself without the hold)
+// before whatever ends its wait is sent. Closes `j`.
+template <typename J>
+void CheckLazyWriteHold(J& j, const GlobalTrans& next) {
+  // Until the writer has taken every queued write into its batch.
+  auto taken = [&j] {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (j.stats().queued > 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    ASSERT_EQ(j.stats().queued, 0u) << "the writer took nothing in 30 s";
+  };
   auto finish = [&j](const std::string& gid, std::promise<Status>& done) {
     StatusChange c;
     c.gid = gid;
@@ -39,20 +52,24 @@ inline void CheckLazyWriteHold(Journal& j,
     write([&p](Status s) { p.set_value(std::move(s)); });
     return p.get_future().get();
   };
-  const uint64_t before = commits();
+  const uint64_t before = j.stats().commits;
   std::promise<Status> a;
   finish("lazy-a", a);
+  taken();
+  EXPECT_EQ(j.stats().commits, before) << "lazy-a waits";
   EXPECT_OK(wait([&](WriteDone d) { j.SaveNew(next, {}, std::move(d)); }));
   EXPECT_OK(a.get_future().get());
-  EXPECT_EQ(commits(), before + 1) << "the two shared one commit";
+  EXPECT_EQ(j.stats().commits, before + 1) << "the two shared one commit";
 
   std::promise<Status> b;
   finish("lazy-b", b);
+  taken();
   EXPECT_OK(wait([&](WriteDone d) { j.Flush(std::move(d)); }));
   EXPECT_OK(b.get_future().get());
 
   std::promise<Status> c;
   finish("lazy-c", c);
+  taken();
   j.Close();
   EXPECT_OK(c.get_future().get());
 }

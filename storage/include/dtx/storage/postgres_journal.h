@@ -180,6 +180,7 @@ class DTX_POSTGRES_EXPORT PostgresJournal final : public Journal {
     uint64_t reconnects = 0;  // writer connections reopened after a loss
     uint64_t pipelined = 0;   // transactions committed from a pipeline
     uint64_t fallbacks = 0;   // pipelined batches run again one by one
+    uint64_t queued = 0;      // writes waiting, not yet taken into a commit
   };
   Stats stats() const;
 

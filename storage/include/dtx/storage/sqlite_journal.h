@@ -154,6 +154,7 @@ class DTX_SQLITE_EXPORT SqliteJournal final : public Journal {
   struct Stats {
     uint64_t writes = 0;   // writes that reached the writer thread
     uint64_t commits = 0;  // SQLite transactions committed
+    uint64_t queued = 0;   // writes waiting, not yet taken into a commit
   };
   Stats stats() const;
 
