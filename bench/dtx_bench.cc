@@ -126,6 +126,7 @@
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace dtx::bench {
@@ -1016,6 +1017,8 @@ struct SummaryLine {
   double value = 0;
   double baseline = 0;
   double ratio = 0;
+  double low = 0;  // the rounds' lowest and highest ratios
+  double high = 0;
 };
 std::vector<SummaryLine>& Summary() {
   static std::vector<SummaryLine> lines;
@@ -1024,17 +1027,22 @@ std::vector<SummaryLine>& Summary() {
 
 void PrintSummary() {
   if (Summary().empty()) return;
-  std::printf("\nsummary (tx/s; ratio: median of the rounds' ratios)\n");
-  std::printf("%-44s %10s %10s %7s\n", "result", "value", "baseline", "ratio");
+  std::printf(
+      "\nsummary (tx/s; ratio: median of the rounds' ratios; rounds: the "
+      "lowest and highest of them, this machine's noise)\n");
+  std::printf("%-44s %10s %10s %7s %11s\n", "result", "value", "baseline",
+              "ratio", "rounds");
   for (const SummaryLine& l : Summary()) {
-    std::printf("%-44s %10.0f %10.0f %7.2f\n", l.name.c_str(), l.value,
-                l.baseline, l.ratio);
+    std::printf("%-44s %10.0f %10.0f %7.2f %5.2f-%.2f\n", l.name.c_str(),
+                l.value, l.baseline, l.ratio, l.low, l.high);
   }
   std::fflush(stdout);
 }
 
 // The rounds of one scenario: dtx (or dtx-server) and its baseline, run
-// alternately. Prints the means and the median of the rounds' ratios.
+// alternately. Prints the means, the median of the rounds' ratios, and the
+// lowest and highest of them (`rounds=`): how far one round pair strays
+// from another on this machine, whose fsync time drifts within a minute.
 class Paired {
  public:
   void Add(const Figures& baseline, const Figures& value) {
@@ -1052,13 +1060,20 @@ class Paired {
       if (baselines_[i].p50_ms > 0)
         p50.push_back(values_[i].p50_ms / baselines_[i].p50_ms);
     }
-    std::printf("RESULT %s value=%.0f baseline=%.0f ratio=%.2f\n", name.c_str(),
-                value().tx_per_s, baseline().tx_per_s, Median(tx));
-    Summary().push_back(
-        {name, value().tx_per_s, baseline().tx_per_s, Median(tx)});
+    const auto [tx_low, tx_high] = Range(tx);
+    std::printf(
+        "RESULT %s value=%.0f baseline=%.0f ratio=%.2f rounds=%.2f-%.2f\n",
+        name.c_str(), value().tx_per_s, baseline().tx_per_s, Median(tx), tx_low,
+        tx_high);
+    Summary().push_back({name, value().tx_per_s, baseline().tx_per_s,
+                         Median(tx), tx_low, tx_high});
     if (with_p50) {
-      std::printf("RESULT %s_p50 value=%.3f baseline=%.3f ratio=%.2f\n",
-                  name.c_str(), value().p50_ms, baseline().p50_ms, Median(p50));
+      const auto [p50_low, p50_high] = Range(p50);
+      std::printf(
+          "RESULT %s_p50 value=%.3f baseline=%.3f ratio=%.2f "
+          "rounds=%.2f-%.2f\n",
+          name.c_str(), value().p50_ms, baseline().p50_ms, Median(p50), p50_low,
+          p50_high);
     }
     std::fflush(stdout);
   }
@@ -1074,6 +1089,11 @@ class Paired {
     std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
     return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+  static std::pair<double, double> Range(const std::vector<double>& v) {
+    if (v.empty()) return {0, 0};
+    const auto [low, high] = std::minmax_element(v.begin(), v.end());
+    return {*low, *high};
   }
   std::vector<Figures> baselines_;
   std::vector<Figures> values_;
