@@ -17,11 +17,15 @@
 
 namespace dtx::internal {
 
-// Moves up to `max` ops from the front of `queue` into `batch`. When all it
+// Moves up to `max` ops from the front of `queue` into `batch`. While all it
 // took are lazy (Op::lazy()), there is room for more, nothing else is queued
-// and the writer is not `closing`, it first waits on `cv`, up to `hold`, for
-// another op or a close (which signal `cv`), and then takes again. `queue`
-// and `closing` are guarded by `mu`, which the caller holds.
+// and the writer is not `closing`, it waits on `cv` for another op or a close
+// (which signal `cv`) and takes again, up to `hold` in all. A lazy op that
+// arrives meanwhile joins the batch and the wait goes on: one transaction at
+// a time ends with two lazy writes (its last results, then its final
+// status), and it is the caller's next transaction, sent once the answer is
+// out, that they wait for; the first eager op, a flush or a close ends the
+// wait. `queue` and `closing` are guarded by `mu`, which the caller holds.
 template <typename Op>
 void TakeBatch(Mutex* mu, CondVar* cv, std::deque<std::unique_ptr<Op>>& queue,
                const bool& closing, std::size_t max,
@@ -33,28 +37,40 @@ void TakeBatch(Mutex* mu, CondVar* cv, std::deque<std::unique_ptr<Op>>& queue,
       queue.pop_front();
     }
   };
+  auto all_lazy = [&batch] {
+    return std::all_of(
+        batch.begin(), batch.end(),
+        [](const std::unique_ptr<Op>& op) { return op->lazy(); });
+  };
   take();
-  const bool all_lazy =
-      std::all_of(batch.begin(), batch.end(),
-                  [](const std::unique_ptr<Op>& op) { return op->lazy(); });
-  if (batch.empty() || batch.size() >= max || !all_lazy || !queue.empty() ||
-      closing || hold.count() <= 0)
-    return;
-  cv->WaitFor(mu, hold, [&] { return !queue.empty() || closing; });
-  take();
+  if (hold.count() <= 0) return;
+  const auto deadline = std::chrono::steady_clock::now() + hold;
+  while (!batch.empty() && batch.size() < max && queue.empty() && !closing &&
+         all_lazy()) {
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    const bool woken =
+        cv->WaitFor(mu, left, [&] { return !queue.empty() || closing; });
+    take();
+    if (!woken) return;
+  }
 }
 
 // Whether the writer may run `batch`'s completions itself when nothing is
-// queued behind it (dtx/executor.h, inline completions): a batch of one
-// write, or of one write and one lazy write (one transaction at a time: a
-// final status held for company and the caller's next transaction).
-// Completions continue transactions (a lazy write's may start calls), so a
-// batch of more is handed to the io threads, leaving the writer to commit.
+// queued behind it (dtx/executor.h, inline completions): one transaction at
+// a time, that is a batch of at most one eager write and at most two lazy
+// ones (the previous transaction's last results and final status, held for
+// company, and the caller's next write). Completions continue transactions
+// (a lazy write's may start calls), so a batch of more is handed to the io
+// threads, leaving the writer to commit.
 template <typename Op>
 bool InlineBatch(const std::vector<std::unique_ptr<Op>>& batch) {
-  if (batch.size() <= 1) return true;
-  if (batch.size() > 2) return false;
-  return batch[0]->lazy() || batch[1]->lazy();
+  if (batch.size() > 3) return false;
+  const auto lazy =
+      std::count_if(batch.begin(), batch.end(),
+                    [](const std::unique_ptr<Op>& op) { return op->lazy(); });
+  return batch.size() - static_cast<std::size_t>(lazy) <= 1;
 }
 
 }  // namespace dtx::internal

@@ -1,7 +1,7 @@
 // The check of a journal's lazy-write hold (journal.h, kLazyWriteHold) that
 // the SQLite and PostgreSQL tests share: a lazy write that is the writer's
-// only work waits for the next write and commits with it; a Flush or Close
-// ends the wait at once.
+// only work waits for the next write and commits with it, another lazy
+// write joining the wait; a Flush or Close ends the wait at once.
 
 #ifndef DTX_TESTS_STORAGE_LAZY_WRITE_CHECK_H_
 #define DTX_TESTS_STORAGE_LAZY_WRITE_CHECK_H_
@@ -23,7 +23,8 @@ namespace dtx::testing {
 
 // `j` (a SqliteJournal or PostgresJournal) was opened with a hold of an
 // hour (so that only another write, a Flush or Close ends it), with one
-// writer, and holds the submitted transactions lazy-a, lazy-b and lazy-c;
+// writer, and holds the submitted transactions lazy-a, lazy-b, lazy-c and
+// lazy-d;
 // `next` is a new one. Each lazy write is left alone on the writer (taken
 // from its queue, so that it would commit by itself without the hold)
 // before whatever ends its wait is sent. Closes `j`.
@@ -57,9 +58,16 @@ void CheckLazyWriteHold(J& j, const GlobalTrans& next) {
   finish("lazy-a", a);
   taken();
   EXPECT_EQ(j.stats().commits, before) << "lazy-a waits";
+  // A second lazy write (a transaction's final status after its last
+  // results) joins the wait instead of ending it.
+  std::promise<Status> second;
+  finish("lazy-d", second);
+  taken();
+  EXPECT_EQ(j.stats().commits, before) << "lazy-a and lazy-d wait";
   EXPECT_OK(wait([&](WriteDone d) { j.SaveNew(next, {}, std::move(d)); }));
   EXPECT_OK(a.get_future().get());
-  EXPECT_EQ(j.stats().commits, before + 1) << "the two shared one commit";
+  EXPECT_OK(second.get_future().get());
+  EXPECT_EQ(j.stats().commits, before + 1) << "the three shared one commit";
 
   std::promise<Status> b;
   finish("lazy-b", b);

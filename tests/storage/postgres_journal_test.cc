@@ -879,7 +879,7 @@ TEST_F(PostgresJournalTest, ALazyWriteAloneWaitsToShareTheNextCommit) {
   o.lazy_write_hold = std::chrono::hours(1);
   auto j = Open(o);
   ASSERT_NE(j, nullptr);
-  for (const char* gid : {"lazy-a", "lazy-b", "lazy-c"})
+  for (const char* gid : {"lazy-a", "lazy-b", "lazy-c", "lazy-d"})
     ASSERT_OK(Save(*j, Trans(gid, clock_)));
   CheckLazyWriteHold(*j, Trans("lazy-next", clock_));
 }

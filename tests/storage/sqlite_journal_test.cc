@@ -217,7 +217,7 @@ TEST_F(SqliteJournalTest, ALazyWriteAloneWaitsToShareTheNextCommit) {
   SqliteJournalOptions o = Options();
   o.lazy_write_hold = std::chrono::hours(1);
   auto j = Open(o);
-  for (const char* gid : {"lazy-a", "lazy-b", "lazy-c"})
+  for (const char* gid : {"lazy-a", "lazy-b", "lazy-c", "lazy-d"})
     ASSERT_OK(Save(*j, Trans(gid, clock_)));
   CheckLazyWriteHold(*j, Trans("lazy-next", clock_));
 }
