@@ -16,6 +16,7 @@
 #include <atomic>
 #include <future>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -255,6 +256,23 @@ TEST_F(GrpcBranchClientTest, CompletionRunsOnTheCallersExecutor) {
                   ran_on.set_value(std::this_thread::get_id());
                 });
   EXPECT_EQ(ran_on.get_future().get(), strand.id());
+}
+
+// Without an executor the completion runs on the client's own completion
+// thread, not on a thread of gRPC's callback API (whose threads would also
+// take the answers of other threads' blocking calls: see Impl::Poll).
+TEST_F(GrpcBranchClientTest,
+       WithoutAnExecutorTheCompletionRunsOnTheClientsThread) {
+  for (int i = 0; i < 3; ++i) {
+    std::promise<std::string> ran_on;
+    client_->Call(Request("/busi.Busi/Ok"), nullptr, [&](BranchResult r) {
+      EXPECT_EQ(r.outcome, BranchOutcome::kSuccess);
+      char name[32] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      ran_on.set_value(name);
+    });
+    EXPECT_EQ(ran_on.get_future().get(), "dtx-grpc-cq");
+  }
 }
 
 TEST_F(GrpcBranchClientTest, ChannelsAreSharedPerTarget) {
@@ -510,7 +528,7 @@ TEST_F(GrpcBranchClientTest, TenThousandConcurrentCalls) {
   }
   all_done.get_future().get();
   EXPECT_EQ(ok.load(), kCalls);
-  // A completion may run on the executor a moment before its gRPC thread
+  // A completion may run on the executor a moment before the client's thread
   // forgets the call; Shutdown waits for that, then nothing is left.
   client_->Shutdown();
   EXPECT_EQ(client_->InFlight(), 0u);

@@ -1,7 +1,7 @@
 // GCC 12 reports a "potential null pointer dereference" inside gRPC's call-op
 // templates (grpcpp/impl/call_op_set.h) when PrepareUnaryCall is inlined: a
-// false positive in gRPC's headers. This file holds only that call, so the
-// warning is silenced for it alone, before the headers are read.
+// false positive in gRPC's headers. This file holds only those calls, so the
+// warning is silenced for them alone, before the headers are read.
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 
 #include "blocking_call.h"
@@ -32,6 +32,18 @@ grpc::Status BlockingUnaryCall(grpc::GenericStub& stub,
   while (cq.Next(&got, &ok)) {
   }
   return status;
+}
+
+void StartUnaryCall(
+    grpc::GenericStub& stub, grpc::ClientContext* context,
+    const std::string& method, const grpc::ByteBuffer& request,
+    grpc::CompletionQueue* cq,
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader>* reader,
+    grpc::ByteBuffer* response, grpc::Status* status, void* tag) {
+  *reader = stub.PrepareUnaryCall(context, method, request, cq);
+  grpc::GenericClientAsyncResponseReader* call = reader->get();
+  call->StartCall();
+  call->Finish(response, status, tag);  // the last use: it may end at once
 }
 
 }  // namespace dtx::internal

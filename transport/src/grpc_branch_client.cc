@@ -2,10 +2,13 @@
 //
 // A call goes: route lookup (the URL's parsed server and method, cached per
 // URL) -> channel pick (one cached channel per target string; for address
-// sets, one per address, picked round-robin) -> GenericStub::UnaryCall with
-// the payload as raw bytes -> on a gRPC thread, the answer becomes a
-// BranchResult that is handed to the caller's executor. Nothing else happens
-// on gRPC's threads.
+// sets, one per address, picked round-robin) -> GenericStub's
+// PrepareUnaryCall with the payload as raw bytes, its completion on the
+// client's completion queue -> on the client's one polling thread
+// (dtx-grpc-cq), the answer becomes a BranchResult that is handed to the
+// caller's executor. CallBlocking takes its answer on the caller's thread
+// instead. No callback of gRPC's callback API, so gRPC starts no callback
+// threads of its own for dtx's calls (see Impl::Poll for why that matters).
 //
 // Address sets (direct:/// and discovery://) are shared by every URL of the
 // same server. When a resolver returns a new snapshot, the set is rebuilt from
@@ -15,6 +18,7 @@
 #include "dtx/transport/grpc_branch_client.h"
 
 #include "dtx/internal/mutex.h"
+#include "dtx/internal/thread_name.h"
 #include "dtx/limits.h"
 #include "dtx/transport/branch_url.h"
 
@@ -29,6 +33,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -109,6 +114,7 @@ struct GrpcBranchClient::Impl {
   explicit Impl(GrpcBranchClientOptions o) : options(std::move(o)) {
     logger = options.logger ? options.logger : NewNullLogger();
   }
+  ~Impl() { StopPoller(); }
 
   Result<std::shared_ptr<Route>> GetRoute(const std::string& url);
   // `grpcs`: the target came from a Kratos grpcs:// endpoint, TLS even
@@ -160,12 +166,28 @@ struct GrpcBranchClient::Impl {
   internal::CondVar calls_cv{&calls_mu};
   std::unordered_set<CallState*> calls DTX_GUARDED_BY(calls_mu);
   bool shut_down DTX_GUARDED_BY(calls_mu) = false;
+
+  // The asynchronous calls' completion queue and the one thread that takes
+  // their completions (see Call). The thread waits in the queue only while
+  // a call is outstanding.
+  void StartPoller();
+  void StopPoller();
+  void Poll();
+  void CallStarted();
+  grpc::CompletionQueue cq;
+  internal::Mutex poll_mu;
+  internal::CondVar poll_cv{&poll_mu};
+  std::size_t outstanding DTX_GUARDED_BY(poll_mu) = 0;
+  bool poll_stop DTX_GUARDED_BY(poll_mu) = false;
+  std::thread poller;
 };
 
 struct GrpcBranchClient::Impl::CallState {
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
+  grpc::Status status;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
   std::shared_ptr<Channel> channel;
   std::shared_ptr<Route> route;
   Executor executor;
@@ -403,6 +425,12 @@ Result<std::unique_ptr<GrpcBranchClient>> GrpcBranchClient::Create(
   auto impl = std::make_unique<Impl>(std::move(options));
   impl->rule_tls = std::move(rule_tls);
   impl->default_tls = std::move(default_tls);
+  try {
+    impl->StartPoller();
+  } catch (const std::system_error& e) {
+    return ResourceExhaustedError(
+        std::string("branch client: cannot start a thread: ") + e.what());
+  }
   return std::unique_ptr<GrpcBranchClient>(
       new GrpcBranchClient(std::move(impl)));
 }
@@ -533,14 +561,11 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
     return impl.Finish(state->executor, state->done, ShutDownResult());
   }
   state.release();  // owned by the completion below
-  raw->channel->stub->UnaryCall(
-      &raw->context, raw->route->method, grpc::StubOptions(), &raw->request,
-      &raw->response, [&impl, raw](const grpc::Status& status) {
-        std::unique_ptr<Impl::CallState> owned(raw);
-        impl.Finish(owned->executor, owned->done,
-                    Impl::ResultOf(status, owned->response, *owned->channel));
-        impl.Untrack(raw);
-      });
+  impl.CallStarted();
+  // The completion (Impl::Poll) frees `raw`, possibly before this returns.
+  internal::StartUnaryCall(*raw->channel->stub, &raw->context,
+                           raw->route->method, raw->request, &impl.cq,
+                           &raw->reader, &raw->response, &raw->status, raw);
 }
 
 // The caller's thread takes the completion from a queue of its own, as
@@ -569,13 +594,79 @@ Status GrpcBranchClient::ValidateUrl(std::string_view url, std::string_view) {
 }
 
 void GrpcBranchClient::Shutdown() {
-  MutexLock lock(&impl_->calls_mu);
-  impl_->shut_down = true;
-  for (auto* call : impl_->calls) call->context.TryCancel();
-  impl_->calls_cv.Wait(&impl_->calls_mu, [this] {
-    impl_->calls_mu.AssertHeld();
-    return impl_->calls.empty();
+  {
+    MutexLock lock(&impl_->calls_mu);
+    impl_->shut_down = true;
+    for (auto* call : impl_->calls) call->context.TryCancel();
+    impl_->calls_cv.Wait(&impl_->calls_mu, [this] {
+      impl_->calls_mu.AssertHeld();
+      return impl_->calls.empty();
+    });
+  }
+  impl_->StopPoller();
+}
+
+// The completions of asynchronous calls. The thread waits in the queue only
+// while a call is outstanding, and otherwise on poll_cv: gRPC 1.51's poller
+// (epoll1) lets one thread at a time wait on the process's sockets and hands
+// what it reads for another thread's queue over with a wake-up, so a thread
+// parked in a queue with nothing to wait for would take the answers of the
+// blocking calls (CallBlocking) that their callers wait for themselves. So
+// did gRPC's callback threads, which this replaces (two per process, which
+// also woke each other for every completion).
+void GrpcBranchClient::Impl::StartPoller() {
+  poller = std::thread([this] {
+    internal::NameThisThread("dtx-grpc-cq");
+    Poll();
   });
+}
+
+void GrpcBranchClient::Impl::CallStarted() {
+  bool wake = false;
+  {
+    MutexLock lock(&poll_mu);
+    wake = outstanding++ == 0;
+  }
+  if (wake) poll_cv.Signal();
+}
+
+void GrpcBranchClient::Impl::Poll() {
+  for (;;) {
+    {
+      MutexLock lock(&poll_mu);
+      poll_cv.Wait(&poll_mu, [this] {
+        poll_mu.AssertHeld();
+        return outstanding > 0 || poll_stop;
+      });
+      if (outstanding == 0) return;  // stopped, nothing left
+    }
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) return;
+    {
+      std::unique_ptr<CallState> owned(static_cast<CallState*>(tag));
+      Finish(owned->executor, owned->done,
+             ResultOf(owned->status, owned->response, *owned->channel));
+      Untrack(owned.get());
+    }
+    MutexLock lock(&poll_mu);
+    --outstanding;
+  }
+}
+
+void GrpcBranchClient::Impl::StopPoller() {
+  {
+    MutexLock lock(&poll_mu);
+    if (poll_stop) return;
+    poll_stop = true;
+  }
+  poll_cv.Signal();
+  if (poller.joinable()) poller.join();
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
 }
 
 std::vector<std::string> GrpcBranchClient::OpenChannelTargets() const {
