@@ -34,6 +34,7 @@
 #endif
 #include "dtx/storage/sqlite_journal.h"
 #include "dtx/transport/dtm_http_json.h"
+#include "dtx/transport/grpc_process.h"
 #include "dtx/transport/http_client.h"
 #include "dtx/transport/http_server.h"
 
@@ -292,6 +293,8 @@ class HttpRelay {
 };
 
 int Main(int argc, char** argv) {
+  // As dtx-server does, on both sides of each comparison (grpc_process.h).
+  dtx::DisableMutexDeadlockDetection();
   RefuseUnknownFlags(argc, argv, "dtx_dtm_relay",
                      {"--journal", "--branch", "--port", "--http-branch",
                       "--pg-conninfo", "--pg-schema"},

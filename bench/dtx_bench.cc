@@ -96,6 +96,7 @@
 #include "dtx/transaction.h"
 #include "dtx/transport/grpc_branch_client.h"
 #include "dtx/transport/grpc_dtm_client.h"
+#include "dtx/transport/grpc_process.h"
 #include "dtx/transport/http_branch_client.h"
 #include "dtx/transport/http_client.h"
 #include "dtx/transport/http_dtm_client.h"
@@ -1153,6 +1154,8 @@ void Polled(Bench& bench, const std::string& server, std::size_t io_threads,
 }
 
 int Main(int argc, char** argv) {
+  // As dtx-server does, on both sides of each comparison (grpc_process.h).
+  dtx::DisableMutexDeadlockDetection();
   RefuseUnknownFlags(
       argc, argv, "dtx_bench",
       {"--seconds", "--scenario", "--inflight", "--io-threads", "--server",

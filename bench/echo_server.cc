@@ -13,6 +13,7 @@
 //
 //   dtx_echo_server [--port 0] [--delay-ms 0] [--workers 0] [--http]
 
+#include "dtx/transport/grpc_process.h"
 #include "dtx/transport/http_server.h"
 
 #include "bench_util.h"
@@ -97,6 +98,9 @@ class EchoService final : public dtx::test::Busi::CallbackService {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As dtx-server does; this service answers both sides of each comparison
+  // alike (grpc_process.h).
+  dtx::DisableMutexDeadlockDetection();
   dtx::bench::RefuseUnknownFlags(argc, argv, "dtx_echo_server",
                                  {"--port", "--delay-ms", "--workers"},
                                  {"--http"});

@@ -197,6 +197,10 @@ struct Engine {
   EventLoop* loop = nullptr;
   // Set with `loop`: what io and the read pool do without threads.
   std::shared_ptr<LoopQueue> loop_queue;
+  // One io thread and no loop: a journal writer's busy offer is taken
+  // (dtx/executor.h, inline completions; TransRuntime::executor). Set at
+  // Open.
+  bool take_busy_offers = false;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
       work;
   // The scheduler's serial (set at Open).

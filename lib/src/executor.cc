@@ -3,17 +3,24 @@
 namespace dtx {
 namespace {
 
-thread_local bool tls_inline_allowed = false;
+thread_local InlineOffer tls_inline_offer = InlineOffer::kNone;
 
 }  // namespace
 
-InlineCompletionScope::InlineCompletionScope(bool allowed)
-    : outer_(tls_inline_allowed) {
-  tls_inline_allowed = allowed;
+InlineCompletionScope::InlineCompletionScope(InlineOffer offer)
+    : outer_(tls_inline_offer) {
+  tls_inline_offer = offer;
 }
 
-InlineCompletionScope::~InlineCompletionScope() { tls_inline_allowed = outer_; }
+InlineCompletionScope::InlineCompletionScope(bool idle)
+    : InlineCompletionScope(idle ? InlineOffer::kIdle : InlineOffer::kNone) {}
 
-bool InlineCompletionAllowed() { return tls_inline_allowed; }
+InlineCompletionScope::~InlineCompletionScope() { tls_inline_offer = outer_; }
+
+InlineOffer InlineCompletionOffered() { return tls_inline_offer; }
+
+bool InlineCompletionAllowed() {
+  return tls_inline_offer == InlineOffer::kIdle;
+}
 
 }  // namespace dtx

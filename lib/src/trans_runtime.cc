@@ -129,14 +129,20 @@ void TransRuntime::Dispatch(std::function<void()> fn) {
 
 Executor TransRuntime::executor() {
   // Each closure keeps the runtime alive until it has run. A journal writer
-  // with no other work (InlineCompletionAllowed) runs it right there when
-  // the strand is idle: one thread hop fewer per durable write at low load;
-  // under load the writer never offers, and the closure goes to an io
-  // thread so that the next commit is not held up.
+  // with no other work (InlineOffer::kIdle) runs it right there when the
+  // strand is idle: one thread hop fewer per durable write at low load.
+  // Under load the writer offers itself as busy: with one io thread, which
+  // runs every strand's closures one at a time anyway, the writer runs it
+  // too (the work is split over two threads and the hop is saved; at 64
+  // TCCs in flight 0.92 -> 1.02 of the baseline, docs/architecture.md,
+  // "Thread hops"); with more io threads it goes to them, so that the next
+  // commit is not held up while they have cores to run it.
   return [self = shared_from_this()](std::function<void()> fn) {
     TransRuntime* rt = self.get();
     auto keep = [self, fn = std::move(fn)] { fn(); };
-    if (InlineCompletionAllowed()) {
+    const InlineOffer offer = InlineCompletionOffered();
+    if (offer == InlineOffer::kIdle ||
+        (offer == InlineOffer::kBusy && rt->engine_.take_busy_offers)) {
       rt->Dispatch(std::move(keep));
     } else {
       rt->Post(std::move(keep));

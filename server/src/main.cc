@@ -18,6 +18,7 @@
 #include "dtx/server/server_config.h"
 #include "dtx/server_metrics.h"
 #include "dtx/transport/dtm_server.h"
+#include "dtx/transport/grpc_process.h"
 #include "dtx/transport/http_router.h"
 #include "dtx/transport/http_server.h"
 #include "dtx/transport/webhook_alert_sink.h"
@@ -266,6 +267,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread takes an absl::Mutex (grpc_process.h).
+  dtx::DisableMutexDeadlockDetection();
   // Before any thread or descriptor; logged once the logger exists.
   const std::string open_files = RaiseOpenFilesLimit();
 

@@ -238,9 +238,13 @@ void JournalWriter::Loop() {
     // what the completion captured.
     // A write that was the writer's only work may have its completion run
     // right here (dtx/executor.h, inline completions): at one write in
-    // flight that saves a thread hop; with more queued, the writer commits.
-    // A lazy write held for company may be beside it (write_batch.h).
-    const InlineCompletionScope alone(InlineBatch(batch) && QueueEmpty());
+    // flight that saves a thread hop. A lazy write held for company may be
+    // beside it (write_batch.h). With more queued the thread is offered as
+    // busy: taken by a coordinator with one io thread, where the hop saves
+    // more than the next commit waits (docs/architecture.md, "Thread hops").
+    const InlineCompletionScope offer(InlineBatch(batch) && QueueEmpty()
+                                          ? InlineOffer::kIdle
+                                          : InlineOffer::kBusy);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       batch[i]->Complete(std::move(results[i]));
       batch[i].reset();

@@ -159,5 +159,21 @@ TEST(InlineCompletionScopeTest, OffersOnlyInsideAScopeThatSaysSoAndNests) {
   EXPECT_FALSE(InlineCompletionAllowed());
 }
 
+TEST(InlineCompletionScopeTest, ABusyOfferIsNotAnIdleOne) {
+  EXPECT_EQ(InlineCompletionOffered(), InlineOffer::kNone);
+  {
+    InlineCompletionScope busy(InlineOffer::kBusy);
+    EXPECT_EQ(InlineCompletionOffered(), InlineOffer::kBusy);
+    EXPECT_FALSE(InlineCompletionAllowed());
+    {
+      InlineCompletionScope idle(InlineOffer::kIdle);
+      EXPECT_EQ(InlineCompletionOffered(), InlineOffer::kIdle);
+      EXPECT_TRUE(InlineCompletionAllowed());
+    }
+    EXPECT_EQ(InlineCompletionOffered(), InlineOffer::kBusy);
+  }
+  EXPECT_EQ(InlineCompletionOffered(), InlineOffer::kNone);
+}
+
 }  // namespace
 }  // namespace dtx::internal

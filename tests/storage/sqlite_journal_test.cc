@@ -165,17 +165,17 @@ TEST_F(SqliteJournalTest, OneWritePerCommitWhenGroupCommitIsOff) {
   EXPECT_EQ(j->stats().writes, 40u);
 }
 
-// dtx/executor.h, inline completions: the writer offers its thread to a
-// completion only when that write was its only work. The first write's
-// executor holds the writer while eight more are queued; they then commit
-// as one batch, whose completions are not offered.
+// dtx/executor.h, inline completions: the writer offers its thread as idle
+// only when that write was its only work. The first write's executor holds
+// the writer while eight more are queued; they then commit as one batch,
+// whose completions are offered the thread as busy.
 TEST_F(SqliteJournalTest, OnlyALoneWritesCompletionIsOfferedTheWriter) {
   auto j = Open(Options());
   std::promise<bool> first_offered;
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   Executor hold = [&](std::function<void()> fn) {
-    first_offered.set_value(InlineCompletionAllowed());
+    first_offered.set_value(InlineCompletionOffered() == InlineOffer::kIdle);
     released.wait();
     fn();
   };
@@ -186,11 +186,11 @@ TEST_F(SqliteJournalTest, OnlyALoneWritesCompletionIsOfferedTheWriter) {
 
   constexpr int kMore = 8;
   std::mutex mu;
-  std::vector<bool> offered;
+  std::vector<InlineOffer> offered;
   Executor record = [&](std::function<void()> fn) {
     {
       std::lock_guard<std::mutex> lock(mu);
-      offered.push_back(InlineCompletionAllowed());
+      offered.push_back(InlineCompletionOffered());
     }
     fn();
   };
@@ -204,9 +204,10 @@ TEST_F(SqliteJournalTest, OnlyALoneWritesCompletionIsOfferedTheWriter) {
   release.set_value();
   EXPECT_OK(first_done.get_future().get());
   for (auto& d : done) EXPECT_OK(d.get_future().get());
-  EXPECT_THAT(offered, ::testing::Each(false));
+  EXPECT_THAT(offered, ::testing::Each(InlineOffer::kBusy));
   EXPECT_EQ(offered.size(), static_cast<size_t>(kMore));
   // Off the writer's thread nothing is offered.
+  EXPECT_EQ(InlineCompletionOffered(), InlineOffer::kNone);
   EXPECT_FALSE(InlineCompletionAllowed());
 }
 

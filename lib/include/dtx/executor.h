@@ -15,17 +15,21 @@
 // Thread safety: an Executor is called from the service's threads; it must be
 // safe to call from any thread.
 //
-// Inline completions. A service thread that hands out completions while it
-// has no other work waiting (a journal writer completing a batch of one
-// write, its queue empty) may say so for that span with an
-// InlineCompletionScope. An executor that finds InlineCompletionAllowed()
-// true may then run a short closure right there instead of waking another
-// thread: at one transaction in flight a thread hop costs more than the
-// work it hands over. Under load the service never says so, so that its own
-// work (the next commit) is not held up by its callers'.
+// Inline completions. A service thread that hands out completions may say,
+// for that span, that its thread is on offer (InlineCompletionScope):
+//   - kIdle: it has no other work waiting (a journal writer completing a
+//     batch of one write, its queue empty). An executor that finds
+//     InlineCompletionAllowed() may then run a short closure right there
+//     instead of waking another thread: at one transaction in flight a
+//     thread hop costs more than the work it hands over.
+//   - kBusy: it has more work waiting (the next commit). An executor whose
+//     own threads could not run the closure any sooner may still take it
+//     (the coordinator with one io thread: docs/architecture.md, "Thread
+//     hops"); one with threads to spare should not hold the service up.
 //
 //   {
-//     dtx::InlineCompletionScope idle(batch.size() == 1 && queue.empty());
+//     dtx::InlineCompletionScope offer(queue.empty() ? InlineOffer::kIdle
+//                                                    : InlineOffer::kBusy);
 //     op.Complete(status);  // an executor may run the closure here
 //   }
 
@@ -34,27 +38,38 @@
 
 #include "dtx/core_export.h"
 
+#include <cstdint>
 #include <functional>
 
 namespace dtx {
 
 using Executor = std::function<void(std::function<void()>)>;
 
-// Marks, for its lifetime, whether the current thread has nothing else to do
-// while it hands out completions (see above). Scopes nest; the innermost
-// wins. Not copyable.
+enum class InlineOffer : uint8_t {
+  kNone,  // nothing on offer: closures go to their executor's threads
+  kBusy,  // on offer to an executor with no threads to spare (see above)
+  kIdle,  // on offer: the thread has nothing else to do
+};
+
+// Marks, for its lifetime, what the current thread offers while it hands
+// out completions (see above). Scopes nest; the innermost wins. Not
+// copyable.
 class DTX_CORE_EXPORT InlineCompletionScope {
  public:
-  explicit InlineCompletionScope(bool allowed);
+  explicit InlineCompletionScope(InlineOffer offer);
+  // kIdle when `idle`, else kNone.
+  explicit InlineCompletionScope(bool idle);
   ~InlineCompletionScope();
   InlineCompletionScope(const InlineCompletionScope&) = delete;
   InlineCompletionScope& operator=(const InlineCompletionScope&) = delete;
 
  private:
-  bool outer_;
+  InlineOffer outer_;
 };
 
-// True inside an InlineCompletionScope(true) on this thread.
+// What this thread offers now: kNone outside any scope.
+DTX_CORE_EXPORT InlineOffer InlineCompletionOffered();
+// True inside an InlineCompletionScope of kIdle on this thread.
 DTX_CORE_EXPORT bool InlineCompletionAllowed();
 
 }  // namespace dtx
