@@ -134,9 +134,10 @@ Executor TransRuntime::executor() {
   // Under load the writer offers itself as busy: with one io thread, which
   // runs every strand's closures one at a time anyway, the writer runs it
   // too (the work is split over two threads and the hop is saved; at 64
-  // TCCs in flight 0.92 -> 1.02 of the baseline, docs/architecture.md,
-  // "Thread hops"); with more io threads it goes to them, so that the next
-  // commit is not held up while they have cores to run it.
+  // TCCs in flight 0.92 -> 1.02 of the baseline, the means of four
+  // alternating runs, docs/architecture.md, "Thread hops"); with more io
+  // threads it goes to them, so that the next commit is not held up while
+  // they have cores to run it.
   return [self = shared_from_this()](std::function<void()> fn) {
     TransRuntime* rt = self.get();
     auto keep = [self, fn = std::move(fn)] { fn(); };
