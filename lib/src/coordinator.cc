@@ -494,7 +494,6 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(Options options,
   } else {
     e->reads.emplace(Engine::kReadThreads);
   }
-  e->take_busy_offers = e->loop == nullptr && e->options.io_threads == 1;
   e->sched = std::make_shared<internal::Serial>(e->OnIo());
   if (e->loop == nullptr) {
     e->work.emplace(e->io.get_executor());

@@ -159,6 +159,11 @@ struct Engine {
   // request of a step at `now`, one run in steps (on sched, each step a
   // journal write; the next armed at the end), and its timer.
   bool RetentionOn() const;
+  // One io thread and no loop: a journal writer's busy offer is taken
+  // (dtx/executor.h, inline completions; TransRuntime::executor).
+  bool TakesBusyOffers() const {
+    return loop == nullptr && options.io_threads == 1;
+  }
   PurgeRequest RetentionStep(TimePoint now, int64_t after_id) const;
   void RunRetention(TimePoint now, int64_t after_id, std::size_t removed);
   void ArmRetention();
@@ -197,10 +202,6 @@ struct Engine {
   EventLoop* loop = nullptr;
   // Set with `loop`: what io and the read pool do without threads.
   std::shared_ptr<LoopQueue> loop_queue;
-  // One io thread and no loop: a journal writer's busy offer is taken
-  // (dtx/executor.h, inline completions; TransRuntime::executor). Set at
-  // Open.
-  bool take_busy_offers = false;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
       work;
   // The scheduler's serial (set at Open).

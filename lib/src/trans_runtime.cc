@@ -143,7 +143,7 @@ Executor TransRuntime::executor() {
     auto keep = [self, fn = std::move(fn)] { fn(); };
     const InlineOffer offer = InlineCompletionOffered();
     if (offer == InlineOffer::kIdle ||
-        (offer == InlineOffer::kBusy && rt->engine_.take_busy_offers)) {
+        (offer == InlineOffer::kBusy && rt->engine_.TakesBusyOffers())) {
       rt->Dispatch(std::move(keep));
     } else {
       rt->Post(std::move(keep));

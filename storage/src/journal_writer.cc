@@ -239,9 +239,10 @@ void JournalWriter::Loop() {
     // A write that was the writer's only work may have its completion run
     // right here (dtx/executor.h, inline completions): at one write in
     // flight that saves a thread hop. A lazy write held for company may be
-    // beside it (write_batch.h). With more queued the thread is offered as
-    // busy: taken by a coordinator with one io thread, where the hop saves
-    // more than the next commit waits (docs/architecture.md, "Thread hops").
+    // beside it (write_batch.h). Any other batch (more queued, or more
+    // writes in it) offers the thread as busy: taken by a coordinator with
+    // one io thread, where the hop costs more than the next commit waits
+    // (docs/architecture.md, "Thread hops").
     const InlineCompletionScope offer(InlineBatch(batch) && QueueEmpty()
                                           ? InlineOffer::kIdle
                                           : InlineOffer::kBusy);
