@@ -5,6 +5,8 @@
 #include "coordinator_test_util.h"
 
 #include <future>
+#include <mutex>
+#include <pthread.h>
 #include <thread>
 
 namespace dtx::testing {
@@ -168,6 +170,116 @@ TEST_F(CoordinatorAsyncTest, ShutdownSpendsNoRetryBudget) {
   Settle();
   EXPECT_EQ(Global(req.gid).status, TransStatus::kSucceed);
 }
+
+// Names the thread each branch call starts on, then makes the call.
+class ThreadRecordingClient final : public BranchClient {
+ public:
+  explicit ThreadRecordingClient(std::unique_ptr<BranchClient> inner)
+      : inner_(std::move(inner)) {}
+  void Call(BranchRequest request, Executor executor, Callback done) override {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      threads_.emplace_back(name);
+    }
+    inner_->Call(std::move(request), std::move(executor), std::move(done));
+  }
+  Status ValidateUrl(std::string_view url, std::string_view protocol) override {
+    return inner_->ValidateUrl(url, protocol);
+  }
+  void Shutdown() override { inner_->Shutdown(); }
+  std::vector<std::string> threads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return threads_;
+  }
+
+ private:
+  const std::unique_ptr<BranchClient> inner_;
+  std::mutex mu_;
+  std::vector<std::string> threads_;
+};
+
+// Where a saga goes on once a journal writer that had a batch of writes
+// (InlineOffer::kBusy) made it durable: with one io thread, on the writer
+// itself (that io thread runs every strand one at a time, so handing it the
+// work buys only a hop); with several, on the io threads, which leave the
+// writer free for its next commit (trans_runtime.cc, TransRuntime::executor).
+class BusyWriterTest : public CoordinatorTest,
+                       public ::testing::WithParamInterface<std::size_t> {
+ protected:
+  void SetUp() override {
+    busi_ = BranchTestServer::Start();
+    options_.io_threads = GetParam();
+    wrap_journal_ = [this](std::unique_ptr<Journal> j) {
+      journal_ = j.get();
+      return j;
+    };
+    wrap_client_ = [this](std::unique_ptr<BranchClient> inner) {
+      auto recording =
+          std::make_unique<ThreadRecordingClient>(std::move(inner));
+      client_ = recording.get();
+      return std::unique_ptr<BranchClient>(std::move(recording));
+    };
+    Open();
+  }
+
+  Journal* journal_ = nullptr;
+  ThreadRecordingClient* client_ = nullptr;
+};
+
+TEST_P(BusyWriterTest, SagasOfABatchGoOnOnTheWriterOnlyWithOneIoThread) {
+  // Hold the writer in a lone write's completion, so that the sagas' writes
+  // queue behind it and are committed as one batch.
+  std::promise<void> holding, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<Status> hold_done;
+  GlobalTrans hold;
+  hold.gid = "busy-hold";
+  hold.trans_type = TransType::kSaga;
+  hold.status = TransStatus::kSucceed;
+  hold.create_time = clock_.Now();
+  hold.next_cron_time = clock_.Now() + std::chrono::hours(1);
+  journal_->SaveNew(hold, {},
+                    WriteDone(
+                        [&](std::function<void()> fn) {
+                          holding.set_value();
+                          released.wait();
+                          fn();
+                        },
+                        [&](Status s) { hold_done.set_value(std::move(s)); }));
+  holding.get_future().wait();
+
+  constexpr int kSagas = 8;
+  std::vector<std::promise<Status>> submitted(kSagas);
+  for (int i = 0; i < kSagas; ++i) {
+    TransRequest req;
+    req.gid = "busy-" + std::to_string(i);
+    req.trans_type = TransType::kSaga;
+    req.steps = {{Url("/busi.Busi/Ok"), ""}};
+    req.payloads = {"p"};
+    // SubmitAsync queues the saga's write before it returns.
+    dtm_->SubmitAsync(req, [&submitted, i](Status s) {
+      submitted[static_cast<std::size_t>(i)].set_value(std::move(s));
+    });
+  }
+  release.set_value();
+  EXPECT_OK(hold_done.get_future().get());
+  for (auto& s : submitted) EXPECT_OK(s.get_future().get());
+  dtm_->WaitIdle();
+  for (int i = 0; i < kSagas; ++i) {
+    EXPECT_EQ(Global("busy-" + std::to_string(i)).status,
+              TransStatus::kSucceed);
+  }
+  const char* expected = GetParam() == 1 ? "dtx-journal" : "dtx-io";
+  EXPECT_THAT(client_->threads(), ::testing::Each(std::string(expected)));
+  EXPECT_EQ(client_->threads().size(), static_cast<std::size_t>(kSagas));
+}
+
+INSTANTIATE_TEST_SUITE_P(IoThreads, BusyWriterTest, ::testing::Values(1, 2),
+                         [](const ::testing::TestParamInfo<std::size_t>& p) {
+                           return p.param == 1 ? "OneIoThread" : "TwoIoThreads";
+                         });
 
 }  // namespace
 }  // namespace dtx::testing

@@ -348,6 +348,45 @@ TEST_F(ServerProcessTest, SigtermEndsRequestsStillRunningAfterTheGrace) {
   (*restarted)->Wait();
 }
 
+// A caller that gives up on a request waiting for the coordinator (its
+// deadline passes) is let go at once (the reactor's OnCancel): the request
+// is not among those that shutdown waits for. Were it kept, SIGTERM would
+// wait out the grace (an hour here) and the test would time out.
+TEST_F(ServerProcessTest, ACallerThatGivesUpIsNotWaitedForAtShutdown) {
+  busi_->SetDefaultHandler([](const ReceivedCall&) {
+    TestReply r;
+    r.hang = true;
+    return r;
+  });
+  DtxServerConfig config = Config();
+  config.yaml = "ShutdownGrace: 3600\n";
+  auto server = DtxServerProcess::Start(config);
+  ASSERT_OK(server);
+  GrpcDtmClientOptions options;
+  options.address = (*server)->address();
+  options.timeout = milliseconds(300);
+  auto dtm = GrpcDtmClient::Create(options);
+  ASSERT_OK(dtm);
+  const Status submitted = Saga(**dtm, "given-up")
+                               .Add(Url("/busi.Busi/TransOut"), "", "o")
+                               .RequestTimeout(std::chrono::seconds(600))
+                               .WaitResult(true)
+                               .Submit();
+  EXPECT_THAT(submitted, StatusIs(StatusCode::kDeadlineExceeded));
+  // The server goes on answering.
+  EXPECT_OK((*dtm)->NewGid());
+  (*server)->Kill(SIGTERM);
+  EXPECT_EQ((*server)->Wait(), 0);
+  // The saga is in the journal, for the next start.
+  auto restarted = DtxServerProcess::Start(Config());
+  ASSERT_OK(restarted);
+  auto again = Connect((*restarted)->address());
+  ASSERT_OK_AND_ASSIGN(auto t, again->Query("given-up"));
+  EXPECT_EQ(t.trans.status, TransStatus::kSubmitted);
+  (*restarted)->Kill(SIGKILL);
+  (*restarted)->Wait();
+}
+
 TEST_F(ServerProcessTest, BadConfigurationIsAClearStartupError) {
   std::ofstream(dir_.File("bad.yml")) << "RetryInterval: ten\n";
   Outcome bad = RunToExit({"-c", dir_.File("bad.yml")});
