@@ -124,6 +124,10 @@ Result<std::unique_ptr<Coordinator>> OpenEmbeddedCoordinator(
   client_options.default_timeout = request_timeout;
   client_options.tls_rules = embedded.branch_tls;
   client_options.logger = embedded.logger;
+  if (embedded.branch_answers_on_grpc_threads) {
+    client_options.completions =
+        GrpcBranchClientOptions::Completions::kGrpcCallbackThreads;
+  }
   DTX_ASSIGN_OR_RETURN(auto grpc, GrpcBranchClient::Create(client_options));
 
   HttpBranchClientOptions http_options;

@@ -418,6 +418,9 @@ int main(int argc, char** argv) {
   embedded.branch_tls = config.branch_tls;
   embedded.durable_on_power_loss = config.durable_on_power_loss;
   embedded.logger = logger;
+  // dtx-server's services run gRPC's callback threads: they take the
+  // branch answers too (EmbeddedOptions::branch_answers_on_grpc_threads).
+  embedded.branch_answers_on_grpc_threads = true;
   // Store.Create, and a lost journal turning health to NOT_SERVING.
   static JournalHealth journal_health;
   embedded.journal_create = config.store_create;

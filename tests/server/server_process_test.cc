@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <signal.h>
@@ -66,6 +67,21 @@ double SampleValue(const std::string& text, const std::string& series) {
   const std::size_t at = text.find("\n" + series + " ");
   if (at == std::string::npos) return -1;
   return std::stod(text.substr(at + series.size() + 2));
+}
+
+// The names of the threads of process `pid`.
+std::vector<std::string> ThreadNames(pid_t pid) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(
+           "/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::ifstream comm(it->path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.push_back(name);
+  }
+  return names;
 }
 
 // Runs dtx-server with its stderr folded into stdout, for startup errors.
@@ -245,6 +261,11 @@ TEST_F(ServerProcessTest, ConcurrentWaitingRequestsAllSucceed) {
   for (int i = 0; i < kClients; ++i) {
     EXPECT_OK(results[static_cast<std::size_t>(i)]) << i;
   }
+  // gRPC's callback threads, which take its requests, took the branch
+  // answers too: the branch client has no thread of its own here
+  // (EmbeddedOptions::branch_answers_on_grpc_threads).
+  EXPECT_THAT(ThreadNames((*server)->pid()),
+              ::testing::Not(::testing::Contains("dtx-grpc-cq")));
   (*server)->Kill(SIGTERM);
   EXPECT_EQ((*server)->Wait(), 0);
 }

@@ -14,6 +14,8 @@
 
 #include <arpa/inet.h>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -21,12 +23,24 @@
 #include <thread>
 #include <unistd.h>
 
-namespace dtx::testing {
+namespace dtx {
+
+// Test names and failures say which way the answers are taken.
+void PrintTo(GrpcBranchClientOptions::Completions c, std::ostream* os) {
+  *os << (c == GrpcBranchClientOptions::Completions::kOwnThread
+              ? "the client's own thread"
+              : "gRPC's callback threads");
+}
+
+namespace testing {
 namespace {
 
 using std::chrono::milliseconds;
 
-class GrpcBranchClientTest : public ::testing::Test {
+using Completions = GrpcBranchClientOptions::Completions;
+
+// Every test runs with each way of taking the answers of asynchronous calls.
+class GrpcBranchClientTest : public ::testing::TestWithParam<Completions> {
  protected:
   void SetUp() override {
     server_ = BranchTestServer::Start();
@@ -35,6 +49,7 @@ class GrpcBranchClientTest : public ::testing::Test {
 
   std::unique_ptr<GrpcBranchClient> NewClient(
       GrpcBranchClientOptions options = {}) {
+    options.completions = GetParam();
     auto c = GrpcBranchClient::Create(std::move(options));
     EXPECT_OK(c);
     return std::move(c).value();
@@ -55,7 +70,7 @@ class GrpcBranchClientTest : public ::testing::Test {
   std::unique_ptr<GrpcBranchClient> client_;
 };
 
-TEST_F(GrpcBranchClientTest, EveryOutcomeClass) {
+TEST_P(GrpcBranchClientTest, EveryOutcomeClass) {
   server_->SetHandler("/busi.Busi/Fail", [](const ReceivedCall&) {
     return TestReply::Status(10, "FAILURE");
   });
@@ -89,7 +104,7 @@ TEST_F(GrpcBranchClientTest, EveryOutcomeClass) {
               StatusIs(StatusCode::kInternal, "database is down"));
 }
 
-TEST_F(GrpcBranchClientTest, ServerReceivesDtmMetadataThenBranchHeaders) {
+TEST_P(GrpcBranchClientTest, ServerReceivesDtmMetadataThenBranchHeaders) {
   BranchRequest r = Request("/api.trans.v1.Trans/TransIn", "payload");
   r.info.trans_type = TransType::kTcc;
   r.info.branch_id = "0201";
@@ -113,7 +128,7 @@ TEST_F(GrpcBranchClientTest, ServerReceivesDtmMetadataThenBranchHeaders) {
   EXPECT_EQ(c.Get("trace-bin"), std::string("\0\x01", 2));
 }
 
-TEST_F(GrpcBranchClientTest, EmptyDtmValueIsStillSent) {
+TEST_P(GrpcBranchClientTest, EmptyDtmValueIsStillSent) {
   ASSERT_EQ(CallAndWait(*client_, Request("/busi.Busi/Ok")).outcome,
             BranchOutcome::kSuccess);
   auto calls = server_->Calls();
@@ -122,7 +137,7 @@ TEST_F(GrpcBranchClientTest, EmptyDtmValueIsStillSent) {
   EXPECT_EQ(calls[0].Get("dtm-dtm"), "");
 }
 
-TEST_F(GrpcBranchClientTest, InvalidHeadersFailThatCallOnly) {
+TEST_P(GrpcBranchClientTest, InvalidHeadersFailThatCallOnly) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"x-a", "new\nline"},
       {"x-a", "caf\xc3\xa9"},
@@ -147,7 +162,7 @@ TEST_F(GrpcBranchClientTest, InvalidHeadersFailThatCallOnly) {
             BranchOutcome::kSuccess);
 }
 
-TEST_F(GrpcBranchClientTest, SlowHandlerHitsTheDeadline) {
+TEST_P(GrpcBranchClientTest, SlowHandlerHitsTheDeadline) {
   server_->SetHandler("/busi.Busi/Slow", [](const ReceivedCall&) {
     TestReply r = TestReply::Ok();
     r.delay = milliseconds(2000);
@@ -161,7 +176,7 @@ TEST_F(GrpcBranchClientTest, SlowHandlerHitsTheDeadline) {
   EXPECT_THAT(result.status, StatusIs(StatusCode::kDeadlineExceeded));
 }
 
-TEST_F(GrpcBranchClientTest, DefaultTimeoutApplies) {
+TEST_P(GrpcBranchClientTest, DefaultTimeoutApplies) {
   server_->SetHandler("/busi.Busi/Hang", [](const ReceivedCall&) {
     TestReply r;
     r.hang = true;
@@ -174,7 +189,7 @@ TEST_F(GrpcBranchClientTest, DefaultTimeoutApplies) {
               StatusIs(StatusCode::kDeadlineExceeded));
 }
 
-TEST_F(GrpcBranchClientTest, UnreachablePortIsTransient) {
+TEST_P(GrpcBranchClientTest, UnreachablePortIsTransient) {
   const std::string address = server_->address();
   server_->Shutdown();
   BranchRequest r = Request("/busi.Busi/Ok");
@@ -184,7 +199,7 @@ TEST_F(GrpcBranchClientTest, UnreachablePortIsTransient) {
   EXPECT_THAT(result.status, StatusIs(StatusCode::kUnavailable));
 }
 
-TEST_F(GrpcBranchClientTest, UnknownMethodIsUnimplementedAndTransient) {
+TEST_P(GrpcBranchClientTest, UnknownMethodIsUnimplementedAndTransient) {
   auto typed = BranchTestServer::Start(BranchTestServer::Kind::kTypedEchoOnly);
   BranchRequest r = Request("/busi.Busi/NoSuchMethod");
   r.url = typed->address() + "/busi.Busi/NoSuchMethod";
@@ -204,7 +219,7 @@ TEST_F(GrpcBranchClientTest, UnknownMethodIsUnimplementedAndTransient) {
   EXPECT_EQ(back.data(), "typed");
 }
 
-TEST_F(GrpcBranchClientTest, EmptyAndLargestPayloadsArrive) {
+TEST_P(GrpcBranchClientTest, EmptyAndLargestPayloadsArrive) {
   EXPECT_EQ(CallAndWait(*client_, Request("/busi.Busi/Ok", "")).outcome,
             BranchOutcome::kSuccess);
   const std::string big(kMaxPayloadBytes, 'x');
@@ -217,7 +232,7 @@ TEST_F(GrpcBranchClientTest, EmptyAndLargestPayloadsArrive) {
   EXPECT_EQ(calls[1].payload.size(), kMaxPayloadBytes);
 }
 
-TEST_F(GrpcBranchClientTest, PayloadOverTheLimitIsAClearError) {
+TEST_P(GrpcBranchClientTest, PayloadOverTheLimitIsAClearError) {
   BranchResult result = CallAndWait(
       *client_,
       Request("/busi.Busi/Ok", std::string(kMaxPayloadBytes + 1, 'x')));
@@ -227,7 +242,7 @@ TEST_F(GrpcBranchClientTest, PayloadOverTheLimitIsAClearError) {
   EXPECT_EQ(server_->Calls().size(), 0u);
 }
 
-TEST_F(GrpcBranchClientTest, BadUrlsFailAtOnceNamingTheUrl) {
+TEST_P(GrpcBranchClientTest, BadUrlsFailAtOnceNamingTheUrl) {
   for (const char* url :
        {"", "localhost:1", "kubernetes:///busi.ns:9000/pkg.Svc/M",
         "discovery:///busi/pkg.Svc/M", "http://localhost:8080/pkg.Svc/M",
@@ -247,7 +262,7 @@ TEST_F(GrpcBranchClientTest, BadUrlsFailAtOnceNamingTheUrl) {
                                  kProtocolGrpc));
 }
 
-TEST_F(GrpcBranchClientTest, CompletionRunsOnTheCallersExecutor) {
+TEST_P(GrpcBranchClientTest, CompletionRunsOnTheCallersExecutor) {
   TestExecutor strand;
   std::promise<std::thread::id> ran_on;
   client_->Call(Request("/busi.Busi/Ok"), strand.executor(),
@@ -258,24 +273,48 @@ TEST_F(GrpcBranchClientTest, CompletionRunsOnTheCallersExecutor) {
   EXPECT_EQ(ran_on.get_future().get(), strand.id());
 }
 
-// Without an executor the completion runs on the client's own completion
-// thread, not on a thread of gRPC's callback API (whose threads would also
-// take the answers of other threads' blocking calls: see Impl::Poll).
-TEST_F(GrpcBranchClientTest,
-       WithoutAnExecutorTheCompletionRunsOnTheClientsThread) {
+// The names of this process's threads.
+std::vector<std::string> ThreadNames() {
+  std::vector<std::string> names;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.push_back(name);
+  }
+  return names;
+}
+
+// Without an executor the completion runs where the answers are taken: on
+// the client's own completion thread (not on a thread of gRPC's callback
+// API, whose threads would also take the answers of other threads' blocking
+// calls: see Impl::Poll), or with kGrpcCallbackThreads on one of gRPC's, and
+// then the client has no thread of its own.
+TEST_P(GrpcBranchClientTest, WithoutAnExecutorTheCompletionRunsWhereAsked) {
+  const bool own = GetParam() == Completions::kOwnThread;
   for (int i = 0; i < 3; ++i) {
-    std::promise<std::string> ran_on;
+    std::promise<std::pair<std::string, std::thread::id>> ran_on;
     client_->Call(Request("/busi.Busi/Ok"), nullptr, [&](BranchResult r) {
       EXPECT_EQ(r.outcome, BranchOutcome::kSuccess);
       char name[32] = {};
       pthread_getname_np(pthread_self(), name, sizeof name);
-      ran_on.set_value(name);
+      ran_on.set_value({name, std::this_thread::get_id()});
     });
-    EXPECT_EQ(ran_on.get_future().get(), "dtx-grpc-cq");
+    const auto [name, id] = ran_on.get_future().get();
+    if (own) {
+      EXPECT_EQ(name, "dtx-grpc-cq");
+    } else {
+      EXPECT_NE(name, "dtx-grpc-cq");
+      EXPECT_NE(id, std::this_thread::get_id());
+    }
   }
+  EXPECT_EQ(
+      ::testing::Matches(::testing::Contains("dtx-grpc-cq"))(ThreadNames()),
+      own);
 }
 
-TEST_F(GrpcBranchClientTest, ChannelsAreSharedPerTarget) {
+TEST_P(GrpcBranchClientTest, ChannelsAreSharedPerTarget) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(CallAndWait(*client_, Request("/busi.Busi/M" + std::to_string(i)))
                   .outcome,
@@ -290,7 +329,7 @@ TEST_F(GrpcBranchClientTest, ChannelsAreSharedPerTarget) {
 // UNAVAILABLE, whatever form names it. With gRPC 1.51's round_robin policy
 // (dtm's default service config) this killed the process with SIGSEGV
 // (grpc_branch_client.h).
-TEST_F(GrpcBranchClientTest, AServerAnsweringHttp1IsUnavailableNotACrash) {
+TEST_P(GrpcBranchClientTest, AServerAnsweringHttp1IsUnavailableNotACrash) {
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(listener, 0);
   sockaddr_in addr{};
@@ -334,7 +373,7 @@ TEST_F(GrpcBranchClientTest, AServerAnsweringHttp1IsUnavailableNotACrash) {
   peer.join();
 }
 
-TEST_F(GrpcBranchClientTest, RoundRobinOverTwoServers) {
+TEST_P(GrpcBranchClientTest, RoundRobinOverTwoServers) {
   auto second = BranchTestServer::Start();
   const std::string lists[] = {
       "direct:///" + server_->address() + "," + second->address(),
@@ -373,7 +412,7 @@ TEST_F(GrpcBranchClientTest, RoundRobinOverTwoServers) {
   }
 }
 
-TEST_F(GrpcBranchClientTest, AddressSetChangesOpenAndCloseOnlyWhatChanged) {
+TEST_P(GrpcBranchClientTest, AddressSetChangesOpenAndCloseOnlyWhatChanged) {
   auto b = BranchTestServer::Start();
   auto c = BranchTestServer::Start();
   auto resolver = std::make_shared<StaticServiceResolver>();
@@ -410,7 +449,7 @@ TEST_F(GrpcBranchClientTest, AddressSetChangesOpenAndCloseOnlyWhatChanged) {
   EXPECT_GE(c->Calls().size(), 1u);
 }
 
-TEST_F(GrpcBranchClientTest, DiscoveryWithoutResolverIsAClearError) {
+TEST_P(GrpcBranchClientTest, DiscoveryWithoutResolverIsAClearError) {
   GrpcBranchClientOptions options;
   options.driver = "dtm-driver-kratos";
   auto client = NewClient(options);
@@ -420,7 +459,7 @@ TEST_F(GrpcBranchClientTest, DiscoveryWithoutResolverIsAClearError) {
               StatusIs(StatusCode::kFailedPrecondition, "registry"));
 }
 
-TEST_F(GrpcBranchClientTest, UnknownDriverOrBadServiceConfigFailCreate) {
+TEST_P(GrpcBranchClientTest, UnknownDriverOrBadServiceConfigFailCreate) {
   GrpcBranchClientOptions options;
   options.driver = "dtm-driver-gozero";
   EXPECT_THAT(GrpcBranchClient::Create(options),
@@ -431,7 +470,7 @@ TEST_F(GrpcBranchClientTest, UnknownDriverOrBadServiceConfigFailCreate) {
               StatusIs(StatusCode::kInvalidArgument, "service config"));
 }
 
-TEST_F(GrpcBranchClientTest, ShutdownCancelsCallsInFlight) {
+TEST_P(GrpcBranchClientTest, ShutdownCancelsCallsInFlight) {
   server_->SetHandler("/busi.Busi/Hang", [](const ReceivedCall&) {
     TestReply r;
     r.hang = true;
@@ -464,7 +503,7 @@ TEST_F(GrpcBranchClientTest, ShutdownCancelsCallsInFlight) {
 
 // CallAndWait uses CallBlocking (the caller's thread takes the answer); the
 // callback form must agree with it on every outcome.
-TEST_F(GrpcBranchClientTest, BlockingAndCallbackFormsAgree) {
+TEST_P(GrpcBranchClientTest, BlockingAndCallbackFormsAgree) {
   server_->SetHandler("/busi.Busi/Fail", [](const ReceivedCall&) {
     return TestReply::Status(10, "FAILURE");
   });
@@ -490,7 +529,7 @@ TEST_F(GrpcBranchClientTest, BlockingAndCallbackFormsAgree) {
   EXPECT_EQ(client_->CallBlocking(bad).outcome, BranchOutcome::kFailure);
 }
 
-TEST_F(GrpcBranchClientTest, ShutdownCancelsABlockingCallInFlight) {
+TEST_P(GrpcBranchClientTest, ShutdownCancelsABlockingCallInFlight) {
   server_->SetHandler("/busi.Busi/Hang", [](const ReceivedCall&) {
     TestReply r;
     r.hang = true;
@@ -513,7 +552,7 @@ TEST_F(GrpcBranchClientTest, ShutdownCancelsABlockingCallInFlight) {
   EXPECT_EQ(client_->InFlight(), 0u);
 }
 
-TEST_F(GrpcBranchClientTest, TenThousandConcurrentCalls) {
+TEST_P(GrpcBranchClientTest, TenThousandConcurrentCalls) {
   constexpr int kCalls = 10000;
   TestExecutor strand;
   std::atomic<int> ok{0};
@@ -535,5 +574,15 @@ TEST_F(GrpcBranchClientTest, TenThousandConcurrentCalls) {
   EXPECT_EQ(server_->Calls().size(), static_cast<std::size_t>(kCalls));
 }
 
+INSTANTIATE_TEST_SUITE_P(Completions, GrpcBranchClientTest,
+                         ::testing::Values(Completions::kOwnThread,
+                                           Completions::kGrpcCallbackThreads),
+                         [](const ::testing::TestParamInfo<Completions>& p) {
+                           return p.param == Completions::kOwnThread
+                                      ? "OwnThread"
+                                      : "GrpcCallbackThreads";
+                         });
+
 }  // namespace
-}  // namespace dtx::testing
+}  // namespace testing
+}  // namespace dtx

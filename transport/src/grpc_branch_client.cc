@@ -9,6 +9,9 @@
 // caller's executor. CallBlocking takes its answer on the caller's thread
 // instead. No callback of gRPC's callback API, so gRPC starts no callback
 // threads of its own for dtx's calls (see Impl::Poll for why that matters).
+// With Completions::kGrpcCallbackThreads (dtx-server, whose services run
+// those threads anyway) a call is made with GenericStub's callback API
+// instead, and its answer is taken by them; there is no dtx-grpc-cq then.
 //
 // Address sets (direct:/// and discovery://) are shared by every URL of the
 // same server. When a resolver returns a new snapshot, the set is rebuilt from
@@ -426,7 +429,10 @@ Result<std::unique_ptr<GrpcBranchClient>> GrpcBranchClient::Create(
   impl->rule_tls = std::move(rule_tls);
   impl->default_tls = std::move(default_tls);
   try {
-    impl->StartPoller();
+    if (impl->options.completions ==
+        GrpcBranchClientOptions::Completions::kOwnThread) {
+      impl->StartPoller();
+    }
   } catch (const std::system_error& e) {
     return ResourceExhaustedError(
         std::string("branch client: cannot start a thread: ") + e.what());
@@ -561,6 +567,18 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
     return impl.Finish(state->executor, state->done, ShutDownResult());
   }
   state.release();  // owned by the completion below
+  if (impl.options.completions ==
+      GrpcBranchClientOptions::Completions::kGrpcCallbackThreads) {
+    raw->channel->stub->UnaryCall(
+        &raw->context, raw->route->method, grpc::StubOptions(), &raw->request,
+        &raw->response, [&impl, raw](const grpc::Status& status) {
+          std::unique_ptr<Impl::CallState> owned(raw);
+          impl.Finish(owned->executor, owned->done,
+                      Impl::ResultOf(status, owned->response, *owned->channel));
+          impl.Untrack(raw);
+        });
+    return;
+  }
   impl.CallStarted();
   // The completion (Impl::Poll) frees `raw`, possibly before this returns.
   internal::StartUnaryCall(*raw->channel->stub, &raw->context,

@@ -116,6 +116,12 @@ struct EmbeddedOptions {
   // largest answer body accepted (a larger one is a transient failure).
   std::size_t http_max_connections_per_host = 64;
   std::size_t http_max_response_bytes = 4 * 1024 * 1024;
+  // true: the answers of gRPC branch calls are taken by gRPC's callback
+  // threads, not by a thread of the branch client's own. For a host that
+  // serves gRPC callback services itself, as dtx-server does: those threads
+  // then take its requests and the answers alike (GrpcBranchClientOptions::
+  // Completions says why the default is the other way).
+  bool branch_answers_on_grpc_threads = false;
   // false: SQLite synchronous=NORMAL (survives a process crash, not power
   // loss). The PostgreSQL journal follows the server's synchronous_commit.
   bool durable_on_power_loss = true;

@@ -1,6 +1,6 @@
 // GrpcBranchClient: BranchClient over gRPC. Calls any "/pkg.Service/Method"
-// with raw payload bytes through grpc::GenericStub's callback API, with dtm's
-// metadata and a deadline, and maps the answer to dtm's outcome classes.
+// with raw payload bytes through grpc::GenericStub, with dtm's metadata and a
+// deadline, and maps the answer to dtm's outcome classes.
 //
 // Channels are cached per resolved target string and shared by all calls.
 // Targets with several addresses (direct:///, an ipv4:/ipv6: list,
@@ -71,6 +71,22 @@ struct DTX_GRPC_EXPORT GrpcBranchClientOptions {
   std::vector<TlsClientRule> tls_rules;
   // Null: no logging.
   std::shared_ptr<Logger> logger;
+
+  // Which threads take the answers of asynchronous calls (Call).
+  enum class Completions {
+    // One thread of the client's own (dtx-grpc-cq), which waits for answers
+    // only while a call is outstanding. For a process that has no gRPC
+    // callback service (an embedded coordinator): gRPC then starts no
+    // callback threads, which would also take the answers of blocking calls
+    // (CallBlocking) and hand them to their callers with a wake-up.
+    kOwnThread,
+    // gRPC's callback threads. For a process that serves gRPC callback
+    // services anyway (dtx-server): the same threads then take its requests
+    // and its branch answers, with no hand-off between two completion
+    // queues (docs/architecture.md, Thread hops).
+    kGrpcCallbackThreads,
+  };
+  Completions completions = Completions::kOwnThread;
 };
 
 class DTX_GRPC_EXPORT GrpcBranchClient final : public BranchClient {
