@@ -8,8 +8,10 @@
 
 #include "subprocess.h"
 
+#include <chrono>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,6 +112,9 @@ class DtxServerProcess {
   pid_t pid() const { return child_.pid(); }
   void Kill(int signal) { child_.Kill(signal); }
   int Wait() { return child_.Wait(); }
+  std::optional<int> WaitFor(std::chrono::milliseconds timeout) {
+    return child_.WaitFor(timeout);
+  }
 
  private:
   explicit DtxServerProcess(Subprocess child) : child_(std::move(child)) {}

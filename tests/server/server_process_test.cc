@@ -371,8 +371,8 @@ TEST_F(ServerProcessTest, SigtermEndsRequestsStillRunningAfterTheGrace) {
 
 // A caller that gives up on a request waiting for the coordinator (its
 // deadline passes) is let go at once (the reactor's OnCancel): the request
-// is not among those that shutdown waits for. Were it kept, SIGTERM would
-// wait out the grace (an hour here) and the test would time out.
+// is not among those that shutdown waits for, which would otherwise wait out
+// the grace (an hour here).
 TEST_F(ServerProcessTest, ACallerThatGivesUpIsNotWaitedForAtShutdown) {
   busi_->SetDefaultHandler([](const ReceivedCall&) {
     TestReply r;
@@ -385,9 +385,11 @@ TEST_F(ServerProcessTest, ACallerThatGivesUpIsNotWaitedForAtShutdown) {
   ASSERT_OK(server);
   GrpcDtmClientOptions options;
   options.address = (*server)->address();
-  options.timeout = milliseconds(300);
+  options.timeout = std::chrono::seconds(2);
   auto dtm = GrpcDtmClient::Create(options);
   ASSERT_OK(dtm);
+  // Connected first, so that the deadline is spent waiting for the branch.
+  ASSERT_OK((*dtm)->NewGid());
   const Status submitted = Saga(**dtm, "given-up")
                                .Add(Url("/busi.Busi/TransOut"), "", "o")
                                .RequestTimeout(std::chrono::seconds(600))
@@ -397,7 +399,14 @@ TEST_F(ServerProcessTest, ACallerThatGivesUpIsNotWaitedForAtShutdown) {
   // The server goes on answering.
   EXPECT_OK((*dtm)->NewGid());
   (*server)->Kill(SIGTERM);
-  EXPECT_EQ((*server)->Wait(), 0);
+  const std::optional<int> exit_code = (*server)->WaitFor(seconds(60));
+  if (!exit_code) {
+    (*server)->Kill(SIGKILL);
+    (*server)->Wait();
+  }
+  ASSERT_TRUE(exit_code.has_value())
+      << "dtx-server waited for the request its caller gave up";
+  EXPECT_EQ(*exit_code, 0);
   // The saga is in the journal, for the next start.
   auto restarted = DtxServerProcess::Start(Config());
   ASSERT_OK(restarted);

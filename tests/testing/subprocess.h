@@ -41,6 +41,8 @@ class Subprocess {
   void Kill(int signal);
   // Waits for the child and returns its exit code (128 + signal if killed).
   int Wait();
+  // The same, or nullopt if the child is still running after `timeout`.
+  std::optional<int> WaitFor(std::chrono::milliseconds timeout);
   pid_t pid() const { return pid_; }
 
  private:

@@ -207,14 +207,14 @@ class CallReactor final : public grpc::ServerUnaryReactor {
   }
 
   // Both reactions are short and never block (a Finish that gRPC queues; a
-  // set's erase and a delete), so gRPC may run them on the thread that ends
-  // the call instead of handing each to its executor thread: for a call
-  // answered from the journal writer or a strand, that hand-off woke one
-  // more thread per request (the executor thread's CPU in a 2-s TCC run at
-  // 64 in flight: 0.17 s with it, 0.08-0.09 s without, the relay's share,
-  // whose gRPC default reactor is inlineable too; docs/architecture.md,
-  // Thread hops). gRPC marks this method as not API; should a later gRPC
-  // drop it, `override` stops the build, not the server.
+  // set's erase and a delete), so gRPC may run them on its callback thread
+  // that takes the call's last completion instead of handing each to its
+  // executor thread, one more thread woken per request (that thread's CPU in
+  // a 2-s TCC run at 64 in flight: 0.17 s with the hand-off, 0.08-0.09 s
+  // without, the relay's share, whose gRPC default reactor is inlineable
+  // too; docs/architecture.md, Thread hops). gRPC marks this method as not
+  // API; should a later gRPC drop it, `override` stops the build, not the
+  // server.
   bool InternalInlineable() override { return true; }
 
  private:

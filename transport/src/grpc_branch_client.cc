@@ -139,6 +139,15 @@ struct GrpcBranchClient::Impl {
   // Adds a call to `calls` (which Shutdown cancels); false once shut down.
   bool Track(CallState* call);
   void Untrack(CallState* call);
+  // A completion on gRPC's callback threads (Completions::
+  // kGrpcCallbackThreads): `call` leaves `calls`, so that Shutdown no longer
+  // cancels it, but Shutdown waits until its state is destroyed (Released),
+  // which drops its channel: a last grpc::Channel released after Shutdown
+  // returned could outlive the client (and would end gRPC's shared callback
+  // queue from one of its own threads). The own thread's completions need
+  // no count: Shutdown joins that thread.
+  void Releasing(CallState* call);
+  void Released();
   // `channel`: the one the call went on (a plaintext channel's error may
   // get a hint that the server wants TLS).
   static BranchResult ResultOf(const grpc::Status& status,
@@ -169,6 +178,7 @@ struct GrpcBranchClient::Impl {
   internal::CondVar calls_cv{&calls_mu};
   std::unordered_set<CallState*> calls DTX_GUARDED_BY(calls_mu);
   bool shut_down DTX_GUARDED_BY(calls_mu) = false;
+  std::size_t releasing DTX_GUARDED_BY(calls_mu) = 0;  // see Releasing
 
   // The asynchronous calls' completion queue and the one thread that takes
   // their completions (see Call). The thread waits in the queue only while
@@ -520,7 +530,18 @@ bool GrpcBranchClient::Impl::Track(CallState* call) {
 void GrpcBranchClient::Impl::Untrack(CallState* call) {
   MutexLock lock(&calls_mu);
   calls.erase(call);
-  if (calls.empty()) calls_cv.SignalAll();
+  if (calls.empty() && releasing == 0) calls_cv.SignalAll();
+}
+
+void GrpcBranchClient::Impl::Releasing(CallState* call) {
+  MutexLock lock(&calls_mu);
+  calls.erase(call);
+  ++releasing;
+}
+
+void GrpcBranchClient::Impl::Released() {
+  MutexLock lock(&calls_mu);
+  if (--releasing == 0 && calls.empty()) calls_cv.SignalAll();
 }
 
 BranchResult GrpcBranchClient::Impl::ResultOf(const grpc::Status& status,
@@ -575,7 +596,9 @@ void GrpcBranchClient::Call(BranchRequest request, Executor executor,
           std::unique_ptr<Impl::CallState> owned(raw);
           impl.Finish(owned->executor, owned->done,
                       Impl::ResultOf(status, owned->response, *owned->channel));
-          impl.Untrack(raw);
+          impl.Releasing(raw);
+          owned.reset();
+          impl.Released();  // the last use of `impl`
         });
     return;
   }
@@ -618,7 +641,7 @@ void GrpcBranchClient::Shutdown() {
     for (auto* call : impl_->calls) call->context.TryCancel();
     impl_->calls_cv.Wait(&impl_->calls_mu, [this] {
       impl_->calls_mu.AssertHeld();
-      return impl_->calls.empty();
+      return impl_->calls.empty() && impl_->releasing == 0;
     });
   }
   impl_->StopPoller();
