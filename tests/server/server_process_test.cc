@@ -120,6 +120,18 @@ class ServerProcessTest : public ::testing::Test {
     return busi_->address() + method;
   }
 
+  // Starts dtx-server again on the journal and expects `gid` there,
+  // submitted (to be resumed), then kills it.
+  void ExpectSubmittedAfterARestart(const std::string& gid) {
+    auto restarted = DtxServerProcess::Start(Config());
+    ASSERT_OK(restarted);
+    auto again = Connect((*restarted)->address());
+    ASSERT_OK_AND_ASSIGN(auto t, again->Query(gid));
+    EXPECT_EQ(t.trans.status, TransStatus::kSubmitted);
+    (*restarted)->Kill(SIGKILL);
+    (*restarted)->Wait();
+  }
+
   TempDir dir_;
   std::unique_ptr<BranchTestServer> busi_;
 };
@@ -360,13 +372,7 @@ TEST_F(ServerProcessTest, SigtermEndsRequestsStillRunningAfterTheGrace) {
   client.join();
   EXPECT_THAT(submitted, StatusIs(StatusCode::kUnavailable, "shutdown grace"));
   // The saga is still in the journal, to be resumed by the next start.
-  auto restarted = DtxServerProcess::Start(Config());
-  ASSERT_OK(restarted);
-  auto again = Connect((*restarted)->address());
-  ASSERT_OK_AND_ASSIGN(auto t, again->Query("stuck"));
-  EXPECT_EQ(t.trans.status, TransStatus::kSubmitted);
-  (*restarted)->Kill(SIGKILL);
-  (*restarted)->Wait();
+  ExpectSubmittedAfterARestart("stuck");
 }
 
 // A caller that gives up on a request waiting for the coordinator (its
@@ -408,13 +414,7 @@ TEST_F(ServerProcessTest, ACallerThatGivesUpIsNotWaitedForAtShutdown) {
       << "dtx-server waited for the request its caller gave up";
   EXPECT_EQ(*exit_code, 0);
   // The saga is in the journal, for the next start.
-  auto restarted = DtxServerProcess::Start(Config());
-  ASSERT_OK(restarted);
-  auto again = Connect((*restarted)->address());
-  ASSERT_OK_AND_ASSIGN(auto t, again->Query("given-up"));
-  EXPECT_EQ(t.trans.status, TransStatus::kSubmitted);
-  (*restarted)->Kill(SIGKILL);
-  (*restarted)->Wait();
+  ExpectSubmittedAfterARestart("given-up");
 }
 
 TEST_F(ServerProcessTest, BadConfigurationIsAClearStartupError) {
